@@ -1,0 +1,338 @@
+package tlsconfig
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/grafana/dskit/flagext"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Client authentication modes, named as in the guide and crypto/tls.
+var clientAuthModes = map[string]tls.ClientAuthType{
+	"NoClientCert":               tls.NoClientCert,
+	"RequestClientCert":          tls.RequestClientCert,
+	"RequireAnyClientCert":       tls.RequireAnyClientCert,
+	"VerifyClientCertIfGiven":    tls.VerifyClientCertIfGiven,
+	"RequireAndVerifyClientCert": tls.RequireAndVerifyClientCert,
+}
+
+// ClientAuthNames lists the valid -server.*-tls-client-auth values.
+const ClientAuthNames = "NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"
+
+// ServerConfig is the TLS configuration of one server (HTTP or gRPC). Its
+// YAML names follow Cortex's http_tls_config and grpc_tls_config blocks.
+type ServerConfig struct {
+	CertPath           string                 `yaml:"cert_file"`
+	KeyPath            string                 `yaml:"key_file"`
+	ClientAuth         string                 `yaml:"client_auth_type"`
+	CAPath             string                 `yaml:"client_ca_file"`
+	AllowedClientNames flagext.StringSliceCSV `yaml:"allowed_client_names"`
+}
+
+// RegisterFlagsWithPrefix registers -<prefix>-tls-cert-path and its siblings;
+// prefix is "server.http" or "server.grpc".
+func (c *ServerConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
+	kind := "HTTP"
+	if strings.HasSuffix(prefix, "grpc") {
+		kind = "gRPC"
+	}
+	f.StringVar(&c.CertPath, prefix+"-tls-cert-path", "", "Path to the TLS certificate of the "+kind+" server. Setting it turns TLS on.")
+	f.StringVar(&c.KeyPath, prefix+"-tls-key-path", "", "Path to the TLS private key of the "+kind+" server.")
+	f.StringVar(&c.ClientAuth, prefix+"-tls-client-auth", "", "Client certificate policy of the "+kind+" server: "+ClientAuthNames+". Empty means RequireAndVerifyClientCert when a CA path is given, NoClientCert otherwise.")
+	f.StringVar(&c.CAPath, prefix+"-tls-ca-path", "", "Path to the CA bundle that client certificates of the "+kind+" server must chain to.")
+	f.Var(&c.AllowedClientNames, prefix+"-tls-allowed-client-names", "Comma-separated client identities the "+kind+" server accepts, matched against the client certificate's DNS names (or its Common Name when it has none). Empty accepts any certificate the CA signed.")
+}
+
+// ServerOptions hold the settings shared by a process's servers.
+type ServerOptions struct {
+	MinVersion       string        `yaml:"tls_min_version"`
+	CipherSuites     string        `yaml:"tls_cipher_suites"`
+	HandshakeTimeout time.Duration `yaml:"tls_handshake_timeout"`
+}
+
+// RegisterFlags registers -server.tls-min-version and its siblings.
+func (o *ServerOptions) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&o.MinVersion, "server.tls-min-version", "VersionTLS12", "Lowest TLS version the servers accept: VersionTLS12 or VersionTLS13.")
+	f.StringVar(&o.CipherSuites, "server.tls-cipher-suites", "", "Comma-separated TLS 1.2 cipher suites the servers accept (Go names). Empty means ECDHE with AES-GCM or ChaCha20-Poly1305 only; suites Go deems insecure must be named to be used.")
+	f.DurationVar(&o.HandshakeTimeout, "server.tls-handshake-timeout", 10*time.Second, "Time a client has to complete the TLS handshake.")
+}
+
+// Server is the live TLS setup of one server: current certificate and client
+// CAs, peer checks, and handshake diagnostics.
+type Server struct {
+	name    string // "http" or "grpc", for metrics and messages
+	prefix  string // "server.http"
+	cfg     ServerConfig
+	auth    tls.ClientAuthType
+	keyPair *KeyPair
+	caPool  *CAPool
+	min     uint16
+	ciphers []uint16
+	timeout time.Duration
+	logger  *slog.Logger
+
+	handshakes prometheus.Counter
+	failures   *prometheus.CounterVec
+	logOnce    *onceLogger
+}
+
+// NewServer validates cfg and loads its files. It returns nil, nil when the
+// server is configured for plaintext.
+func NewServer(name, prefix string, cfg ServerConfig, opts ServerOptions, l *Loader) (*Server, error) {
+	if cfg.CertPath == "" && cfg.KeyPath == "" {
+		for flagName, v := range map[string]string{"client-auth": cfg.ClientAuth, "ca-path": cfg.CAPath, "allowed-client-names": cfg.AllowedClientNames.String()} {
+			if v != "" {
+				return nil, fmt.Errorf("-%s-tls-%s is set but TLS is off on this server: also set -%s-tls-cert-path and -%s-tls-key-path", prefix, flagName, prefix, prefix)
+			}
+		}
+		return nil, nil
+	}
+	s := &Server{name: name, prefix: prefix, cfg: cfg, timeout: opts.HandshakeTimeout, logger: l.logger.With("server", name)}
+	if s.timeout <= 0 {
+		s.timeout = 10 * time.Second
+	}
+	var err error
+	if s.auth, err = parseClientAuth(prefix, cfg); err != nil {
+		return nil, err
+	}
+	var insecure bool
+	if s.min, insecure, err = ParseMinVersion("server.tls-min-version", opts.MinVersion); err != nil {
+		return nil, err
+	}
+	if insecure {
+		s.logger.Warn("-server.tls-min-version allows TLS versions older than 1.2, which are insecure", "value", opts.MinVersion)
+	}
+	var weak []string
+	if s.ciphers, weak, err = ParseCipherSuites("server.tls-cipher-suites", opts.CipherSuites); err != nil {
+		return nil, err
+	}
+	if len(weak) > 0 {
+		s.logger.Warn("-server.tls-cipher-suites names insecure cipher suites", "suites", strings.Join(weak, ","))
+	}
+	if s.keyPair, err = l.KeyPair(prefix+"-tls-cert-path", cfg.CertPath, prefix+"-tls-key-path", cfg.KeyPath); err != nil {
+		return nil, err
+	}
+	if leaf := s.keyPair.Certificate().Leaf; !hasSANExtension(leaf) {
+		s.logger.Warn(fmt.Sprintf("-%s-tls-cert-path=%s has no subjectAltName; clients of this project accept it through the legacy Common Name fallback (CN=%q, loopback addresses match \"localhost\"), other TLS clients will refuse it. Reissue it with SANs: `cortex certs generate -dns <names> -ip <addresses>`",
+			prefix, cfg.CertPath, leaf.Subject.CommonName), "flag", prefix+"-tls-cert-path", "path", cfg.CertPath)
+	}
+	if cfg.CAPath != "" {
+		if s.caPool, err = l.CAPool(prefix+"-tls-ca-path", cfg.CAPath); err != nil {
+			return nil, err
+		}
+	}
+	s.handshakes = l.metrics.serverHandshakes.WithLabelValues(name)
+	s.failures = l.metrics.handshakeFailures
+	s.logOnce = newOnceLogger(10 * time.Minute)
+	return s, nil
+}
+
+func parseClientAuth(prefix string, cfg ServerConfig) (tls.ClientAuthType, error) {
+	flagName := prefix + "-tls-client-auth"
+	mode := cfg.ClientAuth
+	if mode == "" {
+		// A CA given without a mode means the operator wants client
+		// certificates checked: do that rather than silently ignore the CA.
+		mode = "NoClientCert"
+		if cfg.CAPath != "" {
+			mode = "RequireAndVerifyClientCert"
+		}
+	}
+	auth, ok := clientAuthModes[mode]
+	if !ok {
+		return 0, fmt.Errorf("-%s=%q is not a client auth mode; valid values: %s", flagName, cfg.ClientAuth, ClientAuthNames)
+	}
+	verifies := auth == tls.VerifyClientCertIfGiven || auth == tls.RequireAndVerifyClientCert
+	if verifies && cfg.CAPath == "" {
+		return 0, fmt.Errorf("-%s=%s verifies client certificates but -%s-tls-ca-path is empty: give the CA bundle that signed the clients' certificates", flagName, mode, prefix)
+	}
+	if !verifies && cfg.CAPath != "" {
+		return 0, fmt.Errorf("-%s-tls-ca-path is set but -%s=%s never verifies client certificates: use RequireAndVerifyClientCert (or VerifyClientCertIfGiven), or drop the CA path", prefix, flagName, mode)
+	}
+	if !verifies && len(cfg.AllowedClientNames) > 0 {
+		return 0, fmt.Errorf("-%s-tls-allowed-client-names needs verified client certificates, but -%s=%s does not verify them: use RequireAndVerifyClientCert", prefix, flagName, mode)
+	}
+	return auth, nil
+}
+
+// ClientAuth returns the client certificate policy in force.
+func (s *Server) ClientAuth() tls.ClientAuthType { return s.auth }
+
+// config returns the tls.Config for one handshake, built from the material in
+// use at that moment so that reloaded files apply to the next connection.
+func (s *Server) config(nextProtos []string) *tls.Config {
+	cfg := &tls.Config{
+		MinVersion:   s.min,
+		CipherSuites: s.ciphers,
+		Certificates: []tls.Certificate{*s.keyPair.Certificate()},
+		ClientAuth:   s.auth,
+		NextProtos:   nextProtos,
+	}
+	if s.caPool != nil {
+		cfg.ClientCAs = s.caPool.Pool()
+		// A resumed session would skip checking the client against the
+		// current CA bundle; full handshakes keep CA rotation honest.
+		cfg.SessionTicketsDisabled = true
+	}
+	if len(s.cfg.AllowedClientNames) > 0 {
+		cfg.VerifyConnection = s.checkAllowedName
+	}
+	return cfg
+}
+
+// Handshake runs the server side of a TLS handshake on a new connection,
+// counting and explaining any failure.
+func (s *Server) Handshake(raw net.Conn, nextProtos []string) (*tls.Conn, error) {
+	conn := tls.Server(raw, s.config(nextProtos))
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		f := s.classify(raw.RemoteAddr().String(), err)
+		s.failures.WithLabelValues(s.name, f.reason).Inc()
+		if f.answer != "" {
+			_ = raw.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = raw.Write([]byte(f.answer))
+		}
+		s.logOnce.log(s.logger, f, raw.RemoteAddr())
+		_ = raw.Close()
+		return nil, &HandshakeError{Reason: f.reason, Message: f.message, Err: err}
+	}
+	s.handshakes.Inc()
+	return conn, nil
+}
+
+// HandshakeError is a refused or failed server handshake.
+type HandshakeError struct {
+	Reason  string // the metric's reason label
+	Message string // for the operator
+	Err     error
+}
+
+func (e *HandshakeError) Error() string { return e.Message }
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// notAllowedError is a verified client whose names are not on the allow-list.
+type notAllowedError struct{ names []string }
+
+func (e *notAllowedError) Error() string {
+	return fmt.Sprintf("client certificate names %q are not on the allowed list", e.names)
+}
+
+func (s *Server) checkAllowedName(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil // VerifyClientCertIfGiven and no certificate given
+	}
+	names := PeerNames(cs.PeerCertificates[0])
+	for _, n := range names {
+		for _, allowed := range s.cfg.AllowedClientNames {
+			if matchName(allowed, n) {
+				return nil
+			}
+		}
+	}
+	return &notAllowedError{names: names}
+}
+
+// matchName matches a name against an allow-list entry, which may start with
+// "*." to match one leftmost label.
+func matchName(pattern, name string) bool {
+	pattern, name = strings.ToLower(pattern), strings.ToLower(name)
+	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
+		i := strings.IndexByte(name, '.')
+		return i > 0 && name[i+1:] == rest
+	}
+	return pattern == name
+}
+
+// failure is a classified handshake failure.
+type failure struct {
+	reason  string
+	message string
+	level   slog.Level
+	answer  string // bytes written back in plaintext before closing, if any
+}
+
+func (s *Server) authFlag() string {
+	mode := s.cfg.ClientAuth
+	if mode == "" {
+		mode = "RequireAndVerifyClientCert (the default with a CA path)"
+	}
+	return fmt.Sprintf("-%s-tls-client-auth=%s", s.prefix, mode)
+}
+
+// classify turns a handshake error into a metric reason and an explanation.
+func (s *Server) classify(peer string, err error) failure {
+	msg := err.Error()
+	var rh tls.RecordHeaderError
+	var cve *tls.CertificateVerificationError
+	var na *notAllowedError
+	switch {
+	case errors.As(err, &rh):
+		hdr := string(rh.RecordHeader[:])
+		if looksLikeHTTP(hdr) {
+			if hdr == "PRI *" {
+				return failure{"plaintext", fmt.Sprintf("client at %s sent plaintext HTTP/2 (likely a gRPC client without TLS) to this TLS port; turn TLS on in that client (its -<prefix>.tls-* flags)", peer), slog.LevelWarn, ""}
+			}
+			return failure{"plaintext", fmt.Sprintf("client at %s sent a plaintext HTTP request to this TLS port; use https://", peer), slog.LevelWarn,
+				"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"}
+		}
+		return failure{"not_tls", fmt.Sprintf("client at %s does not speak TLS (first bytes %q)", peer, rh.RecordHeader[:]), slog.LevelWarn, ""}
+	case errors.As(err, &na):
+		return failure{"name_not_allowed", fmt.Sprintf("client at %s presented a valid certificate for %q, which is not in -%s-tls-allowed-client-names=%s", peer, na.names, s.prefix, s.cfg.AllowedClientNames.String()), slog.LevelWarn, ""}
+	case strings.Contains(msg, "didn't provide a certificate"):
+		return failure{"no_client_certificate", fmt.Sprintf("client at %s presented no certificate; this server requires one (%s)", peer, s.authFlag()), slog.LevelWarn, ""}
+	case errors.As(err, &cve):
+		return s.classifyCertificate(peer, cve)
+	case strings.Contains(msg, "remote error"):
+		return failure{"client_rejected_server_certificate", fmt.Sprintf("client at %s refused this server's certificate (%s); the client's CA (its -<prefix>.tls-ca-path) must hold the CA that signed -%s-tls-cert-path=%s, and the certificate must name the host the client dials", peer, msg, s.prefix, s.cfg.CertPath), slog.LevelWarn, ""}
+	case strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "protocol version"):
+		return failure{"protocol_version", fmt.Sprintf("client at %s offered only TLS versions below -server.tls-min-version=%s", peer, VersionName(s.min)), slog.LevelWarn, ""}
+	case strings.Contains(msg, "no cipher suite"):
+		return failure{"no_shared_cipher", fmt.Sprintf("client at %s shares no cipher suite with -server.tls-cipher-suites", peer), slog.LevelWarn, ""}
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return failure{"timeout", fmt.Sprintf("client at %s did not finish the TLS handshake within %s", peer, s.timeout), slog.LevelDebug, ""}
+	case isEOF(err):
+		return failure{"closed", fmt.Sprintf("client at %s closed the connection during the TLS handshake", peer), slog.LevelDebug, ""}
+	default:
+		return failure{"other", fmt.Sprintf("TLS handshake with client at %s failed: %s", peer, msg), slog.LevelWarn, ""}
+	}
+}
+
+func (s *Server) classifyCertificate(peer string, cve *tls.CertificateVerificationError) failure {
+	who := ""
+	if len(cve.UnverifiedCertificates) > 0 {
+		who = fmt.Sprintf(" (CN=%q)", cve.UnverifiedCertificates[0].Subject.CommonName)
+	}
+	var ua x509.UnknownAuthorityError
+	var inv x509.CertificateInvalidError
+	switch {
+	case errors.As(cve.Err, &ua):
+		issuer := ""
+		if len(cve.UnverifiedCertificates) > 0 {
+			issuer = fmt.Sprintf(" issued by %q", cve.UnverifiedCertificates[0].Issuer.CommonName)
+		}
+		return failure{"unknown_authority", fmt.Sprintf("client at %s%s presented a certificate%s, which no CA in -%s-tls-ca-path=%s signed", peer, who, issuer, s.prefix, s.cfg.CAPath), slog.LevelWarn, ""}
+	case errors.As(cve.Err, &inv) && inv.Reason == x509.Expired:
+		return failure{"expired_certificate", fmt.Sprintf("client at %s%s presented a certificate outside its validity period: %s", peer, who, cve.Err), slog.LevelWarn, ""}
+	default:
+		return failure{"bad_certificate", fmt.Sprintf("client at %s%s presented a certificate that failed verification: %s", peer, who, cve.Err), slog.LevelWarn, ""}
+	}
+}
+
+func looksLikeHTTP(hdr string) bool {
+	for _, m := range []string{"GET /", "HEAD ", "POST ", "PUT /", "DELET", "OPTIO", "PATCH", "CONNE", "PRI *"} {
+		if hdr == m {
+			return true
+		}
+	}
+	return false
+}

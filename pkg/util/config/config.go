@@ -1,0 +1,109 @@
+// Package config loads a Cortex-style configuration: flag defaults, then a
+// YAML file, then command-line flags, in increasing order of precedence.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	fileFlag      = "config.file"
+	expandEnvFlag = "config.expand-env"
+)
+
+// Registerer is implemented by the root config.
+type Registerer interface{ RegisterFlags(f *flag.FlagSet) }
+
+// Load fills cfg from its flag defaults, then the YAML file named by
+// -config.file (if any), then args, so command-line flags override the file.
+// It registers -config.file and -config.expand-env on fs itself.
+func Load(fs *flag.FlagSet, args []string, cfg Registerer) error {
+	var file string
+	var expandEnv bool
+	cfg.RegisterFlags(fs)
+	fs.StringVar(&file, fileFlag, "", "YAML configuration file to load; command-line flags override it.")
+	fs.BoolVar(&expandEnv, expandEnvFlag, false, "Expand ${VAR} and $VAR in the configuration file from the environment.")
+
+	// The file must be read before fs.Parse so flags win over it, but
+	// finding -config.file needs the flag package's own syntax rules (which
+	// flags are boolean, "-f v" vs "-f=v"). So dry-run the args against a copy
+	// of fs whose other flags discard their values. On any syntax error
+	// (unknown flag, -help, ...) skip the file and let fs.Parse report it.
+	if err := dryRun(fs, args, &file, &expandEnv); err != nil {
+		if perr := fs.Parse(args); perr != nil {
+			return perr
+		}
+		return err
+	}
+	if file != "" {
+		if err := loadFile(file, expandEnv, cfg); err != nil {
+			return err
+		}
+	}
+	return fs.Parse(args)
+}
+
+func dryRun(fs *flag.FlagSet, args []string, file *string, expandEnv *bool) error {
+	dry := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	dry.SetOutput(io.Discard)
+	dry.Usage = func() {}
+	fs.VisitAll(func(f *flag.Flag) {
+		switch f.Name {
+		case fileFlag:
+			dry.StringVar(file, f.Name, "", "")
+		case expandEnvFlag:
+			dry.BoolVar(expandEnv, f.Name, false, "")
+		default:
+			bf, ok := f.Value.(interface{ IsBoolFlag() bool })
+			dry.Var(discard{ok && bf.IsBoolFlag()}, f.Name, "")
+		}
+	})
+	return dry.Parse(args)
+}
+
+// discard accepts any value; it stands in for real flags during the dry run.
+type discard struct{ isBool bool }
+
+func (discard) String() string     { return "" }
+func (discard) Set(string) error   { return nil }
+func (d discard) IsBoolFlag() bool { return d.isBool }
+
+func loadFile(path string, expandEnv bool, cfg any) error {
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading -%s: %w", fileFlag, err)
+	}
+	if expandEnv {
+		buf = []byte(os.ExpandEnv(string(buf)))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(buf))
+	dec.KnownFields(true)
+	// Decoding over cfg keeps the flag defaults for keys the file omits.
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parsing -%s %q: %w", fileFlag, path, err)
+	}
+	return nil
+}
+
+// Dump returns cfg as YAML. Secrets are masked because flagext.Secret
+// marshals non-empty values as "********", so the output is safe to log or
+// serve but does not round-trip them.
+func Dump(cfg any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("marshalling config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("marshalling config: %w", err)
+	}
+	return b.Bytes(), nil
+}
