@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -203,7 +204,7 @@ func (s *Server) Handshake(raw net.Conn, nextProtos []string) (*tls.Conn, error)
 			_, _ = raw.Write([]byte(f.answer))
 		}
 		s.logOnce.log(s.logger, f, raw.RemoteAddr())
-		_ = raw.Close()
+		lingerClose(raw)
 		return nil, &HandshakeError{Reason: f.reason, Message: f.message, Err: err}
 	}
 	s.handshakes.Inc()
@@ -335,4 +336,18 @@ func looksLikeHTTP(hdr string) bool {
 		}
 	}
 	return false
+}
+
+// lingerClose closes a refused connection so the client can read why. Under
+// TLS 1.3 the client has finished its handshake and may already be sending
+// data when the server refuses its certificate; closing with that data unread
+// makes the kernel send a reset that can destroy the alert in flight. So
+// half-close, drain briefly, then close.
+func lingerClose(raw net.Conn) {
+	if tc, ok := raw.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = raw.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(raw, 1<<16))
+	}
+	_ = raw.Close()
 }

@@ -1,0 +1,77 @@
+// Command cortex runs any Cortex component (-target), or `cortex certs
+// generate` to create a private CA and component certificates.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/cortex"
+	"github.com/cortex-tls/cortex/pkg/util/config"
+	"github.com/cortex-tls/cortex/pkg/util/logging"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "certs" {
+		os.Exit(certgen.Command(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var cfg cortex.Config
+	fs := flag.NewFlagSet("cortex", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	printVersion := fs.Bool("version", false, "Print the version and exit.")
+	fs.Usage = func() {
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "Usage: cortex [flags]\n       cortex certs generate [flags]   (create a CA and certificates; -h for its flags)\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := config.Load(fs, args, &cfg); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	if *printVersion {
+		fmt.Fprintln(stdout, "cortex", version())
+		return 0
+	}
+	logger, err := logging.New(cfg.Server.LogLevel, cfg.Server.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	t, err := cortex.New(cfg, logger)
+	if err != nil {
+		// Plain text, not a log line: the operator must read this one as is.
+		fmt.Fprintln(stderr, "cortex: startup failed:", err)
+		return 1
+	}
+	logger.Info("starting cortex", "version", version(), "target", cfg.Target.String())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := t.Run(ctx); err != nil {
+		logger.Error("cortex stopped with an error: " + err.Error())
+		return 1
+	}
+	logger.Info("cortex stopped")
+	return 0
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

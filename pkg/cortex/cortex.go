@@ -1,0 +1,182 @@
+// Package cortex wires the configured components of one process together:
+// the shared servers and TLS loader, and the modules -target selects.
+package cortex
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/modules"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cortex-tls/cortex/pkg/server"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/config"
+)
+
+// Config is the root configuration; its YAML mirrors the flags.
+type Config struct {
+	Target            flagext.StringSliceCSV `yaml:"target"`
+	TLSReloadInterval time.Duration          `yaml:"tls_reload_interval"`
+	Server            server.Config          `yaml:"server"`
+}
+
+// RegisterFlags registers every flag of the process.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Target = []string{All}
+	f.Var(&c.Target, "target", "Comma-separated components to run in this process. 'all' runs every component.")
+	f.DurationVar(&c.TLSReloadInterval, "tls.reload-interval", 10*time.Second, "How often every TLS certificate, key and CA file of the process is checked for changes and reloaded. 0 disables reloading.")
+	c.Server.RegisterFlags(f)
+}
+
+// Cortex is one running process.
+type Cortex struct {
+	Cfg      Config
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	TLS      *tlsconfig.Loader
+	Server   *server.Server
+
+	modules  *modules.Manager
+	services map[string]services.Service
+}
+
+// New validates cfg, loads every certificate and binds the listeners: any
+// problem is reported here, before anything starts serving.
+func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	t := &Cortex{Cfg: cfg, Logger: logger, Registry: reg, TLS: tlsconfig.NewLoader(logger, reg)}
+	t.modules = modules.NewManager(kitLogger{logger})
+	t.registerModules()
+	for _, target := range cfg.Target {
+		if !t.modules.IsTargetableModule(target) {
+			return nil, fmt.Errorf("-target=%s: unknown component %q; valid values: %s", cfg.Target.String(), target, strings.Join(t.modules.UserVisibleModuleNames(), ", "))
+		}
+	}
+	svcs, err := t.modules.InitModuleServices(cfg.Target...)
+	if err != nil {
+		return nil, err
+	}
+	t.services = svcs
+	return t, nil
+}
+
+// Run starts the modules and serves until ctx ends (SIGTERM) or a module
+// fails, then stops everything in dependency order.
+func (t *Cortex) Run(ctx context.Context) error {
+	svcs := make([]services.Service, 0, len(t.services))
+	for _, s := range t.services {
+		svcs = append(svcs, s)
+	}
+	sm, err := services.NewManager(svcs...)
+	if err != nil {
+		return err
+	}
+	t.Server.SetReadiness(func() error { return readiness(sm) })
+	if err := sm.StartAsync(context.Background()); err != nil {
+		return err
+	}
+	failed := make(chan error, 1)
+	sm.AddListener(services.NewManagerListener(nil, nil, func(s services.Service) {
+		select {
+		case failed <- s.FailureCase():
+		default:
+		}
+	}))
+	var runErr error
+	select {
+	case <-ctx.Done():
+		t.Logger.Info("shutting down")
+	case runErr = <-failed:
+		t.Logger.Error("a module failed, shutting down", "err", runErr)
+	}
+	sm.StopAsync()
+	stopCtx, cancel := context.WithTimeout(context.Background(), t.Cfg.Server.GracefulShutdownTimeout+10*time.Second)
+	defer cancel()
+	if err := sm.AwaitStopped(stopCtx); err != nil {
+		return fmt.Errorf("stopping: %w", err)
+	}
+	if runErr == nil {
+		for name, s := range t.services {
+			if err := s.FailureCase(); err != nil && !errors.Is(err, modules.ErrStopProcess) {
+				runErr = fmt.Errorf("module %s: %w", name, err)
+			}
+		}
+	}
+	return runErr
+}
+
+func readiness(sm *services.Manager) error {
+	if sm.IsHealthy() {
+		return nil
+	}
+	var waiting []string
+	for state, svcs := range sm.ServicesByState() {
+		if state != services.Running {
+			waiting = append(waiting, fmt.Sprintf("%d %s", len(svcs), strings.ToLower(state.String())))
+		}
+	}
+	slices.Sort(waiting)
+	return fmt.Errorf("modules not running: %s", strings.Join(waiting, ", "))
+}
+
+func (t *Cortex) serveConfig(w http.ResponseWriter, _ *http.Request) {
+	out, err := config.Dump(&t.Cfg)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
+	_, _ = w.Write(out)
+}
+
+func (t *Cortex) serveServices(w http.ResponseWriter, _ *http.Request) {
+	names := make([]string, 0, len(t.services))
+	for n := range t.services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, n := range names {
+		fmt.Fprintf(w, "%s: %s\n", n, t.services[n].State())
+	}
+}
+
+// kitLogger lets dskit, which logs through go-kit, log through slog.
+type kitLogger struct{ l *slog.Logger }
+
+func (k kitLogger) Log(kv ...any) error {
+	level, msg := slog.LevelInfo, ""
+	var attrs []any
+	for i := 0; i+1 < len(kv); i += 2 {
+		key := fmt.Sprint(kv[i])
+		switch key {
+		case "level":
+			_ = level.UnmarshalText([]byte(fmt.Sprint(kv[i+1])))
+		case "msg":
+			msg = fmt.Sprint(kv[i+1])
+		default:
+			attrs = append(attrs, key, kv[i+1])
+		}
+	}
+	k.l.Log(context.Background(), level, msg, attrs...)
+	return nil
+}
+
+func (t *Cortex) handleCommon() {
+	t.Server.HTTP.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry}))
+	t.Server.HTTP.HandleFunc("GET /config", t.serveConfig)
+	t.Server.HTTP.HandleFunc("GET /services", t.serveServices)
+}

@@ -1,0 +1,266 @@
+// Package server runs the HTTP and gRPC servers every Cortex process has,
+// with TLS from pkg/tlsconfig, the probe endpoints, and graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/grafana/dskit/services"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+)
+
+// Config holds the server flags, -server.*, with Cortex's YAML names.
+type Config struct {
+	HTTPListenAddress   string `yaml:"http_listen_address"`
+	HTTPListenPort      int    `yaml:"http_listen_port"`
+	GRPCListenAddress   string `yaml:"grpc_listen_address"`
+	GRPCListenPort      int    `yaml:"grpc_listen_port"`
+	HealthListenAddress string `yaml:"health_listen_address"`
+	HealthListenPort    int    `yaml:"health_listen_port"`
+
+	HTTPTLS tlsconfig.ServerConfig  `yaml:"http_tls_config"`
+	GRPCTLS tlsconfig.ServerConfig  `yaml:"grpc_tls_config"`
+	TLS     tlsconfig.ServerOptions `yaml:",inline"`
+
+	HTTPReadTimeout         time.Duration `yaml:"http_server_read_timeout"`
+	HTTPWriteTimeout        time.Duration `yaml:"http_server_write_timeout"`
+	HTTPIdleTimeout         time.Duration `yaml:"http_server_idle_timeout"`
+	GRPCMaxRecvMsgSize      int           `yaml:"grpc_server_max_recv_msg_size"`
+	GRPCMaxSendMsgSize      int           `yaml:"grpc_server_max_send_msg_size"`
+	GRPCMaxConcurrentStream uint          `yaml:"grpc_server_max_concurrent_streams"`
+	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
+
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+}
+
+// RegisterFlags registers the -server.* and -log.* flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.HTTPListenAddress, "server.http-listen-address", "", "HTTP server listen address. Empty means every interface.")
+	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 9009, "HTTP server listen port.")
+	f.StringVar(&c.GRPCListenAddress, "server.grpc-listen-address", "", "gRPC server listen address. Empty means every interface.")
+	f.IntVar(&c.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC server listen port.")
+	f.StringVar(&c.HealthListenAddress, "server.health-listen-address", "", "Listen address of the plain-HTTP probe server, which serves only /ready and /healthz, for probes that cannot present a client certificate.")
+	f.IntVar(&c.HealthListenPort, "server.health-listen-port", 0, "Listen port of the plain-HTTP probe server. 0 turns it off.")
+	c.HTTPTLS.RegisterFlagsWithPrefix("server.http", f)
+	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc", f)
+	c.TLS.RegisterFlags(f)
+	f.DurationVar(&c.HTTPReadTimeout, "server.http-read-timeout", 30*time.Second, "Read timeout for HTTP requests.")
+	f.DurationVar(&c.HTTPWriteTimeout, "server.http-write-timeout", 30*time.Second, "Write timeout for HTTP responses.")
+	f.DurationVar(&c.HTTPIdleTimeout, "server.http-idle-timeout", 120*time.Second, "Idle timeout of HTTP keep-alive connections.")
+	f.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size-bytes", 100<<20, "Largest gRPC message the server accepts.")
+	f.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message the server sends.")
+	f.UintVar(&c.GRPCMaxConcurrentStream, "server.grpc-max-concurrent-streams", 100, "Concurrent streams per gRPC connection.")
+	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "Time in-flight requests get to finish on shutdown.")
+	f.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
+	f.StringVar(&c.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+}
+
+// Server is a process's HTTP and gRPC servers. Components add routes to HTTP
+// and services to GRPC before the server starts.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+
+	HTTP   *http.ServeMux
+	GRPC   *grpc.Server
+	Health *health.Server
+
+	httpServer   *http.Server
+	healthServer *http.Server
+	httpLis      net.Listener
+	grpcLis      net.Listener
+	healthLis    net.Listener
+
+	mu    sync.Mutex
+	ready func() error
+}
+
+// New validates the TLS settings, loads the certificates and binds the
+// listeners, so a busy port or a bad certificate fails at startup.
+func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, error) {
+	httpTLS, err := tlsconfig.NewServer("http", "server.http", cfg.HTTPTLS, cfg.TLS, loader)
+	if err != nil {
+		return nil, err
+	}
+	grpcTLS, err := tlsconfig.NewServer("grpc", "server.grpc", cfg.GRPCTLS, cfg.TLS, loader)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Server{cfg: cfg, logger: logger, HTTP: http.NewServeMux(), Health: health.NewServer()}
+	s.ready = func() error { return errors.New("starting") }
+	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvMsgSize),
+		grpc.MaxSendMsgSize(cfg.GRPCMaxSendMsgSize),
+		grpc.MaxConcurrentStreams(uint32(cfg.GRPCMaxConcurrentStream)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if grpcTLS != nil {
+		opts = append(opts, grpc.Creds(grpcTLS.GRPCCredentials()))
+	}
+	s.GRPC = grpc.NewServer(opts...)
+	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+
+	if s.httpLis, err = listen("server.http-listen", cfg.HTTPListenAddress, cfg.HTTPListenPort); err != nil {
+		return nil, err
+	}
+	if s.grpcLis, err = listen("server.grpc-listen", cfg.GRPCListenAddress, cfg.GRPCListenPort); err != nil {
+		s.httpLis.Close()
+		return nil, err
+	}
+	if httpTLS != nil {
+		s.httpLis = httpTLS.Listener(s.httpLis, []string{"h2", "http/1.1"})
+	}
+	if cfg.HealthListenPort != 0 {
+		if s.healthLis, err = listen("server.health-listen", cfg.HealthListenAddress, cfg.HealthListenPort); err != nil {
+			s.httpLis.Close()
+			s.grpcLis.Close()
+			return nil, err
+		}
+	}
+
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	s.httpServer = &http.Server{
+		Handler:           s.HTTP,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		ReadHeaderTimeout: cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		ErrorLog:          errLog,
+	}
+	s.HTTP.HandleFunc("GET /ready", s.serveReady)
+	s.HTTP.HandleFunc("GET /healthz", serveHealthz)
+	if s.healthLis != nil {
+		probes := http.NewServeMux()
+		probes.HandleFunc("GET /ready", s.serveReady)
+		probes.HandleFunc("GET /healthz", serveHealthz)
+		s.healthServer = &http.Server{Handler: probes, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	}
+	return s, nil
+}
+
+func listen(flagPrefix, address string, port int) (net.Listener, error) {
+	addr := net.JoinHostPort(address, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-%s-address=%q -%s-port=%d: %w", flagPrefix, address, flagPrefix, port, err)
+	}
+	return l, nil
+}
+
+// HTTPAddr, GRPCAddr and HealthAddr return the bound addresses.
+func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
+func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
+func (s *Server) HealthAddr() net.Addr {
+	if s.healthLis == nil {
+		return nil
+	}
+	return s.healthLis.Addr()
+}
+
+// SetReadiness sets the check behind /ready and the gRPC health service.
+func (s *Server) SetReadiness(ready func() error) {
+	s.mu.Lock()
+	s.ready = ready
+	s.mu.Unlock()
+}
+
+func (s *Server) readiness() error {
+	s.mu.Lock()
+	ready := s.ready
+	s.mu.Unlock()
+	err := ready()
+	if err == nil {
+		s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	} else {
+		s.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	return err
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if err := s.readiness(); err != nil {
+		http.Error(w, "Not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func serveHealthz(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }
+
+// Service returns the server's lifecycle: serving from start until stopped,
+// then draining in-flight requests within the graceful shutdown timeout.
+func (s *Server) Service() services.Service {
+	return services.NewBasicService(nil, s.serve, s.shutdown)
+}
+
+func (s *Server) serve(ctx context.Context) error {
+	errs := make(chan error, 3)
+	go func() { errs <- ignoreClosed(s.httpServer.Serve(s.httpLis)) }()
+	go func() { errs <- ignoreClosed(s.GRPC.Serve(s.grpcLis)) }()
+	if s.healthServer != nil {
+		go func() { errs <- ignoreClosed(s.healthServer.Serve(s.healthLis)) }()
+	}
+	s.logger.Info("server listening", "http", s.HTTPAddr().String(), "grpc", s.GRPCAddr().String())
+	// Keep the gRPC health status current for clients that only watch it.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		_ = s.readiness()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			if err != nil {
+				return fmt.Errorf("server stopped serving: %w", err)
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) shutdown(_ error) error {
+	s.Health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.GracefulShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		s.GRPC.GracefulStop()
+		close(done)
+	}()
+	err := s.httpServer.Shutdown(ctx)
+	if s.healthServer != nil {
+		_ = s.healthServer.Shutdown(ctx)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.logger.Warn("graceful shutdown timed out, closing remaining gRPC streams", "timeout", s.cfg.GracefulShutdownTimeout)
+		s.GRPC.Stop()
+	}
+	return err
+}
+
+func ignoreClosed(err error) error {
+	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
