@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
@@ -142,6 +143,19 @@ func TestMutualTLSBinary(t *testing.T) {
 	code, body = get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+p.httpAddr()+"/ready")
 	if code != 400 || !strings.Contains(body, "HTTP request to an HTTPS server") {
 		t.Fatalf("plain HTTP to the TLS port: %d %q", code, body)
+	}
+
+	// A plaintext gRPC client is told the port requires TLS.
+	conn, err := grpc.NewClient(p.grpcAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	cancel()
+	conn.Close()
+	if err == nil || !strings.Contains(err.Error(), "this port requires TLS") {
+		t.Fatalf("plaintext gRPC to the TLS port: got %v, want an error saying the port requires TLS", err)
 	}
 
 	// The probe listener serves /ready and /healthz without TLS, nothing else.

@@ -30,6 +30,7 @@ type Loader struct {
 
 	mu      sync.Mutex
 	sources []source
+	warned  map[string]time.Time // expiry warnings given, by flag and serial
 }
 
 type source interface {
@@ -41,7 +42,7 @@ type source interface {
 
 // NewLoader returns a Loader; its metrics go to reg (nil for none).
 func NewLoader(logger *slog.Logger, reg prometheus.Registerer) *Loader {
-	l := &Loader{logger: logger, now: time.Now}
+	l := &Loader{logger: logger, now: time.Now, warned: map[string]time.Time{}}
 	l.metrics = newMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(expiryCollector{l})
@@ -73,6 +74,10 @@ func (l *Loader) Reload() {
 	l.mu.Unlock()
 	for _, s := range sources {
 		s.reload()
+		flag, path, certs := s.certificates()
+		for _, c := range certs {
+			l.warnExpiry(flag, path, c)
+		}
 	}
 }
 
@@ -236,8 +241,28 @@ func (p *CAPool) reload() {
 	}
 }
 
+// warnExpiry logs a certificate that expired or expires soon, at most once a
+// day per certificate, so a long-running process keeps reminding.
 func (l *Loader) warnExpiry(flag, path string, c *x509.Certificate) {
-	left := c.NotAfter.Sub(l.now())
+	now := l.now()
+	left := c.NotAfter.Sub(now)
+	if left >= ExpiryWarning {
+		return
+	}
+	key := flag + "\x00" + c.SerialNumber.String()
+	l.mu.Lock()
+	if last, ok := l.warned[key]; ok && now.Sub(last) < 24*time.Hour {
+		l.mu.Unlock()
+		return
+	}
+	l.warned[key] = now
+	l.mu.Unlock()
+	if left <= 0 {
+		// Only a CA bundle gets here: it stays usable while one CA is valid.
+		l.logger.Warn(fmt.Sprintf("-%s=%s: CA certificate %q expired on %s; remove it from the bundle",
+			flag, path, c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339)), "flag", flag, "path", path)
+		return
+	}
 	if left > 0 && left < ExpiryWarning {
 		l.logger.Warn(fmt.Sprintf("-%s=%s: certificate %q expires in %d days; issue a new one before %s",
 			flag, path, c.Subject.CommonName, int(left.Hours()/24), c.NotAfter.UTC().Format(time.RFC3339)),

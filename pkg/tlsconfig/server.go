@@ -281,7 +281,8 @@ func (s *Server) classify(peer string, err error) failure {
 		hdr := string(rh.RecordHeader[:])
 		if looksLikeHTTP(hdr) {
 			if hdr == "PRI *" {
-				return failure{"plaintext", fmt.Sprintf("client at %s sent plaintext HTTP/2 (likely a gRPC client without TLS) to this TLS port; turn TLS on in that client (its -<prefix>.tls-* flags)", peer), slog.LevelWarn, ""}
+				return failure{"plaintext", fmt.Sprintf("client at %s sent plaintext HTTP/2 (likely a gRPC client without TLS) to this TLS port; turn TLS on in that client (its -<prefix>.tls-* flags)", peer), slog.LevelWarn,
+					http2GoAway("this port requires TLS: the client must use TLS (for Cortex, set its -<prefix>.tls-* flags)")}
 			}
 			return failure{"plaintext", fmt.Sprintf("client at %s sent a plaintext HTTP request to this TLS port; use https://", peer), slog.LevelWarn,
 				"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"}
@@ -350,4 +351,17 @@ func lingerClose(raw net.Conn) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(raw, 1<<16))
 	}
 	_ = raw.Close()
+}
+
+// http2GoAway encodes an empty SETTINGS frame and a GOAWAY frame carrying
+// msg. A plaintext gRPC client reads them as a server preface followed by a
+// refusal, and reports msg as the GOAWAY's debug data instead of a bare
+// "error reading server preface: EOF". The last stream ID is the largest so
+// that the client fails its call with that message rather than draining.
+func http2GoAway(msg string) string {
+	settings := []byte{0, 0, 0, 0x4, 0, 0, 0, 0, 0}
+	payload := append([]byte{0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0x1}, msg...) // PROTOCOL_ERROR
+	n := len(payload)
+	goAway := append([]byte{byte(n >> 16), byte(n >> 8), byte(n), 0x7, 0, 0, 0, 0, 0}, payload...)
+	return string(settings) + string(goAway)
 }
