@@ -43,7 +43,7 @@ func (c *ClientConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.StringVar(&c.CAPath, prefix+".tls-ca-path", "", "Path to the CA bundle the server's certificate must chain to. Empty means the system's CAs.")
 	f.StringVar(&c.ServerName, prefix+".tls-server-name", "", "Name to verify the server's certificate against, instead of the host dialled.")
 	f.BoolVar(&c.InsecureSkipVerify, prefix+".tls-insecure-skip-verify", false, "Skip verifying the server's certificate. Insecure: for debugging only.")
-	f.StringVar(&c.MinVersion, prefix+".tls-min-version", "VersionTLS12", "Lowest TLS version this client accepts: VersionTLS12 or VersionTLS13.")
+	f.StringVar(&c.MinVersion, prefix+".tls-min-version", "VersionTLS12", "Lowest TLS version this client accepts: VersionTLS12 or VersionTLS13 (VersionTLS10 and VersionTLS11 are accepted with a warning: insecure).")
 	f.StringVar(&c.CipherSuites, prefix+".tls-cipher-suites", "", "Comma-separated TLS 1.2 cipher suites this client offers (Go names). Empty means ECDHE with AES-GCM or ChaCha20-Poly1305 only.")
 	f.BoolVar(&c.CommonNameFallback, prefix+".tls-common-name-fallback", true, "Accept a server certificate that has no subjectAltName extension at all when its Common Name matches the host dialled (a loopback address matches \"localhost\"), as OpenSSL and curl do. Lets the guide's openssl certificates work; the chain is still verified.")
 }
@@ -64,6 +64,9 @@ type Client struct {
 	ciphers []uint16
 	logger  *slog.Logger
 	cache   tls.ClientSessionCache
+	// maxVersion caps the TLS version offered; 0 means crypto/tls's default.
+	// Not a flag: tests use it to exercise the TLS 1.2 handshake paths.
+	maxVersion uint16
 
 	ok, failed prometheus.Counter
 	warned     sync.Map // server name + serial -> struct{}, for the Common Name fallback warning
@@ -126,6 +129,7 @@ func (c *Client) Config(serverName string, nextProtos []string) *tls.Config {
 		VerifyConnection:     c.verifyServer(serverName),
 		GetClientCertificate: c.clientCertificate,
 		MinVersion:           c.min,
+		MaxVersion:           c.maxVersion,
 		CipherSuites:         c.ciphers,
 		NextProtos:           nextProtos,
 		ClientSessionCache:   c.cache,
@@ -288,7 +292,7 @@ func (c *Client) explain(addr string, err error) error {
 	case strings.Contains(msg, "remote error: tls: expired certificate"):
 		return &ClientError{Err: err, Message: fmt.Sprintf("-%s: server at %s refused %s as expired or not yet valid; issue a new one", c.prefix, addr, cert)}
 	case strings.Contains(msg, "remote error: tls: bad certificate"):
-		return &ClientError{Err: err, Message: fmt.Sprintf("-%s: server at %s refused %s (is its name on the server's -server.*-tls-allowed-client-names?)", c.prefix, addr, cert)}
+		return &ClientError{Err: err, Message: fmt.Sprintf("-%s: server at %s refused %s: its names may be missing from the server's -server.*-tls-allowed-client-names, or the certificate lacks the clientAuth extended key usage", c.prefix, addr, cert)}
 	case strings.Contains(msg, "remote error"):
 		return &ClientError{Err: err, Message: fmt.Sprintf("-%s: server at %s ended the TLS handshake: %s", c.prefix, addr, msg)}
 	}

@@ -56,6 +56,9 @@ func ParseCipherSuites(flag, value string) (ids []uint16, insecure []string, err
 	unsafe := map[string]bool{}
 	var names []string
 	for _, s := range tls.CipherSuites() {
+		if !slices.Contains(s.SupportedVersions, tls.VersionTLS12) {
+			continue // TLS 1.3 suites are not configurable
+		}
 		known[s.Name] = s.ID
 		names = append(names, s.Name)
 	}

@@ -2,6 +2,7 @@ package tlsconfig
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grafana/dskit/flagext"
@@ -62,7 +64,7 @@ type ServerOptions struct {
 
 // RegisterFlags registers -server.tls-min-version and its siblings.
 func (o *ServerOptions) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&o.MinVersion, "server.tls-min-version", "VersionTLS12", "Lowest TLS version the servers accept: VersionTLS12 or VersionTLS13.")
+	f.StringVar(&o.MinVersion, "server.tls-min-version", "VersionTLS12", "Lowest TLS version the servers accept: VersionTLS12 or VersionTLS13 (VersionTLS10 and VersionTLS11 are accepted with a warning: insecure).")
 	f.StringVar(&o.CipherSuites, "server.tls-cipher-suites", "", "Comma-separated TLS 1.2 cipher suites the servers accept (Go names). Empty means ECDHE with AES-GCM or ChaCha20-Poly1305 only; suites Go deems insecure must be named to be used.")
 	f.DurationVar(&o.HandshakeTimeout, "server.tls-handshake-timeout", 10*time.Second, "Time a client has to complete the TLS handshake.")
 }
@@ -81,6 +83,7 @@ type Server struct {
 	timeout time.Duration
 	logger  *slog.Logger
 
+	tickets    ticketKeys
 	handshakes prometheus.Counter
 	failures   *prometheus.CounterVec
 	logOnce    *onceLogger
@@ -187,26 +190,59 @@ func (s *Server) config(nextProtos []string) *tls.Config {
 	if len(s.cfg.AllowedClientNames) > 0 {
 		cfg.VerifyConnection = s.checkAllowedName
 	}
+	if !cfg.SessionTicketsDisabled {
+		// Each handshake gets a fresh Config; shared keys let clients resume.
+		cfg.SetSessionTicketKeys(s.tickets.keys(time.Now()))
+	}
 	return cfg
+}
+
+// ticketKeys are the server's session ticket keys, rotated daily: new
+// tickets use the newest key, and the previous one still decrypts.
+type ticketKeys struct {
+	mu      sync.Mutex
+	current [][32]byte
+	created time.Time
+}
+
+func (t *ticketKeys) keys(now time.Time) [][32]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.current == nil || now.Sub(t.created) > 24*time.Hour {
+		var k [32]byte
+		_, _ = rand.Read(k[:])
+		t.current = append([][32]byte{k}, t.current...)
+		if len(t.current) > 2 {
+			t.current = t.current[:2]
+		}
+		t.created = now
+	}
+	return t.current
 }
 
 // Handshake runs the server side of a TLS handshake on a new connection,
 // counting and explaining any failure.
 func (s *Server) Handshake(raw net.Conn, nextProtos []string) (*tls.Conn, error) {
-	conn := tls.Server(raw, s.config(nextProtos))
+	rec := &recordingConn{Conn: raw, recording: true}
+	conn := tls.Server(rec, s.config(nextProtos))
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	if err := conn.HandshakeContext(ctx); err != nil {
 		f := s.classify(raw.RemoteAddr().String(), err)
 		s.failures.WithLabelValues(s.name, f.reason).Inc()
-		if f.answer != "" {
+		var rh tls.RecordHeaderError
+		switch {
+		case f.answer != "":
 			_ = raw.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = raw.Write([]byte(f.answer))
+		case errors.As(err, &rh) && string(rh.RecordHeader[:]) == "PRI *" && !rec.truncated:
+			refusePlaintextGRPC(raw, rec.rec, 2*time.Second)
 		}
 		s.logOnce.log(s.logger, f, raw.RemoteAddr())
 		lingerClose(raw)
 		return nil, &HandshakeError{Reason: f.reason, Message: f.message, Err: err}
 	}
+	rec.stop()
 	s.handshakes.Inc()
 	return conn, nil
 }
@@ -281,8 +317,7 @@ func (s *Server) classify(peer string, err error) failure {
 		hdr := string(rh.RecordHeader[:])
 		if looksLikeHTTP(hdr) {
 			if hdr == "PRI *" {
-				return failure{"plaintext", fmt.Sprintf("client at %s sent plaintext HTTP/2 (likely a gRPC client without TLS) to this TLS port; turn TLS on in that client (its -<prefix>.tls-* flags)", peer), slog.LevelWarn,
-					http2GoAway("this port requires TLS: the client must use TLS (for Cortex, set its -<prefix>.tls-* flags)")}
+				return failure{"plaintext", fmt.Sprintf("client at %s sent plaintext HTTP/2 (likely a gRPC client without TLS) to this TLS port; turn TLS on in that client (its -<prefix>.tls-* flags)", peer), slog.LevelWarn, ""}
 			}
 			return failure{"plaintext", fmt.Sprintf("client at %s sent a plaintext HTTP request to this TLS port; use https://", peer), slog.LevelWarn,
 				"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"}
@@ -296,6 +331,10 @@ func (s *Server) classify(peer string, err error) failure {
 		return s.classifyCertificate(peer, cve)
 	case strings.Contains(msg, "remote error"):
 		return failure{"client_rejected_server_certificate", fmt.Sprintf("client at %s refused this server's certificate (%s); the client's CA (its -<prefix>.tls-ca-path) must hold the CA that signed -%s-tls-cert-path=%s, and the certificate must name the host the client dials", peer, msg, s.prefix, s.cfg.CertPath), slog.LevelWarn, ""}
+	case strings.Contains(msg, "bad record MAC"):
+		// OpenSSL clients that refuse the server's certificate under TLS 1.3
+		// abort in a way Go reads as a bad record rather than an alert.
+		return failure{"client_aborted", fmt.Sprintf("client at %s aborted the handshake (%s); most often it refused this server's certificate: its CA (e.g. curl --cacert) must hold the CA that signed -%s-tls-cert-path=%s, and the certificate must name the host it dials", peer, msg, s.prefix, s.cfg.CertPath), slog.LevelWarn, ""}
 	case strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "protocol version"):
 		return failure{"protocol_version", fmt.Sprintf("client at %s offered only TLS versions below -server.tls-min-version=%s", peer, VersionName(s.min)), slog.LevelWarn, ""}
 	case strings.Contains(msg, "no cipher suite"):
@@ -351,17 +390,4 @@ func lingerClose(raw net.Conn) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(raw, 1<<16))
 	}
 	_ = raw.Close()
-}
-
-// http2GoAway encodes an empty SETTINGS frame and a GOAWAY frame carrying
-// msg. A plaintext gRPC client reads them as a server preface followed by a
-// refusal, and reports msg as the GOAWAY's debug data instead of a bare
-// "error reading server preface: EOF". The last stream ID is the largest so
-// that the client fails its call with that message rather than draining.
-func http2GoAway(msg string) string {
-	settings := []byte{0, 0, 0, 0x4, 0, 0, 0, 0, 0}
-	payload := append([]byte{0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0x1}, msg...) // PROTOCOL_ERROR
-	n := len(payload)
-	goAway := append([]byte{byte(n >> 16), byte(n >> 8), byte(n), 0x7, 0, 0, 0, 0, 0}, payload...)
-	return string(settings) + string(goAway)
 }
