@@ -23,6 +23,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/config"
+	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 )
 
 // Config is the root configuration; its YAML mirrors the flags.
@@ -58,7 +59,7 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	t := &Cortex{Cfg: cfg, Logger: logger, Registry: reg, TLS: tlsconfig.NewLoader(logger, reg)}
-	t.modules = modules.NewManager(kitLogger{logger})
+	t.modules = modules.NewManager(kitlog.New(logger))
 	t.registerModules()
 	for _, target := range cfg.Target {
 		if !t.modules.IsTargetableModule(target) {
@@ -152,27 +153,6 @@ func (t *Cortex) serveServices(w http.ResponseWriter, _ *http.Request) {
 	for _, n := range names {
 		fmt.Fprintf(w, "%s: %s\n", n, t.services[n].State())
 	}
-}
-
-// kitLogger lets dskit, which logs through go-kit, log through slog.
-type kitLogger struct{ l *slog.Logger }
-
-func (k kitLogger) Log(kv ...any) error {
-	level, msg := slog.LevelInfo, ""
-	var attrs []any
-	for i := 0; i+1 < len(kv); i += 2 {
-		key := fmt.Sprint(kv[i])
-		switch key {
-		case "level":
-			_ = level.UnmarshalText([]byte(fmt.Sprint(kv[i+1])))
-		case "msg":
-			msg = fmt.Sprint(kv[i+1])
-		default:
-			attrs = append(attrs, key, kv[i+1])
-		}
-	}
-	k.l.Log(context.Background(), level, msg, attrs...)
-	return nil
 }
 
 func (t *Cortex) handleCommon() {

@@ -20,7 +20,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
 
 // Config holds the server flags, -server.*, with Cortex's YAML names.
@@ -111,7 +113,9 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, er
 		grpc.MaxSendMsgSize(cfg.GRPCMaxSendMsgSize),
 		grpc.MaxConcurrentStreams(uint32(cfg.GRPCMaxConcurrentStream)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.ForceServerCodecV2(grpccodec.Codec{}),
 	}
+	opts = append(opts, tenant.ServerInterceptors()...)
 	if grpcTLS != nil {
 		opts = append(opts, grpc.Creds(grpcTLS.GRPCCredentials()))
 	}

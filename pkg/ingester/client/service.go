@@ -1,0 +1,162 @@
+package client
+
+import (
+	"context"
+
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
+)
+
+// ServiceName is the ingester's gRPC service.
+const ServiceName = "cortex.Ingester"
+
+// IngesterServer is the ingester's gRPC API. The tenant travels in the
+// request metadata (X-Scope-OrgID), as in Cortex.
+type IngesterServer interface {
+	// Push stores the series of a remote-write request.
+	Push(context.Context, *prompb.WriteRequest) (*PushResponse, error)
+	// QueryStream streams the samples and histograms of every series that
+	// matches the query's matchers within its time range.
+	QueryStream(*prompb.Query, QueryStreamServer) error
+	LabelNames(context.Context, *LabelNamesRequest) (*StringsResponse, error)
+	LabelValues(context.Context, *LabelValuesRequest) (*StringsResponse, error)
+	Series(context.Context, *SeriesRequest) (*SeriesResponse, error)
+	Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
+	UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error)
+}
+
+// QueryStreamServer sends query results in batches of series.
+type QueryStreamServer interface {
+	Send(*prompb.QueryResult) error
+	grpc.ServerStream
+}
+
+// IngesterClient calls an ingester.
+type IngesterClient interface {
+	Push(ctx context.Context, in *prompb.WriteRequest, opts ...grpc.CallOption) (*PushResponse, error)
+	QueryStream(ctx context.Context, in *prompb.Query, opts ...grpc.CallOption) (QueryStreamClient, error)
+	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*StringsResponse, error)
+	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*StringsResponse, error)
+	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error)
+	Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
+	UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error)
+}
+
+// QueryStreamClient receives query results until io.EOF.
+type QueryStreamClient interface {
+	Recv() (*prompb.QueryResult, error)
+	grpc.ClientStream
+}
+
+// RegisterIngesterServer registers srv on a gRPC server.
+func RegisterIngesterServer(s grpc.ServiceRegistrar, srv IngesterServer) {
+	s.RegisterService(&serviceDesc, srv)
+}
+
+// NewIngesterClient returns a client over cc.
+func NewIngesterClient(cc grpc.ClientConnInterface) IngesterClient { return &ingesterClient{cc} }
+
+type ingesterClient struct{ cc grpc.ClientConnInterface }
+
+func (c *ingesterClient) Push(ctx context.Context, in *prompb.WriteRequest, opts ...grpc.CallOption) (*PushResponse, error) {
+	out := new(PushResponse)
+	return out, c.cc.Invoke(ctx, "/"+ServiceName+"/Push", in, out, opts...)
+}
+
+func (c *ingesterClient) QueryStream(ctx context.Context, in *prompb.Query, opts ...grpc.CallOption) (QueryStreamClient, error) {
+	stream, err := c.cc.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/QueryStream", opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return &queryStreamClient{stream}, nil
+}
+
+type queryStreamClient struct{ grpc.ClientStream }
+
+func (c *queryStreamClient) Recv() (*prompb.QueryResult, error) {
+	m := new(prompb.QueryResult)
+	if err := c.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *ingesterClient) LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*StringsResponse, error) {
+	out := new(StringsResponse)
+	return out, c.cc.Invoke(ctx, "/"+ServiceName+"/LabelNames", in, out, opts...)
+}
+
+func (c *ingesterClient) LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*StringsResponse, error) {
+	out := new(StringsResponse)
+	return out, c.cc.Invoke(ctx, "/"+ServiceName+"/LabelValues", in, out, opts...)
+}
+
+func (c *ingesterClient) Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error) {
+	out := new(SeriesResponse)
+	return out, c.cc.Invoke(ctx, "/"+ServiceName+"/Series", in, out, opts...)
+}
+
+func (c *ingesterClient) Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error) {
+	out := new(MetadataResponse)
+	return out, c.cc.Invoke(ctx, "/"+ServiceName+"/Metadata", in, out, opts...)
+}
+
+func (c *ingesterClient) UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error) {
+	out := new(UserStatsResponse)
+	return out, c.cc.Invoke(ctx, "/"+ServiceName+"/UserStats", in, out, opts...)
+}
+
+// unary adapts a typed unary method to grpc's handler signature.
+func unary[Req any, Resp any](name string, call func(IngesterServer, context.Context, *Req) (*Resp, error)) grpc.MethodDesc {
+	return grpc.MethodDesc{
+		MethodName: name,
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			in := new(Req)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			if interceptor == nil {
+				return call(srv.(IngesterServer), ctx, in)
+			}
+			info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + ServiceName + "/" + name}
+			return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+				return call(srv.(IngesterServer), ctx, req.(*Req))
+			})
+		},
+	}
+}
+
+type queryStreamServer struct{ grpc.ServerStream }
+
+func (s *queryStreamServer) Send(m *prompb.QueryResult) error { return s.ServerStream.SendMsg(m) }
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: ServiceName,
+	HandlerType: (*IngesterServer)(nil),
+	Methods: []grpc.MethodDesc{
+		unary("Push", IngesterServer.Push),
+		unary("LabelNames", IngesterServer.LabelNames),
+		unary("LabelValues", IngesterServer.LabelValues),
+		unary("Series", IngesterServer.Series),
+		unary("Metadata", IngesterServer.Metadata),
+		unary("UserStats", IngesterServer.UserStats),
+	},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "QueryStream",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			in := new(prompb.Query)
+			if err := stream.RecvMsg(in); err != nil {
+				return err
+			}
+			return srv.(IngesterServer).QueryStream(in, &queryStreamServer{stream})
+		},
+	}},
+	Metadata: "ingester.proto",
+}

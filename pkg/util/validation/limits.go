@@ -1,0 +1,149 @@
+// Package validation holds the per-tenant limits: defaults from flags,
+// overrides per tenant from the runtime configuration file, which is
+// reloaded without a restart.
+package validation
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Limits are the limits of one tenant. YAML names follow Cortex's limits block.
+type Limits struct {
+	IngestionRate           float64        `yaml:"ingestion_rate"`
+	IngestionBurstSize      int            `yaml:"ingestion_burst_size"`
+	MaxLabelNamesPerSeries  int            `yaml:"max_label_names_per_series"`
+	MaxLabelNameLength      int            `yaml:"max_label_name_length"`
+	MaxLabelValueLength     int            `yaml:"max_label_value_length"`
+	MaxMetadataLength       int            `yaml:"max_metadata_length"`
+	RejectOldSamples        bool           `yaml:"reject_old_samples"`
+	RejectOldSamplesMaxAge  model.Duration `yaml:"reject_old_samples_max_age"`
+	CreationGracePeriod     model.Duration `yaml:"creation_grace_period"`
+	EnforceMetricName       bool           `yaml:"enforce_metric_name"`
+	MaxSeriesPerUser        int            `yaml:"max_series_per_user"`
+	MaxSeriesPerMetric      int            `yaml:"max_series_per_metric"`
+	OutOfOrderTimeWindow    model.Duration `yaml:"out_of_order_time_window"`
+	MaxExemplars            int            `yaml:"max_exemplars"`
+	MaxSeriesPerQuery       int            `yaml:"max_series_per_query"`
+	MaxFetchedSamplesPerQry int            `yaml:"max_fetched_samples_per_query"`
+}
+
+// RegisterFlags registers the defaults that apply to every tenant.
+func (l *Limits) RegisterFlags(f *flag.FlagSet) {
+	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 25000, "Per-tenant ingestion rate limit in samples per second.")
+	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 50000, "Per-tenant burst size, in samples, allowed above the ingestion rate.")
+	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Maximum number of label names per series.")
+	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Maximum length accepted for label names.")
+	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Maximum length accepted for label values.")
+	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024, "Maximum length accepted for metric metadata (name, help, unit).")
+	f.BoolVar(&l.RejectOldSamples, "validation.reject-old-samples", false, "Reject samples older than -validation.reject-old-samples.max-age.")
+	_ = l.RejectOldSamplesMaxAge.Set("14d")
+	f.Var(&l.RejectOldSamplesMaxAge, "validation.reject-old-samples.max-age", "Maximum age of accepted samples when -validation.reject-old-samples is set.")
+	_ = l.CreationGracePeriod.Set("10m")
+	f.Var(&l.CreationGracePeriod, "validation.create-grace-period", "How far in the future a sample's timestamp may be.")
+	f.BoolVar(&l.EnforceMetricName, "validation.enforce-metric-name", true, "Reject series without a metric name.")
+	f.IntVar(&l.MaxSeriesPerUser, "ingester.max-series-per-user", 5000000, "Maximum active series per tenant, per ingester. 0 means unlimited.")
+	f.IntVar(&l.MaxSeriesPerMetric, "ingester.max-series-per-metric", 50000, "Maximum active series per metric name, per ingester. 0 means unlimited.")
+	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 refuses out-of-order samples.")
+	f.IntVar(&l.MaxExemplars, "ingester.max-exemplars", 100000, "Exemplars kept per tenant, per ingester. 0 turns exemplar storage off.")
+	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-series-per-query", 0, "Maximum series a query may touch. 0 means unlimited.")
+	f.IntVar(&l.MaxFetchedSamplesPerQry, "querier.max-fetched-samples-per-query", 0, "Maximum samples a query may fetch from ingesters. 0 means unlimited.")
+}
+
+// Validate checks limits that would make no sense.
+func (l *Limits) Validate() error {
+	if l.IngestionRate < 0 || l.IngestionBurstSize < 0 {
+		return errors.New("ingestion rate and burst size must not be negative")
+	}
+	if l.IngestionRate > 0 && float64(l.IngestionBurstSize) < 1 {
+		return errors.New("-distributor.ingestion-burst-size must be at least 1 when a rate limit is set")
+	}
+	return nil
+}
+
+// Overrides answers the limits of each tenant: the flag defaults, replaced
+// field by field by the tenant's block in the runtime configuration file.
+type Overrides struct {
+	defaults Limits
+	tenants  func() map[string]*Limits
+}
+
+// NewOverrides returns the limits for every tenant. tenants returns the
+// current per-tenant overrides (nil for none); it is called on every lookup
+// so a reloaded runtime file applies at once.
+func NewOverrides(defaults Limits, tenants func() map[string]*Limits) *Overrides {
+	if tenants == nil {
+		tenants = func() map[string]*Limits { return nil }
+	}
+	return &Overrides{defaults: defaults, tenants: tenants}
+}
+
+// For returns the limits of one tenant.
+func (o *Overrides) For(tenantID string) *Limits {
+	if l, ok := o.tenants()[tenantID]; ok && l != nil {
+		return l
+	}
+	return &o.defaults
+}
+
+// RuntimeConfig is the content of -runtime-config.file.
+type RuntimeConfig struct {
+	Overrides map[string]*Limits `yaml:"overrides"`
+}
+
+// Loader returns a runtime-config loader that starts every tenant's block
+// from defaults, so a block lists only what differs. Unknown fields are an
+// error naming the line, and a bad file keeps the last good one in use.
+func Loader(defaults Limits) func(r io.Reader) (any, error) {
+	return func(r io.Reader) (any, error) {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		var raw struct {
+			Overrides map[string]yaml.Node `yaml:"overrides"`
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("runtime config: %w", err)
+		}
+		cfg := &RuntimeConfig{Overrides: map[string]*Limits{}}
+		for tenantID, node := range raw.Overrides {
+			l := defaults
+			if err := decodeStrict(&node, &l); err != nil {
+				return nil, fmt.Errorf("runtime config: overrides for tenant %q: %w", tenantID, err)
+			}
+			if err := l.Validate(); err != nil {
+				return nil, fmt.Errorf("runtime config: overrides for tenant %q: %w", tenantID, err)
+			}
+			cfg.Overrides[tenantID] = &l
+		}
+		return cfg, nil
+	}
+}
+
+// decodeStrict decodes a YAML node refusing unknown fields, which
+// yaml.Node.Decode alone does not do.
+func decodeStrict(node *yaml.Node, into any) error {
+	out, err := yaml.Marshal(node)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Durations as time.Duration, for callers.
+func (l *Limits) OutOfOrderWindow() time.Duration { return time.Duration(l.OutOfOrderTimeWindow) }
