@@ -245,7 +245,7 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`-server.http-tls-client-auth="Always" is not a client auth mode; valid values: NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert`}},
 		{"verify without CA", []string{"-server.grpc-tls-cert-path=" + dir + "/server.crt", "-server.grpc-tls-key-path=" + dir + "/server.key", "-server.grpc-tls-client-auth=RequireAndVerifyClientCert"},
 			[]string{"-server.grpc-tls-client-auth=RequireAndVerifyClientCert verifies client certificates but -server.grpc-tls-ca-path is empty"}},
-		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: all`}},
+		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: all, distributor, ingester, querier`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,43 +14,97 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/modules"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/runtimeconfig"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cortex-tls/cortex/pkg/distributor"
+	"github.com/cortex-tls/cortex/pkg/ingester"
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/server"
+	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/config"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-// Config is the root configuration; its YAML mirrors the flags.
+// Config is the root configuration; its YAML mirrors the flags, with
+// Cortex's block names.
 type Config struct {
 	Target            flagext.StringSliceCSV `yaml:"target"`
+	AuthEnabled       bool                   `yaml:"auth_enabled"`
 	TLSReloadInterval time.Duration          `yaml:"tls_reload_interval"`
 	Server            server.Config          `yaml:"server"`
+	Distributor       distributor.Config     `yaml:"distributor"`
+	Querier           querier.Config         `yaml:"querier"`
+	IngesterClient    client.Config          `yaml:"ingester_client"`
+	Ingester          ingester.Config        `yaml:"ingester"`
+	BlocksStorage     BlocksStorageConfig    `yaml:"blocks_storage"`
+	Limits            validation.Limits      `yaml:"limits"`
+	RuntimeConfig     runtimeconfig.Config   `yaml:"runtime_config"`
+	MemberlistKV      memberlist.KVConfig    `yaml:"memberlist"`
 }
 
 // RegisterFlags registers every flag of the process.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components to run in this process. 'all' runs every component.")
+	f.Var(&c.Target, "target", "Comma-separated components to run in this process: distributor, ingester, querier, or all.")
+	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require X-Scope-OrgID on every request to name the tenant. When false, everything belongs to the tenant \""+tenant.DefaultTenant+"\".")
 	f.DurationVar(&c.TLSReloadInterval, "tls.reload-interval", 10*time.Second, "How often every TLS certificate, key and CA file of the process is checked for changes and reloaded. 0 disables reloading.")
 	c.Server.RegisterFlags(f)
+	c.Distributor.RegisterFlags(f)
+	c.Querier.RegisterFlags(f)
+	c.IngesterClient.RegisterFlags(f)
+	// A single process needs no KV service: default to the in-memory ring.
+	c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store = "inmemory"
+	c.Ingester.RegisterFlags(f, slog.Default())
+	c.BlocksStorage.TSDB.RegisterFlags(f)
+	c.Limits.RegisterFlags(f)
+	c.RuntimeConfig.RegisterFlags(f)
+	c.MemberlistKV.RegisterFlags(f)
+}
+
+// BlocksStorageConfig is Cortex's blocks_storage block: for now, the
+// ingesters' local TSDBs.
+type BlocksStorageConfig struct {
+	TSDB ingester.TSDBConfig `yaml:"tsdb"`
+}
+
+// Validate checks settings that only make sense together.
+func (c *Config) Validate() error {
+	store := c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store
+	if store == "inmemory" && !slices.Equal(c.Target, []string{All}) {
+		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", c.Target.String())
+	}
+	return nil
 }
 
 // Cortex is one running process.
 type Cortex struct {
-	Cfg      Config
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
-	TLS      *tlsconfig.Loader
-	Server   *server.Server
+	Cfg       Config
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry
+	TLS       *tlsconfig.Loader
+	Server    *server.Server
+	Overrides *validation.Overrides
+	Ring      *ring.Ring
 
-	modules  *modules.Manager
-	services map[string]services.Service
+	Ingester    *ingester.Ingester
+	Distributor *distributor.Distributor
+	Querier     *querier.Querier
+
+	modules       *modules.Manager
+	services      map[string]services.Service
+	runtimeConfig *runtimeconfig.Manager
+	ingesterTLS   *tlsconfig.Client
+	readyChecks   []func(context.Context) error
 }
 
 // New validates cfg, loads every certificate and binds the listeners: any
@@ -58,6 +112,11 @@ type Cortex struct {
 func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if rf := &cfg.Ingester.LifecyclerConfig.RingConfig.ReplicationFactor; cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store == "inmemory" && *rf > 1 {
+		// One process has one ingester, so it cannot keep more than one copy.
+		logger.Info("in-memory ring: one ingester, so replication factor 1", "flag_value", *rf)
+		*rf = 1
+	}
 	t := &Cortex{Cfg: cfg, Logger: logger, Registry: reg, TLS: tlsconfig.NewLoader(logger, reg)}
 	t.modules = modules.NewManager(kitlog.New(logger))
 	t.registerModules()
@@ -65,6 +124,9 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 		if !t.modules.IsTargetableModule(target) {
 			return nil, fmt.Errorf("-target=%s: unknown component %q; valid values: %s", cfg.Target.String(), target, strings.Join(t.modules.UserVisibleModuleNames(), ", "))
 		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	svcs, err := t.modules.InitModuleServices(cfg.Target...)
 	if err != nil {
@@ -85,7 +147,19 @@ func (t *Cortex) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t.Server.SetReadiness(func() error { return readiness(sm) })
+	t.Server.SetReadiness(func() error {
+		if err := readiness(sm); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, check := range t.readyChecks {
+			if err := check(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err := sm.StartAsync(context.Background()); err != nil {
 		return err
 	}

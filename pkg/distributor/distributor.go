@@ -1,0 +1,525 @@
+// Package distributor receives Prometheus remote-write requests, validates
+// them against each tenant's limits and writes every series to the
+// ingesters that own it on the ring, replicated and acknowledged by a
+// quorum.
+package distributor
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
+)
+
+// Config is the distributor's own configuration: -distributor.* flags that
+// are neither per-tenant limits (validation.Limits) nor ring settings.
+type Config struct {
+	MaxRecvMsgSize   int           `yaml:"max_recv_msg_size"`
+	RemoteTimeout    time.Duration `yaml:"remote_timeout"`
+	ShardByAllLabels bool          `yaml:"shard_by_all_labels"`
+}
+
+// RegisterFlags registers the -distributor.* flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both as received and once decompressed; larger ones get 413.")
+	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of a push to the ingesters.")
+	f.BoolVar(&c.ShardByAllLabels, "distributor.shard-by-all-labels", true, "Place each series on the ring by a hash of the tenant and all its labels. False places all series of a metric name on the same ingesters, which spreads load badly.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.MaxRecvMsgSize <= 0 || c.MaxRecvMsgSize > 1<<30 {
+		return fmt.Errorf("-distributor.max-recv-msg-size must be between 1 and 1073741824 (1 GiB), got %d", c.MaxRecvMsgSize)
+	}
+	if c.RemoteTimeout <= 0 {
+		return fmt.Errorf("-distributor.remote-timeout must be positive, got %s", c.RemoteTimeout)
+	}
+	return nil
+}
+
+// Distributor is the write path's entry point. Its service starts and stops
+// the pool of ingester connections.
+type Distributor struct {
+	services.Service
+
+	cfg         Config
+	limits      *validation.Overrides
+	ring        ring.ReadRing
+	pool        *client.Pool
+	logger      *slog.Logger
+	metrics     *metrics
+	subservices *services.Manager
+	watcher     *services.FailureWatcher
+	now         func() time.Time
+
+	tenants tenants
+
+	requests    sync.Pool // *pushRequest: decoded remote-write requests
+	batches     sync.Pool // *batch: per-push scratch
+	ingesterReq sync.Pool // *ingesterRequest
+}
+
+// New returns a distributor writing to the ingesters of the ring through
+// connections configured by clientCfg (-ingester.client.*); tls is nil for
+// plaintext. The caller runs the ring's own service.
+func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *validation.Overrides, ingesters ring.ReadRing, logger *slog.Logger, reg prometheus.Registerer) (*Distributor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if limits == nil || ingesters == nil {
+		return nil, errors.New("distributor: limits and ring are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Distributor{
+		cfg:     cfg,
+		limits:  limits,
+		ring:    ingesters,
+		pool:    client.NewPool(ingesters, clientCfg, tls, logger, reg, "distributor"),
+		logger:  logger,
+		metrics: newMetrics(reg),
+		now:     time.Now,
+		tenants: tenants{m: map[string]*tenantState{}},
+	}
+	var err error
+	if d.subservices, err = services.NewManager(d.pool); err != nil {
+		return nil, fmt.Errorf("distributor: %w", err)
+	}
+	d.watcher = services.NewFailureWatcher()
+	d.watcher.WatchManager(d.subservices)
+	d.Service = services.NewBasicService(d.starting, d.running, d.stopping)
+	return d, nil
+}
+
+func (d *Distributor) starting(ctx context.Context) error {
+	return services.StartManagerAndAwaitHealthy(ctx, d.subservices)
+}
+
+func (d *Distributor) running(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-d.watcher.Chan():
+			return fmt.Errorf("distributor subservice failed: %w", err)
+		case <-t.C:
+			d.evictIdle(d.now())
+		}
+	}
+}
+
+func (d *Distributor) stopping(error) error {
+	return services.StopManagerAndAwaitStopped(context.Background(), d.subservices)
+}
+
+// PushError is a push that failed, with the HTTP status it answers with.
+type PushError struct {
+	Code int
+	Msg  string
+	// RetryAfter, when set, is the Retry-After of a 429.
+	RetryAfter time.Duration
+}
+
+func (e *PushError) Error() string { return e.Msg }
+
+// writeStats are what a push wrote, for remote write 2.0's
+// X-Prometheus-Remote-Write-*-Written headers.
+type writeStats struct {
+	samples, histograms, exemplars int
+}
+
+// Push validates req against its tenant's limits and writes its valid part
+// to the ingesters. Invalid series, samples, exemplars and metadata are
+// counted and left out, and the answer is then a *PushError with code 400
+// naming the first of them. Push modifies req: labels get sorted and
+// invalid data removed. The tenant comes from ctx.
+func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error {
+	userID, err := tenant.ID(ctx)
+	if err != nil {
+		return &PushError{Code: http.StatusUnauthorized, Msg: "no tenant: " + err.Error()}
+	}
+	// Return only once no ingester call reads req any more: the caller
+	// owns it again.
+	done := make(chan struct{})
+	_, err = d.push(ctx, userID, req, &source{release: func() { close(done) }})
+	<-done
+	return err
+}
+
+// source is what comes with a request decoded from the wire.
+type source struct {
+	// raw is the decoded body and spans the bytes of each series in it
+	// (remote write 1.0 only): a series that validation left untouched is
+	// forwarded as the sender encoded it, not re-encoded.
+	raw   []byte
+	spans [][2]int32
+	// issues are the series a 2.0 request's decoding left out.
+	issues *seriesIssues
+	// release frees the request's memory; push calls it once no ingester
+	// call reads the request any more.
+	release func()
+}
+
+// batch is the scratch of one push: the ring key of every series and
+// metadata to write, each series encoded once for all its replicas, and
+// the request's metadata to write.
+type batch struct {
+	keys     []uint32
+	arena    []byte     // field-1 records of prompb.WriteRequest, one per series
+	records  [][2]int32 // each series' record in arena
+	metadata []int32
+}
+
+// push is Push with the request's source.
+func (d *Distributor) push(ctx context.Context, userID string, req *prompb.WriteRequest, src *source) (stats writeStats, err error) {
+	releaseNow := true
+	defer func() {
+		if releaseNow && src.release != nil {
+			src.release()
+		}
+	}()
+
+	now := d.now()
+	limits := d.limits.For(userID)
+	ts := d.tenant(userID, limits, now)
+	v := newValidator(limits, now)
+	if is := src.issues; is != nil && is.first != "" {
+		v.first = is.first
+		v.disc.samples[reasonInvalidLabel] += is.samples
+		v.disc.exemplars[reasonInvalidLabel] += is.exemplars
+	}
+
+	b, _ := d.batches.Get().(*batch)
+	if b == nil {
+		b = &batch{}
+	}
+	b.keys, b.arena, b.records, b.metadata = b.keys[:0], b.arena[:0], b.records[:0], b.metadata[:0]
+	putBatch := func() {
+		if cap(b.arena) <= maxPooledBytes {
+			d.batches.Put(b)
+		}
+	}
+	defer func() {
+		if releaseNow {
+			putBatch()
+		}
+	}()
+
+	// Validate, place every valid series on the ring and encode it.
+	var samplesIn, exemplarsIn, latest int64
+	latest = -1 << 63
+	userHash := shardByUser(userID)
+	for i := range req.Timeseries {
+		s := &req.Timeseries[i]
+		samplesIn += int64(len(s.Samples) + len(s.Histograms))
+		exemplarsIn += int64(len(s.Exemplars))
+		for _, smp := range s.Samples {
+			latest = max(latest, smp.Timestamp)
+		}
+		for j := range s.Histograms {
+			latest = max(latest, s.Histograms[j].Timestamp)
+		}
+		ok, modified := v.series(s)
+		if !ok {
+			continue
+		}
+		stats.samples += len(s.Samples)
+		stats.histograms += len(s.Histograms)
+		stats.exemplars += len(s.Exemplars)
+		b.keys = append(b.keys, d.seriesKey(userHash, s.Labels))
+		start := len(b.arena)
+		if src.spans != nil && !modified {
+			b.arena = appendRecord(b.arena, src.raw[src.spans[i][0]:src.spans[i][1]])
+		} else {
+			b.arena = appendSeries(b.arena, s)
+		}
+		b.records = append(b.records, [2]int32{int32(start), int32(len(b.arena))})
+	}
+	for i := range req.Metadata {
+		if v.metadata(&req.Metadata[i]) {
+			b.keys = append(b.keys, hashAdd32a(userHash, req.Metadata[i].MetricFamilyName))
+			b.metadata = append(b.metadata, int32(i))
+		}
+	}
+	ts.samplesIn.Add(float64(samplesIn))
+	ts.exemplarsIn.Add(float64(exemplarsIn))
+	ts.metadataIn.Add(float64(len(req.Metadata)))
+	if samplesIn > 0 {
+		ts.latestSeen.Set(float64(latest) / 1000)
+	}
+
+	var partial error
+	if v.first != "" {
+		partial = &PushError{Code: http.StatusBadRequest, Msg: v.first}
+	}
+	if len(b.keys) == 0 {
+		d.metrics.count(userID, &v.disc)
+		return writeStats{}, partial
+	}
+
+	// The rate limit counts what would be written, as Cortex does.
+	n := stats.samples + stats.histograms + stats.exemplars + len(b.metadata)
+	if ok, retry := ts.allow(now, n); !ok {
+		v.disc.samples[reasonRateLimited] += stats.samples + stats.histograms
+		v.disc.exemplars[reasonRateLimited] += stats.exemplars
+		v.disc.metadata[reasonRateLimited] += len(b.metadata)
+		d.metrics.count(userID, &v.disc)
+		return writeStats{}, &PushError{
+			Code:       http.StatusTooManyRequests,
+			Msg:        fmt.Sprintf("ingestion rate limit (%v) exceeded while adding %d samples and %d metadata", limits.IngestionRate, stats.samples+stats.histograms, len(b.metadata)),
+			RetryAfter: retry,
+		}
+	}
+	d.metrics.count(userID, &v.disc)
+	ts.samples.Add(float64(stats.samples + stats.histograms))
+	ts.exemplars.Add(float64(stats.exemplars))
+	ts.metadata.Add(float64(len(b.metadata)))
+
+	if d.ring.InstancesCount() == 0 {
+		return writeStats{}, &PushError{Code: http.StatusServiceUnavailable, Msg: "no ingesters in the ring: the write cannot be stored"}
+	}
+
+	// From here the ingester calls own the request's memory: DoBatch's
+	// cleanup runs once the last of them returned, which may be after the
+	// quorum answered.
+	releaseNow = false
+	fails := &failures{}
+	batchCtx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+	defer cancel()
+	// Ingester calls outlive the request: the replicas beyond the quorum
+	// still get the data after the client has its answer.
+	callCtx := context.WithoutCancel(ctx)
+	err = ring.DoBatchWithOptions(batchCtx, ring.WriteNoExtend, d.ring, b.keys, func(inst ring.InstanceDesc, idx []int) error {
+		err := d.send(callCtx, inst, req, b, idx)
+		if err != nil {
+			fails.add(inst, err)
+		}
+		return err
+	}, ring.DoBatchOptions{
+		Cleanup: func() {
+			putBatch()
+			if src.release != nil {
+				src.release()
+			}
+		},
+		IsClientError: isClientError,
+	})
+	if err != nil {
+		return writeStats{}, d.batchError(batchCtx, err, fails)
+	}
+	return stats, partial
+}
+
+// appendRecord appends an encoded series as a prompb.WriteRequest field.
+func appendRecord(dst, series []byte) []byte {
+	dst = append(dst, 0x0a) // field 1 (timeseries), length-delimited
+	dst = binary.AppendUvarint(dst, uint64(len(series)))
+	return append(dst, series...)
+}
+
+// appendSeries encodes a series as a prompb.WriteRequest field.
+func appendSeries(dst []byte, ts *prompb.TimeSeries) []byte {
+	n := ts.Size()
+	dst = append(dst, 0x0a)
+	dst = binary.AppendUvarint(dst, uint64(n))
+	dst = slices.Grow(dst, n)
+	if _, err := ts.MarshalToSizedBuffer(dst[len(dst) : len(dst)+n]); err != nil {
+		panic(err) // gogo's code fails only on a buffer of the wrong size
+	}
+	return dst[:len(dst)+n]
+}
+
+// seriesKey is the ring token of a series.
+func (d *Distributor) seriesKey(userHash uint32, ls []prompb.Label) uint32 {
+	if d.cfg.ShardByAllLabels {
+		return shardByAllLabels(userHash, ls)
+	}
+	name, _ := metricName(ls)
+	return hashAdd32a(userHash, name)
+}
+
+// ingesterRequest is one ingester's share of a push.
+type ingesterRequest struct {
+	prompb.WriteRequest
+	buf []byte
+}
+
+// send pushes one ingester's share of a request. Its series travel as
+// their encoded records in XXX_unrecognized, which gogo's Marshal writes
+// out verbatim: a record is a valid timeseries field, and encoding each
+// series once, or not at all, instead of once per replica, is the largest
+// saving of the write path. The request is therefore only meaningful
+// marshalled, as client.Conn's gRPC codec does.
+func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *prompb.WriteRequest, b *batch, idx []int) error {
+	c, err := d.pool.Get(inst.Addr)
+	if err != nil {
+		return err
+	}
+	ir, _ := d.ingesterReq.Get().(*ingesterRequest)
+	if ir == nil {
+		ir = &ingesterRequest{}
+	}
+	wr, nSeries, series := &ir.WriteRequest, len(b.records), 0
+	if len(idx) == len(b.keys) {
+		// This ingester gets everything: the arena is its request.
+		series = nSeries
+		wr.XXX_unrecognized = b.arena
+		for _, i := range idx[nSeries:] {
+			wr.Metadata = append(wr.Metadata, req.Metadata[b.metadata[i-nSeries]])
+		}
+	} else {
+		buf := ir.buf[:0]
+		for _, i := range idx {
+			if i < nSeries {
+				r := b.records[i]
+				buf = append(buf, b.arena[r[0]:r[1]]...)
+				series++
+			} else {
+				wr.Metadata = append(wr.Metadata, req.Metadata[b.metadata[i-nSeries]])
+			}
+		}
+		ir.buf = buf
+		wr.XXX_unrecognized = buf
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+	_, err = c.Push(ctx, wr)
+	cancel()
+
+	for _, kind := range [...]struct {
+		name string
+		n    int
+	}{{"samples", series}, {"metadata", len(wr.Metadata)}} {
+		if kind.n == 0 {
+			continue
+		}
+		d.metrics.ingesterAppends.WithLabelValues(inst.Addr, kind.name).Inc()
+		if err != nil {
+			st := "5xx"
+			if isClientError(err) {
+				st = "4xx"
+			}
+			d.metrics.ingesterAppendFailures.WithLabelValues(inst.Addr, kind.name, st).Inc()
+		}
+	}
+	// Drop the references into the request before pooling.
+	clear(wr.Metadata)
+	wr.Metadata, wr.XXX_unrecognized = wr.Metadata[:0], nil
+	if cap(ir.buf) <= maxPooledBytes {
+		d.ingesterReq.Put(ir)
+	}
+	return err
+}
+
+// isClientError tells the ingester answers that retrying cannot fix: the
+// data itself is refused. DoBatch answers with such an error when a quorum
+// of replicas gave one.
+func isClientError(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange, codes.AlreadyExists, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// failures records the ingesters that failed during one push.
+type failures struct {
+	mu   sync.Mutex
+	errs []string
+	down atomic.Bool // some ingester was unreachable or too slow
+}
+
+func (f *failures) add(inst ring.InstanceDesc, err error) {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		f.down.Store(true)
+	}
+	msg := err.Error()
+	if st, ok := status.FromError(err); ok {
+		msg = st.Code().String() + ": " + st.Message()
+	}
+	f.mu.Lock()
+	f.errs = append(f.errs, fmt.Sprintf("ingester %s (%s): %s", inst.Id, inst.Addr, msg))
+	f.mu.Unlock()
+}
+
+// batchError turns DoBatch's error into one answer: the ingesters' own
+// message for refused data (4xx), or which ingesters failed (5xx).
+func (d *Distributor) batchError(ctx context.Context, err error, f *failures) error {
+	if isClientError(err) {
+		code := http.StatusBadRequest
+		if status.Code(err) == codes.ResourceExhausted {
+			code = http.StatusTooManyRequests
+		}
+		return &PushError{Code: code, Msg: status.Convert(err).Message()}
+	}
+	rf := d.ring.ReplicationFactor()
+	if errors.Is(err, ring.ErrTooManyUnhealthyInstances) || errors.Is(err, ring.ErrEmptyRing) {
+		return &PushError{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf("cannot write: %v (replication factor %d needs %d healthy ingesters per series)", err, rf, rf/2+1)}
+	}
+	f.mu.Lock()
+	failed := strings.Join(f.errs, "; ")
+	n := len(f.errs)
+	f.mu.Unlock()
+	code := http.StatusInternalServerError
+	if f.down.Load() || ctx.Err() != nil {
+		code = http.StatusServiceUnavailable
+	}
+	msg := fmt.Sprintf("write not acknowledged by a quorum of ingesters (replication factor %d, quorum %d)", rf, rf/2+1)
+	if ctx.Err() != nil {
+		msg += fmt.Sprintf(" within -distributor.remote-timeout (%s)", d.cfg.RemoteTimeout)
+	}
+	if n > 0 {
+		msg += fmt.Sprintf(": %d failed: %s", n, failed)
+	}
+	return &PushError{Code: code, Msg: msg}
+}
+
+// fnv32a, written out so that hashing a series allocates nothing.
+const (
+	offset32 = 2166136261
+	prime32  = 16777619
+)
+
+func hashAdd32a(h uint32, s string) uint32 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= prime32
+	}
+	return h
+}
+
+func shardByUser(userID string) uint32 { return hashAdd32a(offset32, userID) }
+
+// shardByAllLabels hashes a tenant's hash with sorted labels, as Cortex's
+// ShardByAllLabels does (with fnv32a).
+func shardByAllLabels(userHash uint32, ls []prompb.Label) uint32 {
+	h := userHash
+	for _, l := range ls {
+		h = hashAdd32a(h, l.Name)
+		h = hashAdd32a(h, l.Value)
+	}
+	return h
+}

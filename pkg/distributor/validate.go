@@ -1,0 +1,308 @@
+package distributor
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/cortex-tls/cortex/pkg/util/validation"
+)
+
+const metricNameLabel = "__name__"
+
+// exemplarMaxLabelSetLength is OpenMetrics' limit on the combined length of
+// an exemplar's label names and values.
+const exemplarMaxLabelSetLength = 128
+
+// reason is why data was discarded: the reason label of the
+// cortex_discarded_{samples,exemplars,metadata}_total counters.
+type reason int
+
+const (
+	reasonMissingMetricName reason = iota
+	reasonInvalidMetricName
+	reasonMaxLabelNames
+	reasonInvalidLabel
+	reasonLabelNameTooLong
+	reasonLabelValueTooLong
+	reasonDuplicateLabelNames
+	reasonTooFarInFuture
+	reasonTooOld
+	reasonExemplarLabelsMissing
+	reasonExemplarLabelsTooLong
+	reasonExemplarTimestampInvalid
+	reasonMetricNameTooLong
+	reasonHelpTooLong
+	reasonUnitTooLong
+	reasonRateLimited
+	numReasons
+)
+
+// reasonNames are Cortex's names for the reasons.
+var reasonNames = [numReasons]string{
+	reasonMissingMetricName:        "missing_metric_name",
+	reasonInvalidMetricName:        "metric_name_invalid",
+	reasonMaxLabelNames:            "max_label_names_per_series",
+	reasonInvalidLabel:             "label_invalid",
+	reasonLabelNameTooLong:         "label_name_too_long",
+	reasonLabelValueTooLong:        "label_value_too_long",
+	reasonDuplicateLabelNames:      "duplicate_label_names",
+	reasonTooFarInFuture:           "too_far_in_future",
+	reasonTooOld:                   "greater_than_max_sample_age",
+	reasonExemplarLabelsMissing:    "exemplar_labels_missing",
+	reasonExemplarLabelsTooLong:    "exemplar_labels_too_long",
+	reasonExemplarTimestampInvalid: "exemplar_timestamp_invalid",
+	reasonMetricNameTooLong:        "metric_name_too_long",
+	reasonHelpTooLong:              "help_too_long",
+	reasonUnitTooLong:              "unit_too_long",
+	reasonRateLimited:              validation.RateLimited,
+}
+
+// discards counts, for one request, what was discarded and why; the
+// counters are updated once per request and reason, not per sample.
+type discards struct {
+	samples, exemplars, metadata [numReasons]int
+}
+
+// validator checks one request against one tenant's limits. Metric and
+// label names follow Prometheus 3's default: any non-empty valid UTF-8
+// string (label values too must be valid UTF-8), not only the legacy
+// [a-zA-Z_:][a-zA-Z0-9_:]* alphabet.
+type validator struct {
+	limits     *validation.Limits
+	minT, maxT int64 // accepted sample timestamps, in milliseconds
+	disc       discards
+	first      string // the first rejection's message, for the 400 answer
+}
+
+func newValidator(l *validation.Limits, now time.Time) validator {
+	v := validator{limits: l, minT: math.MinInt64, maxT: now.Add(time.Duration(l.CreationGracePeriod)).UnixMilli()}
+	if l.RejectOldSamples {
+		v.minT = now.Add(-time.Duration(l.RejectOldSamplesMaxAge)).UnixMilli()
+	}
+	return v
+}
+
+func (v *validator) reject(msg string) {
+	if v.first == "" {
+		v.first = msg
+	}
+}
+
+// series validates ts in place: labels with empty values are dropped (they
+// mean "no such label"), labels are sorted, samples and exemplars outside
+// the limits are removed. ok is false when the whole series is rejected;
+// modified tells whether ts changed.
+func (v *validator) series(ts *prompb.TimeSeries) (ok, modified bool) {
+	n := len(ts.Labels) + len(ts.Samples) + len(ts.Histograms) + len(ts.Exemplars)
+	ts.Labels = dropEmptyLabels(ts.Labels)
+	ls := ts.Labels
+	if !slices.IsSortedFunc(ls, compareLabels) {
+		slices.SortStableFunc(ls, compareLabels)
+		modified = true
+	}
+	if r, msg := v.labels(ls); msg != "" {
+		v.disc.samples[r] += len(ts.Samples) + len(ts.Histograms)
+		v.reject(msg)
+		return false, true
+	}
+	for _, s := range ts.Samples {
+		if s.Timestamp > v.maxT || s.Timestamp < v.minT {
+			ts.Samples = filter(ts.Samples, func(s *prompb.Sample) bool { return v.timestamp(s.Timestamp, ls) })
+			break
+		}
+	}
+	if len(ts.Histograms) > 0 {
+		ts.Histograms = filter(ts.Histograms, func(h *prompb.Histogram) bool { return v.timestamp(h.Timestamp, ls) })
+	}
+	if len(ts.Exemplars) > 0 {
+		ts.Exemplars = filter(ts.Exemplars, func(e *prompb.Exemplar) bool { return v.exemplar(e, ls) })
+	}
+	kept := len(ts.Samples) + len(ts.Histograms) + len(ts.Exemplars)
+	return kept > 0, modified || len(ts.Labels)+kept != n
+}
+
+func compareLabels(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }
+
+func dropEmptyLabels(ls []prompb.Label) []prompb.Label {
+	for i, l := range ls {
+		if l.Value == "" {
+			j := i
+			for _, l := range ls[i+1:] {
+				if l.Value != "" {
+					ls[j] = l
+					j++
+				}
+			}
+			return ls[:j]
+		}
+	}
+	return ls
+}
+
+// filter keeps the elements of s that keep accepts, in place. It writes
+// nothing when all are kept, the common case.
+func filter[T any](s []T, keep func(*T) bool) []T {
+	for i := range s {
+		if !keep(&s[i]) {
+			j := i
+			for k := i + 1; k < len(s); k++ {
+				if keep(&s[k]) {
+					s[j] = s[k]
+					j++
+				}
+			}
+			return s[:j]
+		}
+	}
+	return s
+}
+
+// labels checks sorted labels, returning why they are rejected, if so.
+func (v *validator) labels(ls []prompb.Label) (reason, string) {
+	l := v.limits
+	name, hasName := metricName(ls)
+	if !hasName {
+		if l.EnforceMetricName {
+			return reasonMissingMetricName, fmt.Sprintf("sample missing metric name, series: %.200q", formatLabels(ls))
+		}
+		if len(ls) == 0 {
+			return reasonInvalidLabel, "series has no labels"
+		}
+	} else if !utf8.ValidString(name) {
+		return reasonInvalidMetricName, fmt.Sprintf("sample invalid metric name (not valid UTF-8): %.200q", name)
+	}
+	if l.MaxLabelNamesPerSeries > 0 && len(ls) > l.MaxLabelNamesPerSeries {
+		return reasonMaxLabelNames, fmt.Sprintf("series has too many labels (actual: %d, limit: %d) series: %.200q", len(ls), l.MaxLabelNamesPerSeries, formatLabels(ls))
+	}
+	for i, lb := range ls {
+		switch {
+		case lb.Name == "" || !utf8.ValidString(lb.Name):
+			return reasonInvalidLabel, fmt.Sprintf("sample invalid label: %.200q metric %.200q", lb.Name, formatLabels(ls))
+		case !utf8.ValidString(lb.Value):
+			return reasonInvalidLabel, fmt.Sprintf("sample invalid label value (not valid UTF-8) for label %.200q metric %.200q", lb.Name, formatLabels(ls))
+		case l.MaxLabelNameLength > 0 && len(lb.Name) > l.MaxLabelNameLength:
+			return reasonLabelNameTooLong, fmt.Sprintf("label name too long (actual: %d, limit: %d) metric: %.200q label name: %.200q", len(lb.Name), l.MaxLabelNameLength, formatLabels(ls), lb.Name)
+		case l.MaxLabelValueLength > 0 && len(lb.Value) > l.MaxLabelValueLength:
+			return reasonLabelValueTooLong, fmt.Sprintf("label value too long for metric (actual: %d, limit: %d) metric: %.200q label name: %.200q label value: %.200q", len(lb.Value), l.MaxLabelValueLength, formatLabels(ls), lb.Name, lb.Value)
+		case i > 0 && ls[i-1].Name == lb.Name:
+			return reasonDuplicateLabelNames, fmt.Sprintf("duplicate label name: %.200q metric %.200q", lb.Name, formatLabels(ls))
+		}
+	}
+	return 0, ""
+}
+
+// timestamp accepts or counts and reports a sample's timestamp.
+func (v *validator) timestamp(t int64, ls []prompb.Label) bool {
+	switch {
+	case t > v.maxT:
+		v.disc.samples[reasonTooFarInFuture]++
+		if v.first == "" {
+			v.first = fmt.Sprintf("timestamp too new: %d metric: %.200q (samples more than %s in the future are rejected)", t, formatLabels(ls), v.limits.CreationGracePeriod)
+		}
+		return false
+	case t < v.minT:
+		v.disc.samples[reasonTooOld]++
+		if v.first == "" {
+			v.first = fmt.Sprintf("timestamp too old: %d metric: %.200q (samples older than %s are rejected)", t, formatLabels(ls), v.limits.RejectOldSamplesMaxAge)
+		}
+		return false
+	}
+	return true
+}
+
+func (v *validator) exemplar(e *prompb.Exemplar, ls []prompb.Label) bool {
+	var r reason
+	var what string
+	size := 0
+	for _, l := range e.Labels {
+		size += len(l.Name) + len(l.Value)
+	}
+	switch {
+	case len(e.Labels) == 0:
+		r, what = reasonExemplarLabelsMissing, "exemplar missing labels"
+	case e.Timestamp == 0:
+		r, what = reasonExemplarTimestampInvalid, "exemplar missing timestamp"
+	case size > exemplarMaxLabelSetLength:
+		r, what = reasonExemplarLabelsTooLong, fmt.Sprintf("exemplar combined labelset too long (actual: %d, limit: %d)", size, exemplarMaxLabelSetLength)
+	default:
+		return true
+	}
+	v.disc.exemplars[r]++
+	if v.first == "" {
+		v.first = fmt.Sprintf("%s, timestamp: %d series: %.200q labels: %.200q", what, e.Timestamp, formatLabels(ls), formatLabels(e.Labels))
+	}
+	return false
+}
+
+func (v *validator) metadata(m *prompb.MetricMetadata) bool {
+	if m.MetricFamilyName == "" {
+		v.disc.metadata[reasonMissingMetricName]++
+		v.reject("metadata missing metric name")
+		return false
+	}
+	max := v.limits.MaxMetadataLength
+	if max <= 0 {
+		return true
+	}
+	var r reason
+	var kind, value string
+	switch {
+	case len(m.MetricFamilyName) > max:
+		r, kind, value = reasonMetricNameTooLong, "METRIC_NAME", m.MetricFamilyName
+	case len(m.Help) > max:
+		r, kind, value = reasonHelpTooLong, "HELP", m.Help
+	case len(m.Unit) > max:
+		r, kind, value = reasonUnitTooLong, "UNIT", m.Unit
+	default:
+		return true
+	}
+	v.disc.metadata[r]++
+	if v.first == "" {
+		v.first = fmt.Sprintf("metadata '%s' value too long (actual: %d, limit: %d): %.200q metric %.200q", kind, len(value), max, value, m.MetricFamilyName)
+	}
+	return false
+}
+
+func metricName(ls []prompb.Label) (string, bool) {
+	for _, l := range ls {
+		if l.Name == metricNameLabel {
+			return l.Value, true
+		}
+	}
+	return "", false
+}
+
+// formatLabels renders labels as Cortex's messages do: name{a="b", ...},
+// keeping their order and any duplicates.
+func formatLabels(ls []prompb.Label) string {
+	var b strings.Builder
+	name, named := "", false
+	first := true
+	for _, l := range ls {
+		if l.Name == metricNameLabel && !named && l.Value != "" {
+			name, named = l.Value, true
+			continue
+		}
+		if first {
+			b.WriteByte('{')
+			first = false
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%q", l.Name, l.Value)
+	}
+	if first {
+		if named {
+			return name
+		}
+		return "{}"
+	}
+	b.WriteByte('}')
+	return name + b.String()
+}

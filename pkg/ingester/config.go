@@ -1,0 +1,172 @@
+package ingester
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/grafana/dskit/ring"
+
+	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+)
+
+// Config configures the ingester: its place in the ring (-ingester.*,
+// -ring.*, -distributor.replication-factor) and its storage
+// (-blocks-storage.tsdb.*), with Cortex's flag and YAML names.
+type Config struct {
+	LifecyclerConfig ring.LifecyclerConfig `yaml:"lifecycler"`
+	// TSDB comes from the root config's blocks_storage.tsdb block, as in
+	// Cortex; its flags are registered there.
+	TSDB TSDBConfig `yaml:"-"`
+
+	RateUpdatePeriod       time.Duration `yaml:"rate_update_period"`
+	MetadataRetainPeriod   time.Duration `yaml:"metadata_retain_period"`
+	TSDBConfigUpdatePeriod time.Duration `yaml:"user_tsdb_configs_update_period"`
+}
+
+// TSDBConfig configures each tenant's TSDB.
+type TSDBConfig struct {
+	Dir                                string        `yaml:"dir"`
+	BlockRanges                        DurationList  `yaml:"block_ranges_period"`
+	Retention                          time.Duration `yaml:"retention_period"`
+	HeadCompactionInterval             time.Duration `yaml:"head_compaction_interval"`
+	HeadCompactionConcurrency          int           `yaml:"head_compaction_concurrency"`
+	HeadCompactionIdleTimeout          time.Duration `yaml:"head_compaction_idle_timeout"`
+	StripeSize                         int           `yaml:"stripe_size"`
+	WALCompressionEnabled              bool          `yaml:"wal_compression_enabled"`
+	WALSegmentSizeBytes                int           `yaml:"wal_segment_size_bytes"`
+	MaxTSDBOpeningConcurrencyOnStartup int           `yaml:"max_tsdb_opening_concurrency_on_startup"`
+	OutOfOrderCapMax                   int64         `yaml:"out_of_order_cap_max"`
+	MemorySnapshotOnShutdown           bool          `yaml:"memory_snapshot_on_shutdown"`
+}
+
+// RegisterFlags registers the ingester's flags. The ring's KV store default
+// (-ring.store) is dskit's, "consul", unless the caller set
+// LifecyclerConfig.RingConfig.KVStore.Store beforehand.
+func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
+	c.LifecyclerConfig.RegisterFlags(f, kitlog.New(logger))
+	f.DurationVar(&c.RateUpdatePeriod, "ingester.rate-update-period", 15*time.Second, "Period at which each tenant's ingestion rate (reported by the UserStats call) is updated.")
+	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept in memory after it was last received.")
+	f.DurationVar(&c.TSDBConfigUpdatePeriod, "ingester.user-tsdb-configs-update-period", 15*time.Second, "Period at which per-tenant limits that shape a TSDB (out-of-order window, max exemplars) are re-read from the runtime configuration and applied to open TSDBs.")
+}
+
+// RegisterFlags registers the -blocks-storage.tsdb.* flags.
+func (c *TSDBConfig) RegisterFlags(f *flag.FlagSet) {
+	if len(c.BlockRanges) == 0 {
+		c.BlockRanges = DurationList{2 * time.Hour}
+	}
+	f.StringVar(&c.Dir, "blocks-storage.tsdb.dir", "./tsdb/", "Directory holding one TSDB (write-ahead log and blocks) per tenant. Only its <tenant>/ subdirectories are ever written or opened.")
+	f.Var(&c.BlockRanges, "blocks-storage.tsdb.block-ranges-period", "Comma-separated TSDB block ranges: the head is cut into blocks of the first range, and blocks are compacted up to the last.")
+	f.DurationVar(&c.Retention, "blocks-storage.tsdb.retention-period", 6*time.Hour, "How long blocks are kept on the ingester's disk before deletion. With no long-term storage configured, this bounds how far back queries reach.")
+	f.DurationVar(&c.HeadCompactionInterval, "blocks-storage.tsdb.head-compaction-interval", time.Minute, "How often each TSDB head is checked for compaction into a block (only done when the head spans more than 1.5 times the first block range).")
+	f.IntVar(&c.HeadCompactionConcurrency, "blocks-storage.tsdb.head-compaction-concurrency", 5, "Maximum number of tenants whose heads are compacted at the same time.")
+	f.DurationVar(&c.HeadCompactionIdleTimeout, "blocks-storage.tsdb.head-compaction-idle-timeout", time.Hour, "A head that received no samples for this long is compacted into a block, freeing its memory. 0 disables.")
+	f.IntVar(&c.StripeSize, "blocks-storage.tsdb.stripe-size", 16384, "Size of the TSDB's series hash map, a power of two. Smaller uses less memory per tenant; larger scales better with many series.")
+	f.BoolVar(&c.WALCompressionEnabled, "blocks-storage.tsdb.wal-compression-enabled", false, "Compress the write-ahead log with snappy.")
+	f.IntVar(&c.WALSegmentSizeBytes, "blocks-storage.tsdb.wal-segment-size-bytes", 128<<20, "Size of a write-ahead log segment file.")
+	f.IntVar(&c.MaxTSDBOpeningConcurrencyOnStartup, "blocks-storage.tsdb.max-tsdb-opening-concurrency-on-startup", 10, "Maximum number of tenants whose TSDBs are opened (and write-ahead logs replayed) at the same time on startup.")
+	f.Int64Var(&c.OutOfOrderCapMax, "blocks-storage.tsdb.out-of-order-cap-max", 32, "Maximum samples per out-of-order chunk.")
+	f.BoolVar(&c.MemorySnapshotOnShutdown, "blocks-storage.tsdb.memory-snapshot-on-shutdown", false, "Snapshot in-memory chunks on clean shutdown so the next start replays less of the write-ahead log.")
+}
+
+// Validate checks the TSDB configuration.
+func (c *TSDBConfig) Validate() error {
+	if c.Dir == "" {
+		return errors.New("-blocks-storage.tsdb.dir must not be empty")
+	}
+	if len(c.BlockRanges) == 0 {
+		return errors.New("-blocks-storage.tsdb.block-ranges-period must list at least one range")
+	}
+	for i, r := range c.BlockRanges {
+		if r <= 0 || r%time.Millisecond != 0 {
+			return fmt.Errorf("-blocks-storage.tsdb.block-ranges-period: range %s must be a positive whole number of milliseconds", r)
+		}
+		if i > 0 && r%c.BlockRanges[i-1] != 0 {
+			return fmt.Errorf("-blocks-storage.tsdb.block-ranges-period: range %s must be a multiple of the previous one, %s", r, c.BlockRanges[i-1])
+		}
+	}
+	if c.Retention > 0 && c.Retention < c.BlockRanges[0] {
+		return fmt.Errorf("-blocks-storage.tsdb.retention-period (%s) must be at least the first block range (%s)", c.Retention, c.BlockRanges[0])
+	}
+	if c.StripeSize <= 1 || c.StripeSize&(c.StripeSize-1) != 0 {
+		return fmt.Errorf("-blocks-storage.tsdb.stripe-size %d must be a power of two greater than 1", c.StripeSize)
+	}
+	if c.HeadCompactionInterval <= 0 || c.HeadCompactionInterval > 15*time.Minute {
+		return fmt.Errorf("-blocks-storage.tsdb.head-compaction-interval %s must be greater than 0 and at most 15m", c.HeadCompactionInterval)
+	}
+	if c.HeadCompactionConcurrency < 1 || c.MaxTSDBOpeningConcurrencyOnStartup < 1 {
+		return errors.New("-blocks-storage.tsdb.head-compaction-concurrency and -blocks-storage.tsdb.max-tsdb-opening-concurrency-on-startup must be at least 1")
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if err := c.TSDB.Validate(); err != nil {
+		return err
+	}
+	if c.RateUpdatePeriod <= 0 || c.TSDBConfigUpdatePeriod <= 0 || c.MetadataRetainPeriod <= 0 {
+		return errors.New("-ingester.rate-update-period, -ingester.user-tsdb-configs-update-period and -ingester.metadata-retain-period must be greater than 0")
+	}
+	return c.LifecyclerConfig.Validate()
+}
+
+// DurationList is a comma-separated list of durations, as Cortex's
+// -blocks-storage.tsdb.block-ranges-period.
+type DurationList []time.Duration
+
+// String implements flag.Value.
+func (d *DurationList) String() string {
+	s := make([]string, len(*d))
+	for i, v := range *d {
+		s[i] = v.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Set implements flag.Value.
+func (d *DurationList) Set(s string) error {
+	var out DurationList
+	for _, p := range strings.Split(s, ",") {
+		v, err := time.ParseDuration(strings.TrimSpace(p))
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	*d = out
+	return nil
+}
+
+// UnmarshalYAML accepts a list of durations or a comma-separated string.
+func (d *DurationList) UnmarshalYAML(unmarshal func(any) error) error {
+	var list []string
+	if err := unmarshal(&list); err != nil {
+		var s string
+		if err := unmarshal(&s); err != nil {
+			return err
+		}
+		return d.Set(s)
+	}
+	return d.Set(strings.Join(list, ","))
+}
+
+// MarshalYAML writes the list as durations.
+func (d DurationList) MarshalYAML() (any, error) {
+	s := make([]string, len(d))
+	for i, v := range d {
+		s[i] = v.String()
+	}
+	return s, nil
+}
+
+func (d DurationList) toMilliseconds() []int64 {
+	out := make([]int64, len(d))
+	for i, v := range d {
+		out[i] = v.Milliseconds()
+	}
+	return out
+}

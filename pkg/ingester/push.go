@@ -1,0 +1,297 @@
+package ingester
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+)
+
+// Push appends a write request to the tenant's TSDB.
+//
+// Every valid sample is stored even when others are refused (out of order,
+// too old, duplicate timestamp, series limits): the refusals come back as
+// one InvalidArgument error naming the first refused series and the reason,
+// with a count of the rest. Unavailable and Internal are kept for what a
+// retry can fix (an ingester not running, a failing disk).
+//
+// Durability: the TSDB appender's Commit writes the request's series and
+// samples to the WAL segment file with write(2) before Push returns, so a
+// process crash (kill -9) loses no acknowledged sample. The WAL is fsynced
+// when a segment is completed and on close, as in Prometheus and Cortex, so
+// an OS crash or power loss can lose the last moments before it.
+func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*client.PushResponse, error) {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, tenant.GRPCError(err)
+	}
+	if s := i.State(); s != services.Running {
+		return nil, notRunning(s)
+	}
+	i.closeMu.RLock()
+	defer i.closeMu.RUnlock()
+	if i.closed {
+		return nil, notRunning(services.Terminated)
+	}
+	u, err := i.getOrCreateTSDB(id)
+	if err != nil {
+		i.logger.Error("opening TSDB", "user", id, "err", err)
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	now := time.Now()
+	if len(req.Metadata) > 0 {
+		i.metrics.ingestedMetadata.Add(float64(u.metadata.add(req.Metadata, now)))
+	}
+	if len(req.Timeseries) == 0 {
+		return &client.PushResponse{}, nil
+	}
+
+	u.appendMu.RLock()
+	defer u.appendMu.RUnlock()
+	u.lastPush.Store(now.UnixNano())
+
+	p := pushState{u: u, oooWindow: time.Duration(u.appliedOOOWindow.Load()) * time.Millisecond}
+	app := u.db.AppenderV2(ctx)
+	exApp, _ := app.(storage.ExemplarAppenderV2)
+	getRef, _ := app.(storage.GetRef)
+	var (
+		sb, eb  labels.ScratchBuilder
+		scratch labels.Labels
+		exs     []exemplar.Exemplar
+	)
+	for ti := range req.Timeseries {
+		ts := &req.Timeseries[ti]
+		// Most series exist already: look them up with labels built in a
+		// reused buffer, and allocate labels only for a new series, whose
+		// labels the TSDB keeps.
+		buildLabels(&sb, ts.Labels, &scratch)
+		var (
+			ref storage.SeriesRef
+			ls  labels.Labels
+		)
+		if getRef != nil {
+			ref, ls = getRef.GetRef(scratch, scratch.Hash())
+		}
+		if ref == 0 {
+			ls = scratch.Copy()
+		}
+		refused := false
+		for si := range ts.Samples {
+			s := &ts.Samples[si]
+			r, err := app.Append(ref, ls, 0, s.Timestamp, s.Value, nil, nil, storage.AOptions{})
+			if err == nil {
+				ref = r
+				p.samples++
+				continue
+			}
+			if p.refuse(err, ls, s.Timestamp) {
+				_ = app.Rollback()
+				return nil, p.internal(err)
+			}
+			if refused = isSeriesError(err); refused {
+				// The series cannot be created: its other samples would
+				// fail the same way.
+				p.discard(err, len(ts.Samples)-si-1+len(ts.Histograms))
+				break
+			}
+		}
+		for hi := 0; hi < len(ts.Histograms) && !refused; hi++ {
+			h := &ts.Histograms[hi]
+			var (
+				r   storage.SeriesRef
+				err error
+			)
+			if h.IsFloatHistogram() {
+				r, err = app.Append(ref, ls, 0, h.Timestamp, 0, nil, h.ToFloatHistogram(), storage.AOptions{})
+			} else {
+				r, err = app.Append(ref, ls, 0, h.Timestamp, 0, h.ToIntHistogram(), nil, storage.AOptions{})
+			}
+			if err == nil {
+				ref = r
+				p.samples++
+				continue
+			}
+			if p.refuse(err, ls, h.Timestamp) {
+				_ = app.Rollback()
+				return nil, p.internal(err)
+			}
+			if refused = isSeriesError(err); refused {
+				p.discard(err, len(ts.Histograms)-hi-1)
+			}
+		}
+		if len(ts.Exemplars) == 0 {
+			continue
+		}
+		if ref == 0 || exApp == nil {
+			// Exemplars are stored only beside a stored sample.
+			p.exemplarsFailed += len(ts.Exemplars)
+			continue
+		}
+		exs = exs[:0]
+		for ei := range ts.Exemplars {
+			exs = append(exs, ts.Exemplars[ei].ToExemplar(&eb, nil))
+		}
+		slices.SortStableFunc(exs, func(a, b exemplar.Exemplar) int { return cmp.Compare(a.Ts, b.Ts) })
+		_, err := exApp.AppendExemplars(ref, ls, exs)
+		var partial *storage.AppendPartialError
+		switch {
+		case err == nil:
+			p.exemplars += len(exs)
+		case errors.As(err, &partial):
+			p.exemplars += len(exs) - len(partial.ExemplarErrors)
+			for _, ee := range partial.ExemplarErrors {
+				p.exemplarFailed(ee.Err, ls, exs[ee.Index].Ts)
+			}
+		default:
+			p.exemplarsFailed += len(exs) - 1
+			p.exemplarFailed(err, ls, exs[0].Ts)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return nil, p.internal(fmt.Errorf("writing to the write-ahead log: %w", err))
+	}
+
+	i.metrics.ingestedSamples.Add(float64(p.samples))
+	i.metrics.ingestedSamplesFail.Add(float64(p.failed))
+	i.metrics.ingestedExemplars.Add(float64(p.exemplars))
+	i.metrics.ingestedExemplarsFail.Add(float64(p.exemplarsFailed))
+	for reason, n := range p.discarded {
+		i.metrics.discarded.WithLabelValues(reason, id).Add(float64(n))
+	}
+	u.rate.add(int64(p.samples))
+	if p.first == "" {
+		return &client.PushResponse{}, nil
+	}
+	msg := p.first
+	if more := p.failed + p.exemplarsFailed - 1; more > 0 {
+		msg += fmt.Sprintf(" (and %d more refused samples or exemplars in this request)", more)
+	}
+	return nil, status.Error(codes.InvalidArgument, msg)
+}
+
+// buildLabels writes the series' labels into out, reusing its memory:
+// out is valid until the next call. Remote-write senders send labels
+// sorted, so they are sorted only when they are not.
+func buildLabels(sb *labels.ScratchBuilder, in []prompb.Label, out *labels.Labels) {
+	sb.Reset()
+	sorted := true
+	for i := range in {
+		sb.Add(in[i].Name, in[i].Value)
+		if i > 0 && in[i].Name <= in[i-1].Name {
+			sorted = false
+		}
+	}
+	if !sorted {
+		sb.Sort()
+	}
+	sb.Overwrite(out)
+}
+
+type pushState struct {
+	u         *userTSDB
+	oooWindow time.Duration
+
+	samples, failed            int
+	exemplars, exemplarsFailed int
+	first                      string
+	discarded                  map[string]int
+}
+
+// refuse records a refused sample and reports whether err is not about
+// the sample but about the ingester, which fails the whole request.
+func (p *pushState) refuse(err error, ls labels.Labels, ts int64) (fatal bool) {
+	reason, detail := p.classify(err, ts)
+	if reason == "" {
+		return true
+	}
+	p.failed++
+	if p.discarded == nil {
+		p.discarded = map[string]int{}
+	}
+	p.discarded[reason]++
+	if p.first == "" {
+		p.first = fmt.Sprintf("series %s: %s", ls.String(), detail)
+	}
+	return false
+}
+
+// discard counts n more samples refused for the same reason as err.
+func (p *pushState) discard(err error, n int) {
+	if n <= 0 {
+		return
+	}
+	reason, _ := p.classify(err, 0)
+	p.failed += n
+	p.discarded[reason] += n
+}
+
+func (p *pushState) exemplarFailed(err error, ls labels.Labels, ts int64) {
+	p.exemplarsFailed++
+	if p.first == "" {
+		p.first = fmt.Sprintf("series %s: exemplar at %s refused: %v", ls.String(), formatTS(ts), err)
+	}
+}
+
+func (p *pushState) internal(err error) error {
+	return status.Errorf(codes.Internal, "storing samples of tenant %q: %v", p.u.id, err)
+}
+
+// isSeriesError tells errors about the series itself (limits, invalid
+// labels) from errors about one sample.
+func isSeriesError(err error) bool {
+	var limit *errSeriesLimit
+	return errors.As(err, &limit) || errors.Is(err, tsdb.ErrInvalidSample)
+}
+
+// classify returns the discard reason and a message for a refused sample,
+// or no reason for an error that is not the sample's fault.
+func (p *pushState) classify(err error, ts int64) (reason, detail string) {
+	var (
+		limit *errSeriesLimit
+		herr  histogram.Error
+	)
+	switch {
+	case errors.As(err, &limit):
+		return limit.reason, limit.msg
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		if p.oooWindow <= 0 {
+			return reasonSampleOutOfOrder, fmt.Sprintf("out-of-order sample at %s: older than the series' newest sample, and out-of-order samples are refused (-ingester.out-of-order-time-window is 0)", formatTS(ts))
+		}
+		return reasonSampleOutOfOrder, fmt.Sprintf("out-of-order sample at %s: older than the series' newest sample", formatTS(ts))
+	case errors.Is(err, storage.ErrTooOldSample):
+		return reasonSampleTooOld, fmt.Sprintf("sample too old at %s: further behind the tenant's newest sample than the out-of-order window of %s (-ingester.out-of-order-time-window)", formatTS(ts), p.oooWindow)
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return reasonSampleOutOfBounds, fmt.Sprintf("sample out of bounds at %s: older than the ingester's in-memory block still accepts (about half a block range behind the newest sample), and out-of-order samples are refused (-ingester.out-of-order-time-window is 0)", formatTS(ts))
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		msg := err.Error()
+		if rest, ok := strings.CutPrefix(msg, fmt.Sprintf("duplicate sample for timestamp %d", ts)); ok {
+			return reasonNewValueForTimestamp, "duplicate sample for " + formatTS(ts) + rest
+		}
+		return reasonNewValueForTimestamp, msg + " at " + formatTS(ts)
+	case errors.As(err, &herr):
+		return reasonInvalidHistogram, fmt.Sprintf("invalid native histogram at %s: %v", formatTS(ts), err)
+	case errors.Is(err, tsdb.ErrInvalidSample):
+		return reasonInvalidSeries, fmt.Sprintf("invalid series: %v", err)
+	}
+	return "", ""
+}
+
+func formatTS(ms int64) string {
+	return fmt.Sprintf("timestamp %d (%s)", ms, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
+}

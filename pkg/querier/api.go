@@ -1,0 +1,691 @@
+package querier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzhttp"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// The Prometheus HTTP API, answering as Prometheus's web/api/v1 does: same
+// parameters, same JSON, same error types and status codes, so Grafana's
+// Prometheus data source and promtool work unchanged.
+
+type errorType string
+
+const (
+	errorTimeout     errorType = "timeout"
+	errorCanceled    errorType = "canceled"
+	errorExec        errorType = "execution"
+	errorBadData     errorType = "bad_data"
+	errorInternal    errorType = "internal"
+	errorUnavailable errorType = "unavailable"
+	errorCostLimit   errorType = "cost_limit"
+)
+
+// statusClientClosedConnection is the nginx code Prometheus answers a
+// canceled query with.
+const statusClientClosedConnection = 499
+
+type apiError struct {
+	typ errorType
+	err error
+}
+
+func (e *apiError) code() int {
+	switch e.typ {
+	case errorBadData:
+		return http.StatusBadRequest
+	case errorExec, errorCostLimit:
+		return http.StatusUnprocessableEntity
+	case errorCanceled:
+		return statusClientClosedConnection
+	case errorTimeout:
+		return http.StatusServiceUnavailable
+	case errorUnavailable:
+		// Prometheus has no code of its own here (it answers 500); too
+		// few ingesters is a condition a retry can cure, hence 503.
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// apiErrorFor classifies a query or storage error as Prometheus's
+// returnAPIError does, adding the querier's own causes: ingesters
+// unavailable and timeouts met while waiting for ingesters.
+func apiErrorFor(err error) *apiError {
+	var (
+		canceled    promql.ErrQueryCanceled
+		timeout     promql.ErrQueryTimeout
+		tooMany     promql.ErrTooManySeries
+		tooManyRead promql.ErrTooManySamplesRead
+		storageErr  promql.ErrStorage
+		unavailable *unavailableError
+	)
+	switch {
+	case errors.As(err, &canceled):
+		return &apiError{errorCanceled, err}
+	case errors.As(err, &timeout):
+		return &apiError{errorTimeout, err}
+	case errors.As(err, &tooMany), errors.As(err, &tooManyRead):
+		return &apiError{errorCostLimit, err}
+	case errors.As(err, &storageErr):
+		return &apiError{errorInternal, err}
+	case errors.Is(err, context.Canceled):
+		return &apiError{errorCanceled, err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &apiError{errorTimeout, err}
+	case errors.As(err, &unavailable):
+		return &apiError{errorUnavailable, err}
+	}
+	return &apiError{errorExec, err}
+}
+
+func invalidParamError(err error, param string) apiResult {
+	return apiResult{err: &apiError{errorBadData, fmt.Errorf("invalid parameter %q: %w", param, err)}}
+}
+
+// queryConstructionError classifies an error from building a query:
+// waiting for a slot may time out; anything else is a bad query.
+func queryConstructionError(err error) *apiError {
+	var (
+		timeout  promql.ErrQueryTimeout
+		canceled promql.ErrQueryCanceled
+	)
+	if errors.As(err, &timeout) || errors.As(err, &canceled) {
+		return apiErrorFor(err)
+	}
+	return &apiError{errorBadData, fmt.Errorf("invalid parameter %q: %w", "query", err)}
+}
+
+type apiResult struct {
+	data      any
+	err       *apiError
+	warnings  annotations.Annotations
+	finalizer func()
+}
+
+type apiFunc func(r *http.Request) apiResult
+
+// response is Prometheus's envelope, used as is for errors; successes are
+// written by respond so big results skip reflection.
+type response struct {
+	Status    string   `json:"status"`
+	Data      any      `json:"data,omitempty"`
+	ErrorType string   `json:"errorType,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+	Infos     []string `json:"infos,omitempty"`
+}
+
+// Handler serves the Prometheus API under -http.prometheus-http-prefix and
+// under /api/prom, at <prefix>/api/v1/... The tenant must already be in
+// the request context.
+func (q *Querier) Handler() http.Handler {
+	mux := http.NewServeMux()
+	prefixes := []string{q.cfg.PrometheusHTTPPrefix}
+	if q.cfg.PrometheusHTTPPrefix != legacyPrefix {
+		prefixes = append(prefixes, legacyPrefix)
+	}
+	getPost := []string{http.MethodGet, http.MethodPost}
+	get := []string{http.MethodGet}
+	routes := []struct {
+		methods []string
+		path    string
+		f       apiFunc
+	}{
+		{getPost, "/query", q.query},
+		{getPost, "/query_range", q.queryRange},
+		{getPost, "/query_exemplars", q.queryExemplars},
+		{getPost, "/labels", q.labelNames},
+		{get, "/label/{name}/values", q.labelValues},
+		{getPost, "/series", q.series},
+		{get, "/metadata", q.metricMetadata},
+		{get, "/status/buildinfo", q.buildInfo},
+	}
+	for _, prefix := range prefixes {
+		base := prefix + "/api/v1"
+		for _, rt := range routes {
+			h := q.wrap(routeName(base+rt.path), rt.f)
+			for _, m := range rt.methods {
+				mux.Handle(m+" "+base+rt.path, h)
+			}
+		}
+		// CORS preflight, answered as Prometheus does.
+		mux.HandleFunc(http.MethodOptions+" "+base+"/", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		})
+	}
+	// Prometheus compresses its API responses; range queries shrink tenfold.
+	return gzhttp.GzipHandler(mux)
+}
+
+var nonAlnum = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
+// routeName is the route label of a path, made as Cortex makes it.
+func routeName(path string) string {
+	return strings.ToLower(strings.Trim(nonAlnum.ReplaceAllString(path, "_"), "_"))
+}
+
+func (q *Querier) wrap(route string, f apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		res := f(r)
+		if res.finalizer != nil {
+			defer res.finalizer()
+		}
+		var code int
+		switch {
+		case res.err != nil:
+			code = q.respondError(w, res.err, res.data)
+		case res.data != nil:
+			code = q.respond(w, res.data, res.warnings, r.FormValue("query"))
+		default:
+			code = http.StatusNoContent
+			w.WriteHeader(code)
+		}
+		q.metrics.requestDuration.WithLabelValues(r.Method, route, strconv.Itoa(code), "false").Observe(time.Since(start).Seconds())
+	})
+}
+
+func (q *Querier) respond(w http.ResponseWriter, data any, warnings annotations.Annotations, query string) int {
+	warn, info := warnings.AsStrings(query, 10, 10)
+	b := make([]byte, 0, 512)
+	b = append(b, `{"status":"success","data":`...)
+	var err error
+	if a, ok := data.(appender); ok {
+		b, err = a.appendJSON(b)
+	} else {
+		var raw []byte
+		raw, err = json.Marshal(data)
+		b = append(b, raw...)
+	}
+	if err == nil && len(warn) > 0 {
+		b, err = appendField(b, "warnings", warn)
+	}
+	if err == nil && len(info) > 0 {
+		b, err = appendField(b, "infos", info)
+	}
+	if err != nil {
+		q.logger.Error("error marshaling response", "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return http.StatusInternalServerError
+	}
+	b = append(b, '}')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(b); err != nil {
+		q.logger.Debug("error writing response", "err", err)
+	}
+	return http.StatusOK
+}
+
+func appendField(b []byte, name string, v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"`...)
+	b = append(b, name...)
+	b = append(b, `":`...)
+	return append(b, raw...), nil
+}
+
+func (q *Querier) respondError(w http.ResponseWriter, apiErr *apiError, data any) int {
+	b, err := json.Marshal(&response{Status: "error", ErrorType: string(apiErr.typ), Error: apiErr.err.Error(), Data: data})
+	if err != nil {
+		q.logger.Error("error marshaling json response", "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return http.StatusInternalServerError
+	}
+	code := apiErr.code()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if _, err := w.Write(b); err != nil {
+		q.logger.Debug("error writing response", "err", err)
+	}
+	return code
+}
+
+// queryTimeout parses the optional "timeout" parameter.
+func queryTimeout(r *http.Request) (time.Duration, *apiError) {
+	v := r.FormValue("timeout")
+	if v == "" {
+		return 0, nil
+	}
+	timeout, err := parseDuration(v)
+	if err != nil {
+		return 0, &apiError{errorBadData, fmt.Errorf("invalid parameter %q: %w", "timeout", err)}
+	}
+	if timeout <= 0 {
+		return 0, &apiError{errorBadData, fmt.Errorf("invalid parameter %q: timeout must be positive, got %s", "timeout", timeout)}
+	}
+	return timeout, nil
+}
+
+func extractQueryOpts(r *http.Request) (promql.QueryOpts, error) {
+	var lookback time.Duration
+	if s := r.FormValue("lookback_delta"); s != "" {
+		d, err := parseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("error parsing lookback delta duration: %w", err)
+		}
+		lookback = d
+	}
+	return promql.NewPrometheusQueryOpts(false, lookback, nil), nil
+}
+
+func (q *Querier) query(r *http.Request) (result apiResult) {
+	limit, err := parseLimitParam(r.FormValue("limit"))
+	if err != nil {
+		return invalidParamError(err, "limit")
+	}
+	ts, err := parseTimeParam(r, "time", time.Now())
+	if err != nil {
+		return invalidParamError(err, "time")
+	}
+	ctx := r.Context()
+	timeout, apiErr := queryTimeout(r)
+	if apiErr != nil {
+		return apiResult{err: apiErr}
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(timeout))
+		defer cancel()
+	}
+	opts, err := extractQueryOpts(r)
+	if err != nil {
+		return apiResult{err: &apiError{errorBadData, err}}
+	}
+	qry, err := q.engine.NewInstantQuery(ctx, q.queryable, opts, r.FormValue("query"), ts)
+	if err != nil {
+		return apiResult{err: queryConstructionError(err)}
+	}
+	return q.exec(ctx, qry, limit)
+}
+
+func (q *Querier) queryRange(r *http.Request) apiResult {
+	limit, err := parseLimitParam(r.FormValue("limit"))
+	if err != nil {
+		return invalidParamError(err, "limit")
+	}
+	start, err := parseTime(r.FormValue("start"))
+	if err != nil {
+		return invalidParamError(err, "start")
+	}
+	end, err := parseTime(r.FormValue("end"))
+	if err != nil {
+		return invalidParamError(err, "end")
+	}
+	if end.Before(start) {
+		return invalidParamError(errors.New("end timestamp must not be before start time"), "end")
+	}
+	step, err := parseDuration(r.FormValue("step"))
+	if err != nil {
+		return invalidParamError(err, "step")
+	}
+	if step <= 0 {
+		return invalidParamError(errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"), "step")
+	}
+	// For safety, limit the number of returned points per timeseries, as Prometheus does.
+	if end.Sub(start)/step > 11000 {
+		return apiResult{err: &apiError{errorBadData, errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")}}
+	}
+	ctx := r.Context()
+	timeout, apiErr := queryTimeout(r)
+	if apiErr != nil {
+		return apiResult{err: apiErr}
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	opts, err := extractQueryOpts(r)
+	if err != nil {
+		return apiResult{err: &apiError{errorBadData, err}}
+	}
+	qry, err := q.engine.NewRangeQuery(ctx, q.queryable, opts, r.FormValue("query"), start, end, step)
+	if err != nil {
+		return apiResult{err: queryConstructionError(err)}
+	}
+	return q.exec(ctx, qry, limit)
+}
+
+// exec runs a query; the result is closed once written, as its matrices
+// are pooled by the engine.
+func (q *Querier) exec(ctx context.Context, qry promql.Query, limit int) apiResult {
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return apiResult{err: apiErrorFor(res.Err), warnings: res.Warnings, finalizer: qry.Close}
+	}
+	warnings := res.Warnings
+	if limit > 0 {
+		truncated := false
+		switch v := res.Value.(type) {
+		case promql.Matrix:
+			if len(v) > limit {
+				res.Value, truncated = v[:limit], true
+			}
+		case promql.Vector:
+			if len(v) > limit {
+				res.Value, truncated = v[:limit], true
+			}
+		}
+		if truncated {
+			warnings = warnings.Add(errors.New("results truncated due to limit"))
+		}
+	}
+	return apiResult{data: queryData{res.Value}, warnings: warnings, finalizer: qry.Close}
+}
+
+func (q *Querier) queryExemplars(r *http.Request) apiResult {
+	start, err := parseTimeParam(r, "start", minTime)
+	if err != nil {
+		return invalidParamError(err, "start")
+	}
+	end, err := parseTimeParam(r, "end", maxTime)
+	if err != nil {
+		return invalidParamError(err, "end")
+	}
+	if end.Before(start) {
+		return apiResult{err: &apiError{errorBadData, errors.New("end timestamp must not be before start timestamp")}}
+	}
+	expr, err := q.parser.ParseExpr(r.FormValue("query"))
+	if err != nil {
+		return apiResult{err: &apiError{errorBadData, err}}
+	}
+	if len(parser.ExtractSelectors(expr)) == 0 {
+		return apiResult{}
+	}
+	// Exemplars are stored by the ingesters but not read back yet: an empty
+	// answer keeps Grafana's exemplar toggle working.
+	return apiResult{data: []struct{}{}}
+}
+
+// withTimeout bounds the calls that do not go through the engine, whose
+// own timeout covers queries.
+func (q *Querier) withTimeout(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), q.cfg.Timeout)
+}
+
+func (q *Querier) labelNames(r *http.Request) apiResult {
+	limit, err := parseLimitParam(r.FormValue("limit"))
+	if err != nil {
+		return invalidParamError(err, "limit")
+	}
+	start, err := parseTimeParam(r, "start", minTime)
+	if err != nil {
+		return invalidParamError(err, "start")
+	}
+	end, err := parseTimeParam(r, "end", maxTime)
+	if err != nil {
+		return invalidParamError(err, "end")
+	}
+	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
+	if err != nil {
+		return apiResult{err: &apiError{errorBadData, err}}
+	}
+	ctx, cancel := q.withTimeout(r)
+	defer cancel()
+	hints := &storage.LabelHints{Limit: toHintLimit(limit)}
+	querier, err := q.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	if err != nil {
+		return apiResult{err: apiErrorFor(err)}
+	}
+	defer querier.Close()
+
+	var (
+		names    []string
+		warnings annotations.Annotations
+	)
+	if len(matcherSets) > 1 {
+		set := map[string]struct{}{}
+		for _, matchers := range matcherSets {
+			vals, ws, err := querier.LabelNames(ctx, hints, matchers...)
+			if err != nil {
+				return apiResult{err: apiErrorFor(err), warnings: warnings}
+			}
+			warnings.Merge(ws)
+			for _, v := range vals {
+				set[v] = struct{}{}
+			}
+		}
+		names = make([]string, 0, len(set))
+		for v := range set {
+			names = append(names, v)
+		}
+		slices.Sort(names)
+	} else {
+		var matchers []*labels.Matcher
+		if len(matcherSets) == 1 {
+			matchers = matcherSets[0]
+		}
+		names, warnings, err = querier.LabelNames(ctx, hints, matchers...)
+		if err != nil {
+			return apiResult{err: apiErrorFor(err), warnings: warnings}
+		}
+	}
+	if names == nil {
+		names = []string{}
+	}
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+		warnings = warnings.Add(errors.New("results truncated due to limit"))
+	}
+	return apiResult{data: names, warnings: warnings}
+}
+
+func (q *Querier) labelValues(r *http.Request) apiResult {
+	name := r.PathValue("name")
+	if strings.HasPrefix(name, "U__") {
+		name = model.UnescapeName(name, model.ValueEncodingEscaping)
+	}
+	if !model.UTF8Validation.IsValidLabelName(name) {
+		return apiResult{err: &apiError{errorBadData, fmt.Errorf("invalid label name: %q", name)}}
+	}
+	limit, err := parseLimitParam(r.FormValue("limit"))
+	if err != nil {
+		return invalidParamError(err, "limit")
+	}
+	start, err := parseTimeParam(r, "start", minTime)
+	if err != nil {
+		return invalidParamError(err, "start")
+	}
+	end, err := parseTimeParam(r, "end", maxTime)
+	if err != nil {
+		return invalidParamError(err, "end")
+	}
+	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
+	if err != nil {
+		return apiResult{err: &apiError{errorBadData, err}}
+	}
+	ctx, cancel := q.withTimeout(r)
+	defer cancel()
+	hints := &storage.LabelHints{Limit: toHintLimit(limit)}
+	querier, err := q.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	if err != nil {
+		return apiResult{err: &apiError{errorExec, err}}
+	}
+	defer querier.Close()
+
+	var (
+		vals     []string
+		warnings annotations.Annotations
+	)
+	if len(matcherSets) > 1 {
+		set := map[string]struct{}{}
+		for _, matchers := range matcherSets {
+			vs, ws, err := querier.LabelValues(ctx, name, hints, matchers...)
+			if err != nil {
+				return apiResult{err: apiErrorFor(err), warnings: warnings}
+			}
+			warnings.Merge(ws)
+			for _, v := range vs {
+				set[v] = struct{}{}
+			}
+		}
+		vals = make([]string, 0, len(set))
+		for v := range set {
+			vals = append(vals, v)
+		}
+	} else {
+		var matchers []*labels.Matcher
+		if len(matcherSets) == 1 {
+			matchers = matcherSets[0]
+		}
+		vals, warnings, err = querier.LabelValues(ctx, name, hints, matchers...)
+		if err != nil {
+			return apiResult{err: apiErrorFor(err), warnings: warnings}
+		}
+		if vals == nil {
+			vals = []string{}
+		}
+	}
+	slices.Sort(vals)
+	if limit > 0 && len(vals) > limit {
+		vals = vals[:limit]
+		warnings = warnings.Add(errors.New("results truncated due to limit"))
+	}
+	return apiResult{data: vals, warnings: warnings}
+}
+
+func (q *Querier) series(r *http.Request) apiResult {
+	if err := r.ParseForm(); err != nil {
+		return apiResult{err: &apiError{errorBadData, fmt.Errorf("error parsing form values: %w", err)}}
+	}
+	if len(r.Form["match[]"]) == 0 {
+		return apiResult{err: &apiError{errorBadData, errors.New("no match[] parameter provided")}}
+	}
+	limit, err := parseLimitParam(r.FormValue("limit"))
+	if err != nil {
+		return invalidParamError(err, "limit")
+	}
+	start, err := parseTimeParam(r, "start", minTime)
+	if err != nil {
+		return invalidParamError(err, "start")
+	}
+	end, err := parseTimeParam(r, "end", maxTime)
+	if err != nil {
+		return invalidParamError(err, "end")
+	}
+	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
+	if err != nil {
+		return invalidParamError(err, "match[]")
+	}
+	ctx, cancel := q.withTimeout(r)
+	defer cancel()
+	querier, err := q.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	if err != nil {
+		return apiResult{err: apiErrorFor(err)}
+	}
+	defer querier.Close()
+
+	hints := &storage.SelectHints{
+		Start: timestamp.FromTime(start),
+		End:   timestamp.FromTime(end),
+		Func:  "series", // Prometheus's token for selects that need no samples.
+		Limit: toHintLimit(limit),
+	}
+	var set storage.SeriesSet
+	if len(matcherSets) > 1 {
+		sets := make([]storage.SeriesSet, 0, len(matcherSets))
+		for _, ms := range matcherSets {
+			sets = append(sets, querier.Select(ctx, true, hints, ms...))
+		}
+		set = storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	} else {
+		set = querier.Select(ctx, false, hints, matcherSets[0]...)
+	}
+	metrics := seriesData{}
+	warnings := set.Warnings()
+	for set.Next() {
+		metrics = append(metrics, set.At().Labels())
+		if limit > 0 && len(metrics) > limit {
+			metrics = metrics[:limit]
+			warnings = warnings.Add(errors.New("results truncated due to limit"))
+			return apiResult{data: metrics, warnings: warnings}
+		}
+	}
+	if err := set.Err(); err != nil {
+		return apiResult{err: apiErrorFor(err), warnings: warnings}
+	}
+	return apiResult{data: metrics, warnings: warnings}
+}
+
+func (q *Querier) metricMetadata(r *http.Request) apiResult {
+	limit := -1
+	if s := r.FormValue("limit"); s != "" {
+		var err error
+		if limit, err = strconv.Atoi(s); err != nil {
+			return apiResult{err: &apiError{errorBadData, errors.New("limit must be a number")}}
+		}
+	}
+	limitPerMetric := -1
+	if s := r.FormValue("limit_per_metric"); s != "" {
+		var err error
+		if limitPerMetric, err = strconv.Atoi(s); err != nil {
+			return apiResult{err: &apiError{errorBadData, errors.New("limit_per_metric must be a number")}}
+		}
+	}
+	ctx, cancel := q.withTimeout(r)
+	defer cancel()
+	res, err := q.queryable.metadata(ctx, r.FormValue("metric"), limit, limitPerMetric)
+	if err != nil {
+		return apiResult{err: apiErrorFor(err)}
+	}
+	return apiResult{data: res}
+}
+
+// buildInfoData is Prometheus's PrometheusVersion.
+type buildInfoData struct {
+	Version   string `json:"version"`
+	Revision  string `json:"revision"`
+	Branch    string `json:"branch"`
+	BuildUser string `json:"buildUser"`
+	BuildDate string `json:"buildDate"`
+	GoVersion string `json:"goVersion"`
+}
+
+func (q *Querier) buildInfo(*http.Request) apiResult {
+	return apiResult{data: readBuildInfo()}
+}
+
+// readBuildInfo describes this binary from what the Go toolchain recorded.
+func readBuildInfo() buildInfoData {
+	d := buildInfoData{Version: "(devel)", GoVersion: runtime.Version()}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return d
+	}
+	if bi.Main.Version != "" {
+		d.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			d.Revision = s.Value
+		case "vcs.time":
+			d.BuildDate = s.Value
+		}
+	}
+	return d
+}

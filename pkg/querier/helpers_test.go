@@ -1,0 +1,377 @@
+package querier
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
+)
+
+// fakeIngester serves the ingester gRPC API from series given by the test,
+// per tenant, filtering by matchers and time as an ingester does.
+type fakeIngester struct {
+	mu       sync.Mutex
+	series   map[string][]prompb.TimeSeries
+	metadata map[string][]*client.MetricMetadata
+
+	fail    atomic.Bool   // answer every call with Unavailable
+	block   chan struct{} // if set, QueryStream waits for it to close
+	queries atomic.Int64
+}
+
+func newFakeIngester() *fakeIngester {
+	return &fakeIngester{series: map[string][]prompb.TimeSeries{}, metadata: map[string][]*client.MetricMetadata{}}
+}
+
+func (f *fakeIngester) add(tenantID string, ts ...prompb.TimeSeries) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.series[tenantID] = append(f.series[tenantID], ts...)
+}
+
+func (f *fakeIngester) check(ctx context.Context) (string, error) {
+	if f.fail.Load() {
+		return "", status.Error(codes.Unavailable, "fake ingester down")
+	}
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return "", tenant.GRPCError(err)
+	}
+	return id, nil
+}
+
+func (f *fakeIngester) Push(context.Context, *prompb.WriteRequest) (*client.PushResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "fake")
+}
+
+func (f *fakeIngester) UserStats(context.Context, *client.UserStatsRequest) (*client.UserStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "fake")
+}
+
+func protoMatchers(ms []*prompb.LabelMatcher) []*labels.Matcher {
+	out := make([]*labels.Matcher, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, labels.MustNewMatcher(labels.MatchType(m.Type), m.Name, m.Value))
+	}
+	return out
+}
+
+func setMatchers(sets []*client.MatcherSet) [][]*labels.Matcher {
+	var out [][]*labels.Matcher
+	for _, s := range sets {
+		var ms []*labels.Matcher
+		for _, m := range s.Matchers {
+			ms = append(ms, labels.MustNewMatcher(labels.MatchType(m.Type), m.Name, m.Value))
+		}
+		out = append(out, ms)
+	}
+	return out
+}
+
+func matchAll(ls labels.Labels, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchAny(ls labels.Labels, sets [][]*labels.Matcher) bool {
+	if len(sets) == 0 {
+		return true
+	}
+	for _, ms := range sets {
+		if matchAll(ls, ms) {
+			return true
+		}
+	}
+	return false
+}
+
+// selected returns the tenant's series matching sets within [mint, maxt],
+// with only the samples in range; series without samples in range are left
+// out, as a TSDB head does.
+func (f *fakeIngester) selected(tenantID string, mint, maxt int64, sets [][]*labels.Matcher) []prompb.TimeSeries {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []prompb.TimeSeries
+	for _, ts := range f.series[tenantID] {
+		ls := labelsOf(ts)
+		if !matchAny(ls, sets) {
+			continue
+		}
+		sel := prompb.TimeSeries{Labels: ts.Labels}
+		for _, s := range ts.Samples {
+			if s.Timestamp >= mint && s.Timestamp <= maxt {
+				sel.Samples = append(sel.Samples, s)
+			}
+		}
+		for _, h := range ts.Histograms {
+			if h.Timestamp >= mint && h.Timestamp <= maxt {
+				sel.Histograms = append(sel.Histograms, h)
+			}
+		}
+		if len(sel.Samples)+len(sel.Histograms) > 0 {
+			out = append(out, sel)
+		}
+	}
+	return out
+}
+
+func labelsOf(ts prompb.TimeSeries) labels.Labels {
+	var b labels.ScratchBuilder
+	return ts.ToLabels(&b, nil)
+}
+
+func (f *fakeIngester) QueryStream(req *prompb.Query, stream client.QueryStreamServer) error {
+	f.queries.Add(1)
+	id, err := f.check(stream.Context())
+	if err != nil {
+		return err
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+	series := f.selected(id, req.StartTimestampMs, req.EndTimestampMs, [][]*labels.Matcher{protoMatchers(req.Matchers)})
+	// Two series per message, so answers span several messages.
+	for i := 0; i < len(series); i += 2 {
+		res := &prompb.QueryResult{}
+		for j := i; j < min(i+2, len(series)); j++ {
+			res.Timeseries = append(res.Timeseries, &series[j])
+		}
+		if err := stream.Send(res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeIngester) LabelNames(ctx context.Context, req *client.LabelNamesRequest) (*client.StringsResponse, error) {
+	id, err := f.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, ts := range f.selected(id, req.StartMs, req.EndMs, setMatchers(req.MatcherSets)) {
+		for _, l := range ts.Labels {
+			names = append(names, l.Name)
+		}
+	}
+	slices.Sort(names)
+	return &client.StringsResponse{Values: slices.Compact(names)}, nil
+}
+
+func (f *fakeIngester) LabelValues(ctx context.Context, req *client.LabelValuesRequest) (*client.StringsResponse, error) {
+	id, err := f.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var vals []string
+	for _, ts := range f.selected(id, req.StartMs, req.EndMs, setMatchers(req.MatcherSets)) {
+		if v := labelsOf(ts).Get(req.Name); v != "" {
+			vals = append(vals, v)
+		}
+	}
+	slices.Sort(vals)
+	return &client.StringsResponse{Values: slices.Compact(vals)}, nil
+}
+
+func (f *fakeIngester) Series(ctx context.Context, req *client.SeriesRequest) (*client.SeriesResponse, error) {
+	id, err := f.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &client.SeriesResponse{}
+	for _, ts := range f.selected(id, req.StartMs, req.EndMs, setMatchers(req.MatcherSets)) {
+		set := &client.LabelSet{}
+		for _, l := range ts.Labels {
+			set.Labels = append(set.Labels, &client.Label{Name: l.Name, Value: l.Value})
+		}
+		resp.Series = append(resp.Series, set)
+	}
+	return resp, nil
+}
+
+func (f *fakeIngester) Metadata(ctx context.Context, req *client.MetadataRequest) (*client.MetadataResponse, error) {
+	id, err := f.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &client.MetadataResponse{}
+	for _, m := range f.metadata[id] {
+		if req.Metric == "" || req.Metric == m.MetricFamilyName {
+			resp.Metadata = append(resp.Metadata, m)
+		}
+	}
+	return resp, nil
+}
+
+// serve starts a gRPC server for f on loopback, set up as the real
+// ingester's: the project's codec and tenant interceptors, and health.
+func serve(t *testing.T, f *fakeIngester) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(append(tenant.ServerInterceptors(), grpc.ForceServerCodecV2(grpccodec.Codec{}))...)
+	client.RegisterIngesterServer(srv, f)
+	grpc_health_v1.RegisterHealthServer(srv, health.NewServer())
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// newRing returns a ring of ACTIVE instances at addrs, replication factor
+// rf, kept in an in-memory Consul.
+func newRing(t *testing.T, rf int, addrs ...string) ring.ReadRing {
+	t.Helper()
+	logger := kitlog.New(slog.New(slog.DiscardHandler))
+	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), logger, nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	ctx := context.Background()
+	err := kv.CAS(ctx, "ring", func(any) (any, bool, error) {
+		desc := ring.NewDesc()
+		for i, addr := range addrs {
+			desc.AddIngester(fmt.Sprintf("ingester-%d", i), addr, "", []uint32{uint32(i+1) * 1_000_000}, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
+		}
+		return desc, true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ring.NewWithStoreClientAndStrategy(ring.Config{HeartbeatTimeout: time.Hour, ReplicationFactor: rf}, "ingester", "ring", kv, ring.NewDefaultReplicationStrategy(), nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(ctx, r) })
+	if n := r.InstancesCount(); n != len(addrs) {
+		t.Fatalf("ring has %d instances, want %d", n, len(addrs))
+	}
+	return r
+}
+
+// testCluster is fake ingesters (three by default, holding the same data
+// as with replication factor 3) and a started querier over them.
+type testCluster struct {
+	ingesters []*fakeIngester
+	querier   *Querier
+	reg       *prometheus.Registry
+}
+
+type clusterOpts struct {
+	limits    func(*validation.Limits)
+	cfg       func(*Config)
+	ingesters int // 3 by default
+	rf        int // 3 by default
+}
+
+func defaultConfig() Config {
+	var cfg Config
+	fs := flag.NewFlagSet("test", flag.PanicOnError)
+	cfg.RegisterFlags(fs)
+	return cfg
+}
+
+func newCluster(t *testing.T, opts clusterOpts) *testCluster {
+	t.Helper()
+	if opts.ingesters == 0 {
+		opts.ingesters = 3
+	}
+	if opts.rf == 0 {
+		opts.rf = 3
+	}
+	c := &testCluster{reg: prometheus.NewRegistry()}
+	var addrs []string
+	for range opts.ingesters {
+		f := newFakeIngester()
+		c.ingesters = append(c.ingesters, f)
+		addrs = append(addrs, serve(t, f))
+	}
+	r := newRing(t, opts.rf, addrs...)
+
+	var limits validation.Limits
+	fs := flag.NewFlagSet("test", flag.PanicOnError)
+	limits.RegisterFlags(fs)
+	if opts.limits != nil {
+		opts.limits(&limits)
+	}
+	var clientCfg client.Config
+	clientCfg.RegisterFlags(fs)
+	cfg := defaultConfig()
+	if opts.cfg != nil {
+		opts.cfg(&cfg)
+	}
+	q, err := New(cfg, clientCfg, nil, validation.NewOverrides(limits, nil), r, slog.New(slog.DiscardHandler), c.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := services.StopAndAwaitTerminated(context.Background(), q); err != nil {
+			t.Error(err)
+		}
+	})
+	c.querier = q
+	return c
+}
+
+// add stores the series on every ingester, as replication factor 3 does.
+func (c *testCluster) add(tenantID string, ts ...prompb.TimeSeries) {
+	for _, f := range c.ingesters {
+		f.add(tenantID, ts...)
+	}
+}
+
+// server serves the querier's API behind the tenant middleware, as the
+// lead wires it.
+func (c *testCluster) server(t *testing.T) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(tenant.HTTPMiddleware(true, c.querier.Handler()))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func series(lbls map[string]string, samples ...prompb.Sample) prompb.TimeSeries {
+	ls := labels.FromMap(lbls)
+	return prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil), Samples: samples}
+}
+
+func sample(t int64, v float64) prompb.Sample { return prompb.Sample{Timestamp: t, Value: v} }

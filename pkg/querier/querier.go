@@ -1,0 +1,158 @@
+// Package querier answers PromQL and the Prometheus HTTP API over the
+// tenant's series held by the ingesters: a storage.Queryable fans out to
+// the ingesters of the ring, merges the replicas of each series, and the
+// Prometheus engine evaluates queries over it.
+package querier
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
+)
+
+// legacyPrefix is where Cortex served the Prometheus API before
+// -http.prometheus-http-prefix existed; dashboards still point at it.
+const legacyPrefix = "/api/prom"
+
+// Config configures the querier: -querier.* and the API prefix.
+type Config struct {
+	Timeout                   time.Duration `yaml:"timeout"`
+	MaxConcurrent             int           `yaml:"max_concurrent"`
+	MaxSamples                int           `yaml:"max_samples"`
+	LookbackDelta             time.Duration `yaml:"lookback_delta"`
+	DefaultEvaluationInterval time.Duration `yaml:"default_evaluation_interval"`
+	PrometheusHTTPPrefix      string        `yaml:"prometheus_http_prefix"`
+}
+
+// RegisterFlags registers the querier's flags with Cortex's names and defaults.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.DurationVar(&c.Timeout, "querier.timeout", 2*time.Minute, "The timeout for a query: waiting for a query slot and evaluating it.")
+	f.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "The maximum number of PromQL queries evaluated at once; further queries wait for a slot, up to -querier.timeout.")
+	f.IntVar(&c.MaxSamples, "querier.max-samples", 50000000, "Maximum number of samples a single query can load into memory.")
+	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
+	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
+	f.StringVar(&c.PrometheusHTTPPrefix, "http.prometheus-http-prefix", "/prometheus", "HTTP URL path under which the Prometheus API is served (it is also served under "+legacyPrefix+").")
+}
+
+// Validate checks settings that would make no sense.
+func (c *Config) Validate() error {
+	if c.MaxConcurrent <= 0 {
+		return fmt.Errorf("-querier.max-concurrent must be at least 1, got %d", c.MaxConcurrent)
+	}
+	if c.Timeout <= 0 {
+		return fmt.Errorf("-querier.timeout must be positive, got %s", c.Timeout)
+	}
+	if c.LookbackDelta < 0 || c.DefaultEvaluationInterval <= 0 {
+		return errors.New("-querier.lookback-delta must not be negative and -querier.default-evaluation-interval must be positive")
+	}
+	if p := c.PrometheusHTTPPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/")) {
+		return fmt.Errorf("-http.prometheus-http-prefix must start with / and not end with one (or be empty), got %q", p)
+	}
+	return nil
+}
+
+// Querier serves PromQL over the ingesters. Its service starts and stops
+// the pool of ingester connections.
+type Querier struct {
+	services.Service
+
+	cfg       Config
+	logger    *slog.Logger
+	pool      *client.Pool
+	queryable *ingesterQueryable
+	engine    *promql.Engine
+	parser    parser.Parser
+	slots     *querySlots
+	metrics   *metrics
+	watcher   *services.FailureWatcher
+}
+
+// New returns a querier that reads the ingesters of the ring ingesters
+// over the -ingester.client link (tls nil for plaintext).
+func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *validation.Overrides, ingesters ring.ReadRing, logger *slog.Logger, reg prometheus.Registerer) (*Querier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "querier")
+	pool := client.NewPool(ingesters, clientCfg, tls, logger, reg, "querier")
+	q := &Querier{
+		cfg:       cfg,
+		logger:    logger,
+		pool:      pool,
+		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits},
+		parser:    parser.NewParser(parser.Options{}),
+		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
+		metrics:   newMetrics(reg),
+		watcher:   services.NewFailureWatcher(),
+	}
+	var engineReg prometheus.Registerer
+	if reg != nil {
+		// The label tells this engine's prometheus_engine_* series from the
+		// ruler's, as in Cortex.
+		engineReg = prometheus.WrapRegistererWith(prometheus.Labels{"engine": "querier"}, reg)
+	}
+	evalInterval := cfg.DefaultEvaluationInterval.Milliseconds()
+	q.engine = promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger,
+		Reg:                      engineReg,
+		MaxSamples:               cfg.MaxSamples,
+		Timeout:                  cfg.Timeout,
+		ActiveQueryTracker:       q.slots,
+		LookbackDelta:            cfg.LookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return evalInterval },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		Parser:                   q.parser,
+	})
+	q.Service = services.NewBasicService(q.starting, q.running, q.stopping)
+	return q, nil
+}
+
+// Queryable returns the fan-out queryable: each Select reads the series of
+// the tenant in its context from the ingesters. The query-frontend and the
+// ruler evaluate over it too.
+func (q *Querier) Queryable() storage.Queryable { return q.queryable }
+
+// Engine returns the PromQL engine the HTTP API evaluates with.
+func (q *Querier) Engine() *promql.Engine { return q.engine }
+
+func (q *Querier) starting(ctx context.Context) error {
+	q.watcher.WatchService(q.pool)
+	if err := services.StartAndAwaitRunning(ctx, q.pool); err != nil {
+		return fmt.Errorf("starting the ingester client pool: %w", err)
+	}
+	return nil
+}
+
+func (q *Querier) running(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-q.watcher.Chan():
+		return fmt.Errorf("ingester client pool failed: %w", err)
+	}
+}
+
+func (q *Querier) stopping(error) error {
+	err := services.StopAndAwaitTerminated(context.Background(), q.pool)
+	q.watcher.Close()
+	return errors.Join(err, q.engine.Close())
+}

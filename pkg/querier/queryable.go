@@ -1,0 +1,415 @@
+package querier
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync/atomic"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
+)
+
+// ingesterQueryable reads the series of the tenant in the context from every
+// ingester of the ring. A series is replicated to several ingesters; the
+// ring's replication set says how many may fail (replication factor minus
+// quorum), and any quorum of answers holds every acknowledged sample.
+type ingesterQueryable struct {
+	ring   ring.ReadRing
+	pool   *client.Pool
+	limits *validation.Overrides
+}
+
+// Querier returns a querier over [mint, maxt]. It is cheap: the tenant is
+// read from the context of each call.
+func (q *ingesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &ingesterQuerier{queryable: q, mint: mint, maxt: maxt}, nil
+}
+
+// ingesterQuerier serves one query. It counts the series and samples of all
+// its Selects, so the per-query limits hold across the selectors of a query.
+type ingesterQuerier struct {
+	queryable  *ingesterQueryable
+	mint, maxt int64
+	series     atomic.Int64
+	samples    atomic.Int64
+}
+
+// limitError is a per-tenant query limit that a query exceeded. It is the
+// query's fault, so the API answers 422 as Prometheus does for the engine's
+// own -querier.max-samples.
+type limitError struct{ msg string }
+
+func (e *limitError) Error() string { return e.msg }
+
+func seriesLimitError(limit int) error {
+	return &limitError{fmt.Sprintf("the query hit the max number of series limit (limit: %d series, set by -querier.max-series-per-query or max_series_per_query): select fewer series or a shorter time range", limit)}
+}
+
+func samplesLimitError(limit int) error {
+	return &limitError{fmt.Sprintf("the query hit the max number of samples fetched limit (limit: %d samples, set by -querier.max-fetched-samples-per-query or max_fetched_samples_per_query): select fewer series or a shorter time range", limit)}
+}
+
+// unavailableError means too few ingesters answered; a retry may succeed,
+// so the API answers 503.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// fanOut calls every ingester of the read replication set and returns the
+// answers of a quorum. A limitError from any call cancels the others and
+// is returned: the merged answer would exceed the limit too.
+func fanOut[T any](ctx context.Context, q *ingesterQueryable, call func(context.Context, *client.Conn) (T, error)) ([]T, error) {
+	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil {
+		return nil, &unavailableError{fmt.Errorf("no ingesters to query: %w", err)}
+	}
+	callCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	results, err := rs.Do(callCtx, 0, func(ctx context.Context, inst *ring.InstanceDesc) (any, error) {
+		c, err := q.pool.Get(inst.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("ingester %s: %w", inst.Addr, err)
+		}
+		res, err := call(ctx, c)
+		if err != nil {
+			var le *limitError
+			if errors.As(err, &le) {
+				cancel(err)
+				return nil, err
+			}
+			return nil, fmt.Errorf("ingester %s: %w", inst.Addr, err)
+		}
+		return res, nil
+	})
+	var le *limitError
+	if cause := context.Cause(callCtx); errors.As(cause, &le) {
+		return nil, le
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("querying ingesters: %w", ctx.Err())
+		}
+		switch status.Code(err) {
+		case codes.InvalidArgument, codes.ResourceExhausted, codes.FailedPrecondition, codes.OutOfRange:
+			// The ingesters refused the request itself: retrying cannot help.
+			return nil, fmt.Errorf("querying ingesters: %w", err)
+		}
+		return nil, &unavailableError{fmt.Errorf("too few ingesters answered (at most %d of %d may fail): %w", rs.MaxErrors, len(rs.Instances), err)}
+	}
+	out := make([]T, len(results))
+	for i, r := range results {
+		out[i] = r.(T)
+	}
+	return out, nil
+}
+
+// timeRange is the range a Select reads: the hints' if given, as the
+// Prometheus TSDB querier does.
+func (q *ingesterQuerier) timeRange(hints *storage.SelectHints) (int64, int64) {
+	if hints != nil {
+		return hints.Start, hints.End
+	}
+	return q.mint, q.maxt
+}
+
+// Select returns the series matching matchers, sorted by labels whatever
+// sortSeries says, with the replicas of each series merged.
+func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+	userID, err := tenant.ID(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	limits := q.queryable.limits.For(userID)
+	mint, maxt := q.timeRange(hints)
+	if mint > maxt {
+		return storage.EmptySeriesSet()
+	}
+	if hints != nil && hints.Func == "series" {
+		// The series API asks for labels only (Prometheus's convention for
+		// this function name): the Series RPC sends no samples.
+		return q.selectLabelsOnly(ctx, limits, mint, maxt, hints.Limit, matchers)
+	}
+
+	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: toPromMatchers(matchers)}
+	if hints != nil {
+		req.Hints = &prompb.ReadHints{StepMs: hints.Step, Func: hints.Func, StartMs: mint, EndMs: maxt, Grouping: hints.Grouping, By: hints.By, RangeMs: hints.Range}
+	}
+	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) ([]*prompb.TimeSeries, error) {
+		return q.queryStream(ctx, c, req, limits)
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	merged := mergeReplicas(replicas)
+	if hints != nil && hints.Limit > 0 && len(merged) > hints.Limit {
+		merged = merged[:hints.Limit]
+	}
+	var samples int
+	for _, s := range merged {
+		samples += len(s.floats) + len(s.hists)
+	}
+	if err := q.count(limits, len(merged), samples); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return &seriesSet{series: merged, i: -1}
+}
+
+// count adds a Select's series and samples to the query's and checks the
+// tenant's limits.
+func (q *ingesterQuerier) count(limits *validation.Limits, series, samples int) error {
+	s, n := q.series.Add(int64(series)), q.samples.Add(int64(samples))
+	if l := limits.MaxSeriesPerQuery; l > 0 && s > int64(l) {
+		return seriesLimitError(l)
+	}
+	if l := limits.MaxFetchedSamplesPerQry; l > 0 && n > int64(l) {
+		return samplesLimitError(l)
+	}
+	return nil
+}
+
+// queryStream reads one ingester's answer. It stops early once that answer
+// alone breaks a limit: the merged answer holds at least as much.
+func (q *ingesterQuerier) queryStream(ctx context.Context, c *client.Conn, req *prompb.Query, limits *validation.Limits) ([]*prompb.TimeSeries, error) {
+	stream, err := c.QueryStream(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out     []*prompb.TimeSeries
+		samples int64
+	)
+	seriesBefore, samplesBefore := q.series.Load(), q.samples.Load()
+	for {
+		res, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, ts := range res.Timeseries {
+			out = append(out, ts)
+			samples += int64(len(ts.Samples) + len(ts.Histograms))
+		}
+		if l := limits.MaxSeriesPerQuery; l > 0 && seriesBefore+int64(len(out)) > int64(l) {
+			return nil, seriesLimitError(l)
+		}
+		if l := limits.MaxFetchedSamplesPerQry; l > 0 && samplesBefore+samples > int64(l) {
+			return nil, samplesLimitError(l)
+		}
+	}
+}
+
+// selectLabelsOnly answers a Select that needs no samples from the Series RPC.
+func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, limits *validation.Limits, mint, maxt int64, limit int, matchers []*labels.Matcher) storage.SeriesSet {
+	req := &client.SeriesRequest{StartMs: mint, EndMs: maxt, MatcherSets: toMatcherSets(matchers), Limit: int64(limit)}
+	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.SeriesResponse, error) {
+		resp, err := c.Series(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if l := limits.MaxSeriesPerQuery; l > 0 && q.series.Load()+int64(len(resp.Series)) > int64(l) {
+			return nil, seriesLimitError(l)
+		}
+		return resp, nil
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	var (
+		b    labels.ScratchBuilder
+		sets []labels.Labels
+	)
+	for _, r := range replicas {
+		for _, ls := range r.Series {
+			b.Reset()
+			for _, l := range ls.Labels {
+				b.Add(l.Name, l.Value)
+			}
+			b.Sort()
+			sets = append(sets, b.Labels())
+		}
+	}
+	slices.SortFunc(sets, labels.Compare)
+	sets = slices.CompactFunc(sets, labels.Equal)
+	if limit > 0 && len(sets) > limit {
+		sets = sets[:limit]
+	}
+	if err := q.count(limits, len(sets), 0); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	merged := make([]*mergedSeries, len(sets))
+	for i, ls := range sets {
+		merged[i] = &mergedSeries{lset: ls}
+	}
+	return &seriesSet{series: merged, i: -1}
+}
+
+// LabelValues returns the sorted values of the label name among the series
+// matching matchers.
+func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if _, err := tenant.ID(ctx); err != nil {
+		return nil, nil, err
+	}
+	req := &client.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, MatcherSets: toMatcherSets(matchers), Limit: int64(hintLimit(hints))}
+	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
+		return c.LabelValues(ctx, req)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeStrings(replicas, hints), nil, nil
+}
+
+// LabelNames returns the sorted label names of the series matching matchers.
+func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if _, err := tenant.ID(ctx); err != nil {
+		return nil, nil, err
+	}
+	req := &client.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, MatcherSets: toMatcherSets(matchers), Limit: int64(hintLimit(hints))}
+	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
+		return c.LabelNames(ctx, req)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeStrings(replicas, hints), nil, nil
+}
+
+func (q *ingesterQuerier) Close() error { return nil }
+
+func hintLimit(h *storage.LabelHints) int {
+	if h == nil {
+		return 0
+	}
+	return h.Limit
+}
+
+// mergeStrings unions the replicas' answers, sorted and de-duplicated.
+func mergeStrings(replicas []*client.StringsResponse, hints *storage.LabelHints) []string {
+	var out []string
+	for _, r := range replicas {
+		out = append(out, r.Values...)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if l := hintLimit(hints); l > 0 && len(out) > l {
+		out = out[:l]
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+// metadata returns the metadata of every metric family (or of one), with
+// the replicas' answers united. limit bounds the families and
+// limitPerMetric the entries per family; negative means no bound.
+func (q *ingesterQueryable) metadata(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error) {
+	if _, err := tenant.ID(ctx); err != nil {
+		return nil, err
+	}
+	req := &client.MetadataRequest{Metric: metric}
+	if limit > 0 {
+		req.Limit = int64(limit)
+	}
+	if limitPerMetric > 0 {
+		req.LimitPerMetric = int64(limitPerMetric)
+	}
+	replicas, err := fanOut(ctx, q, func(ctx context.Context, c *client.Conn) (*client.MetadataResponse, error) {
+		return c.Metadata(ctx, req)
+	})
+	if err != nil {
+		return nil, err
+	}
+	sets := map[string][]metadata.Metadata{}
+	for _, r := range replicas {
+		for _, m := range r.Metadata {
+			md := metadata.Metadata{Type: model.MetricType(m.Type), Help: m.Help, Unit: m.Unit}
+			if !slices.Contains(sets[m.MetricFamilyName], md) {
+				sets[m.MetricFamilyName] = append(sets[m.MetricFamilyName], md)
+			}
+		}
+	}
+	// Bounds apply in name order, so the answer does not depend on which
+	// replicas answered first.
+	names := make([]string, 0, len(sets))
+	for name := range sets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make(map[string][]metadata.Metadata, len(names))
+	for _, name := range names {
+		if limit >= 0 && len(out) >= limit {
+			break
+		}
+		ms := sets[name]
+		slices.SortFunc(ms, func(a, b metadata.Metadata) int {
+			return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Help, b.Help), cmp.Compare(a.Unit, b.Unit))
+		})
+		if limitPerMetric > 0 && len(ms) > limitPerMetric {
+			ms = ms[:limitPerMetric]
+		}
+		out[name] = ms
+	}
+	return out, nil
+}
+
+func toPromMatchers(ms []*labels.Matcher) []*prompb.LabelMatcher {
+	out := make([]*prompb.LabelMatcher, 0, len(ms))
+	for _, m := range ms {
+		var t prompb.LabelMatcher_Type
+		switch m.Type {
+		case labels.MatchEqual:
+			t = prompb.LabelMatcher_EQ
+		case labels.MatchNotEqual:
+			t = prompb.LabelMatcher_NEQ
+		case labels.MatchRegexp:
+			t = prompb.LabelMatcher_RE
+		case labels.MatchNotRegexp:
+			t = prompb.LabelMatcher_NRE
+		}
+		out = append(out, &prompb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value})
+	}
+	return out
+}
+
+// toMatcherSets returns the one matcher set of a label or series call, or
+// none (every series) without matchers.
+func toMatcherSets(ms []*labels.Matcher) []*client.MatcherSet {
+	if len(ms) == 0 {
+		return nil
+	}
+	set := &client.MatcherSet{}
+	for _, m := range ms {
+		var t client.LabelMatcher_Type
+		switch m.Type {
+		case labels.MatchEqual:
+			t = client.LabelMatcher_EQ
+		case labels.MatchNotEqual:
+			t = client.LabelMatcher_NEQ
+		case labels.MatchRegexp:
+			t = client.LabelMatcher_RE
+		case labels.MatchNotRegexp:
+			t = client.LabelMatcher_NRE
+		}
+		set.Matchers = append(set.Matchers, &client.LabelMatcher{Type: t, Name: m.Name, Value: m.Value})
+	}
+	return []*client.MatcherSet{set}
+}
