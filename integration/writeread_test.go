@@ -248,6 +248,24 @@ func TestWriteReadPathMutualTLS(t *testing.T) {
 		t.Fatalf("restarted ingester does not hold its %d series after WAL replay:\n%s", nSeries, grepLines(metrics, "cortex_ingester_memory"))
 	}
 	checkAll(15)
+
+	// SIGTERM: the ingester leaves the ring cleanly and exits 0.
+	c.ingesters[0].stop()
+	if err := c.ingesters[0].exitErr; err != nil {
+		t.Fatalf("ingester exit after SIGTERM: %v", err)
+	}
+	c.waitActiveIngesters(c.distributor, 2)
+	req, _ := http.NewRequest("GET", "https://"+c.distributor.httpAddr()+"/ingester/ring", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringPage, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(ringPage), `"ingester-1"`) || strings.Contains(string(ringPage), `"ingester-0"`) {
+		t.Fatalf("ingester-0 still in the ring after a clean shutdown: %s", ringPage)
+	}
 }
 
 // TestEveryPortRefusesStrangers checks that, across a cluster, every HTTP and
