@@ -280,62 +280,22 @@ func selectError(ctx context.Context, err error) error {
 	return status.Errorf(codes.Internal, "querying the TSDB: %v", err)
 }
 
+// fromPromMatchers decodes a QueryStream call's matchers; none selects every series.
 func fromPromMatchers(in []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
-	out := make([]*labels.Matcher, 0, len(in))
-	for _, m := range in {
-		var t labels.MatchType
-		switch m.Type {
-		case prompb.LabelMatcher_EQ:
-			t = labels.MatchEqual
-		case prompb.LabelMatcher_NEQ:
-			t = labels.MatchNotEqual
-		case prompb.LabelMatcher_RE:
-			t = labels.MatchRegexp
-		case prompb.LabelMatcher_NRE:
-			t = labels.MatchNotRegexp
-		default:
-			return nil, status.Errorf(codes.InvalidArgument, "unknown label matcher type %d", m.Type)
-		}
-		lm, err := labels.NewMatcher(t, m.Name, m.Value)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "label matcher %s%s%q: %v", m.Name, t, m.Value, err)
-		}
-		out = append(out, lm)
+	out, err := client.FromPromMatchers(in)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(out) == 0 {
-		// No matcher selects every series.
 		out = append(out, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".*"))
 	}
 	return out, nil
 }
 
 func fromMatcherSets(sets []*client.MatcherSet) ([][]*labels.Matcher, error) {
-	out := make([][]*labels.Matcher, 0, len(sets))
-	for _, set := range sets {
-		ms := make([]*labels.Matcher, 0, len(set.GetMatchers()))
-		for _, m := range set.GetMatchers() {
-			var t labels.MatchType
-			switch m.GetType() {
-			case client.LabelMatcher_EQ:
-				t = labels.MatchEqual
-			case client.LabelMatcher_NEQ:
-				t = labels.MatchNotEqual
-			case client.LabelMatcher_RE:
-				t = labels.MatchRegexp
-			case client.LabelMatcher_NRE:
-				t = labels.MatchNotRegexp
-			default:
-				return nil, status.Errorf(codes.InvalidArgument, "unknown label matcher type %d", m.GetType())
-			}
-			lm, err := labels.NewMatcher(t, m.GetName(), m.GetValue())
-			if err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "label matcher %s%s%q: %v", m.GetName(), t, m.GetValue(), err)
-			}
-			ms = append(ms, lm)
-		}
-		if len(ms) > 0 {
-			out = append(out, ms)
-		}
+	out, err := client.FromMatcherSets(sets)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return out, nil
 }

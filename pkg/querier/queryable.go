@@ -146,7 +146,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 		return q.selectLabelsOnly(ctx, limits, mint, maxt, hints.Limit, matchers)
 	}
 
-	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: toPromMatchers(matchers)}
+	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(matchers)}
 	if hints != nil {
 		req.Hints = &prompb.ReadHints{StepMs: hints.Step, Func: hints.Func, StartMs: mint, EndMs: maxt, Grouping: hints.Grouping, By: hints.By, RangeMs: hints.Range}
 	}
@@ -218,7 +218,7 @@ func (q *ingesterQuerier) queryStream(ctx context.Context, c *client.Conn, req *
 
 // selectLabelsOnly answers a Select that needs no samples from the Series RPC.
 func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, limits *validation.Limits, mint, maxt int64, limit int, matchers []*labels.Matcher) storage.SeriesSet {
-	req := &client.SeriesRequest{StartMs: mint, EndMs: maxt, MatcherSets: toMatcherSets(matchers), Limit: int64(limit)}
+	req := &client.SeriesRequest{StartMs: mint, EndMs: maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(limit)}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.SeriesResponse, error) {
 		resp, err := c.Series(ctx, req)
 		if err != nil {
@@ -267,7 +267,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 	if _, err := tenant.ID(ctx); err != nil {
 		return nil, nil, err
 	}
-	req := &client.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, MatcherSets: toMatcherSets(matchers), Limit: int64(hintLimit(hints))}
+	req := &client.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
 		return c.LabelValues(ctx, req)
 	})
@@ -282,7 +282,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	if _, err := tenant.ID(ctx); err != nil {
 		return nil, nil, err
 	}
-	req := &client.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, MatcherSets: toMatcherSets(matchers), Limit: int64(hintLimit(hints))}
+	req := &client.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
 		return c.LabelNames(ctx, req)
 	})
@@ -369,47 +369,4 @@ func (q *ingesterQueryable) metadata(ctx context.Context, metric string, limit, 
 		out[name] = ms
 	}
 	return out, nil
-}
-
-func toPromMatchers(ms []*labels.Matcher) []*prompb.LabelMatcher {
-	out := make([]*prompb.LabelMatcher, 0, len(ms))
-	for _, m := range ms {
-		var t prompb.LabelMatcher_Type
-		switch m.Type {
-		case labels.MatchEqual:
-			t = prompb.LabelMatcher_EQ
-		case labels.MatchNotEqual:
-			t = prompb.LabelMatcher_NEQ
-		case labels.MatchRegexp:
-			t = prompb.LabelMatcher_RE
-		case labels.MatchNotRegexp:
-			t = prompb.LabelMatcher_NRE
-		}
-		out = append(out, &prompb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value})
-	}
-	return out
-}
-
-// toMatcherSets returns the one matcher set of a label or series call, or
-// none (every series) without matchers.
-func toMatcherSets(ms []*labels.Matcher) []*client.MatcherSet {
-	if len(ms) == 0 {
-		return nil
-	}
-	set := &client.MatcherSet{}
-	for _, m := range ms {
-		var t client.LabelMatcher_Type
-		switch m.Type {
-		case labels.MatchEqual:
-			t = client.LabelMatcher_EQ
-		case labels.MatchNotEqual:
-			t = client.LabelMatcher_NEQ
-		case labels.MatchRegexp:
-			t = client.LabelMatcher_RE
-		case labels.MatchNotRegexp:
-			t = client.LabelMatcher_NRE
-		}
-		set.Matchers = append(set.Matchers, &client.LabelMatcher{Type: t, Name: m.Name, Value: m.Value})
-	}
-	return []*client.MatcherSet{set}
 }
