@@ -428,6 +428,28 @@ func (q *Querier) withTimeout(r *http.Request) (context.Context, context.CancelF
 }
 
 func (q *Querier) labelNames(r *http.Request) apiResult {
+	return q.labelStrings(r, func(ctx context.Context, querier storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return querier.LabelNames(ctx, hints, ms...)
+	})
+}
+
+func (q *Querier) labelValues(r *http.Request) apiResult {
+	name := r.PathValue("name")
+	if strings.HasPrefix(name, "U__") {
+		name = model.UnescapeName(name, model.ValueEncodingEscaping)
+	}
+	if !model.UTF8Validation.IsValidLabelName(name) {
+		return apiResult{err: &apiError{errorBadData, fmt.Errorf("invalid label name: %q", name)}}
+	}
+	return q.labelStrings(r, func(ctx context.Context, querier storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return querier.LabelValues(ctx, name, hints, ms...)
+	})
+}
+
+// labelStrings answers /labels and /label/{name}/values as Prometheus does:
+// parse limit, start, end and match[], take the sorted union over the
+// matcher sets, and truncate to the limit with a warning.
+func (q *Querier) labelStrings(r *http.Request, fetch func(context.Context, storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error)) apiResult {
 	limit, err := parseLimitParam(r.FormValue("limit"))
 	if err != nil {
 		return invalidParamError(err, "limit")
@@ -454,13 +476,13 @@ func (q *Querier) labelNames(r *http.Request) apiResult {
 	defer querier.Close()
 
 	var (
-		names    []string
+		out      []string
 		warnings annotations.Annotations
 	)
 	if len(matcherSets) > 1 {
 		set := map[string]struct{}{}
 		for _, matchers := range matcherSets {
-			vals, ws, err := querier.LabelNames(ctx, hints, matchers...)
+			vals, ws, err := fetch(ctx, querier, hints, matchers)
 			if err != nil {
 				return apiResult{err: apiErrorFor(err), warnings: warnings}
 			}
@@ -469,103 +491,29 @@ func (q *Querier) labelNames(r *http.Request) apiResult {
 				set[v] = struct{}{}
 			}
 		}
-		names = make([]string, 0, len(set))
+		out = make([]string, 0, len(set))
 		for v := range set {
-			names = append(names, v)
-		}
-		slices.Sort(names)
-	} else {
-		var matchers []*labels.Matcher
-		if len(matcherSets) == 1 {
-			matchers = matcherSets[0]
-		}
-		names, warnings, err = querier.LabelNames(ctx, hints, matchers...)
-		if err != nil {
-			return apiResult{err: apiErrorFor(err), warnings: warnings}
-		}
-	}
-	if names == nil {
-		names = []string{}
-	}
-	if limit > 0 && len(names) > limit {
-		names = names[:limit]
-		warnings = warnings.Add(errors.New("results truncated due to limit"))
-	}
-	return apiResult{data: names, warnings: warnings}
-}
-
-func (q *Querier) labelValues(r *http.Request) apiResult {
-	name := r.PathValue("name")
-	if strings.HasPrefix(name, "U__") {
-		name = model.UnescapeName(name, model.ValueEncodingEscaping)
-	}
-	if !model.UTF8Validation.IsValidLabelName(name) {
-		return apiResult{err: &apiError{errorBadData, fmt.Errorf("invalid label name: %q", name)}}
-	}
-	limit, err := parseLimitParam(r.FormValue("limit"))
-	if err != nil {
-		return invalidParamError(err, "limit")
-	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParamError(err, "start")
-	}
-	end, err := parseTimeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParamError(err, "end")
-	}
-	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
-	if err != nil {
-		return apiResult{err: &apiError{errorBadData, err}}
-	}
-	ctx, cancel := q.withTimeout(r)
-	defer cancel()
-	hints := &storage.LabelHints{Limit: toHintLimit(limit)}
-	querier, err := q.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
-	if err != nil {
-		return apiResult{err: &apiError{errorExec, err}}
-	}
-	defer querier.Close()
-
-	var (
-		vals     []string
-		warnings annotations.Annotations
-	)
-	if len(matcherSets) > 1 {
-		set := map[string]struct{}{}
-		for _, matchers := range matcherSets {
-			vs, ws, err := querier.LabelValues(ctx, name, hints, matchers...)
-			if err != nil {
-				return apiResult{err: apiErrorFor(err), warnings: warnings}
-			}
-			warnings.Merge(ws)
-			for _, v := range vs {
-				set[v] = struct{}{}
-			}
-		}
-		vals = make([]string, 0, len(set))
-		for v := range set {
-			vals = append(vals, v)
+			out = append(out, v)
 		}
 	} else {
 		var matchers []*labels.Matcher
 		if len(matcherSets) == 1 {
 			matchers = matcherSets[0]
 		}
-		vals, warnings, err = querier.LabelValues(ctx, name, hints, matchers...)
+		out, warnings, err = fetch(ctx, querier, hints, matchers)
 		if err != nil {
 			return apiResult{err: apiErrorFor(err), warnings: warnings}
 		}
-		if vals == nil {
-			vals = []string{}
-		}
 	}
-	slices.Sort(vals)
-	if limit > 0 && len(vals) > limit {
-		vals = vals[:limit]
+	if out == nil {
+		out = []string{}
+	}
+	slices.Sort(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 		warnings = warnings.Add(errors.New("results truncated due to limit"))
 	}
-	return apiResult{data: vals, warnings: warnings}
+	return apiResult{data: out, warnings: warnings}
 }
 
 func (q *Querier) series(r *http.Request) apiResult {
