@@ -15,13 +15,19 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/cortex"
+	"github.com/cortex-tls/cortex/pkg/loadgen"
 	"github.com/cortex-tls/cortex/pkg/util/config"
 	"github.com/cortex-tls/cortex/pkg/util/logging"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "certs" {
-		os.Exit(certgen.Command(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "certs":
+			os.Exit(certgen.Command(os.Args[2:], os.Stdout, os.Stderr))
+		case "loadgen":
+			os.Exit(loadgen.Command(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -33,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	printVersion := fs.Bool("version", false, "Print the version and exit.")
 	fs.Usage = func() {
 		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "Usage: cortex [flags]\n       cortex certs generate [flags]   (create a CA and certificates; -h for its flags)\n\nFlags:\n")
+		fmt.Fprintf(stdout, "Usage: cortex [flags]\n       cortex certs generate [flags]   (create a CA and certificates; -h for its flags)\n       cortex loadgen [flags]          (remote-write or query load; -h for its flags)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := config.Load(fs, args, &cfg); err != nil {

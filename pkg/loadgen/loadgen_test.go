@@ -1,0 +1,171 @@
+package loadgen
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// receiver is a remote-write endpoint that checks what a real receiver
+// would: the encoding, and that every series' timestamps only grow.
+type receiver struct {
+	mu       sync.Mutex
+	last     map[string]int64
+	samples  int
+	requests int
+	reject   func(n int) int // status for the n-th request
+	problems []string
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	raw, err := snappy.Decode(nil, body)
+	var req prompb.WriteRequest
+	if err == nil {
+		err = req.Unmarshal(raw)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.requests++
+	if err != nil || r.Header.Get("Content-Encoding") != "snappy" || r.Header.Get("X-Scope-OrgID") != "t1" {
+		rc.problems = append(rc.problems, "bad request")
+		w.WriteHeader(400)
+		return
+	}
+	if code := rc.reject(rc.requests); code != 200 {
+		w.WriteHeader(code)
+		return
+	}
+	for _, ts := range req.Timeseries {
+		key := ""
+		for _, l := range ts.Labels {
+			key += l.Name + "=" + l.Value + ","
+		}
+		if len(ts.Labels) != 4 {
+			rc.problems = append(rc.problems, "wrong label count "+key)
+		}
+		for _, s := range ts.Samples {
+			if s.Timestamp <= rc.last[key] {
+				rc.problems = append(rc.problems, "timestamp went back for "+key)
+			}
+			rc.last[key] = s.Timestamp
+			rc.samples++
+		}
+	}
+}
+
+func TestRunWrite(t *testing.T) {
+	rc := &receiver{last: map[string]int64{}, reject: func(n int) int {
+		if n%10 == 0 {
+			return 429
+		}
+		return 200
+	}}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	var progress strings.Builder
+	sum, err := RunWrite(context.Background(), WriteConfig{
+		URL: srv.URL, Tenant: "t1", Series: 250, LabelsPerSeries: 4, SeriesPerRequest: 100,
+		Writers: 3, Requests: 60, ChurnPerMinute: 6000, ProgressInterval: 0,
+	}, srv.Client(), &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.problems) > 0 {
+		t.Fatalf("receiver saw: %v", rc.problems[:min(5, len(rc.problems))])
+	}
+	if sum.Requests != 60 || rc.requests != 60 {
+		t.Fatalf("requests: summary %d, receiver %d, want 60", sum.Requests, rc.requests)
+	}
+	if sum.Errors["429"] != 6 || sum.SucceededRequests != 54 {
+		t.Fatalf("errors %v, ok %d; want 6 rejected and 54 ok", sum.Errors, sum.SucceededRequests)
+	}
+	if int(sum.Samples) != rc.samples {
+		t.Fatalf("acknowledged %d samples, receiver stored %d", sum.Samples, rc.samples)
+	}
+	if sum.LatencyP50Ms <= 0 || sum.LatencyP99Ms < sum.LatencyP50Ms {
+		t.Fatalf("latencies p50 %v p99 %v", sum.LatencyP50Ms, sum.LatencyP99Ms)
+	}
+}
+
+func TestRunWriteScrapeInterval(t *testing.T) {
+	rc := &receiver{last: map[string]int64{}, reject: func(int) int { return 200 }}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	// 200 series every 100ms for about 450ms: 5 rounds of 2 requests.
+	sum, err := RunWrite(context.Background(), WriteConfig{
+		URL: srv.URL, Tenant: "t1", Series: 200, LabelsPerSeries: 4, SeriesPerRequest: 100,
+		Writers: 2, ScrapeInterval: 100 * time.Millisecond, Duration: 450 * time.Millisecond,
+	}, srv.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Samples != 1000 {
+		t.Fatalf("acknowledged %d samples, want 1000 (5 scrapes of 200 series)", sum.Samples)
+	}
+}
+
+func TestRunQuery(t *testing.T) {
+	var mu sync.Mutex
+	paths := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		paths[r.URL.Path]++
+		mu.Unlock()
+		if r.FormValue("query") == "bad" {
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, `{"status":"error"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	}))
+	defer srv.Close()
+	sum, err := RunQuery(context.Background(), QueryConfig{
+		URL: srv.URL + "/prometheus", Queries: []string{"up", "bad"}, Rate: 100, Range: time.Hour, Duration: 300 * time.Millisecond,
+	}, srv.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if paths["/prometheus/api/v1/query"] == 0 || paths["/prometheus/api/v1/query_range"] == 0 {
+		t.Fatalf("paths hit: %v, want both instant and range queries", paths)
+	}
+	if sum.Errors["400"] == 0 || sum.SucceededRequests == 0 {
+		t.Fatalf("summary %+v: want both successes and 400s counted", sum)
+	}
+}
+
+func TestChurnReplacesSeries(t *testing.T) {
+	set := &seriesSet{cfg: WriteConfig{LabelsPerSeries: 8, MetricName: "m"}, gens: make([]atomic.Uint32, 5)}
+	before := set.labels(3)
+	if len(before) != 8 || before[0].Value != "m" {
+		t.Fatalf("labels %v", before)
+	}
+	next := set.churn(2, 2) // series 2 and 3
+	if next != 4 {
+		t.Fatalf("next churn position %d, want 4", next)
+	}
+	after := set.labels(3)
+	if after[1].Value == before[1].Value {
+		t.Fatalf("series 3 kept its identity %q after churn", after[1].Value)
+	}
+	if set.labels(4)[1].Value != "series-4-0" {
+		t.Fatalf("series 4 changed without churn: %v", set.labels(4)[1])
+	}
+	if next := set.churn(4, 3); next != 2 {
+		t.Fatalf("churn wraps around to %d, want 2", next)
+	}
+}
