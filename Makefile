@@ -2,7 +2,7 @@
 GO ?= go
 CERTS ?= dev-certs
 
-.PHONY: run test build certs
+.PHONY: run test build bench
 
 build:
 	$(GO) build -o cortex ./cmd/cortex
@@ -16,3 +16,7 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# Measures ingest and query on loopback and rewrites docs/benchmarks.md.
+bench: build
+	$(GO) run ./cmd/benchreport -binary ./cortex -out docs/benchmarks.md

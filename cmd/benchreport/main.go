@@ -1,0 +1,410 @@
+// Command benchreport starts the system on loopback in several layouts,
+// drives each with `cortex loadgen`'s load, and writes docs/benchmarks.md
+// with what it measured in that one run: samples per server CPU-second,
+// mutual TLS against plaintext side by side, ingester memory per series, and
+// query latency. `make bench` runs it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/loadgen"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+)
+
+func main() {
+	binary := flag.String("binary", "./cortex", "The cortex binary to measure.")
+	out := flag.String("out", "docs/benchmarks.md", "Report to write.")
+	duration := flag.Duration("duration", 20*time.Second, "Measured load per layout.")
+	warmup := flag.Duration("warmup", 5*time.Second, "Load before measuring, so every series exists.")
+	series := flag.Int("series", 20000, "Active series.")
+	flag.Parse()
+
+	work, err := os.MkdirTemp("", "cortex-bench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	certs := filepath.Join(work, "certs")
+	if err := writeCerts(certs); err != nil {
+		log.Fatal(err)
+	}
+	b := &bench{binary: *binary, work: work, certs: certs, duration: *duration, warmup: *warmup, series: *series}
+
+	layouts := []layout{
+		{name: "single process (-target=all)", ingesters: 0, rf: 1},
+		{name: "separate processes, 1 ingester, RF 1", ingesters: 1, rf: 1},
+		{name: "separate processes, 3 ingesters, RF 3", ingesters: 3, rf: 3},
+	}
+	var rows []result
+	for _, l := range layouts {
+		for _, tls := range []bool{false, true} {
+			l.tls = tls
+			log.Printf("measuring %s, tls=%v", l.name, tls)
+			r, err := b.run(l)
+			if err != nil {
+				log.Fatalf("%s: %v", l.name, err)
+			}
+			rows = append(rows, r)
+		}
+	}
+	if err := os.WriteFile(*out, []byte(report(b, rows)), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("wrote %s", *out)
+}
+
+type layout struct {
+	name      string
+	ingesters int // 0: one process runs everything
+	rf        int
+	tls       bool
+}
+
+type result struct {
+	layout
+	write       *loadgen.Summary
+	query       *loadgen.Summary
+	serverCPU   float64 // seconds, all server processes, during the measured window
+	ingesterRSS int64   // bytes, summed over ingesters, after the load
+	handshakes  int     // client TLS handshakes between components, whole run
+}
+
+type bench struct {
+	binary, work, certs string
+	duration, warmup    time.Duration
+	series              int
+}
+
+type proc struct {
+	cmd        *exec.Cmd
+	http, grpc int
+	ingester   bool
+}
+
+func (b *bench) run(l layout) (result, error) {
+	dir, err := os.MkdirTemp(b.work, "run")
+	if err != nil {
+		return result{}, err
+	}
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			_ = p.cmd.Process.Signal(os.Interrupt)
+			_ = p.cmd.Wait()
+		}
+	}()
+	start := func(ingester bool, flags ...string) (*proc, error) {
+		p := &proc{http: freePort(), grpc: freePort(), ingester: ingester}
+		args := append([]string{
+			"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=" + strconv.Itoa(p.http),
+			"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=" + strconv.Itoa(p.grpc),
+			"-distributor.ingestion-rate-limit=0", "-ingester.min-ready-duration=0s", "-ingester.join-after=0s",
+			"-ingester.lifecycler.addr=127.0.0.1", "-ingester.max-series-per-metric=0", "-log.level=warn",
+			"-distributor.replication-factor=" + strconv.Itoa(l.rf),
+		}, flags...)
+		if l.tls {
+			args = append(args, tlsFlags(b.certs)...)
+		}
+		p.cmd = exec.Command(b.binary, args...)
+		p.cmd.Stderr = os.Stderr
+		if err := p.cmd.Start(); err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		return p, nil
+	}
+
+	var front *proc
+	if l.ingesters == 0 {
+		p, err := start(true, "-target=all", "-blocks-storage.tsdb.dir="+filepath.Join(dir, "tsdb"))
+		if err != nil {
+			return result{}, err
+		}
+		front = p
+	} else {
+		seed := freePort()
+		ring := func(port int) []string {
+			return []string{"-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + strconv.Itoa(port),
+				"-memberlist.join=127.0.0.1:" + strconv.Itoa(seed)}
+		}
+		for i := 0; i < l.ingesters; i++ {
+			port := freePort()
+			if i == 0 {
+				port = seed
+			}
+			if _, err := start(true, append(ring(port), "-target=ingester", "-ingester.lifecycler.ID=ingester-"+strconv.Itoa(i),
+				"-blocks-storage.tsdb.dir="+filepath.Join(dir, "ingester-"+strconv.Itoa(i)))...); err != nil {
+				return result{}, err
+			}
+		}
+		p, err := start(false, append(ring(freePort()), "-target=distributor,querier")...)
+		if err != nil {
+			return result{}, err
+		}
+		front = p
+	}
+
+	client := b.client(l.tls)
+	scheme := "http"
+	if l.tls {
+		scheme = "https"
+	}
+	base := scheme + "://127.0.0.1:" + strconv.Itoa(front.http)
+	for _, p := range procs {
+		if err := waitReady(client, scheme+"://127.0.0.1:"+strconv.Itoa(p.http)+"/ready"); err != nil {
+			return result{}, err
+		}
+	}
+	if err := waitRing(client, base, max(l.ingesters, 1)); err != nil {
+		return result{}, err
+	}
+
+	write := loadgen.WriteConfig{URL: base + "/api/v1/push", Tenant: "bench", Series: b.series, LabelsPerSeries: 8,
+		SeriesPerRequest: 1000, Writers: 4, Duration: b.warmup}
+	if _, err := loadgen.RunWrite(context.Background(), write, client, nil); err != nil {
+		return result{}, err
+	}
+	cpuBefore := totalCPU(procs)
+	write.Duration = b.duration
+	ws, err := loadgen.RunWrite(context.Background(), write, client, nil)
+	if err != nil {
+		return result{}, err
+	}
+	r := result{layout: l, write: ws, serverCPU: totalCPU(procs) - cpuBefore}
+	for _, p := range procs {
+		if p.ingester {
+			r.ingesterRSS += rss(p.cmd.Process.Pid)
+		}
+	}
+	metrics := scrape(client, base+"/metrics")
+	r.handshakes = int(metrics["cortex_tls_client_handshakes_total"])
+	r.query, err = loadgen.RunQuery(context.Background(), loadgen.QueryConfig{URL: base + "/prometheus", Tenant: "bench",
+		Queries: loadgen.DefaultQueries, Rate: 4, Range: 10 * time.Minute, Duration: 10 * time.Second}, client, nil)
+	return r, err
+}
+
+func (b *bench) client(tls bool) *http.Client {
+	var cfg tlsconfig.ClientConfig
+	if tls {
+		cfg = tlsconfig.ClientConfig{CertPath: filepath.Join(b.certs, "client.crt"), KeyPath: filepath.Join(b.certs, "client.key"),
+			CAPath: filepath.Join(b.certs, "root.crt"), MinVersion: "VersionTLS12"}
+	}
+	c, err := tlsconfig.NewClient("bench", cfg, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil))
+	if err != nil {
+		log.Fatal(err)
+	}
+	t := c.HTTPTransport()
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: t, Timeout: time.Minute}
+}
+
+func tlsFlags(certs string) []string {
+	var flags []string
+	for _, s := range []string{"http", "grpc"} {
+		flags = append(flags,
+			"-server."+s+"-tls-cert-path="+filepath.Join(certs, "server.crt"), "-server."+s+"-tls-key-path="+filepath.Join(certs, "server.key"),
+			"-server."+s+"-tls-client-auth=RequireAndVerifyClientCert", "-server."+s+"-tls-ca-path="+filepath.Join(certs, "root.crt"))
+	}
+	return append(flags,
+		"-ingester.client.tls-cert-path="+filepath.Join(certs, "client.crt"), "-ingester.client.tls-key-path="+filepath.Join(certs, "client.key"),
+		"-ingester.client.tls-ca-path="+filepath.Join(certs, "root.crt"))
+}
+
+func writeCerts(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	ca, err := certgen.NewCA(certgen.Options{CommonName: "bench root"})
+	if err != nil {
+		return err
+	}
+	pairs := map[string]*certgen.Pair{"root": ca}
+	for _, name := range []string{"server", "client"} {
+		if pairs[name], err = ca.Issue(certgen.Options{CommonName: name, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}); err != nil {
+			return err
+		}
+	}
+	for name, p := range pairs {
+		if err := os.WriteFile(filepath.Join(dir, name+".crt"), p.CertPEM, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".key"), p.KeyPEM, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitReady(c *http.Client, url string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within 60s", url)
+}
+
+func waitRing(c *http.Client, base string, n int) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest("GET", base+"/ingester/ring", nil)
+		req.Header.Set("Accept", "application/json")
+		if resp, err := c.Do(req); err == nil {
+			var sb strings.Builder
+			_, _ = bufio.NewReader(resp.Body).WriteTo(&sb)
+			resp.Body.Close()
+			if strings.Count(sb.String(), `"state":"ACTIVE"`) >= n {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("ring at %s never had %d ACTIVE ingesters", base, n)
+}
+
+// totalCPU sums user and system CPU seconds of the processes, from /proc.
+func totalCPU(procs []*proc) float64 {
+	var total float64
+	for _, p := range procs {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" that closes the command name: utime is 14th, stime 15th overall.
+		fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+		utime, _ := strconv.ParseFloat(fields[11], 64)
+		stime, _ := strconv.ParseFloat(fields[12], 64)
+		total += (utime + stime) / 100 // USER_HZ is 100 on Linux
+	}
+	return total
+}
+
+func rss(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// scrape sums each metric's series on a /metrics page.
+func scrape(c *http.Client, url string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := c.Get(url)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		line := s.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		v, _ := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		out[name] += v
+	}
+	return out
+}
+
+func report(b *bench, rows []result) string {
+	var sb strings.Builder
+	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	fmt.Fprintf(&sb, "# Benchmarks\n\nMeasured by `make bench` (cmd/benchreport) in one run on %s: %d cores (%s), %s, commit %s. "+
+		"Load: `cortex loadgen`'s closed loop, %d series of 8 labels, 1,000 series per request, 4 writers, %s measured after %s of warm-up, "+
+		"client and servers on the same machine, over loopback. Server CPU is user+system time of every server process during the measured window, from /proc.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpu, runtime.Version(), strings.TrimSpace(string(commit)), b.series, b.duration, b.warmup)
+
+	sb.WriteString("## Ingest\n\n| layout | TLS | samples/s (wall) | server CPU cores | samples per server CPU-second | push p50 / p99 | errors | TLS handshakes between components |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		perCPU := float64(r.write.Samples) / r.serverCPU
+		tls := "plaintext"
+		if r.tls {
+			tls = "mutual TLS"
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %.0f | %.2f | %.0f | %.1f / %.1f ms | %s | %d |\n", r.name, tls, r.write.SamplesPerSecond,
+			r.serverCPU/r.write.DurationSeconds, perCPU, r.write.LatencyP50Ms, r.write.LatencyP99Ms, errs(r.write.Errors), r.handshakes)
+	}
+	sb.WriteString("\n## Mutual TLS against plaintext, side by side\n\n| layout | samples per CPU-second, TLS / plaintext |\n|---|---|\n")
+	for i := 0; i+1 < len(rows); i += 2 {
+		plain, tls := rows[i], rows[i+1]
+		ratio := (float64(tls.write.Samples) / tls.serverCPU) / (float64(plain.write.Samples) / plain.serverCPU)
+		fmt.Fprintf(&sb, "| %s | %.3f |\n", plain.name, ratio)
+	}
+	sb.WriteString("\n## Ingester memory\n\n| layout | TLS | ingester RSS after load | per active series (incl. replicas) |\n|---|---|---|---|\n")
+	for _, r := range rows {
+		replicas := r.rf
+		fmt.Fprintf(&sb, "| %s | %v | %.0f MB | %.1f KB |\n", r.name, r.tls, float64(r.ingesterRSS)/1e6, float64(r.ingesterRSS)/float64(b.series*replicas)/1e3)
+	}
+	sb.WriteString("\n## Query latency\n\nDashboard-like queries (`loadgen.DefaultQueries`, instant and 10-minute range alternately), 4 per second for 10 s, right after the write load.\n\n| layout | TLS | p50 | p99 | errors |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "| %s | %v | %.1f ms | %.1f ms | %s |\n", r.name, r.tls, r.query.LatencyP50Ms, r.query.LatencyP99Ms, errs(r.query.Errors))
+	}
+	return sb.String()
+}
+
+func errs(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, k+"="+strconv.Itoa(v))
+	}
+	return strings.Join(parts, " ")
+}
