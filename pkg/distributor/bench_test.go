@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/cortex-tls/cortex/pkg/util/remotewrite"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkDecodeV1(b *testing.B) {
 		var req prompb.WriteRequest
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := decodeV1(raw, &req, nil); err != nil {
+			if err := remotewrite.DecodeV1(raw, &req, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/remotewrite"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -177,7 +178,7 @@ type source struct {
 	raw   []byte
 	spans [][2]int32
 	// issues are the series a 2.0 request's decoding left out.
-	issues *seriesIssues
+	issues *remotewrite.SeriesIssues
 	// release frees the request's memory; push calls it once no ingester
 	// call reads the request any more.
 	release func()
@@ -206,10 +207,10 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	limits := d.limits.For(userID)
 	ts := d.tenant(userID, limits, now)
 	v := newValidator(limits, now)
-	if is := src.issues; is != nil && is.first != "" {
-		v.first = is.first
-		v.disc.samples[reasonInvalidLabel] += is.samples
-		v.disc.exemplars[reasonInvalidLabel] += is.exemplars
+	if is := src.issues; is != nil && is.First != "" {
+		v.first = is.First
+		v.disc.samples[reasonInvalidLabel] += is.Samples
+		v.disc.exemplars[reasonInvalidLabel] += is.Exemplars
 	}
 
 	b, _ := d.batches.Get().(*batch)

@@ -59,7 +59,7 @@ type fakeIngester struct {
 	stats    map[string]*client.UserStatsResponse
 }
 
-func (f *fakeIngester) Push(ctx context.Context, req *prompb.WriteRequest) (*client.PushResponse, error) {
+func (f *fakeIngester) Push(ctx context.Context, req *client.PushRequest) (*client.PushResponse, error) {
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, tenant.GRPCError(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/remotewrite"
 )
 
 // Remote-write protocol names, as Prometheus's sender and receiver use them.
@@ -39,8 +40,8 @@ type pushRequest struct {
 	body   bytes.Buffer // as received: snappy-compressed
 	raw    []byte       // decompressed; its capacity is reused
 	spans  [][2]int32   // each series' bytes in raw (1.0)
-	v2     v2Decoder
-	issues seriesIssues
+	v2     remotewrite.V2Decoder
+	issues remotewrite.SeriesIssues
 }
 
 func (d *Distributor) getRequest() *pushRequest {
@@ -55,7 +56,7 @@ func (d *Distributor) putRequest(pr *pushRequest) {
 	if pr.body.Cap() > maxPooledBytes || cap(pr.raw) > maxPooledBytes {
 		return
 	}
-	pr.issues = seriesIssues{}
+	pr.issues = remotewrite.SeriesIssues{}
 	d.requests.Put(pr)
 }
 
@@ -99,9 +100,9 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	raw, err := d.readBody(r, pr)
 	if err == nil {
 		if v2 {
-			err = pr.v2.decode(raw, &pr.WriteRequest, &pr.issues)
+			err = pr.v2.Decode(raw, &pr.WriteRequest, &pr.issues)
 		} else {
-			err = decodeV1(raw, &pr.WriteRequest, &pr.spans)
+			err = remotewrite.DecodeV1(raw, &pr.WriteRequest, &pr.spans)
 		}
 		if err != nil {
 			version := "1.0"

@@ -854,7 +854,7 @@ func TestRingLifecycle(t *testing.T) {
 	if err := h.ing.CheckReady(context.Background()); err == nil {
 		t.Error("ready after shutdown")
 	}
-	if _, err := h.ing.Push(ctxFor("t"), &prompb.WriteRequest{}); status.Code(err) != codes.Unavailable {
+	if _, err := h.ing.Push(ctxFor("t"), &client.PushRequest{}); status.Code(err) != codes.Unavailable {
 		t.Errorf("push after shutdown: %v, want Unavailable", err)
 	}
 }

@@ -36,7 +36,17 @@ import (
 // process crash (kill -9) loses no acknowledged sample. The WAL is fsynced
 // when a segment is completed and on close, as in Prometheus and Cortex, so
 // an OS crash or power loss can lose the last moments before it.
-func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*client.PushResponse, error) {
+//
+// The request's label strings point into its buffer, which the gRPC
+// server reuses for another request once Push has returned: nothing of the
+// request may outlive the call without being copied. Series labels are
+// encoded into a scratch buffer (stringlabels' ScratchBuilder.Overwrite)
+// and copied once more for a new series, as the TSDB head keeps the labels
+// it is given; exemplar labels are built into new memory (ToExemplar), and
+// the metadata store clones what it keeps (exemplars, native histograms
+// and metadata are decoded by gogo's code anyway, which copies); error
+// messages are formatted into new strings.
+func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.PushResponse, error) {
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, tenant.GRPCError(err)

@@ -168,7 +168,7 @@ type metadataStore struct {
 	gauge interface{ Add(float64) }
 
 	mu      sync.Mutex
-	entries map[string]metadataEntry
+	entries map[string]*metadataEntry
 }
 
 type metadataEntry struct {
@@ -177,7 +177,7 @@ type metadataEntry struct {
 }
 
 func newMetadataStore(gauge interface{ Add(float64) }) *metadataStore {
-	return &metadataStore{gauge: gauge, entries: map[string]metadataEntry{}}
+	return &metadataStore{gauge: gauge, entries: map[string]*metadataEntry{}}
 }
 
 func (s *metadataStore) add(mds []prompb.MetricMetadata, now time.Time) int {
@@ -189,15 +189,25 @@ func (s *metadataStore) add(mds []prompb.MetricMetadata, now time.Time) int {
 		if md.MetricFamilyName == "" {
 			continue
 		}
-		if _, ok := s.entries[md.MetricFamilyName]; !ok {
+		// The request's strings point into a buffer reused once Push
+		// returns: the store keeps copies, made only when something
+		// changed (Prometheus resends the same metadata every minute).
+		// An existing entry is updated in place, not assigned, as
+		// assigning would also replace the map's key with the request's.
+		e, ok := s.entries[md.MetricFamilyName]
+		if !ok {
+			e = &metadataEntry{}
+			s.entries[strings.Clone(md.MetricFamilyName)] = e
 			s.gauge.Add(1)
 		}
-		s.entries[md.MetricFamilyName] = metadataEntry{
-			typ:      strings.ToLower(md.Type.String()),
-			help:     md.Help,
-			unit:     md.Unit,
-			lastSeen: now,
+		if e.help != md.Help {
+			e.help = strings.Clone(md.Help)
 		}
+		if e.unit != md.Unit {
+			e.unit = strings.Clone(md.Unit)
+		}
+		e.typ = metricTypeName(md.Type)
+		e.lastSeen = now
 		added++
 	}
 	return added
@@ -218,7 +228,7 @@ func (s *metadataStore) clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gauge.Add(-float64(len(s.entries)))
-	s.entries = map[string]metadataEntry{}
+	s.entries = map[string]*metadataEntry{}
 }
 
 // list returns the metadata of metric (every metric when empty), sorted by
@@ -226,7 +236,7 @@ func (s *metadataStore) clear() {
 func (s *metadataStore) list(metric string, limit int) []*client.MetricMetadata {
 	s.mu.Lock()
 	var out []*client.MetricMetadata
-	add := func(name string, e metadataEntry) {
+	add := func(name string, e *metadataEntry) {
 		out = append(out, &client.MetricMetadata{MetricFamilyName: name, Type: e.typ, Help: e.help, Unit: e.unit})
 	}
 	if metric != "" {
@@ -245,4 +255,21 @@ func (s *metadataStore) list(metric string, limit int) []*client.MetricMetadata 
 		out = out[:limit]
 	}
 	return out
+}
+
+// metricTypeNames are the lower-case names of the metadata types.
+var metricTypeNames = func() map[prompb.MetricMetadata_MetricType]string {
+	m := map[prompb.MetricMetadata_MetricType]string{}
+	for v, name := range prompb.MetricMetadata_MetricType_name {
+		m[prompb.MetricMetadata_MetricType(v)] = strings.ToLower(name)
+	}
+	return m
+}()
+
+// metricTypeName is the lower-case name of t, as the metadata API shows it.
+func metricTypeName(t prompb.MetricMetadata_MetricType) string {
+	if name, ok := metricTypeNames[t]; ok {
+		return name
+	}
+	return strings.ToLower(t.String())
 }

@@ -65,7 +65,7 @@ func (f *fakeIngester) check(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-func (f *fakeIngester) Push(context.Context, *prompb.WriteRequest) (*client.PushResponse, error) {
+func (f *fakeIngester) Push(context.Context, *client.PushRequest) (*client.PushResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "fake")
 }
 

@@ -13,8 +13,9 @@ const ServiceName = "cortex.Ingester"
 // IngesterServer is the ingester's gRPC API. The tenant travels in the
 // request metadata (X-Scope-OrgID), as in Cortex.
 type IngesterServer interface {
-	// Push stores the series of a remote-write request.
-	Push(context.Context, *prompb.WriteRequest) (*PushResponse, error)
+	// Push stores the series of a remote-write request. The request is
+	// released when Push returns: Push copies what it keeps of it.
+	Push(context.Context, *PushRequest) (*PushResponse, error)
 	// QueryStream streams the samples and histograms of every series that
 	// matches the query's matchers within its time range.
 	QueryStream(*prompb.Query, QueryStreamServer) error
@@ -114,10 +115,19 @@ func (c *ingesterClient) UserStats(ctx context.Context, in *UserStatsRequest, op
 
 // unary adapts a typed unary method to grpc's handler signature.
 func unary[Req any, Resp any](name string, call func(IngesterServer, context.Context, *Req) (*Resp, error)) grpc.MethodDesc {
+	return unaryPooled(name, func() *Req { return new(Req) }, nil, call)
+}
+
+// unaryPooled is unary with requests from get, handed to release (when
+// not nil) once the method and the interceptors around it have returned.
+func unaryPooled[Req any, Resp any](name string, get func() *Req, release func(*Req), call func(IngesterServer, context.Context, *Req) (*Resp, error)) grpc.MethodDesc {
 	return grpc.MethodDesc{
 		MethodName: name,
 		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			in := new(Req)
+			in := get()
+			if release != nil {
+				defer release(in)
+			}
 			if err := dec(in); err != nil {
 				return nil, err
 			}
@@ -140,7 +150,7 @@ var serviceDesc = grpc.ServiceDesc{
 	ServiceName: ServiceName,
 	HandlerType: (*IngesterServer)(nil),
 	Methods: []grpc.MethodDesc{
-		unary("Push", IngesterServer.Push),
+		unaryPooled("Push", GetPushRequest, (*PushRequest).Release, IngesterServer.Push),
 		unary("LabelNames", IngesterServer.LabelNames),
 		unary("LabelValues", IngesterServer.LabelValues),
 		unary("Series", IngesterServer.Series),

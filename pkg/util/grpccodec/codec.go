@@ -54,7 +54,9 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case gogoMessage:
 		// gogo's generated code copies strings and bytes out of its
-		// input, so the pooled buffer can be freed afterwards.
+		// input, and the ingester's client.PushRequest copies its input
+		// whole before decoding it in place, so the pooled buffer can be
+		// freed afterwards.
 		return m.Unmarshal(buf.ReadOnlyData())
 	case proto.Message:
 		return proto.Unmarshal(buf.ReadOnlyData(), m)

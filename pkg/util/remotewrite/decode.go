@@ -1,13 +1,16 @@
-package distributor
+// Package remotewrite decodes Prometheus remote-write 1.0 and 2.0
+// requests without copying their strings.
+package remotewrite
 
 // Remote-write decoding. Both decoders fill a prompb.WriteRequest whose
 // slices are reused from request to request and whose strings point into
 // the decompressed body instead of being copied: at 1,000 series of 8
 // labels per request, gogo's generated Unmarshal would allocate 16,000
 // strings and 2,000 slices per request. The strings are valid only while
-// the body buffer is; the distributor keeps it until the last ingester
+// the body buffer is: the distributor keeps it until the last ingester
 // call has returned (the gRPC codec copies the request into its own
-// buffer when marshalling it).
+// buffer when marshalling it), and the ingester's client.PushRequest
+// until its Push has returned.
 //
 // Sub-messages that are rare on the hot path (exemplars, native histograms,
 // metadata) go through gogo's generated code. Everything else mirrors that
@@ -22,6 +25,7 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
@@ -194,10 +198,14 @@ func nextSeries(s *[]prompb.TimeSeries) *prompb.TimeSeries {
 	return &(*s)[n]
 }
 
-// decodeV1 decodes a remote-write 1.0 prompb.WriteRequest from b into req,
-// reusing req's slices. req's strings then point into b. spans, when not
+// DecodeV1 decodes a remote-write 1.0 prompb.WriteRequest from b into req,
+// reusing req's slices. It accepts exactly what req.Unmarshal accepts and
+// decodes to the same request, except that labels' strings then point
+// into b, and that unknown fields are skipped, not kept. Exemplars,
+// native histograms and metadata are decoded by gogo's code: their strings
+// and slices are copies. spans, when not
 // nil, receives the bounds of each series' encoding in b.
-func decodeV1(b []byte, req *prompb.WriteRequest, spans *[][2]int32) error {
+func DecodeV1(b []byte, req *prompb.WriteRequest, spans *[][2]int32) error {
 	if spans != nil {
 		*spans = (*spans)[:0]
 	}
@@ -374,33 +382,38 @@ func decodeSample(b []byte, v *float64, t *int64, st *int64) error {
 	return nil
 }
 
-// v2Decoder decodes remote-write 2.0 requests. Its buffers are reused.
-type v2Decoder struct {
+// V2Decoder decodes remote-write 2.0 requests. Its buffers are reused;
+// the zero value is ready to use. It is not safe for concurrent use.
+type V2Decoder struct {
 	symbols  []string
 	series   [][2]int // byte ranges of the request's series
 	refs     []uint32
 	families map[string]struct{}
 }
 
-// seriesIssues are the series of a 2.0 request that decoded but cannot be
+// SeriesIssues are the series of a 2.0 request that decoded but cannot be
 // stored (symbol references out of range). The spec makes them a 4xx for
 // the series alone: the rest of the request is written.
-type seriesIssues struct {
-	first              string
-	samples, exemplars int
+type SeriesIssues struct {
+	// First describes the first issue; empty when there is none.
+	First string
+	// Samples and Exemplars count what was left out (samples include
+	// native histogram samples).
+	Samples, Exemplars int
 }
 
-func (s *seriesIssues) add(msg string) {
-	if s.first == "" {
-		s.first = msg
+func (s *SeriesIssues) add(msg string) {
+	if s.First == "" {
+		s.First = msg
 	}
 }
 
-// decode decodes a remote-write 2.0 io.prometheus.write.v2.Request from b
-// into req, resolving symbol references. A malformed message is an error;
+// Decode decodes a remote-write 2.0 io.prometheus.write.v2.Request from b
+// into req, reusing req's slices and resolving symbol references; req's
+// strings then point into b. A malformed message is an error;
 // a series whose references do not resolve is left out and reported in
 // issues, as Prometheus's receiver does.
-func (d *v2Decoder) decode(b []byte, req *prompb.WriteRequest, issues *seriesIssues) error {
+func (d *V2Decoder) Decode(b []byte, req *prompb.WriteRequest, issues *SeriesIssues) error {
 	req.Timeseries = req.Timeseries[:0]
 	req.Metadata = req.Metadata[:0]
 	req.XXX_unrecognized = nil
@@ -453,7 +466,7 @@ func (d *v2Decoder) decode(b []byte, req *prompb.WriteRequest, issues *seriesIss
 
 // decodeSeries decodes one 2.0 series into ts; ok is false when the series
 // must be left out.
-func (d *v2Decoder) decodeSeries(b []byte, ts *prompb.TimeSeries, req *prompb.WriteRequest, issues *seriesIssues) (ok bool, err error) {
+func (d *V2Decoder) decodeSeries(b []byte, ts *prompb.TimeSeries, req *prompb.WriteRequest, issues *SeriesIssues) (ok bool, err error) {
 	var md writev2.Metadata
 	d.refs = d.refs[:0]
 	for i := 0; i < len(b); {
@@ -517,7 +530,7 @@ func (d *v2Decoder) decodeSeries(b []byte, ts *prompb.TimeSeries, req *prompb.Wr
 			}
 			ls, err := d.labels(nil, e.LabelsRefs)
 			if err != nil {
-				issues.exemplars++
+				issues.Exemplars++
 				issues.add(fmt.Sprintf("parsing exemplar at %d: %v", e.Timestamp, err))
 				break
 			}
@@ -531,8 +544,8 @@ func (d *v2Decoder) decodeSeries(b []byte, ts *prompb.TimeSeries, req *prompb.Wr
 	}
 	ls, err := d.labels(ts.Labels, d.refs)
 	if err != nil {
-		issues.samples += len(ts.Samples) + len(ts.Histograms)
-		issues.exemplars += len(ts.Exemplars)
+		issues.Samples += len(ts.Samples) + len(ts.Histograms)
+		issues.Exemplars += len(ts.Exemplars)
 		issues.add(fmt.Sprintf("parsing labels for series %v: %v", d.refs, err))
 		return false, nil
 	}
@@ -542,7 +555,7 @@ func (d *v2Decoder) decodeSeries(b []byte, ts *prompb.TimeSeries, req *prompb.Wr
 }
 
 // labels resolves name/value references into dst.
-func (d *v2Decoder) labels(dst []prompb.Label, refs []uint32) ([]prompb.Label, error) {
+func (d *V2Decoder) labels(dst []prompb.Label, refs []uint32) ([]prompb.Label, error) {
 	if len(refs)%2 != 0 {
 		return dst, fmt.Errorf("invalid labelRefs length %d", len(refs))
 	}
@@ -559,13 +572,13 @@ func (d *v2Decoder) labels(dst []prompb.Label, refs []uint32) ([]prompb.Label, e
 // metadata turns a series' 2.0 metadata into the 1.0 per-family metadata
 // the ingesters store, once per family and request. A reference out of
 // range leaves the metadata out, not the series.
-func (d *v2Decoder) metadata(req *prompb.WriteRequest, ts *prompb.TimeSeries, md *writev2.Metadata, issues *seriesIssues) {
+func (d *V2Decoder) metadata(req *prompb.WriteRequest, ts *prompb.TimeSeries, md *writev2.Metadata, issues *SeriesIssues) {
 	if md.Type == writev2.Metadata_METRIC_TYPE_UNSPECIFIED && md.HelpRef == 0 && md.UnitRef == 0 {
 		return
 	}
 	name := ""
 	for _, l := range ts.Labels {
-		if l.Name == metricNameLabel {
+		if l.Name == labels.MetricName {
 			name = l.Value
 			break
 		}

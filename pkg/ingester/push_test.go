@@ -1,0 +1,150 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+)
+
+// TestPushKeepsNothingOfTheRequest checks that what Push stores survives
+// the reuse of the request's buffer, into which the decoded request's
+// strings point: series labels, per-metric series counts, exemplars,
+// metadata and error messages.
+func TestPushKeepsNothingOfTheRequest(t *testing.T) {
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	ctx := ctxFor("t")
+
+	// Two requests of the same shape and size: decoding the second into
+	// the first's PushRequest overwrites every byte of its buffer.
+	request := func(c string, ts int64) []byte {
+		name := strings.Repeat(c, 4) + "_total"
+		req := &prompb.WriteRequest{
+			Timeseries: []prompb.TimeSeries{{
+				Labels:    series(name, "job", strings.Repeat(c, 4)),
+				Samples:   []prompb.Sample{{Timestamp: ts, Value: 1}},
+				Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: strings.Repeat(c, 8)}}, Value: 1, Timestamp: ts}},
+			}},
+			Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: name, Help: strings.Repeat(c, 4) + " help", Unit: strings.Repeat(c, 2)}},
+		}
+		b, err := req.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	rawA, rawZ := request("a", base), request("z", base)
+	if len(rawA) != len(rawZ) {
+		t.Fatalf("requests of %d and %d bytes", len(rawA), len(rawZ))
+	}
+	pr := client.GetPushRequest()
+	defer pr.Release()
+	push := func(raw []byte) error {
+		t.Helper()
+		if err := pr.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.ing.Push(ctx, pr)
+		return err
+	}
+	if err := push(rawA); err != nil {
+		t.Fatal(err)
+	}
+	job := pr.Timeseries[0].Labels[1].Value
+	if err := push(rawZ); err != nil {
+		t.Fatal(err)
+	}
+	if job != "zzzz" {
+		t.Fatalf("a decoded string reads %q after the buffer's reuse: the buffer was not reused in place, the test tests nothing", job)
+	}
+	// A refused sample names its series in the error.
+	errPush := push(request("a", base-60000))
+	if err := pr.Unmarshal(rawZ); err != nil {
+		t.Fatal(err)
+	}
+	if errPush == nil || !strings.Contains(errPush.Error(), `job="aaaa"`) || !strings.Contains(errPush.Error(), `aaaa_total`) {
+		t.Errorf("error after the buffer's reuse: %v", errPush)
+	}
+
+	for _, c := range []string{"a", "z"} {
+		name, job := strings.Repeat(c, 4)+"_total", strings.Repeat(c, 4)
+		got := h.query("t", base, base, eq(labels.MetricName, name))
+		if len(got) != 1 {
+			t.Fatalf("%s: %d series, want 1", name, len(got))
+		}
+		if s, want := labelsString(got[0].Labels), fmt.Sprintf(`{__name__=%q, job=%q}`, name, job); s != want {
+			t.Errorf("series %s, want %s", s, want)
+		}
+		// The postings index too: the series is found by its labels.
+		if got := h.query("t", base, base, eq("job", job)); len(got) != 1 {
+			t.Errorf("job=%q: %d series, want 1", job, len(got))
+		}
+
+		eqr, err := h.ing.getTSDB("t").db.ExemplarQuerier(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := eqr.Select(base-60000, base+60000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || len(res[0].Exemplars) != 1 || res[0].Exemplars[0].Labels.Get("trace_id") != strings.Repeat(c, 8) ||
+			res[0].SeriesLabels.Get("job") != job {
+			t.Errorf("%s: exemplars %+v", name, res)
+		}
+
+		md, err := h.ing.Metadata(ctx, &client.MetadataRequest{Metric: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(md.Metadata) != 1 || md.Metadata[0].MetricFamilyName != name || md.Metadata[0].Help != job+" help" ||
+			md.Metadata[0].Unit != strings.Repeat(c, 2) || md.Metadata[0].Type != "counter" {
+			t.Errorf("%s: metadata %+v", name, md.Metadata)
+		}
+	}
+	md, err := h.ing.Metadata(ctx, &client.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Metadata) != 2 || md.Metadata[0].MetricFamilyName != "aaaa_total" || md.Metadata[1].MetricFamilyName != "zzzz_total" {
+		t.Errorf("metadata families %+v", md.Metadata)
+	}
+	u := h.ing.getTSDB("t")
+	u.seriesMu.Lock()
+	counts := fmt.Sprint(u.seriesInMetric)
+	u.seriesMu.Unlock()
+	if counts != "map[aaaa_total:1 zzzz_total:1]" {
+		t.Errorf("series per metric %s", counts)
+	}
+}
+
+// TestPushOverGRPCReusesRequests pushes many different requests through
+// the gRPC server, whose pooled requests are reused from one to the next,
+// then checks every series.
+func TestPushOverGRPCReusesRequests(t *testing.T) {
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	const requests, perReq = 40, 25
+	for r := range requests {
+		var ss []prompb.TimeSeries
+		for s := range perReq {
+			id := r*perReq + s
+			ss = append(ss, floats(series("reuse_total", "id", fmt.Sprintf("%04d", id), "pod", fmt.Sprintf("pod-%d-%s", id, strings.Repeat("x", id%7))), float64(base), float64(id)))
+		}
+		h.mustPush("t", ss...)
+	}
+	got := h.query("t", base, base, eq(labels.MetricName, "reuse_total"))
+	if len(got) != requests*perReq {
+		t.Fatalf("%d series, want %d", len(got), requests*perReq)
+	}
+	for id, s := range got { // sorted by id
+		want := fmt.Sprintf(`{__name__="reuse_total", id="%04d", pod="pod-%d-%s"}`, id, id, strings.Repeat("x", id%7))
+		if ls := labelsString(s.Labels); ls != want || len(s.Samples) != 1 || s.Samples[0].Value != float64(id) {
+			t.Fatalf("series %d: %s %v, want %s", id, ls, s.Samples, want)
+		}
+	}
+}
