@@ -83,8 +83,21 @@ type process struct {
 	exitErr  error
 }
 
-// start runs cortex on loopback with fresh ports plus the given flags.
+// start runs cortex on loopback with fresh ports plus the given flags. A
+// port found free can be taken by another test process before cortex binds
+// it; then cortex exits at once and start tries again with other ports.
 func start(t *testing.T, flags ...string) *process {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p := launch(t, flags)
+		if attempt == 3 || !p.lostPortRace() {
+			return p
+		}
+		t.Logf("a port was taken before cortex could bind it; retrying with other ports")
+	}
+}
+
+func launch(t *testing.T, flags []string) *process {
 	t.Helper()
 	p := &process{t: t, out: &syncBuffer{}, httpPort: freePort(t), grpcPort: freePort(t), done: make(chan struct{})}
 	args := append([]string{
@@ -93,6 +106,9 @@ func start(t *testing.T, flags ...string) *process {
 		"-server.graceful-shutdown-timeout=5s",
 	}, flags...)
 	p.cmd = exec.Command(binary, args...)
+	// Relative defaults (./tsdb/, ./configs/configs.db) land in a scratch
+	// directory, not in the source tree.
+	p.cmd.Dir = t.TempDir()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -108,6 +124,26 @@ func start(t *testing.T, flags ...string) *process {
 		}
 	})
 	return p
+}
+
+// lostPortRace waits until p listens or exits, and reports whether it
+// exited because its HTTP or gRPC port was already taken.
+func (p *process) lostPortRace() bool {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			out := p.out.String()
+			return strings.Contains(out, "address already in use") &&
+				(strings.Contains(out, ":"+strconv.Itoa(p.httpPort)+":") || strings.Contains(out, ":"+strconv.Itoa(p.grpcPort)+":"))
+		default:
+		}
+		if strings.Contains(p.out.String(), "server listening") {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
 }
 
 // runToExit runs cortex expecting it to exit by itself (a startup error).

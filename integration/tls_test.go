@@ -245,7 +245,7 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`-server.http-tls-client-auth="Always" is not a client auth mode; valid values: NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert`}},
 		{"verify without CA", []string{"-server.grpc-tls-cert-path=" + dir + "/server.crt", "-server.grpc-tls-key-path=" + dir + "/server.key", "-server.grpc-tls-client-auth=RequireAndVerifyClientCert"},
 			[]string{"-server.grpc-tls-client-auth=RequireAndVerifyClientCert verifies client certificates but -server.grpc-tls-ca-path is empty"}},
-		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: all, distributor, ingester, querier`}},
+		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: `, "all, configs, distributor, ingester, querier"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,6 +288,7 @@ server:
 	// The file's allow-list would refuse our client; the flag overrides it.
 	p := &process{t: t, out: &syncBuffer{}, httpPort: httpPort, grpcPort: grpcPort, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, "-config.file="+file, "-server.http-tls-allowed-client-names=client")
+	p.cmd.Dir = t.TempDir() // relative default data paths stay out of the source tree
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -23,10 +24,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cortex-tls/cortex/pkg/alertmanager"
+	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
+	"github.com/cortex-tls/cortex/pkg/frontend"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/querier"
+	"github.com/cortex-tls/cortex/pkg/querier/worker"
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -44,23 +49,29 @@ type Config struct {
 	Server            server.Config          `yaml:"server"`
 	Distributor       distributor.Config     `yaml:"distributor"`
 	Querier           querier.Config         `yaml:"querier"`
+	Frontend          frontend.Config        `yaml:"frontend"`
+	Worker            worker.Config          `yaml:"frontend_worker"`
 	IngesterClient    client.Config          `yaml:"ingester_client"`
 	Ingester          ingester.Config        `yaml:"ingester"`
 	BlocksStorage     BlocksStorageConfig    `yaml:"blocks_storage"`
 	Limits            validation.Limits      `yaml:"limits"`
 	RuntimeConfig     runtimeconfig.Config   `yaml:"runtime_config"`
 	MemberlistKV      memberlist.KVConfig    `yaml:"memberlist"`
+	Alertmanager      alertmanager.Config    `yaml:"alertmanager"`
+	Configs           configs.Config         `yaml:"configs"`
 }
 
 // RegisterFlags registers every flag of the process.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components to run in this process: distributor, ingester, querier, or all.")
+	f.Var(&c.Target, "target", "Comma-separated components to run in this process: distributor, ingester, querier, query-frontend, alertmanager, configs, or all.")
 	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require X-Scope-OrgID on every request to name the tenant. When false, everything belongs to the tenant \""+tenant.DefaultTenant+"\".")
 	f.DurationVar(&c.TLSReloadInterval, "tls.reload-interval", 10*time.Second, "How often every TLS certificate, key and CA file of the process is checked for changes and reloaded. 0 disables reloading.")
 	c.Server.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.Frontend.RegisterFlags(f)
+	c.Worker.RegisterFlags(f)
 	c.IngesterClient.RegisterFlags(f)
 	// A single process needs no KV service: default to the in-memory ring.
 	c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store = "inmemory"
@@ -69,6 +80,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
+	c.Alertmanager.RegisterFlags(f)
+	c.Configs.RegisterFlags(f)
 }
 
 // BlocksStorageConfig is Cortex's blocks_storage block: for now, the
@@ -77,11 +90,11 @@ type BlocksStorageConfig struct {
 	TSDB ingester.TSDBConfig `yaml:"tsdb"`
 }
 
-// Validate checks settings that only make sense together.
-func (c *Config) Validate() error {
-	store := c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store
-	if store == "inmemory" && !slices.Equal(c.Target, []string{All}) {
-		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", c.Target.String())
+// validate checks settings that only make sense together.
+func (t *Cortex) validate() error {
+	store := t.Cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store
+	if store == "inmemory" && !slices.Equal(t.Cfg.Target, []string{All}) && t.usesRing() {
+		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", t.Cfg.Target.String())
 	}
 	return nil
 }
@@ -112,11 +125,6 @@ type Cortex struct {
 func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if rf := &cfg.Ingester.LifecyclerConfig.RingConfig.ReplicationFactor; cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store == "inmemory" && *rf > 1 {
-		// One process has one ingester, so it cannot keep more than one copy.
-		logger.Info("in-memory ring: one ingester, so replication factor 1", "flag_value", *rf)
-		*rf = 1
-	}
 	t := &Cortex{Cfg: cfg, Logger: logger, Registry: reg, TLS: tlsconfig.NewLoader(logger, reg)}
 	t.modules = modules.NewManager(kitlog.New(logger))
 	t.registerModules()
@@ -125,8 +133,13 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 			return nil, fmt.Errorf("-target=%s: unknown component %q; valid values: %s", cfg.Target.String(), target, strings.Join(t.modules.UserVisibleModuleNames(), ", "))
 		}
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := t.validate(); err != nil {
 		return nil, err
+	}
+	if rf := &t.Cfg.Ingester.LifecyclerConfig.RingConfig.ReplicationFactor; t.Cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store == "inmemory" && *rf > 1 && t.usesRing() {
+		// One process has one ingester, so it cannot keep more than one copy.
+		logger.Info("in-memory ring: one ingester, so replication factor 1", "flag_value", *rf)
+		*rf = 1
 	}
 	svcs, err := t.modules.InitModuleServices(cfg.Target...)
 	if err != nil {
@@ -233,4 +246,10 @@ func (t *Cortex) handleCommon() {
 	t.Server.HTTP.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry}))
 	t.Server.HTTP.HandleFunc("GET /config", t.serveConfig)
 	t.Server.HTTP.HandleFunc("GET /services", t.serveServices)
+	// Profiling, as Cortex exposes it; behind the HTTP server's TLS and client auth.
+	t.Server.HTTP.HandleFunc("/debug/pprof/", pprof.Index)
+	t.Server.HTTP.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	t.Server.HTTP.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	t.Server.HTTP.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	t.Server.HTTP.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

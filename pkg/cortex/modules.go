@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/grafana/dskit/dns"
 	"github.com/grafana/dskit/kv/codec"
@@ -54,6 +55,9 @@ func (t *Cortex) registerModules() {
 	t.modules.RegisterModule(Distributor, t.initDistributor)
 	t.modules.RegisterModule(Querier, t.initQuerier)
 	t.modules.RegisterModule(All, nil)
+	t.registerFrontendModule() // query-frontend: modules_frontend.go
+	t.registerAlertmanagerModule()
+	t.registerConfigsModule() // modules_configs.go
 
 	deps := map[string][]string{
 		Server:       {TLSReloader},
@@ -207,14 +211,21 @@ func (t *Cortex) initQuerier() (services.Service, error) {
 	if t.Cfg.Querier.PrometheusHTTPPrefix != "/api/prom" {
 		t.Server.HTTP.Handle("/api/prom/api/v1/", api) // Cortex's legacy prefix
 	}
-	return q, nil
+	return t.withQuerierWorker(q)
 }
 
 // runsRingClient reports whether a target of this process reads the ring.
-func (t *Cortex) runsRingClient() bool {
+func (t *Cortex) runsRingClient() bool { return t.targetsNeed(Ring) }
+
+// usesRing reports whether a target of this process reads or joins the
+// ingester ring, and so needs its KV store.
+func (t *Cortex) usesRing() bool { return t.targetsNeed(Ring, Ingester) }
+
+// targetsNeed reports whether any target is, or depends on, one of modules.
+func (t *Cortex) targetsNeed(modules ...string) bool {
 	for _, target := range t.Cfg.Target {
 		for _, dep := range append(t.modules.DependenciesForModule(target), target) {
-			if dep == Ring {
+			if slices.Contains(modules, dep) {
 				return true
 			}
 		}

@@ -1,0 +1,309 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// amWebhook is an HTTPS webhook receiver recording the alert names each
+// path receives.
+type amWebhook struct {
+	mu  sync.Mutex
+	got map[string][]string
+	srv *httptest.Server
+}
+
+func newAMWebhook(t *testing.T) *amWebhook {
+	h := &amWebhook{got: map[string][]string{}}
+	h.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&msg)
+		h.mu.Lock()
+		for _, a := range msg.Alerts {
+			h.got[r.URL.Path] = append(h.got[r.URL.Path], a.Labels["alertname"])
+		}
+		h.mu.Unlock()
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *amWebhook) received(path string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.got[path]...)
+}
+
+func (h *amWebhook) waitFor(t *testing.T, path, alertname string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range h.received(path) {
+			if n == alertname {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("webhook %s never received %q; got %v", path, alertname, h.received(path))
+}
+
+func (h *amWebhook) never(t *testing.T, path, alertname string) {
+	t.Helper()
+	for _, n := range h.received(path) {
+		if n == alertname {
+			t.Fatalf("webhook %s received %q, which should have been silenced: %v", path, alertname, h.received(path))
+		}
+	}
+}
+
+// config is an Alertmanager configuration notifying path quickly.
+func (h *amWebhook) config(path string) string {
+	return fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 100ms
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+- name: hook
+  webhook_configs:
+  - url: %s%s
+    send_resolved: false
+    http_config:
+      tls_config:
+        ca: |
+%s`, h.srv.URL, path, amIndent(h.caPEM(), "          "))
+}
+
+func amDo(t *testing.T, c *http.Client, method, url, tenantID string, body any) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tenantID != "" {
+		req.Header.Set("X-Scope-OrgID", tenantID)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitStatus polls url as tenantID until it answers want.
+func waitStatus(t *testing.T, p *process, c *http.Client, url, tenantID string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var code int
+	var body string
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("cortex exited early (%v)", p.exitErr)
+		default:
+		}
+		if code, body = amDo(t, c, "GET", url, tenantID, nil); code == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("GET %s as %s: %d %s, want %d", url, tenantID, code, body, want)
+}
+
+// startConfigsService runs -target=configs on SQLite with mutual TLS.
+func startConfigsService(t *testing.T, certs string, hc *http.Client) *process {
+	t.Helper()
+	flags := append(mtlsFlags(certs), "-target=configs", "-configs.database.uri=file:"+filepath.Join(t.TempDir(), "configs.db"))
+	p := start(t, flags...)
+	p.waitReady(hc, "https://"+p.httpAddr()+"/ready")
+	return p
+}
+
+func postAMConfig(t *testing.T, hc *http.Client, configs *process, tenantID, cfg string) {
+	t.Helper()
+	code, body := amDo(t, hc, "POST", "https://"+configs.httpAddr()+"/api/prom/configs/alertmanager", tenantID,
+		map[string]any{"alertmanager_config": cfg, "template_files": map[string]string{"extra.tmpl": `{{ define "extra" }}hello{{ end }}`}})
+	if code/100 != 2 {
+		t.Fatalf("posting %s's config: %d %s", tenantID, code, body)
+	}
+}
+
+func alertmanagerFlags(certs string, configs *process, storage, cert, key string) []string {
+	return append(mtlsFlags(certs),
+		"-target=alertmanager",
+		"-alertmanager.configs.url=https://"+configs.httpAddr(),
+		"-alertmanager.configs.tls-cert-path="+cert,
+		"-alertmanager.configs.tls-key-path="+key,
+		"-alertmanager.configs.tls-ca-path="+filepath.Join(certs, "root.crt"),
+		"-alertmanager.configs.poll-interval=200ms",
+		"-alertmanager.storage.path="+storage,
+	)
+}
+
+// TestAlertmanagerMutualTLS runs a configs service requiring client
+// certificates and an alertmanager polling it with the guide's client flags.
+func TestAlertmanagerMutualTLS(t *testing.T) {
+	certs := certDir(t)
+	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
+	hook := newAMWebhook(t)
+	configs := startConfigsService(t, certs, hc)
+	postAMConfig(t, hc, configs, "tenant-a", hook.config("/a"))
+	postAMConfig(t, hc, configs, "tenant-b", hook.config("/b"))
+
+	storage := filepath.Join(t.TempDir(), "alertmanager")
+	flags := alertmanagerFlags(certs, configs, storage, filepath.Join(certs, "client.crt"), filepath.Join(certs, "client.key"))
+	am := start(t, flags...)
+	base := "https://" + am.httpAddr() + "/alertmanager/api/v2"
+	am.waitReady(hc, "https://"+am.httpAddr()+"/ready")
+	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
+	waitStatus(t, am, hc, base+"/status", "tenant-b", 200)
+
+	post := func(tenantID, name string) {
+		t.Helper()
+		if code, body := amDo(t, hc, "POST", base+"/alerts", tenantID, []map[string]any{{"labels": map[string]string{"alertname": name}}}); code != 200 {
+			t.Fatalf("posting %s: %d %s", name, code, body)
+		}
+	}
+	post("tenant-a", "DiskFull")
+	hook.waitFor(t, "/a", "DiskFull")
+	if code, body := amDo(t, hc, "GET", base+"/alerts", "tenant-b", nil); code != 200 || strings.TrimSpace(body) != "[]" {
+		t.Fatalf("tenant-b sees alerts: %d %s", code, body)
+	}
+	if got := hook.received("/b"); len(got) != 0 {
+		t.Fatalf("tenant-b's webhook received %v", got)
+	}
+
+	now := time.Now().UTC()
+	code, body := amDo(t, hc, "POST", base+"/silences", "tenant-a", map[string]any{
+		"matchers": []map[string]any{{"name": "alertname", "value": "Maintenance", "isRegex": false, "isEqual": true}},
+		"startsAt": now.Format(time.RFC3339), "endsAt": now.Add(time.Hour).Format(time.RFC3339), "createdBy": "integration", "comment": "planned work",
+	})
+	var created struct {
+		SilenceID string `json:"silenceID"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &created) != nil || created.SilenceID == "" {
+		t.Fatalf("posting silence: %d %s", code, body)
+	}
+	post("tenant-a", "Maintenance")
+	post("tenant-a", "Canary")
+	hook.waitFor(t, "/a", "Canary")
+	time.Sleep(time.Second)
+	hook.never(t, "/a", "Maintenance")
+
+	// Restart: the silence is loaded from -alertmanager.storage.path.
+	am.stop()
+	if am.exitErr != nil {
+		t.Fatalf("exit after SIGTERM: %v", am.exitErr)
+	}
+	am = start(t, flags...)
+	base = "https://" + am.httpAddr() + "/alertmanager/api/v2"
+	am.waitReady(hc, "https://"+am.httpAddr()+"/ready")
+	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
+	code, body = amDo(t, hc, "GET", base+"/silence/"+created.SilenceID, "tenant-a", nil)
+	if code != 200 || !strings.Contains(body, `"state":"active"`) {
+		t.Fatalf("silence after restart: %d %s", code, body)
+	}
+	if code, body := amDo(t, hc, "GET", base+"/silences", "tenant-b", nil); code != 200 || strings.TrimSpace(body) != "[]" {
+		t.Fatalf("tenant-b sees silences: %d %s", code, body)
+	}
+	post("tenant-a", "Maintenance")
+	post("tenant-a", "AfterRestart")
+	hook.waitFor(t, "/a", "AfterRestart")
+	time.Sleep(time.Second)
+	hook.never(t, "/a", "Maintenance")
+
+	// Deactivating tenant-b at the configs service stops its Alertmanager.
+	if code, body := amDo(t, hc, "POST", "https://"+configs.httpAddr()+"/api/prom/configs/deactivate", "tenant-b", nil); code/100 != 2 {
+		t.Fatalf("deactivate: %d %s", code, body)
+	}
+	waitStatus(t, am, hc, base+"/status", "tenant-b", 404)
+	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
+}
+
+// TestAlertmanagerForeignClientCert: a client certificate from a foreign
+// CA cannot fetch configs and the log says why; replacing it on disk lets
+// the next poll succeed without a restart.
+func TestAlertmanagerForeignClientCert(t *testing.T) {
+	certs := certDir(t)
+	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
+	hook := newAMWebhook(t)
+	configs := startConfigsService(t, certs, hc)
+	postAMConfig(t, hc, configs, "tenant-a", hook.config("/a"))
+
+	own := t.TempDir()
+	cert, key := filepath.Join(own, "am.crt"), filepath.Join(own, "am.key")
+	cp := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp(filepath.Join(certs, "stranger.crt"), cert)
+	cp(filepath.Join(certs, "stranger.key"), key)
+	flags := append(alertmanagerFlags(certs, configs, filepath.Join(t.TempDir(), "am"), cert, key), "-tls.reload-interval=200ms")
+	am := start(t, flags...)
+	am.waitReady(hc, "https://"+am.httpAddr()+"/ready")
+	am.waitLog("does not trust the client certificate -alertmanager.configs.tls-cert-path=" + cert)
+	base := "https://" + am.httpAddr() + "/alertmanager/api/v2"
+	if code, body := amDo(t, hc, "GET", base+"/status", "tenant-a", nil); code != 404 {
+		t.Fatalf("tenant-a has an Alertmanager without a fetched config: %d %s", code, body)
+	}
+
+	cp(filepath.Join(certs, "client.crt"), cert)
+	cp(filepath.Join(certs, "client.key"), key)
+	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
+	post := []map[string]any{{"labels": map[string]string{"alertname": "AfterFix"}}}
+	if code, body := amDo(t, hc, "POST", base+"/alerts", "tenant-a", post); code != 200 {
+		t.Fatalf("posting: %d %s", code, body)
+	}
+	hook.waitFor(t, "/a", "AfterFix")
+}
+
+// caPEM is the webhook server's certificate, to trust it inline: tenants'
+// configurations may not name files on the alertmanager's host.
+func (h *amWebhook) caPEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw}))
+}
+
+func amIndent(s, prefix string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if l != "" {
+			b.WriteString(prefix + l)
+		}
+	}
+	return b.String()
+}

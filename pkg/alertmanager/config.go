@@ -1,0 +1,71 @@
+// Package alertmanager runs one Prometheus Alertmanager per tenant, built
+// from the prometheus/alertmanager libraries, with each tenant's
+// configuration polled from the configs service over HTTP(S).
+package alertmanager
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+)
+
+// TLSPrefix is the flag prefix of the alertmanager -> configs API link, as
+// the TLS guide names it.
+const TLSPrefix = "alertmanager.configs"
+
+// Config is the alertmanager block.
+type Config struct {
+	DataDir             string        `yaml:"data_dir"`
+	Retention           time.Duration `yaml:"retention"`
+	MaintenanceInterval time.Duration `yaml:"snapshot_interval"`
+	ExternalURL         string        `yaml:"external_url"`
+	Configs             ConfigsClient `yaml:"configs"`
+}
+
+// ConfigsClient is how the alertmanager reaches the configs service.
+type ConfigsClient struct {
+	URL          string                 `yaml:"url"`
+	PollInterval time.Duration          `yaml:"poll_interval"`
+	Timeout      time.Duration          `yaml:"client_timeout"`
+	Fallback     string                 `yaml:"fallback"`
+	TLS          tlsconfig.ClientConfig `yaml:",inline"`
+}
+
+// RegisterFlags registers the -alertmanager.* flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.DataDir, "alertmanager.storage.path", "data/alertmanager", "Directory holding each tenant's silences, notification log and templates, in <path>/<tenant>/. The alertmanager writes only inside <path>/<tenant>/ and deletes only its own stale template files there.")
+	f.DurationVar(&c.Retention, "alertmanager.storage.retention", 120*time.Hour, "How long to keep expired silences and notification log entries.")
+	f.DurationVar(&c.MaintenanceInterval, "alertmanager.storage.snapshot-interval", 15*time.Minute, "How often each tenant's silences and notification log are garbage-collected and snapshotted to disk (they are also snapshotted on shutdown).")
+	f.StringVar(&c.ExternalURL, "alertmanager.web.external-url", "", "URL under which the Alertmanager is reachable, used in notification links. The tenant's path /alertmanager is appended.")
+	f.StringVar(&c.Configs.URL, "alertmanager.configs.url", "", "URL of the configs service (https://host:port). Empty: no polling; tenants get the -alertmanager.configs.fallback config, if any, when they first use the API.")
+	f.DurationVar(&c.Configs.PollInterval, "alertmanager.configs.poll-interval", 15*time.Second, "How often the configs service is polled for changed tenant configurations.")
+	f.DurationVar(&c.Configs.Timeout, "alertmanager.configs.client-timeout", 5*time.Second, "Timeout of one request to the configs service.")
+	f.StringVar(&c.Configs.Fallback, "alertmanager.configs.fallback", "", "Path to an Alertmanager YAML configuration used for tenants that have none in the configs service.")
+	c.Configs.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
+}
+
+// Validate checks the settings that can be checked without I/O.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("-alertmanager.storage.path must not be empty")
+	}
+	if c.Configs.URL != "" {
+		u, err := url.Parse(c.Configs.URL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("-alertmanager.configs.url=%q: want http(s)://host:port", c.Configs.URL)
+		}
+		if c.Configs.PollInterval <= 0 {
+			return errors.New("-alertmanager.configs.poll-interval must be positive")
+		}
+	}
+	if c.ExternalURL != "" {
+		if _, err := url.Parse(c.ExternalURL); err != nil {
+			return fmt.Errorf("-alertmanager.web.external-url: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,338 @@
+package configs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	amconfig "github.com/prometheus/alertmanager/config"
+	amtemplate "github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/cortex-tls/cortex/pkg/configs/db"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+)
+
+// maxBodySize bounds a posted configuration.
+const maxBodySize = 10 << 20
+
+// AlertmanagerConfig is the body of POST /api/prom/configs/alertmanager and
+// the config of its views.
+type AlertmanagerConfig struct {
+	AlertmanagerConfig string            `json:"alertmanager_config"`
+	TemplateFiles      map[string]string `json:"template_files"`
+}
+
+// RulesConfig is the body of POST /api/prom/configs/rules and the config of
+// its views.
+type RulesConfig struct {
+	RulesFiles        map[string]string `json:"rules_files"`
+	RuleFormatVersion string            `json:"rule_format_version"`
+}
+
+// View is one tenant's config as the API returns it. DeletedAt is set
+// (only in the private API) when the tenant has been deactivated.
+type View[C any] struct {
+	ID        int64      `json:"id"`
+	Config    C          `json:"config"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+}
+
+// ConfigsResponse is the answer of the private API: the latest config of
+// every tenant changed since the ID asked for.
+type ConfigsResponse[C any] struct {
+	Configs map[string]View[C] `json:"configs"`
+}
+
+// API serves the configs API from a database.
+type API struct {
+	db     *db.DB
+	logger *slog.Logger
+}
+
+// NewAPI returns the API over d.
+func NewAPI(d *db.DB, logger *slog.Logger) *API {
+	return &API{db: d, logger: logger}
+}
+
+// RegisterRoutes adds the tenant API (tenant from X-Scope-OrgID, or the
+// default tenant when auth is disabled) and the private API (no tenant: for
+// the alertmanagers and rulers that poll) to mux.
+func (a *API) RegisterRoutes(mux *http.ServeMux, authEnabled bool) {
+	tenantAPI := func(h http.HandlerFunc) http.Handler { return tenant.HTTPMiddleware(authEnabled, h) }
+	mux.Handle("GET /api/prom/configs/alertmanager", tenantAPI(a.getAlertmanager))
+	mux.Handle("POST /api/prom/configs/alertmanager", tenantAPI(a.setAlertmanager))
+	mux.Handle("POST /api/prom/configs/alertmanager/validate", tenantAPI(a.validateAlertmanager))
+	mux.Handle("GET /api/prom/configs/rules", tenantAPI(a.getRules))
+	mux.Handle("POST /api/prom/configs/rules", tenantAPI(a.setRules))
+	mux.Handle("POST /api/prom/configs/deactivate", tenantAPI(a.deactivate))
+	mux.Handle("POST /api/prom/configs/restore", tenantAPI(a.restore))
+	mux.HandleFunc("GET /private/api/prom/configs/alertmanager", a.privateAlertmanager)
+	mux.HandleFunc("GET /private/api/prom/configs/rules", a.privateRules)
+}
+
+// Handler returns a mux with only the configs API routes.
+func (a *API) Handler(authEnabled bool) http.Handler {
+	mux := http.NewServeMux()
+	a.RegisterRoutes(mux, authEnabled)
+	return mux
+}
+
+func (a *API) getAlertmanager(w http.ResponseWriter, r *http.Request) {
+	getConfig[AlertmanagerConfig](a, w, r, db.KindAlertmanager)
+}
+
+func (a *API) getRules(w http.ResponseWriter, r *http.Request) {
+	getConfig[RulesConfig](a, w, r, db.KindRules)
+}
+
+func (a *API) setAlertmanager(w http.ResponseWriter, r *http.Request) {
+	var cfg AlertmanagerConfig
+	if !decodeBody(w, r, &cfg) {
+		return
+	}
+	if err := ValidateAlertmanager(cfg); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if cfg.TemplateFiles == nil {
+		cfg.TemplateFiles = map[string]string{}
+	}
+	a.store(w, r, db.KindAlertmanager, cfg)
+}
+
+func (a *API) setRules(w http.ResponseWriter, r *http.Request) {
+	var cfg RulesConfig
+	if !decodeBody(w, r, &cfg) {
+		return
+	}
+	if cfg.RuleFormatVersion == "" {
+		cfg.RuleFormatVersion = "2"
+	}
+	if err := ValidateRules(cfg); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if cfg.RulesFiles == nil {
+		cfg.RulesFiles = map[string]string{}
+	}
+	a.store(w, r, db.KindRules, cfg)
+}
+
+// validateAlertmanager takes the JSON body of POST .../alertmanager or, as
+// Cortex's validate endpoint did, the Alertmanager YAML itself.
+func (a *API) validateAlertmanager(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, validateResponse{Status: "error", Error: "reading the body: " + err.Error()})
+		return
+	}
+	cfg := AlertmanagerConfig{AlertmanagerConfig: string(body)}
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '{' {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(trimmed, &fields) == nil && fields["alertmanager_config"] != nil {
+			cfg = AlertmanagerConfig{}
+			if err := json.Unmarshal(trimmed, &cfg); err != nil {
+				writeJSON(w, http.StatusBadRequest, validateResponse{Status: "error", Error: "invalid JSON body: " + err.Error()})
+				return
+			}
+		}
+	}
+	if err := ValidateAlertmanager(cfg); err != nil {
+		writeJSON(w, http.StatusBadRequest, validateResponse{Status: "error", Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, validateResponse{Status: "success"})
+}
+
+// validateResponse is the answer of the validate endpoint.
+type validateResponse struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (a *API) deactivate(w http.ResponseWriter, r *http.Request) {
+	a.setDeleted(w, r, true)
+}
+
+func (a *API) restore(w http.ResponseWriter, r *http.Request) {
+	a.setDeleted(w, r, false)
+}
+
+func (a *API) setDeleted(w http.ResponseWriter, r *http.Request, deleted bool) {
+	id, err := tenant.ID(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	action, f := "restored", a.db.Restore
+	if deleted {
+		action, f = "deactivated", a.db.Deactivate
+	}
+	if err := f(r.Context(), id); err != nil {
+		if errors.Is(err, db.ErrNotFound) {
+			http.Error(w, "no configuration for this tenant", http.StatusNotFound)
+			return
+		}
+		a.internalError(w, err)
+		return
+	}
+	a.logger.Info("configs "+action, "tenant", id)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (a *API) privateAlertmanager(w http.ResponseWriter, r *http.Request) {
+	configsSince[AlertmanagerConfig](a, w, r, db.KindAlertmanager)
+}
+
+func (a *API) privateRules(w http.ResponseWriter, r *http.Request) {
+	configsSince[RulesConfig](a, w, r, db.KindRules)
+}
+
+func getConfig[C any](a *API, w http.ResponseWriter, r *http.Request, kind string) {
+	id, err := tenant.ID(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	v, err := a.db.Get(r.Context(), id, kind)
+	if errors.Is(err, db.ErrNotFound) {
+		http.Error(w, "no "+kind+" configuration for this tenant", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	out := View[C]{ID: v.ID}
+	if err := json.Unmarshal(v.Config, &out.Config); err != nil {
+		a.internalError(w, fmt.Errorf("stored %s config %d of tenant %q: %w", kind, v.ID, id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func configsSince[C any](a *API, w http.ResponseWriter, r *http.Request, kind string) {
+	var since int64
+	if s := r.URL.Query().Get("since"); s != "" {
+		var err error
+		if since, err = strconv.ParseInt(s, 10, 64); err != nil || since < 0 {
+			http.Error(w, fmt.Sprintf("invalid since=%q: want a config ID, 0 or more", s), http.StatusBadRequest)
+			return
+		}
+	}
+	views, err := a.db.Since(r.Context(), kind, since)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	out := ConfigsResponse[C]{Configs: make(map[string]View[C], len(views))}
+	for t, v := range views {
+		ov := View[C]{ID: v.ID, DeletedAt: v.DeletedAt}
+		if err := json.Unmarshal(v.Config, &ov.Config); err != nil {
+			a.internalError(w, fmt.Errorf("stored %s config %d of tenant %q: %w", kind, v.ID, t, err))
+			return
+		}
+		out.Configs[t] = ov
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) store(w http.ResponseWriter, r *http.Request, kind string, cfg any) {
+	id, err := tenant.ID(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	version, err := a.db.Set(r.Context(), id, kind, b)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	a.logger.Info("config stored", "kind", kind, "tenant", id, "id", version)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) internalError(w http.ResponseWriter, err error) {
+	a.logger.Error("configs API", "err", err)
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+// decodeBody reads a JSON body into v, or answers 400.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodySize))
+	if err := dec.Decode(v); err != nil {
+		http.Error(w, "invalid JSON body: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ValidateAlertmanager checks an Alertmanager configuration as the
+// Alertmanager would load it, and its templates. The error is the parser's,
+// with the line and field at fault.
+func ValidateAlertmanager(cfg AlertmanagerConfig) error {
+	if strings.TrimSpace(cfg.AlertmanagerConfig) == "" {
+		return errors.New("invalid Alertmanager config: alertmanager_config is empty")
+	}
+	if _, err := amconfig.Load(cfg.AlertmanagerConfig); err != nil {
+		return fmt.Errorf("invalid Alertmanager config: %w", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.TemplateFiles)) {
+		if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+			return fmt.Errorf("invalid template file name %q: want a plain file name", name)
+		}
+		t, err := amtemplate.New()
+		if err != nil {
+			return err
+		}
+		if err := t.Parse(strings.NewReader(cfg.TemplateFiles[name])); err != nil {
+			return fmt.Errorf("invalid template file %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ValidateRules checks rule files in Prometheus 2 format.
+func ValidateRules(cfg RulesConfig) error {
+	if cfg.RuleFormatVersion != "2" {
+		return fmt.Errorf("unsupported rule_format_version %q: only \"2\" (the Prometheus 2 YAML rule format) is supported", cfg.RuleFormatVersion)
+	}
+	p := parser.NewParser(parser.Options{})
+	logger := slog.New(slog.DiscardHandler)
+	for _, name := range slices.Sorted(maps.Keys(cfg.RulesFiles)) {
+		if name == "" {
+			return errors.New("invalid rules file: empty file name")
+		}
+		if _, errs := rulefmt.Parse([]byte(cfg.RulesFiles[name]), false, model.UTF8Validation, p, logger); len(errs) > 0 {
+			msgs := make([]string, len(errs))
+			for i, e := range errs {
+				msgs[i] = e.Error()
+			}
+			return fmt.Errorf("invalid rules file %q: %s", name, strings.Join(msgs, "; "))
+		}
+	}
+	return nil
+}

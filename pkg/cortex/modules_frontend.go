@@ -1,0 +1,145 @@
+package cortex
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/grafana/dskit/services"
+
+	"github.com/cortex-tls/cortex/pkg/frontend"
+	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/querier"
+	"github.com/cortex-tls/cortex/pkg/querier/worker"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+)
+
+// QueryFrontend is the query-frontend module.
+const QueryFrontend = "query-frontend"
+
+// initQueryFrontend serves the Prometheus API from the frontend's queue
+// and the cortex.Frontend gRPC service the querier workers pull from.
+func (t *Cortex) initQueryFrontend() (services.Service, error) {
+	memcachedTLS, err := tlsconfig.NewClient(frontend.MemcachedTLSPrefix, t.Cfg.Frontend.Memcached.TLS, t.TLS)
+	if err != nil {
+		return nil, err
+	}
+	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	frontendpb.RegisterFrontendServer(t.Server.GRPC, f)
+	if t.Cfg.Worker.FrontendAddress == "" && t.runsModule(Querier) && t.Cfg.Server.GRPCTLS.CertPath != "" &&
+		!t.Cfg.Worker.GRPCClientConfig.TLS.TLSOn() && !t.Cfg.IngesterClient.TLS.TLSOn() {
+		// The in-process querier's worker would dial this TLS server in
+		// plaintext. Say so, but keep /ready as it is without the frontend.
+		t.Logger.Warn("the gRPC server requires TLS but no -querier.frontend-client.tls-* (or -ingester.client.tls-*) flag is set: this process's querier cannot pull queries from its query-frontend, so queries will fail; /ready does not wait for it")
+	} else {
+		t.readyChecks = append(t.readyChecks, f.CheckReady)
+	}
+	api := tenant.HTTPMiddleware(t.Cfg.AuthEnabled, f.Handler())
+	prefixes := []string{t.Cfg.Querier.PrometheusHTTPPrefix}
+	if t.Cfg.Querier.PrometheusHTTPPrefix != "/api/prom" {
+		prefixes = append(prefixes, "/api/prom") // Cortex's legacy prefix
+	}
+	// Patterns with a method: in -target=all they take precedence over the
+	// querier's method-less routes for the same paths, so every query goes
+	// through the frontend and its queue.
+	for _, prefix := range prefixes {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodOptions} {
+			t.Server.HTTP.Handle(m+" "+prefix+"/api/v1/", api)
+		}
+	}
+	return f, nil
+}
+
+// withQuerierWorker returns the querier's service, running a worker that
+// pulls queries from the query-frontend(s) when -querier.frontend-address
+// is set, or from this process's own frontend under -target=all.
+func (t *Cortex) withQuerierWorker(q *querier.Querier) (services.Service, error) {
+	cfg := t.Cfg.Worker
+	tls, err := tlsconfig.NewClient(worker.TLSPrefix, cfg.GRPCClientConfig.TLS, t.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.FrontendAddress == "" {
+		if !t.runsModule(QueryFrontend) {
+			return q, nil
+		}
+		// The frontend is in this process: dial our own gRPC server.
+		host := t.Cfg.Server.GRPCListenAddress
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		cfg.FrontendAddress = net.JoinHostPort(host, strconv.Itoa(t.Cfg.Server.GRPCListenPort))
+		if tls == nil && t.ingesterTLS != nil {
+			// Both links dial this same server: without -querier.frontend-client.tls-*
+			// flags, the -ingester.client.tls-* ones fit it.
+			t.Logger.Info("-target=all: the querier worker dials this process's gRPC server with the -ingester.client.tls-* settings, as no -querier.frontend-client.tls-* flag is set")
+			tls = t.ingesterTLS
+		}
+	}
+	w, err := worker.New(cfg, tls, q.Handler(), t.Logger, t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	watcher := services.NewFailureWatcher()
+	watcher.WatchService(q)
+	watcher.WatchService(w)
+	return services.NewBasicService(
+		func(ctx context.Context) error {
+			if err := services.StartAndAwaitRunning(ctx, q); err != nil {
+				return err
+			}
+			return services.StartAndAwaitRunning(ctx, w)
+		},
+		func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-watcher.Chan():
+				return err
+			}
+		},
+		func(error) error {
+			// Stop pulling queries before the querier goes away.
+			errW := services.StopAndAwaitTerminated(context.Background(), w)
+			errQ := services.StopAndAwaitTerminated(context.Background(), q)
+			watcher.Close()
+			return errors.Join(ignoreNotRunning(errW), ignoreNotRunning(errQ))
+		},
+	), nil
+}
+
+func ignoreNotRunning(err error) error {
+	if err != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// runsModule reports whether a target of this process is, or depends on, name.
+func (t *Cortex) runsModule(name string) bool {
+	for _, target := range t.Cfg.Target {
+		for _, dep := range append(t.modules.DependenciesForModule(target), target) {
+			if dep == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// registerFrontendModule registers the query-frontend, which -target=all
+// runs too.
+func (t *Cortex) registerFrontendModule() {
+	t.modules.RegisterModule(QueryFrontend, t.initQueryFrontend)
+	for name, deps := range map[string][]string{QueryFrontend: {Server}, All: {QueryFrontend}} {
+		if err := t.modules.AddDependency(name, deps...); err != nil {
+			panic(err) // a wiring mistake in this file, caught by every test
+		}
+	}
+}

@@ -1,0 +1,277 @@
+// Package frontend is the query-frontend: it serves the Prometheus API,
+// splits range queries by interval, caches their results, and queues every
+// query per tenant for the querier workers that pull them over gRPC.
+package frontend
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+)
+
+// Config holds the query-frontend flags, with Cortex's names.
+type Config struct {
+	MaxOutstandingPerTenant int             `yaml:"max_outstanding_per_tenant"`
+	MaxRetries              int             `yaml:"max_retries"`
+	SplitQueriesByInterval  time.Duration   `yaml:"split_queries_by_interval"`
+	AlignQueriesWithStep    bool            `yaml:"align_queries_with_step"`
+	CacheResults            bool            `yaml:"cache_results"`
+	MaxCacheFreshness       time.Duration   `yaml:"max_cache_freshness"`
+	CacheMaxSizeBytes       int             `yaml:"cache_max_size_bytes"`
+	CacheTTL                time.Duration   `yaml:"cache_ttl"`
+	LogQueriesLongerThan    time.Duration   `yaml:"log_queries_longer_than"`
+	MaxBodySize             int64           `yaml:"max_body_size"`
+	Memcached               MemcachedConfig `yaml:"memcached"`
+}
+
+// RegisterFlags registers the frontend's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&c.MaxOutstandingPerTenant, "querier.max-outstanding-requests-per-tenant", 100, "Maximum number of queued requests per tenant in the query-frontend; further requests get 429.")
+	f.IntVar(&c.MaxRetries, "querier.max-retries-per-request", 5, "Maximum number of times a query (or a part of a split query) is tried, on another querier when one fails or disconnects.")
+	f.DurationVar(&c.SplitQueriesByInterval, "querier.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel. 0 disables splitting.")
+	f.BoolVar(&c.AlignQueriesWithStep, "querier.align-querier-with-step", false, "Round the start and end of range queries down to a multiple of their step, which makes results cacheable across refreshes.")
+	f.BoolVar(&c.CacheResults, "frontend.cache-results", false, "Cache the results of range queries (per split part) in the embedded in-memory cache.")
+	f.DurationVar(&c.MaxCacheFreshness, "frontend.max-cache-freshness", time.Minute, "Results of parts ending less than this long ago are never cached: recent data may still change.")
+	f.IntVar(&c.CacheMaxSizeBytes, "frontend.fifocache.max-size-bytes", 100<<20, "Maximum size of the embedded results cache; the least recently used results are evicted beyond it.")
+	f.DurationVar(&c.CacheTTL, "frontend.fifocache.duration", time.Hour, "How long a cached result is kept. 0 keeps it until evicted.")
+	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this, with their tenant and timing. 0 disables; a negative value logs every query.")
+	f.Int64Var(&c.MaxBodySize, "frontend.max-body-size", 10<<20, "Maximum size of a request body the frontend accepts.")
+	c.Memcached.RegisterFlags(f)
+}
+
+// Validate checks the flags.
+func (c *Config) Validate() error {
+	if c.MaxOutstandingPerTenant <= 0 {
+		return fmt.Errorf("-querier.max-outstanding-requests-per-tenant must be positive, got %d", c.MaxOutstandingPerTenant)
+	}
+	if c.MaxRetries <= 0 {
+		return fmt.Errorf("-querier.max-retries-per-request must be at least 1, got %d", c.MaxRetries)
+	}
+	if c.SplitQueriesByInterval < 0 {
+		return fmt.Errorf("-querier.split-queries-by-interval must not be negative, got %s", c.SplitQueriesByInterval)
+	}
+	return nil
+}
+
+// request is one HTTP-over-gRPC query waiting for a querier.
+type request struct {
+	ctx      context.Context
+	tenant   string
+	req      *frontendpb.HTTPRequest
+	enqueued time.Time
+	result   chan result // buffered: the querier stream never blocks on it
+}
+
+type result struct {
+	resp *frontendpb.HTTPResponse
+	err  error
+}
+
+// Frontend queues queries and serves them to the querier workers.
+type Frontend struct {
+	services.Service
+	cfg     Config
+	logger  *slog.Logger
+	queue   *queue
+	cache   cache
+	metrics *metrics
+	workers atomic.Int64
+	handler http.Handler
+}
+
+type metrics struct {
+	connected     prometheus.GaugeFunc
+	retries       prometheus.Histogram
+	queryRange    *prometheus.HistogramVec
+	splitQueries  prometheus.Counter
+	cacheFetched  prometheus.Counter
+	cacheHits     prometheus.Counter
+	cacheBytes    prometheus.Gauge
+	cacheEntries  prometheus.Gauge
+	cacheEvicted  prometheus.Counter
+	refusedTenant *prometheus.CounterVec
+}
+
+// cache is where results of range query parts are kept.
+type cache interface {
+	get(key string) ([]byte, bool)
+	set(key string, value []byte)
+}
+
+// New returns a frontend. memcachedTLS is the -frontend.memcached link's
+// TLS (nil for plaintext), used when -frontend.memcached.addresses is set.
+func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg prometheus.Registerer) (*Frontend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Frontend{cfg: cfg, logger: logger.With("component", "query-frontend")}
+	cacheName := "frontend.fifocache"
+	if len(cfg.Memcached.Addresses) > 0 {
+		cacheName = "frontend.memcached"
+	}
+	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_frontend_queue_length", Help: "Number of queries in the queue."}, []string{"user"})
+	duration := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cortex_query_frontend_queue_duration_seconds", Help: "Time spent by requests queued.", Buckets: prometheus.DefBuckets})
+	f.metrics = &metrics{
+		connected: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_frontend_connected_clients", Help: "Number of worker streams currently connected to the frontend."},
+			func() float64 { return float64(f.workers.Load()) }),
+		retries:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cortex_query_frontend_retries", Help: "Number of times a request is retried.", Buckets: []float64{0, 1, 2, 3, 4, 5}}),
+		queryRange:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cortex_frontend_query_range_duration_seconds", Help: "Total time spent in seconds doing query range requests.", Buckets: prometheus.DefBuckets}, []string{"method", "status_code"}),
+		splitQueries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "cortex_frontend_split_queries_total", Help: "Total number of underlying query requests after the split by interval is applied."}),
+		cacheFetched:  prometheus.NewCounter(prometheus.CounterOpts{Name: "cortex_cache_fetched_keys", Help: "Total count of keys requested from cache.", ConstLabels: prometheus.Labels{"name": cacheName}}),
+		cacheHits:     prometheus.NewCounter(prometheus.CounterOpts{Name: "cortex_cache_hits", Help: "Total count of keys found in cache.", ConstLabels: prometheus.Labels{"name": cacheName}}),
+		cacheBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "cortex_cache_memory_bytes", Help: "Total memory used by the cache in bytes.", ConstLabels: prometheus.Labels{"cache": "frontend.fifocache"}}),
+		cacheEntries:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "cortex_cache_entries", Help: "The total number of entries in the cache.", ConstLabels: prometheus.Labels{"cache": "frontend.fifocache"}}),
+		cacheEvicted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "cortex_cache_evicted_total", Help: "The total number of evicted entries.", ConstLabels: prometheus.Labels{"cache": "frontend.fifocache"}}),
+		refusedTenant: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cortex_query_frontend_discarded_requests_total", Help: "Requests refused because the tenant's queue was full."}, []string{"user"}),
+	}
+	if reg != nil {
+		m := f.metrics
+		reg.MustRegister(length, duration, m.connected, m.retries, m.queryRange, m.splitQueries, m.cacheFetched, m.cacheHits, m.cacheBytes, m.cacheEntries, m.cacheEvicted, m.refusedTenant)
+	}
+	f.queue = newQueue(cfg.MaxOutstandingPerTenant, length, duration)
+	switch {
+	case cfg.CacheResults && len(cfg.Memcached.Addresses) > 0:
+		f.cache = newMemcachedCache(cfg.Memcached, memcachedTLS, f.metrics, f.logger)
+	case cfg.CacheResults:
+		f.cache = newResultsCache(cfg.CacheMaxSizeBytes, cfg.CacheTTL, f.metrics)
+	}
+	f.handler = f.newHandler()
+	f.Service = services.NewIdleService(nil, func(error) error {
+		f.queue.stop()
+		return nil
+	})
+	return f, nil
+}
+
+// Handler serves the Prometheus API; the tenant must be in the request
+// context (tenant.HTTPMiddleware).
+func (f *Frontend) Handler() http.Handler { return f.handler }
+
+// CheckReady fails until at least one querier worker is connected.
+func (f *Frontend) CheckReady(context.Context) error {
+	if f.workers.Load() == 0 {
+		return errors.New("query-frontend: no querier connected yet (queriers connect with -querier.frontend-address)")
+	}
+	return nil
+}
+
+// ConnectedWorkers returns the number of worker streams connected.
+func (f *Frontend) ConnectedWorkers() int { return int(f.workers.Load()) }
+
+// RoundTrip runs req for tenant on a querier, retrying on another when one
+// fails, disconnects or answers 5xx, up to -querier.max-retries-per-request tries.
+func (f *Frontend) RoundTrip(ctx context.Context, tenant string, req *frontendpb.HTTPRequest) (*frontendpb.HTTPResponse, error) {
+	var (
+		resp *frontendpb.HTTPResponse
+		err  error
+	)
+	tries := 0
+	defer func() { f.metrics.retries.Observe(float64(tries - 1)) }()
+	for tries < f.cfg.MaxRetries {
+		tries++
+		resp, err = f.roundTripOnce(ctx, tenant, req)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, errTooManyRequests) || errors.Is(err, errStopped) {
+			return nil, err
+		}
+		if err == nil && resp.Code < 500 {
+			return resp, nil
+		}
+		if err != nil {
+			f.logger.Debug("query failed on a querier, retrying", "tenant", tenant, "try", tries, "err", err)
+		}
+	}
+	return resp, err
+}
+
+func (f *Frontend) roundTripOnce(ctx context.Context, tenant string, req *frontendpb.HTTPRequest) (*frontendpb.HTTPResponse, error) {
+	r := &request{ctx: ctx, tenant: tenant, req: req, result: make(chan result, 1)}
+	if err := f.queue.enqueue(r); err != nil {
+		if errors.Is(err, errTooManyRequests) {
+			f.metrics.refusedTenant.WithLabelValues(tenant).Inc()
+		}
+		return nil, err
+	}
+	select {
+	case <-ctx.Done():
+		// The querier stream holding r (if any) sees ctx end too, and
+		// ends its stream, which cancels the query on the querier.
+		return nil, ctx.Err()
+	case res := <-r.result:
+		return res.resp, res.err
+	}
+}
+
+// Process serves one querier worker stream: it hands the worker one
+// queued query at a time and returns its answer to the waiting request.
+func (f *Frontend) Process(stream frontendpb.ProcessServer) error {
+	ctx := stream.Context()
+	who := "unknown"
+	if p, ok := peer.FromContext(ctx); ok {
+		who = p.Addr.String()
+	}
+	if f.workers.Add(1) == 1 {
+		f.logger.Info("first querier connected: ready", "querier", who)
+	}
+	defer f.workers.Add(-1)
+	for {
+		r, err := f.queue.dequeue(ctx)
+		if err != nil {
+			if errors.Is(err, errStopped) {
+				return status.Error(codes.Unavailable, err.Error())
+			}
+			return err
+		}
+		if r.ctx.Err() != nil {
+			r.result <- result{err: r.ctx.Err()}
+			continue
+		}
+		if err := stream.Send(&frontendpb.FrontendToClient{HttpRequest: r.req}); err != nil {
+			r.result <- result{err: fmt.Errorf("sending the query to querier %s: %w", who, err)}
+			return err
+		}
+		recv := make(chan result, 1)
+		go func() {
+			m, err := stream.Recv()
+			if err != nil {
+				recv <- result{err: fmt.Errorf("querier %s: %w", who, err)}
+				return
+			}
+			recv <- result{resp: m.HttpResponse}
+		}()
+		select {
+		case <-r.ctx.Done():
+			// Ending the stream cancels the query on the querier; its
+			// worker opens a new stream.
+			r.result <- result{err: r.ctx.Err()}
+			return status.Error(codes.Canceled, "query canceled by its client")
+		case res := <-recv:
+			if res.err == nil && res.resp == nil {
+				res.err = fmt.Errorf("querier %s sent an empty answer", who)
+			}
+			r.result <- res
+			if res.err != nil {
+				return res.err
+			}
+		}
+	}
+}

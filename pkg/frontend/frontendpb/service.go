@@ -1,0 +1,109 @@
+package frontendpb
+
+import (
+	"context"
+	"net/http"
+
+	"google.golang.org/grpc"
+)
+
+// ServiceName is the query-frontend's gRPC service, as in Cortex.
+const ServiceName = "cortex.Frontend"
+
+// FrontendServer hands queries to the querier workers connected to it.
+type FrontendServer interface {
+	// Process is one worker's stream: the frontend sends a query, the
+	// worker sends its answer, and so on until either side ends it.
+	Process(ProcessServer) error
+}
+
+// ProcessServer is the frontend's side of a worker stream.
+type ProcessServer interface {
+	Send(*FrontendToClient) error
+	Recv() (*ClientToFrontend, error)
+	grpc.ServerStream
+}
+
+// ProcessClient is the worker's side of the stream.
+type ProcessClient interface {
+	Send(*ClientToFrontend) error
+	Recv() (*FrontendToClient, error)
+	grpc.ClientStream
+}
+
+// FrontendClient calls a query-frontend.
+type FrontendClient interface {
+	Process(ctx context.Context, opts ...grpc.CallOption) (ProcessClient, error)
+}
+
+// RegisterFrontendServer registers srv on a gRPC server.
+func RegisterFrontendServer(s grpc.ServiceRegistrar, srv FrontendServer) {
+	s.RegisterService(&serviceDesc, srv)
+}
+
+// NewFrontendClient returns a client over cc.
+func NewFrontendClient(cc grpc.ClientConnInterface) FrontendClient { return &frontendClient{cc} }
+
+type frontendClient struct{ cc grpc.ClientConnInterface }
+
+func (c *frontendClient) Process(ctx context.Context, opts ...grpc.CallOption) (ProcessClient, error) {
+	s, err := c.cc.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Process", opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &processClient{s}, nil
+}
+
+type processClient struct{ grpc.ClientStream }
+
+func (c *processClient) Send(m *ClientToFrontend) error { return c.ClientStream.SendMsg(m) }
+func (c *processClient) Recv() (*FrontendToClient, error) {
+	m := new(FrontendToClient)
+	if err := c.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+type processServer struct{ grpc.ServerStream }
+
+func (s *processServer) Send(m *FrontendToClient) error { return s.ServerStream.SendMsg(m) }
+func (s *processServer) Recv() (*ClientToFrontend, error) {
+	m := new(ClientToFrontend)
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: ServiceName,
+	HandlerType: (*FrontendServer)(nil),
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Process",
+		ServerStreams: true,
+		ClientStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			return srv.(FrontendServer).Process(&processServer{stream})
+		},
+	}},
+	Metadata: "frontend.proto",
+}
+
+// ToHeaders converts HTTP headers to their message form.
+func ToHeaders(h http.Header) []*Header {
+	out := make([]*Header, 0, len(h))
+	for k, v := range h {
+		out = append(out, &Header{Key: k, Values: v})
+	}
+	return out
+}
+
+// FromHeaders converts headers back to HTTP headers.
+func FromHeaders(hs []*Header) http.Header {
+	h := make(http.Header, len(hs))
+	for _, x := range hs {
+		h[http.CanonicalHeaderKey(x.Key)] = append(h[http.CanonicalHeaderKey(x.Key)], x.Values...)
+	}
+	return h
+}

@@ -1,0 +1,468 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzhttp"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+)
+
+// maxPointsPerSeries is Prometheus's limit on the steps of a range query;
+// queries beyond it go to a querier whole, so they fail exactly as there.
+const maxPointsPerSeries = 11000
+
+// maxParallelParts bounds the parts of one split query in flight at once.
+const maxParallelParts = 14
+
+// hopHeaders are not forwarded to the querier: the frontend compresses
+// its own answers and the parts are re-encoded as GET requests.
+var hopHeaders = []string{"Accept-Encoding", "Connection", "Content-Length", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Keep-Alive"}
+
+func (f *Frontend) newHandler() http.Handler {
+	return gzhttp.GzipHandler(http.HandlerFunc(f.serveHTTP))
+}
+
+func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	tenantID, err := tenant.ID(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.cfg.MaxBodySize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "bad_data", fmt.Sprintf("reading the request body: %v", err))
+		return
+	}
+	header := r.Header.Clone()
+	for _, h := range hopHeaders {
+		header.Del(h)
+	}
+	header.Set(tenant.HeaderName, tenantID)
+	req := &frontendpb.HTTPRequest{Method: r.Method, Url: r.URL.RequestURI(), Headers: frontendpb.ToHeaders(header), Body: body}
+
+	var resp *frontendpb.HTTPResponse
+	if strings.HasSuffix(r.URL.Path, "/api/v1/query_range") {
+		resp, err = f.queryRange(r.Context(), tenantID, r, header, body, req)
+		code := "500"
+		if err == nil {
+			code = strconv.Itoa(int(resp.Code))
+		}
+		f.metrics.queryRange.WithLabelValues("split_by_interval_and_results_cache", code).Observe(time.Since(start).Seconds())
+	} else {
+		resp, err = f.RoundTrip(r.Context(), tenantID, req)
+	}
+	code := f.write(w, resp, err)
+	if d := f.cfg.LogQueriesLongerThan; d != 0 && time.Since(start) > d {
+		f.logger.Info("slow query detected", "tenant", tenantID, "method", r.Method, "path", r.URL.Path,
+			"query", formValues(r, body).Get("query"), "time_taken", time.Since(start).String(), "status", code)
+	}
+}
+
+func (f *Frontend) write(w http.ResponseWriter, resp *frontendpb.HTTPResponse, err error) int {
+	switch {
+	case errors.Is(err, errTooManyRequests):
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", "too many outstanding requests for this tenant (-querier.max-outstanding-requests-per-tenant)")
+		return http.StatusTooManyRequests
+	case errors.Is(err, errStopped):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		writeError(w, 499, "canceled", "query canceled by the client")
+		return 499
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "timeout", err.Error())
+		return http.StatusServiceUnavailable
+	case err != nil:
+		writeError(w, http.StatusBadGateway, "unavailable", "no querier could answer: "+err.Error())
+		return http.StatusBadGateway
+	}
+	h := frontendpb.FromHeaders(resp.Headers)
+	h.Del("Content-Length")
+	h.Del("Content-Encoding")
+	for k, v := range h {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(int(resp.Code))
+	_, _ = w.Write(resp.Body)
+	return int(resp.Code)
+}
+
+func writeError(w http.ResponseWriter, code int, typ, msg string) {
+	b, _ := json.Marshal(map[string]string{"status": "error", "errorType": typ, "error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// formValues returns the request's parameters, the body's first for POST
+// forms, as Prometheus's FormValue reads them.
+func formValues(r *http.Request, body []byte) url.Values {
+	vals := url.Values{}
+	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if bv, err := url.ParseQuery(string(body)); err == nil {
+			for k, v := range bv {
+				vals[k] = append(vals[k], v...)
+			}
+		}
+	}
+	for k, v := range r.URL.Query() {
+		vals[k] = append(vals[k], v...)
+	}
+	return vals
+}
+
+// rangeQuery is a parsed query_range request, times in milliseconds.
+type rangeQuery struct {
+	query            string
+	start, end, step int64
+	params           url.Values // every other parameter, passed on
+}
+
+func parseRangeQuery(vals url.Values) (*rangeQuery, bool) {
+	start, err1 := parseTimeMs(vals.Get("start"))
+	end, err2 := parseTimeMs(vals.Get("end"))
+	step, err3 := parseStepMs(vals.Get("step"))
+	if err1 != nil || err2 != nil || err3 != nil || step <= 0 || end < start || vals.Get("query") == "" || vals.Get("limit") != "" {
+		return nil, false
+	}
+	if (end-start)/step > maxPointsPerSeries {
+		return nil, false
+	}
+	rq := &rangeQuery{query: vals.Get("query"), start: start, end: end, step: step, params: url.Values{}}
+	for k, v := range vals {
+		switch k {
+		case "query", "start", "end", "step":
+		default:
+			rq.params[k] = v[:1]
+		}
+	}
+	return rq, true
+}
+
+func parseTimeMs(s string) (int64, error) {
+	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return 0, errors.New("not a finite time")
+		}
+		return int64(math.Round(t * 1000)), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, err
+	}
+	return t.UnixMilli(), nil
+}
+
+func parseStepMs(s string) (int64, error) {
+	if d, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(d) || math.IsInf(d, 0) {
+			return 0, errors.New("not a finite step")
+		}
+		return int64(math.Round(d * 1000)), nil
+	}
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(d).Milliseconds(), nil
+}
+
+func formatMs(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64) }
+
+// alignToStep rounds start and end down to multiples of step, as Cortex's
+// -querier.align-querier-with-step does.
+func alignToStep(rq *rangeQuery) {
+	rq.start = rq.start / rq.step * rq.step
+	rq.end = rq.end / rq.step * rq.step
+}
+
+// splitByInterval cuts [start, end] at multiples of interval, each part
+// starting on the query's own step grid, so the parts evaluate exactly the
+// steps the whole query would. As Cortex's split_by_interval.
+func splitByInterval(start, end, step, interval int64) [][2]int64 {
+	if interval <= 0 || start == end {
+		return [][2]int64{{start, end}}
+	}
+	var parts [][2]int64
+	for s := start; s <= end; s = nextIntervalBoundary(s, step, interval) + step {
+		e := nextIntervalBoundary(s, step, interval)
+		if e+step >= end || e >= end {
+			e = end
+		}
+		parts = append(parts, [2]int64{s, e})
+		if e == end {
+			break
+		}
+	}
+	return parts
+}
+
+func nextIntervalBoundary(t, step, interval int64) int64 {
+	next := (t/interval + 1) * interval
+	target := next - (next-t)%step
+	if target == next {
+		target -= step
+	}
+	return target
+}
+
+var promqlParser = parser.NewParser(parser.Options{})
+
+// pinStartEnd replaces "@ start()" and "@ end()" by the whole query's
+// start and end, which the parts would otherwise read as their own.
+func pinStartEnd(query string, start, end int64) string {
+	if !strings.Contains(query, "start()") && !strings.Contains(query, "end()") {
+		return query
+	}
+	expr, err := promqlParser.ParseExpr(query)
+	if err != nil {
+		return query
+	}
+	changed := false
+	pin := func(se *parser.ItemType, ts **int64) {
+		switch *se {
+		case parser.START:
+			v := start
+			*ts = &v
+		case parser.END:
+			v := end
+			*ts = &v
+		default:
+			return
+		}
+		*se = 0
+		changed = true
+	}
+	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+		switch n := node.(type) {
+		case *parser.VectorSelector:
+			pin(&n.StartOrEnd, &n.Timestamp)
+		case *parser.SubqueryExpr:
+			pin(&n.StartOrEnd, &n.Timestamp)
+		}
+		return nil
+	})
+	if !changed {
+		return query
+	}
+	return expr.String()
+}
+
+// queryRange splits a range query by interval, answers the parts from the
+// results cache or the queriers, in parallel, and merges them.
+func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Request, header http.Header, body []byte, whole *frontendpb.HTTPRequest) (*frontendpb.HTTPResponse, error) {
+	rq, ok := parseRangeQuery(formValues(r, body))
+	if !ok {
+		// Unusual or invalid: the querier answers it whole, with its errors.
+		return f.RoundTrip(ctx, tenantID, whole)
+	}
+	if f.cfg.AlignQueriesWithStep {
+		alignToStep(rq)
+	}
+	query := pinStartEnd(rq.query, rq.start, rq.end)
+	parts := splitByInterval(rq.start, rq.end, rq.step, f.cfg.SplitQueriesByInterval.Milliseconds())
+	f.metrics.splitQueries.Add(float64(len(parts)))
+
+	partHeader := header.Clone()
+	partHeader.Del("Content-Type")
+	extra := rq.params.Encode()
+	resps := make([]*frontendpb.HTTPResponse, len(parts))
+	errs := make([]error, len(parts))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, maxParallelParts)
+	var wg sync.WaitGroup
+	freshBefore := time.Now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
+	for i, p := range parts {
+		vals := url.Values{"query": {query}, "start": {formatMs(p[0])}, "end": {formatMs(p[1])}, "step": {formatMs(rq.step)}}
+		u := r.URL.Path + "?" + vals.Encode()
+		if extra != "" {
+			u += "&" + extra
+		}
+		key := ""
+		if f.cache != nil && p[1] <= freshBefore {
+			key = tenantID + "\x00" + u
+			if b, ok := f.cache.get(key); ok {
+				resps[i] = &frontendpb.HTTPResponse{Code: http.StatusOK, Body: b, Headers: jsonHeaders}
+				continue
+			}
+		}
+		req := &frontendpb.HTTPRequest{Method: http.MethodGet, Url: u, Headers: frontendpb.ToHeaders(partHeader)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			resps[i], errs[i] = f.RoundTrip(ctx, tenantID, req)
+			if errs[i] != nil || resps[i].Code != http.StatusOK {
+				cancel() // one part failed: so does the whole query
+				return
+			}
+			if key != "" {
+				f.cache.set(key, resps[i].Body)
+			}
+		}()
+	}
+	wg.Wait()
+	// The first real failure wins over the cancellations it caused.
+	for i := range parts {
+		if errs[i] == nil && resps[i].Code != http.StatusOK {
+			return resps[i], nil
+		}
+	}
+	for i := range parts {
+		if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
+			return nil, errs[i]
+		}
+	}
+	for i := range parts {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+	}
+	if len(resps) == 1 {
+		return resps[0], nil
+	}
+	merged, err := mergeMatrices(resps)
+	if err != nil {
+		return nil, err
+	}
+	return &frontendpb.HTTPResponse{Code: http.StatusOK, Body: merged, Headers: jsonHeaders}, nil
+}
+
+var jsonHeaders = []*frontendpb.Header{{Key: "Content-Type", Values: []string{"application/json"}}}
+
+type partResponse struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string       `json:"resultType"`
+		Result     []partSeries `json:"result"`
+	} `json:"data"`
+	Warnings []string `json:"warnings"`
+	Infos    []string `json:"infos"`
+}
+
+type partSeries struct {
+	Metric     json.RawMessage   `json:"metric"`
+	Values     []json.RawMessage `json:"values"`
+	Histograms []json.RawMessage `json:"histograms"`
+}
+
+type mergedSeries struct {
+	labels     labels.Labels
+	metric     json.RawMessage
+	values     []json.RawMessage
+	histograms []json.RawMessage
+}
+
+// mergeMatrices joins the matrices of consecutive parts: each series' points
+// in time order, the series sorted by labels as the engine sorts them.
+func mergeMatrices(resps []*frontendpb.HTTPResponse) ([]byte, error) {
+	bySeries := map[string]*mergedSeries{}
+	var warnings, infos []string
+	for _, resp := range resps {
+		var pr partResponse
+		if err := json.Unmarshal(resp.Body, &pr); err != nil {
+			return nil, fmt.Errorf("decoding a querier's answer: %w", err)
+		}
+		if pr.Status != "success" || pr.Data.ResultType != "matrix" {
+			return nil, fmt.Errorf("unexpected answer to a part of a range query: status %q, result type %q", pr.Status, pr.Data.ResultType)
+		}
+		for _, s := range pr.Data.Result {
+			key := string(s.Metric)
+			m, ok := bySeries[key]
+			if !ok {
+				var lm map[string]string
+				if err := json.Unmarshal(s.Metric, &lm); err != nil {
+					return nil, fmt.Errorf("decoding a series' labels: %w", err)
+				}
+				m = &mergedSeries{labels: labels.FromMap(lm), metric: s.Metric}
+				bySeries[key] = m
+			}
+			m.values = append(m.values, s.Values...)
+			m.histograms = append(m.histograms, s.Histograms...)
+		}
+		warnings = appendNew(warnings, pr.Warnings)
+		infos = appendNew(infos, pr.Infos)
+	}
+	all := make([]*mergedSeries, 0, len(bySeries))
+	for _, m := range bySeries {
+		all = append(all, m)
+	}
+	sort.Slice(all, func(i, j int) bool { return labels.Compare(all[i].labels, all[j].labels) < 0 })
+
+	b := make([]byte, 0, 1024)
+	b = append(b, `{"status":"success","data":{"resultType":"matrix","result":[`...)
+	for i, m := range all {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"metric":`...)
+		b = append(b, m.metric...)
+		b = appendRaw(b, "values", m.values)
+		b = appendRaw(b, "histograms", m.histograms)
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	for _, extra := range []struct {
+		name string
+		v    []string
+	}{{"warnings", warnings}, {"infos", infos}} {
+		if len(extra.v) > 0 {
+			raw, err := json.Marshal(extra.v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, `,"`+extra.name+`":`...)
+			b = append(b, raw...)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+func appendRaw(b []byte, name string, vs []json.RawMessage) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, `,"`+name+`":[`...)
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v...)
+	}
+	return append(b, ']')
+}
+
+func appendNew(dst, src []string) []string {
+	for _, s := range src {
+		if !slices.Contains(dst, s) {
+			dst = append(dst, s)
+		}
+	}
+	return dst
+}

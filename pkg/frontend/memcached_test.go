@@ -1,0 +1,138 @@
+package frontend
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+)
+
+// fakeMemcached serves get and set of memcached's text protocol.
+type fakeMemcached struct {
+	mu   sync.Mutex
+	data map[string][]byte
+	sets atomic.Int64
+}
+
+func (m *fakeMemcached) serve(lis net.Listener) {
+	for {
+		conn, err := lis.Accept()
+		if err != nil {
+			return
+		}
+		go m.handle(conn)
+	}
+}
+
+func (m *fakeMemcached) handle(conn net.Conn) {
+	defer conn.Close()
+	r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "get":
+			m.mu.Lock()
+			v, ok := m.data[f[1]]
+			m.mu.Unlock()
+			if ok {
+				fmt.Fprintf(w, "VALUE %s 0 %d\r\n%s\r\n", f[1], len(v), v)
+			}
+			w.WriteString("END\r\n")
+		case len(f) == 5 && f[0] == "set":
+			n, _ := strconv.Atoi(f[4])
+			buf := make([]byte, n+2)
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return
+			}
+			m.mu.Lock()
+			m.data[f[1]] = buf[:n]
+			m.mu.Unlock()
+			m.sets.Add(1)
+			w.WriteString("STORED\r\n")
+		default:
+			w.WriteString("ERROR\r\n")
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// TestMemcachedResultsCacheTLS: with -frontend.memcached.addresses and its
+// TLS flags, parts are cached in memcached over TLS, and served from it.
+func TestMemcachedResultsCacheTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := certgen.NewCA(certgen.Options{CommonName: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(certgen.Options{CommonName: "memcached", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "root.crt"), ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	mc := &fakeMemcached{data: map[string][]byte{}}
+	go mc.serve(tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}}))
+
+	cfg := defaultConfig()
+	cfg.CacheResults = true
+	cfg.Memcached.Addresses = []string{raw.Addr().String()}
+	cfg.Memcached.TLS.CAPath = filepath.Join(dir, "root.crt")
+	tlsClient, err := tlsconfig.NewClient(MemcachedTLSPrefix, cfg.Memcached.TLS, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := newPromAPI(t)
+	h := newHarness(t, cfg, api, 2)
+	h.f.cache = newMemcachedCache(cfg.Memcached, tlsClient, h.f.metrics, h.f.logger)
+
+	params := rangeParams(`rate(metric_a[5m])`, 3600, 32*3600, 300)
+	code, first := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", params)
+	if code != 200 || mc.sets.Load() != 2 {
+		t.Fatalf("first query: %d, %d values stored in memcached, want 2", code, mc.sets.Load())
+	}
+	calls := api.calls.Load()
+	code, second := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", params)
+	if code != 200 || second != first || api.calls.Load() != calls {
+		t.Fatalf("second query not served from memcached: %d, %d more querier calls", code, api.calls.Load()-calls)
+	}
+	if hits := testutil.ToFloat64(h.f.metrics.cacheHits); hits != 2 {
+		t.Fatalf("cortex_cache_hits = %v, want 2", hits)
+	}
+	// memcached gone: a miss, not an error.
+	raw.Close()
+	h.f.cache = newMemcachedCache(cfg.Memcached, tlsClient, h.f.metrics, h.f.logger)
+	if code, third := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", params); code != 200 || third != first {
+		t.Fatalf("with memcached down: %d", code)
+	}
+}

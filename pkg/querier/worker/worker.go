@@ -1,0 +1,356 @@
+// Package worker is the querier's side of the query-frontend link: it pulls
+// queries from every frontend over gRPC streams (-querier.frontend-client.
+// TLS), runs them against the querier's own HTTP API in-process, and sends
+// the answers back.
+package worker
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/grafana/dskit/backoff"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+)
+
+// TLSPrefix is the flag prefix of the worker's link to the frontend, as the
+// guide names it.
+const TLSPrefix = "querier.frontend-client"
+
+// Config holds the worker flags, with Cortex's names.
+type Config struct {
+	FrontendAddress  string           `yaml:"frontend_address"`
+	Parallelism      int              `yaml:"parallelism"`
+	DNSLookupPeriod  time.Duration    `yaml:"dns_lookup_duration"`
+	GRPCClientConfig GRPCClientConfig `yaml:"grpc_client_config"`
+}
+
+// GRPCClientConfig is the -querier.frontend-client.* block.
+type GRPCClientConfig struct {
+	TLS            tlsconfig.ClientConfig `yaml:",inline"`
+	MaxRecvMsgSize int                    `yaml:"max_recv_msg_size"`
+	MaxSendMsgSize int                    `yaml:"max_send_msg_size"`
+}
+
+// RegisterFlags registers the worker's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.FrontendAddress, "querier.frontend-address", "", "host:port of the query-frontend(s) to pull queries from. A DNS name resolving to several addresses connects to each. Empty: no worker (with -target=all, this process's own gRPC server).")
+	f.IntVar(&c.Parallelism, "querier.worker-parallelism", 10, "Number of queries pulled and run at once from each query-frontend.")
+	f.DurationVar(&c.DNSLookupPeriod, "querier.dns-lookup-period", 10*time.Second, "How often -querier.frontend-address is resolved again.")
+	c.GRPCClientConfig.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
+	f.IntVar(&c.GRPCClientConfig.MaxRecvMsgSize, TLSPrefix+".grpc-max-recv-msg-size", 100<<20, "Largest gRPC message accepted from the query-frontend.")
+	f.IntVar(&c.GRPCClientConfig.MaxSendMsgSize, TLSPrefix+".grpc-max-send-msg-size", 100<<20, "Largest gRPC message sent to the query-frontend.")
+}
+
+// Validate checks the flags.
+func (c *Config) Validate() error {
+	if c.FrontendAddress == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.FrontendAddress); err != nil {
+		return fmt.Errorf("-querier.frontend-address=%q must be host:port: %w", c.FrontendAddress, err)
+	}
+	if c.Parallelism <= 0 {
+		return fmt.Errorf("-querier.worker-parallelism must be at least 1, got %d", c.Parallelism)
+	}
+	if c.DNSLookupPeriod <= 0 {
+		return fmt.Errorf("-querier.dns-lookup-period must be positive, got %s", c.DNSLookupPeriod)
+	}
+	return nil
+}
+
+// Worker pulls queries from the query-frontends.
+type Worker struct {
+	services.Service
+	cfg     Config
+	tls     *tlsconfig.Client
+	handler http.Handler
+	logger  *slog.Logger
+	id      string
+	lookup  func(ctx context.Context, host string) ([]string, error)
+
+	mu        sync.Mutex
+	frontends map[string]context.CancelFunc // address -> its connection's cancel
+	wg        sync.WaitGroup
+	lastLog   map[string]time.Time
+
+	connected prometheus.GaugeFunc
+}
+
+// New returns a worker that runs the queries it pulls on handler, the
+// querier's API (the tenant is set from each query's X-Scope-OrgID).
+// tls is nil for a plaintext link.
+func New(cfg Config, tls *tlsconfig.Client, handler http.Handler, logger *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	id, _ := os.Hostname()
+	w := &Worker{cfg: cfg, tls: tls, handler: handler, logger: logger.With("component", "querier-worker"), id: id,
+		lookup: net.DefaultResolver.LookupHost, frontends: map[string]context.CancelFunc{}, lastLog: map[string]time.Time{}}
+	w.connected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_querier_worker_frontends", Help: "Number of query-frontend addresses this querier pulls queries from."},
+		func() float64 {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return float64(len(w.frontends))
+		})
+	if reg != nil {
+		reg.MustRegister(w.connected)
+	}
+	w.Service = services.NewBasicService(nil, w.running, w.stopping)
+	return w, nil
+}
+
+func (w *Worker) running(ctx context.Context) error {
+	host, port, _ := net.SplitHostPort(w.cfg.FrontendAddress)
+	tick := time.NewTicker(w.cfg.DNSLookupPeriod)
+	defer tick.Stop()
+	for {
+		addrs := []string{w.cfg.FrontendAddress}
+		if net.ParseIP(host) == nil {
+			ips, err := w.lookup(ctx, host)
+			if err != nil {
+				w.logger.Warn("resolving -querier.frontend-address failed; keeping the current frontends", "address", w.cfg.FrontendAddress, "err", err)
+				addrs = nil
+			} else {
+				addrs = addrs[:0]
+				for _, ip := range ips {
+					addrs = append(addrs, net.JoinHostPort(ip, port))
+				}
+			}
+		}
+		if addrs != nil {
+			w.setFrontends(ctx, addrs)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (w *Worker) stopping(error) error {
+	w.mu.Lock()
+	for addr, cancel := range w.frontends {
+		cancel()
+		delete(w.frontends, addr)
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
+	return nil
+}
+
+// setFrontends connects to new addresses and drops vanished ones.
+func (w *Worker) setFrontends(ctx context.Context, addrs []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for addr, cancel := range w.frontends {
+		if !slices.Contains(addrs, addr) {
+			w.logger.Info("query-frontend no longer resolved, disconnecting", "frontend", addr)
+			cancel()
+			delete(w.frontends, addr)
+		}
+	}
+	for _, addr := range addrs {
+		if _, ok := w.frontends[addr]; ok {
+			continue
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		w.frontends[addr] = cancel
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.runFrontend(fctx, addr)
+		}()
+	}
+}
+
+// runFrontend keeps -querier.worker-parallelism streams open to one frontend.
+func (w *Worker) runFrontend(ctx context.Context, addr string) {
+	host, port, _ := net.SplitHostPort(w.cfg.FrontendAddress)
+	opts := []grpc.DialOption{
+		w.tls.GRPCDialOption(),
+		// Verify the frontend's certificate against the name configured,
+		// not the address it resolved to.
+		grpc.WithAuthority(net.JoinHostPort(host, port)),
+		grpc.WithDefaultCallOptions(
+			grpc.ForceCodecV2(grpccodec.Codec{}),
+			grpc.MaxCallRecvMsgSize(w.cfg.GRPCClientConfig.MaxRecvMsgSize),
+			grpc.MaxCallSendMsgSize(w.cfg.GRPCClientConfig.MaxSendMsgSize),
+		),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	if err != nil {
+		w.logger.Error("cannot create a client for the query-frontend", "frontend", addr, "err", err)
+		return
+	}
+	defer cc.Close()
+	client := frontendpb.NewFrontendClient(cc)
+	w.logger.Info("pulling queries from query-frontend", "frontend", addr, "parallelism", w.cfg.Parallelism)
+	var wg sync.WaitGroup
+	for range w.cfg.Parallelism {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(ctx, client, addr)
+		}()
+	}
+	wg.Wait()
+}
+
+func (w *Worker) loop(ctx context.Context, client frontendpb.FrontendClient, addr string) {
+	bo := backoff.New(ctx, backoff.Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second})
+	for bo.Ongoing() {
+		served, err := w.process(ctx, client)
+		if ctx.Err() != nil {
+			return
+		}
+		if served {
+			bo.Reset()
+		}
+		if served && status.Code(err) == codes.Canceled {
+			// The frontend ended the stream to cancel a query: reconnect at once.
+			continue
+		}
+		w.logFailure(addr, err)
+		bo.Wait()
+	}
+}
+
+// logFailure logs a failing frontend once every 10 seconds at most.
+func (w *Worker) logFailure(addr string, err error) {
+	w.mu.Lock()
+	last := w.lastLog[addr]
+	now := time.Now()
+	if now.Sub(last) < 10*time.Second {
+		w.mu.Unlock()
+		return
+	}
+	w.lastLog[addr] = now
+	w.mu.Unlock()
+	w.logger.Warn("error pulling queries from the query-frontend; retrying with backoff", "frontend", addr, "err", err)
+}
+
+// process runs one stream until it ends; served reports whether any query
+// went through it.
+func (w *Worker) process(ctx context.Context, client frontendpb.FrontendClient) (served bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Process(ctx)
+	if err != nil {
+		return false, err
+	}
+	// One reader: a failed or ended stream cancels the query being run,
+	// which is how a client's cancellation reaches this querier.
+	msgs := make(chan *frontendpb.FrontendToClient)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				cancel()
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case err := <-errc:
+			return served, err
+		case <-ctx.Done():
+			return served, ctx.Err()
+		case m := <-msgs:
+			resp := w.handle(ctx, m.HttpRequest)
+			if ctx.Err() != nil {
+				select {
+				case err := <-errc:
+					return served, err
+				default:
+					return served, ctx.Err()
+				}
+			}
+			if err := stream.Send(&frontendpb.ClientToFrontend{HttpResponse: resp, ClientId: w.id}); err != nil {
+				return served, err
+			}
+			served = true
+		}
+	}
+}
+
+// handle runs one query against the querier's API, as the tenant it names.
+func (w *Worker) handle(ctx context.Context, req *frontendpb.HTTPRequest) *frontendpb.HTTPResponse {
+	if req == nil {
+		return textResponse(http.StatusBadRequest, "empty request")
+	}
+	h := frontendpb.FromHeaders(req.Headers)
+	org := h.Get(tenant.HeaderName)
+	if org == "" {
+		return textResponse(http.StatusUnauthorized, "no "+tenant.HeaderName+" in the query")
+	}
+	r, err := http.NewRequestWithContext(tenant.Inject(ctx, org), req.Method, req.Url, bytes.NewReader(req.Body))
+	if err != nil {
+		return textResponse(http.StatusBadRequest, err.Error())
+	}
+	r.Header = h
+	r.RequestURI = req.Url
+	r.ContentLength = int64(len(req.Body))
+	rec := &recorder{header: http.Header{}}
+	w.handler.ServeHTTP(rec, r)
+	if rec.code == 0 {
+		rec.code = http.StatusOK
+	}
+	return &frontendpb.HTTPResponse{Code: int32(rec.code), Headers: frontendpb.ToHeaders(rec.header), Body: rec.body.Bytes()}
+}
+
+func textResponse(code int, msg string) *frontendpb.HTTPResponse {
+	return &frontendpb.HTTPResponse{Code: int32(code), Body: []byte(msg),
+		Headers: []*frontendpb.Header{{Key: "Content-Type", Values: []string{"text/plain; charset=utf-8"}}}}
+}
+
+// recorder collects a handler's answer.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.body.Write(b)
+}

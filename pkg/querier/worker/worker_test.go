@@ -1,0 +1,124 @@
+package worker
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grafana/dskit/services"
+	"google.golang.org/grpc"
+
+	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+)
+
+// fakeFrontend counts the worker streams connected to it and sends each
+// one query.
+type fakeFrontend struct {
+	streams  atomic.Int64
+	answered atomic.Int64
+}
+
+func (f *fakeFrontend) Process(s frontendpb.ProcessServer) error {
+	f.streams.Add(1)
+	defer f.streams.Add(-1)
+	h := []*frontendpb.Header{{Key: "X-Scope-OrgID", Values: []string{"t1"}}}
+	if err := s.Send(&frontendpb.FrontendToClient{HttpRequest: &frontendpb.HTTPRequest{Method: "GET", Url: "/x", Headers: h}}); err != nil {
+		return err
+	}
+	m, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	if m.HttpResponse.Code == 200 && string(m.HttpResponse.Body) == "t1" {
+		f.answered.Add(1)
+	}
+	<-s.Context().Done()
+	return nil
+}
+
+func serve(t *testing.T, lis net.Listener) *fakeFrontend {
+	f := &fakeFrontend{}
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(grpccodec.Codec{}))
+	frontendpb.RegisterFrontendServer(srv, f)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return f
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var echoTenant = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, _ = w.Write([]byte(r.Header.Get("X-Scope-OrgID")))
+})
+
+func newWorker(t *testing.T, addr string, parallelism int, lookup func(context.Context, string) ([]string, error)) *Worker {
+	w, err := New(Config{FrontendAddress: addr, Parallelism: parallelism, DNSLookupPeriod: 100 * time.Millisecond,
+		GRPCClientConfig: GRPCClientConfig{MaxRecvMsgSize: 1 << 20, MaxSendMsgSize: 1 << 20}}, nil, echoTenant, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lookup != nil {
+		w.lookup = lookup
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), w) })
+	return w
+}
+
+// TestReconnectsWhenFrontendStartsLate: a worker started before its
+// frontend connects once it is up, with every one of its pull loops.
+func TestReconnectsWhenFrontendStartsLate(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	newWorker(t, addr, 3, nil)
+	time.Sleep(300 * time.Millisecond) // a few failed attempts
+	lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skip("port taken meanwhile:", err)
+	}
+	f := serve(t, lis)
+	waitFor(t, "3 streams", func() bool { return f.streams.Load() == 3 && f.answered.Load() == 3 })
+}
+
+// TestFollowsDNS: a name resolving to two frontends gets a worker pulling
+// from each; one vanishing from DNS is dropped.
+func TestFollowsDNS(t *testing.T) {
+	lis1, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := lis1.Addr().(*net.TCPAddr).Port
+	lis2, err := net.Listen("tcp", "127.0.0.2:"+strconv.Itoa(port))
+	if err != nil {
+		t.Skip("no second loopback address:", err)
+	}
+	f1, f2 := serve(t, lis1), serve(t, lis2)
+	var ips atomic.Value
+	ips.Store([]string{"127.0.0.1", "127.0.0.2"})
+	newWorker(t, "frontends.example:"+strconv.Itoa(port), 2, func(context.Context, string) ([]string, error) {
+		return ips.Load().([]string), nil
+	})
+	waitFor(t, "both frontends", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 2 })
+	ips.Store([]string{"127.0.0.1"})
+	waitFor(t, "second frontend dropped", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 0 })
+}
