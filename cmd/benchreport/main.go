@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,9 +32,10 @@ import (
 func main() {
 	binary := flag.String("binary", "./cortex", "The cortex binary to measure.")
 	out := flag.String("out", "docs/benchmarks.md", "Report to write.")
-	duration := flag.Duration("duration", 20*time.Second, "Measured load per layout.")
+	duration := flag.Duration("duration", 15*time.Second, "Measured load per layout and round.")
 	warmup := flag.Duration("warmup", 5*time.Second, "Load before measuring, so every series exists.")
 	series := flag.Int("series", 20000, "Active series.")
+	rounds := flag.Int("rounds", 3, "Rounds; each measures every layout with plaintext then mutual TLS, back to back, and the report takes medians.")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "cortex-bench")
@@ -44,26 +47,30 @@ func main() {
 	if err := writeCerts(certs); err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{binary: *binary, work: work, certs: certs, duration: *duration, warmup: *warmup, series: *series}
+	b := &bench{binary: *binary, work: work, certs: certs, duration: *duration, warmup: *warmup, series: *series, rounds: *rounds}
 
 	layouts := []layout{
 		{name: "single process (-target=all)", ingesters: 0, rf: 1},
 		{name: "separate processes, 1 ingester, RF 1", ingesters: 1, rf: 1},
 		{name: "separate processes, 3 ingesters, RF 3", ingesters: 3, rf: 3},
 	}
-	var rows []result
-	for _, l := range layouts {
-		for _, tls := range []bool{false, true} {
-			l.tls = tls
-			log.Printf("measuring %s, tls=%v", l.name, tls)
-			r, err := b.run(l)
-			if err != nil {
-				log.Fatalf("%s: %v", l.name, err)
+	// runs[layout][tls] holds one result per round.
+	runs := make([][2][]result, len(layouts))
+	for round := 0; round < *rounds; round++ {
+		for i, l := range layouts {
+			for t, tls := range []bool{false, true} {
+				l.tls = tls
+				l.queries = round == 0
+				log.Printf("round %d: measuring %s, tls=%v", round+1, l.name, tls)
+				r, err := b.run(l)
+				if err != nil {
+					log.Fatalf("%s: %v", l.name, err)
+				}
+				runs[i][t] = append(runs[i][t], r)
 			}
-			rows = append(rows, r)
 		}
 	}
-	if err := os.WriteFile(*out, []byte(report(b, rows)), 0o644); err != nil {
+	if err := os.WriteFile(*out, []byte(report(b, runs)), 0o644); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)
@@ -74,6 +81,7 @@ type layout struct {
 	ingesters int // 0: one process runs everything
 	rf        int
 	tls       bool
+	queries   bool // also measure query latency
 }
 
 type result struct {
@@ -88,7 +96,7 @@ type result struct {
 type bench struct {
 	binary, work, certs string
 	duration, warmup    time.Duration
-	series              int
+	series, rounds      int
 }
 
 type proc struct {
@@ -194,6 +202,9 @@ func (b *bench) run(l layout) (result, error) {
 	}
 	metrics := scrape(client, base+"/metrics")
 	r.handshakes = int(metrics["cortex_tls_client_handshakes_total"])
+	if !l.queries {
+		return r, nil
+	}
 	r.query, err = loadgen.RunQuery(context.Background(), loadgen.QueryConfig{URL: base + "/prometheus", Tenant: "bench",
 		Queries: loadgen.DefaultQueries, Rate: 4, Range: 10 * time.Minute, Duration: 10 * time.Second}, client, nil)
 	return r, err
@@ -353,7 +364,17 @@ func scrape(c *http.Client, url string) map[string]float64 {
 	return out
 }
 
-func report(b *bench, rows []result) string {
+func (r result) perCPU() float64 { return float64(r.write.Samples) / r.serverCPU }
+
+// median returns the run with the median samples per server CPU-second, so
+// a row's figures all come from one run.
+func median(rs []result) result {
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.perCPU(), b.perCPU()) })
+	return sorted[len(sorted)/2]
+}
+
+func report(b *bench, runs [][2][]result) string {
 	var sb strings.Builder
 	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
 	cpu := "unknown"
@@ -367,33 +388,51 @@ func report(b *bench, rows []result) string {
 	}
 	fmt.Fprintf(&sb, "# Benchmarks\n\nMeasured by `make bench` (cmd/benchreport) in one run on %s: %d cores (%s), %s, commit %s. "+
 		"Load: `cortex loadgen`'s closed loop, %d series of 8 labels, 1,000 series per request, 4 writers, %s measured after %s of warm-up, "+
-		"client and servers on the same machine, over loopback. Server CPU is user+system time of every server process during the measured window, from /proc.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpu, runtime.Version(), strings.TrimSpace(string(commit)), b.series, b.duration, b.warmup)
+		"client and servers on the same machine, over loopback. %d rounds; each round measures every layout with plaintext and then mutual TLS back to back, "+
+		"and each row shows the round with the median samples per server CPU-second. Server CPU is user+system time of every server process during the measured window, from /proc.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpu, runtime.Version(), strings.TrimSpace(string(commit)), b.series, b.duration, b.warmup, b.rounds)
 
 	sb.WriteString("## Ingest\n\n| layout | TLS | samples/s (wall) | server CPU cores | samples per server CPU-second | push p50 / p99 | errors | TLS handshakes between components |\n|---|---|---|---|---|---|---|---|\n")
-	for _, r := range rows {
-		perCPU := float64(r.write.Samples) / r.serverCPU
-		tls := "plaintext"
-		if r.tls {
-			tls = "mutual TLS"
+	for _, pair := range runs {
+		for _, rs := range pair {
+			r := median(rs)
+			tls := "plaintext"
+			if r.tls {
+				tls = "mutual TLS"
+			}
+			fmt.Fprintf(&sb, "| %s | %s | %.0f | %.2f | %.0f | %.1f / %.1f ms | %s | %d |\n", r.name, tls, r.write.SamplesPerSecond,
+				r.serverCPU/r.write.DurationSeconds, r.perCPU(), r.write.LatencyP50Ms, r.write.LatencyP99Ms, errs(r.write.Errors), r.handshakes)
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %.0f | %.2f | %.0f | %.1f / %.1f ms | %s | %d |\n", r.name, tls, r.write.SamplesPerSecond,
-			r.serverCPU/r.write.DurationSeconds, perCPU, r.write.LatencyP50Ms, r.write.LatencyP99Ms, errs(r.write.Errors), r.handshakes)
 	}
-	sb.WriteString("\n## Mutual TLS against plaintext, side by side\n\n| layout | samples per CPU-second, TLS / plaintext |\n|---|---|\n")
-	for i := 0; i+1 < len(rows); i += 2 {
-		plain, tls := rows[i], rows[i+1]
-		ratio := (float64(tls.write.Samples) / tls.serverCPU) / (float64(plain.write.Samples) / plain.serverCPU)
-		fmt.Fprintf(&sb, "| %s | %.3f |\n", plain.name, ratio)
+	sb.WriteString("\n## Mutual TLS against plaintext, side by side\n\nSamples per server CPU-second with mutual TLS divided by the same without, for the two runs of each round (measured back to back), and their median.\n\n| layout | per round | median |\n|---|---|---|\n")
+	for _, pair := range runs {
+		var ratios []float64
+		var cells []string
+		for i := range pair[0] {
+			ratio := pair[1][i].perCPU() / pair[0][i].perCPU()
+			ratios = append(ratios, ratio)
+			cells = append(cells, fmt.Sprintf("%.3f", ratio))
+		}
+		slices.Sort(ratios)
+		fmt.Fprintf(&sb, "| %s | %s | %.3f |\n", pair[0][0].name, strings.Join(cells, ", "), ratios[len(ratios)/2])
 	}
 	sb.WriteString("\n## Ingester memory\n\n| layout | TLS | ingester RSS after load | per active series (incl. replicas) |\n|---|---|---|---|\n")
-	for _, r := range rows {
-		replicas := r.rf
-		fmt.Fprintf(&sb, "| %s | %v | %.0f MB | %.1f KB |\n", r.name, r.tls, float64(r.ingesterRSS)/1e6, float64(r.ingesterRSS)/float64(b.series*replicas)/1e3)
+	for _, pair := range runs {
+		for _, rs := range pair {
+			r := median(rs)
+			fmt.Fprintf(&sb, "| %s | %v | %.0f MB | %.1f KB |\n", r.name, r.tls, float64(r.ingesterRSS)/1e6, float64(r.ingesterRSS)/float64(b.series*r.rf)/1e3)
+		}
 	}
-	sb.WriteString("\n## Query latency\n\nDashboard-like queries (`loadgen.DefaultQueries`, instant and 10-minute range alternately), 4 per second for 10 s, right after the write load.\n\n| layout | TLS | p50 | p99 | errors |\n|---|---|---|---|---|\n")
-	for _, r := range rows {
-		fmt.Fprintf(&sb, "| %s | %v | %.1f ms | %.1f ms | %s |\n", r.name, r.tls, r.query.LatencyP50Ms, r.query.LatencyP99Ms, errs(r.query.Errors))
+	sb.WriteString("\n## Query latency\n\nDashboard-like queries (`loadgen.DefaultQueries`, instant and 10-minute range alternately), 4 per second for 10 s, right after the first round's write load; queries still running at the end are waited for and counted. \"skipped\" counts queries that could not start on time because 16 were already running.\n\n| layout | TLS | p50 | p99 | errors |\n|---|---|---|---|---|\n")
+	for _, pair := range runs {
+		for _, rs := range pair {
+			r := rs[0]
+			fmt.Fprintf(&sb, "| %s | %v | %.1f ms | %.1f ms | %s |\n", r.name, r.tls, r.query.LatencyP50Ms, r.query.LatencyP99Ms, errs(r.query.Errors))
+		}
+	}
+	if notes, err := os.ReadFile("docs/profiling.md"); err == nil {
+		sb.WriteString("\n")
+		sb.Write(notes)
 	}
 	return sb.String()
 }

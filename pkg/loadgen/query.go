@@ -44,6 +44,9 @@ func RunQuery(ctx context.Context, cfg QueryConfig, client *http.Client, progres
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
 	}
+	// Queries in flight when the duration ends still finish and count: a
+	// slow query cut off would otherwise be missing from the percentiles.
+	queryCtx := ctx
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -76,7 +79,7 @@ func RunQuery(ctx context.Context, cfg QueryConfig, client *http.Client, progres
 		ranged := cfg.Range > 0 && n%2 == 1
 		go func() {
 			defer func() { <-slots }()
-			queryOnce(ctx, client, cfg, q, ranged, stats)
+			queryOnce(queryCtx, client, cfg, q, ranged, stats)
 		}()
 	}
 }
