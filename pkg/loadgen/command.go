@@ -40,6 +40,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&write.Duration, "duration", time.Minute, "How long to run.")
 	fs.IntVar(&write.Requests, "requests", 0, "Stop after this many requests (write mode); 0 runs for -duration.")
 	fs.IntVar(&write.ChurnPerMinute, "churn", 0, "Series replaced by new ones per minute.")
+	fs.DurationVar(&write.Backfill, "backfill", 0, "Write this much history first, one sample per series every -scrape-interval, as fast as acknowledged, then stop: realistic data for query mode.")
 	fs.DurationVar(&write.ProgressInterval, "progress-interval", 5*time.Second, "Interval of the progress line on stderr; 0 prints none.")
 	fs.StringVar(&write.MetricName, "metric-name", "loadgen_metric", "Metric name of the generated series.")
 	fs.Float64Var(&query.Rate, "query-rate", 10, "Queries per second (query mode).")

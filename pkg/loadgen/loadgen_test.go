@@ -169,3 +169,34 @@ func TestChurnReplacesSeries(t *testing.T) {
 		t.Fatalf("churn wraps around to %d, want 2", next)
 	}
 }
+
+func TestRunWriteBackfill(t *testing.T) {
+	rc := &receiver{last: map[string]int64{}, reject: func(int) int { return 200 }}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	began := time.Now()
+	// Ten minutes of history at 15s: 40 (or 41) samples per series, written at once.
+	sum, err := RunWrite(context.Background(), WriteConfig{
+		URL: srv.URL, Tenant: "t1", Series: 50, LabelsPerSeries: 4, SeriesPerRequest: 25,
+		Writers: 2, ScrapeInterval: 15 * time.Second, Backfill: 10 * time.Minute, Duration: time.Minute,
+	}, srv.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Samples < 50*40 || sum.Samples > 50*41 {
+		t.Fatalf("acknowledged %d samples, want 40 or 41 per series for 50 series", sum.Samples)
+	}
+	if time.Since(began) > 20*time.Second {
+		t.Fatalf("backfill waited in real time: %s", time.Since(began))
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for key, ts := range rc.last {
+		if age := time.Since(time.UnixMilli(ts)); age > 15*time.Second+time.Minute || age < -time.Second {
+			t.Fatalf("series %s ends at %s, not near now", key, time.UnixMilli(ts))
+		}
+	}
+	if len(rc.problems) > 0 {
+		t.Fatalf("receiver saw: %v", rc.problems[:min(5, len(rc.problems))])
+	}
+}

@@ -21,11 +21,15 @@ import (
 
 // WriteConfig describes a remote-write load.
 type WriteConfig struct {
-	URL               string
-	Tenant            string
-	Series            int
-	LabelsPerSeries   int
-	ScrapeInterval    time.Duration // 0: closed loop, as fast as acknowledgements come back
+	URL             string
+	Tenant          string
+	Series          int
+	LabelsPerSeries int
+	ScrapeInterval  time.Duration // 0: closed loop, as fast as acknowledgements come back
+	// Backfill writes this much history, one sample per series every
+	// ScrapeInterval, as fast as it is acknowledged, and stops once the
+	// timestamps reach the present: data with a realistic density to query.
+	Backfill          time.Duration
 	SeriesPerRequest  int
 	Writers           int
 	Duration          time.Duration
@@ -74,6 +78,9 @@ func (s *seriesSet) churn(from, n int) int {
 func RunWrite(ctx context.Context, cfg WriteConfig, client *http.Client, progress io.Writer) (*Summary, error) {
 	if cfg.Series <= 0 || cfg.SeriesPerRequest <= 0 || cfg.Writers <= 0 || cfg.LabelsPerSeries < 1 {
 		return nil, fmt.Errorf("-series, -series-per-request and -writers must be positive and -labels at least 1")
+	}
+	if cfg.Backfill > 0 && cfg.ScrapeInterval <= 0 {
+		return nil, fmt.Errorf("-backfill needs -scrape-interval: the spacing of the written history")
 	}
 	if cfg.MetricName == "" {
 		cfg.MetricName = "loadgen_metric"
@@ -127,7 +134,13 @@ func RunWrite(ctx context.Context, cfg WriteConfig, client *http.Client, progres
 			last := make([]int64, len(mine))
 			var buf []byte
 			for round := 0; ; round++ {
-				if cfg.ScrapeInterval > 0 && !waitUntil(ctx, start.Add(time.Duration(round)*cfg.ScrapeInterval)) {
+				var at int64 // the round's timestamp when backfilling
+				if cfg.Backfill > 0 {
+					at = start.Add(-cfg.Backfill + time.Duration(round)*cfg.ScrapeInterval).UnixMilli()
+					if at > time.Now().UnixMilli() {
+						return
+					}
+				} else if cfg.ScrapeInterval > 0 && !waitUntil(ctx, start.Add(time.Duration(round)*cfg.ScrapeInterval)) {
 					return
 				}
 				for k, b := range mine {
@@ -135,6 +148,9 @@ func RunWrite(ctx context.Context, cfg WriteConfig, client *http.Client, progres
 						return
 					}
 					ts := max(time.Now().UnixMilli(), last[k]+1)
+					if at != 0 {
+						ts = at
+					}
 					last[k] = ts
 					req := buildRequest(set, b*cfg.SeriesPerRequest, min((b+1)*cfg.SeriesPerRequest, cfg.Series), ts)
 					buf = pushOnce(ctx, client, cfg, req, buf, stats)
