@@ -19,6 +19,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/remotewrite/rwtest"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -413,7 +414,7 @@ func TestPushHTTPErrors(t *testing.T) {
 
 func TestPushV2(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
-	r := c.pushV2(sampleV2Request())
+	r := c.pushV2(rwtest.V2Request())
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("got %d %s", r.StatusCode, body(t, r))
 	}
@@ -437,7 +438,7 @@ func TestPushV2(t *testing.T) {
 	}
 
 	// A partially bad request reports what was written.
-	req := sampleV2Request()
+	req := rwtest.V2Request()
 	req.Timeseries[0].LabelsRefs = append(req.Timeseries[0].LabelsRefs, 9999, 0)
 	r = c.pushV2(req)
 	b := body(t, r)
@@ -451,7 +452,7 @@ func TestPushV2(t *testing.T) {
 	// Nothing is written when the ingesters fail.
 	c.ingesters[0].fail.Store(uint32(codes.Unavailable))
 	c.ingesters[1].fail.Store(uint32(codes.Unavailable))
-	r = c.pushV2(sampleV2Request())
+	r = c.pushV2(rwtest.V2Request())
 	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get(headerSamplesWritten) != "0" {
 		t.Fatalf("got %d with %s %q, want 503 with 0", r.StatusCode, headerSamplesWritten, r.Header.Get(headerSamplesWritten))
 	}
@@ -477,7 +478,7 @@ func TestPushAPIWaitsForEveryReplica(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
-	req := sampleV1Request()
+	req := rwtest.V1Request()
 	now := nowMs()
 	for i := range req.Timeseries {
 		for j := range req.Timeseries[i].Samples {

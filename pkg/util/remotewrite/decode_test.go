@@ -7,35 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-)
 
-func sampleV1Request() *prompb.WriteRequest {
-	return &prompb.WriteRequest{
-		Timeseries: []prompb.TimeSeries{
-			{
-				Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "node"}},
-				Samples: []prompb.Sample{{Value: 1, Timestamp: 1000}, {Value: 2.5, Timestamp: 2000}},
-				Exemplars: []prompb.Exemplar{{
-					Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 3, Timestamp: 1500,
-				}},
-			},
-			{
-				Labels: []prompb.Label{{Name: "__name__", Value: "latency"}, {Name: "le", Value: ""}},
-				Histograms: []prompb.Histogram{
-					{Count: &prompb.Histogram_CountInt{CountInt: 5}, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1}, Sum: 10, Schema: 1,
-						PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 2}}, PositiveDeltas: []int64{2, 0}, Timestamp: 3000},
-					{Count: &prompb.Histogram_CountFloat{CountFloat: 5.5}, ZeroCount: &prompb.Histogram_ZeroCountFloat{ZeroCountFloat: 0.5}, Sum: 1,
-						NegativeSpans: []prompb.BucketSpan{{Offset: -1, Length: 1}}, NegativeCounts: []float64{5}, Timestamp: 4000, ResetHint: prompb.Histogram_GAUGE},
-				},
-			},
-			{Labels: []prompb.Label{{Name: "__name__", Value: "empty"}}},
-		},
-		Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "up", Help: "Up.", Unit: "s"}},
-	}
-}
+	"github.com/cortex-tls/cortex/pkg/util/remotewrite/rwtest"
+)
 
 // normalizeV1 clears what the two decoders legitimately disagree on: the
 // unknown fields gogo keeps, and nil versus empty slices.
@@ -75,7 +51,7 @@ func equalV1(a, b *prompb.WriteRequest) bool {
 }
 
 func TestDecodeV1MatchesGogo(t *testing.T) {
-	raw, err := sampleV1Request().Marshal()
+	raw, err := rwtest.V1Request().Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +82,7 @@ func TestDecodeV1MatchesGogo(t *testing.T) {
 }
 
 func TestDecodeV1Malformed(t *testing.T) {
-	raw, _ := sampleV1Request().Marshal()
+	raw, _ := rwtest.V1Request().Marshal()
 	for name, b := range map[string][]byte{
 		"truncated":         raw[:len(raw)-3],
 		"wrong wire type":   {0x08, 0x01},             // field 1 as a varint
@@ -133,42 +109,8 @@ func TestDecodeV1Malformed(t *testing.T) {
 
 func bytesRepeat(b byte, n int) []byte { return []byte(strings.Repeat(string([]byte{b}), n)) }
 
-func sampleV2Request() *writev2.Request {
-	st := writev2.NewSymbolTable()
-	ref := func(kv ...string) []uint32 {
-		var out []uint32
-		for _, s := range kv {
-			out = append(out, st.Symbolize(s))
-		}
-		return out
-	}
-	req := &writev2.Request{Timeseries: []writev2.TimeSeries{
-		{
-			LabelsRefs: ref("__name__", "http_requests_total", "job", "api"),
-			Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000, StartTimestamp: 10}, {Value: 2, Timestamp: 2000}},
-			Exemplars:  []writev2.Exemplar{{LabelsRefs: ref("trace_id", "t1"), Value: 1, Timestamp: 1000}},
-			Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("Requests."), UnitRef: st.Symbolize("")},
-		},
-		{
-			LabelsRefs: ref("__name__", "rpc_seconds", "job", "api"),
-			Histograms: []writev2.Histogram{
-				writev2.FromIntHistogram(0, 3000, testIntHistogram()),
-				{Count: &writev2.Histogram_CountFloat{CountFloat: 4}, ZeroCount: &writev2.Histogram_ZeroCountFloat{ZeroCountFloat: 1}, Sum: 2, Timestamp: 4000},
-			},
-			Metadata: writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_HISTOGRAM, HelpRef: st.Symbolize("RPC latency.")},
-		},
-		{
-			LabelsRefs: ref("__name__", "rpc_seconds_bucket", "le", "1"),
-			Samples:    []writev2.Sample{{Value: 3, Timestamp: 3000}},
-			Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_HISTOGRAM, HelpRef: st.Symbolize("RPC latency.")},
-		},
-	}}
-	req.Symbols = st.Symbols()
-	return req
-}
-
 func TestDecodeV2(t *testing.T) {
-	raw, err := sampleV2Request().Marshal()
+	raw, err := rwtest.V2Request().Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +150,7 @@ func TestDecodeV2(t *testing.T) {
 }
 
 func TestDecodeV2BadReferences(t *testing.T) {
-	req := sampleV2Request()
+	req := rwtest.V2Request()
 	req.Timeseries[1].LabelsRefs = append(req.Timeseries[1].LabelsRefs, 999, 1) // out of the table
 	req.Timeseries[0].Exemplars[0].LabelsRefs = []uint32{1}                     // odd
 	raw, _ := req.Marshal()
@@ -309,7 +251,7 @@ func fuzzSeeds(f *testing.F, valid ...[]byte) {
 // inputs are accepted, they decode to the same request, and a reused
 // request decodes as a fresh one does.
 func FuzzDecodeV1(f *testing.F) {
-	raw, _ := sampleV1Request().Marshal()
+	raw, _ := rwtest.V1Request().Marshal()
 	fuzzSeeds(f, raw)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var want prompb.WriteRequest
@@ -358,8 +300,8 @@ func FuzzDecodeV1(f *testing.F) {
 // FuzzDecodeV2 checks the 2.0 decoder against gogo's generated Unmarshal
 // followed by a plain conversion.
 func FuzzDecodeV2(f *testing.F) {
-	raw, _ := sampleV2Request().Marshal()
-	bad := sampleV2Request()
+	raw, _ := rwtest.V2Request().Marshal()
+	bad := rwtest.V2Request()
 	bad.Timeseries[0].LabelsRefs = append(bad.Timeseries[0].LabelsRefs, 77)
 	rawBad, _ := bad.Marshal()
 	fuzzSeeds(f, raw, rawBad)
@@ -383,10 +325,6 @@ func FuzzDecodeV2(f *testing.F) {
 			t.Fatalf("issues = %+v, oracle %+v", issues, wantIssues)
 		}
 	})
-}
-
-func testIntHistogram() *histogram.Histogram {
-	return &histogram.Histogram{Count: 6, ZeroCount: 1, Sum: 3, PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}}, PositiveBuckets: []int64{2, 1}}
 }
 
 // seriesString renders labels as the tests name series: a="b",c="d".
