@@ -450,17 +450,9 @@ func (q *Querier) labelValues(r *http.Request) apiResult {
 // parse limit, start, end and match[], take the sorted union over the
 // matcher sets, and truncate to the limit with a warning.
 func (q *Querier) labelStrings(r *http.Request, fetch func(context.Context, storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error)) apiResult {
-	limit, err := parseLimitParam(r.FormValue("limit"))
-	if err != nil {
-		return invalidParamError(err, "limit")
-	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParamError(err, "start")
-	}
-	end, err := parseTimeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParamError(err, "end")
+	limit, start, end, bad := parseLimitAndRange(r)
+	if bad != nil {
+		return *bad
 	}
 	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
 	if err != nil {
@@ -523,17 +515,9 @@ func (q *Querier) series(r *http.Request) apiResult {
 	if len(r.Form["match[]"]) == 0 {
 		return apiResult{err: &apiError{errorBadData, errors.New("no match[] parameter provided")}}
 	}
-	limit, err := parseLimitParam(r.FormValue("limit"))
-	if err != nil {
-		return invalidParamError(err, "limit")
-	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParamError(err, "start")
-	}
-	end, err := parseTimeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParamError(err, "end")
+	limit, start, end, bad := parseLimitAndRange(r)
+	if bad != nil {
+		return *bad
 	}
 	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
 	if err != nil {
@@ -636,4 +620,23 @@ func readBuildInfo() buildInfoData {
 		}
 	}
 	return d
+}
+
+// parseLimitAndRange reads the limit, start and end parameters shared by
+// the series and label endpoints; a bad one is answered as Prometheus does.
+func parseLimitAndRange(r *http.Request) (limit int, start, end time.Time, bad *apiResult) {
+	var err error
+	if limit, err = parseLimitParam(r.FormValue("limit")); err != nil {
+		res := invalidParamError(err, "limit")
+		return 0, start, end, &res
+	}
+	if start, err = parseTimeParam(r, "start", minTime); err != nil {
+		res := invalidParamError(err, "start")
+		return 0, start, end, &res
+	}
+	if end, err = parseTimeParam(r, "end", maxTime); err != nil {
+		res := invalidParamError(err, "end")
+		return 0, start, end, &res
+	}
+	return limit, start, end, nil
 }

@@ -195,6 +195,12 @@ func TestAPIErrors(t *testing.T) {
 			`{"status":"error","errorType":"bad_data","error":"limit must be a number"}`},
 		{"bad limit", "GET", "/prometheus/api/v1/labels?limit=-1", 400,
 			`{"status":"error","errorType":"bad_data","error":"invalid parameter \"limit\": limit must be non-negative"}`},
+		{"series bad start", "GET", "/prometheus/api/v1/series?match[]=up&start=x", 400,
+			`{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": invalid time value for 'start': cannot parse \"x\" to a valid timestamp"}`},
+		{"label values bad end", "GET", "/prometheus/api/v1/label/job/values?end=x", 400,
+			`{"status":"error","errorType":"bad_data","error":"invalid parameter \"end\": invalid time value for 'end': cannot parse \"x\" to a valid timestamp"}`},
+		{"series bad limit", "GET", "/prometheus/api/v1/series?match[]=up&limit=-1", 400,
+			`{"status":"error","errorType":"bad_data","error":"invalid parameter \"limit\": limit must be non-negative"}`},
 		{"label values by POST", "POST", "/prometheus/api/v1/label/job/values", 405, "..."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
