@@ -447,14 +447,18 @@ func isClientError(err error) bool {
 
 // failures records the ingesters that failed during one push.
 type failures struct {
-	mu   sync.Mutex
-	errs []string
-	down atomic.Bool // some ingester was unreachable or too slow
+	mu       sync.Mutex
+	errs     []string
+	down     atomic.Bool // some ingester was unreachable or too slow
+	timedOut atomic.Bool // some ingester did not answer within the remote timeout
 }
 
 func (f *failures) add(inst ring.InstanceDesc, err error) {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+	case codes.DeadlineExceeded:
+		f.down.Store(true)
+		f.timedOut.Store(true)
+	case codes.Unavailable, codes.Canceled:
 		f.down.Store(true)
 	}
 	msg := err.Error()
@@ -489,7 +493,7 @@ func (d *Distributor) batchError(ctx context.Context, err error, f *failures) er
 		code = http.StatusServiceUnavailable
 	}
 	msg := fmt.Sprintf("write not acknowledged by a quorum of ingesters (replication factor %d, quorum %d)", rf, rf/2+1)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || f.timedOut.Load() {
 		msg += fmt.Sprintf(" within -distributor.remote-timeout (%s)", d.cfg.RemoteTimeout)
 	}
 	if n > 0 {
