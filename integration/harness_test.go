@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,6 +128,8 @@ func launch(t *testing.T, flags []string) *process {
 	// Relative defaults (./tsdb/, ./configs/configs.db) land in a scratch
 	// directory, not in the source tree.
 	p.cmd.Dir = t.TempDir()
+	// The tests pin the binary's own defaults, GOGC's included.
+	p.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

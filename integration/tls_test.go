@@ -118,6 +118,7 @@ func TestMutualTLSBinary(t *testing.T) {
 	for _, want := range []string{
 		`cortex_tls_certificate_expiry_timestamp_seconds{flag="server.grpc-tls-cert-path",path="` + filepath.Join(dir, "server.crt") + `"`,
 		`cortex_tls_server_handshakes_total{server="grpc"} 1`,
+		"go_gc_gogc_percent 75", // -server.gogc's default
 	} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Fatalf("/metrics lacks %s:\n%s", want, body)

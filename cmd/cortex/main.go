@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -58,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
+	setGOGC(cfg.Server.GOGC, logger)
 	t, err := cortex.New(cfg, logger)
 	if err != nil {
 		// Plain text, not a log line: the operator must read this one as is.
@@ -73,6 +75,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("cortex stopped")
 	return 0
+}
+
+// setGOGC applies -server.gogc unless the GOGC environment variable, which
+// the runtime has already applied, says otherwise.
+func setGOGC(percent int, logger *slog.Logger) {
+	if env, ok := os.LookupEnv("GOGC"); ok {
+		logger.Info("using the GOGC environment variable instead of -server.gogc", "GOGC", env)
+		return
+	}
+	debug.SetGCPercent(percent)
 }
 
 func version() string {
