@@ -246,6 +246,9 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`-server.http-tls-client-auth="Always" is not a client auth mode; valid values: NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert`}},
 		{"verify without CA", []string{"-server.grpc-tls-cert-path=" + dir + "/server.crt", "-server.grpc-tls-key-path=" + dir + "/server.key", "-server.grpc-tls-client-auth=RequireAndVerifyClientCert"},
 			[]string{"-server.grpc-tls-client-auth=RequireAndVerifyClientCert verifies client certificates but -server.grpc-tls-ca-path is empty"}},
+		{"missing memberlist certificate, without -memberlist.tls-enabled", []string{"-target=ingester", "-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + itoa(freePort(t)),
+			"-memberlist.tls-cert-path=" + dir + "/nope.crt", "-memberlist.tls-key-path=" + dir + "/client.key"},
+			[]string{"-memberlist.tls-cert-path=" + dir + "/nope.crt: file does not exist"}},
 		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: `, "all, configs, distributor, ingester, querier"}},
 	}
 	for _, tc := range cases {

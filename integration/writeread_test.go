@@ -3,11 +3,15 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,7 +49,7 @@ func (c *cluster) commonFlags(mlPort int) []string {
 		"-memberlist.bind-addr=127.0.0.1",
 		"-memberlist.bind-port="+itoa(mlPort),
 		"-memberlist.join=127.0.0.1:"+itoa(c.mlPorts[0]),
-		"-memberlist.tls-enabled=true",
+		// No -memberlist.tls-enabled: the paths alone turn TLS on.
 		"-memberlist.tls-cert-path="+filepath.Join(certs, "client.crt"),
 		"-memberlist.tls-key-path="+filepath.Join(certs, "client.key"),
 		"-memberlist.tls-ca-path="+filepath.Join(certs, "root.crt"),
@@ -295,6 +299,20 @@ func TestEveryPortRefusesStrangers(t *testing.T) {
 			}
 		}
 	}
+	// Gossip speaks TLS with a certificate of the cluster's CA: the
+	// -memberlist.tls-*-path flags turned it on without -memberlist.tls-enabled.
+	ca, err := os.ReadFile(filepath.Join(c.certs, "root.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	gossip := "127.0.0.1:" + itoa(c.mlPorts[0])
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", gossip, &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS handshake with the gossip port %s: %v", gossip, err)
+	}
+	conn.Close()
 }
 
 func grepLines(s, sub string) string {

@@ -132,6 +132,9 @@ func (t *Cortex) initMemberlistKV() (services.Service, error) {
 	if kvCfg.Store != "memberlist" {
 		return nil, nil
 	}
+	if err := applyMemberlistTLS(&t.Cfg.MemberlistKV.TCPTransport, t.TLS); err != nil {
+		return nil, err
+	}
 	t.Cfg.MemberlistKV.Codecs = []codec.Codec{ring.GetCodec()}
 	logger := kitlog.New(t.Logger)
 	provider := dns.NewProvider(dns.GolangResolverType, 0, logger, t.Registry)
