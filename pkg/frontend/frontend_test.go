@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +113,25 @@ type promAPI struct {
 	st     storage.Queryable
 	calls  atomic.Int64
 	fail   func(r *http.Request) bool
+
+	mu     sync.Mutex
+	ranges *[][2]int64 // when set, the [start, end] of every query_range
+}
+
+// record starts recording the ranges of query_range calls; the returned
+// function stops and returns them, sorted.
+func (p *promAPI) record() func() [][2]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var got [][2]int64
+	p.ranges = &got
+	return func() [][2]int64 {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.ranges = nil
+		slices.SortFunc(got, func(a, b [2]int64) int { return compareInt64(a[0], b[0]) })
+		return got
+	}
 }
 
 func (p *promAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -132,6 +152,11 @@ func (p *promAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	start, _ := parseTimeMs(r.Form.Get("start"))
 	end, _ := parseTimeMs(r.Form.Get("end"))
+	p.mu.Lock()
+	if p.ranges != nil {
+		*p.ranges = append(*p.ranges, [2]int64{start, end})
+	}
+	p.mu.Unlock()
 	step, _ := parseStepMs(r.Form.Get("step"))
 	q, err := p.engine.NewRangeQuery(r.Context(), p.st, nil, r.Form.Get("query"), time.UnixMilli(start), time.UnixMilli(end), time.Duration(step)*time.Millisecond)
 	if err != nil {
@@ -223,6 +248,7 @@ func TestSplitMergeEquivalence(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.SplitQueriesByInterval = interval
 			cfg.AlignQueriesWithStep = align
+			cfg.CacheResults = align // and asks twice: the second answer comes from the cache
 			h := newHarness(t, cfg, api, 4)
 			for _, step := range []float64{60, 420, 3600, 1020} {
 				start, end := 5*3600+13.0, 32*3600+7.0
@@ -244,6 +270,11 @@ func TestSplitMergeEquivalence(t *testing.T) {
 					}
 					if !strings.Contains(got, `"values"`) {
 						t.Errorf("%s: empty result %s", q, got)
+					}
+					if cfg.CacheResults {
+						if _, again := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(q, start, end, step)); again != got {
+							t.Errorf("interval %s step %v %s: the cached answer differs from the first", interval, step, q)
+						}
 					}
 				}
 			}
@@ -293,21 +324,82 @@ func TestCacheHitsInMetrics(t *testing.T) {
 	if _, _ = h.get(context.Background(), "t2", "/prometheus/api/v1/query_range", params); api.calls.Load() != calls+2 {
 		t.Fatalf("tenant t2 was served from t1's cache")
 	}
-	// Recent parts are never cached.
+	// Steps within -frontend.max-cache-freshness are never cached: the
+	// second query reads the older steps from the cache and asks the
+	// querier for the recent ones only.
 	now := float64(time.Now().Unix())
 	recent := rangeParams(`metric_a`, now-600, now, 60)
 	h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", recent)
-	before := api.calls.Load()
+	asked := api.record()
 	h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", recent)
-	if api.calls.Load() == before {
-		t.Fatal("a query within -frontend.max-cache-freshness was served from cache")
+	if got := asked(); len(got) != 1 || got[0][0] < int64(now-60)*1000 || got[0][1] != int64(now)*1000 {
+		t.Fatalf("second query over the last 10 minutes asked the querier for %v, want only the last minute (ending %d)", got, int64(now)*1000)
 	}
 	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(`
 # HELP cortex_cache_hits Total count of keys found in cache.
 # TYPE cortex_cache_hits counter
-cortex_cache_hits{name="frontend.fifocache"} 2
+cortex_cache_hits{name="frontend.fifocache"} 3
 `), "cortex_cache_hits"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// direct is the querier's own answer to a range query, unsplit and uncached.
+func direct(api *promAPI, query string, start, end, step float64) string {
+	req := httptest.NewRequest("GET", "/prometheus/api/v1/query_range?"+rangeParams(query, start, end, step).Encode(), nil)
+	req = req.WithContext(tenant.Inject(req.Context(), "t1"))
+	rec := httptest.NewRecorder()
+	api.ServeHTTP(rec, req)
+	return rec.Body.String()
+}
+
+// TestCacheExtents: a range that moves, shrinks or grows asks the queriers
+// only for the steps the cache lacks, and answers the bytes the querier
+// would give for the whole range.
+func TestCacheExtents(t *testing.T) {
+	api := newPromAPI(t)
+	cfg := defaultConfig()
+	cfg.CacheResults = true
+	h := newHarness(t, cfg, api, 2)
+	const hour, min = 3600.0, 60.0
+	ms := func(s float64) int64 { return int64(s * 1000) }
+	for _, q := range equivalenceQueries {
+		steps := []struct {
+			name       string
+			start, end float64
+			want       [][2]int64 // ranges the querier is asked for
+		}{
+			{"first", 3 * hour, 10 * hour, [][2]int64{{ms(3 * hour), ms(10 * hour)}}},
+			{"moved 30 minutes on", 3*hour + 30*min, 10*hour + 30*min, [][2]int64{{ms(10*hour + min), ms(10*hour + 30*min)}}},
+			{"inside", 4 * hour, 9 * hour, nil},
+			{"wider on both sides", 2 * hour, 11 * hour, [][2]int64{{ms(2 * hour), ms(3*hour - min)}, {ms(10*hour + 31*min), ms(11 * hour)}}},
+			{"everything cached", 2 * hour, 11 * hour, nil},
+			{"another step grid", 2*hour + 13, 5 * hour, [][2]int64{{ms(2*hour + 13), ms(5*hour - 60 + 13)}}},
+		}
+		for _, st := range steps {
+			asked := api.record()
+			code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(q, st.start, st.end, min))
+			ranges := asked()
+			if code != 200 {
+				t.Fatalf("%s, %s: %d %s", q, st.name, code, got)
+			}
+			if want := direct(api, q, st.start, st.end, min); got != want {
+				t.Errorf("%s, %s: the cached answer differs from the querier's\ncached:  %.400s\nquerier: %.400s", q, st.name, got, want)
+			}
+			if strings.Contains(q, "@ start()") || strings.Contains(q, "@ end()") {
+				continue // pinned to this query's own range: a key of its own
+			}
+			if !slices.Equal(ranges, st.want) {
+				t.Errorf("%s, %s: querier asked for %v, want %v", q, st.name, ranges, st.want)
+			}
+		}
+	}
+	// Touching extents were joined: one per contiguous range.
+	key := partCacheKey("t1", "/prometheus/api/v1/query_range", `metric_a`, 60_000, ms(2*hour), int64(24*time.Hour/time.Millisecond), url.Values{})
+	b, ok := h.f.cache.get(key)
+	var extents []extent
+	if !ok || json.Unmarshal(b, &extents) != nil || len(extents) != 1 || extents[0].Start != ms(2*hour) || extents[0].End != ms(11*hour) {
+		t.Fatalf("extents of metric_a: %d, want one from %d to %d", len(extents), ms(2*hour), ms(11*hour))
 	}
 }
 

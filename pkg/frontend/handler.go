@@ -292,21 +292,16 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 	sem := make(chan struct{}, maxParallelParts)
 	var wg sync.WaitGroup
 	freshBefore := time.Now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
-	for i, p := range parts {
-		vals := url.Values{"query": {query}, "start": {formatMs(p[0])}, "end": {formatMs(p[1])}, "step": {formatMs(rq.step)}}
+	fetch := func(ctx context.Context, start, end int64) (*frontendpb.HTTPResponse, error) {
+		vals := url.Values{"query": {query}, "start": {formatMs(start)}, "end": {formatMs(end)}, "step": {formatMs(rq.step)}}
 		u := r.URL.Path + "?" + vals.Encode()
 		if extra != "" {
 			u += "&" + extra
 		}
-		key := ""
-		if f.cache != nil && p[1] <= freshBefore {
-			key = tenantID + "\x00" + u
-			if b, ok := f.cache.get(key); ok {
-				resps[i] = &frontendpb.HTTPResponse{Code: http.StatusOK, Body: b, Headers: jsonHeaders}
-				continue
-			}
-		}
-		req := &frontendpb.HTTPRequest{Method: http.MethodGet, Url: u, Headers: frontendpb.ToHeaders(partHeader)}
+		return f.RoundTrip(ctx, tenantID, &frontendpb.HTTPRequest{Method: http.MethodGet, Url: u, Headers: frontendpb.ToHeaders(partHeader)})
+	}
+	interval := f.cfg.SplitQueriesByInterval.Milliseconds()
+	for i, p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -317,13 +312,14 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 				errs[i] = ctx.Err()
 				return
 			}
-			resps[i], errs[i] = f.RoundTrip(ctx, tenantID, req)
+			if f.cache != nil && p[0] <= freshBefore {
+				key := partCacheKey(tenantID, r.URL.Path, query, rq.step, p[0], interval, rq.params)
+				resps[i], errs[i] = f.cachedPart(ctx, key, p[0], p[1], rq.step, freshBefore, fetch)
+			} else {
+				resps[i], errs[i] = fetch(ctx, p[0], p[1])
+			}
 			if errs[i] != nil || resps[i].Code != http.StatusOK {
 				cancel() // one part failed: so does the whole query
-				return
-			}
-			if key != "" {
-				f.cache.set(key, resps[i].Body)
 			}
 		}()
 	}
@@ -382,11 +378,27 @@ type mergedSeries struct {
 // mergeMatrices joins the matrices of consecutive parts: each series' points
 // in time order, the series sorted by labels as the engine sorts them.
 func mergeMatrices(resps []*frontendpb.HTTPResponse) ([]byte, error) {
+	bodies := make([]trimmedBody, len(resps))
+	for i, r := range resps {
+		bodies[i] = trimmedBody{body: r.Body}
+	}
+	return mergeBodies(bodies)
+}
+
+// trimmedBody is a matrix answer of which, when trim is set, only the
+// points in [start, end] are kept.
+type trimmedBody struct {
+	body       []byte
+	start, end int64
+	trim       bool
+}
+
+func mergeBodies(bodies []trimmedBody) ([]byte, error) {
 	bySeries := map[string]*mergedSeries{}
 	var warnings, infos []string
-	for _, resp := range resps {
+	for _, tb := range bodies {
 		var pr partResponse
-		if err := json.Unmarshal(resp.Body, &pr); err != nil {
+		if err := json.Unmarshal(tb.body, &pr); err != nil {
 			return nil, fmt.Errorf("decoding a querier's answer: %w", err)
 		}
 		if pr.Status != "success" || pr.Data.ResultType != "matrix" {
@@ -403,15 +415,27 @@ func mergeMatrices(resps []*frontendpb.HTTPResponse) ([]byte, error) {
 				m = &mergedSeries{labels: labels.FromMap(lm), metric: s.Metric}
 				bySeries[key] = m
 			}
-			m.values = append(m.values, s.Values...)
-			m.histograms = append(m.histograms, s.Histograms...)
+			values, histograms := s.Values, s.Histograms
+			if tb.trim {
+				var err error
+				if values, err = pointsWithin(values, tb.start, tb.end); err != nil {
+					return nil, err
+				}
+				if histograms, err = pointsWithin(histograms, tb.start, tb.end); err != nil {
+					return nil, err
+				}
+			}
+			m.values = append(m.values, values...)
+			m.histograms = append(m.histograms, histograms...)
 		}
 		warnings = appendNew(warnings, pr.Warnings)
 		infos = appendNew(infos, pr.Infos)
 	}
 	all := make([]*mergedSeries, 0, len(bySeries))
 	for _, m := range bySeries {
-		all = append(all, m)
+		if len(m.values) > 0 || len(m.histograms) > 0 {
+			all = append(all, m)
+		}
 	}
 	sort.Slice(all, func(i, j int) bool { return labels.Compare(all[i].labels, all[j].labels) < 0 })
 
@@ -442,6 +466,33 @@ func mergeMatrices(resps []*frontendpb.HTTPResponse) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// pointsWithin returns the points of a series within [start, end]; they
+// are in time order.
+func pointsWithin(points []json.RawMessage, start, end int64) ([]json.RawMessage, error) {
+	lo := len(points)
+	for i, p := range points {
+		t, err := pointTimeMs(p)
+		if err != nil {
+			return nil, err
+		}
+		if t >= start {
+			lo = i
+			break
+		}
+	}
+	hi := lo
+	for ; hi < len(points); hi++ {
+		t, err := pointTimeMs(points[hi])
+		if err != nil {
+			return nil, err
+		}
+		if t > end {
+			break
+		}
+	}
+	return points[lo:hi], nil
 }
 
 func appendRaw(b []byte, name string, vs []json.RawMessage) []byte {
