@@ -112,6 +112,10 @@ func (f *fakeIngester) QueryStream(*prompb.Query, client.QueryStreamServer) erro
 	return status.Error(codes.Unimplemented, "fake")
 }
 
+func (f *fakeIngester) QueryStreamChunks(*prompb.Query, client.QueryStreamChunksServer) error {
+	return status.Error(codes.Unimplemented, "fake")
+}
+
 func (f *fakeIngester) LabelNames(context.Context, *client.LabelNamesRequest) (*client.StringsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "fake")
 }

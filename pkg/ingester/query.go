@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -17,8 +19,8 @@ import (
 )
 
 const (
-	// queryStreamBatchSeries is how many series one QueryResult carries at
-	// most, as in Cortex.
+	// queryStreamBatchSeries is how many series one message of QueryStream
+	// or QueryStreamChunks carries at most, as in Cortex.
 	queryStreamBatchSeries = 128
 	// queryStreamBatchBytes cuts a batch earlier when its series are
 	// large, keeping messages well under gRPC's size limits.
@@ -50,21 +52,12 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 	defer q.Close()
 
 	var (
-		batch                 = make([]*prompb.TimeSeries, 0, queryStreamBatchSeries)
-		batchBytes            int
+		b = newSeriesBatcher(func(batch []*prompb.TimeSeries) error {
+			return stream.Send(&prompb.QueryResult{Timeseries: batch})
+		})
 		it                    chunkenc.Iterator
 		numSeries, numSamples int
 	)
-	send := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := stream.Send(&prompb.QueryResult{Timeseries: batch}); err != nil {
-			return err
-		}
-		batch, batchBytes = make([]*prompb.TimeSeries, 0, queryStreamBatchSeries), 0
-		return nil
-	}
 	ss := q.Select(ctx, true, &storage.SelectHints{Start: mint, End: maxt}, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
@@ -95,22 +88,166 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 		}
 		numSeries++
 		numSamples += n
-		batch = append(batch, ts)
-		batchBytes += ts.Size()
-		if len(batch) >= queryStreamBatchSeries || batchBytes >= queryStreamBatchBytes {
-			if err := send(); err != nil {
-				return err
-			}
+		if err := b.add(ts, ts.Size()); err != nil {
+			return err
 		}
 	}
 	if err := ss.Err(); err != nil {
 		return selectError(ctx, err)
 	}
-	if err := send(); err != nil {
+	if err := b.flush(); err != nil {
 		return err
 	}
 	i.metrics.queriedSeries.Observe(float64(numSeries))
 	i.metrics.queriedSamples.Observe(float64(numSamples))
+	return nil
+}
+
+// QueryStreamChunks sends the encoded chunks of every series matching the
+// query's matchers that overlap [start, end], sorted by labels, in batches
+// of up to 128 series. Chunks are sent whole, as the TSDB holds them, so
+// they may hold samples outside the range. The samples metric counts the
+// samples of the chunks sent.
+func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStreamChunksServer) error {
+	ctx := stream.Context()
+	u, release, err := i.forRead(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if u == nil {
+		return nil
+	}
+	ms, err := fromPromMatchers(req.Matchers)
+	if err != nil {
+		return err
+	}
+	mint, maxt := timeRange(req.StartTimestampMs, req.EndTimestampMs)
+	// The chunk querier copies the head's open chunk, which appends keep
+	// writing to, before handing it out (Prometheus's ChunkReaderWithCopy);
+	// every other chunk is immutable. The chunks may point into
+	// memory-mapped files, so all are sent before the querier is closed.
+	q, err := u.db.ChunkQuerier(mint, maxt)
+	if err != nil {
+		return status.Errorf(codes.Internal, "querying the TSDB: %v", err)
+	}
+	defer q.Close()
+
+	var (
+		b = newSeriesBatcher(func(batch []*prompb.ChunkedSeries) error {
+			return stream.Send(&prompb.ChunkedReadResponse{ChunkedSeries: batch})
+		})
+		it                    chunks.Iterator
+		numSeries, numSamples int
+	)
+	// Trimming would re-encode every chunk reaching outside the range,
+	// which the head's open chunk always does (its end is not known yet):
+	// the querier trims instead.
+	hints := &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}
+	ss := q.Select(ctx, true, hints, ms...)
+	for ss.Next() {
+		if err := ctx.Err(); err != nil {
+			return status.FromContextError(err).Err()
+		}
+		s := ss.At()
+		cs := &prompb.ChunkedSeries{Labels: prompb.FromLabels(s.Labels(), nil)}
+		it = s.Iterator(it)
+		n, err := appendChunks(cs, it)
+		if err != nil {
+			return status.Errorf(codes.Internal, "reading series %s: %v", s.Labels(), err)
+		}
+		if len(cs.Chunks) == 0 {
+			continue
+		}
+		numSeries++
+		numSamples += n
+		if err := b.add(cs, cs.Size()); err != nil {
+			return err
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return selectError(ctx, err)
+	}
+	if err := b.flush(); err != nil {
+		return err
+	}
+	i.metrics.queriedSeries.Observe(float64(numSeries))
+	i.metrics.queriedSamples.Observe(float64(numSamples))
+	return nil
+}
+
+// appendChunks adds the chunks of it to cs and returns how many samples
+// they hold.
+func appendChunks(cs *prompb.ChunkedSeries, it chunks.Iterator) (int, error) {
+	var n int
+	for it.Next() {
+		meta := it.At()
+		enc, ok := promEncoding(meta.Chunk.Encoding())
+		if !ok {
+			return 0, fmt.Errorf("chunk encoding %s cannot be sent", meta.Chunk.Encoding())
+		}
+		cs.Chunks = append(cs.Chunks, prompb.Chunk{
+			MinTimeMs: meta.MinTime,
+			MaxTimeMs: meta.MaxTime,
+			Type:      enc,
+			Data:      meta.Chunk.Bytes(),
+		})
+		n += meta.Chunk.NumSamples()
+	}
+	return n, it.Err()
+}
+
+// promEncoding maps a TSDB chunk encoding to its wire name.
+func promEncoding(e chunkenc.Encoding) (prompb.Chunk_Encoding, bool) {
+	switch e {
+	case chunkenc.EncXOR:
+		return prompb.Chunk_XOR, true
+	case chunkenc.EncHistogram:
+		return prompb.Chunk_HISTOGRAM, true
+	case chunkenc.EncFloatHistogram:
+		return prompb.Chunk_FLOAT_HISTOGRAM, true
+	case chunkenc.EncXOR2:
+		return prompb.Chunk_XOR2, true
+	case chunkenc.EncHistogramST:
+		return prompb.Chunk_HISTOGRAM_ST, true
+	case chunkenc.EncFloatHistogramST:
+		return prompb.Chunk_FLOAT_HISTOGRAM_ST, true
+	}
+	return prompb.Chunk_UNKNOWN, false
+}
+
+// seriesBatcher gathers series into stream messages of at most
+// queryStreamBatchSeries series, cut earlier at queryStreamBatchBytes.
+type seriesBatcher[T any] struct {
+	batch []T
+	bytes int
+	send  func([]T) error
+}
+
+func newSeriesBatcher[T any](send func([]T) error) *seriesBatcher[T] {
+	return &seriesBatcher[T]{batch: make([]T, 0, queryStreamBatchSeries), send: send}
+}
+
+// add appends a series of size bytes, sending the batch when it is full.
+func (b *seriesBatcher[T]) add(s T, size int) error {
+	b.batch = append(b.batch, s)
+	b.bytes += size
+	if len(b.batch) >= queryStreamBatchSeries || b.bytes >= queryStreamBatchBytes {
+		return b.flush()
+	}
+	return nil
+}
+
+// flush sends what is gathered. A sent batch is not reused: the message
+// may still be referenced by the stream.
+func (b *seriesBatcher[T]) flush() error {
+	if len(b.batch) == 0 {
+		return nil
+	}
+	if err := b.send(b.batch); err != nil {
+		return err
+	}
+	b.batch, b.bytes = make([]T, 0, queryStreamBatchSeries), 0
 	return nil
 }
 

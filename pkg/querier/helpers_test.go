@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -39,9 +41,10 @@ type fakeIngester struct {
 	series   map[string][]prompb.TimeSeries
 	metadata map[string][]*client.MetricMetadata
 
-	fail    atomic.Bool   // answer every call with Unavailable
-	block   chan struct{} // if set, QueryStream waits for it to close
-	queries atomic.Int64
+	fail     atomic.Bool   // answer every call with Unavailable
+	noChunks atomic.Bool   // answer QueryStreamChunks with Unimplemented, as an older ingester
+	block    chan struct{} // if set, QueryStream and QueryStreamChunks wait for it to close
+	queries  atomic.Int64
 }
 
 func newFakeIngester() *fakeIngester {
@@ -150,19 +153,10 @@ func labelsOf(ts prompb.TimeSeries) labels.Labels {
 }
 
 func (f *fakeIngester) QueryStream(req *prompb.Query, stream client.QueryStreamServer) error {
-	f.queries.Add(1)
-	id, err := f.check(stream.Context())
+	series, err := f.query(stream.Context(), req)
 	if err != nil {
 		return err
 	}
-	if f.block != nil {
-		select {
-		case <-f.block:
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		}
-	}
-	series := f.selected(id, req.StartTimestampMs, req.EndTimestampMs, [][]*labels.Matcher{protoMatchers(req.Matchers)})
 	// Two series per message, so answers span several messages.
 	for i := 0; i < len(series); i += 2 {
 		res := &prompb.QueryResult{}
@@ -174,6 +168,120 @@ func (f *fakeIngester) QueryStream(req *prompb.Query, stream client.QueryStreamS
 		}
 	}
 	return nil
+}
+
+func (f *fakeIngester) QueryStreamChunks(req *prompb.Query, stream client.QueryStreamChunksServer) error {
+	if f.noChunks.Load() {
+		return status.Error(codes.Unimplemented, "unknown method QueryStreamChunks")
+	}
+	series, err := f.query(stream.Context(), req)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(series); i += 2 {
+		res := &prompb.ChunkedReadResponse{}
+		for j := i; j < min(i+2, len(series)); j++ {
+			cs, err := encodeChunks(series[j], 120)
+			if err != nil {
+				return status.Error(codes.Internal, err.Error())
+			}
+			res.ChunkedSeries = append(res.ChunkedSeries, cs)
+		}
+		if err := stream.Send(res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// query answers a query as an ingester reads its TSDB.
+func (f *fakeIngester) query(ctx context.Context, req *prompb.Query) ([]prompb.TimeSeries, error) {
+	f.queries.Add(1)
+	id, err := f.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return f.selected(id, req.StartTimestampMs, req.EndTimestampMs, [][]*labels.Matcher{protoMatchers(req.Matchers)}), nil
+}
+
+// encodeChunks encodes a series as a TSDB does: floats in XOR chunks of at
+// most perChunk samples, histograms in histogram chunks, cut when the
+// histogram type or layout changes. Chunks are ordered by start time.
+func encodeChunks(ts prompb.TimeSeries, perChunk int) (*prompb.ChunkedSeries, error) {
+	cs := &prompb.ChunkedSeries{Labels: ts.Labels}
+	samples := slices.Clone(ts.Samples)
+	slices.SortStableFunc(samples, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+	for len(samples) > 0 {
+		n := min(perChunk, len(samples))
+		c := chunkenc.NewXORChunk()
+		app, err := c.Appender()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range samples[:n] {
+			app.Append(0, s.Timestamp, s.Value)
+		}
+		cs.Chunks = append(cs.Chunks, wireChunk(c, samples[0].Timestamp, samples[n-1].Timestamp))
+		samples = samples[n:]
+	}
+	var (
+		cur        chunkenc.Chunk
+		app        chunkenc.Appender
+		minT, maxT int64
+	)
+	cut := func() {
+		if cur != nil {
+			cs.Chunks = append(cs.Chunks, wireChunk(cur, minT, maxT))
+		}
+		cur = nil
+	}
+	for _, h := range ts.Histograms {
+		enc := chunkenc.EncHistogram
+		if h.IsFloatHistogram() {
+			enc = chunkenc.EncFloatHistogram
+		}
+		for attempt := 0; ; attempt++ {
+			if cur == nil || cur.Encoding() != enc {
+				cut()
+				var err error
+				if cur, err = chunkenc.NewEmptyChunk(enc); err != nil {
+					return nil, err
+				}
+				if app, err = cur.Appender(); err != nil {
+					return nil, err
+				}
+				minT = h.Timestamp
+			}
+			var err error
+			if enc == chunkenc.EncHistogram {
+				_, _, app, err = app.AppendHistogram(nil, 0, h.Timestamp, h.ToIntHistogram(), true)
+			} else {
+				_, _, app, err = app.AppendFloatHistogram(nil, 0, h.Timestamp, h.ToFloatHistogram(), true)
+			}
+			if err == nil {
+				maxT = h.Timestamp
+				break
+			}
+			if attempt > 0 {
+				return nil, err
+			}
+			cut() // the histogram does not fit the chunk: start a new one
+		}
+	}
+	cut()
+	slices.SortStableFunc(cs.Chunks, func(a, b prompb.Chunk) int { return cmp.Compare(a.MinTimeMs, b.MinTimeMs) })
+	return cs, nil
+}
+
+func wireChunk(c chunkenc.Chunk, minT, maxT int64) prompb.Chunk {
+	return prompb.Chunk{MinTimeMs: minT, MaxTimeMs: maxT, Type: prompb.Chunk_Encoding(c.Encoding()), Data: c.Bytes()}
 }
 
 func (f *fakeIngester) LabelNames(ctx context.Context, req *client.LabelNamesRequest) (*client.StringsResponse, error) {
@@ -256,7 +364,7 @@ func serve(t *testing.T, f *fakeIngester) string {
 
 // newRing returns a ring of ACTIVE instances at addrs, replication factor
 // rf, kept in an in-memory Consul.
-func newRing(t *testing.T, rf int, addrs ...string) ring.ReadRing {
+func newRing(t testing.TB, rf int, addrs ...string) ring.ReadRing {
 	t.Helper()
 	logger := kitlog.New(slog.New(slog.DiscardHandler))
 	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), logger, nil)

@@ -18,52 +18,15 @@ import (
 // mergedSeries is one series with the samples of all its replicas, each
 // timestamp once, in time order. Floats and histograms stay in their wire
 // form and are converted only when the engine reads them.
+//
+// Replicas are merged sample by sample; when they disagree at a timestamp
+// the winner depends only on the values (see preferFloat, preferHistogram),
+// never on which ingester answered first, so repeated queries answer the
+// same.
 type mergedSeries struct {
 	lset   labels.Labels
 	floats []prompb.Sample
 	hists  []prompb.Histogram
-}
-
-// mergeReplicas merges the ingesters' answers into one sorted list of
-// series. A series several ingesters hold is merged sample by sample; when
-// replicas disagree at a timestamp the winner depends only on the values
-// (see preferFloat, preferHistogram), never on which ingester answered
-// first, so repeated queries answer the same.
-func mergeReplicas(replicas [][]*prompb.TimeSeries) []*mergedSeries {
-	var (
-		b      labels.ScratchBuilder
-		out    []*mergedSeries
-		byHash = map[uint64][]*mergedSeries{}
-	)
-	for _, replica := range replicas {
-		for _, ts := range replica {
-			lset := ts.ToLabels(&b, nil)
-			h := lset.Hash()
-			var m *mergedSeries
-			for _, c := range byHash[h] {
-				if labels.Equal(c.lset, lset) {
-					m = c
-					break
-				}
-			}
-			floats, hists := normalizeFloats(ts.Samples), normalizeHistograms(ts.Histograms)
-			if m == nil {
-				m = &mergedSeries{lset: lset, floats: floats, hists: hists}
-				byHash[h] = append(byHash[h], m)
-				out = append(out, m)
-				continue
-			}
-			m.floats = mergeFloats(m.floats, floats)
-			m.hists = mergeHistograms(m.hists, hists)
-		}
-	}
-	for _, m := range out {
-		if len(m.floats) > 0 && len(m.hists) > 0 {
-			m.floats = dropFloatsAtHistograms(m.floats, m.hists)
-		}
-	}
-	slices.SortFunc(out, func(a, b *mergedSeries) int { return labels.Compare(a.lset, b.lset) })
-	return out
 }
 
 // normalizeFloats returns s in strictly increasing time order. Ingesters
@@ -363,7 +326,7 @@ func (s *histogramSample) Copy() chunks.Sample { c := *s; return &c }
 
 // seriesSet iterates over merged series.
 type seriesSet struct {
-	series []*mergedSeries
+	series []storage.Series
 	i      int
 }
 

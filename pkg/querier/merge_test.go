@@ -47,6 +47,24 @@ func floats(ps []point) []float64 {
 	return out
 }
 
+// mergeReplicas merges the answers of ingesters that send samples
+// (QueryStream), as the querier does during a rolling upgrade.
+func mergeReplicas(replicas [][]*prompb.TimeSeries) []*mergedSeries {
+	answers := make([]ingesterAnswer, len(replicas))
+	for i, r := range replicas {
+		answers[i] = ingesterAnswer{sampled: r}
+	}
+	var out []*mergedSeries
+	for _, s := range mergeAnswers(answers, math.MinInt64, math.MaxInt64) {
+		m, err := s.merged()
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 func ptrs(ts ...prompb.TimeSeries) []*prompb.TimeSeries {
 	out := make([]*prompb.TimeSeries, len(ts))
 	for i := range ts {

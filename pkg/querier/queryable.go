@@ -32,6 +32,9 @@ type ingesterQueryable struct {
 	ring   ring.ReadRing
 	pool   *client.Pool
 	limits *validation.Overrides
+	// streamSamples reads samples (QueryStream) instead of chunks, as
+	// queriers did before QueryStreamChunks; benchmarks compare the two.
+	streamSamples bool
 }
 
 // Querier returns a querier over [mint, maxt]. It is cheap: the tenant is
@@ -150,24 +153,29 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	if hints != nil {
 		req.Hints = &prompb.ReadHints{StepMs: hints.Step, Func: hints.Func, StartMs: mint, EndMs: maxt, Grouping: hints.Grouping, By: hints.By, RangeMs: hints.Range}
 	}
-	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) ([]*prompb.TimeSeries, error) {
-		return q.queryStream(ctx, c, req, limits)
+	answers, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (ingesterAnswer, error) {
+		return q.fetch(ctx, c, req, limits)
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	merged := mergeReplicas(replicas)
+	merged := mergeAnswers(answers, mint, maxt)
 	if hints != nil && hints.Limit > 0 && len(merged) > hints.Limit {
 		merged = merged[:hints.Limit]
 	}
-	var samples int
-	for _, s := range merged {
-		samples += len(s.floats) + len(s.hists)
+	var (
+		d       chunkDecoder
+		samples int
+		series  = make([]storage.Series, len(merged))
+	)
+	for i, s := range merged {
+		samples += s.numSamples(&d)
+		series[i] = s
 	}
 	if err := q.count(limits, len(merged), samples); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	return &seriesSet{series: merged, i: -1}
+	return &seriesSet{series: series, i: -1}
 }
 
 // count adds a Select's series and samples to the query's and checks the
@@ -183,18 +191,32 @@ func (q *ingesterQuerier) count(limits *validation.Limits, series, samples int) 
 	return nil
 }
 
-// queryStream reads one ingester's answer. It stops early once that answer
-// alone breaks a limit: the merged answer holds at least as much.
-func (q *ingesterQuerier) queryStream(ctx context.Context, c *client.Conn, req *prompb.Query, limits *validation.Limits) ([]*prompb.TimeSeries, error) {
-	stream, err := c.QueryStream(ctx, req)
+// fetch reads one ingester's answer as chunks, or as samples from an
+// ingester that predates QueryStreamChunks (during a rolling upgrade).
+func (q *ingesterQuerier) fetch(ctx context.Context, c *client.Conn, req *prompb.Query, limits *validation.Limits) (ingesterAnswer, error) {
+	if !q.queryable.streamSamples {
+		chunked, err := q.queryStreamChunks(ctx, c, req, limits)
+		if status.Code(err) != codes.Unimplemented {
+			return ingesterAnswer{chunked: chunked}, err
+		}
+	}
+	sampled, err := q.queryStream(ctx, c, req, limits)
+	return ingesterAnswer{sampled: sampled}, err
+}
+
+// queryStreamChunks reads one ingester's chunks. It stops early once that
+// answer alone breaks a limit: the merged answer holds at least as much.
+// Samples are those of whole chunks, as numSamples counts them.
+func (q *ingesterQuerier) queryStreamChunks(ctx context.Context, c *client.Conn, req *prompb.Query, limits *validation.Limits) ([]*prompb.ChunkedSeries, error) {
+	stream, err := c.QueryStreamChunks(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		out     []*prompb.TimeSeries
-		samples int64
+		d   chunkDecoder
+		out []*prompb.ChunkedSeries
+		lim = q.newStreamLimiter(limits)
 	)
-	seriesBefore, samplesBefore := q.series.Load(), q.samples.Load()
 	for {
 		res, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -203,17 +225,69 @@ func (q *ingesterQuerier) queryStream(ctx context.Context, c *client.Conn, req *
 		if err != nil {
 			return nil, err
 		}
-		for _, ts := range res.Timeseries {
-			out = append(out, ts)
-			samples += int64(len(ts.Samples) + len(ts.Histograms))
+		var samples int
+		for _, cs := range res.ChunkedSeries {
+			samples += d.numSamples(cs.Chunks)
 		}
-		if l := limits.MaxSeriesPerQuery; l > 0 && seriesBefore+int64(len(out)) > int64(l) {
-			return nil, seriesLimitError(l)
-		}
-		if l := limits.MaxFetchedSamplesPerQry; l > 0 && samplesBefore+samples > int64(l) {
-			return nil, samplesLimitError(l)
+		out = append(out, res.ChunkedSeries...)
+		if err := lim.add(len(res.ChunkedSeries), samples); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// queryStream reads one ingester's samples. It stops early once that
+// answer alone breaks a limit: the merged answer holds at least as much.
+func (q *ingesterQuerier) queryStream(ctx context.Context, c *client.Conn, req *prompb.Query, limits *validation.Limits) ([]*prompb.TimeSeries, error) {
+	stream, err := c.QueryStream(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out []*prompb.TimeSeries
+		lim = q.newStreamLimiter(limits)
+	)
+	for {
+		res, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var samples int
+		for _, ts := range res.Timeseries {
+			samples += len(ts.Samples) + len(ts.Histograms)
+		}
+		out = append(out, res.Timeseries...)
+		if err := lim.add(len(res.Timeseries), samples); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// streamLimiter checks one ingester's answer, as it arrives, against the
+// limits left by the query's earlier Selects.
+type streamLimiter struct {
+	limits                      *validation.Limits
+	seriesBefore, samplesBefore int64
+	series, samples             int64
+}
+
+func (q *ingesterQuerier) newStreamLimiter(limits *validation.Limits) *streamLimiter {
+	return &streamLimiter{limits: limits, seriesBefore: q.series.Load(), samplesBefore: q.samples.Load()}
+}
+
+func (l *streamLimiter) add(series, samples int) error {
+	l.series += int64(series)
+	l.samples += int64(samples)
+	if limit := l.limits.MaxSeriesPerQuery; limit > 0 && l.seriesBefore+l.series > int64(limit) {
+		return seriesLimitError(limit)
+	}
+	if limit := l.limits.MaxFetchedSamplesPerQry; limit > 0 && l.samplesBefore+l.samples > int64(limit) {
+		return samplesLimitError(limit)
+	}
+	return nil
 }
 
 // selectLabelsOnly answers a Select that needs no samples from the Series RPC.
@@ -254,11 +328,11 @@ func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, limits *validati
 	if err := q.count(limits, len(sets), 0); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	merged := make([]*mergedSeries, len(sets))
+	series := make([]storage.Series, len(sets))
 	for i, ls := range sets {
-		merged[i] = &mergedSeries{lset: ls}
+		series[i] = &mergedSeries{lset: ls}
 	}
-	return &seriesSet{series: merged, i: -1}
+	return &seriesSet{series: series, i: -1}
 }
 
 // LabelValues returns the sorted values of the label name among the series

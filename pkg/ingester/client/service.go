@@ -19,6 +19,10 @@ type IngesterServer interface {
 	// QueryStream streams the samples and histograms of every series that
 	// matches the query's matchers within its time range.
 	QueryStream(*prompb.Query, QueryStreamServer) error
+	// QueryStreamChunks streams the encoded TSDB chunks of every series that
+	// matches the query's matchers and overlaps its time range. Chunks may
+	// hold samples outside the range: readers trim.
+	QueryStreamChunks(*prompb.Query, QueryStreamChunksServer) error
 	LabelNames(context.Context, *LabelNamesRequest) (*StringsResponse, error)
 	LabelValues(context.Context, *LabelValuesRequest) (*StringsResponse, error)
 	Series(context.Context, *SeriesRequest) (*SeriesResponse, error)
@@ -32,10 +36,17 @@ type QueryStreamServer interface {
 	grpc.ServerStream
 }
 
+// QueryStreamChunksServer sends chunked query results in batches of series.
+type QueryStreamChunksServer interface {
+	Send(*prompb.ChunkedReadResponse) error
+	grpc.ServerStream
+}
+
 // IngesterClient calls an ingester.
 type IngesterClient interface {
 	Push(ctx context.Context, in *prompb.WriteRequest, opts ...grpc.CallOption) (*PushResponse, error)
 	QueryStream(ctx context.Context, in *prompb.Query, opts ...grpc.CallOption) (QueryStreamClient, error)
+	QueryStreamChunks(ctx context.Context, in *prompb.Query, opts ...grpc.CallOption) (QueryStreamChunksClient, error)
 	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*StringsResponse, error)
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*StringsResponse, error)
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error)
@@ -46,6 +57,12 @@ type IngesterClient interface {
 // QueryStreamClient receives query results until io.EOF.
 type QueryStreamClient interface {
 	Recv() (*prompb.QueryResult, error)
+	grpc.ClientStream
+}
+
+// QueryStreamChunksClient receives chunked query results until io.EOF.
+type QueryStreamChunksClient interface {
+	Recv() (*prompb.ChunkedReadResponse, error)
 	grpc.ClientStream
 }
 
@@ -65,7 +82,25 @@ func (c *ingesterClient) Push(ctx context.Context, in *prompb.WriteRequest, opts
 }
 
 func (c *ingesterClient) QueryStream(ctx context.Context, in *prompb.Query, opts ...grpc.CallOption) (QueryStreamClient, error) {
-	stream, err := c.cc.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/QueryStream", opts...)
+	stream, err := c.openServerStream(ctx, &serviceDesc.Streams[0], in, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &queryStreamClient{stream}, nil
+}
+
+func (c *ingesterClient) QueryStreamChunks(ctx context.Context, in *prompb.Query, opts ...grpc.CallOption) (QueryStreamChunksClient, error) {
+	stream, err := c.openServerStream(ctx, &serviceDesc.Streams[1], in, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &queryStreamChunksClient{stream}, nil
+}
+
+// openServerStream starts a server-streaming call: one request, then the
+// server's messages.
+func (c *ingesterClient) openServerStream(ctx context.Context, desc *grpc.StreamDesc, in any, opts []grpc.CallOption) (grpc.ClientStream, error) {
+	stream, err := c.cc.NewStream(ctx, desc, "/"+ServiceName+"/"+desc.StreamName, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -75,13 +110,23 @@ func (c *ingesterClient) QueryStream(ctx context.Context, in *prompb.Query, opts
 	if err := stream.CloseSend(); err != nil {
 		return nil, err
 	}
-	return &queryStreamClient{stream}, nil
+	return stream, nil
 }
 
 type queryStreamClient struct{ grpc.ClientStream }
 
 func (c *queryStreamClient) Recv() (*prompb.QueryResult, error) {
 	m := new(prompb.QueryResult)
+	if err := c.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+type queryStreamChunksClient struct{ grpc.ClientStream }
+
+func (c *queryStreamChunksClient) Recv() (*prompb.ChunkedReadResponse, error) {
+	m := new(prompb.ChunkedReadResponse)
 	if err := c.ClientStream.RecvMsg(m); err != nil {
 		return nil, err
 	}
@@ -146,6 +191,27 @@ type queryStreamServer struct{ grpc.ServerStream }
 
 func (s *queryStreamServer) Send(m *prompb.QueryResult) error { return s.ServerStream.SendMsg(m) }
 
+type queryStreamChunksServer struct{ grpc.ServerStream }
+
+func (s *queryStreamChunksServer) Send(m *prompb.ChunkedReadResponse) error {
+	return s.ServerStream.SendMsg(m)
+}
+
+// queryStreamDesc adapts a server-streaming method that takes a query.
+func queryStreamDesc(name string, call func(IngesterServer, *prompb.Query, grpc.ServerStream) error) grpc.StreamDesc {
+	return grpc.StreamDesc{
+		StreamName:    name,
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			in := new(prompb.Query)
+			if err := stream.RecvMsg(in); err != nil {
+				return err
+			}
+			return call(srv.(IngesterServer), in, stream)
+		},
+	}
+}
+
 var serviceDesc = grpc.ServiceDesc{
 	ServiceName: ServiceName,
 	HandlerType: (*IngesterServer)(nil),
@@ -157,16 +223,14 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Metadata", IngesterServer.Metadata),
 		unary("UserStats", IngesterServer.UserStats),
 	},
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "QueryStream",
-		ServerStreams: true,
-		Handler: func(srv any, stream grpc.ServerStream) error {
-			in := new(prompb.Query)
-			if err := stream.RecvMsg(in); err != nil {
-				return err
-			}
-			return srv.(IngesterServer).QueryStream(in, &queryStreamServer{stream})
-		},
-	}},
+	// The clients refer to these by index.
+	Streams: []grpc.StreamDesc{
+		queryStreamDesc("QueryStream", func(srv IngesterServer, in *prompb.Query, stream grpc.ServerStream) error {
+			return srv.QueryStream(in, &queryStreamServer{stream})
+		}),
+		queryStreamDesc("QueryStreamChunks", func(srv IngesterServer, in *prompb.Query, stream grpc.ServerStream) error {
+			return srv.QueryStreamChunks(in, &queryStreamChunksServer{stream})
+		}),
+	},
 	Metadata: "ingester.proto",
 }
