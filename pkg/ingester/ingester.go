@@ -23,7 +23,6 @@ import (
 	"github.com/grafana/dskit/services"
 	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
 	"google.golang.org/grpc/codes"
@@ -284,9 +283,14 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	opts.OutOfOrderTimeWindow = l.OutOfOrderWindow().Milliseconds()
 	opts.OutOfOrderCapMax = i.cfg.TSDB.OutOfOrderCapMax
 	// Exemplar storage is always on so a runtime change of
-	// -ingester.max-exemplars can resize it (0 stores none).
+	// -ingester.max-exemplars can resize it (0 stores none). A new tenant's
+	// buffer starts small and grows as exemplars arrive; a tenant with a
+	// write-ahead log replays into a full-size buffer, sized down after.
 	opts.EnableExemplarStorage = true
-	opts.MaxExemplars = int64(l.MaxExemplars)
+	opts.MaxExemplars = min(int64(l.MaxExemplars), initialExemplarBuffer)
+	if _, err := os.Stat(filepath.Join(dir, "wal")); err == nil {
+		opts.MaxExemplars = int64(l.MaxExemplars)
+	}
 	opts.EnableMemorySnapshotOnShutdown = i.cfg.TSDB.MemorySnapshotOnShutdown
 	opts.SeriesLifecycleCallback = u
 
@@ -308,8 +312,12 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	// bounded across tenants by -blocks-storage.tsdb.head-compaction-concurrency.
 	db.DisableCompactions()
 	u.db = db
-	u.appliedOOOWindow.Store(opts.OutOfOrderTimeWindow)
-	u.appliedMaxExemplars.Store(opts.MaxExemplars)
+	u.tsdb = tsdbLimits{oooWindow: opts.OutOfOrderTimeWindow, maxExemplars: int64(l.MaxExemplars), exemplarBuffer: opts.MaxExemplars, exemplarsSeen: exemplarsInStorage(reg)}
+	u.oooWindow.Store(opts.OutOfOrderTimeWindow)
+	if _, err := u.applyTSDBLimits(opts.OutOfOrderTimeWindow, int64(l.MaxExemplars)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sizing the exemplar buffer of tenant %q: %w", id, err)
+	}
 	u.limitsActive.Store(true)
 	i.tsdbMetrics.add(id, reg)
 	i.metrics.memUsers.Inc()
@@ -418,20 +426,14 @@ func (i *Ingester) applyTSDBConfigs() {
 	for _, u := range i.allTSDBs() {
 		l := i.limits.For(u.id)
 		ooo, maxEx := l.OutOfOrderWindow().Milliseconds(), int64(l.MaxExemplars)
-		if ooo == u.appliedOOOWindow.Load() && maxEx == u.appliedMaxExemplars.Load() {
-			continue
-		}
-		err := u.db.ApplyConfig(&config.Config{StorageConfig: config.StorageConfig{
-			TSDBConfig:      &config.TSDBConfig{OutOfOrderTimeWindow: ooo},
-			ExemplarsConfig: &config.ExemplarsConfig{MaxExemplars: maxEx},
-		}})
+		changed, err := u.applyTSDBLimits(ooo, maxEx)
 		if err != nil {
 			i.logger.Error("applying new limits to TSDB", "user", u.id, "err", err)
 			continue
 		}
-		u.appliedOOOWindow.Store(ooo)
-		u.appliedMaxExemplars.Store(maxEx)
-		i.logger.Info("applied new limits to TSDB", "user", u.id, "out_of_order_time_window", time.Duration(ooo)*time.Millisecond, "max_exemplars", maxEx)
+		if changed {
+			i.logger.Info("applied new limits to TSDB", "user", u.id, "out_of_order_time_window", time.Duration(ooo)*time.Millisecond, "max_exemplars", maxEx)
+		}
 	}
 }
 

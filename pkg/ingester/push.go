@@ -76,7 +76,14 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	defer u.appendMu.RUnlock()
 	u.lastPush.Store(now.UnixNano())
 
-	p := pushState{u: u, oooWindow: time.Duration(u.appliedOOOWindow.Load()) * time.Millisecond}
+	var nExemplars int
+	for ti := range req.Timeseries {
+		nExemplars += len(req.Timeseries[ti].Exemplars)
+	}
+	if err := u.reserveExemplars(nExemplars); err != nil {
+		return nil, status.Errorf(codes.Internal, "growing the exemplar buffer of tenant %q: %v", id, err)
+	}
+	p := pushState{u: u, oooWindow: time.Duration(u.oooWindow.Load()) * time.Millisecond}
 	app := u.db.AppenderV2(ctx)
 	exApp, _ := app.(storage.ExemplarAppenderV2)
 	getRef, _ := app.(storage.GetRef)

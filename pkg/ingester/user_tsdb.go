@@ -41,9 +41,11 @@ type userTSDB struct {
 	rate     *ewmaRate
 	lastPush atomic.Int64 // unix nanoseconds
 
-	// Limits applied to the open TSDB, to notice runtime changes.
-	appliedOOOWindow    atomic.Int64
-	appliedMaxExemplars atomic.Int64
+	// Limits applied to the open TSDB, to notice runtime changes, and the
+	// exemplar buffer's size (see tsdbLimits).
+	tsdbConfigMu sync.Mutex
+	tsdb         tsdbLimits
+	oooWindow    atomic.Int64 // tsdb.oooWindow, read by pushes without the lock
 
 	metadata *metadataStore
 }
