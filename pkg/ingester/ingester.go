@@ -178,9 +178,18 @@ func (i *Ingester) running(ctx context.Context) error {
 // flushes and fsyncs the WAL.
 func (i *Ingester) stopping(_ error) error {
 	var errs []error
-	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil {
+	// A lifecycler stopped in the middle of joining fails with the
+	// cancellation of its own context: that is this shutdown, not an error.
+	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil && !errors.Is(err, context.Canceled) {
 		errs = append(errs, fmt.Errorf("leaving the ingester ring: %w", err))
 	}
+	// A lifecycler that failed while running() was already returning (a
+	// SIGTERM during the ring join) is still reporting its failure on the
+	// watcher's unbuffered channel: drain it, or Close waits forever.
+	go func() {
+		for range i.watcher.Chan() {
+		}
+	}()
 	i.watcher.Close()
 	errs = append(errs, i.closeAll())
 	return errors.Join(errs...)

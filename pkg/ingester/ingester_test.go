@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1080,5 +1081,47 @@ func TestFlagsAndConfig(t *testing.T) {
 	out, err := yaml.Marshal(fromYAML)
 	if err != nil || !strings.Contains(string(out), "- 2h0m0s") {
 		t.Errorf("YAML out: %s, %v", out, err)
+	}
+}
+
+// blockingCAS lets the first CAS calls through and holds the later ones
+// until their context ends, as a KV store that cannot be reached would.
+type blockingCAS struct {
+	kv.Client
+	calls     atomic.Int32
+	blockFrom int32
+}
+
+func (b *blockingCAS) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
+	if b.calls.Add(1) >= b.blockFrom {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return b.Client.CAS(ctx, key, f)
+}
+
+// TestStopWhileJoiningTheRing: a SIGTERM while the lifecycler is still
+// writing its tokens stops the ingester promptly and without an error.
+func TestStopWhileJoiningTheRing(t *testing.T) {
+	store := &blockingCAS{Client: newKV(t), blockFrom: 2} // the registration passes, the join hangs
+	ing, err := New(testConfig(t, t.TempDir(), store), newTestLimits(t, nil).overridesFor(), testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), ing); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for store.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the lifecycler never tried to join the ring")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ing.StopAsync()
+	if err := ing.AwaitTerminated(ctx); err != nil {
+		t.Fatalf("stopping while joining the ring: %v (state %s)", err, ing.State())
 	}
 }
