@@ -89,13 +89,24 @@ type Server struct {
 	logOnce    *onceLogger
 }
 
-// NewServer validates cfg and loads its files. It returns nil, nil when the
-// server is configured for plaintext.
+// serverFlag names a server TLS flag: -server.http-tls-cert-path for the
+// prefix "server.http", -memberlist.tls-cert-path for "memberlist." (a
+// link whose server and client share one flag set).
+func serverFlag(prefix, name string) string {
+	if strings.HasSuffix(prefix, ".") {
+		return prefix + "tls-" + name
+	}
+	return prefix + "-tls-" + name
+}
+
+// NewServer validates cfg and loads its files; prefix names its flags (see
+// serverFlag). It returns nil, nil when the server is configured for
+// plaintext.
 func NewServer(name, prefix string, cfg ServerConfig, opts ServerOptions, l *Loader) (*Server, error) {
 	if cfg.CertPath == "" && cfg.KeyPath == "" {
 		for flagName, v := range map[string]string{"client-auth": cfg.ClientAuth, "ca-path": cfg.CAPath, "allowed-client-names": cfg.AllowedClientNames.String()} {
 			if v != "" {
-				return nil, fmt.Errorf("-%s-tls-%s is set but TLS is off on this server: also set -%s-tls-cert-path and -%s-tls-key-path", prefix, flagName, prefix, prefix)
+				return nil, fmt.Errorf("-%s is set but TLS is off on this server: also set -%s and -%s", serverFlag(prefix, flagName), serverFlag(prefix, "cert-path"), serverFlag(prefix, "key-path"))
 			}
 		}
 		return nil, nil
@@ -122,15 +133,15 @@ func NewServer(name, prefix string, cfg ServerConfig, opts ServerOptions, l *Loa
 	if len(weak) > 0 {
 		s.logger.Warn("-server.tls-cipher-suites names insecure cipher suites", "suites", strings.Join(weak, ","))
 	}
-	if s.keyPair, err = l.KeyPair(prefix+"-tls-cert-path", cfg.CertPath, prefix+"-tls-key-path", cfg.KeyPath); err != nil {
+	if s.keyPair, err = l.KeyPair(serverFlag(prefix, "cert-path"), cfg.CertPath, serverFlag(prefix, "key-path"), cfg.KeyPath); err != nil {
 		return nil, err
 	}
 	if leaf := s.keyPair.Certificate().Leaf; !hasSANExtension(leaf) {
-		s.logger.Warn(fmt.Sprintf("-%s-tls-cert-path=%s has no subjectAltName; clients of this project accept it through the legacy Common Name fallback (CN=%q, loopback addresses match \"localhost\"), other TLS clients will refuse it. Reissue it with SANs: `cortex certs generate -dns <names> -ip <addresses>`",
-			prefix, cfg.CertPath, leaf.Subject.CommonName), "flag", prefix+"-tls-cert-path", "path", cfg.CertPath)
+		s.logger.Warn(fmt.Sprintf("-%s=%s has no subjectAltName; clients of this project accept it through the legacy Common Name fallback (CN=%q, loopback addresses match \"localhost\"), other TLS clients will refuse it. Reissue it with SANs: `cortex certs generate -dns <names> -ip <addresses>`",
+			serverFlag(prefix, "cert-path"), cfg.CertPath, leaf.Subject.CommonName), "flag", serverFlag(prefix, "cert-path"), "path", cfg.CertPath)
 	}
 	if cfg.CAPath != "" {
-		if s.caPool, err = l.CAPool(prefix+"-tls-ca-path", cfg.CAPath); err != nil {
+		if s.caPool, err = l.CAPool(serverFlag(prefix, "ca-path"), cfg.CAPath); err != nil {
 			return nil, err
 		}
 	}
@@ -141,7 +152,7 @@ func NewServer(name, prefix string, cfg ServerConfig, opts ServerOptions, l *Loa
 }
 
 func parseClientAuth(prefix string, cfg ServerConfig) (tls.ClientAuthType, error) {
-	flagName := prefix + "-tls-client-auth"
+	flagName := serverFlag(prefix, "client-auth")
 	mode := cfg.ClientAuth
 	if mode == "" {
 		// A CA given without a mode means the operator wants client
@@ -157,13 +168,13 @@ func parseClientAuth(prefix string, cfg ServerConfig) (tls.ClientAuthType, error
 	}
 	verifies := auth == tls.VerifyClientCertIfGiven || auth == tls.RequireAndVerifyClientCert
 	if verifies && cfg.CAPath == "" {
-		return 0, fmt.Errorf("-%s=%s verifies client certificates but -%s-tls-ca-path is empty: give the CA bundle that signed the clients' certificates", flagName, mode, prefix)
+		return 0, fmt.Errorf("-%s=%s verifies client certificates but -%s is empty: give the CA bundle that signed the clients' certificates", flagName, mode, serverFlag(prefix, "ca-path"))
 	}
 	if !verifies && cfg.CAPath != "" {
-		return 0, fmt.Errorf("-%s-tls-ca-path is set but -%s=%s never verifies client certificates: use RequireAndVerifyClientCert (or VerifyClientCertIfGiven), or drop the CA path", prefix, flagName, mode)
+		return 0, fmt.Errorf("-%s is set but -%s=%s never verifies client certificates: use RequireAndVerifyClientCert (or VerifyClientCertIfGiven), or drop the CA path", serverFlag(prefix, "ca-path"), flagName, mode)
 	}
 	if !verifies && len(cfg.AllowedClientNames) > 0 {
-		return 0, fmt.Errorf("-%s-tls-allowed-client-names needs verified client certificates, but -%s=%s does not verify them: use RequireAndVerifyClientCert", prefix, flagName, mode)
+		return 0, fmt.Errorf("-%s needs verified client certificates, but -%s=%s does not verify them: use RequireAndVerifyClientCert", serverFlag(prefix, "allowed-client-names"), flagName, mode)
 	}
 	return auth, nil
 }
@@ -303,7 +314,7 @@ func (s *Server) authFlag() string {
 	if mode == "" {
 		mode = "RequireAndVerifyClientCert (the default with a CA path)"
 	}
-	return fmt.Sprintf("-%s-tls-client-auth=%s", s.prefix, mode)
+	return fmt.Sprintf("-%s=%s", serverFlag(s.prefix, "client-auth"), mode)
 }
 
 // classify turns a handshake error into a metric reason and an explanation.
@@ -324,17 +335,17 @@ func (s *Server) classify(peer string, err error) failure {
 		}
 		return failure{"not_tls", fmt.Sprintf("client at %s does not speak TLS (first bytes %q)", peer, rh.RecordHeader[:]), slog.LevelWarn, ""}
 	case errors.As(err, &na):
-		return failure{"name_not_allowed", fmt.Sprintf("client at %s presented a valid certificate for %q, which is not in -%s-tls-allowed-client-names=%s", peer, na.names, s.prefix, s.cfg.AllowedClientNames.String()), slog.LevelWarn, ""}
+		return failure{"name_not_allowed", fmt.Sprintf("client at %s presented a valid certificate for %q, which is not in -%s=%s", peer, na.names, serverFlag(s.prefix, "allowed-client-names"), s.cfg.AllowedClientNames.String()), slog.LevelWarn, ""}
 	case strings.Contains(msg, "didn't provide a certificate"):
 		return failure{"no_client_certificate", fmt.Sprintf("client at %s presented no certificate; this server requires one (%s)", peer, s.authFlag()), slog.LevelWarn, ""}
 	case errors.As(err, &cve):
 		return s.classifyCertificate(peer, cve)
 	case strings.Contains(msg, "remote error"):
-		return failure{"client_rejected_server_certificate", fmt.Sprintf("client at %s refused this server's certificate (%s); the client's CA (its -<prefix>.tls-ca-path) must hold the CA that signed -%s-tls-cert-path=%s, and the certificate must name the host the client dials", peer, msg, s.prefix, s.cfg.CertPath), slog.LevelWarn, ""}
+		return failure{"client_rejected_server_certificate", fmt.Sprintf("client at %s refused this server's certificate (%s); the client's CA (its -<prefix>.tls-ca-path) must hold the CA that signed -%s=%s, and the certificate must name the host the client dials", peer, msg, serverFlag(s.prefix, "cert-path"), s.cfg.CertPath), slog.LevelWarn, ""}
 	case strings.Contains(msg, "bad record MAC"):
 		// OpenSSL clients that refuse the server's certificate under TLS 1.3
 		// abort in a way Go reads as a bad record rather than an alert.
-		return failure{"client_aborted", fmt.Sprintf("client at %s aborted the handshake (%s); most often it refused this server's certificate: its CA (e.g. curl --cacert) must hold the CA that signed -%s-tls-cert-path=%s, and the certificate must name the host it dials", peer, msg, s.prefix, s.cfg.CertPath), slog.LevelWarn, ""}
+		return failure{"client_aborted", fmt.Sprintf("client at %s aborted the handshake (%s); most often it refused this server's certificate: its CA (e.g. curl --cacert) must hold the CA that signed -%s=%s, and the certificate must name the host it dials", peer, msg, serverFlag(s.prefix, "cert-path"), s.cfg.CertPath), slog.LevelWarn, ""}
 	case strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "protocol version"):
 		return failure{"protocol_version", fmt.Sprintf("client at %s offered only TLS versions below -server.tls-min-version=%s", peer, VersionName(s.min)), slog.LevelWarn, ""}
 	case strings.Contains(msg, "no cipher suite"):
@@ -361,7 +372,7 @@ func (s *Server) classifyCertificate(peer string, cve *tls.CertificateVerificati
 		if len(cve.UnverifiedCertificates) > 0 {
 			issuer = fmt.Sprintf(" issued by %q", cve.UnverifiedCertificates[0].Issuer.CommonName)
 		}
-		return failure{"unknown_authority", fmt.Sprintf("client at %s%s presented a certificate%s, which no CA in -%s-tls-ca-path=%s signed", peer, who, issuer, s.prefix, s.cfg.CAPath), slog.LevelWarn, ""}
+		return failure{"unknown_authority", fmt.Sprintf("client at %s%s presented a certificate%s, which no CA in -%s=%s signed", peer, who, issuer, serverFlag(s.prefix, "ca-path"), s.cfg.CAPath), slog.LevelWarn, ""}
 	case errors.As(cve.Err, &inv) && inv.Reason == x509.Expired:
 		return failure{"expired_certificate", fmt.Sprintf("client at %s%s presented a certificate outside its validity period: %s", peer, who, cve.Err), slog.LevelWarn, ""}
 	default:
