@@ -3,11 +3,13 @@ package integration
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,25 +184,7 @@ func TestGuideVerbatim(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed; .ci/run installs it")
 	}
-	dir := t.TempDir()
-	guide := readGuide(t)
-	var script []string
-	for _, line := range strings.Split(string(guide), "\n") {
-		if strings.HasPrefix(line, "openssl ") {
-			script = append(script, line)
-		}
-	}
-	if len(script) != 8 {
-		t.Fatalf("found %d openssl commands in the guide, want 8", len(script))
-	}
-	for _, line := range script {
-		cmd := exec.Command("sh", "-c", line)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", line, err, out)
-		}
-	}
-
+	dir := guideCerts(t)
 	p := start(t, mtlsFlags(dir)...)
 	p.waitLog("has no subjectAltName")
 	for _, addr := range []string{p.httpAddr(), strings.Replace(p.httpAddr(), "127.0.0.1", "localhost", 1)} {
@@ -222,6 +206,82 @@ func TestGuideVerbatim(t *testing.T) {
 	_, err = grpcHealth(t, strictClient, p.grpcAddr())
 	if err == nil || !strings.Contains(err.Error(), "no subjectAltName") || !strings.Contains(err.Error(), "-ingester.client.tls-common-name-fallback=true") {
 		t.Fatalf("strict client with the guide's certificate: %v", err)
+	}
+}
+
+// guideCerts runs the guide's openssl script, verbatim, once per test run
+// (its 4096-bit RSA keys take seconds), and returns the directory. Tests
+// only read the files.
+func guideCerts(t *testing.T) string {
+	t.Helper()
+	guideOnce.Do(func() { guideDir, guideErr = runGuideScript(t) })
+	if guideErr != nil {
+		t.Fatal(guideErr)
+	}
+	return guideDir
+}
+
+var (
+	guideOnce sync.Once
+	guideDir  string
+	guideErr  error
+)
+
+func runGuideScript(t *testing.T) (string, error) {
+	dir := filepath.Join(filepath.Dir(binary), "guide-certs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	var script []string
+	for _, line := range strings.Split(string(readGuide(t)), "\n") {
+		if strings.HasPrefix(line, "openssl ") {
+			script = append(script, line)
+		}
+	}
+	if len(script) != 8 {
+		return "", fmt.Errorf("found %d openssl commands in the guide, want 8", len(script))
+	}
+	for _, line := range script {
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%s: %v\n%s", line, err, out)
+		}
+	}
+	return dir, nil
+}
+
+// TestGuideCertificatesGossip: two ingesters gossip over mutual TLS with the
+// guide's server certificate (CN=localhost, no subjectAltName) and
+// -memberlist.tls-server-name=localhost: every member serves and dials with it.
+func TestGuideCertificatesGossip(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed; .ci/run installs it")
+	}
+	dir := guideCerts(t)
+	t.Logf("certs %s", time.Now())
+	defer func() { t.Logf("done %s", time.Now()) }()
+	seed := freePort(t)
+	var ingesters []*process
+	for i, port := range []int{seed, freePort(t)} {
+		ingesters = append(ingesters, start(t, append(mtlsFlags(dir), "-target=ingester", "-ingester.lifecycler.ID=ingester-"+itoa(i),
+			"-ingester.lifecycler.addr=127.0.0.1", "-ingester.join-after=0s", "-ingester.min-ready-duration=0s", "-blocks-storage.tsdb.dir="+filepath.Join(t.TempDir(), "tsdb"),
+			"-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port="+itoa(port), "-memberlist.join=127.0.0.1:"+itoa(seed),
+			"-memberlist.tls-cert-path="+filepath.Join(dir, "server.crt"), "-memberlist.tls-key-path="+filepath.Join(dir, "server.key"),
+			"-memberlist.tls-ca-path="+filepath.Join(dir, "root.crt"), "-memberlist.tls-server-name=localhost")...))
+	}
+	hc := httpClient(tlsClient(t, clientConfig(dir, "client")))
+	t.Logf("started %s", time.Now())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, page := get(t, hc, "https://"+ingesters[1].httpAddr()+"/memberlist")
+		if strings.Count(page, "\n") == 4 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two ingesters never saw each other; /memberlist:\n%s", page)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -186,6 +184,17 @@ func TestWriteReadPathMutualTLS(t *testing.T) {
 		t.Skip("starts five processes")
 	}
 	c := newCluster(t)
+	// Every process gossips with the others over mutual TLS.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, page := get(t, c.client, "https://"+c.ingesters[0].httpAddr()+"/memberlist")
+		if n := strings.Count(page, "\n") - 2; n == 5 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("/memberlist of ingester 0 lists %d members, want 5:\n%s", n, page)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	const nSeries = 50
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute).UnixMilli()
 
@@ -299,20 +308,34 @@ func TestEveryPortRefusesStrangers(t *testing.T) {
 			}
 		}
 	}
-	// Gossip speaks TLS with a certificate of the cluster's CA: the
-	// -memberlist.tls-*-path flags turned it on without -memberlist.tls-enabled.
-	ca, err := os.ReadFile(filepath.Join(c.certs, "root.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca)
+	// The gossip port too: it requires a certificate of the cluster's CA
+	// (the -memberlist.tls-*-path flags alone turned TLS on).
 	gossip := "127.0.0.1:" + itoa(c.mlPorts[0])
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", gossip, &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatalf("TLS handshake with the gossip port %s: %v", gossip, err)
+	member := tlsClient(t, clientConfig(c.certs, "client"))
+	for name, cl := range map[string]*tlsconfig.Client{"no certificate": anonymous, "foreign CA": stranger, "the cluster's CA": member} {
+		err := gossipHandshake(gossip, cl)
+		refused := err != nil && strings.Contains(err.Error(), "certificate")
+		if want := name != "the cluster's CA"; refused != want {
+			t.Errorf("gossip port %s, client with %s: refused=%v (%v), want refused=%v", gossip, name, refused, err, want)
+		}
 	}
-	conn.Close()
+}
+
+// gossipHandshake connects to a gossip port as a member would and reads:
+// a refused certificate surfaces as a TLS alert (with TLS 1.3, on the first
+// read), an accepted one as the server waiting for the member to speak.
+func gossipHandshake(addr string, cl *tlsconfig.Client) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cl.Config("localhost", []string{"cortex-gossip"}))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return nil
+	}
+	return err
 }
 
 func grepLines(s, sub string) string {

@@ -7,9 +7,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/grafana/dskit/dns"
-	"github.com/grafana/dskit/kv/codec"
-	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/modules"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/runtimeconfig"
@@ -19,6 +16,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/kv/gossip"
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -132,15 +130,22 @@ func (t *Cortex) initMemberlistKV() (services.Service, error) {
 	if kvCfg.Store != "memberlist" {
 		return nil, nil
 	}
-	if err := applyMemberlistTLS(&t.Cfg.MemberlistKV.TCPTransport, t.TLS); err != nil {
+	// The gossip KV is this project's own (pkg/kv/gossip) rather than
+	// dskit's, whose transport cannot ask peers for client certificates
+	// nor reload its files; its flags are dskit's -memberlist.* ones.
+	k, err := gossip.New(t.Cfg.MemberlistKV, gossip.TLSConfigFromFlags(t.Cfg.MemberlistKV.TCPTransport), t.TLS, t.Logger.With("component", "memberlist"), t.Registry)
+	if err != nil {
 		return nil, err
 	}
-	t.Cfg.MemberlistKV.Codecs = []codec.Codec{ring.GetCodec()}
-	logger := kitlog.New(t.Logger)
-	provider := dns.NewProvider(dns.GolangResolverType, 0, logger, t.Registry)
-	svc := memberlist.NewKVInitService(&t.Cfg.MemberlistKV, logger, provider, t.Registry)
-	kvCfg.MemberlistKV = svc.GetMemberlistKV
-	return svc, nil
+	kvCfg.Mock = k.Client(ring.GetCodec())
+	t.Server.HTTP.HandleFunc("/memberlist", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "node %s, gossip port %d\nmembers:\n", k.NodeName(), k.ListenPort())
+		for _, m := range k.Members() {
+			fmt.Fprintln(w, m)
+		}
+	})
+	return k.Service(), nil
 }
 
 func (t *Cortex) initRing() (services.Service, error) {

@@ -1,0 +1,349 @@
+// Package gossip is a key-value store replicated by gossip, for the ingester
+// ring, built on the memberlist library like dskit's kv/memberlist but with
+// its own transport: TCP with mutual TLS whose certificates and CA bundles
+// reload without a restart, and whose listener refuses peers without a valid
+// client certificate. dskit's ring takes it through kv.Config.Mock.
+package gossip
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grafana/dskit/backoff"
+	"github.com/grafana/dskit/dns"
+	dskitml "github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/services"
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+)
+
+// KV is the gossip key-value store of one process.
+type KV struct {
+	cfg     dskitml.KVConfig
+	logger  *slog.Logger
+	metrics *kvMetrics
+	tmetric *transportMetrics
+	tlsCli  *tlsconfig.Client // nil when gossip is plaintext
+	tlsSrv  *tlsconfig.Server
+	dns     *dns.Provider
+	service services.Service
+
+	list       atomic.Pointer[memberlist.Memberlist]
+	transport  atomic.Pointer[transport]
+	localQ     *memberlist.TransmitLimitedQueue // changes made here, sent first
+	forwardedQ *memberlist.TransmitLimitedQueue // changes learnt from peers
+	ready      atomic.Bool                      // delegate callbacks may run
+
+	store    store
+	watchers watchers
+	stopped  chan struct{} // closed when the service stops, ends watches
+	stopOnce sync.Once
+}
+
+// New builds the gossip KV from dskit's memberlist configuration (so the
+// -memberlist.* flags and YAML keep their meaning) and the gossip TLS.
+func New(cfg dskitml.KVConfig, tlsCfg TLSConfig, loader *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*KV, error) {
+	if err := validate(cfg); err != nil {
+		return nil, err
+	}
+	k := &KV{
+		cfg:     cfg,
+		logger:  logger.With("component", "gossip"),
+		store:   newStore(),
+		stopped: make(chan struct{}),
+	}
+	k.watchers.init()
+	var err error
+	if k.tlsCli, k.tlsSrv, err = newTLS(tlsCfg, loader); err != nil {
+		return nil, err
+	}
+	if k.tlsSrv != nil && k.tlsSrv.ClientAuth() != tls.RequireAndVerifyClientCert {
+		k.logger.Warn("the gossip listener does not require verified client certificates: anyone who reaches the gossip port can change the ring. Set -memberlist.tls-ca-path to the CA that signs the members' certificates")
+	}
+	k.metrics = newKVMetrics(reg, k.memberCount, func() float64 { return float64(k.store.len()) })
+	k.tmetric = newTransportMetrics(reg)
+	k.dns = dns.NewProvider(dns.GolangResolverType, 0, kitlog.New(k.logger), nil)
+	k.service = services.NewBasicService(k.starting, k.running, k.stopping).WithName("gossip-kv")
+	return k, nil
+}
+
+func validate(cfg dskitml.KVConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("-memberlist.*: %w (were the memberlist flags registered?)", err)
+	}
+	switch {
+	case cfg.GossipInterval <= 0:
+		return fmt.Errorf("-memberlist.gossip-interval=%s must be positive", cfg.GossipInterval)
+	case cfg.GossipNodes <= 0:
+		return fmt.Errorf("-memberlist.gossip-nodes=%d must be positive", cfg.GossipNodes)
+	case cfg.ZoneAwareRouting.Enabled:
+		return errors.New("-memberlist.zone-aware-routing.enabled is not supported by the gossip KV with mutual TLS")
+	case cfg.PropagationDelayTracker.Enabled:
+		return errors.New("-memberlist.propagation-delay-tracker.enabled is not supported by the gossip KV with mutual TLS")
+	}
+	return nil
+}
+
+// Service runs the gossip: starting binds the port, creates the memberlist
+// and joins -memberlist.join; running rejoins and removes old tombstones;
+// stopping leaves the cluster.
+func (k *KV) Service() services.Service { return k.service }
+
+// ListenPort returns the bound gossip port, once the service has started.
+func (k *KV) ListenPort() int {
+	if t := k.transport.Load(); t != nil {
+		return t.port()
+	}
+	return 0
+}
+
+// Members returns the names of the members this node sees alive, itself included.
+func (k *KV) Members() []string {
+	list := k.list.Load()
+	if list == nil {
+		return nil
+	}
+	var names []string
+	for _, n := range list.Members() {
+		names = append(names, n.Name)
+	}
+	return names
+}
+
+// NodeName returns this member's name, once the service has started.
+func (k *KV) NodeName() string {
+	if list := k.list.Load(); list != nil {
+		return list.LocalNode().Name
+	}
+	return ""
+}
+
+func (k *KV) memberCount() float64 {
+	if list := k.list.Load(); list != nil {
+		return float64(list.NumMembers())
+	}
+	return 0
+}
+
+func (k *KV) starting(ctx context.Context) error {
+	tr, err := newTransport(transportConfig{
+		bindAddrs:    k.cfg.TCPTransport.BindAddrs,
+		bindPort:     k.cfg.TCPTransport.BindPort,
+		dialTimeout:  positive(k.cfg.TCPTransport.PacketDialTimeout, 2*time.Second),
+		writeTimeout: positive(k.cfg.TCPTransport.PacketWriteTimeout, 5*time.Second),
+		client:       k.tlsCli,
+		server:       k.tlsSrv,
+	}, k.logger, k.tmetric)
+	if err != nil {
+		return err
+	}
+	k.transport.Store(tr)
+	list, err := memberlist.Create(k.memberlistConfig(tr))
+	if err != nil {
+		_ = tr.Shutdown()
+		return fmt.Errorf("creating the gossip memberlist: %w", err)
+	}
+	k.list.Store(list)
+	k.localQ = &memberlist.TransmitLimitedQueue{NumNodes: list.NumMembers, RetransmitMult: k.cfg.RetransmitMult}
+	k.forwardedQ = &memberlist.TransmitLimitedQueue{NumNodes: list.NumMembers, RetransmitMult: k.cfg.RetransmitMult}
+	k.ready.Store(true)
+	k.logger.Info("gossip listening", "port", tr.port(), "node", list.LocalNode().Name,
+		"advertise", list.LocalNode().Address(), "tls", k.tlsCli != nil, "cluster_label", k.cfg.ClusterLabel)
+
+	if len(k.cfg.JoinMembers) == 0 {
+		return nil
+	}
+	joined, err := k.joinWithRetries(ctx, k.cfg.JoinMembers, k.cfg.MaxJoinRetries)
+	if err == nil {
+		k.logger.Info("joined the gossip cluster", "reached", joined, "members", list.NumMembers())
+		return nil
+	}
+	if k.cfg.AbortIfJoinFails {
+		k.shutdown()
+		return fmt.Errorf("joining the gossip cluster (-memberlist.join=%s) failed and -memberlist.abort-if-join-fails is set: %w",
+			strings.Join(k.cfg.JoinMembers, ","), err)
+	}
+	k.logger.Error("joining the gossip cluster failed; continuing alone, peers may still join this node", "join", strings.Join(k.cfg.JoinMembers, ","), "err", err)
+	return nil
+}
+
+func (k *KV) memberlistConfig(tr *transport) *memberlist.Config {
+	c := memberlist.DefaultLANConfig()
+	c.Delegate = delegate{k}
+	c.Transport = tr
+	c.TCPTimeout = k.cfg.StreamTimeout
+	c.RetransmitMult = k.cfg.RetransmitMult
+	c.PushPullInterval = k.cfg.PushPullInterval
+	c.GossipInterval = k.cfg.GossipInterval
+	c.GossipNodes = k.cfg.GossipNodes
+	c.GossipToTheDeadTime = k.cfg.GossipToTheDeadTime
+	c.DeadNodeReclaimTime = k.cfg.DeadNodeReclaimTime
+	c.EnableCompression = k.cfg.EnableCompression
+	c.CompressionAlgorithm = memberlist.CompressionAlgorithm(k.cfg.CompressionAlgorithm)
+	c.HandoffQueueDepth = k.cfg.ReceivedMessagesQueueSize
+	c.AdvertiseAddr = k.cfg.AdvertiseAddr
+	c.AdvertisePort = k.cfg.AdvertisePort
+	c.Label = k.cfg.ClusterLabel
+	c.SkipInboundLabelCheck = k.cfg.ClusterLabelVerificationDisabled
+	if k.cfg.NodeName != "" {
+		c.Name = k.cfg.NodeName
+	}
+	if k.cfg.RandomizeNodeName {
+		c.Name += "-" + randomSuffix()
+	}
+	c.Logger = memberlistLogger(k.logger)
+	// Packets travel over TCP, so they may be as large as dskit allows.
+	c.UDPBufferSize = 10 * 1024 * 1024
+	// Probes as dskit sets them; TCP pings would duplicate our TCP packets.
+	c.ProbeInterval = 5 * time.Second
+	c.ProbeTimeout = 2 * time.Second
+	c.DisableTcpPings = true
+	return c
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func positive(d, fallback time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return fallback
+}
+
+// joinWithRetries joins members with -memberlist.min/max-join-backoff
+// between attempts, at most retries times; joining one member is enough.
+func (k *KV) joinWithRetries(ctx context.Context, members []string, retries int) (int, error) {
+	boff := backoff.New(ctx, backoff.Config{MinBackoff: k.cfg.MinJoinBackoff, MaxBackoff: k.cfg.MaxJoinBackoff, MaxRetries: retries})
+	var lastErr error
+	for boff.Ongoing() {
+		n, err := k.join(ctx, members)
+		if err == nil {
+			return n, nil
+		}
+		lastErr = err
+		k.logger.Warn("joining the gossip cluster", "attempt", boff.NumRetries()+1, "max_attempts", retries, "err", err)
+		boff.Wait()
+	}
+	if lastErr == nil {
+		lastErr = boff.Err()
+	}
+	return 0, lastErr
+}
+
+func (k *KV) join(ctx context.Context, members []string) (int, error) {
+	addrs, err := k.resolve(ctx, members)
+	if len(addrs) == 0 {
+		if err == nil {
+			err = fmt.Errorf("-memberlist.join=%s resolved to no address", strings.Join(members, ","))
+		}
+		return 0, err
+	}
+	list := k.list.Load()
+	n, joinErr := list.Join(addrs)
+	if n > 0 {
+		return n, nil
+	}
+	return 0, joinErr
+}
+
+// resolve expands dns+, dnssrv+ and dnssrvnoa+ members with dskit's DNS
+// provider; other members are host:port and memberlist resolves them.
+func (k *KV) resolve(ctx context.Context, members []string) ([]string, error) {
+	var plain, lookup []string
+	for _, m := range members {
+		if strings.Contains(m, "+") {
+			lookup = append(lookup, m)
+		} else {
+			plain = append(plain, m)
+		}
+	}
+	if len(lookup) == 0 {
+		return plain, nil
+	}
+	err := k.dns.Resolve(ctx, lookup)
+	if err != nil {
+		err = fmt.Errorf("resolving -memberlist.join members %s: %w", strings.Join(lookup, ","), err)
+	}
+	return append(plain, k.dns.Addresses()...), err
+}
+
+func (k *KV) running(ctx context.Context) error {
+	var rejoin <-chan time.Time
+	seeds := k.cfg.GetRejoinSeedNodes()
+	if k.cfg.RejoinInterval > 0 && len(seeds) > 0 {
+		t := time.NewTicker(k.cfg.RejoinInterval)
+		defer t.Stop()
+		rejoin = t.C
+	}
+	sweep := time.NewTicker(sweepInterval(k.cfg))
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-rejoin:
+			if n, err := k.join(ctx, seeds); err != nil {
+				k.logger.Warn("rejoining the gossip cluster failed", "err", err)
+			} else {
+				k.logger.Debug("rejoined the gossip cluster", "reached", n)
+			}
+		case <-sweep.C:
+			k.sweep(time.Now())
+		}
+	}
+}
+
+// sweepInterval is how often tombstones and deleted keys are looked for:
+// often enough that none outlives its timeout by much.
+func sweepInterval(cfg dskitml.KVConfig) time.Duration {
+	d := time.Minute
+	for _, t := range []time.Duration{cfg.LeftIngestersTimeout, cfg.ObsoleteEntriesTimeout} {
+		if t > 0 && t/2 < d {
+			d = t / 2
+		}
+	}
+	return max(d, 10*time.Millisecond)
+}
+
+func (k *KV) stopping(error) error {
+	list := k.list.Load()
+	// Let locally made changes (such as an ingester marking itself LEFT)
+	// reach the others before leaving.
+	deadline := time.Now().Add(k.cfg.BroadcastTimeoutForLocalUpdatesOnShutdown)
+	for k.localQ.NumQueued() > 0 && list.NumMembers() > 1 &&
+		(k.cfg.BroadcastTimeoutForLocalUpdatesOnShutdown <= 0 || time.Now().Before(deadline)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := list.Leave(k.cfg.LeaveTimeout); err != nil {
+		k.logger.Warn("leaving the gossip cluster failed", "err", err)
+	}
+	k.shutdown()
+	return nil
+}
+
+func (k *KV) shutdown() {
+	k.ready.Store(false)
+	if list := k.list.Load(); list != nil {
+		if err := list.Shutdown(); err != nil {
+			k.logger.Warn("shutting gossip down", "err", err)
+		}
+	}
+	_ = k.transport.Load().Shutdown()
+	k.stopOnce.Do(func() { close(k.stopped) })
+}

@@ -1,0 +1,81 @@
+package gossip
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+
+	gokitlog "github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+)
+
+// TestDskitRingOverGossip wires the KV into dskit's ring as the ingester
+// ring will be: a lifecycler on one member registers an instance, and a ring
+// client built through kv.Config.Mock on another member sees it come and go.
+func TestDskitRingOverGossip(t *testing.T) {
+	a, b, _ := threeMembers(t)
+
+	var ringCfg ring.Config
+	ringCfg.RegisterFlags(flag.NewFlagSet("ring", flag.PanicOnError))
+	ringCfg.KVStore.Mock = b.kv.Client(ring.GetCodec())
+	ringCfg.ReplicationFactor = 1
+	r, err := ring.New(ringCfg, "ingester", ringKey, gokitlog.NewNopLogger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startService(t, r)
+
+	lcCfg := ring.BasicLifecyclerConfig{
+		ID: "ingester-1", Addr: "127.0.0.1:9095",
+		HeartbeatPeriod: 500 * time.Millisecond, HeartbeatTimeout: time.Minute, NumTokens: 8,
+	}
+	lc, err := ring.NewBasicLifecycler(lcCfg, "ingester", ringKey, a.client, ring.NewInstanceRegisterDelegate(ring.ACTIVE, 8), gokitlog.NewNopLogger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopLifecycler := startService(t, lc)
+
+	eventually(t, "b's ring to see the instance registered on a", func() string {
+		if n := r.InstancesCount(); n != 1 {
+			return fmt.Sprintf("%d instances", n)
+		}
+		if _, err := r.GetAllHealthy(ring.Read); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+
+	stopLifecycler() // unregisters: the instance leaves the ring
+	eventually(t, "b's ring to see the instance leave", func() string {
+		if n := r.InstancesCount(); n != 0 {
+			return fmt.Sprintf("%d instances", n)
+		}
+		return ""
+	})
+}
+
+// startService starts s, stops it when the test ends, and returns a func
+// that stops it earlier.
+func startService(t *testing.T, s services.Service) (stop func()) {
+	t.Helper()
+	if err := s.StartAsync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := s.AwaitRunning(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := services.StopAndAwaitTerminated(ctx, s); err != nil {
+			t.Errorf("stopping %T: %v", s, err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
