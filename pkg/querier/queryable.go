@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/common/model"
@@ -24,8 +25,8 @@ import (
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-// ingesterQueryable reads the series of the tenant in the context from every
-// ingester of the ring. A series is replicated to several ingesters; the
+// ingesterQueryable reads the series of the tenant in the context from the
+// ingesters of the ring. A series is replicated to several ingesters; the
 // ring's replication set says how many may fail (replication factor minus
 // quorum), and any quorum of answers holds every acknowledged sample.
 type ingesterQueryable struct {
@@ -35,6 +36,10 @@ type ingesterQueryable struct {
 	// streamSamples reads samples (QueryStream) instead of chunks, as
 	// queriers did before QueryStreamChunks; benchmarks compare the two.
 	streamSamples bool
+	// minimize asks a quorum of the replication set first, the others only
+	// on a failure or after hedgingDelay.
+	minimize     bool
+	hedgingDelay time.Duration
 }
 
 // Querier returns a querier over [mint, maxt]. It is cheap: the tenant is
@@ -82,26 +87,36 @@ func fanOut[T any](ctx context.Context, q *ingesterQueryable, call func(context.
 	if err != nil {
 		return nil, &unavailableError{fmt.Errorf("no ingesters to query: %w", err)}
 	}
-	callCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	results, err := rs.Do(callCtx, 0, func(ctx context.Context, inst *ring.InstanceDesc) (any, error) {
+	cfg := ring.DoUntilQuorumConfig{
+		MinimizeRequests: q.minimize,
+		HedgingDelay:     q.hedgingDelay,
+		// The merged answer would exceed a limit one answer exceeds.
+		IsTerminalError: func(err error) bool {
+			var le *limitError
+			return errors.As(err, &le)
+		},
+	}
+	if !q.minimize {
+		cfg.HedgingDelay = 0
+	}
+	results, err := ring.DoUntilQuorum(ctx, rs, cfg, func(ctx context.Context, inst *ring.InstanceDesc) (T, error) {
+		var zero T
 		c, err := q.pool.Get(inst.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("ingester %s: %w", inst.Addr, err)
+			return zero, fmt.Errorf("ingester %s: %w", inst.Addr, err)
 		}
 		res, err := call(ctx, c)
 		if err != nil {
 			var le *limitError
 			if errors.As(err, &le) {
-				cancel(err)
-				return nil, err
+				return zero, err
 			}
-			return nil, fmt.Errorf("ingester %s: %w", inst.Addr, err)
+			return zero, fmt.Errorf("ingester %s: %w", inst.Addr, err)
 		}
 		return res, nil
-	})
+	}, func(T) {})
 	var le *limitError
-	if cause := context.Cause(callCtx); errors.As(cause, &le) {
+	if errors.As(err, &le) {
 		return nil, le
 	}
 	if err != nil {
@@ -115,11 +130,7 @@ func fanOut[T any](ctx context.Context, q *ingesterQueryable, call func(context.
 		}
 		return nil, &unavailableError{fmt.Errorf("too few ingesters answered (at most %d of %d may fail): %w", rs.MaxErrors, len(rs.Instances), err)}
 	}
-	out := make([]T, len(results))
-	for i, r := range results {
-		out[i] = r.(T)
-	}
-	return out, nil
+	return results, nil
 }
 
 // timeRange is the range a Select reads: the hints' if given, as the

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -75,6 +76,57 @@ func TestFanOutToleratesOneFailedIngester(t *testing.T) {
 	querier, _ := c.querier.Queryable().Querier(0, 1<<40)
 	if _, _, err := querier.LabelNames(ctx, nil); !errors.As(err, &unavailable) {
 		t.Fatalf("LabelNames with two ingesters down: %v", err)
+	}
+}
+
+// TestMinimizedIngesterRequests: a Select asks a quorum (two of three
+// ingesters) first; one that fails or hangs past the hedging delay is
+// replaced by the third, and the answer is whole either way.
+func TestMinimizedIngesterRequests(t *testing.T) {
+	c := newCluster(t, clusterOpts{cfg: func(cfg *Config) { cfg.MinimiseIngesterRequestsHedgingDelay = 100 * time.Millisecond }})
+	lbls := map[string]string{"__name__": "m"}
+	c.ingesters[0].add("t1", series(lbls, sample(1000, 1), sample(2000, 2)))
+	c.ingesters[1].add("t1", series(lbls, sample(2000, 2), sample(3000, 3)))
+	c.ingesters[2].add("t1", series(lbls, sample(1000, 1), sample(3000, 3)))
+	ctx := tenant.Inject(context.Background(), "t1")
+	want := []float64{1000, 1, 2000, 2, 3000, 3}
+	asked := func() (n int64) {
+		for _, f := range c.ingesters {
+			n += f.queries.Swap(0)
+		}
+		return n
+	}
+
+	got, err := selectAll(ctx, c.querier.Queryable(), "m")
+	if err != nil || !slices.Equal(got[`{__name__="m"}`], want) {
+		t.Fatalf("got %v %v, want %v", got, err, want)
+	}
+	if n := asked(); n != 2 {
+		t.Fatalf("%d ingesters asked, want a quorum of 2", n)
+	}
+
+	// Ingester 0 hangs: whenever it is among the first two asked, the
+	// third is asked after the hedging delay. Ten Selects pick it at least
+	// once but with probability (1/3)^10.
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	c2 := newCluster(t, clusterOpts{cfg: func(cfg *Config) { cfg.MinimiseIngesterRequestsHedgingDelay = 100 * time.Millisecond }})
+	for i, f := range c2.ingesters {
+		f.series = c.ingesters[i].series
+	}
+	c2.ingesters[0].block = hang
+	for range 10 {
+		start := time.Now()
+		got, err := selectAll(ctx, c2.querier.Queryable(), "m")
+		if err != nil || !slices.Equal(got[`{__name__="m"}`], want) {
+			t.Fatalf("ingester 0 hanging: got %v %v, want %v", got, err, want)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("ingester 0 hanging: the answer took %s with a 100ms hedging delay", took)
+		}
+	}
+	if c2.ingesters[0].queries.Load() == 0 {
+		t.Fatal("ten Selects never asked ingester 0")
 	}
 }
 
