@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -54,14 +55,21 @@ var handedOut = struct {
 
 // freePort returns a loopback port that was free a moment ago and that no
 // other caller in this run has been given.
+//
+// Ports come from below Linux's ephemeral range (32768 and up), so the
+// outgoing connections of processes already running (gRPC, gossip) cannot
+// take one between its choice and its bind.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		if attempt == 1000 {
+			t.Fatal("no free loopback port found between 20000 and 32767")
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		port := 20000 + rand.IntN(12768)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
 		l.Close()
 		handedOut.Lock()
 		seen := handedOut.ports[port]

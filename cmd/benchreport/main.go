@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -271,13 +272,28 @@ func writeCerts(dir string) error {
 	return nil
 }
 
+// handedOut holds the ports freePort returned; only the main goroutine
+// calls it.
+var handedOut = map[int]bool{}
+
+// freePort returns a loopback port free now, below Linux's ephemeral range
+// (32768 and up): the outgoing connections of the processes already
+// running (gRPC, gossip) cannot take it before the process it is for binds it.
+// Each port is handed out once per run.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12768)
+		if handedOut[port] {
+			continue
+		}
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			l.Close()
+			handedOut[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	log.Fatal("no free loopback port found between 20000 and 32767")
+	return 0
 }
 
 func waitReady(c *http.Client, url string) error {
