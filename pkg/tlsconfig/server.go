@@ -310,6 +310,11 @@ type failure struct {
 }
 
 func (s *Server) authFlag() string {
+	if strings.HasSuffix(s.prefix, ".") {
+		// A link with one flag set for both ends (gossip) has no client
+		// auth flag: its CA path is what requires client certificates.
+		return fmt.Sprintf("-%s is set", serverFlag(s.prefix, "ca-path"))
+	}
 	mode := s.cfg.ClientAuth
 	if mode == "" {
 		mode = "RequireAndVerifyClientCert (the default with a CA path)"
