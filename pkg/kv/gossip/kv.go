@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -69,6 +70,7 @@ func New(cfg dskitml.KVConfig, tlsCfg TLSConfig, loader *tlsconfig.Loader, logge
 	if k.tlsCli, k.tlsSrv, err = newTLS(tlsCfg, loader); err != nil {
 		return nil, err
 	}
+	warnUnusedFlags(cfg, k.logger)
 	if k.tlsSrv != nil && k.tlsSrv.ClientAuth() != tls.RequireAndVerifyClientCert {
 		k.logger.Warn("the gossip listener does not require verified client certificates: anyone who reaches the gossip port can change the ring. Set -memberlist.tls-ca-path to the CA that signs the members' certificates")
 	}
@@ -77,6 +79,25 @@ func New(cfg dskitml.KVConfig, tlsCfg TLSConfig, loader *tlsconfig.Loader, logge
 	k.dns = dns.NewProvider(dns.GolangResolverType, 0, kitlog.New(k.logger), nil)
 	k.service = services.NewBasicService(k.starting, k.running, k.stopping).WithName("gossip-kv")
 	return k, nil
+}
+
+// warnUnusedFlags reports -memberlist.* flags that tune dskit's own
+// transport and KV internals, which this store does not have, when they are
+// set to anything but their defaults.
+func warnUnusedFlags(cfg dskitml.KVConfig, logger *slog.Logger) {
+	var def dskitml.KVConfig
+	def.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	for name, changed := range map[string]bool{
+		"memberlist.max-concurrent-writes":        cfg.TCPTransport.MaxConcurrentWrites != def.TCPTransport.MaxConcurrentWrites,
+		"memberlist.acquire-writer-timeout":       cfg.TCPTransport.AcquireWriterTimeout != def.TCPTransport.AcquireWriterTimeout,
+		"memberlist.transport-debug":              cfg.TCPTransport.TransportDebug != def.TCPTransport.TransportDebug,
+		"memberlist.notify-interval":              cfg.NotifyInterval != def.NotifyInterval,
+		"memberlist.message-history-buffer-bytes": cfg.MessageHistoryBufferBytes != def.MessageHistoryBufferBytes,
+	} {
+		if changed {
+			logger.Warn("-" + name + " has no effect: it tunes dskit's memberlist transport, which this gossip store replaces (each peer has one connection with its own send queue)")
+		}
+	}
 }
 
 func validate(cfg dskitml.KVConfig) error {
@@ -170,9 +191,11 @@ func (k *KV) starting(ctx context.Context) error {
 		k.logger.Info("joined the gossip cluster", "reached", joined, "members", list.NumMembers())
 		return nil
 	}
-	if k.cfg.AbortIfJoinFails {
+	// The join runs while starting, before the services that read the
+	// ring start: dskit's "fast join" and its join are one step here.
+	if k.cfg.AbortIfJoinFails || k.cfg.AbortIfFastJoinFails {
 		k.shutdown()
-		return fmt.Errorf("joining the gossip cluster (-memberlist.join=%s) failed and -memberlist.abort-if-join-fails is set: %w",
+		return fmt.Errorf("joining the gossip cluster (-memberlist.join=%s) failed and -memberlist.abort-if-join-fails (or -memberlist.abort-if-fast-join-fails) is set: %w",
 			strings.Join(k.cfg.JoinMembers, ","), err)
 	}
 	k.logger.Error("joining the gossip cluster failed; continuing alone, peers may still join this node", "join", strings.Join(k.cfg.JoinMembers, ","), "err", err)
