@@ -3,8 +3,10 @@ package frontend
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,9 +22,8 @@ import (
 // extents and asks the queriers only for the steps it lacks, as Cortex's
 // results cache does.
 type extent struct {
-	Start int64           `json:"start"` // first step, milliseconds
-	End   int64           `json:"end"`   // last step, milliseconds
-	Body  json.RawMessage `json:"body"`  // the querier's matrix answer for [Start, End]
+	Start, End int64  // first and last step, milliseconds
+	Body       []byte // the matrix answer for [Start, End]
 }
 
 // partFetch is how a part's missing sub-range is asked of a querier.
@@ -33,11 +34,14 @@ type piece struct {
 	start, end int64
 	body       []byte
 	cache      bool // fetched and old enough to keep
+	whole      bool // body is exactly the answer for [start, end]: no trimming
 }
 
 // cachedPart answers the part [start, end] (steps on the grid of start)
-// from the extents under key plus fetches of the missing steps, and stores
-// the new extents. Steps after freshBefore are fetched but never kept.
+// from the extents under key plus fetches of the missing steps. The answer
+// for [start, end], without the steps after freshBefore, becomes the
+// extent that replaces those it overlaps: a moving dashboard keeps one
+// extent that moves with it, and each refresh decodes it once.
 func (f *Frontend) cachedPart(ctx context.Context, key string, start, end, step, freshBefore int64, fetch partFetch) (*frontendpb.HTTPResponse, error) {
 	end = start + (end-start)/step*step // the last step: extents end on the grid
 	cacheEnd := end
@@ -46,9 +50,7 @@ func (f *Frontend) cachedPart(ctx context.Context, key string, start, end, step,
 	}
 	var extents []extent
 	if b, ok := f.cache.get(key); ok {
-		if err := json.Unmarshal(b, &extents); err != nil {
-			extents = nil // an entry of another version: rebuild it
-		}
+		extents = decodeExtents(b) // nil for an entry it cannot read: rebuilt below
 	}
 	var pieces []piece
 	cursor := start
@@ -62,7 +64,7 @@ func (f *Frontend) cachedPart(ctx context.Context, key string, start, end, step,
 		if e.Start > cursor {
 			pieces = append(pieces, piece{start: cursor, end: e.Start - step, cache: true})
 		}
-		pieces = append(pieces, piece{start: max(e.Start, cursor), end: min(e.End, cacheEnd), body: e.Body})
+		pieces = append(pieces, piece{start: max(e.Start, cursor), end: min(e.End, cacheEnd), body: e.Body, whole: e.Start == max(e.Start, cursor) && e.End == min(e.End, cacheEnd)})
 		cursor = min(e.End, cacheEnd) + step
 	}
 	if cursor <= cacheEnd {
@@ -73,7 +75,7 @@ func (f *Frontend) cachedPart(ctx context.Context, key string, start, end, step,
 		pieces = append(pieces, piece{start: cursor, end: end})
 	}
 
-	fetched := 0
+	fetched, keep := 0, true
 	for i := range pieces {
 		p := &pieces[i]
 		if p.body != nil {
@@ -83,62 +85,104 @@ func (f *Frontend) cachedPart(ctx context.Context, key string, start, end, step,
 		if err != nil || resp.Code != http.StatusOK {
 			return resp, err
 		}
-		p.body = resp.Body
+		p.body, p.whole = resp.Body, true
 		fetched++
 		if p.cache && hasWarnings(p.body) {
-			p.cache = false // possibly partial: ask again next time
+			keep = false // possibly partial: ask again next time
 		}
 	}
-	if slices.ContainsFunc(pieces, func(p piece) bool { return p.cache }) {
-		if err := f.storeExtents(key, extents, pieces, step); err != nil {
-			f.logger.Warn("results cache: not storing a part's answer", "err", err)
+	keep = keep && fetched > 0 && cacheEnd >= start
+
+	// One piece that is a whole answer (an extent or a fetch) is the answer.
+	if len(pieces) == 1 && pieces[0].whole {
+		if keep {
+			f.storeExtent(key, extents, extent{Start: start, End: end, Body: pieces[0].body})
 		}
-	}
-	if len(pieces) == 1 && pieces[0].start == start && pieces[0].end == end && fetched == 1 {
 		return &frontendpb.HTTPResponse{Code: http.StatusOK, Body: pieces[0].body, Headers: jsonHeaders}, nil
 	}
-	body, err := mergePieces(pieces)
+	bodies := make([]trimmedBody, len(pieces))
+	for i, p := range pieces {
+		bodies[i] = trimmedBody{body: p.body, start: p.start, end: p.end, trim: !p.whole}
+	}
+	m, err := decodeMatrices(bodies)
 	if err != nil {
 		return nil, err
+	}
+	body, err := m.encode(math.MaxInt64)
+	if err != nil {
+		return nil, err
+	}
+	if keep {
+		kept := body
+		if cacheEnd < end {
+			if kept, err = m.encode(cacheEnd); err != nil {
+				return nil, err
+			}
+		}
+		f.storeExtent(key, extents, extent{Start: start, End: cacheEnd, Body: kept})
 	}
 	return &frontendpb.HTTPResponse{Code: http.StatusOK, Body: body, Headers: jsonHeaders}, nil
 }
 
-// storeExtents adds the cacheable fetched pieces to the extents and joins
-// those that touch, so an entry stays one extent per contiguous range.
-func (f *Frontend) storeExtents(key string, extents []extent, pieces []piece, step int64) error {
-	for _, p := range pieces {
-		if p.cache {
-			extents = append(extents, extent{Start: p.start, End: p.end, Body: p.body})
+// storeExtent stores e in place of the extents it overlaps.
+func (f *Frontend) storeExtent(key string, extents []extent, e extent) {
+	out := []extent{e}
+	for _, old := range extents {
+		if old.End < e.Start || old.Start > e.End {
+			out = append(out, old)
 		}
 	}
-	slices.SortFunc(extents, func(a, b extent) int { return compareInt64(a.Start, b.Start) })
-	joined := extents[:0]
+	slices.SortFunc(out, func(a, b extent) int { return compareInt64(a.Start, b.Start) })
+	f.cache.set(key, encodeExtents(out))
+}
+
+// extentsVersion starts an encoded entry; another value is not read.
+const extentsVersion = 1
+
+// encodeExtents writes extents as a version byte, then per extent its start
+// and end (varints) and its body (length-prefixed): reading an entry back
+// costs no JSON parsing.
+func encodeExtents(extents []extent) []byte {
+	size := 1
 	for _, e := range extents {
-		n := len(joined)
-		if n == 0 || joined[n-1].End+step < e.Start {
-			joined = append(joined, e)
-			continue
-		}
-		last := &joined[n-1]
-		if e.End <= last.End {
-			continue // already covered
-		}
-		body, err := mergePieces([]piece{
-			{start: last.Start, end: e.Start - step, body: last.Body},
-			{start: e.Start, end: e.End, body: e.Body},
-		})
-		if err != nil {
-			return err
-		}
-		last.End, last.Body = e.End, body
+		size += 3*binary.MaxVarintLen64 + len(e.Body)
 	}
-	b, err := json.Marshal(joined)
-	if err != nil {
-		return err
+	b := make([]byte, 0, size)
+	b = append(b, extentsVersion)
+	for _, e := range extents {
+		b = binary.AppendVarint(b, e.Start)
+		b = binary.AppendVarint(b, e.End)
+		b = binary.AppendUvarint(b, uint64(len(e.Body)))
+		b = append(b, e.Body...)
 	}
-	f.cache.set(key, b)
-	return nil
+	return b
+}
+
+// decodeExtents reads encodeExtents' output; nil when b is not one.
+func decodeExtents(b []byte) []extent {
+	if len(b) == 0 || b[0] != extentsVersion {
+		return nil
+	}
+	b = b[1:]
+	var out []extent
+	for len(b) > 0 {
+		start, n1 := binary.Varint(b)
+		if n1 <= 0 {
+			return nil
+		}
+		end, n2 := binary.Varint(b[n1:])
+		if n2 <= 0 {
+			return nil
+		}
+		size, n3 := binary.Uvarint(b[n1+n2:])
+		b = b[n1+n2:]
+		if n3 <= 0 || uint64(len(b)-n3) < size {
+			return nil
+		}
+		out = append(out, extent{Start: start, End: end, Body: b[n3 : n3+int(size)]})
+		b = b[n3+int(size):]
+	}
+	return out
 }
 
 func compareInt64(a, b int64) int {
@@ -168,16 +212,6 @@ func partCacheKey(tenantID, path, query string, step, start, interval int64, ext
 	}
 	return tenantID + "\x00" + path + "\x00" + query + "\x00" + strconv.FormatInt(step, 10) + "\x00" +
 		strconv.FormatInt(start%step, 10) + "\x00" + extra.Encode() + "\x00" + strconv.FormatInt(bucket, 10)
-}
-
-// mergePieces joins the matrix answers of consecutive sub-ranges, keeping
-// of each only the points within its range.
-func mergePieces(pieces []piece) ([]byte, error) {
-	bodies := make([]trimmedBody, len(pieces))
-	for i, p := range pieces {
-		bodies[i] = trimmedBody{body: p.body, start: p.start, end: p.end, trim: true}
-	}
-	return mergeBodies(bodies)
 }
 
 // pointTimeMs reads the timestamp of a JSON point [<seconds>, ...]

@@ -41,13 +41,13 @@ func defaultConfig() Config {
 // harness is a frontend with a gRPC server and a querier worker pulling
 // from it, running queries on handler.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	f   *Frontend
 	reg *prometheus.Registry
 	api http.Handler
 }
 
-func newHarness(t *testing.T, cfg Config, handler http.Handler, parallelism int) *harness {
+func newHarness(t testing.TB, cfg Config, handler http.Handler, parallelism int) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	f, err := New(cfg, nil, nil, reg)
@@ -200,14 +200,19 @@ func (p *promAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-func newPromAPI(t *testing.T) *promAPI {
-	st := promqltest.LoadedStorage(t, `
+func newPromAPI(t testing.TB) *promAPI {
+	return newPromAPIWith(t, `
 load 1m
   metric_a{job="a", instance="1"} 0+1x1990
   metric_a{job="a", instance="2"} 0+2x900 _x100 5+3x900
   metric_b{job="b", instance="1"} 1+1x1500
   metric_b{job="b", instance="2"} _x500 1+1x1400
 `)
+}
+
+// newPromAPIWith answers from a storage loaded with a promqltest script.
+func newPromAPIWith(t testing.TB, load string) *promAPI {
+	st := promqltest.LoadedStorage(t, load)
 	t.Cleanup(func() { _ = st.Close() })
 	eng := promqltest.NewTestEngineWithOpts(t, promql.EngineOpts{
 		MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
@@ -372,7 +377,9 @@ func TestCacheExtents(t *testing.T) {
 			{"first", 3 * hour, 10 * hour, [][2]int64{{ms(3 * hour), ms(10 * hour)}}},
 			{"moved 30 minutes on", 3*hour + 30*min, 10*hour + 30*min, [][2]int64{{ms(10*hour + min), ms(10*hour + 30*min)}}},
 			{"inside", 4 * hour, 9 * hour, nil},
-			{"wider on both sides", 2 * hour, 11 * hour, [][2]int64{{ms(2 * hour), ms(3*hour - min)}, {ms(10*hour + 31*min), ms(11 * hour)}}},
+			// The answer of each refresh replaced the extent it overlapped:
+			// the cache holds the last range, 3h30 to 10h30.
+			{"wider on both sides", 2 * hour, 11 * hour, [][2]int64{{ms(2 * hour), ms(3*hour + 29*min)}, {ms(10*hour + 31*min), ms(11 * hour)}}},
 			{"everything cached", 2 * hour, 11 * hour, nil},
 			{"another step grid", 2*hour + 13, 5 * hour, [][2]int64{{ms(2*hour + 13), ms(5*hour - 60 + 13)}}},
 		}
@@ -394,11 +401,11 @@ func TestCacheExtents(t *testing.T) {
 			}
 		}
 	}
-	// Touching extents were joined: one per contiguous range.
+	// The widest answer replaced the extents it covered.
 	key := partCacheKey("t1", "/prometheus/api/v1/query_range", `metric_a`, 60_000, ms(2*hour), int64(24*time.Hour/time.Millisecond), url.Values{})
-	b, ok := h.f.cache.get(key)
-	var extents []extent
-	if !ok || json.Unmarshal(b, &extents) != nil || len(extents) != 1 || extents[0].Start != ms(2*hour) || extents[0].End != ms(11*hour) {
+	b, _ := h.f.cache.get(key)
+	extents := decodeExtents(b)
+	if len(extents) != 1 || extents[0].Start != ms(2*hour) || extents[0].End != ms(11*hour) {
 		t.Fatalf("extents of metric_a: %d, want one from %d to %d", len(extents), ms(2*hour), ms(11*hour))
 	}
 }

@@ -394,6 +394,21 @@ type trimmedBody struct {
 }
 
 func mergeBodies(bodies []trimmedBody) ([]byte, error) {
+	m, err := decodeMatrices(bodies)
+	if err != nil {
+		return nil, err
+	}
+	return m.encode(math.MaxInt64)
+}
+
+// matrix is the series of several matrix answers joined, sorted by labels
+// as the engine sorts them, each series' points in time order.
+type matrix struct {
+	series          []*mergedSeries
+	warnings, infos []string
+}
+
+func decodeMatrices(bodies []trimmedBody) (*matrix, error) {
 	bySeries := map[string]*mergedSeries{}
 	var warnings, infos []string
 	for _, tb := range bodies {
@@ -438,24 +453,44 @@ func mergeBodies(bodies []trimmedBody) ([]byte, error) {
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return labels.Compare(all[i].labels, all[j].labels) < 0 })
+	return &matrix{series: all, warnings: warnings, infos: infos}, nil
+}
 
+// encode writes the matrix as the querier does, keeping only the points
+// at or before until.
+func (mx *matrix) encode(until int64) ([]byte, error) {
 	b := make([]byte, 0, 1024)
 	b = append(b, `{"status":"success","data":{"resultType":"matrix","result":[`...)
-	for i, m := range all {
-		if i > 0 {
+	first := true
+	for _, m := range mx.series {
+		values, histograms := m.values, m.histograms
+		if until != math.MaxInt64 {
+			var err error
+			if values, err = pointsWithin(values, math.MinInt64, until); err != nil {
+				return nil, err
+			}
+			if histograms, err = pointsWithin(histograms, math.MinInt64, until); err != nil {
+				return nil, err
+			}
+			if len(values) == 0 && len(histograms) == 0 {
+				continue
+			}
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = append(b, `{"metric":`...)
 		b = append(b, m.metric...)
-		b = appendRaw(b, "values", m.values)
-		b = appendRaw(b, "histograms", m.histograms)
+		b = appendRaw(b, "values", values)
+		b = appendRaw(b, "histograms", histograms)
 		b = append(b, '}')
 	}
 	b = append(b, "]}"...)
 	for _, extra := range []struct {
 		name string
 		v    []string
-	}{{"warnings", warnings}, {"infos", infos}} {
+	}{{"warnings", mx.warnings}, {"infos", mx.infos}} {
 		if len(extra.v) > 0 {
 			raw, err := json.Marshal(extra.v)
 			if err != nil {
