@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -132,7 +133,7 @@ func (f *Frontend) storeExtent(key string, extents []extent, e extent) {
 			out = append(out, old)
 		}
 	}
-	slices.SortFunc(out, func(a, b extent) int { return compareInt64(a.Start, b.Start) })
+	slices.SortFunc(out, func(a, b extent) int { return cmp.Compare(a.Start, b.Start) })
 	f.cache.set(key, encodeExtents(out))
 }
 
@@ -183,16 +184,6 @@ func decodeExtents(b []byte) []extent {
 		b = b[n3+int(size):]
 	}
 	return out
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // hasWarnings reports whether a querier's answer carries warnings.

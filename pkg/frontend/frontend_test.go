@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -129,7 +130,7 @@ func (p *promAPI) record() func() [][2]int64 {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.ranges = nil
-		slices.SortFunc(got, func(a, b [2]int64) int { return compareInt64(a[0], b[0]) })
+		slices.SortFunc(got, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
 		return got
 	}
 }

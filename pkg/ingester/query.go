@@ -27,24 +27,35 @@ const (
 	queryStreamBatchBytes = 1 << 20
 )
 
+// streamQuery opens what a streaming query reads: the caller's TSDB (nil,
+// with a nil error, when the tenant has none here; release it when done),
+// the matchers and the time range.
+func (i *Ingester) streamQuery(ctx context.Context, req *prompb.Query) (u *userTSDB, release func(), ms []*labels.Matcher, mint, maxt int64, err error) {
+	if u, release, err = i.forRead(ctx); err != nil {
+		return nil, nil, nil, 0, 0, err
+	}
+	if u == nil {
+		release()
+		return nil, nil, nil, 0, 0, nil
+	}
+	if ms, err = fromPromMatchers(req.Matchers); err != nil {
+		release()
+		return nil, nil, nil, 0, 0, err
+	}
+	mint, maxt = timeRange(req.StartTimestampMs, req.EndTimestampMs)
+	return u, release, ms, mint, maxt, nil
+}
+
 // QueryStream sends the float samples and native histograms of every series
 // matching the query's matchers in [start, end], sorted by labels, in
 // batches of up to 128 series.
 func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServer) error {
 	ctx := stream.Context()
-	u, release, err := i.forRead(ctx)
-	if err != nil {
+	u, release, ms, mint, maxt, err := i.streamQuery(ctx, req)
+	if err != nil || u == nil {
 		return err
 	}
 	defer release()
-	if u == nil {
-		return nil
-	}
-	ms, err := fromPromMatchers(req.Matchers)
-	if err != nil {
-		return err
-	}
-	mint, maxt := timeRange(req.StartTimestampMs, req.EndTimestampMs)
 	q, err := u.db.Querier(mint, maxt)
 	if err != nil {
 		return status.Errorf(codes.Internal, "querying the TSDB: %v", err)
@@ -110,19 +121,11 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 // samples of the chunks sent.
 func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStreamChunksServer) error {
 	ctx := stream.Context()
-	u, release, err := i.forRead(ctx)
-	if err != nil {
+	u, release, ms, mint, maxt, err := i.streamQuery(ctx, req)
+	if err != nil || u == nil {
 		return err
 	}
 	defer release()
-	if u == nil {
-		return nil
-	}
-	ms, err := fromPromMatchers(req.Matchers)
-	if err != nil {
-		return err
-	}
-	mint, maxt := timeRange(req.StartTimestampMs, req.EndTimestampMs)
 	// The chunk querier copies the head's open chunk, which appends keep
 	// writing to, before handing it out (Prometheus's ChunkReaderWithCopy);
 	// every other chunk is immutable. The chunks may point into

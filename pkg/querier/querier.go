@@ -39,7 +39,7 @@ type Config struct {
 	PrometheusHTTPPrefix      string        `yaml:"prometheus_http_prefix"`
 
 	MinimizeIngesterRequests             bool          `yaml:"minimize_ingester_requests"`
-	MinimiseIngesterRequestsHedgingDelay time.Duration `yaml:"minimize_ingester_requests_hedging_delay"`
+	MinimizeIngesterRequestsHedgingDelay time.Duration `yaml:"minimize_ingester_requests_hedging_delay"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
@@ -51,7 +51,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
 	f.StringVar(&c.PrometheusHTTPPrefix, "http.prometheus-http-prefix", "/prometheus", "HTTP URL path under which the Prometheus API is served (it is also served under "+legacyPrefix+").")
 	f.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "Ask only as many ingesters as a quorum needs (2 of 3 replicas), and the others only when one fails or is slow: every acknowledged sample is on a quorum, and any two quorums meet. Saves a third of the ingesters' query work at replication factor 3.")
-	f.DurationVar(&c.MinimiseIngesterRequestsHedgingDelay, "querier.minimize-ingester-requests-hedging-delay", 3*time.Second, "With -querier.minimize-ingester-requests, ask the remaining ingesters too when an answer has not come within this delay. 0 waits for a failure instead.")
+	f.DurationVar(&c.MinimizeIngesterRequestsHedgingDelay, "querier.minimize-ingester-requests-hedging-delay", 3*time.Second, "With -querier.minimize-ingester-requests, ask the remaining ingesters too when an answer has not come within this delay. 0 waits for a failure instead.")
 }
 
 // Validate checks settings that would make no sense.
@@ -102,7 +102,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		cfg:       cfg,
 		logger:    logger,
 		pool:      pool,
-		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimiseIngesterRequestsHedgingDelay},
+		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay},
 		parser:    parser.NewParser(parser.Options{}),
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),

@@ -83,7 +83,7 @@ func TestFanOutToleratesOneFailedIngester(t *testing.T) {
 // ingesters) first; one that fails or hangs past the hedging delay is
 // replaced by the third, and the answer is whole either way.
 func TestMinimizedIngesterRequests(t *testing.T) {
-	c := newCluster(t, clusterOpts{cfg: func(cfg *Config) { cfg.MinimiseIngesterRequestsHedgingDelay = 100 * time.Millisecond }})
+	c := newCluster(t, clusterOpts{cfg: func(cfg *Config) { cfg.MinimizeIngesterRequestsHedgingDelay = 100 * time.Millisecond }})
 	lbls := map[string]string{"__name__": "m"}
 	c.ingesters[0].add("t1", series(lbls, sample(1000, 1), sample(2000, 2)))
 	c.ingesters[1].add("t1", series(lbls, sample(2000, 2), sample(3000, 3)))
@@ -110,7 +110,7 @@ func TestMinimizedIngesterRequests(t *testing.T) {
 	// once but with probability (1/3)^10.
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })
-	c2 := newCluster(t, clusterOpts{cfg: func(cfg *Config) { cfg.MinimiseIngesterRequestsHedgingDelay = 100 * time.Millisecond }})
+	c2 := newCluster(t, clusterOpts{cfg: func(cfg *Config) { cfg.MinimizeIngesterRequestsHedgingDelay = 100 * time.Millisecond }})
 	for i, f := range c2.ingesters {
 		f.series = c.ingesters[i].series
 	}
