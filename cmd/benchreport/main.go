@@ -3,6 +3,10 @@
 // with what it measured in that one run: samples per server CPU-second,
 // mutual TLS against plaintext side by side, ingester memory per series, and
 // query latency. `make bench` runs it.
+//
+// It is a development tool, never part of the cortex binary: it must not be
+// imported by any package, and it writes nothing outside its temporary
+// directory but the -out file.
 package main
 
 import (

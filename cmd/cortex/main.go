@@ -1,5 +1,9 @@
 // Command cortex runs any Cortex component (-target), or `cortex certs
-// generate` to create a private CA and component certificates.
+// generate` to create a private CA and component certificates, or `cortex
+// loadgen` to drive a remote-write receiver.
+//
+// It only parses flags and the configuration file and hands them to
+// pkg/cortex, pkg/certgen or pkg/loadgen: no component logic belongs here.
 package main
 
 import (

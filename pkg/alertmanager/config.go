@@ -1,6 +1,3 @@
-// Package alertmanager runs one Prometheus Alertmanager per tenant, built
-// from the prometheus/alertmanager libraries, with each tenant's
-// configuration polled from the configs service over HTTP(S).
 package alertmanager
 
 import (

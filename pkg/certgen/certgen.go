@@ -2,6 +2,9 @@
 // certificates Cortex components present to each other. Unlike the guide's
 // openssl script it always writes subjectAltNames, so Go clients verify host
 // names and IP addresses without any legacy Common Name fallback.
+//
+// It must not import other packages of this module, never prints or logs
+// private keys, and never replaces an existing CA unless told to (-force).
 package certgen
 
 import (

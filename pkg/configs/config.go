@@ -1,6 +1,3 @@
-// Package configs is the configs service (-target=configs): Cortex's legacy
-// configs API, storing every tenant's Alertmanager configuration and rules
-// in SQL (pkg/configs/db) for the alertmanagers and rulers that poll it.
 package configs
 
 import (

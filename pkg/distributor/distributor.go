@@ -2,6 +2,10 @@
 // them against each tenant's limits and writes every series to the
 // ingesters that own it on the ring, replicated and acknowledged by a
 // quorum.
+//
+// It stores no series: it must not keep samples or labels past a request,
+// and it reaches ingesters only through pkg/ingester/client, never by
+// importing pkg/ingester.
 package distributor
 
 import (

@@ -1,6 +1,9 @@
 // Package frontend is the query-frontend: it serves the Prometheus API,
 // splits range queries by interval, caches their results, and queues every
 // query per tenant for the querier workers that pull them over gRPC.
+//
+// It holds no series: it must not import pkg/querier or pkg/ingester, and
+// reaches queriers only through the pkg/frontend/frontendpb stream.
 package frontend
 
 import (

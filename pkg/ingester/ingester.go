@@ -2,6 +2,10 @@
 // (write-ahead log on, so an acknowledged sample survives kill -9), takes
 // part in the ingester hash ring through a dskit lifecycler, and serves the
 // ingester gRPC API of pkg/ingester/client to distributors and queriers.
+//
+// Its clients reach it only through that API: it must not import
+// pkg/distributor or pkg/querier, and it must not keep any string of a push
+// request past the request (they alias a pooled buffer).
 package ingester
 
 import (

@@ -1,7 +1,3 @@
-// Package loadgen is `cortex loadgen`: a load tool that speaks plain
-// Prometheus remote write (to drive this system or any other receiver) and
-// the Prometheus query API, and reports throughput, latency percentiles and
-// errors by status code.
 package loadgen
 
 import (

@@ -2,6 +2,9 @@
 // tenant's series held by the ingesters: a storage.Queryable fans out to
 // the ingesters of the ring, merges the replicas of each series, and the
 // Prometheus engine evaluates queries over it.
+//
+// It is read-only: it must not write to ingesters, and it reaches them only
+// through pkg/ingester/client, never by importing pkg/ingester.
 package querier
 
 import (

@@ -1,5 +1,8 @@
 // Package tenant carries the tenant ID (X-Scope-OrgID) from HTTP requests
 // into contexts, and from contexts across gRPC calls, as Cortex does.
+//
+// Every component imports it, so it must not import any other package of
+// this module, and it holds no per-tenant state.
 package tenant
 
 import (

@@ -1,5 +1,8 @@
 // Package config loads a Cortex-style configuration: flag defaults, then a
 // YAML file, then command-line flags, in increasing order of precedence.
+//
+// It knows no component: it must not import other packages of this module,
+// and fills whatever configuration struct its caller registers.
 package config
 
 import (

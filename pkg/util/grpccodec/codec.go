@@ -1,5 +1,3 @@
-// Package grpccodec is the gRPC codec every server and client of this
-// project uses: plain protobuf on the wire, fast for prompb's messages.
 package grpccodec
 
 import (

@@ -1,5 +1,8 @@
 // Package kitlog lets libraries that log through go-kit (dskit, Prometheus
 // TSDB) log through the process's slog logger.
+//
+// It is an adapter only: it must not import other packages of this module,
+// and it neither filters nor rewrites what those libraries log.
 package kitlog
 
 import (

@@ -1,4 +1,7 @@
 // Package logging builds the process logger from -log.level and -log.format.
+//
+// It must not import other packages of this module and keeps no global
+// logger: the logger it builds is passed down explicitly.
 package logging
 
 import (

@@ -1,5 +1,3 @@
-// Package remotewrite decodes Prometheus remote-write 1.0 and 2.0
-// requests without copying their strings.
 package remotewrite
 
 // Remote-write decoding. Both decoders fill a prompb.WriteRequest whose

@@ -1,6 +1,3 @@
-// Package validation holds the per-tenant limits: defaults from flags,
-// overrides per tenant from the runtime configuration file, which is
-// reloaded without a restart.
 package validation
 
 import (

@@ -1,5 +1,7 @@
 // Package rwtest holds remote-write requests shared by the tests of the
 // decoders and of the distributor.
+//
+// Only tests may import it: no package of the cortex binary must.
 package rwtest
 
 import (
