@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 const (
@@ -32,18 +33,18 @@ func newGRPCServer(t *testing.T, env *testEnv, cfg ServerConfig, opts ServerOpti
 
 func TestStartupFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
-	leaf := serverLeaf(t, ca)
-	goodCert, goodKey := writePair(t, dir, "good", leaf)
-	_, otherKey := writePair(t, dir, "other", serverLeaf(t, ca))
-	caPath := writeBundle(t, dir, "ca.crt", ca)
+	ca := testkit.NewCA(t, "ca")
+	leaf := testkit.ServerLeaf(t, ca, "server")
+	goodCert, goodKey := testkit.WritePair(t, dir, "good", leaf)
+	_, otherKey := testkit.WritePair(t, dir, "other", testkit.ServerLeaf(t, ca, "server"))
+	caPath := testkit.WriteBundle(t, dir, "ca.crt", ca)
 	now := time.Now()
-	expiredCert, expiredKey := writePair(t, dir, "expired", issue(t, ca, certgen.Options{CommonName: "old", DNSNames: []string{"localhost"}, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}))
-	futureCert, futureKey := writePair(t, dir, "future", issue(t, ca, certgen.Options{CommonName: "future", DNSNames: []string{"localhost"}, NotBefore: now.Add(24 * time.Hour), NotAfter: now.Add(48 * time.Hour)}))
+	expiredCert, expiredKey := testkit.WritePair(t, dir, "expired", testkit.Issue(t, ca, certgen.Options{CommonName: "old", DNSNames: []string{"localhost"}, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}))
+	futureCert, futureKey := testkit.WritePair(t, dir, "future", testkit.Issue(t, ca, certgen.Options{CommonName: "future", DNSNames: []string{"localhost"}, NotBefore: now.Add(24 * time.Hour), NotAfter: now.Add(48 * time.Hour)}))
 
 	file := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
-		writeFile(t, p, data, 0o600)
+		testkit.WriteFile(t, p, data, 0o600)
 		return p
 	}
 	missing := filepath.Join(dir, "missing.crt")
@@ -118,7 +119,7 @@ func TestStartupFileErrors(t *testing.T) {
 			t.Skip("running as root, which can read a mode 000 file")
 		}
 		k := filepath.Join(dir, "unreadable.key")
-		writeFile(t, k, leaf.KeyPEM, 0o000)
+		testkit.WriteFile(t, k, leaf.KeyPEM, 0o000)
 		_, err := newGRPCServer(t, newTestEnv(t), server(goodCert, k), ServerOptions{})
 		if err == nil {
 			t.Fatal("NewServer succeeded with an unreadable key")
@@ -147,10 +148,10 @@ func TestStartupFileErrors(t *testing.T) {
 
 func TestStartupWarnings(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
+	ca := testkit.NewCA(t, "ca")
 
 	t.Run("key readable by others", func(t *testing.T) {
-		cert, key := writePair(t, dir, "open", serverLeaf(t, ca))
+		cert, key := testkit.WritePair(t, dir, "open", testkit.ServerLeaf(t, ca, "server"))
 		if err := os.Chmod(key, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +163,7 @@ func TestStartupWarnings(t *testing.T) {
 	})
 
 	t.Run("key private", func(t *testing.T) {
-		cert, key := writePair(t, dir, "private", serverLeaf(t, ca))
+		cert, key := testkit.WritePair(t, dir, "private", testkit.ServerLeaf(t, ca, "server"))
 		env := newTestEnv(t)
 		if _, err := newGRPCServer(t, env, ServerConfig{CertPath: cert, KeyPath: key}, ServerOptions{}); err != nil {
 			t.Fatal(err)
@@ -173,8 +174,8 @@ func TestStartupWarnings(t *testing.T) {
 	})
 
 	t.Run("certificate expiring soon", func(t *testing.T) {
-		soon := issue(t, ca, certgen.Options{CommonName: "soon", DNSNames: []string{"localhost"}, NotAfter: time.Now().Add(10 * 24 * time.Hour)})
-		cert, key := writePair(t, dir, "soon", soon)
+		soon := testkit.Issue(t, ca, certgen.Options{CommonName: "soon", DNSNames: []string{"localhost"}, NotAfter: time.Now().Add(10 * 24 * time.Hour)})
+		cert, key := testkit.WritePair(t, dir, "soon", soon)
 		env := newTestEnv(t)
 		if _, err := newGRPCServer(t, env, ServerConfig{CertPath: cert, KeyPath: key}, ServerOptions{}); err != nil {
 			t.Fatalf("a certificate valid for 10 more days must load: %v", err)
@@ -189,9 +190,9 @@ func TestStartupWarnings(t *testing.T) {
 
 func TestServerConfigValidation(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
-	cert, key := writePair(t, dir, "server", serverLeaf(t, ca))
-	caPath := writeBundle(t, dir, "ca.crt", ca)
+	ca := testkit.NewCA(t, "ca")
+	cert, key := testkit.WritePair(t, dir, "server", testkit.ServerLeaf(t, ca, "server"))
+	caPath := testkit.WriteBundle(t, dir, "ca.crt", ca)
 
 	cases := []struct {
 		name string
@@ -310,8 +311,8 @@ func TestDefaultCipherSuites(t *testing.T) {
 
 	// A TLS 1.2 client offering only CBC suites finds no shared suite.
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
-	cert, key := writePair(t, dir, "server", serverLeaf(t, ca))
+	ca := testkit.NewCA(t, "ca")
+	cert, key := testkit.WritePair(t, dir, "server", testkit.ServerLeaf(t, ca, "server"))
 	env := newTestEnv(t)
 	srv, err := NewServer("http", "server.http", ServerConfig{CertPath: cert, KeyPath: key}, ServerOptions{}, env.loader)
 	if err != nil {
@@ -335,14 +336,14 @@ func TestDefaultCipherSuites(t *testing.T) {
 	if err := conn.Handshake(); err == nil {
 		t.Fatal("handshake with CBC-only suites succeeded")
 	}
-	eventually(t, "the no_shared_cipher failure", func() bool { return handshakeFailures(t, env.reg, "http")["no_shared_cipher"] == 1 })
+	testkit.Eventually(t, waitTimeout, "the no_shared_cipher failure", func() bool { return handshakeFailures(t, env.reg, "http")["no_shared_cipher"] == 1 })
 }
 
 func TestMinVersionEnforced(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
-	cert, key := writePair(t, dir, "server", serverLeaf(t, ca))
-	caPath := writeBundle(t, dir, "ca.crt", ca)
+	ca := testkit.NewCA(t, "ca")
+	cert, key := testkit.WritePair(t, dir, "server", testkit.ServerLeaf(t, ca, "server"))
+	caPath := testkit.WriteBundle(t, dir, "ca.crt", ca)
 	env := newTestEnv(t)
 	srv, err := NewServer("http", "server.http", ServerConfig{CertPath: cert, KeyPath: key}, ServerOptions{MinVersion: "VersionTLS13"}, env.loader)
 	if err != nil {
@@ -360,5 +361,5 @@ func TestMinVersionEnforced(t *testing.T) {
 	if _, err := httpGet(client, addr); err == nil {
 		t.Fatal("TLS 1.2 client served by a VersionTLS13 server")
 	}
-	eventually(t, "the protocol_version failure", func() bool { return handshakeFailures(t, env.reg, "http")["protocol_version"] == 1 })
+	testkit.Eventually(t, waitTimeout, "the protocol_version failure", func() bool { return handshakeFailures(t, env.reg, "http")["protocol_version"] == 1 })
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // guideScript is the certificate script of the TLS guide
@@ -152,9 +153,9 @@ func TestGuideVerbatim(t *testing.T) {
 // extension is never matched by its Common Name, whatever the fallback flag.
 func TestNoFallbackWithSANs(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
-	caPath := writeBundle(t, dir, "ca.crt", ca)
-	cert, key := writePair(t, dir, "server", issue(t, ca, certgen.Options{CommonName: "localhost", DNSNames: []string{"other.example"}}))
+	ca := testkit.NewCA(t, "ca")
+	caPath := testkit.WriteBundle(t, dir, "ca.crt", ca)
+	cert, key := testkit.WritePair(t, dir, "server", testkit.Issue(t, ca, certgen.Options{CommonName: "localhost", DNSNames: []string{"other.example"}}))
 	srv, err := NewServer("http", "server.http", ServerConfig{CertPath: cert, KeyPath: key}, ServerOptions{}, newTestEnv(t).loader)
 	if err != nil {
 		t.Fatal(err)

@@ -1,19 +1,14 @@
 package tlsconfig
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,111 +20,24 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // waitTimeout bounds every wait in this package's tests.
 const waitTimeout = 5 * time.Second
 
-// logBuffer collects log lines from many goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testEnv is one process's TLS state: a Loader with its own registry and log.
 type testEnv struct {
 	reg    *prometheus.Registry
 	loader *Loader
-	logs   *logBuffer
+	logs   *testkit.Buffer
 }
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	logs := &logBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testkit.Buffer{}
 	reg := prometheus.NewRegistry()
-	return &testEnv{reg: reg, loader: NewLoader(logger, reg), logs: logs}
-}
-
-// ---- certificates ----
-
-func newCA(t *testing.T, cn string) *certgen.Pair {
-	t.Helper()
-	ca, err := certgen.NewCA(certgen.Options{CommonName: cn, NotBefore: time.Now().Add(-72 * time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
-func issue(t *testing.T, ca *certgen.Pair, opts certgen.Options) *certgen.Pair {
-	t.Helper()
-	p, err := ca.Issue(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// serverLeaf is valid for localhost and 127.0.0.1.
-func serverLeaf(t *testing.T, ca *certgen.Pair) *certgen.Pair {
-	t.Helper()
-	return issue(t, ca, certgen.Options{CommonName: "server", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-}
-
-// clientLeaf is a client certificate whose DNS SAN is name.
-func clientLeaf(t *testing.T, ca *certgen.Pair, name string) *certgen.Pair {
-	t.Helper()
-	return issue(t, ca, certgen.Options{CommonName: name, DNSNames: []string{name}})
-}
-
-// writeFile replaces path atomically, as a careful rotation tool would.
-func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(tmp, mode); err != nil { // WriteFile's mode is subject to umask
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writePair writes <name>.crt and <name>.key (mode 0600) into dir.
-func writePair(t *testing.T, dir, name string, p *certgen.Pair) (certPath, keyPath string) {
-	t.Helper()
-	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writeFile(t, certPath, p.CertPEM, 0o644)
-	writeFile(t, keyPath, p.KeyPEM, 0o600)
-	return certPath, keyPath
-}
-
-// writeBundle writes the CA certificates into <dir>/<name>.
-func writeBundle(t *testing.T, dir, name string, cas ...*certgen.Pair) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	var b []byte
-	for _, ca := range cas {
-		b = append(b, ca.CertPEM...)
-	}
-	writeFile(t, path, b, 0o644)
-	return path
+	return &testEnv{reg: reg, loader: NewLoader(logs.Logger(), reg), logs: logs}
 }
 
 func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
@@ -150,10 +58,7 @@ func peerSerial(certs []*x509.Certificate) string {
 // returns the address; the server is shut down when the test ends.
 func startHTTPServer(t *testing.T, srv *Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.Listen(t)
 	var inner net.Listener = ln
 	if srv != nil {
 		inner = srv.Listener(ln, []string{"h2", "http/1.1"})
@@ -190,10 +95,7 @@ func startHTTPServer(t *testing.T, srv *Server) string {
 // the serial of the client certificate in the serialHeader header.
 func startGRPCServer(t *testing.T, srv *Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.Listen(t)
 	opts := []grpc.ServerOption{grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		serial := "plaintext"
 		if p, ok := peer.FromContext(ctx); ok {
@@ -319,18 +221,6 @@ func handshakeFailures(t *testing.T, reg *prometheus.Registry, server string) ma
 		}
 	}
 	return out
-}
-
-// eventually polls cond until it holds or waitTimeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func mustContain(t *testing.T, what, s string, subs ...string) {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 func expirySeries(flag, path string, c *certgen.Pair) string {
@@ -23,10 +24,10 @@ const expiryHeader = `# HELP cortex_tls_certificate_expiry_timestamp_seconds Tim
 
 func TestExpiryMetric(t *testing.T) {
 	dir := t.TempDir()
-	ca1, ca2 := newCA(t, "ca one"), newCA(t, "ca two")
-	leaf := serverLeaf(t, ca1)
-	cert, key := writePair(t, dir, "server", leaf)
-	bundle := writeBundle(t, dir, "ca.crt", ca1, ca2)
+	ca1, ca2 := testkit.NewCA(t, "ca one"), testkit.NewCA(t, "ca two")
+	leaf := testkit.ServerLeaf(t, ca1, "server")
+	cert, key := testkit.WritePair(t, dir, "server", leaf)
+	bundle := testkit.WriteBundle(t, dir, "ca.crt", ca1, ca2)
 	env := newTestEnv(t)
 	if _, err := NewServer("grpc", "server.grpc", ServerConfig{CertPath: cert, KeyPath: key, CAPath: bundle}, ServerOptions{}, env.loader); err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func TestExpiryMetric(t *testing.T) {
 	}
 
 	// ca one leaves the bundle: its series goes with it.
-	writeBundle(t, dir, "ca.crt", ca2)
+	testkit.WriteBundle(t, dir, "ca.crt", ca2)
 	env.loader.Reload()
 	want = expiryHeader +
 		expirySeries("server.grpc-tls-cert-path", cert, leaf) +
@@ -51,8 +52,8 @@ func TestExpiryMetric(t *testing.T) {
 	}
 
 	// A new leaf replaces the old one's series.
-	next := serverLeaf(t, ca2)
-	writePair(t, dir, "server", next)
+	next := testkit.ServerLeaf(t, ca2, "server")
+	testkit.WritePair(t, dir, "server", next)
 	env.loader.Reload()
 	want = expiryHeader +
 		expirySeries("server.grpc-tls-cert-path", cert, next) +
@@ -123,7 +124,7 @@ func TestClientHandshakeFailureCounted(t *testing.T) {
 	m := newMTLS(t)
 	addr := startHTTPServer(t, m.newServer(t, newTestEnv(t), "http"))
 	env := newTestEnv(t)
-	other := writeBundle(t, m.dir, "other-ca.crt", newCA(t, "other"))
+	other := testkit.WriteBundle(t, m.dir, "other-ca.crt", testkit.NewCA(t, "other"))
 	c, err := NewClient("test.client", ClientConfig{CertPath: m.clientCert, KeyPath: m.clientKey, CAPath: other}, env.loader)
 	if err != nil {
 		t.Fatal(err)

@@ -9,16 +9,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // tlsServerAndClient returns a TLS server (mutual TLS) and a client it trusts.
 func tlsServerAndClient(t *testing.T, name string) (*testEnv, *Server, *Client) {
 	t.Helper()
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
-	caPath := writeBundle(t, dir, "ca.crt", ca)
-	sc, sk := writePair(t, dir, "server", serverLeaf(t, ca))
-	cc, ck := writePair(t, dir, "client", clientLeaf(t, ca, "distributor"))
+	ca := testkit.NewCA(t, "ca")
+	caPath := testkit.WriteBundle(t, dir, "ca.crt", ca)
+	sc, sk := testkit.WritePair(t, dir, "server", testkit.ServerLeaf(t, ca, "server"))
+	cc, ck := testkit.WritePair(t, dir, "client", testkit.ClientLeaf(t, ca, "distributor"))
 	env := newTestEnv(t)
 	srv, err := NewServer(name, "server."+name, ServerConfig{CertPath: sc, KeyPath: sk, CAPath: caPath}, ServerOptions{}, env.loader)
 	if err != nil {
@@ -53,11 +55,11 @@ func TestPlaintextHTTPClientToTLSServer(t *testing.T) {
 	}
 	mustContain(t, "response body", string(body), "Client sent an HTTP request to an HTTPS server")
 
-	eventually(t, "the plaintext failure", func() bool { return handshakeFailures(t, env.reg, "http")["plaintext"] == 1 })
+	testkit.Eventually(t, waitTimeout, "the plaintext failure", func() bool { return handshakeFailures(t, env.reg, "http")["plaintext"] == 1 })
 	if f := handshakeFailures(t, env.reg, "http"); len(f) != 1 {
 		t.Errorf("handshake failures = %v, want only plaintext=1", f)
 	}
-	eventually(t, "the log line", func() bool { return containsAll(env.logs.String(), "reason=plaintext") })
+	testkit.Eventually(t, waitTimeout, "the log line", func() bool { return containsAll(env.logs.String(), "reason=plaintext") })
 	mustContain(t, "server log", env.logs.String(), "plaintext HTTP request to this TLS port; use https://", "server=http")
 }
 
@@ -80,11 +82,11 @@ func TestPlaintextGRPCClientToTLSServer(t *testing.T) {
 		t.Fatalf("plaintext gRPC call: err = %v, want code Unavailable", err)
 	}
 	mustContain(t, "client error", status.Convert(err).Message(), "this port requires TLS", "tls-* flags")
-	eventually(t, "the plaintext failure", func() bool { return handshakeFailures(t, env.reg, "grpc")["plaintext"] == 1 })
+	testkit.Eventually(t, waitTimeout, "the plaintext failure", func() bool { return handshakeFailures(t, env.reg, "grpc")["plaintext"] == 1 })
 	if f := handshakeFailures(t, env.reg, "grpc"); len(f) != 1 || f["plaintext"] != 1 {
 		t.Errorf("handshake failures = %v, want only plaintext=1", f)
 	}
-	eventually(t, "the log line", func() bool { return containsAll(env.logs.String(), "reason=plaintext") })
+	testkit.Eventually(t, waitTimeout, "the log line", func() bool { return containsAll(env.logs.String(), "reason=plaintext") })
 	mustContain(t, "server log", env.logs.String(), "plaintext HTTP/2 (likely a gRPC client without TLS)", "tls-* flags")
 }
 

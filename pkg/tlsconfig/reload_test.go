@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // dialServerSerial makes a new TLS connection and returns the serial of the
@@ -89,11 +90,11 @@ type mtls struct {
 
 func newMTLS(t *testing.T) *mtls {
 	t.Helper()
-	m := &mtls{dir: t.TempDir(), ca: newCA(t, "ca")}
-	m.caPath = writeBundle(t, m.dir, "ca.crt", m.ca)
-	m.server, m.client = serverLeaf(t, m.ca), clientLeaf(t, m.ca, "distributor")
-	m.serverCert, m.serverKey = writePair(t, m.dir, "server", m.server)
-	m.clientCert, m.clientKey = writePair(t, m.dir, "client", m.client)
+	m := &mtls{dir: t.TempDir(), ca: testkit.NewCA(t, "ca")}
+	m.caPath = testkit.WriteBundle(t, m.dir, "ca.crt", m.ca)
+	m.server, m.client = testkit.ServerLeaf(t, m.ca, "server"), testkit.ClientLeaf(t, m.ca, "distributor")
+	m.serverCert, m.serverKey = testkit.WritePair(t, m.dir, "server", m.server)
+	m.clientCert, m.clientKey = testkit.WritePair(t, m.dir, "client", m.client)
 	return m
 }
 
@@ -147,8 +148,8 @@ func TestReloadServerCertificate(t *testing.T) {
 		t.Fatalf("first gRPC call: serial %s, err %v; want %s", serial, err, oldSerial)
 	}
 
-	newLeaf := serverLeaf(t, m.ca)
-	writePair(t, m.dir, "server", newLeaf)
+	newLeaf := testkit.ServerLeaf(t, m.ca, "server")
+	testkit.WritePair(t, m.dir, "server", newLeaf)
 	srvEnv.loader.Reload()
 
 	// New handshakes see the new certificate, on both servers.
@@ -192,13 +193,13 @@ func TestReloadBadFilesKeepOldCertificate(t *testing.T) {
 		wantText string
 	}{
 		{"garbage certificate", func(t *testing.T, m *mtls) {
-			writeFile(t, m.serverCert, []byte("garbage\n"), 0o644)
+			testkit.WriteFile(t, m.serverCert, []byte("garbage\n"), 0o644)
 		}, func(m *mtls) string { return m.serverCert }, "not a PEM file"},
 		{"mismatched key", func(t *testing.T, m *mtls) {
-			writeFile(t, m.serverKey, serverLeaf(t, m.ca).KeyPEM, 0o600)
+			testkit.WriteFile(t, m.serverKey, testkit.ServerLeaf(t, m.ca, "server").KeyPEM, 0o600)
 		}, func(m *mtls) string { return m.serverKey }, "private key does not match the certificate"},
 		{"certificate emptied", func(t *testing.T, m *mtls) {
-			writeFile(t, m.serverCert, nil, 0o644)
+			testkit.WriteFile(t, m.serverCert, nil, 0o644)
 		}, func(m *mtls) string { return m.serverCert }, "file is empty"},
 		{"key deleted", func(t *testing.T, m *mtls) {
 			if err := os.Remove(m.serverKey); err != nil {
@@ -236,8 +237,8 @@ func TestReloadBadFilesKeepOldCertificate(t *testing.T) {
 			}
 
 			// Fixing the files recovers.
-			fixed := serverLeaf(t, m.ca)
-			writePair(t, m.dir, "server", fixed)
+			fixed := testkit.ServerLeaf(t, m.ca, "server")
+			testkit.WritePair(t, m.dir, "server", fixed)
 			srvEnv.loader.Reload()
 			if serial, err := dialServerSerial(client, addr); err != nil || serial != serialOf(fixed.Cert) {
 				t.Errorf("after fixing the files: serial %s, err %v; want %s", serial, err, serialOf(fixed.Cert))
@@ -255,7 +256,7 @@ func TestReloadBadCABundleKeepsOldBundle(t *testing.T) {
 	addr := startHTTPServer(t, m.newServer(t, srvEnv, "http"))
 	client := m.newClient(t, newTestEnv(t))
 
-	writeFile(t, m.caPath, m.client.KeyPEM, 0o644) // a key where the CA should be
+	testkit.WriteFile(t, m.caPath, m.client.KeyPEM, 0o644) // a key where the CA should be
 	srvEnv.loader.Reload()
 	if _, err := httpGet(client, addr); err != nil {
 		t.Errorf("client refused after a bad CA bundle reload, want the old bundle kept: %v", err)
@@ -277,8 +278,8 @@ func TestReloadClientCertificate(t *testing.T) {
 	if seen, err := httpGet(client, httpAddr); err != nil || seen != serialOf(m.client.Cert) {
 		t.Fatalf("server saw %s (err %v), want %s", seen, err, serialOf(m.client.Cert))
 	}
-	newLeaf := clientLeaf(t, m.ca, "distributor")
-	writePair(t, m.dir, "client", newLeaf)
+	newLeaf := testkit.ClientLeaf(t, m.ca, "distributor")
+	testkit.WritePair(t, m.dir, "client", newLeaf)
 	cliEnv.loader.Reload()
 
 	if seen, err := httpGet(client, httpAddr); err != nil || seen != serialOf(newLeaf.Cert) {
@@ -299,10 +300,10 @@ func TestReloadCABundles(t *testing.T) {
 	srvEnv, cliEnv := newTestEnv(t), newTestEnv(t)
 	addr := startHTTPServer(t, m.newServer(t, srvEnv, "http"))
 	client := m.newClient(t, cliEnv)
-	caNew := newCA(t, "new ca")
+	caNew := testkit.NewCA(t, "new ca")
 
 	t.Run("client bundle", func(t *testing.T) {
-		writePair(t, m.dir, "server", serverLeaf(t, caNew))
+		testkit.WritePair(t, m.dir, "server", testkit.ServerLeaf(t, caNew, "server"))
 		srvEnv.loader.Reload()
 		_, err := httpGet(client, addr)
 		if err == nil {
@@ -310,7 +311,7 @@ func TestReloadCABundles(t *testing.T) {
 		}
 		mustContain(t, "client error", err.Error(), `issued by "new ca"`, "is not signed by a CA in -test.client.tls-ca-path="+m.caPath)
 
-		writeBundle(t, m.dir, "ca.crt", m.ca, caNew) // shared by server and client
+		testkit.WriteBundle(t, m.dir, "ca.crt", m.ca, caNew) // shared by server and client
 		cliEnv.loader.Reload()
 		if _, err := httpGet(client, addr); err != nil {
 			t.Fatalf("client refused the server after its CA bundle was reloaded: %v", err)
@@ -322,7 +323,7 @@ func TestReloadCABundles(t *testing.T) {
 
 	t.Run("server bundle", func(t *testing.T) {
 		// The server has not reloaded the shared bundle yet: it only trusts the old CA.
-		writePair(t, m.dir, "client", clientLeaf(t, caNew, "distributor"))
+		testkit.WritePair(t, m.dir, "client", testkit.ClientLeaf(t, caNew, "distributor"))
 		cliEnv.loader.Reload()
 		_, err := httpGet(client, addr)
 		if err == nil {
@@ -365,7 +366,6 @@ func (l *requestLoop) run(stop <-chan struct{}, wg *sync.WaitGroup, do func() er
 					l.firstErr = err
 				}
 				l.mu.Unlock()
-				time.Sleep(time.Millisecond)
 				continue
 			}
 			l.ok.Add(1)
@@ -378,12 +378,12 @@ func (l *requestLoop) run(stop <-chan struct{}, wg *sync.WaitGroup, do func() er
 // Not one request may fail.
 func TestFullCARotation(t *testing.T) {
 	dir := t.TempDir()
-	caOld, caNew := newCA(t, "old ca"), newCA(t, "new ca")
-	srvCAPath := writeBundle(t, dir, "server-ca.crt", caOld)
-	cliCAPath := writeBundle(t, dir, "client-ca.crt", caOld)
-	oldServer, oldClient := serverLeaf(t, caOld), clientLeaf(t, caOld, "distributor")
-	srvCert, srvKey := writePair(t, dir, "server", oldServer)
-	cliCert, cliKey := writePair(t, dir, "client", oldClient)
+	caOld, caNew := testkit.NewCA(t, "old ca"), testkit.NewCA(t, "new ca")
+	srvCAPath := testkit.WriteBundle(t, dir, "server-ca.crt", caOld)
+	cliCAPath := testkit.WriteBundle(t, dir, "client-ca.crt", caOld)
+	oldServer, oldClient := testkit.ServerLeaf(t, caOld, "server"), testkit.ClientLeaf(t, caOld, "distributor")
+	srvCert, srvKey := testkit.WritePair(t, dir, "server", oldServer)
+	cliCert, cliKey := testkit.WritePair(t, dir, "client", oldClient)
 
 	srvEnv, cliEnv := newTestEnv(t), newTestEnv(t)
 	srvCfg := ServerConfig{CertPath: srvCert, KeyPath: srvKey, CAPath: srvCAPath, ClientAuth: "RequireAndVerifyClientCert", AllowedClientNames: []string{"distributor"}}
@@ -443,7 +443,7 @@ func TestFullCARotation(t *testing.T) {
 		for i, l := range loops {
 			base[i] = l.ok.Load()
 		}
-		eventually(t, "requests after "+step, func() bool {
+		testkit.Eventually(t, waitTimeout, "requests after "+step, func() bool {
 			for i, l := range loops {
 				if l.ok.Load() < base[i]+n {
 					return false
@@ -460,21 +460,21 @@ func TestFullCARotation(t *testing.T) {
 	progress("start", 10)
 
 	// Step 1: both sides trust the old and the new CA.
-	writeBundle(t, dir, "server-ca.crt", caOld, caNew)
-	writeBundle(t, dir, "client-ca.crt", caOld, caNew)
+	testkit.WriteBundle(t, dir, "server-ca.crt", caOld, caNew)
+	testkit.WriteBundle(t, dir, "client-ca.crt", caOld, caNew)
 	reload()
 	progress("step 1 (bundles hold both CAs)", 10)
 
 	// Step 2: both leaves move to the new CA.
-	newServer, newClient := serverLeaf(t, caNew), clientLeaf(t, caNew, "distributor")
-	writePair(t, dir, "server", newServer)
-	writePair(t, dir, "client", newClient)
+	newServer, newClient := testkit.ServerLeaf(t, caNew, "server"), testkit.ClientLeaf(t, caNew, "distributor")
+	testkit.WritePair(t, dir, "server", newServer)
+	testkit.WritePair(t, dir, "client", newClient)
 	reload()
 	progress("step 2 (leaves from the new CA)", 10)
 
 	// Step 3: the old CA is dropped.
-	writeBundle(t, dir, "server-ca.crt", caNew)
-	writeBundle(t, dir, "client-ca.crt", caNew)
+	testkit.WriteBundle(t, dir, "server-ca.crt", caNew)
+	testkit.WriteBundle(t, dir, "client-ca.crt", caNew)
 	reload()
 	progress("step 3 (old CA dropped)", 10)
 
@@ -507,7 +507,7 @@ func TestFullCARotation(t *testing.T) {
 	}
 
 	// A client still holding an old-CA certificate is refused.
-	staleCert, staleKey := writePair(t, dir, "stale-client", clientLeaf(t, caOld, "distributor"))
+	staleCert, staleKey := testkit.WritePair(t, dir, "stale-client", testkit.ClientLeaf(t, caOld, "distributor"))
 	stale, err := NewClient("stale.client", ClientConfig{CertPath: staleCert, KeyPath: staleKey, CAPath: cliCAPath}, newTestEnv(t).loader)
 	if err != nil {
 		t.Fatal(err)
@@ -523,7 +523,7 @@ func TestFullCARotation(t *testing.T) {
 		mustContain(t, "stale gRPC client error", err.Error(), "does not trust the client certificate")
 	}
 	// And a client that only trusts the old CA refuses the server.
-	oldTrust := writeBundle(t, dir, "old-only.crt", caOld)
+	oldTrust := testkit.WriteBundle(t, dir, "old-only.crt", caOld)
 	legacy, err := NewClient("legacy.client", ClientConfig{CertPath: cliCert, KeyPath: cliKey, CAPath: oldTrust}, newTestEnv(t).loader)
 	if err != nil {
 		t.Fatal(err)
@@ -556,10 +556,10 @@ func TestLoaderRunPicksUpChanges(t *testing.T) {
 		}
 	}()
 
-	newLeaf := serverLeaf(t, m.ca)
-	writePair(t, filepath.Dir(m.serverCert), "server", newLeaf)
+	newLeaf := testkit.ServerLeaf(t, m.ca, "server")
+	testkit.WritePair(t, filepath.Dir(m.serverCert), "server", newLeaf)
 	want := serialOf(newLeaf.Cert)
-	eventually(t, "Loader.Run to load the new certificate", func() bool {
+	testkit.Eventually(t, waitTimeout, "Loader.Run to load the new certificate", func() bool {
 		serial, err := dialServerSerial(client, addr)
 		return err == nil && serial == want
 	})

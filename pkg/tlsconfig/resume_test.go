@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"testing"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // TestSessionResumption checks that a server without client certificate
@@ -22,10 +24,10 @@ func TestSessionResumption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t)
 			dir := t.TempDir()
-			ca := newCA(t, "root")
-			certPath, keyPath := writePair(t, dir, "server", serverLeaf(t, ca))
-			clientCert, clientKey := writePair(t, dir, "client", clientLeaf(t, ca, "client"))
-			caPath := writeBundle(t, dir, "root.crt", ca)
+			ca := testkit.NewCA(t, "root")
+			certPath, keyPath := testkit.WritePair(t, dir, "server", testkit.ServerLeaf(t, ca, "server"))
+			clientCert, clientKey := testkit.WritePair(t, dir, "client", testkit.ClientLeaf(t, ca, "client"))
+			caPath := testkit.WriteBundle(t, dir, "root.crt", ca)
 			cfg := ServerConfig{CertPath: certPath, KeyPath: keyPath}
 			if tc.mutual {
 				cfg.CAPath = caPath

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // clientVariant is one kind of client presenting itself to a server.
@@ -32,20 +33,20 @@ type authPKI struct {
 
 func newAuthPKI(t *testing.T) *authPKI {
 	dir := t.TempDir()
-	ca := newCA(t, "cortex test CA")
-	foreign := newCA(t, "foreign CA")
+	ca := testkit.NewCA(t, "cortex test CA")
+	foreign := testkit.NewCA(t, "foreign CA")
 	p := &authPKI{dir: dir, clientCerts: map[clientVariant][2]string{}, clientSerials: map[clientVariant]string{"no-cert": "none"}}
-	p.caPath = writeBundle(t, dir, "ca.crt", ca)
-	p.serverCert, p.serverKey = writePair(t, dir, "server", serverLeaf(t, ca))
+	p.caPath = testkit.WriteBundle(t, dir, "ca.crt", ca)
+	p.serverCert, p.serverKey = testkit.WritePair(t, dir, "server", testkit.ServerLeaf(t, ca, "server"))
 	now := time.Now()
 	leaves := map[clientVariant]*certgen.Pair{
-		validCert:  clientLeaf(t, ca, "distributor"),
-		foreignCA:  clientLeaf(t, foreign, "distributor"),
-		expired:    issue(t, ca, certgen.Options{CommonName: "distributor", DNSNames: []string{"distributor"}, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)}),
-		notAllowed: clientLeaf(t, ca, "querier"),
+		validCert:  testkit.ClientLeaf(t, ca, "distributor"),
+		foreignCA:  testkit.ClientLeaf(t, foreign, "distributor"),
+		expired:    testkit.Issue(t, ca, certgen.Options{CommonName: "distributor", DNSNames: []string{"distributor"}, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)}),
+		notAllowed: testkit.ClientLeaf(t, ca, "querier"),
 	}
 	for v, leaf := range leaves {
-		c, k := writePair(t, dir, string(v), leaf)
+		c, k := testkit.WritePair(t, dir, string(v), leaf)
 		p.clientCerts[v] = [2]string{c, k}
 		p.clientSerials[v] = serialOf(leaf.Cert)
 	}
@@ -190,7 +191,7 @@ func testClientAuth(t *testing.T, p *authPKI, proto string, maxVersion uint16, m
 		mustContain(t, "client error", err.Error(), "-test.client.tls-cert-path")
 	}
 	// The server counts the failure after it has sent the alert the client read.
-	eventually(t, "the handshake failure metric", func() bool { return handshakeFailures(t, env.reg, proto)[want] >= 1 })
+	testkit.Eventually(t, waitTimeout, "the handshake failure metric", func() bool { return handshakeFailures(t, env.reg, proto)[want] >= 1 })
 	f := handshakeFailures(t, env.reg, proto)
 	if len(f) != 1 || (proto == "http" && f[want] != 1) {
 		t.Errorf("handshake failures = %v, want only %s (once over HTTP)", f, want)
@@ -202,7 +203,7 @@ func testClientAuth(t *testing.T, p *authPKI, proto string, maxVersion uint16, m
 		"expired_certificate":   "validity period",
 		"name_not_allowed":      "-" + prefix + "-tls-allowed-client-names=distributor",
 	}[want]
-	eventually(t, "the server's log line", func() bool { return containsAll(env.logs.String(), "TLS handshake refused", "reason="+want) })
+	testkit.Eventually(t, waitTimeout, "the server's log line", func() bool { return containsAll(env.logs.String(), "TLS handshake refused", "reason="+want) })
 	mustContain(t, "server log", env.logs.String(), logFlag)
 }
 
