@@ -100,6 +100,9 @@ type Leaf struct {
 	CertPath, KeyPath string
 }
 
+// Files returns where the certificate and the key were written.
+func (l *Leaf) Files() (certPath, keyPath string) { return l.CertPath, l.KeyPath }
+
 // NewPKI creates a CA named cn in a fresh temporary directory.
 func NewPKI(t testing.TB, cn string) *PKI {
 	t.Helper()
