@@ -1,20 +1,17 @@
 package frontend
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
-	"fmt"
 	"hash/fnv"
-	"io"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/grafana/dskit/flagext"
 
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -44,22 +41,33 @@ func (c *MemcachedConfig) RegisterFlags(f *flag.FlagSet) {
 	c.TLS.RegisterFlagsWithPrefix(MemcachedTLSPrefix, f)
 }
 
-// memcachedCache speaks memcached's text protocol, over TLS when the
-// -frontend.memcached.tls-* flags are set.
+// memcachedCache stores results in memcached through gomemcache, over TLS
+// when the -frontend.memcached.tls-* flags are set.
 type memcachedCache struct {
 	cfg     MemcachedConfig
-	tls     *tlsconfig.Client
-	pools   []chan net.Conn
+	client  *memcache.Client
 	metrics *metrics
 	logger  *slog.Logger
 }
 
 func newMemcachedCache(cfg MemcachedConfig, tls *tlsconfig.Client, m *metrics, logger *slog.Logger) *memcachedCache {
-	c := &memcachedCache{cfg: cfg, tls: tls, metrics: m, logger: logger}
-	for range cfg.Addresses {
-		c.pools = append(c.pools, make(chan net.Conn, max(cfg.MaxIdleConns, 1)))
+	client := memcache.NewFromSelector(newServerSelector(cfg.Addresses))
+	client.Timeout = cfg.Timeout
+	client.MaxIdleConns = max(cfg.MaxIdleConns, 1)
+	client.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// gomemcache bounds the dial by -frontend.memcached.timeout; a new
+		// connection also pays for a TCP and TLS handshake, so it gets a
+		// second more than one operation (as the hand-written client did).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeout+time.Second)
+		defer cancel()
+		if tls != nil {
+			// Dialled per connection with the tlsconfig client, so reloaded
+			// certificates and CA bundles apply to the next connection.
+			return tls.DialContext(ctx, network, addr, nil)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}
-	return c
+	return &memcachedCache{cfg: cfg, client: client, metrics: m, logger: logger}
 }
 
 // memcachedKey fits any cache key into memcached's 250-byte, no-space keys.
@@ -68,126 +76,68 @@ func memcachedKey(key string) string {
 	return "qfe:" + hex.EncodeToString(sum[:])
 }
 
-func (c *memcachedCache) server(key string) int {
+// serverSelector spreads keys over -frontend.memcached.addresses by FNV
+// hash. gomemcache's own ServerList resolves host names once at start and
+// dials the resulting IP, which would check a TLS server certificate
+// against the IP instead of the host name given, and never follow a DNS
+// change; this selector hands the address to the dialer as written.
+type serverSelector struct {
+	addrs []net.Addr
+}
+
+// hostAddr is a host:port left unresolved.
+type hostAddr string
+
+func (a hostAddr) Network() string { return "tcp" }
+func (a hostAddr) String() string  { return string(a) }
+
+func newServerSelector(addresses []string) *serverSelector {
+	s := &serverSelector{}
+	for _, a := range addresses {
+		s.addrs = append(s.addrs, hostAddr(a))
+	}
+	return s
+}
+
+func (s *serverSelector) PickServer(key string) (net.Addr, error) {
+	if len(s.addrs) == 0 {
+		return nil, memcache.ErrNoServers
+	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % uint32(len(c.cfg.Addresses)))
+	return s.addrs[h.Sum32()%uint32(len(s.addrs))], nil
 }
 
-func (c *memcachedCache) conn(i int) (net.Conn, error) {
-	select {
-	case conn := <-c.pools[i]:
-		return conn, nil
-	default:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout+time.Second)
-	defer cancel()
-	addr := c.cfg.Addresses[i]
-	if c.tls != nil {
-		return c.tls.DialContext(ctx, "tcp", addr, nil)
-	}
-	return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-}
-
-func (c *memcachedCache) release(i int, conn net.Conn, ok bool) {
-	if ok {
-		select {
-		case c.pools[i] <- conn:
-			return
-		default:
+func (s *serverSelector) Each(f func(net.Addr) error) error {
+	for _, a := range s.addrs {
+		if err := f(a); err != nil {
+			return err
 		}
 	}
-	_ = conn.Close()
-}
-
-// do runs one operation on the server owning key.
-func (c *memcachedCache) do(key string, op func(rw *bufio.ReadWriter) error) error {
-	i := c.server(key)
-	conn, err := c.conn(i)
-	if err != nil {
-		return err
-	}
-	_ = conn.SetDeadline(time.Now().Add(c.cfg.Timeout))
-	err = op(bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn)))
-	c.release(i, conn, err == nil)
-	return err
+	return nil
 }
 
 func (c *memcachedCache) get(key string) ([]byte, bool) {
 	c.metrics.cacheFetched.Inc()
-	k := memcachedKey(key)
-	var value []byte
-	err := c.do(k, func(rw *bufio.ReadWriter) error {
-		if _, err := fmt.Fprintf(rw, "get %s\r\n", k); err != nil {
-			return err
-		}
-		if err := rw.Flush(); err != nil {
-			return err
-		}
-		line, err := rw.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if line == "END\r\n" {
-			return nil
-		}
-		// VALUE <key> <flags> <bytes>
-		fields := strings.Fields(line)
-		if len(fields) != 4 || fields[0] != "VALUE" {
-			return fmt.Errorf("unexpected memcached answer %q", strings.TrimSpace(line))
-		}
-		n, err := strconv.Atoi(fields[3])
-		if err != nil || n < 0 || n > c.cfg.MaxItemSize+1<<10 {
-			return fmt.Errorf("bad memcached value size %q", fields[3])
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(rw, buf); err != nil {
-			return err
-		}
-		if end, err := rw.ReadString('\n'); err != nil || end != "END\r\n" {
-			return fmt.Errorf("memcached value not followed by END: %q %v", end, err)
-		}
-		value = buf[:n]
-		return nil
-	})
+	item, err := c.client.Get(memcachedKey(key))
 	if err != nil {
-		c.logger.Debug("memcached get failed, counted as a miss", "err", err)
-		return nil, false
-	}
-	if value == nil {
+		if !errors.Is(err, memcache.ErrCacheMiss) {
+			c.logger.Debug("memcached get failed, counted as a miss", "err", err)
+		}
 		return nil, false
 	}
 	c.metrics.cacheHits.Inc()
-	return value, true
+	return item.Value, true
 }
 
 func (c *memcachedCache) set(key string, value []byte) {
 	if len(value) > c.cfg.MaxItemSize {
 		return
 	}
-	k := memcachedKey(key)
-	err := c.do(k, func(rw *bufio.ReadWriter) error {
-		exp := int64(c.cfg.Expiration / time.Second)
-		if _, err := fmt.Fprintf(rw, "set %s 0 %d %d\r\n", k, exp, len(value)); err != nil {
-			return err
-		}
-		if _, err := rw.Write(value); err != nil {
-			return err
-		}
-		if _, err := rw.WriteString("\r\n"); err != nil {
-			return err
-		}
-		if err := rw.Flush(); err != nil {
-			return err
-		}
-		line, err := rw.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if line != "STORED\r\n" {
-			return fmt.Errorf("memcached refused the value: %q", strings.TrimSpace(line))
-		}
-		return nil
+	err := c.client.Set(&memcache.Item{
+		Key:        memcachedKey(key),
+		Value:      value,
+		Expiration: int32(c.cfg.Expiration / time.Second),
 	})
 	if err != nil {
 		c.logger.Debug("memcached set failed", "err", err)

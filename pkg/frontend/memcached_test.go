@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -9,20 +10,24 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
-// fakeMemcached serves get and set of memcached's text protocol.
+// fakeMemcached serves get, gets (what gomemcache sends) and set of
+// memcached's text protocol.
 type fakeMemcached struct {
 	mu   sync.Mutex
 	data map[string][]byte
@@ -49,7 +54,7 @@ func (m *fakeMemcached) handle(conn net.Conn) {
 		}
 		f := strings.Fields(line)
 		switch {
-		case len(f) == 2 && f[0] == "get":
+		case len(f) == 2 && (f[0] == "get" || f[0] == "gets"):
 			m.mu.Lock()
 			v, ok := m.data[f[1]]
 			m.mu.Unlock()
@@ -134,5 +139,91 @@ func TestMemcachedResultsCacheTLS(t *testing.T) {
 	h.f.cache = newMemcachedCache(cfg.Memcached, tlsClient, h.f.metrics, h.f.logger)
 	if code, third := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", params); code != 200 || third != first {
 		t.Fatalf("with memcached down: %d", code)
+	}
+}
+
+// TestMemcachedRealServerTLS runs against a real memcached started with
+// --enable-ssl (Debian's memcached package), dialled by host name so the
+// server certificate is checked against "localhost". Skipped where no
+// memcached binary is installed.
+func TestMemcachedRealServerTLS(t *testing.T) {
+	bin, err := exec.LookPath("memcached")
+	if err != nil {
+		t.Skip("memcached not installed (apt-get install memcached)")
+	}
+	dir := t.TempDir()
+	ca, err := certgen.NewCA(certgen.Options{CommonName: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(certgen.Options{CommonName: "memcached", DNSNames: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"root.crt": ca.CertPEM, "mc.crt": leaf.CertPEM, "mc.key": leaf.KeyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-Z",
+		"-o", "ssl_chain_cert=" + filepath.Join(dir, "mc.crt") + ",ssl_key=" + filepath.Join(dir, "mc.key")}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root")
+	}
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("memcached's stderr:\n%s", stderr.String())
+		}
+	})
+	addr := net.JoinHostPort("localhost", strconv.Itoa(port))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memcached did not start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	cfg := defaultConfig()
+	cfg.Memcached.Addresses = []string{addr}
+	cfg.Memcached.Timeout = time.Second
+	cfg.Memcached.TLS.CAPath = filepath.Join(dir, "root.crt")
+	tlsClient, err := tlsconfig.NewClient(MemcachedTLSPrefix, cfg.Memcached.TLS, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &metrics{cacheFetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "fetched"}), cacheHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "hits"})}
+	c := newMemcachedCache(cfg.Memcached, tlsClient, m, slog.New(slog.DiscardHandler))
+	if _, ok := c.get("absent"); ok {
+		t.Fatal("hit on an absent key")
+	}
+	c.set("some key with spaces", []byte("value"))
+	if v, ok := c.get("some key with spaces"); !ok || string(v) != "value" {
+		t.Fatalf("get after set: %q, %v", v, ok)
+	}
+	c.set("too big", make([]byte, cfg.Memcached.MaxItemSize+1))
+	if _, ok := c.get("too big"); ok {
+		t.Fatal("a value over -frontend.memcached.max-item-size was stored")
+	}
+	if hits := testutil.ToFloat64(m.cacheHits); hits != 1 {
+		t.Fatalf("cortex_cache_hits = %v, want 1", hits)
 	}
 }
