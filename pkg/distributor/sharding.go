@@ -1,0 +1,41 @@
+package distributor
+
+import (
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// seriesKey is the ring token of a series.
+func (d *Distributor) seriesKey(userHash uint32, ls []prompb.Label) uint32 {
+	if d.cfg.ShardByAllLabels {
+		return shardByAllLabels(userHash, ls)
+	}
+	name, _ := metricName(ls)
+	return hashAdd32a(userHash, name)
+}
+
+// fnv32a, written out so that hashing a series allocates nothing.
+const (
+	offset32 = 2166136261
+	prime32  = 16777619
+)
+
+func hashAdd32a(h uint32, s string) uint32 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= prime32
+	}
+	return h
+}
+
+func shardByUser(userID string) uint32 { return hashAdd32a(offset32, userID) }
+
+// shardByAllLabels hashes a tenant's hash with sorted labels, as Cortex's
+// ShardByAllLabels does (with fnv32a).
+func shardByAllLabels(userHash uint32, ls []prompb.Label) uint32 {
+	h := userHash
+	for _, l := range ls {
+		h = hashAdd32a(h, l.Name)
+		h = hashAdd32a(h, l.Value)
+	}
+	return h
+}
