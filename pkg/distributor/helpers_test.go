@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -34,6 +32,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -161,7 +160,7 @@ type cluster struct {
 	ingesters []*fakeIngester
 	reg       *prometheus.Registry
 	handler   http.Handler
-	logs      *bytes.Buffer
+	logs      *testkit.Buffer
 }
 
 type clusterOpts struct {
@@ -188,8 +187,8 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	if o.rf == 0 {
 		o.rf = 3
 	}
-	logs := &bytes.Buffer{}
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testkit.Buffer{}
+	logger := logs.Logger()
 	c := &cluster{t: t, reg: prometheus.NewRegistry(), logs: logs}
 
 	desc := ring.NewDesc()
@@ -205,10 +204,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 			stats:    map[string]*client.UserStatsResponse{},
 			discard:  o.discard,
 		}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		lis := testkit.Listen(t)
 		srv := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(grpccodec.Codec{})}, tenant.ServerInterceptors()...)...)
 		client.RegisterIngesterServer(srv, f)
 		healthpb.RegisterHealthServer(srv, health.NewServer())
@@ -233,13 +229,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 		t.Fatal(err)
 	}
 	startService(t, r)
-	deadline := time.Now().Add(5 * time.Second)
-	for r.InstancesCount() != o.ingesters {
-		if time.Now().After(deadline) {
-			t.Fatalf("ring has %d instances, want %d", r.InstancesCount(), o.ingesters)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, fmt.Sprintf("the ring to hold %d instances", o.ingesters), func() bool { return r.InstancesCount() == o.ingesters })
 
 	limits := defaultLimits()
 	if o.limits != nil {
@@ -269,17 +259,6 @@ func startService(t testing.TB, s services.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), s) })
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // pushRaw posts body with the given headers and returns the response.
@@ -364,17 +343,12 @@ func (c *cluster) metric(name string, labels ...string) float64 {
 // quorum may still be in flight when the push answered.
 func (c *cluster) waitMetric(want float64, name string, labels ...string) {
 	c.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := c.metric(name, labels...)
-		if got == want {
-			return
+	testkit.EventuallyNil(c.t, 5*time.Second, fmt.Sprintf("%s%v = %v", name, labels, want), func() error {
+		if got := c.metric(name, labels...); got != want {
+			return fmt.Errorf("it is %v", got)
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s%v = %v, want %v", name, labels, got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // stored returns how many ingesters hold the series, and the samples each has.
@@ -392,17 +366,12 @@ func (c *cluster) stored(series string) (replicas int, samples []int) {
 // quorum may still be in flight when the push answered.
 func (c *cluster) waitStored(series string, n int) {
 	c.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, _ := c.stored(series)
-		if got == n {
-			return
+	testkit.EventuallyNil(c.t, 5*time.Second, fmt.Sprintf("series %s on %d ingesters", series, n), func() error {
+		if got, _ := c.stored(series); got != n {
+			return fmt.Errorf("it is on %d", got)
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("series %s is on %d ingesters, want %d", series, got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func encodeV1(t testing.TB, req *prompb.WriteRequest) []byte {

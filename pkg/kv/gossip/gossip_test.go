@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/ring"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // threeMembers starts a, then b and c joining a, all with mutual TLS from
 // one CA, configured through the -memberlist.tls-* flags as the wiring does.
 func threeMembers(t *testing.T) (a, b, c *node) {
 	t.Helper()
-	ca := newPKI(t, "gossip-ca")
+	ca := testkit.NewPKI(t, "gossip-ca")
 	member := func(name string, join []string) *node {
-		_, cert, key := ca.issue(t, name)
-		return startNode(t, name, nodeOptions{tls: fromFlags(ca.caPath, cert, key), join: join})
+		cert, key := ca.Server(t, name).Files()
+		return startNode(t, name, nodeOptions{tls: fromFlags(ca.CAPath, cert, key), join: join})
 	}
 	a = member("a", nil)
 	b = member("b", []string{a.addr()})
@@ -45,7 +47,7 @@ func TestMutualTLSGossipReplicatesRing(t *testing.T) {
 			return !slices.Contains(ringIDs(v), "ingester-a")
 		})
 	}()
-	time.Sleep(50 * time.Millisecond) // let the watch register
+	testkit.Eventually(t, waitTimeout, "b's WatchKey to register", func() bool { return b.watching(ringKey, "") == 1 })
 
 	a.cas(t, addIngester("ingester-a"))
 	select {
@@ -117,7 +119,7 @@ func TestPlaintextGossip(t *testing.T) {
 		prefixSeen <- fmt.Sprintf("%s=%v", key, ringIDs(v))
 		return true
 	})
-	time.Sleep(50 * time.Millisecond)
+	testkit.Eventually(t, waitTimeout, "a's WatchPrefix to register", func() bool { return a.watching("", "ri") == 1 })
 	b.cas(t, addIngester("ingester-b2"))
 	select {
 	case got := <-prefixSeen:
@@ -131,12 +133,12 @@ func TestPlaintextGossip(t *testing.T) {
 	if err := b.client.Delete(ctx, ringKey); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the deletion to reach a", func() string {
+	testkit.EventuallyNil(t, waitTimeout, "the deletion to reach a", func() error {
 		v, err := a.client.Get(ctx, ringKey)
 		if err != nil || v != nil {
-			return fmt.Sprintf("a.Get = %v, %v", ringIDs(v), err)
+			return fmt.Errorf("a.Get = %v, %v", ringIDs(v), err)
 		}
-		return ""
+		return nil
 	})
 }
 
@@ -180,14 +182,14 @@ func TestTombstonesExpire(t *testing.T) {
 		t.Fatalf("ring after removing x = %v, want [y]", got)
 	}
 	// Tombstone timestamps have one-second resolution.
-	eventually(t, "x's tombstone to be removed", func() string {
+	testkit.EventuallyNil(t, waitTimeout, "x's tombstone to be removed", func() error {
 		a.kv.store.mu.Lock()
 		defer a.kv.store.mu.Unlock()
 		desc := a.kv.store.entries[ringKey].value.(*ring.Desc)
 		if _, ok := desc.Ingesters["x"]; ok {
-			return fmt.Sprintf("x is still stored, state %s", desc.Ingesters["x"].State)
+			return fmt.Errorf("x is still stored, state %s", desc.Ingesters["x"].State)
 		}
-		return ""
+		return nil
 	})
 	if got := counterValues(t, a.reg, "cortex_memberlist_client_removed_tombstones_total")[""]; got < 1 {
 		t.Errorf("cortex_memberlist_client_removed_tombstones_total = %v, want at least 1", got)

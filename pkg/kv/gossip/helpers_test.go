@@ -1,19 +1,16 @@
 package gossip
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,80 +20,14 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // waitTimeout bounds every wait in these tests.
 const waitTimeout = 10 * time.Second
 
 const ringKey = "ring"
-
-// logBuffer collects log lines from many goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// pki is a CA written to disk, issuing leaves for 127.0.0.1.
-type pki struct {
-	dir    string
-	ca     *certgen.Pair
-	caPath string
-}
-
-func newPKI(t *testing.T, name string) *pki {
-	t.Helper()
-	ca, err := certgen.NewCA(certgen.Options{CommonName: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pki{dir: t.TempDir(), ca: ca}
-	p.caPath = filepath.Join(p.dir, "ca.crt")
-	writeFile(t, p.caPath, ca.CertPEM, 0o644)
-	return p
-}
-
-// issue writes a leaf valid for 127.0.0.1 and localhost as <name>.crt and
-// <name>.key, replacing any previous one, and returns it.
-func (p *pki) issue(t *testing.T, name string) (pair *certgen.Pair, certPath, keyPath string) {
-	t.Helper()
-	pair, err := p.ca.Issue(certgen.Options{CommonName: name, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(p.dir, name+".crt"), filepath.Join(p.dir, name+".key")
-	writeFile(t, certPath, pair.CertPEM, 0o644)
-	writeFile(t, keyPath, pair.KeyPEM, 0o600)
-	return pair, certPath, keyPath
-}
-
-// writeFile replaces path atomically, as a rotation tool would.
-func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // mutualTLS is the configuration the wiring gives a member: one key pair
 // for both halves, client certificates required and checked against caPath.
@@ -130,7 +61,7 @@ type node struct {
 	client kv.Client
 	reg    *prometheus.Registry
 	loader *tlsconfig.Loader
-	logs   *logBuffer
+	logs   *testkit.Buffer
 }
 
 // testConfig is dskit's flag defaults with intervals short enough for tests.
@@ -154,8 +85,8 @@ func testConfig(name string, join []string) dskitml.KVConfig {
 // newNode builds a member; start it with start.
 func newNode(t *testing.T, name string, opts nodeOptions) *node {
 	t.Helper()
-	n := &node{name: name, reg: prometheus.NewRegistry(), logs: &logBuffer{}}
-	logger := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+	n := &node{name: name, reg: prometheus.NewRegistry(), logs: &testkit.Buffer{}}
+	logger := n.logs.Logger().With("node", name)
 	n.loader = tlsconfig.NewLoader(logger, n.reg)
 	cfg := testConfig(name, opts.join)
 	cfg.AbortIfJoinFails = opts.abortIfJoinFails
@@ -263,34 +194,17 @@ func (n *node) cas(t *testing.T, f func(any) (any, bool, error)) {
 	}
 }
 
-// eventually polls cond until it returns "" or waitTimeout passes; cond
-// returns what it still waits for, which the failure message quotes.
-func eventually(t *testing.T, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		missing := cond()
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", waitTimeout, what, missing)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitMembers waits until every node sees exactly want members.
 func waitMembers(t *testing.T, want int, nodes ...*node) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d gossip members on every node", want), func() string {
-		var bad []string
+	testkit.EventuallyNil(t, waitTimeout, fmt.Sprintf("%d gossip members on every node", want), func() error {
+		var bad []error
 		for _, n := range nodes {
 			if m := n.kv.Members(); len(m) != want {
-				bad = append(bad, fmt.Sprintf("%s sees %v", n.name, m))
+				bad = append(bad, fmt.Errorf("%s sees %v", n.name, m))
 			}
 		}
-		return strings.Join(bad, "; ")
+		return errors.Join(bad...)
 	})
 }
 
@@ -298,15 +212,24 @@ func waitMembers(t *testing.T, want int, nodes ...*node) {
 func waitIngesters(t *testing.T, want []string, nodes ...*node) {
 	t.Helper()
 	slices.Sort(want)
-	eventually(t, fmt.Sprintf("ring %v on every node", want), func() string {
-		var bad []string
+	testkit.EventuallyNil(t, waitTimeout, fmt.Sprintf("ring %v on every node", want), func() error {
+		var bad []error
 		for _, n := range nodes {
 			if got := n.ingesters(t); !slices.Equal(got, want) {
-				bad = append(bad, fmt.Sprintf("%s has %v", n.name, got))
+				bad = append(bad, fmt.Errorf("%s has %v", n.name, got))
 			}
 		}
-		return strings.Join(bad, "; ")
+		return errors.Join(bad...)
 	})
+}
+
+// watching returns how many WatchKey calls on key and WatchPrefix calls
+// on prefix the node's KV serves.
+func (n *node) watching(key, prefix string) int {
+	w := &n.kv.watchers
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.keys[key]) + len(w.prefixes[prefix])
 }
 
 // counterValues returns the value of each series of a counter, keyed by its

@@ -10,6 +10,8 @@ import (
 	gokitlog "github.com/go-kit/log"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // TestDskitRingOverGossip wires the KV into dskit's ring as the ingester
@@ -38,22 +40,22 @@ func TestDskitRingOverGossip(t *testing.T) {
 	}
 	stopLifecycler := startService(t, lc)
 
-	eventually(t, "b's ring to see the instance registered on a", func() string {
+	testkit.EventuallyNil(t, waitTimeout, "b's ring to see the instance registered on a", func() error {
 		if n := r.InstancesCount(); n != 1 {
-			return fmt.Sprintf("%d instances", n)
+			return fmt.Errorf("%d instances", n)
 		}
 		if _, err := r.GetAllHealthy(ring.Read); err != nil {
-			return err.Error()
+			return err
 		}
-		return ""
+		return nil
 	})
 
 	stopLifecycler() // unregisters: the instance leaves the ring
-	eventually(t, "b's ring to see the instance leave", func() string {
+	testkit.EventuallyNil(t, waitTimeout, "b's ring to see the instance leave", func() error {
 		if n := r.InstancesCount(); n != 0 {
-			return fmt.Sprintf("%d instances", n)
+			return fmt.Errorf("%d instances", n)
 		}
-		return ""
+		return nil
 	})
 }
 

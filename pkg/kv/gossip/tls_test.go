@@ -16,6 +16,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // probe connects to a gossip port as a raw TLS client, sends the first byte
@@ -58,41 +59,41 @@ func pool(cas ...*certgen.Pair) *x509.CertPool {
 }
 
 func TestGossipPortRefusesClientsWithoutTrustedCertificate(t *testing.T) {
-	ca := newPKI(t, "gossip-ca")
-	_, cert, key := ca.issue(t, "a")
-	a := startNode(t, "a", nodeOptions{tls: mutualTLS(ca.caPath, cert, key)})
+	ca := testkit.NewPKI(t, "gossip-ca")
+	cert, key := ca.Server(t, "a").Files()
+	a := startNode(t, "a", nodeOptions{tls: mutualTLS(ca.CAPath, cert, key)})
 
-	good, _, _ := ca.issue(t, "probe")
-	if _, err := probe(a.addr(), pool(ca.ca), good); err != nil {
+	good := ca.Server(t, "probe").Pair
+	if _, err := probe(a.addr(), pool(ca.CA), good); err != nil {
 		t.Fatalf("a client with a certificate from the gossip CA was refused: %v", err)
 	}
 
 	for range 2 { // twice: the refusal is logged once
-		_, err := probe(a.addr(), pool(ca.ca), nil)
+		_, err := probe(a.addr(), pool(ca.CA), nil)
 		if err == nil || !strings.Contains(err.Error(), "certificate required") {
 			t.Fatalf("a client without a certificate: got %v, want a \"certificate required\" refusal", err)
 		}
 	}
 
-	foreign := newPKI(t, "foreign-ca")
-	intruder, _, _ := foreign.issue(t, "intruder")
-	_, err := probe(a.addr(), pool(ca.ca), intruder)
+	foreign := testkit.NewPKI(t, "foreign-ca")
+	intruder := foreign.Server(t, "intruder").Pair
+	_, err := probe(a.addr(), pool(ca.CA), intruder)
 	if err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
 		t.Fatalf("a client with a foreign CA's certificate: got %v, want an \"unknown certificate authority\" refusal", err)
 	}
 
 	// The server counts and logs a refusal just after sending its alert.
-	eventually(t, "both refusals counted and logged with their cause", func() string {
+	testkit.EventuallyNil(t, waitTimeout, "both refusals counted and logged with their cause", func() error {
 		failures := counterValues(t, a.reg, "cortex_tls_handshake_failures_total")
 		for _, reason := range []string{"no_client_certificate", "unknown_authority"} {
 			if failures["reason="+reason+",server=memberlist"] < 1 {
-				return "cortex_tls_handshake_failures_total{server=memberlist,reason=" + reason + "} not counted"
+				return errors.New("cortex_tls_handshake_failures_total{server=memberlist,reason=" + reason + "} not counted")
 			}
 		}
-		if !strings.Contains(a.logs.String(), "which no CA in -memberlist.tls-ca-path="+ca.caPath+" signed") {
-			return "the foreign certificate's refusal is not logged with its cause"
+		if !strings.Contains(a.logs.String(), "which no CA in -memberlist.tls-ca-path="+ca.CAPath+" signed") {
+			return errors.New("the foreign certificate's refusal is not logged with its cause")
 		}
-		return ""
+		return nil
 	})
 	if n := strings.Count(a.logs.String(), "presented no certificate; this server requires one (-memberlist.tls-ca-path is set)"); n != 1 {
 		t.Errorf("the refusal of the client without a certificate was logged %d times naming -memberlist.tls-ca-path, want once:\n%s", n, a.logs.String())
@@ -103,24 +104,24 @@ func TestGossipPortRefusesClientsWithoutTrustedCertificate(t *testing.T) {
 }
 
 func TestMemberWithForeignCertificateCannotJoin(t *testing.T) {
-	ca := newPKI(t, "gossip-ca")
-	_, cert, key := ca.issue(t, "a")
-	a := startNode(t, "a", nodeOptions{tls: mutualTLS(ca.caPath, cert, key)})
+	ca := testkit.NewPKI(t, "gossip-ca")
+	cert, key := ca.Server(t, "a").Files()
+	a := startNode(t, "a", nodeOptions{tls: mutualTLS(ca.CAPath, cert, key)})
 
-	foreign := newPKI(t, "foreign-ca")
-	_, fcert, fkey := foreign.issue(t, "intruder")
+	foreign := testkit.NewPKI(t, "foreign-ca")
+	fcert, fkey := foreign.Server(t, "intruder").Files()
 
 	// Trusting both CAs lets the intruder accept a's certificate, so the
 	// refusal it meets is a's refusing its client certificate.
 	bothCAs := filepath.Join(t.TempDir(), "both.crt")
-	writeFile(t, bothCAs, append(append([]byte(nil), ca.ca.CertPEM...), foreign.ca.CertPEM...), 0o644)
+	testkit.WriteFile(t, bothCAs, append(append([]byte(nil), ca.CA.CertPEM...), foreign.CA.CertPEM...), 0o644)
 
 	for _, tc := range []struct {
 		name   string
 		caPath string
 		want   string
 	}{
-		{"trusts only its own CA", foreign.caPath, "is not signed by a CA in -memberlist.tls-ca-path=" + foreign.caPath},
+		{"trusts only its own CA", foreign.CAPath, "is not signed by a CA in -memberlist.tls-ca-path=" + foreign.CAPath},
 		{"trusts the gossip CA too", bothCAs, "does not trust the client certificate -memberlist.tls-cert-path=" + fcert},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,15 +151,16 @@ func TestMemberWithForeignCertificateCannotJoin(t *testing.T) {
 }
 
 func TestCertificateRotation(t *testing.T) {
-	ca := newPKI(t, "gossip-ca")
-	oldA, certA, keyA := ca.issue(t, "a")
-	_, certB, keyB := ca.issue(t, "b")
-	a := startNode(t, "a", nodeOptions{tls: mutualTLS(ca.caPath, certA, keyA)})
-	b := startNode(t, "b", nodeOptions{tls: mutualTLS(ca.caPath, certB, keyB), join: []string{a.addr()}})
+	ca := testkit.NewPKI(t, "gossip-ca")
+	oldA := ca.Server(t, "a")
+	certA, keyA := oldA.Files()
+	certB, keyB := ca.Server(t, "b").Files()
+	a := startNode(t, "a", nodeOptions{tls: mutualTLS(ca.CAPath, certA, keyA)})
+	b := startNode(t, "b", nodeOptions{tls: mutualTLS(ca.CAPath, certB, keyB), join: []string{a.addr()}})
 	waitMembers(t, 2, a, b)
 
-	prober, _, _ := ca.issue(t, "probe")
-	seen, err := probe(a.addr(), pool(ca.ca), prober)
+	prober := ca.Server(t, "probe").Pair
+	seen, err := probe(a.addr(), pool(ca.CA), prober)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +169,12 @@ func TestCertificateRotation(t *testing.T) {
 	}
 
 	// Rotate both members' files in place, as cert-manager would, and reload.
-	newA, _, _ := ca.issue(t, "a")
-	_, _, _ = ca.issue(t, "b")
+	newA := ca.Server(t, "a").Pair
+	ca.Server(t, "b")
 	a.loader.Reload()
 	b.loader.Reload()
 
-	seen, err = probe(a.addr(), pool(ca.ca), prober)
+	seen, err = probe(a.addr(), pool(ca.CA), prober)
 	if err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
@@ -187,16 +189,16 @@ func TestCertificateRotation(t *testing.T) {
 	// Gossip goes on, and a member that joins now handshakes with the new certificates.
 	b.cas(t, addIngester("after-rotation"))
 	waitIngesters(t, []string{"after-rotation"}, a, b)
-	_, certC, keyC := ca.issue(t, "c")
-	c := startNode(t, "c", nodeOptions{tls: mutualTLS(ca.caPath, certC, keyC), join: []string{b.addr()}})
+	certC, keyC := ca.Server(t, "c").Files()
+	c := startNode(t, "c", nodeOptions{tls: mutualTLS(ca.CAPath, certC, keyC), join: []string{b.addr()}})
 	waitMembers(t, 3, a, b, c)
 	c.cas(t, addIngester("from-c"))
 	waitIngesters(t, []string{"after-rotation", "from-c"}, a, b, c)
 }
 
 func TestTLSConfigurationErrorsNameTheFlag(t *testing.T) {
-	ca := newPKI(t, "gossip-ca")
-	_, cert, key := ca.issue(t, "a")
+	ca := testkit.NewPKI(t, "gossip-ca")
+	cert, key := ca.Server(t, "a").Files()
 	missing := filepath.Join(t.TempDir(), "missing.crt")
 	for _, tc := range []struct {
 		name string
@@ -205,12 +207,12 @@ func TestTLSConfigurationErrorsNameTheFlag(t *testing.T) {
 	}{
 		{"listener certificate without client TLS", TLSConfig{Server: tlsconfig.ServerConfig{CertPath: cert, KeyPath: key}},
 			"set -memberlist.tls-enabled=true or -memberlist.tls-ca-path"},
-		{"client TLS without listener certificate", TLSConfig{Client: tlsconfig.ClientConfig{CAPath: ca.caPath}},
+		{"client TLS without listener certificate", TLSConfig{Client: tlsconfig.ClientConfig{CAPath: ca.CAPath}},
 			"set -memberlist.tls-cert-path and -memberlist.tls-key-path"},
-		{"unreadable certificate", *mutualTLS(ca.caPath, missing, key), "-memberlist.tls-cert-path"},
+		{"unreadable certificate", *mutualTLS(ca.CAPath, missing, key), "-memberlist.tls-cert-path"},
 		{"bad minimum version", TLSConfig{
-			Client: tlsconfig.ClientConfig{CertPath: cert, KeyPath: key, CAPath: ca.caPath, MinVersion: "TLS1.2"},
-			Server: tlsconfig.ServerConfig{CertPath: cert, KeyPath: key, CAPath: ca.caPath},
+			Client: tlsconfig.ClientConfig{CertPath: cert, KeyPath: key, CAPath: ca.CAPath, MinVersion: "TLS1.2"},
+			Server: tlsconfig.ServerConfig{CertPath: cert, KeyPath: key, CAPath: ca.CAPath},
 		}, "-memberlist.tls-min-version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -236,10 +238,10 @@ func TestFlagsMapping(t *testing.T) {
 }
 
 func TestListenerWithoutClientVerificationWarns(t *testing.T) {
-	ca := newPKI(t, "gossip-ca")
-	_, cert, key := ca.issue(t, "a")
+	ca := testkit.NewPKI(t, "gossip-ca")
+	cert, key := ca.Server(t, "a").Files()
 	n := newNode(t, "a", nodeOptions{tls: &TLSConfig{
-		Client: tlsconfig.ClientConfig{CertPath: cert, KeyPath: key, CAPath: ca.caPath},
+		Client: tlsconfig.ClientConfig{CertPath: cert, KeyPath: key, CAPath: ca.CAPath},
 		Server: tlsconfig.ServerConfig{CertPath: cert, KeyPath: key},
 	}})
 	if !strings.Contains(n.logs.String(), "does not require verified client certificates") {
