@@ -1,6 +1,6 @@
 // Package db stores the configs service's per-tenant configurations in SQL:
 // an embedded SQLite file (pure Go, no cgo) or PostgreSQL, with the same
-// queries and the same versioned migrations on both.
+// queries and the same versioned migrations on both (golang-migrate).
 //
 // Every change of a tenant's config is a new row: a new config, a
 // deactivation (a copy of the latest row with deleted_at set) or a restore (a
@@ -56,8 +56,15 @@ type DB struct {
 type dialect struct {
 	name   string // also the migrations directory
 	driver string
-	// migrationLock serialises migrations across processes, in the migration transaction.
+	// migrationLock serialises the conversion of the hand-written
+	// migrator's version table across processes, in its transaction.
 	migrationLock string
+	// legacyVersionTable counts the columns that only the hand-written
+	// migrator's schema_migrations has (0 or 1).
+	legacyVersionTable string
+	// versionTableDDL creates golang-migrate's schema_migrations exactly as
+	// its driver for the dialect does.
+	versionTableDDL []string
 	// writeLock makes a writing transaction wait for the others before it
 	// takes an ID, so IDs become visible in increasing order: a poller that
 	// has seen ID n never later finds a new row below n.
@@ -67,9 +74,14 @@ type dialect struct {
 
 var (
 	sqlite = dialect{
-		name:        "sqlite",
-		driver:      "sqlite",
-		placeholder: func(int) string { return "?" },
+		name:               "sqlite",
+		driver:             "sqlite",
+		placeholder:        func(int) string { return "?" },
+		legacyVersionTable: `SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'applied_at'`,
+		versionTableDDL: []string{
+			`CREATE TABLE IF NOT EXISTS schema_migrations (version uint64,dirty bool)`,
+			`CREATE UNIQUE INDEX IF NOT EXISTS version_unique ON schema_migrations (version)`,
+		},
 		// One connection and BEGIN IMMEDIATE (in the DSN) serialise writers.
 	}
 	postgres = dialect{
@@ -78,6 +90,11 @@ var (
 		migrationLock: "SELECT pg_advisory_xact_lock(7364112025)",
 		writeLock:     "LOCK TABLE configs IN EXCLUSIVE MODE",
 		placeholder:   func(i int) string { return "$" + strconv.Itoa(i) },
+		legacyVersionTable: `SELECT COUNT(*) FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'schema_migrations' AND column_name = 'applied_at'`,
+		versionTableDDL: []string{
+			`CREATE TABLE IF NOT EXISTS schema_migrations (version bigint not null primary key, dirty boolean not null)`,
+		},
 	}
 )
 
@@ -123,7 +140,7 @@ func Open(ctx context.Context, uri string, logger *slog.Logger) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
-	applied, err := migrate(ctx, sdb, d)
+	applied, err := migrate(ctx, sdb, d, dsn)
 	if err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("migrating the schema: %w", err)
@@ -169,15 +186,13 @@ func sqliteDSN(uri string) string {
 // mkdirFor creates the directory of a SQLite file URI, readable only by
 // this user, since the file holds every tenant's configs.
 func mkdirFor(uri string) error {
-	p, query, _ := strings.Cut(strings.TrimPrefix(uri, "file:"), "?")
-	if strings.HasPrefix(p, "//") { // file://host/path or file:///path
-		u, err := url.Parse(uri)
-		if err != nil {
+	if strings.HasPrefix(strings.TrimPrefix(uri, "file:"), "//") { // file://host/path or file:///path
+		if _, err := url.Parse(uri); err != nil {
 			return fmt.Errorf("database URI %q: %w", uri, err)
 		}
-		p = u.Path
 	}
-	if p == "" || p == ":memory:" || strings.Contains(query, "mode=memory") {
+	p := sqlitePath(uri)
+	if p == "" {
 		return nil
 	}
 	if dir := filepath.Dir(p); dir != "." {

@@ -194,28 +194,100 @@ func TestMigrations(t *testing.T) {
 		}
 		defer sdb.Close()
 		ctx := context.Background()
-		applied, err := migrate(ctx, sdb, d)
+		applied, err := migrate(ctx, sdb, d, dsn)
 		if err != nil || len(applied) == 0 || applied[0] != "0001_configs" {
 			t.Fatalf("first migration run: %v %v", applied, err)
 		}
-		if applied, err := migrate(ctx, sdb, d); err != nil || len(applied) != 0 {
+		if applied, err := migrate(ctx, sdb, d, dsn); err != nil || len(applied) != 0 {
 			t.Fatalf("second migration run applied %v (%v), want nothing", applied, err)
 		}
 		// A schema from a newer binary is refused, not mangled.
-		if _, err := sdb.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`), 9999, "9999_future", 0); err != nil {
+		if _, err := sdb.ExecContext(ctx, `UPDATE schema_migrations SET version = 9999`); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := migrate(ctx, sdb, d); err == nil || !strings.Contains(err.Error(), "schema is at version 9999") {
+		if _, err := migrate(ctx, sdb, d, dsn); err == nil || !strings.Contains(err.Error(), "schema is at version 9999") {
 			t.Fatalf("newer schema: %v", err)
+		}
+		// A migration that failed part way is reported, not retried.
+		if _, err := sdb.ExecContext(ctx, d.rebind(`UPDATE schema_migrations SET version = 1, dirty = ?`), true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := migrate(ctx, sdb, d, dsn); err == nil || !strings.Contains(err.Error(), "migration 1 failed part way") {
+			t.Fatalf("dirty schema: %v", err)
 		}
 	})
 }
 
-func TestStatements(t *testing.T) {
-	got := statements("-- a comment; with a semicolon inside\nCREATE TABLE x (\n  a INT -- note\n);\nCREATE INDEX i ON x (a);\n-- trailing\n")
-	if len(got) != 2 || !strings.HasPrefix(strings.TrimSpace(got[1]), "CREATE INDEX") {
-		t.Fatalf("statements: %q", got)
-	}
+// TestLegacyVersionTable opens a database made by the hand-written migrator
+// this package had before golang-migrate: its schema_migrations(version,
+// name, applied_at) becomes golang-migrate's at the same version, and the
+// configs stored stay.
+func TestLegacyVersionTable(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, uri string) {
+		d, dsn, err := parseURI(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sdb, err := sql.Open(d.driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sdb.Close()
+		ctx := context.Background()
+		ddl, err := migrationFiles.ReadFile("migrations/" + d.name + "/0001_configs.up.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the hand-written migrator left: its table, migration 0001's
+		// schema, and a stored config.
+		for _, stmt := range []string{
+			`CREATE TABLE IF NOT EXISTS schema_migrations (
+				version    BIGINT PRIMARY KEY,
+				name       TEXT   NOT NULL,
+				applied_at BIGINT NOT NULL
+			)`,
+			string(ddl),
+			`INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, '0001_configs', 1700000000000)`,
+			`INSERT INTO configs (owner_id, kind, config, created_at) VALUES ('a', 'alertmanager', '{"old":true}', 1700000000000)`,
+		} {
+			if _, err := sdb.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		db := open(t, uri)
+		if v, err := db.Get(ctx, "a", KindAlertmanager); err != nil || string(v.Config) != `{"old":true}` {
+			t.Fatalf("config stored before the upgrade: %+v %v", v, err)
+		}
+		var version int64
+		var dirty bool
+		if err := sdb.QueryRowContext(ctx, `SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty); err != nil || version != 1 || dirty {
+			t.Fatalf("schema_migrations after the upgrade: version %d dirty %v (%v), want 1, false", version, dirty, err)
+		}
+		db.Close()
+		db = open(t, uri) // and again, now in golang-migrate's format
+		if id := set(t, db, "b", KindRules, `{}`); id <= 1 {
+			t.Fatalf("ID after the upgrade: %d", id)
+		}
+	})
+}
+
+// TestConcurrentOpen: processes starting together on one database take
+// turns migrating it (separate handles stand for separate processes).
+func TestConcurrentOpen(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, uri string) {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				db, err := Open(context.Background(), uri, slog.New(slog.DiscardHandler))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				db.Close()
+			})
+		}
+		wg.Wait()
+	})
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -4,106 +4,172 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
+
+	gomigrate "github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite" // modernc.org/sqlite: no cgo
+	"github.com/golang-migrate/migrate/v4/source"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
 )
 
-// Migrations are the numbered files migrations/<dialect>/NNNN_name.sql,
-// applied once each, in order, and recorded in schema_migrations.
+// Migrations are golang-migrate's numbered files
+// migrations/<dialect>/NNNN_name.up.sql, applied once each, in order; the
+// version reached is recorded in golang-migrate's schema_migrations table
+// (version, dirty).
 //
 //go:embed migrations
 var migrationFiles embed.FS
 
-type migration struct {
-	version int64
-	name    string
-	sql     string
-}
+// migrationsTable is golang-migrate's default table, kept so its CLI
+// (migrate -database ... version/force) works on our databases as is.
+const migrationsTable = "schema_migrations"
 
-// migrationsFor returns the dialect's migrations in version order.
-func migrationsFor(d dialect) ([]migration, error) {
+// migrationNames returns the dialect's migrations by version, named after
+// their files without ".up.sql" ("0001_configs").
+func migrationNames(d dialect) (map[uint]string, uint, error) {
 	dir := path.Join("migrations", d.name)
 	entries, err := fs.ReadDir(migrationFiles, dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var ms []migration
+	names := map[uint]string{}
+	var newest uint
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+		m, err := source.DefaultParse(e.Name())
+		if err != nil {
+			return nil, 0, fmt.Errorf("migration %s/%s: %w", dir, e.Name(), err)
+		}
+		if m.Direction != source.Up {
 			continue
 		}
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.ParseInt(num, 10, 64)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s/%s: the name must start with a positive version number and '_'", dir, e.Name())
+		names[m.Version] = strings.TrimSuffix(m.Raw, ".up.sql")
+		newest = max(newest, m.Version)
+	}
+	if len(names) == 0 {
+		return nil, 0, fmt.Errorf("no migrations in %s", dir)
+	}
+	return names, newest, nil
+}
+
+// migrate brings the schema up to date with golang-migrate and returns the
+// migrations it applied. Each migration runs in a transaction of its own
+// (SQLite: the driver's; PostgreSQL: one multi-statement query). Processes
+// starting together take turns: on PostgreSQL golang-migrate's advisory
+// lock; on a SQLite file a file lock beside it (golang-migrate's SQLite lock
+// only covers one process).
+func migrate(ctx context.Context, sdb *sql.DB, d dialect, dsn string) (applied []string, err error) {
+	names, newest, err := migrationNames(d)
+	if err != nil {
+		return nil, err
+	}
+	if err := upgradeLegacyVersionTable(ctx, sdb, d); err != nil {
+		return nil, err
+	}
+	src, err := iofs.New(migrationFiles, path.Join("migrations", d.name))
+	if err != nil {
+		return nil, err
+	}
+	var drv database.Driver
+	switch d.name {
+	case sqlite.name:
+		// The driver's Close closes the *sql.DB it is given, and an
+		// in-memory database lives only in that handle: give it ours
+		// and never close the driver.
+		if drv, err = migratesqlite.WithInstance(sdb, &migratesqlite.Config{MigrationsTable: migrationsTable}); err != nil {
+			return nil, fmt.Errorf("preparing migrations: %w", err)
 		}
-		b, err := fs.ReadFile(migrationFiles, path.Join(dir, e.Name()))
+		drv = &fileLockedDriver{Driver: drv, path: sqliteLockPath(dsn)}
+	default:
+		// The driver holds one connection for its advisory lock and closes
+		// the handle it is given: it gets a handle of its own.
+		mdb, err := sql.Open(d.driver, dsn)
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(e.Name(), ".sql"), sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return int(a.version - b.version) })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
+		if drv, err = migratepgx.WithInstance(mdb, &migratepgx.Config{MigrationsTable: migrationsTable}); err != nil {
+			mdb.Close()
+			return nil, fmt.Errorf("preparing migrations: %w", err)
 		}
+		defer drv.Close()
 	}
-	return ms, nil
-}
-
-// statements splits a migration file into its statements. Migration files
-// end every statement with ';' at the end of a line and put no ';' at the
-// end of a line elsewhere.
-func statements(src string) []string {
-	var out []string
-	var cur strings.Builder
-	for line := range strings.Lines(src) {
-		cur.WriteString(line)
-		if strings.HasSuffix(strings.TrimSpace(stripComment(line)), ";") {
-			out = append(out, cur.String())
-			cur.Reset()
-		}
-	}
-	if s := strings.TrimSpace(cur.String()); s != "" && !onlyComments(s) {
-		out = append(out, cur.String())
-	}
-	return out
-}
-
-func stripComment(line string) string {
-	if i := strings.Index(line, "--"); i >= 0 {
-		return line[:i]
-	}
-	return line
-}
-
-func onlyComments(s string) bool {
-	for line := range strings.Lines(s) {
-		if strings.TrimSpace(stripComment(line)) != "" {
-			return false
-		}
-	}
-	return true
-}
-
-// migrate brings the schema up to date in one transaction, so a failed
-// migration leaves the database as it was. Processes starting together
-// against one PostgreSQL database take turns (an advisory lock); SQLite's
-// write lock does the same for a file.
-func migrate(ctx context.Context, db *sql.DB, d dialect) (applied []string, err error) {
-	ms, err := migrationsFor(d)
+	m, err := gomigrate.NewWithInstance("iofs", src, d.name, drv)
 	if err != nil {
 		return nil, err
 	}
-	tx, err := db.BeginTx(ctx, nil)
+	// Cancelling the caller's context stops between migrations.
+	stop := context.AfterFunc(ctx, func() {
+		select {
+		case m.GracefulStop <- true:
+		default:
+		}
+	})
+	defer stop()
+
+	before, dirty, err := m.Version()
+	switch {
+	case errors.Is(err, gomigrate.ErrNilVersion):
+		before = 0
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", migrationsTable, err)
+	case dirty:
+		return nil, dirtyError(before)
+	case before > newest:
+		return nil, fmt.Errorf("the database schema is at version %d but this binary only knows versions up to %d: it was migrated by a newer cortex; run that version", before, newest)
+	}
+	if err := m.Up(); err != nil && !errors.Is(err, gomigrate.ErrNoChange) {
+		var de gomigrate.ErrDirty
+		if errors.As(err, &de) {
+			return nil, dirtyError(uint(de.Version))
+		}
+		return nil, fmt.Errorf("migration %s: %w", pending(names, before), err)
+	}
+	after, _, err := m.Version()
+	if err != nil && !errors.Is(err, gomigrate.ErrNilVersion) {
+		return nil, fmt.Errorf("reading %s: %w", migrationsTable, err)
+	}
+	for v := before + 1; v <= after; v++ {
+		if n, ok := names[v]; ok {
+			applied = append(applied, n)
+		}
+	}
+	return applied, nil
+}
+
+// pending names the first migration after version v, the one that failed.
+func pending(names map[uint]string, v uint) string {
+	next := uint(0)
+	for n := range names {
+		if n > v && (next == 0 || n < next) {
+			next = n
+		}
+	}
+	if next == 0 {
+		return fmt.Sprintf("after version %d", v)
+	}
+	return names[next]
+}
+
+func dirtyError(v uint) error {
+	return fmt.Errorf("migration %d failed part way in an earlier run (%s.dirty is true); its transaction was rolled back unless the failure came after its commit: check the schema, then record the last version fully applied with `migrate -database <uri> force <version>` (golang-migrate's CLI) or by updating %s", v, migrationsTable, migrationsTable)
+}
+
+// upgradeLegacyVersionTable converts the version table of databases made by
+// the hand-written migrator this package had before golang-migrate:
+// schema_migrations(version, name, applied_at), one row per migration. It
+// becomes golang-migrate's schema_migrations(version, dirty) at the highest
+// version applied, in one transaction, so a database never loses track of
+// its schema. golang-migrate's SQLite driver reads a table it does not
+// recognise as an empty one and would run every migration again.
+func upgradeLegacyVersionTable(ctx context.Context, sdb *sql.DB, d dialect) (err error) {
+	tx, err := sdb.BeginTx(ctx, nil) // SQLite: BEGIN IMMEDIATE (the DSN's _txlock), so processes take turns
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -111,58 +177,37 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (applied []string, err 
 		}
 	}()
 	if d.migrationLock != "" {
+		// The lock the hand-written migrator took: an older binary
+		// starting at the same time waits for this conversion.
 		if _, err := tx.ExecContext(ctx, d.migrationLock); err != nil {
-			return nil, fmt.Errorf("locking for migrations: %w", err)
+			return fmt.Errorf("locking for migrations: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    BIGINT PRIMARY KEY,
-		name       TEXT   NOT NULL,
-		applied_at BIGINT NOT NULL
-	)`); err != nil {
-		return nil, fmt.Errorf("creating schema_migrations: %w", err)
+	var legacy int
+	if err := tx.QueryRowContext(ctx, d.legacyVersionTable).Scan(&legacy); err != nil {
+		return fmt.Errorf("inspecting %s: %w", migrationsTable, err)
 	}
-	done := map[int64]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
-	if err != nil {
-		return nil, fmt.Errorf("reading schema_migrations: %w", err)
+	if legacy == 0 {
+		return tx.Rollback()
 	}
-	var newest int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return nil, err
+	var version sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil {
+		return fmt.Errorf("reading the old %s: %w", migrationsTable, err)
+	}
+	stmts := []string{`DROP TABLE schema_migrations`}
+	stmts = append(stmts, d.versionTableDDL...)
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("converting %s to golang-migrate's: %w", migrationsTable, err)
 		}
-		done[v] = true
-		newest = max(newest, v)
 	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if known := ms[len(ms)-1].version; newest > known {
-		return nil, fmt.Errorf("the database schema is at version %d but this binary only knows versions up to %d: it was migrated by a newer cortex; run that version", newest, known)
-	}
-	for _, m := range ms {
-		if done[m.version] {
-			continue
+	if version.Valid {
+		if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, dirty) VALUES (?, ?)`), version.Int64, false); err != nil {
+			return fmt.Errorf("converting %s to golang-migrate's: %w", migrationsTable, err)
 		}
-		for _, stmt := range statements(m.sql) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return nil, fmt.Errorf("migration %s: %w", m.name, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
-			m.version, m.name, time.Now().UnixMilli()); err != nil {
-			return nil, fmt.Errorf("recording migration %s: %w", m.name, err)
-		}
-		applied = append(applied, m.name)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("committing migrations: %w", err)
+		return fmt.Errorf("converting %s to golang-migrate's: %w", migrationsTable, err)
 	}
-	return applied, nil
+	return nil
 }
