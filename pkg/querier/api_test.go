@@ -17,6 +17,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -330,9 +331,9 @@ func TestAPIConcurrencyLimit(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	for c.ingesters[0].queries.Load()+c.ingesters[1].queries.Load()+c.ingesters[2].queries.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "the first query to reach an ingester", func() bool {
+		return c.ingesters[0].queries.Load()+c.ingesters[1].queries.Load()+c.ingesters[2].queries.Load() > 0
+	})
 	// The request's own timeout ends its wait in the queue.
 	code, body := get(t, srv, "/prometheus/api/v1/query?query=up&time=1700000060&timeout=0.2", "team-a")
 	close(block)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -31,6 +30,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -350,10 +350,7 @@ func (f *fakeIngester) Metadata(ctx context.Context, req *client.MetadataRequest
 // ingester's: the project's codec and tenant interceptors, and health.
 func serve(t *testing.T, f *fakeIngester) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis := testkit.Listen(t)
 	srv := grpc.NewServer(append(tenant.ServerInterceptors(), grpc.ForceServerCodecV2(grpccodec.Codec{}))...)
 	client.RegisterIngesterServer(srv, f)
 	grpc_health_v1.RegisterHealthServer(srv, health.NewServer())

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -140,10 +140,7 @@ func startBenchIngester(b *testing.B, id int, reqs []*prompb.WriteRequest) strin
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = services.StopAndAwaitTerminated(ctx, ing) })
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	lis := testkit.Listen(b)
 	srv := grpc.NewServer(append(tenant.ServerInterceptors(), grpc.ForceServerCodecV2(grpccodec.Codec{}))...)
 	client.RegisterIngesterServer(srv, ing)
 	go func() { _ = srv.Serve(lis) }()

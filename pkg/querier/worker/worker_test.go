@@ -14,6 +14,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // fakeFrontend counts the worker streams connected to it and sends each
@@ -50,17 +51,6 @@ func serve(t *testing.T, lis net.Listener) *fakeFrontend {
 	return f
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 var echoTenant = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(r.Header.Get("X-Scope-OrgID")))
 })
@@ -81,32 +71,40 @@ func newWorker(t *testing.T, addr string, parallelism int, lookup func(context.C
 	return w
 }
 
+// lateListener drops every connection until up is set, as a port nobody
+// serves yet would, while keeping the port bound for the frontend.
+type lateListener struct {
+	net.Listener
+	up      atomic.Bool
+	dropped atomic.Int64
+}
+
+func (l *lateListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.up.Load() {
+			return c, err
+		}
+		l.dropped.Add(1)
+		c.Close()
+	}
+}
+
 // TestReconnectsWhenFrontendStartsLate: a worker started before its
 // frontend connects once it is up, with every one of its pull loops.
 func TestReconnectsWhenFrontendStartsLate(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	newWorker(t, addr, 3, nil)
-	time.Sleep(300 * time.Millisecond) // a few failed attempts
-	lis, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skip("port taken meanwhile:", err)
-	}
+	lis := &lateListener{Listener: testkit.Listen(t)}
 	f := serve(t, lis)
-	waitFor(t, "3 streams", func() bool { return f.streams.Load() == 3 && f.answered.Load() == 3 })
+	newWorker(t, lis.Addr().String(), 3, nil)
+	testkit.Eventually(t, 10*time.Second, "a connection attempt before the frontend is up", func() bool { return lis.dropped.Load() > 0 })
+	lis.up.Store(true)
+	testkit.Eventually(t, 10*time.Second, "3 streams", func() bool { return f.streams.Load() == 3 && f.answered.Load() == 3 })
 }
 
 // TestFollowsDNS: a name resolving to two frontends gets a worker pulling
 // from each; one vanishing from DNS is dropped.
 func TestFollowsDNS(t *testing.T) {
-	lis1, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis1 := testkit.Listen(t)
 	port := lis1.Addr().(*net.TCPAddr).Port
 	lis2, err := net.Listen("tcp", "127.0.0.2:"+strconv.Itoa(port))
 	if err != nil {
@@ -118,7 +116,7 @@ func TestFollowsDNS(t *testing.T) {
 	newWorker(t, "frontends.example:"+strconv.Itoa(port), 2, func(context.Context, string) ([]string, error) {
 		return ips.Load().([]string), nil
 	})
-	waitFor(t, "both frontends", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 2 })
+	testkit.Eventually(t, 10*time.Second, "both frontends", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 2 })
 	ips.Store([]string{"127.0.0.1"})
-	waitFor(t, "second frontend dropped", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 0 })
+	testkit.Eventually(t, 10*time.Second, "second frontend dropped", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 0 })
 }
