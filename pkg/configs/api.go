@@ -66,26 +66,36 @@ func NewAPI(d *db.DB, logger *slog.Logger) *API {
 	return &API{db: d, logger: logger}
 }
 
-// RegisterRoutes adds the tenant API (tenant from X-Scope-OrgID, or the
-// default tenant when auth is disabled) and the private API (no tenant: for
-// the alertmanagers and rulers that poll) to mux.
-func (a *API) RegisterRoutes(mux *http.ServeMux, authEnabled bool) {
-	tenantAPI := func(h http.HandlerFunc) http.Handler { return tenant.HTTPMiddleware(authEnabled, h) }
-	mux.Handle("GET /api/prom/configs/alertmanager", tenantAPI(a.getAlertmanager))
-	mux.Handle("POST /api/prom/configs/alertmanager", tenantAPI(a.setAlertmanager))
-	mux.Handle("POST /api/prom/configs/alertmanager/validate", tenantAPI(a.validateAlertmanager))
-	mux.Handle("GET /api/prom/configs/rules", tenantAPI(a.getRules))
-	mux.Handle("POST /api/prom/configs/rules", tenantAPI(a.setRules))
-	mux.Handle("POST /api/prom/configs/deactivate", tenantAPI(a.deactivate))
-	mux.Handle("POST /api/prom/configs/restore", tenantAPI(a.restore))
-	mux.HandleFunc("GET /private/api/prom/configs/alertmanager", a.privateAlertmanager)
-	mux.HandleFunc("GET /private/api/prom/configs/rules", a.privateRules)
+// TenantHandler serves the tenant API; the request context must carry the
+// tenant (tenant.HTTPMiddleware).
+func (a *API) TenantHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/prom/configs/alertmanager", a.getAlertmanager)
+	mux.HandleFunc("POST /api/prom/configs/alertmanager", a.setAlertmanager)
+	mux.HandleFunc("POST /api/prom/configs/alertmanager/validate", a.validateAlertmanager)
+	mux.HandleFunc("GET /api/prom/configs/rules", a.getRules)
+	mux.HandleFunc("POST /api/prom/configs/rules", a.setRules)
+	mux.HandleFunc("POST /api/prom/configs/deactivate", a.deactivate)
+	mux.HandleFunc("POST /api/prom/configs/restore", a.restore)
+	return mux
 }
 
-// Handler returns a mux with only the configs API routes.
+// PrivateHandler serves the private API, which has no tenant: the
+// alertmanagers and rulers poll every tenant's configs from it.
+func (a *API) PrivateHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /private/api/prom/configs/alertmanager", a.privateAlertmanager)
+	mux.HandleFunc("GET /private/api/prom/configs/rules", a.privateRules)
+	return mux
+}
+
+// Handler serves both APIs, the tenant one behind tenant.HTTPMiddleware
+// (tenant from X-Scope-OrgID, or the default tenant when authEnabled is
+// false). The process mounts them through pkg/api instead.
 func (a *API) Handler(authEnabled bool) http.Handler {
 	mux := http.NewServeMux()
-	a.RegisterRoutes(mux, authEnabled)
+	mux.Handle("/api/prom/configs/", tenant.HTTPMiddleware(authEnabled, a.TenantHandler()))
+	mux.Handle("/private/api/prom/configs/", a.PrivateHandler())
 	return mux
 }
 

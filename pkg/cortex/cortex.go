@@ -8,12 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/pprof"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/modules"
@@ -22,20 +21,20 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
+	"github.com/cortex-tls/cortex/pkg/api"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/frontend"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/kv/gossip"
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
-	"github.com/cortex-tls/cortex/pkg/util/config"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
@@ -64,7 +63,7 @@ type Config struct {
 // RegisterFlags registers every flag of the process.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components to run in this process: distributor, ingester, querier, query-frontend, alertmanager, configs, or all.")
+	f.Var(&c.Target, "target", "Comma-separated components to run in this process: "+strings.Join(targetNames(), ", ")+". all runs every component.")
 	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require X-Scope-OrgID on every request to name the tenant. When false, everything belongs to the tenant \""+tenant.DefaultTenant+"\".")
 	f.DurationVar(&c.TLSReloadInterval, "tls.reload-interval", 10*time.Second, "How often every TLS certificate, key and CA file of the process is checked for changes and reloaded. 0 disables reloading.")
 	c.Server.RegisterFlags(f)
@@ -90,22 +89,44 @@ type BlocksStorageConfig struct {
 	TSDB ingester.TSDBConfig `yaml:"tsdb"`
 }
 
-// validate checks settings that only make sense together.
-func (t *Cortex) validate() error {
-	store := t.Cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store
-	if store == "inmemory" && !slices.Equal(t.Cfg.Target, []string{All}) && t.usesRing() {
-		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", t.Cfg.Target.String())
+// Validate checks the settings that only make sense together. The
+// components' own settings are checked by their constructors.
+func (c *Config) Validate() error {
+	if err := validateTarget(c.Target); err != nil {
+		return err
+	}
+	store := c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store
+	if store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.usesRing() {
+		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", c.Target.String())
 	}
 	return nil
 }
 
+// finalize derives the settings that follow from others; the result is
+// the configuration every module reads, never changed afterwards.
+func (c Config) finalize(logger *slog.Logger) Config {
+	ring := &c.Ingester.LifecyclerConfig.RingConfig
+	if ring.KVStore.Store == "inmemory" && ring.ReplicationFactor > 1 && c.usesRing() {
+		// One process has one ingester, so it cannot keep more than one copy.
+		logger.Info("in-memory ring: one ingester, so replication factor 1", "flag_value", ring.ReplicationFactor)
+		ring.ReplicationFactor = 1
+	}
+	return c
+}
+
+// usesRing reports whether a target reads or joins the ingester ring, and
+// so needs its KV store.
+func (c *Config) usesRing() bool { return c.runs(Ring, Ingester) }
+
 // Cortex is one running process.
 type Cortex struct {
+	// Cfg is the validated configuration; modules read it, never write it.
 	Cfg       Config
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
 	TLS       *tlsconfig.Loader
 	Server    *server.Server
+	API       *api.API
 	Overrides *validation.Overrides
 	Ring      *ring.Ring
 
@@ -113,9 +134,11 @@ type Cortex struct {
 	Distributor *distributor.Distributor
 	Querier     *querier.Querier
 
+	kitLogger     log.Logger
 	modules       *modules.Manager
 	services      map[string]services.Service
 	runtimeConfig *runtimeconfig.Manager
+	gossip        *gossip.KV
 	ingesterTLS   *tlsconfig.Client
 	readyChecks   []func(context.Context) error
 }
@@ -123,24 +146,23 @@ type Cortex struct {
 // New validates cfg, loads every certificate and binds the listeners: any
 // problem is reported here, before anything starts serving.
 func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	t := &Cortex{Cfg: cfg, Logger: logger, Registry: reg, TLS: tlsconfig.NewLoader(logger, reg)}
-	t.modules = modules.NewManager(kitlog.New(logger))
-	t.registerModules()
-	for _, target := range cfg.Target {
-		if !t.modules.IsTargetableModule(target) {
-			return nil, fmt.Errorf("-target=%s: unknown component %q; valid values: %s", cfg.Target.String(), target, strings.Join(t.modules.UserVisibleModuleNames(), ", "))
-		}
-	}
-	if err := t.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if rf := &t.Cfg.Ingester.LifecyclerConfig.RingConfig.ReplicationFactor; t.Cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store == "inmemory" && *rf > 1 && t.usesRing() {
-		// One process has one ingester, so it cannot keep more than one copy.
-		logger.Info("in-memory ring: one ingester, so replication factor 1", "flag_value", *rf)
-		*rf = 1
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	t := &Cortex{
+		Cfg:       cfg.finalize(logger),
+		Logger:    logger,
+		Registry:  reg,
+		TLS:       tlsconfig.NewLoader(logger, reg),
+		kitLogger: kitlog.New(logger),
 	}
+	m, err := t.newModuleManager()
+	if err != nil {
+		return nil, err
+	}
+	t.modules = m
 	svcs, err := t.modules.InitModuleServices(cfg.Target...)
 	if err != nil {
 		return nil, err
@@ -218,38 +240,4 @@ func readiness(sm *services.Manager) error {
 	}
 	slices.Sort(waiting)
 	return fmt.Errorf("modules not running: %s", strings.Join(waiting, ", "))
-}
-
-func (t *Cortex) serveConfig(w http.ResponseWriter, _ *http.Request) {
-	out, err := config.Dump(&t.Cfg)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
-	_, _ = w.Write(out)
-}
-
-func (t *Cortex) serveServices(w http.ResponseWriter, _ *http.Request) {
-	names := make([]string, 0, len(t.services))
-	for n := range t.services {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	for _, n := range names {
-		fmt.Fprintf(w, "%s: %s\n", n, t.services[n].State())
-	}
-}
-
-func (t *Cortex) handleCommon() {
-	t.Server.HTTP.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry}))
-	t.Server.HTTP.HandleFunc("GET /config", t.serveConfig)
-	t.Server.HTTP.HandleFunc("GET /services", t.serveServices)
-	// Profiling, as Cortex exposes it; behind the HTTP server's TLS and client auth.
-	t.Server.HTTP.HandleFunc("/debug/pprof/", pprof.Index)
-	t.Server.HTTP.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	t.Server.HTTP.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	t.Server.HTTP.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	t.Server.HTTP.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

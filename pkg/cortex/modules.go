@@ -1,34 +1,20 @@
 package cortex
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/grafana/dskit/modules"
-	"github.com/grafana/dskit/ring"
-	"github.com/grafana/dskit/runtimeconfig"
 	"github.com/grafana/dskit/services"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/cortex-tls/cortex/pkg/distributor"
-	"github.com/cortex-tls/cortex/pkg/ingester"
-	"github.com/cortex-tls/cortex/pkg/ingester/client"
-	"github.com/cortex-tls/cortex/pkg/kv/gossip"
-	"github.com/cortex-tls/cortex/pkg/querier"
-	"github.com/cortex-tls/cortex/pkg/server"
-	"github.com/cortex-tls/cortex/pkg/tenant"
-	"github.com/cortex-tls/cortex/pkg/tlsconfig"
-	"github.com/cortex-tls/cortex/pkg/util/kitlog"
-	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-// Module names. All depends on every component.
+// Module names: the components -target selects, and the shared pieces they
+// depend on.
 const (
 	TLSReloader   = "tls-reloader"
 	Server        = "server"
+	API           = "api"
 	RuntimeConfig = "runtime-config"
 	Overrides     = "overrides"
 	MemberlistKV  = "memberlist-kv"
@@ -37,208 +23,144 @@ const (
 	Ingester      = "ingester"
 	Distributor   = "distributor"
 	Querier       = "querier"
+	QueryFrontend = "query-frontend"
+	Alertmanager  = "alertmanager"
+	Configs       = "configs"
 	All           = "all"
 )
 
-func (t *Cortex) registerModules() {
-	hidden := modules.UserInvisibleModule
-	t.modules.RegisterModule(TLSReloader, t.initTLSReloader, hidden)
-	t.modules.RegisterModule(Server, t.initServer, hidden)
-	t.modules.RegisterModule(RuntimeConfig, t.initRuntimeConfig, hidden)
-	t.modules.RegisterModule(Overrides, t.initOverrides, hidden)
-	t.modules.RegisterModule(MemberlistKV, t.initMemberlistKV, hidden)
-	t.modules.RegisterModule(Ring, t.initRing, hidden)
-	t.modules.RegisterModule(IngesterTLS, t.initIngesterTLS, hidden)
-	t.modules.RegisterModule(Ingester, t.initIngester)
-	t.modules.RegisterModule(Distributor, t.initDistributor)
-	t.modules.RegisterModule(Querier, t.initQuerier)
-	t.modules.RegisterModule(All, nil)
-	t.registerFrontendModule() // query-frontend: modules_frontend.go
-	t.registerAlertmanagerModule()
-	t.registerConfigsModule() // modules_configs.go
+// module is one row of the module table.
+type module struct {
+	name string
+	// deps are started before this module and stopped after it.
+	deps []string
+	// init builds the module's service (nil for a module that only wires
+	// things up). It runs after every dependency's init.
+	init func(*Cortex) (services.Service, error)
+	// target makes the module a -target value of its own.
+	target bool
+	// inAll makes -target=all run it.
+	inAll bool
+}
 
-	deps := map[string][]string{
-		Server:       {TLSReloader},
-		Overrides:    {RuntimeConfig},
-		Ring:         {Server, MemberlistKV},
-		IngesterTLS:  {TLSReloader},
-		Ingester:     {Server, Overrides, MemberlistKV},
-		Distributor:  {Server, Overrides, Ring, IngesterTLS},
-		Querier:      {Server, Overrides, Ring, IngesterTLS},
-		MemberlistKV: {Server},
-		All:          {Distributor, Ingester, Querier},
+// moduleTable is every module of the process: adding a component is adding
+// its row here, its constructor, and its routes in pkg/api. -target
+// validation, -target's help text and the start and stop order all come
+// from this table.
+func moduleTable() []module {
+	return []module{
+		{name: TLSReloader, init: (*Cortex).initTLSReloader},
+		{name: Server, deps: []string{TLSReloader}, init: (*Cortex).initServer},
+		{name: API, deps: []string{Server}, init: (*Cortex).initAPI},
+		{name: RuntimeConfig, init: (*Cortex).initRuntimeConfig},
+		{name: Overrides, deps: []string{RuntimeConfig}, init: (*Cortex).initOverrides},
+		{name: MemberlistKV, deps: []string{API}, init: (*Cortex).initMemberlistKV},
+		{name: Ring, deps: []string{API, MemberlistKV}, init: (*Cortex).initRing},
+		{name: IngesterTLS, deps: []string{TLSReloader}, init: (*Cortex).initIngesterTLS},
+
+		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initDistributor, target: true, inAll: true},
+		{name: Ingester, deps: []string{API, Overrides, MemberlistKV}, init: (*Cortex).initIngester, target: true, inAll: true},
+		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initQuerier, target: true, inAll: true},
+		{name: QueryFrontend, deps: []string{API}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
+		{name: Alertmanager, deps: []string{API}, init: (*Cortex).initAlertmanager, target: true, inAll: true},
+		// Its default database, an SQLite file, needs no other service, so
+		// -target=all runs it too.
+		{name: Configs, deps: []string{API}, init: (*Cortex).initConfigs, target: true, inAll: true},
 	}
-	for name, d := range deps {
-		if err := t.modules.AddDependency(name, d...); err != nil {
-			panic(err) // a wiring mistake in this file, caught by every test
+}
+
+// targetNames lists the valid -target values, sorted.
+func targetNames() []string {
+	names := []string{All}
+	for _, m := range moduleTable() {
+		if m.target {
+			names = append(names, m.name)
 		}
 	}
+	slices.Sort(names)
+	return names
 }
 
-func (t *Cortex) initTLSReloader() (services.Service, error) {
-	if t.Cfg.TLSReloadInterval <= 0 {
-		return nil, nil
+// validateTarget checks every -target value against the table.
+func validateTarget(target []string) error {
+	valid := targetNames()
+	if len(target) == 0 {
+		return fmt.Errorf("-target is empty; valid values: %s", strings.Join(valid, ", "))
 	}
-	return services.NewTimerService(t.Cfg.TLSReloadInterval, nil, func(context.Context) error {
-		t.TLS.Reload()
-		return nil
-	}, nil), nil
+	for _, name := range target {
+		if !slices.Contains(valid, name) {
+			return fmt.Errorf("-target=%s: unknown component %q; valid values: %s", strings.Join(target, ","), name, strings.Join(valid, ", "))
+		}
+	}
+	return nil
 }
 
-func (t *Cortex) initServer() (services.Service, error) {
-	s, err := server.New(t.Cfg.Server, t.TLS, t.Logger)
-	if err != nil {
-		return nil, err
+// newModuleManager registers the table with dskit's module manager, which
+// initialises dependencies first and stops dependants first.
+func (t *Cortex) newModuleManager() (*modules.Manager, error) {
+	m := modules.NewManager(t.kitLogger)
+	var all []string
+	for _, row := range moduleTable() {
+		init := func() (services.Service, error) { return row.init(t) }
+		if row.target {
+			m.RegisterModule(row.name, init)
+		} else {
+			m.RegisterModule(row.name, init, modules.UserInvisibleModule)
+		}
+		if row.inAll {
+			all = append(all, row.name)
+		}
 	}
-	t.Server = s
-	t.handleCommon()
-	return s.Service(), nil
-}
-
-func (t *Cortex) initRuntimeConfig() (services.Service, error) {
-	if len(t.Cfg.RuntimeConfig.LoadPath) == 0 {
-		return nil, nil
+	m.RegisterModule(All, nil)
+	for _, row := range moduleTable() {
+		if err := m.AddDependency(row.name, row.deps...); err != nil {
+			return nil, fmt.Errorf("module table: %w", err)
+		}
 	}
-	t.Cfg.RuntimeConfig.Loader = validation.Loader(t.Cfg.Limits)
-	m, err := runtimeconfig.New(t.Cfg.RuntimeConfig, "cortex", t.Registry, kitlog.New(t.Logger))
-	if err != nil {
-		return nil, fmt.Errorf("-runtime-config.file: %w", err)
+	if err := m.AddDependency(All, all...); err != nil {
+		return nil, fmt.Errorf("module table: %w", err)
 	}
-	t.runtimeConfig = m
 	return m, nil
 }
 
-func (t *Cortex) initOverrides() (services.Service, error) {
-	if err := t.Cfg.Limits.Validate(); err != nil {
-		return nil, err
-	}
-	m := t.runtimeConfig
-	t.Overrides = validation.NewOverrides(t.Cfg.Limits, func() map[string]*validation.Limits {
-		if m == nil {
-			return nil
+// dependencies returns name and every module it depends on, directly or not.
+func dependencies(name string) []string {
+	table := moduleTable()
+	seen := []string{}
+	var visit func(string)
+	visit = func(n string) {
+		if slices.Contains(seen, n) {
+			return
 		}
-		if rc, ok := m.GetConfig().(*validation.RuntimeConfig); ok && rc != nil {
-			return rc.Overrides
+		seen = append(seen, n)
+		if n == All {
+			for _, row := range table {
+				if row.inAll {
+					visit(row.name)
+				}
+			}
+			return
 		}
-		return nil
-	})
-	return nil, nil
-}
-
-func (t *Cortex) initMemberlistKV() (services.Service, error) {
-	kvCfg := &t.Cfg.Ingester.LifecyclerConfig.RingConfig.KVStore
-	if kvCfg.Store != "memberlist" {
-		return nil, nil
-	}
-	// The gossip KV is this project's own (pkg/kv/gossip) rather than
-	// dskit's, whose transport cannot ask peers for client certificates
-	// nor reload its files; its flags are dskit's -memberlist.* ones.
-	k, err := gossip.New(t.Cfg.MemberlistKV, gossip.TLSConfigFromFlags(t.Cfg.MemberlistKV.TCPTransport), t.TLS, t.Logger.With("component", "memberlist"), t.Registry)
-	if err != nil {
-		return nil, err
-	}
-	kvCfg.Mock = k.Client(ring.GetCodec())
-	t.Server.HTTP.HandleFunc("/memberlist", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "node %s, gossip port %d\nmembers:\n", k.NodeName(), k.ListenPort())
-		for _, m := range k.Members() {
-			fmt.Fprintln(w, m)
-		}
-	})
-	return k.Service(), nil
-}
-
-func (t *Cortex) initRing() (services.Service, error) {
-	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
-	r, err := ring.New(t.Cfg.Ingester.LifecyclerConfig.RingConfig, ingester.RingName, ingester.RingKey, kitlog.New(t.Logger), reg)
-	if err != nil {
-		return nil, fmt.Errorf("ingester ring: %w", err)
-	}
-	t.Ring = r
-	t.Server.HTTP.Handle("/ingester/ring", r)
-	t.Server.HTTP.Handle("/ring", r)
-	return r, nil
-}
-
-func (t *Cortex) initIngesterTLS() (services.Service, error) {
-	c, err := tlsconfig.NewClient(client.TLSPrefix, t.Cfg.IngesterClient.TLS, t.TLS)
-	if err != nil {
-		return nil, err
-	}
-	t.ingesterTLS = c
-	return nil, nil
-}
-
-func (t *Cortex) initIngester() (services.Service, error) {
-	cfg := t.Cfg.Ingester
-	cfg.TSDB = t.Cfg.BlocksStorage.TSDB
-	// Advertise the gRPC server unless the operator said otherwise.
-	if cfg.LifecyclerConfig.Port == 0 {
-		cfg.LifecyclerConfig.Port = t.Cfg.Server.GRPCListenPort
-	}
-	if cfg.LifecyclerConfig.Addr == "" && t.Cfg.Server.GRPCListenAddress != "" {
-		if ip := net.ParseIP(t.Cfg.Server.GRPCListenAddress); ip != nil && !ip.IsUnspecified() {
-			cfg.LifecyclerConfig.Addr = t.Cfg.Server.GRPCListenAddress
+		for _, row := range table {
+			if row.name == n {
+				for _, d := range row.deps {
+					visit(d)
+				}
+			}
 		}
 	}
-	ing, err := ingester.New(cfg, t.Overrides, t.Logger, t.Registry)
-	if err != nil {
-		return nil, err
-	}
-	t.Ingester = ing
-	client.RegisterIngesterServer(t.Server.GRPC, ing)
-	t.readyChecks = append(t.readyChecks, ing.CheckReady)
-	// Where no ring client runs in this process, the lifecycler serves the ring page.
-	if h := ing.RingHandler(); h != nil && !t.runsRingClient() {
-		t.Server.HTTP.Handle("/ingester/ring", h)
-	}
-	return ing, nil
+	visit(name)
+	return seen
 }
 
-func (t *Cortex) initDistributor() (services.Service, error) {
-	d, err := distributor.New(t.Cfg.Distributor, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry)
-	if err != nil {
-		return nil, err
-	}
-	t.Distributor = d
-	push := tenant.HTTPMiddleware(t.Cfg.AuthEnabled, d.PushHandler())
-	t.Server.HTTP.Handle("POST /api/v1/push", push)
-	t.Server.HTTP.Handle("POST /api/prom/push", push)
-	t.Server.HTTP.Handle("/distributor/all_user_stats", d.AllUserStatsHandler())
-	return d, nil
-}
-
-func (t *Cortex) initQuerier() (services.Service, error) {
-	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry)
-	if err != nil {
-		return nil, err
-	}
-	t.Querier = q
-	api := tenant.HTTPMiddleware(t.Cfg.AuthEnabled, q.Handler())
-	t.Server.HTTP.Handle(t.Cfg.Querier.PrometheusHTTPPrefix+"/api/v1/", api)
-	if t.Cfg.Querier.PrometheusHTTPPrefix != "/api/prom" {
-		t.Server.HTTP.Handle("/api/prom/api/v1/", api) // Cortex's legacy prefix
-	}
-	return t.withQuerierWorker(q)
-}
-
-// runsRingClient reports whether a target of this process reads the ring.
-func (t *Cortex) runsRingClient() bool { return t.targetsNeed(Ring) }
-
-// usesRing reports whether a target of this process reads or joins the
-// ingester ring, and so needs its KV store.
-func (t *Cortex) usesRing() bool { return t.targetsNeed(Ring, Ingester) }
-
-// targetsNeed reports whether any target is, or depends on, one of modules.
-func (t *Cortex) targetsNeed(modules ...string) bool {
-	for _, target := range t.Cfg.Target {
-		for _, dep := range append(t.modules.DependenciesForModule(target), target) {
-			if slices.Contains(modules, dep) {
+// runs reports whether a -target value of c is, or depends on, one of names.
+func (c *Config) runs(names ...string) bool {
+	for _, target := range c.Target {
+		for _, m := range dependencies(target) {
+			if slices.Contains(names, m) {
 				return true
 			}
 		}
 	}
 	return false
 }
-
-var _ http.Handler = (*ring.Ring)(nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"strconv"
 
 	"github.com/grafana/dskit/services"
@@ -13,12 +12,8 @@ import (
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
-	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
-
-// QueryFrontend is the query-frontend module.
-const QueryFrontend = "query-frontend"
 
 // initQueryFrontend serves the Prometheus API from the frontend's queue
 // and the cortex.Frontend gRPC service the querier workers pull from.
@@ -32,7 +27,8 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 		return nil, err
 	}
 	frontendpb.RegisterFrontendServer(t.Server.GRPC, f)
-	if t.Cfg.Worker.FrontendAddress == "" && t.runsModule(Querier) && t.Cfg.Server.GRPCTLS.CertPath != "" &&
+	t.Server.TrackHealth(frontendpb.ServiceName, f)
+	if t.Cfg.Worker.FrontendAddress == "" && t.Cfg.runs(Querier) && t.Cfg.Server.GRPCTLS.CertPath != "" &&
 		!t.Cfg.Worker.GRPCClientConfig.TLS.TLSOn() && !t.Cfg.IngesterClient.TLS.TLSOn() {
 		// The in-process querier's worker would dial this TLS server in
 		// plaintext. Say so, but keep /ready as it is without the frontend.
@@ -40,19 +36,7 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 	} else {
 		t.readyChecks = append(t.readyChecks, f.CheckReady)
 	}
-	api := tenant.HTTPMiddleware(t.Cfg.AuthEnabled, f.Handler())
-	prefixes := []string{t.Cfg.Querier.PrometheusHTTPPrefix}
-	if t.Cfg.Querier.PrometheusHTTPPrefix != "/api/prom" {
-		prefixes = append(prefixes, "/api/prom") // Cortex's legacy prefix
-	}
-	// Patterns with a method: in -target=all they take precedence over the
-	// querier's method-less routes for the same paths, so every query goes
-	// through the frontend and its queue.
-	for _, prefix := range prefixes {
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodOptions} {
-			t.Server.HTTP.Handle(m+" "+prefix+"/api/v1/", api)
-		}
-	}
+	t.API.RegisterPrometheusAPI(QueryFrontend, t.prometheusPrefixes(), f.Handler())
 	return f, nil
 }
 
@@ -66,7 +50,7 @@ func (t *Cortex) withQuerierWorker(q *querier.Querier) (services.Service, error)
 		return nil, err
 	}
 	if cfg.FrontendAddress == "" {
-		if !t.runsModule(QueryFrontend) {
+		if !t.Cfg.runs(QueryFrontend) {
 			return q, nil
 		}
 		// The frontend is in this process: dial our own gRPC server.
@@ -74,7 +58,7 @@ func (t *Cortex) withQuerierWorker(q *querier.Querier) (services.Service, error)
 		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 			host = "127.0.0.1"
 		}
-		cfg.FrontendAddress = net.JoinHostPort(host, strconv.Itoa(t.Cfg.Server.GRPCListenPort))
+		cfg.FrontendAddress = net.JoinHostPort(host, strconv.Itoa(t.Server.GRPCAddr().(*net.TCPAddr).Port))
 		if tls == nil && t.ingesterTLS != nil {
 			// Both links dial this same server: without -querier.frontend-client.tls-*
 			// flags, the -ingester.client.tls-* ones fit it.
@@ -119,27 +103,4 @@ func ignoreNotRunning(err error) error {
 		return nil
 	}
 	return err
-}
-
-// runsModule reports whether a target of this process is, or depends on, name.
-func (t *Cortex) runsModule(name string) bool {
-	for _, target := range t.Cfg.Target {
-		for _, dep := range append(t.modules.DependenciesForModule(target), target) {
-			if dep == name {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// registerFrontendModule registers the query-frontend, which -target=all
-// runs too.
-func (t *Cortex) registerFrontendModule() {
-	t.modules.RegisterModule(QueryFrontend, t.initQueryFrontend)
-	for name, deps := range map[string][]string{QueryFrontend: {Server}, All: {QueryFrontend}} {
-		if err := t.modules.AddDependency(name, deps...); err != nil {
-			panic(err) // a wiring mistake in this file, caught by every test
-		}
-	}
 }

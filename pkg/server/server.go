@@ -152,8 +152,6 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, er
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          errLog,
 	}
-	s.HTTP.HandleFunc("GET /ready", s.serveReady)
-	s.HTTP.HandleFunc("GET /healthz", serveHealthz)
 	if s.healthLis != nil {
 		probes := http.NewServeMux()
 		probes.HandleFunc("GET /ready", s.serveReady)
@@ -182,7 +180,36 @@ func (s *Server) HealthAddr() net.Addr {
 	return s.healthLis.Addr()
 }
 
-// SetReadiness sets the check behind /ready and the gRPC health service.
+// ReadyHandler serves /ready: 200 while the readiness check passes, else
+// 503 with the reason.
+func (s *Server) ReadyHandler() http.Handler { return http.HandlerFunc(s.serveReady) }
+
+// HealthzHandler serves /healthz: 200 while the process serves HTTP.
+func (s *Server) HealthzHandler() http.Handler { return http.HandlerFunc(serveHealthz) }
+
+// TrackHealth makes the gRPC health status of the service named name (its
+// full name, e.g. cortex.Ingester) follow svc: SERVING while svc runs,
+// NOT_SERVING before and after. Clients check the service they call, so a
+// process that is not ready for an unrelated reason (a ring it has not
+// joined yet, a query-frontend with no querier) still takes calls of a
+// service that runs.
+func (s *Server) TrackHealth(name string, svc services.Service) {
+	set := func(st healthpb.HealthCheckResponse_ServingStatus) { s.Health.SetServingStatus(name, st) }
+	notServing := func() { set(healthpb.HealthCheckResponse_NOT_SERVING) }
+	notServing()
+	svc.AddListener(services.NewListener(nil,
+		func() { set(healthpb.HealthCheckResponse_SERVING) },
+		func(services.State) { notServing() },
+		func(services.State) { notServing() },
+		func(services.State, error) { notServing() },
+	))
+	if svc.State() == services.Running {
+		set(healthpb.HealthCheckResponse_SERVING)
+	}
+}
+
+// SetReadiness sets the check behind /ready and the gRPC health service's
+// overall status (the empty service name).
 func (s *Server) SetReadiness(ready func() error) {
 	s.mu.Lock()
 	s.ready = ready

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -54,6 +55,16 @@ type Conn struct {
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.conn.Close() }
+
+// Check asks for the health of the ingester service itself rather than the
+// process's readiness, so the pool keeps an ingester that takes pushes
+// while its /ready is still false (e.g. not yet ACTIVE in the ring).
+func (c *Conn) Check(ctx context.Context, in *grpc_health_v1.HealthCheckRequest, opts ...grpc.CallOption) (*grpc_health_v1.HealthCheckResponse, error) {
+	if in.GetService() == "" {
+		in = &grpc_health_v1.HealthCheckRequest{Service: ServiceName}
+	}
+	return c.HealthClient.Check(ctx, in, opts...)
+}
 
 // Addr returns the ingester's address.
 func (c *Conn) Addr() string { return c.addr }

@@ -10,7 +10,7 @@ import (
 )
 
 // Client returns a kv.Client whose values are encoded with c, for dskit's
-// ring through kv.Config.Mock. Values must implement memberlist.Mergeable.
+// ring (pkg/kv.NewClient). Values must implement memberlist.Mergeable.
 // Calls wait for the KV's service to be running.
 func (k *KV) Client(c codec.Codec) kv.Client {
 	k.store.register(c)

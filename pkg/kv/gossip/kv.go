@@ -2,7 +2,7 @@
 // ring, built on the memberlist library like dskit's kv/memberlist but with
 // its own transport: TCP with mutual TLS whose certificates and CA bundles
 // reload without a restart, and whose listener refuses peers without a valid
-// client certificate. dskit's ring takes it through kv.Config.Mock.
+// client certificate. Rings get their client from pkg/kv.NewClient.
 package gossip
 
 import (
@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,6 +142,18 @@ func (k *KV) Members() []string {
 		names = append(names, n.Name)
 	}
 	return names
+}
+
+// StatusHandler serves the members page: this node, its gossip port and
+// the members it knows.
+func (k *KV) StatusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "node %s, gossip port %d\nmembers:\n", k.NodeName(), k.ListenPort())
+		for _, m := range k.Members() {
+			fmt.Fprintln(w, m)
+		}
+	})
 }
 
 // NodeName returns this member's name, once the service has started.

@@ -1,0 +1,126 @@
+// Package api is the process's HTTP surface: routes.go is the one table of
+// every path, its methods, the module that serves it and whether it carries
+// a tenant; this file mounts those rows on the server's mux and serves the
+// index page.
+//
+// It holds no handler logic of its own: each row points at a handler of the
+// component package that serves it. Components must not register HTTP routes
+// anywhere else, so that grep on a path finds its handler in one hop.
+package api
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/cortex-tls/cortex/pkg/tenant"
+)
+
+// Route is one row of the route table.
+type Route struct {
+	// Module is the module (a -target value, or "server" for the routes
+	// every process serves) whose handler answers.
+	Module string
+	// Methods the path answers; empty means any method.
+	Methods []string
+	// Path is the URL path, in net/http ServeMux pattern syntax: a trailing
+	// slash matches the subtree, {name} one segment.
+	Path string
+	// Tenant says the request names its tenant in X-Scope-OrgID, which is
+	// checked (or, with -auth.enabled=false, set to the default tenant)
+	// before the handler runs.
+	Tenant bool
+	// Desc is the index page's text for the route; routes without one are
+	// not listed there.
+	Desc string
+}
+
+// API mounts routes on a mux and remembers them for the index page.
+type API struct {
+	mux         *http.ServeMux
+	authEnabled bool
+	routes      []Route
+}
+
+// New returns an API that mounts its routes on mux. authEnabled is
+// -auth.enabled: whether tenant routes require X-Scope-OrgID.
+func New(mux *http.ServeMux, authEnabled bool) *API {
+	a := &API{mux: mux, authEnabled: authEnabled}
+	mux.HandleFunc("GET /{$}", a.serveIndex)
+	return a
+}
+
+// Routes returns the mounted routes in the order they were mounted.
+func (a *API) Routes() []Route { return slices.Clone(a.routes) }
+
+// route mounts h on every method of r, wrapped in the tenant middleware
+// when the route carries a tenant.
+func (a *API) route(r Route, h http.Handler) {
+	if r.Tenant {
+		h = tenant.HTTPMiddleware(a.authEnabled, h)
+	}
+	if len(r.Methods) == 0 {
+		a.mux.Handle(r.Path, h)
+	} else {
+		for _, m := range r.Methods {
+			a.mux.Handle(m+" "+r.Path, h)
+		}
+	}
+	a.routes = append(a.routes, r)
+}
+
+var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>Cortex</title></head>
+<body>
+<h1>Cortex</h1>
+<p>Components running in this process: {{.Target}}</p>
+{{range .Sections}}<h2>{{.Module}}</h2>
+<ul>
+{{range .Routes}}<li>{{if .Link}}<a href="{{.Path}}">{{.Path}}</a>{{else}}<code>{{.Methods}} {{.Path}}</code>{{end}}: {{.Desc}}{{if .Tenant}} (tenant in X-Scope-OrgID){{end}}</li>
+{{end}}</ul>
+{{end}}</body>
+</html>
+`))
+
+type indexRoute struct {
+	Path, Methods, Desc string
+	Link, Tenant        bool
+}
+
+type indexSection struct {
+	Module string
+	Routes []indexRoute
+}
+
+// serveIndex lists the pages of the running modules, as Cortex's index
+// page does: links for the pages a browser can open, the API paths as text.
+func (a *API) serveIndex(w http.ResponseWriter, r *http.Request) {
+	var sections []indexSection
+	var modules []string
+	for _, rt := range a.routes {
+		if rt.Desc == "" {
+			continue
+		}
+		i := slices.IndexFunc(sections, func(s indexSection) bool { return s.Module == rt.Module })
+		if i < 0 {
+			sections = append(sections, indexSection{Module: rt.Module})
+			i = len(sections) - 1
+			if rt.Module != "server" {
+				modules = append(modules, rt.Module)
+			}
+		}
+		methods := strings.Join(rt.Methods, "|")
+		link := !rt.Tenant && !strings.Contains(rt.Path, "{") && (len(rt.Methods) == 0 || slices.Contains(rt.Methods, http.MethodGet))
+		sections[i].Routes = append(sections[i].Routes, indexRoute{Path: rt.Path, Methods: methods, Desc: rt.Desc, Link: link, Tenant: rt.Tenant})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := indexTemplate.Execute(w, struct {
+		Target   string
+		Sections []indexSection
+	}{strings.Join(modules, ", "), sections}); err != nil {
+		http.Error(w, fmt.Sprintf("rendering the index page: %v", err), http.StatusInternalServerError)
+	}
+}

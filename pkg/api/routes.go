@@ -1,0 +1,124 @@
+package api
+
+import (
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/cortex-tls/cortex/pkg/alertmanager"
+	"github.com/cortex-tls/cortex/pkg/configs"
+	"github.com/cortex-tls/cortex/pkg/distributor"
+)
+
+// Every HTTP path of every module, in one place. A new component adds a
+// Register function here and calls it from its module's constructor.
+
+var (
+	get     = []string{http.MethodGet}
+	post    = []string{http.MethodPost}
+	getPost = []string{http.MethodGet, http.MethodPost}
+)
+
+// Server are the handlers every process serves, whatever its target.
+type Server struct {
+	Ready, Healthz, Metrics, Config, Services http.Handler
+}
+
+// RegisterServer mounts the probe, metrics and introspection pages, and
+// Go's profiler as Cortex exposes it (behind the HTTP server's TLS and
+// client authentication, like every other route).
+func (a *API) RegisterServer(s Server) {
+	a.route(Route{Module: "server", Methods: get, Path: "/ready", Desc: "Readiness: 200 once every module of this process runs and can take traffic"}, s.Ready)
+	a.route(Route{Module: "server", Methods: get, Path: "/healthz", Desc: "Liveness: 200 while the process serves HTTP"}, s.Healthz)
+	a.route(Route{Module: "server", Methods: get, Path: "/metrics", Desc: "Prometheus metrics"}, s.Metrics)
+	a.route(Route{Module: "server", Methods: get, Path: "/config", Desc: "The effective configuration, as YAML"}, s.Config)
+	a.route(Route{Module: "server", Methods: get, Path: "/services", Desc: "The state of each module"}, s.Services)
+	a.route(Route{Module: "server", Path: "/debug/pprof/", Desc: "Go profiles"}, http.HandlerFunc(pprof.Index))
+	a.route(Route{Module: "server", Path: "/debug/pprof/cmdline"}, http.HandlerFunc(pprof.Cmdline))
+	a.route(Route{Module: "server", Path: "/debug/pprof/profile"}, http.HandlerFunc(pprof.Profile))
+	a.route(Route{Module: "server", Path: "/debug/pprof/symbol"}, http.HandlerFunc(pprof.Symbol))
+	a.route(Route{Module: "server", Path: "/debug/pprof/trace"}, http.HandlerFunc(pprof.Trace))
+}
+
+// RegisterRing mounts the ingester ring's status page (HTML and JSON, with
+// "forget") from whichever of the ring client or the ingester's lifecycler
+// the process runs.
+func (a *API) RegisterRing(ring http.Handler) {
+	a.route(Route{Module: "ring", Path: "/ingester/ring", Desc: "Ingester ring status"}, ring)
+	a.route(Route{Module: "ring", Path: "/ring"}, ring) // Cortex's older path
+}
+
+// RegisterMemberlist mounts the gossip members page.
+func (a *API) RegisterMemberlist(members http.Handler) {
+	a.route(Route{Module: "memberlist", Methods: get, Path: "/memberlist", Desc: "Gossip members"}, members)
+}
+
+// RegisterDistributor mounts remote write and the tenants' ingestion stats.
+func (a *API) RegisterDistributor(d *distributor.Distributor) {
+	push := d.PushHandler()
+	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/push", Tenant: true, Desc: "Prometheus remote write 1.0 and 2.0"}, push)
+	a.route(Route{Module: "distributor", Methods: post, Path: "/api/prom/push", Tenant: true}, push) // Cortex's legacy path
+	a.route(Route{Module: "distributor", Path: "/distributor/all_user_stats", Desc: "Ingestion rate and series per tenant"}, d.AllUserStatsHandler())
+}
+
+// PrometheusAPIPaths are the Prometheus HTTP API's paths under each prefix's
+// /api/v1, with their methods: the querier answers them, behind the
+// query-frontend when the process runs one.
+var PrometheusAPIPaths = []struct {
+	Methods []string
+	Path    string
+	Desc    string
+}{
+	{getPost, "/query", "Instant query"},
+	{getPost, "/query_range", "Range query"},
+	{getPost, "/query_exemplars", "Exemplars"},
+	{getPost, "/labels", "Label names"},
+	{get, "/label/{name}/values", "Label values"},
+	{getPost, "/series", "Series"},
+	{get, "/metadata", "Metric metadata"},
+	{get, "/status/buildinfo", "Build information"},
+}
+
+// RegisterPrometheusAPI mounts the Prometheus API under each prefix
+// (-http.prometheus-http-prefix, then Cortex's legacy /api/prom), served by
+// module: the querier's handler, or the query-frontend's queue in front of
+// it. Every path also answers CORS preflight (OPTIONS) as Prometheus does.
+func (a *API) RegisterPrometheusAPI(module string, prefixes []string, h http.Handler) {
+	for i, prefix := range prefixes {
+		for _, p := range PrometheusAPIPaths {
+			desc := p.Desc
+			if i > 0 {
+				desc = "" // the same page under a second prefix
+			}
+			methods := append(append([]string{}, p.Methods...), http.MethodOptions)
+			a.route(Route{Module: module, Methods: methods, Path: prefix + "/api/v1" + p.Path, Tenant: true, Desc: desc}, h)
+		}
+	}
+}
+
+// RegisterAlertmanager mounts each tenant's Alertmanager v2 API (what
+// amtool and Grafana's Alertmanager data source call) and its probes.
+func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {
+	h := am.Handler()
+	p := alertmanager.APIPrefix
+	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/status", Tenant: true, Desc: "The tenant's Alertmanager status and configuration"}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/receivers", Tenant: true, Desc: "Receivers"}, h)
+	a.route(Route{Module: "alertmanager", Methods: getPost, Path: p + "/alerts", Tenant: true, Desc: "Alerts: list, or post new ones"}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/alerts/groups", Tenant: true, Desc: "Alert groups"}, h)
+	a.route(Route{Module: "alertmanager", Methods: getPost, Path: p + "/silences", Tenant: true, Desc: "Silences: list, or create one"}, h)
+	a.route(Route{Module: "alertmanager", Methods: []string{http.MethodGet, http.MethodDelete}, Path: p + "/silence/{id}", Tenant: true, Desc: "One silence: get or expire"}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: "/alertmanager/-/healthy", Tenant: true}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: "/alertmanager/-/ready", Tenant: true}, h)
+}
+
+// RegisterConfigs mounts the configs API: the tenant API, and the private
+// API (no tenant) the alertmanagers and rulers poll.
+func (a *API) RegisterConfigs(c *configs.API) {
+	h, private := c.TenantHandler(), c.PrivateHandler()
+	a.route(Route{Module: "configs", Methods: getPost, Path: "/api/prom/configs/alertmanager", Tenant: true, Desc: "The tenant's Alertmanager configuration"}, h)
+	a.route(Route{Module: "configs", Methods: post, Path: "/api/prom/configs/alertmanager/validate", Tenant: true, Desc: "Validate an Alertmanager configuration"}, h)
+	a.route(Route{Module: "configs", Methods: getPost, Path: "/api/prom/configs/rules", Tenant: true, Desc: "The tenant's rules"}, h)
+	a.route(Route{Module: "configs", Methods: post, Path: "/api/prom/configs/deactivate", Tenant: true, Desc: "Deactivate the tenant's configs"}, h)
+	a.route(Route{Module: "configs", Methods: post, Path: "/api/prom/configs/restore", Tenant: true, Desc: "Restore the tenant's configs"}, h)
+	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/alertmanager", Desc: "Every tenant's Alertmanager configuration changed since ?since="}, private)
+	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/rules", Desc: "Every tenant's rules changed since ?since="}, private)
+}

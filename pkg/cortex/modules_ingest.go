@@ -1,0 +1,82 @@
+package cortex
+
+import (
+	"net"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+
+	"github.com/cortex-tls/cortex/pkg/distributor"
+	"github.com/cortex-tls/cortex/pkg/ingester"
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier"
+)
+
+// Constructors of the write and read path's modules.
+
+func (t *Cortex) initIngester() (services.Service, error) {
+	cfg := t.Cfg.Ingester
+	cfg.TSDB = t.Cfg.BlocksStorage.TSDB
+	// Advertise the gRPC server as bound (so -server.grpc-listen-port=0
+	// works) unless the operator said otherwise.
+	if cfg.LifecyclerConfig.Port == 0 {
+		cfg.LifecyclerConfig.Port = t.Server.GRPCAddr().(*net.TCPAddr).Port
+	}
+	if cfg.LifecyclerConfig.Addr == "" && t.Cfg.Server.GRPCListenAddress != "" {
+		if ip := net.ParseIP(t.Cfg.Server.GRPCListenAddress); ip != nil && !ip.IsUnspecified() {
+			cfg.LifecyclerConfig.Addr = t.Cfg.Server.GRPCListenAddress
+		}
+	}
+	if t.gossip != nil {
+		// dskit's lifecycler builds its own KV client, and takes another
+		// store only through this field.
+		cfg.LifecyclerConfig.RingConfig.KVStore.Mock = t.gossip.Client(ring.GetCodec())
+	}
+	ing, err := ingester.New(cfg, t.Overrides, t.Logger, t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	t.Ingester = ing
+	client.RegisterIngesterServer(t.Server.GRPC, ing)
+	t.Server.TrackHealth(client.ServiceName, ing)
+	t.readyChecks = append(t.readyChecks, ing.CheckReady)
+	// Where no ring client runs in this process, the lifecycler serves the ring page.
+	if h := ing.RingHandler(); h != nil && !t.Cfg.runs(Ring) {
+		t.API.RegisterRing(h)
+	}
+	return ing, nil
+}
+
+func (t *Cortex) initDistributor() (services.Service, error) {
+	d, err := distributor.New(t.Cfg.Distributor, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	t.Distributor = d
+	t.API.RegisterDistributor(d)
+	return d, nil
+}
+
+func (t *Cortex) initQuerier() (services.Service, error) {
+	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	t.Querier = q
+	if !t.Cfg.runs(QueryFrontend) {
+		// With a query-frontend in this process, it serves these paths and
+		// the querier takes its queries through the worker.
+		t.API.RegisterPrometheusAPI(Querier, t.prometheusPrefixes(), q.Handler())
+	}
+	return t.withQuerierWorker(q)
+}
+
+// prometheusPrefixes are the prefixes the Prometheus API is served under:
+// -http.prometheus-http-prefix, and Cortex's legacy /api/prom.
+func (t *Cortex) prometheusPrefixes() []string {
+	prefixes := []string{t.Cfg.Querier.PrometheusHTTPPrefix}
+	if t.Cfg.Querier.PrometheusHTTPPrefix != "/api/prom" {
+		prefixes = append(prefixes, "/api/prom")
+	}
+	return prefixes
+}

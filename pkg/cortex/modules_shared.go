@@ -1,0 +1,151 @@
+package cortex
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/runtimeconfig"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cortex-tls/cortex/pkg/api"
+	"github.com/cortex-tls/cortex/pkg/ingester"
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/kv"
+	"github.com/cortex-tls/cortex/pkg/kv/gossip"
+	"github.com/cortex-tls/cortex/pkg/server"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/config"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
+)
+
+// Constructors of the modules every component shares.
+
+func (t *Cortex) initTLSReloader() (services.Service, error) {
+	if t.Cfg.TLSReloadInterval <= 0 {
+		return nil, nil
+	}
+	return services.NewTimerService(t.Cfg.TLSReloadInterval, nil, func(context.Context) error {
+		t.TLS.Reload()
+		return nil
+	}, nil), nil
+}
+
+func (t *Cortex) initServer() (services.Service, error) {
+	s, err := server.New(t.Cfg.Server, t.TLS, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.Server = s
+	return s.Service(), nil
+}
+
+func (t *Cortex) initAPI() (services.Service, error) {
+	t.API = api.New(t.Server.HTTP, t.Cfg.AuthEnabled)
+	t.API.RegisterServer(api.Server{
+		Ready:    t.Server.ReadyHandler(),
+		Healthz:  t.Server.HealthzHandler(),
+		Metrics:  promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry}),
+		Config:   http.HandlerFunc(t.serveConfig),
+		Services: http.HandlerFunc(t.serveServices),
+	})
+	return nil, nil
+}
+
+func (t *Cortex) initRuntimeConfig() (services.Service, error) {
+	if len(t.Cfg.RuntimeConfig.LoadPath) == 0 {
+		return nil, nil
+	}
+	cfg := t.Cfg.RuntimeConfig
+	cfg.Loader = validation.Loader(t.Cfg.Limits)
+	m, err := runtimeconfig.New(cfg, "cortex", t.Registry, t.kitLogger)
+	if err != nil {
+		return nil, fmt.Errorf("-runtime-config.file: %w", err)
+	}
+	t.runtimeConfig = m
+	return m, nil
+}
+
+func (t *Cortex) initOverrides() (services.Service, error) {
+	if err := t.Cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	m := t.runtimeConfig
+	t.Overrides = validation.NewOverrides(t.Cfg.Limits, func() map[string]*validation.Limits {
+		if m == nil {
+			return nil
+		}
+		if rc, ok := m.GetConfig().(*validation.RuntimeConfig); ok && rc != nil {
+			return rc.Overrides
+		}
+		return nil
+	})
+	return nil, nil
+}
+
+func (t *Cortex) initMemberlistKV() (services.Service, error) {
+	if t.Cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store != "memberlist" {
+		return nil, nil
+	}
+	// The gossip KV is this project's own (pkg/kv/gossip) rather than
+	// dskit's, whose transport cannot ask peers for client certificates
+	// nor reload its files; its flags are dskit's -memberlist.* ones.
+	k, err := gossip.New(t.Cfg.MemberlistKV, gossip.TLSConfigFromFlags(t.Cfg.MemberlistKV.TCPTransport), t.TLS, t.Logger.With("component", "memberlist"), t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	t.gossip = k
+	t.API.RegisterMemberlist(k.StatusHandler())
+	return k.Service(), nil
+}
+
+func (t *Cortex) initRing() (services.Service, error) {
+	cfg := t.Cfg.Ingester.LifecyclerConfig.RingConfig
+	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
+	store, err := kv.NewClient(cfg.KVStore, ring.GetCodec(), t.gossip, ingester.RingName+"-ring", reg, t.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("ingester ring: -ring.store=%s: %w", cfg.KVStore.Store, err)
+	}
+	r, err := ring.NewWithStoreClientAndStrategy(cfg, ingester.RingName, ingester.RingKey, store, ring.NewDefaultReplicationStrategy(), reg, t.kitLogger)
+	if err != nil {
+		return nil, fmt.Errorf("ingester ring: %w", err)
+	}
+	t.Ring = r
+	t.API.RegisterRing(r)
+	return r, nil
+}
+
+func (t *Cortex) initIngesterTLS() (services.Service, error) {
+	c, err := tlsconfig.NewClient(client.TLSPrefix, t.Cfg.IngesterClient.TLS, t.TLS)
+	if err != nil {
+		return nil, err
+	}
+	t.ingesterTLS = c
+	return nil, nil
+}
+
+func (t *Cortex) serveConfig(w http.ResponseWriter, _ *http.Request) {
+	out, err := config.Dump(&t.Cfg)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
+	_, _ = w.Write(out)
+}
+
+func (t *Cortex) serveServices(w http.ResponseWriter, _ *http.Request) {
+	names := make([]string, 0, len(t.services))
+	for n := range t.services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, n := range names {
+		fmt.Fprintf(w, "%s: %s\n", n, t.services[n].State())
+	}
+}
