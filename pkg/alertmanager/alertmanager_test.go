@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,25 +28,8 @@ import (
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	cortextenant "github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
-
-// syncBuffer collects log output safely.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // pki is a CA and the files of a server and a client leaf it signed.
 type pki struct {
@@ -57,31 +41,15 @@ type pki struct {
 
 func newPKI(t *testing.T, dir, name string) *pki {
 	t.Helper()
-	ca, err := certgen.NewCA(certgen.Options{CommonName: name + " root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.Issue(certgen.Options{CommonName: "localhost", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := ca.Issue(certgen.Options{CommonName: "alertmanager"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testkit.NewCA(t, name+" root")
+	srv := testkit.ServerLeaf(t, ca, "localhost")
+	cl := testkit.ClientLeaf(t, ca, "alertmanager")
 	p := &pki{dir: dir, ca: ca, server: srv, client: cl,
 		caPath: filepath.Join(dir, name+"-root.crt"), clientCrt: filepath.Join(dir, name+"-client.crt"), clientKy: filepath.Join(dir, name+"-client.key")}
-	writeFile(t, p.caPath, ca.CertPEM)
-	writeFile(t, p.clientCrt, cl.CertPEM)
-	writeFile(t, p.clientKy, cl.KeyPEM)
+	testkit.WriteFile(t, p.caPath, ca.CertPEM, 0o600)
+	testkit.WriteFile(t, p.clientCrt, cl.CertPEM, 0o600)
+	testkit.WriteFile(t, p.clientKy, cl.KeyPEM, 0o600)
 	return p
-}
-
-func writeFile(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // fakeConfigs implements the configs service's private endpoint over mTLS.
@@ -163,7 +131,7 @@ func newWebhook(t *testing.T, dir string) *webhook {
 	}))
 	t.Cleanup(h.srv.Close)
 	h.caFile = filepath.Join(dir, "webhook-ca.pem")
-	writeFile(t, h.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw}))
+	testkit.WriteFile(t, h.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw}), 0o600)
 	return h
 }
 
@@ -175,16 +143,12 @@ func (h *webhook) received(path string) []string {
 
 func (h *webhook) waitFor(t *testing.T, path, alertname string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, n := range h.received(path) {
-			if n == alertname {
-				return
-			}
+	testkit.EventuallyNil(t, 15*time.Second, fmt.Sprintf("webhook %s to receive %q", path, alertname), func() error {
+		if got := h.received(path); !slices.Contains(got, alertname) {
+			return fmt.Errorf("it received %v", got)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("webhook %s never received %q; got %v", path, alertname, h.received(path))
+		return nil
+	})
 }
 
 func (h *webhook) amConfig(path string) string {
@@ -212,14 +176,14 @@ type harness struct {
 	cfgs   *fakeConfigs
 	hook   *webhook
 	loader *tlsconfig.Loader
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 	reg    *prometheus.Registry
 }
 
 func newHarness(t *testing.T) *harness {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "good")
-	return &harness{t: t, dir: dir, pki: p, cfgs: newFakeConfigs(t, p), hook: newWebhook(t, dir), logs: &syncBuffer{}}
+	return &harness{t: t, dir: dir, pki: p, cfgs: newFakeConfigs(t, p), hook: newWebhook(t, dir), logs: &testkit.Buffer{}}
 }
 
 func (h *harness) config(storage string) Config {
@@ -257,23 +221,23 @@ func (h *harness) start(cfg Config) *MultitenantAlertmanager {
 
 func waitTenants(t *testing.T, am *MultitenantAlertmanager, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		got := am.Tenants()
-		if len(got) == len(want) {
-			ok := true
-			for _, w := range want {
-				if !strings.Contains(","+strings.Join(got, ",")+",", ","+w+",") {
-					ok = false
-				}
-			}
-			if ok {
-				return
-			}
+	want = slices.Sorted(slices.Values(want))
+	testkit.EventuallyNil(t, 10*time.Second, fmt.Sprintf("running tenants %v", want), func() error {
+		if got := slices.Sorted(slices.Values(am.Tenants())); !slices.Equal(got, want) {
+			return fmt.Errorf("running: %v", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("running tenants %v, want %v", am.Tenants(), want)
+		return nil
+	})
+}
+
+// waitSilenced waits until a tenant's notification pipeline has held back
+// a silenced notification: after that, a notification it sent anyway would
+// have reached the webhook.
+func waitSilenced(t *testing.T, reg *prometheus.Registry, tenant string) {
+	t.Helper()
+	testkit.Eventually(t, 15*time.Second, "a silenced notification of "+tenant, func() bool {
+		return tenantCounter(t, reg, "alertmanager_notifications_suppressed_total", tenant, "reason", "silence") >= 1
+	})
 }
 
 func call(t *testing.T, am *MultitenantAlertmanager, tenant, method, path string, body any) (int, string) {
@@ -307,7 +271,7 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	h.cfgs.set("tenant-b", h.hook.amConfig("/b"), nil)
 	storage := filepath.Join(h.dir, "am")
 	sibling := filepath.Join(h.dir, "sibling")
-	writeFile(t, sibling, []byte("not ours"))
+	testkit.WriteFile(t, sibling, []byte("not ours"), 0o600)
 
 	am := h.start(h.config(storage))
 	waitTenants(t, am, "tenant-a", "tenant-b")
@@ -367,7 +331,7 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	postAlert(t, am, "tenant-a", "Maintenance")
 	postAlert(t, am, "tenant-a", "Canary")
 	h.hook.waitFor(t, "/a", "Canary")
-	time.Sleep(500 * time.Millisecond)
+	waitSilenced(t, h.reg, "tenant-a")
 	for _, n := range h.hook.received("/a") {
 		if n == "Maintenance" {
 			t.Fatalf("silenced alert was notified: %v", h.hook.received("/a"))
@@ -391,7 +355,7 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	postAlert(t, am2, "tenant-a", "Maintenance")
 	postAlert(t, am2, "tenant-a", "AfterRestart")
 	h.hook.waitFor(t, "/a", "AfterRestart")
-	time.Sleep(500 * time.Millisecond)
+	waitSilenced(t, h.reg, "tenant-a")
 	for _, n := range h.hook.received("/a") {
 		if n == "Maintenance" {
 			t.Fatalf("silenced alert was notified after restart: %v", h.hook.received("/a"))
@@ -470,8 +434,8 @@ func TestForeignClientCertificateThenFixed(t *testing.T) {
 	// The alertmanager trusts the right CA but presents a certificate from
 	// a CA the configs service does not know.
 	certPath, keyPath := filepath.Join(h.dir, "am.crt"), filepath.Join(h.dir, "am.key")
-	writeFile(t, certPath, foreign.client.CertPEM)
-	writeFile(t, keyPath, foreign.client.KeyPEM)
+	testkit.WriteFile(t, certPath, foreign.client.CertPEM, 0o600)
+	testkit.WriteFile(t, keyPath, foreign.client.KeyPEM, 0o600)
 	cfg := h.config(filepath.Join(h.dir, "am"))
 	cfg.Configs.PollInterval = time.Hour
 	cfg.Configs.TLS.CertPath, cfg.Configs.TLS.KeyPath = certPath, keyPath
@@ -489,8 +453,8 @@ func TestForeignClientCertificateThenFixed(t *testing.T) {
 	}
 
 	// Fix the certificate on disk; no restart.
-	writeFile(t, certPath, h.pki.client.CertPEM)
-	writeFile(t, keyPath, h.pki.client.KeyPEM)
+	testkit.WriteFile(t, certPath, h.pki.client.CertPEM, 0o600)
+	testkit.WriteFile(t, keyPath, h.pki.client.KeyPEM, 0o600)
 	h.loader.Reload()
 	if err := am.Poll(context.Background()); err != nil {
 		t.Fatalf("poll after fixing the certificate: %v", err)
@@ -501,7 +465,7 @@ func TestForeignClientCertificateThenFixed(t *testing.T) {
 func TestFallbackWithoutConfigsURL(t *testing.T) {
 	h := newHarness(t)
 	fb := filepath.Join(h.dir, "fallback.yaml")
-	writeFile(t, fb, []byte(h.hook.amConfig("/fallback")))
+	testkit.WriteFile(t, fb, []byte(h.hook.amConfig("/fallback")), 0o600)
 	storage := filepath.Join(h.dir, "am")
 	cfg := h.config(storage)
 	cfg.Configs.URL = ""
@@ -554,7 +518,7 @@ func TestTenantMayNotReadHostFiles(t *testing.T) {
 	}
 	// The operator's fallback may name files.
 	fb := filepath.Join(h.dir, "fallback.yaml")
-	writeFile(t, fb, []byte(strings.Replace(fileCfg, "/a\n", "/fallback\n", 1)))
+	testkit.WriteFile(t, fb, []byte(strings.Replace(fileCfg, "/a\n", "/fallback\n", 1)), 0o600)
 	cfg.Configs.URL = ""
 	cfg.Configs.Fallback = fb
 	am2 := h.start(cfg)
@@ -565,20 +529,35 @@ func TestTenantMayNotReadHostFiles(t *testing.T) {
 // notifications sums alertmanager_notifications_total for one tenant.
 func notifications(t *testing.T, reg *prometheus.Registry, user string) float64 {
 	t.Helper()
+	return tenantCounter(t, reg, "alertmanager_notifications_total", user)
+}
+
+// tenantCounter sums the series of a counter whose user label is user and
+// whose other labels match the given name/value pairs.
+func tenantCounter(t *testing.T, reg *prometheus.Registry, name, user string, labels ...string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := map[string]string{"user": user}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
 	var sum float64
 	for _, mf := range mfs {
-		if mf.GetName() != "alertmanager_notifications_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			matched := 0
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "user" && l.GetValue() == user {
-					sum += m.GetCounter().GetValue()
+				if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+					matched++
 				}
+			}
+			if matched == len(want) {
+				sum += m.GetCounter().GetValue()
 			}
 		}
 	}

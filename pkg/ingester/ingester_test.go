@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +34,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -138,10 +138,7 @@ func startHarness(t testing.TB, cfg Config, limits *testLimits) *harness {
 	if err := services.StartAndAwaitRunning(context.Background(), ing); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis := testkit.Listen(t)
 	h.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(grpccodec.Codec{})}, tenant.ServerInterceptors()...)...)
 	client.RegisterIngesterServer(h.srv, ing)
 	go func() { _ = h.srv.Serve(lis) }()
@@ -830,17 +827,7 @@ func TestRingLifecycle(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), kvClient)
 	h := startHarness(t, cfg, newTestLimits(t, nil))
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := h.ing.CheckReady(context.Background())
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.EventuallyNil(t, 10*time.Second, "the ingester to be ready", func() error { return h.ing.CheckReady(context.Background()) })
 	desc := ringDesc(t, kvClient)
 	inst, ok := desc.Ingesters[cfg.LifecyclerConfig.ID]
 	if !ok || inst.State != ring.ACTIVE || inst.Addr != "127.0.0.1:9095" || len(inst.Tokens) != cfg.LifecyclerConfig.NumTokens {
@@ -1111,13 +1098,7 @@ func TestStopWhileJoiningTheRing(t *testing.T) {
 	if err := services.StartAndAwaitRunning(context.Background(), ing); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for store.calls.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the lifecycler never tried to join the ring")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "the lifecycler to try to join the ring", func() bool { return store.calls.Load() >= 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ing.StopAsync()
