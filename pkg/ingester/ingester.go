@@ -119,8 +119,13 @@ func (i *Ingester) RingHandler() http.Handler { return i.lifecycler }
 
 func (i *Ingester) starting(ctx context.Context) (err error) {
 	defer func() {
-		if err != nil {
-			i.closeAll()
+		if err == nil {
+			return
+		}
+		// err is what the caller needs; a TSDB that also fails to close
+		// is logged beside it.
+		if closeErr := i.closeAll(); closeErr != nil {
+			i.logger.Error("closing TSDBs after a failed start", "err", closeErr)
 		}
 	}()
 	if err := os.MkdirAll(i.cfg.TSDB.Dir, 0o750); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
@@ -334,7 +335,7 @@ func (i *Ingester) Series(ctx context.Context, req *client.SeriesRequest) (*clie
 		return nil, err
 	}
 	if len(matcherSets) == 0 {
-		matcherSets = [][]*labels.Matcher{{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".*")}}
+		matcherSets = [][]*labels.Matcher{{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*")}}
 	}
 	mint, maxt := timeRange(req.StartMs, req.EndMs)
 	q, err := u.db.Querier(mint, maxt)
@@ -427,7 +428,7 @@ func fromPromMatchers(in []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(out) == 0 {
-		out = append(out, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".*"))
+		out = append(out, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*"))
 	}
 	return out, nil
 }

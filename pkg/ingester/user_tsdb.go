@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -84,7 +85,7 @@ func (u *userTSDB) PreCreation(ls labels.Labels) error {
 		}
 	}
 	if max := l.MaxSeriesPerMetric; max > 0 {
-		name := ls.Get(labels.MetricName)
+		name := ls.Get(model.MetricNameLabel)
 		u.seriesMu.Lock()
 		n := u.seriesInMetric[name]
 		u.seriesMu.Unlock()
@@ -100,7 +101,7 @@ func (u *userTSDB) PreCreation(ls labels.Labels) error {
 
 // PostCreation counts a new series, also during WAL replay.
 func (u *userTSDB) PostCreation(ls labels.Labels) {
-	name := ls.Get(labels.MetricName)
+	name := ls.Get(model.MetricNameLabel)
 	u.seriesMu.Lock()
 	u.seriesInMetric[name]++
 	u.seriesMu.Unlock()
@@ -112,7 +113,7 @@ func (u *userTSDB) PostCreation(ls labels.Labels) {
 func (u *userTSDB) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
 	u.seriesMu.Lock()
 	for _, ls := range deleted {
-		name := ls.Get(labels.MetricName)
+		name := ls.Get(model.MetricNameLabel)
 		if u.seriesInMetric[name] <= 1 {
 			delete(u.seriesInMetric, name)
 		} else {
