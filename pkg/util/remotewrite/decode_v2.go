@@ -3,7 +3,7 @@ package remotewrite
 import (
 	"fmt"
 
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
@@ -204,7 +204,7 @@ func (d *V2Decoder) metadata(req *prompb.WriteRequest, ts *prompb.TimeSeries, md
 	}
 	name := ""
 	for _, l := range ts.Labels {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			name = l.Value
 			break
 		}
