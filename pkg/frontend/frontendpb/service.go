@@ -56,10 +56,10 @@ func (c *frontendClient) Process(ctx context.Context, opts ...grpc.CallOption) (
 
 type processClient struct{ grpc.ClientStream }
 
-func (c *processClient) Send(m *ClientToFrontend) error { return c.ClientStream.SendMsg(m) }
+func (c *processClient) Send(m *ClientToFrontend) error { return c.SendMsg(m) }
 func (c *processClient) Recv() (*FrontendToClient, error) {
 	m := new(FrontendToClient)
-	if err := c.ClientStream.RecvMsg(m); err != nil {
+	if err := c.RecvMsg(m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -67,10 +67,10 @@ func (c *processClient) Recv() (*FrontendToClient, error) {
 
 type processServer struct{ grpc.ServerStream }
 
-func (s *processServer) Send(m *FrontendToClient) error { return s.ServerStream.SendMsg(m) }
+func (s *processServer) Send(m *FrontendToClient) error { return s.SendMsg(m) }
 func (s *processServer) Recv() (*ClientToFrontend, error) {
 	m := new(ClientToFrontend)
-	if err := s.ServerStream.RecvMsg(m); err != nil {
+	if err := s.RecvMsg(m); err != nil {
 		return nil, err
 	}
 	return m, nil

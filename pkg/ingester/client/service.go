@@ -117,7 +117,7 @@ type queryStreamClient struct{ grpc.ClientStream }
 
 func (c *queryStreamClient) Recv() (*prompb.QueryResult, error) {
 	m := new(prompb.QueryResult)
-	if err := c.ClientStream.RecvMsg(m); err != nil {
+	if err := c.RecvMsg(m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -127,7 +127,7 @@ type queryStreamChunksClient struct{ grpc.ClientStream }
 
 func (c *queryStreamChunksClient) Recv() (*prompb.ChunkedReadResponse, error) {
 	m := new(prompb.ChunkedReadResponse)
-	if err := c.ClientStream.RecvMsg(m); err != nil {
+	if err := c.RecvMsg(m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -189,12 +189,12 @@ func unaryPooled[Req any, Resp any](name string, get func() *Req, release func(*
 
 type queryStreamServer struct{ grpc.ServerStream }
 
-func (s *queryStreamServer) Send(m *prompb.QueryResult) error { return s.ServerStream.SendMsg(m) }
+func (s *queryStreamServer) Send(m *prompb.QueryResult) error { return s.SendMsg(m) }
 
 type queryStreamChunksServer struct{ grpc.ServerStream }
 
 func (s *queryStreamChunksServer) Send(m *prompb.ChunkedReadResponse) error {
-	return s.ServerStream.SendMsg(m)
+	return s.SendMsg(m)
 }
 
 // queryStreamDesc adapts a server-streaming method that takes a query.
