@@ -303,7 +303,9 @@ func (clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, er
 }
 
 func (clientCreds) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
+	// The same ProtocolInfo as grpc's own credentials.NewTLS, which still sets
+	// the deprecated SecurityVersion.
+	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"} //nolint:staticcheck // matches credentials.NewTLS's Info()
 }
 
 func (cc clientCreds) Clone() credentials.TransportCredentials { return cc }

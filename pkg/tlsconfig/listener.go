@@ -102,7 +102,9 @@ func (serverCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn,
 }
 
 func (serverCreds) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
+	// The same ProtocolInfo as grpc's own credentials.NewTLS, which still sets
+	// the deprecated SecurityVersion.
+	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"} //nolint:staticcheck // matches credentials.NewTLS's Info()
 }
 
 func (c serverCreds) Clone() credentials.TransportCredentials { return c }
