@@ -40,16 +40,30 @@ func main() {
 	rounds := flag.Int("rounds", 3, "Rounds; each measures every layout with plaintext then mutual TLS, back to back, and the report takes medians.")
 	flag.Parse()
 
+	if err := benchmark(*binary, *out, *duration, *warmup, *series, *rounds); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("wrote %s", *out)
+}
+
+// benchmark measures every layout for the given number of rounds in a
+// temporary directory, which it removes before returning, and writes the
+// report to out.
+func benchmark(binary, out string, duration, warmup time.Duration, series, rounds int) error {
 	work, err := os.MkdirTemp("", "cortex-bench")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			log.Printf("removing %s: %v", work, err)
+		}
+	}()
 	certs := filepath.Join(work, "certs")
 	if err := writeCerts(certs); err != nil {
-		log.Fatal(err)
+		return err
 	}
-	b := &bench{binary: *binary, work: work, certs: certs, duration: *duration, warmup: *warmup, series: *series, rounds: *rounds}
+	b := &bench{binary: binary, work: work, certs: certs, duration: duration, warmup: warmup, series: series, rounds: rounds}
 
 	layouts := []layout{
 		{name: "single process (-target=all)", ingesters: 0, rf: 1},
@@ -58,7 +72,7 @@ func main() {
 	}
 	// runs[layout][tls] holds one result per round.
 	runs := make([][2][]result, len(layouts))
-	for round := 0; round < *rounds; round++ {
+	for round := 0; round < rounds; round++ {
 		for i, l := range layouts {
 			for t, tls := range []bool{false, true} {
 				l.tls = tls
@@ -66,16 +80,13 @@ func main() {
 				log.Printf("round %d: measuring %s, tls=%v", round+1, l.name, tls)
 				r, err := b.run(l)
 				if err != nil {
-					log.Fatalf("%s: %v", l.name, err)
+					return fmt.Errorf("%s: %w", l.name, err)
 				}
 				runs[i][t] = append(runs[i][t], r)
 			}
 		}
 	}
-	if err := os.WriteFile(*out, []byte(report(b, runs)), 0o644); err != nil {
-		log.Fatal(err)
-	}
-	log.Printf("wrote %s", *out)
+	return os.WriteFile(out, []byte(report(b, runs)), 0o644)
 }
 
 type layout struct {
