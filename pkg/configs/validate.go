@@ -1,0 +1,63 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	amconfig "github.com/prometheus/alertmanager/config"
+	amtemplate "github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// ValidateAlertmanager checks an Alertmanager configuration as the
+// Alertmanager would load it, and its templates. The error is the parser's,
+// with the line and field at fault.
+func ValidateAlertmanager(cfg AlertmanagerConfig) error {
+	if strings.TrimSpace(cfg.AlertmanagerConfig) == "" {
+		return errors.New("invalid Alertmanager config: alertmanager_config is empty")
+	}
+	if _, err := amconfig.Load(cfg.AlertmanagerConfig); err != nil {
+		return fmt.Errorf("invalid Alertmanager config: %w", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.TemplateFiles)) {
+		if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+			return fmt.Errorf("invalid template file name %q: want a plain file name", name)
+		}
+		t, err := amtemplate.New()
+		if err != nil {
+			return err
+		}
+		if err := t.Parse(strings.NewReader(cfg.TemplateFiles[name])); err != nil {
+			return fmt.Errorf("invalid template file %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ValidateRules checks rule files in Prometheus 2 format.
+func ValidateRules(cfg RulesConfig) error {
+	if cfg.RuleFormatVersion != "2" {
+		return fmt.Errorf("unsupported rule_format_version %q: only \"2\" (the Prometheus 2 YAML rule format) is supported", cfg.RuleFormatVersion)
+	}
+	p := parser.NewParser(parser.Options{})
+	logger := slog.New(slog.DiscardHandler)
+	for _, name := range slices.Sorted(maps.Keys(cfg.RulesFiles)) {
+		if name == "" {
+			return errors.New("invalid rules file: empty file name")
+		}
+		if _, errs := rulefmt.Parse([]byte(cfg.RulesFiles[name]), false, model.UTF8Validation, p, logger); len(errs) > 0 {
+			msgs := make([]string, len(errs))
+			for i, e := range errs {
+				msgs[i] = e.Error()
+			}
+			return fmt.Errorf("invalid rules file %q: %s", name, strings.Join(msgs, "; "))
+		}
+	}
+	return nil
+}
