@@ -2,7 +2,8 @@
 // TSDB) log through the process's slog logger.
 //
 // It is an adapter only: it must not import other packages of this module,
-// and it neither filters nor rewrites what those libraries log.
+// and it drops no record itself; the process logger's -log.level decides
+// what is written.
 package kitlog
 
 import (
