@@ -28,6 +28,17 @@ import (
 
 // The JSON shapes of the Alertmanager v2 OpenAPI models (api/v2/openapi.yaml),
 // written by hand so that the go-openapi runtime is not linked in.
+//
+// Measured 2026-12-07 on this project's 2-core machine (shared, load 5-11),
+// ./cmd/cortex with and without Alertmanager's github.com/prometheus/
+// alertmanager/api and api/v2 (restapi, go-openapi runtime) made reachable:
+// binary 72,699,684 -> 75,141,545 bytes (+2.4 MB, +3.4%), 1,165 -> 1,242
+// packages, cold build 415 s -> about 432 s (+17 s wall, +21 CPU-s to
+// compile the 77 packages). The saving is small: it is not why this file
+// stays. It stays because it is what amtool and Grafana's Alertmanager data
+// source are tested against here, and using upstream's per-tenant api.New
+// instead means rewiring each tenant's alerts, silences, dispatcher and
+// status into it. Switch to api.New rather than hand-write more endpoints.
 
 type apiReceiver struct {
 	Name string `json:"name"`
