@@ -41,8 +41,8 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	t.Server.TrackHealth(client.ServiceName, ing)
 	t.readyChecks = append(t.readyChecks, ing.CheckReady)
 	// Where no ring client runs in this process, the lifecycler serves the ring page.
-	if h := ing.RingHandler(); h != nil && !t.Cfg.runs(Ring) {
-		t.API.RegisterRing(h)
+	if !t.Cfg.runs(Ring) {
+		t.API.RegisterRing(ing.RingHandler())
 	}
 	return ing, nil
 }
