@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // amWebhook is an HTTPS webhook receiver recording the alert names each
@@ -51,16 +54,12 @@ func (h *amWebhook) received(path string) []string {
 
 func (h *amWebhook) waitFor(t *testing.T, path, alertname string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, n := range h.received(path) {
-			if n == alertname {
-				return
-			}
+	testkit.EventuallyNil(t, 20*time.Second, fmt.Sprintf("webhook %s to receive %q", path, alertname), func() error {
+		if got := h.received(path); !slices.Contains(got, alertname) {
+			return fmt.Errorf("it received %v", got)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("webhook %s never received %q; got %v", path, alertname, h.received(path))
+		return nil
+	})
 }
 
 func (h *amWebhook) never(t *testing.T, path, alertname string) {
@@ -121,47 +120,48 @@ func amDo(t *testing.T, c *http.Client, method, url, tenantID string, body any) 
 }
 
 // waitStatus polls url as tenantID until it answers want.
-func waitStatus(t *testing.T, p *process, c *http.Client, url, tenantID string, want int) {
+func waitStatus(t *testing.T, p *testkit.Cortex, c *http.Client, url, tenantID string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var code int
-	var body string
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("cortex exited early (%v)", p.exitErr)
-		default:
+	p.EventuallyNil(20*time.Second, fmt.Sprintf("GET %s as %s to answer %d", url, tenantID, want), func() error {
+		if code, body := amDo(t, c, "GET", url, tenantID, nil); code != want {
+			return fmt.Errorf("it answers %d %s", code, body)
 		}
-		if code, body = amDo(t, c, "GET", url, tenantID, nil); code == want {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("GET %s as %s: %d %s, want %d", url, tenantID, code, body, want)
+		return nil
+	})
+}
+
+// waitSilenced waits until p's notification pipeline for tenantID has held
+// back a silenced notification: after that, a notification it sent anyway
+// would have reached the webhook.
+func waitSilenced(t *testing.T, p *testkit.Cortex, c *http.Client, tenantID string) {
+	t.Helper()
+	p.Eventually(20*time.Second, "a silenced notification of "+tenantID, func() bool {
+		return metricOf(t, c, p, `alertmanager_notifications_suppressed_total{reason="silence",user="`+tenantID+`"}`) >= 1
+	})
 }
 
 // startConfigsService runs -target=configs on SQLite with mutual TLS.
-func startConfigsService(t *testing.T, certs string, hc *http.Client) *process {
+func startConfigsService(t *testing.T, certs string, hc *http.Client) *testkit.Cortex {
 	t.Helper()
 	flags := append(mtlsFlags(certs), "-target=configs", "-configs.database.uri=file:"+filepath.Join(t.TempDir(), "configs.db"))
-	p := start(t, flags...)
-	p.waitReady(hc, "https://"+p.httpAddr()+"/ready")
+	p := testkit.StartCortex(t, flags...)
+	waitReady(p, hc)
 	return p
 }
 
-func postAMConfig(t *testing.T, hc *http.Client, configs *process, tenantID, cfg string) {
+func postAMConfig(t *testing.T, hc *http.Client, configs *testkit.Cortex, tenantID, cfg string) {
 	t.Helper()
-	code, body := amDo(t, hc, "POST", "https://"+configs.httpAddr()+"/api/prom/configs/alertmanager", tenantID,
+	code, body := amDo(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/alertmanager", tenantID,
 		map[string]any{"alertmanager_config": cfg, "template_files": map[string]string{"extra.tmpl": `{{ define "extra" }}hello{{ end }}`}})
 	if code/100 != 2 {
 		t.Fatalf("posting %s's config: %d %s", tenantID, code, body)
 	}
 }
 
-func alertmanagerFlags(certs string, configs *process, storage, cert, key string) []string {
+func alertmanagerFlags(certs string, configs *testkit.Cortex, storage, cert, key string) []string {
 	return append(mtlsFlags(certs),
 		"-target=alertmanager",
-		"-alertmanager.configs.url=https://"+configs.httpAddr(),
+		"-alertmanager.configs.url=https://"+configs.HTTPAddr,
 		"-alertmanager.configs.tls-cert-path="+cert,
 		"-alertmanager.configs.tls-key-path="+key,
 		"-alertmanager.configs.tls-ca-path="+filepath.Join(certs, "root.crt"),
@@ -173,6 +173,7 @@ func alertmanagerFlags(certs string, configs *process, storage, cert, key string
 // TestAlertmanagerMutualTLS runs a configs service requiring client
 // certificates and an alertmanager polling it with the guide's client flags.
 func TestAlertmanagerMutualTLS(t *testing.T) {
+	t.Parallel()
 	certs := certDir(t)
 	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
 	hook := newAMWebhook(t)
@@ -182,9 +183,9 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 
 	storage := filepath.Join(t.TempDir(), "alertmanager")
 	flags := alertmanagerFlags(certs, configs, storage, filepath.Join(certs, "client.crt"), filepath.Join(certs, "client.key"))
-	am := start(t, flags...)
-	base := "https://" + am.httpAddr() + "/alertmanager/api/v2"
-	am.waitReady(hc, "https://"+am.httpAddr()+"/ready")
+	am := testkit.StartCortex(t, flags...)
+	base := "https://" + am.HTTPAddr + "/alertmanager/api/v2"
+	waitReady(am, hc)
 	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
 	waitStatus(t, am, hc, base+"/status", "tenant-b", 200)
 
@@ -217,17 +218,17 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 	post("tenant-a", "Maintenance")
 	post("tenant-a", "Canary")
 	hook.waitFor(t, "/a", "Canary")
-	time.Sleep(time.Second)
+	waitSilenced(t, am, hc, "tenant-a")
 	hook.never(t, "/a", "Maintenance")
 
 	// Restart: the silence is loaded from -alertmanager.storage.path.
-	am.stop()
-	if am.exitErr != nil {
-		t.Fatalf("exit after SIGTERM: %v", am.exitErr)
+	am.Stop()
+	if err := am.ExitErr(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	am = start(t, flags...)
-	base = "https://" + am.httpAddr() + "/alertmanager/api/v2"
-	am.waitReady(hc, "https://"+am.httpAddr()+"/ready")
+	am = testkit.StartCortex(t, flags...)
+	base = "https://" + am.HTTPAddr + "/alertmanager/api/v2"
+	waitReady(am, hc)
 	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
 	code, body = amDo(t, hc, "GET", base+"/silence/"+created.SilenceID, "tenant-a", nil)
 	if code != 200 || !strings.Contains(body, `"state":"active"`) {
@@ -239,11 +240,11 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 	post("tenant-a", "Maintenance")
 	post("tenant-a", "AfterRestart")
 	hook.waitFor(t, "/a", "AfterRestart")
-	time.Sleep(time.Second)
+	waitSilenced(t, am, hc, "tenant-a")
 	hook.never(t, "/a", "Maintenance")
 
 	// Deactivating tenant-b at the configs service stops its Alertmanager.
-	if code, body := amDo(t, hc, "POST", "https://"+configs.httpAddr()+"/api/prom/configs/deactivate", "tenant-b", nil); code/100 != 2 {
+	if code, body := amDo(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/deactivate", "tenant-b", nil); code/100 != 2 {
 		t.Fatalf("deactivate: %d %s", code, body)
 	}
 	waitStatus(t, am, hc, base+"/status", "tenant-b", 404)
@@ -254,6 +255,7 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 // CA cannot fetch configs and the log says why; replacing it on disk lets
 // the next poll succeed without a restart.
 func TestAlertmanagerForeignClientCert(t *testing.T) {
+	t.Parallel()
 	certs := certDir(t)
 	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
 	hook := newAMWebhook(t)
@@ -274,10 +276,10 @@ func TestAlertmanagerForeignClientCert(t *testing.T) {
 	cp(filepath.Join(certs, "stranger.crt"), cert)
 	cp(filepath.Join(certs, "stranger.key"), key)
 	flags := append(alertmanagerFlags(certs, configs, filepath.Join(t.TempDir(), "am"), cert, key), "-tls.reload-interval=200ms")
-	am := start(t, flags...)
-	am.waitReady(hc, "https://"+am.httpAddr()+"/ready")
-	am.waitLog("does not trust the client certificate -alertmanager.configs.tls-cert-path=" + cert)
-	base := "https://" + am.httpAddr() + "/alertmanager/api/v2"
+	am := testkit.StartCortex(t, flags...)
+	waitReady(am, hc)
+	am.WaitLog("does not trust the client certificate -alertmanager.configs.tls-cert-path=" + cert)
+	base := "https://" + am.HTTPAddr + "/alertmanager/api/v2"
 	if code, body := amDo(t, hc, "GET", base+"/status", "tenant-a", nil); code != 404 {
 		t.Fatalf("tenant-a has an Alertmanager without a fetched config: %d %s", code, body)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/configs/db/dbtest"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 const configsTestAMConfig = `route:
@@ -48,13 +49,14 @@ func configsDo(t *testing.T, c *http.Client, method, url, tenantID, body string)
 // SQLite and on PostgreSQL, and drives its API over HTTPS as the
 // alertmanager's poller and an operator would.
 func TestConfigsServiceMutualTLS(t *testing.T) {
+	t.Parallel()
 	dir := certDir(t)
 	dbtest.ForEach(t, func(t *testing.T, uri string) {
 		flags := append(mtlsFlags(dir), "-target=configs", "-configs.database.uri="+uri)
-		p := start(t, flags...)
+		p := testkit.StartCortex(t, flags...)
 		hc := httpClient(tlsClient(t, clientConfig(dir, "client")))
-		base := "https://" + p.httpAddr()
-		p.waitReady(hc, base+"/ready")
+		base := "https://" + p.HTTPAddr
+		waitReady(p, hc)
 
 		// /config never shows the database password.
 		if u, err := url.Parse(uri); err == nil && u.User != nil {
@@ -111,13 +113,13 @@ func TestConfigsServiceMutualTLS(t *testing.T) {
 		}
 
 		// The configs survive a restart.
-		p.stop()
-		if p.exitErr != nil {
-			t.Fatalf("exit after SIGTERM: %v", p.exitErr)
+		p.Stop()
+		if err := p.ExitErr(); err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
 		}
-		p2 := start(t, flags...)
-		base = "https://" + p2.httpAddr()
-		p2.waitReady(hc, base+"/ready")
+		p2 := testkit.StartCortex(t, flags...)
+		base = "https://" + p2.HTTPAddr
+		waitReady(p2, hc)
 		if code, out := configsDo(t, hc, "GET", base+"/api/prom/configs/alertmanager", "tenant-a", ""); code != 200 || !strings.Contains(out, "hooks.example") {
 			t.Fatalf("GET after a restart: %d %s", code, out)
 		}

@@ -10,27 +10,30 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
-// frontendCluster is issue 4's setup: an ingester (replication factor 1),
-// a distributor, a query-frontend and two queriers pulling from it, each
-// its own process, with mutual TLS on every HTTP and gRPC link.
+// frontendCluster is an ingester (replication factor 1), a distributor, a
+// query-frontend and two queriers pulling from it, each its own process,
+// with mutual TLS on every HTTP and gRPC link.
 type frontendCluster struct {
 	*cluster
-	frontend *process
-	queriers []*process
+	frontend *testkit.Cortex
+	queriers []*testkit.Cortex
 }
 
-func (c *frontendCluster) querierFlags(leaf string) []string {
-	return append(c.commonFlags(freePort(c.t)),
+// startQuerier runs a querier pulling from the frontend with leaf's certificate.
+func (c *frontendCluster) startQuerier(leaf string) *testkit.Cortex {
+	c.t.Helper()
+	return c.start(
 		"-target=querier",
 		"-distributor.replication-factor=1",
-		"-querier.frontend-address="+c.frontend.grpcAddr(),
+		"-querier.frontend-address="+c.frontend.GRPCAddr,
 		"-querier.worker-parallelism=2",
 		"-querier.frontend-client.tls-cert-path="+filepath.Join(c.certs, leaf+".crt"),
 		"-querier.frontend-client.tls-key-path="+filepath.Join(c.certs, leaf+".key"),
@@ -39,41 +42,36 @@ func (c *frontendCluster) querierFlags(leaf string) []string {
 }
 
 func newFrontendCluster(t *testing.T) *frontendCluster {
+	t.Helper()
 	base := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
-	base.mlPorts = []int{freePort(t), freePort(t)}
 	base.ingDirs = []string{filepath.Join(base.dir, "ingester-0")}
 	base.client = httpClient(tlsClient(t, clientConfig(base.certs, "client")))
 	c := &frontendCluster{cluster: base}
-	c.ingesters = []*process{start(t, append(c.commonFlags(c.mlPorts[0]),
-		"-target=ingester", "-distributor.replication-factor=1", "-ingester.lifecycler.ID=ingester-0",
-		"-ingester.lifecycler.addr=127.0.0.1", "-blocks-storage.tsdb.dir="+c.ingDirs[0])...)}
-	c.distributor = start(t, append(c.commonFlags(c.mlPorts[1]), "-target=distributor", "-distributor.replication-factor=1")...)
-	c.frontend = start(t, append(mtlsFlags(c.certs),
+	c.ingesters = []*testkit.Cortex{c.start("-target=ingester", "-distributor.replication-factor=1", "-ingester.lifecycler.ID=ingester-0",
+		"-ingester.lifecycler.addr=127.0.0.1", "-blocks-storage.tsdb.dir="+c.ingDirs[0])}
+	c.distributor = c.start("-target=distributor", "-distributor.replication-factor=1")
+	c.frontend = testkit.StartCortex(t, append(mtlsFlags(c.certs),
 		"-target=query-frontend",
 		"-ring.store=memberlist", // the frontend uses no ring; any store but the in-memory one passes validation
+		"-memberlist.bind-port=0",
 		"-querier.split-queries-by-interval=2m",
 		"-frontend.cache-results=true",
 		"-frontend.log-queries-longer-than=1ms",
 		"-log.level=info",
 	)...)
-	// Not ready until a querier connects.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body := tryGet(c.client, "https://"+c.frontend.httpAddr()+"/ready")
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "no querier connected") {
-			break
+	c.frontend.EventuallyNil(10*time.Second, "the frontend to be unready for want of a querier", func() error {
+		code, body := tryGet(c.client, "https://"+c.frontend.HTTPAddr+"/ready")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "no querier connected") {
+			return fmt.Errorf("/ready: %d %s", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("frontend /ready without queriers: %d %s", code, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	for range 2 {
-		c.queriers = append(c.queriers, start(t, c.querierFlags("client")...))
+		c.queriers = append(c.queriers, c.startQuerier("client"))
 	}
 	c.querier = c.queriers[0]
-	for _, p := range append([]*process{c.distributor, c.frontend, c.ingesters[0]}, c.queriers...) {
-		p.waitReady(c.client, "https://"+p.httpAddr()+"/ready")
+	for _, p := range append([]*testkit.Cortex{c.distributor, c.frontend, c.ingesters[0]}, c.queriers...) {
+		waitReady(p, c.client)
 	}
 	c.waitActiveIngesters(c.distributor, 1)
 	for _, q := range c.queriers {
@@ -83,55 +81,32 @@ func newFrontendCluster(t *testing.T) *frontendCluster {
 	return c
 }
 
-func tryGet(client *http.Client, u string) (int, string) {
-	resp, err := client.Get(u)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // metric returns the value of the first sample of the frontend's /metrics
 // whose line starts with prefix.
 func (c *frontendCluster) metric(prefix string) float64 {
 	c.t.Helper()
-	return c.metricOf(c.frontend, prefix)
-}
-
-func (c *frontendCluster) metricOf(p *process, prefix string) float64 {
-	c.t.Helper()
-	_, body := get(c.t, c.client, "https://"+p.httpAddr()+"/metrics")
-	for _, l := range strings.Split(body, "\n") {
-		if strings.HasPrefix(l, prefix+" ") {
-			v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(l, prefix)), 64)
-			return v
-		}
-	}
-	return 0
+	return metricOf(c.t, c.client, c.frontend, prefix)
 }
 
 func (c *frontendCluster) waitConnected(n float64) {
 	c.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for c.metric("cortex_query_frontend_connected_clients") != n {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("cortex_query_frontend_connected_clients = %v, want %v", c.metric("cortex_query_frontend_connected_clients"), n)
+	c.frontend.EventuallyNil(15*time.Second, fmt.Sprintf("%v connected querier workers", n), func() error {
+		if got := c.metric("cortex_query_frontend_connected_clients"); got != n {
+			return fmt.Errorf("cortex_query_frontend_connected_clients = %v", got)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // raw runs a Prometheus API call on p and returns the status and body.
-func (c *frontendCluster) raw(p *process, tenantID, path string, params url.Values) (int, string) {
+func (c *frontendCluster) raw(p *testkit.Cortex, tenantID, path string, params url.Values) (int, string) {
 	c.t.Helper()
-	req, _ := http.NewRequest("GET", "https://"+p.httpAddr()+"/prometheus/api/v1/"+path+"?"+params.Encode(), nil)
+	req, _ := http.NewRequest("GET", "https://"+p.HTTPAddr+"/prometheus/api/v1/"+path+"?"+params.Encode(), nil)
 	req.Header.Set("X-Scope-OrgID", tenantID)
 	client := &http.Client{Transport: c.client.Transport, Timeout: 60 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", p.httpAddr(), path, err)
+		c.t.Fatalf("%s %s: %v", p.HTTPAddr, path, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -140,11 +115,15 @@ func (c *frontendCluster) raw(p *process, tenantID, path string, params url.Valu
 
 func secs(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64) }
 
-// TestQueryFrontendMutualTLS is issue 4's integration test.
+// TestQueryFrontendMutualTLS queries through a query-frontend whose
+// queriers pull over mutual TLS: answers equal the queriers' own, the
+// results cache serves repeats, a querier killed mid-query costs nothing,
+// and a querier with a foreign certificate is refused.
 func TestQueryFrontendMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six processes")
 	}
+	t.Parallel()
 	c := newFrontendCluster(t)
 	const nSeries = 30
 	base := time.Now().Add(-16 * time.Minute).Truncate(time.Minute).UnixMilli()
@@ -199,7 +178,7 @@ func TestQueryFrontendMutualTLS(t *testing.T) {
 	if _, got := c.raw(c.frontend, "tenant-b", "query", url.Values{"query": {"fe_metric"}, "time": {secs(end)}}); strings.Contains(got, "fe_metric") {
 		t.Fatalf("tenant-b sees tenant-a's series through the frontend: %s", got)
 	}
-	c.frontend.waitLog("slow query detected")
+	c.frontend.WaitLog("slow query detected")
 
 	// Kill -9 a querier in the middle of a query: every answer is still
 	// right. The fine subquery makes each part run long enough to be seen.
@@ -220,17 +199,10 @@ func TestQueryFrontendMutualTLS(t *testing.T) {
 		}()
 	}
 	victim := c.queriers[1]
-	deadline := time.Now().Add(20 * time.Second)
-	for c.metricOf(victim, `prometheus_engine_queries{engine="querier"}`) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the second querier never ran a query")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-victim.done
+	victim.Eventually(20*time.Second, "the second querier to run a query", func() bool {
+		return metricOf(t, c.client, victim, `prometheus_engine_queries{engine="querier"}`) > 0
+	})
+	victim.Kill()
 	wg.Wait()
 	for i := range nHeavy {
 		wantCode, want := c.raw(c.queriers[0], "tenant-a", "query_range", heavy(i))
@@ -243,17 +215,17 @@ func TestQueryFrontendMutualTLS(t *testing.T) {
 		t.Errorf("no query was retried: the killed querier had nothing in flight")
 	}
 	c.waitConnected(2)
-	c.frontend.waitReady(c.client, "https://"+c.frontend.httpAddr()+"/ready")
+	waitReady(c.frontend, c.client)
 
 	// A querier whose certificate comes from a foreign CA cannot join, and
 	// the frontend's log says why.
-	stranger := start(t, c.querierFlags("stranger")...)
-	stranger.waitLog("-querier.frontend-client")
-	c.frontend.waitLog("TLS handshake refused")
-	if !regexp.MustCompile(`which no CA in -server\.grpc-tls-ca-path=\S+ signed`).MatchString(c.frontend.out.String()) {
-		t.Fatalf("frontend log does not say why the stranger was refused:\n%s", grepLines(c.frontend.out.String(), "refused"))
+	stranger := c.startQuerier("stranger")
+	stranger.WaitLog("-querier.frontend-client")
+	c.frontend.WaitLog("TLS handshake refused")
+	if !regexp.MustCompile(`which no CA in -server\.grpc-tls-ca-path=\S+ signed`).MatchString(c.frontend.Output()) {
+		t.Fatalf("frontend log does not say why the stranger was refused:\n%s", grepLines(c.frontend.Output(), "refused"))
 	}
-	time.Sleep(time.Second)
+	// The handshake was refused: the stranger cannot be among the clients.
 	if n := c.metric("cortex_query_frontend_connected_clients"); n != 2 {
 		t.Fatalf("cortex_query_frontend_connected_clients = %v after the stranger tried, want 2", n)
 	}

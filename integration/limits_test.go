@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,12 +9,15 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // TestRuntimeOverridesReload changes a tenant's limit in the runtime
 // configuration file of a running process: the new limit applies without a
 // restart, and other tenants keep the defaults.
 func TestRuntimeOverridesReload(t *testing.T) {
+	t.Parallel()
 	certs := certDir(t)
 	runtimeFile := filepath.Join(t.TempDir(), "runtime.yaml")
 	write := func(content string) {
@@ -23,10 +27,7 @@ func TestRuntimeOverridesReload(t *testing.T) {
 		}
 	}
 	write("overrides:\n  strict:\n    max_label_names_per_series: 2\n")
-	p := start(t, append(mtlsFlags(certs),
-		"-ingester.client.tls-cert-path="+filepath.Join(certs, "client.crt"),
-		"-ingester.client.tls-key-path="+filepath.Join(certs, "client.key"),
-		"-ingester.client.tls-ca-path="+filepath.Join(certs, "root.crt"),
+	p := testkit.StartCortex(t, append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
 		"-ingester.min-ready-duration=0s",
 		"-ingester.lifecycler.addr=127.0.0.1",
 		"-blocks-storage.tsdb.dir="+t.TempDir(),
@@ -34,7 +35,7 @@ func TestRuntimeOverridesReload(t *testing.T) {
 		"-runtime-config.reload-period=100ms",
 	)...)
 	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
-	p.waitReady(c.client, "https://"+p.httpAddr()+"/ready")
+	waitReady(p, c.client)
 
 	req := func() *prompb.WriteRequest {
 		// Three label names: __name__, job, series.
@@ -49,20 +50,15 @@ func TestRuntimeOverridesReload(t *testing.T) {
 	}
 
 	write("overrides:\n  strict:\n    max_label_names_per_series: 10\n")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body = c.push("strict", req())
-		if code == 200 {
-			break
+	p.EventuallyNil(10*time.Second, "the raised limit to apply", func() error {
+		if code, body := c.push("strict", req()); code != 200 {
+			return fmt.Errorf("push: %d %s", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("raised limit not applied 10s after the runtime file changed: %d %s", code, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	// A broken file keeps the last good overrides.
 	write("overrides:\n  strict:\n    no_such_limit: 1\n")
-	time.Sleep(500 * time.Millisecond)
+	p.WaitLog("no_such_limit")
 	if code, body := c.push("strict", req()); code != 200 {
 		t.Fatalf("a broken runtime file replaced the good overrides: %d %s", code, body)
 	}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,67 +23,8 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
-
-// certDir writes a CA and server, client and stranger (foreign CA) certificates.
-func certDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	writePair := func(name string, p *certgen.Pair) {
-		if err := os.WriteFile(filepath.Join(dir, name+".crt"), p.CertPEM, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".key"), p.KeyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ca, err := certgen.NewCA(certgen.Options{CommonName: "root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePair("root", ca)
-	for _, name := range []string{"server", "client"} {
-		cn := name
-		if name == "server" {
-			cn = "localhost"
-		}
-		leaf, err := ca.Issue(certgen.Options{CommonName: cn, DNSNames: []string{name, "localhost"}, IPs: loopbackIPs()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePair(name, leaf)
-	}
-	foreign, err := certgen.NewCA(certgen.Options{CommonName: "foreign"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := foreign.Issue(certgen.Options{CommonName: "client", DNSNames: []string{"client"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePair("stranger", stranger)
-	return dir
-}
-
-func mtlsFlags(dir string) []string {
-	var flags []string
-	for _, srv := range []string{"http", "grpc"} {
-		flags = append(flags,
-			"-server."+srv+"-tls-cert-path="+filepath.Join(dir, "server.crt"),
-			"-server."+srv+"-tls-key-path="+filepath.Join(dir, "server.key"),
-			"-server."+srv+"-tls-client-auth=RequireAndVerifyClientCert",
-			"-server."+srv+"-tls-ca-path="+filepath.Join(dir, "root.crt"))
-	}
-	return flags
-}
-
-func clientConfig(dir, leaf string) tlsconfig.ClientConfig {
-	return tlsconfig.ClientConfig{
-		CertPath: filepath.Join(dir, leaf+".crt"),
-		KeyPath:  filepath.Join(dir, leaf+".key"),
-		CAPath:   filepath.Join(dir, "root.crt"),
-	}
-}
 
 func grpcHealth(t *testing.T, c *tlsconfig.Client, addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
 	t.Helper()
@@ -97,26 +42,44 @@ func grpcHealth(t *testing.T, c *tlsconfig.Client, addr string) (healthpb.Health
 	return resp.Status, nil
 }
 
+// probePort returns a loopback port for -server.health-listen-port, which
+// cannot be 0 (0 turns the probe listener off) and whose address no log
+// line names: a port below Linux's ephemeral range (32768 and up) that was
+// free a moment ago, so outgoing connections cannot take it meanwhile.
+func probePort(t *testing.T) int {
+	t.Helper()
+	for range 1000 {
+		port := 20000 + rand.IntN(12768)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free loopback port found between 20000 and 32767")
+	return 0
+}
+
 // TestMutualTLSBinary starts the binary with mutual TLS on both servers and
 // checks every endpoint, the refusals, the probe listener and SIGTERM.
 func TestMutualTLSBinary(t *testing.T) {
+	t.Parallel()
 	dir := certDir(t)
-	healthPort := freePort(t)
-	p := start(t, append(mtlsFlags(dir),
+	healthPort := probePort(t)
+	p := testkit.StartCortex(t, append(mtlsFlags(dir), "-ingester.min-ready-duration=0s",
 		"-server.health-listen-address=127.0.0.1", "-server.health-listen-port="+itoa(healthPort))...)
 	client := tlsClient(t, clientConfig(dir, "client"))
 	hc := httpClient(client)
-	p.waitReady(hc, "https://"+p.httpAddr()+"/ready")
+	waitReady(p, hc)
 
-	if status, err := grpcHealth(t, client, p.grpcAddr()); err != nil || status != healthpb.HealthCheckResponse_SERVING {
+	if status, err := grpcHealth(t, client, p.GRPCAddr); err != nil || status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("gRPC health over mutual TLS: status %v, err %v", status, err)
 	}
 
-	code, body := get(t, hc, "https://"+p.httpAddr()+"/config")
+	code, body := get(t, hc, "https://"+p.HTTPAddr+"/config")
 	if code != 200 || !strings.Contains(body, "client_auth_type: RequireAndVerifyClientCert") || !strings.Contains(body, "cert_file: "+filepath.Join(dir, "server.crt")) {
 		t.Fatalf("/config: %d\n%s", code, body)
 	}
-	code, body = get(t, hc, "https://"+p.httpAddr()+"/metrics")
+	code, body = get(t, hc, "https://"+p.HTTPAddr+"/metrics")
 	for _, want := range []string{
 		`cortex_tls_certificate_expiry_timestamp_seconds{flag="server.grpc-tls-cert-path",path="` + filepath.Join(dir, "server.crt") + `"`,
 		`cortex_tls_server_handshakes_total{server="grpc"} 1`,
@@ -129,27 +92,27 @@ func TestMutualTLSBinary(t *testing.T) {
 
 	// No client certificate: refused on both servers, with a reason.
 	anon := tlsClient(t, tlsconfig.ClientConfig{CAPath: filepath.Join(dir, "root.crt")})
-	if _, err := httpClient(anon).Get("https://" + p.httpAddr() + "/ready"); err == nil || !strings.Contains(err.Error(), "requires a client certificate") {
+	if _, err := httpClient(anon).Get("https://" + p.HTTPAddr + "/ready"); err == nil || !strings.Contains(err.Error(), "requires a client certificate") {
 		t.Fatalf("HTTP without client certificate: got %v, want a refusal explaining a certificate is required", err)
 	}
-	if _, err := grpcHealth(t, anon, p.grpcAddr()); err == nil || !strings.Contains(err.Error(), "requires a client certificate") {
+	if _, err := grpcHealth(t, anon, p.GRPCAddr); err == nil || !strings.Contains(err.Error(), "requires a client certificate") {
 		t.Fatalf("gRPC without client certificate: got %v", err)
 	}
 	// A certificate from a foreign CA: refused.
 	stranger := tlsClient(t, clientConfig(dir, "stranger"))
-	if _, err := grpcHealth(t, stranger, p.grpcAddr()); err == nil || !strings.Contains(err.Error(), "does not trust") {
+	if _, err := grpcHealth(t, stranger, p.GRPCAddr); err == nil || !strings.Contains(err.Error(), "does not trust") {
 		t.Fatalf("gRPC with a foreign certificate: got %v", err)
 	}
-	p.waitLog("presented no certificate; this server requires one (-server.grpc-tls-client-auth=RequireAndVerifyClientCert)")
-	p.waitLog(`which no CA in -server.grpc-tls-ca-path=` + filepath.Join(dir, "root.crt") + ` signed`)
+	p.WaitLog("presented no certificate; this server requires one (-server.grpc-tls-client-auth=RequireAndVerifyClientCert)")
+	p.WaitLog(`which no CA in -server.grpc-tls-ca-path=` + filepath.Join(dir, "root.crt") + ` signed`)
 	// Plain HTTP to the TLS port gets a readable answer.
-	code, body = get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+p.httpAddr()+"/ready")
+	code, body = get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+p.HTTPAddr+"/ready")
 	if code != 400 || !strings.Contains(body, "HTTP request to an HTTPS server") {
 		t.Fatalf("plain HTTP to the TLS port: %d %q", code, body)
 	}
 
 	// A plaintext gRPC client is told the port requires TLS.
-	conn, err := grpc.NewClient(p.grpcAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(p.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,12 +132,12 @@ func TestMutualTLSBinary(t *testing.T) {
 		}
 	}
 
-	p.stop()
-	if p.exitErr != nil {
-		t.Fatalf("exit after SIGTERM: %v, want status 0", p.exitErr)
+	p.Stop()
+	if err := p.ExitErr(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v, want status 0", err)
 	}
-	if !strings.Contains(p.out.String(), "cortex stopped") {
-		t.Fatalf("no clean shutdown in the log:\n%s", p.out.String())
+	if !strings.Contains(p.Output(), "cortex stopped") {
+		t.Fatalf("no clean shutdown in the log:\n%s", p.Output())
 	}
 }
 
@@ -184,15 +147,16 @@ func TestGuideVerbatim(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed; .ci/run installs it")
 	}
+	t.Parallel()
 	dir := guideCerts(t)
-	p := start(t, mtlsFlags(dir)...)
-	p.waitLog("has no subjectAltName")
-	for _, addr := range []string{p.httpAddr(), strings.Replace(p.httpAddr(), "127.0.0.1", "localhost", 1)} {
+	p := testkit.StartCortex(t, append(mtlsFlags(dir), "-ingester.min-ready-duration=0s")...)
+	p.WaitLog("has no subjectAltName")
+	for _, addr := range []string{p.HTTPAddr, strings.Replace(p.HTTPAddr, "127.0.0.1", "localhost", 1)} {
 		client := tlsClient(t, clientConfig(dir, "client"))
-		p.waitReady(httpClient(client), "https://"+addr+"/ready")
+		p.WaitReady(httpClient(client), "https://"+addr+"/ready")
 	}
 	client := tlsClient(t, clientConfig(dir, "client"))
-	if status, err := grpcHealth(t, client, p.grpcAddr()); err != nil || status != healthpb.HealthCheckResponse_SERVING {
+	if status, err := grpcHealth(t, client, p.GRPCAddr); err != nil || status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("gRPC health with the guide's certificates: %v %v", status, err)
 	}
 
@@ -203,7 +167,7 @@ func TestGuideVerbatim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = grpcHealth(t, strictClient, p.grpcAddr())
+	_, err = grpcHealth(t, strictClient, p.GRPCAddr)
 	if err == nil || !strings.Contains(err.Error(), "no subjectAltName") || !strings.Contains(err.Error(), "-ingester.client.tls-common-name-fallback=true") {
 		t.Fatalf("strict client with the guide's certificate: %v", err)
 	}
@@ -214,7 +178,7 @@ func TestGuideVerbatim(t *testing.T) {
 // only read the files.
 func guideCerts(t *testing.T) string {
 	t.Helper()
-	guideOnce.Do(func() { guideDir, guideErr = runGuideScript(t) })
+	guideOnce.Do(func() { guideDir, guideErr = runGuideScript(t, testkit.SharedDir(t, "guide-certs")) })
 	if guideErr != nil {
 		t.Fatal(guideErr)
 	}
@@ -227,11 +191,7 @@ var (
 	guideErr  error
 )
 
-func runGuideScript(t *testing.T) (string, error) {
-	dir := filepath.Join(filepath.Dir(binary), "guide-certs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", err
-	}
+func runGuideScript(t *testing.T, dir string) (string, error) {
 	var script []string
 	for _, line := range strings.Split(string(readGuide(t)), "\n") {
 		if strings.HasPrefix(line, "openssl ") {
@@ -258,39 +218,39 @@ func TestGuideCertificatesGossip(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed; .ci/run installs it")
 	}
+	t.Parallel()
 	dir := guideCerts(t)
-	t.Logf("certs %s", time.Now())
-	defer func() { t.Logf("done %s", time.Now()) }()
-	seed := freePort(t)
-	var ingesters []*process
-	for i, port := range []int{seed, freePort(t)} {
-		ingesters = append(ingesters, start(t, append(mtlsFlags(dir), "-target=ingester", "-ingester.lifecycler.ID=ingester-"+itoa(i),
+	var seed string
+	var ingesters []*testkit.Cortex
+	for i := range 2 {
+		flags := append(mtlsFlags(dir), "-target=ingester", "-ingester.lifecycler.ID=ingester-"+itoa(i),
 			"-ingester.lifecycler.addr=127.0.0.1", "-ingester.join-after=0s", "-ingester.min-ready-duration=0s", "-blocks-storage.tsdb.dir="+filepath.Join(t.TempDir(), "tsdb"),
-			"-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port="+itoa(port), "-memberlist.join=127.0.0.1:"+itoa(seed),
+			"-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=0",
 			"-memberlist.tls-cert-path="+filepath.Join(dir, "server.crt"), "-memberlist.tls-key-path="+filepath.Join(dir, "server.key"),
-			"-memberlist.tls-ca-path="+filepath.Join(dir, "root.crt"), "-memberlist.tls-server-name=localhost")...))
+			"-memberlist.tls-ca-path="+filepath.Join(dir, "root.crt"), "-memberlist.tls-server-name=localhost")
+		if seed != "" {
+			flags = append(flags, "-memberlist.join="+seed)
+		}
+		p := testkit.StartCortex(t, flags...)
+		if seed == "" {
+			seed = p.GossipAddr()
+		}
+		ingesters = append(ingesters, p)
 	}
 	hc := httpClient(tlsClient(t, clientConfig(dir, "client")))
-	t.Logf("started %s", time.Now())
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, page := get(t, hc, "https://"+ingesters[1].httpAddr()+"/memberlist")
-		if strings.Count(page, "\n") == 4 {
-			return
+	ingesters[1].EventuallyNil(30*time.Second, "the two ingesters to see each other", func() error {
+		if _, page := tryGet(hc, "https://"+ingesters[1].HTTPAddr+"/memberlist"); strings.Count(page, "\n") != 4 {
+			return fmt.Errorf("/memberlist:\n%s", page)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the two ingesters never saw each other; /memberlist:\n%s", page)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestStartupErrors checks that bad TLS settings stop the binary at once
 // with a message naming the flag, the file and the fix.
 func TestStartupErrors(t *testing.T) {
+	t.Parallel()
 	dir := certDir(t)
-	port := "-server.http-listen-port=" + itoa(freePort(t))
-	gport := "-server.grpc-listen-port=" + itoa(freePort(t))
 	cases := []struct {
 		name  string
 		flags []string
@@ -306,14 +266,15 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`-server.http-tls-client-auth="Always" is not a client auth mode; valid values: NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert`}},
 		{"verify without CA", []string{"-server.grpc-tls-cert-path=" + dir + "/server.crt", "-server.grpc-tls-key-path=" + dir + "/server.key", "-server.grpc-tls-client-auth=RequireAndVerifyClientCert"},
 			[]string{"-server.grpc-tls-client-auth=RequireAndVerifyClientCert verifies client certificates but -server.grpc-tls-ca-path is empty"}},
-		{"missing memberlist certificate, without -memberlist.tls-enabled", []string{"-target=ingester", "-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + itoa(freePort(t)),
+		{"missing memberlist certificate, without -memberlist.tls-enabled", []string{"-target=ingester", "-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=0",
 			"-memberlist.tls-cert-path=" + dir + "/nope.crt", "-memberlist.tls-key-path=" + dir + "/client.key"},
 			[]string{"-memberlist.tls-cert-path=" + dir + "/nope.crt: file does not exist"}},
 		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: `, "all, configs, distributor, ingester, querier"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out := runToExit(t, append([]string{"-server.http-listen-address=127.0.0.1", "-server.grpc-listen-address=127.0.0.1", port, gport}, tc.flags...)...)
+			t.Parallel()
+			code, out := testkit.RunCortex(t, append(slices.Clone(testkit.LoopbackFlags), tc.flags...)...)
 			if code != 1 {
 				t.Fatalf("exit code %d, want 1; output:\n%s", code, out)
 			}
@@ -329,14 +290,14 @@ func TestStartupErrors(t *testing.T) {
 // TestConfigFileAndFlags checks that YAML mirrors the flags and that flags
 // given on the command line win over the file.
 func TestConfigFileAndFlags(t *testing.T) {
+	t.Parallel()
 	dir := certDir(t)
-	httpPort, grpcPort := freePort(t), freePort(t)
 	cfg := `
 server:
   http_listen_address: 127.0.0.1
-  http_listen_port: ` + itoa(httpPort) + `
+  http_listen_port: 0
   grpc_listen_address: 127.0.0.1
-  grpc_listen_port: ` + itoa(grpcPort) + `
+  grpc_listen_port: 0
   log_level: debug
   http_tls_config:
     cert_file: ` + dir + `/server.crt
@@ -350,19 +311,11 @@ server:
 		t.Fatal(err)
 	}
 	// The file's allow-list would refuse our client; the flag overrides it.
-	p := &process{t: t, out: &syncBuffer{}, httpPort: httpPort, grpcPort: grpcPort, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "-config.file="+file, "-server.http-tls-allowed-client-names=client")
-	p.cmd.Dir = t.TempDir() // relative default data paths stay out of the source tree
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exitErr = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(p.stop)
+	p := testkit.StartCortexArgs(t, "-config.file="+file, "-server.http-tls-allowed-client-names=client", "-ingester.min-ready-duration=0s")
 
 	hc := httpClient(tlsClient(t, clientConfig(dir, "client")))
-	p.waitReady(hc, "https://"+p.httpAddr()+"/ready")
-	_, body := get(t, hc, "https://"+p.httpAddr()+"/config")
+	waitReady(p, hc)
+	_, body := get(t, hc, "https://"+p.HTTPAddr+"/config")
 	if !strings.Contains(body, "allowed_client_names: client") || !strings.Contains(body, "log_level: debug") {
 		t.Fatalf("/config does not show the file's and the flag's values:\n%s", body)
 	}
@@ -372,27 +325,25 @@ server:
 // checks the running binary serves the new one, without a restart, and that
 // a broken replacement keeps the old one.
 func TestCertificateRotationBinary(t *testing.T) {
+	t.Parallel()
 	dir := certDir(t)
-	p := start(t, append(mtlsFlags(dir), "-tls.reload-interval=100ms")...)
+	p := testkit.StartCortex(t, append(mtlsFlags(dir), "-tls.reload-interval=100ms", "-ingester.min-ready-duration=0s")...)
 	client := tlsClient(t, clientConfig(dir, "client"))
 	hc := httpClient(client)
-	p.waitReady(hc, "https://"+p.httpAddr()+"/ready")
-	before := serverSerial(t, dir, p.httpAddr())
+	waitReady(p, hc)
+	before := serverSerial(t, dir, p.HTTPAddr)
 
 	ca, err := certgen.LoadPair(filepath.Join(dir, "root.crt"), filepath.Join(dir, "root.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := ca.Issue(certgen.Options{CommonName: "localhost", DNSNames: []string{"localhost"}, IPs: loopbackIPs()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := testkit.Issue(t, ca, certgen.Options{CommonName: "localhost", DNSNames: []string{"localhost"}, IPs: testkit.LoopbackIPs()})
 	// A broken certificate first: the server keeps the old one and says so.
 	if err := os.WriteFile(filepath.Join(dir, "server.crt"), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog("TLS reload failed, keeping the last good certificate")
-	if got := serverSerial(t, dir, p.httpAddr()); got != before {
+	p.WaitLog("TLS reload failed, keeping the last good certificate")
+	if got := serverSerial(t, dir, p.HTTPAddr); got != before {
 		t.Fatalf("serial changed to %s after a broken reload, want %s kept", got, before)
 	}
 	// Then a good pair, key first so the pair is consistent once the certificate lands.
@@ -403,14 +354,8 @@ func TestCertificateRotationBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := next.Cert.SerialNumber.String()
-	deadline := time.Now().Add(10 * time.Second)
-	for serverSerial(t, dir, p.httpAddr()) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("server still presents the old certificate 10s after rotation; output:\n%s", p.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_, body := get(t, hc, "https://"+p.httpAddr()+"/metrics")
+	p.Eventually(10*time.Second, "the server to present the new certificate", func() bool { return serverSerial(t, dir, p.HTTPAddr) == want })
+	_, body := get(t, hc, "https://"+p.HTTPAddr+"/metrics")
 	if !strings.Contains(body, `cortex_tls_reload_failures_total{flag="server.http-tls-cert-path",path="`+filepath.Join(dir, "server.crt")+`"} 1`) {
 		t.Fatalf("reload failure not counted:\n%s", body)
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,38 +22,39 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // cluster is a distributor, three ingesters and a querier, each its own
-// process, with mutual TLS on every HTTP and gRPC server and client.
+// process, with mutual TLS on every HTTP and gRPC server and client, and
+// gossip over mutual TLS.
 type cluster struct {
 	t           *testing.T
 	dir         string
 	certs       string
-	ingesters   []*process
+	seed        string // the gossip address of the first member, which the others join
+	ingesters   []*testkit.Cortex
 	ingDirs     []string
-	mlPorts     []int
-	distributor *process
-	querier     *process
+	distributor *testkit.Cortex
+	querier     *testkit.Cortex
 	client      *http.Client
 }
 
-func (c *cluster) commonFlags(mlPort int) []string {
+// start runs a member of the cluster: the first one becomes the seed.
+func (c *cluster) start(flags ...string) *testkit.Cortex {
+	c.t.Helper()
 	certs := c.certs
-	flags := append(mtlsFlags(certs),
+	common := append(mtlsFlags(certs), ingesterClientFlags(certs)...)
+	common = append(common,
 		"-auth.enabled=true",
 		"-ring.store=memberlist",
 		"-memberlist.bind-addr=127.0.0.1",
-		"-memberlist.bind-port="+itoa(mlPort),
-		"-memberlist.join=127.0.0.1:"+itoa(c.mlPorts[0]),
+		"-memberlist.bind-port=0",
 		// No -memberlist.tls-enabled: the paths alone turn TLS on.
 		"-memberlist.tls-cert-path="+filepath.Join(certs, "client.crt"),
 		"-memberlist.tls-key-path="+filepath.Join(certs, "client.key"),
 		"-memberlist.tls-ca-path="+filepath.Join(certs, "root.crt"),
 		"-memberlist.tls-server-name=localhost",
-		"-ingester.client.tls-cert-path="+filepath.Join(certs, "client.crt"),
-		"-ingester.client.tls-key-path="+filepath.Join(certs, "client.key"),
-		"-ingester.client.tls-ca-path="+filepath.Join(certs, "root.crt"),
 		"-distributor.replication-factor=3",
 		"-ingester.heartbeat-period=1s",
 		"-ingester.join-after=0s",
@@ -62,33 +62,38 @@ func (c *cluster) commonFlags(mlPort int) []string {
 		"-ingester.observe-period=0s",
 		"-log.level=info",
 	)
-	return flags
+	if c.seed != "" {
+		common = append(common, "-memberlist.join="+c.seed)
+	}
+	p := testkit.StartCortex(c.t, append(common, flags...)...)
+	if c.seed == "" {
+		c.seed = p.GossipAddr()
+	}
+	return p
 }
 
-func (c *cluster) startIngester(i int) *process {
-	flags := append(c.commonFlags(c.mlPorts[i]),
+func (c *cluster) startIngester(i int) *testkit.Cortex {
+	c.t.Helper()
+	return c.start(
 		"-target=ingester",
 		"-ingester.lifecycler.ID=ingester-"+itoa(i),
 		"-ingester.lifecycler.addr=127.0.0.1",
 		"-blocks-storage.tsdb.dir="+c.ingDirs[i],
 	)
-	return start(c.t, flags...)
 }
 
 func newCluster(t *testing.T) *cluster {
+	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
-	for i := 0; i < 5; i++ {
-		c.mlPorts = append(c.mlPorts, freePort(t))
-	}
-	for i := 0; i < 3; i++ {
+	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
+	for i := range 3 {
 		c.ingDirs = append(c.ingDirs, filepath.Join(c.dir, "ingester-"+itoa(i)))
 		c.ingesters = append(c.ingesters, c.startIngester(i))
 	}
-	c.distributor = start(t, append(c.commonFlags(c.mlPorts[3]), "-target=distributor")...)
-	c.querier = start(t, append(c.commonFlags(c.mlPorts[4]), "-target=querier")...)
-	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
-	for _, p := range append([]*process{c.distributor, c.querier}, c.ingesters...) {
-		p.waitReady(c.client, "https://"+p.httpAddr()+"/ready")
+	c.distributor = c.start("-target=distributor")
+	c.querier = c.start("-target=querier")
+	for _, p := range append([]*testkit.Cortex{c.distributor, c.querier}, c.ingesters...) {
+		waitReady(p, c.client)
 	}
 	c.waitActiveIngesters(c.distributor, 3)
 	c.waitActiveIngesters(c.querier, 3)
@@ -96,27 +101,37 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // waitActiveIngesters waits until p's view of the ring has n ACTIVE ingesters.
-func (c *cluster) waitActiveIngesters(p *process, n int) {
+func (c *cluster) waitActiveIngesters(p *testkit.Cortex, n int) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest("GET", "https://"+p.httpAddr()+"/ingester/ring", nil)
-		req.Header.Set("Accept", "application/json")
-		resp, err := c.client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = string(body)
-			if strings.Count(last, `"state":"ACTIVE"`) == n {
-				return
-			}
-		} else {
-			last = err.Error()
+	p.EventuallyNil(30*time.Second, fmt.Sprintf("%s to see %d ACTIVE ingesters", p.HTTPAddr, n), func() error {
+		page, err := c.ringPage(p)
+		if err != nil {
+			return err
 		}
-		time.Sleep(200 * time.Millisecond)
+		if strings.Count(page, `"state":"ACTIVE"`) != n {
+			return fmt.Errorf("ring page: %s", page)
+		}
+		return nil
+	})
+}
+
+// ringPage returns p's /ingester/ring page in JSON.
+func (c *cluster) ringPage(p *testkit.Cortex) (string, error) {
+	req, _ := http.NewRequest("GET", "https://"+p.HTTPAddr+"/ingester/ring", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", err
 	}
-	c.t.Fatalf("%s never saw %d ACTIVE ingesters; last ring page: %s", p.httpAddr(), n, last)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
+}
+
+// members returns how many gossip members p's /memberlist page lists, and the page.
+func (c *cluster) members(p *testkit.Cortex) (int, string) {
+	_, page := tryGet(c.client, "https://"+p.HTTPAddr+"/memberlist")
+	return strings.Count(page, "\n") - 2, page
 }
 
 // push sends a remote-write 1.0 request as Prometheus does.
@@ -126,7 +141,7 @@ func (c *cluster) push(tenantID string, req *prompb.WriteRequest) (int, string) 
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	httpReq, _ := http.NewRequest("POST", "https://"+c.distributor.httpAddr()+"/api/v1/push", bytes.NewReader(snappy.Encode(nil, raw)))
+	httpReq, _ := http.NewRequest("POST", "https://"+c.distributor.HTTPAddr+"/api/v1/push", bytes.NewReader(snappy.Encode(nil, raw)))
 	httpReq.Header.Set("Content-Encoding", "snappy")
 	httpReq.Header.Set("Content-Type", "application/x-protobuf")
 	httpReq.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -155,7 +170,7 @@ type promResponse struct {
 
 func (c *cluster) query(tenantID, path string, params url.Values) promResponse {
 	c.t.Helper()
-	req, _ := http.NewRequest("GET", "https://"+c.querier.httpAddr()+"/prometheus/api/v1/"+path+"?"+params.Encode(), nil)
+	req, _ := http.NewRequest("GET", "https://"+c.querier.HTTPAddr+"/prometheus/api/v1/"+path+"?"+params.Encode(), nil)
 	req.Header.Set("X-Scope-OrgID", tenantID)
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -177,24 +192,22 @@ func series(name string, i int, ts int64, v float64) prompb.TimeSeries {
 	}
 }
 
-// TestWriteReadPathMutualTLS is issue 3's integration test: real processes,
-// memberlist ring, replication factor 3, mutual TLS everywhere.
+// TestWriteReadPathMutualTLS writes and reads through real processes: a
+// memberlist ring, replication factor 3, mutual TLS everywhere, an
+// ingester killed and restarted, another stopped.
 func TestWriteReadPathMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts five processes")
 	}
+	t.Parallel()
 	c := newCluster(t)
 	// Every process gossips with the others over mutual TLS.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, page := get(t, c.client, "https://"+c.ingesters[0].httpAddr()+"/memberlist")
-		if n := strings.Count(page, "\n") - 2; n == 5 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("/memberlist of ingester 0 lists %d members, want 5:\n%s", n, page)
+	c.ingesters[0].EventuallyNil(30*time.Second, "/memberlist of ingester 0 to list 5 members", func() error {
+		if n, page := c.members(c.ingesters[0]); n != 5 {
+			return fmt.Errorf("it lists %d:\n%s", n, page)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	const nSeries = 50
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute).UnixMilli()
 
@@ -237,11 +250,7 @@ func TestWriteReadPathMutualTLS(t *testing.T) {
 	}
 
 	// kill -9 one ingester: writes and queries keep succeeding, nothing acknowledged is lost.
-	victim := c.ingesters[1]
-	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-victim.done
+	c.ingesters[1].Kill()
 	for step := int64(10); step < 15; step++ {
 		req := &prompb.WriteRequest{}
 		for i := 0; i < nSeries; i++ {
@@ -255,28 +264,24 @@ func TestWriteReadPathMutualTLS(t *testing.T) {
 
 	// Restarting it replays its WAL: it holds every series it acknowledged.
 	c.ingesters[1] = c.startIngester(1)
-	c.ingesters[1].waitReady(c.client, "https://"+c.ingesters[1].httpAddr()+"/ready")
-	_, metrics := get(t, c.client, "https://"+c.ingesters[1].httpAddr()+"/metrics")
+	waitReady(c.ingesters[1], c.client)
+	_, metrics := get(t, c.client, "https://"+c.ingesters[1].HTTPAddr+"/metrics")
 	if !strings.Contains(metrics, fmt.Sprintf("cortex_ingester_memory_series %d", nSeries)) {
 		t.Fatalf("restarted ingester does not hold its %d series after WAL replay:\n%s", nSeries, grepLines(metrics, "cortex_ingester_memory"))
 	}
 	checkAll(15)
 
 	// SIGTERM: the ingester leaves the ring cleanly and exits 0.
-	c.ingesters[0].stop()
-	if err := c.ingesters[0].exitErr; err != nil {
+	c.ingesters[0].Stop()
+	if err := c.ingesters[0].ExitErr(); err != nil {
 		t.Fatalf("ingester exit after SIGTERM: %v", err)
 	}
 	c.waitActiveIngesters(c.distributor, 2)
-	req, _ := http.NewRequest("GET", "https://"+c.distributor.httpAddr()+"/ingester/ring", nil)
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.client.Do(req)
+	ringPage, err := c.ringPage(c.distributor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ringPage, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(ringPage), `"ingester-1"`) || strings.Contains(string(ringPage), `"ingester-0"`) {
+	if !strings.Contains(ringPage, `"ingester-1"`) || strings.Contains(ringPage, `"ingester-0"`) {
 		t.Fatalf("ingester-0 still in the ring after a clean shutdown: %s", ringPage)
 	}
 }
@@ -287,15 +292,16 @@ func TestEveryPortRefusesStrangers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts five processes")
 	}
+	t.Parallel()
 	c := newCluster(t)
 	anonymous := tlsClient(t, tlsconfig.ClientConfig{CAPath: filepath.Join(c.certs, "root.crt")})
 	stranger := tlsClient(t, clientConfig(c.certs, "stranger"))
-	for _, p := range append([]*process{c.distributor, c.querier}, c.ingesters...) {
+	for _, p := range append([]*testkit.Cortex{c.distributor, c.querier}, c.ingesters...) {
 		for name, cl := range map[string]*tlsconfig.Client{"no certificate": anonymous, "foreign CA": stranger} {
-			if _, err := httpClient(cl).Get("https://" + p.httpAddr() + "/ready"); err == nil {
-				t.Errorf("HTTP %s accepted a client with %s", p.httpAddr(), name)
+			if _, err := httpClient(cl).Get("https://" + p.HTTPAddr + "/ready"); err == nil {
+				t.Errorf("HTTP %s accepted a client with %s", p.HTTPAddr, name)
 			}
-			conn, err := grpc.NewClient(p.grpcAddr(), cl.GRPCDialOption())
+			conn, err := grpc.NewClient(p.GRPCAddr, cl.GRPCDialOption())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -304,13 +310,13 @@ func TestEveryPortRefusesStrangers(t *testing.T) {
 			cancel()
 			conn.Close()
 			if err == nil {
-				t.Errorf("gRPC %s accepted a client with %s", p.grpcAddr(), name)
+				t.Errorf("gRPC %s accepted a client with %s", p.GRPCAddr, name)
 			}
 		}
 	}
 	// The gossip port too: it requires a certificate of the cluster's CA
 	// (the -memberlist.tls-*-path flags alone turned TLS on).
-	gossip := "127.0.0.1:" + itoa(c.mlPorts[0])
+	gossip := c.seed
 	member := tlsClient(t, clientConfig(c.certs, "client"))
 	for name, cl := range map[string]*tlsconfig.Client{"no certificate": anonymous, "foreign CA": stranger, "the cluster's CA": member} {
 		err := gossipHandshake(gossip, cl)
@@ -338,34 +344,22 @@ func gossipHandshake(addr string, cl *tlsconfig.Client) error {
 	return err
 }
 
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // TestSingleProcess runs -target=all on its defaults plus mutual TLS: the
 // distributor and querier reach the in-process ingester over the process's
 // own gRPC server, and a restart replays the write-ahead log.
 func TestSingleProcess(t *testing.T) {
+	t.Parallel()
 	certs := certDir(t)
 	data := t.TempDir()
-	flags := append(mtlsFlags(certs),
-		"-ingester.client.tls-cert-path="+filepath.Join(certs, "client.crt"),
-		"-ingester.client.tls-key-path="+filepath.Join(certs, "client.key"),
-		"-ingester.client.tls-ca-path="+filepath.Join(certs, "root.crt"),
+	flags := append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
 		"-ingester.min-ready-duration=0s",
 		"-ingester.lifecycler.addr=127.0.0.1",
 		"-auth.enabled=false",
 		"-blocks-storage.tsdb.dir="+data,
 	)
-	p := start(t, flags...)
+	p := testkit.StartCortex(t, flags...)
 	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
-	p.waitReady(c.client, "https://"+p.httpAddr()+"/ready")
+	waitReady(p, c.client)
 
 	ts := time.Now().Add(-time.Minute).UnixMilli()
 	req := &prompb.WriteRequest{}
@@ -386,12 +380,12 @@ func TestSingleProcess(t *testing.T) {
 	}
 	check()
 
-	p.stop()
-	if p.exitErr != nil {
-		t.Fatalf("exit after SIGTERM: %v", p.exitErr)
+	p.Stop()
+	if err := p.ExitErr(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	p = start(t, flags...)
+	p = testkit.StartCortex(t, flags...)
 	c.distributor, c.querier = p, p
-	p.waitReady(c.client, "https://"+p.httpAddr()+"/ready")
+	waitReady(p, c.client)
 	check()
 }
