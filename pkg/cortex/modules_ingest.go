@@ -1,14 +1,17 @@
 package cortex
 
 import (
+	"fmt"
 	"net"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/querier"
 )
 
@@ -27,12 +30,12 @@ func (t *Cortex) initIngester() (services.Service, error) {
 			cfg.LifecyclerConfig.Addr = t.Cfg.Server.GRPCListenAddress
 		}
 	}
-	if t.gossip != nil {
-		// dskit's lifecycler builds its own KV client, and takes another
-		// store only through this field.
-		cfg.LifecyclerConfig.RingConfig.KVStore.Mock = t.gossip.Client(ring.GetCodec())
+	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
+	store, err := kv.NewClient(cfg.LifecyclerConfig.RingConfig.KVStore, ring.GetCodec(), t.gossip, ingester.RingName+"-lifecycler", reg, t.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("ingester ring: -ring.store=%s: %w", cfg.LifecyclerConfig.RingConfig.KVStore.Store, err)
 	}
-	ing, err := ingester.New(cfg, t.Overrides, t.Logger, t.Registry)
+	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry)
 	if err != nil {
 		return nil, err
 	}

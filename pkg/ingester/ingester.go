@@ -1,6 +1,6 @@
 // Package ingester stores each tenant's series in its own Prometheus TSDB
 // (write-ahead log on, so an acknowledged sample survives kill -9), takes
-// part in the ingester hash ring through a dskit lifecycler, and serves the
+// part in the ingester hash ring through dskit's BasicLifecycler, and serves the
 // ingester gRPC API of pkg/ingester/client to distributors and queriers.
 //
 // Its clients reach it only through that API: it must not import
@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -27,7 +27,6 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
-	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -49,7 +48,7 @@ type Ingester struct {
 	logger      *slog.Logger
 	metrics     *metrics
 	tsdbMetrics *tsdbMetrics
-	lifecycler  *ring.Lifecycler
+	lifecycler  *ringMember
 	watcher     *services.FailureWatcher
 
 	// closeMu is held for reading by every call that uses a TSDB and for
@@ -65,9 +64,9 @@ type Ingester struct {
 	createMu sync.Mutex
 }
 
-// New returns an ingester. It binds no port and touches no file: the
-// TSDBs are opened when the service starts.
-func New(cfg Config, limits *validation.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+// New returns an ingester whose ring entry lives in ringStore. It binds no
+// port and touches no file: the TSDBs are opened when the service starts.
+func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -93,8 +92,7 @@ func New(cfg Config, limits *validation.Overrides, logger *slog.Logger, reg prom
 	}
 	// No transfer or flush on shutdown: the WAL and blocks stay on local
 	// disk and are replayed on the next start.
-	i.lifecycler, err = ring.NewLifecycler(cfg.LifecyclerConfig, nil, RingName, RingKey, false,
-		kitlog.New(logger), prometheus.WrapRegistererWithPrefix("cortex_", reg))
+	i.lifecycler, err = newRingMember(cfg.LifecyclerConfig, ringStore, logger, prometheus.WrapRegistererWithPrefix("cortex_", reg))
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring lifecycler: %w", err)
 	}
@@ -103,17 +101,17 @@ func New(cfg Config, limits *validation.Overrides, logger *slog.Logger, reg prom
 }
 
 // CheckReady reports whether the ingester can take traffic: its TSDBs are
-// open and it is ACTIVE in the ring (with the lifecycler's
-// -ingester.min-ready-duration and ring health checks).
+// open and it is ACTIVE in the ring (with -ingester.min-ready-duration and
+// the ring health check).
 func (i *Ingester) CheckReady(ctx context.Context) error {
 	if s := i.State(); s != services.Running {
 		return fmt.Errorf("ingester is %s", strings.ToLower(s.String()))
 	}
-	return i.lifecycler.CheckReady(ctx)
+	return i.lifecycler.checkReady(ctx)
 }
 
 // RingHandler serves the ring status page (HTML and JSON, with "forget")
-// from the lifecycler's KV store client, for processes that run the
+// from the ingester's KV store client, for processes that run the
 // ingester without a ring client of their own.
 func (i *Ingester) RingHandler() http.Handler { return i.lifecycler }
 
@@ -134,10 +132,11 @@ func (i *Ingester) starting(ctx context.Context) (err error) {
 	if err := i.openExistingTSDBs(ctx); err != nil {
 		return err
 	}
-	// Join the ring only once every acknowledged sample is back in memory.
+	// Register in the ring only once every acknowledged sample is back in
+	// memory; running() then turns the instance ACTIVE.
 	i.watcher.WatchService(i.lifecycler)
 	if err := services.StartAndAwaitRunning(ctx, i.lifecycler); err != nil {
-		return fmt.Errorf("joining the ingester ring: %w", err)
+		return fmt.Errorf("registering in the ingester ring: %w", err)
 	}
 	return nil
 }
@@ -151,9 +150,16 @@ func (i *Ingester) running(ctx context.Context) error {
 	defer configTicker.Stop()
 	metadataTicker := time.NewTicker(metadataPurgePeriod)
 	defer metadataTicker.Stop()
+	joined := make(chan error, 1)
+	go func() { joined <- i.lifecycler.join(ctx) }()
 
 	for {
 		select {
+		case err := <-joined:
+			if err != nil {
+				return err
+			}
+			joined = nil
 		case <-rateTicker.C:
 			for _, u := range i.allTSDBs() {
 				u.rate.tick()
@@ -180,19 +186,21 @@ func (i *Ingester) running(ctx context.Context) error {
 // flushes and fsyncs the WAL.
 func (i *Ingester) stopping(_ error) error {
 	var errs []error
-	// A lifecycler stopped in the middle of joining fails with the
-	// cancellation of its own context: that is this shutdown, not an error.
 	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil && !errors.Is(err, context.Canceled) {
 		errs = append(errs, fmt.Errorf("leaving the ingester ring: %w", err))
 	}
-	// A lifecycler that failed while running() was already returning (a
-	// SIGTERM during the ring join) is still reporting its failure on the
-	// watcher's unbuffered channel: drain it, or Close waits forever.
+	// A lifecycler that failed while running() was already returning is
+	// still reporting its failure on the watcher's unbuffered channel:
+	// drain it, or Close waits forever.
 	go func() {
 		for range i.watcher.Chan() {
 		}
 	}()
 	i.watcher.Close()
+	if d := i.cfg.LifecyclerConfig.FinalSleep; d > 0 {
+		// -ingester.final-sleep: left the ring, still serving /metrics.
+		time.Sleep(d)
+	}
 	errs = append(errs, i.closeAll())
 	return errors.Join(errs...)
 }

@@ -95,6 +95,8 @@ func testConfig(t testing.TB, dir string, kvClient kv.Client) Config {
 	}
 	cfg.TSDB.Dir = dir
 	lc := &cfg.LifecyclerConfig
+	// Carries the test's store to New (ringStoreOf), as the process hands
+	// the ingester its KV client.
 	lc.RingConfig.KVStore.Mock = kvClient
 	lc.RingConfig.ReplicationFactor = 1
 	lc.Addr = "127.0.0.1"
@@ -105,6 +107,8 @@ func testConfig(t testing.TB, dir string, kvClient kv.Client) Config {
 	lc.HeartbeatPeriod = 100 * time.Millisecond
 	return cfg
 }
+
+func ringStoreOf(cfg Config) kv.Client { return cfg.LifecyclerConfig.RingConfig.KVStore.Mock }
 
 func newKV(t testing.TB) kv.Client {
 	t.Helper()
@@ -129,7 +133,7 @@ type harness struct {
 func startHarness(t testing.TB, cfg Config, limits *testLimits) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, limits: limits, reg: prometheus.NewRegistry()}
-	ing, err := New(cfg, limits.overridesFor(), testLogger(t), h.reg)
+	ing, err := New(cfg, ringStoreOf(cfg), limits.overridesFor(), testLogger(t), h.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1071,16 +1075,17 @@ func TestFlagsAndConfig(t *testing.T) {
 	}
 }
 
-// blockingCAS lets the first CAS calls through and holds the later ones
-// until their context ends, as a KV store that cannot be reached would.
+// blockingCAS holds its blockAt-th CAS call until the call's context ends,
+// as a KV store that stops answering for a while would; the calls before
+// and after it go through.
 type blockingCAS struct {
 	kv.Client
-	calls     atomic.Int32
-	blockFrom int32
+	calls   atomic.Int32
+	blockAt int32
 }
 
 func (b *blockingCAS) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
-	if b.calls.Add(1) >= b.blockFrom {
+	if b.calls.Add(1) == b.blockAt {
 		<-ctx.Done()
 		return ctx.Err()
 	}
@@ -1090,8 +1095,8 @@ func (b *blockingCAS) CAS(ctx context.Context, key string, f func(in any) (out a
 // TestStopWhileJoiningTheRing: a SIGTERM while the lifecycler is still
 // writing its tokens stops the ingester promptly and without an error.
 func TestStopWhileJoiningTheRing(t *testing.T) {
-	store := &blockingCAS{Client: newKV(t), blockFrom: 2} // the registration passes, the join hangs
-	ing, err := New(testConfig(t, t.TempDir(), store), newTestLimits(t, nil).overridesFor(), testLogger(t), prometheus.NewRegistry())
+	store := &blockingCAS{Client: newKV(t), blockAt: 2} // the registration passes, the join hangs
+	ing, err := New(testConfig(t, t.TempDir(), store), store, newTestLimits(t, nil).overridesFor(), testLogger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

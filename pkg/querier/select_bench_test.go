@@ -124,14 +124,13 @@ func startBenchIngester(b *testing.B, id int, reqs []*prompb.WriteRequest) strin
 	b.Cleanup(func() { _ = closer.Close() })
 	cfg.TSDB.Dir = b.TempDir()
 	lc := &cfg.LifecyclerConfig
-	lc.RingConfig.KVStore.Mock = kv
 	lc.RingConfig.ReplicationFactor = 1
 	lc.Addr, lc.Port, lc.ID = "127.0.0.1", 9095, fmt.Sprintf("ingester-%d", id)
 	lc.NumTokens, lc.MinReadyDuration = 8, 0
 
 	var limits validation.Limits
 	limits.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
-	ing, err := ingester.New(cfg, validation.NewOverrides(limits, nil), logger, prometheus.NewRegistry())
+	ing, err := ingester.New(cfg, kv, validation.NewOverrides(limits, nil), logger, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
