@@ -2,7 +2,7 @@
 GO ?= go
 CERTS ?= dev-certs
 
-.PHONY: run test build bench
+.PHONY: run test build bench lint proto check-proto test-count3
 
 build:
 	$(GO) build -o cortex ./cmd/cortex
@@ -16,6 +16,22 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# Every test three times, to find flakes (by hand: about three times make test).
+test-count3:
+	$(GO) test -race -count=3 ./...
+
+# golangci-lint v2.15.0 (.golangci.yml), installed into the user cache on first use.
+lint:
+	./scripts/lint.sh
+
+# Regenerates every .pb.go from its .proto with the pinned protoc and protoc-gen-go.
+proto:
+	./scripts/genproto.sh
+
+# Fails when a committed .pb.go differs from what its .proto generates.
+check-proto:
+	./scripts/genproto.sh --check
 
 # Measures ingest and query on loopback and rewrites docs/benchmarks.md.
 bench: build
