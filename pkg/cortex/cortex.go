@@ -1,5 +1,10 @@
 // Package cortex wires the configured components of one process together:
-// the shared servers and TLS loader, and the modules -target selects.
+// the shared servers and TLS loader, and the modules -target selects, from
+// one module table (modules.go).
+//
+// It only wires: it holds no component logic, registers no HTTP route
+// itself (pkg/api does), and never changes the configuration after
+// Config.Validate and finalize.
 package cortex
 
 import (

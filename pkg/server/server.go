@@ -1,5 +1,9 @@
 // Package server runs the HTTP and gRPC servers every Cortex process has,
-// with TLS from pkg/tlsconfig, the probe endpoints, and graceful shutdown.
+// with TLS from pkg/tlsconfig, the probe endpoints, gRPC health per
+// service, and graceful shutdown.
+//
+// It serves what it is given: it must not import component packages, and
+// it mounts no route besides the probe server's (pkg/api lists the rest).
 package server
 
 import (

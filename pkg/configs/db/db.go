@@ -7,6 +7,9 @@
 // copy with deleted_at cleared). Row IDs come from one sequence, so they
 // order every change of every tenant, and a poller that remembers the
 // highest ID it has seen asks only for what changed since.
+//
+// It knows no HTTP and no tenant header: pkg/configs serves it, and it must
+// not import that package.
 package db
 
 import (

@@ -3,6 +3,10 @@
 // its own transport: TCP with mutual TLS whose certificates and CA bundles
 // reload without a restart, and whose listener refuses peers without a valid
 // client certificate. Rings get their client from pkg/kv.NewClient.
+//
+// It stores opaque mergeable values: it must not import the ring's users,
+// and it never accepts a peer whose certificate it could not verify when
+// -memberlist.tls-ca-path is set.
 package gossip
 
 import (

@@ -2,6 +2,9 @@
 // queries from every frontend over gRPC streams (-querier.frontend-client.
 // TLS), runs them against the querier's own HTTP API in-process, and sends
 // the answers back.
+//
+// It runs queries only through the handler it is given: it must not import
+// pkg/querier or pkg/frontend, and it keeps no query past its answer.
 package worker
 
 import (

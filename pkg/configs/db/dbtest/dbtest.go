@@ -1,6 +1,8 @@
 // Package dbtest gives tests a fresh configs database on every backend
 // available: SQLite always, PostgreSQL when CORTEX_TEST_POSTGRES_URI names a
 // server (.ci/run starts one and sets it).
+//
+// Only tests may import it: no package of the cortex binary must.
 package dbtest
 
 import (
