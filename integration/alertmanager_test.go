@@ -1,129 +1,23 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
-// amWebhook is an HTTPS webhook receiver recording the alert names each
-// path receives.
-type amWebhook struct {
-	mu  sync.Mutex
-	got map[string][]string
-	srv *httptest.Server
-}
-
-func newAMWebhook(t *testing.T) *amWebhook {
-	h := &amWebhook{got: map[string][]string{}}
-	h.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var msg struct {
-			Alerts []struct {
-				Labels map[string]string `json:"labels"`
-			} `json:"alerts"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&msg)
-		h.mu.Lock()
-		for _, a := range msg.Alerts {
-			h.got[r.URL.Path] = append(h.got[r.URL.Path], a.Labels["alertname"])
-		}
-		h.mu.Unlock()
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-func (h *amWebhook) received(path string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.got[path]...)
-}
-
-func (h *amWebhook) waitFor(t *testing.T, path, alertname string) {
-	t.Helper()
-	testkit.EventuallyNil(t, 20*time.Second, fmt.Sprintf("webhook %s to receive %q", path, alertname), func() error {
-		if got := h.received(path); !slices.Contains(got, alertname) {
-			return fmt.Errorf("it received %v", got)
-		}
-		return nil
-	})
-}
-
-func (h *amWebhook) never(t *testing.T, path, alertname string) {
-	t.Helper()
-	for _, n := range h.received(path) {
-		if n == alertname {
-			t.Fatalf("webhook %s received %q, which should have been silenced: %v", path, alertname, h.received(path))
-		}
-	}
-}
-
-// config is an Alertmanager configuration notifying path quickly.
-func (h *amWebhook) config(path string) string {
-	return fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 100ms
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %s%s
-    send_resolved: false
-    http_config:
-      tls_config:
-        ca: |
-%s`, h.srv.URL, path, amIndent(h.caPEM(), "          "))
-}
-
-func amDo(t *testing.T, c *http.Client, method, url, tenantID string, body any) (int, string) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tenantID != "" {
-		req.Header.Set("X-Scope-OrgID", tenantID)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // waitStatus polls url as tenantID until it answers want.
 func waitStatus(t *testing.T, p *testkit.Cortex, c *http.Client, url, tenantID string, want int) {
 	t.Helper()
 	p.EventuallyNil(20*time.Second, fmt.Sprintf("GET %s as %s to answer %d", url, tenantID, want), func() error {
-		if code, body := amDo(t, c, "GET", url, tenantID, nil); code != want {
+		if code, body := do(t, c, "GET", url, tenantID, nil); code != want {
 			return fmt.Errorf("it answers %d %s", code, body)
 		}
 		return nil
@@ -151,7 +45,7 @@ func startConfigsService(t *testing.T, certs string, hc *http.Client) *testkit.C
 
 func postAMConfig(t *testing.T, hc *http.Client, configs *testkit.Cortex, tenantID, cfg string) {
 	t.Helper()
-	code, body := amDo(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/alertmanager", tenantID,
+	code, body := do(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/alertmanager", tenantID,
 		map[string]any{"alertmanager_config": cfg, "template_files": map[string]string{"extra.tmpl": `{{ define "extra" }}hello{{ end }}`}})
 	if code/100 != 2 {
 		t.Fatalf("posting %s's config: %d %s", tenantID, code, body)
@@ -176,10 +70,10 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 	t.Parallel()
 	certs := certDir(t)
 	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
-	hook := newAMWebhook(t)
+	hook := testkit.NewAlertWebhook(t)
 	configs := startConfigsService(t, certs, hc)
-	postAMConfig(t, hc, configs, "tenant-a", hook.config("/a"))
-	postAMConfig(t, hc, configs, "tenant-b", hook.config("/b"))
+	postAMConfig(t, hc, configs, "tenant-a", hook.Config("/a"))
+	postAMConfig(t, hc, configs, "tenant-b", hook.Config("/b"))
 
 	storage := filepath.Join(t.TempDir(), "alertmanager")
 	flags := alertmanagerFlags(certs, configs, storage, filepath.Join(certs, "client.crt"), filepath.Join(certs, "client.key"))
@@ -191,21 +85,21 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 
 	post := func(tenantID, name string) {
 		t.Helper()
-		if code, body := amDo(t, hc, "POST", base+"/alerts", tenantID, []map[string]any{{"labels": map[string]string{"alertname": name}}}); code != 200 {
+		if code, body := do(t, hc, "POST", base+"/alerts", tenantID, []map[string]any{{"labels": map[string]string{"alertname": name}}}); code != 200 {
 			t.Fatalf("posting %s: %d %s", name, code, body)
 		}
 	}
 	post("tenant-a", "DiskFull")
-	hook.waitFor(t, "/a", "DiskFull")
-	if code, body := amDo(t, hc, "GET", base+"/alerts", "tenant-b", nil); code != 200 || strings.TrimSpace(body) != "[]" {
+	hook.WaitFor(t, "/a", "DiskFull")
+	if code, body := do(t, hc, "GET", base+"/alerts", "tenant-b", nil); code != 200 || strings.TrimSpace(body) != "[]" {
 		t.Fatalf("tenant-b sees alerts: %d %s", code, body)
 	}
-	if got := hook.received("/b"); len(got) != 0 {
+	if got := hook.Received("/b"); len(got) != 0 {
 		t.Fatalf("tenant-b's webhook received %v", got)
 	}
 
 	now := time.Now().UTC()
-	code, body := amDo(t, hc, "POST", base+"/silences", "tenant-a", map[string]any{
+	code, body := do(t, hc, "POST", base+"/silences", "tenant-a", map[string]any{
 		"matchers": []map[string]any{{"name": "alertname", "value": "Maintenance", "isRegex": false, "isEqual": true}},
 		"startsAt": now.Format(time.RFC3339), "endsAt": now.Add(time.Hour).Format(time.RFC3339), "createdBy": "integration", "comment": "planned work",
 	})
@@ -217,9 +111,9 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 	}
 	post("tenant-a", "Maintenance")
 	post("tenant-a", "Canary")
-	hook.waitFor(t, "/a", "Canary")
+	hook.WaitFor(t, "/a", "Canary")
 	waitSilenced(t, am, hc, "tenant-a")
-	hook.never(t, "/a", "Maintenance")
+	hook.Never(t, "/a", "Maintenance")
 
 	// Restart: the silence is loaded from -alertmanager.storage.path.
 	am.Stop()
@@ -230,21 +124,21 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 	base = "https://" + am.HTTPAddr + "/alertmanager/api/v2"
 	waitReady(am, hc)
 	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
-	code, body = amDo(t, hc, "GET", base+"/silence/"+created.SilenceID, "tenant-a", nil)
+	code, body = do(t, hc, "GET", base+"/silence/"+created.SilenceID, "tenant-a", nil)
 	if code != 200 || !strings.Contains(body, `"state":"active"`) {
 		t.Fatalf("silence after restart: %d %s", code, body)
 	}
-	if code, body := amDo(t, hc, "GET", base+"/silences", "tenant-b", nil); code != 200 || strings.TrimSpace(body) != "[]" {
+	if code, body := do(t, hc, "GET", base+"/silences", "tenant-b", nil); code != 200 || strings.TrimSpace(body) != "[]" {
 		t.Fatalf("tenant-b sees silences: %d %s", code, body)
 	}
 	post("tenant-a", "Maintenance")
 	post("tenant-a", "AfterRestart")
-	hook.waitFor(t, "/a", "AfterRestart")
+	hook.WaitFor(t, "/a", "AfterRestart")
 	waitSilenced(t, am, hc, "tenant-a")
-	hook.never(t, "/a", "Maintenance")
+	hook.Never(t, "/a", "Maintenance")
 
 	// Deactivating tenant-b at the configs service stops its Alertmanager.
-	if code, body := amDo(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/deactivate", "tenant-b", nil); code/100 != 2 {
+	if code, body := do(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/deactivate", "tenant-b", nil); code/100 != 2 {
 		t.Fatalf("deactivate: %d %s", code, body)
 	}
 	waitStatus(t, am, hc, base+"/status", "tenant-b", 404)
@@ -258,9 +152,9 @@ func TestAlertmanagerForeignClientCert(t *testing.T) {
 	t.Parallel()
 	certs := certDir(t)
 	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
-	hook := newAMWebhook(t)
+	hook := testkit.NewAlertWebhook(t)
 	configs := startConfigsService(t, certs, hc)
-	postAMConfig(t, hc, configs, "tenant-a", hook.config("/a"))
+	postAMConfig(t, hc, configs, "tenant-a", hook.Config("/a"))
 
 	own := t.TempDir()
 	cert, key := filepath.Join(own, "am.crt"), filepath.Join(own, "am.key")
@@ -280,7 +174,7 @@ func TestAlertmanagerForeignClientCert(t *testing.T) {
 	waitReady(am, hc)
 	am.WaitLog("does not trust the client certificate -alertmanager.configs.tls-cert-path=" + cert)
 	base := "https://" + am.HTTPAddr + "/alertmanager/api/v2"
-	if code, body := amDo(t, hc, "GET", base+"/status", "tenant-a", nil); code != 404 {
+	if code, body := do(t, hc, "GET", base+"/status", "tenant-a", nil); code != 404 {
 		t.Fatalf("tenant-a has an Alertmanager without a fetched config: %d %s", code, body)
 	}
 
@@ -288,24 +182,8 @@ func TestAlertmanagerForeignClientCert(t *testing.T) {
 	cp(filepath.Join(certs, "client.key"), key)
 	waitStatus(t, am, hc, base+"/status", "tenant-a", 200)
 	post := []map[string]any{{"labels": map[string]string{"alertname": "AfterFix"}}}
-	if code, body := amDo(t, hc, "POST", base+"/alerts", "tenant-a", post); code != 200 {
+	if code, body := do(t, hc, "POST", base+"/alerts", "tenant-a", post); code != 200 {
 		t.Fatalf("posting: %d %s", code, body)
 	}
-	hook.waitFor(t, "/a", "AfterFix")
-}
-
-// caPEM is the webhook server's certificate, to trust it inline: tenants'
-// configurations may not name files on the alertmanager's host.
-func (h *amWebhook) caPEM() string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw}))
-}
-
-func amIndent(s, prefix string) string {
-	var b strings.Builder
-	for _, l := range strings.SplitAfter(s, "\n") {
-		if l != "" {
-			b.WriteString(prefix + l)
-		}
-	}
-	return b.String()
+	hook.WaitFor(t, "/a", "AfterFix")
 }

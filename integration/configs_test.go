@@ -2,7 +2,6 @@ package integration
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -23,28 +22,6 @@ receivers:
   - url: https://hooks.example/alert
 `
 
-// configsDo sends a request with an optional tenant and JSON body.
-func configsDo(t *testing.T, c *http.Client, method, url, tenantID, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tenantID != "" {
-		req.Header.Set("X-Scope-OrgID", tenantID)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestConfigsServiceMutualTLS runs -target=configs with mutual TLS, on
 // SQLite and on PostgreSQL, and drives its API over HTTPS as the
 // alertmanager's poller and an operator would.
@@ -61,7 +38,7 @@ func TestConfigsServiceMutualTLS(t *testing.T) {
 		// /config never shows the database password.
 		if u, err := url.Parse(uri); err == nil && u.User != nil {
 			if pw, ok := u.User.Password(); ok {
-				if code, out := configsDo(t, hc, "GET", base+"/config", "", ""); code != 200 || strings.Contains(out, ":"+pw+"@") || !strings.Contains(out, "uri: "+u.Redacted()) {
+				if code, out := do(t, hc, "GET", base+"/config", "", ""); code != 200 || strings.Contains(out, ":"+pw+"@") || !strings.Contains(out, "uri: "+u.Redacted()) {
 					t.Fatalf("/config: %d, want the URI with its password masked:\n%s", code, out)
 				}
 			}
@@ -75,40 +52,40 @@ func TestConfigsServiceMutualTLS(t *testing.T) {
 
 		am := base + "/api/prom/configs/alertmanager"
 		body, _ := json.Marshal(configs.AlertmanagerConfig{AlertmanagerConfig: configsTestAMConfig, TemplateFiles: map[string]string{"a.tmpl": `{{ define "a" }}A{{ end }}`}})
-		if code, out := configsDo(t, hc, "POST", am, "", string(body)); code != http.StatusUnauthorized {
+		if code, out := do(t, hc, "POST", am, "", string(body)); code != http.StatusUnauthorized {
 			t.Fatalf("POST without a tenant: %d %s", code, out)
 		}
-		if code, out := configsDo(t, hc, "POST", am, "tenant-a", string(body)); code != http.StatusNoContent {
+		if code, out := do(t, hc, "POST", am, "tenant-a", string(body)); code != http.StatusNoContent {
 			t.Fatalf("POST: %d %s", code, out)
 		}
 		bad, _ := json.Marshal(configs.AlertmanagerConfig{AlertmanagerConfig: strings.Replace(configsTestAMConfig, "url:", "ur1:", 1)})
-		if code, out := configsDo(t, hc, "POST", am, "tenant-a", string(bad)); code != http.StatusBadRequest || !strings.Contains(out, "line 6: field ur1 not found") {
+		if code, out := do(t, hc, "POST", am, "tenant-a", string(bad)); code != http.StatusBadRequest || !strings.Contains(out, "line 6: field ur1 not found") {
 			t.Fatalf("POST an invalid config: %d %s, want 400 with the line and field", code, out)
 		}
-		code, out := configsDo(t, hc, "GET", am, "tenant-a", "")
+		code, out := do(t, hc, "GET", am, "tenant-a", "")
 		var view configs.View[configs.AlertmanagerConfig]
 		if code != 200 || json.Unmarshal([]byte(out), &view) != nil || view.Config.AlertmanagerConfig != configsTestAMConfig || view.Config.TemplateFiles["a.tmpl"] == "" {
 			t.Fatalf("GET: %d %s", code, out)
 		}
-		if code, _ := configsDo(t, hc, "GET", am, "tenant-b", ""); code != http.StatusNotFound {
+		if code, _ := do(t, hc, "GET", am, "tenant-b", ""); code != http.StatusNotFound {
 			t.Fatalf("tenant-b sees a config: %d", code)
 		}
 
 		// The pollers' view, then a deactivation they must notice.
 		private := base + "/private/api/prom/configs/alertmanager"
 		var all configs.ConfigsResponse[configs.AlertmanagerConfig]
-		if code, out := configsDo(t, hc, "GET", private+"?since=0", "", ""); code != 200 || json.Unmarshal([]byte(out), &all) != nil || all.Configs["tenant-a"].ID != view.ID {
+		if code, out := do(t, hc, "GET", private+"?since=0", "", ""); code != 200 || json.Unmarshal([]byte(out), &all) != nil || all.Configs["tenant-a"].ID != view.ID {
 			t.Fatalf("private API: %d %s", code, out)
 		}
-		if code, out := configsDo(t, hc, "POST", base+"/api/prom/configs/deactivate", "tenant-a", ""); code != 200 {
+		if code, out := do(t, hc, "POST", base+"/api/prom/configs/deactivate", "tenant-a", ""); code != 200 {
 			t.Fatalf("deactivate: %d %s", code, out)
 		}
 		var changed configs.ConfigsResponse[configs.AlertmanagerConfig]
-		if code, out := configsDo(t, hc, "GET", private+"?since="+itoa(int(view.ID)), "", ""); code != 200 || json.Unmarshal([]byte(out), &changed) != nil ||
+		if code, out := do(t, hc, "GET", private+"?since="+itoa(int(view.ID)), "", ""); code != 200 || json.Unmarshal([]byte(out), &changed) != nil ||
 			changed.Configs["tenant-a"].DeletedAt == nil || changed.Configs["tenant-a"].ID <= view.ID {
 			t.Fatalf("private API after deactivate: %d %s", code, out)
 		}
-		if code, out := configsDo(t, hc, "POST", base+"/api/prom/configs/restore", "tenant-a", ""); code != 200 {
+		if code, out := do(t, hc, "POST", base+"/api/prom/configs/restore", "tenant-a", ""); code != 200 {
 			t.Fatalf("restore: %d %s", code, out)
 		}
 
@@ -120,7 +97,7 @@ func TestConfigsServiceMutualTLS(t *testing.T) {
 		p2 := testkit.StartCortex(t, flags...)
 		base = "https://" + p2.HTTPAddr
 		waitReady(p2, hc)
-		if code, out := configsDo(t, hc, "GET", base+"/api/prom/configs/alertmanager", "tenant-a", ""); code != 200 || !strings.Contains(out, "hooks.example") {
+		if code, out := do(t, hc, "GET", base+"/api/prom/configs/alertmanager", "tenant-a", ""); code != 200 || !strings.Contains(out, "hooks.example") {
 			t.Fatalf("GET after a restart: %d %s", code, out)
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,75 +105,13 @@ func (f *fakeConfigs) deactivate(tenant string) {
 	f.configs[tenant] = v
 }
 
-// webhook records the alert names each path receives.
-type webhook struct {
-	mu     sync.Mutex
-	got    map[string][]string
-	srv    *httptest.Server
-	caFile string
-}
-
-func newWebhook(t *testing.T, dir string) *webhook {
-	h := &webhook{got: map[string][]string{}}
-	h.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var msg struct {
-			Alerts []struct {
-				Labels map[string]string `json:"labels"`
-			} `json:"alerts"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&msg)
-		h.mu.Lock()
-		for _, a := range msg.Alerts {
-			h.got[r.URL.Path] = append(h.got[r.URL.Path], a.Labels["alertname"])
-		}
-		h.mu.Unlock()
-	}))
-	t.Cleanup(h.srv.Close)
-	h.caFile = filepath.Join(dir, "webhook-ca.pem")
-	testkit.WriteFile(t, h.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw}), 0o600)
-	return h
-}
-
-func (h *webhook) received(path string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.got[path]...)
-}
-
-func (h *webhook) waitFor(t *testing.T, path, alertname string) {
-	t.Helper()
-	testkit.EventuallyNil(t, 15*time.Second, fmt.Sprintf("webhook %s to receive %q", path, alertname), func() error {
-		if got := h.received(path); !slices.Contains(got, alertname) {
-			return fmt.Errorf("it received %v", got)
-		}
-		return nil
-	})
-}
-
-func (h *webhook) amConfig(path string) string {
-	return fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 50ms
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %s%s
-    send_resolved: false
-    http_config:
-      tls_config:
-        ca: |
-%s`, h.srv.URL, path, indent(h.caPEM(), "          "))
-}
-
 type harness struct {
 	t      *testing.T
 	dir    string
 	pki    *pki
 	cfgs   *fakeConfigs
-	hook   *webhook
+	hook   *testkit.AlertWebhook
+	hookCA string // the webhook server's certificate, in a file
 	loader *tlsconfig.Loader
 	logs   *testkit.Buffer
 	reg    *prometheus.Registry
@@ -183,7 +120,10 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "good")
-	return &harness{t: t, dir: dir, pki: p, cfgs: newFakeConfigs(t, p), hook: newWebhook(t, dir), logs: &testkit.Buffer{}}
+	h := &harness{t: t, dir: dir, pki: p, cfgs: newFakeConfigs(t, p), hook: testkit.NewAlertWebhook(t), logs: &testkit.Buffer{}}
+	h.hookCA = filepath.Join(dir, "webhook-ca.pem")
+	testkit.WriteFile(t, h.hookCA, []byte(h.hook.CAPEM()), 0o600)
+	return h
 }
 
 func (h *harness) config(storage string) Config {
@@ -236,7 +176,7 @@ func waitTenants(t *testing.T, am *MultitenantAlertmanager, want ...string) {
 func waitSilenced(t *testing.T, reg *prometheus.Registry, tenant string) {
 	t.Helper()
 	testkit.Eventually(t, 15*time.Second, "a silenced notification of "+tenant, func() bool {
-		return tenantCounter(t, reg, "alertmanager_notifications_suppressed_total", tenant, "reason", "silence") >= 1
+		return testkit.MetricSum(t, reg, "alertmanager_notifications_suppressed_total", "user", tenant, "reason", "silence") >= 1
 	})
 }
 
@@ -267,8 +207,8 @@ func postAlert(t *testing.T, am *MultitenantAlertmanager, tenant, name string) {
 
 func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	h := newHarness(t)
-	h.cfgs.set("tenant-a", h.hook.amConfig("/a"), map[string]string{"extra.tmpl": `{{ define "extra" }}hello{{ end }}`})
-	h.cfgs.set("tenant-b", h.hook.amConfig("/b"), nil)
+	h.cfgs.set("tenant-a", h.hook.Config("/a"), map[string]string{"extra.tmpl": `{{ define "extra" }}hello{{ end }}`})
+	h.cfgs.set("tenant-b", h.hook.Config("/b"), nil)
 	storage := filepath.Join(h.dir, "am")
 	sibling := filepath.Join(h.dir, "sibling")
 	testkit.WriteFile(t, sibling, []byte("not ours"), 0o600)
@@ -280,7 +220,7 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	}
 
 	postAlert(t, am, "tenant-a", "DiskFull")
-	h.hook.waitFor(t, "/a", "DiskFull")
+	h.hook.WaitFor(t, "/a", "DiskFull")
 	if n := notifications(t, h.reg, "tenant-a"); n < 1 {
 		t.Fatalf("alertmanager_notifications_total{user=\"tenant-a\"} = %v", n)
 	}
@@ -297,7 +237,7 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"DiskFull"`) || !strings.Contains(body, `"name":"hook"`) {
 		t.Fatalf("tenant-a alerts: %d %s", code, body)
 	}
-	if got := h.hook.received("/b"); len(got) != 0 {
+	if got := h.hook.Received("/b"); len(got) != 0 {
 		t.Fatalf("tenant-b's webhook received %v", got)
 	}
 	// A tenant without a configuration has no Alertmanager.
@@ -330,13 +270,9 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	}
 	postAlert(t, am, "tenant-a", "Maintenance")
 	postAlert(t, am, "tenant-a", "Canary")
-	h.hook.waitFor(t, "/a", "Canary")
+	h.hook.WaitFor(t, "/a", "Canary")
 	waitSilenced(t, h.reg, "tenant-a")
-	for _, n := range h.hook.received("/a") {
-		if n == "Maintenance" {
-			t.Fatalf("silenced alert was notified: %v", h.hook.received("/a"))
-		}
-	}
+	h.hook.Never(t, "/a", "Maintenance")
 	code, body = call(t, am, "tenant-a", http.MethodGet, APIPrefix+"/alerts?filter=alertname%3D%22Maintenance%22", nil)
 	if code != http.StatusOK || !strings.Contains(body, `"suppressed"`) || !strings.Contains(body, created.SilenceID) {
 		t.Fatalf("silenced alert status: %d %s", code, body)
@@ -354,13 +290,9 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 	}
 	postAlert(t, am2, "tenant-a", "Maintenance")
 	postAlert(t, am2, "tenant-a", "AfterRestart")
-	h.hook.waitFor(t, "/a", "AfterRestart")
+	h.hook.WaitFor(t, "/a", "AfterRestart")
 	waitSilenced(t, h.reg, "tenant-a")
-	for _, n := range h.hook.received("/a") {
-		if n == "Maintenance" {
-			t.Fatalf("silenced alert was notified after restart: %v", h.hook.received("/a"))
-		}
-	}
+	h.hook.Never(t, "/a", "Maintenance")
 	// Expiring the silence through the API.
 	if code, body := call(t, am2, "tenant-a", http.MethodDelete, APIPrefix+"/silence/"+created.SilenceID, nil); code != http.StatusOK {
 		t.Fatalf("delete silence: %d %s", code, body)
@@ -375,19 +307,19 @@ func TestTenantsIsolatedSilencePersists(t *testing.T) {
 
 func TestConfigsDownKeepsLastConfigThenDeactivate(t *testing.T) {
 	h := newHarness(t)
-	h.cfgs.set("tenant-a", h.hook.amConfig("/a"), nil)
+	h.cfgs.set("tenant-a", h.hook.Config("/a"), nil)
 	cfg := h.config(filepath.Join(h.dir, "am"))
 	cfg.Configs.PollInterval = time.Hour // polls are driven by the test
 	am := h.start(cfg)
 	waitTenants(t, am, "tenant-a")
 
 	// A changed config is applied on the next poll.
-	h.cfgs.set("tenant-a", strings.Replace(h.hook.amConfig("/a"), "/a\n", "/a2\n", 1), nil)
+	h.cfgs.set("tenant-a", strings.Replace(h.hook.Config("/a"), "/a\n", "/a2\n", 1), nil)
 	if err := am.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	postAlert(t, am, "tenant-a", "Reloaded")
-	h.hook.waitFor(t, "/a2", "Reloaded")
+	h.hook.WaitFor(t, "/a2", "Reloaded")
 
 	// The configs service goes away: the tenant keeps running and the
 	// error is logged with its cause.
@@ -402,7 +334,7 @@ func TestConfigsDownKeepsLastConfigThenDeactivate(t *testing.T) {
 	}
 	waitTenants(t, am, "tenant-a")
 	postAlert(t, am, "tenant-a", "StillServing")
-	h.hook.waitFor(t, "/a2", "StillServing")
+	h.hook.WaitFor(t, "/a2", "StillServing")
 
 	// The configs service comes back on the same address and the tenant
 	// is deactivated there: its Alertmanager stops.
@@ -429,7 +361,7 @@ func TestConfigsDownKeepsLastConfigThenDeactivate(t *testing.T) {
 
 func TestForeignClientCertificateThenFixed(t *testing.T) {
 	h := newHarness(t)
-	h.cfgs.set("tenant-a", h.hook.amConfig("/a"), nil)
+	h.cfgs.set("tenant-a", h.hook.Config("/a"), nil)
 	foreign := newPKI(t, h.dir, "foreign")
 	// The alertmanager trusts the right CA but presents a certificate from
 	// a CA the configs service does not know.
@@ -465,7 +397,7 @@ func TestForeignClientCertificateThenFixed(t *testing.T) {
 func TestFallbackWithoutConfigsURL(t *testing.T) {
 	h := newHarness(t)
 	fb := filepath.Join(h.dir, "fallback.yaml")
-	testkit.WriteFile(t, fb, []byte(h.hook.amConfig("/fallback")), 0o600)
+	testkit.WriteFile(t, fb, []byte(h.hook.Config("/fallback")), 0o600)
 	storage := filepath.Join(h.dir, "am")
 	cfg := h.config(storage)
 	cfg.Configs.URL = ""
@@ -475,7 +407,7 @@ func TestFallbackWithoutConfigsURL(t *testing.T) {
 		t.Fatalf("an idle alertmanager created %s", storage)
 	}
 	postAlert(t, am, "anyone", "FromFallback")
-	h.hook.waitFor(t, "/fallback", "FromFallback")
+	h.hook.WaitFor(t, "/fallback", "FromFallback")
 	waitTenants(t, am, "anyone")
 
 	// No URL and no fallback: idle.
@@ -486,26 +418,10 @@ func TestFallbackWithoutConfigsURL(t *testing.T) {
 	}
 }
 
-// caPEM is the webhook server's certificate, to trust it inline: tenants'
-// configurations may not name files on the alertmanager's host.
-func (h *webhook) caPEM() string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw}))
-}
-
-func indent(s, prefix string) string {
-	var b strings.Builder
-	for _, l := range strings.SplitAfter(s, "\n") {
-		if l != "" {
-			b.WriteString(prefix + l)
-		}
-	}
-	return b.String()
-}
-
 func TestTenantMayNotReadHostFiles(t *testing.T) {
 	h := newHarness(t)
-	fileCfg := strings.Replace(h.hook.amConfig("/a"), "        ca: |\n", "        ca_file: "+h.hook.caFile+"\n", 1)
-	fileCfg = fileCfg[:strings.Index(fileCfg, "ca_file:")] + "ca_file: " + h.hook.caFile + "\n"
+	fileCfg := strings.Replace(h.hook.Config("/a"), "        ca: |\n", "        ca_file: "+h.hookCA+"\n", 1)
+	fileCfg = fileCfg[:strings.Index(fileCfg, "ca_file:")] + "ca_file: " + h.hookCA + "\n"
 	h.cfgs.set("tenant-a", fileCfg, nil)
 	cfg := h.config(filepath.Join(h.dir, "am"))
 	cfg.Configs.PollInterval = time.Hour
@@ -523,43 +439,11 @@ func TestTenantMayNotReadHostFiles(t *testing.T) {
 	cfg.Configs.Fallback = fb
 	am2 := h.start(cfg)
 	postAlert(t, am2, "tenant-z", "Fallback")
-	h.hook.waitFor(t, "/fallback", "Fallback")
+	h.hook.WaitFor(t, "/fallback", "Fallback")
 }
 
 // notifications sums alertmanager_notifications_total for one tenant.
 func notifications(t *testing.T, reg *prometheus.Registry, user string) float64 {
 	t.Helper()
-	return tenantCounter(t, reg, "alertmanager_notifications_total", user)
-}
-
-// tenantCounter sums the series of a counter whose user label is user and
-// whose other labels match the given name/value pairs.
-func tenantCounter(t *testing.T, reg *prometheus.Registry, name, user string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"user": user}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			matched := 0
-			for _, l := range m.GetLabel() {
-				if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
-					matched++
-				}
-			}
-			if matched == len(want) {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return testkit.MetricSum(t, reg, "alertmanager_notifications_total", "user", user)
 }

@@ -306,37 +306,10 @@ func (c *cluster) pushV2(req *writev2.Request) *http.Response {
 }
 
 // metric sums the children of a counter or gauge on the cluster's
-// registry whose labels match the given name/value pairs.
+// registry whose labels include the given name/value pairs.
 func (c *cluster) metric(name string, labels ...string) float64 {
 	c.t.Helper()
-	mfs, err := c.reg.Gather()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := want[lp.GetName()]; ok && v != lp.GetValue() {
-					continue metrics
-				}
-			}
-			if m.Counter != nil {
-				total += m.GetCounter().GetValue()
-			} else {
-				total += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return total
+	return testkit.MetricSum(c.t, c.reg, name, labels...)
 }
 
 // waitMetric waits for a metric to reach want: ingester calls beyond the

@@ -178,39 +178,11 @@ func grpcCheckWith(conn *grpc.ClientConn) (string, error) {
 
 // ---- metrics ----
 
-// metricValues returns the value of every series of a metric family, keyed
-// by its labels rendered as name=value pairs in label order.
-func metricValues(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, lp := range m.GetLabel() {
-				labels = append(labels, lp.GetName()+"="+lp.GetValue())
-			}
-			v := m.GetCounter().GetValue()
-			if m.GetGauge() != nil {
-				v = m.GetGauge().GetValue()
-			}
-			out[strings.Join(labels, ",")] = v
-		}
-	}
-	return out
-}
-
 // handshakeFailures returns cortex_tls_handshake_failures_total of one server, by reason.
 func handshakeFailures(t *testing.T, reg *prometheus.Registry, server string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	for labels, v := range metricValues(t, reg, "cortex_tls_handshake_failures_total") {
+	for labels, v := range testkit.MetricValues(t, reg, "cortex_tls_handshake_failures_total") {
 		reason, ok := strings.CutPrefix(labels, "reason=")
 		if !ok {
 			t.Fatalf("unexpected labels %q", labels)

@@ -490,7 +490,7 @@ func TestFullCARotation(t *testing.T) {
 	}
 	for env, n := range map[*testEnv]int{srvEnv: 2 * 3, cliEnv: 3} { // files, times sources
 		var total float64
-		for _, v := range metricValues(t, env.reg, "cortex_tls_reloads_total") {
+		for _, v := range testkit.MetricValues(t, env.reg, "cortex_tls_reloads_total") {
 			total += v
 		}
 		if total != float64(n) {

@@ -88,10 +88,10 @@ func TestMutualTLSGossipReplicatesRing(t *testing.T) {
 	wg.Wait()
 	waitIngesters(t, want, a, b, c)
 
-	if got := counterValues(t, a.reg, "cortex_memberlist_client_cluster_members_count")[""]; got != 3 {
+	if got := testkit.MetricValues(t, a.reg, "cortex_memberlist_client_cluster_members_count")[""]; got != 3 {
 		t.Errorf("cortex_memberlist_client_cluster_members_count = %v, want 3", got)
 	}
-	if got := counterValues(t, b.reg, "cortex_memberlist_client_messages_received_total")[""]; got == 0 {
+	if got := testkit.MetricValues(t, b.reg, "cortex_memberlist_client_messages_received_total")[""]; got == 0 {
 		t.Error("b counted no received gossip messages")
 	}
 }
@@ -191,7 +191,7 @@ func TestTombstonesExpire(t *testing.T) {
 		}
 		return nil
 	})
-	if got := counterValues(t, a.reg, "cortex_memberlist_client_removed_tombstones_total")[""]; got < 1 {
+	if got := testkit.MetricValues(t, a.reg, "cortex_memberlist_client_removed_tombstones_total")[""]; got < 1 {
 		t.Errorf("cortex_memberlist_client_removed_tombstones_total = %v, want at least 1", got)
 	}
 }

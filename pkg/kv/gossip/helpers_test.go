@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -230,30 +229,6 @@ func (n *node) watching(key, prefix string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.keys[key]) + len(w.prefixes[prefix])
-}
-
-// counterValues returns the value of each series of a counter, keyed by its
-// label values joined with ",".
-func counterValues(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, lp := range m.GetLabel() {
-				labels = append(labels, lp.GetName()+"="+lp.GetValue())
-			}
-			out[strings.Join(labels, ",")] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return out
 }
 
 // dskitConfig is dskit's memberlist KV configuration, which New takes.

@@ -84,7 +84,7 @@ func TestGossipPortRefusesClientsWithoutTrustedCertificate(t *testing.T) {
 
 	// The server counts and logs a refusal just after sending its alert.
 	testkit.EventuallyNil(t, waitTimeout, "both refusals counted and logged with their cause", func() error {
-		failures := counterValues(t, a.reg, "cortex_tls_handshake_failures_total")
+		failures := testkit.MetricValues(t, a.reg, "cortex_tls_handshake_failures_total")
 		for _, reason := range []string{"no_client_certificate", "unknown_authority"} {
 			if failures["reason="+reason+",server=memberlist"] < 1 {
 				return errors.New("cortex_tls_handshake_failures_total{server=memberlist,reason=" + reason + "} not counted")
@@ -181,7 +181,7 @@ func TestCertificateRotation(t *testing.T) {
 	if !seen.Equal(newA.Cert) {
 		t.Fatalf("after rotation a presents serial %s, want the new certificate's %s", seen.SerialNumber, newA.Cert.SerialNumber)
 	}
-	reloads := counterValues(t, a.reg, "cortex_tls_reloads_total")
+	reloads := testkit.MetricValues(t, a.reg, "cortex_tls_reloads_total")
 	if reloads["flag=memberlist.tls-cert-path,path="+certA] < 1 {
 		t.Errorf("a's client certificate was not reloaded: %v", reloads)
 	}
