@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // fakeMemcached serves get, gets (what gomemcache sends) and set of
@@ -85,34 +85,16 @@ func (m *fakeMemcached) handle(conn net.Conn) {
 // TestMemcachedResultsCacheTLS: with -frontend.memcached.addresses and its
 // TLS flags, parts are cached in memcached over TLS, and served from it.
 func TestMemcachedResultsCacheTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := certgen.NewCA(certgen.Options{CommonName: "root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(certgen.Options{CommonName: "memcached", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "root.crt"), ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	pki := testkit.NewPKI(t, "root")
+	leaf := pki.Server(t, "memcached")
+	raw := testkit.Listen(t)
 	mc := &fakeMemcached{data: map[string][]byte{}}
-	go mc.serve(tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	go mc.serve(tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}}))
 
 	cfg := defaultConfig()
 	cfg.CacheResults = true
 	cfg.Memcached.Addresses = []string{raw.Addr().String()}
-	cfg.Memcached.TLS.CAPath = filepath.Join(dir, "root.crt")
+	cfg.Memcached.TLS.CAPath = pki.CAPath
 	tlsClient, err := tlsconfig.NewClient(MemcachedTLSPrefix, cfg.Memcached.TLS, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil))
 	if err != nil {
 		t.Fatal(err)
@@ -151,28 +133,17 @@ func TestMemcachedRealServerTLS(t *testing.T) {
 	if err != nil {
 		t.Skip("memcached not installed (apt-get install memcached)")
 	}
-	dir := t.TempDir()
-	ca, err := certgen.NewCA(certgen.Options{CommonName: "root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(certgen.Options{CommonName: "memcached", DNSNames: []string{"localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"root.crt": ca.CertPEM, "mc.crt": leaf.CertPEM, "mc.key": leaf.KeyPEM} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Valid for localhost only: the client dials by name, and the name is
+	// what is checked.
+	pki := testkit.NewPKI(t, "root")
+	mcCert, mcKey := pki.Issue(t, "mc", certgen.Options{CommonName: "memcached", DNSNames: []string{"localhost"}}).Files()
+	// memcached can neither take a listener nor tell a port it chose: the
+	// port is one that was free a moment ago.
+	lis := testkit.Listen(t)
 	port := lis.Addr().(*net.TCPAddr).Port
 	lis.Close()
 	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-Z",
-		"-o", "ssl_chain_cert=" + filepath.Join(dir, "mc.crt") + ",ssl_key=" + filepath.Join(dir, "mc.key")}
+		"-o", "ssl_chain_cert=" + mcCert + ",ssl_key=" + mcKey}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "root")
 	}
@@ -190,22 +161,18 @@ func TestMemcachedRealServerTLS(t *testing.T) {
 		}
 	})
 	addr := net.JoinHostPort("localhost", strconv.Itoa(port))
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	testkit.EventuallyNil(t, 10*time.Second, "memcached to listen", func() error {
 		conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
 			conn.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("memcached did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 
 	cfg := defaultConfig()
 	cfg.Memcached.Addresses = []string{addr}
 	cfg.Memcached.Timeout = time.Second
-	cfg.Memcached.TLS.CAPath = filepath.Join(dir, "root.crt")
+	cfg.Memcached.TLS.CAPath = pki.CAPath
 	tlsClient, err := tlsconfig.NewClient(MemcachedTLSPrefix, cfg.Memcached.TLS, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil))
 	if err != nil {
 		t.Fatal(err)

@@ -5,11 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // BenchmarkMutualTLSRequest compares an HTTPS request with mutual TLS over
@@ -17,31 +15,10 @@ import (
 // with the same request paying a fresh handshake each time, and with
 // plaintext.
 func BenchmarkMutualTLSRequest(b *testing.B) {
-	dir := b.TempDir()
-	ca, err := certgen.NewCA(certgen.Options{CommonName: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	write := func(name string, p *certgen.Pair) (string, string) {
-		crt, key := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-		if err := os.WriteFile(crt, p.CertPEM, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(key, p.KeyPEM, 0o600); err != nil {
-			b.Fatal(err)
-		}
-		return crt, key
-	}
-	leaf := func(cn string) *certgen.Pair {
-		p, err := ca.Issue(certgen.Options{CommonName: cn, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return p
-	}
-	caPath, _ := write("root", ca)
-	srvCrt, srvKey := write("server", leaf("server"))
-	cliCrt, cliKey := write("client", leaf("client"))
+	p := testkit.NewPKI(b, "bench")
+	srvCrt, srvKey := p.Server(b, "server").Files()
+	cliCrt, cliKey := p.Server(b, "client").Files()
+	caPath := p.CAPath
 	loader := NewLoader(slog.New(slog.DiscardHandler), nil)
 	srv, err := NewServer("http", "server.http", ServerConfig{CertPath: srvCrt, KeyPath: srvKey, CAPath: caPath, ClientAuth: "RequireAndVerifyClientCert"}, ServerOptions{}, loader)
 	if err != nil {
@@ -58,15 +35,8 @@ func BenchmarkMutualTLSRequest(b *testing.B) {
 		b.Cleanup(func() { _ = hs.Close() })
 		return l.Addr().String()
 	}
-	listen := func() net.Listener {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		return l
-	}
-	tlsAddr := serve(srv.Listener(listen(), []string{"http/1.1"}))
-	plainAddr := serve(listen())
+	tlsAddr := serve(srv.Listener(testkit.Listen(b), []string{"http/1.1"}))
+	plainAddr := serve(testkit.Listen(b))
 
 	run := func(b *testing.B, client *http.Client, url string) {
 		b.ReportAllocs()
