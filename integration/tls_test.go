@@ -26,9 +26,16 @@ import (
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
+// grpcHealth makes a health check with c's TLS settings on a new connection.
 func grpcHealth(t *testing.T, c *tlsconfig.Client, addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, c.GRPCDialOption())
+	return healthCheck(t, addr, c.GRPCDialOption())
+}
+
+// healthCheck makes a health check on a new connection dialled with opt.
+func healthCheck(t *testing.T, addr string, opt grpc.DialOption) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,15 +119,7 @@ func TestMutualTLSBinary(t *testing.T) {
 	}
 
 	// A plaintext gRPC client is told the port requires TLS.
-	conn, err := grpc.NewClient(p.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-	cancel()
-	conn.Close()
-	if err == nil || !strings.Contains(err.Error(), "this port requires TLS") {
+	if _, err := healthCheck(t, p.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err == nil || !strings.Contains(err.Error(), "this port requires TLS") {
 		t.Fatalf("plaintext gRPC to the TLS port: got %v, want an error saying the port requires TLS", err)
 	}
 

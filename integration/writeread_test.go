@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
-	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
@@ -301,15 +298,7 @@ func TestEveryPortRefusesStrangers(t *testing.T) {
 			if _, err := httpClient(cl).Get("https://" + p.HTTPAddr + "/ready"); err == nil {
 				t.Errorf("HTTP %s accepted a client with %s", p.HTTPAddr, name)
 			}
-			conn, err := grpc.NewClient(p.GRPCAddr, cl.GRPCDialOption())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-			cancel()
-			conn.Close()
-			if err == nil {
+			if _, err := grpcHealth(t, cl, p.GRPCAddr); err == nil {
 				t.Errorf("gRPC %s accepted a client with %s", p.GRPCAddr, name)
 			}
 		}

@@ -1,7 +1,6 @@
 package querier
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -13,16 +12,7 @@ import (
 func BenchmarkMergeReplicas(b *testing.B) {
 	replica := make([]*prompb.TimeSeries, 1000)
 	for i := range replica {
-		ts := &prompb.TimeSeries{Labels: []prompb.Label{
-			{Name: "__name__", Value: "bench_metric"},
-			{Name: "cluster", Value: "eu-west-1"},
-			{Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", i/256, i%256)},
-			{Name: "job", Value: "node"},
-			{Name: "namespace", Value: "monitoring"},
-			{Name: "pod", Value: fmt.Sprintf("node-%05d", i)},
-			{Name: "series", Value: fmt.Sprint(i)},
-			{Name: "zone", Value: "eu-west-1a"},
-		}}
+		ts := &prompb.TimeSeries{Labels: benchLabels(i)}
 		for t := range 120 {
 			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: int64(t) * 15000, Value: float64(i + t)})
 		}

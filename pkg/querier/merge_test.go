@@ -18,25 +18,10 @@ type point struct {
 	h *histogram.FloatHistogram
 }
 
-// drain reads a series the way the engine does.
+// drain reads a series the way the engine does, in time order.
 func drain(t *testing.T, s *mergedSeries) []point {
 	t.Helper()
-	var out []point
-	it := s.Iterator(nil)
-	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-		switch vt {
-		case chunkenc.ValFloat:
-			ts, f := it.At()
-			out = append(out, point{t: ts, f: f})
-		case chunkenc.ValHistogram, chunkenc.ValFloatHistogram:
-			ts, h := it.AtFloatHistogram(nil)
-			out = append(out, point{t: ts, h: h})
-		}
-	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return points(t, s.Iterator(nil))
 }
 
 func floats(ps []point) []float64 {

@@ -78,21 +78,26 @@ func BenchmarkSelect(b *testing.B) {
 	}
 }
 
+// benchLabels are the labels of series i of a node exporter fleet, sorted.
+func benchLabels(i int) []prompb.Label {
+	return []prompb.Label{
+		{Name: "__name__", Value: "bench_metric"},
+		{Name: "cluster", Value: "eu-west-1"},
+		{Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", i/256, i%256)},
+		{Name: "job", Value: "node"},
+		{Name: "namespace", Value: "monitoring"},
+		{Name: "pod", Value: fmt.Sprintf("node-%05d", i)},
+		{Name: "series", Value: fmt.Sprint(i)},
+		{Name: "zone", Value: "eu-west-1a"},
+	}
+}
+
 // benchSeries returns remote-write requests of numSeries series, one per
 // timestamp, in time order.
 func benchSeries(numSeries, numSamples int, start, step int64) []*prompb.WriteRequest {
 	ls := make([][]prompb.Label, numSeries)
 	for i := range ls {
-		ls[i] = []prompb.Label{
-			{Name: "__name__", Value: "bench_metric"},
-			{Name: "cluster", Value: "eu-west-1"},
-			{Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", i/256, i%256)},
-			{Name: "job", Value: "node"},
-			{Name: "namespace", Value: "monitoring"},
-			{Name: "pod", Value: fmt.Sprintf("node-%05d", i)},
-			{Name: "series", Value: fmt.Sprint(i)},
-			{Name: "zone", Value: "eu-west-1a"},
-		}
+		ls[i] = benchLabels(i)
 	}
 	reqs := make([]*prompb.WriteRequest, numSamples)
 	for s := range reqs {
