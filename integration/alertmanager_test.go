@@ -43,6 +43,20 @@ func startConfigsService(t *testing.T, certs string, hc *http.Client) *testkit.C
 	return p
 }
 
+// startConfigsWithTenantA writes certificates and starts a webhook and a
+// configs service holding tenant-a's configuration, which notifies the
+// webhook's /a. It returns the certificates' directory and a client with
+// the client certificate.
+func startConfigsWithTenantA(t *testing.T) (certs string, hc *http.Client, hook *testkit.AlertWebhook, configs *testkit.Cortex) {
+	t.Helper()
+	certs = certDir(t)
+	hc = httpClient(tlsClient(t, clientConfig(certs, "client")))
+	hook = testkit.NewAlertWebhook(t)
+	configs = startConfigsService(t, certs, hc)
+	postAMConfig(t, hc, configs, "tenant-a", hook.Config("/a"))
+	return certs, hc, hook, configs
+}
+
 func postAMConfig(t *testing.T, hc *http.Client, configs *testkit.Cortex, tenantID, cfg string) {
 	t.Helper()
 	code, body := do(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/alertmanager", tenantID,
@@ -68,11 +82,7 @@ func alertmanagerFlags(certs string, configs *testkit.Cortex, storage, cert, key
 // certificates and an alertmanager polling it with the guide's client flags.
 func TestAlertmanagerMutualTLS(t *testing.T) {
 	t.Parallel()
-	certs := certDir(t)
-	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
-	hook := testkit.NewAlertWebhook(t)
-	configs := startConfigsService(t, certs, hc)
-	postAMConfig(t, hc, configs, "tenant-a", hook.Config("/a"))
+	certs, hc, hook, configs := startConfigsWithTenantA(t)
 	postAMConfig(t, hc, configs, "tenant-b", hook.Config("/b"))
 
 	storage := filepath.Join(t.TempDir(), "alertmanager")
@@ -150,11 +160,7 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 // the next poll succeed without a restart.
 func TestAlertmanagerForeignClientCert(t *testing.T) {
 	t.Parallel()
-	certs := certDir(t)
-	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
-	hook := testkit.NewAlertWebhook(t)
-	configs := startConfigsService(t, certs, hc)
-	postAMConfig(t, hc, configs, "tenant-a", hook.Config("/a"))
+	certs, hc, hook, configs := startConfigsWithTenantA(t)
 
 	own := t.TempDir()
 	cert, key := filepath.Join(own, "am.crt"), filepath.Join(own, "am.key")

@@ -182,17 +182,25 @@ func TestConcurrentWriters(t *testing.T) {
 	})
 }
 
+// openRaw opens the database at uri without migrating it, closed when the
+// test ends.
+func openRaw(t *testing.T, uri string) (dialect, string, *sql.DB) {
+	t.Helper()
+	d, dsn, err := parseURI(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdb, err := sql.Open(d.driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sdb.Close() })
+	return d, dsn, sdb
+}
+
 func TestMigrations(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, uri string) {
-		d, dsn, err := parseURI(uri)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sdb, err := sql.Open(d.driver, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sdb.Close()
+		d, dsn, sdb := openRaw(t, uri)
 		ctx := context.Background()
 		applied, err := migrate(ctx, sdb, d, dsn)
 		if err != nil || len(applied) == 0 || applied[0] != "0001_configs" {
@@ -224,15 +232,7 @@ func TestMigrations(t *testing.T) {
 // configs stored stay.
 func TestLegacyVersionTable(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, uri string) {
-		d, dsn, err := parseURI(uri)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sdb, err := sql.Open(d.driver, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sdb.Close()
+		d, _, sdb := openRaw(t, uri)
 		ctx := context.Background()
 		ddl, err := migrationFiles.ReadFile("migrations/" + d.name + "/0001_configs.up.sql")
 		if err != nil {
