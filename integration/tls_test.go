@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,7 +272,7 @@ func TestStartupErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			code, out := testkit.RunCortex(t, append(slices.Clone(testkit.LoopbackFlags), tc.flags...)...)
+			code, out := testkit.RunCortex(t, append(testkit.LoopbackFlags(), tc.flags...)...)
 			if code != 1 {
 				t.Fatalf("exit code %d, want 1; output:\n%s", code, out)
 			}

@@ -103,18 +103,21 @@ type Cortex struct {
 	exitErr error
 }
 
-// LoopbackFlags bind both servers on 127.0.0.1 and ports the kernel chooses.
-var LoopbackFlags = []string{
-	"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=0",
-	"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0",
-	"-server.graceful-shutdown-timeout=5s",
+// LoopbackFlags bind both servers on 127.0.0.1 and ports the kernel
+// chooses, and bound the graceful shutdown.
+func LoopbackFlags() []string {
+	return []string{
+		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=0",
+		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0",
+		"-server.graceful-shutdown-timeout=5s",
+	}
 }
 
 // StartCortex runs cortex with LoopbackFlags followed by flags, waits until
 // it serves, and stops it when the test ends.
 func StartCortex(t testing.TB, flags ...string) *Cortex {
 	t.Helper()
-	return StartCortexArgs(t, append(slices.Clone(LoopbackFlags), flags...)...)
+	return StartCortexArgs(t, append(LoopbackFlags(), flags...)...)
 }
 
 var listening = regexp.MustCompile(`msg="server listening".* http=(\S+) grpc=(\S+)`)
