@@ -189,7 +189,7 @@ func (c *Cortex) Eventually(timeout time.Duration, what string, cond func() bool
 // process's output, if the process exits while the test waits.
 func (c *Cortex) EventuallyNil(timeout time.Duration, what string, f func() error) {
 	c.t.Helper()
-	exited := errors.New("exited")
+	exited := fmt.Errorf("cortex exited: %w", errGiveUp)
 	err := poll(timeout, func() error {
 		select {
 		case <-c.done:

@@ -64,20 +64,24 @@ func (notYet) Error() string { return "not yet" }
 
 var errNotYet error = notYet{}
 
-// poll calls f until it returns nil or timeout passes, and returns f's
-// last result.
+// poll calls f until it returns nil, an error wrapping errGiveUp, or
+// timeout passes, and returns f's last result.
 func poll(timeout time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	interval := time.Millisecond
 	for {
 		err := f()
-		if err == nil || time.Now().After(deadline) {
+		if err == nil || errors.Is(err, errGiveUp) || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(interval)
 		interval = min(2*interval, 50*time.Millisecond)
 	}
 }
+
+// errGiveUp, wrapped in an error f returns, stops poll at once: what it
+// waits for can no longer happen.
+var errGiveUp = errors.New("gave up")
 
 // Buffer collects output written by many goroutines, such as a logger's or
 // a process's.

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -41,6 +42,16 @@ func TestEventually(t *testing.T) {
 	EventuallyNil(rec, 10*time.Millisecond, "a peer", func() error { return fmt.Errorf("2 of 3 members") })
 	if rec.msg != "timed out after 10ms waiting for a peer: 2 of 3 members" {
 		t.Errorf("failure message %q", rec.msg)
+	}
+}
+
+func TestPollGivesUp(t *testing.T) {
+	calls := 0
+	stop := fmt.Errorf("the server exited: %w", errGiveUp)
+	start := time.Now()
+	err := poll(10*time.Second, func() error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 || time.Since(start) > time.Second {
+		t.Fatalf("poll returned %v after %d calls and %s, want the giving-up error at once", err, calls, time.Since(start))
 	}
 }
 
