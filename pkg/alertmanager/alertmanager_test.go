@@ -421,7 +421,11 @@ func TestFallbackWithoutConfigsURL(t *testing.T) {
 func TestTenantMayNotReadHostFiles(t *testing.T) {
 	h := newHarness(t)
 	fileCfg := strings.Replace(h.hook.Config("/a"), "        ca: |\n", "        ca_file: "+h.hookCA+"\n", 1)
-	fileCfg = fileCfg[:strings.Index(fileCfg, "ca_file:")] + "ca_file: " + h.hookCA + "\n"
+	at := strings.Index(fileCfg, "ca_file:")
+	if at < 0 {
+		t.Fatalf("no ca_file in the tenant's config:\n%s", fileCfg)
+	}
+	fileCfg = fileCfg[:at] + "ca_file: " + h.hookCA + "\n"
 	h.cfgs.set("tenant-a", fileCfg, nil)
 	cfg := h.config(filepath.Join(h.dir, "am"))
 	cfg.Configs.PollInterval = time.Hour

@@ -61,7 +61,7 @@ func (m *fakeMemcached) handle(conn net.Conn) {
 			if ok {
 				fmt.Fprintf(w, "VALUE %s 0 %d\r\n%s\r\n", f[1], len(v), v)
 			}
-			w.WriteString("END\r\n")
+			_, _ = w.WriteString("END\r\n")
 		case len(f) == 5 && f[0] == "set":
 			n, _ := strconv.Atoi(f[4])
 			buf := make([]byte, n+2)
@@ -72,9 +72,9 @@ func (m *fakeMemcached) handle(conn net.Conn) {
 			m.data[f[1]] = buf[:n]
 			m.mu.Unlock()
 			m.sets.Add(1)
-			w.WriteString("STORED\r\n")
+			_, _ = w.WriteString("STORED\r\n")
 		default:
-			w.WriteString("ERROR\r\n")
+			_, _ = w.WriteString("ERROR\r\n")
 		}
 		if err := w.Flush(); err != nil {
 			return

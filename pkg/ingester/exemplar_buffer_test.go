@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -55,7 +56,7 @@ func (h *harness) countExemplars(tenantID string) int {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	res, err := eq.Select(base-3600_000, base+3600_000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "requests_total")})
+	res, err := eq.Select(base-3600_000, base+3600_000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "requests_total")})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
@@ -210,7 +211,7 @@ func (h *harness) query(tenantID string, from, to int64, ms ...*prompb.LabelMatc
 }
 
 func series(name string, kv ...string) []prompb.Label {
-	ls := []prompb.Label{{Name: labels.MetricName, Value: name}}
+	ls := []prompb.Label{{Name: model.MetricNameLabel, Value: name}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		ls = append(ls, prompb.Label{Name: kv[i], Value: kv[i+1]})
 	}
@@ -255,7 +256,7 @@ func TestPushQueryStreamOverGRPC(t *testing.T) {
 	reqSeries = append(reqSeries, floats(series("up", "job", "api"), float64(base), 1, float64(base+15000), 0))
 	h.mustPush("team-a", reqSeries...)
 
-	got := h.query("team-a", base, base+15000, eq(labels.MetricName, "up"))
+	got := h.query("team-a", base, base+15000, eq(model.MetricNameLabel, "up"))
 	if len(got) != 1 {
 		t.Fatalf("got %d series, want 1: %v", len(got), got)
 	}
@@ -268,11 +269,11 @@ func TestPushQueryStreamOverGRPC(t *testing.T) {
 	}
 
 	// The time range is inclusive and applied.
-	if got := h.query("team-a", base+1, base+15000, eq(labels.MetricName, "up")); len(got) != 1 || len(got[0].Samples) != 1 || got[0].Samples[0].Value != 0 {
+	if got := h.query("team-a", base+1, base+15000, eq(model.MetricNameLabel, "up")); len(got) != 1 || len(got[0].Samples) != 1 || got[0].Samples[0].Value != 0 {
 		t.Errorf("range query: %v", got)
 	}
 
-	all := h.query("team-a", base, base+15000, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: "requests_.*"})
+	all := h.query("team-a", base, base+15000, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: model.MetricNameLabel, Value: "requests_.*"})
 	if len(all) != 300 {
 		t.Fatalf("got %d series, want 300", len(all))
 	}
@@ -354,7 +355,7 @@ func TestHistogramsAndExemplars(t *testing.T) {
 
 	check := func(h *harness) {
 		t.Helper()
-		got := h.query("t", base, base, eq(labels.MetricName, "latency_seconds"))
+		got := h.query("t", base, base, eq(model.MetricNameLabel, "latency_seconds"))
 		if len(got) != 2 {
 			t.Fatalf("got %d histogram series, want 2", len(got))
 		}
@@ -380,7 +381,7 @@ func TestHistogramsAndExemplars(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := eq.Select(base-60000, base+60000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "http_requests_total")})
+		res, err := eq.Select(base-60000, base+60000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "http_requests_total")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,9 +405,18 @@ func TestHistogramsAndExemplars(t *testing.T) {
 	check(startHarness(t, h.cfg, h.limits))
 }
 
+// mustSet parses s into a flag value, as the flag or the runtime
+// configuration would.
+func mustSet(t *testing.T, v flag.Value, s string) {
+	t.Helper()
+	if err := v.Set(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOutOfOrderWindow(t *testing.T) {
 	limits := newTestLimits(t, nil)
-	limits.set("ooo", func(l *validation.Limits) { l.OutOfOrderTimeWindow.Set("10m") })
+	limits.set("ooo", func(l *validation.Limits) { mustSet(t, &l.OutOfOrderTimeWindow, "10m") })
 	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), limits)
 
 	a := series("temp", "room", "a")
@@ -426,7 +436,7 @@ func TestOutOfOrderWindow(t *testing.T) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
 	}
-	got := h.query("ooo", 0, 0, eq(labels.MetricName, "temp"))
+	got := h.query("ooo", 0, 0, eq(model.MetricNameLabel, "temp"))
 	if len(got) != 2 {
 		t.Fatalf("got %d series", len(got))
 	}
@@ -454,7 +464,7 @@ func TestOutOfOrderWindow(t *testing.T) {
 	}
 
 	// Raising the window at run time applies to the open TSDB.
-	limits.set("strict", func(l *validation.Limits) { l.OutOfOrderTimeWindow.Set("1h") })
+	limits.set("strict", func(l *validation.Limits) { mustSet(t, &l.OutOfOrderTimeWindow, "1h") })
 	h.ing.applyTSDBConfigs()
 	h.mustPush("strict", floats(a, float64(base-1000), 2))
 	if got := h.query("strict", 0, 0, eq("room", "a")); len(got) != 1 || len(got[0].Samples) != 2 {
@@ -483,7 +493,7 @@ func TestSeriesLimits(t *testing.T) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
 	}
-	if got := h.query("user-limit", 0, 0, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: ".+"}); len(got) != 2 || len(got[0].Samples) != 2 || len(got[1].Samples) != 1 {
+	if got := h.query("user-limit", 0, 0, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: model.MetricNameLabel, Value: ".+"}); len(got) != 2 || len(got[0].Samples) != 2 || len(got[1].Samples) != 1 {
 		t.Errorf("stored: %v", got)
 	}
 	if v := testutil.ToFloat64(h.ing.metrics.discarded.WithLabelValues(reasonPerUserSeriesLimit, "user-limit")); v != 2 {
@@ -509,7 +519,7 @@ func TestSeriesLimits(t *testing.T) {
 	if strings.Contains(msg, "more refused") {
 		t.Errorf("error %q counts other refusals, there are none", msg)
 	}
-	if got := h.query("metric-limit", 0, 0, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: ".+"}); len(got) != 2 {
+	if got := h.query("metric-limit", 0, 0, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: model.MetricNameLabel, Value: ".+"}); len(got) != 2 {
 		t.Errorf("stored: %v", got)
 	}
 	if v := testutil.ToFloat64(h.ing.metrics.discarded.WithLabelValues(reasonPerMetricSeriesLimit, "metric-limit")); v != 1 {
@@ -547,7 +557,7 @@ func TestRestartReplaysWAL(t *testing.T) {
 
 	check := func(h *harness) {
 		t.Helper()
-		got := h.query("t1", 0, 0, eq(labels.MetricName, "m"))
+		got := h.query("t1", 0, 0, eq(model.MetricNameLabel, "m"))
 		if len(got) != len(want) {
 			t.Fatalf("got %d series after restart, want %d", len(got), len(want))
 		}
@@ -561,7 +571,7 @@ func TestRestartReplaysWAL(t *testing.T) {
 				}
 			}
 		}
-		if got := h.query("t2", 0, 0, eq(labels.MetricName, "other")); len(got) != 1 || got[0].Samples[0].Value != 42 {
+		if got := h.query("t2", 0, 0, eq(model.MetricNameLabel, "other")); len(got) != 1 || got[0].Samples[0].Value != 42 {
 			t.Errorf("t2 after restart: %v", got)
 		}
 		if v := testutil.ToFloat64(h.ing.metrics.memUsers); v != 2 {
@@ -786,7 +796,7 @@ func TestTenantIsolation(t *testing.T) {
 	h.mustPush("b", floats(series("public"), float64(base), 2))
 
 	ctx := ctxFor("b")
-	if got := h.query("b", 0, 0, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: ".+"}); len(got) != 1 || labelsString(got[0].Labels) != `{__name__="public"}` {
+	if got := h.query("b", 0, 0, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: model.MetricNameLabel, Value: ".+"}); len(got) != 1 || labelsString(got[0].Labels) != `{__name__="public"}` {
 		t.Errorf("tenant b query: %v", got)
 	}
 	names, err := h.conn.LabelNames(ctx, &client.LabelNamesRequest{})
@@ -812,7 +822,7 @@ func TestTenantIsolation(t *testing.T) {
 
 	// A tenant that never pushed sees nothing and gets no TSDB.
 	ctx = ctxFor("c")
-	if got := h.query("c", 0, 0, eq(labels.MetricName, "secret")); len(got) != 0 {
+	if got := h.query("c", 0, 0, eq(model.MetricNameLabel, "secret")); len(got) != 0 {
 		t.Errorf("tenant c query: %v", got)
 	}
 	if names, err := h.conn.LabelNames(ctx, &client.LabelNamesRequest{}); err != nil || len(names.Values) != 0 {
@@ -890,7 +900,7 @@ func TestIdleHeadCompactionAndTSDBMetrics(t *testing.T) {
 	if v := testutil.ToFloat64(h.ing.metrics.seriesRemoved.WithLabelValues("idle")); v != 1 {
 		t.Errorf("cortex_ingester_memory_series_removed_total{user=idle} = %v, want 1", v)
 	}
-	got := h.query("idle", 0, 0, eq(labels.MetricName, "m"))
+	got := h.query("idle", 0, 0, eq(model.MetricNameLabel, "m"))
 	if len(got) != 1 || len(got[0].Samples) != 19 || got[0].Samples[0].Timestamp != start || got[0].Samples[18].Timestamp != base {
 		t.Errorf("idle tenant's samples from blocks: %v", got)
 	}
@@ -942,7 +952,7 @@ func TestPerSampleErrors(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "invalid native histogram") || !strings.Contains(err.Error(), `{__name__="h"}`) {
 		t.Errorf("invalid histogram: %v", err)
 	}
-	if got := h.query("t", 0, 0, eq(labels.MetricName, "ok")); len(got) != 1 {
+	if got := h.query("t", 0, 0, eq(model.MetricNameLabel, "ok")); len(got) != 1 {
 		t.Errorf("valid series beside an invalid histogram not stored: %v", got)
 	}
 	if v := testutil.ToFloat64(h.ing.metrics.ingestedSamplesFail); v != 2 {
@@ -972,7 +982,7 @@ func TestConcurrentPushesAndQueries(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range rounds {
-				stream, err := h.conn.QueryStream(ctxFor("x"), &prompb.Query{Matchers: []*prompb.LabelMatcher{eq(labels.MetricName, "c")}})
+				stream, err := h.conn.QueryStream(ctxFor("x"), &prompb.Query{Matchers: []*prompb.LabelMatcher{eq(model.MetricNameLabel, "c")}})
 				if err != nil {
 					errs <- err
 					continue
@@ -998,7 +1008,7 @@ func TestConcurrentPushesAndQueries(t *testing.T) {
 			t.Errorf("concurrent call: %v", err)
 		}
 	}
-	got := h.query("x", 0, 0, eq(labels.MetricName, "c"))
+	got := h.query("x", 0, 0, eq(model.MetricNameLabel, "c"))
 	if len(got) != perReq {
 		t.Fatalf("%d series, want %d", len(got), perReq)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -73,7 +74,7 @@ func TestPushKeepsNothingOfTheRequest(t *testing.T) {
 
 	for _, c := range []string{"a", "z"} {
 		name, job := strings.Repeat(c, 4)+"_total", strings.Repeat(c, 4)
-		got := h.query("t", base, base, eq(labels.MetricName, name))
+		got := h.query("t", base, base, eq(model.MetricNameLabel, name))
 		if len(got) != 1 {
 			t.Fatalf("%s: %d series, want 1", name, len(got))
 		}
@@ -89,7 +90,7 @@ func TestPushKeepsNothingOfTheRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := eqr.Select(base-60000, base+60000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name)})
+		res, err := eqr.Select(base-60000, base+60000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +138,7 @@ func TestPushOverGRPCReusesRequests(t *testing.T) {
 		}
 		h.mustPush("t", ss...)
 	}
-	got := h.query("t", base, base, eq(labels.MetricName, "reuse_total"))
+	got := h.query("t", base, base, eq(model.MetricNameLabel, "reuse_total"))
 	if len(got) != requests*perReq {
 		t.Fatalf("%d series, want %d", len(got), requests*perReq)
 	}

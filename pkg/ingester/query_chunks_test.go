@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
@@ -104,7 +104,7 @@ func TestQueryStreamChunksFloatsAndHistograms(t *testing.T) {
 	}
 	h.mustPush("t", fs, ih, fh)
 
-	all := h.queryChunks("t", base, base+n*1000, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: ".+"})
+	all := h.queryChunks("t", base, base+n*1000, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: model.MetricNameLabel, Value: ".+"})
 	// Sorted by labels.
 	wantOrder := []string{`{__name__="cpu", pod="a"}`, `{__name__="latency", kind="float"}`, `{__name__="latency", kind="int"}`}
 	if len(all) != len(wantOrder) {
@@ -159,7 +159,7 @@ func TestQueryStreamChunksFloatsAndHistograms(t *testing.T) {
 
 	// A range sends the whole chunks that overlap it, and no other.
 	from, to := base+100_000, base+200_000
-	got := h.queryChunks("t", from, to, eq(labels.MetricName, "cpu"))
+	got := h.queryChunks("t", from, to, eq(model.MetricNameLabel, "cpu"))
 	if len(got) != 1 {
 		t.Fatalf("range query: %v", got)
 	}
@@ -180,7 +180,7 @@ func TestQueryStreamChunksFloatsAndHistograms(t *testing.T) {
 	if first, last := got[0].Chunks[0], got[0].Chunks[len(got[0].Chunks)-1]; first.MinTimeMs >= from || last.MaxTimeMs <= to {
 		t.Errorf("range query: chunks span [%d, %d], want whole chunks reaching outside [%d, %d]", first.MinTimeMs, last.MaxTimeMs, from, to)
 	}
-	if got := h.queryChunks("t", base+n*1000, base+n*2000, eq(labels.MetricName, "cpu")); len(got) != 0 {
+	if got := h.queryChunks("t", base+n*1000, base+n*2000, eq(model.MetricNameLabel, "cpu")); len(got) != 0 {
 		t.Errorf("query after the last sample: %v", got)
 	}
 }
@@ -192,7 +192,7 @@ func TestQueryStreamChunksBatchesAndErrors(t *testing.T) {
 		req = append(req, floats(series("requests_total", "pod", fmt.Sprintf("p%03d", i)), float64(base), float64(i)))
 	}
 	h.mustPush("team-a", req...)
-	all := h.queryChunks("team-a", base, base, eq(labels.MetricName, "requests_total"))
+	all := h.queryChunks("team-a", base, base, eq(model.MetricNameLabel, "requests_total"))
 	if len(all) != 300 {
 		t.Fatalf("got %d series, want 300", len(all))
 	}
@@ -285,7 +285,7 @@ func TestQueryStreamChunksWhileAppending(t *testing.T) {
 		bytes []byte
 	}
 	var all []kept
-	query := &prompb.Query{Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: "c|h"}}}
+	query := &prompb.Query{Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: model.MetricNameLabel, Value: "c|h"}}}
 	for done := false; !done; {
 		select {
 		case <-appended:

@@ -12,6 +12,7 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
@@ -49,7 +50,7 @@ func BenchmarkSelect(b *testing.B) {
 				q := newBenchQueryable(b, r)
 				q.streamSamples = path == "QueryStream"
 				ctx := tenant.Inject(context.Background(), "bench")
-				m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "bench_metric")
+				m := labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "bench_metric")
 				var it chunkenc.Iterator
 				b.ReportAllocs()
 				for b.Loop() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -59,7 +58,7 @@ func peerSerial(certs []*x509.Certificate) string {
 func startHTTPServer(t *testing.T, srv *Server) string {
 	t.Helper()
 	ln := testkit.Listen(t)
-	var inner net.Listener = ln
+	inner := ln
 	if srv != nil {
 		inner = srv.Listener(ln, []string{"h2", "http/1.1"})
 	}

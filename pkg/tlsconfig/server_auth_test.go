@@ -83,11 +83,8 @@ func verifies(mode string) bool {
 // refusal is the server metric reason expected for a mode and a client, or
 // "" when the client must be served.
 func refusal(mode string, v clientVariant) string {
-	switch {
-	case mode == "RequireAnyClientCert" || mode == "RequireAndVerifyClientCert":
-		if v == noCert {
-			return "no_client_certificate"
-		}
+	if (mode == "RequireAnyClientCert" || mode == "RequireAndVerifyClientCert") && v == noCert {
+		return "no_client_certificate"
 	}
 	if !verifies(mode) {
 		return ""

@@ -50,7 +50,7 @@ func TestStore(t *testing.T) {
 		id2 := set(t, db, "b", KindAlertmanager, `{"v":2}`)
 		id3 := set(t, db, "a", KindRules, `{"r":1}`)
 		id4 := set(t, db, "a", KindAlertmanager, `{"v":3}`)
-		if !(id1 > 0 && id1 < id2 && id2 < id3 && id3 < id4) {
+		if id1 <= 0 || id1 >= id2 || id2 >= id3 || id3 >= id4 {
 			t.Fatalf("IDs do not increase: %d %d %d %d", id1, id2, id3, id4)
 		}
 		v, err := db.Get(ctx, "a", KindAlertmanager)

@@ -27,7 +27,7 @@ func TestPushRequestUnmarshal(t *testing.T) {
 	// The request owns its bytes: the codec's buffer may be reused.
 	clear(raw)
 	want, _ := in.Marshal()
-	got, err := r.WriteRequest.Marshal()
+	got, err := r.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
