@@ -127,6 +127,13 @@ func Open(ctx context.Context, uri string, logger *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.name == sqlite.name {
+		unlock, err := lockSQLiteFile(sqliteLockPath(dsn))
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	sdb, err := sql.Open(d.driver, dsn)
 	if err != nil {
 		return nil, err

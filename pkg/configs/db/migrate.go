@@ -61,8 +61,7 @@ func migrationNames(d dialect) (map[uint]string, uint, error) {
 // migrations it applied. Each migration runs in a transaction of its own
 // (SQLite: the driver's; PostgreSQL: one multi-statement query). Processes
 // starting together take turns: on PostgreSQL golang-migrate's advisory
-// lock; on a SQLite file a file lock beside it (golang-migrate's SQLite lock
-// only covers one process).
+// lock; on a SQLite file the file lock Open holds (lockSQLiteFile).
 func migrate(ctx context.Context, sdb *sql.DB, d dialect, dsn string) (applied []string, err error) {
 	names, newest, err := migrationNames(d)
 	if err != nil {
@@ -84,7 +83,6 @@ func migrate(ctx context.Context, sdb *sql.DB, d dialect, dsn string) (applied [
 		if drv, err = migratesqlite.WithInstance(sdb, &migratesqlite.Config{MigrationsTable: migrationsTable}); err != nil {
 			return nil, fmt.Errorf("preparing migrations: %w", err)
 		}
-		drv = &fileLockedDriver{Driver: drv, path: sqliteLockPath(dsn)}
 	default:
 		// The driver holds one connection for its advisory lock and closes
 		// the handle it is given: it gets a handle of its own.
@@ -111,14 +109,15 @@ func migrate(ctx context.Context, sdb *sql.DB, d dialect, dsn string) (applied [
 	})
 	defer stop()
 
-	before, dirty, err := m.Version()
+	// Read without the migration lock: another process may be migrating
+	// right now, and its version shows as dirty until it commits. Up
+	// checks dirtiness again under the lock, which is what counts.
+	before, _, err := m.Version()
 	switch {
 	case errors.Is(err, gomigrate.ErrNilVersion):
 		before = 0
 	case err != nil:
 		return nil, fmt.Errorf("reading %s: %w", migrationsTable, err)
-	case dirty:
-		return nil, dirtyError(before)
 	case before > newest:
 		return nil, fmt.Errorf("the database schema is at version %d but this binary only knows versions up to %d: it was migrated by a newer cortex; run that version", before, newest)
 	}

@@ -1,54 +1,33 @@
 package db
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"strings"
-
-	"github.com/golang-migrate/migrate/v4/database"
 )
 
-// fileLockedDriver makes golang-migrate's SQLite driver, whose lock only
-// covers one process, take turns with other processes migrating the same
-// file: Lock also takes an exclusive lock on <file>-migrate-lock. A lock on
-// the database file itself would be unsafe: closing any descriptor of it
-// drops SQLite's own POSIX locks.
-type fileLockedDriver struct {
-	database.Driver
-	path string // "" for an in-memory database: nothing to share
-	f    *os.File
-}
-
-func (d *fileLockedDriver) Lock() error {
-	if err := d.Driver.Lock(); err != nil {
-		return err
+// lockSQLiteFile keeps processes opening the same SQLite file apart while
+// each connects, switches the file to WAL and migrates it: it takes an
+// exclusive lock on path (<file>-migrate-lock) and returns its release.
+// golang-migrate's own SQLite lock only covers one process, and SQLite
+// answers SQLITE_BUSY at once, whatever the busy timeout, to a second
+// process switching a new file's journal mode. A lock on the database
+// file itself would be unsafe: closing any descriptor of it drops SQLite's
+// own POSIX locks. An empty path (in-memory database) takes no lock.
+func lockSQLiteFile(path string) (unlock func(), err error) {
+	if path == "" {
+		return func() {}, nil
 	}
-	if d.path == "" {
-		return nil
-	}
-	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err == nil {
-		err = lockFile(f)
-		if err != nil {
-			f.Close()
-		}
-	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return errors.Join(fmt.Errorf("locking %s for migrations: %w", d.path, err), d.Driver.Unlock())
+		return nil, fmt.Errorf("opening the migration lock %s: %w", path, err)
 	}
-	d.f = f
-	return nil
-}
-
-func (d *fileLockedDriver) Unlock() error {
-	var err error
-	if d.f != nil {
-		err = d.f.Close() // releases the lock
-		d.f = nil
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	return errors.Join(err, d.Driver.Unlock())
+	return func() { f.Close() }, nil // closing releases the lock
 }
 
 // sqliteLockPath is the migration lock file of the SQLite file a DSN names,
