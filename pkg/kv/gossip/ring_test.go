@@ -15,16 +15,15 @@ import (
 )
 
 // TestDskitRingOverGossip wires the KV into dskit's ring as the ingester
-// ring will be: a lifecycler on one member registers an instance, and a ring
-// client built through kv.Config.Mock on another member sees it come and go.
+// ring is: a lifecycler on one member registers an instance, and a ring
+// client given another member's KV client sees it come and go.
 func TestDskitRingOverGossip(t *testing.T) {
 	a, b, _ := threeMembers(t)
 
 	var ringCfg ring.Config
 	ringCfg.RegisterFlags(flag.NewFlagSet("ring", flag.PanicOnError))
-	ringCfg.KVStore.Mock = b.kv.Client(ring.GetCodec())
 	ringCfg.ReplicationFactor = 1
-	r, err := ring.New(ringCfg, "ingester", ringKey, gokitlog.NewNopLogger(), nil)
+	r, err := ring.NewWithStoreClientAndStrategy(ringCfg, "ingester", ringKey, b.kv.Client(ring.GetCodec()), ring.NewDefaultReplicationStrategy(), nil, gokitlog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
