@@ -41,13 +41,15 @@ type Route struct {
 type API struct {
 	mux         *http.ServeMux
 	authEnabled bool
+	target      string
 	routes      []Route
 }
 
 // New returns an API that mounts its routes on mux. authEnabled is
-// -auth.enabled: whether tenant routes require X-Scope-OrgID.
-func New(mux *http.ServeMux, authEnabled bool) *API {
-	a := &API{mux: mux, authEnabled: authEnabled}
+// -auth.enabled: whether tenant routes require X-Scope-OrgID; target is
+// the process's -target, shown on the index page.
+func New(mux *http.ServeMux, authEnabled bool, target string) *API {
+	a := &API{mux: mux, authEnabled: authEnabled, target: target}
 	mux.HandleFunc("GET /{$}", a.serveIndex)
 	return a
 }
@@ -76,7 +78,7 @@ var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 <head><meta charset="utf-8"><title>Cortex</title></head>
 <body>
 <h1>Cortex</h1>
-<p>Components running in this process: {{.Target}}</p>
+<p>This process runs -target={{.Target}}.</p>
 {{range .Sections}}<h2>{{.Module}}</h2>
 <ul>
 {{range .Routes}}<li>{{if .Link}}<a href="{{.Path}}">{{.Path}}</a>{{else}}<code>{{.Methods}} {{.Path}}</code>{{end}}: {{.Desc}}{{if .Tenant}} (tenant in X-Scope-OrgID){{end}}</li>
@@ -99,7 +101,6 @@ type indexSection struct {
 // page does: links for the pages a browser can open, the API paths as text.
 func (a *API) serveIndex(w http.ResponseWriter, r *http.Request) {
 	var sections []indexSection
-	var modules []string
 	for _, rt := range a.routes {
 		if rt.Desc == "" {
 			continue
@@ -108,9 +109,6 @@ func (a *API) serveIndex(w http.ResponseWriter, r *http.Request) {
 		if i < 0 {
 			sections = append(sections, indexSection{Module: rt.Module})
 			i = len(sections) - 1
-			if rt.Module != "server" {
-				modules = append(modules, rt.Module)
-			}
 		}
 		methods := strings.Join(rt.Methods, "|")
 		link := !rt.Tenant && !strings.Contains(rt.Path, "{") && (len(rt.Methods) == 0 || slices.Contains(rt.Methods, http.MethodGet))
@@ -120,7 +118,7 @@ func (a *API) serveIndex(w http.ResponseWriter, r *http.Request) {
 	if err := indexTemplate.Execute(w, struct {
 		Target   string
 		Sections []indexSection
-	}{strings.Join(modules, ", "), sections}); err != nil {
+	}{a.target, sections}); err != nil {
 		http.Error(w, fmt.Sprintf("rendering the index page: %v", err), http.StatusInternalServerError)
 	}
 }

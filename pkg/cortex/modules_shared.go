@@ -45,7 +45,7 @@ func (t *Cortex) initServer() (services.Service, error) {
 }
 
 func (t *Cortex) initAPI() (services.Service, error) {
-	t.API = api.New(t.Server.HTTP, t.Cfg.AuthEnabled)
+	t.API = api.New(t.Server.HTTP, t.Cfg.AuthEnabled, t.Cfg.Target.String())
 	t.API.RegisterServer(api.Server{
 		Ready:    t.Server.ReadyHandler(),
 		Healthz:  t.Server.HealthzHandler(),
