@@ -847,6 +847,9 @@ func TestRingLifecycle(t *testing.T) {
 	if !ok || inst.State != ring.ACTIVE || inst.Addr != "127.0.0.1:9095" || len(inst.Tokens) != cfg.LifecyclerConfig.NumTokens {
 		t.Fatalf("ring entry %+v", inst)
 	}
+	testkit.Eventually(t, 10*time.Second, "heartbeats counted under Cortex's metric name", func() bool {
+		return testkit.MetricSum(t, h.reg, "cortex_member_consul_heartbeats_total", "name", "ingester") >= 1
+	})
 
 	// Leaving on shutdown unregisters the instance.
 	h.stop()

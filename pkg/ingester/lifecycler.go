@@ -13,6 +13,7 @@ import (
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 )
@@ -51,6 +52,12 @@ func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logg
 	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.JOINING, cfg.NumTokens)
 	delegate = ring.NewTokensPersistencyDelegate(cfg.TokensFilePath, ring.JOINING, delegate, kl)
 	delegate = ring.NewLeaveOnStoppingDelegate(delegate, kl)
+	delegate = &heartbeatCounter{BasicLifecyclerDelegate: delegate, heartbeats: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		// The name dskit's Lifecycler gives it, which Cortex's dashboards read.
+		Name:        "member_consul_heartbeats_total",
+		Help:        "The total number of heartbeats sent to the ring's KV store.",
+		ConstLabels: prometheus.Labels{"name": RingName},
+	})}
 	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
 		ID:                              cfg.ID,
 		Addr:                            net.JoinHostPort(addr, strconv.Itoa(port)),
@@ -66,6 +73,17 @@ func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logg
 		return nil, err
 	}
 	return &ringMember{cfg: cfg, store: store, logger: logger, BasicLifecycler: lc}, nil
+}
+
+// heartbeatCounter counts the heartbeats the lifecycler writes.
+type heartbeatCounter struct {
+	ring.BasicLifecyclerDelegate
+	heartbeats prometheus.Counter
+}
+
+func (h *heartbeatCounter) OnRingInstanceHeartbeat(l *ring.BasicLifecycler, desc *ring.Desc, inst *ring.InstanceDesc) {
+	h.heartbeats.Inc()
+	h.BasicLifecyclerDelegate.OnRingInstanceHeartbeat(l, desc, inst)
 }
 
 // join turns the registered instance ACTIVE after -ingester.join-after.
