@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -35,23 +36,44 @@ func (i *Ingester) isIdle(u *userTSDB) bool {
 	return idle > 0 && time.Since(time.Unix(0, u.lastPush.Load())) > idle && u.db.Head().NumSeries() > 0
 }
 
-// compactIdleHead writes the whole head into blocks aligned on the first
-// block range, as Cortex does. Pushes to the tenant wait meanwhile: a
-// sample appended inside the range being written could otherwise be lost
-// when the head is truncated.
+// compactIdleHead compacts the whole head of a tenant that is still idle.
 func (i *Ingester) compactIdleHead(u *userTSDB) error {
 	u.appendMu.Lock()
 	defer u.appendMu.Unlock()
 	if !i.isIdle(u) {
 		return nil
 	}
+	i.logger.Info("compacting idle TSDB head", "user", u.id)
+	return i.compactWholeHeadLocked(u)
+}
+
+// compactWholeHead writes the whole head, out-of-order samples included,
+// into blocks: for /ingester/flush and
+// -blocks-storage.tsdb.flush-blocks-on-shutdown.
+func (i *Ingester) compactWholeHead(ctx context.Context, u *userTSDB) error {
+	u.appendMu.Lock()
+	err := i.compactWholeHeadLocked(u)
+	u.appendMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("compacting the TSDB head of tenant %q: %w", u.id, err)
+	}
+	if err := u.db.CompactOOOHead(ctx); err != nil {
+		return fmt.Errorf("compacting the out-of-order head of tenant %q: %w", u.id, err)
+	}
+	return nil
+}
+
+// compactWholeHeadLocked writes the whole head into blocks aligned on the
+// first block range, as Cortex does. The caller holds appendMu for
+// writing, so pushes to the tenant wait: a sample appended inside the
+// range being written could otherwise be lost when the head is truncated.
+func (i *Ingester) compactWholeHeadLocked(u *userTSDB) error {
 	blockRange := i.cfg.TSDB.BlockRanges[0].Milliseconds()
 	h := u.db.Head()
 	minT, maxT := h.MinTime(), h.MaxTime()
 	if minT == math.MaxInt64 {
 		return nil
 	}
-	i.logger.Info("compacting idle TSDB head", "user", u.id)
 	// maxT stays the one read here: once the head is empty its times move
 	// past it, and nothing is appended meanwhile.
 	for minT <= maxT {

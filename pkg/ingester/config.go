@@ -41,6 +41,9 @@ type TSDBConfig struct {
 	MaxTSDBOpeningConcurrencyOnStartup int           `yaml:"max_tsdb_opening_concurrency_on_startup"`
 	OutOfOrderCapMax                   int64         `yaml:"out_of_order_cap_max"`
 	MemorySnapshotOnShutdown           bool          `yaml:"memory_snapshot_on_shutdown"`
+	ShipInterval                       time.Duration `yaml:"ship_interval"`
+	ShipConcurrency                    int           `yaml:"ship_concurrency"`
+	FlushBlocksOnShutdown              bool          `yaml:"flush_blocks_on_shutdown"`
 }
 
 // RegisterFlags registers the ingester's flags. The ring's KV store default
@@ -70,6 +73,9 @@ func (c *TSDBConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxTSDBOpeningConcurrencyOnStartup, "blocks-storage.tsdb.max-tsdb-opening-concurrency-on-startup", 10, "Maximum number of tenants whose TSDBs are opened (and write-ahead logs replayed) at the same time on startup.")
 	f.Int64Var(&c.OutOfOrderCapMax, "blocks-storage.tsdb.out-of-order-cap-max", 32, "Maximum samples per out-of-order chunk.")
 	f.BoolVar(&c.MemorySnapshotOnShutdown, "blocks-storage.tsdb.memory-snapshot-on-shutdown", false, "Snapshot in-memory chunks on clean shutdown so the next start replays less of the write-ahead log.")
+	f.DurationVar(&c.ShipInterval, "blocks-storage.tsdb.ship-interval", time.Minute, "How often new TSDB blocks are looked for and uploaded to the long-term storage bucket. 0 disables shipping: blocks then stay local and are deleted by retention alone.")
+	f.IntVar(&c.ShipConcurrency, "blocks-storage.tsdb.ship-concurrency", 10, "Maximum number of tenants whose blocks are uploaded at the same time.")
+	f.BoolVar(&c.FlushBlocksOnShutdown, "blocks-storage.tsdb.flush-blocks-on-shutdown", false, "On shutdown, compact every TSDB head into blocks and upload them. If false, the head stays in the write-ahead log and is replayed on the next start.")
 }
 
 // Validate checks the TSDB configuration.
@@ -96,6 +102,12 @@ func (c *TSDBConfig) Validate() error {
 	}
 	if c.HeadCompactionInterval <= 0 || c.HeadCompactionInterval > 15*time.Minute {
 		return fmt.Errorf("-blocks-storage.tsdb.head-compaction-interval %s must be greater than 0 and at most 15m", c.HeadCompactionInterval)
+	}
+	if c.ShipInterval < 0 {
+		return fmt.Errorf("-blocks-storage.tsdb.ship-interval %s must not be negative (0 disables shipping)", c.ShipInterval)
+	}
+	if c.ShipInterval > 0 && c.ShipConcurrency < 1 {
+		return fmt.Errorf("-blocks-storage.tsdb.ship-concurrency %d must be at least 1", c.ShipConcurrency)
 	}
 	if c.HeadCompactionConcurrency < 1 || c.MaxTSDBOpeningConcurrencyOnStartup < 1 {
 		return errors.New("-blocks-storage.tsdb.head-compaction-concurrency and -blocks-storage.tsdb.max-tsdb-opening-concurrency-on-startup must be at least 1")

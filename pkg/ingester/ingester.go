@@ -22,6 +22,7 @@ import (
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -62,11 +63,26 @@ type Ingester struct {
 	// createMu serialises opening tenants' TSDBs, so a tenant's first
 	// concurrent pushes open it once; pushes to open TSDBs do not wait.
 	createMu sync.Mutex
+
+	// bucket is the long-term storage blocks are shipped to; nil keeps
+	// blocks on local disk only.
+	bucket objstore.Bucket
+}
+
+// Option configures an Ingester beyond its Config.
+type Option func(*Ingester)
+
+// WithBucket makes the ingester ship each tenant's blocks to
+// <tenant>/<block ULID>/ in bkt every -blocks-storage.tsdb.ship-interval,
+// and delete local blocks only once shipped. A nil bkt is no long-term
+// storage, as without the option.
+func WithBucket(bkt objstore.Bucket) Option {
+	return func(i *Ingester) { i.bucket = bkt }
 }
 
 // New returns an ingester whose ring entry lives in ringStore. It binds no
 // port and touches no file: the TSDBs are opened when the service starts.
-func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -90,8 +106,12 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 		watcher:     services.NewFailureWatcher(),
 		tsdbs:       map[string]*userTSDB{},
 	}
-	// No transfer or flush on shutdown: the WAL and blocks stay on local
-	// disk and are replayed on the next start.
+	for _, o := range opts {
+		o(i)
+	}
+	// No transfer on shutdown: the WAL and blocks stay on local disk and
+	// are replayed on the next start (after being compacted and shipped
+	// with -blocks-storage.tsdb.flush-blocks-on-shutdown).
 	i.lifecycler, err = newRingMember(cfg.LifecyclerConfig, ringStore, logger, prometheus.WrapRegistererWithPrefix("cortex_", reg))
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring lifecycler: %w", err)
@@ -152,6 +172,20 @@ func (i *Ingester) running(ctx context.Context) error {
 	defer metadataTicker.Stop()
 	joined := make(chan error, 1)
 	go func() { joined <- i.lifecycler.join(ctx) }()
+	if i.shipping() {
+		// Uploads run beside the loop below: a slow or unreachable
+		// bucket must not hold up head compaction or the rate updates.
+		shipCtx, cancel := context.WithCancel(ctx)
+		shipDone := make(chan struct{})
+		go func() {
+			defer close(shipDone)
+			i.shipLoop(shipCtx)
+		}()
+		defer func() {
+			cancel()
+			<-shipDone
+		}()
+	}
 
 	for {
 		select {
@@ -182,12 +216,20 @@ func (i *Ingester) running(ctx context.Context) error {
 }
 
 // stopping leaves the ring (LEAVING, then unregistered when
-// -ingester.unregister-on-shutdown is true) and closes every TSDB, which
-// flushes and fsyncs the WAL.
+// -ingester.unregister-on-shutdown is true), compacts and ships every head
+// with -blocks-storage.tsdb.flush-blocks-on-shutdown, and closes every
+// TSDB, which flushes and fsyncs the WAL.
 func (i *Ingester) stopping(_ error) error {
 	var errs []error
 	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil && !errors.Is(err, context.Canceled) {
 		errs = append(errs, fmt.Errorf("leaving the ingester ring: %w", err))
+	}
+	if i.cfg.TSDB.FlushBlocksOnShutdown {
+		// Pushes are refused from here on. What fails to compact or ship
+		// stays in the WAL or in local blocks for the next start.
+		if err := i.flush(context.Background(), nil); err != nil {
+			errs = append(errs, fmt.Errorf("-blocks-storage.tsdb.flush-blocks-on-shutdown: %w", err))
+		}
 	}
 	// A lifecycler that failed while running() was already returning is
 	// still reporting its failure on the watcher's unbuffered channel:

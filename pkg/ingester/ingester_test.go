@@ -131,10 +131,10 @@ type harness struct {
 	conn   *client.Conn
 }
 
-func startHarness(t testing.TB, cfg Config, limits *testLimits) *harness {
+func startHarness(t testing.TB, cfg Config, limits *testLimits, opts ...Option) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, limits: limits, reg: prometheus.NewRegistry()}
-	ing, err := New(cfg, ringStoreOf(cfg), limits.overridesFor(), testLogger(t), h.reg)
+	ing, err := New(cfg, ringStoreOf(cfg), limits.overridesFor(), testLogger(t), h.reg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

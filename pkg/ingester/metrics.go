@@ -32,6 +32,11 @@ type metrics struct {
 	discarded             *prometheus.CounterVec
 	queriedSeries         prometheus.Histogram
 	queriedSamples        prometheus.Histogram
+
+	shipperDirSyncs        prometheus.Counter
+	shipperDirSyncFailures prometheus.Counter
+	shipperUploads         prometheus.Counter
+	shipperUploadFailures  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error) {
@@ -89,6 +94,23 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 			Help:    "The total number of samples returned from queries.",
 			Buckets: prometheus.ExponentialBuckets(10, 8, 8),
 		}),
+		// Cortex's names and help for what it sums from Thanos' shipper.
+		shipperDirSyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cortex_ingester_shipper_dir_syncs_total",
+			Help: "Total number of TSDB dir syncs",
+		}),
+		shipperDirSyncFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cortex_ingester_shipper_dir_sync_failures_total",
+			Help: "Total number of failed TSDB dir syncs",
+		}),
+		shipperUploads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cortex_ingester_shipper_uploads_total",
+			Help: "Total number of uploaded TSDB blocks",
+		}),
+		shipperUploadFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cortex_ingester_shipper_upload_failures_total",
+			Help: "Total number of TSDB block upload failures",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -97,6 +119,7 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 		m.ingestedSamples, m.ingestedSamplesFail, m.ingestedExemplars, m.ingestedExemplarsFail,
 		m.ingestedMetadata, m.memSeries, m.memUsers, m.memMetadata, m.seriesCreated, m.seriesRemoved,
 		m.queriedSeries, m.queriedSamples, tsdbs,
+		m.shipperDirSyncs, m.shipperDirSyncFailures, m.shipperUploads, m.shipperUploadFailures,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

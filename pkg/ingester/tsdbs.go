@@ -126,6 +126,17 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	}
 	opts.EnableMemorySnapshotOnShutdown = i.cfg.TSDB.MemorySnapshotOnShutdown
 	opts.SeriesLifecycleCallback = u
+	if i.shipping() {
+		// Read before the TSDB opens: its first reload asks which blocks
+		// are shipped.
+		u.shipper = newShipper(id, dir, i.bucket, i.logger, i.metrics)
+		u.retention = i.cfg.TSDB.Retention
+		opts.BlocksToDelete = u.blocksToDelete
+		// Blocks are compacted in the bucket by the compactor. Merging
+		// them here as well would make blocks (level > 1) that are not
+		// shipped, whose sources might not have been shipped yet either.
+		opts.BlockCompactionExcludeFunc = func(*tsdb.BlockMeta) bool { return true }
+	}
 
 	reg := prometheus.NewRegistry()
 	start := time.Now()
@@ -145,6 +156,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	// bounded across tenants by -blocks-storage.tsdb.head-compaction-concurrency.
 	db.DisableCompactions()
 	u.db = db
+	u.retentionDB.Store(db)
 	u.tsdb = tsdbLimits{oooWindow: opts.OutOfOrderTimeWindow, maxExemplars: int64(l.MaxExemplars), exemplarBuffer: opts.MaxExemplars, exemplarsSeen: exemplarsInStorage(reg)}
 	u.oooWindow.Store(opts.OutOfOrderTimeWindow)
 	if _, err := u.applyTSDBLimits(opts.OutOfOrderTimeWindow, int64(l.MaxExemplars)); err != nil {

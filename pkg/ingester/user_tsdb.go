@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
@@ -45,6 +46,15 @@ type userTSDB struct {
 	oooWindow    atomic.Int64 // tsdb.oooWindow, read by pushes without the lock
 
 	metadata *metadataStore
+
+	// shipper uploads the tenant's blocks; nil without long-term storage
+	// or with -blocks-storage.tsdb.ship-interval=0.
+	shipper *shipper
+	// retention is -blocks-storage.tsdb.retention-period, and retentionDB
+	// the open TSDB as blocksToDelete sees it: the TSDB calls it from its
+	// own goroutines, before and after db is set.
+	retention   time.Duration
+	retentionDB atomic.Pointer[tsdb.DB]
 }
 
 func newUserTSDB(id string, limits func() *validation.Limits, m *metrics, rateInterval time.Duration) *userTSDB {
@@ -58,6 +68,39 @@ func newUserTSDB(id string, limits func() *validation.Limits, m *metrics, rateIn
 	}
 	u.lastPush.Store(time.Now().UnixNano())
 	return u
+}
+
+// blocksToDelete is the TSDB's BlocksToDelete when blocks are shipped: a
+// block goes only once it is in the bucket and past retention, whether
+// -blocks-storage.tsdb.retention-period measured from now (as Cortex) or
+// from the newest block (as Prometheus). Unshipped blocks stay whatever
+// their age, so an unreachable bucket never costs data.
+func (u *userTSDB) blocksToDelete(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
+	db := u.retentionDB.Load()
+	if db == nil {
+		// Still opening: nothing is deleted before the shipper is known.
+		return nil
+	}
+	deletable := tsdb.DefaultBlocksToDelete(db)(blocks)
+	if u.retention > 0 {
+		cutoff := time.Now().Add(-u.retention).UnixMilli()
+		for _, b := range blocks {
+			if b.MaxTime() <= cutoff {
+				deletable[b.Meta().ULID] = struct{}{}
+			}
+		}
+	}
+	for _, b := range blocks {
+		m := b.Meta()
+		if _, ok := deletable[m.ULID]; !ok || m.Stats.NumSamples == 0 {
+			// An empty block holds nothing to ship.
+			continue
+		}
+		if !u.shipper.isShipped(m.ULID.String()) {
+			delete(deletable, m.ULID)
+		}
+	}
+	return deletable
 }
 
 // errSeriesLimit is a series refused by a limit; it is reported for the
