@@ -226,9 +226,10 @@ func (i *Ingester) stopping(_ error) error {
 	}
 	if i.cfg.TSDB.FlushBlocksOnShutdown {
 		// Pushes are refused from here on. What fails to compact or ship
-		// stays in the WAL or in local blocks for the next start.
+		// stays in the WAL or in local blocks, and the next start ships
+		// it: logged, as in Cortex, rather than failing the shutdown.
 		if err := i.flush(context.Background(), nil); err != nil {
-			errs = append(errs, fmt.Errorf("-blocks-storage.tsdb.flush-blocks-on-shutdown: %w", err))
+			i.logger.Error("-blocks-storage.tsdb.flush-blocks-on-shutdown: flushing failed; the data stays on local disk for the next start", "err", err)
 		}
 	}
 	// A lifecycler that failed while running() was already returning is

@@ -513,6 +513,29 @@ func TestFlushBlocksOnShutdown(t *testing.T) {
 	}
 }
 
+func TestFlushOnShutdownWithBucketDown(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	cfg := testConfig(t, dir, newKV(t))
+	cfg.TSDB.FlushBlocksOnShutdown = true
+	bkt := newTestBucket(t, root)
+	limits := newTestLimits(t, nil)
+	h := startHarness(t, cfg, limits, WithBucket(bkt))
+	pushed := pushRange(h, "tenant-d", base-30*60*1000, base, 30*1000)
+	bkt.down.Store(true)
+	h.stop()
+	if got := bucketBlocks(t, root, "tenant-d"); len(got) != 0 {
+		t.Fatalf("blocks %v in an unreachable bucket", got)
+	}
+
+	// The blocks cut at shutdown stay on disk and go at the next start.
+	bkt.down.Store(false)
+	h2 := startHarness(t, cfg, limits, WithBucket(bkt))
+	testkit.Eventually(t, 10*time.Second, "the blocks cut at shutdown shipped", func() bool {
+		return testutil.ToFloat64(h2.ing.metrics.shipperDirSyncs) >= 1
+	})
+	sameCounts(t, "samples in the bucket", bucketSamples(t, root, "tenant-d"), pushed)
+}
+
 func TestShipConfigValidation(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), newKV(t))
 	if cfg.TSDB.ShipInterval != time.Minute || cfg.TSDB.ShipConcurrency != 10 || cfg.TSDB.FlushBlocksOnShutdown {
