@@ -78,7 +78,8 @@ func newUserTSDB(id string, limits func() *validation.Limits, m *metrics, rateIn
 func (u *userTSDB) blocksToDelete(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
 	db := u.retentionDB.Load()
 	if db == nil {
-		// Still opening: nothing is deleted before the shipper is known.
+		// tsdb.Open reloads before it returns the DB that retention
+		// needs: deletion waits for the next reload.
 		return nil
 	}
 	deletable := tsdb.DefaultBlocksToDelete(db)(blocks)
