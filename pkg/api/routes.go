@@ -7,6 +7,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
+	"github.com/cortex-tls/cortex/pkg/ingester"
 )
 
 // Every HTTP path of every module, in one place. A new component adds a
@@ -50,6 +51,11 @@ func (a *API) RegisterRing(ring http.Handler) {
 // RegisterMemberlist mounts the gossip members page.
 func (a *API) RegisterMemberlist(members http.Handler) {
 	a.route(Route{Module: "memberlist", Methods: get, Path: "/memberlist", Desc: "Gossip members"}, members)
+}
+
+// RegisterIngester mounts the ingester's own pages.
+func (a *API) RegisterIngester(i *ingester.Ingester) {
+	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
 }
 
 // RegisterDistributor mounts remote write and the tenants' ingestion stats.

@@ -26,6 +26,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/api"
@@ -38,6 +39,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
 	"github.com/cortex-tls/cortex/pkg/server"
+	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
@@ -80,6 +82,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	// A single process needs no KV service: default to the in-memory ring.
 	c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store = "inmemory"
 	c.Ingester.RegisterFlags(f, slog.Default())
+	c.BlocksStorage.Bucket.RegisterFlagsWithPrefix("blocks-storage.", f)
 	c.BlocksStorage.TSDB.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
@@ -88,10 +91,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Configs.RegisterFlags(f)
 }
 
-// BlocksStorageConfig is Cortex's blocks_storage block: for now, the
-// ingesters' local TSDBs.
+// BlocksStorageConfig is Cortex's blocks_storage block: the bucket the
+// blocks live in (its keys inline, as in Cortex) and the ingesters' local
+// TSDBs.
 type BlocksStorageConfig struct {
-	TSDB ingester.TSDBConfig `yaml:"tsdb"`
+	Bucket bucket.Config       `yaml:",inline"`
+	TSDB   ingester.TSDBConfig `yaml:"tsdb"`
 }
 
 // Validate checks the settings that only make sense together. The
@@ -144,6 +149,7 @@ type Cortex struct {
 	services      map[string]services.Service
 	runtimeConfig *runtimeconfig.Manager
 	gossip        *gossip.KV
+	blocksBucket  objstore.InstrumentedBucket
 	ingesterTLS   *tlsconfig.Client
 	readyChecks   []func(context.Context) error
 }

@@ -32,6 +32,7 @@ func loadConfig(t *testing.T, args ...string) Config {
 		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=0",
 		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0",
 		"-blocks-storage.tsdb.dir=" + filepath.Join(dir, "tsdb"),
+		"-blocks-storage.filesystem.dir=" + filepath.Join(dir, "blocks"),
 		"-configs.database.uri=file:" + filepath.Join(dir, "configs.db"),
 		"-alertmanager.storage.path=" + filepath.Join(dir, "alertmanager"),
 		"-ingester.min-ready-duration=0s",

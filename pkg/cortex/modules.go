@@ -20,6 +20,7 @@ const (
 	MemberlistKV  = "memberlist-kv"
 	Ring          = "ring"
 	IngesterTLS   = "ingester-client-tls"
+	BlocksBucket  = "blocks-bucket"
 	Ingester      = "ingester"
 	Distributor   = "distributor"
 	Querier       = "querier"
@@ -57,9 +58,10 @@ func moduleTable() []module {
 		{name: MemberlistKV, deps: []string{API}, init: (*Cortex).initMemberlistKV},
 		{name: Ring, deps: []string{API, MemberlistKV}, init: (*Cortex).initRing},
 		{name: IngesterTLS, deps: []string{TLSReloader}, init: (*Cortex).initIngesterTLS},
+		{name: BlocksBucket, deps: []string{TLSReloader}, init: (*Cortex).initBlocksBucket},
 
 		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initDistributor, target: true, inAll: true},
-		{name: Ingester, deps: []string{API, Overrides, MemberlistKV}, init: (*Cortex).initIngester, target: true, inAll: true},
+		{name: Ingester, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initIngester, target: true, inAll: true},
 		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initQuerier, target: true, inAll: true},
 		{name: QueryFrontend, deps: []string{API}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
 		{name: Alertmanager, deps: []string{API}, init: (*Cortex).initAlertmanager, target: true, inAll: true},

@@ -35,7 +35,7 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring: -ring.store=%s: %w", cfg.LifecyclerConfig.RingConfig.KVStore.Store, err)
 	}
-	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry)
+	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry, ingester.WithBucket(t.blocksBucket))
 	if err != nil {
 		return nil, err
 	}
@@ -43,6 +43,7 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	client.RegisterIngesterServer(t.Server.GRPC, ing)
 	t.Server.TrackHealth(client.ServiceName, ing)
 	t.readyChecks = append(t.readyChecks, ing.CheckReady)
+	t.API.RegisterIngester(ing)
 	// Where no ring client runs in this process, the lifecycler serves the ring page.
 	if !t.Cfg.runs(Ring) {
 		t.API.RegisterRing(ing.RingHandler())

@@ -18,6 +18,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/kv/gossip"
 	"github.com/cortex-tls/cortex/pkg/server"
+	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/config"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -126,6 +127,17 @@ func (t *Cortex) initIngesterTLS() (services.Service, error) {
 	}
 	t.ingesterTLS = c
 	return nil, nil
+}
+
+// initBlocksBucket opens the blocks storage bucket (-blocks-storage.backend),
+// shared by every module of the process that reads or writes blocks.
+func (t *Cortex) initBlocksBucket() (services.Service, error) {
+	b, err := bucket.NewClient(context.Background(), t.Cfg.BlocksStorage.Bucket, "blocks-storage", t.TLS, t.Logger, t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	t.blocksBucket = b
+	return services.NewIdleService(nil, func(error) error { return b.Close() }), nil
 }
 
 func (t *Cortex) serveConfig(w http.ResponseWriter, _ *http.Request) {
