@@ -103,6 +103,12 @@ func TestIngesterShipsBlocksToBucket(t *testing.T) {
 	if samples != 2*samplesPerSeries {
 		t.Errorf("the bucket holds %d samples, want %d", samples, 2*samplesPerSeries)
 	}
+	if got := metricOf(t, c.client, p, `thanos_objstore_bucket_operations_total{bucket="",component="ingester",operation="upload"}`); got < 3*float64(len(readBlocks(t, bucketDir, "team-a"))) {
+		t.Errorf("%v uploads counted for the ingester's bucket client, want 3 files per block", got)
+	}
+	if got := metricOf(t, c.client, p, "cortex_ingester_shipper_uploads_total"); got != float64(len(readBlocks(t, bucketDir, "team-a"))) {
+		t.Errorf("cortex_ingester_shipper_uploads_total %v, want one per block in the bucket", got)
+	}
 	if code, _ := do(t, c.client, http.MethodGet, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /ingester/flush: %d, want 405", code)
 	}

@@ -149,7 +149,7 @@ type Cortex struct {
 	services      map[string]services.Service
 	runtimeConfig *runtimeconfig.Manager
 	gossip        *gossip.KV
-	blocksBucket  objstore.InstrumentedBucket
+	blocksBuckets []objstore.InstrumentedBucket
 	ingesterTLS   *tlsconfig.Client
 	readyChecks   []func(context.Context) error
 }

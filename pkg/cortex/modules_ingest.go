@@ -35,7 +35,11 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring: -ring.store=%s: %w", cfg.LifecyclerConfig.RingConfig.KVStore.Store, err)
 	}
-	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry, ingester.WithBucket(t.blocksBucket))
+	bkt, err := t.blocksBucketFor(Ingester)
+	if err != nil {
+		return nil, err
+	}
+	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry, ingester.WithBucket(bkt))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package cortex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/api"
 	"github.com/cortex-tls/cortex/pkg/ingester"
@@ -129,15 +131,32 @@ func (t *Cortex) initIngesterTLS() (services.Service, error) {
 	return nil, nil
 }
 
-// initBlocksBucket opens the blocks storage bucket (-blocks-storage.backend),
-// shared by every module of the process that reads or writes blocks.
+// initBlocksBucket checks -blocks-storage.backend and its settings. Each
+// module that reads or writes blocks opens its own client with
+// blocksBucketFor, named after it in the thanos_objstore_bucket_* metrics
+// (component="ingester", ...) as in Cortex; this module, which they depend
+// on, closes them after they stopped.
 func (t *Cortex) initBlocksBucket() (services.Service, error) {
-	b, err := bucket.NewClient(context.Background(), t.Cfg.BlocksStorage.Bucket, "blocks-storage", t.TLS, t.Logger, t.Registry)
+	if err := t.Cfg.BlocksStorage.Bucket.Validate(); err != nil {
+		return nil, err
+	}
+	return services.NewIdleService(nil, func(error) error {
+		var errs []error
+		for _, b := range t.blocksBuckets {
+			errs = append(errs, b.Close())
+		}
+		return errors.Join(errs...)
+	}), nil
+}
+
+// blocksBucketFor opens a client of the blocks storage bucket for component.
+func (t *Cortex) blocksBucketFor(component string) (objstore.InstrumentedBucket, error) {
+	b, err := bucket.NewClient(context.Background(), t.Cfg.BlocksStorage.Bucket, component, t.TLS, t.Logger, t.Registry)
 	if err != nil {
 		return nil, err
 	}
-	t.blocksBucket = b
-	return services.NewIdleService(nil, func(error) error { return b.Close() }), nil
+	t.blocksBuckets = append(t.blocksBuckets, b)
+	return b, nil
 }
 
 func (t *Cortex) serveConfig(w http.ResponseWriter, _ *http.Request) {
