@@ -1,0 +1,169 @@
+package bucketindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/thanos-io/objstore"
+
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
+)
+
+// Updater builds a tenant's bucket index from the bucket's content.
+type Updater struct {
+	tenant string
+	bkt    objstore.Bucket // prefixed with the tenant
+	logger *slog.Logger
+}
+
+// NewUpdater returns an updater of tenant's index; bkt is the whole
+// bucket, not prefixed with the tenant.
+func NewUpdater(bkt objstore.Bucket, tenant string, logger *slog.Logger) *Updater {
+	return &Updater{
+		tenant: tenant,
+		bkt:    objstore.NewPrefixedBucket(bkt, tenant),
+		logger: logger.With("user", tenant),
+	}
+}
+
+// UpdateIndex returns a new index of the tenant's blocks and deletion
+// marks. Entries of old (which may be nil) are reused for blocks still in
+// the bucket, since a block's meta.json never changes once written; only
+// new blocks' metas are read. Partial blocks (no meta.json, or one that
+// does not parse) are left out of the index and returned with why.
+func (u *Updater) UpdateIndex(ctx context.Context, old *Index) (*Index, map[ulid.ULID]error, error) {
+	var oldBlocks Blocks
+	if old != nil {
+		oldBlocks = old.Blocks
+	}
+	blocks, discovered, partials, err := u.updateBlocks(ctx, oldBlocks)
+	if err != nil {
+		return nil, nil, err
+	}
+	marks, err := u.updateDeletionMarks(ctx, discovered)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Index{
+		Version:            IndexVersion1,
+		Blocks:             blocks,
+		BlockDeletionMarks: marks,
+		UpdatedAt:          time.Now().Unix(),
+	}, partials, nil
+}
+
+// updateBlocks returns the tenant's complete blocks, those of them not in
+// old, and the partial blocks.
+func (u *Updater) updateBlocks(ctx context.Context, old Blocks) (blocks, discovered Blocks, partials map[ulid.ULID]error, _ error) {
+	known := make(map[ulid.ULID]*Block, len(old))
+	for _, b := range old {
+		known[b.ID] = b
+	}
+	var ids []ulid.ULID
+	err := u.bkt.Iter(ctx, "", func(name string) error {
+		if id, ok := block.IsBlockDir(name); ok {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listing the blocks of tenant %q: %w", u.tenant, err)
+	}
+	slices.SortFunc(ids, func(a, b ulid.ULID) int { return a.Compare(b) })
+
+	partials = map[ulid.ULID]error{}
+	for _, id := range ids {
+		if b, ok := known[id]; ok {
+			// meta.json never changes; a block being deleted since is
+			// marked for deletion, and its mark is in the index.
+			blocks = append(blocks, b)
+			continue
+		}
+		b, err := u.readBlock(ctx, id)
+		if errors.Is(err, block.ErrMetaNotFound) || errors.Is(err, block.ErrMetaCorrupted) {
+			partials[id] = err
+			u.logger.Warn("skipped partial block when updating the bucket index", "block", id, "err", err)
+			continue
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("tenant %q: %w", u.tenant, err)
+		}
+		blocks = append(blocks, b)
+		discovered = append(discovered, b)
+	}
+	return blocks, discovered, partials, nil
+}
+
+func (u *Updater) readBlock(ctx context.Context, id ulid.ULID) (*Block, error) {
+	m, err := block.ReadMeta(ctx, u.bkt, id)
+	if err != nil {
+		return nil, err
+	}
+	b := BlockFromMeta(*m)
+	attrs, err := u.bkt.Attributes(ctx, block.MetaPath(id))
+	if err != nil {
+		if u.bkt.IsObjNotFoundErr(err) {
+			return nil, fmt.Errorf("block %s: %w", id, block.ErrMetaNotFound)
+		}
+		return nil, fmt.Errorf("reading the attributes of meta.json of block %s: %w", id, err)
+	}
+	b.UploadedAt = attrs.LastModified.Unix()
+	return b, nil
+}
+
+// updateDeletionMarks reads the global deletion marks in markers/, and
+// for blocks new to the index without one, the mark beside the block: a
+// block marked by a tool that writes only the per-block mark (Thanos'
+// own) is seen, and its global copy is written so that later updates find
+// it in the listing. Known blocks are not checked one by one, which would
+// cost a request per block per update; Cortex's compactor writes both
+// marks.
+func (u *Updater) updateDeletionMarks(ctx context.Context, discovered Blocks) (BlockDeletionMarks, error) {
+	var marks BlockDeletionMarks
+	seen := map[ulid.ULID]struct{}{}
+	err := u.bkt.Iter(ctx, block.MarkersDirname, func(name string) error {
+		id, ok := block.IsGlobalDeletionMarkPath(name)
+		if !ok {
+			return nil
+		}
+		m, err := block.ReadDeletionMark(ctx, u.bkt, name)
+		if errors.Is(err, block.ErrDeletionMarkNotFound) {
+			return nil // deleted with its block since the listing
+		}
+		if err != nil {
+			// A corrupted mark must not hide the tenant's other marks:
+			// the block is treated as marked now, which only delays
+			// its deletion.
+			u.logger.Warn("reading a block deletion mark; taking it as made now", "block", id, "err", err)
+			m = &block.DeletionMark{ID: id, DeletionTime: time.Now().Unix()}
+		}
+		marks = append(marks, &BlockDeletionMark{ID: id, DeletionTime: m.DeletionTime})
+		seen[id] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the deletion marks of tenant %q: %w", u.tenant, err)
+	}
+	for _, b := range discovered {
+		if _, ok := seen[b.ID]; ok {
+			continue
+		}
+		m, err := block.ReadDeletionMark(ctx, u.bkt, block.DeletionMarkPath(b.ID))
+		if errors.Is(err, block.ErrDeletionMarkNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: %w", u.tenant, err)
+		}
+		if _, err := block.MarkForDeletion(ctx, u.bkt, b.ID, m.Details, time.Unix(m.DeletionTime, 0)); err != nil {
+			return nil, fmt.Errorf("tenant %q: %w", u.tenant, err)
+		}
+		marks = append(marks, &BlockDeletionMark{ID: b.ID, DeletionTime: m.DeletionTime})
+	}
+	return marks, nil
+}
