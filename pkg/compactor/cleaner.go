@@ -1,0 +1,165 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/thanos-io/objstore"
+
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+)
+
+// Cleanup runs one cleanup pass over every tenant: it deletes the blocks
+// marked for deletion longer than -compactor.deletion-delay ago and the
+// partial blocks left by an interrupted deletion, marks the blocks past
+// -compactor.blocks-retention-period, and writes the tenant's bucket index.
+func (c *Compactor) Cleanup(ctx context.Context) error {
+	c.m.cleanupStarted.Inc()
+	tenants, err := c.tenants(ctx)
+	if err == nil {
+		err = forEachTenant(ctx, tenants, c.cfg.CleanupConcurrency, c.cleanupTenant)
+	}
+	if err != nil {
+		c.m.cleanupFailed.Inc()
+		return err
+	}
+	c.forgetTenantsExcept(tenants)
+	c.m.cleanupCompleted.Inc()
+	c.m.cleanupLastSuccessfulRun.SetToCurrentTime()
+	return nil
+}
+
+// forgetTenantsExcept drops the cached indexes and per-tenant metrics of
+// tenants no longer in the bucket.
+func (c *Compactor) forgetTenantsExcept(tenants []string) {
+	keep := make(map[string]struct{}, len(tenants))
+	for _, t := range tenants {
+		keep[t] = struct{}{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for t := range c.indexes {
+		if _, ok := keep[t]; !ok {
+			delete(c.indexes, t)
+			c.m.forgetTenant(t)
+		}
+	}
+}
+
+func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
+	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
+	old := c.index(tenant)
+	if old == nil {
+		// After a restart, start from the index in the bucket rather than
+		// reading every block's meta.json again.
+		idx, err := bucketindex.ReadIndex(ctx, c.bkt, tenant)
+		switch {
+		case err == nil:
+			old = idx
+		case errors.Is(err, bucketindex.ErrIndexNotFound):
+		case errors.Is(err, bucketindex.ErrIndexCorrupted):
+			c.logger.Warn("bucket index corrupted; rebuilding it", "user", tenant, "err", err)
+		default:
+			return err
+		}
+	}
+	idx, partials, err := bucketindex.NewUpdater(c.bkt, tenant, c.logger).UpdateIndex(ctx, old)
+	if err != nil {
+		return err
+	}
+
+	now := time.Now()
+	marks := make(map[ulid.ULID]*bucketindex.BlockDeletionMark, len(idx.BlockDeletionMarks))
+	for _, m := range idx.BlockDeletionMarks {
+		marks[m.ID] = m
+	}
+
+	// Blocks whose deletion delay has passed go; queriers had the delay to
+	// stop reading them, having seen their marks in the index.
+	var errs []error
+	// A copy: RemoveBlock shifts the index's slice under the loop.
+	for _, m := range slices.Clone(idx.BlockDeletionMarks) {
+		if now.Sub(m.GetDeletionTime()) <= c.cfg.DeletionDelay {
+			continue
+		}
+		if err := block.Delete(ctx, tbkt, m.ID); err != nil {
+			c.m.blockCleanupFailures.Inc()
+			errs = append(errs, fmt.Errorf("tenant %q: %w", tenant, err))
+			continue
+		}
+		c.m.blocksCleaned.Inc()
+		idx.RemoveBlock(m.ID)
+		delete(marks, m.ID)
+		delete(partials, m.ID)
+		c.logger.Info("deleted block marked for deletion", "user", tenant, "block", m.ID)
+	}
+
+	// A partial block with a deletion mark is one whose deletion stopped
+	// half way (meta.json goes first): it is finished now. Partial blocks
+	// without a mark may be uploads in progress and are left alone.
+	for id := range partials {
+		if _, ok := marks[id]; !ok {
+			continue
+		}
+		if err := block.Delete(ctx, tbkt, id); err != nil {
+			c.m.blockCleanupFailures.Inc()
+			errs = append(errs, fmt.Errorf("tenant %q: deleting partial block: %w", tenant, err))
+			continue
+		}
+		c.m.blocksCleaned.Inc()
+		delete(marks, id)
+		delete(partials, id)
+		c.logger.Info("deleted partial block marked for deletion", "user", tenant, "block", id)
+	}
+
+	if c.cfg.BlocksRetentionPeriod > 0 {
+		threshold := now.Add(-c.cfg.BlocksRetentionPeriod).UnixMilli()
+		for _, b := range idx.Blocks {
+			if _, ok := marks[b.ID]; ok || b.MaxTime >= threshold {
+				continue
+			}
+			marked, err := block.MarkForDeletion(ctx, tbkt, b.ID, "block past the retention period", now)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("tenant %q: applying -compactor.blocks-retention-period: %w", tenant, err))
+				continue
+			}
+			if marked {
+				c.m.blocksMarkedForDeletion.WithLabelValues(reasonRetention).Inc()
+				c.logger.Info("marked block past the retention period for deletion", "user", tenant, "block", b.ID, "max_time", time.UnixMilli(b.MaxTime).UTC())
+			}
+			m := &bucketindex.BlockDeletionMark{ID: b.ID, DeletionTime: now.Unix()}
+			marks[b.ID] = m
+			idx.BlockDeletionMarks = append(idx.BlockDeletionMarks, m)
+		}
+	}
+
+	// The index lists marks of indexed blocks only: a mark whose block is
+	// partial belongs to no block a reader could query.
+	inIndex := make(map[ulid.ULID]struct{}, len(idx.Blocks))
+	for _, b := range idx.Blocks {
+		inIndex[b.ID] = struct{}{}
+	}
+	kept := idx.BlockDeletionMarks[:0]
+	for _, m := range idx.BlockDeletionMarks {
+		if _, ok := inIndex[m.ID]; ok {
+			kept = append(kept, m)
+		}
+	}
+	idx.BlockDeletionMarks = kept
+	idx.UpdatedAt = time.Now().Unix()
+
+	if err := bucketindex.WriteIndex(ctx, c.bkt, tenant, idx); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	c.setIndex(tenant, idx)
+	c.m.bucketBlocks.WithLabelValues(tenant).Set(float64(len(idx.Blocks)))
+	c.m.bucketBlocksMarked.WithLabelValues(tenant).Set(float64(len(idx.BlockDeletionMarks)))
+	c.m.bucketBlocksPartials.WithLabelValues(tenant).Set(float64(len(partials)))
+	c.m.bucketIndexLastUpdate.WithLabelValues(tenant).SetToCurrentTime()
+	return errors.Join(errs...)
+}

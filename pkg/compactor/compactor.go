@@ -1,0 +1,372 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grafana/dskit/backoff"
+	"github.com/grafana/dskit/services"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/thanos-io/objstore"
+
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+)
+
+// compactSubdir is the compactor's own directory under -compactor.data-dir:
+// it removes only what is under it, since the data directory may be
+// shared with other components.
+const compactSubdir = "compact"
+
+// Compactor compacts, cleans up and indexes every tenant's blocks.
+type Compactor struct {
+	services.Service
+
+	cfg    Config
+	bkt    objstore.Bucket
+	logger *slog.Logger
+	m      *metrics
+	// tsdbMetrics are shared by the per-job LeveledCompactors, which are
+	// not registered: an ingester in the same process registers the
+	// prometheus_tsdb_* names for its own TSDBs.
+	tsdbMetrics *tsdb.CompactorMetrics
+	chunkPool   chunkenc.Pool
+
+	mu sync.Mutex
+	// indexes are the tenants' last bucket indexes, so that an update
+	// reads only the meta.json of blocks it has not seen.
+	indexes map[string]*bucketindex.Index
+}
+
+// New returns a compactor of the tenants' blocks in bkt (the whole bucket,
+// each tenant under its own prefix).
+func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Compactor{
+		cfg:         cfg,
+		bkt:         bkt,
+		logger:      logger,
+		m:           newMetrics(reg),
+		tsdbMetrics: tsdb.NewCompactorMetrics(nil),
+		chunkPool:   chunkenc.NewPool(),
+		indexes:     map[string]*bucketindex.Index{},
+	}
+	c.Service = services.NewBasicService(c.starting, c.running, nil)
+	return c, nil
+}
+
+func (c *Compactor) workDir() string { return filepath.Join(c.cfg.DataDir, compactSubdir) }
+
+// starting removes what a compaction interrupted by a crash left behind.
+func (c *Compactor) starting(context.Context) error {
+	if err := os.RemoveAll(c.workDir()); err != nil {
+		return fmt.Errorf("cleaning the compactor's directory %s under -compactor.data-dir: %w", c.workDir(), err)
+	}
+	if err := os.MkdirAll(c.workDir(), 0o750); err != nil {
+		return fmt.Errorf("creating the compactor's directory %s under -compactor.data-dir: %w", c.workDir(), err)
+	}
+	return nil
+}
+
+// running compacts every -compactor.compaction-interval and cleans up
+// every -compactor.cleanup-interval, starting with both. They take turns
+// rather than run together, so that a cleanup never deletes or marks a
+// block a compaction is reading, and retention never races compaction.
+func (c *Compactor) running(ctx context.Context) error {
+	c.runCleanup(ctx)
+	c.runCompaction(ctx)
+	compactTicker := time.NewTicker(c.cfg.CompactionInterval)
+	defer compactTicker.Stop()
+	cleanupTicker := time.NewTicker(c.cfg.CleanupInterval)
+	defer cleanupTicker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-compactTicker.C:
+			c.runCompaction(ctx)
+		case <-cleanupTicker.C:
+			c.runCleanup(ctx)
+		}
+	}
+}
+
+func (c *Compactor) runCompaction(ctx context.Context) {
+	if err := c.Compact(ctx); err != nil && ctx.Err() == nil {
+		c.logger.Error("compaction run failed", "err", err)
+	}
+}
+
+func (c *Compactor) runCleanup(ctx context.Context) {
+	if err := c.Cleanup(ctx); err != nil && ctx.Err() == nil {
+		c.logger.Error("blocks cleanup failed", "err", err)
+	}
+}
+
+// tenants lists the tenants with a directory in the bucket.
+func (c *Compactor) tenants(ctx context.Context) ([]string, error) {
+	var tenants []string
+	err := c.bkt.Iter(ctx, "", func(name string) error {
+		if t, ok := strings.CutSuffix(name, "/"); ok && t != "" && t != "." && t != ".." {
+			tenants = append(tenants, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the tenants in the bucket: %w", err)
+	}
+	slices.Sort(tenants)
+	return tenants, nil
+}
+
+// forEachTenant runs f on the tenants, concurrency at a time, and joins
+// their errors.
+func forEachTenant(ctx context.Context, tenants []string, concurrency int, f func(context.Context, string) error) error {
+	ch := make(chan string)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for range min(concurrency, len(tenants)) {
+		wg.Go(func() {
+			for t := range ch {
+				if err := f(ctx, t); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, t := range tenants {
+		select {
+		case ch <- t:
+		case <-ctx.Done():
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
+
+// Compact runs one compaction pass: for every tenant, compacts blocks until
+// the planner finds nothing more to do.
+func (c *Compactor) Compact(ctx context.Context) error {
+	c.m.runsStarted.Inc()
+	err := c.compact(ctx)
+	c.m.tenantsDiscovered.Set(0)
+	if err != nil {
+		c.m.runsFailed.Inc()
+		return err
+	}
+	c.m.runsCompleted.Inc()
+	c.m.lastSuccessfulRun.SetToCurrentTime()
+	return nil
+}
+
+func (c *Compactor) compact(ctx context.Context) error {
+	tenants, err := c.tenants(ctx)
+	if err != nil {
+		return err
+	}
+	c.m.tenantsDiscovered.Set(float64(len(tenants)))
+	return forEachTenant(ctx, tenants, c.cfg.CompactionConcurrency, func(ctx context.Context, tenant string) error {
+		err := c.compactTenantWithRetries(ctx, tenant)
+		if err != nil {
+			c.m.tenantsFailed.Inc()
+			return err
+		}
+		c.m.tenantsSucceeded.Inc()
+		return nil
+	})
+}
+
+// compactTenantWithRetries makes up to -compactor.compaction-retries
+// attempts at a tenant's compaction (at least one), backing off between
+// them as Cortex does: most failures are the bucket's, and pass.
+func (c *Compactor) compactTenantWithRetries(ctx context.Context, tenant string) error {
+	attempts := max(1, c.cfg.CompactionRetries)
+	b := backoff.New(ctx, backoff.Config{MinBackoff: 10 * time.Second, MaxBackoff: time.Minute})
+	for attempt := 1; ; attempt++ {
+		err := c.compactTenant(ctx, tenant)
+		if err == nil || attempt >= attempts || ctx.Err() != nil {
+			return err
+		}
+		c.logger.Warn("compacting a tenant's blocks failed; retrying", "user", tenant, "attempt", attempt, "err", err)
+		b.Wait()
+	}
+}
+
+func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
+	updater := bucketindex.NewUpdater(c.bkt, tenant, c.logger)
+	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
+	for ctx.Err() == nil {
+		idx, _, err := updater.UpdateIndex(ctx, c.index(tenant))
+		if err != nil {
+			return err
+		}
+		c.setIndex(tenant, idx)
+		job := plan(c.cfg.BlockRanges.ToMilliseconds(), idx.ActiveBlocks())
+		if job == nil {
+			return nil
+		}
+		if err := c.compactJob(ctx, tenant, tbkt, job); err != nil {
+			c.m.compactionFailures.Inc()
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// compactJob downloads a group of a tenant's blocks, merges them with
+// Prometheus' compactor, uploads the result and marks the group for
+// deletion. The result is uploaded before the sources are marked, so that
+// a failure in between leaves the samples twice (merged again by the next
+// compaction) rather than nowhere.
+func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore.Bucket, job bucketindex.Blocks) error {
+	ids := job.GetULIDs()
+	jobDir := filepath.Join(c.workDir(), tenant, ids[0].String())
+	if err := os.RemoveAll(jobDir); err != nil {
+		return fmt.Errorf("tenant %q: clearing %s: %w", tenant, jobDir, err)
+	}
+	defer func() {
+		if err := os.RemoveAll(jobDir); err != nil {
+			c.logger.Warn("removing a compaction's directory", "user", tenant, "dir", jobDir, "err", err)
+		}
+	}()
+
+	start := time.Now()
+	dirs := make([]string, len(ids))
+	for i, id := range ids {
+		dirs[i] = filepath.Join(jobDir, id.String())
+		if err := block.Download(ctx, tbkt, id, dirs[i]); err != nil {
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+	}
+	downloaded := time.Since(start)
+
+	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, quietLogger(c.logger), c.cfg.BlockRanges.ToMilliseconds(), c.chunkPool,
+		tsdb.LeveledCompactorOptions{EnableOverlappingCompaction: true, Metrics: c.tsdbMetrics})
+	if err != nil {
+		return fmt.Errorf("tenant %q: creating the TSDB compactor: %w", tenant, err)
+	}
+	outDir := filepath.Join(jobDir, "out")
+	if err := os.MkdirAll(outDir, 0o750); err != nil {
+		return fmt.Errorf("tenant %q: %w", tenant, err)
+	}
+	newIDs, err := comp.Compact(outDir, dirs, nil)
+	if err != nil {
+		return fmt.Errorf("tenant %q: compacting blocks %s: %w", tenant, idList(ids), err)
+	}
+	compacted := time.Since(start) - downloaded
+
+	var samples uint64
+	for _, id := range newIDs {
+		dir := filepath.Join(outDir, id.String())
+		m, err := block.ReadMetaFile(dir)
+		if err != nil {
+			return fmt.Errorf("tenant %q: reading the meta of compacted block %s: %w", tenant, id, err)
+		}
+		samples += m.Stats.NumSamples
+		thanos := block.ThanosMeta{
+			Labels: map[string]string{block.TenantIDExternalLabel: tenant},
+			Source: block.SourceCompactor,
+		}
+		if err := block.Upload(ctx, tbkt, dir, thanos); err != nil {
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+	}
+	now := time.Now()
+	for _, id := range ids {
+		marked, err := block.MarkForDeletion(ctx, tbkt, id, "source of compacted block", now)
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+		if marked {
+			c.m.blocksMarkedForDeletion.WithLabelValues(reasonCompaction).Inc()
+		}
+	}
+	c.m.compactions.Inc()
+	c.m.compactedSamples.Add(float64(samples))
+	if overlaps(job) {
+		c.m.verticalCompactions.Inc()
+	}
+	c.logger.Info("compacted blocks", "user", tenant, "sources", idList(ids), "result", idList(newIDs),
+		"samples", samples, "download_duration", downloaded, "compaction_duration", compacted)
+	return nil
+}
+
+// overlaps reports whether any two of the blocks overlap in time.
+func overlaps(bs bucketindex.Blocks) bool {
+	for i, a := range bs {
+		for _, b := range bs[i+1:] {
+			if a.MinTime < b.MaxTime && b.MinTime < a.MaxTime {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func idList(ids []ulid.ULID) string {
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+	}
+	return strings.Join(strs, ",")
+}
+
+func (c *Compactor) index(tenant string) *bucketindex.Index {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.indexes[tenant]
+}
+
+func (c *Compactor) setIndex(tenant string, idx *bucketindex.Index) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.indexes[tenant] = idx
+}
+
+// quietLogger quiets the TSDB compactor's per-compaction info lines,
+// which the compactor logs itself with the tenant.
+func quietLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFilter{Handler: l.Handler(), min: slog.LevelWarn})
+}
+
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+func (f levelFilter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelFilter{Handler: f.Handler.WithAttrs(attrs), min: f.min}
+}
+
+func (f levelFilter) WithGroup(name string) slog.Handler {
+	return levelFilter{Handler: f.Handler.WithGroup(name), min: f.min}
+}

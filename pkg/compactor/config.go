@@ -1,0 +1,162 @@
+// Package compactor is Cortex's compactor for the blocks storage: per
+// tenant, it merges the blocks ingesters ship into larger ones (vertical
+// compaction keeps one copy of each sample the replication factor wrote
+// several times), marks the merged blocks for deletion and deletes them
+// after a delay, applies the retention period, and keeps each tenant's
+// bucket index up to date.
+//
+// It is written on Prometheus' tsdb compactor and objstore rather than
+// Thanos' pkg/compact, which does not compile against this module's
+// Prometheus; planning follows Thanos' tsdb-based planner.
+package compactor
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the compactor's configuration, with Cortex's flag names,
+// defaults and YAML keys (block "compactor").
+type Config struct {
+	BlockRanges           DurationList  `yaml:"block_ranges"`
+	DataDir               string        `yaml:"data_dir"`
+	CompactionInterval    time.Duration `yaml:"compaction_interval"`
+	CompactionRetries     int           `yaml:"compaction_retries"`
+	CompactionConcurrency int           `yaml:"compaction_concurrency"`
+	CleanupInterval       time.Duration `yaml:"cleanup_interval"`
+	CleanupConcurrency    int           `yaml:"cleanup_concurrency"`
+	DeletionDelay         time.Duration `yaml:"deletion_delay"`
+	// BlocksRetentionPeriod is a per-tenant limit in Cortex (limits block,
+	// YAML compactor_blocks_retention_period); here it applies to every
+	// tenant, under the same flag and key.
+	BlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
+}
+
+// RegisterFlags registers the compactor's flags on f.
+func (cfg *Config) RegisterFlags(f *flag.FlagSet) {
+	cfg.BlockRanges = DurationList{2 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+	f.Var(&cfg.BlockRanges, "compactor.block-ranges", "List of compaction time ranges.")
+	f.StringVar(&cfg.DataDir, "compactor.data-dir", "./data", "Data directory in which to cache blocks and process compactions")
+	f.DurationVar(&cfg.CompactionInterval, "compactor.compaction-interval", time.Hour, "The frequency at which the compaction runs")
+	f.IntVar(&cfg.CompactionRetries, "compactor.compaction-retries", 3, "How many times to retry a failed compaction within a single compaction run.")
+	f.IntVar(&cfg.CompactionConcurrency, "compactor.compaction-concurrency", 1, "Max number of concurrent compactions running.")
+	f.DurationVar(&cfg.CleanupInterval, "compactor.cleanup-interval", 15*time.Minute, "How frequently compactor should run blocks cleanup and maintenance, as well as update the bucket index.")
+	f.IntVar(&cfg.CleanupConcurrency, "compactor.cleanup-concurrency", 20, "Max number of tenants for which blocks cleanup and maintenance should run concurrently.")
+	f.DurationVar(&cfg.DeletionDelay, "compactor.deletion-delay", 12*time.Hour, "Time before a block marked for deletion is deleted from bucket. "+
+		"If not 0, blocks will be marked for deletion and compactor component will permanently delete blocks marked for deletion from the bucket. "+
+		"If 0, blocks will be deleted straight away. Note that deleting blocks immediately can cause query failures.")
+	f.DurationVar(&cfg.BlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete blocks containing samples older than the specified retention period. 0 to disable.")
+}
+
+// Validate checks the configuration, naming the flag at fault.
+func (cfg *Config) Validate() error {
+	if len(cfg.BlockRanges) == 0 {
+		return errors.New("-compactor.block-ranges: at least one range is needed")
+	}
+	for i, r := range cfg.BlockRanges {
+		if r <= 0 || r%time.Millisecond != 0 {
+			return fmt.Errorf("-compactor.block-ranges: range %s must be a positive whole number of milliseconds", r)
+		}
+		if i > 0 {
+			prev := cfg.BlockRanges[i-1]
+			// Blocks of one range must tile the next one exactly, or a
+			// larger block could never be assembled from smaller ones.
+			if r <= prev || r%prev != 0 {
+				return fmt.Errorf("-compactor.block-ranges: range %s must be a multiple of, and larger than, the previous range %s", r, prev)
+			}
+		}
+	}
+	if cfg.DataDir == "" {
+		return errors.New("-compactor.data-dir must not be empty")
+	}
+	if cfg.CompactionInterval <= 0 {
+		return fmt.Errorf("-compactor.compaction-interval must be positive, got %s", cfg.CompactionInterval)
+	}
+	if cfg.CompactionRetries < 0 {
+		return fmt.Errorf("-compactor.compaction-retries must not be negative, got %d", cfg.CompactionRetries)
+	}
+	if cfg.CompactionConcurrency < 1 {
+		return fmt.Errorf("-compactor.compaction-concurrency must be at least 1, got %d", cfg.CompactionConcurrency)
+	}
+	if cfg.CleanupInterval <= 0 {
+		return fmt.Errorf("-compactor.cleanup-interval must be positive, got %s", cfg.CleanupInterval)
+	}
+	if cfg.CleanupConcurrency < 1 {
+		return fmt.Errorf("-compactor.cleanup-concurrency must be at least 1, got %d", cfg.CleanupConcurrency)
+	}
+	if cfg.DeletionDelay < 0 {
+		return fmt.Errorf("-compactor.deletion-delay must not be negative, got %s", cfg.DeletionDelay)
+	}
+	if cfg.BlocksRetentionPeriod < 0 {
+		return fmt.Errorf("-compactor.blocks-retention-period must not be negative, got %s", cfg.BlocksRetentionPeriod)
+	}
+	return nil
+}
+
+// DurationList is a comma-separated list of durations on the command line
+// ("2h0m0s,12h0m0s,24h0m0s") and a YAML list of durations, as Cortex's.
+type DurationList []time.Duration
+
+// String implements flag.Value.
+func (d *DurationList) String() string {
+	parts := make([]string, len(*d))
+	for i, v := range *d {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set implements flag.Value.
+func (d *DurationList) Set(s string) error {
+	var list DurationList
+	for _, p := range strings.Split(s, ",") {
+		v, err := time.ParseDuration(strings.TrimSpace(p))
+		if err != nil {
+			return err
+		}
+		list = append(list, v)
+	}
+	*d = list
+	return nil
+}
+
+// UnmarshalYAML takes a list of durations ("2h", "12h").
+func (d *DurationList) UnmarshalYAML(n *yaml.Node) error {
+	var strs []string
+	if err := n.Decode(&strs); err != nil {
+		return err
+	}
+	list := make(DurationList, 0, len(strs))
+	for _, s := range strs {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		list = append(list, v)
+	}
+	*d = list
+	return nil
+}
+
+// MarshalYAML writes the list as durations.
+func (d DurationList) MarshalYAML() (any, error) {
+	strs := make([]string, len(d))
+	for i, v := range d {
+		strs[i] = v.String()
+	}
+	return strs, nil
+}
+
+// ToMilliseconds returns the ranges in milliseconds, the TSDB's unit.
+func (d DurationList) ToMilliseconds() []int64 {
+	ms := make([]int64, len(d))
+	for i, v := range d {
+		ms[i] = v.Milliseconds()
+	}
+	return ms
+}
