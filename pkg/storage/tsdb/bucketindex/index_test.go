@@ -254,3 +254,46 @@ func idsOf(bs Blocks) string {
 }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+func TestUpdaterManyBlocksAndUnreadableMark(t *testing.T) {
+	ctx := context.Background()
+	bkt := objstore.NewInMemBucket()
+	var ids []ulid.ULID
+	for i := range 50 {
+		id := newID(t, uint64(100+i))
+		ids = append(ids, id)
+		putBlock(t, bkt, id, int64(i)*10, int64(i+1)*10, "000001")
+	}
+	tb := objstore.NewPrefixedBucket(bkt, tenant)
+	for _, id := range ids[:20] {
+		if _, err := block.MarkForDeletion(ctx, tb, id, "test", time.Unix(1000, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An unreadable global mark still marks its block, dated from its upload.
+	before := time.Now().Add(-time.Second).Unix()
+	put(t, bkt, path.Join(tenant, block.GlobalDeletionMarkPath(ids[49])), "{")
+
+	idx, partials, err := NewUpdater(bkt, tenant, slog.New(slog.DiscardHandler)).UpdateIndex(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Blocks) != 50 || len(partials) != 0 {
+		t.Fatalf("%d blocks and %d partials, want 50 and 0", len(idx.Blocks), len(partials))
+	}
+	marks := map[ulid.ULID]int64{}
+	for _, m := range idx.BlockDeletionMarks {
+		marks[m.ID] = m.DeletionTime
+	}
+	if len(marks) != 21 {
+		t.Fatalf("%d marks, want 21", len(marks))
+	}
+	for _, id := range ids[:20] {
+		if marks[id] != 1000 {
+			t.Errorf("mark of %s dated %d, want 1000", id, marks[id])
+		}
+	}
+	if dt, ok := marks[ids[49]]; !ok || dt < before || dt > time.Now().Unix() {
+		t.Errorf("unreadable mark of %s dated %d (present %v), want its upload time", ids[49], dt, ok)
+	}
+}
