@@ -79,12 +79,36 @@ func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
 		marks[m.ID] = m
 	}
 
-	// Blocks whose deletion delay has passed go; queriers had the delay to
-	// stop reading them, having seen their marks in the index.
+	// Retention marks before deletions run, so that with no deletion
+	// delay the blocks past retention go in the same cleanup.
 	var errs []error
+	if c.cfg.BlocksRetentionPeriod > 0 {
+		threshold := now.Add(-c.cfg.BlocksRetentionPeriod).UnixMilli()
+		for _, b := range idx.Blocks {
+			if _, ok := marks[b.ID]; ok || b.MaxTime >= threshold {
+				continue
+			}
+			marked, err := block.MarkForDeletion(ctx, tbkt, b.ID, "block past the retention period", now)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("tenant %q: applying -compactor.blocks-retention-period: %w", tenant, err))
+				continue
+			}
+			if marked {
+				c.m.blocksMarkedForDeletion.WithLabelValues(reasonRetention).Inc()
+				c.logger.Info("marked block past the retention period for deletion", "user", tenant, "block", b.ID, "max_time", time.UnixMilli(b.MaxTime).UTC())
+			}
+			m := &bucketindex.BlockDeletionMark{ID: b.ID, DeletionTime: now.Unix()}
+			marks[b.ID] = m
+			idx.BlockDeletionMarks = append(idx.BlockDeletionMarks, m)
+		}
+	}
+
+	// Blocks whose deletion delay has passed go; queriers had the delay to
+	// stop reading them, having seen their marks in the index. With no
+	// delay (-compactor.deletion-delay=0) marked blocks go at once.
 	// A copy: RemoveBlock shifts the index's slice under the loop.
 	for _, m := range slices.Clone(idx.BlockDeletionMarks) {
-		if now.Sub(m.GetDeletionTime()) <= c.cfg.DeletionDelay {
+		if c.cfg.DeletionDelay > 0 && now.Sub(m.GetDeletionTime()) <= c.cfg.DeletionDelay {
 			continue
 		}
 		if err := block.Delete(ctx, tbkt, m.ID); err != nil {
@@ -115,27 +139,6 @@ func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
 		delete(marks, id)
 		delete(partials, id)
 		c.logger.Info("deleted partial block marked for deletion", "user", tenant, "block", id)
-	}
-
-	if c.cfg.BlocksRetentionPeriod > 0 {
-		threshold := now.Add(-c.cfg.BlocksRetentionPeriod).UnixMilli()
-		for _, b := range idx.Blocks {
-			if _, ok := marks[b.ID]; ok || b.MaxTime >= threshold {
-				continue
-			}
-			marked, err := block.MarkForDeletion(ctx, tbkt, b.ID, "block past the retention period", now)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("tenant %q: applying -compactor.blocks-retention-period: %w", tenant, err))
-				continue
-			}
-			if marked {
-				c.m.blocksMarkedForDeletion.WithLabelValues(reasonRetention).Inc()
-				c.logger.Info("marked block past the retention period for deletion", "user", tenant, "block", b.ID, "max_time", time.UnixMilli(b.MaxTime).UTC())
-			}
-			m := &bucketindex.BlockDeletionMark{ID: b.ID, DeletionTime: now.Unix()}
-			marks[b.ID] = m
-			idx.BlockDeletionMarks = append(idx.BlockDeletionMarks, m)
-		}
 	}
 
 	// The index lists marks of indexed blocks only: a mark whose block is

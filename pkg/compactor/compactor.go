@@ -305,6 +305,16 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 		if marked {
 			c.m.blocksMarkedForDeletion.WithLabelValues(reasonCompaction).Inc()
 		}
+		if c.cfg.DeletionDelay == 0 {
+			// Deleted straight away, as Cortex does with no delay. The
+			// mark came first, so that a deletion cut short is finished
+			// by the cleanup.
+			if err := block.Delete(ctx, tbkt, id); err != nil {
+				c.m.blockCleanupFailures.Inc()
+				return fmt.Errorf("tenant %q: deleting compacted source block with -compactor.deletion-delay=0: %w", tenant, err)
+			}
+			c.m.blocksCleaned.Inc()
+		}
 	}
 	c.m.compactions.Inc()
 	c.m.compactedSamples.Add(float64(samples))

@@ -387,3 +387,46 @@ func (s indexState) Error() string {
 	}
 	return b.String()
 }
+
+func TestNoDeletionDelay(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	const tenant = "team-a"
+	for range 3 {
+		shipBlock(t, bkt, tenant, testSeries, 0, 2*hour, testStep)
+	}
+	now := time.Now().UnixMilli()
+	start := now - now%(2*hour)
+	recent := shipBlock(t, bkt, tenant, 2, start-2*hour, start, testStep)
+
+	cfg := testConfig(t)
+	cfg.DeletionDelay = 0
+	cfg.BlocksRetentionPeriod = 24 * time.Hour // the 1970 blocks are past it
+	reg := prometheus.NewPedanticRegistry()
+	c, err := New(cfg, bkt, discard, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The replicas went as soon as their merge was uploaded.
+	live := liveBlocks(t, bkt, tenant)
+	if len(live) != 2 || len(blockDirs(t, bkt, tenant)) != 2 {
+		t.Fatalf("after compaction with no deletion delay: live %v, dirs %v", live, blockDirs(t, bkt, tenant))
+	}
+	// Retention marks and deletes in the same cleanup.
+	if err := c.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := blockDirs(t, bkt, tenant); !slices.Equal(got, []string{recent.String()}) {
+		t.Fatalf("after cleanup: dirs %v, want only %s", got, recent)
+	}
+	idx, err := bucketindex.ReadIndex(ctx, bkt, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Blocks) != 1 || idx.Blocks[0].ID != recent || len(idx.BlockDeletionMarks) != 0 {
+		t.Fatalf("index after cleanup: %+v", idx)
+	}
+}

@@ -2,7 +2,9 @@ package compactor
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,7 +40,7 @@ func shipBlock(tb testing.TB, bkt objstore.Bucket, tenant string, series int, mi
 	for s := range series {
 		lbls := labels.FromStrings("__name__", "test_metric", "series", strconv.Itoa(s))
 		for ts := minT; ts < maxT; ts += step {
-			if _, err := app.Append(0, lbls, ts, float64(ts)+float64(s)); err != nil {
+			if _, err := app.Append(0, lbls, ts, sampleValue(s, ts)); err != nil {
 				tb.Fatal(err)
 			}
 		}
@@ -77,6 +79,18 @@ func shipBlock(tb testing.TB, bkt objstore.Bucket, tenant string, series int, mi
 	return id
 }
 
+// sampleValue is a gauge-like value that varies irregularly from sample
+// to sample, so that chunks cost what real ones do to encode, yet is the
+// same for a series and time in every replica.
+func sampleValue(series int, ts int64) float64 {
+	h := fnv.New64a()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(series))
+	binary.LittleEndian.PutUint64(b[8:], uint64(ts))
+	_, _ = h.Write(b[:])
+	return float64(h.Sum64()%100_000) / 100
+}
+
 // sampleCount downloads a block and counts its samples, failing on a
 // sample that repeats or goes back in time within a series.
 func sampleCount(t *testing.T, bkt objstore.Bucket, tenant string, id ulid.ULID) (samples, series int) {
@@ -100,8 +114,15 @@ func sampleCount(t *testing.T, bkt objstore.Bucket, tenant string, id ulid.ULID)
 		series++
 		it := ss.At().Iterator(nil)
 		last := int64(-1 << 62)
+		sn, err := strconv.Atoi(ss.At().Labels().Get("series"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for it.Next() != chunkenc.ValNone {
-			ts, _ := it.At()
+			ts, v := it.At()
+			if v != sampleValue(sn, ts) {
+				t.Fatalf("block %s: series %d at %d holds %v, want %v", id, sn, ts, v, sampleValue(sn, ts))
+			}
 			if ts <= last {
 				t.Fatalf("block %s: sample at %d follows one at %d in %s", id, ts, last, ss.At().Labels())
 			}
