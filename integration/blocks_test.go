@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,7 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/thanos-io/objstore"
 
+	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -112,4 +117,116 @@ func TestIngesterShipsBlocksToBucket(t *testing.T) {
 	if code, _ := do(t, c.client, http.MethodGet, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /ingester/flush: %d, want 405", code)
 	}
+}
+
+// bucketSamples sums numSamples over tenantID's block metas in bkt.
+func bucketSamples(ctx context.Context, bkt objstore.Bucket, tenantID string) (uint64, int, error) {
+	var samples uint64
+	blocks := 0
+	err := bkt.Iter(ctx, tenantID+"/", func(dir string) error {
+		r, err := bkt.Get(ctx, dir+"meta.json")
+		if bkt.IsObjNotFoundErr(err) {
+			return nil // not uploaded whole yet
+		}
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		var b shippedBlock
+		if err := json.NewDecoder(r).Decode(&b); err != nil {
+			return fmt.Errorf("%smeta.json: %w", dir, err)
+		}
+		samples += b.Stats.NumSamples
+		blocks++
+		return nil
+	})
+	return samples, blocks, err
+}
+
+// TestShippingToS3SurvivesAnOutage: an ingester ships to a real S3 server
+// (MinIO) over TLS from a private CA; the server is stopped while history
+// is written for several ship intervals, and started again: writes were
+// accepted throughout, and afterwards the bucket holds every sample once.
+func TestShippingToS3SurvivesAnOutage(t *testing.T) {
+	t.Parallel()
+	m := testkit.StartMinIO(t)
+	certs := certDir(t)
+	s3Flags := []string{
+		"-blocks-storage.backend=s3",
+		"-blocks-storage.s3.endpoint=" + m.Endpoint,
+		"-blocks-storage.s3.bucket-name=" + m.Bucket,
+		"-blocks-storage.s3.access-key-id=" + m.AccessKey,
+		"-blocks-storage.s3.secret-access-key=" + m.SecretKey,
+		"-blocks-storage.s3.http.tls-ca-path=" + m.PKI.CAPath,
+	}
+	p := testkit.StartCortex(t, append(append(append(mtlsFlags(certs), ingesterClientFlags(certs)...), s3Flags...),
+		"-ingester.min-ready-duration=0s",
+		"-ingester.lifecycler.addr=127.0.0.1",
+		"-blocks-storage.tsdb.dir="+t.TempDir(),
+		"-blocks-storage.tsdb.block-ranges-period=1m",
+		"-blocks-storage.tsdb.ship-interval=1s",
+		"-blocks-storage.tsdb.head-compaction-interval=1s",
+	)...)
+	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
+	waitReady(p, c.client)
+
+	// The test reads the bucket through the same client the process uses.
+	var bcfg bucket.Config
+	fs := flag.NewFlagSet("bucket", flag.ContinueOnError)
+	bcfg.RegisterFlagsWithPrefix("blocks-storage.", fs)
+	if err := fs.Parse(s3Flags); err != nil {
+		t.Fatal(err)
+	}
+	bkt, err := bucket.NewClient(context.Background(), bcfg, "test", nil, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bkt.Close()
+
+	start := time.Now().Add(-12 * time.Minute).Truncate(time.Minute).UnixMilli()
+	pushed := 0
+	pushMinutes := func(from, to int) {
+		t.Helper()
+		for s := from * 4; s < to*4; s++ {
+			ts := start + int64(s)*15_000
+			req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("outage", 0, ts, float64(s)), series("outage", 1, ts, float64(s))}}
+			if code, body := c.push("team-s3", req); code != http.StatusOK {
+				t.Fatalf("push at minute %d: %d %s", s/4, code, body)
+			}
+			pushed += 2
+		}
+	}
+	pushMinutes(0, 4)
+	p.EventuallyNil(60*time.Second, "the first blocks in S3", func() error {
+		_, n, err := bucketSamples(context.Background(), bkt, "team-s3")
+		if err == nil && n < 2 {
+			err = fmt.Errorf("%d blocks", n)
+		}
+		return err
+	})
+
+	m.Stop()
+	// A ship attempt fails on its existence check or on the upload itself.
+	failures := func() float64 {
+		return metricOf(t, c.client, p, "cortex_ingester_shipper_dir_sync_failures_total") +
+			metricOf(t, c.client, p, "cortex_ingester_shipper_upload_failures_total")
+	}
+	before := failures()
+	pushMinutes(4, 12) // accepted with the bucket down
+	p.Eventually(60*time.Second, "shipping to fail while S3 is down", func() bool { return failures() > before })
+	if code, _ := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusInternalServerError {
+		t.Errorf("flush with S3 down: %d, want 500", code)
+	}
+
+	m.Restart()
+	p.EventuallyNil(60*time.Second, "every sample in S3 once it is back", func() error {
+		if code, body := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
+			return fmt.Errorf("flush: %d %s", code, body)
+		}
+		got, _, err := bucketSamples(context.Background(), bkt, "team-s3")
+		if err == nil && got != uint64(pushed) {
+			err = fmt.Errorf("%d samples in the bucket, %d pushed", got, pushed)
+		}
+		return err
+	})
 }
