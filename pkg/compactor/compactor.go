@@ -119,11 +119,15 @@ func (c *Compactor) runCleanup(ctx context.Context) {
 	}
 }
 
+// globalMarkersDir is Cortex's reserved top-level directory of global
+// markers (tenant deletion marks): it is not a tenant.
+const globalMarkersDir = "__markers__"
+
 // tenants lists the tenants with a directory in the bucket.
 func (c *Compactor) tenants(ctx context.Context) ([]string, error) {
 	var tenants []string
 	err := c.bkt.Iter(ctx, "", func(name string) error {
-		if t, ok := strings.CutSuffix(name, "/"); ok && t != "" && t != "." && t != ".." {
+		if t, ok := strings.CutSuffix(name, "/"); ok && t != "" && t != "." && t != ".." && t != globalMarkersDir {
 			tenants = append(tenants, t)
 		}
 		return nil

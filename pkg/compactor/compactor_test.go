@@ -86,6 +86,11 @@ func TestCompactReplicasAndAdjacentBlocks(t *testing.T) {
 		shipBlock(t, bkt, "team-b", 3, 0, 2*hour, testStep),
 	}
 
+	// Cortex's global markers directory is not a tenant.
+	if err := bkt.Upload(ctx, globalMarkersDir+"/team-c/tenant-deletion-mark.json", strings.NewReader("{}")); err != nil {
+		t.Fatal(err)
+	}
+
 	cfg := testConfig(t)
 	cfg.DeletionDelay = time.Second
 	reg := prometheus.NewPedanticRegistry()
@@ -227,6 +232,9 @@ func TestCompactReplicasAndAdjacentBlocks(t *testing.T) {
 	}
 	if len(markers) != 0 {
 		t.Fatalf("markers left after deletion: %v", markers)
+	}
+	if ok, _ := bkt.Exists(ctx, globalMarkersDir+"/"+bucketindex.IndexCompressedFilename); ok {
+		t.Errorf("the global markers directory was indexed as a tenant")
 	}
 	if got := testkit.MetricSum(t, reg, "cortex_compactor_blocks_cleaned_total"); got != 11 {
 		t.Errorf("cortex_compactor_blocks_cleaned_total = %v, want 11", got)
