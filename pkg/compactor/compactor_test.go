@@ -92,7 +92,9 @@ func TestCompactReplicasAndAdjacentBlocks(t *testing.T) {
 	}
 
 	cfg := testConfig(t)
-	cfg.DeletionDelay = time.Second
+	// Long enough for the marks to be kept by the first cleanup however
+	// slow the machine; cut short below.
+	cfg.DeletionDelay = time.Hour
 	reg := prometheus.NewPedanticRegistry()
 	c, err := New(cfg, bkt, discard, reg)
 	if err != nil {
@@ -208,6 +210,7 @@ func TestCompactReplicasAndAdjacentBlocks(t *testing.T) {
 	}
 	liveIDs := []string{live[0].ID.String(), live[1].ID.String()}
 	slices.Sort(liveIDs)
+	c.cfg.DeletionDelay = time.Second
 	testkit.Eventually(t, 30*time.Second, "marked blocks deleted after -compactor.deletion-delay", func() bool {
 		if err := c.Cleanup(ctx); err != nil {
 			t.Fatal(err)

@@ -32,6 +32,9 @@ const (
 	IndexFilename        = "index"
 	ChunksDirname        = "chunks"
 	DeletionMarkFilename = "deletion-mark.json"
+	// NoCompactMarkFilename is Thanos' mark of a block the compactor
+	// must leave alone.
+	NoCompactMarkFilename = "no-compact-mark.json"
 	// MarkersDirname is the tenant's directory of global marker copies,
 	// which let readers find every deletion mark with one listing instead
 	// of one request per block.
@@ -99,10 +102,15 @@ var (
 
 // MetaPath, DeletionMarkPath and GlobalDeletionMarkPath are the objects'
 // names relative to the tenant's directory.
-func MetaPath(id ulid.ULID) string         { return path.Join(id.String(), MetaFilename) }
-func DeletionMarkPath(id ulid.ULID) string { return path.Join(id.String(), DeletionMarkFilename) }
-func GlobalDeletionMarkPath(id ulid.ULID) string {
-	return path.Join(MarkersDirname, id.String()+"-"+DeletionMarkFilename)
+func MetaPath(id ulid.ULID) string               { return path.Join(id.String(), MetaFilename) }
+func DeletionMarkPath(id ulid.ULID) string       { return path.Join(id.String(), DeletionMarkFilename) }
+func GlobalDeletionMarkPath(id ulid.ULID) string { return GlobalMarkPath(id, DeletionMarkFilename) }
+
+// GlobalMarkPath returns the global copy's name (relative to the tenant)
+// of block id's marker file markFilename (DeletionMarkFilename or
+// NoCompactMarkFilename).
+func GlobalMarkPath(id ulid.ULID, markFilename string) string {
+	return path.Join(MarkersDirname, id.String()+"-"+markFilename)
 }
 
 // IsGlobalDeletionMarkPath returns the block ID of a markers/ object name
@@ -181,37 +189,45 @@ func ReadDeletionMark(ctx context.Context, bkt objstore.BucketReader, name strin
 	return &m, nil
 }
 
-// MarkForDeletion writes the block's deletion mark beside it and then its
-// global copy, as Cortex does, so that both the block's own readers and
-// the bucket index see it. A block already marked keeps its first mark:
-// the deletion delay runs from when it was first marked.
+// MarkForDeletion writes the block's deletion mark in the tenant's
+// markers/ and beside the block, as Cortex does, so that both the bucket
+// index and the block's own readers see it. A block already marked keeps
+// its first mark: the deletion delay runs from when it was first marked.
 func MarkForDeletion(ctx context.Context, bkt objstore.Bucket, id ulid.ULID, details string, now time.Time) (marked bool, _ error) {
-	exists, err := bkt.Exists(ctx, DeletionMarkPath(id))
-	if err != nil {
-		return false, fmt.Errorf("checking the deletion mark of block %s: %w", id, err)
-	}
-	if exists {
-		// Make sure the global copy exists too: a crash may have come
-		// between the two uploads.
-		gexists, err := bkt.Exists(ctx, GlobalDeletionMarkPath(id))
+	// A mark in either place is the block's first: its copy is completed
+	// (a crash may have come between the two uploads, or a Thanos tool
+	// wrote only the one beside the block) and it keeps its time.
+	for _, have := range [][2]string{
+		{GlobalDeletionMarkPath(id), DeletionMarkPath(id)},
+		{DeletionMarkPath(id), GlobalDeletionMarkPath(id)},
+	} {
+		m, err := ReadDeletionMark(ctx, bkt, have[0])
+		if errors.Is(err, ErrDeletionMarkNotFound) {
+			continue
+		}
 		if err != nil {
-			return false, fmt.Errorf("checking the global deletion mark of block %s: %w", id, err)
+			return false, fmt.Errorf("block %s: %w", id, err)
 		}
-		if gexists {
-			return false, nil
-		}
-		m, err := ReadDeletionMark(ctx, bkt, DeletionMarkPath(id))
+		exists, err := bkt.Exists(ctx, have[1])
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("checking %s of block %s: %w", have[1], id, err)
 		}
-		return false, uploadJSON(ctx, bkt, GlobalDeletionMarkPath(id), m)
+		if !exists {
+			if err := uploadJSON(ctx, bkt, have[1], m); err != nil {
+				return false, fmt.Errorf("completing the deletion mark of block %s: %w", id, err)
+			}
+		}
+		return false, nil
 	}
 	m := DeletionMark{ID: id, Version: DeletionMarkVersion1, Details: details, DeletionTime: now.Unix()}
-	if err := uploadJSON(ctx, bkt, DeletionMarkPath(id), &m); err != nil {
+	// The global copy goes first, as Cortex writes it: the bucket index
+	// reads only the global copies of known blocks, so a failure between
+	// the two uploads still leaves the block marked there.
+	if err := uploadJSON(ctx, bkt, GlobalDeletionMarkPath(id), &m); err != nil {
 		return false, fmt.Errorf("marking block %s for deletion: %w", id, err)
 	}
-	if err := uploadJSON(ctx, bkt, GlobalDeletionMarkPath(id), &m); err != nil {
-		return false, fmt.Errorf("writing the global deletion mark of block %s: %w", id, err)
+	if err := uploadJSON(ctx, bkt, DeletionMarkPath(id), &m); err != nil {
+		return false, fmt.Errorf("writing the deletion mark beside block %s: %w", id, err)
 	}
 	return true, nil
 }

@@ -297,3 +297,85 @@ func TestUpdaterManyBlocksAndUnreadableMark(t *testing.T) {
 		t.Errorf("unreadable mark of %s dated %d (present %v), want its upload time", ids[49], dt, ok)
 	}
 }
+
+func TestBucketWithGlobalMarkers(t *testing.T) {
+	ctx := context.Background()
+	inner := objstore.NewInMemBucket()
+	bkt := BucketWithGlobalMarkers(inner)
+	id := newID(t, 1)
+
+	put(t, bkt, path.Join(tenant, block.DeletionMarkPath(id)), `{"id":"x"}`)
+	put(t, bkt, path.Join(tenant, id.String(), block.NoCompactMarkFilename), `{}`)
+	put(t, bkt, path.Join(tenant, id.String(), "index"), "i")
+	put(t, bkt, path.Join(tenant, "deletion-mark.json"), "not a block's")
+	want := []string{
+		path.Join(tenant, id.String(), "deletion-mark.json"),
+		path.Join(tenant, id.String(), "index"),
+		path.Join(tenant, id.String(), "no-compact-mark.json"),
+		path.Join(tenant, "deletion-mark.json"),
+		path.Join(tenant, "markers", id.String()+"-deletion-mark.json"),
+		path.Join(tenant, "markers", id.String()+"-no-compact-mark.json"),
+	}
+	if got := objectNames(inner); !slices.Equal(got, want) {
+		t.Fatalf("objects %v, want %v", got, want)
+	}
+	r, err := inner.Get(ctx, path.Join(tenant, block.GlobalDeletionMarkPath(id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r)
+	_ = r.Close()
+	if string(body) != `{"id":"x"}` {
+		t.Fatalf("global copy holds %q", body)
+	}
+
+	if err := bkt.Delete(ctx, path.Join(tenant, block.DeletionMarkPath(id))); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := inner.Exists(ctx, path.Join(tenant, block.GlobalDeletionMarkPath(id))); ok {
+		t.Fatal("the global deletion mark outlived the block's")
+	}
+	// A tenant-prefixed bucket works the same.
+	tb := BucketWithGlobalMarkers(objstore.NewPrefixedBucket(inner, "tenant-2"))
+	put(t, tb, block.DeletionMarkPath(id), "{}")
+	if ok, _ := inner.Exists(ctx, path.Join("tenant-2", block.GlobalDeletionMarkPath(id))); !ok {
+		t.Fatal("no global copy through a tenant-prefixed bucket")
+	}
+}
+
+func TestMarkForDeletionCompletesCopies(t *testing.T) {
+	ctx := context.Background()
+	bkt := objstore.NewInMemBucket()
+	a, b := newID(t, 1), newID(t, 2)
+	first := time.Unix(1000, 0)
+	// a: marked beside the block only (a Thanos tool); b: global only (a
+	// crash between the two uploads).
+	dm, _ := json.Marshal(block.DeletionMark{ID: a, Version: 1, DeletionTime: first.Unix()})
+	put(t, bkt, block.DeletionMarkPath(a), string(dm))
+	dm, _ = json.Marshal(block.DeletionMark{ID: b, Version: 1, DeletionTime: first.Unix()})
+	put(t, bkt, block.GlobalDeletionMarkPath(b), string(dm))
+	for _, id := range []ulid.ULID{a, b} {
+		marked, err := block.MarkForDeletion(ctx, bkt, id, "again", time.Unix(5000, 0))
+		if err != nil || marked {
+			t.Fatalf("re-marking %s: marked=%v err=%v", id, marked, err)
+		}
+		for _, name := range []string{block.DeletionMarkPath(id), block.GlobalDeletionMarkPath(id)} {
+			m, err := block.ReadDeletionMark(ctx, bkt, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.DeletionTime != first.Unix() {
+				t.Errorf("%s dated %d, want the first mark's %d", name, m.DeletionTime, first.Unix())
+			}
+		}
+	}
+}
+
+func objectNames(b *objstore.InMemBucket) []string {
+	var names []string
+	for n := range b.Objects() {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
