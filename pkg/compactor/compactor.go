@@ -224,13 +224,25 @@ func (c *Compactor) compactTenantWithRetries(ctx context.Context, tenant string)
 func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
 	updater := bucketindex.NewUpdater(c.bkt, tenant, c.logger)
 	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
+	defer func() {
+		// Only the tenant's now empty work directory: jobs remove their own.
+		_ = os.Remove(filepath.Join(c.workDir(), tenant))
+	}()
+	noCompact, err := noCompactMarked(ctx, tbkt)
+	if err != nil {
+		return fmt.Errorf("tenant %q: %w", tenant, err)
+	}
 	for ctx.Err() == nil {
 		idx, _, err := updater.UpdateIndex(ctx, c.index(tenant))
 		if err != nil {
 			return err
 		}
 		c.setIndex(tenant, idx)
-		job := plan(c.cfg.BlockRanges.ToMilliseconds(), idx.ActiveBlocks())
+		candidates := slices.DeleteFunc(idx.ActiveBlocks(), func(b *bucketindex.Block) bool {
+			_, skip := noCompact[b.ID]
+			return skip
+		})
+		job := plan(c.cfg.BlockRanges.ToMilliseconds(), candidates)
 		if job == nil {
 			return nil
 		}
@@ -240,6 +252,23 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// noCompactMarked returns the tenant's blocks with a no-compact mark
+// (markers/<ULID>-no-compact-mark.json, Thanos' and Cortex's way for an
+// operator or tool to keep a block out of compaction).
+func noCompactMarked(ctx context.Context, tbkt objstore.Bucket) (map[ulid.ULID]struct{}, error) {
+	ids := map[ulid.ULID]struct{}{}
+	err := tbkt.Iter(ctx, block.MarkersDirname, func(name string) error {
+		if id, ok := block.IsGlobalNoCompactMarkPath(name); ok {
+			ids[id] = struct{}{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing no-compact marks: %w", err)
+	}
+	return ids, nil
 }
 
 // compactJob downloads a group of a tenant's blocks, merges them with

@@ -441,3 +441,43 @@ func TestNoDeletionDelay(t *testing.T) {
 		t.Fatalf("index after cleanup: %+v", idx)
 	}
 }
+
+func TestNoCompactMarkedBlocksLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	const tenant = "team-a"
+	a := shipBlock(t, bkt, tenant, 2, 0, 2*hour, testStep)
+	b := shipBlock(t, bkt, tenant, 2, 0, 2*hour, testStep)
+	kept := shipBlock(t, bkt, tenant, 2, 0, 2*hour, testStep)
+	marker := bucketindex.BucketWithGlobalMarkers(objstore.NewPrefixedBucket(bkt, tenant))
+	if err := marker.Upload(ctx, path.Join(kept.String(), block.NoCompactMarkFilename), strings.NewReader(`{"version":1}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig(t)
+	c, err := New(cfg, bkt, discard, prometheus.NewPedanticRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.starting(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := liveBlocks(t, bkt, tenant)
+	var liveIDs []ulid.ULID
+	for _, bl := range live {
+		liveIDs = append(liveIDs, bl.ID)
+	}
+	if len(live) != 2 || !slices.Contains(liveIDs, kept) || slices.Contains(liveIDs, a) || slices.Contains(liveIDs, b) {
+		t.Fatalf("live blocks %v: want %s (no-compact) and the merge of %s and %s", liveIDs, kept, a, b)
+	}
+	entries, err := os.ReadDir(filepath.Join(cfg.DataDir, compactSubdir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("work directory left behind: %v", entries)
+	}
+}

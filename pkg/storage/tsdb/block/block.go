@@ -125,6 +125,17 @@ func IsGlobalDeletionMarkPath(name string) (ulid.ULID, bool) {
 	return id, err == nil
 }
 
+// IsGlobalNoCompactMarkPath returns the block ID of a markers/ object name
+// (full or base name) that is a no-compact mark.
+func IsGlobalNoCompactMarkPath(name string) (ulid.ULID, bool) {
+	idStr, ok := strings.CutSuffix(path.Base(name), "-"+NoCompactMarkFilename)
+	if !ok {
+		return ulid.ULID{}, false
+	}
+	id, err := ulid.Parse(idStr)
+	return id, err == nil
+}
+
 // IsBlockDir returns the block ID of a listed directory name such as
 // "01H.../".
 func IsBlockDir(name string) (ulid.ULID, bool) {
