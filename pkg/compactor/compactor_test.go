@@ -481,3 +481,31 @@ func TestNoCompactMarkedBlocksLeftAlone(t *testing.T) {
 		t.Fatalf("work directory left behind: %v", entries)
 	}
 }
+
+// TestReplicasThatDiffer merges replicas that did not all get the same
+// samples (an ingester restarted, a write reached only a quorum): the
+// result holds their union, each sample once.
+func TestReplicasThatDiffer(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	const tenant = "team-a"
+	shipBlockFrom(t, bkt, tenant, 3, 0, 2*hour, 0, testStep)           // every minute
+	shipBlockFrom(t, bkt, tenant, 3, 0, 2*hour, 0, 2*testStep)         // every other minute: a subset
+	shipBlockFrom(t, bkt, tenant, 3, 0, 2*hour, testStep/2, testStep)  // the half minutes: all new
+	shipBlockFrom(t, bkt, tenant, 3, 0, 2*hour, 90*testStep, testStep) // the last half hour only
+	c, err := New(testConfig(t), bkt, discard, prometheus.NewPedanticRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := liveBlocks(t, bkt, tenant)
+	if len(live) != 1 {
+		t.Fatalf("live blocks %v, want one", live)
+	}
+	perSeries := int(2*hour/testStep) * 2 // whole and half minutes
+	if samples, series := sampleCount(t, bkt, tenant, live[0].ID); series != 3 || samples != 3*perSeries {
+		t.Fatalf("merged block holds %d samples in %d series, want %d in 3", samples, series, 3*perSeries)
+	}
+}

@@ -30,6 +30,12 @@ var discard = slog.New(slog.DiscardHandler)
 // the replication factor's ingesters would.
 func shipBlock(tb testing.TB, bkt objstore.Bucket, tenant string, series int, minT, maxT, step int64) ulid.ULID {
 	tb.Helper()
+	return shipBlockFrom(tb, bkt, tenant, series, minT, maxT, minT, step)
+}
+
+// shipBlockFrom is shipBlock with the first sample at first.
+func shipBlockFrom(tb testing.TB, bkt objstore.Bucket, tenant string, series int, minT, maxT, first, step int64) ulid.ULID {
+	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
 	w, err := tsdb.NewBlockWriter(discard, dir, maxT-minT)
@@ -39,7 +45,7 @@ func shipBlock(tb testing.TB, bkt objstore.Bucket, tenant string, series int, mi
 	app := w.Appender(ctx)
 	for s := range series {
 		lbls := labels.FromStrings("__name__", "test_metric", "series", strconv.Itoa(s))
-		for ts := minT; ts < maxT; ts += step {
+		for ts := first; ts < maxT; ts += step {
 			if _, err := app.Append(0, lbls, ts, sampleValue(s, ts)); err != nil {
 				tb.Fatal(err)
 			}
