@@ -178,7 +178,11 @@ func forEachTenant(ctx context.Context, tenants []string, concurrency int, f fun
 func (c *Compactor) Compact(ctx context.Context) error {
 	c.m.runsStarted.Inc()
 	err := c.compact(ctx)
+	// Progress gauges describe the run in progress, as Cortex's: zero
+	// while idle.
 	c.m.tenantsDiscovered.Set(0)
+	c.m.tenantsSucceeded.Set(0)
+	c.m.tenantsFailed.Set(0)
 	if err != nil {
 		c.m.runsFailed.Inc()
 		return err

@@ -19,8 +19,8 @@ type metrics struct {
 	lastSuccessfulRun prometheus.Gauge
 
 	tenantsDiscovered prometheus.Gauge
-	tenantsSucceeded  prometheus.Counter
-	tenantsFailed     prometheus.Counter
+	tenantsSucceeded  prometheus.Gauge
+	tenantsFailed     prometheus.Gauge
 
 	compactions         prometheus.Counter
 	verticalCompactions prometheus.Counter
@@ -65,13 +65,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cortex_compactor_tenants_discovered",
 			Help: "Number of tenants discovered during the current compaction run. Reset to 0 when compactor is idle.",
 		}),
-		tenantsSucceeded: f.NewCounter(prometheus.CounterOpts{
+		tenantsSucceeded: f.NewGauge(prometheus.GaugeOpts{
 			Name: "cortex_compactor_tenants_processing_succeeded",
-			Help: "Number of tenants successfully processed during the current compaction run.",
+			Help: "Number of tenants successfully processed during the current compaction run. Reset to 0 when compactor is idle.",
 		}),
-		tenantsFailed: f.NewCounter(prometheus.CounterOpts{
+		tenantsFailed: f.NewGauge(prometheus.GaugeOpts{
 			Name: "cortex_compactor_tenants_processing_failed",
-			Help: "Number of tenants failed processing during the current compaction run.",
+			Help: "Number of tenants failed processing during the current compaction run. Reset to 0 when compactor is idle.",
 		}),
 		compactions: f.NewCounter(prometheus.CounterOpts{
 			Name: "cortex_compactor_group_compactions_total",
