@@ -2,11 +2,14 @@ package compactor
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -507,5 +510,70 @@ func TestReplicasThatDiffer(t *testing.T) {
 	perSeries := int(2*hour/testStep) * 2 // whole and half minutes
 	if samples, series := sampleCount(t, bkt, tenant, live[0].ID); series != 3 || samples != 3*perSeries {
 		t.Fatalf("merged block holds %d samples in %d series, want %d in 3", samples, series, 3*perSeries)
+	}
+}
+
+// failingUploads fails uploads under a prefix while fail is set.
+type failingUploads struct {
+	objstore.Bucket
+	prefix string
+	fail   atomic.Bool
+}
+
+func (b *failingUploads) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	if b.fail.Load() && strings.HasPrefix(name, b.prefix) {
+		return errors.New("injected upload failure")
+	}
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+func TestFailedCompactionLeavesSourcesAndOtherTenants(t *testing.T) {
+	ctx := context.Background()
+	fsb := newFSBucket(t)
+	for range 3 {
+		shipBlock(t, fsb, "team-a", 2, 0, 2*hour, testStep)
+		shipBlock(t, fsb, "team-b", 2, 0, 2*hour, testStep)
+	}
+	bkt := &failingUploads{Bucket: fsb, prefix: "team-a/"}
+	bkt.fail.Store(true)
+
+	cfg := testConfig(t)
+	cfg.CompactionRetries = 1 // no backoff wait in the test
+	reg := prometheus.NewPedanticRegistry()
+	c, err := New(cfg, bkt, discard, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Compact(ctx)
+	if err == nil || !strings.Contains(err.Error(), `tenant "team-a"`) || !strings.Contains(err.Error(), "injected upload failure") {
+		t.Fatalf("compaction with team-a's uploads failing: %v; want an error naming the tenant and the cause", err)
+	}
+	if got := testkit.MetricSum(t, reg, "cortex_compactor_runs_failed_total"); got != 1 {
+		t.Fatalf("cortex_compactor_runs_failed_total = %v, want 1", got)
+	}
+	if got := testkit.MetricSum(t, reg, "cortex_compactor_group_compactions_failures_total"); got != 1 {
+		t.Fatalf("cortex_compactor_group_compactions_failures_total = %v, want 1", got)
+	}
+	// team-a's replicas are untouched; team-b was compacted regardless.
+	if live := liveBlocks(t, fsb, "team-a"); len(live) != 3 {
+		t.Fatalf("team-a live blocks after a failed compaction: %d, want its 3 sources", len(live))
+	}
+	if live := liveBlocks(t, fsb, "team-b"); len(live) != 1 {
+		t.Fatalf("team-b live blocks: %d, want 1", len(live))
+	}
+
+	bkt.fail.Store(false)
+	if err := c.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := liveBlocks(t, fsb, "team-a")
+	if len(live) != 1 {
+		t.Fatalf("team-a live blocks after the bucket recovered: %d, want 1", len(live))
+	}
+	if samples, _ := sampleCount(t, fsb, "team-a", live[0].ID); samples != 2*int(2*hour/testStep) {
+		t.Fatalf("team-a block holds %d samples", samples)
+	}
+	if got := testkit.MetricSum(t, reg, "cortex_compactor_runs_completed_total"); got != 1 {
+		t.Fatalf("cortex_compactor_runs_completed_total = %v, want 1", got)
 	}
 }
