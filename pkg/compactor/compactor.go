@@ -330,6 +330,12 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 			Source: block.SourceCompactor,
 		}
 		if err := block.Upload(ctx, tbkt, dir, thanos); err != nil {
+			// What was uploaded is the compactor's own and unread (no
+			// meta.json): removed now rather than left as a partial
+			// block that nothing would ever delete.
+			if derr := block.Delete(ctx, tbkt, id); derr != nil {
+				c.logger.Warn("removing a compacted block whose upload failed", "user", tenant, "block", id, "err", derr)
+			}
 			return fmt.Errorf("tenant %q: %w", tenant, err)
 		}
 	}

@@ -521,7 +521,8 @@ type failingUploads struct {
 }
 
 func (b *failingUploads) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
-	if b.fail.Load() && strings.HasPrefix(name, b.prefix) {
+	// Chunks and index go through; meta.json fails, the worst moment.
+	if b.fail.Load() && strings.HasPrefix(name, b.prefix) && path.Base(name) == block.MetaFilename {
 		return errors.New("injected upload failure")
 	}
 	return b.Bucket.Upload(ctx, name, r, opts...)
@@ -560,6 +561,10 @@ func TestFailedCompactionLeavesSourcesAndOtherTenants(t *testing.T) {
 	}
 	if live := liveBlocks(t, fsb, "team-b"); len(live) != 1 {
 		t.Fatalf("team-b live blocks: %d, want 1", len(live))
+	}
+	// The half-uploaded result was removed, not left as a partial block.
+	if dirs := blockDirs(t, fsb, "team-a"); len(dirs) != 3 {
+		t.Fatalf("team-a block directories after the failed upload: %v, want its 3 sources", dirs)
 	}
 
 	bkt.fail.Store(false)
