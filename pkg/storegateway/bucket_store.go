@@ -1,0 +1,528 @@
+package storegateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+)
+
+// Names of the objects of a block in the bucket, as the ingesters' shipper
+// and Thanos write them.
+const (
+	metaFilename         = "meta.json"
+	indexFilename        = "index"
+	chunksDirname        = "chunks"
+	deletionMarkFilename = "deletion-mark.json"
+	// markersDirname is Cortex's reserved top-level folder of global
+	// markers; it is not a tenant.
+	markersDirname = "__markers__"
+)
+
+// BucketStore serves the blocks of every tenant of one bucket. It is safe
+// for concurrent use: queries run while SyncBlocks loads and drops blocks,
+// and a dropped block is closed only once the queriers using it are closed.
+type BucketStore struct {
+	cfg    Config
+	bkt    objstore.BucketReader
+	logger *slog.Logger
+	m      *metrics
+
+	// syncMu makes syncs take turns; mu guards blocks.
+	syncMu sync.Mutex
+	mu     sync.RWMutex
+	blocks map[string]map[ulid.ULID]*block // tenant -> block ID -> block
+}
+
+// NewBucketStore returns a bucket store over bkt keeping its local files in
+// cfg.SyncDir. It loads nothing until SyncBlocks is called.
+func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, reg prometheus.Registerer) (*BucketStore, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ChunkFetchConcurrency <= 0 {
+		cfg.ChunkFetchConcurrency = defaultChunkFetchConcurrency
+	}
+	if err := os.MkdirAll(cfg.SyncDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating -blocks-storage.bucket-store.sync-dir %q: %w", cfg.SyncDir, err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &BucketStore{
+		cfg:    cfg,
+		bkt:    bkt,
+		logger: logger,
+		m:      newMetrics(reg),
+		blocks: map[string]map[ulid.ULID]*block{},
+	}, nil
+}
+
+// deletionMark is Thanos' deletion-mark.json.
+type deletionMark struct {
+	ID           ulid.ULID `json:"id"`
+	DeletionTime int64     `json:"deletion_time"`
+	Version      int       `json:"version"`
+}
+
+// remoteBlock is what a sync learnt about one block in the bucket.
+type remoteBlock struct {
+	id   ulid.ULID
+	meta []byte // the bucket's meta.json, nil if the block is not to be served
+	// unknown means the bucket could not be read for this block: a loaded
+	// copy is kept rather than dropped because of a transient error.
+	unknown bool
+}
+
+// SyncBlocks brings the loaded blocks in line with the bucket: it loads the
+// blocks that are complete (meta.json uploaded) and not marked for deletion,
+// and drops, locally too, those that are gone or marked. Blocks that cannot
+// be read are reported in the error and retried at the next sync; the
+// others are synced regardless.
+func (s *BucketStore) SyncBlocks(ctx context.Context) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.m.syncs.Inc()
+
+	tenants, err := s.listTenants(ctx)
+	if err != nil {
+		s.m.syncFailures.Inc()
+		return fmt.Errorf("listing tenants in the bucket: %w", err)
+	}
+	var errs []error
+	for _, tenant := range tenants {
+		if err := s.syncTenant(ctx, tenant); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// A tenant whose folder is gone from the bucket has no blocks left.
+	s.mu.RLock()
+	var gone []string
+	for tenant := range s.blocks {
+		if !slices.Contains(tenants, tenant) {
+			gone = append(gone, tenant)
+		}
+	}
+	s.mu.RUnlock()
+	for _, tenant := range gone {
+		s.dropBlocks(tenant, nil)
+	}
+	s.removeStaleLocalBlocks()
+
+	s.mu.RLock()
+	s.m.tenants.Set(float64(len(s.blocks)))
+	s.mu.RUnlock()
+	if len(errs) > 0 {
+		s.m.syncFailures.Inc()
+		return errors.Join(errs...)
+	}
+	s.m.lastSync.SetToCurrentTime()
+	return nil
+}
+
+// validTenant rejects bucket folder names that cannot be a tenant or would
+// escape the sync directory as a local path.
+func validTenant(name string) bool {
+	return name != "" && name != "." && name != ".." && name != markersDirname &&
+		!strings.ContainsAny(name, `/\`)
+}
+
+func (s *BucketStore) listTenants(ctx context.Context) ([]string, error) {
+	var tenants []string
+	err := s.bkt.Iter(ctx, "", func(name string) error {
+		// Folders end with the delimiter; anything else at the top level
+		// is not a tenant.
+		if t, ok := strings.CutSuffix(name, objstore.DirDelim); ok && validTenant(t) {
+			tenants = append(tenants, t)
+		}
+		return nil
+	})
+	slices.Sort(tenants)
+	return tenants, err
+}
+
+// syncTenant loads the tenant's new blocks and drops those it should no
+// longer serve.
+func (s *BucketStore) syncTenant(ctx context.Context, tenant string) error {
+	var ids []ulid.ULID
+	err := s.bkt.Iter(ctx, tenant+objstore.DirDelim, func(name string) error {
+		base, ok := strings.CutSuffix(strings.TrimPrefix(name, tenant+objstore.DirDelim), objstore.DirDelim)
+		if !ok {
+			return nil // a file beside the blocks, such as the bucket index
+		}
+		if id, err := ulid.ParseStrict(base); err == nil {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		// Without the list, nothing can be judged gone: keep what is loaded.
+		return fmt.Errorf("tenant %s: listing blocks in the bucket: %w", tenant, err)
+	}
+
+	remote := make([]remoteBlock, len(ids))
+	errs := make([]error, len(ids))
+	forEach(len(ids), s.cfg.MetaSyncConcurrency, func(i int) {
+		remote[i], errs[i] = s.readRemoteBlock(ctx, tenant, ids[i])
+	})
+
+	wanted := map[ulid.ULID]bool{} // ID -> to be loaded (false: keep if loaded)
+	var toLoad []remoteBlock
+	s.mu.RLock()
+	loaded := s.blocks[tenant]
+	for _, rb := range remote {
+		switch {
+		case rb.unknown:
+			wanted[rb.id] = false
+		case rb.meta != nil:
+			wanted[rb.id] = true
+			if _, ok := loaded[rb.id]; !ok {
+				toLoad = append(toLoad, rb)
+			}
+		}
+	}
+	s.mu.RUnlock()
+	s.dropBlocks(tenant, wanted)
+
+	loadErrs := make([]error, len(toLoad))
+	forEach(len(toLoad), s.cfg.BlockSyncConcurrency, func(i int) {
+		loadErrs[i] = s.loadBlock(tenant, toLoad[i])
+	})
+	return errors.Join(append(errs, loadErrs...)...)
+}
+
+// readRemoteBlock reads a block's deletion mark and meta.json. A block
+// without meta.json is still being uploaded (the shipper writes it last) or
+// was left half uploaded: it is skipped, like a block marked for deletion
+// longer ago than -blocks-storage.bucket-store.ignore-deletion-marks-delay.
+func (s *BucketStore) readRemoteBlock(ctx context.Context, tenant string, id ulid.ULID) (remoteBlock, error) {
+	rb := remoteBlock{id: id}
+	markName := path.Join(tenant, id.String(), deletionMarkFilename)
+	mark, err := readObject(ctx, s.bkt, markName)
+	switch {
+	case err == nil:
+		var dm deletionMark
+		if jerr := json.Unmarshal(mark, &dm); jerr != nil {
+			// A mark is only ever written by a compactor deciding to delete
+			// the block: even unreadable, it means the block is going.
+			s.logger.Warn("unreadable deletion mark; not serving the block", "user", tenant, "block", id.String(), "file", markName, "err", jerr)
+			return rb, nil
+		}
+		if time.Since(time.Unix(dm.DeletionTime, 0)) >= s.cfg.IgnoreDeletionMarksDelay {
+			return rb, nil
+		}
+	case !s.bkt.IsObjNotFoundErr(err):
+		rb.unknown = true
+		return rb, fmt.Errorf("tenant %s block %s: reading %s: %w", tenant, id, markName, err)
+	}
+
+	metaName := path.Join(tenant, id.String(), metaFilename)
+	meta, err := readObject(ctx, s.bkt, metaName)
+	switch {
+	case err == nil:
+		rb.meta = meta
+		return rb, nil
+	case s.bkt.IsObjNotFoundErr(err):
+		return rb, nil // partial upload
+	default:
+		rb.unknown = true
+		return rb, fmt.Errorf("tenant %s block %s: reading %s: %w", tenant, id, metaName, err)
+	}
+}
+
+func readObject(ctx context.Context, bkt objstore.BucketReader, name string) ([]byte, error) {
+	r, err := bkt.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close() //nolint:errcheck // read-only: the read's error is the one that matters
+	return io.ReadAll(r)
+}
+
+// localDir is where a block's index and meta.json are kept.
+func (s *BucketStore) localDir(tenant string, id ulid.ULID) string {
+	return filepath.Join(s.cfg.SyncDir, tenant, id.String())
+}
+
+// loadBlock downloads the block's index (unless a complete copy from an
+// earlier run is there) and opens it.
+func (s *BucketStore) loadBlock(tenant string, rb remoteBlock) (err error) {
+	s.m.blockLoads.Inc()
+	defer func() {
+		if err != nil {
+			s.m.blockLoadFailures.Inc()
+		}
+	}()
+	// The download is not tied to the caller's context: a sync cut short
+	// would otherwise leave half files behind for the next one to clean up.
+	ctx := context.Background()
+	dir := s.localDir(tenant, rb.id)
+	var tm thanosFiles
+	if err := json.Unmarshal(rb.meta, &tm); err != nil {
+		return fmt.Errorf("tenant %s block %s: parsing %s: %w", tenant, rb.id, metaFilename, err)
+	}
+
+	b, err := s.openLocal(tenant, rb, dir, tm)
+	if err != nil {
+		s.logger.Info("downloading block index", "user", tenant, "block", rb.id.String(), "reason", err.Error())
+		if err := s.download(ctx, tenant, rb, dir); err != nil {
+			_ = os.RemoveAll(dir)
+			return err
+		}
+		if b, err = s.openLocal(tenant, rb, dir, tm); err != nil {
+			_ = os.RemoveAll(dir)
+			return err
+		}
+	}
+	s.mu.Lock()
+	if s.blocks[tenant] == nil {
+		s.blocks[tenant] = map[ulid.ULID]*block{}
+	}
+	s.blocks[tenant][rb.id] = b
+	s.mu.Unlock()
+	s.m.blocksLoaded.Inc()
+	s.logger.Debug("loaded block", "user", tenant, "block", rb.id.String(), "index_bytes", b.indexSize)
+	return nil
+}
+
+// openLocal opens the local copy of a block, which is valid only if its
+// meta.json (written last) is the bucket's.
+func (s *BucketStore) openLocal(tenant string, rb remoteBlock, dir string, tm thanosFiles) (*block, error) {
+	local, err := os.ReadFile(filepath.Join(dir, metaFilename))
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s block %s: no local %s: %w", tenant, rb.id, metaFilename, err)
+	}
+	if !bytes.Equal(local, rb.meta) {
+		return nil, fmt.Errorf("tenant %s block %s: local %s differs from the bucket's", tenant, rb.id, metaFilename)
+	}
+	tb, err := tsdb.OpenBlock(nil, dir, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s block %s: opening local index %s: %w", tenant, rb.id, filepath.Join(dir, indexFilename), err)
+	}
+	st, err := os.Stat(filepath.Join(dir, indexFilename))
+	if err != nil {
+		_ = tb.Close()
+		return nil, fmt.Errorf("tenant %s block %s: %w", tenant, rb.id, err)
+	}
+	return newBlock(tenant, rb.id, tb, s.bkt, tm, st.Size(), s.m, s.cfg.ChunkFetchConcurrency), nil
+}
+
+// download writes the block's index, an empty chunks folder (the TSDB's
+// block reader wants one; chunks are read from the bucket) and, last, its
+// meta.json, so that a copy with meta.json is complete.
+func (s *BucketStore) download(ctx context.Context, tenant string, rb remoteBlock, dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("tenant %s block %s: removing old local copy %s: %w", tenant, rb.id, dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, chunksDirname), 0o750); err != nil {
+		return fmt.Errorf("tenant %s block %s: %w", tenant, rb.id, err)
+	}
+	indexName := path.Join(tenant, rb.id.String(), indexFilename)
+	r, err := s.bkt.Get(ctx, indexName)
+	if err != nil {
+		return fmt.Errorf("tenant %s block %s: reading %s: %w", tenant, rb.id, indexName, err)
+	}
+	defer r.Close() //nolint:errcheck // read-only: the copy's error is the one that matters
+	if err := writeFile(filepath.Join(dir, indexFilename), r); err != nil {
+		return fmt.Errorf("tenant %s block %s: downloading %s: %w", tenant, rb.id, indexName, err)
+	}
+	if err := writeFile(filepath.Join(dir, metaFilename), bytes.NewReader(rb.meta)); err != nil {
+		return fmt.Errorf("tenant %s block %s: writing local %s: %w", tenant, rb.id, metaFilename, err)
+	}
+	return nil
+}
+
+// writeFile writes r to a temporary file renamed to name once complete.
+func writeFile(name string, r io.Reader) error {
+	tmp := name + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// dropBlocks unloads and deletes locally the tenant's loaded blocks that
+// are not in keep (all of them if keep is nil).
+func (s *BucketStore) dropBlocks(tenant string, keep map[ulid.ULID]bool) {
+	s.mu.Lock()
+	var drop []*block
+	for id, b := range s.blocks[tenant] {
+		if _, ok := keep[id]; !ok {
+			drop = append(drop, b)
+			delete(s.blocks[tenant], id)
+		}
+	}
+	if len(s.blocks[tenant]) == 0 {
+		delete(s.blocks, tenant)
+	}
+	s.mu.Unlock()
+
+	for _, b := range drop {
+		s.m.blocksLoaded.Dec()
+		// Close waits for the queriers still reading the block's index.
+		err := b.tb.Close()
+		if err == nil {
+			err = os.RemoveAll(s.localDir(tenant, b.id))
+		}
+		if err != nil {
+			s.m.blockDropFailures.Inc()
+			s.logger.Warn("dropping block", "user", tenant, "block", b.id.String(), "dir", s.localDir(tenant, b.id), "err", err)
+			continue
+		}
+		s.m.blockDrops.Inc()
+		s.logger.Debug("dropped block", "user", tenant, "block", b.id.String())
+	}
+}
+
+// removeStaleLocalBlocks deletes the block folders under the sync directory
+// that no loaded block owns: copies left by an earlier run of blocks since
+// gone. Only folders named like a block ID are ours to delete.
+func (s *BucketStore) removeStaleLocalBlocks() {
+	tenantDirs, err := os.ReadDir(s.cfg.SyncDir)
+	if err != nil {
+		s.logger.Warn("listing the sync directory", "dir", s.cfg.SyncDir, "err", err)
+		return
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, td := range tenantDirs {
+		if !td.IsDir() || !validTenant(td.Name()) {
+			continue
+		}
+		tenant := td.Name()
+		entries, err := os.ReadDir(filepath.Join(s.cfg.SyncDir, tenant))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			id, err := ulid.ParseStrict(e.Name())
+			if err != nil || !e.IsDir() {
+				continue
+			}
+			if _, ok := s.blocks[tenant][id]; ok {
+				continue
+			}
+			if err := os.RemoveAll(s.localDir(tenant, id)); err != nil {
+				s.logger.Warn("removing stale local block", "user", tenant, "block", id.String(), "err", err)
+			}
+		}
+		// Removes the tenant's folder only if nothing is left in it.
+		_ = os.Remove(filepath.Join(s.cfg.SyncDir, tenant))
+	}
+}
+
+// Close closes every loaded block, keeping the local copies for the next
+// start.
+func (s *BucketStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for tenant, blocks := range s.blocks {
+		for id, b := range blocks {
+			if err := b.tb.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("tenant %s block %s: closing: %w", tenant, id, err))
+			}
+			s.m.blocksLoaded.Dec()
+		}
+	}
+	s.blocks = map[string]map[ulid.ULID]*block{}
+	return errors.Join(errs...)
+}
+
+// Blocks returns the IDs of the tenant's loaded blocks, sorted.
+func (s *BucketStore) Blocks(tenant string) []ulid.ULID {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := make([]ulid.ULID, 0, len(s.blocks[tenant]))
+	for id := range s.blocks[tenant] {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b ulid.ULID) int { return a.Compare(b) })
+	return ids
+}
+
+// Querier returns a querier over the tenant's loaded blocks that overlap
+// [mint, maxt] (milliseconds, inclusive). Series found in several blocks,
+// such as the copies uploaded by each ingester of a replication set, are
+// merged and their identical samples kept once. The querier holds the
+// blocks open until it is closed.
+func (s *BucketStore) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var qs []storage.Querier
+	for _, b := range s.blocks[tenant] {
+		meta := b.tb.Meta()
+		// A block's MaxTime is exclusive.
+		if meta.MinTime > maxt || meta.MaxTime <= mint {
+			continue
+		}
+		q, err := newBlockQuerier(b, mint, maxt)
+		if err != nil {
+			for _, q := range qs {
+				_ = q.Close()
+			}
+			return nil, err
+		}
+		qs = append(qs, q)
+	}
+	// A stable order keeps merges and errors reproducible.
+	slices.SortFunc(qs, func(a, b storage.Querier) int {
+		return a.(*blockQuerier).b.id.Compare(b.(*blockQuerier).b.id)
+	})
+	s.m.blocksQueried.Observe(float64(len(qs)))
+	switch len(qs) {
+	case 0:
+		return storage.NoopQuerier(), nil
+	case 1:
+		return qs[0], nil
+	}
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+}
+
+// forEach runs f(0..n-1) on at most concurrency goroutines.
+func forEach(n, concurrency int, f func(i int)) {
+	if concurrency > n {
+		concurrency = n
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range concurrency {
+		wg.Go(func() {
+			for i := range next {
+				f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}

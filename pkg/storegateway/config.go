@@ -1,0 +1,47 @@
+package storegateway
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Config is the part of Cortex's -blocks-storage.bucket-store.* block that
+// the bucket store reads; names and defaults are Cortex's.
+type Config struct {
+	SyncDir                  string        `yaml:"sync_dir"`
+	SyncInterval             time.Duration `yaml:"sync_interval"`
+	MetaSyncConcurrency      int           `yaml:"meta_sync_concurrency"`
+	BlockSyncConcurrency     int           `yaml:"block_sync_concurrency"`
+	ChunkFetchConcurrency    int           `yaml:"-"`
+	IgnoreDeletionMarksDelay time.Duration `yaml:"ignore_deletion_mark_delay"`
+}
+
+// RegisterFlags registers Cortex's flags for the bucket store.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.SyncDir, "blocks-storage.bucket-store.sync-dir", "tsdb-sync", "Directory to store synchronized TSDB index headers.")
+	f.DurationVar(&c.SyncInterval, "blocks-storage.bucket-store.sync-interval", 15*time.Minute, "How frequently to scan the bucket, or to refresh the bucket index (if enabled), in order to look for changes (new blocks shipped by ingesters and blocks deleted by retention or compaction).")
+	f.IntVar(&c.MetaSyncConcurrency, "blocks-storage.bucket-store.meta-sync-concurrency", 20, "Number of Go routines to use when syncing block meta files from object storage per tenant.")
+	f.IntVar(&c.BlockSyncConcurrency, "blocks-storage.bucket-store.block-sync-concurrency", 20, "Maximum number of concurrent blocks syncing per tenant.")
+	f.DurationVar(&c.IgnoreDeletionMarksDelay, "blocks-storage.bucket-store.ignore-deletion-marks-delay", 6*time.Hour, "Duration after which the blocks marked for deletion will be filtered out while fetching blocks. The idea of ignore-deletion-marks-delay is to ignore blocks that are marked for deletion with some delay. This ensures store can still serve blocks that are meant to be deleted but do not have a replacement yet.")
+	c.ChunkFetchConcurrency = defaultChunkFetchConcurrency
+}
+
+const defaultChunkFetchConcurrency = 8
+
+// Validate checks the settings a BucketStore cannot run without.
+func (c *Config) Validate() error {
+	if c.SyncDir == "" {
+		return errors.New("-blocks-storage.bucket-store.sync-dir must not be empty")
+	}
+	if c.MetaSyncConcurrency <= 0 {
+		return errors.New("-blocks-storage.bucket-store.meta-sync-concurrency must be positive")
+	}
+	if c.BlockSyncConcurrency <= 0 {
+		return errors.New("-blocks-storage.bucket-store.block-sync-concurrency must be positive")
+	}
+	if c.IgnoreDeletionMarksDelay < 0 {
+		return errors.New("-blocks-storage.bucket-store.ignore-deletion-marks-delay must not be negative")
+	}
+	return nil
+}

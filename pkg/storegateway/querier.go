@@ -1,0 +1,293 @@
+package storegateway
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// blockQuerier queries one block: series and labels from its local index,
+// samples from chunks read from the bucket.
+type blockQuerier struct {
+	b          *block
+	ir         tsdb.IndexReader
+	mint, maxt int64
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+func newBlockQuerier(b *block, mint, maxt int64) (*blockQuerier, error) {
+	// Index counts the querier as a reader, so that dropping the block
+	// waits for the querier to be closed.
+	ir, err := b.tb.Index()
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s block %s: opening index: %w", b.tenant, b.id, err)
+	}
+	return &blockQuerier{b: b, ir: ir, mint: mint, maxt: maxt}, nil
+}
+
+// Close releases the block; closing twice is harmless, as the index's
+// reader count must drop only once.
+func (q *blockQuerier) Close() error {
+	q.closeOnce.Do(func() { q.closeErr = q.ir.Close() })
+	return q.closeErr
+}
+
+func (q *blockQuerier) wrap(what string, err error) error {
+	return fmt.Errorf("tenant %s block %s: %s from index: %w", q.b.tenant, q.b.id, what, err)
+}
+
+func (q *blockQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	vals, err := q.ir.SortedLabelValues(ctx, name, hints, matchers...)
+	if err != nil {
+		return nil, nil, q.wrap("label values", err)
+	}
+	if hints != nil && hints.Limit > 0 && len(vals) > hints.Limit {
+		vals = vals[:hints.Limit]
+	}
+	return vals, nil, nil
+}
+
+func (q *blockQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	names, err := q.ir.LabelNames(ctx, matchers...)
+	if err != nil {
+		return nil, nil, q.wrap("label names", err)
+	}
+	if hints != nil && hints.Limit > 0 && len(names) > hints.Limit {
+		names = names[:hints.Limit]
+	}
+	return names, nil, nil
+}
+
+// Select finds the matching series in the index and reads all their chunks
+// overlapping the range before returning, so that reads are batched across
+// series and an error surfaces before any series is used. Series always
+// come sorted: a block's postings are in label order.
+func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	start := time.Now()
+	defer func() { q.b.m.seriesFetchDuration.Observe(time.Since(start).Seconds()) }()
+
+	mint, maxt := q.mint, q.maxt
+	labelsOnly := false
+	limit := 0
+	if hints != nil {
+		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
+		// "series" asks for label sets only (the series API).
+		labelsOnly = hints.Func == "series"
+		limit = hints.Limit
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, q.ir, ms...)
+	if err != nil {
+		return storage.ErrSeriesSet(q.wrap("postings", err))
+	}
+	if hints != nil && hints.ShardCount > 0 {
+		p = q.ir.ShardedPostings(p, hints.ShardIndex, hints.ShardCount)
+	}
+	p = q.ir.SortedPostings(p)
+
+	var (
+		set     = &seriesSet{mint: mint, maxt: maxt}
+		builder labels.ScratchBuilder
+		chks    []chunks.Meta
+	)
+	for p.Next() {
+		if err := q.ir.Series(p.At(), &builder, &chks); err != nil {
+			return storage.ErrSeriesSet(q.wrap(fmt.Sprintf("series %d", p.At()), err))
+		}
+		from := len(set.metas)
+		for _, c := range chks {
+			if c.MaxTime >= mint && c.MinTime <= maxt {
+				set.metas = append(set.metas, c)
+			}
+		}
+		// A series with no samples in the range is not in it, as in the TSDB.
+		if len(set.metas) == from {
+			continue
+		}
+		set.series = append(set.series, seriesEntry{lset: builder.Labels(), from: from, to: len(set.metas)})
+		if limit > 0 && len(set.series) >= limit {
+			break
+		}
+	}
+	if err := p.Err(); err != nil {
+		return storage.ErrSeriesSet(q.wrap("postings", err))
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if labelsOnly {
+		set.labelsOnly = true
+	} else if err := q.b.fetchChunks(ctx, set.metas); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	set.i = -1
+	return set
+}
+
+type seriesEntry struct {
+	lset     labels.Labels
+	from, to int // the series' chunks: seriesSet.metas[from:to]
+}
+
+// seriesSet is a Select's result, held in memory: labels, and the chunks
+// read from the bucket.
+type seriesSet struct {
+	series     []seriesEntry
+	metas      []chunks.Meta
+	i          int
+	mint, maxt int64
+	labelsOnly bool
+}
+
+func (s *seriesSet) Next() bool {
+	s.i++
+	return s.i < len(s.series)
+}
+
+func (s *seriesSet) At() storage.Series {
+	e := s.series[s.i]
+	if s.labelsOnly {
+		return labelsOnlySeries{e.lset}
+	}
+	return &chunkSeries{lset: e.lset, chks: s.metas[e.from:e.to], mint: s.mint, maxt: s.maxt}
+}
+
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+
+type labelsOnlySeries struct{ lset labels.Labels }
+
+func (s labelsOnlySeries) Labels() labels.Labels { return s.lset }
+func (s labelsOnlySeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	return chunkenc.NewNopIterator()
+}
+
+// chunkSeries is a series whose samples are its chunks' samples within
+// [mint, maxt]. A block's chunks of one series are in time order and do not
+// overlap (the TSDB's compaction merges overlapping ones).
+type chunkSeries struct {
+	lset       labels.Labels
+	chks       []chunks.Meta
+	mint, maxt int64
+}
+
+func (s *chunkSeries) Labels() labels.Labels { return s.lset }
+
+func (s *chunkSeries) Iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
+	it, ok := reuse.(*chunksIterator)
+	if !ok {
+		it = &chunksIterator{}
+	}
+	*it = chunksIterator{chks: s.chks, mint: s.mint, maxt: s.maxt, cur: it.cur}
+	it.started = false
+	return it
+}
+
+// chunksIterator iterates the samples of a series' chunks within
+// [mint, maxt].
+type chunksIterator struct {
+	chks       []chunks.Meta
+	next       int
+	cur        chunkenc.Iterator // the chunk being read; reused for the next
+	started    bool              // cur reads chks[next-1]
+	mint, maxt int64
+	done       bool
+	err        error
+}
+
+// nextChunk moves to the next chunk and its first sample at or after t.
+func (it *chunksIterator) nextChunk(t int64) chunkenc.ValueType {
+	for it.next < len(it.chks) {
+		c := it.chks[it.next]
+		it.next++
+		if c.MaxTime < t {
+			continue
+		}
+		it.cur = c.Chunk.Iterator(it.cur)
+		it.started = true
+		if vt := it.cur.Seek(t); vt != chunkenc.ValNone {
+			return it.check(vt)
+		}
+		if err := it.cur.Err(); err != nil {
+			it.err = err
+			return it.stop()
+		}
+	}
+	return it.stop()
+}
+
+func (it *chunksIterator) check(vt chunkenc.ValueType) chunkenc.ValueType {
+	if it.cur.AtT() > it.maxt {
+		return it.stop()
+	}
+	return vt
+}
+
+func (it *chunksIterator) stop() chunkenc.ValueType {
+	it.done = true
+	return chunkenc.ValNone
+}
+
+func (it *chunksIterator) Next() chunkenc.ValueType {
+	if it.done {
+		return chunkenc.ValNone
+	}
+	if !it.started {
+		return it.nextChunk(it.mint)
+	}
+	if vt := it.cur.Next(); vt != chunkenc.ValNone {
+		return it.check(vt)
+	}
+	if err := it.cur.Err(); err != nil {
+		it.err = err
+		return it.stop()
+	}
+	return it.nextChunk(it.mint)
+}
+
+func (it *chunksIterator) Seek(t millis) chunkenc.ValueType {
+	if it.done {
+		return chunkenc.ValNone
+	}
+	t = max(t, it.mint)
+	if it.started {
+		// Seek never moves back: the current sample stays if it is at or after t.
+		if vt := it.cur.Seek(t); vt != chunkenc.ValNone {
+			return it.check(vt)
+		}
+		if err := it.cur.Err(); err != nil {
+			it.err = err
+			return it.stop()
+		}
+	}
+	return it.nextChunk(t)
+}
+
+func (it *chunksIterator) At() (int64, float64) { return it.cur.At() }
+func (it *chunksIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.cur.AtHistogram(h)
+}
+
+func (it *chunksIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return it.cur.AtFloatHistogram(fh)
+}
+func (it *chunksIterator) AtT() int64 { return it.cur.AtT() }
+func (it *chunksIterator) Err() error { return it.err }
+
+// AtST is the current sample's start timestamp, kept by the chunk formats
+// that have one.
+func (it *chunksIterator) AtST() int64 { return it.cur.AtST() }
+
+// millis is a sample time in milliseconds. Seek takes one rather than a
+// plain int64 because go vet judges any Seek(int64) method against
+// io.Seeker's signature.
+type millis = int64
