@@ -1,10 +1,10 @@
 package storegateway
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -95,12 +95,20 @@ func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta) error {
 	}
 	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(metas[x].Ref, metas[y].Ref) })
 
-	var ranges []chunkRange
+	var (
+		ranges  []chunkRange
+		lastSeg = -1
+		segSize int64 // 0: unknown
+	)
 	for _, i := range order {
 		seg, off := chunks.BlockChunkRef(metas[i].Ref).Unpack()
+		if seg != lastSeg {
+			_, rel := b.segmentObject(seg)
+			lastSeg, segSize = seg, b.segmentSizes[rel]
+		}
 		end := int64(off) + estimatedMaxChunkSize
-		if _, rel := b.segmentObject(seg); b.segmentSizes[rel] > 0 {
-			end = min(end, b.segmentSizes[rel])
+		if segSize > 0 {
+			end = min(end, segSize)
 		}
 		if n := len(ranges); n > 0 {
 			r := &ranges[n-1]
@@ -162,12 +170,17 @@ func (b *block) getRange(ctx context.Context, name string, off, length int64) ([
 		return nil, fmt.Errorf("tenant %s block %s: reading %s bytes %d-%d: %w", b.tenant, b.id, name, off, off+length, err)
 	}
 	defer rc.Close() //nolint:errcheck // read-only: the read's error is the one that matters
-	var buf bytes.Buffer
-	buf.Grow(int(length))
-	if _, err := io.Copy(&buf, rc); err != nil {
+	buf := make([]byte, length)
+	n, err := io.ReadFull(rc, buf)
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The range ran past the segment's end, whose size meta.json did
+		// not give: what there is may hold every wanted chunk.
+		return buf[:n], nil
+	case err != nil:
 		return nil, fmt.Errorf("tenant %s block %s: reading %s bytes %d-%d: %w", b.tenant, b.id, name, off, off+length, err)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

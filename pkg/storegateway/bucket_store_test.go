@@ -2,6 +2,7 @@ package storegateway
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path"
@@ -423,5 +424,57 @@ func TestConfigDefaults(t *testing.T) {
 	cfg.SyncDir = ""
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-blocks-storage.bucket-store.sync-dir") {
 		t.Fatalf("empty sync dir: %v", err)
+	}
+}
+
+func TestBucketErrorsNameTenantBlockAndFile(t *testing.T) {
+	bkt := newBucket(t)
+	val := func(int, int64) float64 { return 5 }
+	a := uploadBlock(t, bkt, "t1", writeBlock(t, asSeries(testSeries(0, val))), true)
+	b := uploadBlock(t, bkt, "t1", writeBlock(t, asSeries(testSeries(2*hour, val))), true)
+	s, reg := newStore(t, testConfig(t), bkt)
+
+	// The index of one block cannot be read: the other is loaded, and the
+	// sync reports the one at fault.
+	failing := b.String() + "/index"
+	bkt.failing.Store(&failing)
+	err := s.SyncBlocks(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "tenant t1 block "+b.String()) || !strings.Contains(err.Error(), "t1/"+b.String()+"/index") {
+		t.Fatalf("sync error = %v", err)
+	}
+	if got := s.Blocks("t1"); !reflect.DeepEqual(got, []ulid.ULID{a}) {
+		t.Fatalf("loaded %v, want %s", got, a)
+	}
+	if got := testkit.MetricSum(t, reg, "cortex_bucket_store_block_load_failures_total"); got != 1 {
+		t.Fatalf("load failures = %v, want 1", got)
+	}
+	if got := testkit.MetricSum(t, reg, "cortex_blocks_meta_sync_failures_total"); got != 1 {
+		t.Fatalf("sync failures = %v, want 1", got)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.SyncDir, "t1", b.String())); !os.IsNotExist(err) {
+		t.Fatalf("failed download left files: %v", err)
+	}
+
+	// meta.json unreadable: the loaded block is kept, not taken for gone.
+	failing = a.String() + "/meta.json"
+	bkt.failing.Store(&failing)
+	if err := s.SyncBlocks(context.Background()); err == nil || !strings.Contains(err.Error(), "t1/"+a.String()+"/meta.json") {
+		t.Fatalf("sync error = %v", err)
+	}
+	if got := s.Blocks("t1"); !slices.Contains(got, a) {
+		t.Fatalf("loaded %v: %s dropped on a read error", got, a)
+	}
+
+	// Chunks unreadable: the query fails naming the segment.
+	bkt.failing.Store(nil)
+	syncStore(t, s)
+	failing = a.String() + "/chunks/"
+	bkt.failing.Store(&failing)
+	ss := querier(t, s, "t1", minT, maxT).Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "job", "a"))
+	for ss.Next() {
+		_ = ss.At()
+	}
+	if err := ss.Err(); err == nil || !strings.Contains(err.Error(), "t1/"+a.String()+"/chunks/000001") || !errors.Is(err, errInjected) {
+		t.Fatalf("select error = %v", err)
 	}
 }

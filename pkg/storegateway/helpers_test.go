@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,19 +165,37 @@ func markForDeletion(t testing.TB, bkt objstore.Bucket, tenant string, id ulid.U
 }
 
 // countingBucket counts range and whole-object reads.
+// countingBucket counts range and whole-object reads, and fails the reads
+// of the objects whose name contains failing.
 type countingBucket struct {
 	objstore.Bucket
-	ranges atomic.Int64
-	gets   atomic.Int64
+	ranges  atomic.Int64
+	gets    atomic.Int64
+	failing atomic.Pointer[string]
+}
+
+var errInjected = errors.New("injected failure")
+
+func (b *countingBucket) fail(name string) error {
+	if f := b.failing.Load(); f != nil && strings.Contains(name, *f) {
+		return errInjected
+	}
+	return nil
 }
 
 func (b *countingBucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
 	b.ranges.Add(1)
+	if err := b.fail(name); err != nil {
+		return nil, err
+	}
 	return b.Bucket.GetRange(ctx, name, off, length)
 }
 
 func (b *countingBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	b.gets.Add(1)
+	if err := b.fail(name); err != nil {
+		return nil, err
+	}
 	return b.Bucket.Get(ctx, name)
 }
 
