@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/services"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -476,5 +477,41 @@ func TestBucketErrorsNameTenantBlockAndFile(t *testing.T) {
 	}
 	if err := ss.Err(); err == nil || !strings.Contains(err.Error(), "t1/"+a.String()+"/chunks/000001") || !errors.Is(err, errInjected) {
 		t.Fatalf("select error = %v", err)
+	}
+}
+
+func TestServiceSyncsPeriodically(t *testing.T) {
+	bkt := newBucket(t)
+	val := func(int, int64) float64 { return 6 }
+	a := uploadBlock(t, bkt, "t1", writeBlock(t, asSeries(testSeries(0, val))), true)
+	cfg := testConfig(t)
+	cfg.SyncInterval = 20 * time.Millisecond
+	s, _ := newStore(t, cfg, bkt)
+	svc := s.Service()
+	ctx := context.Background()
+	if err := services.StartAndAwaitRunning(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	// Running means the first sync is done.
+	if got := s.Blocks("t1"); !reflect.DeepEqual(got, []ulid.ULID{a}) {
+		t.Fatalf("loaded %v when running, want %s", got, a)
+	}
+	b := uploadBlock(t, bkt, "t1", writeBlock(t, asSeries(testSeries(2*hour, val))), true)
+	testkit.Eventually(t, 10*time.Second, "new block loaded", func() bool { return slices.Contains(s.Blocks("t1"), b) })
+	if err := services.StopAndAwaitTerminated(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Blocks("t1"); len(got) != 0 {
+		t.Fatalf("blocks still loaded after stopping: %v", got)
+	}
+
+	// A first sync that fails fails the start.
+	cfg.SyncDir = filepath.Join(t.TempDir(), "other")
+	s2, _ := newStore(t, cfg, bkt)
+	failing := a.String() + "/meta.json"
+	bkt.failing.Store(&failing)
+	svc = s2.Service()
+	if err := services.StartAndAwaitRunning(ctx, svc); err == nil || !strings.Contains(err.Error(), "initial blocks sync") {
+		t.Fatalf("start with a failing bucket: %v", err)
 	}
 }
