@@ -143,7 +143,8 @@ func (b *block) fetchRange(ctx context.Context, r chunkRange, metas []chunks.Met
 	}
 	for _, i := range r.chunks {
 		_, off := chunks.BlockChunkRef(metas[i].Ref).Unpack()
-		rel := int64(off) - r.start
+		// A segment shorter than meta.json said ends the range early.
+		rel := min(int64(off)-r.start, int64(len(buf)))
 		chk, need, err := parseChunk(buf[rel:])
 		if err == nil && need > 0 {
 			var one []byte

@@ -2,6 +2,8 @@ package storegateway
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"errors"
 	"math"
 	"os"
@@ -17,6 +19,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
@@ -514,4 +518,96 @@ func TestServiceSyncsPeriodically(t *testing.T) {
 	if err := services.StartAndAwaitRunning(ctx, svc); err == nil || !strings.Contains(err.Error(), "initial blocks sync") {
 		t.Fatalf("start with a failing bucket: %v", err)
 	}
+}
+
+func TestChunksPastRangeReadAgain(t *testing.T) {
+	gs := genSeries{lset: labels.FromStrings("__name__", "m"), start: 0, step: 5000, n: 600,
+		val: func(t int64) float64 { return float64(t % 7919) }}
+	dir := writeBlock(t, []storage.Series{gs})
+	nChunks := chunkCount(t, dir)
+	if nChunks < 2 {
+		t.Fatalf("%d chunks: the test needs several", nChunks)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]any)
+		// range requests for the series' chunks
+		ranges int64
+	}{
+		// meta.json gives sizes: one range request ending at the
+		// segment's end.
+		{"sizes", func(map[string]any) {}, 1},
+		// No "thanos" section: the estimate runs past the segment's end
+		// and what is there is used.
+		{"no-sizes", func(m map[string]any) { delete(m, "thanos") }, 1},
+		// A segment size too small: the first range holds no whole chunk,
+		// and each is read again on its own.
+		{"short", func(m map[string]any) {
+			files := m["thanos"].(map[string]any)["files"].([]map[string]any)
+			for _, f := range files {
+				if f["rel_path"] == "chunks/000001" {
+					f["size_bytes"] = 8 + 20
+				}
+			}
+		}, 1 + nChunks},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bkt := newBucket(t)
+			uploadBlockEdit(t, bkt, "t1", dir, tc.edit)
+			s, _ := newStore(t, testConfig(t), bkt)
+			syncStore(t, s)
+			before := bkt.ranges.Load()
+			_, got := selectAll(t, querier(t, s, "t1", minT, maxT), nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
+			if !reflect.DeepEqual(got[gs.lset.String()], expected(gs, minT, maxT)) {
+				t.Fatalf("%d samples, want %d", len(got[gs.lset.String()]), gs.n)
+			}
+			if n := bkt.ranges.Load() - before; n != tc.ranges {
+				t.Fatalf("%d range requests, want %d", n, tc.ranges)
+			}
+		})
+	}
+}
+
+func TestParseChunk(t *testing.T) {
+	c := chunkenc.NewXORChunk()
+	app, err := c.Appender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		app.Append(0, int64(i)*1000, float64(i))
+	}
+	data := c.Bytes()
+	var rec []byte
+	rec = binary.AppendUvarint(rec, uint64(len(data)))
+	rec = append(rec, byte(chunkenc.EncXOR))
+	rec = append(rec, data...)
+	rec = binary.BigEndian.AppendUint32(rec, crc32.Checksum(rec[len(rec)-len(data)-1:], castagnoli))
+
+	chk, need, err := parseChunk(append(rec, 0xde, 0xad))
+	if err != nil || need != 0 || chk.NumSamples() != 50 {
+		t.Fatalf("whole chunk: %v, need %d, err %v", chk, need, err)
+	}
+	if _, need, err := parseChunk(rec[:len(rec)-1]); err != nil || need != len(rec) {
+		t.Fatalf("truncated chunk: need %d (want %d), err %v", need, len(rec), err)
+	}
+	if _, need, err := parseChunk(nil); err != nil || need <= 0 {
+		t.Fatalf("empty: need %d, err %v", need, err)
+	}
+	bad := slices.Clone(rec)
+	bad[len(bad)/2] ^= 1
+	if _, _, err := parseChunk(bad); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("corrupt chunk: %v", err)
+	}
+}
+
+// chunkCount is the number of chunks in a block's index.
+func chunkCount(t testing.TB, dir string) int64 {
+	t.Helper()
+	b, err := tsdb.OpenBlock(nil, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close() //nolint:errcheck // read only
+	return int64(b.Meta().Stats.NumChunks)
 }

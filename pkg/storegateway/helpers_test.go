@@ -106,6 +106,17 @@ func blockID(t testing.TB, dir string) ulid.ULID {
 // unless withMeta is false (an upload cut short).
 func uploadBlock(t testing.TB, bkt objstore.Bucket, tenant, dir string, withMeta bool) ulid.ULID {
 	t.Helper()
+	edit := func(map[string]any) {}
+	if !withMeta {
+		edit = nil
+	}
+	return uploadBlockEdit(t, bkt, tenant, dir, edit)
+}
+
+// uploadBlockEdit uploads a block whose meta.json, with its "thanos"
+// section, edit changes first; a nil edit uploads no meta.json.
+func uploadBlockEdit(t testing.TB, bkt objstore.Bucket, tenant, dir string, edit func(meta map[string]any)) ulid.ULID {
+	t.Helper()
 	ctx := context.Background()
 	id := blockID(t, dir)
 	dst := path.Join(tenant, id.String())
@@ -115,7 +126,7 @@ func uploadBlock(t testing.TB, bkt objstore.Bucket, tenant, dir string, withMeta
 	if err := objstore.UploadFile(ctx, log.NewNopLogger(), bkt, filepath.Join(dir, indexFilename), path.Join(dst, indexFilename)); err != nil {
 		t.Fatal(err)
 	}
-	if !withMeta {
+	if edit == nil {
 		return id
 	}
 	var meta map[string]any
@@ -143,6 +154,7 @@ func uploadBlock(t testing.TB, bkt objstore.Bucket, tenant, dir string, withMeta
 		t.Fatal(err)
 	}
 	meta["thanos"] = map[string]any{"version": 1, "labels": map[string]string{"__org_id__": tenant}, "source": "receive", "files": files}
+	edit(meta)
 	raw, err = json.Marshal(meta)
 	if err != nil {
 		t.Fatal(err)
