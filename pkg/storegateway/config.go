@@ -9,10 +9,12 @@ import (
 // Config is the part of Cortex's -blocks-storage.bucket-store.* block that
 // the bucket store reads; names and defaults are Cortex's.
 type Config struct {
-	SyncDir                  string        `yaml:"sync_dir"`
-	SyncInterval             time.Duration `yaml:"sync_interval"`
-	MetaSyncConcurrency      int           `yaml:"meta_sync_concurrency"`
-	BlockSyncConcurrency     int           `yaml:"block_sync_concurrency"`
+	SyncDir              string        `yaml:"sync_dir"`
+	SyncInterval         time.Duration `yaml:"sync_interval"`
+	MetaSyncConcurrency  int           `yaml:"meta_sync_concurrency"`
+	BlockSyncConcurrency int           `yaml:"block_sync_concurrency"`
+	// ChunkFetchConcurrency bounds the parallel range requests of one
+	// block's Select. Not a Cortex setting, so neither a flag nor YAML.
 	ChunkFetchConcurrency    int           `yaml:"-"`
 	IgnoreDeletionMarksDelay time.Duration `yaml:"ignore_deletion_mark_delay"`
 }
