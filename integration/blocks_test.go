@@ -227,3 +227,68 @@ func TestShippingToS3SurvivesAnOutage(t *testing.T) {
 		return err
 	})
 }
+
+// TestCompactorMergesShippedBlocks: in one process, the ingester ships
+// one-minute blocks and the compactor merges them into four-minute blocks,
+// deletes the sources and writes the bucket index; every sample stays in
+// the bucket exactly once.
+func TestCompactorMergesShippedBlocks(t *testing.T) {
+	t.Parallel()
+	certs := certDir(t)
+	bucketDir := filepath.Join(t.TempDir(), "bucket")
+	p := testkit.StartCortex(t, append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
+		"-ingester.min-ready-duration=0s",
+		"-ingester.lifecycler.addr=127.0.0.1",
+		"-blocks-storage.tsdb.dir="+t.TempDir(),
+		"-blocks-storage.tsdb.block-ranges-period=1m",
+		"-blocks-storage.tsdb.ship-interval=1s",
+		"-blocks-storage.tsdb.head-compaction-interval=1s",
+		"-blocks-storage.filesystem.dir="+bucketDir,
+		"-compactor.data-dir="+t.TempDir(),
+		"-compactor.block-ranges=1m,4m",
+		"-compactor.compaction-interval=1s",
+		"-compactor.cleanup-interval=1s",
+		"-compactor.deletion-delay=0s",
+	)...)
+	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
+	waitReady(p, c.client)
+
+	start := time.Now().Add(-20 * time.Minute).Truncate(4 * time.Minute).UnixMilli()
+	pushed := uint64(0)
+	for s := range 16 * 4 { // 16 minutes, every 15s, two series
+		ts := start + int64(s)*15_000
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("compacted", 0, ts, float64(s)), series("compacted", 1, ts, float64(s))}}
+		if code, body := c.push("team-c", req); code != http.StatusOK {
+			t.Fatalf("push %d: %d %s", s, code, body)
+		}
+		pushed += 2
+	}
+	if code, body := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
+		t.Fatalf("POST /ingester/flush: %d %s", code, body)
+	}
+
+	p.EventuallyNil(90*time.Second, "four-minute blocks replacing the shipped ones, each sample once", func() error {
+		blocks := readBlocks(t, bucketDir, "team-c")
+		var samples uint64
+		merged := 0
+		for _, b := range blocks {
+			samples += b.Stats.NumSamples
+			if b.MaxTime-b.MinTime > time.Minute.Milliseconds() {
+				merged++
+				if b.Thanos.Labels["__org_id__"] != "team-c" || b.Thanos.Source != "compactor" {
+					return fmt.Errorf("merged block %s: thanos section %+v", b.ULID, b.Thanos)
+				}
+			}
+		}
+		if merged < 3 || samples != pushed {
+			return fmt.Errorf("%d blocks, %d merged, %d samples (pushed %d)", len(blocks), merged, samples, pushed)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(bucketDir, "team-c", "bucket-index.json.gz")); err != nil {
+		t.Errorf("bucket index: %v", err)
+	}
+	if got := metricOf(t, c.client, p, "cortex_compactor_runs_completed_total"); got < 1 {
+		t.Errorf("cortex_compactor_runs_completed_total %v", got)
+	}
+}

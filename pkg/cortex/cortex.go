@@ -30,6 +30,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/api"
+	"github.com/cortex-tls/cortex/pkg/compactor"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/frontend"
@@ -65,6 +66,7 @@ type Config struct {
 	MemberlistKV      memberlist.KVConfig    `yaml:"memberlist"`
 	Alertmanager      alertmanager.Config    `yaml:"alertmanager"`
 	Configs           configs.Config         `yaml:"configs"`
+	Compactor         compactor.Config       `yaml:"compactor"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -89,6 +91,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.MemberlistKV.RegisterFlags(f)
 	c.Alertmanager.RegisterFlags(f)
 	c.Configs.RegisterFlags(f)
+	c.Compactor.RegisterFlags(f)
 }
 
 // BlocksStorageConfig is Cortex's blocks_storage block: the bucket the

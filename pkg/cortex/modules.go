@@ -27,6 +27,7 @@ const (
 	QueryFrontend = "query-frontend"
 	Alertmanager  = "alertmanager"
 	Configs       = "configs"
+	Compactor     = "compactor"
 	All           = "all"
 )
 
@@ -68,6 +69,7 @@ func moduleTable() []module {
 		// Its default database, an SQLite file, needs no other service, so
 		// -target=all runs it too.
 		{name: Configs, deps: []string{API}, init: (*Cortex).initConfigs, target: true, inAll: true},
+		{name: Compactor, deps: []string{API, BlocksBucket}, init: (*Cortex).initCompactor, target: true, inAll: true},
 	}
 }
 
