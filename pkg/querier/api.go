@@ -228,7 +228,7 @@ func (q *Querier) query(r *http.Request) (result apiResult) {
 	if err != nil {
 		return apiResult{err: &apiError{errorBadData, err}}
 	}
-	qry, err := q.engine.NewInstantQuery(ctx, q.queryable, opts, r.FormValue("query"), ts)
+	qry, err := q.engine.NewInstantQuery(ctx, q.readable, opts, r.FormValue("query"), ts)
 	if err != nil {
 		return apiResult{err: queryConstructionError(err)}
 	}
@@ -276,7 +276,7 @@ func (q *Querier) queryRange(r *http.Request) apiResult {
 	if err != nil {
 		return apiResult{err: &apiError{errorBadData, err}}
 	}
-	qry, err := q.engine.NewRangeQuery(ctx, q.queryable, opts, r.FormValue("query"), start, end, step)
+	qry, err := q.engine.NewRangeQuery(ctx, q.readable, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return apiResult{err: queryConstructionError(err)}
 	}
@@ -374,7 +374,7 @@ func (q *Querier) labelStrings(r *http.Request, fetch func(context.Context, stor
 	ctx, cancel := q.withTimeout(r)
 	defer cancel()
 	hints := &storage.LabelHints{Limit: toHintLimit(limit)}
-	querier, err := q.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	querier, err := q.readable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return apiResult{err: apiErrorFor(err)}
 	}
@@ -438,7 +438,7 @@ func (q *Querier) series(r *http.Request) apiResult {
 	}
 	ctx, cancel := q.withTimeout(r)
 	defer cancel()
-	querier, err := q.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	querier, err := q.readable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return apiResult{err: apiErrorFor(err)}
 	}

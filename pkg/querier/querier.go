@@ -43,6 +43,9 @@ type Config struct {
 
 	MinimizeIngesterRequests             bool          `yaml:"minimize_ingester_requests"`
 	MinimizeIngesterRequestsHedgingDelay time.Duration `yaml:"minimize_ingester_requests_hedging_delay"`
+
+	QueryIngestersWithin time.Duration `yaml:"query_ingesters_within"`
+	QueryStoreAfter      time.Duration `yaml:"query_store_after"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
@@ -54,6 +57,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
 	f.StringVar(&c.PrometheusHTTPPrefix, "http.prometheus-http-prefix", "/prometheus", "HTTP URL path under which the Prometheus API is served (it is also served under "+legacyPrefix+").")
 	f.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "Ask only as many ingesters as a quorum needs (2 of 3 replicas), and the others only when one fails or is slow: every acknowledged sample is on a quorum, and any two quorums meet. Saves a third of the ingesters' query work at replication factor 3.")
+	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 0, "With long-term storage, ask the ingesters only for the part of a query's range within this long of now; older data comes from the blocks storage. 0 asks the ingesters for every range.")
+	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0, "With long-term storage, ask the blocks storage only for the part of a query's range older than this (what the ingesters have not shipped yet is theirs alone). 0 asks it for every range.")
 	f.DurationVar(&c.MinimizeIngesterRequestsHedgingDelay, "querier.minimize-ingester-requests-hedging-delay", 3*time.Second, "With -querier.minimize-ingester-requests, ask the remaining ingesters too when an answer has not come within this delay. 0 waits for a failure instead.")
 }
 
@@ -67,6 +72,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LookbackDelta < 0 || c.DefaultEvaluationInterval <= 0 {
 		return errors.New("-querier.lookback-delta must not be negative and -querier.default-evaluation-interval must be positive")
+	}
+	if c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0 {
+		return errors.New("-querier.query-ingesters-within and -querier.query-store-after must not be negative")
+	}
+	if c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin {
+		return fmt.Errorf("-querier.query-store-after (%s) must be less than -querier.query-ingesters-within (%s), or the data in between is asked of neither", c.QueryStoreAfter, c.QueryIngestersWithin)
 	}
 	if p := c.PrometheusHTTPPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/")) {
 		return fmt.Errorf("-http.prometheus-http-prefix must start with / and not end with one (or be empty), got %q", p)
@@ -83,16 +94,33 @@ type Querier struct {
 	logger    *slog.Logger
 	pool      *client.Pool
 	queryable *ingesterQueryable
-	engine    *promql.Engine
-	parser    parser.Parser
-	slots     *querySlots
-	metrics   *metrics
-	watcher   *services.FailureWatcher
+	// readable is what queries read: the ingesters, and the blocks storage
+	// when the querier has one (WithStore).
+	readable storage.Queryable
+	engine   *promql.Engine
+	parser   parser.Parser
+	slots    *querySlots
+	metrics  *metrics
+	watcher  *services.FailureWatcher
+}
+
+// Option adds an optional source to a querier.
+type Option func(*Querier)
+
+// WithStore makes the querier read the blocks in long-term storage through
+// store as well, split from the ingesters by -querier.query-ingesters-within
+// and -querier.query-store-after.
+func WithStore(store storage.Queryable) Option {
+	return func(q *Querier) {
+		if store != nil {
+			q.readable.(*timeSplitQueryable).store = store
+		}
+	}
 }
 
 // New returns a querier that reads the ingesters of the ring ingesters
 // over the -ingester.client link (tls nil for plaintext).
-func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *validation.Overrides, ingesters ring.ReadRing, logger *slog.Logger, reg prometheus.Registerer) (*Querier, error) {
+func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *validation.Overrides, ingesters ring.ReadRing, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Querier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -110,6 +138,10 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),
 		watcher:   services.NewFailureWatcher(),
+	}
+	q.readable = &timeSplitQueryable{ingesters: q.queryable, queryIngestersWithin: cfg.QueryIngestersWithin, queryStoreAfter: cfg.QueryStoreAfter, now: time.Now}
+	for _, o := range opts {
+		o(q)
 	}
 	var engineReg prometheus.Registerer
 	if reg != nil {
@@ -134,10 +166,10 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 	return q, nil
 }
 
-// Queryable returns the fan-out queryable: each Select reads the series of
-// the tenant in its context from the ingesters. The query-frontend and the
-// ruler evaluate over it too.
-func (q *Querier) Queryable() storage.Queryable { return q.queryable }
+// Queryable returns what queries read: each Select reads the series of the
+// tenant in its context from the ingesters, and from the blocks storage
+// when the querier has one. The ruler evaluates over it too.
+func (q *Querier) Queryable() storage.Queryable { return q.readable }
 
 // Engine returns the PromQL engine the HTTP API evaluates with.
 func (q *Querier) Engine() *promql.Engine { return q.engine }
