@@ -1,0 +1,151 @@
+// Package client dials store-gateways: the querier's side of the
+// querier -> store-gateway gRPC link, configured by Cortex's
+// -querier.store-gateway-client.* and -querier.store-gateway-addresses flags.
+package client
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/user"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/cortex-tls/cortex/pkg/storegateway"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+)
+
+// TLSPrefix is the flag prefix of the querier -> store-gateway link, as
+// Cortex names it.
+const TLSPrefix = "querier.store-gateway-client"
+
+// AddressesFlag lists the store-gateways of the non-sharded mode.
+const AddressesFlag = "querier.store-gateway-addresses"
+
+// maxMsgSize bounds the messages of one call. Not a Cortex flag on this
+// link: Series batches stay near 1 MiB, label answers are lists of strings.
+const maxMsgSize = 100 << 20
+
+// Config configures the querier's connections to store-gateways. Its YAML
+// keys are Cortex's, in the querier block.
+type Config struct {
+	// Addresses are the store-gateways to query when they are not sharded
+	// by a ring: Cortex's -querier.store-gateway-addresses.
+	Addresses flagext.StringSliceCSV `yaml:"store_gateway_addresses"`
+	// TLS is the link's TLS: -querier.store-gateway-client.tls-*.
+	TLS tlsconfig.ClientConfig `yaml:"store_gateway_client"`
+}
+
+// RegisterFlags registers -querier.store-gateway-addresses and the
+// -querier.store-gateway-client.tls-* flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.Var(&c.Addresses, AddressesFlag, "Comma separated list of store-gateway addresses in DNS Service Discovery format. This option should be set when using the blocks storage and the store-gateway sharding is disabled.")
+	c.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
+}
+
+// Validate checks that every address is a host:port, naming the flag and
+// the address at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, addr := range c.Addresses {
+		addr = strings.TrimSpace(addr)
+		// Cortex accepts DNS service discovery prefixes; the part after
+		// the last "+" is still a host:port.
+		if i := strings.LastIndex(addr, "+"); i >= 0 {
+			addr = addr[i+1:]
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("-%s: %q is not a host:port", AddressesFlag, addr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Conn is a connection to one store-gateway: its API, its gRPC health
+// service, and Close. One connection carries every call to that
+// store-gateway; the TLS handshake happens once per connection.
+type Conn struct {
+	storegateway.StoreGatewayClient
+	grpc_health_v1.HealthClient
+	conn *grpc.ClientConn
+	addr string
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.conn.Close() }
+
+// Check asks for the health of the store-gateway service itself rather
+// than the process's: a process running other modules is healthy without
+// serving blocks.
+func (c *Conn) Check(ctx context.Context, in *grpc_health_v1.HealthCheckRequest, opts ...grpc.CallOption) (*grpc_health_v1.HealthCheckResponse, error) {
+	if in.GetService() == "" {
+		in = &grpc_health_v1.HealthCheckRequest{Service: storegateway.ServiceName}
+	}
+	return c.HealthClient.Check(ctx, in, opts...)
+}
+
+// Addr returns the store-gateway's address.
+func (c *Conn) Addr() string { return c.addr }
+
+// Dial returns a connection to the store-gateway at addr. tls is the
+// link's client, built with tlsconfig.NewClient(TLSPrefix, cfg.TLS, loader)
+// so that its errors name the -querier.store-gateway-client.* flags; nil
+// dials plaintext. The connection is made lazily, at the first call.
+func Dial(addr string, cfg Config, tls *tlsconfig.Client) (*Conn, error) {
+	_ = cfg // The link's settings are all in tls today; cfg keeps Dial's signature that of the ingester client's.
+	opts := append([]grpc.DialOption{
+		tls.GRPCDialOption(),
+		grpc.WithDefaultCallOptions(
+			grpc.ForceCodecV2(grpccodec.Codec{}),
+			grpc.MaxCallRecvMsgSize(maxMsgSize),
+			grpc.MaxCallSendMsgSize(maxMsgSize),
+		),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	}, tenantInterceptors()...)
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("store-gateway client for %s: %w", addr, err)
+	}
+	return &Conn{StoreGatewayClient: storegateway.NewStoreGatewayClient(cc), HealthClient: grpc_health_v1.NewHealthClient(cc), conn: cc, addr: addr}, nil
+}
+
+// healthMethods is the prefix of the gRPC health service's methods.
+const healthMethods = "/grpc.health.v1.Health/"
+
+// tenantInterceptors copy the context's tenant into the outgoing metadata
+// and refuse a store-gateway call without one, as pkg/tenant's do; health
+// checks are nobody's and go through without a tenant, or the connection's
+// health checks would always fail.
+func tenantInterceptors() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if !strings.HasPrefix(method, healthMethods) {
+				var err error
+				if ctx, err = user.InjectIntoGRPCRequest(ctx); err != nil {
+					return fmt.Errorf("store-gateway call %s: no tenant in the context (X-Scope-OrgID): %w", method, err)
+				}
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			if !strings.HasPrefix(method, healthMethods) {
+				var err error
+				if ctx, err = user.InjectIntoGRPCRequest(ctx); err != nil {
+					return nil, fmt.Errorf("store-gateway call %s: no tenant in the context (X-Scope-OrgID): %w", method, err)
+				}
+			}
+			return streamer(ctx, desc, cc, method, opts...)
+		}),
+	}
+}
+
+var _ io.Closer = (*Conn)(nil)

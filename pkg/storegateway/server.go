@@ -1,0 +1,237 @@
+package storegateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+)
+
+const (
+	// seriesBatchSeries is how many series one Series message carries at
+	// most, as the ingesters' QueryStreamChunks.
+	seriesBatchSeries = 128
+	// seriesBatchBytes cuts a batch earlier when its series are large,
+	// keeping messages well under gRPC's size limits.
+	seriesBatchBytes = 1 << 20
+)
+
+// storeGatewayServer serves the blocks of a BucketStore over gRPC.
+type storeGatewayServer struct {
+	store  *BucketStore
+	logger *slog.Logger
+}
+
+// NewStoreGatewayServer returns the gRPC API over the blocks store holds.
+// A nil logger discards.
+func NewStoreGatewayServer(store *BucketStore, logger *slog.Logger) StoreGatewayServer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &storeGatewayServer{store: store, logger: logger}
+}
+
+// tenantOf returns the caller's tenant, which pkg/tenant's server
+// interceptors took from the metadata. Without one the call is refused:
+// answering with no tenant would mean answering for some tenant's data.
+func tenantOf(ctx context.Context) (string, error) {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return "", status.Errorf(codes.Unauthenticated, "store-gateway: no tenant in the call's metadata: set the X-Scope-OrgID header (%v)", err)
+	}
+	return id, nil
+}
+
+// timeRange reads a request's range; an end of 0 means no end, as on the
+// ingesters.
+func timeRange(start, end int64) (int64, int64) {
+	if end == 0 {
+		end = math.MaxInt64
+	}
+	return start, end
+}
+
+// queryError turns a failed read of the tenant's blocks into a status,
+// keeping cancellations as such so callers tell them from failures.
+func (s *storeGatewayServer) queryError(ctx context.Context, id string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return status.FromContextError(ctxErr).Err()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	// The caller sees the error too; logging it here tells the operator
+	// which store-gateway holds the faulty block.
+	s.logger.Warn("query failed", "tenant", id, "err", err)
+	return status.Errorf(codes.Internal, "tenant %s: querying the store-gateway's blocks: %v", id, err)
+}
+
+// Series sends the chunks of every series matching the query in
+// [start, end], sorted by labels, in batches of up to 128 series. A series
+// held by several blocks (each ingester of a replication set ships its own)
+// is merged with its duplicate samples kept once, and its chunks are
+// re-encoded from the merged samples trimmed to the range: the chunks are
+// then exact, and no sample is sent twice.
+func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) error {
+	ctx := stream.Context()
+	id, err := tenantOf(ctx)
+	if err != nil {
+		return err
+	}
+	ms, err := client.FromPromMatchers(req.Matchers)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
+	}
+	if len(ms) == 0 {
+		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*"))
+	}
+	mint, maxt := timeRange(req.StartTimestampMs, req.EndTimestampMs)
+	q, err := s.store.Querier(id, mint, maxt)
+	if err != nil {
+		return s.queryError(ctx, id, err)
+	}
+	// The chunks point into buffers the querier's blocks own: all are sent
+	// before it is closed.
+	defer q.Close()
+
+	var (
+		batch []*prompb.ChunkedSeries
+		bytes int
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		// A sent batch is not reused: the stream may still reference it.
+		err := stream.Send(&prompb.ChunkedReadResponse{ChunkedSeries: batch})
+		batch, bytes = nil, 0
+		return err
+	}
+	ss := storage.NewSeriesSetToChunkSet(q.Select(ctx, true, &storage.SelectHints{Start: mint, End: maxt}, ms...))
+	for ss.Next() {
+		if err := ctx.Err(); err != nil {
+			return status.FromContextError(err).Err()
+		}
+		series := ss.At()
+		cs := &prompb.ChunkedSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
+		it := series.Iterator(nil)
+		for it.Next() {
+			meta := it.At()
+			enc, ok := promEncoding(meta.Chunk.Encoding())
+			if !ok {
+				return status.Errorf(codes.Internal, "tenant %s series %s: chunk encoding %s cannot be sent", id, series.Labels(), meta.Chunk.Encoding())
+			}
+			cs.Chunks = append(cs.Chunks, prompb.Chunk{MinTimeMs: meta.MinTime, MaxTimeMs: meta.MaxTime, Type: enc, Data: meta.Chunk.Bytes()})
+		}
+		if err := it.Err(); err != nil {
+			return s.queryError(ctx, id, fmt.Errorf("series %s: %w", series.Labels(), err))
+		}
+		if len(cs.Chunks) == 0 {
+			continue
+		}
+		batch = append(batch, cs)
+		bytes += cs.Size()
+		if len(batch) >= seriesBatchSeries || bytes >= seriesBatchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return s.queryError(ctx, id, err)
+	}
+	return flush()
+}
+
+// promEncoding maps a TSDB chunk encoding to its wire name.
+func promEncoding(e chunkenc.Encoding) (prompb.Chunk_Encoding, bool) {
+	switch e {
+	case chunkenc.EncXOR:
+		return prompb.Chunk_XOR, true
+	case chunkenc.EncHistogram:
+		return prompb.Chunk_HISTOGRAM, true
+	case chunkenc.EncFloatHistogram:
+		return prompb.Chunk_FLOAT_HISTOGRAM, true
+	case chunkenc.EncXOR2:
+		return prompb.Chunk_XOR2, true
+	case chunkenc.EncHistogramST:
+		return prompb.Chunk_HISTOGRAM_ST, true
+	case chunkenc.EncFloatHistogramST:
+		return prompb.Chunk_FLOAT_HISTOGRAM_ST, true
+	}
+	return prompb.Chunk_UNKNOWN, false
+}
+
+// LabelNames returns the sorted label names of the series matching any of
+// the matcher sets (every series when there is none) in the time range.
+func (s *storeGatewayServer) LabelNames(ctx context.Context, req *client.LabelNamesRequest) (*client.StringsResponse, error) {
+	return s.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit,
+		func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
+			names, _, err := q.LabelNames(ctx, hints, ms...)
+			return names, err
+		})
+}
+
+// LabelValues returns the sorted values of a label among the series
+// matching any of the matcher sets in the time range.
+func (s *storeGatewayServer) LabelValues(ctx context.Context, req *client.LabelValuesRequest) (*client.StringsResponse, error) {
+	if req.Name == "" {
+		return nil, status.Error(codes.InvalidArgument, "label values: no label name")
+	}
+	return s.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit,
+		func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
+			values, _, err := q.LabelValues(ctx, req.Name, hints, ms...)
+			return values, err
+		})
+}
+
+func (s *storeGatewayServer) labelStrings(ctx context.Context, start, end int64, sets []*client.MatcherSet, limit int64,
+	get func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, error),
+) (*client.StringsResponse, error) {
+	id, err := tenantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	matcherSets, err := client.FromMatcherSets(sets)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
+	}
+	if len(matcherSets) == 0 {
+		matcherSets = [][]*labels.Matcher{nil}
+	}
+	mint, maxt := timeRange(start, end)
+	q, err := s.store.Querier(id, mint, maxt)
+	if err != nil {
+		return nil, s.queryError(ctx, id, err)
+	}
+	defer q.Close()
+	hints := &storage.LabelHints{Limit: int(max(limit, 0))}
+	var out []string
+	for _, ms := range matcherSets {
+		vals, err := get(q, hints, ms)
+		if err != nil {
+			return nil, s.queryError(ctx, id, err)
+		}
+		out = append(out, vals...)
+	}
+	// Several matcher sets, or blocks, may give the same strings.
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if limit > 0 && int64(len(out)) > limit {
+		out = out[:limit]
+	}
+	return &client.StringsResponse{Values: out}, nil
+}
