@@ -48,22 +48,23 @@ type Config struct {
 // RegisterFlags registers -querier.store-gateway-addresses and the
 // -querier.store-gateway-client.tls-* flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.Var(&c.Addresses, AddressesFlag, "Comma separated list of store-gateway addresses in DNS Service Discovery format. This option should be set when using the blocks storage and the store-gateway sharding is disabled.")
+	f.Var(&c.Addresses, AddressesFlag, "Comma separated list of store-gateway addresses (host:port). This option should be set when using the blocks storage and the store-gateway sharding is disabled.")
 	c.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
 }
 
 // Validate checks that every address is a host:port, naming the flag and
-// the address at fault.
+// the address at fault. Cortex's DNS service discovery prefixes (dns+,
+// dnssrv+) are refused by name: Dial does not resolve them, and a querier
+// silently missing its store-gateways would answer with partial data.
 func (c *Config) Validate() error {
 	var errs []error
 	for _, addr := range c.Addresses {
 		addr = strings.TrimSpace(addr)
-		// Cortex accepts DNS service discovery prefixes; the part after
-		// the last "+" is still a host:port.
-		if i := strings.LastIndex(addr, "+"); i >= 0 {
-			addr = addr[i+1:]
+		if i := strings.Index(addr, "+"); i >= 0 && !strings.ContainsAny(addr[:i], ".:[") {
+			errs = append(errs, fmt.Errorf("-%s: %q uses DNS service discovery (%s+), which is not supported; list the store-gateways as host:port", AddressesFlag, addr, addr[:i]))
+			continue
 		}
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
 			errs = append(errs, fmt.Errorf("-%s: %q is not a host:port", AddressesFlag, addr))
 		}
 	}
