@@ -474,9 +474,29 @@ func (s *BucketStore) Blocks(tenant string) []ulid.ULID {
 // merged and their identical samples kept once. The querier holds the
 // blocks open until it is closed.
 func (s *BucketStore) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	bqs, err := s.blockQueriers(tenant, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	switch len(bqs) {
+	case 0:
+		return storage.NoopQuerier(), nil
+	case 1:
+		return bqs[0], nil
+	}
+	qs := make([]storage.Querier, len(bqs))
+	for i, q := range bqs {
+		qs[i] = q
+	}
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+}
+
+// blockQueriers opens a querier on each of the tenant's loaded blocks that
+// overlap [mint, maxt], in block ID order.
+func (s *BucketStore) blockQueriers(tenant string, mint, maxt int64) ([]*blockQuerier, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var qs []storage.Querier
+	var qs []*blockQuerier
 	for _, b := range s.blocks[tenant] {
 		meta := b.tb.Meta()
 		// A block's MaxTime is exclusive.
@@ -493,17 +513,9 @@ func (s *BucketStore) Querier(tenant string, mint, maxt int64) (storage.Querier,
 		qs = append(qs, q)
 	}
 	// A stable order keeps merges and errors reproducible.
-	slices.SortFunc(qs, func(a, b storage.Querier) int {
-		return a.(*blockQuerier).b.id.Compare(b.(*blockQuerier).b.id)
-	})
+	slices.SortFunc(qs, func(a, b *blockQuerier) int { return a.b.id.Compare(b.b.id) })
 	s.m.blocksQueried.Observe(float64(len(qs)))
-	switch len(qs) {
-	case 0:
-		return storage.NoopQuerier(), nil
-	case 1:
-		return qs[0], nil
-	}
-	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+	return qs, nil
 }
 
 // forEach runs f(0..n-1) on at most concurrency goroutines.

@@ -217,15 +217,26 @@ func TestStoreGatewayGRPC(t *testing.T) {
 		}
 	})
 
-	t.Run("series: trimmed to the range", func(t *testing.T) {
+	t.Run("series: whole chunks overlapping the range", func(t *testing.T) {
 		mint, maxt := 100*step, 130*step
 		q := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: []*prompb.LabelMatcher{eq("__name__", "cpu"), eq("pod", "p1")}}
 		names, got, _ := seriesResult(t, conn, "team-a", q)
 		if len(names) != 1 {
 			t.Fatalf("series %v, want one", names)
 		}
-		if w := expected(1, mint, maxt); !slices.Equal(got[names[0]], w) {
-			t.Errorf("samples %v, want %v", got[names[0]], w)
+		var in []sample
+		for _, s := range got[names[0]] {
+			if s.T >= mint && s.T <= maxt {
+				in = append(in, s)
+			}
+		}
+		if w := expected(1, mint, maxt); !slices.Equal(in, w) {
+			t.Errorf("samples in the range %v, want %v", in, w)
+		}
+		// The chunks overlapping [100, 130] steps, with 120-sample chunks,
+		// are the first two: the third starts after the range.
+		if all := got[names[0]]; len(all) >= numSamples || all[len(all)-1].T > 240*step {
+			t.Errorf("%d samples up to %d: chunks past the range were sent", len(all), all[len(all)-1].T)
 		}
 	})
 

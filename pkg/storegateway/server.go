@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -79,12 +80,12 @@ func (s *storeGatewayServer) queryError(ctx context.Context, id string, err erro
 	return status.Errorf(codes.Internal, "tenant %s: querying the store-gateway's blocks: %v", id, err)
 }
 
-// Series sends the chunks of every series matching the query in
-// [start, end], sorted by labels, in batches of up to 128 series. A series
-// held by several blocks (each ingester of a replication set ships its own)
-// is merged with its duplicate samples kept once, and its chunks are
-// re-encoded from the merged samples trimmed to the range: the chunks are
-// then exact, and no sample is sent twice.
+// Series sends the chunks of every series matching the query that overlap
+// [start, end], sorted by labels, in batches of up to 128 series, as the
+// ingesters' QueryStreamChunks does. Chunks are sent whole, as the blocks
+// hold them, so they may hold samples outside the range: readers trim. A
+// series held by several blocks (each ingester of a replication set ships
+// its own) has its overlapping chunks merged, so no sample is sent twice.
 func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) error {
 	ctx := stream.Context()
 	id, err := tenantOf(ctx)
@@ -99,7 +100,7 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*"))
 	}
 	mint, maxt := timeRange(req.StartTimestampMs, req.EndTimestampMs)
-	q, err := s.store.Querier(id, mint, maxt)
+	q, err := s.store.ChunkQuerier(id, mint, maxt)
 	if err != nil {
 		return s.queryError(ctx, id, err)
 	}
@@ -120,14 +121,15 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		batch, bytes = nil, 0
 		return err
 	}
-	ss := storage.NewSeriesSetToChunkSet(q.Select(ctx, true, &storage.SelectHints{Start: mint, End: maxt}, ms...))
+	var it chunks.Iterator
+	ss := q.Select(ctx, true, &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
 		}
 		series := ss.At()
 		cs := &prompb.ChunkedSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
-		it := series.Iterator(nil)
+		it = series.Iterator(it)
 		for it.Next() {
 			meta := it.At()
 			enc, ok := promEncoding(meta.Chunk.Encoding())

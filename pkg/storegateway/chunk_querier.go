@@ -1,0 +1,75 @@
+package storegateway
+
+import (
+	"context"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// ChunkQuerier returns a chunk querier over the tenant's loaded blocks that
+// overlap [mint, maxt] (milliseconds, inclusive): each series' chunks as
+// read from the bucket, whole, so they may hold samples outside the range
+// (readers trim, as with the ingesters' chunks). A series found in several
+// blocks has its overlapping chunks merged and re-encoded with identical
+// samples kept once (each ingester of a replication set ships its own copy);
+// the chunks of one block, or of blocks the compactor already merged, go out
+// as they are stored. The querier holds the blocks open until it is closed.
+func (s *BucketStore) ChunkQuerier(tenant string, mint, maxt int64) (storage.ChunkQuerier, error) {
+	bqs, err := s.blockQueriers(tenant, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	switch len(bqs) {
+	case 0:
+		return storage.NoopChunkedQuerier(), nil
+	case 1:
+		return &blockChunkQuerier{bqs[0]}, nil
+	}
+	qs := make([]storage.ChunkQuerier, len(bqs))
+	for i, q := range bqs {
+		qs[i] = &blockChunkQuerier{q}
+	}
+	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+}
+
+// blockChunkQuerier is a blockQuerier that hands out chunks rather than
+// samples; label calls and Close are the blockQuerier's.
+type blockChunkQuerier struct{ *blockQuerier }
+
+// Select reads the matching series' chunks overlapping the range, sorted by
+// labels whatever sortSeries says (a block's postings are in label order).
+func (q *blockChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	ss := q.blockQuerier.Select(ctx, sortSeries, hints, ms...)
+	set, ok := ss.(*seriesSet)
+	if !ok {
+		// blockQuerier.Select returns a *seriesSet or an error.
+		return storage.ErrChunkSeriesSet(ss.Err())
+	}
+	return &chunkSeriesSet{set}
+}
+
+// chunkSeriesSet presents a Select's result as chunk series.
+type chunkSeriesSet struct{ s *seriesSet }
+
+func (c *chunkSeriesSet) Next() bool { return c.s.Next() }
+
+func (c *chunkSeriesSet) At() storage.ChunkSeries {
+	e := c.s.series[c.s.i]
+	metas := c.s.metas[e.from:e.to]
+	if c.s.labelsOnly {
+		// The chunks of a labels-only Select were not read.
+		metas = nil
+	}
+	return &storage.ChunkSeriesEntry{
+		Lset: e.lset,
+		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
+			return storage.NewListChunkSeriesIterator(metas...)
+		},
+	}
+}
+
+func (c *chunkSeriesSet) Err() error                        { return nil }
+func (c *chunkSeriesSet) Warnings() annotations.Annotations { return nil }
