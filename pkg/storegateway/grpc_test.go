@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -388,5 +391,81 @@ func TestStoreGatewayGRPCCancelled(t *testing.T) {
 	}
 	if status.Code(err) != codes.Canceled {
 		t.Errorf("cancelled Series: %v, want Canceled", err)
+	}
+}
+
+// histSample is a native histogram sample for storage.NewListSeries.
+type histSample struct {
+	t int64
+	h *histogram.Histogram
+}
+
+func (s histSample) T() int64                      { return s.t }
+func (s histSample) ST() int64                     { return 0 }
+func (s histSample) F() float64                    { return 0 }
+func (s histSample) H() *histogram.Histogram       { return s.h }
+func (s histSample) FH() *histogram.FloatHistogram { return nil }
+func (s histSample) Type() chunkenc.ValueType      { return chunkenc.ValHistogram }
+func (s histSample) Copy() chunks.Sample           { return histSample{s.t, s.h.Copy()} }
+
+// TestStoreGatewayGRPCHistograms checks that native histogram chunks go
+// out in their own encoding and decode to the written histograms.
+func TestStoreGatewayGRPCHistograms(t *testing.T) {
+	const n = 50
+	var written []chunks.Sample
+	for i := range n {
+		written = append(written, histSample{int64(i) * step, tsdbutil.GenerateTestHistogram(int64(i))})
+	}
+	bkt := storegateway.NewTestBucket(t)
+	storegateway.UploadBlock(t, bkt, "team-a", storegateway.WriteBlock(t, []storage.Series{
+		storage.NewListSeries(labels.FromStrings("__name__", "latency"), written),
+	}))
+	store := storegateway.NewTestStore(t, bkt)
+	if err := store.SyncBlocks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, store)
+	conn := g.dial(t, g.pki.Client(t, "querier"), g.pki.CAPath)
+	stream, err := conn.Series(tenant.Inject(context.Background(), "team-a"), &prompb.Query{Matchers: []*prompb.LabelMatcher{eq("__name__", "latency")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []histSample
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cs := range msg.ChunkedSeries {
+			for _, c := range cs.Chunks {
+				if c.Type != prompb.Chunk_HISTOGRAM {
+					t.Fatalf("chunk encoding %s, want HISTOGRAM", c.Type)
+				}
+				chk, err := chunkenc.FromData(chunkenc.EncHistogram, c.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				it := chk.Iterator(nil)
+				for it.Next() == chunkenc.ValHistogram {
+					ts, h := it.AtHistogram(nil)
+					got = append(got, histSample{ts, h})
+				}
+				if err := it.Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("got %d histograms, want %d", len(got), n)
+	}
+	for i, s := range got {
+		w := written[i].(histSample)
+		if s.t != w.t || !s.h.Equals(w.h) {
+			t.Errorf("histogram %d: %d %v, want %d %v", i, s.t, s.h, w.t, w.h)
+		}
 	}
 }
