@@ -8,6 +8,13 @@
 // Prometheus storage.Queriers that look series up in those local indexes and
 // read only the chunks they need from the bucket by byte ranges.
 //
+// The store-gateway serves the store over gRPC as cortex.StoreGateway
+// (RegisterStoreGatewayServer, NewStoreGatewayServer): Series streams the
+// stored chunks of the matching series in batches, as the ingesters'
+// QueryStreamChunks does, and LabelNames and LabelValues answer label
+// queries, all with the ingesters' messages and for the tenant in the call's
+// X-Scope-OrgID metadata. Queriers dial it with pkg/storegateway/client.
+//
 // What it must not do: write to the bucket (blocks belong to the ingesters
 // and the compactor; the store-gateway only reads them), read a block that
 // is still being uploaded (no meta.json yet) or marked for deletion, mix
