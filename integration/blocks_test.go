@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -290,5 +292,75 @@ func TestCompactorMergesShippedBlocks(t *testing.T) {
 	}
 	if got := metricOf(t, c.client, p, "cortex_compactor_runs_completed_total"); got < 1 {
 		t.Errorf("cortex_compactor_runs_completed_total %v", got)
+	}
+}
+
+// TestHistoryServedFromBucketAfterIngesterDataLoss: history pushed through
+// one process is shipped to the bucket; the ingester's local directory is
+// then deleted and a new process started on the same bucket answers the
+// same range query with the same values, from its store-gateway over the
+// process's mutual TLS gRPC server.
+func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
+	t.Parallel()
+	certs := certDir(t)
+	bucketDir := filepath.Join(t.TempDir(), "bucket")
+	start := func(tsdbDir string) (*testkit.Cortex, *cluster) {
+		p := testkit.StartCortex(t, append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
+			"-ingester.min-ready-duration=0s",
+			"-ingester.lifecycler.addr=127.0.0.1",
+			"-blocks-storage.tsdb.dir="+tsdbDir,
+			"-blocks-storage.tsdb.block-ranges-period=1m",
+			"-blocks-storage.tsdb.ship-interval=1s",
+			"-blocks-storage.tsdb.head-compaction-interval=1s",
+			"-blocks-storage.filesystem.dir="+bucketDir,
+			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
+			"-blocks-storage.bucket-store.sync-interval=1s",
+			"-compactor.data-dir="+t.TempDir(),
+		)...)
+		c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
+		waitReady(p, c.client)
+		return p, c
+	}
+
+	tsdbDir := t.TempDir()
+	p, c := start(tsdbDir)
+	begin := time.Now().Add(-15 * time.Minute).Truncate(time.Minute)
+	for s := range 10 * 4 { // ten minutes, every 15s
+		ts := begin.UnixMilli() + int64(s)*15_000
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("history", 0, ts, float64(s)), series("history", 1, ts, float64(2*s))}}
+		if code, body := c.push("team-h", req); code != http.StatusOK {
+			t.Fatalf("push %d: %d %s", s, code, body)
+		}
+	}
+	if code, body := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
+		t.Fatalf("POST /ingester/flush: %d %s", code, body)
+	}
+	params := url.Values{
+		"query": {`sum by (series) (count_over_time(history[1m]))`},
+		"start": {secs(begin.Add(time.Minute).UnixMilli())},
+		"end":   {secs(begin.Add(10 * time.Minute).UnixMilli())},
+		"step":  {"60"},
+	}
+	before := c.query("team-h", "query_range", params)
+	if before.Status != "success" || len(before.Data.Result) != 2 {
+		t.Fatalf("query before the data loss: %+v", before)
+	}
+	p.Stop()
+
+	// The ingester's disk is lost; the new process has only the bucket.
+	if err := os.RemoveAll(tsdbDir); err != nil {
+		t.Fatal(err)
+	}
+	p2, c2 := start(t.TempDir())
+	var after promResponse
+	p2.EventuallyNil(30*time.Second, "the same answer from the store-gateway", func() error {
+		after = c2.query("team-h", "query_range", params)
+		if after.Status != "success" || !reflect.DeepEqual(after.Data, before.Data) {
+			return fmt.Errorf("got %+v, want %+v", after.Data, before.Data)
+		}
+		return nil
+	})
+	if got := metricOf(t, c2.client, p2, "cortex_bucket_store_blocks_loaded"); got < 10 {
+		t.Errorf("cortex_bucket_store_blocks_loaded %v, want the shipped blocks", got)
 	}
 }

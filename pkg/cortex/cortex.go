@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -41,6 +42,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
+	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
@@ -85,6 +87,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store = "inmemory"
 	c.Ingester.RegisterFlags(f, slog.Default())
 	c.BlocksStorage.Bucket.RegisterFlagsWithPrefix("blocks-storage.", f)
+	c.BlocksStorage.BucketStore.RegisterFlags(f)
 	c.BlocksStorage.TSDB.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
@@ -98,8 +101,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 // blocks live in (its keys inline, as in Cortex) and the ingesters' local
 // TSDBs.
 type BlocksStorageConfig struct {
-	Bucket bucket.Config       `yaml:",inline"`
-	TSDB   ingester.TSDBConfig `yaml:"tsdb"`
+	Bucket      bucket.Config       `yaml:",inline"`
+	BucketStore storegateway.Config `yaml:"bucket_store"`
+	TSDB        ingester.TSDBConfig `yaml:"tsdb"`
 }
 
 // Validate checks the settings that only make sense together. The
@@ -155,6 +159,8 @@ type Cortex struct {
 	blocksBuckets []objstore.InstrumentedBucket
 	ingesterTLS   *tlsconfig.Client
 	readyChecks   []func(context.Context) error
+	// closers are closed once every module stopped.
+	closers []io.Closer
 }
 
 // New validates cfg, loads every certificate and binds the listeners: any
@@ -231,6 +237,9 @@ func (t *Cortex) Run(ctx context.Context) error {
 	defer cancel()
 	if err := sm.AwaitStopped(stopCtx); err != nil {
 		return fmt.Errorf("stopping: %w", err)
+	}
+	for _, c := range t.closers {
+		_ = c.Close()
 	}
 	if runErr == nil {
 		for name, s := range t.services {

@@ -34,6 +34,7 @@ func loadConfig(t *testing.T, args ...string) Config {
 		"-blocks-storage.tsdb.dir=" + filepath.Join(dir, "tsdb"),
 		"-blocks-storage.filesystem.dir=" + filepath.Join(dir, "blocks"),
 		"-compactor.data-dir=" + filepath.Join(dir, "compactor"),
+		"-blocks-storage.bucket-store.sync-dir=" + filepath.Join(dir, "tsdb-sync"),
 		"-configs.database.uri=file:" + filepath.Join(dir, "configs.db"),
 		"-alertmanager.storage.path=" + filepath.Join(dir, "alertmanager"),
 		"-ingester.min-ready-duration=0s",
@@ -99,7 +100,7 @@ func TestTargetValidatedAgainstModuleTable(t *testing.T) {
 	cfg := loadConfig(t, "-target=distributor,store-nothing")
 	_, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), `unknown component "store-nothing"`) ||
-		!strings.Contains(err.Error(), "alertmanager, all, compactor, configs, distributor, ingester, querier, query-frontend") {
+		!strings.Contains(err.Error(), "alertmanager, all, compactor, configs, distributor, ingester, querier, query-frontend, store-gateway") {
 		t.Fatalf("got %v, want the unknown component and the valid values from the module table", err)
 	}
 	var help strings.Builder
@@ -108,7 +109,7 @@ func TestTargetValidatedAgainstModuleTable(t *testing.T) {
 	c.RegisterFlags(fs)
 	fs.SetOutput(&help)
 	fs.PrintDefaults()
-	if !strings.Contains(help.String(), "alertmanager, all, compactor, configs, distributor, ingester, querier, query-frontend") {
+	if !strings.Contains(help.String(), "alertmanager, all, compactor, configs, distributor, ingester, querier, query-frontend, store-gateway") {
 		t.Fatalf("-target help does not list the table's targets:\n%s", help.String())
 	}
 }

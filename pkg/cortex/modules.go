@@ -28,6 +28,7 @@ const (
 	Alertmanager  = "alertmanager"
 	Configs       = "configs"
 	Compactor     = "compactor"
+	StoreGateway  = "store-gateway"
 	All           = "all"
 )
 
@@ -69,6 +70,7 @@ func moduleTable() []module {
 		// Its default database, an SQLite file, needs no other service, so
 		// -target=all runs it too.
 		{name: Configs, deps: []string{API}, init: (*Cortex).initConfigs, target: true, inAll: true},
+		{name: StoreGateway, deps: []string{API, BlocksBucket}, init: (*Cortex).initStoreGateway, target: true, inAll: true},
 		{name: Compactor, deps: []string{API, BlocksBucket}, init: (*Cortex).initCompactor, target: true, inAll: true},
 	}
 }

@@ -66,7 +66,11 @@ func (t *Cortex) initDistributor() (services.Service, error) {
 }
 
 func (t *Cortex) initQuerier() (services.Service, error) {
-	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry)
+	store, err := t.storeGatewayOption()
+	if err != nil {
+		return nil, err
+	}
+	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry, store)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
@@ -46,6 +47,10 @@ type Config struct {
 
 	QueryIngestersWithin time.Duration `yaml:"query_ingesters_within"`
 	QueryStoreAfter      time.Duration `yaml:"query_store_after"`
+
+	// StoreGateway is the link to the store-gateways:
+	// -querier.store-gateway-addresses and -querier.store-gateway-client.*.
+	StoreGateway sgclient.Config `yaml:",inline"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
@@ -57,6 +62,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
 	f.StringVar(&c.PrometheusHTTPPrefix, "http.prometheus-http-prefix", "/prometheus", "HTTP URL path under which the Prometheus API is served (it is also served under "+legacyPrefix+").")
 	f.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "Ask only as many ingesters as a quorum needs (2 of 3 replicas), and the others only when one fails or is slow: every acknowledged sample is on a quorum, and any two quorums meet. Saves a third of the ingesters' query work at replication factor 3.")
+	c.StoreGateway.RegisterFlags(f)
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 0, "With long-term storage, ask the ingesters only for the part of a query's range within this long of now; older data comes from the blocks storage. 0 asks the ingesters for every range.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0, "With long-term storage, ask the blocks storage only for the part of a query's range older than this (what the ingesters have not shipped yet is theirs alone). 0 asks it for every range.")
 	f.DurationVar(&c.MinimizeIngesterRequestsHedgingDelay, "querier.minimize-ingester-requests-hedging-delay", 3*time.Second, "With -querier.minimize-ingester-requests, ask the remaining ingesters too when an answer has not come within this delay. 0 waits for a failure instead.")
@@ -72,6 +78,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LookbackDelta < 0 || c.DefaultEvaluationInterval <= 0 {
 		return errors.New("-querier.lookback-delta must not be negative and -querier.default-evaluation-interval must be positive")
+	}
+	if err := c.StoreGateway.Validate(); err != nil {
+		return err
 	}
 	if c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0 {
 		return errors.New("-querier.query-ingesters-within and -querier.query-store-after must not be negative")
