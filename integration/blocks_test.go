@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -35,26 +36,37 @@ type shippedBlock struct {
 }
 
 // readBlocks returns the meta.json of every block of tenantID in a
-// filesystem bucket.
+// filesystem bucket, failing the test on an unreadable one.
 func readBlocks(t *testing.T, bucketDir, tenantID string) []shippedBlock {
 	t.Helper()
-	metas, err := filepath.Glob(filepath.Join(bucketDir, tenantID, "*", "meta.json"))
+	blocks, err := tryReadBlocks(bucketDir, tenantID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return blocks
+}
+
+// tryReadBlocks is readBlocks for polling while a compactor works on the
+// bucket: a meta.json deleted or being written between the listing and
+// the read is an error to retry on, not a failure.
+func tryReadBlocks(bucketDir, tenantID string) ([]shippedBlock, error) {
+	metas, err := filepath.Glob(filepath.Join(bucketDir, tenantID, "*", "meta.json"))
+	if err != nil {
+		return nil, err
 	}
 	var blocks []shippedBlock
 	for _, m := range metas {
 		raw, err := os.ReadFile(m)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		var b shippedBlock
 		if err := json.Unmarshal(raw, &b); err != nil {
-			t.Fatalf("%s: %v", m, err)
+			return nil, fmt.Errorf("%s: %w", m, err)
 		}
 		blocks = append(blocks, b)
 	}
-	return blocks
+	return blocks, nil
 }
 
 // TestIngesterShipsBlocksToBucket: an ingester with one-minute blocks,
@@ -270,7 +282,10 @@ func TestCompactorMergesShippedBlocks(t *testing.T) {
 	}
 
 	p.EventuallyNil(90*time.Second, "four-minute blocks replacing the shipped ones, each sample once", func() error {
-		blocks := readBlocks(t, bucketDir, "team-c")
+		blocks, err := tryReadBlocks(bucketDir, "team-c")
+		if err != nil {
+			return err
+		}
 		var samples uint64
 		merged := 0
 		for _, b := range blocks {
@@ -287,9 +302,10 @@ func TestCompactorMergesShippedBlocks(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := os.Stat(filepath.Join(bucketDir, "team-c", "bucket-index.json.gz")); err != nil {
-		t.Errorf("bucket index: %v", err)
-	}
+	p.EventuallyNil(30*time.Second, "the bucket index written by the cleanup", func() error {
+		_, err := os.Stat(filepath.Join(bucketDir, "team-c", "bucket-index.json.gz"))
+		return err
+	})
 	if got := metricOf(t, c.client, p, "cortex_compactor_runs_completed_total"); got < 1 {
 		t.Errorf("cortex_compactor_runs_completed_total %v", got)
 	}
@@ -362,5 +378,96 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 	})
 	if got := metricOf(t, c2.client, p2, "cortex_bucket_store_blocks_loaded"); got < 10 {
 		t.Errorf("cortex_bucket_store_blocks_loaded %v, want the shipped blocks", got)
+	}
+}
+
+// TestReplicasCompactedIntoOneCopy: three ingesters at replication factor
+// 3 ship three copies of every sample; the compactor merges them, so the
+// bucket holds non-overlapping blocks with each sample once, and queries
+// count each sample once.
+func TestReplicasCompactedIntoOneCopy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five processes")
+	}
+	t.Parallel()
+	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
+	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
+	bucketDir := filepath.Join(c.dir, "bucket")
+	blocks := []string{
+		"-blocks-storage.filesystem.dir=" + bucketDir,
+		"-blocks-storage.tsdb.block-ranges-period=1m",
+		"-blocks-storage.tsdb.ship-interval=1s",
+		"-blocks-storage.tsdb.head-compaction-interval=1s",
+	}
+	for i := range 3 {
+		c.ingDirs = append(c.ingDirs, filepath.Join(c.dir, "ingester-"+itoa(i)))
+		c.ingesters = append(c.ingesters, c.start(append([]string{"-target=ingester",
+			"-ingester.lifecycler.ID=ingester-" + itoa(i), "-ingester.lifecycler.addr=127.0.0.1",
+			"-blocks-storage.tsdb.dir=" + c.ingDirs[i]}, blocks...)...))
+	}
+	c.distributor = c.start("-target=distributor")
+	c.querier = c.start(append([]string{"-target=querier,store-gateway,compactor",
+		"-blocks-storage.bucket-store.sync-dir=" + t.TempDir(),
+		"-blocks-storage.bucket-store.sync-interval=1s",
+		// Compacted sources stay in the bucket until the store-gateway
+		// stopped reading them: marked ones are dropped after 1s and a
+		// sync, deleted after 5s.
+		"-blocks-storage.bucket-store.ignore-deletion-marks-delay=1s",
+		"-compactor.data-dir=" + t.TempDir(),
+		"-compactor.block-ranges=1m,4m",
+		"-compactor.compaction-interval=1s",
+		"-compactor.cleanup-interval=1s",
+		"-compactor.deletion-delay=5s",
+	}, blocks...)...)
+	for _, p := range append([]*testkit.Cortex{c.distributor, c.querier}, c.ingesters...) {
+		waitReady(p, c.client)
+	}
+	c.waitActiveIngesters(c.distributor, 3)
+
+	start := time.Now().Add(-20 * time.Minute).Truncate(4 * time.Minute)
+	for s := range 16 * 4 { // 16 minutes, every 15s, two series
+		ts := start.UnixMilli() + int64(s)*15_000
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("replicated", 0, ts, float64(s)), series("replicated", 1, ts, float64(s))}}
+		if code, body := c.push("team-r", req); code != http.StatusOK {
+			t.Fatalf("push %d: %d %s", s, code, body)
+		}
+	}
+	for _, ing := range c.ingesters {
+		if code, body := do(t, c.client, http.MethodPost, "https://"+ing.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
+			t.Fatalf("POST /ingester/flush on %s: %d %s", ing.HTTPAddr, code, body)
+		}
+	}
+
+	// The first twelve minutes: three full four-minute ranges.
+	end := start.Add(12 * time.Minute).UnixMilli()
+	const want = 2 * 12 * 4
+	c.querier.EventuallyNil(90*time.Second, "one copy of each sample in non-overlapping blocks", func() error {
+		var old []shippedBlock
+		all, err := tryReadBlocks(bucketDir, "team-r")
+		if err != nil {
+			return err
+		}
+		for _, b := range all {
+			if b.MaxTime <= end {
+				old = append(old, b)
+			}
+		}
+		var samples uint64
+		for i, a := range old {
+			samples += a.Stats.NumSamples
+			for _, b := range old[i+1:] {
+				if a.MinTime < b.MaxTime && b.MinTime < a.MaxTime {
+					return fmt.Errorf("blocks %s and %s overlap", a.ULID, b.ULID)
+				}
+			}
+		}
+		if samples != want {
+			return fmt.Errorf("%d blocks hold %d samples, want %d", len(old), samples, want)
+		}
+		return nil
+	})
+	res := c.query("team-r", "query", url.Values{"query": {`sum(count_over_time(replicated[12m]))`}, "time": {secs(end - 1)}})
+	if len(res.Data.Result) != 1 || res.Data.Result[0].Value[1] != strconv.Itoa(want) {
+		t.Fatalf("count_over_time over the replicas: %+v, want %d", res.Data.Result, want)
 	}
 }
