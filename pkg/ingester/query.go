@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -258,11 +257,7 @@ func (b *seriesBatcher[T]) flush() error {
 // LabelNames returns the sorted label names of the series matching any of
 // the matcher sets (every series when there is none) in the time range.
 func (i *Ingester) LabelNames(ctx context.Context, req *client.LabelNamesRequest) (*client.StringsResponse, error) {
-	return i.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit,
-		func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
-			names, _, err := q.LabelNames(ctx, hints, ms...)
-			return names, err
-		})
+	return i.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit, client.LabelNamesOf(ctx))
 }
 
 // LabelValues returns the sorted values of a label among the series
@@ -271,16 +266,10 @@ func (i *Ingester) LabelValues(ctx context.Context, req *client.LabelValuesReque
 	if req.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "label values: no label name")
 	}
-	return i.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit,
-		func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
-			values, _, err := q.LabelValues(ctx, req.Name, hints, ms...)
-			return values, err
-		})
+	return i.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit, client.LabelValuesOf(ctx, req.Name))
 }
 
-func (i *Ingester) labelStrings(ctx context.Context, start, end int64, sets []*client.MatcherSet, limit int64,
-	get func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, error),
-) (*client.StringsResponse, error) {
+func (i *Ingester) labelStrings(ctx context.Context, start, end int64, sets []*client.MatcherSet, limit int64, get client.LabelStringsFunc) (*client.StringsResponse, error) {
 	u, release, err := i.forRead(ctx)
 	if err != nil {
 		return nil, err
@@ -299,22 +288,9 @@ func (i *Ingester) labelStrings(ctx context.Context, start, end int64, sets []*c
 		return nil, status.Errorf(codes.Internal, "querying the TSDB: %v", err)
 	}
 	defer q.Close()
-	hints := &storage.LabelHints{Limit: int(max(limit, 0))}
-	if len(matcherSets) == 0 {
-		matcherSets = [][]*labels.Matcher{nil}
-	}
-	var out []string
-	for _, ms := range matcherSets {
-		vals, err := get(q, hints, ms)
-		if err != nil {
-			return nil, selectError(ctx, err)
-		}
-		out = append(out, vals...)
-	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if limit > 0 && int64(len(out)) > limit {
-		out = out[:limit]
+	out, err := client.CollectLabelStrings(q, matcherSets, limit, get)
+	if err != nil {
+		return nil, selectError(ctx, err)
 	}
 	return &client.StringsResponse{Values: out}, nil
 }

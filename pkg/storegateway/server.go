@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -180,11 +179,7 @@ func promEncoding(e chunkenc.Encoding) (prompb.Chunk_Encoding, bool) {
 // LabelNames returns the sorted label names of the series matching any of
 // the matcher sets (every series when there is none) in the time range.
 func (s *storeGatewayServer) LabelNames(ctx context.Context, req *client.LabelNamesRequest) (*client.StringsResponse, error) {
-	return s.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit,
-		func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
-			names, _, err := q.LabelNames(ctx, hints, ms...)
-			return names, err
-		})
+	return s.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit, client.LabelNamesOf(ctx))
 }
 
 // LabelValues returns the sorted values of a label among the series
@@ -193,16 +188,10 @@ func (s *storeGatewayServer) LabelValues(ctx context.Context, req *client.LabelV
 	if req.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "label values: no label name")
 	}
-	return s.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit,
-		func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
-			values, _, err := q.LabelValues(ctx, req.Name, hints, ms...)
-			return values, err
-		})
+	return s.labelStrings(ctx, req.StartMs, req.EndMs, req.MatcherSets, req.Limit, client.LabelValuesOf(ctx, req.Name))
 }
 
-func (s *storeGatewayServer) labelStrings(ctx context.Context, start, end int64, sets []*client.MatcherSet, limit int64,
-	get func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, error),
-) (*client.StringsResponse, error) {
+func (s *storeGatewayServer) labelStrings(ctx context.Context, start, end int64, sets []*client.MatcherSet, limit int64, get client.LabelStringsFunc) (*client.StringsResponse, error) {
 	id, err := tenantOf(ctx)
 	if err != nil {
 		return nil, err
@@ -211,29 +200,15 @@ func (s *storeGatewayServer) labelStrings(ctx context.Context, start, end int64,
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
 	}
-	if len(matcherSets) == 0 {
-		matcherSets = [][]*labels.Matcher{nil}
-	}
 	mint, maxt := timeRange(start, end)
 	q, err := s.store.Querier(id, mint, maxt)
 	if err != nil {
 		return nil, s.queryError(ctx, id, err)
 	}
 	defer q.Close()
-	hints := &storage.LabelHints{Limit: int(max(limit, 0))}
-	var out []string
-	for _, ms := range matcherSets {
-		vals, err := get(q, hints, ms)
-		if err != nil {
-			return nil, s.queryError(ctx, id, err)
-		}
-		out = append(out, vals...)
-	}
-	// Several matcher sets, or blocks, may give the same strings.
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if limit > 0 && int64(len(out)) > limit {
-		out = out[:limit]
+	out, err := client.CollectLabelStrings(q, matcherSets, limit, get)
+	if err != nil {
+		return nil, s.queryError(ctx, id, err)
 	}
 	return &client.StringsResponse{Values: out}, nil
 }
