@@ -102,7 +102,10 @@ func TestIngesterShipsBlocksToBucket(t *testing.T) {
 
 	// Head compaction cuts the older minutes into blocks, and the ship
 	// loop uploads them.
-	p.Eventually(60*time.Second, "blocks of team-a in the bucket", func() bool { return len(readBlocks(t, bucketDir, "team-a")) >= 5 })
+	p.Eventually(60*time.Second, "blocks of team-a in the bucket", func() bool {
+		blocks, err := tryReadBlocks(bucketDir, "team-a")
+		return err == nil && len(blocks) >= 5
+	})
 
 	// Flushing ships the rest of the head: every sample is in the bucket.
 	code, body := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil)
