@@ -82,8 +82,12 @@ func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
 	// Retention marks before deletions run, so that with no deletion
 	// delay the blocks past retention go in the same cleanup.
 	var errs []error
-	if c.cfg.BlocksRetentionPeriod > 0 {
-		threshold := now.Add(-c.cfg.BlocksRetentionPeriod).UnixMilli()
+	var retention time.Duration
+	if c.retention != nil {
+		retention = c.retention(tenant)
+	}
+	if retention > 0 {
+		threshold := now.Add(-retention).UnixMilli()
 		for _, b := range idx.Blocks {
 			if _, ok := marks[b.ID]; ok || b.MaxTime >= threshold {
 				continue

@@ -43,15 +43,29 @@ type Compactor struct {
 	tsdbMetrics *tsdb.CompactorMetrics
 	chunkPool   chunkenc.Pool
 
+	// retention is each tenant's -compactor.blocks-retention-period (0:
+	// keep); nil keeps every tenant's blocks.
+	retention func(tenant string) time.Duration
+
 	mu sync.Mutex
 	// indexes are the tenants' last bucket indexes, so that an update
 	// reads only the meta.json of blocks it has not seen.
 	indexes map[string]*bucketindex.Index
 }
 
+// Option sets an optional part of a compactor.
+type Option func(*Compactor)
+
+// WithRetention applies each tenant's retention period, as retention
+// answers it (the -compactor.blocks-retention-period limit and its
+// per-tenant overrides); 0 keeps the tenant's blocks.
+func WithRetention(retention func(tenant string) time.Duration) Option {
+	return func(c *Compactor) { c.retention = retention }
+}
+
 // New returns a compactor of the tenants' blocks in bkt (the whole bucket,
 // each tenant under its own prefix).
-func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Compactor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -66,6 +80,9 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		tsdbMetrics: tsdb.NewCompactorMetrics(nil),
 		chunkPool:   chunkenc.NewPool(),
 		indexes:     map[string]*bucketindex.Index{},
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	c.Service = services.NewBasicService(c.starting, c.running, nil)
 	return c, nil

@@ -301,9 +301,8 @@ func TestRetention(t *testing.T) {
 
 	cfg := testConfig(t)
 	cfg.DeletionDelay = time.Second
-	cfg.BlocksRetentionPeriod = 48 * time.Hour
 	reg := prometheus.NewPedanticRegistry()
-	c, err := New(cfg, bkt, discard, reg)
+	c, err := New(cfg, bkt, discard, reg, WithRetention(func(string) time.Duration { return 48 * time.Hour }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,9 +414,9 @@ func TestNoDeletionDelay(t *testing.T) {
 
 	cfg := testConfig(t)
 	cfg.DeletionDelay = 0
-	cfg.BlocksRetentionPeriod = 24 * time.Hour // the 1970 blocks are past it
 	reg := prometheus.NewPedanticRegistry()
-	c, err := New(cfg, bkt, discard, reg)
+	// The 1970 blocks are past the retention period.
+	c, err := New(cfg, bkt, discard, reg, WithRetention(func(string) time.Duration { return 24 * time.Hour }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,10 +31,6 @@ type Config struct {
 	CleanupInterval       time.Duration `yaml:"cleanup_interval"`
 	CleanupConcurrency    int           `yaml:"cleanup_concurrency"`
 	DeletionDelay         time.Duration `yaml:"deletion_delay"`
-	// BlocksRetentionPeriod is a per-tenant limit in Cortex (limits block,
-	// YAML compactor_blocks_retention_period); here it applies to every
-	// tenant, under the same flag and key.
-	BlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
 // RegisterFlags registers the compactor's flags on f.
@@ -50,7 +46,6 @@ func (cfg *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&cfg.DeletionDelay, "compactor.deletion-delay", 12*time.Hour, "Time before a block marked for deletion is deleted from bucket. "+
 		"If not 0, blocks will be marked for deletion and compactor component will permanently delete blocks marked for deletion from the bucket. "+
 		"If 0, blocks will be deleted straight away. Note that deleting blocks immediately can cause query failures.")
-	f.DurationVar(&cfg.BlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete blocks containing samples older than the specified retention period. 0 to disable.")
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -91,9 +86,6 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.DeletionDelay < 0 {
 		return fmt.Errorf("-compactor.deletion-delay must not be negative, got %s", cfg.DeletionDelay)
-	}
-	if cfg.BlocksRetentionPeriod < 0 {
-		return fmt.Errorf("-compactor.blocks-retention-period must not be negative, got %s", cfg.BlocksRetentionPeriod)
 	}
 	return nil
 }

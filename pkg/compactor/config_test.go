@@ -21,15 +21,14 @@ func TestConfigDefaults(t *testing.T) {
 	fs := newFlagSet()
 	cfg.RegisterFlags(fs)
 	want := map[string]string{
-		"compactor.block-ranges":            "2h0m0s,12h0m0s,24h0m0s",
-		"compactor.data-dir":                "./data",
-		"compactor.compaction-interval":     "1h0m0s",
-		"compactor.compaction-retries":      "3",
-		"compactor.compaction-concurrency":  "1",
-		"compactor.cleanup-interval":        "15m0s",
-		"compactor.cleanup-concurrency":     "20",
-		"compactor.deletion-delay":          "12h0m0s",
-		"compactor.blocks-retention-period": "0s",
+		"compactor.block-ranges":           "2h0m0s,12h0m0s,24h0m0s",
+		"compactor.data-dir":               "./data",
+		"compactor.compaction-interval":    "1h0m0s",
+		"compactor.compaction-retries":     "3",
+		"compactor.compaction-concurrency": "1",
+		"compactor.cleanup-interval":       "15m0s",
+		"compactor.cleanup-concurrency":    "20",
+		"compactor.deletion-delay":         "12h0m0s",
 	}
 	for name, def := range want {
 		f := fs.Lookup(name)
@@ -63,14 +62,13 @@ compaction_interval: 30m
 compaction_concurrency: 4
 cleanup_interval: 5m
 deletion_delay: 2h
-compactor_blocks_retention_period: 720h
 `
 	if err := yaml.Unmarshal([]byte(in), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.BlockRanges.String() != "1h0m0s,2h0m0s,8h0m0s" || cfg.DataDir != "/var/cortex/compactor" ||
 		cfg.CompactionInterval != 30*time.Minute || cfg.CompactionConcurrency != 4 || cfg.CleanupInterval != 5*time.Minute ||
-		cfg.DeletionDelay != 2*time.Hour || cfg.BlocksRetentionPeriod != 720*time.Hour || cfg.CompactionRetries != 3 {
+		cfg.DeletionDelay != 2*time.Hour || cfg.CompactionRetries != 3 {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	out, err := yaml.Marshal(&cfg)
@@ -96,7 +94,6 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.CleanupInterval = 0 }, "-compactor.cleanup-interval"},
 		{func(c *Config) { c.CleanupConcurrency = 0 }, "-compactor.cleanup-concurrency"},
 		{func(c *Config) { c.DeletionDelay = -time.Second }, "-compactor.deletion-delay"},
-		{func(c *Config) { c.BlocksRetentionPeriod = -time.Second }, "-compactor.blocks-retention-period"},
 	} {
 		var cfg Config
 		cfg.RegisterFlags(newFlagSet())

@@ -30,6 +30,8 @@ type Limits struct {
 	MaxExemplars            int            `yaml:"max_exemplars"`
 	MaxSeriesPerQuery       int            `yaml:"max_series_per_query"`
 	MaxFetchedSamplesPerQry int            `yaml:"max_fetched_samples_per_query"`
+
+	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
 // RegisterFlags registers the defaults that apply to every tenant.
@@ -51,6 +53,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 refuses out-of-order samples.")
 	f.IntVar(&l.MaxExemplars, "ingester.max-exemplars", 100000, "Exemplars kept per tenant, per ingester. A tenant's buffer starts at 1,024 and doubles before it could overwrite an exemplar, up to this limit, so tenants that send few exemplars cost little memory. 0 turns exemplar storage off.")
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-series-per-query", 0, "Maximum series a query may touch. 0 means unlimited.")
+	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "Delete a tenant's blocks in long-term storage once all of their samples are older than this. 0 keeps them. A per-tenant limit: the runtime configuration can set it per tenant.")
 	f.IntVar(&l.MaxFetchedSamplesPerQry, "querier.max-fetched-samples-per-query", 0, "Maximum samples a query may fetch from ingesters, counted as the samples of the chunks fetched (whole chunks, which may reach outside the query's range; identical replicas of a series once). 0 means unlimited.")
 }
 
@@ -58,6 +61,9 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 func (l *Limits) Validate() error {
 	if l.IngestionRate < 0 || l.IngestionBurstSize < 0 {
 		return errors.New("ingestion rate and burst size must not be negative")
+	}
+	if l.CompactorBlocksRetentionPeriod < 0 {
+		return errors.New("-compactor.blocks-retention-period must not be negative")
 	}
 	if l.IngestionRate > 0 && float64(l.IngestionBurstSize) < 1 {
 		return errors.New("-distributor.ingestion-burst-size must be at least 1 when a rate limit is set")
