@@ -185,7 +185,7 @@ func appendChunks(cs *prompb.ChunkedSeries, it chunks.Iterator) (int, error) {
 	var n int
 	for it.Next() {
 		meta := it.At()
-		enc, ok := promEncoding(meta.Chunk.Encoding())
+		enc, ok := client.WireEncoding(meta.Chunk.Encoding())
 		if !ok {
 			return 0, fmt.Errorf("chunk encoding %s cannot be sent", meta.Chunk.Encoding())
 		}
@@ -198,25 +198,6 @@ func appendChunks(cs *prompb.ChunkedSeries, it chunks.Iterator) (int, error) {
 		n += meta.Chunk.NumSamples()
 	}
 	return n, it.Err()
-}
-
-// promEncoding maps a TSDB chunk encoding to its wire name.
-func promEncoding(e chunkenc.Encoding) (prompb.Chunk_Encoding, bool) {
-	switch e {
-	case chunkenc.EncXOR:
-		return prompb.Chunk_XOR, true
-	case chunkenc.EncHistogram:
-		return prompb.Chunk_HISTOGRAM, true
-	case chunkenc.EncFloatHistogram:
-		return prompb.Chunk_FLOAT_HISTOGRAM, true
-	case chunkenc.EncXOR2:
-		return prompb.Chunk_XOR2, true
-	case chunkenc.EncHistogramST:
-		return prompb.Chunk_HISTOGRAM_ST, true
-	case chunkenc.EncFloatHistogramST:
-		return prompb.Chunk_FLOAT_HISTOGRAM_ST, true
-	}
-	return prompb.Chunk_UNKNOWN, false
 }
 
 // seriesBatcher gathers series into stream messages of at most

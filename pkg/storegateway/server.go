@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -131,7 +130,7 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		it = series.Iterator(it)
 		for it.Next() {
 			meta := it.At()
-			enc, ok := promEncoding(meta.Chunk.Encoding())
+			enc, ok := client.WireEncoding(meta.Chunk.Encoding())
 			if !ok {
 				return status.Errorf(codes.Internal, "tenant %s series %s: chunk encoding %s cannot be sent", id, series.Labels(), meta.Chunk.Encoding())
 			}
@@ -155,25 +154,6 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		return s.queryError(ctx, id, err)
 	}
 	return flush()
-}
-
-// promEncoding maps a TSDB chunk encoding to its wire name.
-func promEncoding(e chunkenc.Encoding) (prompb.Chunk_Encoding, bool) {
-	switch e {
-	case chunkenc.EncXOR:
-		return prompb.Chunk_XOR, true
-	case chunkenc.EncHistogram:
-		return prompb.Chunk_HISTOGRAM, true
-	case chunkenc.EncFloatHistogram:
-		return prompb.Chunk_FLOAT_HISTOGRAM, true
-	case chunkenc.EncXOR2:
-		return prompb.Chunk_XOR2, true
-	case chunkenc.EncHistogramST:
-		return prompb.Chunk_HISTOGRAM_ST, true
-	case chunkenc.EncFloatHistogramST:
-		return prompb.Chunk_FLOAT_HISTOGRAM_ST, true
-	}
-	return prompb.Chunk_UNKNOWN, false
 }
 
 // LabelNames returns the sorted label names of the series matching any of
