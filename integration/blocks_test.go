@@ -69,6 +69,49 @@ func tryReadBlocks(bucketDir, tenantID string) ([]shippedBlock, error) {
 	return blocks, nil
 }
 
+// startBlocksProcess runs every component in one process with mutual TLS
+// and an ingester that cuts one-minute blocks and ships them every second,
+// plus flags (later flags win).
+func startBlocksProcess(t *testing.T, certs string, flags ...string) (*testkit.Cortex, *cluster) {
+	t.Helper()
+	common := append(mtlsFlags(certs), ingesterClientFlags(certs)...)
+	common = append(common,
+		"-ingester.min-ready-duration=0s",
+		"-ingester.lifecycler.addr=127.0.0.1",
+		"-blocks-storage.tsdb.dir="+t.TempDir(),
+		"-blocks-storage.tsdb.block-ranges-period=1m",
+		"-blocks-storage.tsdb.ship-interval=1s",
+		"-blocks-storage.tsdb.head-compaction-interval=1s",
+	)
+	p := testkit.StartCortex(t, append(common, flags...)...)
+	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
+	waitReady(p, c.client)
+	return p, c
+}
+
+// pushScrapes pushes scrapes from to to-1, 15s apart from start (ms), of
+// series 0 and 1 of name as tenantID, with the values step and
+// factor*step, and returns the number of samples pushed.
+func (c *cluster) pushScrapes(tenantID, name string, start int64, from, to int, factor float64) uint64 {
+	c.t.Helper()
+	for s := from; s < to; s++ {
+		ts := start + int64(s)*15_000
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series(name, 0, ts, float64(s)), series(name, 1, ts, factor*float64(s))}}
+		if code, body := c.push(tenantID, req); code != http.StatusOK {
+			c.t.Fatalf("push of scrape %d: %d %s", s, code, body)
+		}
+	}
+	return uint64(2 * (to - from))
+}
+
+// flush asks p to ship every tenant's head (POST /ingester/flush).
+func (c *cluster) flush(p *testkit.Cortex) {
+	c.t.Helper()
+	if code, body := do(c.t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
+		c.t.Fatalf("POST /ingester/flush on %s: %d %s", p.HTTPAddr, code, body)
+	}
+}
+
 // TestIngesterShipsBlocksToBucket: an ingester with one-minute blocks,
 // mutual TLS on every link, ships history pushed through the distributor to
 // the filesystem bucket, and POST /ingester/flush ships the head, each
@@ -77,28 +120,11 @@ func TestIngesterShipsBlocksToBucket(t *testing.T) {
 	t.Parallel()
 	certs := certDir(t)
 	bucketDir := filepath.Join(t.TempDir(), "bucket")
-	p := testkit.StartCortex(t, append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
-		"-ingester.min-ready-duration=0s",
-		"-ingester.lifecycler.addr=127.0.0.1",
-		"-blocks-storage.tsdb.dir="+t.TempDir(),
-		"-blocks-storage.tsdb.block-ranges-period=1m",
-		"-blocks-storage.tsdb.ship-interval=1s",
-		"-blocks-storage.tsdb.head-compaction-interval=1s",
-		"-blocks-storage.filesystem.dir="+bucketDir,
-	)...)
-	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
-	waitReady(p, c.client)
+	p, c := startBlocksProcess(t, certs, "-blocks-storage.filesystem.dir="+bucketDir)
 
 	// Ten minutes of history, one sample every 15s, for two series.
 	start := time.Now().Add(-10 * time.Minute).Truncate(time.Minute).UnixMilli()
-	const samplesPerSeries = 40
-	for i := range samplesPerSeries {
-		ts := start + int64(i)*15_000
-		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("shipped", 0, ts, float64(i)), series("shipped", 1, ts, float64(i))}}
-		if code, body := c.push("team-a", req); code != http.StatusOK {
-			t.Fatalf("push %d: %d %s", i, code, body)
-		}
-	}
+	pushed := c.pushScrapes("team-a", "shipped", start, 0, 40, 1)
 
 	// Head compaction cuts the older minutes into blocks, and the ship
 	// loop uploads them.
@@ -108,10 +134,7 @@ func TestIngesterShipsBlocksToBucket(t *testing.T) {
 	})
 
 	// Flushing ships the rest of the head: every sample is in the bucket.
-	code, body := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil)
-	if code != http.StatusNoContent {
-		t.Fatalf("POST /ingester/flush: %d %s", code, body)
-	}
+	c.flush(p)
 	var samples uint64
 	for _, b := range readBlocks(t, bucketDir, "team-a") {
 		if b.Thanos.Labels["__org_id__"] != "team-a" || b.Thanos.Source != "receive" {
@@ -122,8 +145,8 @@ func TestIngesterShipsBlocksToBucket(t *testing.T) {
 		}
 		samples += b.Stats.NumSamples
 	}
-	if samples != 2*samplesPerSeries {
-		t.Errorf("the bucket holds %d samples, want %d", samples, 2*samplesPerSeries)
+	if samples != pushed {
+		t.Errorf("the bucket holds %d samples, want %d", samples, pushed)
 	}
 	if got := metricOf(t, c.client, p, `thanos_objstore_bucket_operations_total{bucket="",component="ingester",operation="upload"}`); got < 3*float64(len(readBlocks(t, bucketDir, "team-a"))) {
 		t.Errorf("%v uploads counted for the ingester's bucket client, want 3 files per block", got)
@@ -176,16 +199,7 @@ func TestShippingToS3SurvivesAnOutage(t *testing.T) {
 		"-blocks-storage.s3.secret-access-key=" + m.SecretKey,
 		"-blocks-storage.s3.http.tls-ca-path=" + m.PKI.CAPath,
 	}
-	p := testkit.StartCortex(t, append(append(append(mtlsFlags(certs), ingesterClientFlags(certs)...), s3Flags...),
-		"-ingester.min-ready-duration=0s",
-		"-ingester.lifecycler.addr=127.0.0.1",
-		"-blocks-storage.tsdb.dir="+t.TempDir(),
-		"-blocks-storage.tsdb.block-ranges-period=1m",
-		"-blocks-storage.tsdb.ship-interval=1s",
-		"-blocks-storage.tsdb.head-compaction-interval=1s",
-	)...)
-	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
-	waitReady(p, c.client)
+	p, c := startBlocksProcess(t, certs, s3Flags...)
 
 	// The test reads the bucket through the same client the process uses.
 	var bcfg bucket.Config
@@ -201,19 +215,7 @@ func TestShippingToS3SurvivesAnOutage(t *testing.T) {
 	defer bkt.Close()
 
 	start := time.Now().Add(-12 * time.Minute).Truncate(time.Minute).UnixMilli()
-	pushed := 0
-	pushMinutes := func(from, to int) {
-		t.Helper()
-		for s := from * 4; s < to*4; s++ {
-			ts := start + int64(s)*15_000
-			req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("outage", 0, ts, float64(s)), series("outage", 1, ts, float64(s))}}
-			if code, body := c.push("team-s3", req); code != http.StatusOK {
-				t.Fatalf("push at minute %d: %d %s", s/4, code, body)
-			}
-			pushed += 2
-		}
-	}
-	pushMinutes(0, 4)
+	pushed := c.pushScrapes("team-s3", "outage", start, 0, 4*4, 1) // four minutes
 	p.EventuallyNil(60*time.Second, "the first blocks in S3", func() error {
 		_, n, err := bucketSamples(context.Background(), bkt, "team-s3")
 		if err == nil && n < 2 {
@@ -229,7 +231,7 @@ func TestShippingToS3SurvivesAnOutage(t *testing.T) {
 			metricOf(t, c.client, p, "cortex_ingester_shipper_upload_failures_total")
 	}
 	before := failures()
-	pushMinutes(4, 12) // accepted with the bucket down
+	pushed += c.pushScrapes("team-s3", "outage", start, 4*4, 12*4, 1) // accepted with the bucket down
 	p.Eventually(60*time.Second, "shipping to fail while S3 is down", func() bool { return failures() > before })
 
 	m.Restart()
@@ -238,7 +240,7 @@ func TestShippingToS3SurvivesAnOutage(t *testing.T) {
 			return fmt.Errorf("flush: %d %s", code, body)
 		}
 		got, _, err := bucketSamples(context.Background(), bkt, "team-s3")
-		if err == nil && got != uint64(pushed) {
+		if err == nil && got != pushed {
 			err = fmt.Errorf("%d samples in the bucket, %d pushed", got, pushed)
 		}
 		return err
@@ -253,36 +255,18 @@ func TestCompactorMergesShippedBlocks(t *testing.T) {
 	t.Parallel()
 	certs := certDir(t)
 	bucketDir := filepath.Join(t.TempDir(), "bucket")
-	p := testkit.StartCortex(t, append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
-		"-ingester.min-ready-duration=0s",
-		"-ingester.lifecycler.addr=127.0.0.1",
-		"-blocks-storage.tsdb.dir="+t.TempDir(),
-		"-blocks-storage.tsdb.block-ranges-period=1m",
-		"-blocks-storage.tsdb.ship-interval=1s",
-		"-blocks-storage.tsdb.head-compaction-interval=1s",
+	p, c := startBlocksProcess(t, certs,
 		"-blocks-storage.filesystem.dir="+bucketDir,
 		"-compactor.data-dir="+t.TempDir(),
 		"-compactor.block-ranges=1m,4m",
 		"-compactor.compaction-interval=1s",
 		"-compactor.cleanup-interval=1s",
 		"-compactor.deletion-delay=0s",
-	)...)
-	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
-	waitReady(p, c.client)
+	)
 
 	start := time.Now().Add(-20 * time.Minute).Truncate(4 * time.Minute).UnixMilli()
-	pushed := uint64(0)
-	for s := range 16 * 4 { // 16 minutes, every 15s, two series
-		ts := start + int64(s)*15_000
-		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("compacted", 0, ts, float64(s)), series("compacted", 1, ts, float64(s))}}
-		if code, body := c.push("team-c", req); code != http.StatusOK {
-			t.Fatalf("push %d: %d %s", s, code, body)
-		}
-		pushed += 2
-	}
-	if code, body := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
-		t.Fatalf("POST /ingester/flush: %d %s", code, body)
-	}
+	pushed := c.pushScrapes("team-c", "compacted", start, 0, 16*4, 1) // 16 minutes
+	c.flush(p)
 
 	p.EventuallyNil(90*time.Second, "four-minute blocks replacing the shipped ones, each sample once", func() error {
 		blocks, err := tryReadBlocks(bucketDir, "team-c")
@@ -324,36 +308,20 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 	certs := certDir(t)
 	bucketDir := filepath.Join(t.TempDir(), "bucket")
 	start := func(tsdbDir string) (*testkit.Cortex, *cluster) {
-		p := testkit.StartCortex(t, append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
-			"-ingester.min-ready-duration=0s",
-			"-ingester.lifecycler.addr=127.0.0.1",
+		return startBlocksProcess(t, certs,
 			"-blocks-storage.tsdb.dir="+tsdbDir,
-			"-blocks-storage.tsdb.block-ranges-period=1m",
-			"-blocks-storage.tsdb.ship-interval=1s",
-			"-blocks-storage.tsdb.head-compaction-interval=1s",
 			"-blocks-storage.filesystem.dir="+bucketDir,
 			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
 			"-blocks-storage.bucket-store.sync-interval=1s",
 			"-compactor.data-dir="+t.TempDir(),
-		)...)
-		c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
-		waitReady(p, c.client)
-		return p, c
+		)
 	}
 
 	tsdbDir := t.TempDir()
 	p, c := start(tsdbDir)
 	begin := time.Now().Add(-15 * time.Minute).Truncate(time.Minute)
-	for s := range 10 * 4 { // ten minutes, every 15s
-		ts := begin.UnixMilli() + int64(s)*15_000
-		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("history", 0, ts, float64(s)), series("history", 1, ts, float64(2*s))}}
-		if code, body := c.push("team-h", req); code != http.StatusOK {
-			t.Fatalf("push %d: %d %s", s, code, body)
-		}
-	}
-	if code, body := do(t, c.client, http.MethodPost, "https://"+p.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
-		t.Fatalf("POST /ingester/flush: %d %s", code, body)
-	}
+	c.pushScrapes("team-h", "history", begin.UnixMilli(), 0, 10*4, 2) // ten minutes
+	c.flush(p)
 	params := url.Values{
 		"query": {`sum by (series) (count_over_time(history[1m]))`},
 		"start": {secs(begin.Add(time.Minute).UnixMilli())},
@@ -428,17 +396,9 @@ func TestReplicasCompactedIntoOneCopy(t *testing.T) {
 	c.waitActiveIngesters(c.distributor, 3)
 
 	start := time.Now().Add(-20 * time.Minute).Truncate(4 * time.Minute)
-	for s := range 16 * 4 { // 16 minutes, every 15s, two series
-		ts := start.UnixMilli() + int64(s)*15_000
-		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("replicated", 0, ts, float64(s)), series("replicated", 1, ts, float64(s))}}
-		if code, body := c.push("team-r", req); code != http.StatusOK {
-			t.Fatalf("push %d: %d %s", s, code, body)
-		}
-	}
+	c.pushScrapes("team-r", "replicated", start.UnixMilli(), 0, 16*4, 1) // 16 minutes
 	for _, ing := range c.ingesters {
-		if code, body := do(t, c.client, http.MethodPost, "https://"+ing.HTTPAddr+"/ingester/flush", "", nil); code != http.StatusNoContent {
-			t.Fatalf("POST /ingester/flush on %s: %d %s", ing.HTTPAddr, code, body)
-		}
+		c.flush(ing)
 	}
 
 	// The first twelve minutes: three full four-minute ranges.
