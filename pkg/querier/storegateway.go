@@ -112,9 +112,9 @@ func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, limits *
 		return nil, err
 	}
 	var (
-		d               chunkDecoder
-		out             []*prompb.ChunkedSeries
-		series, samples int
+		d   chunkDecoder
+		out []*prompb.ChunkedSeries
+		lim = &streamLimiter{limits: limits}
 	)
 	for {
 		res, err := stream.Recv()
@@ -124,16 +124,13 @@ func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, limits *
 		if err != nil {
 			return nil, err
 		}
+		var samples int
 		for _, cs := range res.ChunkedSeries {
 			samples += d.numSamples(cs.Chunks)
 		}
-		series += len(res.ChunkedSeries)
 		out = append(out, res.ChunkedSeries...)
-		if l := limits.MaxSeriesPerQuery; l > 0 && series > l {
-			return nil, seriesLimitError(l)
-		}
-		if l := limits.MaxFetchedSamplesPerQry; l > 0 && samples > l {
-			return nil, samplesLimitError(l)
+		if err := lim.add(len(res.ChunkedSeries), samples); err != nil {
+			return nil, err
 		}
 	}
 }
