@@ -17,6 +17,11 @@ type Config struct {
 	// block's Select. Not a Cortex setting, so neither a flag nor YAML.
 	ChunkFetchConcurrency    int           `yaml:"-"`
 	IgnoreDeletionMarksDelay time.Duration `yaml:"ignore_deletion_mark_delay"`
+	// ConsistencyDelay is how long after their upload blocks are not
+	// required in a querier's answer (store-gateways may not have loaded
+	// them yet); a querier also allows three sync intervals on top.
+	ConsistencyDelay time.Duration     `yaml:"consistency_delay"`
+	BucketIndex      BucketIndexConfig `yaml:"bucket_index"`
 }
 
 // RegisterFlags registers Cortex's flags for the bucket store.
@@ -26,6 +31,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MetaSyncConcurrency, "blocks-storage.bucket-store.meta-sync-concurrency", 20, "Number of Go routines to use when syncing block meta files from object storage per tenant.")
 	f.IntVar(&c.BlockSyncConcurrency, "blocks-storage.bucket-store.block-sync-concurrency", 20, "Maximum number of concurrent blocks syncing per tenant.")
 	f.DurationVar(&c.IgnoreDeletionMarksDelay, "blocks-storage.bucket-store.ignore-deletion-marks-delay", 6*time.Hour, "Duration after which the blocks marked for deletion will be filtered out while fetching blocks. The idea of ignore-deletion-marks-delay is to ignore blocks that are marked for deletion with some delay. This ensures store can still serve blocks that are meant to be deleted but do not have a replacement yet.")
+	f.DurationVar(&c.ConsistencyDelay, "blocks-storage.bucket-store.consistency-delay", 0, "Minimum age of a block before a querier requires it in the store-gateways' answer. Queriers also allow three -blocks-storage.bucket-store.sync-interval for store-gateways to load new blocks.")
+	c.BucketIndex.RegisterFlags(f)
 	c.ChunkFetchConcurrency = defaultChunkFetchConcurrency
 }
 
@@ -45,5 +52,8 @@ func (c *Config) Validate() error {
 	if c.IgnoreDeletionMarksDelay < 0 {
 		return errors.New("-blocks-storage.bucket-store.ignore-deletion-marks-delay must not be negative")
 	}
-	return nil
+	if c.ConsistencyDelay < 0 {
+		return errors.New("-blocks-storage.bucket-store.consistency-delay must not be negative")
+	}
+	return c.BucketIndex.Validate()
 }
