@@ -7,7 +7,10 @@ package tenant
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/grafana/dskit/tenant"
 	"github.com/grafana/dskit/user"
@@ -24,7 +27,54 @@ const HeaderName = user.OrgIDHeaderName
 const DefaultTenant = "fake"
 
 // ID returns the tenant of a request context.
-func ID(ctx context.Context) (string, error) { return tenant.TenantID(ctx) }
+func ID(ctx context.Context) (string, error) {
+	id, err := tenant.TenantID(ctx)
+	if err != nil {
+		// dskit names the first byte of a multi-byte character: name the
+		// character instead.
+		if org, oerr := user.ExtractOrgID(ctx); oerr == nil {
+			for _, part := range strings.Split(org, "|") {
+				if verr := Valid(part); verr != nil {
+					return "", verr
+				}
+			}
+		}
+	}
+	return id, err
+}
+
+// Valid checks a tenant ID as dskit does (letters, digits and !-_.*'(),
+// at most 150 bytes, not "." or ".."), naming the whole character at fault
+// and its byte offset rather than a byte of it.
+func Valid(id string) error {
+	for i, r := range id {
+		if !allowed(r) {
+			return &InvalidCharError{ID: id, Offset: i, Char: r}
+		}
+	}
+	return tenant.ValidTenantID(id)
+}
+
+func allowed(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!-_.*'()", r)
+}
+
+// InvalidCharError is a tenant ID with a character tenant IDs may not have.
+type InvalidCharError struct {
+	ID     string
+	Offset int  // in bytes
+	Char   rune // utf8.RuneError for a byte that is not valid UTF-8
+}
+
+func (e *InvalidCharError) Error() string {
+	c := fmt.Sprintf("%q (%U)", e.Char, e.Char)
+	if e.Char == utf8.RuneError {
+		if r, n := utf8.DecodeRuneInString(e.ID[e.Offset:]); r == utf8.RuneError && n <= 1 {
+			c = fmt.Sprintf("byte 0x%02x (not valid UTF-8)", e.ID[e.Offset])
+		}
+	}
+	return fmt.Sprintf("tenant ID %.80q contains unsupported character %s at byte %d: allowed are letters a-z and A-Z, digits and !-_.*'()", e.ID, c, e.Offset)
+}
 
 // Inject returns ctx with the tenant set.
 func Inject(ctx context.Context, id string) context.Context { return user.InjectOrgID(ctx, id) }
@@ -43,7 +93,7 @@ func HTTPMiddleware(authEnabled bool, next http.Handler) http.Handler {
 			http.Error(w, "no org id: set the "+HeaderName+" header to the tenant ID (or run with -auth.enabled=false)", http.StatusUnauthorized)
 			return
 		}
-		if err := tenant.ValidTenantID(id); err != nil {
+		if err := Valid(id); err != nil {
 			http.Error(w, "invalid "+HeaderName+" "+quote(id)+": "+err.Error(), http.StatusBadRequest)
 			return
 		}
