@@ -2,7 +2,7 @@
 GO ?= go
 CERTS ?= dev-certs
 
-.PHONY: run test build bench lint proto check-proto test-count3
+.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks
 
 build:
 	$(GO) build -o cortex ./cmd/cortex
@@ -36,3 +36,10 @@ check-proto:
 # Measures ingest and query on loopback and rewrites docs/benchmarks.md.
 bench: build
 	$(GO) run ./cmd/benchreport -binary ./cortex -out docs/benchmarks.md
+
+# The figures of docs/blocks-storage.md: a 24h range query answered by the
+# store-gateway and by an ingester, side by side, then the store-gateway's
+# memory per series (one op is one load of a 1M-series block: 1x suffices).
+bench-blocks:
+	$(GO) test -run '^$$' -bench 'BenchmarkRangeQuery24h' -benchtime 5x -count 5 ./pkg/querier
+	$(GO) test -run '^$$' -bench 'BenchmarkStoreGatewayMemory' -benchtime 1x -count 3 ./pkg/storegateway
