@@ -1,19 +1,15 @@
 package frontend
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
-	"hash/fnv"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/grafana/dskit/flagext"
 
+	sharedcache "github.com/cortex-tls/cortex/pkg/cache"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
@@ -41,8 +37,9 @@ func (c *MemcachedConfig) RegisterFlags(f *flag.FlagSet) {
 	c.TLS.RegisterFlagsWithPrefix(MemcachedTLSPrefix, f)
 }
 
-// memcachedCache stores results in memcached through gomemcache, over TLS
-// when the -frontend.memcached.tls-* flags are set.
+// memcachedCache stores results in memcached through the shared gomemcache
+// client of pkg/cache, over TLS when the -frontend.memcached.tls-* flags are
+// set. Writes are synchronous: a result is readable once the query answered.
 type memcachedCache struct {
 	cfg     MemcachedConfig
 	client  *memcache.Client
@@ -51,71 +48,12 @@ type memcachedCache struct {
 }
 
 func newMemcachedCache(cfg MemcachedConfig, tls *tlsconfig.Client, m *metrics, logger *slog.Logger) *memcachedCache {
-	client := memcache.NewFromSelector(newServerSelector(cfg.Addresses))
-	client.Timeout = cfg.Timeout
-	client.MaxIdleConns = max(cfg.MaxIdleConns, 1)
-	client.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		// gomemcache bounds the dial by -frontend.memcached.timeout; a new
-		// connection also pays for a TCP and TLS handshake, so it gets a
-		// second more than one operation (as the hand-written client did).
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeout+time.Second)
-		defer cancel()
-		if tls != nil {
-			// Dialled per connection with the tlsconfig client, so reloaded
-			// certificates and CA bundles apply to the next connection.
-			return tls.DialContext(ctx, network, addr, nil)
-		}
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}
+	client := sharedcache.NewMemcachedClient(cfg.Addresses, cfg.Timeout, cfg.MaxIdleConns, tls)
 	return &memcachedCache{cfg: cfg, client: client, metrics: m, logger: logger}
 }
 
 // memcachedKey fits any cache key into memcached's 250-byte, no-space keys.
-func memcachedKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "qfe:" + hex.EncodeToString(sum[:])
-}
-
-// serverSelector spreads keys over -frontend.memcached.addresses by FNV
-// hash. gomemcache's own ServerList resolves host names once at start and
-// dials the resulting IP, which would check a TLS server certificate
-// against the IP instead of the host name given, and never follow a DNS
-// change; this selector hands the address to the dialer as written.
-type serverSelector struct {
-	addrs []net.Addr
-}
-
-// hostAddr is a host:port left unresolved.
-type hostAddr string
-
-func (a hostAddr) Network() string { return "tcp" }
-func (a hostAddr) String() string  { return string(a) }
-
-func newServerSelector(addresses []string) *serverSelector {
-	s := &serverSelector{}
-	for _, a := range addresses {
-		s.addrs = append(s.addrs, hostAddr(a))
-	}
-	return s
-}
-
-func (s *serverSelector) PickServer(key string) (net.Addr, error) {
-	if len(s.addrs) == 0 {
-		return nil, memcache.ErrNoServers
-	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return s.addrs[h.Sum32()%uint32(len(s.addrs))], nil
-}
-
-func (s *serverSelector) Each(f func(net.Addr) error) error {
-	for _, a := range s.addrs {
-		if err := f(a); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func memcachedKey(key string) string { return sharedcache.HashKey("qfe:", key) }
 
 func (c *memcachedCache) get(key string) ([]byte, bool) {
 	c.metrics.cacheFetched.Inc()

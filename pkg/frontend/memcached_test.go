@@ -2,15 +2,12 @@ package frontend
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/cache/cachetest"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
@@ -124,55 +121,16 @@ func TestMemcachedResultsCacheTLS(t *testing.T) {
 	}
 }
 
-// TestMemcachedRealServerTLS runs against a real memcached started with
-// --enable-ssl (Debian's memcached package), dialled by host name so the
-// server certificate is checked against "localhost". Skipped where no
-// memcached binary is installed.
+// TestMemcachedRealServerTLS runs against a real memcached serving TLS
+// (Debian's memcached package), dialled by host name so the server
+// certificate is checked against "localhost". Skipped where no memcached
+// binary is installed.
 func TestMemcachedRealServerTLS(t *testing.T) {
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		t.Skip("memcached not installed (apt-get install memcached)")
-	}
-	// Valid for localhost only: the client dials by name, and the name is
-	// what is checked.
-	pki := testkit.NewPKI(t, "root")
-	mcCert, mcKey := pki.Issue(t, "mc", certgen.Options{CommonName: "memcached", DNSNames: []string{"localhost"}}).Files()
-	// memcached can neither take a listener nor tell a port it chose: the
-	// port is one that was free a moment ago.
-	lis := testkit.Listen(t)
-	port := lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
-	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-Z",
-		"-o", "ssl_chain_cert=" + mcCert + ",ssl_key=" + mcKey}
-	if os.Geteuid() == 0 {
-		args = append(args, "-u", "root")
-	}
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("memcached's stderr:\n%s", stderr.String())
-		}
-	})
-	addr := net.JoinHostPort("localhost", strconv.Itoa(port))
-	testkit.EventuallyNil(t, 10*time.Second, "memcached to listen", func() error {
-		conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			conn.Close()
-		}
-		return err
-	})
-
+	mc := cachetest.StartMemcachedTLS(t)
 	cfg := defaultConfig()
-	cfg.Memcached.Addresses = []string{addr}
+	cfg.Memcached.Addresses = []string{mc.Addr}
 	cfg.Memcached.Timeout = time.Second
-	cfg.Memcached.TLS.CAPath = pki.CAPath
+	cfg.Memcached.TLS.CAPath = mc.CAPath
 	tlsClient, err := tlsconfig.NewClient(MemcachedTLSPrefix, cfg.Memcached.TLS, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil))
 	if err != nil {
 		t.Fatal(err)
