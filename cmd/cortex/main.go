@@ -42,17 +42,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cortex", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	printVersion := fs.Bool("version", false, "Print the version and exit.")
-	fs.Usage = func() {
-		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "Usage: cortex [flags]\n       cortex certs generate [flags]   (create a CA and certificates; -h for its flags)\n       cortex loadgen [flags]          (remote-write or query load; -h for its flags)\n\nFlags:\n")
+	usage := func(w io.Writer) {
+		fs.SetOutput(w)
+		fmt.Fprintf(w, "Usage: cortex [flags]\n       cortex certs generate [flags]   (create a CA and certificates; -h for its flags)\n       cortex loadgen [flags]          (remote-write or query load; -h for its flags)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	fs.Usage = func() { usage(stdout) }
 	if err := config.Load(fs, args, &cfg); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
+	}
+	// Flag parsing stops at the first word that is not a flag: starting
+	// anyway would run with the defaults of every flag after it.
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "error: unexpected argument %q: cortex takes only flags (-help lists them, -version prints the version); its only subcommands are \"certs\" and \"loadgen\", given first\n\n", fs.Arg(0))
+		usage(stderr)
+		return 2
 	}
 	if *printVersion {
 		fmt.Fprintln(stdout, "cortex", version())

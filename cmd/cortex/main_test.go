@@ -1,0 +1,35 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRunRefusesPositionalArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"help"},
+		{"version"},
+		{"cert", "generate"},
+		{"-server.http-listen-port=0", "version", "-target=distributor"},
+		{"-target=all", "certs", "generate"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 2 {
+			t.Errorf("run(%q) = %d, want 2; stderr: %s", args, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "unexpected argument") || !strings.Contains(stderr.String(), "Usage: cortex [flags]") {
+			t.Errorf("run(%q) stderr = %q, want the argument refused and the usage", args, stderr.String())
+		}
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("run(-version) = %d; stderr: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "cortex ") {
+		t.Fatalf("run(-version) printed %q", stdout.String())
+	}
+}
