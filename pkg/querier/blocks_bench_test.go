@@ -22,6 +22,8 @@ import (
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
@@ -196,6 +198,11 @@ func startBlocksIngester(b *testing.B, bkt objstore.Bucket) (*ingester.Ingester,
 	lis := testkit.Listen(b)
 	srv := grpc.NewServer(append(tenant.ServerInterceptors(), grpc.ForceServerCodecV2(grpccodec.Codec{}))...)
 	client.RegisterIngesterServer(srv, ing)
+	// The querier's pool closes connections that fail health checks for a
+	// minute, which a run of this benchmark outlasts.
+	hs := health.NewServer()
+	hs.SetServingStatus(client.ServiceName, grpc_health_v1.HealthCheckResponse_SERVING)
+	grpc_health_v1.RegisterHealthServer(srv, hs)
 	go func() { _ = srv.Serve(lis) }()
 	b.Cleanup(srv.Stop)
 	return ing, lis.Addr().String()
