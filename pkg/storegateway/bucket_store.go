@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 )
 
 // Names of the objects of a block in the bucket, as the ingesters' shipper
@@ -44,6 +46,10 @@ type BucketStore struct {
 	logger *slog.Logger
 	m      *metrics
 
+	// filter, when set, says which blocks this store-gateway serves: its
+	// share of them on the sharding ring.
+	filter BlockFilter
+
 	// syncMu makes syncs take turns; mu guards blocks.
 	syncMu sync.Mutex
 	mu     sync.RWMutex
@@ -51,8 +57,9 @@ type BucketStore struct {
 }
 
 // NewBucketStore returns a bucket store over bkt keeping its local files in
-// cfg.SyncDir. It loads nothing until SyncBlocks is called.
-func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, reg prometheus.Registerer) (*BucketStore, error) {
+// cfg.SyncDir, reading through the caches cfg sets up. It loads nothing
+// until SyncBlocks is called.
+func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*BucketStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -65,6 +72,10 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	bkt, err := newStoreBucket(cfg, bkt, opts, logger, reg)
+	if err != nil {
+		return nil, err
+	}
 	return &BucketStore{
 		cfg:    cfg,
 		bkt:    bkt,
@@ -73,6 +84,14 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 		blocks: map[string]map[ulid.ULID]*block{},
 	}, nil
 }
+
+// BlockFilter reports whether a store-gateway serves a tenant's block;
+// loaded says whether it does already.
+type BlockFilter func(tenant string, id ulid.ULID, loaded bool) bool
+
+// SetBlockFilter restricts the blocks served to those f accepts. It must
+// be called before the first sync.
+func (s *BucketStore) SetBlockFilter(f BlockFilter) { s.filter = f }
 
 // deletionMark is Thanos' deletion-mark.json.
 type deletionMark struct {
@@ -88,6 +107,9 @@ type remoteBlock struct {
 	// unknown means the bucket could not be read for this block: a loaded
 	// copy is kept rather than dropped because of a transient error.
 	unknown bool
+	// current is a block to serve that is loaded already, so its meta.json
+	// was not read again.
+	current bool
 }
 
 // SyncBlocks brings the loaded blocks in line with the bucket: it loads the
@@ -160,51 +182,118 @@ func (s *BucketStore) listTenants(ctx context.Context) ([]string, error) {
 // syncTenant loads the tenant's new blocks and drops those it should no
 // longer serve.
 func (s *BucketStore) syncTenant(ctx context.Context, tenant string) error {
-	var ids []ulid.ULID
-	err := s.bkt.Iter(ctx, tenant+objstore.DirDelim, func(name string) error {
-		base, ok := strings.CutSuffix(strings.TrimPrefix(name, tenant+objstore.DirDelim), objstore.DirDelim)
-		if !ok {
-			return nil // a file beside the blocks, such as the bucket index
-		}
-		if id, err := ulid.ParseStrict(base); err == nil {
-			ids = append(ids, id)
-		}
-		return nil
-	})
-	if err != nil {
-		// Without the list, nothing can be judged gone: keep what is loaded.
-		return fmt.Errorf("tenant %s: listing blocks in the bucket: %w", tenant, err)
+	s.mu.RLock()
+	loaded := make(map[ulid.ULID]bool, len(s.blocks[tenant]))
+	for id := range s.blocks[tenant] {
+		loaded[id] = true
 	}
+	s.mu.RUnlock()
 
-	remote := make([]remoteBlock, len(ids))
-	errs := make([]error, len(ids))
-	forEach(len(ids), s.cfg.MetaSyncConcurrency, func(i int) {
-		remote[i], errs[i] = s.readRemoteBlock(ctx, tenant, ids[i])
-	})
+	var (
+		remote []remoteBlock
+		err    error
+	)
+	if s.cfg.BucketIndex.Enabled {
+		remote, err = s.remoteBlocksFromIndex(ctx, tenant, loaded)
+	} else {
+		remote, err = s.remoteBlocksFromListing(ctx, tenant, loaded)
+	}
+	if remote == nil && err != nil {
+		// Without the list, nothing can be judged gone: keep what is loaded.
+		return err
+	}
 
 	wanted := map[ulid.ULID]bool{} // ID -> to be loaded (false: keep if loaded)
 	var toLoad []remoteBlock
-	s.mu.RLock()
-	loaded := s.blocks[tenant]
 	for _, rb := range remote {
 		switch {
-		case rb.unknown:
+		case rb.unknown || rb.current:
 			wanted[rb.id] = false
 		case rb.meta != nil:
 			wanted[rb.id] = true
-			if _, ok := loaded[rb.id]; !ok {
+			if !loaded[rb.id] {
 				toLoad = append(toLoad, rb)
 			}
 		}
 	}
-	s.mu.RUnlock()
 	s.dropBlocks(tenant, wanted)
 
 	loadErrs := make([]error, len(toLoad))
 	forEach(len(toLoad), s.cfg.BlockSyncConcurrency, func(i int) {
 		loadErrs[i] = s.loadBlock(tenant, toLoad[i])
 	})
-	return errors.Join(append(errs, loadErrs...)...)
+	return errors.Join(append([]error{err}, loadErrs...)...)
+}
+
+// owns reports whether this store-gateway is to serve the block: always
+// without sharding.
+func (s *BucketStore) owns(tenant string, id ulid.ULID, loaded bool) bool {
+	return s.filter == nil || s.filter(tenant, id, loaded)
+}
+
+// remoteBlocksFromListing lists the tenant's blocks in the bucket and reads
+// each one's deletion mark and meta.json. The error, if any, comes with
+// the blocks that could be judged (nil blocks: none could).
+func (s *BucketStore) remoteBlocksFromListing(ctx context.Context, tenant string, loaded map[ulid.ULID]bool) ([]remoteBlock, error) {
+	var ids []ulid.ULID
+	err := s.bkt.Iter(ctx, tenant+objstore.DirDelim, func(name string) error {
+		base, ok := strings.CutSuffix(strings.TrimPrefix(name, tenant+objstore.DirDelim), objstore.DirDelim)
+		if !ok {
+			return nil // a file beside the blocks, such as the bucket index
+		}
+		if id, err := ulid.ParseStrict(base); err == nil && s.owns(tenant, id, loaded[id]) {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: listing blocks in the bucket: %w", tenant, err)
+	}
+	remote := make([]remoteBlock, len(ids))
+	errs := make([]error, len(ids))
+	forEach(len(ids), s.cfg.MetaSyncConcurrency, func(i int) {
+		remote[i], errs[i] = s.readRemoteBlock(ctx, tenant, ids[i])
+	})
+	return remote, errors.Join(errs...)
+}
+
+// remoteBlocksFromIndex takes the tenant's blocks and deletion marks from
+// its bucket index, reading meta.json only for blocks not loaded yet. A
+// tenant without an index has no blocks to serve (the compactor writes the
+// index of every tenant with blocks, and deletes it with the tenant).
+func (s *BucketStore) remoteBlocksFromIndex(ctx context.Context, tenant string, loaded map[ulid.ULID]bool) ([]remoteBlock, error) {
+	idx, err := bucketindex.ReadIndex(ctx, s.bkt, tenant)
+	if errors.Is(err, bucketindex.ErrIndexNotFound) {
+		return []remoteBlock{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	marks := map[ulid.ULID]*bucketindex.BlockDeletionMark{}
+	for _, m := range idx.BlockDeletionMarks {
+		marks[m.ID] = m
+	}
+	var fetch []ulid.ULID
+	remote := []remoteBlock{}
+	for _, b := range idx.Blocks {
+		if m := marks[b.ID]; m != nil && time.Since(m.GetDeletionTime()) >= s.cfg.IgnoreDeletionMarksDelay {
+			continue
+		}
+		if !s.owns(tenant, b.ID, loaded[b.ID]) {
+			continue
+		}
+		if loaded[b.ID] {
+			remote = append(remote, remoteBlock{id: b.ID, current: true})
+			continue
+		}
+		fetch = append(fetch, b.ID)
+	}
+	fetched := make([]remoteBlock, len(fetch))
+	errs := make([]error, len(fetch))
+	forEach(len(fetch), s.cfg.MetaSyncConcurrency, func(i int) {
+		fetched[i], errs[i] = s.readMeta(ctx, tenant, fetch[i])
+	})
+	return append(remote, fetched...), errors.Join(errs...)
 }
 
 // readRemoteBlock reads a block's deletion mark and meta.json. A block
@@ -232,6 +321,13 @@ func (s *BucketStore) readRemoteBlock(ctx context.Context, tenant string, id uli
 		return rb, fmt.Errorf("tenant %s block %s: reading %s: %w", tenant, id, markName, err)
 	}
 
+	return s.readMeta(ctx, tenant, id)
+}
+
+// readMeta reads a block's meta.json; a block without one was left half
+// uploaded (the index names only complete blocks, so it is being deleted).
+func (s *BucketStore) readMeta(ctx context.Context, tenant string, id ulid.ULID) (remoteBlock, error) {
+	rb := remoteBlock{id: id}
 	metaName := path.Join(tenant, id.String(), metaFilename)
 	meta, err := readObject(ctx, s.bkt, metaName)
 	switch {
@@ -474,48 +570,89 @@ func (s *BucketStore) Blocks(tenant string) []ulid.ULID {
 // merged and their identical samples kept once. The querier holds the
 // blocks open until it is closed.
 func (s *BucketStore) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
-	bqs, err := s.blockQueriers(tenant, mint, maxt)
+	q, _, err := s.SelectedQuerier(tenant, mint, maxt, nil)
+	return q, err
+}
+
+// SelectedQuerier is Querier over only the given blocks (all loaded blocks
+// if blocks is nil). It also returns which of the given blocks this store
+// holds, overlapping the range or not: those it answered for.
+func (s *BucketStore) SelectedQuerier(tenant string, mint, maxt int64, blocks []ulid.ULID) (storage.Querier, []ulid.ULID, error) {
+	bqs, held, err := s.selectBlockQueriers(tenant, mint, maxt, blocks)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch len(bqs) {
 	case 0:
-		return storage.NoopQuerier(), nil
+		return storage.NoopQuerier(), held, nil
 	case 1:
-		return bqs[0], nil
+		return bqs[0], held, nil
 	}
 	qs := make([]storage.Querier, len(bqs))
 	for i, q := range bqs {
 		qs[i] = q
 	}
-	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), held, nil
 }
 
 // blockQueriers opens a querier on each of the tenant's loaded blocks that
 // overlap [mint, maxt], in block ID order.
 func (s *BucketStore) blockQueriers(tenant string, mint, maxt int64) ([]*blockQuerier, error) {
+	qs, _, err := s.selectBlockQueriers(tenant, mint, maxt, nil)
+	return qs, err
+}
+
+// selectBlockQueriers is blockQueriers over only the given blocks (all if
+// nil), returning also which of them are loaded.
+func (s *BucketStore) selectBlockQueriers(tenant string, mint, maxt int64, only []ulid.ULID) ([]*blockQuerier, []ulid.ULID, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var qs []*blockQuerier
-	for _, b := range s.blocks[tenant] {
+	var (
+		qs   []*blockQuerier
+		held []ulid.ULID
+	)
+	open := func(b *block) error {
 		meta := b.tb.Meta()
 		// A block's MaxTime is exclusive.
 		if meta.MinTime > maxt || meta.MaxTime <= mint {
-			continue
+			return nil
 		}
 		q, err := newBlockQuerier(b, mint, maxt)
 		if err != nil {
-			for _, q := range qs {
-				_ = q.Close()
-			}
-			return nil, err
+			return err
 		}
 		qs = append(qs, q)
+		return nil
+	}
+	var err error
+	if only == nil {
+		for _, b := range s.blocks[tenant] {
+			if err = open(b); err != nil {
+				break
+			}
+		}
+	} else {
+		for _, id := range only {
+			b, ok := s.blocks[tenant][id]
+			if !ok || slices.Contains(held, id) {
+				continue
+			}
+			held = append(held, id)
+			if err = open(b); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		for _, q := range qs {
+			_ = q.Close()
+		}
+		return nil, nil, err
 	}
 	// A stable order keeps merges and errors reproducible.
 	slices.SortFunc(qs, func(a, b *blockQuerier) int { return a.b.id.Compare(b.b.id) })
 	s.m.blocksQueried.Observe(float64(len(qs)))
-	return qs, nil
+	return qs, held, nil
 }
 
 // forEach runs f(0..n-1) on at most concurrency goroutines.

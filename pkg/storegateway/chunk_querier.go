@@ -3,6 +3,7 @@ package storegateway
 import (
 	"context"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -18,21 +19,29 @@ import (
 // the chunks of one block, or of blocks the compactor already merged, go out
 // as they are stored. The querier holds the blocks open until it is closed.
 func (s *BucketStore) ChunkQuerier(tenant string, mint, maxt int64) (storage.ChunkQuerier, error) {
-	bqs, err := s.blockQueriers(tenant, mint, maxt)
+	q, _, err := s.SelectedChunkQuerier(tenant, mint, maxt, nil)
+	return q, err
+}
+
+// SelectedChunkQuerier is ChunkQuerier over only the given blocks (all
+// loaded blocks if blocks is nil). It also returns which of the given
+// blocks this store holds: those it answered for.
+func (s *BucketStore) SelectedChunkQuerier(tenant string, mint, maxt int64, blocks []ulid.ULID) (storage.ChunkQuerier, []ulid.ULID, error) {
+	bqs, held, err := s.selectBlockQueriers(tenant, mint, maxt, blocks)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch len(bqs) {
 	case 0:
-		return storage.NoopChunkedQuerier(), nil
+		return storage.NoopChunkedQuerier(), held, nil
 	case 1:
-		return &blockChunkQuerier{bqs[0]}, nil
+		return &blockChunkQuerier{bqs[0]}, held, nil
 	}
 	qs := make([]storage.ChunkQuerier, len(bqs))
 	for i, q := range bqs {
 		qs[i] = &blockChunkQuerier{q}
 	}
-	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), held, nil
 }
 
 // blockChunkQuerier is a blockQuerier that hands out chunks rather than
