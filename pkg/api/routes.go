@@ -8,6 +8,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/ingester"
+	"github.com/cortex-tls/cortex/pkg/purger"
 )
 
 // Every HTTP path of every module, in one place. A new component adds a
@@ -127,4 +128,10 @@ func (a *API) RegisterConfigs(c *configs.API) {
 	a.route(Route{Module: "configs", Methods: post, Path: "/api/prom/configs/restore", Tenant: true, Desc: "Restore the tenant's configs"}, h)
 	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/alertmanager", Desc: "Every tenant's Alertmanager configuration changed since ?since="}, private)
 	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/rules", Desc: "Every tenant's rules changed since ?since="}, private)
+}
+
+// RegisterTenantDeletion mounts Cortex's tenant deletion API.
+func (a *API) RegisterTenantDeletion(p *purger.TenantDeletionAPI) {
+	a.route(Route{Module: "purger", Methods: post, Path: "/purger/delete_tenant", Tenant: true, Desc: "Mark the tenant for deletion: the compactor deletes its blocks, the ingesters its local data"}, http.HandlerFunc(p.DeleteTenant))
+	a.route(Route{Module: "purger", Methods: get, Path: "/purger/delete_tenant_status", Tenant: true, Desc: "Whether the tenant's blocks are deleted"}, http.HandlerFunc(p.DeleteTenantStatus))
 }
