@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,11 +121,13 @@ func BenchmarkRangeQuery24h(b *testing.B) {
 	for _, src := range sources {
 		b.Run("sum_rate/"+src.name, func(b *testing.B) {
 			b.ReportAllocs()
+			cpu := processCPU(b)
 			for b.Loop() {
 				if m := rangeQuery(b, src.queryable); len(m) != 1 || len(m[0].Floats) != 24*60 {
 					b.Fatalf("%d series in the answer", len(m))
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 	matcher := labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "bench_metric")
@@ -132,6 +135,7 @@ func BenchmarkRangeQuery24h(b *testing.B) {
 		b.Run("select/"+src.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var it chunkenc.Iterator
+			cpu := processCPU(b)
 			for b.Loop() {
 				q, err := src.queryable.Querier(start.UnixMilli(), end.UnixMilli())
 				if err != nil {
@@ -157,6 +161,7 @@ func BenchmarkRangeQuery24h(b *testing.B) {
 				}
 				_ = q.Close()
 			}
+			reportCPU(b, cpu)
 			b.ReportMetric(float64(b.N*numSeries*numSamples)/b.Elapsed().Seconds(), "samples/s")
 		})
 	}
@@ -278,4 +283,20 @@ func storeGatewayQueryable24h(b *testing.B, store *storegateway.BucketStore) sto
 	var limits validation.Limits
 	limits.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
 	return NewStoreGatewayQueryable([]StoreGateway{conn}, validation.NewOverrides(limits, nil))
+}
+
+// processCPU is the CPU time the process has used, user and system. Both
+// ends of each query run in the process, so it is their whole cost; on a
+// busy machine it varies far less than the elapsed time.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per op since from.
+func reportCPU(b *testing.B, from time.Duration) {
+	b.ReportMetric(float64(processCPU(b)-from)/float64(b.N), "cpu-ns/op")
 }
