@@ -14,15 +14,27 @@ import (
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 )
 
-// Cleanup runs one cleanup pass over every tenant: it deletes the blocks
-// marked for deletion longer than -compactor.deletion-delay ago and the
-// partial blocks left by an interrupted deletion, marks the blocks past
-// -compactor.blocks-retention-period, and writes the tenant's bucket index.
+// Cleanup runs one cleanup pass over every tenant this compactor owns: it
+// deletes the blocks marked for deletion longer than
+// -compactor.deletion-delay ago and the partial blocks left by an
+// interrupted deletion, marks the blocks past
+// -compactor.blocks-retention-period, and writes the tenant's bucket index;
+// of a tenant marked for deletion, it deletes everything.
 func (c *Compactor) Cleanup(ctx context.Context) error {
 	c.m.cleanupStarted.Inc()
 	tenants, err := c.tenants(ctx)
 	if err == nil {
-		err = forEachTenant(ctx, tenants, c.cfg.CleanupConcurrency, c.cleanupTenant)
+		tenants = c.ownedTenants(tenants)
+		err = forEachTenant(ctx, tenants, c.cfg.CleanupConcurrency, func(ctx context.Context, tenant string) error {
+			mark, err := bucketindex.ReadTenantDeletionMark(ctx, c.bkt, tenant)
+			if err != nil {
+				return fmt.Errorf("tenant %q: %w", tenant, err)
+			}
+			if mark != nil {
+				return c.cleanupDeletedTenant(ctx, tenant, mark)
+			}
+			return c.cleanupTenant(ctx, tenant)
+		})
 	}
 	if err != nil {
 		c.m.cleanupFailed.Inc()

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/thanos-io/objstore"
 
+	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 )
@@ -46,6 +47,9 @@ type Compactor struct {
 	// retention is each tenant's -compactor.blocks-retention-period (0:
 	// keep); nil keeps every tenant's blocks.
 	retention func(tenant string) time.Duration
+	// ring shards the tenants over the compactors; nil: this compactor
+	// owns every tenant.
+	ring *shardring.Member
 
 	mu sync.Mutex
 	// indexes are the tenants' last bucket indexes, so that an update
@@ -84,21 +88,24 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 	for _, o := range opts {
 		o(c)
 	}
-	c.Service = services.NewBasicService(c.starting, c.running, nil)
+	if cfg.ShardingEnabled && c.ring == nil {
+		return nil, errors.New("compactor: -compactor.sharding-enabled=true but no ring given")
+	}
+	c.Service = services.NewBasicService(c.starting, c.running, c.stopping)
 	return c, nil
 }
 
 func (c *Compactor) workDir() string { return filepath.Join(c.cfg.DataDir, compactSubdir) }
 
 // starting removes what a compaction interrupted by a crash left behind.
-func (c *Compactor) starting(context.Context) error {
+func (c *Compactor) starting(ctx context.Context) error {
 	if err := os.RemoveAll(c.workDir()); err != nil {
 		return fmt.Errorf("cleaning the compactor's directory %s under -compactor.data-dir: %w", c.workDir(), err)
 	}
 	if err := os.MkdirAll(c.workDir(), 0o750); err != nil {
 		return fmt.Errorf("creating the compactor's directory %s under -compactor.data-dir: %w", c.workDir(), err)
 	}
-	return nil
+	return c.joinRing(ctx)
 }
 
 // running compacts every -compactor.compaction-interval and cleans up
@@ -136,15 +143,11 @@ func (c *Compactor) runCleanup(ctx context.Context) {
 	}
 }
 
-// globalMarkersDir is Cortex's reserved top-level directory of global
-// markers (tenant deletion marks): it is not a tenant.
-const globalMarkersDir = "__markers__"
-
 // tenants lists the tenants with a directory in the bucket.
 func (c *Compactor) tenants(ctx context.Context) ([]string, error) {
 	var tenants []string
 	err := c.bkt.Iter(ctx, "", func(name string) error {
-		if t, ok := strings.CutSuffix(name, "/"); ok && t != "" && t != "." && t != ".." && t != globalMarkersDir {
+		if t, ok := strings.CutSuffix(name, "/"); ok && t != "" && t != "." && t != ".." && t != bucketindex.GlobalMarkersDir {
 			tenants = append(tenants, t)
 		}
 		return nil
@@ -198,6 +201,7 @@ func (c *Compactor) Compact(ctx context.Context) error {
 	// Progress gauges describe the run in progress, as Cortex's: zero
 	// while idle.
 	c.m.tenantsDiscovered.Set(0)
+	c.m.tenantsSkipped.Set(0)
 	c.m.tenantsSucceeded.Set(0)
 	c.m.tenantsFailed.Set(0)
 	if err != nil {
@@ -215,8 +219,22 @@ func (c *Compactor) compact(ctx context.Context) error {
 		return err
 	}
 	c.m.tenantsDiscovered.Set(float64(len(tenants)))
-	return forEachTenant(ctx, tenants, c.cfg.CompactionConcurrency, func(ctx context.Context, tenant string) error {
-		err := c.compactTenantWithRetries(ctx, tenant)
+	owned := c.ownedTenants(tenants)
+	c.m.tenantsSkipped.Set(float64(len(tenants) - len(owned)))
+	return forEachTenant(ctx, owned, c.cfg.CompactionConcurrency, func(ctx context.Context, tenant string) error {
+		// A tenant marked for deletion is not compacted: the cleanup
+		// deletes its blocks.
+		marked, err := bucketindex.TenantDeletionMarkExists(ctx, c.bkt, tenant)
+		if err != nil {
+			c.m.tenantsFailed.Inc()
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+		if marked {
+			c.m.tenantsSkipped.Inc()
+			c.logger.Debug("skipping the compaction of a tenant marked for deletion", "user", tenant)
+			return nil
+		}
+		err = c.compactTenantWithRetries(ctx, tenant)
 		if err != nil {
 			c.m.tenantsFailed.Inc()
 			return err

@@ -90,7 +90,7 @@ func TestCompactReplicasAndAdjacentBlocks(t *testing.T) {
 	}
 
 	// Cortex's global markers directory is not a tenant.
-	if err := bkt.Upload(ctx, globalMarkersDir+"/team-c/tenant-deletion-mark.json", strings.NewReader("{}")); err != nil {
+	if err := bkt.Upload(ctx, bucketindex.GlobalMarkersDir+"/team-c/tenant-deletion-mark.json", strings.NewReader("{}")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -239,7 +239,7 @@ func TestCompactReplicasAndAdjacentBlocks(t *testing.T) {
 	if len(markers) != 0 {
 		t.Fatalf("markers left after deletion: %v", markers)
 	}
-	if ok, _ := bkt.Exists(ctx, globalMarkersDir+"/"+bucketindex.IndexCompressedFilename); ok {
+	if ok, _ := bkt.Exists(ctx, bucketindex.GlobalMarkersDir+"/"+bucketindex.IndexCompressedFilename); ok {
 		t.Errorf("the global markers directory was indexed as a tenant")
 	}
 	if got := testkit.MetricSum(t, reg, "cortex_compactor_blocks_cleaned_total"); got != 11 {

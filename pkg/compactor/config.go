@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cortex-tls/cortex/pkg/shardring"
 )
 
 // Config is the compactor's configuration, with Cortex's flag names,
@@ -31,7 +33,24 @@ type Config struct {
 	CleanupInterval       time.Duration `yaml:"cleanup_interval"`
 	CleanupConcurrency    int           `yaml:"cleanup_concurrency"`
 	DeletionDelay         time.Duration `yaml:"deletion_delay"`
+	TenantCleanupDelay    time.Duration `yaml:"tenant_cleanup_delay"`
+
+	// ShardingEnabled shards the tenants over the compactors of the
+	// -compactor.ring.* ring: each compacts and cleans up the tenants it
+	// owns.
+	ShardingEnabled bool             `yaml:"sharding_enabled"`
+	ShardingRing    shardring.Config `yaml:"sharding_ring"`
 }
+
+// Ring settings, as Cortex's compactor ring.
+const (
+	// RingName and RingKey name the ring in logs, metrics and the KV store.
+	RingName = "compactor"
+	RingKey  = "compactor"
+	// RingFlagPrefix is the ring's flag prefix.
+	RingFlagPrefix = "compactor.ring"
+	ringNumTokens  = 512
+)
 
 // RegisterFlags registers the compactor's flags on f.
 func (cfg *Config) RegisterFlags(f *flag.FlagSet) {
@@ -46,6 +65,15 @@ func (cfg *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&cfg.DeletionDelay, "compactor.deletion-delay", 12*time.Hour, "Time before a block marked for deletion is deleted from bucket. "+
 		"If not 0, blocks will be marked for deletion and compactor component will permanently delete blocks marked for deletion from the bucket. "+
 		"If 0, blocks will be deleted straight away. Note that deleting blocks immediately can cause query failures.")
+	f.DurationVar(&cfg.TenantCleanupDelay, "compactor.tenant-cleanup-delay", 6*time.Hour, "For tenants marked for deletion, this is time between deleting of last block, and doing final cleanup (marker files, debug files) of the tenant.")
+	f.BoolVar(&cfg.ShardingEnabled, "compactor.sharding-enabled", false, "Shard tenants across multiple compactor instances. Sharding is required if you run multiple compactor instances, in order to coordinate compactions and avoid race conditions leading to the same tenant blocks simultaneously compacted by different instances.")
+	cfg.ShardingRing.RegisterFlags(RingFlagPrefix, shardring.Defaults{
+		HeartbeatPeriod:          5 * time.Second,
+		HeartbeatTimeout:         time.Minute,
+		WaitStabilityMinDuration: time.Minute,
+		WaitStabilityMaxDuration: 5 * time.Minute,
+		NumTokens:                ringNumTokens,
+	}, f)
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -86,6 +114,14 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.DeletionDelay < 0 {
 		return fmt.Errorf("-compactor.deletion-delay must not be negative, got %s", cfg.DeletionDelay)
+	}
+	if cfg.TenantCleanupDelay < 0 {
+		return fmt.Errorf("-compactor.tenant-cleanup-delay must not be negative, got %s", cfg.TenantCleanupDelay)
+	}
+	if cfg.ShardingEnabled {
+		if err := cfg.ShardingRing.Validate(); err != nil {
+			return fmt.Errorf("-compactor.sharding-enabled: %w", err)
+		}
 	}
 	return nil
 }

@@ -29,6 +29,16 @@ func TestConfigDefaults(t *testing.T) {
 		"compactor.cleanup-interval":       "15m0s",
 		"compactor.cleanup-concurrency":    "20",
 		"compactor.deletion-delay":         "12h0m0s",
+		"compactor.tenant-cleanup-delay":   "6h0m0s",
+		"compactor.sharding-enabled":       "false",
+		// Cortex's ring defaults, but for the store (inmemory here).
+		"compactor.ring.store":                       "inmemory",
+		"compactor.ring.prefix":                      "collectors/",
+		"compactor.ring.heartbeat-period":            "5s",
+		"compactor.ring.heartbeat-timeout":           "1m0s",
+		"compactor.ring.wait-stability-min-duration": "1m0s",
+		"compactor.ring.wait-stability-max-duration": "5m0s",
+		"compactor.ring.instance-interface-names":    "eth0,en0",
 	}
 	for name, def := range want {
 		f := fs.Lookup(name)
@@ -62,13 +72,21 @@ compaction_interval: 30m
 compaction_concurrency: 4
 cleanup_interval: 5m
 deletion_delay: 2h
+tenant_cleanup_delay: 1h
+sharding_enabled: true
+sharding_ring:
+  kvstore:
+    store: memberlist
+  heartbeat_period: 10s
 `
 	if err := yaml.Unmarshal([]byte(in), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.BlockRanges.String() != "1h0m0s,2h0m0s,8h0m0s" || cfg.DataDir != "/var/cortex/compactor" ||
 		cfg.CompactionInterval != 30*time.Minute || cfg.CompactionConcurrency != 4 || cfg.CleanupInterval != 5*time.Minute ||
-		cfg.DeletionDelay != 2*time.Hour || cfg.CompactionRetries != 3 {
+		cfg.DeletionDelay != 2*time.Hour || cfg.CompactionRetries != 3 || cfg.TenantCleanupDelay != time.Hour ||
+		!cfg.ShardingEnabled || cfg.ShardingRing.KVStore.Store != "memberlist" || cfg.ShardingRing.HeartbeatPeriod != 10*time.Second ||
+		cfg.ShardingRing.HeartbeatTimeout != time.Minute {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	out, err := yaml.Marshal(&cfg)
@@ -94,6 +112,11 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.CleanupInterval = 0 }, "-compactor.cleanup-interval"},
 		{func(c *Config) { c.CleanupConcurrency = 0 }, "-compactor.cleanup-concurrency"},
 		{func(c *Config) { c.DeletionDelay = -time.Second }, "-compactor.deletion-delay"},
+		{func(c *Config) { c.TenantCleanupDelay = -time.Second }, "-compactor.tenant-cleanup-delay"},
+		{func(c *Config) {
+			c.ShardingEnabled = true
+			c.ShardingRing.WaitStabilityMaxDuration = time.Second
+		}, "-compactor.ring.wait-stability-max-duration"},
 	} {
 		var cfg Config
 		cfg.RegisterFlags(newFlagSet())

@@ -19,6 +19,7 @@ type metrics struct {
 	lastSuccessfulRun prometheus.Gauge
 
 	tenantsDiscovered prometheus.Gauge
+	tenantsSkipped    prometheus.Gauge
 	tenantsSucceeded  prometheus.Gauge
 	tenantsFailed     prometheus.Gauge
 
@@ -64,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		tenantsDiscovered: f.NewGauge(prometheus.GaugeOpts{
 			Name: "cortex_compactor_tenants_discovered",
 			Help: "Number of tenants discovered during the current compaction run. Reset to 0 when compactor is idle.",
+		}),
+		tenantsSkipped: f.NewGauge(prometheus.GaugeOpts{
+			Name: "cortex_compactor_tenants_skipped",
+			Help: "Number of tenants skipped during the current compaction run. Reset to 0 when compactor is idle.",
 		}),
 		tenantsSucceeded: f.NewGauge(prometheus.GaugeOpts{
 			Name: "cortex_compactor_tenants_processing_succeeded",

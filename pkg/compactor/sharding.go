@@ -1,0 +1,85 @@
+package compactor
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+
+	"github.com/grafana/dskit/ring"
+
+	"github.com/cortex-tls/cortex/pkg/shardring"
+)
+
+// ringOp finds a tenant's compactor among the ACTIVE instances only, as
+// Cortex's: a joining or leaving compactor owns nothing.
+var ringOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
+
+// WithRing shards the tenants over the compactors of member's ring
+// (-compactor.sharding-enabled): this compactor compacts and cleans up
+// only the tenants it owns. The compactor joins the ring when it starts
+// and leaves it when it stops.
+func WithRing(member *shardring.Member) Option {
+	return func(c *Compactor) { c.ring = member }
+}
+
+// tenantHash is the tenant's token in the ring, fnv32a of its ID as in
+// Cortex.
+func tenantHash(tenant string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(tenant))
+	return h.Sum32()
+}
+
+// ownedTenants keeps the tenants this compactor owns: all of them without
+// a ring. A tenant whose owner cannot be found is left to the next run.
+func (c *Compactor) ownedTenants(tenants []string) []string {
+	if c.ring == nil {
+		return tenants
+	}
+	owned := make([]string, 0, len(tenants))
+	for _, t := range tenants {
+		ok, err := c.ring.Owns(tenantHash(t), ringOp)
+		if err != nil {
+			c.logger.Warn("finding the tenant's compactor in the ring; skipping the tenant", "user", t, "err", err)
+			continue
+		}
+		if ok {
+			owned = append(owned, t)
+		}
+	}
+	return owned
+}
+
+func (c *Compactor) joinRing(ctx context.Context) error {
+	if c.ring == nil {
+		return nil
+	}
+	if err := c.ring.Start(ctx); err != nil {
+		return fmt.Errorf("compactor ring (-%s.*): %w", RingFlagPrefix, err)
+	}
+	c.logger.Info("joined the compactor ring", "id", c.ring.ID(), "addr", c.ring.Addr())
+	return nil
+}
+
+func (c *Compactor) stopping(error) error {
+	if c.ring == nil {
+		return nil
+	}
+	return c.ring.Stop()
+}
+
+const shardingDisabledPage = "Compactor has no ring because sharding is disabled (-compactor.sharding-enabled=false).\n"
+
+// RingHandler serves /compactor/ring: the ring's status page, or, as in
+// Cortex, a note that sharding is disabled.
+func (c *Compactor) RingHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c.ring == nil {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte(shardingDisabledPage))
+			return
+		}
+		c.ring.ServeHTTP(w, r)
+	})
+}
