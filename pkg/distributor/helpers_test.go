@@ -179,6 +179,10 @@ func defaultLimits() validation.Limits {
 	return l
 }
 
+// fakeHeartbeatTimeout is the test ring's heartbeat timeout: longer than
+// any test runs.
+const fakeHeartbeatTimeout = 10 * 365 * 24 * time.Hour
+
 func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	if o.ingesters == 0 {
@@ -223,7 +227,9 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	if err := kvClient.CAS(context.Background(), "ring", func(any) (any, bool, error) { return desc, false, nil }); err != nil {
 		t.Fatal(err)
 	}
-	ringCfg := ring.Config{HeartbeatTimeout: time.Minute, ReplicationFactor: o.rf}
+	// The fake ingesters never heartbeat: their registration must stay
+	// healthy however long a test or a fuzz run lasts.
+	ringCfg := ring.Config{HeartbeatTimeout: fakeHeartbeatTimeout, ReplicationFactor: o.rf}
 	r, err := ring.NewWithStoreClientAndStrategy(ringCfg, "ingester", "ring", kvClient, ring.NewDefaultReplicationStrategy(), nil, kitlog.New(logger))
 	if err != nil {
 		t.Fatal(err)
