@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
@@ -201,7 +202,7 @@ func startBlocksIngester(b *testing.B, bkt objstore.Bucket) (*ingester.Ingester,
 	}
 	b.Cleanup(func() { _ = services.StopAndAwaitTerminated(ctx, ing) })
 	lis := testkit.Listen(b)
-	srv := grpc.NewServer(append(tenant.ServerInterceptors(), grpc.ForceServerCodecV2(grpccodec.Codec{}))...)
+	srv := newBlocksGRPCServer()
 	client.RegisterIngesterServer(srv, ing)
 	// The querier's pool closes connections that fail health checks for a
 	// minute, which a run of this benchmark outlasts.
@@ -268,7 +269,7 @@ func startBlocksStoreGateway(b *testing.B, bkt objstore.Bucket) *storegateway.Bu
 // the querier's queryable over a connection to it.
 func storeGatewayQueryable24h(b *testing.B, store *storegateway.BucketStore) storage.Queryable {
 	b.Helper()
-	srv := grpc.NewServer(append(tenant.ServerInterceptors(), grpc.ForceServerCodecV2(grpccodec.Codec{}))...)
+	srv := newBlocksGRPCServer()
 	storegateway.RegisterStoreGatewayServer(srv, storegateway.NewStoreGatewayServer(store, nil))
 	lis := testkit.Listen(b)
 	go func() { _ = srv.Serve(lis) }()
@@ -299,4 +300,15 @@ func processCPU(b *testing.B) time.Duration {
 // reportCPU reports the CPU time per op since from.
 func reportCPU(b *testing.B, from time.Duration) {
 	b.ReportMetric(float64(processCPU(b)-from)/float64(b.N), "cpu-ns/op")
+}
+
+// newBlocksGRPCServer is a gRPC server set up as pkg/server's: the
+// project's codec, the tenant interceptors, and its keepalive policy. With
+// gRPC's default policy the clients' 20 s pings get the connection closed
+// (too_many_pings) in the middle of a run.
+func newBlocksGRPCServer() *grpc.Server {
+	return grpc.NewServer(append(tenant.ServerInterceptors(),
+		grpc.ForceServerCodecV2(grpccodec.Codec{}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)...)
 }
