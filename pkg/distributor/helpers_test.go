@@ -170,6 +170,7 @@ type clusterOpts struct {
 	limits    func(*validation.Limits)
 	cfg       func(*Config)
 	overrides func() map[string]*validation.Limits // runtime overrides
+	stale     int                                  // the last stale ingesters never heartbeat
 }
 
 func defaultLimits() validation.Limits {
@@ -219,7 +220,11 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 		tk := tokens.GenerateTokens(64, taken)
 		taken = append(taken, tk...)
 		sort.Slice(tk, func(a, b int) bool { return tk[a] < tk[b] })
-		desc.AddIngester(f.id, f.addr, "", tk, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
+		inst := desc.AddIngester(f.id, f.addr, "", tk, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
+		if i >= o.ingesters-o.stale {
+			inst.Timestamp = 0 // beyond fakeHeartbeatTimeout
+			desc.Ingesters[f.id] = inst
+		}
 	}
 
 	kvClient, closer := consul.NewInMemoryClient(ring.GetCodec(), kitlog.New(logger), nil)

@@ -141,6 +141,11 @@ func (d *Distributor) batchError(ctx context.Context, err error, f *failures) er
 	failed := strings.Join(f.errs, "; ")
 	n := len(f.errs)
 	f.mu.Unlock()
+	if n == 0 && ctx.Err() == nil {
+		// No ingester was called: the ring could not place a series on a
+		// quorum of healthy ingesters, and its error names the unhealthy ones.
+		return &PushError{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf("cannot write: too many unhealthy ingesters for the quorum (replication factor %d needs %d healthy ingesters per series; an ingester is unhealthy when its last ring heartbeat is older than -ring.heartbeat-timeout or it is not ACTIVE): %v", rf, rf/2+1, err)}
+	}
 	code := http.StatusInternalServerError
 	if f.down.Load() || ctx.Err() != nil {
 		code = http.StatusServiceUnavailable

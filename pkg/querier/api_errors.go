@@ -1,11 +1,16 @@
 package querier
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
+	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/promql"
 )
 
@@ -96,3 +101,63 @@ func queryConstructionError(err error) *apiError {
 	}
 	return &apiError{errorBadData, fmt.Errorf("invalid parameter %q: %w", "query", err)}
 }
+
+// ringError explains a ring that cannot give a quorum of healthy
+// ingesters, naming the unhealthy ones.
+func ringError(r ring.ReadRing, err error) error {
+	if !errors.Is(err, ring.ErrTooManyUnhealthyInstances) {
+		return fmt.Errorf("no ingesters to query: %w", err)
+	}
+	rf := r.ReplicationFactor()
+	msg := fmt.Sprintf("too many unhealthy ingesters for the quorum (replication factor %d tolerates %d; an ingester is unhealthy when its last ring heartbeat is older than -ring.heartbeat-timeout or its state does not serve reads)", rf, rf/2)
+	if names := unhealthyIngesters(r); names != "" {
+		msg += ": unhealthy: " + names
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// unhealthyIngesters lists the ring's unhealthy instances as its status
+// page reports them (dskit's ring has no other way to list them), or ""
+// for a ring without one.
+func unhealthyIngesters(r ring.ReadRing) string {
+	h, ok := r.(http.Handler)
+	if !ok {
+		return ""
+	}
+	req, err := http.NewRequest(http.MethodGet, "/ring", nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("Accept", "application/json")
+	w := &bufferWriter{header: http.Header{}}
+	h.ServeHTTP(w, req)
+	var page struct {
+		Shards []struct {
+			ID        string    `json:"id"`
+			State     string    `json:"state"`
+			Address   string    `json:"address"`
+			Heartbeat time.Time `json:"timestamp"`
+		} `json:"shards"`
+		Now time.Time `json:"now"`
+	}
+	if err := json.Unmarshal(w.buf.Bytes(), &page); err != nil {
+		return ""
+	}
+	var names []string
+	for _, s := range page.Shards {
+		if s.State == "UNHEALTHY" {
+			names = append(names, fmt.Sprintf("%s at %s (last heartbeat %s ago)", s.ID, s.Address, page.Now.Sub(s.Heartbeat).Truncate(time.Second)))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// bufferWriter is an http.ResponseWriter into memory.
+type bufferWriter struct {
+	header http.Header
+	buf    bytes.Buffer
+}
+
+func (w *bufferWriter) Header() http.Header         { return w.header }
+func (w *bufferWriter) Write(b []byte) (int, error) { return w.buf.Write(b) }
+func (w *bufferWriter) WriteHeader(int)             {}

@@ -85,7 +85,7 @@ func (e *unavailableError) Unwrap() error { return e.err }
 func fanOut[T any](ctx context.Context, q *ingesterQueryable, call func(context.Context, *client.Conn) (T, error)) ([]T, error) {
 	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
-		return nil, &unavailableError{fmt.Errorf("no ingesters to query: %w", err)}
+		return nil, &unavailableError{ringError(q.ring, err)}
 	}
 	cfg := ring.DoUntilQuorumConfig{
 		MinimizeRequests: q.minimize,
