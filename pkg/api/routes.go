@@ -49,6 +49,12 @@ func (a *API) RegisterRing(ring http.Handler) {
 	a.route(Route{Module: "ring", Path: "/ring"}, ring) // Cortex's older path
 }
 
+// RegisterCompactor mounts the compactor ring's status page (a note when
+// -compactor.sharding-enabled is false, as in Cortex).
+func (a *API) RegisterCompactor(ring http.Handler) {
+	a.route(Route{Module: "compactor", Methods: getPost, Path: "/compactor/ring", Desc: "Compactor ring status"}, ring)
+}
+
 // RegisterMemberlist mounts the gossip members page.
 func (a *API) RegisterMemberlist(members http.Handler) {
 	a.route(Route{Module: "memberlist", Methods: get, Path: "/memberlist", Desc: "Gossip members"}, members)

@@ -1,18 +1,26 @@
 package cortex
 
 import (
+	"fmt"
+	"log/slog"
+	"net"
 	"time"
 
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/compactor"
+	"github.com/cortex-tls/cortex/pkg/kv"
+	"github.com/cortex-tls/cortex/pkg/shardring"
 )
 
 // initCompactor merges each tenant's blocks in the bucket into
 // -compactor.block-ranges, applies each tenant's retention (the
 // -compactor.blocks-retention-period limit, overridable per tenant in the
-// runtime configuration) and deletion delays, and keeps the bucket index
-// current.
+// runtime configuration) and deletion delays, deletes the tenants marked
+// for deletion, and keeps the bucket index current: for every tenant, or
+// with -compactor.sharding-enabled for those it owns on the compactor ring.
 func (t *Cortex) initCompactor() (services.Service, error) {
 	bkt, err := t.blocksBucketFor(Compactor)
 	if err != nil {
@@ -21,5 +29,44 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 	retention := func(tenant string) time.Duration {
 		return time.Duration(t.Overrides.For(tenant).CompactorBlocksRetentionPeriod)
 	}
-	return compactor.New(t.Cfg.Compactor, bkt, t.Logger, t.Registry, compactor.WithRetention(retention))
+	logger := t.Logger.With("component", Compactor)
+	opts := []compactor.Option{compactor.WithRetention(retention)}
+	if t.Cfg.Compactor.ShardingEnabled {
+		m, err := t.compactorRingMember(logger)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, compactor.WithRing(m))
+	}
+	c, err := compactor.New(t.Cfg.Compactor, bkt, logger, t.Registry, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.API.RegisterCompactor(c.RingHandler())
+	return c, nil
+}
+
+// compactorRingMember is this compactor's membership in the compactor
+// ring, advertising the gRPC server as the ingester does (its bound port,
+// so -server.grpc-listen-port=0 works, and its listen address when it
+// names one) unless -compactor.ring.instance-addr and -instance-port say
+// otherwise.
+func (t *Cortex) compactorRingMember(logger *slog.Logger) (*shardring.Member, error) {
+	cfg := t.Cfg.Compactor.ShardingRing
+	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
+	if cfg.KVStore.Store == "memberlist" && t.gossip == nil {
+		return nil, fmt.Errorf("compactor ring: -%s.store=memberlist but the gossip KV is not running", compactor.RingFlagPrefix)
+	}
+	store, err := kv.NewClient(cfg.KVStore, ring.GetCodec(), t.gossip, compactor.RingName+"-ring", reg, t.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("compactor ring: -%s.store=%s: %w", compactor.RingFlagPrefix, cfg.KVStore.Store, err)
+	}
+	port := t.Server.GRPCAddr().(*net.TCPAddr).Port
+	var host string
+	if ip := net.ParseIP(t.Cfg.Server.GRPCListenAddress); ip != nil && !ip.IsUnspecified() {
+		host = t.Cfg.Server.GRPCListenAddress
+	}
+	// Registered ACTIVE, as Cortex's compactors: a compactor has nothing
+	// to load before it can take its tenants.
+	return shardring.NewMember(cfg, compactor.RingName, compactor.RingKey, store, host, port, ring.ACTIVE, logger, reg)
 }
