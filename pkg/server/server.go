@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/services"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -43,8 +44,15 @@ type Config struct {
 	TLS     tlsconfig.ServerOptions `yaml:",inline"`
 
 	HTTPReadTimeout         time.Duration `yaml:"http_server_read_timeout"`
+	HTTPReadHeaderTimeout   time.Duration `yaml:"http_server_read_header_timeout"`
 	HTTPWriteTimeout        time.Duration `yaml:"http_server_write_timeout"`
 	HTTPIdleTimeout         time.Duration `yaml:"http_server_idle_timeout"`
+	HTTPConnLimit           int           `yaml:"http_server_conn_limit"`
+	GRPCConnLimit           int           `yaml:"grpc_server_conn_limit"`
+	HealthConnLimit         int           `yaml:"health_server_conn_limit"`
+	GRPCMaxConnectionIdle   time.Duration `yaml:"grpc_server_max_connection_idle"`
+	GRPCKeepaliveTime       time.Duration `yaml:"grpc_server_keepalive_time"`
+	GRPCKeepaliveTimeout    time.Duration `yaml:"grpc_server_keepalive_timeout"`
 	GRPCMaxRecvMsgSize      int           `yaml:"grpc_server_max_recv_msg_size"`
 	GRPCMaxSendMsgSize      int           `yaml:"grpc_server_max_send_msg_size"`
 	GRPCMaxConcurrentStream uint          `yaml:"grpc_server_max_concurrent_streams"`
@@ -54,6 +62,10 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 
 	GOGC int `yaml:"gogc"`
+
+	// healthListener, set by tests, is the probe port already bound
+	// (port 0 means no probe port, so a test cannot ask for any port).
+	healthListener net.Listener
 }
 
 // RegisterFlags registers the -server.* and -log.* flags.
@@ -68,8 +80,18 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc", f)
 	c.TLS.RegisterFlags(f)
 	f.DurationVar(&c.HTTPReadTimeout, "server.http-read-timeout", 30*time.Second, "Read timeout for HTTP requests.")
-	f.DurationVar(&c.HTTPWriteTimeout, "server.http-write-timeout", 30*time.Second, "Write timeout for HTTP responses.")
-	f.DurationVar(&c.HTTPIdleTimeout, "server.http-idle-timeout", 120*time.Second, "Idle timeout of HTTP keep-alive connections.")
+	f.DurationVar(&c.HTTPReadHeaderTimeout, "server.http-read-header-timeout", 10*time.Second, "Time a connection gets to send a request's headers, on the HTTP port and the probe port, and to set up a gRPC connection (after the TLS handshake, which -server.tls-handshake-timeout bounds). 0 uses -server.http-read-timeout.")
+	f.DurationVar(&c.HTTPWriteTimeout, "server.http-write-timeout", 30*time.Second, "Write timeout for HTTP responses, on the HTTP port and the probe port.")
+	f.DurationVar(&c.HTTPIdleTimeout, "server.http-idle-timeout", 120*time.Second, "Idle timeout of HTTP keep-alive connections, on the HTTP port and the probe port.")
+	// Each listener has its own cap, below the process's descriptor limit,
+	// so that connections piling up on one port cannot take the
+	// descriptors another port needs.
+	f.IntVar(&c.HTTPConnLimit, "server.http-conn-limit", 4096, "Maximum number of simultaneous connections to the HTTP port; more wait in the kernel's accept queue. 0 means no limit.")
+	f.IntVar(&c.GRPCConnLimit, "server.grpc-conn-limit", 4096, "Maximum number of simultaneous connections to the gRPC port; more wait in the kernel's accept queue. 0 means no limit.")
+	f.IntVar(&c.HealthConnLimit, "server.health-conn-limit", 128, "Maximum number of simultaneous connections to the plain-HTTP probe port (-server.health-listen-port); more wait in the kernel's accept queue. 0 means no limit.")
+	f.DurationVar(&c.GRPCMaxConnectionIdle, "server.grpc.keepalive.max-connection-idle", 15*time.Minute, "Close a gRPC connection that had no call for this long (clients re-dial on their next call). 0 means never.")
+	f.DurationVar(&c.GRPCKeepaliveTime, "server.grpc.keepalive.time", time.Minute, "Ping a gRPC client after this long without activity on its connection.")
+	f.DurationVar(&c.GRPCKeepaliveTimeout, "server.grpc.keepalive.timeout", 20*time.Second, "Close a gRPC connection whose client does not answer a ping within this long.")
 	f.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size-bytes", 100<<20, "Largest gRPC message the server accepts.")
 	f.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message the server sends.")
 	f.UintVar(&c.GRPCMaxConcurrentStream, "server.grpc-max-concurrent-streams", 100, "Concurrent streams per gRPC connection.")
@@ -102,6 +124,17 @@ type Server struct {
 // New validates the TLS settings, loads the certificates and binds the
 // listeners, so a busy port or a bad certificate fails at startup.
 func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, error) {
+	for _, l := range []struct {
+		flag string
+		n    int
+	}{{"server.http-conn-limit", cfg.HTTPConnLimit}, {"server.grpc-conn-limit", cfg.GRPCConnLimit}, {"server.health-conn-limit", cfg.HealthConnLimit}} {
+		if l.n < 0 {
+			return nil, fmt.Errorf("-%s must be 0 (no limit) or positive, got %d", l.flag, l.n)
+		}
+	}
+	if cfg.HTTPReadHeaderTimeout <= 0 {
+		cfg.HTTPReadHeaderTimeout = cfg.HTTPReadTimeout
+	}
 	httpTLS, err := tlsconfig.NewServer("http", "server.http", cfg.HTTPTLS, cfg.TLS, loader)
 	if err != nil {
 		return nil, err
@@ -120,6 +153,13 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, er
 		grpc.MaxSendMsgSize(cfg.GRPCMaxSendMsgSize),
 		grpc.MaxConcurrentStreams(uint32(cfg.GRPCMaxConcurrentStream)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Bounds the TLS handshake and the HTTP/2 preface together.
+		grpc.ConnectionTimeout(handshakeTimeout(cfg.TLS) + cfg.HTTPReadHeaderTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: cfg.GRPCMaxConnectionIdle,
+			Time:              cfg.GRPCKeepaliveTime,
+			Timeout:           cfg.GRPCKeepaliveTimeout,
+		}),
 		grpc.ForceServerCodecV2(grpccodec.Codec{}),
 	}
 	opts = append(opts, tenant.ServerInterceptors()...)
@@ -136,33 +176,67 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, er
 		s.httpLis.Close()
 		return nil, err
 	}
+	// The caps count connections from accept to close, TLS handshakes
+	// included, so they sit under the TLS listener.
+	s.httpLis = limit(s.httpLis, cfg.HTTPConnLimit)
+	s.grpcLis = limit(s.grpcLis, cfg.GRPCConnLimit)
 	if httpTLS != nil {
 		s.httpLis = httpTLS.Listener(s.httpLis, []string{"h2", "http/1.1"})
 	}
-	if cfg.HealthListenPort != 0 {
+	if cfg.healthListener != nil {
+		s.healthLis = limit(cfg.healthListener, cfg.HealthConnLimit)
+	} else if cfg.HealthListenPort != 0 {
 		if s.healthLis, err = listen("server.health-listen", cfg.HealthListenAddress, cfg.HealthListenPort); err != nil {
 			s.httpLis.Close()
 			s.grpcLis.Close()
 			return nil, err
 		}
+		s.healthLis = limit(s.healthLis, cfg.HealthConnLimit)
 	}
 
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	s.httpServer = &http.Server{
 		Handler:           s.HTTP,
 		ReadTimeout:       cfg.HTTPReadTimeout,
-		ReadHeaderTimeout: cfg.HTTPReadTimeout,
-		WriteTimeout:      cfg.HTTPWriteTimeout,
-		IdleTimeout:       cfg.HTTPIdleTimeout,
-		ErrorLog:          errLog,
+		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		// Below -querier.timeout this also cuts long queries.
+		WriteTimeout: cfg.HTTPWriteTimeout,
+		IdleTimeout:  cfg.HTTPIdleTimeout,
+		ErrorLog:     errLog,
 	}
 	if s.healthLis != nil {
 		probes := http.NewServeMux()
 		probes.HandleFunc("GET /ready", s.serveReady)
 		probes.HandleFunc("GET /healthz", serveHealthz)
-		s.healthServer = &http.Server{Handler: probes, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		// Probes send no body and get a line back: the whole request
+		// must come within the header timeout.
+		s.healthServer = &http.Server{
+			Handler:           probes,
+			ReadTimeout:       cfg.HTTPReadHeaderTimeout,
+			ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+			WriteTimeout:      cfg.HTTPWriteTimeout,
+			IdleTimeout:       cfg.HTTPIdleTimeout,
+			ErrorLog:          errLog,
+		}
 	}
 	return s, nil
+}
+
+// handshakeTimeout is -server.tls-handshake-timeout as pkg/tlsconfig
+// applies it.
+func handshakeTimeout(o tlsconfig.ServerOptions) time.Duration {
+	if o.HandshakeTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return o.HandshakeTimeout
+}
+
+// limit caps l at n simultaneous connections; 0 is no cap.
+func limit(l net.Listener, n int) net.Listener {
+	if n <= 0 {
+		return l
+	}
+	return netutil.LimitListener(l, n)
 }
 
 func listen(flagPrefix, address string, port int) (net.Listener, error) {
