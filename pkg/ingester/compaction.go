@@ -15,6 +15,7 @@ import (
 // so an idle tenant's series leave memory. Retention is applied by the
 // TSDB when blocks are reloaded.
 func (i *Ingester) compactHeads(ctx context.Context) {
+	i.deleteMarkedTenants()
 	users := i.allTSDBs()
 	_ = concurrency.ForEachJob(ctx, len(users), i.cfg.TSDB.HeadCompactionConcurrency, func(ctx context.Context, idx int) error {
 		u := users[idx]

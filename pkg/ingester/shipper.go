@@ -95,6 +95,11 @@ type shipper struct {
 	// shipped is the record's block IDs, read by the TSDB's retention
 	// (blocksToDelete) without waiting for a sync in progress.
 	shipped atomic.Pointer[map[string]struct{}]
+
+	// root is the whole bucket, where the tenant deletion mark is looked
+	// up; deletionMarked is set once it is found (tenant_deletion.go).
+	root           objstore.Bucket
+	deletionMarked atomic.Bool
 }
 
 func newShipper(tenant, dir string, bkt objstore.Bucket, logger *slog.Logger, m *metrics) *shipper {
@@ -102,6 +107,7 @@ func newShipper(tenant, dir string, bkt objstore.Bucket, logger *slog.Logger, m 
 		tenant: tenant,
 		dir:    dir,
 		bucket: objstore.NewPrefixedBucket(bkt, tenant),
+		root:   bkt,
 		logger: logger.With("user", tenant),
 		m:      m,
 	}
@@ -219,6 +225,9 @@ func (s *shipper) localBlocks() ([]blockMeta, error) {
 func (s *shipper) sync(ctx context.Context) (uploaded int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.markedForDeletion(ctx) {
+		return 0, nil
+	}
 
 	failed := true
 	defer func() {
