@@ -2,6 +2,8 @@ package distributor
 
 import (
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // seriesKey is the ring token of a series.
@@ -9,7 +11,7 @@ func (d *Distributor) seriesKey(userHash uint32, ls []prompb.Label) uint32 {
 	if d.cfg.ShardByAllLabels {
 		return shardByAllLabels(userHash, ls)
 	}
-	name, _ := metricName(ls)
+	name, _ := validation.MetricName(ls)
 	return hashAdd32a(userHash, name)
 }
 

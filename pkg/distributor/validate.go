@@ -3,17 +3,12 @@ package distributor
 import (
 	"fmt"
 	"math"
-	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
-
-const metricNameLabel = "__name__"
 
 // exemplarMaxLabelSetLength is OpenMetrics' limit on the combined length of
 // an exemplar's label names and values.
@@ -63,16 +58,25 @@ var reasonNames = [numReasons]string{
 	reasonRateLimited:              validation.RateLimited,
 }
 
+// labelReasons are the reasons for validation's.
+var labelReasons = [...]reason{
+	validation.MissingMetricName:   reasonMissingMetricName,
+	validation.InvalidMetricName:   reasonInvalidMetricName,
+	validation.MaxLabelNames:       reasonMaxLabelNames,
+	validation.InvalidLabel:        reasonInvalidLabel,
+	validation.LabelNameTooLong:    reasonLabelNameTooLong,
+	validation.LabelValueTooLong:   reasonLabelValueTooLong,
+	validation.DuplicateLabelNames: reasonDuplicateLabelNames,
+}
+
 // discards counts, for one request, what was discarded and why; the
 // counters are updated once per request and reason, not per sample.
 type discards struct {
 	samples, exemplars, metadata [numReasons]int
 }
 
-// validator checks one request against one tenant's limits. Metric and
-// label names follow Prometheus 3's default: any non-empty valid UTF-8
-// string (label values too must be valid UTF-8), not only the legacy
-// [a-zA-Z_:][a-zA-Z0-9_:]* alphabet.
+// validator checks one request against one tenant's limits; series
+// labels are checked by validation.ValidateLabels, as in the ingester.
 type validator struct {
 	limits     *validation.Limits
 	minT, maxT int64 // accepted sample timestamps, in milliseconds
@@ -99,15 +103,11 @@ func (v *validator) reject(msg string) {
 // the limits are removed. ok is false when the whole series is rejected;
 // modified tells whether ts changed.
 func (v *validator) series(ts *prompb.TimeSeries) (ok, modified bool) {
-	n := len(ts.Labels) + len(ts.Samples) + len(ts.Histograms) + len(ts.Exemplars)
-	ts.Labels = dropEmptyLabels(ts.Labels)
+	n := len(ts.Samples) + len(ts.Histograms) + len(ts.Exemplars)
+	ts.Labels, modified = validation.NormalizeLabels(ts.Labels)
 	ls := ts.Labels
-	if !slices.IsSortedFunc(ls, compareLabels) {
-		slices.SortStableFunc(ls, compareLabels)
-		modified = true
-	}
-	if r, msg := v.labels(ls); msg != "" {
-		v.disc.samples[r] += len(ts.Samples) + len(ts.Histograms)
+	if r, msg := validation.ValidateLabels(v.limits, ls); r != validation.LabelsValid {
+		v.disc.samples[labelReasons[r]] += len(ts.Samples) + len(ts.Histograms)
 		v.reject(msg)
 		return false, true
 	}
@@ -124,25 +124,7 @@ func (v *validator) series(ts *prompb.TimeSeries) (ok, modified bool) {
 		ts.Exemplars = filter(ts.Exemplars, func(e *prompb.Exemplar) bool { return v.exemplar(e, ls) })
 	}
 	kept := len(ts.Samples) + len(ts.Histograms) + len(ts.Exemplars)
-	return kept > 0, modified || len(ts.Labels)+kept != n
-}
-
-func compareLabels(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }
-
-func dropEmptyLabels(ls []prompb.Label) []prompb.Label {
-	for i, l := range ls {
-		if l.Value == "" {
-			j := i
-			for _, l := range ls[i+1:] {
-				if l.Value != "" {
-					ls[j] = l
-					j++
-				}
-			}
-			return ls[:j]
-		}
-	}
-	return ls
+	return kept > 0, modified || kept != n
 }
 
 // filter keeps the elements of s that keep accepts, in place. It writes
@@ -163,53 +145,19 @@ func filter[T any](s []T, keep func(*T) bool) []T {
 	return s
 }
 
-// labels checks sorted labels, returning why they are rejected, if so.
-func (v *validator) labels(ls []prompb.Label) (reason, string) {
-	l := v.limits
-	name, hasName := metricName(ls)
-	if !hasName {
-		if l.EnforceMetricName {
-			return reasonMissingMetricName, fmt.Sprintf("sample missing metric name, series: %.200q", formatLabels(ls))
-		}
-		if len(ls) == 0 {
-			return reasonInvalidLabel, "series has no labels"
-		}
-	} else if !utf8.ValidString(name) {
-		return reasonInvalidMetricName, fmt.Sprintf("sample invalid metric name (not valid UTF-8): %.200q", name)
-	}
-	if l.MaxLabelNamesPerSeries > 0 && len(ls) > l.MaxLabelNamesPerSeries {
-		return reasonMaxLabelNames, fmt.Sprintf("series has too many labels (actual: %d, limit: %d) series: %.200q", len(ls), l.MaxLabelNamesPerSeries, formatLabels(ls))
-	}
-	for i, lb := range ls {
-		switch {
-		case lb.Name == "" || !utf8.ValidString(lb.Name):
-			return reasonInvalidLabel, fmt.Sprintf("sample invalid label: %.200q metric %.200q", lb.Name, formatLabels(ls))
-		case !utf8.ValidString(lb.Value):
-			return reasonInvalidLabel, fmt.Sprintf("sample invalid label value (not valid UTF-8) for label %.200q metric %.200q", lb.Name, formatLabels(ls))
-		case l.MaxLabelNameLength > 0 && len(lb.Name) > l.MaxLabelNameLength:
-			return reasonLabelNameTooLong, fmt.Sprintf("label name too long (actual: %d, limit: %d) metric: %.200q label name: %.200q", len(lb.Name), l.MaxLabelNameLength, formatLabels(ls), lb.Name)
-		case l.MaxLabelValueLength > 0 && len(lb.Value) > l.MaxLabelValueLength:
-			return reasonLabelValueTooLong, fmt.Sprintf("label value too long for metric (actual: %d, limit: %d) metric: %.200q label name: %.200q label value: %.200q", len(lb.Value), l.MaxLabelValueLength, formatLabels(ls), lb.Name, lb.Value)
-		case i > 0 && ls[i-1].Name == lb.Name:
-			return reasonDuplicateLabelNames, fmt.Sprintf("duplicate label name: %.200q metric %.200q", lb.Name, formatLabels(ls))
-		}
-	}
-	return 0, ""
-}
-
 // timestamp accepts or counts and reports a sample's timestamp.
 func (v *validator) timestamp(t int64, ls []prompb.Label) bool {
 	switch {
 	case t > v.maxT:
 		v.disc.samples[reasonTooFarInFuture]++
 		if v.first == "" {
-			v.first = fmt.Sprintf("timestamp too new: %d metric: %.200q (samples more than %s in the future are rejected)", t, formatLabels(ls), v.limits.CreationGracePeriod)
+			v.first = fmt.Sprintf("timestamp too new: %d metric: %.200q (samples more than %s in the future are rejected)", t, validation.FormatLabels(ls), v.limits.CreationGracePeriod)
 		}
 		return false
 	case t < v.minT:
 		v.disc.samples[reasonTooOld]++
 		if v.first == "" {
-			v.first = fmt.Sprintf("timestamp too old: %d metric: %.200q (samples older than %s are rejected)", t, formatLabels(ls), v.limits.RejectOldSamplesMaxAge)
+			v.first = fmt.Sprintf("timestamp too old: %d metric: %.200q (samples older than %s are rejected)", t, validation.FormatLabels(ls), v.limits.RejectOldSamplesMaxAge)
 		}
 		return false
 	}
@@ -235,7 +183,7 @@ func (v *validator) exemplar(e *prompb.Exemplar, ls []prompb.Label) bool {
 	}
 	v.disc.exemplars[r]++
 	if v.first == "" {
-		v.first = fmt.Sprintf("%s, timestamp: %d series: %.200q labels: %.200q", what, e.Timestamp, formatLabels(ls), formatLabels(e.Labels))
+		v.first = fmt.Sprintf("%s, timestamp: %d series: %.200q labels: %.200q", what, e.Timestamp, validation.FormatLabels(ls), validation.FormatLabels(e.Labels))
 	}
 	return false
 }
@@ -267,42 +215,4 @@ func (v *validator) metadata(m *prompb.MetricMetadata) bool {
 		v.first = fmt.Sprintf("metadata '%s' value too long (actual: %d, limit: %d): %.200q metric %.200q", kind, len(value), max, value, m.MetricFamilyName)
 	}
 	return false
-}
-
-func metricName(ls []prompb.Label) (string, bool) {
-	for _, l := range ls {
-		if l.Name == metricNameLabel {
-			return l.Value, true
-		}
-	}
-	return "", false
-}
-
-// formatLabels renders labels as Cortex's messages do: name{a="b", ...},
-// keeping their order and any duplicates.
-func formatLabels(ls []prompb.Label) string {
-	var b strings.Builder
-	name, named := "", false
-	first := true
-	for _, l := range ls {
-		if l.Name == metricNameLabel && !named && l.Value != "" {
-			name, named = l.Value, true
-			continue
-		}
-		if first {
-			b.WriteByte('{')
-			first = false
-		} else {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s=%q", l.Name, l.Value)
-	}
-	if first {
-		if named {
-			return name
-		}
-		return "{}"
-	}
-	b.WriteByte('}')
-	return name + b.String()
 }

@@ -21,14 +21,18 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // Push appends a write request to the tenant's TSDB.
 //
-// Every valid sample is stored even when others are refused (out of order,
-// too old, duplicate timestamp, series limits): the refusals come back as
-// one InvalidArgument error naming the first refused series and the reason,
-// with a count of the rest. Unavailable and Internal are kept for what a
+// Series labels are checked as the distributor checks them
+// (validation.ValidateLabels), since a client may call Push directly.
+// Every valid sample is stored even when others are refused (invalid
+// labels, out of order, too old, duplicate timestamp, series limits), as
+// the distributor keeps the valid series of a request: the refusals come
+// back as one InvalidArgument error naming the first refused series and
+// the reason, with a count of the rest. Unavailable and Internal are kept for what a
 // retry can fix (an ingester not running, a failing disk).
 //
 // Durability: the TSDB appender's Commit writes the request's series and
@@ -84,6 +88,7 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 		return nil, status.Errorf(codes.Internal, "growing the exemplar buffer of tenant %q: %v", id, err)
 	}
 	p := pushState{u: u, oooWindow: time.Duration(u.oooWindow.Load()) * time.Millisecond}
+	limits := u.limits()
 	app := u.db.AppenderV2(ctx)
 	exApp, _ := app.(storage.ExemplarAppenderV2)
 	getRef, _ := app.(storage.GetRef)
@@ -94,6 +99,11 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	)
 	for ti := range req.Timeseries {
 		ts := &req.Timeseries[ti]
+		ts.Labels, _ = validation.NormalizeLabels(ts.Labels)
+		if r, msg := validation.ValidateLabels(limits, ts.Labels); r != validation.LabelsValid {
+			p.invalidSeries(r, msg, ts)
+			continue
+		}
 		// Most series exist already: look them up with labels built in a
 		// reused buffer, and allocate labels only for a new series, whose
 		// labels the TSDB keeps.
@@ -246,6 +256,21 @@ func (p *pushState) refuse(err error, ls labels.Labels, ts int64) (fatal bool) {
 		p.first = fmt.Sprintf("series %s: %s", ls.String(), detail)
 	}
 	return false
+}
+
+// invalidSeries records a series refused for its labels, with its samples
+// and exemplars.
+func (p *pushState) invalidSeries(r validation.LabelReason, msg string, ts *prompb.TimeSeries) {
+	n := len(ts.Samples) + len(ts.Histograms)
+	p.failed += n
+	p.exemplarsFailed += len(ts.Exemplars)
+	if p.discarded == nil {
+		p.discarded = map[string]int{}
+	}
+	p.discarded[r.String()] += n
+	if p.first == "" {
+		p.first = msg
+	}
 }
 
 // discard counts n more samples refused for the same reason as err.

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -273,7 +276,7 @@ func (i *Ingester) labelStrings(ctx context.Context, start, end int64, sets []*c
 	if err != nil {
 		return nil, selectError(ctx, err)
 	}
-	return &client.StringsResponse{Values: out}, nil
+	return &client.StringsResponse{Values: validUTF8Strings(out)}, nil
 }
 
 // Series returns the label sets of the series matching any of the matcher
@@ -315,7 +318,7 @@ func (i *Ingester) Series(ctx context.Context, req *client.SeriesRequest) (*clie
 		ls := ss.At().Labels()
 		set := &client.LabelSet{Labels: make([]*client.Label, 0, ls.Len())}
 		ls.Range(func(l labels.Label) {
-			set.Labels = append(set.Labels, &client.Label{Name: l.Name, Value: l.Value})
+			set.Labels = append(set.Labels, &client.Label{Name: validUTF8(l.Name), Value: validUTF8(l.Value)})
 		})
 		resp.Series = append(resp.Series, set)
 	}
@@ -396,4 +399,30 @@ func fromMatcherSets(sets []*client.MatcherSet) ([][]*labels.Matcher, error) {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return out, nil
+}
+
+// validUTF8 replaces what is not UTF-8 in s with U+FFFD. A series stored
+// before the ingester validated labels may hold such bytes, which protobuf
+// refuses to encode in a string field: one would fail the whole answer.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// validUTF8Strings applies validUTF8 to sorted, distinct strings, keeping
+// them sorted and distinct.
+func validUTF8Strings(ss []string) []string {
+	changed := false
+	for i, s := range ss {
+		if v := validUTF8(s); v != s {
+			ss[i], changed = v, true
+		}
+	}
+	if changed {
+		slices.Sort(ss)
+		ss = slices.Compact(ss)
+	}
+	return ss
 }
