@@ -314,6 +314,9 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
 			"-blocks-storage.bucket-store.sync-interval=1s",
 			"-compactor.data-dir="+t.TempDir(),
+			// The bucket index, through which store-gateway and querier
+			// find the blocks, is written at each cleanup.
+			"-compactor.cleanup-interval=1s",
 		)
 	}
 

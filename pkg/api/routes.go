@@ -49,6 +49,11 @@ func (a *API) RegisterRing(ring http.Handler) {
 	a.route(Route{Module: "ring", Path: "/ring"}, ring) // Cortex's older path
 }
 
+// RegisterStoreGatewayRing mounts the store-gateway ring's status page.
+func (a *API) RegisterStoreGatewayRing(ring http.Handler) {
+	a.route(Route{Module: "store-gateway", Path: "/store-gateway/ring", Desc: "Store-gateway ring status"}, ring)
+}
+
 // RegisterCompactor mounts the compactor ring's status page (a note when
 // -compactor.sharding-enabled is false, as in Cortex).
 func (a *API) RegisterCompactor(ring http.Handler) {

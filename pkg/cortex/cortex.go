@@ -52,23 +52,24 @@ import (
 // Config is the root configuration; its YAML mirrors the flags, with
 // Cortex's block names.
 type Config struct {
-	Target            flagext.StringSliceCSV `yaml:"target"`
-	AuthEnabled       bool                   `yaml:"auth_enabled"`
-	TLSReloadInterval time.Duration          `yaml:"tls_reload_interval"`
-	Server            server.Config          `yaml:"server"`
-	Distributor       distributor.Config     `yaml:"distributor"`
-	Querier           querier.Config         `yaml:"querier"`
-	Frontend          frontend.Config        `yaml:"frontend"`
-	Worker            worker.Config          `yaml:"frontend_worker"`
-	IngesterClient    client.Config          `yaml:"ingester_client"`
-	Ingester          ingester.Config        `yaml:"ingester"`
-	BlocksStorage     BlocksStorageConfig    `yaml:"blocks_storage"`
-	Limits            validation.Limits      `yaml:"limits"`
-	RuntimeConfig     runtimeconfig.Config   `yaml:"runtime_config"`
-	MemberlistKV      memberlist.KVConfig    `yaml:"memberlist"`
-	Alertmanager      alertmanager.Config    `yaml:"alertmanager"`
-	Configs           configs.Config         `yaml:"configs"`
-	Compactor         compactor.Config       `yaml:"compactor"`
+	Target            flagext.StringSliceCSV     `yaml:"target"`
+	AuthEnabled       bool                       `yaml:"auth_enabled"`
+	TLSReloadInterval time.Duration              `yaml:"tls_reload_interval"`
+	Server            server.Config              `yaml:"server"`
+	Distributor       distributor.Config         `yaml:"distributor"`
+	Querier           querier.Config             `yaml:"querier"`
+	Frontend          frontend.Config            `yaml:"frontend"`
+	Worker            worker.Config              `yaml:"frontend_worker"`
+	IngesterClient    client.Config              `yaml:"ingester_client"`
+	Ingester          ingester.Config            `yaml:"ingester"`
+	BlocksStorage     BlocksStorageConfig        `yaml:"blocks_storage"`
+	Limits            validation.Limits          `yaml:"limits"`
+	RuntimeConfig     runtimeconfig.Config       `yaml:"runtime_config"`
+	MemberlistKV      memberlist.KVConfig        `yaml:"memberlist"`
+	Alertmanager      alertmanager.Config        `yaml:"alertmanager"`
+	Configs           configs.Config             `yaml:"configs"`
+	Compactor         compactor.Config           `yaml:"compactor"`
+	StoreGateway      storegateway.GatewayConfig `yaml:"store_gateway"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -95,6 +96,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Alertmanager.RegisterFlags(f)
 	c.Configs.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
+	c.StoreGateway.RegisterFlags(f)
 }
 
 // BlocksStorageConfig is Cortex's blocks_storage block: the bucket the
@@ -116,7 +118,29 @@ func (c *Config) Validate() error {
 	if store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.usesRing() {
 		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", c.Target.String())
 	}
+	if err := c.StoreGateway.Validate(); err != nil {
+		return err
+	}
+	if c.StoreGateway.ShardingEnabled && c.StoreGateway.ShardingRing.KVStore.Store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.runs(StoreGateway, Querier) {
+		return fmt.Errorf("-store-gateway.sharding-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use memberlist, consul or etcd", c.Target.String())
+	}
+	if c.Compactor.ShardingEnabled && c.Compactor.ShardingRing.KVStore.Store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.runs(Compactor) {
+		return fmt.Errorf("-compactor.ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use memberlist, consul or etcd", c.Target.String())
+	}
 	return nil
+}
+
+// ringStores are the KV stores of the rings the process may read or join:
+// the gossip KV runs when one of them is memberlist.
+func (c *Config) ringStores() []string {
+	stores := []string{c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store}
+	if c.StoreGateway.ShardingEnabled {
+		stores = append(stores, c.StoreGateway.ShardingRing.KVStore.Store)
+	}
+	if c.Compactor.ShardingEnabled {
+		stores = append(stores, c.Compactor.ShardingRing.KVStore.Store)
+	}
+	return stores
 }
 
 // finalize derives the settings that follow from others; the result is
@@ -159,6 +183,9 @@ type Cortex struct {
 	blocksBuckets []objstore.InstrumentedBucket
 	ingesterTLS   *tlsconfig.Client
 	readyChecks   []func(context.Context) error
+	// storeGatewayRing is the store-gateway ring client of the querier
+	// (-store-gateway.sharding-enabled).
+	storeGatewayRing *ring.Ring
 	// closers are closed once every module stopped.
 	closers []io.Closer
 }

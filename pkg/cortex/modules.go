@@ -21,15 +21,17 @@ const (
 	Ring          = "ring"
 	IngesterTLS   = "ingester-client-tls"
 	BlocksBucket  = "blocks-bucket"
-	Ingester      = "ingester"
-	Distributor   = "distributor"
-	Querier       = "querier"
-	QueryFrontend = "query-frontend"
-	Alertmanager  = "alertmanager"
-	Configs       = "configs"
-	Compactor     = "compactor"
-	StoreGateway  = "store-gateway"
-	All           = "all"
+	// StoreGatewayRing is the queriers' client of the store-gateway ring.
+	StoreGatewayRing = "store-gateway-ring"
+	Ingester         = "ingester"
+	Distributor      = "distributor"
+	Querier          = "querier"
+	QueryFrontend    = "query-frontend"
+	Alertmanager     = "alertmanager"
+	Configs          = "configs"
+	Compactor        = "compactor"
+	StoreGateway     = "store-gateway"
+	All              = "all"
 )
 
 // module is one row of the module table.
@@ -61,16 +63,17 @@ func moduleTable() []module {
 		{name: Ring, deps: []string{API, MemberlistKV}, init: (*Cortex).initRing},
 		{name: IngesterTLS, deps: []string{TLSReloader}, init: (*Cortex).initIngesterTLS},
 		{name: BlocksBucket, deps: []string{TLSReloader}, init: (*Cortex).initBlocksBucket},
+		{name: StoreGatewayRing, deps: []string{API, MemberlistKV}, init: (*Cortex).initStoreGatewayRing},
 
 		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initDistributor, target: true, inAll: true},
 		{name: Ingester, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initIngester, target: true, inAll: true},
-		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initQuerier, target: true, inAll: true},
+		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initQuerier, target: true, inAll: true},
 		{name: QueryFrontend, deps: []string{API}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
 		{name: Alertmanager, deps: []string{API}, init: (*Cortex).initAlertmanager, target: true, inAll: true},
 		// Its default database, an SQLite file, needs no other service, so
 		// -target=all runs it too.
 		{name: Configs, deps: []string{API}, init: (*Cortex).initConfigs, target: true, inAll: true},
-		{name: StoreGateway, deps: []string{API, BlocksBucket}, init: (*Cortex).initStoreGateway, target: true, inAll: true},
+		{name: StoreGateway, deps: []string{API, MemberlistKV, BlocksBucket}, init: (*Cortex).initStoreGateway, target: true, inAll: true},
 		{name: Compactor, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initCompactor, target: true, inAll: true},
 		{name: TenantDeletion, deps: []string{API, BlocksBucket}, init: (*Cortex).initTenantDeletionAPI},
 		{name: Purger, deps: []string{TenantDeletion}, init: (*Cortex).initPurger, target: true, inAll: true},

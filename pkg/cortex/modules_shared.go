@@ -91,7 +91,7 @@ func (t *Cortex) initOverrides() (services.Service, error) {
 }
 
 func (t *Cortex) initMemberlistKV() (services.Service, error) {
-	if t.Cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store != "memberlist" {
+	if !slices.Contains(t.Cfg.ringStores(), "memberlist") {
 		return nil, nil
 	}
 	// The gossip KV is this project's own (pkg/kv/gossip) rather than

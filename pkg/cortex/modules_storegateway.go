@@ -2,47 +2,97 @@ package cortex
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 
+	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
 
+	cortexkv "github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/querier"
+	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
 // initStoreGateway syncs the tenants' blocks from the bucket
-// (-blocks-storage.bucket-store.*) and serves them over gRPC
-// (cortex.StoreGateway), its health following the bucket store.
+// (-blocks-storage.bucket-store.*), all of them or, with
+// -store-gateway.sharding-enabled, its share on the store-gateway ring, and
+// serves them over gRPC (cortex.StoreGateway), its health following the
+// bucket store.
 func (t *Cortex) initStoreGateway() (services.Service, error) {
 	bkt, err := t.blocksBucketFor(StoreGateway)
 	if err != nil {
 		return nil, err
 	}
-	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, t.Logger.With("component", StoreGateway), t.Registry)
+	logger := t.Logger.With("component", StoreGateway)
+	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry)
 	if err != nil {
 		return nil, err
 	}
-	storegateway.RegisterStoreGatewayServer(t.Server.GRPC, storegateway.NewStoreGatewayServer(store, t.Logger.With("component", StoreGateway)))
+	storegateway.RegisterStoreGatewayServer(t.Server.GRPC, storegateway.NewStoreGatewayServer(store, logger))
 	svc := store.Service()
+	if t.Cfg.StoreGateway.ShardingEnabled {
+		cfg := t.Cfg.StoreGateway.ShardingRing
+		kvStore, err := t.storeGatewayRingKV("store-gateway-lifecycler")
+		if err != nil {
+			return nil, err
+		}
+		host, port := t.advertisedGRPC()
+		member, err := shardring.NewMember(cfg, storegateway.RingName, storegateway.RingKey, kvStore, host, port, ring.JOINING, logger, prometheus.WrapRegistererWithPrefix("cortex_", t.Registry))
+		if err != nil {
+			return nil, fmt.Errorf("store-gateway ring: %w", err)
+		}
+		svc = store.ShardedService(member)
+		t.API.RegisterStoreGatewayRing(member)
+	}
 	t.Server.TrackHealth(storegateway.ServiceName, svc)
 	return svc, nil
 }
 
-// storeGatewayOption connects the querier to the store-gateways of
-// -querier.store-gateway-addresses, or under -target=all to this process's
-// own, over the -querier.store-gateway-client TLS link. With neither, the
-// querier reads the ingesters only.
+// storeGatewayRingKV is a client of the store-gateway ring's KV store.
+func (t *Cortex) storeGatewayRingKV(name string) (kv.Client, error) {
+	cfg := t.Cfg.StoreGateway.ShardingRing
+	c, err := cortexkv.NewClient(cfg.KVStore, ring.GetCodec(), t.gossip, name, prometheus.WrapRegistererWithPrefix("cortex_", t.Registry), t.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("store-gateway ring: -store-gateway.sharding-ring.store=%s: %w", cfg.KVStore.Store, err)
+	}
+	return c, nil
+}
+
+// advertisedGRPC is the address a ring member advertises unless its
+// instance-addr and instance-port flags say otherwise: the gRPC server's
+// bound port (so -server.grpc-listen-port=0 works) and its listen address
+// when it names one (empty otherwise: the ring reads the network
+// interfaces).
+func (t *Cortex) advertisedGRPC() (host string, port int) {
+	port = t.Server.GRPCAddr().(*net.TCPAddr).Port
+	if ip := net.ParseIP(t.Cfg.Server.GRPCListenAddress); ip != nil && !ip.IsUnspecified() {
+		host = t.Cfg.Server.GRPCListenAddress
+	}
+	return host, port
+}
+
+// storeGatewayOption connects the querier to the blocks in long-term
+// storage: it finds a query's blocks in the bucket (its bucket index, or a
+// scan) and reads them from the store-gateways of the store-gateway ring
+// (-store-gateway.sharding-enabled), of -querier.store-gateway-addresses,
+// or under -target=all of this process, over the
+// -querier.store-gateway-client TLS link. With none, the querier reads the
+// ingesters only.
 func (t *Cortex) storeGatewayOption() (querier.Option, error) {
 	cfg := t.Cfg.Querier.StoreGateway
 	tls, err := tlsconfig.NewClient(sgclient.TLSPrefix, cfg.TLS, t.TLS)
 	if err != nil {
 		return nil, err
 	}
+	sharded := t.Cfg.StoreGateway.ShardingEnabled
 	addrs := []string(cfg.Addresses)
-	if len(addrs) == 0 {
+	if !sharded && len(addrs) == 0 {
 		if !t.Cfg.runs(StoreGateway) {
 			return querier.WithStore(nil), nil
 		}
@@ -51,21 +101,68 @@ func (t *Cortex) storeGatewayOption() (querier.Option, error) {
 			host = "127.0.0.1"
 		}
 		addrs = []string{net.JoinHostPort(host, strconv.Itoa(t.Server.GRPCAddr().(*net.TCPAddr).Port))}
-		if tls == nil && t.ingesterTLS != nil {
-			// Both links dial this same server: without
-			// -querier.store-gateway-client.tls-* flags, the
-			// -ingester.client.tls-* ones fit it.
-			tls = t.ingesterTLS
-		}
 	}
-	var gateways []querier.StoreGateway
-	for _, addr := range addrs {
+	if tls == nil && t.ingesterTLS != nil && t.Cfg.runs(StoreGateway) {
+		// Both links dial this process's gRPC server: without
+		// -querier.store-gateway-client.tls-* flags, the
+		// -ingester.client.tls-* ones fit it.
+		tls = t.ingesterTLS
+	}
+	dial := func(addr string) (querier.StoreGateway, error) {
 		c, err := sgclient.Dial(addr, cfg, tls)
 		if err != nil {
-			return nil, fmt.Errorf("-%s: %w", sgclient.AddressesFlag, err)
+			return nil, fmt.Errorf("store-gateway %s: %w", addr, err)
 		}
-		t.closers = append(t.closers, c)
-		gateways = append(gateways, c)
+		return c, nil
 	}
-	return querier.WithStore(querier.NewStoreGatewayQueryable(gateways, t.Overrides)), nil
+
+	var gateways querier.GatewaySet
+	if sharded {
+		rg := querier.NewRingGateways(t.storeGatewayRing, dial)
+		t.closers = append(t.closers, rg)
+		gateways = rg
+	} else {
+		var static querier.StaticGateways
+		for _, addr := range addrs {
+			c, err := dial(addr)
+			if err != nil {
+				return nil, fmt.Errorf("-%s: %w", sgclient.AddressesFlag, err)
+			}
+			t.closers = append(t.closers, c.(io.Closer))
+			static = append(static, c)
+		}
+		gateways = static
+	}
+
+	bkt, err := t.blocksBucketFor(Querier)
+	if err != nil {
+		return nil, err
+	}
+	finder := querier.NewBlocksFinder(bkt, t.Cfg.BlocksStorage.BucketStore, t.Logger.With("component", Querier))
+	return querier.WithStore(querier.NewStoreGatewayQueryable(finder, gateways, t.Cfg.BlocksStorage.BucketStore, t.Overrides)), nil
+}
+
+// initStoreGatewayRing is the querier's client of the store-gateway ring
+// (-store-gateway.sharding-enabled), through which it finds each block's
+// store-gateways.
+func (t *Cortex) initStoreGatewayRing() (services.Service, error) {
+	if !t.Cfg.StoreGateway.ShardingEnabled {
+		return nil, nil
+	}
+	kvStore, err := t.storeGatewayRingKV("store-gateway-ring")
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
+	if t.Cfg.runs(StoreGateway) {
+		// The store-gateway of this process reports the same ring under
+		// the same names; a second copy would collide.
+		reg = prometheus.NewRegistry()
+	}
+	r, err := shardring.NewRing(t.Cfg.StoreGateway.ShardingRing, storegateway.RingName, storegateway.RingKey, kvStore, t.Logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	t.storeGatewayRing = r
+	return r, nil
 }

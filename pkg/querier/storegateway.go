@@ -5,17 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
+
+// maxStoreGatewayAttempts is how many rounds a query asks store-gateways
+// for the blocks not answered yet, each round a replica not tried for
+// them (Cortex's number).
+const maxStoreGatewayAttempts = 3
 
 // StoreGateway is one store-gateway the querier reads blocks from: its
 // client and its address, for errors.
@@ -24,19 +37,36 @@ type StoreGateway interface {
 	Addr() string
 }
 
-// storeGatewayQueryable reads the blocks in long-term storage from the
-// store-gateways of -querier.store-gateway-addresses. Without a sharding
-// ring every store-gateway serves every block, so a call asks one and, when
-// it fails, the next: the answer comes whole from one of them, or the query
-// fails naming each store-gateway's error, never with blocks missing.
-type storeGatewayQueryable struct {
-	gateways []StoreGateway
-	limits   *validation.Overrides
+// GatewaySet says which store-gateways may hold a block, in the order to
+// ask them: the ring's owners of the block with sharding, every configured
+// store-gateway without.
+type GatewaySet interface {
+	Candidates(block ulid.ULID) ([]StoreGateway, error)
 }
 
-// NewStoreGatewayQueryable returns the queryable of WithStore over gateways.
-func NewStoreGatewayQueryable(gateways []StoreGateway, limits *validation.Overrides) storage.Queryable {
-	return &storeGatewayQueryable{gateways: gateways, limits: limits}
+// storeGatewayQueryable reads the blocks in long-term storage. For each
+// query it finds the blocks the range needs (BlocksFinder), asks each
+// block of one store-gateway holding it, and asks another for the blocks
+// a store-gateway failed or did not hold. Blocks no store-gateway answered
+// for fail the query: it never answers with blocks missing. Only blocks
+// the store-gateways may not have loaded yet are spared the check: those
+// uploaded within -blocks-storage.bucket-store.consistency-delay plus three
+// sync intervals (ingesters still hold their samples), and those marked
+// for deletion more than half -ignore-deletion-marks-delay ago (store-
+// gateways may drop them first; their samples are in the compacted block).
+type storeGatewayQueryable struct {
+	finder   BlocksFinder
+	gateways GatewaySet
+	cfg      storegateway.Config
+	limits   *validation.Overrides
+	now      func() time.Time
+}
+
+// NewStoreGatewayQueryable returns the queryable of WithStore: blocks found
+// by finder, read from gateways; cfg is the bucket store configuration the
+// store-gateways share.
+func NewStoreGatewayQueryable(finder BlocksFinder, gateways GatewaySet, cfg storegateway.Config, limits *validation.Overrides) storage.Queryable {
+	return &storeGatewayQueryable{finder: finder, gateways: gateways, cfg: cfg, limits: limits, now: time.Now}
 }
 
 func (q *storeGatewayQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -48,27 +78,142 @@ type storeGatewayQuerier struct {
 	mint, maxt int64
 }
 
-// firstAnswer calls the store-gateways in turn until one answers.
-func firstAnswer[T any](ctx context.Context, gateways []StoreGateway, call func(context.Context, StoreGateway) (T, error)) (T, error) {
+// fetch asks the store-gateways for the tenant's blocks of [mint, maxt]
+// with call, returning every answer once all blocks the query needs were
+// answered for.
+func fetch[T any](ctx context.Context, q *storeGatewayQueryable, mint, maxt int64, call func(ctx context.Context, g StoreGateway, header *metadata.MD) (T, error)) ([]T, error) {
+	userID, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	blocks, marks, err := q.finder.GetBlocks(ctx, userID, mint, maxt)
+	if err != nil {
+		return nil, &unavailableError{fmt.Errorf("finding the blocks to query: %w", err)}
+	}
+	if len(blocks) == 0 {
+		return nil, nil
+	}
+	remaining := blocks.GetULIDs()
+	tried := map[ulid.ULID][]string{} // block -> store-gateways asked
 	var (
-		zero T
-		errs []error
+		answers []T
+		errs    []error
 	)
-	if len(gateways) == 0 {
-		return zero, &unavailableError{errors.New("no store-gateway to query (-querier.store-gateway-addresses)")}
-	}
-	for _, g := range gateways {
-		res, err := call(ctx, g)
-		if err == nil {
-			return res, nil
+	for attempt := 0; attempt < maxStoreGatewayAttempts && len(remaining) > 0; attempt++ {
+		byGateway := map[string][]ulid.ULID{}
+		gateways := map[string]StoreGateway{}
+		for _, id := range remaining {
+			candidates, err := q.gateways.Candidates(id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("block %s: %w", id, err))
+				continue
+			}
+			for _, g := range candidates {
+				if !slices.Contains(tried[id], g.Addr()) {
+					tried[id] = append(tried[id], g.Addr())
+					byGateway[g.Addr()] = append(byGateway[g.Addr()], id)
+					gateways[g.Addr()] = g
+					break
+				}
+			}
 		}
-		var le *limitError
-		if errors.As(err, &le) || ctx.Err() != nil {
-			return zero, err
+		if len(byGateway) == 0 {
+			break
 		}
-		errs = append(errs, fmt.Errorf("store-gateway %s: %w", g.Addr(), err))
+		results, err := askGateways(ctx, gateways, byGateway, call)
+		if err != nil {
+			return nil, err
+		}
+		queried := map[ulid.ULID]bool{}
+		for addr, r := range results {
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("store-gateway %s: %w", addr, r.err))
+				continue
+			}
+			answers = append(answers, r.value)
+			for _, id := range r.queried {
+				queried[id] = true
+			}
+		}
+		remaining = slices.DeleteFunc(remaining, func(id ulid.ULID) bool { return queried[id] })
 	}
-	return zero, &unavailableError{fmt.Errorf("no store-gateway answered: %w", errors.Join(errs...))}
+
+	missing := q.required(blocks, marks, remaining)
+	if len(missing) > 0 {
+		msg := fmt.Sprintf("consistency check failed because some blocks were not queried: %s", strings.Join(missing, " "))
+		if len(errs) > 0 {
+			return nil, &unavailableError{fmt.Errorf("%s: %w", msg, errors.Join(errs...))}
+		}
+		return nil, &unavailableError{errors.New(msg)}
+	}
+	return answers, nil
+}
+
+// required returns the blocks among remaining that the answer cannot go
+// without.
+func (q *storeGatewayQueryable) required(blocks bucketindex.Blocks, marks map[ulid.ULID]*bucketindex.BlockDeletionMark, remaining []ulid.ULID) []string {
+	now := q.now()
+	uploadGrace := q.cfg.ConsistencyDelay + 3*q.cfg.SyncInterval
+	var missing []string
+	for _, b := range blocks {
+		if !slices.Contains(remaining, b.ID) {
+			continue
+		}
+		if b.UploadedAt > 0 && now.Sub(b.GetUploadedAt()) < uploadGrace {
+			continue
+		}
+		if m := marks[b.ID]; m != nil && now.Sub(m.GetDeletionTime()) > q.cfg.IgnoreDeletionMarksDelay/2 {
+			continue
+		}
+		missing = append(missing, b.ID.String())
+	}
+	return missing
+}
+
+type gatewayResult[T any] struct {
+	value   T
+	queried []ulid.ULID
+	err     error
+}
+
+// askGateways calls every store-gateway at once for its blocks. A limit
+// error fails the whole query at once: another store-gateway would break
+// the limit too.
+func askGateways[T any](ctx context.Context, gateways map[string]StoreGateway, blocks map[string][]ulid.ULID, call func(context.Context, StoreGateway, *metadata.MD) (T, error)) (map[string]gatewayResult[T], error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		results  = map[string]gatewayResult[T]{}
+		limitErr error
+	)
+	for addr, g := range gateways {
+		wg.Go(func() {
+			var header metadata.MD
+			value, err := call(storegateway.WithRequestedBlocks(ctx, blocks[addr]), g, &header)
+			r := gatewayResult[T]{value: value, err: err}
+			if err == nil {
+				r.queried, r.err = storegateway.QueriedBlocks(header)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var le *limitError
+			if errors.As(err, &le) && limitErr == nil {
+				limitErr = err
+				cancel()
+			}
+			results[addr] = r
+		})
+	}
+	wg.Wait()
+	if limitErr != nil {
+		return nil, limitErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return results, nil
 }
 
 func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
@@ -76,7 +221,6 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	limits := s.q.limits.For(userID)
 	mint, maxt := s.mint, s.maxt
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
@@ -85,15 +229,17 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 		return storage.EmptySeriesSet()
 	}
 	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(matchers)}
-	chunked, err := firstAnswer(ctx, s.q.gateways, func(ctx context.Context, g StoreGateway) ([]*prompb.ChunkedSeries, error) {
-		return readSeries(ctx, g, req, limits)
+	lim := &sharedLimiter{streamLimiter: streamLimiter{limits: s.q.limits.For(userID)}}
+	answers, err := fetch(ctx, s.q, mint, maxt, func(ctx context.Context, g StoreGateway, header *metadata.MD) (ingesterAnswer, error) {
+		chunked, err := readSeries(ctx, g, req, lim, header)
+		return ingesterAnswer{chunked: chunked}, err
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	// The store-gateway sends whole chunks; chunkSeries yields only the
-	// samples in [mint, maxt].
-	merged := mergeAnswers([]ingesterAnswer{{chunked: chunked}}, mint, maxt)
+	// Each store-gateway sends whole chunks of its blocks; the merge keeps
+	// one copy of each sample and chunkSeries only those in [mint, maxt].
+	merged := mergeAnswers(answers, mint, maxt)
 	if hints != nil && hints.Limit > 0 && len(merged) > hints.Limit {
 		merged = merged[:hints.Limit]
 	}
@@ -104,17 +250,32 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 	return &seriesSet{series: series, i: -1}
 }
 
-// readSeries reads one store-gateway's answer, stopping once it breaks the
-// tenant's series or fetched-samples limit.
-func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, limits *validation.Limits) ([]*prompb.ChunkedSeries, error) {
+// sharedLimiter applies the tenant's series and fetched-samples limits to
+// the store-gateways answering one Select together.
+type sharedLimiter struct {
+	mu sync.Mutex
+	streamLimiter
+}
+
+func (l *sharedLimiter) add(series, samples int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.streamLimiter.add(series, samples)
+}
+
+// readSeries reads one store-gateway's answer, stopping once the query
+// breaks the tenant's series or fetched-samples limit.
+func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sharedLimiter, header *metadata.MD) ([]*prompb.ChunkedSeries, error) {
 	stream, err := g.Series(ctx, req)
 	if err != nil {
+		return nil, err
+	}
+	if *header, err = stream.Header(); err != nil {
 		return nil, err
 	}
 	var (
 		d   chunkDecoder
 		out []*prompb.ChunkedSeries
-		lim = &streamLimiter{limits: limits}
 	)
 	for {
 		res, err := stream.Recv()
@@ -137,24 +298,24 @@ func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, limits *
 
 func (s *storeGatewayQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	req := &client.LabelValuesRequest{Name: name, StartMs: s.mint, EndMs: s.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
-	res, err := firstAnswer(ctx, s.q.gateways, func(ctx context.Context, g StoreGateway) (*client.StringsResponse, error) {
-		return g.LabelValues(ctx, req)
+	res, err := fetch(ctx, s.q, s.mint, s.maxt, func(ctx context.Context, g StoreGateway, header *metadata.MD) (*client.StringsResponse, error) {
+		return g.LabelValues(ctx, req, grpc.Header(header))
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return mergeStrings([]*client.StringsResponse{res}, hints), nil, nil
+	return mergeStrings(res, hints), nil, nil
 }
 
 func (s *storeGatewayQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	req := &client.LabelNamesRequest{StartMs: s.mint, EndMs: s.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
-	res, err := firstAnswer(ctx, s.q.gateways, func(ctx context.Context, g StoreGateway) (*client.StringsResponse, error) {
-		return g.LabelNames(ctx, req)
+	res, err := fetch(ctx, s.q, s.mint, s.maxt, func(ctx context.Context, g StoreGateway, header *metadata.MD) (*client.StringsResponse, error) {
+		return g.LabelNames(ctx, req, grpc.Header(header))
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return mergeStrings([]*client.StringsResponse{res}, hints), nil, nil
+	return mergeStrings(res, hints), nil, nil
 }
 
 func (s *storeGatewayQuerier) Close() error { return nil }

@@ -4,70 +4,170 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
 	"google.golang.org/grpc"
 
-	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
+	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-// fakeGateway answers Series with series, or fails with err.
-type fakeGateway struct {
-	addr   string
-	series []*prompb.ChunkedSeries
-	err    error
-	calls  int
+const (
+	sgTenant = "team-a"
+	twoHours = int64(2 * time.Hour / time.Millisecond)
+)
+
+// blocksBucket is a filesystem bucket holding one block per two hours for
+// sgTenant, each with series a and b sampled every minute, and its bucket
+// index.
+type blocksBucket struct {
+	bkt    objstore.Bucket
+	blocks []ulid.ULID
 }
 
-func (g *fakeGateway) Addr() string { return g.addr }
-
-func (g *fakeGateway) Series(context.Context, *prompb.Query, ...grpc.CallOption) (storegateway.SeriesClient, error) {
-	g.calls++
-	if g.err != nil {
-		return nil, g.err
-	}
-	return &fakeSeriesStream{batches: [][]*prompb.ChunkedSeries{g.series}}, nil
-}
-
-func (g *fakeGateway) LabelNames(context.Context, *client.LabelNamesRequest, ...grpc.CallOption) (*client.StringsResponse, error) {
-	g.calls++
-	return &client.StringsResponse{Values: []string{"__name__", "series"}}, g.err
-}
-
-func (g *fakeGateway) LabelValues(context.Context, *client.LabelValuesRequest, ...grpc.CallOption) (*client.StringsResponse, error) {
-	g.calls++
-	return &client.StringsResponse{Values: []string{"a"}}, g.err
-}
-
-type fakeSeriesStream struct {
-	grpc.ClientStream
-	batches [][]*prompb.ChunkedSeries
-}
-
-func (s *fakeSeriesStream) Recv() (*prompb.ChunkedReadResponse, error) {
-	if len(s.batches) == 0 {
-		return nil, io.EOF
-	}
-	b := s.batches[0]
-	s.batches = s.batches[1:]
-	return &prompb.ChunkedReadResponse{ChunkedSeries: b}, nil
-}
-
-func chunkedSeries(t *testing.T, name string, samples ...prompb.Sample) *prompb.ChunkedSeries {
+func newBlocksBucket(t *testing.T, n int) *blocksBucket {
 	t.Helper()
-	cs, err := encodeChunks(prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}}, Samples: samples}, 120)
+	bkt, err := filesystem.NewBucket(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cs
+	b := &blocksBucket{bkt: bkt}
+	for i := range n {
+		start := int64(i) * twoHours
+		var series []storage.Series
+		for _, name := range []string{"a", "b"} {
+			var samples []chunks.Sample
+			for ts := start; ts < start+twoHours; ts += 60_000 {
+				samples = append(samples, sgSample{ts, float64(ts)})
+			}
+			series = append(series, storage.NewListSeries(labels.FromStrings("__name__", name), samples))
+		}
+		dir, err := tsdb.CreateBlock(series, t.TempDir(), 0, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := block.ReadMetaFile(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := block.Upload(context.Background(), objstore.NewPrefixedBucket(bkt, sgTenant), dir, block.ThanosMeta{}); err != nil {
+			t.Fatal(err)
+		}
+		b.blocks = append(b.blocks, m.ULID)
+	}
+	b.writeIndex(t)
+	return b
+}
+
+func (b *blocksBucket) writeIndex(t *testing.T) {
+	t.Helper()
+	idx, _, err := bucketindex.NewUpdater(b.bkt, sgTenant, slog.New(slog.DiscardHandler)).UpdateIndex(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bucketindex.WriteIndex(context.Background(), b.bkt, sgTenant, idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type sgSample struct {
+	t int64
+	f float64
+}
+
+func (s sgSample) T() int64                      { return s.t }
+func (s sgSample) F() float64                    { return s.f }
+func (s sgSample) H() *histogram.Histogram       { return nil }
+func (s sgSample) FH() *histogram.FloatHistogram { return nil }
+func (s sgSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s sgSample) Copy() chunks.Sample           { return s }
+func (s sgSample) ST() int64                     { return 0 }
+
+// countingGateway counts the calls made to a store-gateway.
+type countingGateway struct {
+	StoreGateway
+	calls atomic.Int64
+}
+
+func (g *countingGateway) Series(ctx context.Context, in *prompb.Query, opts ...grpc.CallOption) (storegateway.SeriesClient, error) {
+	g.calls.Add(1)
+	return g.StoreGateway.Series(ctx, in, opts...)
+}
+
+// startGateway serves the blocks of bkt that hold accepts from a real
+// bucket store on loopback.
+func startGateway(t *testing.T, bkt objstore.Bucket, hold func(ulid.ULID) bool) *countingGateway {
+	t.Helper()
+	store, err := storegateway.NewBucketStore(storegateway.Config{
+		SyncDir: filepath.Join(t.TempDir(), "sync"), MetaSyncConcurrency: 2, BlockSyncConcurrency: 2,
+	}, bkt, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetBlockFilter(func(_ string, id ulid.ULID, _ bool) bool { return hold(id) })
+	if err := store.SyncBlocks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(grpccodec.Codec{})}, tenant.ServerInterceptors()...)...)
+	storegateway.RegisterStoreGatewayServer(gs, storegateway.NewStoreGatewayServer(store, nil))
+	ln := testkit.Listen(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = gs.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-done
+		_ = store.Close()
+	})
+	return dialGateway(t, ln.Addr().String())
+}
+
+func dialGateway(t *testing.T, addr string) *countingGateway {
+	t.Helper()
+	c, err := sgclient.Dial(addr, sgclient.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &countingGateway{StoreGateway: c}
+}
+
+// fixedGateways offers the same store-gateways, in order, for every block.
+type fixedGateways []StoreGateway
+
+func (f fixedGateways) Candidates(ulid.ULID) ([]StoreGateway, error) { return f, nil }
+
+func gateways(gs ...*countingGateway) fixedGateways {
+	out := make(fixedGateways, len(gs))
+	for i, g := range gs {
+		out[i] = g
+	}
+	return out
 }
 
 func storeLimits(t *testing.T, maxSeries int) *validation.Overrides {
@@ -78,9 +178,27 @@ func storeLimits(t *testing.T, maxSeries int) *validation.Overrides {
 	return validation.NewOverrides(l, nil)
 }
 
-func selectStore(q *storeGatewayQueryable, mint, maxt int64) (map[string][]int64, error) {
+func sgConfig() storegateway.Config {
+	return storegateway.Config{
+		SyncInterval:             time.Minute,
+		IgnoreDeletionMarksDelay: 6 * time.Hour,
+		BucketIndex:              storegateway.BucketIndexConfig{Enabled: true, UpdateOnErrorInterval: time.Minute, IdleTimeout: time.Hour, MaxStalePeriod: time.Hour},
+	}
+}
+
+// newStoreQueryable reads bkt's blocks from gateways; its clock is an hour
+// ahead, so that the blocks just written are past the three sync
+// intervals a store-gateway is given to load them.
+func newStoreQueryable(bkt objstore.Bucket, g GatewaySet, cfg storegateway.Config, limits *validation.Overrides) *storeGatewayQueryable {
+	q := NewStoreGatewayQueryable(NewBlocksFinder(bkt, cfg, nil), g, cfg, limits).(*storeGatewayQueryable)
+	q.now = func() time.Time { return time.Now().Add(time.Hour) }
+	return q
+}
+
+// selectStore returns each series' sample timestamps.
+func selectStore(q storage.Queryable, mint, maxt int64) (map[string][]int64, error) {
 	querier, _ := q.Querier(mint, maxt)
-	ss := querier.Select(tenant.Inject(context.Background(), "team-a"), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	ss := querier.Select(tenant.Inject(context.Background(), sgTenant), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 	out := map[string][]int64{}
 	var it chunkenc.Iterator
 	for ss.Next() {
@@ -94,46 +212,176 @@ func selectStore(q *storeGatewayQueryable, mint, maxt int64) (map[string][]int64
 	return out, ss.Err()
 }
 
-func TestStoreGatewayQueryableTriesTheNext(t *testing.T) {
-	down := &fakeGateway{addr: "sg-1:9095", err: errors.New("connection refused")}
-	up := &fakeGateway{addr: "sg-2:9095", series: []*prompb.ChunkedSeries{chunkedSeries(t, "m", sample(10, 1), sample(20, 2), sample(30, 3))}}
-	q := NewStoreGatewayQueryable([]StoreGateway{down, up}, storeLimits(t, 0)).(*storeGatewayQueryable)
-
-	// Whole chunks come back; only the samples in the range are yielded.
-	got, err := selectStore(q, 15, 30)
-	if err != nil || len(got["m"]) != 2 || got["m"][0] != 20 || got["m"][1] != 30 {
-		t.Fatalf("got %v, %v; want m at 20 and 30 from the second store-gateway", got, err)
+// wantMinutes checks that a series has one sample per minute over
+// [from, to), each once.
+func wantMinutes(t *testing.T, got []int64, from, to int64) {
+	t.Helper()
+	if int64(len(got)) != (to-from)/60_000 {
+		t.Fatalf("%d samples, want %d over [%d, %d)", len(got), (to-from)/60_000, from, to)
 	}
-	if down.calls != 1 || up.calls != 1 {
-		t.Errorf("calls %d and %d, want one each", down.calls, up.calls)
-	}
-
-	// None answering fails the query, naming each store-gateway.
-	q = NewStoreGatewayQueryable([]StoreGateway{down, &fakeGateway{addr: "sg-3:9095", err: errors.New("certificate signed by unknown authority")}}, storeLimits(t, 0)).(*storeGatewayQueryable)
-	_, err = selectStore(q, 0, 100)
-	var unavailable *unavailableError
-	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "sg-1:9095") || !strings.Contains(err.Error(), "sg-3:9095: certificate signed by unknown authority") {
-		t.Fatalf("all store-gateways down: %v, want an unavailable error naming each", err)
-	}
-
-	// Label names come from the first that answers too.
-	querier, _ := NewStoreGatewayQueryable([]StoreGateway{down, up}, storeLimits(t, 0)).Querier(0, 100)
-	names, _, err := querier.LabelNames(tenant.Inject(context.Background(), "team-a"), nil)
-	if err != nil || strings.Join(names, ",") != "__name__,series" {
-		t.Errorf("label names %v, %v", names, err)
+	for i, ts := range got {
+		if ts != from+int64(i)*60_000 {
+			t.Fatalf("sample %d at %d, want %d", i, ts, from+int64(i)*60_000)
+		}
 	}
 }
 
+// Blocks are asked of the first store-gateway offered; those it does not
+// hold are asked of the next, and each block's samples come once.
+func TestStoreGatewayQueryableAsksTheNextForMissingBlocks(t *testing.T) {
+	b := newBlocksBucket(t, 3)
+	first := startGateway(t, b.bkt, func(id ulid.ULID) bool { return id != b.blocks[2] })
+	second := startGateway(t, b.bkt, func(id ulid.ULID) bool { return id != b.blocks[0] })
+	q := newStoreQueryable(b.bkt, gateways(first, second), sgConfig(), storeLimits(t, 0))
+
+	got, err := selectStore(q, 0, 3*twoHours-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMinutes(t, got["a"], 0, 3*twoHours)
+	wantMinutes(t, got["b"], 0, 3*twoHours)
+	if first.calls.Load() != 1 || second.calls.Load() != 1 {
+		t.Fatalf("calls %d and %d, want one each (the second only for the block the first lacks)", first.calls.Load(), second.calls.Load())
+	}
+
+	names, _, err := mustQuerier(t, q, 0, 3*twoHours).LabelValues(tenant.Inject(context.Background(), sgTenant), "__name__", nil)
+	if err != nil || strings.Join(names, ",") != "a,b" {
+		t.Fatalf("label values %v, %v", names, err)
+	}
+}
+
+func mustQuerier(t *testing.T, q storage.Queryable, mint, maxt int64) storage.Querier {
+	t.Helper()
+	querier, err := q.Querier(mint, maxt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return querier
+}
+
+// A block no store-gateway holds fails the query, naming the block,
+// unless it is recent enough that store-gateways may not have loaded it.
+func TestStoreGatewayQueryableFailsOnMissingBlocks(t *testing.T) {
+	b := newBlocksBucket(t, 2)
+	only := startGateway(t, b.bkt, func(id ulid.ULID) bool { return id == b.blocks[0] })
+	q := newStoreQueryable(b.bkt, gateways(only), sgConfig(), storeLimits(t, 0))
+	_, err := selectStore(q, 0, 2*twoHours)
+	var unavailable *unavailableError
+	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "consistency check failed because some blocks were not queried: "+b.blocks[1].String()) {
+		t.Fatalf("got %v, want a consistency error naming %s", err, b.blocks[1])
+	}
+
+	// Uploaded within three sync intervals: not required yet.
+	cfg := sgConfig()
+	cfg.SyncInterval = time.Hour
+	q = newStoreQueryable(b.bkt, gateways(only), cfg, storeLimits(t, 0))
+	got, err := selectStore(q, 0, 2*twoHours)
+	if err != nil {
+		t.Fatalf("a recent block missing failed the query: %v", err)
+	}
+	wantMinutes(t, got["a"], 0, twoHours)
+}
+
+// A store-gateway that fails is replaced by the next; when all fail, the
+// error names each.
+func TestStoreGatewayQueryableSkipsFailingGateways(t *testing.T) {
+	b := newBlocksBucket(t, 1)
+	ln := testkit.Listen(t)
+	downAddr := ln.Addr().String()
+	_ = ln.Close()
+	down := dialGateway(t, downAddr)
+	up := startGateway(t, b.bkt, func(ulid.ULID) bool { return true })
+
+	got, err := selectStore(newStoreQueryable(b.bkt, gateways(down, up), sgConfig(), storeLimits(t, 0)), 0, twoHours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMinutes(t, got["a"], 0, twoHours)
+
+	_, err = selectStore(newStoreQueryable(b.bkt, gateways(down), sgConfig(), storeLimits(t, 0)), 0, twoHours)
+	if err == nil || !strings.Contains(err.Error(), "store-gateway "+downAddr) || !strings.Contains(err.Error(), b.blocks[0].String()) {
+		t.Fatalf("got %v, want an error naming %s and the block", err, downAddr)
+	}
+}
+
+// A limit error is the query's answer: it is not retried elsewhere.
 func TestStoreGatewayQueryableLimits(t *testing.T) {
-	g := &fakeGateway{addr: "sg-1:9095", series: []*prompb.ChunkedSeries{chunkedSeries(t, "a", sample(10, 1)), chunkedSeries(t, "b", sample(10, 1))}}
-	other := &fakeGateway{addr: "sg-2:9095", series: g.series}
-	q := NewStoreGatewayQueryable([]StoreGateway{g, other}, storeLimits(t, 1)).(*storeGatewayQueryable)
-	_, err := selectStore(q, 0, 100)
+	b := newBlocksBucket(t, 1)
+	first := startGateway(t, b.bkt, func(ulid.ULID) bool { return true })
+	other := startGateway(t, b.bkt, func(ulid.ULID) bool { return true })
+	_, err := selectStore(newStoreQueryable(b.bkt, gateways(first, other), sgConfig(), storeLimits(t, 1)), 0, twoHours)
 	var le *limitError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "-querier.max-series-per-query") {
 		t.Fatalf("two series over a limit of one: %v, want the series limit error", err)
 	}
-	if other.calls != 0 {
+	if other.calls.Load() != 0 {
 		t.Error("a limit error was retried on another store-gateway")
+	}
+}
+
+// Without a bucket index the tenant has no blocks yet; a stale index fails
+// the query naming the flag; blocks marked for deletion long ago are not
+// asked for.
+func TestBlocksFinder(t *testing.T) {
+	b := newBlocksBucket(t, 2)
+	cfg := sgConfig()
+	f := NewBlocksFinder(b.bkt, cfg, nil).(*blocksFinder)
+	ctx := context.Background()
+
+	blocks, _, err := f.GetBlocks(ctx, "nobody", 0, 10*twoHours)
+	if err != nil || len(blocks) != 0 {
+		t.Fatalf("a tenant without an index: %v, %v", blocks, err)
+	}
+	blocks, _, err = f.GetBlocks(ctx, sgTenant, twoHours, twoHours+1)
+	if err != nil || len(blocks) != 1 || blocks[0].ID != b.blocks[1] {
+		t.Fatalf("blocks of [2h, 2h+1ms]: %v, %v; want only %s", blocks, err, b.blocks[1])
+	}
+
+	// Marked for deletion 7h ago (past the 6h delay): no longer asked for,
+	// once the finder reads the index again after a sync interval.
+	if _, err := block.MarkForDeletion(ctx, objstore.NewPrefixedBucket(b.bkt, sgTenant), b.blocks[0], "test", time.Now().Add(-7*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	b.writeIndex(t)
+	f.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	blocks, _, err = f.GetBlocks(ctx, sgTenant, 0, 2*twoHours)
+	if err != nil || len(blocks) != 1 || blocks[0].ID != b.blocks[1] {
+		t.Fatalf("after marking %s: %v, %v", b.blocks[0], blocks, err)
+	}
+
+	f.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	_, _, err = f.GetBlocks(ctx, sgTenant, 0, 2*twoHours)
+	if err == nil || !strings.Contains(err.Error(), "-blocks-storage.bucket-store.bucket-index.max-stale-period=1h0m0s") {
+		t.Fatalf("a 2h-old index: %v, want an error naming max-stale-period", err)
+	}
+
+	// Scanning the bucket finds the same blocks without an index.
+	cfg.BucketIndex.Enabled = false
+	blocks, _, err = NewBlocksFinder(b.bkt, cfg, nil).GetBlocks(ctx, sgTenant, 0, 2*twoHours)
+	ids := blocks.GetULIDs()
+	slices.SortFunc(ids, func(a, b ulid.ULID) int { return a.Compare(b) })
+	if err != nil || !slices.Equal(ids, []ulid.ULID{b.blocks[1]}) {
+		t.Fatalf("scan: %v, %v; want %s (the other is marked)", ids, err, b.blocks[1])
+	}
+}
+
+// StaticGateways offers every store-gateway for each block, starting at
+// one chosen by the block, so blocks spread over them.
+func TestStaticGatewaysSpreadBlocks(t *testing.T) {
+	gs := StaticGateways{dialGateway(t, "127.0.0.1:1"), dialGateway(t, "127.0.0.1:2")}
+	first := map[string]int{}
+	for range 50 {
+		id := ulid.Make()
+		c, err := gs.Candidates(id)
+		if err != nil || len(c) != 2 || c[0].Addr() == c[1].Addr() {
+			t.Fatalf("candidates %v, %v", c, err)
+		}
+		first[c[0].Addr()]++
+	}
+	if len(first) != 2 {
+		t.Fatalf("50 blocks all start at one store-gateway: %v", first)
+	}
+	if _, err := (StaticGateways{}).Candidates(ulid.Make()); err == nil || !strings.Contains(err.Error(), "-querier.store-gateway-addresses") {
+		t.Fatalf("no store-gateway: %v", err)
 	}
 }

@@ -41,6 +41,9 @@ type Config struct {
 
 	// NumTokens is Cortex's fixed token count per instance, not a flag.
 	NumTokens int `yaml:"-"`
+	// ReplicationStrategy decides how many owners an item needs: dskit's
+	// default (a quorum of the replication factor) when nil.
+	ReplicationStrategy ring.ReplicationStrategy `yaml:"-"`
 	// Prefix is the flag prefix, for errors.
 	Prefix string `yaml:"-"`
 }

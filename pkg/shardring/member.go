@@ -94,7 +94,14 @@ func NewMember(cfg Config, name, key string, store kv.Client, host string, port 
 // NewRing returns a client of the ring, for the component's readers (a
 // querier finding a block's store-gateways).
 func NewRing(cfg Config, name, key string, store kv.Client, logger *slog.Logger, reg prometheus.Registerer) (*ring.Ring, error) {
-	r, err := ring.NewWithStoreClientAndStrategy(cfg.RingConfig(), name, key, store, ring.NewDefaultReplicationStrategy(), reg, kitlog.New(logger))
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	strategy := cfg.ReplicationStrategy
+	if strategy == nil {
+		strategy = ring.NewDefaultReplicationStrategy()
+	}
+	r, err := ring.NewWithStoreClientAndStrategy(cfg.RingConfig(), name, key, store, strategy, reg, kitlog.New(logger))
 	if err != nil {
 		return nil, fmt.Errorf("%s ring: %w", name, err)
 	}

@@ -595,15 +595,10 @@ func (s *BucketStore) SelectedQuerier(tenant string, mint, maxt int64, blocks []
 	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), held, nil
 }
 
-// blockQueriers opens a querier on each of the tenant's loaded blocks that
-// overlap [mint, maxt], in block ID order.
-func (s *BucketStore) blockQueriers(tenant string, mint, maxt int64) ([]*blockQuerier, error) {
-	qs, _, err := s.selectBlockQueriers(tenant, mint, maxt, nil)
-	return qs, err
-}
-
-// selectBlockQueriers is blockQueriers over only the given blocks (all if
-// nil), returning also which of them are loaded.
+// selectBlockQueriers opens a querier on each of the tenant's loaded
+// blocks that overlap [mint, maxt] and are among the given blocks (all if
+// nil), in block ID order, returning also which of the given blocks are
+// loaded.
 func (s *BucketStore) selectBlockQueriers(tenant string, mint, maxt int64, only []ulid.ULID) ([]*blockQuerier, []ulid.ULID, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

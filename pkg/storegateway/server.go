@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -80,7 +81,9 @@ func (s *storeGatewayServer) queryError(ctx context.Context, id string, err erro
 
 // Series sends the chunks of every series matching the query that overlap
 // [start, end], sorted by labels, in batches of up to 128 series, as the
-// ingesters' QueryStreamChunks does. Chunks are sent whole, as the blocks
+// ingesters' QueryStreamChunks does. It reads the blocks the call names
+// (RequestedBlocksKey; all the tenant's blocks without), and first sends
+// which of those it holds (QueriedBlocksKey). Chunks are sent whole, as the blocks
 // hold them, so they may hold samples outside the range: readers trim. A
 // series held by several blocks (each ingester of a replication set ships
 // its own) has its overlapping chunks merged, so no sample is sent twice.
@@ -97,10 +100,20 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 	if len(ms) == 0 {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*"))
 	}
+	blocks, selected, err := requestedBlocks(ctx)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
+	}
 	mint, maxt := timeRange(req.StartTimestampMs, req.EndTimestampMs)
-	q, err := s.store.ChunkQuerier(id, mint, maxt)
+	q, held, err := s.store.SelectedChunkQuerier(id, mint, maxt, blocks)
 	if err != nil {
 		return s.queryError(ctx, id, err)
+	}
+	if selected {
+		if err := stream.SendHeader(queriedBlocksHeader(held)); err != nil {
+			_ = q.Close()
+			return err
+		}
 	}
 	// The chunks point into buffers the querier's blocks own: all are sent
 	// before it is closed.
@@ -180,10 +193,20 @@ func (s *storeGatewayServer) labelStrings(ctx context.Context, start, end int64,
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
 	}
+	blocks, selected, err := requestedBlocks(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
+	}
 	mint, maxt := timeRange(start, end)
-	q, err := s.store.Querier(id, mint, maxt)
+	q, held, err := s.store.SelectedQuerier(id, mint, maxt, blocks)
 	if err != nil {
 		return nil, s.queryError(ctx, id, err)
+	}
+	if selected {
+		if err := grpc.SetHeader(ctx, queriedBlocksHeader(held)); err != nil {
+			_ = q.Close()
+			return nil, err
+		}
 	}
 	defer q.Close()
 	out, err := client.CollectLabelStrings(q, matcherSets, limit, get)

@@ -1,0 +1,78 @@
+package storegateway
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/cortex-tls/cortex/pkg/shardring"
+)
+
+// The store-gateway ring's name and key in the KV store, as Cortex's.
+const (
+	RingName = "store-gateway"
+	RingKey  = "store-gateway"
+)
+
+// Operations on the store-gateway ring, Cortex's.
+var (
+	// BlocksOwnerSync finds every owner of a block, joining and leaving
+	// ones included: each loads it.
+	BlocksOwnerSync = ring.NewOp([]ring.InstanceState{ring.JOINING, ring.ACTIVE, ring.LEAVING}, nil)
+	// BlocksRead finds the store-gateways a querier asks for a block: only
+	// ACTIVE ones have loaded their blocks, so an owner that is not ACTIVE
+	// extends the set to the next instance, which keeps the block until
+	// the new owner is ACTIVE.
+	BlocksRead = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, func(s ring.InstanceState) bool {
+		return s != ring.ACTIVE
+	})
+)
+
+// HashBlockID is a block's key on the ring: FNV-1a over the ID's bytes, as
+// Cortex's, so both place a block on the same store-gateways.
+func HashBlockID(id ulid.ULID) uint32 {
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for _, b := range id {
+		h ^= uint32(b)
+		h *= prime32
+	}
+	return h
+}
+
+// GatewayConfig is Cortex's store_gateway block.
+type GatewayConfig struct {
+	ShardingEnabled bool             `yaml:"sharding_enabled"`
+	ShardingRing    shardring.Config `yaml:"sharding_ring"`
+}
+
+// RegisterFlags registers -store-gateway.sharding-enabled and the ring's
+// -store-gateway.sharding-ring.* flags with Cortex's defaults.
+func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
+	f.BoolVar(&c.ShardingEnabled, "store-gateway.sharding-enabled", false, "Shard blocks across store-gateways on the -store-gateway.sharding-ring ring, each block loaded by -store-gateway.sharding-ring.replication-factor of them. Queriers must be given the same ring. When false, every store-gateway loads every block and queriers use -querier.store-gateway-addresses.")
+	c.ShardingRing.RegisterFlags("store-gateway.sharding-ring", shardring.Defaults{
+		HeartbeatPeriod:          15 * time.Second,
+		HeartbeatTimeout:         time.Minute,
+		ReplicationFactor:        3,
+		WaitStabilityMinDuration: time.Minute,
+		WaitStabilityMaxDuration: 5 * time.Minute,
+		NumTokens:                512,
+	}, f)
+	// Every store-gateway counts as healthy as long as it heartbeats: a
+	// ring smaller than the replication factor still serves each block.
+	c.ShardingRing.ReplicationStrategy = ring.NewIgnoreUnhealthyInstancesReplicationStrategy()
+}
+
+// Validate checks the ring settings when sharding is enabled.
+func (c *GatewayConfig) Validate() error {
+	if !c.ShardingEnabled {
+		return nil
+	}
+	if err := c.ShardingRing.Validate(); err != nil {
+		return fmt.Errorf("store-gateway sharding: %w", err)
+	}
+	return nil
+}
