@@ -83,7 +83,7 @@ func BenchmarkRangeQuery24h(b *testing.B) {
 		name      string
 		queryable storage.Queryable
 	}{
-		{"store-gateway", storeGatewayQueryable24h(b, store)},
+		{"store-gateway", storeGatewayQueryable24h(b, bkt, store)},
 		{"ingester", newBenchQueryable(b, newRing(b, 1, addr))},
 	}
 
@@ -254,6 +254,7 @@ func startBlocksStoreGateway(b *testing.B, bkt objstore.Bucket) *storegateway.Bu
 	var cfg storegateway.Config
 	cfg.RegisterFlags(flag.NewFlagSet("store-gateway", flag.PanicOnError))
 	cfg.SyncDir = b.TempDir()
+	cfg.BucketIndex.Enabled = false // no compactor writes one here: scan the bucket
 	store, err := storegateway.NewBucketStore(cfg, bkt, nil, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
@@ -267,7 +268,7 @@ func startBlocksStoreGateway(b *testing.B, bkt objstore.Bucket) *storegateway.Bu
 
 // storeGatewayQueryable24h serves store over gRPC on loopback and returns
 // the querier's queryable over a connection to it.
-func storeGatewayQueryable24h(b *testing.B, store *storegateway.BucketStore) storage.Queryable {
+func storeGatewayQueryable24h(b *testing.B, bkt objstore.Bucket, store *storegateway.BucketStore) storage.Queryable {
 	b.Helper()
 	srv := newBlocksGRPCServer()
 	storegateway.RegisterStoreGatewayServer(srv, storegateway.NewStoreGatewayServer(store, nil))
@@ -283,7 +284,10 @@ func storeGatewayQueryable24h(b *testing.B, store *storegateway.BucketStore) sto
 	b.Cleanup(func() { _ = conn.Close() })
 	var limits validation.Limits
 	limits.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
-	return NewStoreGatewayQueryable([]StoreGateway{conn}, validation.NewOverrides(limits, nil))
+	var sgCfg storegateway.Config
+	sgCfg.RegisterFlags(flag.NewFlagSet("store-gateway", flag.PanicOnError))
+	sgCfg.BucketIndex.Enabled = false // no compactor writes one here: scan the bucket
+	return NewStoreGatewayQueryable(NewBlocksFinder(bkt, sgCfg, nil), StaticGateways{conn}, sgCfg, validation.NewOverrides(limits, nil))
 }
 
 // processCPU is the CPU time the process has used, user and system. Both
