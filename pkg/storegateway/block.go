@@ -54,6 +54,8 @@ type block struct {
 	segmentSizes map[string]int64
 	m            *metrics
 	concurrency  int
+	// indexCache caches what Selects compute from the index; nil: none.
+	indexCache *indexCache
 }
 
 func newBlock(tenant string, id ulid.ULID, tb *tsdb.Block, bkt objstore.BucketReader, tm thanosFiles, indexSize int64, m *metrics, concurrency int) *block {
@@ -63,8 +65,18 @@ func newBlock(tenant string, id ulid.ULID, tb *tsdb.Block, bkt objstore.BucketRe
 			sizes[f.RelPath] = f.SizeBytes
 		}
 	}
-	return &block{tenant: tenant, id: id, tb: tb, bkt: bkt, indexSize: indexSize, segmentSizes: sizes, m: m, concurrency: concurrency}
+	b := &block{tenant: tenant, id: id, tb: tb, bkt: bkt, indexSize: indexSize, segmentSizes: sizes, m: m, concurrency: concurrency}
+	// A BucketStore reads through a storeBucket, which carries the index
+	// cache its Config sets up.
+	if sb, ok := bkt.(*storeBucket); ok {
+		b.indexCache = sb.indexCache
+	}
+	return b
 }
+
+// cacheKey names the block in index cache keys: IDs are unique across
+// tenants, the tenant keeps keys readable.
+func (b *block) cacheKey() string { return b.tenant + "/" + b.id.String() }
 
 // segmentObject is the bucket object of a chunk segment: a chunk reference
 // holds the segment's position among the block's segment files, which are

@@ -22,6 +22,10 @@ type Config struct {
 	// them yet); a querier also allows three sync intervals on top.
 	ConsistencyDelay time.Duration     `yaml:"consistency_delay"`
 	BucketIndex      BucketIndexConfig `yaml:"bucket_index"`
+
+	IndexCache    IndexCacheConfig    `yaml:"index_cache"`
+	ChunksCache   ChunksCacheConfig   `yaml:"chunks_cache"`
+	MetadataCache MetadataCacheConfig `yaml:"metadata_cache"`
 }
 
 // RegisterFlags registers Cortex's flags for the bucket store.
@@ -33,6 +37,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.IgnoreDeletionMarksDelay, "blocks-storage.bucket-store.ignore-deletion-marks-delay", 6*time.Hour, "Duration after which the blocks marked for deletion will be filtered out while fetching blocks. The idea of ignore-deletion-marks-delay is to ignore blocks that are marked for deletion with some delay. This ensures store can still serve blocks that are meant to be deleted but do not have a replacement yet.")
 	f.DurationVar(&c.ConsistencyDelay, "blocks-storage.bucket-store.consistency-delay", 0, "Minimum age of a block before a querier requires it in the store-gateways' answer. Queriers also allow three -blocks-storage.bucket-store.sync-interval for store-gateways to load new blocks.")
 	c.BucketIndex.RegisterFlags(f)
+	c.IndexCache.RegisterFlags(f)
+	c.ChunksCache.RegisterFlags(f)
+	c.MetadataCache.RegisterFlags(f)
 	c.ChunkFetchConcurrency = defaultChunkFetchConcurrency
 }
 
@@ -55,5 +62,8 @@ func (c *Config) Validate() error {
 	if c.ConsistencyDelay < 0 {
 		return errors.New("-blocks-storage.bucket-store.consistency-delay must not be negative")
 	}
-	return c.BucketIndex.Validate()
+	if err := c.BucketIndex.Validate(); err != nil {
+		return err
+	}
+	return c.validateCaches()
 }

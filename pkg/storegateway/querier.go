@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
@@ -85,7 +86,7 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 		labelsOnly = hints.Func == "series"
 		limit = hints.Limit
 	}
-	p, err := tsdb.PostingsForMatchers(ctx, q.ir, ms...)
+	p, err := q.postingsForMatchers(ctx, ms)
 	if err != nil {
 		return storage.ErrSeriesSet(q.wrap("postings", err))
 	}
@@ -131,6 +132,29 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 	}
 	set.i = -1
 	return set
+}
+
+// postingsForMatchers is tsdb.PostingsForMatchers, through the index cache
+// if the block has one.
+func (q *blockQuerier) postingsForMatchers(ctx context.Context, ms []*labels.Matcher) (index.Postings, error) {
+	ic := q.b.indexCache
+	if ic == nil {
+		return tsdb.PostingsForMatchers(ctx, q.ir, ms...)
+	}
+	key := expandedPostingsKey(q.b.cacheKey(), ms)
+	if refs, ok := ic.fetchExpandedPostings(ctx, key); ok {
+		return index.NewListPostings(refs), nil
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, q.ir, ms...)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := index.ExpandPostings(p)
+	if err != nil {
+		return nil, err
+	}
+	ic.storeExpandedPostings(key, refs)
+	return index.NewListPostings(refs), nil
 }
 
 type seriesEntry struct {

@@ -1,0 +1,125 @@
+package storegateway
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thanos-io/objstore"
+
+	"github.com/cortex-tls/cortex/pkg/cache"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+)
+
+// Option configures a BucketStore beyond its Config.
+type Option func(*options)
+
+type options struct {
+	tls *tlsconfig.Loader
+}
+
+// WithTLS gives the loader of the memcached links' certificates
+// (-blocks-storage.bucket-store.*-cache.memcached.tls-*), so that they
+// reload with every other link's. Without it, a memcached TLS link reads
+// its files once.
+func WithTLS(l *tlsconfig.Loader) Option { return func(o *options) { o.tls = l } }
+
+// storeBucket is the bucket a BucketStore reads through: the caching
+// bucket of the chunks and metadata caches, carrying the index cache to
+// the blocks the store loads.
+type storeBucket struct {
+	objstore.BucketReader
+	indexCache *indexCache // nil: none
+}
+
+// newStoreBucket builds the caches cfg configures around bkt.
+func newStoreBucket(cfg Config, bkt objstore.BucketReader, opts []Option, logger *slog.Logger, reg prometheus.Registerer) (*storeBucket, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ic, err := newIndexCache(cfg.IndexCache, o.tls, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := newCachingBucket(readerBucket{bkt}, cfg.ChunksCache, cfg.MetadataCache, o.tls, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	sb := &storeBucket{BucketReader: bkt, indexCache: ic}
+	if cb != nil {
+		sb.BucketReader = cb
+	}
+	return sb, nil
+}
+
+// NewMetadataCachingBucket wraps bkt with the metadata cache of cfg (the
+// -blocks-storage.bucket-store.metadata-cache.* flags), as the store-gateway
+// does, for other readers of the bucket such as the querier. It returns bkt
+// itself when no backend is set. tls may be nil (memcached TLS files are
+// then read once); reg should carry a label telling its caller apart from
+// the store-gateway's when both run in one process.
+func NewMetadataCachingBucket(cfg MetadataCacheConfig, bkt objstore.Bucket, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (objstore.Bucket, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cb, err := newCachingBucket(bkt, ChunksCacheConfig{}, cfg, tls, logger, reg)
+	if err != nil || cb == nil {
+		return bkt, err
+	}
+	return cb, nil
+}
+
+// newCachingBucket returns nil when neither cache has a backend.
+func newCachingBucket(bkt objstore.Bucket, chunks ChunksCacheConfig, meta MetadataCacheConfig, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*cachingBucket, error) {
+	chunksCache, err := newBucketCache("chunks-cache", chunksCachePrefix, chunks.BucketCacheBackend, tls, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	metaCache, err := newBucketCache("metadata-cache", metadataCachePrefix, meta.BucketCacheBackend, tls, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	if chunksCache == nil && metaCache == nil {
+		return nil, nil
+	}
+	return &cachingBucket{
+		Bucket:   bkt,
+		chunks:   chunksCache,
+		chunkCfg: chunks,
+		meta:     metaCache,
+		metaCfg:  meta,
+		m:        newBucketCacheMetrics(reg),
+	}, nil
+}
+
+// newBucketCache returns the cache of a backend block, nil for none.
+func newBucketCache(name, prefix string, b BucketCacheBackend, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (cache.Cache, error) {
+	switch b.Backend {
+	case "":
+		return nil, nil
+	case CacheBackendInMemory:
+		return cache.NewInMemory(name, int64(min(b.InMemory.MaxSizeBytes, 1<<62)), defaultMaxItemSize), nil
+	case CacheBackendMemcached:
+		return newMemcached(name, prefix+".memcached", b.Memcached, tls, logger, reg)
+	default:
+		return nil, fmt.Errorf("-%s.backend: unsupported cache backend %q", prefix, b.Backend)
+	}
+}
+
+// defaultMaxItemSize is Cortex's bound on one in-memory item.
+const defaultMaxItemSize = 128 << 20
+
+func newMemcached(name, prefix string, cfg cache.MemcachedConfig, l *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*cache.Memcached, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if l == nil && cfg.TLS.TLSOn() {
+		l = tlsconfig.NewLoader(logger, nil)
+	}
+	tls, err := tlsconfig.NewClient(prefix, cfg.TLS, l)
+	if err != nil {
+		return nil, err
+	}
+	return cache.NewMemcached(name, cfg, tls, logger, reg), nil
+}
