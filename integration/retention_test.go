@@ -189,6 +189,12 @@ func TestRetentionAndTenantDeletion(t *testing.T) {
 		return nil
 	})
 	t.Logf("team-a's queries empty after %v", time.Since(began).Round(100*time.Millisecond))
+	p.EventuallyNil(30*time.Second, "the store-gateway holding team-b's blocks only", func() error {
+		if got := metricOf(t, c.client, p, "cortex_bucket_store_blocks_loaded"); got != float64(len(shippedB)) {
+			return fmt.Errorf("cortex_bucket_store_blocks_loaded %v, want team-b's %d", got, len(shippedB))
+		}
+		return nil
+	})
 	if st := deletionStatus(t, c, p, "team-a"); !st.BlocksDeleted {
 		t.Fatalf("status after the final cleanup: %+v", st)
 	}

@@ -2,8 +2,9 @@
 // tenant, it merges the blocks ingesters ship into larger ones (vertical
 // compaction keeps one copy of each sample the replication factor wrote
 // several times), marks the merged blocks for deletion and deletes them
-// after a delay, applies the retention period, and keeps each tenant's
-// bucket index up to date.
+// after a delay, applies the retention period, keeps each tenant's
+// bucket index up to date, and deletes the tenants marked for deletion.
+// With sharding, compactors split the tenants on a ring.
 //
 // It is written on Prometheus' tsdb compactor and objstore rather than
 // Thanos' pkg/compact, which does not compile against this module's
