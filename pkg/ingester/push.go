@@ -99,11 +99,6 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	)
 	for ti := range req.Timeseries {
 		ts := &req.Timeseries[ti]
-		ts.Labels, _ = validation.NormalizeLabels(ts.Labels)
-		if r, msg := validation.ValidateLabels(limits, ts.Labels); r != validation.LabelsValid {
-			p.invalidSeries(r, msg, ts)
-			continue
-		}
 		// Most series exist already: look them up with labels built in a
 		// reused buffer, and allocate labels only for a new series, whose
 		// labels the TSDB keeps.
@@ -116,6 +111,19 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 			ref, ls = getRef.GetRef(scratch, scratch.Hash())
 		}
 		if ref == 0 {
+			// Only a new series is checked, which keeps the checks off
+			// the common path: the TSDB's series were checked when
+			// created (those stored before the checks existed are read
+			// around, see validUTF8).
+			var modified bool
+			ts.Labels, modified = validation.NormalizeLabels(ts.Labels)
+			if r, msg := validation.ValidateLabels(limits, ts.Labels); r != validation.LabelsValid {
+				p.invalidSeries(r, msg, ts)
+				continue
+			}
+			if modified {
+				buildLabels(&sb, ts.Labels, &scratch)
+			}
 			ls = scratch.Copy()
 		}
 		refused := false
