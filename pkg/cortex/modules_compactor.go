@@ -3,7 +3,6 @@ package cortex
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/grafana/dskit/ring"
@@ -47,10 +46,8 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 }
 
 // compactorRingMember is this compactor's membership in the compactor
-// ring, advertising the gRPC server as the ingester does (its bound port,
-// so -server.grpc-listen-port=0 works, and its listen address when it
-// names one) unless -compactor.ring.instance-addr and -instance-port say
-// otherwise.
+// ring, advertising the gRPC server as the ingester does (advertisedGRPC)
+// unless -compactor.ring.instance-addr and -instance-port say otherwise.
 func (t *Cortex) compactorRingMember(logger *slog.Logger) (*shardring.Member, error) {
 	cfg := t.Cfg.Compactor.ShardingRing
 	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
@@ -61,11 +58,7 @@ func (t *Cortex) compactorRingMember(logger *slog.Logger) (*shardring.Member, er
 	if err != nil {
 		return nil, fmt.Errorf("compactor ring: -%s.store=%s: %w", compactor.RingFlagPrefix, cfg.KVStore.Store, err)
 	}
-	port := t.Server.GRPCAddr().(*net.TCPAddr).Port
-	var host string
-	if ip := net.ParseIP(t.Cfg.Server.GRPCListenAddress); ip != nil && !ip.IsUnspecified() {
-		host = t.Cfg.Server.GRPCListenAddress
-	}
+	host, port := t.advertisedGRPC()
 	// Registered ACTIVE, as Cortex's compactors: a compactor has nothing
 	// to load before it can take its tenants.
 	return shardring.NewMember(cfg, compactor.RingName, compactor.RingKey, store, host, port, ring.ACTIVE, logger, reg)
