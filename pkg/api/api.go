@@ -32,9 +32,20 @@ type Route struct {
 	// checked (or, with -auth.enabled=false, set to the default tenant)
 	// before the handler runs.
 	Tenant bool
+	// AllTenants says the route reads or changes every tenant's data:
+	// only clients allowed every tenant may call it.
+	AllTenants bool
 	// Desc is the index page's text for the route; routes without one are
 	// not listed there.
 	Desc string
+}
+
+// Auth wraps routes with the client identities' rights (pkg/auth).
+type Auth struct {
+	// Tenant wraps a route that carries a tenant, before it is read.
+	Tenant func(http.Handler) http.Handler
+	// AllTenants wraps a route that reads or changes every tenant's data.
+	AllTenants func(http.Handler) http.Handler
 }
 
 // API mounts routes on a mux and remembers them for the index page.
@@ -42,14 +53,16 @@ type API struct {
 	mux         *http.ServeMux
 	authEnabled bool
 	target      string
+	auth        Auth
 	routes      []Route
 }
 
 // New returns an API that mounts its routes on mux. authEnabled is
 // -auth.enabled: whether tenant routes require X-Scope-OrgID; target is
-// the process's -target, shown on the index page.
-func New(mux *http.ServeMux, authEnabled bool, target string) *API {
-	a := &API{mux: mux, authEnabled: authEnabled, target: target}
+// the process's -target, shown on the index page; auth's wrappers, those
+// not nil, apply the client identities' rights.
+func New(mux *http.ServeMux, authEnabled bool, target string, auth Auth) *API {
+	a := &API{mux: mux, authEnabled: authEnabled, target: target, auth: auth}
 	mux.HandleFunc("GET /{$}", a.serveIndex)
 	return a
 }
@@ -62,6 +75,12 @@ func (a *API) Routes() []Route { return slices.Clone(a.routes) }
 func (a *API) route(r Route, h http.Handler) {
 	if r.Tenant {
 		h = tenant.HTTPMiddleware(a.authEnabled, h)
+		if a.auth.Tenant != nil {
+			h = a.auth.Tenant(h)
+		}
+	}
+	if r.AllTenants && a.auth.AllTenants != nil {
+		h = a.auth.AllTenants(h)
 	}
 	if len(r.Methods) == 0 {
 		a.mux.Handle(r.Path, h)
@@ -81,7 +100,7 @@ var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 <p>This process runs -target={{.Target}}.</p>
 {{range .Sections}}<h2>{{.Module}}</h2>
 <ul>
-{{range .Routes}}<li>{{if .Link}}<a href="{{.Path}}">{{.Path}}</a>{{else}}<code>{{.Methods}} {{.Path}}</code>{{end}}: {{.Desc}}{{if .Tenant}} (tenant in X-Scope-OrgID){{end}}</li>
+{{range .Routes}}<li>{{if .Link}}<a href="{{.Path}}">{{.Path}}</a>{{else}}<code>{{.Methods}} {{.Path}}</code>{{end}}: {{.Desc}}{{if .Tenant}} (tenant in X-Scope-OrgID){{end}}{{if .AllTenants}} (every tenant's data){{end}}</li>
 {{end}}</ul>
 {{end}}</body>
 </html>
@@ -90,6 +109,7 @@ var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 type indexRoute struct {
 	Path, Methods, Desc string
 	Link, Tenant        bool
+	AllTenants          bool
 }
 
 type indexSection struct {
@@ -112,7 +132,7 @@ func (a *API) serveIndex(w http.ResponseWriter, r *http.Request) {
 		}
 		methods := strings.Join(rt.Methods, "|")
 		link := !rt.Tenant && !strings.Contains(rt.Path, "{") && (len(rt.Methods) == 0 || slices.Contains(rt.Methods, http.MethodGet))
-		sections[i].Routes = append(sections[i].Routes, indexRoute{Path: rt.Path, Methods: methods, Desc: rt.Desc, Link: link, Tenant: rt.Tenant})
+		sections[i].Routes = append(sections[i].Routes, indexRoute{Path: rt.Path, Methods: methods, Desc: rt.Desc, Link: link, Tenant: rt.Tenant, AllTenants: rt.AllTenants})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := indexTemplate.Execute(w, struct {

@@ -32,7 +32,7 @@ func serve(t *testing.T, h http.Handler, method, path string, header ...string) 
 
 func TestRoutesCarryTheirTenant(t *testing.T) {
 	mux := http.NewServeMux()
-	a := New(mux, true, "distributor,alertmanager")
+	a := New(mux, true, "distributor,alertmanager", Auth{})
 	a.route(Route{Module: "m", Methods: post, Path: "/tenant", Tenant: true, Desc: "with a tenant"}, echoTenant)
 	a.route(Route{Module: "m", Methods: get, Path: "/open", Desc: "without"}, echoTenant)
 
@@ -54,7 +54,7 @@ func TestRoutesCarryTheirTenant(t *testing.T) {
 
 	// Auth disabled: every tenant route belongs to the default tenant.
 	open := http.NewServeMux()
-	New(open, false, "all").route(Route{Module: "m", Methods: post, Path: "/tenant", Tenant: true}, echoTenant)
+	New(open, false, "all", Auth{}).route(Route{Module: "m", Methods: post, Path: "/tenant", Tenant: true}, echoTenant)
 	if code, body := serve(t, open, http.MethodPost, "/tenant"); code != http.StatusOK || body != "tenant="+tenant.DefaultTenant {
 		t.Errorf("auth disabled: %d %q", code, body)
 	}
@@ -62,7 +62,7 @@ func TestRoutesCarryTheirTenant(t *testing.T) {
 
 func TestIndexLinksBrowsablePages(t *testing.T) {
 	mux := http.NewServeMux()
-	a := New(mux, true, "distributor,alertmanager")
+	a := New(mux, true, "distributor,alertmanager", Auth{})
 	a.route(Route{Module: "server", Methods: get, Path: "/metrics", Desc: "Prometheus metrics"}, echoTenant)
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/push", Tenant: true, Desc: "Remote write"}, echoTenant)
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/prom/push", Tenant: true}, echoTenant)

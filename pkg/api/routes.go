@@ -34,30 +34,30 @@ func (a *API) RegisterServer(s Server) {
 	a.route(Route{Module: "server", Methods: get, Path: "/metrics", Desc: "Prometheus metrics"}, s.Metrics)
 	a.route(Route{Module: "server", Methods: get, Path: "/config", Desc: "The effective configuration, as YAML"}, s.Config)
 	a.route(Route{Module: "server", Methods: get, Path: "/services", Desc: "The state of each module"}, s.Services)
-	a.route(Route{Module: "server", Path: "/debug/pprof/", Desc: "Go profiles"}, http.HandlerFunc(pprof.Index))
-	a.route(Route{Module: "server", Path: "/debug/pprof/cmdline"}, http.HandlerFunc(pprof.Cmdline))
-	a.route(Route{Module: "server", Path: "/debug/pprof/profile"}, http.HandlerFunc(pprof.Profile))
-	a.route(Route{Module: "server", Path: "/debug/pprof/symbol"}, http.HandlerFunc(pprof.Symbol))
-	a.route(Route{Module: "server", Path: "/debug/pprof/trace"}, http.HandlerFunc(pprof.Trace))
+	a.route(Route{Module: "server", Path: "/debug/pprof/", AllTenants: true, Desc: "Go profiles"}, http.HandlerFunc(pprof.Index))
+	a.route(Route{Module: "server", Path: "/debug/pprof/cmdline", AllTenants: true}, http.HandlerFunc(pprof.Cmdline))
+	a.route(Route{Module: "server", Path: "/debug/pprof/profile", AllTenants: true}, http.HandlerFunc(pprof.Profile))
+	a.route(Route{Module: "server", Path: "/debug/pprof/symbol", AllTenants: true}, http.HandlerFunc(pprof.Symbol))
+	a.route(Route{Module: "server", Path: "/debug/pprof/trace", AllTenants: true}, http.HandlerFunc(pprof.Trace))
 }
 
 // RegisterRing mounts the ingester ring's status page (HTML and JSON, with
 // "forget") from whichever of the ring client or the ingester's lifecycler
 // the process runs.
 func (a *API) RegisterRing(ring http.Handler) {
-	a.route(Route{Module: "ring", Path: "/ingester/ring", Desc: "Ingester ring status"}, ring)
-	a.route(Route{Module: "ring", Path: "/ring"}, ring) // Cortex's older path
+	a.route(Route{Module: "ring", Path: "/ingester/ring", AllTenants: true, Desc: "Ingester ring status"}, ring)
+	a.route(Route{Module: "ring", Path: "/ring", AllTenants: true}, ring) // Cortex's older path
 }
 
 // RegisterStoreGatewayRing mounts the store-gateway ring's status page.
 func (a *API) RegisterStoreGatewayRing(ring http.Handler) {
-	a.route(Route{Module: "store-gateway", Path: "/store-gateway/ring", Desc: "Store-gateway ring status"}, ring)
+	a.route(Route{Module: "store-gateway", Path: "/store-gateway/ring", AllTenants: true, Desc: "Store-gateway ring status"}, ring)
 }
 
 // RegisterCompactor mounts the compactor ring's status page (a note when
 // -compactor.sharding-enabled is false, as in Cortex).
 func (a *API) RegisterCompactor(ring http.Handler) {
-	a.route(Route{Module: "compactor", Methods: getPost, Path: "/compactor/ring", Desc: "Compactor ring status"}, ring)
+	a.route(Route{Module: "compactor", Methods: getPost, Path: "/compactor/ring", AllTenants: true, Desc: "Compactor ring status"}, ring)
 }
 
 // RegisterMemberlist mounts the gossip members page.
@@ -67,7 +67,7 @@ func (a *API) RegisterMemberlist(members http.Handler) {
 
 // RegisterIngester mounts the ingester's own pages.
 func (a *API) RegisterIngester(i *ingester.Ingester) {
-	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
+	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
 }
 
 // RegisterDistributor mounts remote write and the tenants' ingestion stats.
@@ -75,7 +75,7 @@ func (a *API) RegisterDistributor(d *distributor.Distributor) {
 	push := d.PushHandler()
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/push", Tenant: true, Desc: "Prometheus remote write 1.0 and 2.0"}, push)
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/prom/push", Tenant: true}, push) // Cortex's legacy path
-	a.route(Route{Module: "distributor", Path: "/distributor/all_user_stats", Desc: "Ingestion rate and series per tenant"}, d.AllUserStatsHandler())
+	a.route(Route{Module: "distributor", Path: "/distributor/all_user_stats", AllTenants: true, Desc: "Ingestion rate and series per tenant"}, d.AllUserStatsHandler())
 }
 
 // PrometheusAPIPaths are the Prometheus HTTP API's paths under each prefix's
@@ -137,8 +137,8 @@ func (a *API) RegisterConfigs(c *configs.API) {
 	a.route(Route{Module: "configs", Methods: getPost, Path: "/api/prom/configs/rules", Tenant: true, Desc: "The tenant's rules"}, h)
 	a.route(Route{Module: "configs", Methods: post, Path: "/api/prom/configs/deactivate", Tenant: true, Desc: "Deactivate the tenant's configs"}, h)
 	a.route(Route{Module: "configs", Methods: post, Path: "/api/prom/configs/restore", Tenant: true, Desc: "Restore the tenant's configs"}, h)
-	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/alertmanager", Desc: "Every tenant's Alertmanager configuration changed since ?since="}, private)
-	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/rules", Desc: "Every tenant's rules changed since ?since="}, private)
+	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/alertmanager", AllTenants: true, Desc: "Every tenant's Alertmanager configuration changed since ?since="}, private)
+	a.route(Route{Module: "configs", Methods: get, Path: "/private/api/prom/configs/rules", AllTenants: true, Desc: "Every tenant's rules changed since ?since="}, private)
 }
 
 // RegisterTenantDeletion mounts Cortex's tenant deletion API.

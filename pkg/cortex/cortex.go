@@ -31,6 +31,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/api"
+	"github.com/cortex-tls/cortex/pkg/auth"
 	"github.com/cortex-tls/cortex/pkg/compactor"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
@@ -70,6 +71,7 @@ type Config struct {
 	Configs           configs.Config             `yaml:"configs"`
 	Compactor         compactor.Config           `yaml:"compactor"`
 	StoreGateway      storegateway.GatewayConfig `yaml:"store_gateway"`
+	Auth              auth.Config                `yaml:"auth"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -97,6 +99,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Configs.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
+	c.Auth.RegisterFlags(f)
 }
 
 // BlocksStorageConfig is Cortex's blocks_storage block: the bucket the
@@ -183,6 +186,8 @@ type Cortex struct {
 	blocksBuckets []objstore.InstrumentedBucket
 	ingesterTLS   *tlsconfig.Client
 	readyChecks   []func(context.Context) error
+	// authorizer holds the tenants each client identity may act for.
+	authorizer *auth.Authorizer
 	// storeGatewayRing is the store-gateway ring client of the querier
 	// (-store-gateway.sharding-enabled).
 	storeGatewayRing *ring.Ring

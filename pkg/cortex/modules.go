@@ -13,6 +13,7 @@ import (
 // depend on.
 const (
 	TLSReloader   = "tls-reloader"
+	Auth          = "auth"
 	Server        = "server"
 	API           = "api"
 	RuntimeConfig = "runtime-config"
@@ -55,7 +56,8 @@ type module struct {
 func moduleTable() []module {
 	return []module{
 		{name: TLSReloader, init: (*Cortex).initTLSReloader},
-		{name: Server, deps: []string{TLSReloader}, init: (*Cortex).initServer},
+		{name: Auth, init: (*Cortex).initAuth},
+		{name: Server, deps: []string{TLSReloader, Auth}, init: (*Cortex).initServer},
 		{name: API, deps: []string{Server}, init: (*Cortex).initAPI},
 		{name: RuntimeConfig, init: (*Cortex).initRuntimeConfig},
 		{name: Overrides, deps: []string{RuntimeConfig}, init: (*Cortex).initOverrides},

@@ -15,6 +15,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/api"
+	"github.com/cortex-tls/cortex/pkg/auth"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/kv"
@@ -38,8 +39,19 @@ func (t *Cortex) initTLSReloader() (services.Service, error) {
 	}, nil), nil
 }
 
+// initAuth loads -auth.client-tenants-file (a bad file fails the start)
+// and reloads it while the process runs.
+func (t *Cortex) initAuth() (services.Service, error) {
+	a, err := auth.New(t.Cfg.Auth, t.Logger.With("component", "auth"), t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	t.authorizer = a
+	return a.Service(), nil
+}
+
 func (t *Cortex) initServer() (services.Service, error) {
-	s, err := server.New(t.Cfg.Server, t.TLS, t.Logger)
+	s, err := server.New(t.Cfg.Server, t.TLS, t.Logger, t.authorizer.GRPCServerOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +60,12 @@ func (t *Cortex) initServer() (services.Service, error) {
 }
 
 func (t *Cortex) initAPI() (services.Service, error) {
-	t.API = api.New(t.Server.HTTP, t.Cfg.AuthEnabled, t.Cfg.Target.String())
+	t.API = api.New(t.Server.HTTP, t.Cfg.AuthEnabled, t.Cfg.Target.String(), api.Auth{
+		Tenant: func(h http.Handler) http.Handler {
+			return t.authorizer.HTTPMiddleware(t.Cfg.AuthEnabled, h)
+		},
+		AllTenants: t.authorizer.AllTenantsMiddleware,
+	})
 	t.API.RegisterServer(api.Server{
 		Ready:    t.Server.ReadyHandler(),
 		Healthz:  t.Server.HealthzHandler(),

@@ -123,7 +123,9 @@ type Server struct {
 
 // New validates the TLS settings, loads the certificates and binds the
 // listeners, so a busy port or a bad certificate fails at startup.
-func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, error) {
+// grpcOpts are added to the gRPC server's options (interceptors that check
+// the calls' tenants).
+func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...grpc.ServerOption) (*Server, error) {
 	for _, l := range []struct {
 		flag string
 		n    int
@@ -163,6 +165,7 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger) (*Server, er
 		grpc.ForceServerCodecV2(grpccodec.Codec{}),
 	}
 	opts = append(opts, tenant.ServerInterceptors()...)
+	opts = append(opts, grpcOpts...)
 	if grpcTLS != nil {
 		opts = append(opts, grpc.Creds(grpcTLS.GRPCCredentials()))
 	}

@@ -1,0 +1,122 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/tenant"
+)
+
+// HTTPMiddleware applies the identities' tenants to a route that carries a
+// tenant; it runs before the tenant middleware, which reads and validates
+// X-Scope-OrgID. With -auth.tenant-from-client-cert a request naming no
+// tenant gets its certificate's identity as X-Scope-OrgID. With
+// -auth.enabled=false every request is the default tenant's, and the
+// identity must be allowed that tenant.
+func (a *Authorizer) HTTPMiddleware(authEnabled bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		identity := PeerIdentity(r.TLS)
+		orgID := r.Header.Get(tenant.HeaderName)
+		if !authEnabled {
+			orgID = tenant.DefaultTenant
+		} else if orgID == "" && a.cfg.TenantFromClientCert && identity != "" {
+			if err := tenant.Valid(identity); err != nil {
+				http.Error(w, "-auth.tenant-from-client-cert: the client certificate's identity "+quote(identity)+" is not a valid tenant ID ("+err.Error()+"): set "+tenant.HeaderName+" or give the client a certificate whose Common Name is its tenant", http.StatusBadRequest)
+				return
+			}
+			orgID = identity
+			r = r.Clone(r.Context())
+			r.Header.Set(tenant.HeaderName, identity)
+		}
+		if orgID != "" {
+			if err := a.Check(identity, orgID); err != nil {
+				http.Error(w, err.Error(), http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// AllTenantsMiddleware guards a route that reads or changes every tenant's
+// data (the configs service's private API, flushing, ring changes,
+// profiles): with -auth.client-tenants-file only identities allowed every
+// tenant ("*") may call it.
+func (a *Authorizer) AllTenantsMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l := a.list.Load()
+		if l == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if identity := PeerIdentity(r.TLS); !l.all[identity] {
+			a.refusals.Inc()
+			http.Error(w, "client "+quote(identity)+" may not call "+r.URL.Path+", which reads or changes every tenant's data: only identities given \"*\" in -auth.client-tenants-file may", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return "\"" + s + "\""
+}
+
+// GRPCServerOptions check, on every call whose metadata names a tenant,
+// that the caller's certificate identity may act for it; the calls that
+// name none (health checks, the query-frontend's worker stream) are the
+// services' own to judge.
+func (a *Authorizer) GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if err := a.checkGRPC(ctx); err != nil {
+				return nil, err
+			}
+			return handler(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if err := a.checkGRPC(ss.Context()); err != nil {
+				return err
+			}
+			return handler(srv, ss)
+		}),
+	}
+}
+
+func (a *Authorizer) checkGRPC(ctx context.Context) error {
+	if a.list.Load() == nil {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	orgIDs := md.Get(tenant.HeaderName)
+	if len(orgIDs) == 0 {
+		return nil
+	}
+	identity := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			identity = PeerIdentity(&info.State)
+		}
+	}
+	for _, orgID := range orgIDs {
+		if err := a.Check(identity, orgID); err != nil {
+			var fe *ForbiddenError
+			if errors.As(err, &fe) {
+				return status.Error(codes.PermissionDenied, err.Error())
+			}
+			return err
+		}
+	}
+	return nil
+}
