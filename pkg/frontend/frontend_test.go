@@ -653,6 +653,37 @@ func TestForwardsOtherEndpoints(t *testing.T) {
 	}
 }
 
+// A tenant's credentials never reach a querier worker: a rogue worker
+// would read them.
+func TestCredentialsNotForwarded(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	h := newHarness(t, defaultConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":[]}`))
+	}), 1)
+	req := httptest.NewRequest(http.MethodGet, "/prometheus/api/v1/labels", nil)
+	req.Header.Set(tenant.HeaderName, "t1")
+	req.Header.Set("Authorization", "Bearer secret-token")
+	req.Header.Set("Proxy-Authorization", "Basic c2VjcmV0")
+	req.Header.Set("Cookie", "grafana_session=secret")
+	req.Header.Set("X-Grafana-Org-Id", "1")
+	rec := httptest.NewRecorder()
+	h.api.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("labels: %d %s", rec.Code, rec.Body)
+	}
+	got := <-seen
+	for _, name := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+		if v := got.Get(name); v != "" {
+			t.Errorf("the querier received %s: %q", name, v)
+		}
+	}
+	if got.Get(tenant.HeaderName) != "t1" || got.Get("X-Grafana-Org-Id") != "1" {
+		t.Errorf("the querier lost the tenant or other headers: %v", got)
+	}
+}
+
 func TestStopFailsQueuedRequests(t *testing.T) {
 	h := newHarness(t, defaultConfig(), nil, 0)
 	done := make(chan int)

@@ -30,8 +30,12 @@ const maxPointsPerSeries = 11000
 const maxParallelParts = 14
 
 // hopHeaders are not forwarded to the querier: the frontend compresses
-// its own answers and the parts are re-encoded as GET requests.
-var hopHeaders = []string{"Accept-Encoding", "Connection", "Content-Length", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Keep-Alive"}
+// its own answers and the parts are re-encoded as GET requests. Nor are
+// the client's credentials: the querier does not need them (the tenant
+// travels in X-Scope-OrgID), and any process holding a valid certificate
+// can connect as a querier worker and read what it is sent.
+var hopHeaders = []string{"Accept-Encoding", "Connection", "Content-Length", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Keep-Alive",
+	"Authorization", "Proxy-Authorization", "Cookie"}
 
 func (f *Frontend) newHandler() http.Handler {
 	return gzhttp.GzipHandler(http.HandlerFunc(f.serveHTTP))
