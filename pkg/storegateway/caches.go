@@ -38,6 +38,7 @@ func newStoreBucket(cfg Config, bkt objstore.BucketReader, opts []Option, logger
 	for _, opt := range opts {
 		opt(&o)
 	}
+	reg = withComponent(reg, "store-gateway")
 	ic, err := newIndexCache(cfg.IndexCache, o.tls, logger, reg)
 	if err != nil {
 		return nil, err
@@ -56,14 +57,14 @@ func newStoreBucket(cfg Config, bkt objstore.BucketReader, opts []Option, logger
 // NewMetadataCachingBucket wraps bkt with the metadata cache of cfg (the
 // -blocks-storage.bucket-store.metadata-cache.* flags), as the store-gateway
 // does, for other readers of the bucket such as the querier. It returns bkt
-// itself when no backend is set. tls may be nil (memcached TLS files are
-// then read once); reg should carry a label telling its caller apart from
-// the store-gateway's when both run in one process.
-func NewMetadataCachingBucket(cfg MetadataCacheConfig, bkt objstore.Bucket, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (objstore.Bucket, error) {
+// itself when no backend is set. component ("querier") labels the cache's
+// metrics, as Cortex does, apart from the store-gateway's in one process;
+// tls may be nil (memcached TLS files are then read once).
+func NewMetadataCachingBucket(cfg MetadataCacheConfig, bkt objstore.Bucket, component string, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (objstore.Bucket, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cb, err := newCachingBucket(bkt, ChunksCacheConfig{}, cfg, tls, logger, reg)
+	cb, err := newCachingBucket(bkt, ChunksCacheConfig{}, cfg, tls, logger, withComponent(reg, component))
 	if err != nil || cb == nil {
 		return bkt, err
 	}
@@ -122,4 +123,13 @@ func newMemcached(name, prefix string, cfg cache.MemcachedConfig, l *tlsconfig.L
 		return nil, err
 	}
 	return cache.NewMemcached(name, cfg, tls, logger, reg), nil
+}
+
+// withComponent labels the cache metrics with the component reading
+// through them, as Cortex does.
+func withComponent(reg prometheus.Registerer, component string) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"component": component}, reg)
 }

@@ -308,7 +308,7 @@ func TestMetadataCachingBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	cb, err := NewMetadataCachingBucket(cfg.MetadataCache, bkt, nil, nil, reg)
+	cb, err := NewMetadataCachingBucket(cfg.MetadataCache, bkt, "querier", nil, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,5 +350,55 @@ func TestMetadataCachingBucket(t *testing.T) {
 	}
 	if ok, err := bkt.Exists(ctx, "t1/x"); err != nil || !ok {
 		t.Fatalf("upload through the wrapper: %v, %v", ok, err)
+	}
+}
+
+// TestStoreAndQuerierCachesShareARegistry: under -target=all the querier's
+// metadata cache registers beside the store-gateway's, told apart by their
+// component label.
+func TestStoreAndQuerierCachesShareARegistry(t *testing.T) {
+	bkt := cacheTestBucket(t)
+	cfg := inMemoryCaches(testConfig(t))
+	cfg.MetadataCache.Memcached.Addresses = "localhost:1"
+	cfg.MetadataCache.Backend = CacheBackendMemcached
+	reg := prometheus.NewPedanticRegistry()
+	s, err := NewBucketStore(cfg, bkt, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := NewMetadataCachingBucket(cfg.MetadataCache, bkt, "querier", nil, nil, reg); err != nil {
+		t.Fatal(err)
+	}
+	// Memcached is unreachable: every read is a miss, and the sync works.
+	syncStore(t, s)
+	if got := s.Blocks("t1"); len(got) != 2 {
+		t.Fatalf("%d blocks loaded with memcached down, want 2", len(got))
+	}
+	if testkit.MetricSum(t, reg, "thanos_store_bucket_cache_operation_requests_total", "component", "store-gateway") == 0 {
+		t.Fatal("no metadata cache request counted for the store-gateway")
+	}
+}
+
+// TestIndexCacheBoundedInBytes: a small in-memory index cache evicts the
+// least recently used postings and stays within its size.
+func TestIndexCacheBoundedInBytes(t *testing.T) {
+	bkt := cacheTestBucket(t)
+	cfg := testConfig(t)
+	cfg.IndexCache = IndexCacheConfig{Backend: CacheBackendInMemory, InMemory: InMemoryIndexCacheConfig{MaxSizeBytes: 600}}
+	s, reg := newStore(t, cfg, bkt)
+	syncStore(t, s)
+	q := querier(t, s, "t1", minT, maxT)
+	for _, inst := range []string{"i1", "i2", "i3", "i1|i2", "i2|i3"} {
+		selectAll(t, q, nil, labels.MustNewMatcher(labels.MatchRegexp, "instance", inst))
+	}
+	if n := testkit.MetricSum(t, reg, "thanos_store_index_cache_items_evicted_total", "item_type", "ExpandedPostings"); n == 0 {
+		t.Fatal("no eviction counted")
+	}
+	if size := testkit.MetricSum(t, reg, "thanos_store_index_cache_items_size_bytes"); size == 0 || size > 600 {
+		t.Fatalf("cache holds %v bytes, bound 600", size)
+	}
+	if added := testkit.MetricSum(t, reg, "thanos_store_index_cache_items_added_total"); added != 10 {
+		t.Fatalf("%v items added, want 10 (5 matcher sets, 2 blocks)", added)
 	}
 }

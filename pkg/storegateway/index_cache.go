@@ -49,7 +49,6 @@ const remoteIndexCacheTTL = 24 * time.Hour
 type indexCacheMetrics struct {
 	requests, hits, added, overflowed *prometheus.CounterVec
 	evicted                           *prometheus.CounterVec
-	items, sizeBytes                  *prometheus.GaugeVec
 }
 
 func newIndexCacheMetrics(reg prometheus.Registerer, inMemory bool) *indexCacheMetrics {
@@ -76,14 +75,6 @@ func newIndexCacheMetrics(reg prometheus.Registerer, inMemory bool) *indexCacheM
 		m.evicted = f.NewCounterVec(prometheus.CounterOpts{
 			Name: "thanos_store_index_cache_items_evicted_total",
 			Help: "Total number of items that were evicted from the index cache.",
-		}, []string{"item_type"})
-		m.items = f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "thanos_store_index_cache_items",
-			Help: "Current number of items in the index cache.",
-		}, []string{"item_type"})
-		m.sizeBytes = f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "thanos_store_index_cache_items_size_bytes",
-			Help: "Current byte size of items in the index cache.",
 		}, []string{"item_type"})
 	}
 	for _, it := range []string{itemExpandedPostings} {
@@ -118,12 +109,20 @@ func newIndexCache(cfg IndexCacheConfig, tls *tlsconfig.Loader, logger *slog.Log
 			Name: "thanos_store_index_cache_max_item_size_bytes",
 			Help: "Maximum number of bytes for single entry to be held in the index cache.",
 		}).Set(float64(c.MaxItemSize()))
-		c.OnEvict(func(key string, size int64) {
-			it := itemTypeOf(key)
-			ic.m.evicted.WithLabelValues(it).Inc()
-			ic.m.items.WithLabelValues(it).Dec()
-			ic.m.sizeBytes.WithLabelValues(it).Sub(float64(size))
-		})
+		// ExpandedPostings is the only item type held, so the cache's own
+		// counts are its.
+		itemLabel := prometheus.Labels{"item_type": itemExpandedPostings}
+		promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "thanos_store_index_cache_items",
+			Help:        "Current number of items in the index cache.",
+			ConstLabels: itemLabel,
+		}, func() float64 { return float64(c.Len()) })
+		promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "thanos_store_index_cache_items_size_bytes",
+			Help:        "Current byte size of items in the index cache.",
+			ConstLabels: itemLabel,
+		}, func() float64 { return float64(c.Size()) })
+		c.OnEvict(func(key string, _ int64) { ic.m.evicted.WithLabelValues(itemTypeOf(key)).Inc() })
 	case CacheBackendMemcached:
 		items = cfg.Memcached.EnabledItems
 		c, err := newMemcached("index-cache", indexCachePrefix+".memcached", cfg.Memcached.MemcachedConfig, tls, logger, reg)
@@ -178,8 +177,6 @@ func (ic *indexCache) storeExpandedPostings(key string, refs []storage.SeriesRef
 			ic.m.overflowed.WithLabelValues(itemExpandedPostings).Inc()
 			return
 		}
-		ic.m.items.WithLabelValues(itemExpandedPostings).Inc()
-		ic.m.sizeBytes.WithLabelValues(itemExpandedPostings).Add(float64(len(key) + len(v)))
 	} else {
 		ic.c.Store(map[string][]byte{key: v}, ic.ttl)
 	}
