@@ -123,12 +123,12 @@ func (m *Member) Start(ctx context.Context) error {
 	// Owners are computed from the ring client: wait until it sees this
 	// instance, or the first ownership checks would find no owner.
 	if err := ring.WaitInstanceState(ctx, m.ring, m.lifecycler.GetInstanceID(), m.lifecycler.GetState()); err != nil {
-		return fmt.Errorf("waiting for this instance in the ring: %w", err)
+		return errors.Join(fmt.Errorf("waiting for this instance in the ring: %w", err), m.Stop())
 	}
 	if m.cfg.WaitStabilityMinDuration > 0 {
 		op := ring.NewOp([]ring.InstanceState{ring.JOINING, ring.ACTIVE, ring.LEAVING}, nil)
 		if err := ring.WaitRingStability(ctx, m.ring, op, m.cfg.WaitStabilityMinDuration, m.cfg.WaitStabilityMaxDuration); err != nil && ctx.Err() != nil {
-			return err
+			return errors.Join(err, m.Stop())
 		} else if err != nil {
 			m.logger.Warn("ring not stable; starting anyway", "max_wait", m.cfg.WaitStabilityMaxDuration, "err", err)
 		}

@@ -40,14 +40,14 @@ func (s *BucketStore) ShardedService(member *shardring.Member) services.Service 
 	}
 	starting := func(ctx context.Context) error {
 		if err := member.Start(ctx); err != nil {
-			return err
+			return err // Start leaves nothing running when it fails
 		}
 		last = ringState()
 		if err := s.SyncBlocks(ctx); err != nil {
-			return errors.Join(fmt.Errorf("initial blocks sync: %w", err), member.Stop())
+			return errors.Join(fmt.Errorf("initial blocks sync: %w", err), member.Stop(), s.Close())
 		}
 		if err := member.Activate(ctx); err != nil {
-			return errors.Join(err, member.Stop())
+			return errors.Join(err, member.Stop(), s.Close())
 		}
 		s.logger.Info("ACTIVE in the store-gateway ring", "instance", member.ID(), "addr", member.Addr(), "blocks_loaded", s.loadedCount())
 		return nil
