@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/services"
-	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -232,14 +231,6 @@ func handshakeTimeout(o tlsconfig.ServerOptions) time.Duration {
 		return 10 * time.Second
 	}
 	return o.HandshakeTimeout
-}
-
-// limit caps l at n simultaneous connections; 0 is no cap.
-func limit(l net.Listener, n int) net.Listener {
-	if n <= 0 {
-		return l
-	}
-	return netutil.LimitListener(l, n)
 }
 
 func listen(flagPrefix, address string, port int) (net.Listener, error) {
