@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -52,17 +53,24 @@ func benchStore(b *testing.B, cfg Config) *BucketStore {
 }
 
 // BenchmarkSelectIndexCache runs labels-only Selects (the series API: all
-// index, no chunks) and full Selects, with the in-memory index cache and
-// without, and apart from that the two steps of the index work: expanding
-// postings and reading each series' labels and chunk references.
+// index, no chunks) and full Selects, without caches, with the in-memory
+// index cache, and with the in-memory chunks cache too (over a filesystem
+// bucket, whose reads are far cheaper than an object store's); and apart
+// from that the two steps of the index work: expanding postings and reading
+// each series' labels and chunk references.
 func BenchmarkSelectIndexCache(b *testing.B) {
 	off := testConfig(b)
 	on := testConfig(b)
 	on.IndexCache = IndexCacheConfig{Backend: CacheBackendInMemory, InMemory: InMemoryIndexCacheConfig{MaxSizeBytes: 1 << 30}}
+	all := on
+	all.ChunksCache = ChunksCacheConfig{
+		BucketCacheBackend: BucketCacheBackend{Backend: CacheBackendInMemory, InMemory: InMemoryBucketCacheConfig{MaxSizeBytes: 1 << 30}},
+		SubrangeSize:       16000, MaxGetRangeRequests: 3, AttributesTTL: time.Hour, SubrangeTTL: time.Hour,
+	}
 	stores := []struct {
 		name string
 		s    *BucketStore
-	}{{"no-cache", benchStore(b, off)}, {"index-cache", benchStore(b, on)}}
+	}{{"no-cache", benchStore(b, off)}, {"index-cache", benchStore(b, on)}, {"index-and-chunks-cache", benchStore(b, all)}}
 
 	for _, bm := range benchMatchers {
 		for _, kind := range []string{"series-api", "select"} {
