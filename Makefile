@@ -2,7 +2,7 @@
 GO ?= go
 CERTS ?= dev-certs
 
-.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks
+.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks testssl
 
 build:
 	$(GO) build -o cortex ./cmd/cortex
@@ -43,3 +43,8 @@ bench: build
 bench-blocks:
 	$(GO) test -run '^$$' -bench 'BenchmarkRangeQuery24h' -benchtime 5x -count 5 ./pkg/querier
 	$(GO) test -run '^$$' -bench 'BenchmarkStoreGatewayMemory' -benchtime 1x -count 3 ./pkg/storegateway
+
+# testssl.sh against the HTTP, gRPC and gossip ports of a mutual-TLS
+# -target=all (about 3 minutes on 2 cores); fails on a MEDIUM or worse finding.
+testssl:
+	bash scripts/testssl.sh
