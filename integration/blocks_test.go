@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,13 +303,14 @@ func TestCompactorMergesShippedBlocks(t *testing.T) {
 // one process is shipped to the bucket; the ingester's local directory is
 // then deleted and a new process started on the same bucket answers the
 // same range query with the same values, from its store-gateway over the
-// process's mutual TLS gRPC server.
+// process's mutual TLS gRPC server, through its index, chunks and metadata
+// caches (the querier's reads of the bucket index too).
 func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 	t.Parallel()
 	certs := certDir(t)
 	bucketDir := filepath.Join(t.TempDir(), "bucket")
-	start := func(tsdbDir string) (*testkit.Cortex, *cluster) {
-		return startBlocksProcess(t, certs,
+	start := func(tsdbDir string, extra ...string) (*testkit.Cortex, *cluster) {
+		return startBlocksProcess(t, certs, append([]string{
 			"-blocks-storage.tsdb.dir="+tsdbDir,
 			"-blocks-storage.filesystem.dir="+bucketDir,
 			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
@@ -317,7 +319,7 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 			// The bucket index, through which store-gateway and querier
 			// find the blocks, is written at each cleanup.
 			"-compactor.cleanup-interval=1s",
-		)
+		}, extra...)...)
 	}
 
 	tsdbDir := t.TempDir()
@@ -341,7 +343,11 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 	if err := os.RemoveAll(tsdbDir); err != nil {
 		t.Fatal(err)
 	}
-	p2, c2 := start(t.TempDir())
+	p2, c2 := start(t.TempDir(),
+		"-blocks-storage.bucket-store.index-cache.backend=inmemory",
+		"-blocks-storage.bucket-store.chunks-cache.backend=inmemory",
+		"-blocks-storage.bucket-store.metadata-cache.backend=inmemory",
+	)
 	var after promResponse
 	p2.EventuallyNil(30*time.Second, "the same answer from the store-gateway", func() error {
 		after = c2.query("team-h", "query_range", params)
@@ -353,6 +359,35 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 	if got := metricOf(t, c2.client, p2, "cortex_bucket_store_blocks_loaded"); got < 10 {
 		t.Errorf("cortex_bucket_store_blocks_loaded %v, want the shipped blocks", got)
 	}
+	// The second answer comes from the caches filled by the first.
+	again := c2.query("team-h", "query_range", params)
+	if !reflect.DeepEqual(again.Data, before.Data) {
+		t.Fatalf("answer from the caches: %+v, want %+v", again.Data, before.Data)
+	}
+	_, metrics := get(t, c2.client, "https://"+p2.HTTPAddr+"/metrics")
+	for _, want := range []struct{ name, labels string }{
+		{"thanos_store_index_cache_hits_total", `item_type="ExpandedPostings"`},
+		{"thanos_store_bucket_cache_operation_hits_total", `component="store-gateway",config="chunks"`},
+		{"thanos_store_bucket_cache_operation_requests_total", `component="querier",config="bucket-index"`},
+	} {
+		if got := metricSum(metrics, want.name, want.labels); got < 1 {
+			t.Errorf("%s{%s} = %v, want at least 1:\n%s", want.name, want.labels, got, grepLines(metrics, want.name))
+		}
+	}
+}
+
+// metricSum adds up the samples of metric name whose labels contain labels.
+func metricSum(metrics, name, labels string) float64 {
+	var sum float64
+	for _, l := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(l, name+"{") || !strings.Contains(l, labels) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // TestReplicasCompactedIntoOneCopy: three ingesters at replication factor

@@ -30,7 +30,7 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	logger := t.Logger.With("component", StoreGateway)
-	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry)
+	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry, storegateway.WithTLS(t.TLS))
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,13 @@ func (t *Cortex) storeGatewayOption() (querier.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	finder := querier.NewBlocksFinder(bkt, t.Cfg.BlocksStorage.BucketStore, t.Logger.With("component", Querier))
+	// The querier reads bucket indexes (or lists blocks) through the
+	// metadata cache the store-gateways use, as Cortex's querier does.
+	cached, err := storegateway.NewMetadataCachingBucket(t.Cfg.BlocksStorage.BucketStore.MetadataCache, bkt, Querier, t.TLS, t.Logger, t.Registry)
+	if err != nil {
+		return nil, err
+	}
+	finder := querier.NewBlocksFinder(cached, t.Cfg.BlocksStorage.BucketStore, t.Logger.With("component", Querier))
 	return querier.WithStore(querier.NewStoreGatewayQueryable(finder, gateways, t.Cfg.BlocksStorage.BucketStore, t.Overrides)), nil
 }
 
