@@ -32,6 +32,9 @@ func NewClient(ctx context.Context, cfg Config, name string, tls *tlsconfig.Load
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.IsExtraBackend() {
+		return nil, fmt.Errorf("%s=%s is not an object storage backend: no bucket client for it", cfg.flag("backend"), cfg.Backend)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

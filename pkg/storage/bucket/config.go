@@ -31,6 +31,12 @@ type Config struct {
 	Swift      SwiftConfig      `yaml:"swift"`
 	Filesystem FilesystemConfig `yaml:"filesystem"`
 
+	// ExtraBackends are further values of -<prefix>backend that are not
+	// object storage, served by the caller (the ruler storage's configdb and
+	// local, as in Cortex). Set it before registering the flags: the
+	// backend flag's help and Validate's error list them.
+	ExtraBackends []string `yaml:"-"`
+
 	// prefix is the flag prefix given to RegisterFlagsWithPrefix
 	// ("blocks-storage."), kept so errors name the operator's flags.
 	prefix string
@@ -64,8 +70,18 @@ func (c *Config) RegisterFlagsWithPrefixAndDefaults(prefix string, f *flag.FlagS
 	c.Azure.registerFlags(prefix, f)
 	c.Swift.registerFlags(prefix, f)
 	c.Filesystem.registerFlags(prefix, f, dir)
-	f.StringVar(&c.Backend, prefix+"backend", backend, fmt.Sprintf("Backend storage to use. Supported backends are: %s. Only filesystem and s3 (MinIO) are tested against real servers here.", strings.Join(SupportedBackends, ", ")))
+	f.StringVar(&c.Backend, prefix+"backend", backend, fmt.Sprintf("Backend storage to use. Supported backends are: %s. Only filesystem and s3 (MinIO) are tested against real servers here.", strings.Join(c.supported(), ", ")))
 }
+
+// supported lists the accepted -<prefix>backend values: the object storage
+// backends, then ExtraBackends.
+func (c *Config) supported() []string {
+	return append(slices.Clone(SupportedBackends), c.ExtraBackends...)
+}
+
+// IsExtraBackend reports whether -<prefix>backend names one of
+// ExtraBackends, for which there is no bucket client.
+func (c *Config) IsExtraBackend() bool { return slices.Contains(c.ExtraBackends, c.Backend) }
 
 // flag names a flag of this config for error messages: flag("s3.endpoint")
 // gives "-blocks-storage.s3.endpoint".
@@ -74,8 +90,11 @@ func (c *Config) flag(name string) string { return "-" + c.prefix + name }
 // Validate checks what can be checked without I/O; NewClient checks the
 // rest (certificate files, the filesystem directory).
 func (c *Config) Validate() error {
+	if c.IsExtraBackend() {
+		return nil // the caller validates its own backends
+	}
 	if !slices.Contains(SupportedBackends, c.Backend) {
-		return fmt.Errorf("%s=%q: unknown backend; supported backends are: %s", c.flag("backend"), c.Backend, strings.Join(SupportedBackends, ", "))
+		return fmt.Errorf("%s=%q: unknown backend; supported backends are: %s", c.flag("backend"), c.Backend, strings.Join(c.supported(), ", "))
 	}
 	switch c.Backend {
 	case S3:

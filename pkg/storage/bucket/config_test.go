@@ -2,6 +2,7 @@ package bucket
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"io"
 	"strings"
@@ -217,5 +218,39 @@ func TestValidate(t *testing.T) {
 	}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-ruler-storage.s3.bucket-name") {
 		t.Errorf("ruler-storage error %v does not name -ruler-storage.s3.bucket-name", err)
+	}
+}
+
+// TestExtraBackends checks the values a caller adds under its own prefix:
+// accepted there, named in the error for a bad value and in the flag's help,
+// refused by NewClient, and unknown under any other prefix.
+func TestExtraBackends(t *testing.T) {
+	var ruler, blocks Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	ruler.ExtraBackends = []string{"configdb", "local"}
+	ruler.RegisterFlagsWithPrefix("ruler-storage.", fs)
+	blocks.RegisterFlagsWithPrefix("blocks-storage.", fs)
+	if err := fs.Parse([]string{"-ruler-storage.backend=configdb", "-blocks-storage.backend=configdb"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ruler.Validate(); err != nil {
+		t.Errorf("-ruler-storage.backend=configdb: %v", err)
+	}
+	if !ruler.IsExtraBackend() || blocks.IsExtraBackend() {
+		t.Errorf("IsExtraBackend: ruler %v blocks %v, want true false", ruler.IsExtraBackend(), blocks.IsExtraBackend())
+	}
+	if err := blocks.Validate(); err == nil || err.Error() != `-blocks-storage.backend="configdb": unknown backend; supported backends are: s3, gcs, azure, swift, filesystem` {
+		t.Errorf("-blocks-storage.backend=configdb: %v", err)
+	}
+	if _, err := NewClient(context.Background(), ruler, "ruler", nil, nil, nil); err == nil || err.Error() != "-ruler-storage.backend=configdb is not an object storage backend: no bucket client for it" {
+		t.Errorf("NewClient with configdb: %v", err)
+	}
+	ruler.Backend = "sql"
+	if err := ruler.Validate(); err == nil || err.Error() != `-ruler-storage.backend="sql": unknown backend; supported backends are: s3, gcs, azure, swift, filesystem, configdb, local` {
+		t.Errorf("-ruler-storage.backend=sql: %v", err)
+	}
+	if usage := fs.Lookup("ruler-storage.backend").Usage; !strings.Contains(usage, "filesystem, configdb, local") {
+		t.Errorf("-ruler-storage.backend help does not list configdb and local: %s", usage)
 	}
 }
