@@ -2,7 +2,7 @@
 GO ?= go
 CERTS ?= dev-certs
 
-.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks testssl
+.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks testssl fuzz
 
 build:
 	$(GO) build -o cortex ./cmd/cortex
@@ -48,3 +48,10 @@ bench-blocks:
 # -target=all (about 3 minutes on 2 cores); fails on a MEDIUM or worse finding.
 testssl:
 	bash scripts/testssl.sh
+
+# The push decoders' fuzz targets, FUZZTIME each (default 2m).
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePush$$' -fuzztime $(FUZZTIME) ./pkg/distributor
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeV1$$' -fuzztime $(FUZZTIME) ./pkg/util/remotewrite
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeV2$$' -fuzztime $(FUZZTIME) ./pkg/util/remotewrite
