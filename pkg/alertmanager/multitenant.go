@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	configsclient "github.com/cortex-tls/cortex/pkg/configs/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
@@ -29,8 +29,7 @@ type MultitenantAlertmanager struct {
 
 	cfg         Config
 	logger      *slog.Logger
-	client      *http.Client
-	configsURL  *url.URL
+	configs     *configsclient.Client // nil without -alertmanager.configs.url
 	externalURL *url.URL
 	fallback    *tenantConfig
 
@@ -53,7 +52,6 @@ func New(cfg Config, tlsClient *tlsconfig.Client, logger *slog.Logger, reg prome
 		cfg:     cfg,
 		logger:  logger.With("component", "alertmanager"),
 		tenants: map[string]*tenant{},
-		client:  &http.Client{Transport: tlsClient.HTTPTransport(), Timeout: cfg.Configs.Timeout},
 		polls: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_alertmanager_config_polls_total",
 			Help: "Polls of the configs service, by result.",
@@ -68,11 +66,11 @@ func New(cfg Config, tlsClient *tlsconfig.Client, logger *slog.Logger, reg prome
 		}),
 	}
 	if cfg.Configs.URL != "" {
-		u, _ := url.Parse(cfg.Configs.URL)
-		if u.Scheme == "http" && cfg.Configs.TLS.TLSOn() {
-			return nil, fmt.Errorf("-alertmanager.configs.url=%s is plain http:// but -%s.tls-* flags are set: use https://", cfg.Configs.URL, TLSPrefix)
+		u, err := configsclient.ParseURL("-alertmanager.configs.url", cfg.Configs.URL, TLSPrefix, cfg.Configs.TLS)
+		if err != nil {
+			return nil, err
 		}
-		am.configsURL = u
+		am.configs = configsclient.New(u, cfg.Configs.Timeout, tlsClient)
 	}
 	base := "http://localhost/alertmanager"
 	if cfg.ExternalURL != "" {
@@ -101,7 +99,7 @@ func New(cfg Config, tlsClient *tlsconfig.Client, logger *slog.Logger, reg prome
 func (am *MultitenantAlertmanager) starting(ctx context.Context) error {
 	// -alertmanager.storage.path is created when the first tenant starts,
 	// so that an idle alertmanager leaves no trace.
-	if am.configsURL == nil {
+	if am.configs == nil {
 		if am.fallback != nil {
 			am.logger.Info("no -alertmanager.configs.url: every tenant gets the fallback configuration on first use", "fallback", am.cfg.Configs.Fallback)
 		} else {
@@ -116,7 +114,7 @@ func (am *MultitenantAlertmanager) starting(ctx context.Context) error {
 }
 
 func (am *MultitenantAlertmanager) running(ctx context.Context) error {
-	if am.configsURL == nil {
+	if am.configs == nil {
 		<-ctx.Done()
 		return nil
 	}
@@ -140,7 +138,9 @@ func (am *MultitenantAlertmanager) stopping(error) error {
 		delete(am.tenants, id)
 	}
 	am.tenantCount.Set(0)
-	am.client.CloseIdleConnections()
+	if am.configs != nil {
+		am.configs.CloseIdleConnections()
+	}
 	return nil
 }
 

@@ -2,30 +2,19 @@ package alertmanager
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
+
+	configsclient "github.com/cortex-tls/cortex/pkg/configs/client"
 )
 
 // ConfigsPath is the configs service's internal endpoint polled for
 // changed tenant configurations.
-const ConfigsPath = "/private/api/prom/configs/alertmanager"
+const ConfigsPath = configsclient.AlertmanagerPath
 
 // configsResponse is the body of GET ConfigsPath?since=<id>.
-type configsResponse struct {
-	Configs map[string]configView `json:"configs"`
-}
+type configsResponse = configsclient.Response[tenantConfig]
 
-type configView struct {
-	ID        int64         `json:"id"`
-	Config    *tenantConfig `json:"config"`
-	DeletedAt string        `json:"deleted_at,omitempty"`
-}
+type configView = configsclient.View[tenantConfig]
 
 // Poll fetches the configurations changed since the last successful poll
 // and applies them. On failure every running tenant keeps its configuration
@@ -37,7 +26,7 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 	resp, err := am.fetch(ctx, since)
 	if err != nil {
 		am.polls.WithLabelValues("failure").Inc()
-		am.logger.Error("cannot fetch Alertmanager configurations from the configs service; running tenants keep their last configuration", "url", am.configsURL.String(), "err", err)
+		am.logger.Error("cannot fetch Alertmanager configurations from the configs service; running tenants keep their last configuration", "url", am.configs.URL(), "err", err)
 		return err
 	}
 	am.polls.WithLabelValues("success").Inc()
@@ -84,36 +73,9 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 }
 
 func (am *MultitenantAlertmanager) fetch(ctx context.Context, since int64) (*configsResponse, error) {
-	u := *am.configsURL
-	u.Path = strings.TrimRight(u.Path, "/") + ConfigsPath
-	u.RawQuery = url.Values{"since": {strconv.FormatInt(since, 10)}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := am.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL is logged beside it
-		}
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg := strings.TrimSpace(string(body))
-		if len(msg) > 512 {
-			msg = msg[:512] + "..."
-		}
-		return nil, fmt.Errorf("configs service answered %s: %s", resp.Status, msg)
-	}
 	var out configsResponse
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("decoding the answer: %w", err)
+	if err := am.configs.GetSince(ctx, ConfigsPath, since, &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
