@@ -311,11 +311,11 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 	bucketDir := filepath.Join(t.TempDir(), "bucket")
 	start := func(tsdbDir string, extra ...string) (*testkit.Cortex, *cluster) {
 		return startBlocksProcess(t, certs, append([]string{
-			"-blocks-storage.tsdb.dir="+tsdbDir,
-			"-blocks-storage.filesystem.dir="+bucketDir,
-			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
+			"-blocks-storage.tsdb.dir=" + tsdbDir,
+			"-blocks-storage.filesystem.dir=" + bucketDir,
+			"-blocks-storage.bucket-store.sync-dir=" + t.TempDir(),
 			"-blocks-storage.bucket-store.sync-interval=1s",
-			"-compactor.data-dir="+t.TempDir(),
+			"-compactor.data-dir=" + t.TempDir(),
 			// The bucket index, through which store-gateway and querier
 			// find the blocks, is written at each cleanup.
 			"-compactor.cleanup-interval=1s",
