@@ -92,7 +92,26 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, summary)
 	}
 	if summary.SucceededRequests == 0 {
+		fmt.Fprintln(stderr, "error: no request succeeded:", firstFailure(summary))
 		return 1
 	}
 	return 0
+}
+
+// firstFailure names the most frequent failure and what it said.
+func firstFailure(s *Summary) string {
+	if len(s.Errors) == 0 {
+		return "no request was sent"
+	}
+	worst := ""
+	for k, n := range s.Errors {
+		if worst == "" || n > s.Errors[worst] || (n == s.Errors[worst] && k < worst) {
+			worst = k
+		}
+	}
+	msg := fmt.Sprintf("%d x %s", s.Errors[worst], worst)
+	if m, ok := s.ErrorMessages[worst]; ok {
+		msg += ": " + m
+	}
+	return msg
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if code := rc.reject(rc.requests); code != 200 {
-		w.WriteHeader(code)
+		// As Cortex answers: the reason on the first line, details after.
+		http.Error(w, "ingestion rate limit (100) exceeded for tenant t1 (request "+strconv.Itoa(rc.requests)+")\nsecond line", code)
 		return
 	}
 	for _, ts := range req.Timeseries {
@@ -91,6 +93,15 @@ func TestRunWrite(t *testing.T) {
 	if sum.Errors["429"] != 6 || sum.SucceededRequests != 54 {
 		t.Fatalf("errors %v, ok %d; want 6 rejected and 54 ok", sum.Errors, sum.SucceededRequests)
 	}
+	// Which of the rejected requests answered first depends on the writers'
+	// interleaving: its number is one of 10, 20, ..., 60.
+	msg := sum.ErrorMessages["429"]
+	if !strings.HasPrefix(msg, "ingestion rate limit (100) exceeded for tenant t1 (request ") || strings.Contains(msg, "second line") {
+		t.Fatalf("429 message %q, want the first line of the server's answer", msg)
+	}
+	if report := sum.String(); !strings.Contains(report, "errors: 429=6\n  first 429: "+msg+"\n") {
+		t.Fatalf("report does not show the server's error:\n%s", report)
+	}
 	if int(sum.Samples) != rc.samples {
 		t.Fatalf("acknowledged %d samples, receiver stored %d", sum.Samples, rc.samples)
 	}
@@ -103,16 +114,21 @@ func TestRunWriteScrapeInterval(t *testing.T) {
 	rc := &receiver{last: map[string]int64{}, reject: func(int) int { return 200 }}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	// 200 series every 100ms for about 450ms: 5 rounds of 2 requests.
+	// 200 series every 100ms, 10 requests: 5 rounds of 2 requests, the
+	// last one 400ms after the first.
+	began := time.Now()
 	sum, err := RunWrite(context.Background(), WriteConfig{
 		URL: srv.URL, Tenant: "t1", Series: 200, LabelsPerSeries: 4, SeriesPerRequest: 100,
-		Writers: 2, ScrapeInterval: 100 * time.Millisecond, Duration: 450 * time.Millisecond,
+		Writers: 2, ScrapeInterval: 100 * time.Millisecond, Requests: 10,
 	}, srv.Client(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Samples != 1000 {
 		t.Fatalf("acknowledged %d samples, want 1000 (5 scrapes of 200 series)", sum.Samples)
+	}
+	if took := time.Since(began); took < 400*time.Millisecond {
+		t.Fatalf("5 scrapes 100ms apart took %s: the writers did not wait for the interval", took)
 	}
 }
 
@@ -126,7 +142,7 @@ func TestRunQuery(t *testing.T) {
 		mu.Unlock()
 		if r.FormValue("query") == "bad" {
 			w.WriteHeader(400)
-			_, _ = io.WriteString(w, `{"status":"error"}`)
+			_, _ = io.WriteString(w, `{"status":"error","errorType":"bad_data","error":"1:1: parse error: unexpected identifier \"bad\""}`)
 			return
 		}
 		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
@@ -145,6 +161,9 @@ func TestRunQuery(t *testing.T) {
 	}
 	if sum.Errors["400"] == 0 || sum.SucceededRequests == 0 {
 		t.Fatalf("summary %+v: want both successes and 400s counted", sum)
+	}
+	if want := `{"status":"error","errorType":"bad_data","error":"1:1: parse error: unexpected identifier \"bad\""}`; sum.ErrorMessages["400"] != want {
+		t.Fatalf("400 message %q, want the server's answer %q", sum.ErrorMessages["400"], want)
 	}
 }
 
@@ -198,5 +217,52 @@ func TestRunWriteBackfill(t *testing.T) {
 	}
 	if len(rc.problems) > 0 {
 		t.Fatalf("receiver saw: %v", rc.problems[:min(5, len(rc.problems))])
+	}
+}
+
+func TestCommandReportsTheServersError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, "series has too many labels (actual: 9, limit: 8) series: 'loadgen_metric{...}'\nmore", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	var stdout, stderr strings.Builder
+	code := Command([]string{"-url", srv.URL, "-series", "10", "-series-per-request", "5", "-writers", "1", "-requests", "3", "-progress-interval", "0"}, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1 when every request failed; stderr: %s", code, stderr.String())
+	}
+	msg := "series has too many labels (actual: 9, limit: 8) series: 'loadgen_metric{...}'"
+	if !strings.Contains(stdout.String(), "errors: 400=3\n  first 400: "+msg+"\n") {
+		t.Errorf("report:\n%s\nwant the status and the first line of the answer", stdout.String())
+	}
+	if want := "error: no request succeeded: 3 x 400: " + msg + "\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+func TestFirstLine(t *testing.T) {
+	for body, want := range map[string]string{
+		"":                        "(empty body)",
+		"\n\n  out of bounds \nx": "out of bounds",
+		strings.Repeat("é", 200):  strings.Repeat("é", maxMessageLen/2) + "...",
+	} {
+		if got := firstLine([]byte(body)); got != want {
+			t.Errorf("firstLine(%q) = %q, want %q", body, got, want)
+		}
+	}
+}
+
+func TestTransportErrorIsReported(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	sum, err := RunWrite(context.Background(), WriteConfig{
+		URL: url, Tenant: "t1", Series: 5, LabelsPerSeries: 2, SeriesPerRequest: 5, Writers: 1, Requests: 2,
+	}, http.DefaultClient, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors["transport"] != 2 || !strings.Contains(sum.ErrorMessages["transport"], "connection refused") {
+		t.Fatalf("errors %v, messages %v: want 2 transport errors saying the connection was refused", sum.Errors, sum.ErrorMessages)
 	}
 }

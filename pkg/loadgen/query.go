@@ -109,20 +109,29 @@ func queryOnce(ctx context.Context, client *http.Client, cfg QueryConfig, q stri
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
-			stats.record(time.Since(began), 0, "transport")
+			stats.recordError(time.Since(began), "transport", err.Error())
 		}
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+		stats.recordError(time.Since(began), strconv.Itoa(resp.StatusCode), firstLine(body))
+		return
+	}
 	var body struct {
 		Status string `json:"status"`
+		Error  string `json:"error"`
 	}
-	decodeErr := json.NewDecoder(resp.Body).Decode(&body)
-	status := strconv.Itoa(resp.StatusCode)
-	if resp.StatusCode == http.StatusOK && (decodeErr != nil || body.Status != "success") {
-		status = "bad_body"
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		stats.recordError(time.Since(began), "bad_body", "decoding the answer: "+err.Error())
+		return
 	}
-	stats.record(time.Since(began), 0, status)
+	if body.Status != "success" {
+		stats.recordError(time.Since(began), "bad_body", fmt.Sprintf("status %q: %s", body.Status, body.Error))
+		return
+	}
+	stats.record(time.Since(began), 0, strconv.Itoa(resp.StatusCode))
 }
 
 func formatTime(t time.Time) string {

@@ -23,6 +23,9 @@ type Summary struct {
 	LatencyP99Ms      float64        `json:"latency_p99_ms"`
 	LatencyMaxMs      float64        `json:"latency_max_ms"`
 	Errors            map[string]int `json:"errors"` // by HTTP status code, or "transport"
+	// ErrorMessages holds, per key of Errors, what the first such failure
+	// said: the first line of the server's answer, or the transport error.
+	ErrorMessages map[string]string `json:"error_messages,omitempty"`
 }
 
 // String renders the summary for people.
@@ -34,6 +37,9 @@ func (s *Summary) String() string {
 	}
 	fmt.Fprintf(&b, "latency: p50 %.2fms, p90 %.2fms, p99 %.2fms, max %.2fms\n", s.LatencyP50Ms, s.LatencyP90Ms, s.LatencyP99Ms, s.LatencyMaxMs)
 	fmt.Fprintf(&b, "errors: %s\n", formatErrors(s.Errors))
+	for _, k := range slices.Sorted(maps.Keys(s.ErrorMessages)) {
+		fmt.Fprintf(&b, "  first %s: %s\n", k, s.ErrorMessages[k])
+	}
 	return b.String()
 }
 
@@ -55,9 +61,44 @@ type recorder struct {
 	ok        int
 	samples   int64
 	errors    map[string]int
+	// messages is the first message seen per error status.
+	messages map[string]string
 }
 
-func newRecorder() *recorder { return &recorder{errors: map[string]int{}} }
+func newRecorder() *recorder {
+	return &recorder{errors: map[string]int{}, messages: map[string]string{}}
+}
+
+// maxMessageLen bounds a recorded error message: enough for any error
+// Cortex or Prometheus answers with, short enough for one report line.
+const maxMessageLen = 300
+
+// firstLine is the first non-empty line of an answer, trimmed and
+// shortened to maxMessageLen.
+func firstLine(body []byte) string {
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if len(line) > maxMessageLen {
+			line = strings.ToValidUTF8(line[:maxMessageLen], "") + "..."
+		}
+		return line
+	}
+	return "(empty body)"
+}
+
+// recordError notes a failed request like record, and msg as the status'
+// message unless an earlier failure with that status gave one.
+func (r *recorder) recordError(latency time.Duration, status, msg string) {
+	r.record(latency, 0, status)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.messages[status]; !ok {
+		r.messages[status] = msg
+	}
+}
 
 // record notes one request: its latency, the samples acknowledged, and its
 // status (an HTTP code, or a word for a request that got no answer).
@@ -97,6 +138,7 @@ func (r *recorder) summary(elapsed time.Duration) *Summary {
 		LatencyP99Ms:      percentile(lat, 0.99),
 		LatencyMaxMs:      percentile(lat, 1),
 		Errors:            maps.Clone(r.errors),
+		ErrorMessages:     maps.Clone(r.messages),
 	}
 }
 

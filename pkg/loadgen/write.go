@@ -182,6 +182,9 @@ func buildRequest(set *seriesSet, from, to int, ts int64) *prompb.WriteRequest {
 	return req
 }
 
+// errorBodyLimit is how much of an error answer is read for its message.
+const errorBodyLimit = 64 << 10
+
 // pushOnce sends one request as Prometheus does and records the outcome.
 func pushOnce(ctx context.Context, client *http.Client, cfg WriteConfig, req *prompb.WriteRequest, buf []byte, stats *recorder) []byte {
 	raw, err := req.Marshal()
@@ -209,16 +212,17 @@ func pushOnce(ctx context.Context, client *http.Client, cfg WriteConfig, req *pr
 	resp, err := client.Do(httpReq)
 	if err != nil {
 		if ctx.Err() == nil {
-			stats.record(time.Since(began), 0, "transport")
+			stats.recordError(time.Since(began), "transport", err.Error())
 		}
 		return buf
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	samples := 0
-	if resp.StatusCode/100 == 2 {
-		samples = len(req.Timeseries)
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+		stats.recordError(time.Since(began), strconv.Itoa(resp.StatusCode), firstLine(body))
+		return buf
 	}
-	stats.record(time.Since(began), samples, strconv.Itoa(resp.StatusCode))
+	_, _ = io.Copy(io.Discard, resp.Body)
+	stats.record(time.Since(began), len(req.Timeseries), strconv.Itoa(resp.StatusCode))
 	return buf
 }
