@@ -100,6 +100,9 @@ func routeName(path string) string {
 func (q *Querier) wrap(route string, f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// The answer may take up to -querier.timeout, which is longer
+		// than the server's -server.http-write-timeout by default.
+		q.extendWriteDeadline(w, start)
 		res := f(r)
 		if res.finalizer != nil {
 			defer res.finalizer()
@@ -214,23 +217,26 @@ func (q *Querier) query(r *http.Request) (result apiResult) {
 	if err != nil {
 		return invalidParamError(err, "time")
 	}
-	ctx := r.Context()
-	timeout, apiErr := queryTimeout(r)
+	ctx, cancel, apiErr := q.queryContext(r)
 	if apiErr != nil {
 		return apiResult{err: apiErr}
 	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(timeout))
-		defer cancel()
-	}
+	defer cancel()
 	opts, err := extractQueryOpts(r)
 	if err != nil {
 		return apiResult{err: &apiError{errorBadData, err}}
 	}
-	qry, err := q.engine.NewInstantQuery(ctx, q.readable, opts, r.FormValue("query"), ts)
+	query := r.FormValue("query")
+	if apiErr := q.checkExprs(ctx, "query", query); apiErr != nil {
+		return apiResult{err: apiErr}
+	}
+	qry, err := q.engine.NewInstantQuery(ctx, q.readable, opts, query, ts)
 	if err != nil {
 		return apiResult{err: queryConstructionError(err)}
+	}
+	if err := contextDone(ctx, "query parsing"); err != nil {
+		qry.Close()
+		return apiResult{err: apiErrorFor(err)}
 	}
 	return q.exec(ctx, qry, limit)
 }
@@ -262,23 +268,26 @@ func (q *Querier) queryRange(r *http.Request) apiResult {
 	if end.Sub(start)/step > 11000 {
 		return apiResult{err: &apiError{errorBadData, errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")}}
 	}
-	ctx := r.Context()
-	timeout, apiErr := queryTimeout(r)
+	ctx, cancel, apiErr := q.queryContext(r)
 	if apiErr != nil {
 		return apiResult{err: apiErr}
 	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	defer cancel()
 	opts, err := extractQueryOpts(r)
 	if err != nil {
 		return apiResult{err: &apiError{errorBadData, err}}
 	}
-	qry, err := q.engine.NewRangeQuery(ctx, q.readable, opts, r.FormValue("query"), start, end, step)
+	query := r.FormValue("query")
+	if apiErr := q.checkExprs(ctx, "query", query); apiErr != nil {
+		return apiResult{err: apiErr}
+	}
+	qry, err := q.engine.NewRangeQuery(ctx, q.readable, opts, query, start, end, step)
 	if err != nil {
 		return apiResult{err: queryConstructionError(err)}
+	}
+	if err := contextDone(ctx, "query parsing"); err != nil {
+		qry.Close()
+		return apiResult{err: apiErrorFor(err)}
 	}
 	return q.exec(ctx, qry, limit)
 }
@@ -288,7 +297,14 @@ func (q *Querier) queryRange(r *http.Request) apiResult {
 func (q *Querier) exec(ctx context.Context, qry promql.Query, limit int) apiResult {
 	res := qry.Exec(ctx)
 	if res.Err != nil {
-		return apiResult{err: apiErrorFor(res.Err), warnings: res.Warnings, finalizer: qry.Close}
+		err := res.Err
+		// Storage calls cut by the deadline fail with their own errors
+		// (a gRPC DeadlineExceeded status, "expanding series: ..."):
+		// out of time is out of time, answered as Prometheus does.
+		if ctxErr := contextDone(ctx, "expression evaluation"); ctxErr != nil {
+			err = ctxErr
+		}
+		return apiResult{err: apiErrorFor(err), warnings: res.Warnings, finalizer: qry.Close}
 	}
 	warnings := res.Warnings
 	if limit > 0 {
@@ -321,6 +337,9 @@ func (q *Querier) queryExemplars(r *http.Request) apiResult {
 	}
 	if end.Before(start) {
 		return apiResult{err: &apiError{errorBadData, errors.New("end timestamp must not be before start timestamp")}}
+	}
+	if apiErr := q.checkExprs(r.Context(), "query", r.FormValue("query")); apiErr != nil {
+		return apiResult{err: apiErr}
 	}
 	expr, err := q.parser.ParseExpr(r.FormValue("query"))
 	if err != nil {
@@ -366,6 +385,9 @@ func (q *Querier) labelStrings(r *http.Request, fetch func(context.Context, stor
 	limit, start, end, bad := parseLimitAndRange(r)
 	if bad != nil {
 		return *bad
+	}
+	if apiErr := q.checkExprs(r.Context(), "match[]", r.Form["match[]"]...); apiErr != nil {
+		return apiResult{err: apiErr}
 	}
 	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
 	if err != nil {
@@ -431,6 +453,9 @@ func (q *Querier) series(r *http.Request) apiResult {
 	limit, start, end, bad := parseLimitAndRange(r)
 	if bad != nil {
 		return *bad
+	}
+	if apiErr := q.checkExprs(r.Context(), "match[]", r.Form["match[]"]...); apiErr != nil {
+		return apiResult{err: apiErr}
 	}
 	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
 	if err != nil {

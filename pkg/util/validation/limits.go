@@ -31,6 +31,9 @@ type Limits struct {
 	MaxSeriesPerQuery       int            `yaml:"max_series_per_query"`
 	MaxFetchedSamplesPerQry int            `yaml:"max_fetched_samples_per_query"`
 
+	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
+	MaxQueryExpressionDepth     int `yaml:"max_query_expression_depth"`
+
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
@@ -54,6 +57,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxExemplars, "ingester.max-exemplars", 100000, "Exemplars kept per tenant, per ingester. A tenant's buffer starts at 1,024 and doubles before it could overwrite an exemplar, up to this limit, so tenants that send few exemplars cost little memory. 0 turns exemplar storage off.")
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-series-per-query", 0, "Maximum series a query may touch. 0 means unlimited.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "Delete a tenant's blocks in long-term storage once all of their samples are older than this. 0 keeps them. A per-tenant limit: the runtime configuration can set it per tenant.")
+	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
+	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedSamplesPerQry, "querier.max-fetched-samples-per-query", 0, "Maximum samples a query may fetch from ingesters, counted as the samples of the chunks fetched (whole chunks, which may reach outside the query's range; identical replicas of a series once). 0 means unlimited.")
 }
 
@@ -64,6 +69,12 @@ func (l *Limits) Validate() error {
 	}
 	if l.CompactorBlocksRetentionPeriod < 0 {
 		return errors.New("-compactor.blocks-retention-period must not be negative")
+	}
+	if l.MaxQueryExpressionSizeBytes < 0 {
+		return fmt.Errorf("-query-frontend.max-query-expression-size-bytes must not be negative (0 means unlimited), got %d", l.MaxQueryExpressionSizeBytes)
+	}
+	if l.MaxQueryExpressionDepth < 0 {
+		return fmt.Errorf("-query-frontend.max-query-expression-depth must not be negative (0 means unlimited), got %d", l.MaxQueryExpressionDepth)
 	}
 	if l.IngestionRate > 0 && float64(l.IngestionBurstSize) < 1 {
 		return errors.New("-distributor.ingestion-burst-size must be at least 1 when a rate limit is set")
