@@ -9,6 +9,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/purger"
+	"github.com/cortex-tls/cortex/pkg/ruler"
 )
 
 // Every HTTP path of every module, in one place. A new component adds a
@@ -145,4 +146,29 @@ func (a *API) RegisterConfigs(c *configs.API) {
 func (a *API) RegisterTenantDeletion(p *purger.TenantDeletionAPI) {
 	a.route(Route{Module: "purger", Methods: post, Path: "/purger/delete_tenant", Tenant: true, Desc: "Mark the tenant for deletion: the compactor deletes its blocks, the ingesters its local data"}, http.HandlerFunc(p.DeleteTenant))
 	a.route(Route{Module: "purger", Methods: get, Path: "/purger/delete_tenant_status", Tenant: true, Desc: "Whether the tenant's blocks are deleted"}, http.HandlerFunc(p.DeleteTenantStatus))
+}
+
+// RulerConfigAPIPrefixes are the paths of the ruler's configuration API:
+// Cortex's, then its legacy one under -http.prefix's default.
+var RulerConfigAPIPrefixes = []string{"/api/v1/rules", "/api/prom/rules"}
+
+// RegisterRulerConfigAPI mounts the ruler's configuration API
+// (-ruler.enable-api): each tenant's rule groups by namespace, in YAML, as
+// cortextool rules and Grafana's rule editor use them.
+func (a *API) RegisterRulerConfigAPI(c *ruler.ConfigAPI) {
+	del := []string{http.MethodDelete}
+	for i, prefix := range RulerConfigAPIPrefixes {
+		desc := func(s string) string {
+			if i > 0 {
+				return "" // the same page under the legacy prefix
+			}
+			return s
+		}
+		a.route(Route{Module: "ruler", Methods: get, Path: prefix, Tenant: true, Desc: desc("The tenant's rule groups of every namespace")}, http.HandlerFunc(c.ListRules))
+		a.route(Route{Module: "ruler", Methods: get, Path: prefix + "/{namespace}", Tenant: true, Desc: desc("The rule groups of one namespace")}, http.HandlerFunc(c.ListRules))
+		a.route(Route{Module: "ruler", Methods: post, Path: prefix + "/{namespace}", Tenant: true, Desc: desc("Create or replace a rule group (YAML body)")}, http.HandlerFunc(c.CreateRuleGroup))
+		a.route(Route{Module: "ruler", Methods: del, Path: prefix + "/{namespace}", Tenant: true, Desc: desc("Delete every rule group of a namespace")}, http.HandlerFunc(c.DeleteNamespace))
+		a.route(Route{Module: "ruler", Methods: get, Path: prefix + "/{namespace}/{groupName}", Tenant: true, Desc: desc("One rule group")}, http.HandlerFunc(c.GetRuleGroup))
+		a.route(Route{Module: "ruler", Methods: del, Path: prefix + "/{namespace}/{groupName}", Tenant: true, Desc: desc("Delete one rule group")}, http.HandlerFunc(c.DeleteRuleGroup))
+	}
 }

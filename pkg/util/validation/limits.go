@@ -14,6 +14,10 @@ import (
 
 // Limits are the limits of one tenant. YAML names follow Cortex's limits block.
 type Limits struct {
+	// The ruler API refuses a rule group over either limit; 0 means unlimited.
+	RulerMaxRulesPerRuleGroup   int `yaml:"ruler_max_rules_per_rule_group"`
+	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
+
 	IngestionRate           float64        `yaml:"ingestion_rate"`
 	IngestionBurstSize      int            `yaml:"ingestion_burst_size"`
 	MaxLabelNamesPerSeries  int            `yaml:"max_label_names_per_series"`
@@ -41,6 +45,8 @@ type Limits struct {
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 25000, "Per-tenant ingestion rate limit in samples per second.")
 	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 50000, "Per-tenant burst size, in samples, allowed above the ingestion rate.")
+	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 0, "Maximum number of rules in one of the tenant's rule groups: the ruler API refuses a larger group. 0 means unlimited.")
+	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 0, "Maximum number of rule groups of the tenant, all namespaces together: the ruler API refuses a group beyond it. 0 means unlimited.")
 	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Maximum number of label names per series.")
 	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Maximum length accepted for label names.")
 	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Maximum length accepted for label values.")

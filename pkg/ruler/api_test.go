@@ -1,0 +1,496 @@
+package ruler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+
+	"github.com/cortex-tls/cortex/pkg/api"
+	"github.com/cortex-tls/cortex/pkg/ruler"
+	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
+)
+
+// memStore keeps rule groups in memory, with the Store contract's errors.
+type memStore struct {
+	mu     sync.Mutex
+	groups map[string]map[string]map[string]rulefmt.RuleGroup // user, namespace, group
+	// failWith, when set, is returned by every call.
+	failWith error
+}
+
+func newMemStore() *memStore {
+	return &memStore{groups: map[string]map[string]map[string]rulefmt.RuleGroup{}}
+}
+
+func (s *memStore) ListAllUsers(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return nil, s.failWith
+	}
+	var users []string
+	for u := range s.groups {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	return users, nil
+}
+
+func (s *memStore) ListRuleGroups(_ context.Context, user, namespace string) ([]rulestore.RuleGroup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return nil, s.failWith
+	}
+	var out []rulestore.RuleGroup
+	for ns, groups := range s.groups[user] {
+		if namespace != "" && ns != namespace {
+			continue
+		}
+		for _, g := range groups {
+			out = append(out, rulestore.RuleGroup{User: user, Namespace: ns, Group: g})
+		}
+	}
+	slices.SortFunc(out, func(a, b rulestore.RuleGroup) int {
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Group.Name, b.Group.Name)
+	})
+	return out, nil
+}
+
+func (s *memStore) GetRuleGroup(_ context.Context, user, namespace, group string) (rulestore.RuleGroup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return rulestore.RuleGroup{}, s.failWith
+	}
+	g, ok := s.groups[user][namespace][group]
+	if !ok {
+		return rulestore.RuleGroup{}, fmt.Errorf("%s/%s/%s: %w", user, namespace, group, rulestore.ErrGroupNotFound)
+	}
+	return rulestore.RuleGroup{User: user, Namespace: namespace, Group: g}, nil
+}
+
+func (s *memStore) SetRuleGroup(_ context.Context, g rulestore.RuleGroup) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return s.failWith
+	}
+	if s.groups[g.User] == nil {
+		s.groups[g.User] = map[string]map[string]rulefmt.RuleGroup{}
+	}
+	if s.groups[g.User][g.Namespace] == nil {
+		s.groups[g.User][g.Namespace] = map[string]rulefmt.RuleGroup{}
+	}
+	s.groups[g.User][g.Namespace][g.Group.Name] = g.Group
+	return nil
+}
+
+func (s *memStore) DeleteRuleGroup(_ context.Context, user, namespace, group string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return s.failWith
+	}
+	if _, ok := s.groups[user][namespace][group]; !ok {
+		return rulestore.ErrGroupNotFound
+	}
+	delete(s.groups[user][namespace], group)
+	if len(s.groups[user][namespace]) == 0 {
+		delete(s.groups[user], namespace)
+	}
+	return nil
+}
+
+func (s *memStore) DeleteNamespace(_ context.Context, user, namespace string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return s.failWith
+	}
+	if len(s.groups[user][namespace]) == 0 {
+		return rulestore.ErrGroupNamespaceNotFound
+	}
+	delete(s.groups[user], namespace)
+	return nil
+}
+
+// newConfigAPI mounts the configuration API over store on the process's
+// route table, tenants required, as the ruler module does.
+func newConfigAPI(t *testing.T, store rulestore.Store, limits validation.Limits, perTenant map[string]*validation.Limits) http.Handler {
+	t.Helper()
+	mux := http.NewServeMux()
+	a := api.New(mux, true, "ruler", api.Auth{})
+	a.RegisterRulerConfigAPI(ruler.NewConfigAPI(store, validation.NewOverrides(limits, func() map[string]*validation.Limits { return perTenant }), nil))
+	return mux
+}
+
+type answer struct {
+	code        int
+	body        string
+	contentType string
+	allow       string
+}
+
+func call(t *testing.T, h http.Handler, method, path, tenantID, body string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if tenantID != "" {
+		req.Header.Set(tenant.HeaderName, tenantID)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return answer{code: rec.Code, body: rec.Body.String(), contentType: rec.Header().Get("Content-Type"), allow: rec.Header().Get("Allow")}
+}
+
+func expect(t *testing.T, what string, got answer, code int, body string) {
+	t.Helper()
+	if got.code != code || got.body != body {
+		t.Errorf("%s: got %d %q, want %d %q", what, got.code, got.body, code, body)
+	}
+}
+
+const (
+	accepted = `{"status":"success","data":null,"errorType":"","error":""}`
+
+	recordingGroup = `name: node
+interval: 15s
+rules:
+- record: job:up:sum
+  expr: sum by (job) (up)
+- alert: InstanceDown
+  expr: up == 0
+  for: 5m
+  labels:
+    severity: page
+  annotations:
+    summary: "{{ $labels.instance }} is down"
+`
+	// The group as Cortex answers it: yaml.v3, four-space indents,
+	// labels before annotations.
+	recordingGroupYAML = `name: node
+interval: 15s
+rules:
+    - record: job:up:sum
+      expr: sum by (job) (up)
+    - alert: InstanceDown
+      expr: up == 0
+      for: 5m
+      labels:
+        severity: page
+      annotations:
+        summary: '{{ $labels.instance }} is down'
+`
+	// Within a namespace's list, yaml.v3 indents a group's rules by two.
+	nestedGroupYAML = `    - name: node
+      interval: 15s
+      rules:
+        - record: job:up:sum
+          expr: sum by (job) (up)
+        - alert: InstanceDown
+          expr: up == 0
+          for: 5m
+          labels:
+            severity: page
+          annotations:
+            summary: '{{ $labels.instance }} is down'
+`
+)
+
+func TestConfigAPIStoresListsAndDeletesGroups(t *testing.T) {
+	store := newMemStore()
+	h := newConfigAPI(t, store, validation.Limits{}, nil)
+
+	// Nothing yet.
+	expect(t, "empty listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusNotFound, "no rule groups found\n")
+
+	// A namespace with a slash, escaped as cortextool escapes it.
+	got := call(t, h, http.MethodPost, "/api/v1/rules/infra%2Fnodes", "team-a", recordingGroup)
+	expect(t, "create", got, http.StatusAccepted, accepted)
+	if got.contentType != "application/json" {
+		t.Errorf("create answered Content-Type %q, want application/json", got.contentType)
+	}
+	if g, err := store.GetRuleGroup(context.Background(), "team-a", "infra/nodes", "node"); err != nil || len(g.Group.Rules) != 2 || g.Group.Rules[1].Labels["severity"] != "page" {
+		t.Fatalf("stored group: %+v, %v", g, err)
+	}
+	// A JSON body, as Grafana's rule editor posts it, in a second namespace.
+	expect(t, "create from JSON", call(t, h, http.MethodPost, "/api/v1/rules/apps", "team-a",
+		`{"name":"latency","interval":"1m","rules":[{"alert":"SlowRequests","expr":"histogram_quantile(0.99, rate(http_request_duration_seconds_bucket[5m])) > 1","for":"10m","labels":{"severity":"warning"}}]}`),
+		http.StatusAccepted, accepted)
+
+	got = call(t, h, http.MethodGet, "/api/v1/rules/infra%2Fnodes/node", "team-a", "")
+	expect(t, "get group", got, http.StatusOK, recordingGroupYAML)
+	if got.contentType != "application/yaml" {
+		t.Errorf("get group answered Content-Type %q, want application/yaml", got.contentType)
+	}
+	expect(t, "namespace listing", call(t, h, http.MethodGet, "/api/v1/rules/infra%2Fnodes", "team-a", ""), http.StatusOK,
+		"infra/nodes:\n"+nestedGroupYAML)
+	wantAll := `apps:
+    - name: latency
+      interval: 1m
+      rules:
+        - alert: SlowRequests
+          expr: histogram_quantile(0.99, rate(http_request_duration_seconds_bucket[5m])) > 1
+          for: 10m
+          labels:
+            severity: warning
+infra/nodes:
+` + nestedGroupYAML
+	expect(t, "full listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusOK, wantAll)
+	// Cortex's legacy prefix answers the same.
+	expect(t, "legacy listing", call(t, h, http.MethodGet, "/api/prom/rules", "team-a", ""), http.StatusOK, wantAll)
+
+	// Another tenant sees none of it.
+	expect(t, "other tenant's listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-b", ""), http.StatusNotFound, "no rule groups found\n")
+	expect(t, "other tenant's group", call(t, h, http.MethodGet, "/api/v1/rules/infra%2Fnodes/node", "team-b", ""), http.StatusNotFound, "group does not exist\n")
+	expect(t, "other tenant's delete", call(t, h, http.MethodDelete, "/api/v1/rules/apps", "team-b", ""), http.StatusNotFound, "group namespace does not exist\n")
+
+	// Replacing a group keeps one group of that name.
+	expect(t, "replace", call(t, h, http.MethodPost, "/api/v1/rules/infra%2Fnodes", "team-a", "name: node\nrules:\n- record: job:up:count\n  expr: count by (job) (up)\n"), http.StatusAccepted, accepted)
+	expect(t, "replaced group", call(t, h, http.MethodGet, "/api/v1/rules/infra%2Fnodes/node", "team-a", ""), http.StatusOK,
+		"name: node\nrules:\n    - record: job:up:count\n      expr: count by (job) (up)\n")
+
+	// Deletes, under both prefixes.
+	expect(t, "delete group", call(t, h, http.MethodDelete, "/api/prom/rules/infra%2Fnodes/node", "team-a", ""), http.StatusAccepted, accepted)
+	expect(t, "deleted group", call(t, h, http.MethodGet, "/api/v1/rules/infra%2Fnodes/node", "team-a", ""), http.StatusNotFound, "group does not exist\n")
+	expect(t, "delete it again", call(t, h, http.MethodDelete, "/api/v1/rules/infra%2Fnodes/node", "team-a", ""), http.StatusNotFound, "group does not exist\n")
+	expect(t, "delete namespace", call(t, h, http.MethodDelete, "/api/v1/rules/apps", "team-a", ""), http.StatusAccepted, accepted)
+	expect(t, "listing after deletes", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusNotFound, "no rule groups found\n")
+
+	// The route table requires the tenant.
+	if got := call(t, h, http.MethodGet, "/api/v1/rules", "", ""); got.code != http.StatusUnauthorized || !strings.Contains(got.body, tenant.HeaderName) {
+		t.Errorf("request without a tenant: %d %q, want 401 naming %s", got.code, got.body, tenant.HeaderName)
+	}
+	if got := call(t, h, http.MethodPut, "/api/v1/rules/apps", "team-a", recordingGroup); got.code != http.StatusMethodNotAllowed {
+		t.Errorf("PUT: %d, want 405", got.code)
+	}
+}
+
+func TestConfigAPIRefusesInvalidGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"empty body", "", "invalid rules config: rule group name must not be empty"},
+		{"no name", "interval: 15s\nrules:\n- record: up_rule\n  expr: up\n", "invalid rules config: rule group name must not be empty"},
+		{"no rules", "name: rg_name\ninterval: 15s\n", "invalid rules config: rule group 'rg_name' has no rules"},
+		{"bad expression", "name: g\nrules:\n- record: job:up:sum\n  expr: sum by (job (up)\n",
+			`4:9: group "g", rule 1, "job:up:sum": could not parse expression: 1:13: parse error: unexpected "(" in grouping opts, expected "," or ")"`},
+		{"bad expression of the second rule", "name: g\nrules:\n- record: a:b\n  expr: up\n- alert: Broken\n  expr: rate(up[5m]) >\n",
+			`6:9: group "g", rule 2, "Broken": could not parse expression: 1:15: parse error: unexpected end of input`},
+		{"bad for", "name: g\nrules:\n- alert: Slow\n  expr: up > 1\n  for: 5x\n",
+			`5:8: group "g", rule 1, "Slow": field for: unknown unit "x" in duration "5x"`},
+		{"negative for", "name: g\nrules:\n- alert: Slow\n  expr: up > 1\n  for: -5m\n",
+			`5:8: group "g", rule 1, "Slow": field for: not a valid duration string: "-5m"`},
+		{"for on a recording rule", "name: g\nrules:\n- record: job:up:sum\n  expr: sum(up)\n  for: 5m\n",
+			`3:11: group "g", rule 1, "job:up:sum": invalid field 'for' in recording rule`},
+		{"record and alert", "name: g\nrules:\n- record: a:b\n  alert: AB\n  expr: up\n",
+			`3:11: 4:10: group "g", rule 1, "AB": only one of 'record' and 'alert' must be set`},
+		{"no expression", "name: g\nrules:\n- record: a:b\n",
+			`0:0: group "g", rule 1, "a:b": field 'expr' must be set in rule`},
+		{"misspelt field", "name: g\nrules:\n- record: a:b\n  expresion: up\n",
+			`4:3: group "g", rule 1, "a:b": field "expresion" not found in a rule (fields: record, alert, expr, for, keep_firing_for, labels, annotations)`},
+		{"misspelt group field", "name: g\nintervall: 1m\nrules:\n- record: a:b\n  expr: up\n",
+			`unable to decode rule group: 2:1: field "intervall" not found in a rule group (fields: name, interval, query_offset, limit, rules, labels)`},
+		{"bad interval", "name: g\ninterval: often\nrules:\n- record: a:b\n  expr: up\n",
+			`unable to decode rule group: 2:11: field interval: not a valid duration string: "often"`},
+		{"labels as a list", "name: g\nrules:\n- alert: A\n  expr: up\n  labels: [a, b]\n",
+			`5:11: group "g", rule 1, "A": field labels: line 5: cannot unmarshal !!seq into map[string]string`},
+		{"duplicate recording rule", "name: g\nrules:\n- record: job:up:sum\n  expr: sum by (job) (up)\n- record: job:up:sum\n  expr: sum by (job) (up{env=\"prod\"})\n",
+			`5:3: group "g", rule 2, "job:up:sum": duplicate of rule 1: both record the same series (same name and labels)`},
+		{"duplicate alert", "name: g\nrules:\n- alert: Down\n  expr: up == 0\n  labels: {severity: page}\n- alert: Down\n  expr: up == 0\n  labels: {severity: page}\n",
+			`6:3: group "g", rule 2, "Down": duplicate of rule 1: the same alert (same name, expression and labels)`},
+		{"bad label name", "name: g\nrules:\n- alert: A\n  expr: up\n  labels:\n    __name__: x\n",
+			`group "g", rule 1, "A": invalid label name: __name__`},
+		{"bad annotation template", "name: g\nrules:\n- alert: A\n  expr: up\n  annotations:\n    summary: '{{ .Foo '\n",
+			`group "g", rule 1, "A": annotation "summary": template: __alert_A:1: unclosed action`},
+		{"bad group label", "name: g\nlabels:\n  __name__: x\nrules:\n- record: a:b\n  expr: up\n",
+			`invalid rules config: group "g": invalid label name: __name__`},
+		{"a rule file", "groups:\n- name: g\n  rules:\n  - record: a:b\n    expr: up\n",
+			"unable to decode rule group: 1:1: the body is a rule file (a list of groups): post each group on its own, as a mapping with name, interval and rules"},
+		{"two documents", "name: g\nrules:\n- record: a:b\n  expr: up\n---\nname: h\n",
+			"unable to decode rule group: the body holds more than one YAML document; post one rule group per request"},
+		{"not YAML", "name: g\nrules:\n- record: a:b\n  expr: up\n   bad: indent\n",
+			"unable to decode rule group: yaml: line 5: mapping values are not allowed in this context"},
+		{"duplicate key", "name: g\nname: h\nrules:\n- record: a:b\n  expr: up\n",
+			`unable to decode rule group: 2:1: field "name" given twice, first at line 1`},
+		{"duplicate key in a rule", "name: g\nrules:\n- record: a:b\n  expr: up\n  expr: down\n",
+			`5:3: group "g", rule 1, "a:b": field "expr" given twice, first at line 4`},
+		{"rules not a list", "name: g\nrules: up\n",
+			`unable to decode rule group: 2:8: field rules: want a list of rules, got "up"`},
+		{"a list", "- name: g\n",
+			"unable to decode rule group: 1:1: want a mapping with name, interval and rules, got a list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newMemStore()
+			h := newConfigAPI(t, store, validation.Limits{}, nil)
+			expect(t, "create", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", tc.body), http.StatusBadRequest, tc.want+"\n")
+			if groups, _ := store.ListRuleGroups(context.Background(), "team-a", ""); len(groups) != 0 {
+				t.Errorf("a refused group was stored: %+v", groups)
+			}
+		})
+	}
+}
+
+func TestConfigAPIAcceptsUsualGroups(t *testing.T) {
+	h := newConfigAPI(t, newMemStore(), validation.Limits{}, nil)
+	for name, body := range map[string]string{
+		// A warning and a critical threshold of one alert, as the
+		// Kubernetes mixins write them.
+		"alerts sharing a name": `name: volumes
+rules:
+- alert: KubePersistentVolumeFillingUp
+  expr: kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < 0.03
+  for: 1m
+  labels: {severity: critical}
+- alert: KubePersistentVolumeFillingUp
+  expr: kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < 0.15
+  for: 1h
+  labels: {severity: warning}
+`,
+		// Quantiles of one recorded series, told apart by their labels.
+		"recordings told apart by labels": `name: quantiles
+rules:
+- record: job:latency:quantile
+  expr: histogram_quantile(0.5, sum by (job, le) (rate(latency_bucket[5m])))
+  labels: {quantile: "0.5"}
+- record: job:latency:quantile
+  expr: histogram_quantile(0.99, sum by (job, le) (rate(latency_bucket[5m])))
+  labels: {quantile: "0.99"}
+`,
+		"every group field": `name: all
+interval: 30s
+query_offset: 1m
+limit: 100
+labels: {team: infra}
+rules:
+- alert: Down
+  expr: up == 0
+  keep_firing_for: 5m
+`,
+		"a UTF-8 metric name": "name: utf8\nrules:\n- record: \"job:up.sum\"\n  expr: sum by (job) ({\"up.total\"})\n",
+	} {
+		expect(t, name, call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", body), http.StatusAccepted, accepted)
+	}
+}
+
+func TestConfigAPILimits(t *testing.T) {
+	store := newMemStore()
+	limits := validation.Limits{RulerMaxRulesPerRuleGroup: 2, RulerMaxRuleGroupsPerTenant: 2}
+	// team-b has its own limits from the runtime configuration.
+	h := newConfigAPI(t, store, limits, map[string]*validation.Limits{"team-b": {RulerMaxRulesPerRuleGroup: 3, RulerMaxRuleGroupsPerTenant: 1}})
+	group := func(name string, rules int) string {
+		b := "name: " + name + "\nrules:\n"
+		for i := range rules {
+			b += fmt.Sprintf("- record: r:%d\n  expr: up\n", i)
+		}
+		return b
+	}
+
+	expect(t, "three rules", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", group("big", 3)), http.StatusBadRequest,
+		`rule group "big": per-user rules per rule group limit (limit: 2 actual: 3) exceeded (-ruler.max-rules-per-rule-group)`+"\n")
+	expect(t, "two rules", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", group("one", 2)), http.StatusAccepted, accepted)
+	expect(t, "second group", call(t, h, http.MethodPost, "/api/v1/rules/other", "team-a", group("two", 1)), http.StatusAccepted, accepted)
+	expect(t, "third group", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", group("three", 1)), http.StatusBadRequest,
+		`rule group "three": per-user rule groups limit (limit: 2 actual: 3) exceeded (-ruler.max-rule-groups-per-tenant)`+"\n")
+	// Replacing a group at the limit adds none.
+	expect(t, "replacing at the limit", call(t, h, http.MethodPost, "/api/v1/rules/other", "team-a", group("two", 2)), http.StatusAccepted, accepted)
+	// The same group name in another namespace is another group.
+	expect(t, "same name elsewhere", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", group("two", 1)), http.StatusBadRequest,
+		`rule group "two": per-user rule groups limit (limit: 2 actual: 3) exceeded (-ruler.max-rule-groups-per-tenant)`+"\n")
+
+	// Per-tenant overrides.
+	expect(t, "team-b's three rules", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-b", group("big", 3)), http.StatusAccepted, accepted)
+	expect(t, "team-b's second group", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-b", group("more", 1)), http.StatusBadRequest,
+		`rule group "more": per-user rule groups limit (limit: 1 actual: 2) exceeded (-ruler.max-rule-groups-per-tenant)`+"\n")
+}
+
+func TestConfigAPIBoundsTheBody(t *testing.T) {
+	store := newMemStore()
+	h := newConfigAPI(t, store, validation.Limits{}, nil)
+	body := "name: big\nrules:\n- record: a:b\n  expr: up\n" + "# " + strings.Repeat("x", ruler.MaxRuleGroupBytes) + "\n"
+	expect(t, "oversized body", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", body), http.StatusRequestEntityTooLarge,
+		"request body too large: a rule group may be at most 1048576 bytes\n")
+	if groups, _ := store.ListRuleGroups(context.Background(), "team-a", ""); len(groups) != 0 {
+		t.Errorf("an oversized group was stored: %+v", groups)
+	}
+}
+
+// readOnlyStore is the configdb or local store as the API sees it: groups
+// to read, writes refused.
+type readOnlyStore struct{ *memStore }
+
+var errConfigDBReadOnly = fmt.Errorf("-ruler-storage.backend=configdb: %w", rulestore.ErrReadOnly)
+
+func (readOnlyStore) SetRuleGroup(context.Context, rulestore.RuleGroup) error {
+	return errConfigDBReadOnly
+}
+func (readOnlyStore) DeleteRuleGroup(context.Context, string, string, string) error {
+	return errConfigDBReadOnly
+}
+func (readOnlyStore) DeleteNamespace(context.Context, string, string) error {
+	return errConfigDBReadOnly
+}
+
+func TestConfigAPIReadOnlyStore(t *testing.T) {
+	mem := newMemStore()
+	if err := mem.SetRuleGroup(context.Background(), rulestore.RuleGroup{User: "team-a", Namespace: "ns", Group: rulefmt.RuleGroup{Name: "g", Rules: []rulefmt.Rule{{Record: "a:b", Expr: "up"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	h := newConfigAPI(t, readOnlyStore{mem}, validation.Limits{}, nil)
+	expect(t, "listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusOK, "ns:\n    - name: g\n      rules:\n        - record: a:b\n          expr: up\n")
+
+	const refusal = "-ruler-storage.backend=configdb: rule store is read-only: the ruler API writes rule groups only with -ruler-storage.backend set to an object storage backend (filesystem, s3, gcs, azure or swift)\n"
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/api/v1/rules/ns", "name: g\nrules:\n- record: a:b\n  expr: up\n"},
+		{http.MethodDelete, "/api/v1/rules/ns/g", ""},
+		{http.MethodDelete, "/api/v1/rules/ns", ""},
+	} {
+		got := call(t, h, c.method, c.path, "team-a", c.body)
+		expect(t, c.method+" "+c.path, got, http.StatusMethodNotAllowed, refusal)
+		if got.allow != http.MethodGet {
+			t.Errorf("%s %s: Allow %q, want GET", c.method, c.path, got.allow)
+		}
+	}
+}
+
+func TestConfigAPIStoreFailures(t *testing.T) {
+	store := newMemStore()
+	store.failWith = errors.New("bucket unreachable: dial tcp 127.0.0.1:9000: connection refused")
+	h := newConfigAPI(t, store, validation.Limits{RulerMaxRuleGroupsPerTenant: 5}, nil)
+	serverError := `{"status":"error","data":null,"errorType":"server_error","error":"bucket unreachable: dial tcp 127.0.0.1:9000: connection refused"}`
+	expect(t, "listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusInternalServerError, serverError)
+	expect(t, "get", call(t, h, http.MethodGet, "/api/v1/rules/ns/g", "team-a", ""), http.StatusInternalServerError, serverError)
+	expect(t, "delete group", call(t, h, http.MethodDelete, "/api/v1/rules/ns/g", "team-a", ""), http.StatusInternalServerError, serverError)
+	expect(t, "delete namespace", call(t, h, http.MethodDelete, "/api/v1/rules/ns", "team-a", ""), http.StatusInternalServerError, serverError)
+	// The group-count limit needs the tenant's groups.
+	expect(t, "create", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: a:b\n  expr: up\n"), http.StatusInternalServerError, serverError)
+
+	store.failWith = nil
+	h = newConfigAPI(t, failingWrites{store}, validation.Limits{}, nil)
+	expect(t, "create with a failing write", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: a:b\n  expr: up\n"), http.StatusInternalServerError,
+		"writing rules/team-a/bnM/Zw: 503 Slow Down\n")
+}
+
+type failingWrites struct{ *memStore }
+
+func (failingWrites) SetRuleGroup(context.Context, rulestore.RuleGroup) error {
+	return errors.New("writing rules/team-a/bnM/Zw: 503 Slow Down")
+}
