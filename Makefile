@@ -4,8 +4,21 @@ CERTS ?= dev-certs
 
 .PHONY: run test build bench lint proto check-proto test-count3 bench-blocks testssl fuzz
 
+# The version, branch, build user and date go into Prometheus' version
+# package, as Cortex stamps them; the revision and commit time (the
+# revision with -modified for a tree with uncommitted changes) come from
+# Go's VCS stamp, which -buildvcs=auto asks for even where GOFLAGS has
+# -buildvcs=false. BINARY is where the binary goes.
+BINARY ?= cortex
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+GIT_BRANCH ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+BUILD_USER ?= $(shell whoami)@$(shell hostname)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Branch=$(GIT_BRANCH) -X $(VERSION_PKG).BuildUser=$(BUILD_USER) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+
 build:
-	$(GO) build -o cortex ./cmd/cortex
+	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/cortex
 
 # Creates a private CA and certificates on first use, then runs every
 # component in one process with mutual TLS on loopback.

@@ -23,6 +23,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/loadgen"
 	"github.com/cortex-tls/cortex/pkg/util/config"
 	"github.com/cortex-tls/cortex/pkg/util/logging"
+	"github.com/cortex-tls/cortex/pkg/util/version"
 )
 
 func main() {
@@ -63,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *printVersion {
-		fmt.Fprintln(stdout, "cortex", version())
+		fmt.Fprintln(stdout, version.Print())
 		return 0
 	}
 	logger, err := logging.New(cfg.Server.LogLevel, cfg.Server.LogFormat, stderr)
@@ -78,7 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cortex: startup failed:", err)
 		return 1
 	}
-	logger.Info("starting cortex", "version", version(), "target", cfg.Target.String())
+	build := version.Get()
+	logger.Info("starting cortex", "version", build.Version, "revision", build.Revision, "branch", build.Branch, "build_date", build.BuildDate, "go_version", build.GoVersion, "target", cfg.Target.String())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := t.Run(ctx); err != nil {
@@ -97,11 +99,4 @@ func setGOGC(percent int, logger *slog.Logger) {
 		return
 	}
 	debug.SetGCPercent(percent)
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

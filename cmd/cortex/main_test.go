@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -29,7 +30,8 @@ func TestRunVersion(t *testing.T) {
 	if code := run([]string{"-version"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("run(-version) = %d; stderr: %s", code, stderr.String())
 	}
-	if !strings.HasPrefix(stdout.String(), "cortex ") {
-		t.Fatalf("run(-version) printed %q", stdout.String())
+	out := stdout.String()
+	if !strings.HasPrefix(out, "cortex, version ") || !strings.Contains(out, "\n  go version:       "+runtime.Version()+"\n") {
+		t.Fatalf("run(-version) printed %q, want Prometheus' version block for cortex", out)
 	}
 }

@@ -48,6 +48,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
+	"github.com/cortex-tls/cortex/pkg/util/version"
 )
 
 // Config is the root configuration; its YAML mirrors the flags, with
@@ -202,7 +203,7 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.NewCollector())
 	t := &Cortex{
 		Cfg:       cfg.finalize(logger),
 		Logger:    logger,

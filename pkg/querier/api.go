@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/cortex-tls/cortex/pkg/util/version"
 )
 
 // The Prometheus HTTP API, answering as Prometheus's web/api/v1 does: same
@@ -525,39 +525,8 @@ func (q *Querier) metricMetadata(r *http.Request) apiResult {
 	return apiResult{data: res}
 }
 
-// buildInfoData is Prometheus's PrometheusVersion.
-type buildInfoData struct {
-	Version   string `json:"version"`
-	Revision  string `json:"revision"`
-	Branch    string `json:"branch"`
-	BuildUser string `json:"buildUser"`
-	BuildDate string `json:"buildDate"`
-	GoVersion string `json:"goVersion"`
-}
-
 func (q *Querier) buildInfo(*http.Request) apiResult {
-	return apiResult{data: readBuildInfo()}
-}
-
-// readBuildInfo describes this binary from what the Go toolchain recorded.
-func readBuildInfo() buildInfoData {
-	d := buildInfoData{Version: "(devel)", GoVersion: runtime.Version()}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return d
-	}
-	if bi.Main.Version != "" {
-		d.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			d.Revision = s.Value
-		case "vcs.time":
-			d.BuildDate = s.Value
-		}
-	}
-	return d
+	return apiResult{data: version.Get()}
 }
 
 // parseLimitAndRange reads the limit, start and end parameters shared by
