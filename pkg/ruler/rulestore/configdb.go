@@ -118,15 +118,23 @@ func (s *ConfigDBStore) parse(user string, cfg configsclient.RulesConfig) config
 	return t
 }
 
-// ListAllUsers returns the tenants with rules in the configs service,
-// including those whose rules do not parse (ListRuleGroups returns their
-// error).
+// ListAllUsers returns the tenants with rules in the configs service. A
+// tenant whose rule files do not parse is left out (it has no group that
+// can be loaded; the error was logged, naming the tenant and the file, and
+// ListRuleGroups returns it), so that a reader going through every tenant is
+// not stopped by one tenant's files.
 func (s *ConfigDBStore) ListAllUsers(ctx context.Context) ([]string, error) {
 	tenants, err := s.poll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return slices.Sorted(maps.Keys(tenants)), nil
+	var users []string
+	for _, id := range slices.Sorted(maps.Keys(tenants)) {
+		if tenants[id].err == nil {
+			users = append(users, id)
+		}
+	}
+	return users, nil
 }
 
 // ListRuleGroups returns the tenant's groups (of one rule file when

@@ -182,8 +182,9 @@ func TestConfigDBStore(t *testing.T) {
 }
 
 // TestConfigDBBadRules stores rule files the configs API would refuse (as
-// an older version may have stored): the tenant's listing names the tenant
-// and the file, and the other tenants' rules are served.
+// an older version may have stored): the tenant is left out of the tenants
+// listed, its own listing names the tenant and the file, and the other
+// tenants' rules are served.
 func TestConfigDBBadRules(t *testing.T) {
 	ctx := context.Background()
 	c := newConfigsService(t)
@@ -208,7 +209,7 @@ func TestConfigDBBadRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	users, err := s.ListAllUsers(ctx)
-	if err != nil || strings.Join(users, ",") != "team-a,team-b,team-c" {
+	if err != nil || strings.Join(users, ",") != "team-a" {
 		t.Fatalf("ListAllUsers = %v %v", users, err)
 	}
 	if groups, err := s.ListRuleGroups(ctx, "team-a", ""); err != nil || len(groups) != 2 {
@@ -228,6 +229,9 @@ func TestConfigDBBadRules(t *testing.T) {
 
 	// Fixed by posting new rules.
 	c.post("team-b", map[string]string{"ok.yaml": rulesB})
+	if users, err := s.ListAllUsers(ctx); err != nil || strings.Join(users, ",") != "team-a,team-b" {
+		t.Errorf("ListAllUsers after team-b fixed its rules = %v %v", users, err)
+	}
 	if groups, err := s.ListRuleGroups(ctx, "team-b", ""); err != nil || names(groups) != "team-b:ok.yaml/beta" {
 		t.Errorf("team-b after fixing its rules: %s %v", names(groups), err)
 	}
@@ -256,5 +260,33 @@ func TestConfigDBUnreachable(t *testing.T) {
 	c.srv.Close()
 	if _, err := good.ListRuleGroups(ctx, "team-a", ""); err == nil || !strings.Contains(err.Error(), "-ruler-storage.configs.url="+c.srv.URL) {
 		t.Errorf("configs service stopped: %v", err)
+	}
+}
+
+// TestConfigDBCAReload starts with another CA in the -tls-ca-path file and
+// fixes the file: after the loader's reload the same store is let in.
+func TestConfigDBCAReload(t *testing.T) {
+	ctx := context.Background()
+	c := newConfigsService(t)
+	c.post("team-a", map[string]string{"rules.yaml": rulesA})
+	foreign := testkit.NewPKI(t, "some other CA")
+	caPath := filepath.Join(t.TempDir(), "ca.crt")
+	testkit.WriteFile(t, caPath, foreign.CA.CertPEM, 0o644)
+	cl := c.pki.Client(t, "ruler")
+	loader := tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil)
+	cfg := parseFlags(t, "-ruler-storage.backend=configdb", "-ruler-storage.configs.url="+c.srv.URL,
+		"-ruler-storage.configs.tls-ca-path="+caPath, "-ruler-storage.configs.tls-cert-path="+cl.CertPath, "-ruler-storage.configs.tls-key-path="+cl.KeyPath)
+	s, err := NewStore(ctx, cfg, loader, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.(io.Closer).Close()
+	if _, err := s.ListAllUsers(ctx); err == nil || !strings.Contains(err.Error(), `issued by "configs CA") is not signed by a CA in -ruler-storage.configs.tls-ca-path=`+caPath) {
+		t.Fatalf("with another CA: %v", err)
+	}
+	testkit.WriteFile(t, caPath, c.pki.CA.CertPEM, 0o644)
+	loader.Reload()
+	if users, err := s.ListAllUsers(ctx); err != nil || strings.Join(users, ",") != "team-a" {
+		t.Errorf("after the CA file was fixed: %v %v", users, err)
 	}
 }

@@ -2,6 +2,20 @@
 // (read-only here, written through its own API), in a local directory
 // (read-only) or in an object-storage bucket (read-write, what the ruler API
 // writes to).
+//
+// The backend is -ruler-storage.backend, Cortex's ruler_storage block:
+// configdb (-ruler-storage.configs.url and .configs.tls-*, the link shared
+// with the alertmanager's in pkg/configs/client), local
+// (-ruler-storage.local.directory) or one of pkg/storage/bucket's object
+// storage backends (filesystem, s3, gcs, azure, swift). Unlike Cortex, whose
+// default is s3, the default is filesystem in ./ruler, so that -target=all
+// runs with no external service.
+//
+// In a bucket the layout is Cortex's, one object per group at
+// rules/<tenant>/<base64url(namespace)>/<base64url(group name)>; Cortex
+// stores the group as a rulespb protobuf, here the object holds the group as
+// YAML (a rulefmt.RuleGroup, an item of a Prometheus rule file's "groups:"),
+// so a bucket written by Cortex is not read by this store, nor the reverse.
 package rulestore
 
 import (
