@@ -11,6 +11,7 @@ import (
 	"github.com/grafana/dskit/ring"
 
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 )
 
 // Config configures the ingester: its place in the ring (-ingester.*,
@@ -25,6 +26,10 @@ type Config struct {
 	RateUpdatePeriod       time.Duration `yaml:"rate_update_period"`
 	MetadataRetainPeriod   time.Duration `yaml:"metadata_retain_period"`
 	TSDBConfigUpdatePeriod time.Duration `yaml:"user_tsdb_configs_update_period"`
+
+	// QueryProtection refuses queries while the heap is nearly full:
+	// -ingester.query-protection.rejection.threshold.heap-utilization.
+	QueryProtection queryprotection.Config `yaml:"query_protection"`
 }
 
 // TSDBConfig configures each tenant's TSDB.
@@ -53,6 +58,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	c.LifecyclerConfig.RegisterFlags(f, kitlog.New(logger))
 	f.DurationVar(&c.RateUpdatePeriod, "ingester.rate-update-period", 15*time.Second, "Period at which each tenant's ingestion rate (reported by the UserStats call) is updated.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept in memory after it was last received.")
+	c.QueryProtection.RegisterFlagsWithPrefix(f, "ingester.", "ingester")
 	f.DurationVar(&c.TSDBConfigUpdatePeriod, "ingester.user-tsdb-configs-update-period", 15*time.Second, "Period at which per-tenant limits that shape a TSDB (out-of-order window, max exemplars) are re-read from the runtime configuration and applied to open TSDBs.")
 }
 
@@ -118,6 +124,9 @@ func (c *TSDBConfig) Validate() error {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if err := c.TSDB.Validate(); err != nil {
+		return err
+	}
+	if err := c.QueryProtection.Validate("ingester."); err != nil {
 		return err
 	}
 	if c.RateUpdatePeriod <= 0 || c.TSDBConfigUpdatePeriod <= 0 || c.MetadataRetainPeriod <= 0 {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -67,6 +68,10 @@ type Ingester struct {
 	// bucket is the long-term storage blocks are shipped to; nil keeps
 	// blocks on local disk only.
 	bucket objstore.Bucket
+
+	// heapGuard refuses queries while the heap is nearly full; nil admits
+	// every query.
+	heapGuard *queryprotection.Guard
 }
 
 // Option configures an Ingester beyond its Config.
@@ -108,6 +113,9 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 	}
 	for _, o := range opts {
 		o(i)
+	}
+	if i.heapGuard, err = queryprotection.NewGuard(cfg.QueryProtection, "ingester.", "ingester", reg); err != nil {
+		return nil, err
 	}
 	// No transfer on shutdown: the WAL and blocks stay on local disk and
 	// are replayed on the next start (after being compacted and shipped
@@ -268,6 +276,16 @@ func (i *Ingester) forRead(ctx context.Context) (*userTSDB, func(), error) {
 		return nil, nil, notRunning(services.Terminated)
 	}
 	return i.getTSDB(id), i.closeMu.RUnlock, nil
+}
+
+// admitQuery refuses a query while the heap's utilization is over
+// -ingester.query-protection.rejection.threshold.heap-utilization. The
+// status is Unavailable: the querier asks another replica, or answers 503.
+func (i *Ingester) admitQuery() error {
+	if err := i.heapGuard.Admit(); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return nil
 }
 
 func notRunning(s services.State) error {

@@ -26,6 +26,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -38,6 +39,7 @@ type Config struct {
 	Timeout                   time.Duration `yaml:"timeout"`
 	MaxConcurrent             int           `yaml:"max_concurrent"`
 	MaxSamples                int           `yaml:"max_samples"`
+	MaxSubquerySteps          int64         `yaml:"max_subquery_steps"`
 	LookbackDelta             time.Duration `yaml:"lookback_delta"`
 	DefaultEvaluationInterval time.Duration `yaml:"default_evaluation_interval"`
 	PrometheusHTTPPrefix      string        `yaml:"prometheus_http_prefix"`
@@ -51,13 +53,19 @@ type Config struct {
 	// StoreGateway is the link to the store-gateways:
 	// -querier.store-gateway-addresses and -querier.store-gateway-client.*.
 	StoreGateway sgclient.Config `yaml:",inline"`
+
+	// QueryProtection refuses queries while the heap is nearly full:
+	// -querier.query-protection.rejection.threshold.heap-utilization.
+	QueryProtection queryprotection.Config `yaml:"query_protection"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Timeout, "querier.timeout", 2*time.Minute, "The timeout for a query: waiting for a query slot and evaluating it.")
 	f.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "The maximum number of PromQL queries evaluated at once; further queries wait for a slot, up to -querier.timeout.")
-	f.IntVar(&c.MaxSamples, "querier.max-samples", 50000000, "Maximum number of samples a single query can load into memory.")
+	f.IntVar(&c.MaxSamples, "querier.max-samples", 50000000, "Maximum number of samples a single query can load into memory. The steps its subqueries evaluate count too (each holds per-step statistics and up to one point per series), and are checked before evaluation.")
+	f.Int64Var(&c.MaxSubquerySteps, "querier.max-subquery-steps", 11000, "Maximum number of steps of a subquery (its range divided by its step), checked before evaluation, as Prometheus bounds a range query's points per series. 0 disables.")
+	c.QueryProtection.RegisterFlagsWithPrefix(f, "querier.", "querier")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
 	f.StringVar(&c.PrometheusHTTPPrefix, "http.prometheus-http-prefix", "/prometheus", "HTTP URL path under which the Prometheus API is served (it is also served under "+legacyPrefix+").")
@@ -75,6 +83,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("-querier.timeout must be positive, got %s", c.Timeout)
+	}
+	if c.MaxSamples < 0 || c.MaxSubquerySteps < 0 {
+		return fmt.Errorf("-querier.max-samples and -querier.max-subquery-steps must not be negative (0 disables), got %d and %d", c.MaxSamples, c.MaxSubquerySteps)
+	}
+	if err := c.QueryProtection.Validate("querier."); err != nil {
+		return err
 	}
 	if c.LookbackDelta < 0 || c.DefaultEvaluationInterval <= 0 {
 		return errors.New("-querier.lookback-delta must not be negative and -querier.default-evaluation-interval must be positive")
@@ -103,14 +117,18 @@ type Querier struct {
 	logger    *slog.Logger
 	pool      *client.Pool
 	queryable *ingesterQueryable
-	// readable is what queries read: the ingesters, and the blocks storage
-	// when the querier has one (WithStore).
+	// readable is what queries read: split, behind the heap protection.
 	readable storage.Queryable
-	engine   *promql.Engine
-	parser   parser.Parser
-	slots    *querySlots
-	metrics  *metrics
-	watcher  *services.FailureWatcher
+	// split reads the ingesters, and the blocks storage when the querier
+	// has one (WithStore).
+	split *timeSplitQueryable
+	// engine checks subqueries before promEngine evaluates.
+	engine     promql.QueryEngine
+	promEngine *promql.Engine
+	parser     parser.Parser
+	slots      *querySlots
+	metrics    *metrics
+	watcher    *services.FailureWatcher
 }
 
 // Option adds an optional source to a querier.
@@ -122,7 +140,7 @@ type Option func(*Querier)
 func WithStore(store storage.Queryable) Option {
 	return func(q *Querier) {
 		if store != nil {
-			q.readable.(*timeSplitQueryable).store = store
+			q.split.store = store
 		}
 	}
 }
@@ -137,6 +155,10 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "querier")
+	guard, err := queryprotection.NewGuard(cfg.QueryProtection, "querier.", "querier", reg)
+	if err != nil {
+		return nil, err
+	}
 	pool := client.NewPool(ingesters, clientCfg, tls, logger, reg, "querier")
 	q := &Querier{
 		cfg:       cfg,
@@ -148,7 +170,11 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		metrics:   newMetrics(reg),
 		watcher:   services.NewFailureWatcher(),
 	}
-	q.readable = &timeSplitQueryable{ingesters: q.queryable, queryIngestersWithin: cfg.QueryIngestersWithin, queryStoreAfter: cfg.QueryStoreAfter, now: time.Now}
+	q.split = &timeSplitQueryable{ingesters: q.queryable, queryIngestersWithin: cfg.QueryIngestersWithin, queryStoreAfter: cfg.QueryStoreAfter, now: time.Now}
+	q.readable = q.split
+	if guard != nil {
+		q.readable = &guardedQueryable{Queryable: q.split, guard: guard}
+	}
 	for _, o := range opts {
 		o(q)
 	}
@@ -159,7 +185,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		engineReg = prometheus.WrapRegistererWith(prometheus.Labels{"engine": "querier"}, reg)
 	}
 	evalInterval := cfg.DefaultEvaluationInterval.Milliseconds()
-	q.engine = promql.NewEngine(promql.EngineOpts{
+	q.promEngine = promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger,
 		Reg:                      engineReg,
 		MaxSamples:               cfg.MaxSamples,
@@ -171,6 +197,13 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		EnableNegativeOffset:     true,
 		Parser:                   q.parser,
 	})
+	q.engine = &limitedEngine{
+		engine:           q.promEngine,
+		parser:           q.parser,
+		maxSubquerySteps: cfg.MaxSubquerySteps,
+		maxSamples:       int64(cfg.MaxSamples),
+		defaultStep:      evalInterval,
+	}
 	q.Service = services.NewBasicService(q.starting, q.running, q.stopping)
 	return q, nil
 }
@@ -180,8 +213,9 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 // when the querier has one. The ruler evaluates over it too.
 func (q *Querier) Queryable() storage.Queryable { return q.readable }
 
-// Engine returns the PromQL engine the HTTP API evaluates with.
-func (q *Querier) Engine() *promql.Engine { return q.engine }
+// Engine returns the PromQL engine; the HTTP API evaluates with it behind
+// the querier's subquery checks.
+func (q *Querier) Engine() *promql.Engine { return q.promEngine }
 
 func (q *Querier) starting(ctx context.Context) error {
 	q.watcher.WatchService(q.pool)
@@ -203,5 +237,5 @@ func (q *Querier) running(ctx context.Context) error {
 func (q *Querier) stopping(error) error {
 	err := services.StopAndAwaitTerminated(context.Background(), q.pool)
 	q.watcher.Close()
-	return errors.Join(err, q.engine.Close())
+	return errors.Join(err, q.promEngine.Close())
 }

@@ -49,12 +49,16 @@ func (q *ingesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 }
 
 // ingesterQuerier serves one query. It counts the series and samples of all
-// its Selects, so the per-query limits hold across the selectors of a query.
+// its Selects, so the per-query limits hold across the selectors of a query,
+// and the bytes of every ingester's answer (replicas included), as they
+// arrive, for the fetched-bytes limits.
 type ingesterQuerier struct {
 	queryable  *ingesterQueryable
 	mint, maxt int64
 	series     atomic.Int64
 	samples    atomic.Int64
+	chunkBytes atomic.Int64
+	dataBytes  atomic.Int64
 }
 
 // limitError is a per-tenant query limit that a query exceeded. It is the
@@ -66,6 +70,18 @@ func (e *limitError) Error() string { return e.msg }
 
 func seriesLimitError(limit int) error {
 	return &limitError{fmt.Sprintf("the query hit the max number of series limit (limit: %d series, set by -querier.max-series-per-query or max_series_per_query): select fewer series or a shorter time range", limit)}
+}
+
+func fetchedSeriesLimitError(limit int) error {
+	return &limitError{fmt.Sprintf("the query hit the max number of series fetched limit (limit: %d series, set by -querier.max-fetched-series-per-query or max_fetched_series_per_query): select fewer series", limit)}
+}
+
+func chunkBytesLimitError(limit int) error {
+	return &limitError{fmt.Sprintf("the query hit the aggregated chunk size limit (limit: %d bytes, set by -querier.max-fetched-chunk-bytes-per-query or max_fetched_chunk_bytes_per_query): select fewer series or a shorter time range", limit)}
+}
+
+func dataBytesLimitError(limit int) error {
+	return &limitError{fmt.Sprintf("the query hit the aggregated data size limit (limit: %d bytes, set by -querier.max-fetched-data-bytes-per-query or max_fetched_data_bytes_per_query): select fewer series or a shorter time range", limit)}
 }
 
 func samplesLimitError(limit int) error {
@@ -196,6 +212,9 @@ func (q *ingesterQuerier) count(limits *validation.Limits, series, samples int) 
 	if l := limits.MaxSeriesPerQuery; l > 0 && s > int64(l) {
 		return seriesLimitError(l)
 	}
+	if l := limits.MaxFetchedSeriesPerQuery; l > 0 && s > int64(l) {
+		return fetchedSeriesLimitError(l)
+	}
 	if l := limits.MaxFetchedSamplesPerQry; l > 0 && n > int64(l) {
 		return samplesLimitError(l)
 	}
@@ -236,11 +255,18 @@ func (q *ingesterQuerier) queryStreamChunks(ctx context.Context, c *client.Conn,
 		if err != nil {
 			return nil, err
 		}
-		var samples int
+		var samples, chunkBytes, dataBytes int
 		for _, cs := range res.ChunkedSeries {
 			samples += d.numSamples(cs.Chunks)
+			for _, c := range cs.Chunks {
+				chunkBytes += len(c.Data)
+			}
+			dataBytes += cs.Size()
 		}
 		out = append(out, res.ChunkedSeries...)
+		if err := q.addBytes(limits, chunkBytes, dataBytes); err != nil {
+			return nil, err
+		}
 		if err := lim.add(len(res.ChunkedSeries), samples); err != nil {
 			return nil, err
 		}
@@ -266,15 +292,33 @@ func (q *ingesterQuerier) queryStream(ctx context.Context, c *client.Conn, req *
 		if err != nil {
 			return nil, err
 		}
-		var samples int
+		var samples, dataBytes int
 		for _, ts := range res.Timeseries {
 			samples += len(ts.Samples) + len(ts.Histograms)
+			dataBytes += ts.Size()
 		}
 		out = append(out, res.Timeseries...)
+		// Samples are not chunks: only the data bytes limit applies.
+		if err := q.addBytes(limits, 0, dataBytes); err != nil {
+			return nil, err
+		}
 		if err := lim.add(len(res.Timeseries), samples); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// addBytes adds a message of an ingester's answer to the bytes the query
+// fetched, every replica's answer counted, and checks the tenant's limits.
+func (q *ingesterQuerier) addBytes(limits *validation.Limits, chunkBytes, dataBytes int) error {
+	c, d := q.chunkBytes.Add(int64(chunkBytes)), q.dataBytes.Add(int64(dataBytes))
+	if l := limits.MaxFetchedChunkBytesPerQuery; l > 0 && c > int64(l) {
+		return chunkBytesLimitError(l)
+	}
+	if l := limits.MaxFetchedDataBytesPerQuery; l > 0 && d > int64(l) {
+		return dataBytesLimitError(l)
+	}
+	return nil
 }
 
 // streamLimiter checks one ingester's answer, as it arrives, against the
@@ -295,6 +339,9 @@ func (l *streamLimiter) add(series, samples int) error {
 	if limit := l.limits.MaxSeriesPerQuery; limit > 0 && l.seriesBefore+l.series > int64(limit) {
 		return seriesLimitError(limit)
 	}
+	if limit := l.limits.MaxFetchedSeriesPerQuery; limit > 0 && l.seriesBefore+l.series > int64(limit) {
+		return fetchedSeriesLimitError(limit)
+	}
 	if limit := l.limits.MaxFetchedSamplesPerQry; limit > 0 && l.samplesBefore+l.samples > int64(limit) {
 		return samplesLimitError(limit)
 	}
@@ -311,6 +358,9 @@ func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, limits *validati
 		}
 		if l := limits.MaxSeriesPerQuery; l > 0 && q.series.Load()+int64(len(resp.Series)) > int64(l) {
 			return nil, seriesLimitError(l)
+		}
+		if l := limits.MaxFetchedSeriesPerQuery; l > 0 && q.series.Load()+int64(len(resp.Series)) > int64(l) {
+			return nil, fetchedSeriesLimitError(l)
 		}
 		return resp, nil
 	})

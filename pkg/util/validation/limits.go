@@ -34,6 +34,11 @@ type Limits struct {
 	MaxExemplars            int            `yaml:"max_exemplars"`
 	MaxSeriesPerQuery       int            `yaml:"max_series_per_query"`
 	MaxFetchedSamplesPerQry int            `yaml:"max_fetched_samples_per_query"`
+	// Bounds on what one query fetches from the ingesters, checked as
+	// their answers stream in; 0 means unlimited.
+	MaxFetchedSeriesPerQuery     int `yaml:"max_fetched_series_per_query"`
+	MaxFetchedChunkBytesPerQuery int `yaml:"max_fetched_chunk_bytes_per_query"`
+	MaxFetchedDataBytesPerQuery  int `yaml:"max_fetched_data_bytes_per_query"`
 
 	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
 	MaxQueryExpressionDepth     int `yaml:"max_query_expression_depth"`
@@ -66,6 +71,9 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
 	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedSamplesPerQry, "querier.max-fetched-samples-per-query", 0, "Maximum samples a query may fetch from ingesters, counted as the samples of the chunks fetched (whole chunks, which may reach outside the query's range; identical replicas of a series once). 0 means unlimited.")
+	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Maximum unique series a query may fetch from the ingesters, counted as each ingester's answer arrives (replicas of a series once). 0 means unlimited.")
+	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum bytes of chunk data a query may fetch from the ingesters, every replica's answer counted, checked as the answers arrive. 0 means unlimited.")
+	f.IntVar(&l.MaxFetchedDataBytesPerQuery, "querier.max-fetched-data-bytes-per-query", 0, "Maximum bytes a query may fetch from the ingesters, labels and chunks (or samples) of every replica's answer as encoded on the wire, checked as the answers arrive. 0 means unlimited.")
 }
 
 // Validate checks limits that would make no sense.
@@ -81,6 +89,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxQueryExpressionDepth < 0 {
 		return fmt.Errorf("-query-frontend.max-query-expression-depth must not be negative (0 means unlimited), got %d", l.MaxQueryExpressionDepth)
+	}
+	if l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedChunkBytesPerQuery < 0 || l.MaxFetchedDataBytesPerQuery < 0 {
+		return errors.New("-querier.max-fetched-series-per-query, -querier.max-fetched-chunk-bytes-per-query and -querier.max-fetched-data-bytes-per-query must not be negative (0 means unlimited)")
 	}
 	if l.IngestionRate > 0 && float64(l.IngestionBurstSize) < 1 {
 		return errors.New("-distributor.ingestion-burst-size must be at least 1 when a rate limit is set")
