@@ -140,7 +140,7 @@ func testReadWrite(t *testing.T, s Store) {
 	}
 }
 
-func newFilesystemStore(t *testing.T) (*BucketStore, string) {
+func newFilesystemStore(t testing.TB) (*BucketStore, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := parseFlags(t, "-ruler-storage.filesystem.dir="+dir)

@@ -17,7 +17,7 @@ import (
 )
 
 // parseFlags registers a Config on a fresh flag set and parses args.
-func parseFlags(t *testing.T, args ...string) Config {
+func parseFlags(t testing.TB, args ...string) Config {
 	t.Helper()
 	var cfg Config
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)

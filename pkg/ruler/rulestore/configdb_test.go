@@ -25,7 +25,7 @@ import (
 // configsService is the configs service (SQLite) served over mutual TLS,
 // recording the query of every request to its private API.
 type configsService struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 	db  *db.DB
 	api http.Handler
@@ -35,7 +35,7 @@ type configsService struct {
 	private []string // the queries of the private API's requests
 }
 
-func newConfigsService(t *testing.T) *configsService {
+func newConfigsService(t testing.TB) *configsService {
 	t.Helper()
 	d, err := db.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "configs.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -93,7 +93,7 @@ func (c *configsService) do(method, path, tenant, body string, want int) {
 }
 
 // store returns a configdb store with the ruler's client certificate.
-func (c *configsService) store(t *testing.T, extra ...string) Store {
+func (c *configsService) store(t testing.TB, extra ...string) Store {
 	t.Helper()
 	cl := c.pki.Client(t, "ruler")
 	args := append([]string{"-ruler-storage.backend=configdb", "-ruler-storage.configs.url=" + c.srv.URL,
