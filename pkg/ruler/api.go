@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -127,8 +128,9 @@ func (a *ConfigAPI) GetRuleGroup(w http.ResponseWriter, r *http.Request) {
 // CreateRuleGroup answers POST /api/v1/rules/{namespace}: the body is one
 // rule group in YAML (or JSON), which replaces the namespace's group of the
 // same name or adds it. A group Prometheus would not load, or over the
-// tenant's limits, is refused with 400 naming the group, the rule and the
-// line; a read-only store with 405. Success is 202 Accepted, as in Cortex:
+// tenant's limits (rules per group, groups, and the query expression size
+// and depth limits, checked before parsing), is refused with 400 naming the
+// group, the rule and the line; a read-only store with 405. Success is 202 Accepted, as in Cortex:
 // the rulers load the group at their next poll.
 func (a *ConfigAPI) CreateRuleGroup(w http.ResponseWriter, r *http.Request) {
 	userID, ok := a.tenant(w, r)
@@ -147,13 +149,13 @@ func (a *ConfigAPI) CreateRuleGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	rg, err := ParseRuleGroup(body, a.parser)
+	limits := a.limits.For(userID)
+	rg, err := ParseRuleGroup(body, a.parser, limits)
 	if err != nil {
 		a.logger.Debug("rule group refused", "user", userID, "namespace", namespace, "err", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	limits := a.limits.For(userID)
 	if limit := limits.RulerMaxRulesPerRuleGroup; limit > 0 && len(rg.Rules) > limit {
 		http.Error(w, fmt.Sprintf("rule group %q: per-user rules per rule group limit (limit: %d actual: %d) exceeded (-ruler.max-rules-per-rule-group)", rg.Name, limit, len(rg.Rules)), http.StatusBadRequest)
 		return
@@ -273,11 +275,15 @@ func (a *ConfigAPI) serverError(w http.ResponseWriter, doing, userID string, err
 	writeConfigAPIJSON(w, http.StatusInternalServerError, configAPIResponse{Status: "error", ErrorType: "server_error", Error: err.Error()})
 }
 
-// respondReadOnlyStore answers a write to a store the API cannot write (configdb,
-// local): 405, naming the flag that chose it.
+// respondReadOnlyStore answers a write to a store the API cannot write
+// (configdb, local): 405, naming the flag that chose it.
 func respondReadOnlyStore(w http.ResponseWriter, err error) {
+	msg := err.Error()
+	if !strings.Contains(msg, "-ruler-storage.backend") {
+		msg += ": the ruler API writes rule groups only with -ruler-storage.backend set to an object storage backend (filesystem, s3, gcs, azure or swift)"
+	}
 	w.Header().Set("Allow", http.MethodGet)
-	http.Error(w, fmt.Sprintf("%v: the ruler API writes rule groups only with -ruler-storage.backend set to an object storage backend (filesystem, s3, gcs, azure or swift)", err), http.StatusMethodNotAllowed)
+	http.Error(w, msg, http.StatusMethodNotAllowed)
 }
 
 func (a *ConfigAPI) sendYAML(w http.ResponseWriter, v any) {

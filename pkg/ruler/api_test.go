@@ -2,17 +2,19 @@ package ruler_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/cortex-tls/cortex/pkg/api"
 	"github.com/cortex-tls/cortex/pkg/ruler"
@@ -21,112 +23,15 @@ import (
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-// memStore keeps rule groups in memory, with the Store contract's errors.
-type memStore struct {
-	mu     sync.Mutex
-	groups map[string]map[string]map[string]rulefmt.RuleGroup // user, namespace, group
-	// failWith, when set, is returned by every call.
-	failWith error
-}
-
-func newMemStore() *memStore {
-	return &memStore{groups: map[string]map[string]map[string]rulefmt.RuleGroup{}}
-}
-
-func (s *memStore) ListAllUsers(context.Context) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failWith != nil {
-		return nil, s.failWith
+// newStore is the store the ruler API writes to by default: the bucket
+// store over a filesystem bucket.
+func newStore(t *testing.T) *rulestore.BucketStore {
+	t.Helper()
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	var users []string
-	for u := range s.groups {
-		users = append(users, u)
-	}
-	slices.Sort(users)
-	return users, nil
-}
-
-func (s *memStore) ListRuleGroups(_ context.Context, user, namespace string) ([]rulestore.RuleGroup, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failWith != nil {
-		return nil, s.failWith
-	}
-	var out []rulestore.RuleGroup
-	for ns, groups := range s.groups[user] {
-		if namespace != "" && ns != namespace {
-			continue
-		}
-		for _, g := range groups {
-			out = append(out, rulestore.RuleGroup{User: user, Namespace: ns, Group: g})
-		}
-	}
-	slices.SortFunc(out, func(a, b rulestore.RuleGroup) int {
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Group.Name, b.Group.Name)
-	})
-	return out, nil
-}
-
-func (s *memStore) GetRuleGroup(_ context.Context, user, namespace, group string) (rulestore.RuleGroup, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failWith != nil {
-		return rulestore.RuleGroup{}, s.failWith
-	}
-	g, ok := s.groups[user][namespace][group]
-	if !ok {
-		return rulestore.RuleGroup{}, fmt.Errorf("%s/%s/%s: %w", user, namespace, group, rulestore.ErrGroupNotFound)
-	}
-	return rulestore.RuleGroup{User: user, Namespace: namespace, Group: g}, nil
-}
-
-func (s *memStore) SetRuleGroup(_ context.Context, g rulestore.RuleGroup) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failWith != nil {
-		return s.failWith
-	}
-	if s.groups[g.User] == nil {
-		s.groups[g.User] = map[string]map[string]rulefmt.RuleGroup{}
-	}
-	if s.groups[g.User][g.Namespace] == nil {
-		s.groups[g.User][g.Namespace] = map[string]rulefmt.RuleGroup{}
-	}
-	s.groups[g.User][g.Namespace][g.Group.Name] = g.Group
-	return nil
-}
-
-func (s *memStore) DeleteRuleGroup(_ context.Context, user, namespace, group string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failWith != nil {
-		return s.failWith
-	}
-	if _, ok := s.groups[user][namespace][group]; !ok {
-		return rulestore.ErrGroupNotFound
-	}
-	delete(s.groups[user][namespace], group)
-	if len(s.groups[user][namespace]) == 0 {
-		delete(s.groups[user], namespace)
-	}
-	return nil
-}
-
-func (s *memStore) DeleteNamespace(_ context.Context, user, namespace string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failWith != nil {
-		return s.failWith
-	}
-	if len(s.groups[user][namespace]) == 0 {
-		return rulestore.ErrGroupNamespaceNotFound
-	}
-	delete(s.groups[user], namespace)
-	return nil
+	return rulestore.NewBucketStore(bkt, nil)
 }
 
 // newConfigAPI mounts the configuration API over store on the process's
@@ -216,7 +121,7 @@ rules:
 )
 
 func TestConfigAPIStoresListsAndDeletesGroups(t *testing.T) {
-	store := newMemStore()
+	store := newStore(t)
 	h := newConfigAPI(t, store, validation.Limits{}, nil)
 
 	// Nothing yet.
@@ -339,7 +244,7 @@ func TestConfigAPIRefusesInvalidGroups(t *testing.T) {
 			"unable to decode rule group: 1:1: want a mapping with name, interval and rules, got a list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store := newMemStore()
+			store := newStore(t)
 			h := newConfigAPI(t, store, validation.Limits{}, nil)
 			expect(t, "create", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", tc.body), http.StatusBadRequest, tc.want+"\n")
 			if groups, _ := store.ListRuleGroups(context.Background(), "team-a", ""); len(groups) != 0 {
@@ -350,7 +255,7 @@ func TestConfigAPIRefusesInvalidGroups(t *testing.T) {
 }
 
 func TestConfigAPIAcceptsUsualGroups(t *testing.T) {
-	h := newConfigAPI(t, newMemStore(), validation.Limits{}, nil)
+	h := newConfigAPI(t, newStore(t), validation.Limits{}, nil)
 	for name, body := range map[string]string{
 		// A warning and a critical threshold of one alert, as the
 		// Kubernetes mixins write them.
@@ -392,7 +297,7 @@ rules:
 }
 
 func TestConfigAPILimits(t *testing.T) {
-	store := newMemStore()
+	store := newStore(t)
 	limits := validation.Limits{RulerMaxRulesPerRuleGroup: 2, RulerMaxRuleGroupsPerTenant: 2}
 	// team-b has its own limits from the runtime configuration.
 	h := newConfigAPI(t, store, limits, map[string]*validation.Limits{"team-b": {RulerMaxRulesPerRuleGroup: 3, RulerMaxRuleGroupsPerTenant: 1}})
@@ -422,8 +327,20 @@ func TestConfigAPILimits(t *testing.T) {
 		`rule group "more": per-user rule groups limit (limit: 1 actual: 2) exceeded (-ruler.max-rule-groups-per-tenant)`+"\n")
 }
 
+func TestConfigAPIExpressionLimits(t *testing.T) {
+	store := newStore(t)
+	h := newConfigAPI(t, store, validation.Limits{MaxQueryExpressionSizeBytes: 64, MaxQueryExpressionDepth: 8}, nil)
+	long := "sum by (job) (rate(http_requests_total{code=~\"5..\", env=\"production\"}[5m]))"
+	expect(t, "long expression", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: job:errors:rate5m\n  expr: '"+long+"'\n"), http.StatusBadRequest,
+		fmt.Sprintf(`4:9: group "g", rule 1, "job:errors:rate5m": the rule expression is %d bytes long, over the limit of 64 bytes (-query-frontend.max-query-expression-size-bytes)`, len(long))+"\n")
+	deep := strings.Repeat("(", 10) + "up" + strings.Repeat(")", 10)
+	expect(t, "deep expression", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- alert: Deep\n  expr: "+deep+"\n"), http.StatusBadRequest,
+		`4:9: group "g", rule 1, "Deep": the rule expression nests deeper than the limit of 8 levels at byte 8 (-query-frontend.max-query-expression-depth): every bracket, unary operator and binary operator in a chain adds a level`+"\n")
+	expect(t, "expression within the limits", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: job:up:sum\n  expr: sum by (job) (up)\n"), http.StatusAccepted, accepted)
+}
+
 func TestConfigAPIBoundsTheBody(t *testing.T) {
-	store := newMemStore()
+	store := newStore(t)
 	h := newConfigAPI(t, store, validation.Limits{}, nil)
 	body := "name: big\nrules:\n- record: a:b\n  expr: up\n" + "# " + strings.Repeat("x", ruler.MaxRuleGroupBytes) + "\n"
 	expect(t, "oversized body", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", body), http.StatusRequestEntityTooLarge,
@@ -433,31 +350,19 @@ func TestConfigAPIBoundsTheBody(t *testing.T) {
 	}
 }
 
-// readOnlyStore is the configdb or local store as the API sees it: groups
-// to read, writes refused.
-type readOnlyStore struct{ *memStore }
-
-var errConfigDBReadOnly = fmt.Errorf("-ruler-storage.backend=configdb: %w", rulestore.ErrReadOnly)
-
-func (readOnlyStore) SetRuleGroup(context.Context, rulestore.RuleGroup) error {
-	return errConfigDBReadOnly
-}
-func (readOnlyStore) DeleteRuleGroup(context.Context, string, string, string) error {
-	return errConfigDBReadOnly
-}
-func (readOnlyStore) DeleteNamespace(context.Context, string, string) error {
-	return errConfigDBReadOnly
-}
-
 func TestConfigAPIReadOnlyStore(t *testing.T) {
-	mem := newMemStore()
-	if err := mem.SetRuleGroup(context.Background(), rulestore.RuleGroup{User: "team-a", Namespace: "ns", Group: rulefmt.RuleGroup{Name: "g", Rules: []rulefmt.Rule{{Record: "a:b", Expr: "up"}}}}); err != nil {
+	// The local store: the operator's rule files, read-only.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "team-a"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := newConfigAPI(t, readOnlyStore{mem}, validation.Limits{}, nil)
+	if err := os.WriteFile(filepath.Join(dir, "team-a", "ns"), []byte("groups:\n- name: g\n  rules:\n  - record: a:b\n    expr: up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newConfigAPI(t, rulestore.NewLocalStore(dir, nil), validation.Limits{}, nil)
 	expect(t, "listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusOK, "ns:\n    - name: g\n      rules:\n        - record: a:b\n          expr: up\n")
 
-	const refusal = "-ruler-storage.backend=configdb: rule store is read-only: the ruler API writes rule groups only with -ruler-storage.backend set to an object storage backend (filesystem, s3, gcs, azure or swift)\n"
+	refusal := "-ruler-storage.backend=local is read-only; edit the rule files under -ruler-storage.local.directory=" + dir + ": rule store is read-only\n"
 	for _, c := range []struct{ method, path, body string }{
 		{http.MethodPost, "/api/v1/rules/ns", "name: g\nrules:\n- record: a:b\n  expr: up\n"},
 		{http.MethodDelete, "/api/v1/rules/ns/g", ""},
@@ -471,26 +376,57 @@ func TestConfigAPIReadOnlyStore(t *testing.T) {
 	}
 }
 
-func TestConfigAPIStoreFailures(t *testing.T) {
-	store := newMemStore()
-	store.failWith = errors.New("bucket unreachable: dial tcp 127.0.0.1:9000: connection refused")
-	h := newConfigAPI(t, store, validation.Limits{RulerMaxRuleGroupsPerTenant: 5}, nil)
-	serverError := `{"status":"error","data":null,"errorType":"server_error","error":"bucket unreachable: dial tcp 127.0.0.1:9000: connection refused"}`
-	expect(t, "listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusInternalServerError, serverError)
-	expect(t, "get", call(t, h, http.MethodGet, "/api/v1/rules/ns/g", "team-a", ""), http.StatusInternalServerError, serverError)
-	expect(t, "delete group", call(t, h, http.MethodDelete, "/api/v1/rules/ns/g", "team-a", ""), http.StatusInternalServerError, serverError)
-	expect(t, "delete namespace", call(t, h, http.MethodDelete, "/api/v1/rules/ns", "team-a", ""), http.StatusInternalServerError, serverError)
-	// The group-count limit needs the tenant's groups.
-	expect(t, "create", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: a:b\n  expr: up\n"), http.StatusInternalServerError, serverError)
-
-	store.failWith = nil
-	h = newConfigAPI(t, failingWrites{store}, validation.Limits{}, nil)
-	expect(t, "create with a failing write", call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: a:b\n  expr: up\n"), http.StatusInternalServerError,
-		"writing rules/team-a/bnM/Zw: 503 Slow Down\n")
+// failingBucket is object storage that cannot be reached.
+type failingBucket struct {
+	objstore.Bucket
+	err error
 }
 
-type failingWrites struct{ *memStore }
+func (b failingBucket) Iter(context.Context, string, func(string) error, ...objstore.IterOption) error {
+	return b.err
+}
 
-func (failingWrites) SetRuleGroup(context.Context, rulestore.RuleGroup) error {
-	return errors.New("writing rules/team-a/bnM/Zw: 503 Slow Down")
+func (b failingBucket) IterWithAttributes(context.Context, string, func(objstore.IterObjectAttributes) error, ...objstore.IterOption) error {
+	return b.err
+}
+
+func (b failingBucket) Get(context.Context, string) (io.ReadCloser, error) { return nil, b.err }
+
+func (b failingBucket) Exists(context.Context, string) (bool, error) { return false, b.err }
+
+func (b failingBucket) Upload(context.Context, string, io.Reader, ...objstore.ObjectUploadOption) error {
+	return b.err
+}
+
+func (b failingBucket) Delete(context.Context, string) error { return b.err }
+
+func TestConfigAPIStoreFailures(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const unreachable = "dial tcp 127.0.0.1:9000: connect: connection refused"
+	store := rulestore.NewBucketStore(failingBucket{Bucket: bkt, err: errors.New(unreachable)}, nil)
+	h := newConfigAPI(t, store, validation.Limits{RulerMaxRuleGroupsPerTenant: 5}, nil)
+	for _, c := range []struct{ what, method, path, body string }{
+		{"listing", http.MethodGet, "/api/v1/rules", ""},
+		{"get", http.MethodGet, "/api/v1/rules/ns/g", ""},
+		{"delete group", http.MethodDelete, "/api/v1/rules/ns/g", ""},
+		{"delete namespace", http.MethodDelete, "/api/v1/rules/ns", ""},
+		// The group-count limit needs the tenant's groups.
+		{"create under a group limit", http.MethodPost, "/api/v1/rules/ns", "name: g\nrules:\n- record: a:b\n  expr: up\n"},
+	} {
+		got := call(t, h, c.method, c.path, "team-a", c.body)
+		var resp struct{ Status, ErrorType, Error string }
+		if got.code != http.StatusInternalServerError || json.Unmarshal([]byte(got.body), &resp) != nil ||
+			resp.Status != "error" || resp.ErrorType != "server_error" || !strings.Contains(resp.Error, unreachable) {
+			t.Errorf("%s: got %d %q, want 500 with a server_error naming %q", c.what, got.code, got.body, unreachable)
+		}
+	}
+
+	h = newConfigAPI(t, store, validation.Limits{}, nil)
+	got := call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: a:b\n  expr: up\n")
+	if got.code != http.StatusInternalServerError || !strings.Contains(got.body, unreachable) {
+		t.Errorf("create with a failing write: got %d %q, want 500 naming %q", got.code, got.body, unreachable)
+	}
 }

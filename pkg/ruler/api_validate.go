@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cortex-tls/cortex/pkg/util/promqlcheck"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // Fields a posted group and its rules may have: the YAML keys of
@@ -38,10 +41,12 @@ func yamlFieldNames(t reflect.Type) []string {
 // /api/v1/rules/{namespace}, YAML or JSON) as Prometheus loads a rule file:
 // rulefmt's checks with the querier's PromQL parser p, plus the refusal of
 // unknown fields and of duplicate rules (two recording rules writing the same
-// series, or two identical alerting rules). Errors name the group, the rule
-// (its 1-based position and name) and the line and column in the body, as
-// rulefmt's do.
-func ParseRuleGroup(body []byte, p parser.Parser) (rulefmt.RuleGroup, error) {
+// series, or two identical alerting rules). With limits, an expression over
+// the tenant's -query-frontend.max-query-expression-size-bytes or
+// -query-frontend.max-query-expression-depth is refused before it is parsed,
+// as a query would be. Errors name the group, the rule (its 1-based position
+// and name) and the line and column in the body, as rulefmt's do.
+func ParseRuleGroup(body []byte, p parser.Parser, limits *validation.Limits) (rulefmt.RuleGroup, error) {
 	var rg rulefmt.RuleGroup
 	dec := yaml.NewDecoder(bytes.NewReader(body))
 	var doc yaml.Node
@@ -74,7 +79,7 @@ func ParseRuleGroup(body []byte, p parser.Parser) (rulefmt.RuleGroup, error) {
 	var errs []error
 	rg.Rules = make([]rulefmt.Rule, len(ruleNodes))
 	for i, n := range ruleNodes {
-		if err := decodeRuleNode(rg.Name, i, n, &rg.Rules[i], p); err != nil {
+		if err := decodeRuleNode(rg.Name, i, n, &rg.Rules[i], p, limits); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -133,7 +138,7 @@ func decodeRuleGroupFields(root *yaml.Node, rg *rulefmt.RuleGroup) ([]*yaml.Node
 
 // decodeRuleNode decodes rule i of group into r and runs Prometheus' checks on
 // it, naming the rule in the error.
-func decodeRuleNode(group string, i int, n *yaml.Node, r *rulefmt.Rule, p parser.Parser) error {
+func decodeRuleNode(group string, i int, n *yaml.Node, r *rulefmt.Rule, p parser.Parser, limits *validation.Limits) error {
 	name := ruleNodeName(n)
 	ruleErr := func(line, col int, format string, args ...any) error {
 		return fmt.Errorf("%d:%d: group %q, rule %d, %q: %s", line, col, group, i+1, name, fmt.Sprintf(format, args...))
@@ -161,6 +166,11 @@ func decodeRuleNode(group string, i int, n *yaml.Node, r *rulefmt.Rule, p parser
 	}
 	if err := n.Decode(&node); err != nil {
 		return ruleErr(n.Line, n.Column, "%v", err)
+	}
+	if limits != nil {
+		if err := promqlcheck.Check("rule", r.Expr, limits.MaxQueryExpressionSizeBytes, limits.MaxQueryExpressionDepth); err != nil {
+			return ruleErr(node.Expr.Line, node.Expr.Column, "%v", err)
+		}
 	}
 	var errs []error
 	for _, we := range r.Validate(node, model.UTF8Validation, p) {
