@@ -70,7 +70,7 @@ func moduleTable() []module {
 		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initDistributor, target: true, inAll: true},
 		{name: Ingester, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initIngester, target: true, inAll: true},
 		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initQuerier, target: true, inAll: true},
-		{name: QueryFrontend, deps: []string{API}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
+		{name: QueryFrontend, deps: []string{API, Overrides}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
 		{name: Alertmanager, deps: []string{API}, init: (*Cortex).initAlertmanager, target: true, inAll: true},
 		// Its default database, an SQLite file, needs no other service, so
 		// -target=all runs it too.

@@ -22,7 +22,8 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry)
+	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry,
+		frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout))
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // Config holds the query-frontend flags, with Cortex's names.
@@ -94,7 +95,25 @@ type Frontend struct {
 	metrics *metrics
 	workers atomic.Int64
 	handler http.Handler
+	// limits are the tenants' limits on the expressions refused before
+	// parsing; nil checks none.
+	limits *validation.Overrides
+	// queryTimeout is the queriers' -querier.timeout, which the answers
+	// of queries may take (0: the server's write timeout applies).
+	queryTimeout time.Duration
 }
+
+// Option sets what a frontend takes from the rest of the process.
+type Option func(*Frontend)
+
+// WithLimits makes the frontend refuse, before it parses them, the
+// expressions over a tenant's -query-frontend.max-query-expression-* limits.
+func WithLimits(l *validation.Overrides) Option { return func(f *Frontend) { f.limits = l } }
+
+// WithQueryTimeout lets the answers of queries be written for as long as
+// the queriers' -querier.timeout (plus a margin), beyond the server's
+// -server.http-write-timeout.
+func WithQueryTimeout(d time.Duration) Option { return func(f *Frontend) { f.queryTimeout = d } }
 
 type metrics struct {
 	connected     prometheus.GaugeFunc
@@ -117,7 +136,7 @@ type cache interface {
 
 // New returns a frontend. memcachedTLS is the -frontend.memcached link's
 // TLS (nil for plaintext), used when -frontend.memcached.addresses is set.
-func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg prometheus.Registerer) (*Frontend, error) {
+func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Frontend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -125,6 +144,9 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Frontend{cfg: cfg, logger: logger.With("component", "query-frontend")}
+	for _, o := range opts {
+		o(f)
+	}
 	cacheName := "frontend.fifocache"
 	if len(cfg.Memcached.Addresses) > 0 {
 		cacheName = "frontend.memcached"

@@ -43,6 +43,11 @@ func (f *Frontend) newHandler() http.Handler {
 
 func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if f.queryTimeout > 0 {
+		// A query's answer may come up to -querier.timeout after it was
+		// asked, later than -server.http-write-timeout would let it out.
+		_ = http.NewResponseController(w).SetWriteDeadline(start.Add(f.queryTimeout + writeDeadlineMargin))
+	}
 	tenantID, err := tenant.ID(r.Context())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
@@ -51,6 +56,12 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.cfg.MaxBodySize))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "bad_data", fmt.Sprintf("reading the request body: %v", err))
+		return
+	}
+	// Refused before anything here (splitting, caching) or on a querier
+	// parses it: the parser's time grows with the square of the nesting.
+	if err := f.checkExprs(tenantID, r.URL.Path, formValues(r, body)); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
 	header := r.Header.Clone()

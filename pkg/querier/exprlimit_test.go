@@ -142,9 +142,7 @@ func TestAPIWriteDeadlineFollowsQueryTimeout(t *testing.T) {
 		return c.ingesters[0].queries.Load()+c.ingesters[1].queries.Load()+c.ingesters[2].queries.Load() > 0
 	})
 	// Past the server's write timeout, release the ingesters.
-	for time.Since(started) < time.Second {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, "the server's write timeout to pass", func() bool { return time.Since(started) > time.Second })
 	close(block)
 	a := <-slow
 	if a.err != nil || a.code != http.StatusOK || !strings.Contains(a.body, `"55"`) {
