@@ -55,6 +55,8 @@ type API struct {
 	target      string
 	auth        Auth
 	routes      []Route
+	// csrf guards the ring pages' "Forget" forms.
+	csrf *csrf
 }
 
 // New returns an API that mounts its routes on mux. authEnabled is
@@ -62,7 +64,7 @@ type API struct {
 // the process's -target, shown on the index page; auth's wrappers, those
 // not nil, apply the client identities' rights.
 func New(mux *http.ServeMux, authEnabled bool, target string, auth Auth) *API {
-	a := &API{mux: mux, authEnabled: authEnabled, target: target, auth: auth}
+	a := &API{mux: mux, authEnabled: authEnabled, target: target, auth: auth, csrf: newCSRF()}
 	mux.HandleFunc("GET /{$}", a.serveIndex)
 	return a
 }

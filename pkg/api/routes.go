@@ -44,20 +44,24 @@ func (a *API) RegisterServer(s Server) {
 
 // RegisterRing mounts the ingester ring's status page (HTML and JSON, with
 // "forget") from whichever of the ring client or the ingester's lifecycler
-// the process runs.
+// the process runs. Like every ring page, its "Forget" form carries a CSRF
+// token, checked on POST.
 func (a *API) RegisterRing(ring http.Handler) {
+	ring = a.csrf.protect(ring)
 	a.route(Route{Module: "ring", Path: "/ingester/ring", AllTenants: true, Desc: "Ingester ring status"}, ring)
 	a.route(Route{Module: "ring", Path: "/ring", AllTenants: true}, ring) // Cortex's older path
 }
 
 // RegisterStoreGatewayRing mounts the store-gateway ring's status page.
 func (a *API) RegisterStoreGatewayRing(ring http.Handler) {
+	ring = a.csrf.protect(ring)
 	a.route(Route{Module: "store-gateway", Path: "/store-gateway/ring", AllTenants: true, Desc: "Store-gateway ring status"}, ring)
 }
 
 // RegisterCompactor mounts the compactor ring's status page (a note when
 // -compactor.sharding-enabled is false, as in Cortex).
 func (a *API) RegisterCompactor(ring http.Handler) {
+	ring = a.csrf.protect(ring)
 	a.route(Route{Module: "compactor", Methods: getPost, Path: "/compactor/ring", AllTenants: true, Desc: "Compactor ring status"}, ring)
 }
 
