@@ -216,8 +216,9 @@ func TestConfigDBBadRules(t *testing.T) {
 		t.Errorf("team-a beside team-b's bad file: %s %v", names(groups), err)
 	}
 	_, err = s.ListRuleGroups(ctx, "team-b", "")
-	if err == nil || !strings.HasPrefix(err.Error(), `tenant "team-b", rules file "bad.yaml": 5:`) {
-		t.Errorf("team-b's bad file: %v; want the tenant, the file and the line", err)
+	const wantBad = `tenant "team-b", rules file "bad.yaml": 5:11: group "g", rule 1, "r": could not parse expression: 1:5: parse error: unclosed left parenthesis`
+	if err == nil || err.Error() != wantBad {
+		t.Errorf("team-b's bad file: %v; want %q", err, wantBad)
 	}
 	_, err = s.ListRuleGroups(ctx, "team-c", "")
 	if err == nil || err.Error() != `tenant "team-c": rule_format_version "1" is not supported: only "2" (the Prometheus 2 YAML rule format)` {
