@@ -75,11 +75,13 @@ func (a *API) RegisterIngester(i *ingester.Ingester) {
 	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
 }
 
-// RegisterDistributor mounts remote write and the tenants' ingestion stats.
+// RegisterDistributor mounts remote write, OTLP metrics and the tenants'
+// ingestion stats.
 func (a *API) RegisterDistributor(d *distributor.Distributor) {
 	push := d.PushHandler()
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/push", Tenant: true, Desc: "Prometheus remote write 1.0 and 2.0"}, push)
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/prom/push", Tenant: true}, push) // Cortex's legacy path
+	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/otlp/v1/metrics", Tenant: true, Desc: "OpenTelemetry OTLP/HTTP metrics (protobuf or JSON)"}, d.OTLPHandler())
 	a.route(Route{Module: "distributor", Path: "/distributor/all_user_stats", AllTenants: true, Desc: "Ingestion rate and series per tenant"}, d.AllUserStatsHandler())
 }
 

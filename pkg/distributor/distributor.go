@@ -20,10 +20,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -38,6 +40,10 @@ type Config struct {
 	MaxRecvMsgSize   int           `yaml:"max_recv_msg_size"`
 	RemoteTimeout    time.Duration `yaml:"remote_timeout"`
 	ShardByAllLabels bool          `yaml:"shard_by_all_labels"`
+
+	OTLPMaxRecvMsgSize        int                    `yaml:"otlp_max_recv_msg_size"`
+	PromoteResourceAttributes flagext.StringSliceCSV `yaml:"promote_resource_attributes"`
+	OTLP                      OTLPConfig             `yaml:"otlp"`
 }
 
 // RegisterFlags registers the -distributor.* flags.
@@ -45,6 +51,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both as received and once decompressed; larger ones get 413.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of a push to the ingesters.")
 	f.BoolVar(&c.ShardByAllLabels, "distributor.shard-by-all-labels", true, "Place each series on the ring by a hash of the tenant and all its labels. False places all series of a metric name on the same ingesters, which spreads load badly.")
+	c.registerOTLPFlags(f)
 }
 
 // Validate checks the configuration.
@@ -54,6 +61,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoteTimeout <= 0 {
 		return fmt.Errorf("-distributor.remote-timeout must be positive, got %s", c.RemoteTimeout)
+	}
+	if err := c.validateOTLP(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -78,6 +88,10 @@ type Distributor struct {
 	requests    sync.Pool // *pushRequest: decoded remote-write requests
 	batches     sync.Pool // *batch: per-push scratch
 	ingesterReq sync.Pool // *ingesterRequest
+
+	otlpSettings   prometheusremotewrite.Settings
+	otlpRequests   sync.Pool // *otlpRequest
+	otlpConverters sync.Pool // *prometheusremotewrite.PrometheusConverter
 }
 
 // New returns a distributor writing to the ingesters of the ring through
@@ -102,6 +116,8 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		metrics: newMetrics(reg),
 		now:     time.Now,
 		tenants: tenants{m: map[string]*tenantState{}},
+
+		otlpSettings: cfg.otlpSettings(),
 	}
 	var err error
 	if d.subservices, err = services.NewManager(d.pool); err != nil {
