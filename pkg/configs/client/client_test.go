@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"flag"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
@@ -134,5 +136,43 @@ func TestForeignCAAndMissingFiles(t *testing.T) {
 	c.TLS.CAPath = missing
 	if _, err := NewFromConfig(c, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil)); err == nil || !strings.Contains(err.Error(), "-ruler-storage.configs.tls-ca-path") || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing CA file: %v; want an error naming the flag and the path", err)
+	}
+}
+
+// TestServerNameAndSkipVerify uses a server certificate valid only for
+// configs.internal, dialled at 127.0.0.1.
+func TestServerNameAndSkipVerify(t *testing.T) {
+	pki := testkit.NewPKI(t, "configs CA")
+	cl := pki.Client(t, "ruler")
+	leaf := pki.Issue(t, "configs", certgen.Options{DNSNames: []string{"configs.internal"}})
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"configs":{}}`) }))
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.StartTLS()
+	defer s.Close()
+
+	get := func(extra ...string) error {
+		c := parse(t, append([]string{"-ruler-storage.configs.url=" + s.URL, "-ruler-storage.configs.tls-ca-path=" + pki.CAPath,
+			"-ruler-storage.configs.tls-cert-path=" + cl.CertPath, "-ruler-storage.configs.tls-key-path=" + cl.KeyPath}, extra...)...)
+		client, err := NewFromConfig(c, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.CloseIdleConnections()
+		var out Response[RulesConfig]
+		return client.GetSince(context.Background(), RulesPath, 0, &out)
+	}
+	if err := get(); err == nil || !strings.Contains(err.Error(), `server certificate is valid for configs.internal, not "127.0.0.1"; dial one of those names or set -ruler-storage.configs.tls-server-name`) {
+		t.Errorf("without a server name: %v", err)
+	}
+	if err := get("-ruler-storage.configs.tls-server-name=configs.internal"); err != nil {
+		t.Errorf("-ruler-storage.configs.tls-server-name=configs.internal: %v", err)
+	}
+	if err := get("-ruler-storage.configs.tls-insecure-skip-verify"); err != nil {
+		t.Errorf("-ruler-storage.configs.tls-insecure-skip-verify: %v", err)
 	}
 }
