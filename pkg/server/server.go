@@ -118,6 +118,10 @@ type Server struct {
 
 	mu    sync.Mutex
 	ready func() error
+
+	// cancelRequests ends the contexts of the HTTP requests still in
+	// flight when the graceful shutdown timeout is up.
+	cancelRequests context.CancelFunc
 }
 
 // New validates the TLS settings, loads the certificates and binds the
@@ -197,14 +201,18 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 	}
 
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	requestsCtx, cancelRequests := context.WithCancel(context.Background())
+	s.cancelRequests = cancelRequests
 	s.httpServer = &http.Server{
 		Handler:           s.HTTP,
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
-		// Below -querier.timeout this also cuts long queries.
+		// The query routes move their own write deadline to
+		// -querier.timeout, which is longer by default.
 		WriteTimeout: cfg.HTTPWriteTimeout,
 		IdleTimeout:  cfg.HTTPIdleTimeout,
 		ErrorLog:     errLog,
+		BaseContext:  func(net.Listener) context.Context { return requestsCtx },
 	}
 	if s.healthLis != nil {
 		probes := http.NewServeMux()
@@ -352,6 +360,13 @@ func (s *Server) shutdown(_ error) error {
 		close(done)
 	}()
 	err := s.httpServer.Shutdown(ctx)
+	if err != nil {
+		// Out of time: cancel what is still running (a long query
+		// stops at its next check) and close its connections.
+		s.logger.Warn("graceful shutdown timed out, canceling in-flight HTTP requests", "timeout", s.cfg.GracefulShutdownTimeout)
+		s.cancelRequests()
+		_ = s.httpServer.Close()
+	}
 	if s.healthServer != nil {
 		_ = s.healthServer.Shutdown(ctx)
 	}
