@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/http/pprof"
+	"slices"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/configs"
@@ -154,19 +155,38 @@ func (a *API) RegisterTenantDeletion(p *purger.TenantDeletionAPI) {
 	a.route(Route{Module: "purger", Methods: get, Path: "/purger/delete_tenant_status", Tenant: true, Desc: "Whether the tenant's blocks are deleted"}, http.HandlerFunc(p.DeleteTenantStatus))
 }
 
-// RulerConfigAPIPrefixes are the paths of the ruler's configuration API:
-// Cortex's, then its legacy one under -http.prefix's default.
-var RulerConfigAPIPrefixes = []string{"/api/v1/rules", "/api/prom/rules"}
+// RulerConfigAPIPaths are the paths the ruler's configuration API answers
+// under, given the Prometheus API's prefixes (-http.prometheus-http-prefix,
+// then Cortex's legacy /api/prom): Cortex's /api/v1/rules, and under each
+// prefix /rules (Cortex's legacy <prefix>/rules) and /config/v1/rules.
+// Grafana's rule editor calls <data source URL>/rules for a Cortex data
+// source and <data source URL>/config/v1/rules for a Mimir one, so either
+// kind of data source, at either prefix, finds the API.
+func RulerConfigAPIPaths(prometheusPrefixes []string) []string {
+	paths := []string{"/api/v1/rules"}
+	for _, prefix := range prometheusPrefixes {
+		if prefix == "" {
+			continue // it would claim /rules and /config/v1/rules at the root
+		}
+		for _, p := range []string{prefix + "/rules", prefix + "/config/v1/rules"} {
+			if !slices.Contains(paths, p) {
+				paths = append(paths, p)
+			}
+		}
+	}
+	return paths
+}
 
 // RegisterRulerConfigAPI mounts the ruler's configuration API
-// (-ruler.enable-api): each tenant's rule groups by namespace, in YAML, as
-// cortextool rules and Grafana's rule editor use them.
-func (a *API) RegisterRulerConfigAPI(c *ruler.ConfigAPI) {
+// (-ruler.enable-api) under RulerConfigAPIPaths: each tenant's rule groups
+// by namespace, in YAML, as cortextool rules and Grafana's rule editor use
+// them.
+func (a *API) RegisterRulerConfigAPI(c *ruler.ConfigAPI, prometheusPrefixes []string) {
 	del := []string{http.MethodDelete}
-	for i, prefix := range RulerConfigAPIPrefixes {
+	for i, prefix := range RulerConfigAPIPaths(prometheusPrefixes) {
 		desc := func(s string) string {
 			if i > 0 {
-				return "" // the same page under the legacy prefix
+				return "" // the same page under another path
 			}
 			return s
 		}

@@ -75,7 +75,7 @@ func moduleTable() []module {
 		// Its default database, an SQLite file, needs no other service, so
 		// -target=all runs it too.
 		{name: Configs, deps: []string{API}, init: (*Cortex).initConfigs, target: true, inAll: true},
-		{name: StoreGateway, deps: []string{API, MemberlistKV, BlocksBucket}, init: (*Cortex).initStoreGateway, target: true, inAll: true},
+		{name: StoreGateway, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initStoreGateway, target: true, inAll: true},
 		{name: Compactor, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initCompactor, target: true, inAll: true},
 		{name: TenantDeletion, deps: []string{API, BlocksBucket}, init: (*Cortex).initTenantDeletionAPI},
 		{name: Purger, deps: []string{TenantDeletion}, init: (*Cortex).initPurger, target: true, inAll: true},

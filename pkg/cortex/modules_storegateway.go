@@ -47,11 +47,21 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store-gateway ring: %w", err)
 		}
-		svc = store.ShardedService(member)
+		svc = store.ShardedService(member, t.storeGatewayShards())
 		t.API.RegisterStoreGatewayRing(member)
 	}
 	t.Server.TrackHealth(storegateway.ServiceName, svc)
 	return svc, nil
+}
+
+// storeGatewayShards places each tenant's blocks on its shard of the
+// store-gateway ring (-store-gateway.sharding-strategy), the same for the
+// store-gateways and the queriers.
+func (t *Cortex) storeGatewayShards() storegateway.TenantShards {
+	return storegateway.TenantShards{
+		Strategy:  t.Cfg.StoreGateway.ShardingStrategy,
+		ShardSize: func(tenant string) int { return t.Overrides.For(tenant).StoreGatewayTenantShardSize },
+	}
 }
 
 // storeGatewayRingKV is a client of the store-gateway ring's KV store.
@@ -118,7 +128,7 @@ func (t *Cortex) storeGatewayOption() (querier.Option, error) {
 
 	var gateways querier.GatewaySet
 	if sharded {
-		rg := querier.NewRingGateways(t.storeGatewayRing, dial)
+		rg := querier.NewRingGateways(t.storeGatewayRing, t.storeGatewayShards(), dial)
 		t.closers = append(t.closers, rg)
 		gateways = rg
 	} else {

@@ -41,7 +41,7 @@ type StoreGateway interface {
 // ask them: the ring's owners of the block with sharding, every configured
 // store-gateway without.
 type GatewaySet interface {
-	Candidates(block ulid.ULID) ([]StoreGateway, error)
+	Candidates(tenant string, block ulid.ULID) ([]StoreGateway, error)
 }
 
 // storeGatewayQueryable reads the blocks in long-term storage. For each
@@ -103,7 +103,7 @@ func fetch[T any](ctx context.Context, q *storeGatewayQueryable, mint, maxt int6
 		byGateway := map[string][]ulid.ULID{}
 		gateways := map[string]StoreGateway{}
 		for _, id := range remaining {
-			candidates, err := q.gateways.Candidates(id)
+			candidates, err := q.gateways.Candidates(userID, id)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("block %s: %w", id, err))
 				continue

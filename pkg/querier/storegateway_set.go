@@ -18,7 +18,7 @@ import (
 // store-gateway (whose caches hold it) and the blocks spread over all.
 type StaticGateways []StoreGateway
 
-func (s StaticGateways) Candidates(id ulid.ULID) ([]StoreGateway, error) {
+func (s StaticGateways) Candidates(_ string, id ulid.ULID) ([]StoreGateway, error) {
 	if len(s) == 0 {
 		return nil, errors.New("no store-gateway to query (-querier.store-gateway-addresses)")
 	}
@@ -26,26 +26,29 @@ func (s StaticGateways) Candidates(id ulid.ULID) ([]StoreGateway, error) {
 	return append(append(make([]StoreGateway, 0, len(s)), s[start:]...), s[:start]...), nil
 }
 
-// RingGateways finds a block's store-gateways on the store-gateway ring:
-// the ACTIVE owners of the block, the primary first, extended past owners
+// RingGateways finds a block's store-gateways on the store-gateway ring (on
+// the tenant's shard of it, with shuffle sharding): the ACTIVE owners of
+// the block, the primary first, extended past owners
 // that are not ACTIVE (they keep their blocks until the new owners are).
 // Connections are dialled on first use and closed once their store-gateway
 // has left the ring.
 type RingGateways struct {
-	ring ring.ReadRing
-	dial func(addr string) (StoreGateway, error)
+	ring   ring.ReadRing
+	shards storegateway.TenantShards
+	dial   func(addr string) (StoreGateway, error)
 
 	mu    sync.Mutex
 	conns map[string]StoreGateway
 }
 
-// NewRingGateways returns the store-gateways of r, connected with dial.
-func NewRingGateways(r ring.ReadRing, dial func(addr string) (StoreGateway, error)) *RingGateways {
-	return &RingGateways{ring: r, dial: dial, conns: map[string]StoreGateway{}}
+// NewRingGateways returns the store-gateways of r, connected with dial;
+// shards must be the store-gateways' own.
+func NewRingGateways(r ring.ReadRing, shards storegateway.TenantShards, dial func(addr string) (StoreGateway, error)) *RingGateways {
+	return &RingGateways{ring: r, shards: shards, dial: dial, conns: map[string]StoreGateway{}}
 }
 
-func (g *RingGateways) Candidates(id ulid.ULID) ([]StoreGateway, error) {
-	rs, err := g.ring.Get(storegateway.HashBlockID(id), storegateway.BlocksRead, nil, nil, nil)
+func (g *RingGateways) Candidates(tenant string, id ulid.ULID) ([]StoreGateway, error) {
+	rs, err := g.shards.Ring(g.ring, tenant).Get(storegateway.HashBlockID(id), storegateway.BlocksRead, nil, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("finding the block's store-gateways on the ring: %w", err)
 	}

@@ -160,7 +160,7 @@ func dialGateway(t *testing.T, addr string) *countingGateway {
 // fixedGateways offers the same store-gateways, in order, for every block.
 type fixedGateways []StoreGateway
 
-func (f fixedGateways) Candidates(ulid.ULID) ([]StoreGateway, error) { return f, nil }
+func (f fixedGateways) Candidates(string, ulid.ULID) ([]StoreGateway, error) { return f, nil }
 
 func gateways(gs ...*countingGateway) fixedGateways {
 	out := make(fixedGateways, len(gs))
@@ -372,7 +372,7 @@ func TestStaticGatewaysSpreadBlocks(t *testing.T) {
 	first := map[string]int{}
 	for range 50 {
 		id := ulid.Make()
-		c, err := gs.Candidates(id)
+		c, err := gs.Candidates("t1", id)
 		if err != nil || len(c) != 2 || c[0].Addr() == c[1].Addr() {
 			t.Fatalf("candidates %v, %v", c, err)
 		}
@@ -381,7 +381,7 @@ func TestStaticGatewaysSpreadBlocks(t *testing.T) {
 	if len(first) != 2 {
 		t.Fatalf("50 blocks all start at one store-gateway: %v", first)
 	}
-	if _, err := (StaticGateways{}).Candidates(ulid.Make()); err == nil || !strings.Contains(err.Error(), "-querier.store-gateway-addresses") {
+	if _, err := (StaticGateways{}).Candidates("t1", ulid.Make()); err == nil || !strings.Contains(err.Error(), "-querier.store-gateway-addresses") {
 		t.Fatalf("no store-gateway: %v", err)
 	}
 }

@@ -40,7 +40,7 @@ func newConfigAPI(t *testing.T, store rulestore.Store, limits validation.Limits,
 	t.Helper()
 	mux := http.NewServeMux()
 	a := api.New(mux, true, "ruler", api.Auth{})
-	a.RegisterRulerConfigAPI(ruler.NewConfigAPI(store, validation.NewOverrides(limits, func() map[string]*validation.Limits { return perTenant }), nil))
+	a.RegisterRulerConfigAPI(ruler.NewConfigAPI(store, validation.NewOverrides(limits, func() map[string]*validation.Limits { return perTenant }), nil), []string{"/prometheus", "/api/prom"})
 	return mux
 }
 
@@ -160,8 +160,12 @@ func TestConfigAPIStoresListsAndDeletesGroups(t *testing.T) {
 infra/nodes:
 ` + nestedGroupYAML
 	expect(t, "full listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusOK, wantAll)
-	// Cortex's legacy prefix answers the same.
-	expect(t, "legacy listing", call(t, h, http.MethodGet, "/api/prom/rules", "team-a", ""), http.StatusOK, wantAll)
+	// Cortex's legacy path, and the paths Grafana's rule editor derives from
+	// a Cortex or Mimir data source at either prefix, answer the same.
+	for _, p := range []string{"/api/prom/rules", "/prometheus/rules", "/prometheus/config/v1/rules", "/api/prom/config/v1/rules"} {
+		expect(t, p, call(t, h, http.MethodGet, p, "team-a", ""), http.StatusOK, wantAll)
+		expect(t, p+"/{namespace}/{groupName}", call(t, h, http.MethodGet, p+"/infra%2Fnodes/node", "team-a", ""), http.StatusOK, recordingGroupYAML)
+	}
 
 	// Another tenant sees none of it.
 	expect(t, "other tenant's listing", call(t, h, http.MethodGet, "/api/v1/rules", "team-b", ""), http.StatusNotFound, "no rule groups found\n")
@@ -177,7 +181,7 @@ infra/nodes:
 	expect(t, "delete group", call(t, h, http.MethodDelete, "/api/prom/rules/infra%2Fnodes/node", "team-a", ""), http.StatusAccepted, accepted)
 	expect(t, "deleted group", call(t, h, http.MethodGet, "/api/v1/rules/infra%2Fnodes/node", "team-a", ""), http.StatusNotFound, "group does not exist\n")
 	expect(t, "delete it again", call(t, h, http.MethodDelete, "/api/v1/rules/infra%2Fnodes/node", "team-a", ""), http.StatusNotFound, "group does not exist\n")
-	expect(t, "delete namespace", call(t, h, http.MethodDelete, "/api/v1/rules/apps", "team-a", ""), http.StatusAccepted, accepted)
+	expect(t, "delete namespace", call(t, h, http.MethodDelete, "/prometheus/config/v1/rules/apps", "team-a", ""), http.StatusAccepted, accepted)
 	expect(t, "listing after deletes", call(t, h, http.MethodGet, "/api/v1/rules", "team-a", ""), http.StatusNotFound, "no rule groups found\n")
 
 	// The route table requires the tenant.

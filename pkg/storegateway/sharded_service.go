@@ -21,15 +21,16 @@ import (
 const ringCheckPeriod = 5 * time.Second
 
 // ShardedService runs the bucket store as one member of the store-gateway
-// ring, loading only the blocks member owns. Starting, it joins the ring
+// ring, loading only the blocks member owns (of each tenant's shard of the
+// ring, with shuffle sharding). Starting, it joins the ring
 // JOINING, waits for the ring to settle
 // (-store-gateway.sharding-ring.wait-stability-*), loads its blocks and
 // only then turns ACTIVE, so that queriers never ask it for blocks it has
 // not loaded. It syncs every -blocks-storage.bucket-store.sync-interval and
 // whenever the ring changes; stopping, it leaves the ring before closing
 // its blocks.
-func (s *BucketStore) ShardedService(member *shardring.Member) services.Service {
-	s.SetBlockFilter(ownedBy(member))
+func (s *BucketStore) ShardedService(member *shardring.Member, shards TenantShards) services.Service {
+	s.SetBlockFilter(ownedBy(member, shards))
 	var last ring.ReplicationSet
 	ringState := func() ring.ReplicationSet {
 		rs, err := member.Ring().GetAllHealthy(BlocksOwnerSync)
@@ -82,13 +83,14 @@ func (s *BucketStore) ShardedService(member *shardring.Member) services.Service 
 	return services.NewBasicService(starting, running, stopping).WithName("store-gateway-bucket-store")
 }
 
-// ownedBy serves the blocks member owns on the ring, and keeps serving a
+// ownedBy serves the blocks member owns on the ring (on the tenant's shard
+// of it with shuffle sharding), and keeps serving a
 // block it no longer owns while one of the new owners is not ACTIVE yet
 // (it may still be loading it). When the ring cannot be read, what is
 // loaded stays loaded and nothing new is loaded.
-func ownedBy(member *shardring.Member) BlockFilter {
-	return func(_ string, id ulid.ULID, loaded bool) bool {
-		rs, err := member.Ring().Get(HashBlockID(id), BlocksOwnerSync, nil, nil, nil)
+func ownedBy(member *shardring.Member, shards TenantShards) BlockFilter {
+	return func(tenant string, id ulid.ULID, loaded bool) bool {
+		rs, err := shards.Ring(member.Ring(), tenant).Get(HashBlockID(id), BlocksOwnerSync, nil, nil, nil)
 		if err != nil {
 			return loaded
 		}

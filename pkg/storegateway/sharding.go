@@ -43,16 +43,30 @@ func HashBlockID(id ulid.ULID) uint32 {
 	return h
 }
 
+// The values of -store-gateway.sharding-strategy, Cortex's.
+const (
+	// ShardingStrategyDefault spreads every tenant's blocks over every
+	// store-gateway of the ring.
+	ShardingStrategyDefault = "default"
+	// ShardingStrategyShuffle spreads a tenant's blocks over its own
+	// subset of -store-gateway.tenant-shard-size store-gateways, chosen
+	// from the ring by the tenant's ID, so that one tenant's load reaches
+	// only its shard.
+	ShardingStrategyShuffle = "shuffle-sharding"
+)
+
 // GatewayConfig is Cortex's store_gateway block.
 type GatewayConfig struct {
-	ShardingEnabled bool             `yaml:"sharding_enabled"`
-	ShardingRing    shardring.Config `yaml:"sharding_ring"`
+	ShardingEnabled  bool             `yaml:"sharding_enabled"`
+	ShardingRing     shardring.Config `yaml:"sharding_ring"`
+	ShardingStrategy string           `yaml:"sharding_strategy"`
 }
 
 // RegisterFlags registers -store-gateway.sharding-enabled and the ring's
 // -store-gateway.sharding-ring.* flags with Cortex's defaults.
 func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.ShardingEnabled, "store-gateway.sharding-enabled", false, "Shard blocks across store-gateways on the -store-gateway.sharding-ring ring, each block loaded by -store-gateway.sharding-ring.replication-factor of them. Queriers must be given the same ring. When false, every store-gateway loads every block and queriers use -querier.store-gateway-addresses.")
+	f.StringVar(&c.ShardingStrategy, "store-gateway.sharding-strategy", ShardingStrategyDefault, "The sharding strategy to use. Supported values are: default, shuffle-sharding. With shuffle-sharding, each tenant's blocks go to -store-gateway.tenant-shard-size store-gateways of the ring (its per-tenant limit store_gateway_tenant_shard_size); queriers must be given the same strategy and limits.")
 	c.ShardingRing.RegisterFlags("store-gateway.sharding-ring", shardring.Defaults{
 		HeartbeatPeriod:          15 * time.Second,
 		HeartbeatTimeout:         time.Minute,
@@ -68,6 +82,11 @@ func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the ring settings when sharding is enabled.
 func (c *GatewayConfig) Validate() error {
+	switch c.ShardingStrategy {
+	case ShardingStrategyDefault, ShardingStrategyShuffle:
+	default:
+		return fmt.Errorf("-store-gateway.sharding-strategy=%q: unknown strategy; valid values: %s, %s", c.ShardingStrategy, ShardingStrategyDefault, ShardingStrategyShuffle)
+	}
 	if !c.ShardingEnabled {
 		return nil
 	}
@@ -75,4 +94,25 @@ func (c *GatewayConfig) Validate() error {
 		return fmt.Errorf("store-gateway sharding: %w", err)
 	}
 	return nil
+}
+
+// TenantShards gives the ring a tenant's blocks are placed on: with
+// -store-gateway.sharding-strategy=shuffle-sharding and a tenant shard size
+// above zero, the tenant's shuffle shard of that many store-gateways
+// (dskit's ShuffleShard: the same instances on every store-gateway and
+// querier that reads the same ring); otherwise the whole ring.
+type TenantShards struct {
+	Strategy  string
+	ShardSize func(tenant string) int
+}
+
+// Ring returns the part of r that holds tenant's blocks.
+func (t TenantShards) Ring(r ring.ReadRing, tenant string) ring.ReadRing {
+	if t.Strategy != ShardingStrategyShuffle || t.ShardSize == nil {
+		return r
+	}
+	if n := t.ShardSize(tenant); n > 0 {
+		return r.ShuffleShard(tenant, n)
+	}
+	return r
 }
