@@ -35,8 +35,11 @@ func NewLocalStore(dir string, logger *slog.Logger) *LocalStore {
 	return &LocalStore{dir: dir, logger: logger, parser: parser.NewParser(parser.Options{})}
 }
 
-// ListAllUsers returns the tenant directories holding at least one file.
-func (s *LocalStore) ListAllUsers(context.Context) ([]string, error) {
+// ListAllUsers returns the tenant directories with at least one rule
+// group. A tenant whose files do not parse is logged, naming the file, and
+// left out (ListRuleGroups returns its error), so that a reader going
+// through every tenant is not stopped by one tenant's files.
+func (s *LocalStore) ListAllUsers(ctx context.Context) ([]string, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("-%slocal.directory: %w", flagPrefix, err)
@@ -51,11 +54,12 @@ func (s *LocalStore) ListAllUsers(context.Context) ([]string, error) {
 			s.logger.Warn("directory under -"+flagPrefix+"local.directory is not a tenant ID; skipped", "dir", filepath.Join(s.dir, name), "err", err)
 			continue
 		}
-		files, err := s.files(name)
+		groups, err := s.ListRuleGroups(ctx, name, "")
 		if err != nil {
-			return nil, err
+			s.logger.Error("tenant's rule files cannot be loaded; the tenant is left out until they are fixed", "tenant", name, "err", err)
+			continue
 		}
-		if len(files) > 0 {
+		if len(groups) > 0 {
 			users = append(users, name)
 		}
 	}

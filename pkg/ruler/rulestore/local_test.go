@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 const rulesA = `groups:
@@ -74,8 +76,10 @@ func TestLocalStore(t *testing.T) {
 	}
 	write(t, filepath.Join(dir, "not a tenant", "x.yaml"), rulesB)
 	write(t, filepath.Join(dir, "README"), "rules live in per-tenant folders")
+	write(t, filepath.Join(dir, "no-groups", "empty.yaml"), "groups: []\n")
 
-	s := NewLocalStore(dir, nil)
+	var logs testkit.Buffer
+	s := NewLocalStore(dir, logs.Logger())
 	users, err := s.ListAllUsers(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +131,8 @@ func TestLocalStore(t *testing.T) {
 		t.Errorf("tenant ..: %v", err)
 	}
 
-	// A file that does not parse is named, with the parser's line; the
-	// other tenants are not affected.
+	// A file that does not parse is named, with the parser's line; its
+	// tenant is left out of the tenants listed, the others are not affected.
 	bad := filepath.Join(dir, "team-b", "bad.yaml")
 	write(t, bad, "groups:\n- name: g\n  rules:\n  - record: r\n    expr: sum(\n")
 	_, err = s.ListRuleGroups(ctx, "team-b", "")
@@ -137,6 +141,12 @@ func TestLocalStore(t *testing.T) {
 	}
 	if groups, err = s.ListRuleGroups(ctx, "team-a", ""); err != nil || len(groups) != 2 {
 		t.Errorf("team-a beside team-b's bad file: %d groups, %v", len(groups), err)
+	}
+	if users, err := s.ListAllUsers(ctx); err != nil || strings.Join(users, ",") != "shared,team-a" {
+		t.Errorf("ListAllUsers with team-b's bad file = %v %v, want shared,team-a", users, err)
+	}
+	if !strings.Contains(logs.String(), "tenant=team-b") || !strings.Contains(logs.String(), bad) {
+		t.Errorf("team-b's bad file is not logged:\n%s", logs.String())
 	}
 
 	// Writes are refused, naming the flag.
