@@ -41,6 +41,8 @@ import (
 	"github.com/cortex-tls/cortex/pkg/kv/gossip"
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
+	"github.com/cortex-tls/cortex/pkg/ruler"
+	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
@@ -73,6 +75,8 @@ type Config struct {
 	Compactor         compactor.Config           `yaml:"compactor"`
 	StoreGateway      storegateway.GatewayConfig `yaml:"store_gateway"`
 	Auth              auth.Config                `yaml:"auth"`
+	Ruler             ruler.Config               `yaml:"ruler"`
+	RulerStorage      rulestore.Config           `yaml:"ruler_storage"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -101,6 +105,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
+	c.Ruler.RegisterFlags(f)
+	c.RulerStorage.RegisterFlags(f)
 }
 
 // BlocksStorageConfig is Cortex's blocks_storage block: the bucket the

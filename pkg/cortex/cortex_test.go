@@ -33,6 +33,7 @@ func loadConfig(t *testing.T, args ...string) Config {
 		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0",
 		"-blocks-storage.tsdb.dir=" + filepath.Join(dir, "tsdb"),
 		"-blocks-storage.filesystem.dir=" + filepath.Join(dir, "blocks"),
+		"-ruler-storage.filesystem.dir=" + filepath.Join(dir, "rules"),
 		"-compactor.data-dir=" + filepath.Join(dir, "compactor"),
 		"-blocks-storage.bucket-store.sync-dir=" + filepath.Join(dir, "tsdb-sync"),
 		"-configs.database.uri=file:" + filepath.Join(dir, "configs.db"),
@@ -100,7 +101,7 @@ func TestTargetValidatedAgainstModuleTable(t *testing.T) {
 	cfg := loadConfig(t, "-target=distributor,store-nothing")
 	_, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), `unknown component "store-nothing"`) ||
-		!strings.Contains(err.Error(), "alertmanager, all, compactor, configs, distributor, ingester, purger, querier, query-frontend, store-gateway") {
+		!strings.Contains(err.Error(), "alertmanager, all, compactor, configs, distributor, ingester, purger, querier, query-frontend, ruler, store-gateway") {
 		t.Fatalf("got %v, want the unknown component and the valid values from the module table", err)
 	}
 	var help strings.Builder
@@ -109,7 +110,7 @@ func TestTargetValidatedAgainstModuleTable(t *testing.T) {
 	c.RegisterFlags(fs)
 	fs.SetOutput(&help)
 	fs.PrintDefaults()
-	if !strings.Contains(help.String(), "alertmanager, all, compactor, configs, distributor, ingester, purger, querier, query-frontend, store-gateway") {
+	if !strings.Contains(help.String(), "alertmanager, all, compactor, configs, distributor, ingester, purger, querier, query-frontend, ruler, store-gateway") {
 		t.Fatalf("-target help does not list the table's targets:\n%s", help.String())
 	}
 }

@@ -32,6 +32,7 @@ const (
 	Configs          = "configs"
 	Compactor        = "compactor"
 	StoreGateway     = "store-gateway"
+	Ruler            = "ruler"
 	All              = "all"
 )
 
@@ -77,6 +78,7 @@ func moduleTable() []module {
 		{name: Configs, deps: []string{API}, init: (*Cortex).initConfigs, target: true, inAll: true},
 		{name: StoreGateway, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initStoreGateway, target: true, inAll: true},
 		{name: Compactor, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initCompactor, target: true, inAll: true},
+		{name: Ruler, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initRuler, target: true, inAll: true},
 		{name: TenantDeletion, deps: []string{API, BlocksBucket}, init: (*Cortex).initTenantDeletionAPI},
 		{name: Purger, deps: []string{TenantDeletion}, init: (*Cortex).initPurger, target: true, inAll: true},
 	}

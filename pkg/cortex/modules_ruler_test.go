@@ -1,0 +1,72 @@
+package cortex
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
+)
+
+// TestRulerInAll: -target=all runs the ruler, which answers Prometheus'
+// rules and alerts API with empty lists for a tenant with no rule, then
+// evaluates a stored recording rule whose result is written through the
+// distributor and queried back from the ingester.
+func TestRulerInAll(t *testing.T) {
+	cfg := loadConfig(t, "-ruler-storage.filesystem.dir="+filepath.Join(t.TempDir(), "rules"),
+		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s")
+	c := startProcess(t, cfg)
+	for _, path := range []string{"/prometheus/api/v1/rules", "/api/prom/api/v1/rules"} {
+		if code, body := get(t, c, http.MethodGet, path, "X-Scope-OrgID", "team-a"); code != http.StatusOK || body != `{"status":"success","data":{"groups":[]}}` {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	if code, body := get(t, c, http.MethodGet, "/prometheus/api/v1/alerts", "X-Scope-OrgID", "team-a"); code != http.StatusOK || body != `{"status":"success","data":{"alerts":[]}}` {
+		t.Errorf("/prometheus/api/v1/alerts: %d %s", code, body)
+	}
+	if code, _ := get(t, c, http.MethodGet, "/prometheus/api/v1/rules"); code != http.StatusUnauthorized {
+		t.Errorf("/prometheus/api/v1/rules without a tenant: %d, want 401", code)
+	}
+
+	store, err := rulestore.NewStore(context.Background(), cfg.RulerStorage, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g rulefmt.RuleGroup
+	if err := yaml.Unmarshal([]byte("name: constants\nrules:\n  - record: team_a:answer\n    expr: vector(42)\n"), &g); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetRuleGroup(context.Background(), rulestore.RuleGroup{User: "team-a", Namespace: "ns", Group: g}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, "team_a:answer queried back", func() bool {
+		code, body := get(t, c, http.MethodGet, "/prometheus/api/v1/query?query=team_a:answer", "X-Scope-OrgID", "team-a")
+		return code == http.StatusOK && strings.Contains(body, `"value":[`) && strings.Contains(body, `,"42"]`)
+	})
+	code, body := get(t, c, http.MethodGet, "/prometheus/api/v1/rules", "X-Scope-OrgID", "team-a")
+	if code != http.StatusOK || !strings.Contains(body, `"name":"constants","file":"ns","rules":[{"name":"team_a:answer","query":"vector(42)","labels":{},"health":"ok"`) {
+		t.Errorf("team-a's rules: %d %s", code, body)
+	}
+	// Another tenant sees neither the rule nor its result.
+	if code, body := get(t, c, http.MethodGet, "/prometheus/api/v1/query?query=team_a:answer", "X-Scope-OrgID", "team-b"); code != http.StatusOK || strings.Contains(body, "42") {
+		t.Errorf("team-b's query: %d %s", code, body)
+	}
+	if code, body := get(t, c, http.MethodGet, "/prometheus/api/v1/rules", "X-Scope-OrgID", "team-b"); code != http.StatusOK || body != `{"status":"success","data":{"groups":[]}}` {
+		t.Errorf("team-b's rules: %d %s", code, body)
+	}
+}
+
+func TestRulerTargetNeedsASharedRing(t *testing.T) {
+	_, err := New(loadConfig(t, "-target=ruler"), slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=ruler") {
+		t.Fatalf("got %v, want the in-memory ring refused for -target=ruler", err)
+	}
+}
