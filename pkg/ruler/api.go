@@ -36,8 +36,10 @@ var (
 	errAPINamespaceNotFound = errors.New("group namespace does not exist")
 )
 
-// APIConfig holds the configuration API's flag, part of the ruler's
-// configuration (its YAML block is the ruler's).
+// APIConfig holds the configuration API's flag. It belongs in the ruler's
+// configuration block, inline (YAML ruler.enable_api, as in Cortex); with
+// EnableAPI set, the ruler module mounts NewConfigAPI over the rule store
+// with pkg/api's RegisterRulerConfigAPI.
 type APIConfig struct {
 	// EnableAPI mounts the configuration API. It is off by default, as in
 	// Cortex: the API lets every tenant store rules that the ruler then
