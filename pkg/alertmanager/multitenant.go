@@ -71,6 +71,9 @@ func New(cfg Config, tlsClient *tlsconfig.Client, logger *slog.Logger, reg prome
 			return nil, err
 		}
 		am.configs = configsclient.New(u, cfg.Configs.Timeout, tlsClient)
+		if err := am.configs.Instrument(reg); err != nil {
+			return nil, err
+		}
 	}
 	base := "http://localhost/alertmanager"
 	if cfg.ExternalURL != "" {

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
@@ -92,8 +94,32 @@ func ParseURL(flagName, raw, tlsPrefix string, tlsCfg tlsconfig.ClientConfig) (*
 
 // Client fetches from one configs service.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base     *url.URL
+	http     *http.Client
+	duration *prometheus.HistogramVec // nil until Instrument
+}
+
+// Instrument times the client's requests in Cortex's
+// cortex_configs_request_duration_seconds{operation,status_code} on reg
+// (nil for none). The alertmanager's and the ruler's clients of one process
+// share the histogram.
+func (c *Client) Instrument(reg prometheus.Registerer) error {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cortex_configs_request_duration_seconds",
+		Help:    "Time spent requesting configs from the configs service.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"operation", "status_code"})
+	if reg != nil {
+		if err := reg.Register(h); err != nil {
+			are, ok := err.(prometheus.AlreadyRegisteredError)
+			if !ok {
+				return fmt.Errorf("registering cortex_configs_request_duration_seconds: %w", err)
+			}
+			h = are.ExistingCollector.(*prometheus.HistogramVec)
+		}
+	}
+	c.duration = h
+	return nil
 }
 
 // New returns a client of the service at base (checked by ParseURL). tls is
@@ -157,7 +183,15 @@ func (c *Client) GetSince(ctx context.Context, path string, since int64, out any
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	resp, err := c.http.Do(req)
+	if c.duration != nil {
+		code := "error"
+		if err == nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		c.duration.WithLabelValues(http.MethodGet, code).Observe(time.Since(start).Seconds())
+	}
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

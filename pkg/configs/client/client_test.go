@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -68,6 +71,7 @@ func server(t *testing.T, pki *testkit.PKI, h http.HandlerFunc) *httptest.Server
 	pool := x509.NewCertPool()
 	pool.AddCert(pki.CA.Cert)
 	s := httptest.NewUnstartedServer(h)
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what some tests expect
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
 	s.StartTLS()
 	t.Cleanup(s.Close)
@@ -93,6 +97,15 @@ func TestGetSinceMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.CloseIdleConnections()
+	// Two clients of one process share the histogram.
+	reg := prometheus.NewPedanticRegistry()
+	other := New(nil, time.Second, nil)
+	if err := other.Instrument(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Instrument(reg); err != nil {
+		t.Fatal(err)
+	}
 	var out Response[RulesConfig]
 	if err := client.GetSince(context.Background(), RulesPath, 5, &out); err != nil {
 		t.Fatal(err)
@@ -112,6 +125,9 @@ func TestGetSinceMutualTLS(t *testing.T) {
 	err = client.GetSince(context.Background(), AlertmanagerPath, 0, &out)
 	if err == nil || err.Error() != "configs service answered 404 Not Found: no route "+AlertmanagerPath {
 		t.Errorf("404: %v", err)
+	}
+	if got := requestCounts(t, reg); got != "GET 200: 1, GET 404: 1" {
+		t.Errorf("cortex_configs_request_duration_seconds counts %q, want one 200 and one 404", got)
 	}
 }
 
@@ -175,4 +191,28 @@ func TestServerNameAndSkipVerify(t *testing.T) {
 	if err := get("-ruler-storage.configs.tls-insecure-skip-verify"); err != nil {
 		t.Errorf("-ruler-storage.configs.tls-insecure-skip-verify: %v", err)
 	}
+}
+
+// requestCounts lists the requests counted by
+// cortex_configs_request_duration_seconds, by operation and status code.
+func requestCounts(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		if mf.GetName() != "cortex_configs_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			out = append(out, fmt.Sprintf("%s %s: %d", l["operation"], l["status_code"], m.GetHistogram().GetSampleCount()))
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -69,8 +69,9 @@ func (c *Config) Validate() error {
 // process's loader (nil for one of its own that never reloads): the
 // -ruler-storage.configs.tls-* and -ruler-storage.s3.http.tls-* files are
 // loaded now, errors naming the flag, and follow its reloads. Object storage
-// operations are counted in thanos_objstore_bucket_*{component="ruler"} on
-// reg (nil for none).
+// operations are counted in thanos_objstore_bucket_*{component="ruler"} and
+// requests to the configs service in cortex_configs_request_duration_seconds
+// on reg (nil for none).
 //
 // The configdb and bucket stores hold connections: they implement io.Closer.
 func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (Store, error) {
@@ -88,6 +89,9 @@ func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *sl
 	case ConfigDB:
 		c, err := configsclient.NewFromConfig(cfg.ConfigDB, tls)
 		if err != nil {
+			return nil, err
+		}
+		if err := c.Instrument(reg); err != nil {
 			return nil, err
 		}
 		logger.Info("rule storage", "backend", ConfigDB, "url", c.URL())
