@@ -111,11 +111,15 @@ func (c *Client) Instrument(reg prometheus.Registerer) error {
 	}, []string{"operation", "status_code"})
 	if reg != nil {
 		if err := reg.Register(h); err != nil {
-			are, ok := err.(prometheus.AlreadyRegisteredError)
-			if !ok {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
 				return fmt.Errorf("registering cortex_configs_request_duration_seconds: %w", err)
 			}
-			h = are.ExistingCollector.(*prometheus.HistogramVec)
+			existing, ok := are.ExistingCollector.(*prometheus.HistogramVec)
+			if !ok {
+				return fmt.Errorf("registering cortex_configs_request_duration_seconds: already registered as a %T", are.ExistingCollector)
+			}
+			h = existing
 		}
 	}
 	c.duration = h
