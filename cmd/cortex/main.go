@@ -79,15 +79,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cortex: startup failed:", err)
 		return 1
 	}
+	// t.Logger names the target and the instance on every line.
 	build := version.Get()
-	logger.Info("starting cortex", "version", build.Version, "revision", build.Revision, "branch", build.Branch, "build_date", build.BuildDate, "go_version", build.GoVersion, "target", cfg.Target.String())
+	t.Logger.Info("starting cortex", "version", build.Version, "revision", build.Revision, "branch", build.Branch, "build_date", build.BuildDate, "go_version", build.GoVersion)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := t.Run(ctx); err != nil {
-		logger.Error("cortex stopped with an error: " + err.Error())
+		t.Logger.Error("cortex stopped with an error: " + err.Error())
 		return 1
 	}
-	logger.Info("cortex stopped")
+	t.Logger.Info("cortex stopped")
 	return 0
 }
 

@@ -105,6 +105,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
+	c.clearInstanceIDDefaults(f)
 	c.Ruler.RegisterFlags(f)
 	c.RulerStorage.RegisterFlags(f)
 }
@@ -156,6 +157,7 @@ func (c *Config) ringStores() []string {
 // finalize derives the settings that follow from others; the result is
 // the configuration every module reads, never changed afterwards.
 func (c Config) finalize(logger *slog.Logger) Config {
+	c.fillInstanceIDs(logger)
 	ring := &c.Ingester.LifecyclerConfig.RingConfig
 	if ring.KVStore.Store == "inmemory" && ring.ReplicationFactor > 1 && c.usesRing() {
 		// One process has one ingester, so it cannot keep more than one copy.
@@ -208,10 +210,14 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.finalize(logger)
+	// Every line names its process: the logs of a cluster's processes,
+	// gathered together, can be told apart.
+	logger = logger.With("target", cfg.Target.String(), "instance", cfg.Ingester.LifecyclerConfig.ID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.NewCollector())
 	t := &Cortex{
-		Cfg:       cfg.finalize(logger),
+		Cfg:       cfg,
 		Logger:    logger,
 		Registry:  reg,
 		TLS:       tlsconfig.NewLoader(logger, reg),
