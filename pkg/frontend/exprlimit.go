@@ -1,10 +1,13 @@
 package frontend
 
 import (
+	"bytes"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/util/promqlcheck"
 )
 
@@ -36,4 +39,11 @@ func (f *Frontend) checkExprs(tenantID, path string, vals url.Values) error {
 		}
 	}
 	return nil
+}
+
+// queryTimedOut reports a querier's answer that the query ran out of
+// -querier.timeout: another try would take as long again, so it is not
+// retried, or a 2 m timeout would take 10 m to answer.
+func queryTimedOut(resp *frontendpb.HTTPResponse) bool {
+	return resp.Code == http.StatusServiceUnavailable && bytes.Contains(resp.Body, []byte(`"errorType":"timeout"`))
 }

@@ -155,3 +155,28 @@ func TestWriteDeadlineFollowsQueryTimeout(t *testing.T) {
 		t.Fatalf("answer after the write timeout: %v %d %s", a.err, a.code, a.body)
 	}
 }
+
+// A query that ran out of -querier.timeout is not tried again: each try
+// would take the whole timeout. Other 5xx answers still are.
+func TestTimedOutQueryNotRetried(t *testing.T) {
+	var calls atomic.Int64
+	querier := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		if r.URL.Query().Get("query") == "slow" {
+			_, _ = io.WriteString(w, `{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"error","errorType":"unavailable","error":"too few ingesters"}`)
+	})
+	h := newHarnessWith(t, querier)
+	code, body := h.get(context.Background(), "t1", "/prometheus/api/v1/query", url.Values{"query": {"slow"}})
+	if code != http.StatusServiceUnavailable || body != `{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}` || calls.Load() != 1 {
+		t.Fatalf("timed out: %d %s after %d tries, want 503 after 1", code, body, calls.Load())
+	}
+	calls.Store(0)
+	if code, _ := h.get(context.Background(), "t1", "/prometheus/api/v1/query", url.Values{"query": {"up"}}); code != http.StatusServiceUnavailable || calls.Load() != 5 {
+		t.Fatalf("unavailable: %d after %d tries, want 503 after 5 (-querier.max-retries-per-request)", code, calls.Load())
+	}
+}

@@ -218,7 +218,7 @@ func (f *Frontend) RoundTrip(ctx context.Context, tenant string, req *frontendpb
 		if errors.Is(err, errTooManyRequests) || errors.Is(err, errStopped) {
 			return nil, err
 		}
-		if err == nil && resp.Code < 500 {
+		if err == nil && (resp.Code < 500 || queryTimedOut(resp)) {
 			return resp, nil
 		}
 		if err != nil {
