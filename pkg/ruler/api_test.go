@@ -232,6 +232,8 @@ func TestConfigAPIRefusesInvalidGroups(t *testing.T) {
 			`group "g", rule 1, "A": annotation "summary": template: __alert_A:1: unclosed action`},
 		{"bad group label", "name: g\nlabels:\n  __name__: x\nrules:\n- record: a:b\n  expr: up\n",
 			`invalid rules config: group "g": invalid label name: __name__`},
+		{"a federated group", "name: g\nsource_tenants: [team-b]\nrules:\n- record: a:b\n  expr: up\n",
+			"unable to decode rule group: 2:17: field source_tenants: federated rule groups (rules over other tenants' data) are not supported; remove source_tenants"},
 		{"a rule file", "groups:\n- name: g\n  rules:\n  - record: a:b\n    expr: up\n",
 			"unable to decode rule group: 1:1: the body is a rule file (a list of groups): post each group on its own, as a mapping with name, interval and rules"},
 		{"two documents", "name: g\nrules:\n- record: a:b\n  expr: up\n---\nname: h\n",
@@ -294,6 +296,8 @@ rules:
   expr: up == 0
   keep_firing_for: 5m
 `,
+		// Grafana's rule editor, with no source tenants.
+		"an empty source_tenants": `{"name":"grafana","source_tenants":[],"rules":[{"alert":"Down","expr":"up == 0","for":"5m","labels":{},"annotations":{}}]}`,
 		"a UTF-8 metric name": "name: utf8\nrules:\n- record: \"job:up.sum\"\n  expr: sum by (job) ({\"up.total\"})\n",
 	} {
 		expect(t, name, call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", body), http.StatusAccepted, accepted)

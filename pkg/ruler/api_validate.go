@@ -117,6 +117,13 @@ func decodeRuleGroupFields(root *yaml.Node, rg *rulefmt.RuleGroup) ([]*yaml.Node
 		switch {
 		case k.Value == "groups":
 			return nil, fmt.Errorf("unable to decode rule group: %d:%d: the body is a rule file (a list of groups): post each group on its own, as a mapping with name, interval and rules", k.Line, k.Column)
+		case k.Value == "source_tenants":
+			// Cortex's federated rule groups, which this ruler does not
+			// evaluate; Grafana's rule editor may send the field empty.
+			var tenants []string
+			if err := v.Decode(&tenants); err != nil || len(tenants) > 0 {
+				return nil, fmt.Errorf("unable to decode rule group: %d:%d: field source_tenants: federated rule groups (rules over other tenants' data) are not supported; remove source_tenants", v.Line, v.Column)
+			}
 		case !slices.Contains(ruleGroupYAMLFields, k.Value):
 			return nil, fmt.Errorf("unable to decode rule group: %d:%d: field %q not found in a rule group (fields: %s)", k.Line, k.Column, k.Value, strings.Join(ruleGroupYAMLFields, ", "))
 		case k.Value == "rules":
