@@ -26,4 +26,6 @@ if [ "$(installed_version)" != "${GOLANGCI_LINT_VERSION#v}" ]; then
 fi
 
 cd "$(dirname "$0")/.."
-exec "$LINT" run "$@" ./...
+# Several checkouts may lint at once on one machine (each has its own
+# cache key); without this flag the second waits for nothing and fails.
+exec "$LINT" run --allow-parallel-runners "$@" ./...
