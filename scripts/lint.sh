@@ -26,6 +26,6 @@ if [ "$(installed_version)" != "${GOLANGCI_LINT_VERSION#v}" ]; then
 fi
 
 cd "$(dirname "$0")/.."
-# Several checkouts may lint at once on one machine (each has its own
-# cache key); without this flag the second waits for nothing and fails.
+# golangci-lint refuses to start while another run holds its lock file;
+# several checkouts on one machine may lint at once.
 exec "$LINT" run --allow-parallel-runners "$@" ./...
