@@ -298,7 +298,7 @@ rules:
 `,
 		// Grafana's rule editor, with no source tenants.
 		"an empty source_tenants": `{"name":"grafana","source_tenants":[],"rules":[{"alert":"Down","expr":"up == 0","for":"5m","labels":{},"annotations":{}}]}`,
-		"a UTF-8 metric name": "name: utf8\nrules:\n- record: \"job:up.sum\"\n  expr: sum by (job) ({\"up.total\"})\n",
+		"a UTF-8 metric name":     "name: utf8\nrules:\n- record: \"job:up.sum\"\n  expr: sum by (job) ({\"up.total\"})\n",
 	} {
 		expect(t, name, call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", body), http.StatusAccepted, accepted)
 	}
