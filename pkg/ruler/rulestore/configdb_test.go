@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,5 +290,53 @@ func TestConfigDBCAReload(t *testing.T) {
 	loader.Reload()
 	if users, err := s.ListAllUsers(ctx); err != nil || strings.Join(users, ",") != "team-a" {
 		t.Errorf("after the CA file was fixed: %v %v", users, err)
+	}
+}
+
+// TestConfigDBConcurrentReads reads from several goroutines while a tenant
+// posts new versions: every answer is one of the versions, and the last read
+// sees the last one.
+func TestConfigDBConcurrentReads(t *testing.T) {
+	ctx := context.Background()
+	c := newConfigsService(t)
+	c.post("team-a", map[string]string{"rules.yaml": rulesB})
+	s := c.store(t)
+	const versions = 5
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	stop := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				groups, err := s.ListRuleGroups(ctx, "team-a", "")
+				if err == nil && (len(groups) != 1 || !strings.HasPrefix(groups[0].Group.Name, "beta")) {
+					err = errors.New("unexpected groups " + names(groups))
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range versions {
+		c.post("team-a", map[string]string{"rules.yaml": strings.Replace(rulesB, "name: beta", "name: beta"+strconv.Itoa(i), 1)})
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	groups, err := s.ListRuleGroups(ctx, "team-a", "")
+	if err != nil || names(groups) != "team-a:rules.yaml/beta"+strconv.Itoa(versions-1) {
+		t.Errorf("after the last version: %s %v", names(groups), err)
 	}
 }
