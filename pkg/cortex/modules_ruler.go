@@ -90,6 +90,9 @@ func (t *Cortex) initRuler() (services.Service, error) {
 		return nil, err
 	}
 	t.API.RegisterRuler(r, t.prometheusPrefixes())
+	if t.Cfg.Ruler.EnableAPI {
+		t.API.RegisterRulerConfigAPI(ruler.NewConfigAPI(store, t.Overrides, t.Logger), t.prometheusPrefixes())
+	}
 
 	return services.NewIdleService(func(ctx context.Context) error {
 		for _, s := range shared {

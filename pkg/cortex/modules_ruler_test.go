@@ -1,18 +1,12 @@
 package cortex
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/rulefmt"
-	"go.yaml.in/yaml/v3"
-
-	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -21,8 +15,7 @@ import (
 // evaluates a stored recording rule whose result is written through the
 // distributor and queried back from the ingester.
 func TestRulerInAll(t *testing.T) {
-	cfg := loadConfig(t, "-ruler-storage.filesystem.dir="+filepath.Join(t.TempDir(), "rules"),
-		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s")
+	cfg := loadConfig(t, "-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.enable-api=true")
 	c := startProcess(t, cfg)
 	for _, path := range []string{"/prometheus/api/v1/rules", "/api/prom/api/v1/rules"} {
 		if code, body := get(t, c, http.MethodGet, path, "X-Scope-OrgID", "team-a"); code != http.StatusOK || body != `{"status":"success","data":{"groups":[]}}` {
@@ -36,16 +29,21 @@ func TestRulerInAll(t *testing.T) {
 		t.Errorf("/prometheus/api/v1/rules without a tenant: %d, want 401", code)
 	}
 
-	store, err := rulestore.NewStore(context.Background(), cfg.RulerStorage, nil, nil, nil)
+	// The group is stored through the configuration API (-ruler.enable-api).
+	req, err := http.NewRequest(http.MethodPost, "http://"+c.Server.HTTPAddr().String()+"/api/v1/rules/ns",
+		strings.NewReader("name: constants\nrules:\n  - record: team_a:answer\n    expr: vector(42)\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g rulefmt.RuleGroup
-	if err := yaml.Unmarshal([]byte("name: constants\nrules:\n  - record: team_a:answer\n    expr: vector(42)\n"), &g); err != nil {
+	req.Header.Set("X-Scope-OrgID", "team-a")
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.SetRuleGroup(context.Background(), rulestore.RuleGroup{User: "team-a", Namespace: "ns", Group: g}); err != nil {
-		t.Fatal(err)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/rules/ns: %s", resp.Status)
 	}
 	testkit.Eventually(t, 30*time.Second, "team_a:answer queried back", func() bool {
 		code, body := get(t, c, http.MethodGet, "/prometheus/api/v1/query?query=team_a:answer", "X-Scope-OrgID", "team-a")

@@ -42,6 +42,9 @@ type Config struct {
 	OutageTolerance time.Duration `yaml:"for_outage_tolerance"`
 	ForGracePeriod  time.Duration `yaml:"for_grace_period"`
 	ResendDelay     time.Duration `yaml:"resend_delay"`
+
+	// APIConfig is -ruler.enable-api, the configuration API's switch.
+	APIConfig `yaml:",inline"`
 }
 
 // AlertmanagerClientConfig is the ruler -> alertmanager HTTP link:
@@ -71,6 +74,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which the 'for' state of alerts is still restored from ALERTS_FOR_STATE.")
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Shortest time an alert with a 'for' at least this long stays pending after its state is restored.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Shortest time between two sends of the same firing alert to the Alertmanagers.")
+	c.APIConfig.RegisterFlags(f)
 }
 
 // Validate checks the settings that can be checked without I/O.

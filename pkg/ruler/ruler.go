@@ -201,12 +201,12 @@ func (r *Ruler) apply(desired map[string]map[string][]rulefmt.RuleGroup) {
 		if _, ok := desired[user]; ok {
 			continue
 		}
-		r.mu.Lock()
-		delete(r.tenants, user)
-		r.mu.Unlock()
 		tm.stop()
 		r.userRegs.remove(user)
 		r.metrics.deleteUser(user)
+		r.mu.Lock()
+		delete(r.tenants, user)
+		r.mu.Unlock()
 		r.logger.Info("tenant has no rule groups here any more; its evaluation stopped", "user", user)
 	}
 	r.mu.RLock()
