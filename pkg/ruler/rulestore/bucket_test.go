@@ -221,8 +221,8 @@ func TestBucketStoreS3(t *testing.T) {
 	}
 	defer s.(io.Closer).Close()
 	testReadWrite(t, s)
-	if n := testkit.MetricSum(t, reg, "thanos_objstore_bucket_operations_total", "component", "ruler", "operation", "upload"); n != 5 {
-		t.Errorf("thanos_objstore_bucket_operations_total{component=ruler,operation=upload} = %v, want 5", n)
+	if n := testkit.MetricSum(t, reg, "thanos_objstore_bucket_operations_total", "component", "ruler-storage", "operation", "upload"); n != 5 {
+		t.Errorf("thanos_objstore_bucket_operations_total{component=ruler-storage,operation=upload} = %v, want 5", n)
 	}
 	if n := testkit.MetricSum(t, reg, "cortex_tls_client_handshakes_total", "client", "ruler-storage.s3.http", "result", "success"); n < 1 {
 		t.Errorf("no TLS handshake counted for ruler-storage.s3.http (%v)", n)

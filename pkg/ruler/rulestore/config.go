@@ -69,9 +69,10 @@ func (c *Config) Validate() error {
 // process's loader (nil for one of its own that never reloads): the
 // -ruler-storage.configs.tls-* and -ruler-storage.s3.http.tls-* files are
 // loaded now, errors naming the flag, and follow its reloads. Object storage
-// operations are counted in thanos_objstore_bucket_*{component="ruler"} and
-// requests to the configs service in cortex_configs_request_duration_seconds
-// on reg (nil for none).
+// operations are counted in Cortex's
+// thanos_objstore_bucket_*{component="ruler-storage"}, and requests to the
+// configs service in cortex_configs_request_duration_seconds, on reg (nil
+// for none).
 //
 // The configdb and bucket stores hold connections: they implement io.Closer.
 func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (Store, error) {
@@ -81,6 +82,7 @@ func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *sl
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	base := logger // bucket.NewClient adds the component itself
 	logger = logger.With("component", "ruler-storage")
 	if tls == nil {
 		tls = tlsconfig.NewLoader(logger, nil)
@@ -108,7 +110,7 @@ func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *sl
 		logger.Info("rule storage", "backend", Local, "dir", dir)
 		return NewLocalStore(dir, logger), nil
 	}
-	b, err := bucket.NewClient(ctx, cfg.Config, "ruler", tls, logger, reg)
+	b, err := bucket.NewClient(ctx, cfg.Config, "ruler-storage", tls, base, reg)
 	if err != nil {
 		return nil, err
 	}
