@@ -2,7 +2,7 @@
 GO ?= go
 CERTS ?= dev-certs
 
-.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks testssl fuzz
+.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks testssl fuzz cluster
 
 # The version, branch, build user and date go into Prometheus' version
 # package, as Cortex stamps them; the revision and commit time (the
@@ -29,6 +29,11 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# A mutual-TLS cluster on loopback, one process per component, each with
+# its own certificate (docs/multi-process.md); Ctrl-C stops every process.
+cluster: build
+	CORTEX=$(BINARY) bash scripts/cluster.sh
 
 # Every test three times, to find flakes (by hand: about three times make test).
 test-count3:
