@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
@@ -47,6 +48,10 @@ func otlpMetrics(ts time.Time) pmetric.Metrics {
 	dp.SetTimestamp(at)
 	dp.SetDoubleValue(42)
 	dp.Attributes().PutStr("method", "GET")
+	ex := dp.Exemplars().AppendEmpty()
+	ex.SetTimestamp(at)
+	ex.SetDoubleValue(1)
+	ex.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
 
 	m = ms.AppendEmpty()
 	m.SetName("cpu.utilization")
@@ -175,6 +180,16 @@ func (c *cluster) histograms(series string) int {
 	return n
 }
 
+func (c *cluster) exemplars(series string) int {
+	n := 0
+	for _, f := range c.ingesters {
+		f.mu.Lock()
+		n = max(n, f.exemplar[series])
+		f.mu.Unlock()
+	}
+	return n
+}
+
 func (c *cluster) storedMetadata(family string) (prompb.MetricMetadata, bool) {
 	for _, f := range c.ingesters {
 		f.mu.Lock()
@@ -218,6 +233,9 @@ func TestOTLPTranslatesNamesAndResource(t *testing.T) {
 	if got := c.storedSeries(); !slices.Equal(got, want) {
 		t.Errorf("series stored:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if n := c.exemplars(`__name__="http_requests_total",` + otlpJobInstance + `,method="GET"`); n != 1 {
+		t.Errorf("http_requests_total has %d exemplars, want 1", n)
+	}
 	if n := c.histograms(`__name__="queue_wait_seconds",` + otlpJobInstance); n != 1 {
 		t.Errorf("queue_wait_seconds has %d native histograms, want 1", n)
 	}
@@ -230,7 +248,7 @@ func TestOTLPTranslatesNamesAndResource(t *testing.T) {
 	}
 }
 
-func TestOTLPExponentialHistogramIsNative(t *testing.T) {
+func TestOTLPNativeHistogramsAndExemplars(t *testing.T) {
 	c, _ := newOTLPCluster(t, nil)
 	ts := time.UnixMilli(1_700_000_000_000)
 	or := &otlpRequest{}
@@ -242,6 +260,15 @@ func TestOTLPExponentialHistogramIsNative(t *testing.T) {
 	for i := range or.wr.Timeseries {
 		if or.wr.Timeseries[i].Labels[0].Value == "queue_wait_seconds" {
 			got = &or.wr.Timeseries[i]
+		}
+	}
+	for i := range or.wr.Timeseries {
+		ts := &or.wr.Timeseries[i]
+		if ts.Labels[0].Value != "http_requests_total" {
+			continue
+		}
+		if len(ts.Exemplars) != 1 || seriesString(ts.Exemplars[0].Labels) != `trace_id="0102030405060708090a0b0c0d0e0f10"` || ts.Exemplars[0].Value != 1 || ts.Exemplars[0].Timestamp != ts.Samples[0].Timestamp {
+			t.Errorf("exemplars of http_requests_total: %+v", ts.Exemplars)
 		}
 	}
 	if got == nil || len(got.Histograms) != 1 || len(got.Samples) != 0 {
@@ -503,5 +530,31 @@ func TestOTLPTargetInfoExpansionIsBounded(t *testing.T) {
 	}
 	if got := c.storedSeries(); len(got) != 0 {
 		t.Errorf("refused request wrote %v", got)
+	}
+}
+
+func TestOTLPConfigYAML(t *testing.T) {
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	doc := `
+otlp_max_recv_msg_size: 1024
+promote_resource_attributes: k8s.cluster.name,k8s.pod.name
+otlp:
+  disable_target_info: true
+  add_metric_suffixes: false
+  allow_delta_temporality: true
+  enable_type_and_unit_labels: true
+`
+	dec := yaml.NewDecoder(strings.NewReader(doc))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := OTLPConfig{DisableTargetInfo: true, AllowDeltaTemporality: true, EnableTypeAndUnitLabels: true}
+	if cfg.OTLPMaxRecvMsgSize != 1024 || !slices.Equal(cfg.PromoteResourceAttributes, []string{"k8s.cluster.name", "k8s.pod.name"}) || cfg.OTLP != want {
+		t.Errorf("decoded %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
 	}
 }
