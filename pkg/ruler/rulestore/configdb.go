@@ -56,13 +56,14 @@ func NewConfigDBStore(c *configsclient.Client, logger *slog.Logger) *ConfigDBSto
 }
 
 // poll fetches the tenants' rules changed since the last poll (one request)
-// and returns a copy of the state of every tenant.
-func (s *ConfigDBStore) poll(ctx context.Context) (map[string]configDBTenant, error) {
+// and then calls read with the state of every tenant, which read must not
+// keep.
+func (s *ConfigDBStore) poll(ctx context.Context, read func(tenants map[string]configDBTenant)) error {
 	s.mtx.Lock()
 	defer s.mtx.Unlock()
 	var resp configsclient.Response[configsclient.RulesConfig]
 	if err := s.client.GetSince(ctx, configsclient.RulesPath, s.since, &resp); err != nil {
-		return nil, fmt.Errorf("fetching rules from the configs service at -%sconfigs.url=%s: %w", flagPrefix, s.client.URL(), err)
+		return fmt.Errorf("fetching rules from the configs service at -%sconfigs.url=%s: %w", flagPrefix, s.client.URL(), err)
 	}
 	for _, id := range slices.Sorted(maps.Keys(resp.Configs)) {
 		v := resp.Configs[id]
@@ -85,7 +86,8 @@ func (s *ConfigDBStore) poll(ctx context.Context) (map[string]configDBTenant, er
 		}
 		s.tenants[id] = t
 	}
-	return maps.Clone(s.tenants), nil
+	read(s.tenants)
+	return nil
 }
 
 // parse reads one tenant's rule files; every file at fault is named.
@@ -124,16 +126,18 @@ func (s *ConfigDBStore) parse(user string, cfg configsclient.RulesConfig) config
 // ListRuleGroups returns it), so that a reader going through every tenant is
 // not stopped by one tenant's files.
 func (s *ConfigDBStore) ListAllUsers(ctx context.Context) ([]string, error) {
-	tenants, err := s.poll(ctx)
+	var users []string
+	err := s.poll(ctx, func(tenants map[string]configDBTenant) {
+		for id, t := range tenants {
+			if t.err == nil {
+				users = append(users, id)
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	var users []string
-	for _, id := range slices.Sorted(maps.Keys(tenants)) {
-		if tenants[id].err == nil {
-			users = append(users, id)
-		}
-	}
+	slices.Sort(users)
 	return users, nil
 }
 
@@ -141,11 +145,13 @@ func (s *ConfigDBStore) ListAllUsers(ctx context.Context) ([]string, error) {
 // namespace is set), or the error naming the tenant's files that do not
 // parse. A tenant with no rules has no groups.
 func (s *ConfigDBStore) ListRuleGroups(ctx context.Context, user, namespace string) ([]RuleGroup, error) {
-	tenants, err := s.poll(ctx)
-	if err != nil {
+	var (
+		t  configDBTenant
+		ok bool
+	)
+	if err := s.poll(ctx, func(tenants map[string]configDBTenant) { t, ok = tenants[user] }); err != nil {
 		return nil, err
 	}
-	t, ok := tenants[user]
 	if !ok {
 		return nil, nil
 	}
@@ -155,10 +161,27 @@ func (s *ConfigDBStore) ListRuleGroups(ctx context.Context, user, namespace stri
 	var out []RuleGroup
 	for _, g := range t.groups {
 		if namespace == "" || g.Namespace == namespace {
+			g.Group = cloneGroup(g.Group)
 			out = append(out, g)
 		}
 	}
 	return out, nil
+}
+
+// cloneGroup copies a cached group, so that callers may change what they
+// are given.
+func cloneGroup(g rulefmt.RuleGroup) rulefmt.RuleGroup {
+	if g.QueryOffset != nil {
+		d := *g.QueryOffset
+		g.QueryOffset = &d
+	}
+	g.Labels = maps.Clone(g.Labels)
+	g.Rules = slices.Clone(g.Rules)
+	for i := range g.Rules {
+		g.Rules[i].Labels = maps.Clone(g.Rules[i].Labels)
+		g.Rules[i].Annotations = maps.Clone(g.Rules[i].Annotations)
+	}
+	return g
 }
 
 // GetRuleGroup returns one group, or ErrGroupNotFound.

@@ -132,6 +132,12 @@ func TestConfigDBStore(t *testing.T) {
 	if groups[1].Group.Rules[0].Alert != "Down" || groups[1].Group.Rules[0].Labels["severity"] != "page" {
 		t.Errorf("alpha: %+v", groups[1].Group)
 	}
+	// What a caller changes is its own.
+	groups[1].Group.Rules[0].Labels["severity"] = "ticket"
+	groups[1].Group.Rules[0].Expr = "changed"
+	if again, err := s.ListRuleGroups(ctx, "team-a", "rules.yaml"); err != nil || again[0].Group.Rules[0].Labels["severity"] != "page" || again[0].Group.Rules[0].Expr != "up == 0" {
+		t.Errorf("a caller's changes reached the store: %+v %v", again, err)
+	}
 	if groups, err = s.ListRuleGroups(ctx, "team-a", "rules.yaml"); err != nil || names(groups) != "team-a:rules.yaml/alpha team-a:rules.yaml/zeta" {
 		t.Errorf("team-a's rules.yaml: %s %v", names(groups), err)
 	}
