@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // otlpMetrics is one resource (service "api" of namespace "shop" on
@@ -556,5 +558,32 @@ otlp:
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestOTLPRateLimit: OTLP counts against the tenant's ingestion rate as
+// remote write does, and a request over it gets 429 with Retry-After.
+func TestOTLPRateLimit(t *testing.T) {
+	c := newCluster(t, clusterOpts{limits: func(l *validation.Limits) {
+		l.IngestionRate = 10
+		l.IngestionBurstSize = 20
+	}})
+	h := tenant.HTTPMiddleware(true, c.d.OTLPHandler())
+	body := otlpProto(t, otlpMetrics(time.Now()))
+	if rec := postOTLP(h, body, nil); rec.Code != http.StatusOK {
+		t.Fatalf("first request: %d %s", rec.Code, rec.Body)
+	}
+	rec := postOTLP(h, body, nil)
+	// 12 samples (11 floats and a native histogram), 1 exemplar and the
+	// metadata of 6 metric families.
+	want := "ingestion rate limit (10) exceeded while adding 12 samples and 6 metadata"
+	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("second request: %d %q, want 429 %q", rec.Code, rec.Body, want)
+	}
+	if s, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || s < 1 {
+		t.Errorf("Retry-After = %q, want whole seconds >= 1", rec.Header().Get("Retry-After"))
+	}
+	if got := c.metric("cortex_discarded_samples_total", "reason", "rate_limited", "user", testTenant); got != 12 {
+		t.Errorf("rate_limited discards = %v, want 12", got)
 	}
 }
