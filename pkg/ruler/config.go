@@ -45,6 +45,11 @@ type Config struct {
 
 	// APIConfig is -ruler.enable-api, the configuration API's switch.
 	APIConfig `yaml:",inline"`
+
+	// Sharding spreads groups over the rulers of a ring.
+	Sharding ShardingConfig `yaml:",inline"`
+	// ClientTLS is the ruler -> ruler gRPC link: -ruler.client.tls-*.
+	ClientTLS tlsconfig.ClientConfig `yaml:"ruler_client"`
 }
 
 // AlertmanagerClientConfig is the ruler -> alertmanager HTTP link:
@@ -74,6 +79,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which the 'for' state of alerts is still restored from ALERTS_FOR_STATE.")
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Shortest time an alert with a 'for' at least this long stays pending after its state is restored.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Shortest time between two sends of the same firing alert to the Alertmanagers.")
+	c.Sharding.RegisterFlags(f)
+	c.ClientTLS.RegisterFlagsWithPrefix(ClientTLSPrefix, f)
 	c.APIConfig.RegisterFlags(f)
 }
 
@@ -110,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OutageTolerance < 0 || c.ForGracePeriod < 0 || c.ResendDelay < 0 {
 		return errors.New("-ruler.for-outage-tolerance, -ruler.for-grace-period and -ruler.resend-delay must not be negative")
+	}
+	if err := c.Sharding.Validate(); err != nil {
+		return err
 	}
 	_, err := c.alertmanagers()
 	return err

@@ -266,9 +266,14 @@ func (r *Ruler) RulesHandler() http.Handler {
 			writePromError(w, http.StatusBadRequest, "bad_data", err)
 			return
 		}
+		groups, err := r.rules(req.Context(), user, f)
+		if err != nil {
+			writePeerError(w, err)
+			return
+		}
 		writePromJSON(w, http.StatusOK, promResponse{Status: "success", Data: struct {
 			Groups []*RuleGroup `json:"groups"`
-		}{r.LocalRules(user, f)}})
+		}{groups}})
 	})
 }
 
@@ -281,8 +286,13 @@ func (r *Ruler) AlertsHandler() http.Handler {
 			writePromError(w, http.StatusUnauthorized, "bad_data", err)
 			return
 		}
+		alerts, err := r.alerts(req.Context(), user)
+		if err != nil {
+			writePeerError(w, err)
+			return
+		}
 		writePromJSON(w, http.StatusOK, promResponse{Status: "success", Data: struct {
 			Alerts []*Alert `json:"alerts"`
-		}{r.LocalAlerts(user)}})
+		}{alerts}})
 	})
 }

@@ -55,6 +55,9 @@ type Ruler struct {
 	syncMu  sync.Mutex
 	mu      sync.RWMutex
 	tenants map[string]*tenantManager
+
+	// peers are the other rulers the read API asks (WithPeers).
+	peers Peers
 }
 
 // New returns a ruler that reads groups from store, evaluates them with
