@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -436,5 +437,22 @@ func TestConfigAPIStoreFailures(t *testing.T) {
 	got := call(t, h, http.MethodPost, "/api/v1/rules/ns", "team-a", "name: g\nrules:\n- record: a:b\n  expr: up\n")
 	if got.code != http.StatusInternalServerError || !strings.Contains(got.body, unreachable) {
 		t.Errorf("create with a failing write: got %d %q, want 500 naming %q", got.code, got.body, unreachable)
+	}
+}
+
+func TestConfigAPIIsOffByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"-ruler.enable-api"}, true}} {
+		var cfg ruler.APIConfig
+		fs := flag.NewFlagSet("ruler", flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.EnableAPI != tc.want {
+			t.Errorf("%q: EnableAPI %v, want %v", tc.args, cfg.EnableAPI, tc.want)
+		}
 	}
 }
