@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +190,71 @@ func TestShutdownWithLongQueryInFlight(t *testing.T) {
 	t.Logf("stopped %s after SIGTERM", took)
 	if took > 10*time.Second {
 		t.Fatalf("the process took %s to stop after SIGTERM with -server.graceful-shutdown-timeout=2s", took)
+	}
+}
+
+// BenchmarkVictimLatencyUnderDeepExpressions measures another tenant's
+// query latency while an attacking tenant sends 20,000-deep expressions
+// in a loop, against a real -target=all process with one querier worker,
+// with the default expression limits and with them turned off. Run with
+// -bench VictimLatency -benchtime 40x: p50-ms and p99-ms are the victim's.
+func BenchmarkVictimLatencyUnderDeepExpressions(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts two processes")
+	}
+	common := []string{"-querier.worker-parallelism=1", "-querier.max-concurrent=1"}
+	protected, pc := singleProcess(b, common...)
+	unprotected, uc := singleProcess(b, append(common,
+		"-query-frontend.max-query-expression-depth=0",
+		"-query-frontend.max-query-expression-size-bytes=0")...)
+	victimQuery := url.Values{"query": {`sum by (job) (rate(http_requests_total[5m]))`}}
+	attack := url.Values{"query": {nestedParens(20000)}}
+	for _, target := range []struct {
+		name   string
+		p      *testkit.Cortex
+		client *http.Client
+	}{{"limits=default", protected, pc}, {"limits=off", unprotected, uc}} {
+		for _, attackers := range []int{0, 2} {
+			b.Run(fmt.Sprintf("%s/attackers=%d", target.name, attackers), func(b *testing.B) {
+				stop := make(chan struct{})
+				done := make(chan struct{}, attackers)
+				var attacks atomic.Int64
+				for range attackers {
+					go func() {
+						defer func() { done <- struct{}{} }()
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							_, _, _, _ = askQuery(b, target.client, target.p, "attacker", "query", attack)
+							attacks.Add(1)
+						}
+					}()
+				}
+				lat := make([]time.Duration, 0, b.N)
+				b.ResetTimer()
+				for range b.N {
+					code, body, took, err := askQuery(b, target.client, target.p, "victim", "query", victimQuery)
+					if err != nil || code != http.StatusOK {
+						b.Fatalf("victim query: %v %d %.200s", err, code, body)
+					}
+					lat = append(lat, took)
+				}
+				b.StopTimer()
+				close(stop)
+				for range attackers {
+					<-done
+				}
+				slices.Sort(lat)
+				pct := func(q float64) float64 {
+					return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+				}
+				b.ReportMetric(pct(0.5), "p50-ms")
+				b.ReportMetric(pct(0.99), "p99-ms")
+				b.ReportMetric(float64(attacks.Load()), "attacks")
+			})
+		}
 	}
 }
