@@ -81,7 +81,8 @@ type frame struct {
 // where the scan was when the depth went over, or ended.
 func depth(expr string, stopAbove int) (d, offset int) {
 	var (
-		stack []frame
+		buf   [64]frame // most expressions nest less: no allocation
+		stack = buf[:0]
 		top   frame // the expression outside any bracket
 		// open is sum(1 + ops) over the open frames plus top.ops: what
 		// the tree's depth is at least, from what the scan has seen.
