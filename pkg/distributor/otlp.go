@@ -300,8 +300,9 @@ func (d *Distributor) translateOTLP(ctx context.Context, userID, contentType str
 }
 
 // copyResourceAttributes copies each resource's attributes onto the
-// attributes of every data point of its metrics (a data point's own
-// attribute wins), as Cortex does for -distributor.otlp.convert-all-attributes.
+// attributes of every data point of its metrics, replacing a data point's
+// attribute of the same name, as Cortex does for
+// -distributor.otlp.convert-all-attributes.
 func copyResourceAttributes(md pmetric.Metrics) {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
@@ -311,9 +312,7 @@ func copyResourceAttributes(md pmetric.Metrics) {
 		}
 		add := func(attrs pcommon.Map) {
 			res.Range(func(k string, v pcommon.Value) bool {
-				if _, ok := attrs.Get(k); !ok {
-					v.CopyTo(attrs.PutEmpty(k))
-				}
+				v.CopyTo(attrs.PutEmpty(k))
 				return true
 			})
 		}

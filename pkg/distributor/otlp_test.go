@@ -296,10 +296,11 @@ func TestOTLPNativeHistogramsAndExemplars(t *testing.T) {
 
 func TestOTLPFlags(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		cfg     func(*Config)
-		want    []string // among the stored series
-		wantNot []string
+		name        string
+		cfg         func(*Config)
+		counterAttr string   // an attribute of the counter's data point, of value "from-data-point"
+		want        []string // among the stored series
+		wantNot     []string
 	}{
 		{
 			name:    "promote-resource-attributes",
@@ -308,9 +309,14 @@ func TestOTLPFlags(t *testing.T) {
 			wantNot: []string{`__name__="cpu_utilization_ratio",` + otlpJobInstance},
 		},
 		{
-			name: "convert-all-attributes",
-			cfg:  func(c *Config) { c.OTLP.ConvertAllAttributes = true },
-			want: []string{`__name__="http_requests_total",` + otlpJobInstance + `,k8s_cluster_name="c1",method="GET",service_instance_id="host-1",service_name="api",service_namespace="shop"`},
+			// The counter's own k8s.cluster.name gives way to the resource's.
+			name:        "convert-all-attributes",
+			cfg:         func(c *Config) { c.OTLP.ConvertAllAttributes = true },
+			counterAttr: "k8s.cluster.name",
+			want:        []string{`__name__="http_requests_total",` + otlpJobInstance + `,k8s_cluster_name="c1",method="GET",service_instance_id="host-1",service_name="api",service_namespace="shop"`},
+			wantNot: []string{
+				`__name__="http_requests_total",` + otlpJobInstance + `,k8s_cluster_name="from-data-point",method="GET",service_instance_id="host-1",service_name="api",service_namespace="shop"`,
+			},
 		},
 		{
 			name:    "disable-target-info",
@@ -340,7 +346,12 @@ func TestOTLPFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, h := newOTLPCluster(t, tc.cfg)
-			rec := postOTLP(h, otlpProto(t, otlpMetrics(time.Now())), nil)
+			md := otlpMetrics(time.Now())
+			if tc.counterAttr != "" {
+				counter := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0)
+				counter.Attributes().PutStr(tc.counterAttr, "from-data-point")
+			}
+			rec := postOTLP(h, otlpProto(t, md), nil)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("push: %d %s", rec.Code, rec.Body)
 			}
