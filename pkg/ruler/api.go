@@ -132,8 +132,8 @@ func (a *ConfigAPI) GetRuleGroup(w http.ResponseWriter, r *http.Request) {
 // same name or adds it. A group Prometheus would not load, or over the
 // tenant's limits (rules per group, groups, and the query expression size
 // and depth limits, checked before parsing), is refused with 400 naming the
-// group, the rule and the line; a read-only store with 405. Success is 202 Accepted, as in Cortex:
-// the rulers load the group at their next poll.
+// group, the rule and the line; a read-only store with 405. Success is 202
+// Accepted, as in Cortex: the rulers load the group at their next poll.
 func (a *ConfigAPI) CreateRuleGroup(w http.ResponseWriter, r *http.Request) {
 	userID, ok := a.tenant(w, r)
 	if !ok {
