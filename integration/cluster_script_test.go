@@ -165,3 +165,26 @@ func TestClusterScript(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterScriptChecks is the cheap half: the script parses, passes
+// shellcheck where it is installed, and refuses an unknown argument
+// before starting anything.
+func TestClusterScriptChecks(t *testing.T) {
+	script := filepath.Join(repoRoot(t), "scripts", "cluster.sh")
+	if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+	if _, err := exec.LookPath("shellcheck"); err == nil {
+		if out, err := exec.Command("shellcheck", script).CombinedOutput(); err != nil {
+			t.Errorf("shellcheck: %v\n%s", err, out)
+		}
+	}
+	out, err := exec.Command("bash", script, "--exit-when-redy").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || string(out) != "cluster.sh: unknown argument --exit-when-redy (only --exit-when-ready)\n" {
+		t.Errorf("an unknown argument: %v %q, want status 2 naming it", err, out)
+	}
+	help, err := exec.Command("bash", script, "--help").Output()
+	if err != nil || !strings.Contains(string(help), "Usage: scripts/cluster.sh [--exit-when-ready]") || !strings.Contains(string(help), "BASE_PORT") {
+		t.Errorf("--help: %v\n%s", err, help)
+	}
+}

@@ -74,6 +74,7 @@ leaves=$(
 "$cortex" certs generate -out-dir "$certs" -leaves "$leaves" >"$dir/logs/certs.log"
 
 pids=()
+# shellcheck disable=SC2317 # run by the EXIT trap
 stop_all() {
   local status=$?
   trap - EXIT INT TERM
@@ -83,7 +84,7 @@ stop_all() {
     # Up to 30 s for a clean stop, then SIGKILL.
     local deadline=$((SECONDS + 30))
     for pid in "${pids[@]}"; do
-      while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+      while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
         sleep 0.2
       done
       kill -KILL "$pid" 2>/dev/null || true
