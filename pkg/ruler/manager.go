@@ -102,7 +102,7 @@ func (r *Ruler) newTenantManager(user string) (*tenantManager, error) {
 	}
 	notify := func(context.Context, string, ...*rules.Alert) {}
 	if len(r.alertmanagers) > 0 {
-		n, err := newTenantNotifier(&r.cfg, r.alertmanagers, r.amClient, user, reg, logger.With("component", "notifier"))
+		n, err := newTenantNotifier(&r.cfg, r.alertmanagers, r.amClient, user, reg, logger)
 		if err != nil {
 			return nil, fmt.Errorf("tenant %q: notifier: %w", user, err)
 		}

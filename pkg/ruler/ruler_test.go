@@ -65,12 +65,14 @@ func TestRulesEvaluateForTheirTenantOnly(t *testing.T) {
 		}
 		return false
 	})
-	if v := dbs.instant(t, "tenant-a", `ALERTS{alertname="InstanceDown",alertstate="firing"}`); len(v) != 1 || v[0].Metric.Get("instance") != "2" {
-		t.Errorf("ALERTS of tenant-a = %v, want the firing InstanceDown of instance 2", v)
-	}
-	if v := dbs.instant(t, "tenant-a", `ALERTS_FOR_STATE{alertname="InstanceDown"}`); len(v) != 1 {
-		t.Errorf("ALERTS_FOR_STATE of tenant-a = %v, want one series", v)
-	}
+	// The group writes ALERTS and ALERTS_FOR_STATE after sending the alert.
+	eventually(t, "the firing InstanceDown of instance 2 in tenant-a's ALERTS", func() bool {
+		v := dbs.instant(t, "tenant-a", `ALERTS{alertname="InstanceDown",alertstate="firing"}`)
+		return len(v) == 1 && v[0].Metric.Get("instance") == "2"
+	})
+	eventually(t, "one ALERTS_FOR_STATE series of InstanceDown in tenant-a", func() bool {
+		return len(dbs.instant(t, "tenant-a", `ALERTS_FOR_STATE{alertname="InstanceDown"}`)) == 1
+	})
 	for _, req := range am.received() {
 		if req.tenant != "tenant-a" {
 			t.Errorf("the Alertmanager got a request for tenant %q", req.tenant)
