@@ -135,6 +135,9 @@ func (c *Config) Validate() error {
 	if c.StoreGateway.ShardingEnabled && c.StoreGateway.ShardingRing.KVStore.Store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.runs(StoreGateway, Querier) {
 		return fmt.Errorf("-store-gateway.sharding-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use memberlist, consul or etcd", c.Target.String())
 	}
+	if c.Ruler.Sharding.EnableSharding && c.Ruler.Sharding.Ring.KVStore.Store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.runs(Ruler) {
+		return fmt.Errorf("-ruler.ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use memberlist, consul or etcd", c.Target.String())
+	}
 	if c.Compactor.ShardingEnabled && c.Compactor.ShardingRing.KVStore.Store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.runs(Compactor) {
 		return fmt.Errorf("-compactor.ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use memberlist, consul or etcd", c.Target.String())
 	}
@@ -150,6 +153,9 @@ func (c *Config) ringStores() []string {
 	}
 	if c.Compactor.ShardingEnabled {
 		stores = append(stores, c.Compactor.ShardingRing.KVStore.Store)
+	}
+	if c.Ruler.Sharding.EnableSharding {
+		stores = append(stores, c.Ruler.Sharding.Ring.KVStore.Store)
 	}
 	return stores
 }

@@ -85,9 +85,19 @@ func (t *Cortex) initRuler() (services.Service, error) {
 		EnableNegativeOffset:     true,
 		Parser:                   parser.NewParser(parser.Options{}),
 	}, t.Registry)
-	r, err := ruler.New(t.Cfg.Ruler, store, pusher, queryable, engine, amTLS, t.Logger, t.Registry)
+	shardOpts, member, err := t.rulerSharding()
 	if err != nil {
 		return nil, err
+	}
+	r, err := ruler.New(t.Cfg.Ruler, store, pusher, queryable, engine, amTLS, t.Logger, t.Registry, shardOpts...)
+	if err != nil {
+		return nil, err
+	}
+	var svc services.Service = r
+	if member != nil {
+		r.RegisterGRPC(t.Server.GRPC)
+		t.API.RegisterRulerRing(member)
+		svc = r.ShardedService(member)
 	}
 	t.API.RegisterRuler(r, t.prometheusPrefixes())
 	if t.Cfg.Ruler.EnableAPI {
@@ -105,9 +115,9 @@ func (t *Cortex) initRuler() (services.Service, error) {
 				return fmt.Errorf("ruler: %w", err)
 			}
 		}
-		return services.StartAndAwaitRunning(ctx, r)
+		return services.StartAndAwaitRunning(ctx, svc)
 	}, func(error) error {
-		errs := []error{services.StopAndAwaitTerminated(context.Background(), r)}
+		errs := []error{services.StopAndAwaitTerminated(context.Background(), svc)}
 		for _, s := range own {
 			errs = append(errs, services.StopAndAwaitTerminated(context.Background(), s))
 		}
