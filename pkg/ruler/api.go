@@ -63,6 +63,12 @@ type ConfigAPI struct {
 	limits *validation.Overrides
 	parser parser.Parser
 	logger *slog.Logger
+	// origin refuses writes a browser sends on behalf of another site
+	// (Sec-Fetch-Site, Origin): a form posted from another page could
+	// otherwise store a rule group with the credentials of the browser's
+	// client certificate. cortextool, curl and Grafana's server-side proxy
+	// send neither header and are not affected.
+	origin *http.CrossOriginProtection
 }
 
 // NewConfigAPI returns the API over store, refusing groups over the
@@ -79,6 +85,7 @@ func NewConfigAPI(store rulestore.Store, limits *validation.Overrides, logger *s
 		// expression would run as a query.
 		parser: parser.NewParser(parser.Options{}),
 		logger: logger.With("component", "ruler-api"),
+		origin: http.NewCrossOriginProtection(),
 	}
 }
 
@@ -135,7 +142,7 @@ func (a *ConfigAPI) GetRuleGroup(w http.ResponseWriter, r *http.Request) {
 // group, the rule and the line; a read-only store with 405. Success is 202
 // Accepted, as in Cortex: the rulers load the group at their next poll.
 func (a *ConfigAPI) CreateRuleGroup(w http.ResponseWriter, r *http.Request) {
-	userID, ok := a.tenant(w, r)
+	userID, ok := a.writer(w, r)
 	if !ok {
 		return
 	}
@@ -198,7 +205,7 @@ func (a *ConfigAPI) CreateRuleGroup(w http.ResponseWriter, r *http.Request) {
 // DeleteNamespace answers DELETE /api/v1/rules/{namespace}: 202, or 404
 // "group namespace does not exist".
 func (a *ConfigAPI) DeleteNamespace(w http.ResponseWriter, r *http.Request) {
-	userID, ok := a.tenant(w, r)
+	userID, ok := a.writer(w, r)
 	if !ok {
 		return
 	}
@@ -218,7 +225,7 @@ func (a *ConfigAPI) DeleteNamespace(w http.ResponseWriter, r *http.Request) {
 // DeleteRuleGroup answers DELETE /api/v1/rules/{namespace}/{groupName}: 202,
 // or 404 "group does not exist".
 func (a *ConfigAPI) DeleteRuleGroup(w http.ResponseWriter, r *http.Request) {
-	userID, ok := a.tenant(w, r)
+	userID, ok := a.writer(w, r)
 	if !ok {
 		return
 	}
@@ -244,6 +251,16 @@ func (a *ConfigAPI) tenant(w http.ResponseWriter, r *http.Request) (string, bool
 		return "", false
 	}
 	return userID, true
+}
+
+// writer is tenant for the requests that change rule groups, which are
+// refused with 403 when a browser sends them from another site.
+func (a *ConfigAPI) writer(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if err := a.origin.Check(r); err != nil {
+		http.Error(w, "forbidden: rule groups are not changed by a browser request from another site ("+err.Error()+")", http.StatusForbidden)
+		return "", false
+	}
+	return a.tenant(w, r)
 }
 
 // configAPIResponse is Prometheus' API envelope, in the form Cortex's ruler API

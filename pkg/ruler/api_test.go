@@ -456,3 +456,37 @@ func TestConfigAPIIsOffByDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigAPIRefusesCrossSiteWrites(t *testing.T) {
+	store := newStore(t)
+	h := newConfigAPI(t, store, validation.Limits{}, nil)
+	group := "name: g\nrules:\n- record: a:b\n  expr: up\n"
+	send := func(method, path string, header ...string) answer {
+		req := httptest.NewRequest(method, path, strings.NewReader(group))
+		req.Header.Set(tenant.HeaderName, "team-a")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return answer{code: rec.Code, body: rec.Body.String()}
+	}
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "/api/v1/rules/ns"},
+		{http.MethodDelete, "/api/v1/rules/ns"},
+		{http.MethodDelete, "/api/v1/rules/ns/g"},
+	} {
+		expect(t, c.method+" "+c.path+" from another site", send(c.method, c.path, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden,
+			"forbidden: rule groups are not changed by a browser request from another site (cross-origin request detected from Sec-Fetch-Site header)\n")
+		if got := send(c.method, c.path, "Origin", "https://evil.example"); got.code != http.StatusForbidden {
+			t.Errorf("%s %s with a foreign Origin: %d %q, want 403", c.method, c.path, got.code, got.body)
+		}
+	}
+	if groups, _ := store.ListRuleGroups(context.Background(), "team-a", ""); len(groups) != 0 {
+		t.Errorf("a cross-site write was stored: %+v", groups)
+	}
+	// The same site's pages, and clients that are not browsers, write.
+	expect(t, "same-origin POST", send(http.MethodPost, "/api/v1/rules/ns", "Sec-Fetch-Site", "same-origin"), http.StatusAccepted, accepted)
+	expect(t, "reading from another site", send(http.MethodGet, "/api/v1/rules/ns/g", "Sec-Fetch-Site", "cross-site"), http.StatusOK, "name: g\nrules:\n    - record: a:b\n      expr: up\n")
+	expect(t, "DELETE without browser headers", send(http.MethodDelete, "/api/v1/rules/ns/g"), http.StatusAccepted, accepted)
+}
