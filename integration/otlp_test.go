@@ -1,9 +1,13 @@
 package integration
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -68,7 +72,9 @@ func otlpExporter(t *testing.T, addr, tenantID string, tlsCfg *tls.Config) *otlp
 // TestOTLPIngestionMutualTLS: the OpenTelemetry Go SDK exports a counter,
 // a gauge, a classic histogram and an exponential histogram over mutual TLS
 // to a real cortex process, and PromQL reads them back under Prometheus'
-// translated names, with the resource's job, instance and target_info.
+// translated names, with the resource's job, instance and target_info; the
+// client certificate's tenant binding applies, and a gzip body inflating
+// past -distributor.otlp-max-recv-msg-size is refused with 413.
 func TestOTLPIngestionMutualTLS(t *testing.T) {
 	t.Parallel()
 	pki := testkit.NewPKI(t, "root")
@@ -85,6 +91,7 @@ func TestOTLPIngestionMutualTLS(t *testing.T) {
 	proc, c := startBlocksProcess(t, certs,
 		"-auth.client-tenants-file="+allow,
 		"-auth.tenant-from-client-cert",
+		"-distributor.otlp-max-recv-msg-size=1048576",
 		"-blocks-storage.filesystem.dir="+t.TempDir(),
 		"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
 		"-compactor.data-dir="+t.TempDir(),
@@ -188,6 +195,30 @@ func TestOTLPIngestionMutualTLS(t *testing.T) {
 	}
 	if r := c.query("tenant-b", "query", url.Values{"query": {`{__name__=~".+"}`}}); len(r.Data.Result) != 0 {
 		t.Errorf("tenant-b holds %+v", r.Data.Result)
+	}
+
+	// A gzip body of a few kilobytes that inflates past
+	// -distributor.otlp-max-recv-msg-size is refused, not inflated.
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	if _, err := zw.Write(make([]byte, 8<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "https://"+proc.HTTPAddr+"/api/v1/otlp/v1/metrics", &bomb)
+	req.Header.Set("X-Scope-OrgID", "otel")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "decompressed request body is larger than -distributor.otlp-max-recv-msg-size (1048576 bytes)"; resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(answer), want) {
+		t.Errorf("gzip bomb: %d %s, want 413 %q", resp.StatusCode, answer, want)
 	}
 
 	// Another tenant sees none of it.
