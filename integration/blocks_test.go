@@ -98,7 +98,7 @@ func (c *cluster) pushScrapes(tenantID, name string, start int64, from, to int, 
 	for s := from; s < to; s++ {
 		ts := start + int64(s)*15_000
 		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series(name, 0, ts, float64(s)), series(name, 1, ts, factor*float64(s))}}
-		if code, body := c.push(tenantID, req); code != http.StatusOK {
+		if code, body := c.push(tenantID, req); code != http.StatusNoContent {
 			c.t.Fatalf("push of scrape %d: %d %s", s, code, body)
 		}
 	}

@@ -56,7 +56,7 @@ func TestClientTenantsBindCertificatesToTenants(t *testing.T) {
 	now := time.Now().UnixMilli()
 	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("bound", 0, now, 1)}}
 
-	if code, body := a.push("tenant-a", req); code != http.StatusOK {
+	if code, body := a.push("tenant-a", req); code != http.StatusNoContent {
 		t.Fatalf("tenant-a writing its own tenant: %d %s", code, body)
 	}
 	code, body := a.push("tenant-b", req)
@@ -64,7 +64,7 @@ func TestClientTenantsBindCertificatesToTenants(t *testing.T) {
 		t.Fatalf("tenant-a writing tenant-b: %d %s, want 403 naming both", code, body)
 	}
 	// No X-Scope-OrgID: the certificate's identity is the tenant.
-	if code, body := a.push("", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("bound", 1, now, 2)}}); code != http.StatusOK {
+	if code, body := a.push("", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("bound", 1, now, 2)}}); code != http.StatusNoContent {
 		t.Fatalf("push without a header: %d %s", code, body)
 	}
 	res := admin.query("tenant-a", "query", url.Values{"query": {"count(bound)"}})
@@ -105,12 +105,12 @@ func TestClientTenantsBindCertificatesToTenants(t *testing.T) {
 	// A broken file keeps the last good list; a good one applies.
 	write("clients: [broken")
 	proc.WaitLog("client tenants file did not load; keeping the last good one")
-	if code, _ := a.push("tenant-a", req); code != http.StatusOK {
+	if code, _ := a.push("tenant-a", req); code != http.StatusNoContent {
 		t.Fatalf("after a broken file: %d", code)
 	}
 	write("clients:\n  client: ['*']\n  tenant-a: [tenant-a, tenant-b]\n")
 	proc.EventuallyNil(10*time.Second, "tenant-a allowed tenant-b after the reload", func() error {
-		if code, body := a.push("tenant-b", req); code != http.StatusOK {
+		if code, body := a.push("tenant-b", req); code != http.StatusNoContent {
 			return fmt.Errorf("%d %s", code, body)
 		}
 		return nil

@@ -132,7 +132,7 @@ func TestQueryFrontendMutualTLS(t *testing.T) {
 		for i := 0; i < nSeries; i++ {
 			req.Timeseries = append(req.Timeseries, series("fe_metric", i, base+step*15000, float64(i*10)+float64(step%7)))
 		}
-		if code, body := c.push("tenant-a", req); code != 200 {
+		if code, body := c.push("tenant-a", req); code != http.StatusNoContent {
 			t.Fatalf("push step %d: %d %s", step, code, body)
 		}
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,13 +46,13 @@ func TestRuntimeOverridesReload(t *testing.T) {
 	if code != 400 || !strings.Contains(body, "limited") || !strings.Contains(body, "2") {
 		t.Fatalf("tenant over its overridden label limit: %d %q, want 400 naming the series and the limit", code, body)
 	}
-	if code, body := c.push("relaxed", req()); code != 200 {
+	if code, body := c.push("relaxed", req()); code != http.StatusNoContent {
 		t.Fatalf("tenant on the defaults: %d %s", code, body)
 	}
 
 	write("overrides:\n  strict:\n    max_label_names_per_series: 10\n")
 	p.EventuallyNil(10*time.Second, "the raised limit to apply", func() error {
-		if code, body := c.push("strict", req()); code != 200 {
+		if code, body := c.push("strict", req()); code != http.StatusNoContent {
 			return fmt.Errorf("push: %d %s", code, body)
 		}
 		return nil
@@ -59,7 +60,7 @@ func TestRuntimeOverridesReload(t *testing.T) {
 	// A broken file keeps the last good overrides.
 	write("overrides:\n  strict:\n    no_such_limit: 1\n")
 	p.WaitLog("no_such_limit")
-	if code, body := c.push("strict", req()); code != 200 {
+	if code, body := c.push("strict", req()); code != http.StatusNoContent {
 		t.Fatalf("a broken runtime file replaced the good overrides: %d %s", code, body)
 	}
 }

@@ -97,7 +97,7 @@ func (m *memoryCluster) pushVictim(tb testing.TB, series int) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode != http.StatusNoContent {
 			tb.Fatalf("push: %d %s", resp.StatusCode, body)
 		}
 	}

@@ -89,7 +89,7 @@ func TestRulerConfigAPIMutualTLS(t *testing.T) {
 	now := time.Now().UnixMilli()
 	for i := range 2 {
 		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("ruler_api_up", i, now, 1)}}
-		if code, body := admin.push("tenant-a", req); code != http.StatusOK {
+		if code, body := admin.push("tenant-a", req); code != http.StatusNoContent {
 			t.Fatalf("push: %d %s", code, body)
 		}
 	}

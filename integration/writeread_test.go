@@ -214,7 +214,7 @@ func TestWriteReadPathMutualTLS(t *testing.T) {
 		for i := 0; i < nSeries; i++ {
 			req.Timeseries = append(req.Timeseries, series("test_metric", i, base+step*15000, float64(i)*100+float64(step)))
 		}
-		if code, body := c.push("tenant-a", req); code != 200 {
+		if code, body := c.push("tenant-a", req); code != http.StatusNoContent {
 			t.Fatalf("push step %d: %d %s", step, code, body)
 		}
 	}
@@ -253,7 +253,7 @@ func TestWriteReadPathMutualTLS(t *testing.T) {
 		for i := 0; i < nSeries; i++ {
 			req.Timeseries = append(req.Timeseries, series("test_metric", i, base+step*15000, float64(i)*100+float64(step)))
 		}
-		if code, body := c.push("tenant-a", req); code != 200 {
+		if code, body := c.push("tenant-a", req); code != http.StatusNoContent {
 			t.Fatalf("push with one ingester down, step %d: %d %s", step, code, body)
 		}
 	}
@@ -356,7 +356,7 @@ func TestSingleProcess(t *testing.T) {
 		req.Timeseries = append(req.Timeseries, series("single_metric", i, ts, float64(i)))
 	}
 	// With auth disabled the header is ignored: everything is tenant "fake".
-	if code, body := c.push("ignored", req); code != 200 {
+	if code, body := c.push("ignored", req); code != http.StatusNoContent {
 		t.Fatalf("push: %d %s", code, body)
 	}
 	at := strconv.FormatFloat(float64(ts)/1000, 'f', 3, 64)

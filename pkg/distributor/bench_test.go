@@ -67,7 +67,7 @@ func BenchmarkPushHandler(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if r := c.pushRaw(body, nil); r.StatusCode != http.StatusOK {
+		if r := c.pushRaw(body, nil); r.StatusCode != http.StatusNoContent {
 			b.Fatalf("push: %d", r.StatusCode)
 		}
 	}

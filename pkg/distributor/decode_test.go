@@ -29,7 +29,7 @@ func FuzzDecodePush(f *testing.F) {
 			header["Content-Type"] = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
 		}
 		r := serve(c.handler, snappy.Encode(nil, b), header)
-		if r.StatusCode != http.StatusOK && r.StatusCode != http.StatusBadRequest {
+		if r.StatusCode != http.StatusNoContent && r.StatusCode != http.StatusBadRequest {
 			t.Fatalf("status %d: %s", r.StatusCode, body(t, r))
 		}
 	})

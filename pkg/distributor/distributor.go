@@ -40,6 +40,10 @@ type Config struct {
 	MaxRecvMsgSize   int           `yaml:"max_recv_msg_size"`
 	RemoteTimeout    time.Duration `yaml:"remote_timeout"`
 	ShardByAllLabels bool          `yaml:"shard_by_all_labels"`
+	// RemoteWriteV2Enabled accepts remote write 2.0 requests; without it
+	// they get 415, as from a Prometheus receiver that does not accept
+	// io.prometheus.write.v2.Request.
+	RemoteWriteV2Enabled bool `yaml:"remote_writev2_enabled"`
 
 	OTLPMaxRecvMsgSize        int                    `yaml:"otlp_max_recv_msg_size"`
 	PromoteResourceAttributes flagext.StringSliceCSV `yaml:"promote_resource_attributes"`
@@ -51,6 +55,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both as received and once decompressed; larger ones get 413.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of a push to the ingesters.")
 	f.BoolVar(&c.ShardByAllLabels, "distributor.shard-by-all-labels", true, "Place each series on the ring by a hash of the tenant and all its labels. False places all series of a metric name on the same ingesters, which spreads load badly.")
+	f.BoolVar(&c.RemoteWriteV2Enabled, "distributor.remote-writev2-enabled", true, "Accept Prometheus remote write 2.0 requests (Content-Type application/x-protobuf;proto=io.prometheus.write.v2.Request) on /api/v1/push. False answers them with 415, which tells a 2.0 sender to fall back to 1.0.")
 	c.registerOTLPFlags(f)
 }
 

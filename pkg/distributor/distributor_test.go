@@ -35,7 +35,7 @@ func manySeries(n int) *prompb.WriteRequest {
 func TestPushReplicatesEverySeriesToThreeIngesters(t *testing.T) {
 	c := newCluster(t, clusterOpts{ingesters: 3, rf: 3})
 	req := manySeries(50)
-	if r := c.push(req); r.StatusCode != http.StatusOK {
+	if r := c.push(req); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("push: %d %s", r.StatusCode, body(t, r))
 	}
 	for _, ts := range manySeries(50).Timeseries {
@@ -48,7 +48,7 @@ func TestPushReplicatesEverySeriesToThreeIngesters(t *testing.T) {
 
 func TestPushShardsAcrossTheRing(t *testing.T) {
 	c := newCluster(t, clusterOpts{ingesters: 6, rf: 3})
-	if r := c.push(manySeries(300)); r.StatusCode != http.StatusOK {
+	if r := c.push(manySeries(300)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("push: %d %s", r.StatusCode, body(t, r))
 	}
 	for _, ts := range manySeries(300).Timeseries {
@@ -69,7 +69,7 @@ func TestPushShardsAcrossTheRing(t *testing.T) {
 
 func TestPushShardByMetricName(t *testing.T) {
 	c := newCluster(t, clusterOpts{ingesters: 6, rf: 3, cfg: func(cfg *Config) { cfg.ShardByAllLabels = false }})
-	if r := c.push(manySeries(100)); r.StatusCode != http.StatusOK {
+	if r := c.push(manySeries(100)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("push: %d %s", r.StatusCode, body(t, r))
 	}
 	for _, ts := range manySeries(100).Timeseries {
@@ -95,8 +95,8 @@ func TestPushQuorum(t *testing.T) {
 	c.ingesters[0].fail.Store(uint32(codes.Unavailable))
 	c.ingesters[0].msg = "ingester is shutting down"
 	req := manySeries(10)
-	if r := c.push(req); r.StatusCode != http.StatusOK {
-		t.Fatalf("one ingester down: got %d %s, want 200 (quorum 2 of 3)", r.StatusCode, body(t, r))
+	if r := c.push(req); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("one ingester down: got %d %s, want 204 (quorum 2 of 3)", r.StatusCode, body(t, r))
 	}
 	for _, ts := range manySeries(10).Timeseries {
 		c.waitStored(seriesString(ts.Labels), 2)
@@ -149,8 +149,8 @@ func TestPushIngesterRefusesData(t *testing.T) {
 	// A single replica refusing is outvoted by the quorum.
 	c.ingesters[1].fail.Store(uint32(codes.OK))
 	c.ingesters[2].fail.Store(uint32(codes.OK))
-	if r := c.push(manySeries(3)); r.StatusCode != http.StatusOK {
-		t.Fatalf("one refusing replica: got %d %s, want 200", r.StatusCode, body(t, r))
+	if r := c.push(manySeries(3)); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("one refusing replica: got %d %s, want 204", r.StatusCode, body(t, r))
 	}
 }
 
@@ -274,7 +274,7 @@ func TestValidationNormalizesLabels(t *testing.T) {
 	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		series([]int64{now}, "job", "j", "__name__", "unsorted", "empty", "", "a", "1"),
 	}}
-	if r := c.push(req); r.StatusCode != http.StatusOK {
+	if r := c.push(req); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("got %d %s", r.StatusCode, body(t, r))
 	}
 	// Sorted, and the empty label gone: the same series as written sorted.
@@ -318,7 +318,7 @@ func TestRateLimit(t *testing.T) {
 		},
 	})
 
-	if r := c.push(manySeries(15)); r.StatusCode != http.StatusOK {
+	if r := c.push(manySeries(15)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("first push: %d %s", r.StatusCode, body(t, r))
 	}
 	second := manySeries(15)
@@ -349,7 +349,7 @@ func TestRateLimit(t *testing.T) {
 	l := defaultLimits()
 	l.IngestionRate, l.IngestionBurstSize = 1000, 1000
 	overrides.Store(&map[string]*validation.Limits{testTenant: &l})
-	if r := c.push(second); r.StatusCode != http.StatusOK {
+	if r := c.push(second); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("after raising the limit: %d %s", r.StatusCode, body(t, r))
 	}
 }
@@ -380,8 +380,8 @@ func TestPushHTTPErrors(t *testing.T) {
 		{"text content type", valid, map[string]string{"Content-Type": "text/plain"}, 415, `unsupported Content-Type "text/plain"`},
 		{"unknown proto", valid, map[string]string{"Content-Type": "application/x-protobuf;proto=foo.Bar"}, 415, "proto must be"},
 		{"gzip", valid, map[string]string{"Content-Encoding": "gzip"}, 415, `unsupported Content-Encoding "gzip"`},
-		{"no content type or encoding", valid, map[string]string{"Content-Type": "", "Content-Encoding": ""}, 200, ""},
-		{"v1 named", valid, map[string]string{"Content-Type": "application/x-protobuf; proto=prometheus.WriteRequest"}, 200, ""},
+		{"no content type or encoding", valid, map[string]string{"Content-Type": "", "Content-Encoding": ""}, 204, ""},
+		{"v1 named", valid, map[string]string{"Content-Type": "application/x-protobuf; proto=prometheus.WriteRequest"}, 204, ""},
 		{"too large", make([]byte, 5000), nil, 413, "request body (5000 bytes) is larger than -distributor.max-recv-msg-size (4096 bytes)"},
 		{"too large decompressed", encodeV1(t, big), nil, 413, "decompressed request body"},
 		{"not snappy", []byte("hello, this is not snappy"), nil, 400, "decompressing snappy request body"},
@@ -415,7 +415,7 @@ func TestPushHTTPErrors(t *testing.T) {
 func TestPushV2(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
 	r := c.pushV2(rwtest.V2Request())
-	if r.StatusCode != http.StatusOK {
+	if r.StatusCode != http.StatusNoContent {
 		t.Fatalf("got %d %s", r.StatusCode, body(t, r))
 	}
 	for h, want := range map[string]string{headerSamplesWritten: "3", headerHistogramsWritten: "2", headerExemplarsWritten: "1"} {
@@ -485,7 +485,7 @@ func TestMetrics(t *testing.T) {
 			req.Timeseries[i].Samples[j].Timestamp = now - int64(j)
 		}
 	}
-	if r := c.push(req); r.StatusCode != http.StatusOK {
+	if r := c.push(req); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("got %d %s", r.StatusCode, body(t, r))
 	}
 	for name, want := range map[string]float64{

@@ -64,12 +64,17 @@ func (d *Distributor) putRequest(pr *pushRequest) {
 // Prometheus remote write 1.0 and 2.0, chosen by Content-Type. The tenant
 // must already be in the request context (tenant.HTTPMiddleware).
 //
-// Answers: 200 when everything was written; 400 naming the first invalid
-// series when some of the request was refused (the rest is written);
-// 413 for a body over -distributor.max-recv-msg-size; 415 for an
-// unsupported Content-Type or Content-Encoding; 429 with Retry-After over
-// the tenant's ingestion rate (nothing written); 5xx when the ingesters
-// did not acknowledge the write, which the sender should retry.
+// Answers, as Prometheus's receiver gives them: 204 No Content when
+// everything was written; 400 naming the first refused series and why
+// when some of the request was refused (everything else is written; only
+// a body that does not decode is refused as a whole); 413 for a body over
+// -distributor.max-recv-msg-size; 415 for an unsupported Content-Type or
+// Content-Encoding, or a 2.0 request with -distributor.remote-writev2-enabled
+// false; 429 with Retry-After over the tenant's ingestion rate (nothing
+// written); 5xx when the ingesters did not acknowledge the write, which
+// the sender should retry. Every answer to a 2.0 request carries the
+// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written
+// headers: what a quorum of ingesters stored.
 func (d *Distributor) PushHandler() http.Handler {
 	return http.HandlerFunc(d.servePush)
 }
@@ -84,6 +89,14 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 		return
+	}
+	if v2 {
+		// From here on, every answer says what was written, if only 0.
+		setWritten(w, writeStats{})
+		if !d.cfg.RemoteWriteV2Enabled {
+			http.Error(w, fmt.Sprintf("%s protobuf message is not accepted by this server (-distributor.remote-writev2-enabled is false); only accepts %s", protoV2, protoV1), http.StatusUnsupportedMediaType)
+			return
+		}
 	}
 	// Prometheus's own receiver takes a missing Content-Encoding as snappy.
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
@@ -114,9 +127,6 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		d.putRequest(pr)
-		if v2 {
-			setWritten(w, writeStats{})
-		}
 		d.writeError(w, userID, err)
 		return
 	}
@@ -135,7 +145,7 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, userID, err)
 		return
 	}
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // parseContentType tells remote write 2.0 from 1.0 as Prometheus's

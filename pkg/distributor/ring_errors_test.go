@@ -26,7 +26,7 @@ func TestPushStaleHeartbeats(t *testing.T) {
 
 	// One stale ingester of three leaves a quorum.
 	c = newCluster(t, clusterOpts{stale: 1})
-	if r := c.push(manySeries(3)); r.StatusCode != http.StatusOK {
-		t.Fatalf("one stale ingester: got %d %s, want 200", r.StatusCode, body(t, r))
+	if r := c.push(manySeries(3)); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("one stale ingester: got %d %s, want 204", r.StatusCode, body(t, r))
 	}
 }

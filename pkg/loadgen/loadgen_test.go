@@ -42,7 +42,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(400)
 		return
 	}
-	if code := rc.reject(rc.requests); code != 200 {
+	if code := rc.reject(rc.requests); code != http.StatusNoContent {
 		// As Cortex answers: the reason on the first line, details after.
 		http.Error(w, "ingestion rate limit (100) exceeded for tenant t1 (request "+strconv.Itoa(rc.requests)+")\nsecond line", code)
 		return
@@ -63,6 +63,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rc.samples++
 		}
 	}
+	// Cortex and Prometheus answer a stored write with 204 No Content.
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func TestRunWrite(t *testing.T) {
@@ -70,7 +72,7 @@ func TestRunWrite(t *testing.T) {
 		if n%10 == 0 {
 			return 429
 		}
-		return 200
+		return http.StatusNoContent
 	}}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -111,7 +113,7 @@ func TestRunWrite(t *testing.T) {
 }
 
 func TestRunWriteScrapeInterval(t *testing.T) {
-	rc := &receiver{last: map[string]int64{}, reject: func(int) int { return 200 }}
+	rc := &receiver{last: map[string]int64{}, reject: func(int) int { return http.StatusNoContent }}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	// 200 series every 100ms, 10 requests: 5 rounds of 2 requests, the
@@ -190,7 +192,7 @@ func TestChurnReplacesSeries(t *testing.T) {
 }
 
 func TestRunWriteBackfill(t *testing.T) {
-	rc := &receiver{last: map[string]int64{}, reject: func(int) int { return 200 }}
+	rc := &receiver{last: map[string]int64{}, reject: func(int) int { return http.StatusNoContent }}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	began := time.Now()
