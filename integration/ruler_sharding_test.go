@@ -1,0 +1,161 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
+)
+
+// ruleGroupsOf counts the tenant's groups p evaluates, from its
+// cortex_prometheus_rule_group_rules series.
+func ruleGroupsOf(t *testing.T, c *cluster, p *testkit.Cortex, tenantID string) int {
+	t.Helper()
+	_, body := get(t, c.client, "https://"+p.HTTPAddr+"/metrics")
+	n := 0
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "cortex_prometheus_rule_group_rules{") && strings.Contains(l, `user="`+tenantID+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// listedGroups reads GET /prometheus/api/v1/rules on p: the groups'
+// names, and whether every group has been evaluated.
+func listedGroups(t *testing.T, c *cluster, p *testkit.Cortex, tenantID string) (names []string, evaluated bool, err error) {
+	t.Helper()
+	code, body := do(t, c.client, http.MethodGet, "https://"+p.HTTPAddr+"/prometheus/api/v1/rules", tenantID, nil)
+	if code != http.StatusOK {
+		return nil, false, fmt.Errorf("%d %s", code, body)
+	}
+	var resp struct {
+		Data struct {
+			Groups []struct {
+				Name           string
+				File           string
+				LastEvaluation time.Time
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		return nil, false, fmt.Errorf("%w: %s", err, body)
+	}
+	evaluated = true
+	for _, g := range resp.Data.Groups {
+		names = append(names, g.File+"/"+g.Name)
+		if g.LastEvaluation.IsZero() {
+			evaluated = false
+		}
+	}
+	return names, evaluated, nil
+}
+
+// TestRulersShareGroupsOverMemberlist: two -target=ruler processes on a
+// gossiped ruler ring with mutual TLS on every link share a tenant's ten
+// groups, each evaluating some; GET /prometheus/api/v1/rules on either
+// answers all ten (the other's asked over gRPC with -ruler.client.tls-*),
+// and another tenant sees none. When one ruler stops, the other evaluates
+// all ten within a few evaluation intervals.
+func TestRulersShareGroupsOverMemberlist(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	t.Parallel()
+	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
+	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
+	rulesDir := filepath.Join(c.dir, "rules")
+	ingester := c.start("-target=ingester",
+		"-distributor.replication-factor=1",
+		"-ingester.lifecycler.ID=ingester-0", "-ingester.lifecycler.addr=127.0.0.1",
+		"-blocks-storage.tsdb.dir="+t.TempDir(),
+		"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
+	)
+	var rulers []*testkit.Cortex
+	for i := range 2 {
+		rulers = append(rulers, c.start("-target=ruler",
+			"-distributor.replication-factor=1",
+			"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
+			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
+			"-ruler-storage.filesystem.dir="+rulesDir,
+			"-ruler.enable-api=true",
+			"-ruler.evaluation-interval=1s",
+			"-ruler.poll-interval=1s",
+			"-ruler.enable-sharding=true",
+			"-ruler.ring.store=memberlist",
+			"-ruler.ring.heartbeat-period=1s",
+			"-ruler.ring.instance-id=ruler-"+itoa(i),
+			"-ruler.ring.instance-addr=127.0.0.1",
+			"-ruler.client.tls-cert-path="+filepath.Join(c.certs, "client.crt"),
+			"-ruler.client.tls-key-path="+filepath.Join(c.certs, "client.key"),
+			"-ruler.client.tls-ca-path="+filepath.Join(c.certs, "root.crt"),
+			"-ruler.client.tls-server-name=localhost",
+		))
+	}
+	for _, p := range append([]*testkit.Cortex{ingester}, rulers...) {
+		waitReady(p, c.client)
+	}
+	rulers[0].EventuallyNil(30*time.Second, "both rulers on /ruler/ring", func() error {
+		code, page := get(t, c.client, "https://"+rulers[1].HTTPAddr+"/ruler/ring")
+		if code != http.StatusOK || !strings.Contains(page, "ruler-0") || !strings.Contains(page, "ruler-1") {
+			return fmt.Errorf("GET /ruler/ring: %d", code)
+		}
+		return nil
+	})
+
+	var want []string
+	for i := range 10 {
+		ns := "ns-" + itoa(i%2)
+		name := fmt.Sprintf("group-%d", i)
+		body := fmt.Sprintf("name: %s\ninterval: 1s\nrules:\n- record: team_r:g%d\n  expr: vector(%d)\n", name, i, i)
+		if code, resp := do(t, c.client, http.MethodPost, "https://"+rulers[i%2].HTTPAddr+"/api/v1/rules/"+ns, "team-r", body); code != http.StatusAccepted {
+			t.Fatalf("POST %s/%s: %d %s", ns, name, code, resp)
+		}
+		want = append(want, ns+"/"+name)
+	}
+	slices.Sort(want)
+
+	rulers[0].EventuallyNil(60*time.Second, "both rulers evaluating a share of the ten groups", func() error {
+		a, b := ruleGroupsOf(t, c, rulers[0], "team-r"), ruleGroupsOf(t, c, rulers[1], "team-r")
+		if a+b != 10 || a == 0 || b == 0 {
+			return fmt.Errorf("groups evaluated: %d and %d", a, b)
+		}
+		return nil
+	})
+	for i, p := range rulers {
+		p.EventuallyNil(30*time.Second, "ruler-"+itoa(i)+" listing all ten groups, evaluated", func() error {
+			names, evaluated, err := listedGroups(t, c, p, "team-r")
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(names, want) || !evaluated {
+				return fmt.Errorf("listed %v (evaluated: %v), want %v", names, evaluated, want)
+			}
+			return nil
+		})
+		if names, _, err := listedGroups(t, c, p, "team-other"); err != nil || len(names) != 0 {
+			t.Fatalf("another tenant's rules on ruler-%d: %v %v", i, names, err)
+		}
+	}
+
+	rulers[1].Stop()
+	rulers[0].EventuallyNil(30*time.Second, "ruler-0 evaluating all ten groups", func() error {
+		if n := ruleGroupsOf(t, c, rulers[0], "team-r"); n != 10 {
+			return fmt.Errorf("ruler-0 evaluates %d groups", n)
+		}
+		names, evaluated, err := listedGroups(t, c, rulers[0], "team-r")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(names, want) || !evaluated {
+			return fmt.Errorf("listed %v (evaluated: %v)", names, evaluated)
+		}
+		return nil
+	})
+}
