@@ -167,19 +167,29 @@ type promResponse struct {
 
 func (c *cluster) query(tenantID, path string, params url.Values) promResponse {
 	c.t.Helper()
+	out, err := c.tryQuery(tenantID, path, params)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// tryQuery is query for callers that poll: an answer other than success
+// is an error rather than the test's end.
+func (c *cluster) tryQuery(tenantID, path string, params url.Values) (promResponse, error) {
 	req, _ := http.NewRequest("GET", "https://"+c.querier.HTTPAddr+"/prometheus/api/v1/"+path+"?"+params.Encode(), nil)
 	req.Header.Set("X-Scope-OrgID", tenantID)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		c.t.Fatalf("query: %v", err)
+		return promResponse{}, fmt.Errorf("query: %v", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	var out promResponse
 	if err := json.Unmarshal(body, &out); err != nil || out.Status != "success" {
-		c.t.Fatalf("query %s %v: %d %s", path, params, resp.StatusCode, body)
+		return out, fmt.Errorf("query %s %v: %d %s", path, params, resp.StatusCode, body)
 	}
-	return out
+	return out, nil
 }
 
 func series(name string, i int, ts int64, v float64) prompb.TimeSeries {
