@@ -32,7 +32,9 @@ import (
 // labels, out of order, too old, duplicate timestamp, series limits), as
 // the distributor keeps the valid series of a request: the refusals come
 // back as one InvalidArgument error naming the first refused series and
-// the reason, with a count of the rest. Unavailable and Internal are kept for what a
+// the reason, with a count of the rest, and with a client.PushResponse in
+// its details saying what each series lost, from which the distributor
+// counts what a quorum stored. Unavailable and Internal are kept for what a
 // retry can fix (an ingester not running, a failing disk).
 //
 // Durability: the TSDB appender's Commit writes the request's series and
@@ -99,6 +101,7 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	)
 	for ti := range req.Timeseries {
 		ts := &req.Timeseries[ti]
+		p.series = ti
 		// Most series exist already: look them up with labels built in a
 		// reused buffer, and allocate labels only for a new series, whose
 		// labels the TSDB keeps.
@@ -135,14 +138,14 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 				p.samples++
 				continue
 			}
-			if p.refuse(err, ls, s.Timestamp) {
+			if p.refuse(err, ls, s.Timestamp, false) {
 				_ = app.Rollback()
 				return nil, p.internal(err)
 			}
 			if refused = isSeriesError(err); refused {
 				// The series cannot be created: its other samples would
 				// fail the same way.
-				p.discard(err, len(ts.Samples)-si-1+len(ts.Histograms))
+				p.discard(err, len(ts.Samples)-si-1, len(ts.Histograms))
 				break
 			}
 		}
@@ -162,12 +165,12 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 				p.samples++
 				continue
 			}
-			if p.refuse(err, ls, h.Timestamp) {
+			if p.refuse(err, ls, h.Timestamp, true) {
 				_ = app.Rollback()
 				return nil, p.internal(err)
 			}
 			if refused = isSeriesError(err); refused {
-				p.discard(err, len(ts.Histograms)-hi-1)
+				p.discard(err, 0, len(ts.Histograms)-hi-1)
 			}
 		}
 		if len(ts.Exemplars) == 0 {
@@ -176,6 +179,7 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 		if ref == 0 || exApp == nil {
 			// Exemplars are stored only beside a stored sample.
 			p.exemplarsFailed += len(ts.Exemplars)
+			p.note(0, 0, len(ts.Exemplars))
 			continue
 		}
 		exs = exs[:0]
@@ -195,6 +199,7 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 			}
 		default:
 			p.exemplarsFailed += len(exs) - 1
+			p.note(0, 0, len(exs)-1)
 			p.exemplarFailed(err, ls, exs[0].Ts)
 		}
 	}
@@ -210,14 +215,20 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 		i.metrics.discarded.WithLabelValues(reason, id).Add(float64(n))
 	}
 	u.rate.add(int64(p.samples))
+	resp := &client.PushResponse{Refused: p.refused}
 	if p.first == "" {
-		return &client.PushResponse{}, nil
+		return resp, nil
 	}
+	resp.First, resp.FirstSeries = p.first, uint32(p.firstSeries)
 	msg := p.first
 	if more := p.failed + p.exemplarsFailed - 1; more > 0 {
 		msg += fmt.Sprintf(" (and %d more refused samples or exemplars in this request)", more)
 	}
-	return nil, status.Error(codes.InvalidArgument, msg)
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(resp)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, msg)
+	}
+	return nil, st.Err()
 }
 
 // buildLabels writes the series' labels into out, reusing its memory:
@@ -246,22 +257,58 @@ type pushState struct {
 	exemplars, exemplarsFailed int
 	first                      string
 	discarded                  map[string]int
+
+	// series is the index of the series being appended; refused says
+	// what each series lost, and firstSeries which series first refers to.
+	series      int
+	firstSeries int
+	refused     []*client.SeriesRefusal
+}
+
+// note records that the current series lost samples, histograms and
+// exemplars.
+func (p *pushState) note(samples, histograms, exemplars int) {
+	if samples+histograms+exemplars == 0 {
+		return
+	}
+	var r *client.SeriesRefusal
+	if n := len(p.refused); n > 0 && p.refused[n-1].Series == uint32(p.series) {
+		r = p.refused[n-1]
+	} else {
+		r = &client.SeriesRefusal{Series: uint32(p.series)}
+		p.refused = append(p.refused, r)
+	}
+	r.Samples += uint32(samples)
+	r.Histograms += uint32(histograms)
+	r.Exemplars += uint32(exemplars)
+}
+
+// setFirst keeps msg as the answer's message if it is the first refusal.
+func (p *pushState) setFirst(msg string) {
+	if p.first == "" {
+		p.first, p.firstSeries = msg, p.series
+	}
 }
 
 // refuse records a refused sample and reports whether err is not about
 // the sample but about the ingester, which fails the whole request.
-func (p *pushState) refuse(err error, ls labels.Labels, ts int64) (fatal bool) {
+func (p *pushState) refuse(err error, ls labels.Labels, ts int64, histogram bool) (fatal bool) {
 	reason, detail := p.classify(err, ts)
 	if reason == "" {
 		return true
 	}
 	p.failed++
+	if histogram {
+		p.note(0, 1, 0)
+	} else {
+		p.note(1, 0, 0)
+	}
 	if p.discarded == nil {
 		p.discarded = map[string]int{}
 	}
 	p.discarded[reason]++
 	if p.first == "" {
-		p.first = fmt.Sprintf("series %s: %s", ls.String(), detail)
+		p.setFirst(fmt.Sprintf("series %s: %s", ls.String(), detail))
 	}
 	return false
 }
@@ -272,29 +319,32 @@ func (p *pushState) invalidSeries(r validation.LabelReason, msg string, ts *prom
 	n := len(ts.Samples) + len(ts.Histograms)
 	p.failed += n
 	p.exemplarsFailed += len(ts.Exemplars)
+	p.note(len(ts.Samples), len(ts.Histograms), len(ts.Exemplars))
 	if p.discarded == nil {
 		p.discarded = map[string]int{}
 	}
 	p.discarded[r.String()] += n
-	if p.first == "" {
-		p.first = msg
-	}
+	p.setFirst(msg)
 }
 
-// discard counts n more samples refused for the same reason as err.
-func (p *pushState) discard(err error, n int) {
+// discard counts more float and histogram samples refused for the same
+// reason as err.
+func (p *pushState) discard(err error, samples, histograms int) {
+	n := samples + histograms
 	if n <= 0 {
 		return
 	}
 	reason, _ := p.classify(err, 0)
 	p.failed += n
+	p.note(samples, histograms, 0)
 	p.discarded[reason] += n
 }
 
 func (p *pushState) exemplarFailed(err error, ls labels.Labels, ts int64) {
 	p.exemplarsFailed++
+	p.note(0, 0, 1)
 	if p.first == "" {
-		p.first = fmt.Sprintf("series %s: exemplar at %s refused: %v", ls.String(), formatTS(ts), err)
+		p.setFirst(fmt.Sprintf("series %s: exemplar at %s refused: %v", ls.String(), formatTS(ts), err))
 	}
 }
 

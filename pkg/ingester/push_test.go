@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 )
@@ -147,5 +149,60 @@ func TestPushOverGRPCReusesRequests(t *testing.T) {
 		if ls := labelsString(s.Labels); ls != want || len(s.Samples) != 1 || s.Samples[0].Value != float64(id) {
 			t.Fatalf("series %d: %s %v, want %s", id, ls, s.Samples, want)
 		}
+	}
+}
+
+// TestPushRefusalDetails checks what a partly refused Push answers: the
+// error names the first refused series, and its details say what each
+// series lost, by its index in the request, which is what the
+// distributor counts written samples from.
+func TestPushRefusalDetails(t *testing.T) {
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	b := series("temp", "room", "b")
+	h.mustPush("t", floats(b, float64(base), 1))
+
+	ex := prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: "1"}}, Value: 1, Timestamp: base + 1000}
+	good := floats(series("temp", "room", "a"), float64(base), 1, float64(base+1000), 2)
+	ooo := floats(b, float64(base-1000), 2, float64(base+1000), 3)
+	noName := floats([]prompb.Label{{Name: "room", Value: "c"}}, float64(base), 1)
+	noName.Exemplars = []prompb.Exemplar{ex}
+	err := h.push("t", good, ooo, noName)
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), `series {__name__="temp", room="b"}: out-of-order sample at timestamp `+fmt.Sprint(base-1000)) ||
+		!strings.Contains(st.Message(), "(and 2 more refused samples or exemplars in this request)") {
+		t.Fatalf("push: %v, want InvalidArgument naming room b first", err)
+	}
+	var resp *client.PushResponse
+	for _, d := range st.Details() {
+		if r, ok := d.(*client.PushResponse); ok {
+			resp = r
+		}
+	}
+	if resp == nil {
+		t.Fatalf("no PushResponse in the details of %v", st.Details())
+	}
+	want := []string{"series:1 samples:1 histograms:0 exemplars:0", "series:2 samples:1 histograms:0 exemplars:1"}
+	var got []string
+	for _, r := range resp.Refused {
+		got = append(got, fmt.Sprintf("series:%d samples:%d histograms:%d exemplars:%d", r.Series, r.Samples, r.Histograms, r.Exemplars))
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("refused = %v, want %v", got, want)
+	}
+	if resp.FirstSeries != 1 || !strings.HasPrefix(resp.First, `series {__name__="temp", room="b"}: out-of-order`) || strings.Contains(resp.First, "more refused") {
+		t.Errorf("first = %d %q", resp.FirstSeries, resp.First)
+	}
+	// Everything else was stored.
+	if got := h.query("t", 0, 0, eq("room", "a")); len(got) != 1 || len(got[0].Samples) != 2 {
+		t.Errorf("room a: %v", got)
+	}
+	if got := h.query("t", 0, 0, eq("room", "b")); len(got) != 1 || len(got[0].Samples) != 2 {
+		t.Errorf("room b: %v, want the sample at base and the one after it", got)
+	}
+
+	// A request refused in nothing answers an empty PushResponse.
+	r, err := h.conn.Push(ctxFor("t"), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{floats(b, float64(base+2000), 4)}})
+	if err != nil || len(r.Refused) != 0 || r.First != "" {
+		t.Fatalf("clean push: %v %v", r, err)
 	}
 }

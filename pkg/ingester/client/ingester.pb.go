@@ -76,11 +76,25 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{1, 0}
+	return file_ingester_proto_rawDescGZIP(), []int{2, 0}
 }
 
+// PushResponse is empty when the ingester stored everything it was sent.
+// When it refused some of it (invalid series, out-of-order, duplicate or
+// too old samples, series limits, refused exemplars), the answer is an
+// InvalidArgument error whose message names the first refusal and whose
+// details carry a PushResponse saying which series lost what: the
+// distributor counts from it what a quorum of replicas stored, for remote
+// write 2.0's X-Prometheus-Remote-Write-*-Written headers. Exemplars
+// refused without a message come back in a successful PushResponse.
 type PushResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Refused []*SeriesRefusal       `protobuf:"bytes,1,rep,name=refused,proto3" json:"refused,omitempty"`
+	// The first refusal, without the count of the others that the error
+	// message adds.
+	First string `protobuf:"bytes,2,opt,name=first,proto3" json:"first,omitempty"`
+	// Index in the request of the series the first refusal is about.
+	FirstSeries   uint32 `protobuf:"varint,3,opt,name=first_series,json=firstSeries,proto3" json:"first_series,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -115,6 +129,98 @@ func (*PushResponse) Descriptor() ([]byte, []int) {
 	return file_ingester_proto_rawDescGZIP(), []int{0}
 }
 
+func (x *PushResponse) GetRefused() []*SeriesRefusal {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
+func (x *PushResponse) GetFirst() string {
+	if x != nil {
+		return x.First
+	}
+	return ""
+}
+
+func (x *PushResponse) GetFirstSeries() uint32 {
+	if x != nil {
+		return x.FirstSeries
+	}
+	return 0
+}
+
+// SeriesRefusal is what the ingester did not store of one series of a
+// Push request: its index among the request's series and how many of its
+// float samples, native histogram samples and exemplars were refused.
+type SeriesRefusal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        uint32                 `protobuf:"varint,1,opt,name=series,proto3" json:"series,omitempty"`
+	Samples       uint32                 `protobuf:"varint,2,opt,name=samples,proto3" json:"samples,omitempty"`
+	Histograms    uint32                 `protobuf:"varint,3,opt,name=histograms,proto3" json:"histograms,omitempty"`
+	Exemplars     uint32                 `protobuf:"varint,4,opt,name=exemplars,proto3" json:"exemplars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesRefusal) Reset() {
+	*x = SeriesRefusal{}
+	mi := &file_ingester_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesRefusal) ProtoMessage() {}
+
+func (x *SeriesRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesRefusal.ProtoReflect.Descriptor instead.
+func (*SeriesRefusal) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SeriesRefusal) GetSeries() uint32 {
+	if x != nil {
+		return x.Series
+	}
+	return 0
+}
+
+func (x *SeriesRefusal) GetSamples() uint32 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *SeriesRefusal) GetHistograms() uint32 {
+	if x != nil {
+		return x.Histograms
+	}
+	return 0
+}
+
+func (x *SeriesRefusal) GetExemplars() uint32 {
+	if x != nil {
+		return x.Exemplars
+	}
+	return 0
+}
+
 type LabelMatcher struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          LabelMatcher_Type      `protobuf:"varint,1,opt,name=type,proto3,enum=cortex.ingester.LabelMatcher_Type" json:"type,omitempty"`
@@ -126,7 +232,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_ingester_proto_msgTypes[1]
+	mi := &file_ingester_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +244,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[1]
+	mi := &file_ingester_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +257,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{1}
+	return file_ingester_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -184,7 +290,7 @@ type MatcherSet struct {
 
 func (x *MatcherSet) Reset() {
 	*x = MatcherSet{}
-	mi := &file_ingester_proto_msgTypes[2]
+	mi := &file_ingester_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +302,7 @@ func (x *MatcherSet) String() string {
 func (*MatcherSet) ProtoMessage() {}
 
 func (x *MatcherSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[2]
+	mi := &file_ingester_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +315,7 @@ func (x *MatcherSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatcherSet.ProtoReflect.Descriptor instead.
 func (*MatcherSet) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{2}
+	return file_ingester_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *MatcherSet) GetMatchers() []*LabelMatcher {
@@ -232,7 +338,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingester_proto_msgTypes[3]
+	mi := &file_ingester_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +350,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[3]
+	mi := &file_ingester_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +363,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{3}
+	return file_ingester_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -301,7 +407,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingester_proto_msgTypes[4]
+	mi := &file_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +419,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[4]
+	mi := &file_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +432,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -373,7 +479,7 @@ type StringsResponse struct {
 
 func (x *StringsResponse) Reset() {
 	*x = StringsResponse{}
-	mi := &file_ingester_proto_msgTypes[5]
+	mi := &file_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +491,7 @@ func (x *StringsResponse) String() string {
 func (*StringsResponse) ProtoMessage() {}
 
 func (x *StringsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[5]
+	mi := &file_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +504,7 @@ func (x *StringsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringsResponse.ProtoReflect.Descriptor instead.
 func (*StringsResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{5}
+	return file_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StringsResponse) GetValues() []string {
@@ -420,7 +526,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingester_proto_msgTypes[6]
+	mi := &file_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +538,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[6]
+	mi := &file_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +551,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{6}
+	return file_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -486,7 +592,7 @@ type Label struct {
 
 func (x *Label) Reset() {
 	*x = Label{}
-	mi := &file_ingester_proto_msgTypes[7]
+	mi := &file_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +604,7 @@ func (x *Label) String() string {
 func (*Label) ProtoMessage() {}
 
 func (x *Label) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[7]
+	mi := &file_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +617,7 @@ func (x *Label) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Label.ProtoReflect.Descriptor instead.
 func (*Label) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Label) GetName() string {
@@ -537,7 +643,7 @@ type LabelSet struct {
 
 func (x *LabelSet) Reset() {
 	*x = LabelSet{}
-	mi := &file_ingester_proto_msgTypes[8]
+	mi := &file_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +655,7 @@ func (x *LabelSet) String() string {
 func (*LabelSet) ProtoMessage() {}
 
 func (x *LabelSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[8]
+	mi := &file_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +668,7 @@ func (x *LabelSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelSet.ProtoReflect.Descriptor instead.
 func (*LabelSet) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingester_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LabelSet) GetLabels() []*Label {
@@ -581,7 +687,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingester_proto_msgTypes[9]
+	mi := &file_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +699,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[9]
+	mi := &file_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +712,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SeriesResponse) GetSeries() []*LabelSet {
@@ -628,7 +734,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_ingester_proto_msgTypes[10]
+	mi := &file_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +746,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[10]
+	mi := &file_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +759,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MetadataRequest) GetMetric() string {
@@ -690,7 +796,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_ingester_proto_msgTypes[11]
+	mi := &file_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +808,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[11]
+	mi := &file_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +821,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -755,7 +861,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_ingester_proto_msgTypes[12]
+	mi := &file_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +873,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[12]
+	mi := &file_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +886,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MetadataResponse) GetMetadata() []*MetricMetadata {
@@ -798,7 +904,7 @@ type UserStatsRequest struct {
 
 func (x *UserStatsRequest) Reset() {
 	*x = UserStatsRequest{}
-	mi := &file_ingester_proto_msgTypes[13]
+	mi := &file_ingester_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +916,7 @@ func (x *UserStatsRequest) String() string {
 func (*UserStatsRequest) ProtoMessage() {}
 
 func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[13]
+	mi := &file_ingester_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +929,7 @@ func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserStatsRequest.ProtoReflect.Descriptor instead.
 func (*UserStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingester_proto_rawDescGZIP(), []int{14}
 }
 
 type UserStatsResponse struct {
@@ -838,7 +944,7 @@ type UserStatsResponse struct {
 
 func (x *UserStatsResponse) Reset() {
 	*x = UserStatsResponse{}
-	mi := &file_ingester_proto_msgTypes[14]
+	mi := &file_ingester_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +956,7 @@ func (x *UserStatsResponse) String() string {
 func (*UserStatsResponse) ProtoMessage() {}
 
 func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[14]
+	mi := &file_ingester_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +969,7 @@ func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserStatsResponse.ProtoReflect.Descriptor instead.
 func (*UserStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingester_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UserStatsResponse) GetIngestionRate() float64 {
@@ -898,8 +1004,18 @@ var File_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_proto_rawDesc = "" +
 	"\n" +
-	"\x0eingester.proto\x12\x0fcortex.ingester\"\x0e\n" +
-	"\fPushResponse\"\x9a\x01\n" +
+	"\x0eingester.proto\x12\x0fcortex.ingester\"\x81\x01\n" +
+	"\fPushResponse\x128\n" +
+	"\arefused\x18\x01 \x03(\v2\x1e.cortex.ingester.SeriesRefusalR\arefused\x12\x14\n" +
+	"\x05first\x18\x02 \x01(\tR\x05first\x12!\n" +
+	"\ffirst_series\x18\x03 \x01(\rR\vfirstSeries\"\x7f\n" +
+	"\rSeriesRefusal\x12\x16\n" +
+	"\x06series\x18\x01 \x01(\rR\x06series\x12\x18\n" +
+	"\asamples\x18\x02 \x01(\rR\asamples\x12\x1e\n" +
+	"\n" +
+	"histograms\x18\x03 \x01(\rR\n" +
+	"histograms\x12\x1c\n" +
+	"\texemplars\x18\x04 \x01(\rR\texemplars\"\x9a\x01\n" +
 	"\fLabelMatcher\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".cortex.ingester.LabelMatcher.TypeR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -969,39 +1085,41 @@ func file_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),     // 0: cortex.ingester.LabelMatcher.Type
 	(*PushResponse)(nil),       // 1: cortex.ingester.PushResponse
-	(*LabelMatcher)(nil),       // 2: cortex.ingester.LabelMatcher
-	(*MatcherSet)(nil),         // 3: cortex.ingester.MatcherSet
-	(*LabelNamesRequest)(nil),  // 4: cortex.ingester.LabelNamesRequest
-	(*LabelValuesRequest)(nil), // 5: cortex.ingester.LabelValuesRequest
-	(*StringsResponse)(nil),    // 6: cortex.ingester.StringsResponse
-	(*SeriesRequest)(nil),      // 7: cortex.ingester.SeriesRequest
-	(*Label)(nil),              // 8: cortex.ingester.Label
-	(*LabelSet)(nil),           // 9: cortex.ingester.LabelSet
-	(*SeriesResponse)(nil),     // 10: cortex.ingester.SeriesResponse
-	(*MetadataRequest)(nil),    // 11: cortex.ingester.MetadataRequest
-	(*MetricMetadata)(nil),     // 12: cortex.ingester.MetricMetadata
-	(*MetadataResponse)(nil),   // 13: cortex.ingester.MetadataResponse
-	(*UserStatsRequest)(nil),   // 14: cortex.ingester.UserStatsRequest
-	(*UserStatsResponse)(nil),  // 15: cortex.ingester.UserStatsResponse
+	(*SeriesRefusal)(nil),      // 2: cortex.ingester.SeriesRefusal
+	(*LabelMatcher)(nil),       // 3: cortex.ingester.LabelMatcher
+	(*MatcherSet)(nil),         // 4: cortex.ingester.MatcherSet
+	(*LabelNamesRequest)(nil),  // 5: cortex.ingester.LabelNamesRequest
+	(*LabelValuesRequest)(nil), // 6: cortex.ingester.LabelValuesRequest
+	(*StringsResponse)(nil),    // 7: cortex.ingester.StringsResponse
+	(*SeriesRequest)(nil),      // 8: cortex.ingester.SeriesRequest
+	(*Label)(nil),              // 9: cortex.ingester.Label
+	(*LabelSet)(nil),           // 10: cortex.ingester.LabelSet
+	(*SeriesResponse)(nil),     // 11: cortex.ingester.SeriesResponse
+	(*MetadataRequest)(nil),    // 12: cortex.ingester.MetadataRequest
+	(*MetricMetadata)(nil),     // 13: cortex.ingester.MetricMetadata
+	(*MetadataResponse)(nil),   // 14: cortex.ingester.MetadataResponse
+	(*UserStatsRequest)(nil),   // 15: cortex.ingester.UserStatsRequest
+	(*UserStatsResponse)(nil),  // 16: cortex.ingester.UserStatsResponse
 }
 var file_ingester_proto_depIdxs = []int32{
-	0,  // 0: cortex.ingester.LabelMatcher.type:type_name -> cortex.ingester.LabelMatcher.Type
-	2,  // 1: cortex.ingester.MatcherSet.matchers:type_name -> cortex.ingester.LabelMatcher
-	3,  // 2: cortex.ingester.LabelNamesRequest.matcher_sets:type_name -> cortex.ingester.MatcherSet
-	3,  // 3: cortex.ingester.LabelValuesRequest.matcher_sets:type_name -> cortex.ingester.MatcherSet
-	3,  // 4: cortex.ingester.SeriesRequest.matcher_sets:type_name -> cortex.ingester.MatcherSet
-	8,  // 5: cortex.ingester.LabelSet.labels:type_name -> cortex.ingester.Label
-	9,  // 6: cortex.ingester.SeriesResponse.series:type_name -> cortex.ingester.LabelSet
-	12, // 7: cortex.ingester.MetadataResponse.metadata:type_name -> cortex.ingester.MetricMetadata
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 0: cortex.ingester.PushResponse.refused:type_name -> cortex.ingester.SeriesRefusal
+	0,  // 1: cortex.ingester.LabelMatcher.type:type_name -> cortex.ingester.LabelMatcher.Type
+	3,  // 2: cortex.ingester.MatcherSet.matchers:type_name -> cortex.ingester.LabelMatcher
+	4,  // 3: cortex.ingester.LabelNamesRequest.matcher_sets:type_name -> cortex.ingester.MatcherSet
+	4,  // 4: cortex.ingester.LabelValuesRequest.matcher_sets:type_name -> cortex.ingester.MatcherSet
+	4,  // 5: cortex.ingester.SeriesRequest.matcher_sets:type_name -> cortex.ingester.MatcherSet
+	9,  // 6: cortex.ingester.LabelSet.labels:type_name -> cortex.ingester.Label
+	10, // 7: cortex.ingester.SeriesResponse.series:type_name -> cortex.ingester.LabelSet
+	13, // 8: cortex.ingester.MetadataResponse.metadata:type_name -> cortex.ingester.MetricMetadata
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ingester_proto_init() }
@@ -1015,7 +1133,7 @@ func file_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
