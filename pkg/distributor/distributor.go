@@ -212,6 +212,7 @@ type batch struct {
 	keys     []uint32
 	arena    []byte     // field-1 records of prompb.WriteRequest, one per series
 	records  [][2]int32 // each series' record in arena
+	reqIndex []int32    // each series' index in the request
 	metadata []int32
 }
 
@@ -238,7 +239,7 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	if b == nil {
 		b = &batch{}
 	}
-	b.keys, b.arena, b.records, b.metadata = b.keys[:0], b.arena[:0], b.records[:0], b.metadata[:0]
+	b.keys, b.arena, b.records, b.reqIndex, b.metadata = b.keys[:0], b.arena[:0], b.records[:0], b.reqIndex[:0], b.metadata[:0]
 	putBatch := func() {
 		if cap(b.arena) <= maxPooledBytes {
 			d.batches.Put(b)
@@ -253,6 +254,9 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	// Validate, place every valid series on the ring and encode it.
 	var samplesIn, exemplarsIn, latest int64
 	latest = -1 << 63
+	// firstAt is the index of the series the validator's first refusal is
+	// about: -1 for the series decoding left out.
+	firstAt := -1
 	userHash := shardByUser(userID)
 	for i := range req.Timeseries {
 		s := &req.Timeseries[i]
@@ -265,9 +269,13 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 			latest = max(latest, s.Histograms[j].Timestamp)
 		}
 		ok, modified := v.series(s)
+		if v.first != "" && firstAt < 0 && (src.issues == nil || src.issues.First == "") {
+			firstAt = i
+		}
 		if !ok {
 			continue
 		}
+		b.reqIndex = append(b.reqIndex, int32(i))
 		stats.samples += len(s.Samples)
 		stats.histograms += len(s.Histograms)
 		stats.exemplars += len(s.Exemplars)
@@ -281,7 +289,11 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 		b.records = append(b.records, [2]int32{int32(start), int32(len(b.arena))})
 	}
 	for i := range req.Metadata {
-		if v.metadata(&req.Metadata[i]) {
+		ok := v.metadata(&req.Metadata[i])
+		if !ok && firstAt < 0 && (src.issues == nil || src.issues.First == "") {
+			firstAt = len(req.Timeseries) // metadata come after every series
+		}
+		if ok {
 			b.keys = append(b.keys, hashAdd32a(userHash, req.Metadata[i].MetricFamilyName))
 			b.metadata = append(b.metadata, int32(i))
 		}
@@ -335,7 +347,7 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	// still get the data after the client has its answer.
 	callCtx := context.WithoutCancel(ctx)
 	err = ring.DoBatchWithOptions(batchCtx, ring.WriteNoExtend, d.ring, b.keys, func(inst ring.InstanceDesc, idx []int) error {
-		err := d.send(callCtx, inst, req, b, idx)
+		err := d.send(callCtx, inst, req, b, idx, fails)
 		if err != nil {
 			fails.add(inst, err)
 		}
@@ -351,6 +363,15 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	})
 	if err != nil {
 		return writeStats{}, d.batchError(batchCtx, err, fails)
+	}
+	// The written counts are what a quorum stored: the ingesters' own
+	// refusals (out of order, duplicates, series limits) come off.
+	lost, first, at := fails.quorumLoss(d.ring.ReplicationFactor()/2 + 1)
+	stats.samples -= lost.samples
+	stats.histograms -= lost.histograms
+	stats.exemplars -= lost.exemplars
+	if first != "" && (partial == nil || (firstAt >= 0 && at < firstAt)) {
+		partial = &PushError{Code: http.StatusBadRequest, Msg: first}
 	}
 	return stats, partial
 }

@@ -48,6 +48,9 @@ type fakeIngester struct {
 	discard bool          // count pushes only (benchmarks)
 	delay   atomic.Int64  // time.Duration each Push waits first
 	count   atomic.Int64
+	// refuse, when set, answers a push as an ingester that stored only
+	// part of it; nil stores everything.
+	refuse func(req *client.PushRequest) error
 
 	mu       sync.Mutex
 	series   map[string]map[string]int // tenant -> series -> samples
@@ -76,6 +79,11 @@ func (f *fakeIngester) Push(ctx context.Context, req *client.PushRequest) (*clie
 	if f.discard {
 		f.count.Add(int64(len(req.Timeseries)))
 		return &client.PushResponse{}, nil
+	}
+	if f.refuse != nil {
+		if err := f.refuse(req); err != nil {
+			return nil, err
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

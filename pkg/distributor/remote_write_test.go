@@ -4,8 +4,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
 
 	"github.com/cortex-tls/cortex/pkg/util/remotewrite/rwtest"
 )
@@ -52,6 +59,83 @@ func TestPushV2WrittenHeadersOnRefusals(t *testing.T) {
 			}
 			if got := r.Header.Get(headerSamplesWritten); got != "0" {
 				t.Errorf("%s = %q, want 0", headerSamplesWritten, got)
+			}
+		})
+	}
+}
+
+// refuseSamples makes an ingester answer as one that refused n float
+// samples of the series named by labels, and stored everything else.
+func refuseSamples(series string, n uint32) func(req *client.PushRequest) error {
+	return func(req *client.PushRequest) error {
+		for j, ts := range req.Timeseries {
+			if seriesString(ts.Labels) != series {
+				continue
+			}
+			msg := "series " + series + ": out-of-order sample at timestamp 1"
+			resp := &client.PushResponse{Refused: []*client.SeriesRefusal{{Series: uint32(j), Samples: n}}, First: msg, FirstSeries: uint32(j)}
+			st, err := status.New(codes.InvalidArgument, msg+" (and 3 more refused samples or exemplars in this request)").WithDetails(resp)
+			if err != nil {
+				return err
+			}
+			return st.Err()
+		}
+		return nil
+	}
+}
+
+// TestPushPartialWriteCountsQuorum checks the written counts of a request
+// the ingesters stored in part: what a quorum of replicas stored, with a
+// 400 naming the refused series when the quorum refused something.
+func TestPushPartialWriteCountsQuorum(t *testing.T) {
+	now := nowMs()
+	good := series([]int64{now, now + 1}, "__name__", "good", "job", "j")
+	bad := series([]int64{now, now + 1, now + 2}, "__name__", "bad", "job", "j")
+	badName := seriesString(bad.Labels)
+	for _, tc := range []struct {
+		name      string
+		rf        int
+		refusing  int // replicas that refuse one sample of bad
+		code      int
+		samples   string
+		wantInMsg string
+	}{
+		{"one replica", 1, 1, http.StatusBadRequest, "4", `series __name__="bad",job="j": out-of-order sample`},
+		{"every replica", 3, 3, http.StatusBadRequest, "4", `series __name__="bad",job="j": out-of-order sample`},
+		{"a quorum", 3, 2, http.StatusBadRequest, "4", `series __name__="bad",job="j": out-of-order sample`},
+		{"outvoted", 3, 1, http.StatusNoContent, "5", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, clusterOpts{ingesters: tc.rf, rf: tc.rf})
+			for _, f := range c.ingesters[:tc.refusing] {
+				f.refuse = refuseSamples(badName, 1)
+				if tc.refusing == 1 && tc.rf > 1 {
+					// The quorum is the two others: the refusing replica
+					// answers after the distributor did.
+					f.delay.Store(int64(500 * time.Millisecond))
+				}
+			}
+			req := &writev2.Request{Symbols: []string{""}}
+			st := writev2.NewSymbolTable()
+			for _, s := range []prompb.TimeSeries{good, bad} {
+				var refs []uint32
+				for _, l := range s.Labels {
+					refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+				}
+				var samples []writev2.Sample
+				for _, smp := range s.Samples {
+					samples = append(samples, writev2.Sample{Value: smp.Value, Timestamp: smp.Timestamp})
+				}
+				req.Timeseries = append(req.Timeseries, writev2.TimeSeries{LabelsRefs: refs, Samples: samples})
+			}
+			req.Symbols = st.Symbols()
+			r := c.pushV2(req)
+			b := body(t, r)
+			if r.StatusCode != tc.code || !strings.Contains(b, tc.wantInMsg) || strings.Contains(b, "more refused") {
+				t.Fatalf("got %d %q, want %d containing %q", r.StatusCode, b, tc.code, tc.wantInMsg)
+			}
+			if got := r.Header.Get(headerSamplesWritten); got != tc.samples {
+				t.Errorf("%s = %s, want %s", headerSamplesWritten, got, tc.samples)
 			}
 		})
 	}

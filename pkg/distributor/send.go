@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
 )
 
 // ingesterRequest is one ingester's share of a push.
@@ -27,7 +30,7 @@ type ingesterRequest struct {
 // series once, or not at all, instead of once per replica, is the largest
 // saving of the write path. The request is therefore only meaningful
 // marshalled, as client.Conn's gRPC codec does.
-func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *prompb.WriteRequest, b *batch, idx []int) error {
+func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *prompb.WriteRequest, b *batch, idx []int, f *failures) error {
 	c, err := d.pool.Get(inst.Addr)
 	if err != nil {
 		return err
@@ -59,7 +62,7 @@ func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *pro
 		wr.XXX_unrecognized = buf
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
-	_, err = c.Push(ctx, wr)
+	resp, err := c.Push(ctx, wr)
 	cancel()
 
 	for _, kind := range [...]struct {
@@ -77,6 +80,15 @@ func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *pro
 			}
 			d.metrics.ingesterAppendFailures.WithLabelValues(inst.Addr, kind.name, st).Inc()
 		}
+	}
+	// A partly refused push is a reply like any other: what the replica
+	// stored counts towards the quorum, and what it refused would be
+	// refused again on a retry.
+	if err == nil {
+		f.reply(idx, resp, req, b)
+	} else if partial := refusedPart(err); partial != nil {
+		f.reply(idx, partial, req, b)
+		err = nil
 	}
 	// Drop the references into the request before pooling.
 	clear(wr.Metadata)
@@ -98,12 +110,162 @@ func isClientError(err error) bool {
 	return false
 }
 
-// failures records the ingesters that failed during one push.
+// refusedPart returns the details of an ingester's InvalidArgument
+// answer to a push it stored part of, or nil for any other error.
+func refusedPart(err error) *client.PushResponse {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if r, ok := d.(*client.PushResponse); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// failures records the ingesters that failed during one push, and what
+// the others stored.
 type failures struct {
 	mu       sync.Mutex
 	errs     []string
 	down     atomic.Bool // some ingester was unreachable or too slow
 	timedOut atomic.Bool // some ingester did not answer within the remote timeout
+
+	// clean are the ingester requests (their batch indexes) stored in
+	// full, partial those stored in part.
+	clean   [][]int
+	partial []partialReply
+	// first is the first refusal an ingester named, and firstAt the
+	// index in the request of the series it is about.
+	first   string
+	firstAt int
+}
+
+// partialReply is an ingester request stored in part: its batch indexes,
+// and for each series (by batch index) with a refusal, what it was sent
+// and what it lost.
+type partialReply struct {
+	idx  []int
+	lost map[int]seriesLoss
+}
+
+// seriesLoss counts, for one series on one replica, float samples,
+// histogram samples and exemplars: sent, and refused.
+type seriesLoss struct {
+	sent, lost [3]int
+}
+
+// reply records a replica's answer to a push it stored: resp says what
+// it refused, by index among the series it was sent (idx's first
+// entries, in order).
+func (f *failures) reply(idx []int, resp *client.PushResponse, req *prompb.WriteRequest, b *batch) {
+	if resp == nil || (len(resp.Refused) == 0 && resp.First == "") {
+		f.mu.Lock()
+		f.clean = append(f.clean, idx)
+		f.mu.Unlock()
+		return
+	}
+	nSeries := len(b.records)
+	local := func(j uint32) (int, bool) {
+		if int(j) >= len(idx) || idx[j] >= nSeries {
+			return 0, false // not a series this replica was sent
+		}
+		return idx[j], true
+	}
+	pr := partialReply{idx: idx, lost: make(map[int]seriesLoss, len(resp.Refused))}
+	for _, r := range resp.Refused {
+		k, ok := local(r.Series)
+		if !ok {
+			continue
+		}
+		ts := &req.Timeseries[b.reqIndex[k]]
+		l := pr.lost[k]
+		l.sent = [3]int{len(ts.Samples), len(ts.Histograms), len(ts.Exemplars)}
+		for i, n := range [3]uint32{r.Samples, r.Histograms, r.Exemplars} {
+			l.lost[i] = min(l.sent[i], l.lost[i]+int(n))
+		}
+		pr.lost[k] = l
+	}
+	firstAt := -1
+	if k, ok := local(resp.FirstSeries); ok && resp.First != "" {
+		firstAt = int(b.reqIndex[k])
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.partial = append(f.partial, pr)
+	if firstAt >= 0 && (f.first == "" || firstAt < f.firstAt) {
+		f.first, f.firstAt = resp.First, firstAt
+	}
+}
+
+// quorumLoss returns what a quorum of the replicas that answered did not
+// store of what was sent: for each series a replica refused something of,
+// the stored counts of every replica that answered for it are ranked and
+// the quorum-th largest is what the quorum stored, as Prometheus counts
+// what its TSDB appended. first is the first refusal the replicas named
+// and firstAt the index of its series in the request, when the quorum
+// lost something; replicas beyond the quorum do not make a refusal.
+func (f *failures) quorumLoss(quorum int) (lost writeStats, first string, firstAt int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.partial) == 0 {
+		return writeStats{}, "", 0
+	}
+	defer func() {
+		if lost.samples+lost.histograms+lost.exemplars > 0 {
+			first, firstAt = f.first, f.firstAt
+		}
+	}()
+	covers := func(idx []int, k int) bool {
+		i, found := slices.BinarySearch(idx, k)
+		return found && i < len(idx)
+	}
+	done := map[int]bool{}
+	var stored [3][]int
+	for _, p := range f.partial {
+		for k, l := range p.lost {
+			if done[k] {
+				continue
+			}
+			done[k] = true
+			for i := range stored {
+				stored[i] = stored[i][:0]
+			}
+			add := func(lost [3]int) {
+				for i := range stored {
+					stored[i] = append(stored[i], l.sent[i]-lost[i])
+				}
+			}
+			for _, idx := range f.clean {
+				if covers(idx, k) {
+					add([3]int{})
+				}
+			}
+			for _, q := range f.partial {
+				if covers(q.idx, k) {
+					add(q.lost[k].lost)
+				}
+			}
+			for i, counts := range stored {
+				if len(counts) == 0 {
+					continue
+				}
+				slices.SortFunc(counts, func(a, b int) int { return b - a })
+				missing := l.sent[i] - counts[min(quorum, len(counts))-1]
+				switch i {
+				case 0:
+					lost.samples += missing
+				case 1:
+					lost.histograms += missing
+				case 2:
+					lost.exemplars += missing
+				}
+			}
+		}
+	}
+	return lost, "", 0
 }
 
 func (f *failures) add(inst ring.InstanceDesc, err error) {
