@@ -2,7 +2,6 @@ package distributor
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"syscall"
 	"testing"
@@ -131,11 +130,18 @@ func BenchmarkIngestFormats(b *testing.B) {
 		}},
 		{"remote-write-1.0", func() int { return c.pushRaw(v1, nil).StatusCode }},
 	} {
+		// Warm the pools and the heap first, so that the first format
+		// measured pays no more for them than the others.
+		for range 20 {
+			if code := bc.serve(); code/100 != 2 {
+				b.Fatalf("push: %d", code)
+			}
+		}
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			start := processCPU(b)
 			for b.Loop() {
-				if code := bc.serve(); code != http.StatusOK {
+				if code := bc.serve(); code/100 != 2 {
 					b.Fatalf("push: %d", code)
 				}
 			}
