@@ -35,6 +35,8 @@ func (c *frontendCluster) startQuerier(leaf string) *testkit.Cortex {
 		"-distributor.replication-factor=1",
 		"-querier.frontend-address="+c.frontend.GRPCAddr,
 		"-querier.worker-parallelism=2",
+		// The kill test's subqueries take 48,000 steps each, to run long.
+		"-querier.max-subquery-steps=50000",
 		"-querier.frontend-client.tls-cert-path="+filepath.Join(c.certs, leaf+".crt"),
 		"-querier.frontend-client.tls-key-path="+filepath.Join(c.certs, leaf+".key"),
 		"-querier.frontend-client.tls-ca-path="+filepath.Join(c.certs, "root.crt"),
