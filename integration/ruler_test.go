@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,20 +120,33 @@ func TestRulerMutualTLS(t *testing.T) {
 
 // TestRulerAlertmanagerForeignCA: with a CA that did not sign the
 // alertmanager's certificate in -ruler.alertmanager-client.tls-ca-path, no
-// alert is sent and the log names the flag.
+// alert is sent and the log names the flag; once the file holds the right
+// CA, the next send succeeds without a restart.
 func TestRulerAlertmanagerForeignCA(t *testing.T) {
 	t.Parallel()
-	var foreignCA string
-	all, am, hc, hook := rulerCluster(t, func(string) []string {
-		foreignCA = testkit.WriteBundle(t, t.TempDir(), "foreign-ca", testkit.NewCA(t, "foreign"))
-		return []string{"-ruler.alertmanager-client.tls-ca-path=" + foreignCA}
+	var caPath, rootCA string
+	all, am, hc, hook := rulerCluster(t, func(certs string) []string {
+		caPath = testkit.WriteBundle(t, t.TempDir(), "foreign-ca", testkit.NewCA(t, "foreign"))
+		rootCA = filepath.Join(certs, "root.crt")
+		return []string{
+			"-ruler.alertmanager-client.tls-cert-path=" + filepath.Join(certs, "client.crt"),
+			"-ruler.alertmanager-client.tls-key-path=" + filepath.Join(certs, "client.key"),
+			"-ruler.alertmanager-client.tls-ca-path=" + caPath,
+			"-tls.reload-interval=200ms",
+		}
 	})
-	all.WaitLog("-ruler.alertmanager-client: TLS connection to ")
-	all.WaitLog("is not signed by a CA in -ruler.alertmanager-client.tls-ca-path=" + foreignCA)
-	all.Eventually(20*time.Second, "cortex_prometheus_notifications_errors_total of tenant-a", func() bool {
-		return metricOf(t, hc, all, `cortex_prometheus_notifications_errors_total{alertmanager="https://`+am.HTTPAddr+`/alertmanager/api/v2/alerts",user="tenant-a"}`) > 0
-	})
+	all.WaitLog("-ruler.alertmanager-client: TLS connection to " + am.HTTPAddr + " refused: server certificate")
+	all.WaitLog("is not signed by a CA in -ruler.alertmanager-client.tls-ca-path=" + caPath)
+	errorsTotal := `cortex_prometheus_notifications_errors_total{alertmanager="https://` + am.HTTPAddr + `/alertmanager/api/v2/alerts",user="tenant-a"}`
+	all.Eventually(20*time.Second, errorsTotal, func() bool { return metricOf(t, hc, all, errorsTotal) > 0 })
 	if got := hook.Received("/a"); len(got) != 0 {
-		t.Errorf("tenant-a's webhook received %v through an alertmanager the ruler does not trust", got)
+		t.Fatalf("tenant-a's webhook received %v through an alertmanager the ruler does not trust", got)
 	}
+
+	b, err := os.ReadFile(rootCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WriteFile(t, caPath, b, 0o644)
+	hook.WaitFor(t, "/a", "AnswerTooHigh")
 }

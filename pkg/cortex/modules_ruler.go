@@ -27,6 +27,11 @@ import (
 // theirs; otherwise (-target=ruler) it builds its own, as Cortex does, and
 // serves none of their HTTP routes.
 func (t *Cortex) initRuler() (services.Service, error) {
+	// The flags' values first, so that a bad one is named before any file
+	// is read.
+	if err := t.Cfg.Ruler.Validate(); err != nil {
+		return nil, err
+	}
 	amTLS, err := tlsconfig.NewClient(ruler.AlertmanagerClientTLSPrefix, t.Cfg.Ruler.AlertmanagerClient.TLS, t.TLS)
 	if err != nil {
 		return nil, err

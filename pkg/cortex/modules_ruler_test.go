@@ -3,6 +3,7 @@ package cortex
 import (
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,17 @@ func TestRulerTargetNeedsASharedRing(t *testing.T) {
 	_, err := New(loadConfig(t, "-target=ruler"), slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=ruler") {
 		t.Fatalf("got %v, want the in-memory ring refused for -target=ruler", err)
+	}
+}
+
+func TestRulerAlertmanagerClientFilesCheckedAtStartup(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing-ca.crt")
+	_, err := New(loadConfig(t, "-ruler.alertmanager-url=https://127.0.0.1:9/alertmanager", "-ruler.alertmanager-client.tls-ca-path="+missing), slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "-ruler.alertmanager-client.tls-ca-path="+missing+": file does not exist") {
+		t.Fatalf("got %v, want the missing -ruler.alertmanager-client.tls-ca-path file named", err)
+	}
+	_, err = New(loadConfig(t, "-ruler.alertmanager-url=http://127.0.0.1:9", "-ruler.alertmanager-client.tls-ca-path="+missing), slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "is plain HTTP but -ruler.alertmanager-client.tls-* flags are set") {
+		t.Fatalf("got %v, want the plain HTTP URL with TLS flags refused", err)
 	}
 }

@@ -321,6 +321,8 @@ func newTLSFiles(t testing.TB) tlsFiles {
 // received is one request an Alertmanager test server got.
 type received struct {
 	path, tenant, body string
+	// auth is the basic authentication, user:password.
+	auth string
 }
 
 // alertmanagerServer is an HTTPS Alertmanager API that records what it
@@ -337,7 +339,8 @@ func newAlertmanagerServer(t testing.TB, cert *certgen.Pair) *alertmanagerServer
 	am.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		am.mu.Lock()
-		am.reqs = append(am.reqs, received{path: r.URL.Path, tenant: r.Header.Get(tenant.HeaderName), body: string(body)})
+		user, password, _ := r.BasicAuth()
+		am.reqs = append(am.reqs, received{path: r.URL.Path, tenant: r.Header.Get(tenant.HeaderName), body: string(body), auth: user + ":" + password})
 		am.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	}))

@@ -293,3 +293,32 @@ func TestForeignCAIsRefusedNamingTheFlag(t *testing.T) {
 		t.Errorf("the Alertmanager with a foreign certificate received %d requests", n)
 	}
 }
+
+// TestAlertmanagerBasicAuth: the credentials of a -ruler.alertmanager-url
+// entry go to that entry's Alertmanager, the flags' to the others.
+func TestAlertmanagerBasicAuth(t *testing.T) {
+	files := newTLSFiles(t)
+	withUser, withFlags := newAlertmanagerServer(t, files.server), newAlertmanagerServer(t, files.server)
+	amTLS, err := tlsconfig.NewClient(AlertmanagerClientTLSPrefix, tlsconfig.ClientConfig{CAPath: files.caPath}, tlsconfig.NewLoader(slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbs := newTenantDBs(t)
+	dbs.add("tenant-a", time.Now().Add(-10*time.Second), 0, labels.FromStrings("__name__", "up", "job", "api", "instance", "2"))
+	store := &memStore{}
+	store.set(group(t, "tenant-a", "team-1", tenantARules))
+	urlWithUser := strings.Replace(withUser.URL, "https://", "https://am-user:am-secret@", 1) + "/alertmanager"
+	testRuler(t, testConfig(t, "-ruler.alertmanager-url="+urlWithUser+","+withFlags.URL,
+		"-ruler.alertmanager-client.basic-auth-username=flag-user", "-ruler.alertmanager-client.basic-auth-password=flag-secret"),
+		store, dbs, amTLS, nil, nil)
+	for am, want := range map[*alertmanagerServer]string{withUser: "am-user:am-secret", withFlags: "flag-user:flag-secret"} {
+		eventually(t, "an alert with basic authentication "+want, func() bool {
+			for _, req := range am.received() {
+				if req.auth == want {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
