@@ -102,6 +102,7 @@ var PrometheusAPIPaths = []struct {
 	{getPost, "/series", "Series"},
 	{get, "/metadata", "Metric metadata"},
 	{get, "/status/buildinfo", "Build information"},
+	{post, "/read", "Prometheus remote read (SAMPLES and STREAMED_XOR_CHUNKS)"},
 }
 
 // RegisterPrometheusAPI mounts the Prometheus API under each prefix

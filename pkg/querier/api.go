@@ -87,7 +87,7 @@ func (q *Querier) Handler() http.Handler {
 		})
 	}
 	// Prometheus compresses its API responses; range queries shrink tenfold.
-	return gzhttp.GzipHandler(mux)
+	return q.withRemoteRead(prefixes, gzhttp.GzipHandler(mux))
 }
 
 var nonAlnum = regexp.MustCompile(`[^a-zA-Z0-9]+`)
