@@ -28,6 +28,8 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 		return nil, err
 	}
 	frontendpb.RegisterFrontendServer(t.Server.GRPC, f)
+	// Rulers' queries (-ruler.frontend-address), as HTTP over gRPC.
+	f.RegisterHTTPOverGRPC(t.Server.GRPC)
 	t.Server.TrackHealth(frontendpb.ServiceName, f)
 	if t.Cfg.Worker.FrontendAddress == "" && t.Cfg.runs(Querier) && t.Cfg.Server.GRPCTLS.CertPath != "" &&
 		!t.Cfg.Worker.GRPCClientConfig.TLS.TLSOn() && !t.Cfg.IngesterClient.TLS.TLSOn() {

@@ -90,11 +90,15 @@ func (t *Cortex) initRuler() (services.Service, error) {
 		EnableNegativeOffset:     true,
 		Parser:                   parser.NewParser(parser.Options{}),
 	}, t.Registry)
+	ruleEngine, err := t.rulerQueryEngine(engine)
+	if err != nil {
+		return nil, err
+	}
 	shardOpts, member, err := t.rulerSharding()
 	if err != nil {
 		return nil, err
 	}
-	r, err := ruler.New(t.Cfg.Ruler, store, pusher, queryable, engine, amTLS, t.Logger, t.Registry, shardOpts...)
+	r, err := ruler.New(t.Cfg.Ruler, store, pusher, queryable, ruleEngine, amTLS, t.Logger, t.Registry, shardOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,8 @@ type Config struct {
 	Sharding ShardingConfig `yaml:",inline"`
 	// ClientTLS is the ruler -> ruler gRPC link: -ruler.client.tls-*.
 	ClientTLS tlsconfig.ClientConfig `yaml:"ruler_client"`
+	// Frontend sends the rules' queries to a query-frontend.
+	Frontend FrontendConfig `yaml:",inline"`
 }
 
 // AlertmanagerClientConfig is the ruler -> alertmanager HTTP link:
@@ -81,6 +83,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Shortest time between two sends of the same firing alert to the Alertmanagers.")
 	c.Sharding.RegisterFlags(f)
 	c.ClientTLS.RegisterFlagsWithPrefix(ClientTLSPrefix, f)
+	c.Frontend.RegisterFlags(f)
 	c.APIConfig.RegisterFlags(f)
 }
 
@@ -119,6 +122,9 @@ func (c *Config) Validate() error {
 		return errors.New("-ruler.for-outage-tolerance, -ruler.for-grace-period and -ruler.resend-delay must not be negative")
 	}
 	if err := c.Sharding.Validate(); err != nil {
+		return err
+	}
+	if err := c.Frontend.Validate(); err != nil {
 		return err
 	}
 	_, err := c.alertmanagers()
