@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
@@ -345,12 +344,7 @@ func (q *Querier) queryExemplars(r *http.Request) apiResult {
 	if err != nil {
 		return apiResult{err: &apiError{errorBadData, err}}
 	}
-	if len(parser.ExtractSelectors(expr)) == 0 {
-		return apiResult{}
-	}
-	// Exemplars are stored by the ingesters but not read back yet: an empty
-	// answer keeps Grafana's exemplar toggle working.
-	return apiResult{data: []struct{}{}}
+	return q.exemplars(r, timestamp.FromTime(start), timestamp.FromTime(end), expr)
 }
 
 // withTimeout bounds the calls that do not go through the engine, whose

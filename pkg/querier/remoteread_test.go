@@ -240,21 +240,6 @@ func TestRemoteReadErrors(t *testing.T) {
 			t.Fatalf("got %d %q", code, b)
 		}
 	})
-	t.Run("GET", func(t *testing.T) {
-		req, err := http.NewRequest(http.MethodGet, srv.URL+"/prometheus/api/v1/read", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set(tenant.HeaderName, "team-a")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusMethodNotAllowed {
-			t.Fatalf("got %d", resp.StatusCode)
-		}
-	})
 }
 
 // The tenant's query limits hold for remote read as for PromQL: 422 with

@@ -222,6 +222,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Series", IngesterServer.Series),
 		unary("Metadata", IngesterServer.Metadata),
 		unary("UserStats", IngesterServer.UserStats),
+		queryExemplarsDesc,
 	},
 	// The clients refer to these by index.
 	Streams: []grpc.StreamDesc{
