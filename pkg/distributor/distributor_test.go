@@ -225,12 +225,12 @@ func TestValidation(t *testing.T) {
 			want: fmt.Sprintf(`timestamp too old: %d metric: "foo" (samples older than 1h are rejected)`, now-2*time.Hour.Milliseconds()), metric: "cortex_discarded_samples_total", reason: "greater_than_max_sample_age", discarded: 1,
 		},
 		{
-			name: "exemplar without labels",
+			name: "exemplar without timestamp",
 			bad: prompb.TimeSeries{
 				Labels:    []prompb.Label{{Name: "__name__", Value: "foo"}},
-				Exemplars: []prompb.Exemplar{{Value: 1, Timestamp: now}},
+				Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "1"}}, Value: 1}},
 			},
-			want: `exemplar missing labels, timestamp: `, metric: "cortex_discarded_exemplars_total", reason: "exemplar_labels_missing", discarded: 1,
+			want: `exemplar missing timestamp, timestamp: 0 series: "foo" labels: "{trace_id=\"1\"}"`, metric: "cortex_discarded_exemplars_total", reason: "exemplar_timestamp_invalid", discarded: 1,
 		},
 		{
 			name:   "metadata too long",

@@ -140,3 +140,76 @@ func TestPushPartialWriteCountsQuorum(t *testing.T) {
 		})
 	}
 }
+
+// v2Series builds a 2.0 series of float samples in st's symbol table.
+func v2Series(st *writev2.SymbolsTable, kv []string, samples ...writev2.Sample) writev2.TimeSeries {
+	var refs []uint32
+	for _, s := range kv {
+		refs = append(refs, st.Symbolize(s))
+	}
+	return writev2.TimeSeries{LabelsRefs: refs, Samples: samples}
+}
+
+func TestPushV2ExemplarWithoutLabels(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	now := nowMs()
+	st := writev2.NewSymbolTable()
+	ts := v2Series(&st, []string{"__name__", "traced_total"}, writev2.Sample{Value: 1, Timestamp: now, StartTimestamp: now - 1000})
+	ts.Exemplars = []writev2.Exemplar{{Value: 1, Timestamp: now}}
+	r := c.pushV2(&writev2.Request{Symbols: st.Symbols(), Timeseries: []writev2.TimeSeries{ts}})
+	if r.StatusCode != http.StatusNoContent || r.Header.Get(headerExemplarsWritten) != "1" {
+		t.Fatalf("got %d %s with %s %q, want 204 with 1", r.StatusCode, body(t, r), headerExemplarsWritten, r.Header.Get(headerExemplarsWritten))
+	}
+	c.waitStored(`__name__="traced_total"`, 3)
+	f := c.ingesters[0]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.exemplar[`__name__="traced_total"`]; n != 1 {
+		t.Errorf("ingester got %d exemplars, want 1", n)
+	}
+}
+
+// TestPushV2Labels checks 2.0 series labels as Prometheus's receiver takes
+// them: no metric name or a repeated label name refuses the series (400
+// naming it, the rest written); unsorted labels are sorted and empty
+// values dropped.
+func TestPushV2Labels(t *testing.T) {
+	now := nowMs()
+	sample := writev2.Sample{Value: 1, Timestamp: now}
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		code   int
+		want   string // in the answer
+		stored string // the series as stored, when it is
+	}{
+		{"no metric name", []string{"job", "j"}, http.StatusBadRequest, `sample missing metric name, series: "{job=\"j\"}"`, ""},
+		{"duplicate label name", []string{"__name__", "m", "job", "a", "job", "b"}, http.StatusBadRequest, `duplicate label name: "job" metric "m{job=\"a\", job=\"b\"}"`, ""},
+		{"unsorted", []string{"job", "j", "__name__", "m", "a", "1"}, http.StatusNoContent, "", `__name__="m",a="1",job="j"`},
+		{"empty value", []string{"__name__", "m", "empty", "", "job", "j"}, http.StatusNoContent, "", `__name__="m",job="j"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, clusterOpts{})
+			st := writev2.NewSymbolTable()
+			req := &writev2.Request{Timeseries: []writev2.TimeSeries{
+				v2Series(&st, tc.labels, sample),
+				v2Series(&st, []string{"__name__", "good"}, sample),
+			}}
+			req.Symbols = st.Symbols()
+			r := c.pushV2(req)
+			b := body(t, r)
+			if r.StatusCode != tc.code || !strings.Contains(b, tc.want) {
+				t.Fatalf("got %d %q, want %d containing %q", r.StatusCode, b, tc.code, tc.want)
+			}
+			wantWritten := "1"
+			if tc.stored != "" {
+				wantWritten = "2"
+				c.waitStored(tc.stored, 3)
+			}
+			if got := r.Header.Get(headerSamplesWritten); got != wantWritten {
+				t.Errorf("%s = %s, want %s", headerSamplesWritten, got, wantWritten)
+			}
+			c.waitStored(`__name__="good"`, 3)
+		})
+	}
+}

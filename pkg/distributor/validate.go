@@ -28,7 +28,6 @@ const (
 	reasonDuplicateLabelNames
 	reasonTooFarInFuture
 	reasonTooOld
-	reasonExemplarLabelsMissing
 	reasonExemplarLabelsTooLong
 	reasonExemplarTimestampInvalid
 	reasonMetricNameTooLong
@@ -49,7 +48,6 @@ var reasonNames = [numReasons]string{
 	reasonDuplicateLabelNames:      "duplicate_label_names",
 	reasonTooFarInFuture:           "too_far_in_future",
 	reasonTooOld:                   "greater_than_max_sample_age",
-	reasonExemplarLabelsMissing:    "exemplar_labels_missing",
 	reasonExemplarLabelsTooLong:    "exemplar_labels_too_long",
 	reasonExemplarTimestampInvalid: "exemplar_timestamp_invalid",
 	reasonMetricNameTooLong:        "metric_name_too_long",
@@ -172,8 +170,6 @@ func (v *validator) exemplar(e *prompb.Exemplar, ls []prompb.Label) bool {
 		size += len(l.Name) + len(l.Value)
 	}
 	switch {
-	case len(e.Labels) == 0:
-		r, what = reasonExemplarLabelsMissing, "exemplar missing labels"
 	case e.Timestamp == 0:
 		r, what = reasonExemplarTimestampInvalid, "exemplar missing timestamp"
 	case size > exemplarMaxLabelSetLength:

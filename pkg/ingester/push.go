@@ -21,6 +21,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/remotewrite"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -36,6 +37,12 @@ import (
 // its details saying what each series lost, from which the distributor
 // counts what a quorum stored. Unavailable and Internal are kept for what a
 // retry can fix (an ingester not running, a failing disk).
+//
+// A sample's start (created) timestamp, which remote write 2.0 carries
+// and the distributor forwards in the sample's unknown fields, is stored
+// as Prometheus stores it: a zero sample at that time, ahead of the
+// series' first sample after a reset (best effort: a start timestamp not
+// older than the series' newest sample is ignored).
 //
 // Durability: the TSDB appender's Commit writes the request's series and
 // samples to the WAL segment file with write(2) before Push returns, so a
@@ -132,7 +139,11 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 		refused := false
 		for si := range ts.Samples {
 			s := &ts.Samples[si]
-			r, err := app.Append(ref, ls, 0, s.Timestamp, s.Value, nil, nil, storage.AOptions{})
+			var st int64
+			if len(s.XXX_unrecognized) > 0 {
+				st = remotewrite.StartTimestamp(s.XXX_unrecognized, 3)
+			}
+			r, err := app.Append(ref, ls, st, s.Timestamp, s.Value, nil, nil, storage.AOptions{})
 			if err == nil {
 				ref = r
 				p.samples++
@@ -155,10 +166,14 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 				r   storage.SeriesRef
 				err error
 			)
+			var st int64
+			if len(h.XXX_unrecognized) > 0 {
+				st = remotewrite.StartTimestamp(h.XXX_unrecognized, 17)
+			}
 			if h.IsFloatHistogram() {
-				r, err = app.Append(ref, ls, 0, h.Timestamp, 0, nil, h.ToFloatHistogram(), storage.AOptions{})
+				r, err = app.Append(ref, ls, st, h.Timestamp, 0, nil, h.ToFloatHistogram(), storage.AOptions{})
 			} else {
-				r, err = app.Append(ref, ls, 0, h.Timestamp, 0, h.ToIntHistogram(), nil, storage.AOptions{})
+				r, err = app.Append(ref, ls, st, h.Timestamp, 0, h.ToIntHistogram(), nil, storage.AOptions{})
 			}
 			if err == nil {
 				ref = r

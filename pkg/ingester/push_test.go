@@ -2,11 +2,13 @@ package ingester
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc/codes"
@@ -204,5 +206,40 @@ func TestPushRefusalDetails(t *testing.T) {
 	r, err := h.conn.Push(ctxFor("t"), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{floats(b, float64(base+2000), 4)}})
 	if err != nil || len(r.Refused) != 0 || r.First != "" {
 		t.Fatalf("clean push: %v %v", r, err)
+	}
+}
+
+// TestPushStartTimestamp checks that a sample's start timestamp, carried
+// in its unknown field 3 (field 17 of a native histogram), is stored as
+// Prometheus stores it: a zero sample at that time before the series'
+// first sample, and ignored once the series is past it.
+func TestPushStartTimestamp(t *testing.T) {
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	stField := func(field int32, st int64) []byte {
+		b := binary.AppendUvarint(nil, uint64(field)<<3)
+		return binary.AppendUvarint(b, uint64(st))
+	}
+	counter := floats(series("requests_total"), float64(base), 5)
+	counter.Samples[0].XXX_unrecognized = stField(3, base-10_000)
+	hist := prompb.FromIntHistogram(base, &histogram.Histogram{Count: 3, Sum: 2, Schema: 0, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{3}})
+	hist.XXX_unrecognized = stField(17, base-20_000)
+	h.mustPush("t", counter, prompb.TimeSeries{Labels: series("latency_seconds"), Histograms: []prompb.Histogram{hist}})
+
+	got := h.query("t", 0, 0, eq("__name__", "requests_total"))
+	if len(got) != 1 || len(got[0].Samples) != 2 || !sameSample(got[0].Samples[0], prompb.Sample{Timestamp: base - 10_000, Value: 0}) || !sameSample(got[0].Samples[1], prompb.Sample{Timestamp: base, Value: 5}) {
+		t.Fatalf("requests_total = %v, want 0 at the start timestamp, then 5", got)
+	}
+	got = h.query("t", 0, 0, eq("__name__", "latency_seconds"))
+	if len(got) != 1 || len(got[0].Histograms) != 2 || got[0].Histograms[0].Timestamp != base-20_000 || got[0].Histograms[0].GetCountInt() != 0 || got[0].Histograms[1].GetCountInt() != 3 {
+		t.Fatalf("latency_seconds = %v, want an empty histogram at the start timestamp, then the sample", got)
+	}
+
+	// The next sample of the same counter carries the same start
+	// timestamp, now behind the series: nothing more is stored.
+	next := floats(series("requests_total"), float64(base+15_000), 7)
+	next.Samples[0].XXX_unrecognized = stField(3, base-10_000)
+	h.mustPush("t", next)
+	if got := h.query("t", 0, 0, eq("__name__", "requests_total")); len(got) != 1 || len(got[0].Samples) != 3 {
+		t.Fatalf("requests_total = %v, want 3 samples", got)
 	}
 }

@@ -125,6 +125,8 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		opts.MaxExemplars = int64(l.MaxExemplars)
 	}
 	opts.EnableMemorySnapshotOnShutdown = i.cfg.TSDB.MemorySnapshotOnShutdown
+	// Start timestamps of remote write 2.0 samples become zero samples.
+	opts.EnableSTAsZeroSample = true
 	opts.SeriesLifecycleCallback = u
 	if i.shipping() {
 		// Read before the TSDB opens: its first reload asks which blocks

@@ -16,6 +16,7 @@ package remotewrite
 // inputs as proto.Unmarshal would; the fuzz tests check it.
 
 import (
+	"encoding/binary"
 	"math"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -42,7 +43,10 @@ func nextSeries(s *[]prompb.TimeSeries) *prompb.TimeSeries {
 // DecodeV1 decodes a remote-write 1.0 prompb.WriteRequest from b into req,
 // reusing req's slices. It accepts exactly what req.Unmarshal accepts and
 // decodes to the same request, except that labels' strings then point
-// into b, and that unknown fields are skipped, not kept. Exemplars,
+// into b, and that unknown fields are skipped, not kept, but for a
+// sample's start timestamp (field 3, which 2.0 samples have): its bytes
+// stay in the sample's XXX_unrecognized, where StartTimestamp reads it,
+// and travel on with the sample when it is marshalled. Exemplars,
 // native histograms and metadata are decoded by gogo's code: their strings
 // and slices are copies. spans, when not
 // nil, receives the bounds of each series' encoding in b.
@@ -130,9 +134,11 @@ func decodeV1Series(b []byte, ts *prompb.TimeSeries) error {
 		case 2:
 			ts.Samples = append(ts.Samples, prompb.Sample{})
 			s := &ts.Samples[len(ts.Samples)-1]
-			if err := decodeSample(b[start:end], &s.Value, &s.Timestamp, nil); err != nil {
+			stField, err := decodeSample(b[start:end], &s.Value, &s.Timestamp, nil)
+			if err != nil {
 				return err
 			}
+			s.XXX_unrecognized = stField
 		case 3:
 			ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{})
 			if err := ts.Exemplars[len(ts.Exemplars)-1].Unmarshal(b[start:end]); err != nil {
@@ -182,43 +188,83 @@ func decodeLabel(b []byte, l *prompb.Label) error {
 }
 
 // decodeSample decodes a 1.0 or 2.0 sample: value = 1, timestamp = 2 and,
-// in 2.0 only (st != nil), start_timestamp = 3.
-func decodeSample(b []byte, v *float64, t *int64, st *int64) error {
+// in 2.0 (st != nil), start_timestamp = 3. stField is the encoding of the
+// last start timestamp (a varint field 3, in 1.0 an unknown field), nil
+// when there is none.
+func decodeSample(b []byte, v *float64, t *int64, st *int64) (stField []byte, err error) {
 	for i := 0; i < len(b); {
 		pre := i
 		field, wt, next, err := tag(b, i, "Sample")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		i = next
 		switch {
 		case field == 1:
 			if wt != 1 {
-				return wrongWireType(wt, "Value")
+				return nil, wrongWireType(wt, "Value")
 			}
 			var bits uint64
 			if bits, i, err = fixed64(b, i); err != nil {
-				return err
+				return nil, err
 			}
 			*v = math.Float64frombits(bits)
-		case field == 2 || (field == 3 && st != nil):
+		case field == 2 || (field == 3 && (st != nil || wt == 0)):
 			if wt != 0 {
-				return wrongWireType(wt, [...]string{"", "", "Timestamp", "StartTimestamp"}[field])
+				return nil, wrongWireType(wt, [...]string{"", "", "Timestamp", "StartTimestamp"}[field])
 			}
 			var u uint64
 			if u, i, err = varint(b, i); err != nil {
-				return err
+				return nil, err
 			}
-			if field == 2 {
+			switch {
+			case field == 2:
 				*t = int64(u)
-			} else {
+			case st != nil:
 				*st = int64(u)
+				stField = b[pre:i]
+			default:
+				stField = b[pre:i]
 			}
 		default:
 			if i, err = skipField(b, pre); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return stField, nil
+}
+
+// StartTimestamp returns the start (created) timestamp of a sample, in
+// milliseconds, from its unknown fields as DecodeV1 and Decode leave them:
+// field 3 of a prompb.Sample, field 17 of a prompb.Histogram (the numbers
+// of the 2.0 messages). 0 means none.
+func StartTimestamp(unrecognized []byte, field int32) int64 {
+	var st int64
+	for i := 0; i < len(unrecognized); {
+		pre := i
+		f, wt, next, err := tag(unrecognized, i, "")
+		if err != nil {
+			return st
+		}
+		if f == field && wt == 0 {
+			u, n, err := varint(unrecognized, next)
+			if err != nil {
+				return st
+			}
+			st, i = int64(u), n
+			continue
+		}
+		if i, err = skipField(unrecognized, pre); err != nil {
+			return st
+		}
+	}
+	return st
+}
+
+// appendStartTimestamp appends the encoding of a start timestamp as
+// varint field number field.
+func appendStartTimestamp(dst []byte, field int32, st int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(field)<<3)
+	return binary.AppendUvarint(dst, uint64(st))
 }

@@ -338,3 +338,47 @@ func seriesString(ls []prompb.Label) string {
 	}
 	return b.String()
 }
+
+func TestStartTimestampCarried(t *testing.T) {
+	req := rwtest.V2Request()
+	req.Timeseries[0].Samples[0].StartTimestamp = 500
+	req.Timeseries[1].Histograms[0].StartTimestamp = 2500
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d V2Decoder
+	var got prompb.WriteRequest
+	var issues SeriesIssues
+	if err := d.Decode(raw, &got, &issues); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Timeseries[0].Samples
+	if st := StartTimestamp(s[0].XXX_unrecognized, 3); st != 500 {
+		t.Errorf("sample start timestamp = %d, want 500", st)
+	}
+	if len(s[1].XXX_unrecognized) != 0 {
+		t.Errorf("sample without a start timestamp has unknown fields %x", s[1].XXX_unrecognized)
+	}
+	h := got.Timeseries[1].Histograms
+	if st := StartTimestamp(h[0].XXX_unrecognized, 17); st != 2500 {
+		t.Errorf("histogram start timestamp = %d, want 2500", st)
+	}
+
+	// Forwarded as 1.0, as the distributor forwards series to the
+	// ingesters, the start timestamps decode again.
+	v1, err := got.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again prompb.WriteRequest
+	if err := DecodeV1(v1, &again, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := StartTimestamp(again.Timeseries[0].Samples[0].XXX_unrecognized, 3); st != 500 {
+		t.Errorf("forwarded sample start timestamp = %d, want 500", st)
+	}
+	if st := StartTimestamp(again.Timeseries[1].Histograms[0].XXX_unrecognized, 17); st != 2500 {
+		t.Errorf("forwarded histogram start timestamp = %d, want 2500", st)
+	}
+}

@@ -140,8 +140,14 @@ func (d *V2Decoder) decodeSeries(b []byte, ts *prompb.TimeSeries, req *prompb.Wr
 			ts.Samples = append(ts.Samples, prompb.Sample{})
 			s := &ts.Samples[len(ts.Samples)-1]
 			var st int64
-			if err := decodeSample(b[start:end], &s.Value, &s.Timestamp, &st); err != nil {
+			stField, err := decodeSample(b[start:end], &s.Value, &s.Timestamp, &st)
+			if err != nil {
 				return false, err
+			}
+			if st != 0 {
+				// The same field as in 1.0's unknown fields: the
+				// ingester reads it from there.
+				s.XXX_unrecognized = stField
 			}
 		case 3:
 			var h writev2.Histogram
@@ -250,8 +256,9 @@ func familyName(name string, typ prompb.MetricMetadata_MetricType) string {
 }
 
 // histogramFromV2 converts a 2.0 native histogram; the two messages share
-// field numbers and enum values, but not Go types. The start timestamp has
-// no place in the ingester API and is dropped.
+// field numbers and enum values, but not Go types. The start timestamp,
+// which 1.0 does not have, goes into XXX_unrecognized as field 17, as in
+// 2.0, where StartTimestamp reads it and marshalling keeps it.
 func histogramFromV2(h *writev2.Histogram) prompb.Histogram {
 	out := prompb.Histogram{
 		Sum:            h.Sum,
@@ -266,6 +273,9 @@ func histogramFromV2(h *writev2.Histogram) prompb.Histogram {
 		ResetHint:      prompb.Histogram_ResetHint(h.ResetHint),
 		Timestamp:      h.Timestamp,
 		CustomValues:   h.CustomValues,
+	}
+	if h.StartTimestamp != 0 {
+		out.XXX_unrecognized = appendStartTimestamp(nil, 17, h.StartTimestamp)
 	}
 	switch c := h.Count.(type) {
 	case *writev2.Histogram_CountInt:
