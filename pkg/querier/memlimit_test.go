@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -199,5 +201,24 @@ func TestFetchedBytesCountEveryReplica(t *testing.T) {
 	c.add("t1", ts)
 	if _, err := selectAll(ctx, c.querier.Queryable(), "m"); err != nil {
 		t.Fatalf("every replica within the limit: %v", err)
+	}
+}
+
+// BenchmarkCheckSubqueries measures what the subquery checks add to a
+// query's construction: a second parse of the expression and a walk of it.
+func BenchmarkCheckSubqueries(b *testing.B) {
+	e := &limitedEngine{parser: parser.NewParser(parser.Options{}), maxSubquerySteps: 11000, maxSamples: 50000000, defaultStep: 60000}
+	for _, q := range []string{
+		`sum by (job) (rate(http_requests_total{job=~"api|web", code!~"5.."}[5m]))`,
+		`max_over_time(sum by (job) (rate(http_requests_total{job=~"api|web"}[5m]))[1h:1m]) / on (job) group_left avg_over_time(up[1h:30s])`,
+	} {
+		b.Run(strconv.Itoa(len(q))+"B", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := e.checkSubqueries(q, 3600000); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -110,3 +110,15 @@ func TestGuardReadsTheRuntimeHeap(t *testing.T) {
 		t.Fatalf("99%% of 1 TiB: %v", err)
 	}
 }
+
+// BenchmarkAdmit measures the check every query start pays: one read of
+// the runtime's heap metric.
+func BenchmarkAdmit(b *testing.B) {
+	g := newGuard("querier.query-protection.rejection.threshold.heap-utilization", 0.99, 1<<40, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Admit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
