@@ -221,7 +221,8 @@ func TestRulersShareGroupsAndMergeOverMutualTLS(t *testing.T) {
 // TestRulesServiceChecksTenantAndCertificate: the Rules method answers for
 // the call's tenant only, refuses an identity not bound to it
 // (PermissionDenied naming -auth.client-tenants-file), a call without a
-// tenant, and a client certificate of another CA.
+// tenant, and a client certificate of another CA; a ruler trusting another
+// CA refuses the server naming -ruler.client.tls-ca-path.
 func TestRulesServiceChecksTenantAndCertificate(t *testing.T) {
 	c := newRulerCluster(t, 1)
 	c.store.set(
@@ -271,5 +272,22 @@ func TestRulesServiceChecksTenantAndCertificate(t *testing.T) {
 	foreign := dial(testkit.NewPKI(t, "foreign-ca"), "ruler")
 	if _, err := foreign.Rules(ctx("tenant-a"), &rulerpb.RulesRequest{}); err == nil {
 		t.Fatal("a client certificate of a foreign CA was accepted")
+	}
+
+	// A ruler trusting another CA refuses the server, naming its flag.
+	other := testkit.NewPKI(t, "other-ca")
+	leaf := c.pki.Client(t, "ruler")
+	tc, err := tlsconfig.NewClient(ClientTLSPrefix, tlsconfig.ClientConfig{CertPath: leaf.CertPath, KeyPath: leaf.KeyPath, CAPath: other.CAPath}, c.loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := NewClientPool(tc)
+	t.Cleanup(func() { _ = pool.Close() })
+	rc, err := pool.client(c.rulers[0].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Rules(ctx("tenant-a"), &rulerpb.RulesRequest{}); err == nil || !strings.Contains(err.Error(), "-ruler.client.tls-ca-path") {
+		t.Fatalf("a server certificate of a CA not in -ruler.client.tls-ca-path: %v", err)
 	}
 }
