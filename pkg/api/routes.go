@@ -103,6 +103,8 @@ var PrometheusAPIPaths = []struct {
 	{get, "/metadata", "Metric metadata"},
 	{get, "/status/buildinfo", "Build information"},
 	{post, "/read", "Prometheus remote read (SAMPLES and STREAMED_XOR_CHUNKS)"},
+	{getPost, "/format_query", "Format a PromQL expression"},
+	{getPost, "/parse_query", "A PromQL expression's syntax tree, as JSON"},
 }
 
 // RegisterPrometheusAPI mounts the Prometheus API under each prefix
@@ -119,6 +121,10 @@ func (a *API) RegisterPrometheusAPI(module string, prefixes []string, h http.Han
 			methods := append(append([]string{}, p.Methods...), http.MethodOptions)
 			a.route(Route{Module: module, Methods: methods, Path: prefix + "/api/v1" + p.Path, Tenant: true, Desc: desc}, h)
 		}
+		// Every other path under /api/v1 (status/config, targets, ...)
+		// reaches the querier too, which answers 404 with Prometheus's
+		// not_found error rather than the mux's 405.
+		a.route(Route{Module: module, Path: prefix + "/api/v1/", Tenant: true}, h)
 	}
 }
 

@@ -71,7 +71,11 @@ func (q *Querier) Handler() http.Handler {
 		{getPost, "/series", q.series},
 		{get, "/metadata", q.metricMetadata},
 		{get, "/status/buildinfo", q.buildInfo},
+		{getPost, "/format_query", q.formatQuery},
+		{getPost, "/parse_query", q.parseQuery},
 	}
+	// known answers 405 for a served path asked with another method.
+	known := http.NewServeMux()
 	for _, prefix := range prefixes {
 		base := prefix + "/api/v1"
 		for _, rt := range routes {
@@ -79,11 +83,15 @@ func (q *Querier) Handler() http.Handler {
 			for _, m := range rt.methods {
 				mux.Handle(m+" "+base+rt.path, h)
 			}
+			known.Handle(base+rt.path, methodNotAllowed(rt.methods))
 		}
+		known.Handle(base+"/read", methodNotAllowed([]string{http.MethodPost}))
 		// CORS preflight, answered as Prometheus does.
 		mux.HandleFunc(http.MethodOptions+" "+base+"/", func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 		})
+		// Any other path: 404 not_found, not the mux's 405.
+		mux.Handle(base+"/", q.notFound(known))
 	}
 	// Prometheus compresses its API responses; range queries shrink tenfold.
 	return q.withRemoteRead(prefixes, gzhttp.GzipHandler(mux))
