@@ -99,6 +99,7 @@ func group(t testing.TB, user, namespace, text string) rulestore.RuleGroup {
 // the tenant of the query's context) and the pusher they write through.
 type tenantDBs struct {
 	t   testing.TB
+	dir string
 	mu  sync.Mutex
 	dbs map[string]*tsdb.DB
 	// pushes counts the write requests per tenant.
@@ -106,7 +107,10 @@ type tenantDBs struct {
 }
 
 func newTenantDBs(t testing.TB) *tenantDBs {
-	return &tenantDBs{t: t, dbs: map[string]*tsdb.DB{}, pushes: map[string]int{}}
+	// The directory is made now, before the ruler under test starts, so
+	// that its removal comes after the ruler's stop (cleanups run last
+	// first) rather than under a running evaluation.
+	return &tenantDBs{t: t, dir: t.TempDir(), dbs: map[string]*tsdb.DB{}, pushes: map[string]int{}}
 }
 
 func (d *tenantDBs) db(user string) *tsdb.DB {
@@ -115,7 +119,7 @@ func (d *tenantDBs) db(user string) *tsdb.DB {
 	if db, ok := d.dbs[user]; ok {
 		return db
 	}
-	db, err := tsdb.Open(filepath.Join(d.t.TempDir(), "tsdb"), nil, nil, tsdb.DefaultOptions(), nil)
+	db, err := tsdb.Open(filepath.Join(d.dir, user), nil, nil, tsdb.DefaultOptions(), nil)
 	if err != nil {
 		d.t.Fatal(err)
 	}

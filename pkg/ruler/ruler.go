@@ -132,32 +132,43 @@ func (r *Ruler) stopping(error) error {
 }
 
 // sync reads every tenant's groups and brings the rule managers in line
-// with those this ruler owns. A failed read changes nothing.
+// with those this ruler owns. A failed listing of the tenants changes
+// nothing; a tenant whose groups cannot be read keeps evaluating what it
+// did, and the other tenants are synced.
 func (r *Ruler) sync(ctx context.Context, reason string) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	r.metrics.syncs.WithLabelValues(reason).Inc()
-	desired, err := r.loadGroups(ctx)
+	desired, unread, err := r.loadGroups(ctx)
 	if err != nil {
 		r.metrics.storeSyncFailure.Inc()
 		r.logger.Error("reading the rule store failed; rules evaluate as before", "err", err)
 		return
 	}
-	r.apply(desired)
+	if len(unread) > 0 {
+		r.metrics.storeSyncFailure.Inc()
+	}
+	r.apply(desired, unread)
 }
 
 // loadGroups returns the valid groups this ruler owns, by tenant then
-// namespace.
-func (r *Ruler) loadGroups(ctx context.Context) (map[string]map[string][]rulefmt.RuleGroup, error) {
+// namespace, and the tenants whose groups could not be read (logged).
+func (r *Ruler) loadGroups(ctx context.Context) (map[string]map[string][]rulefmt.RuleGroup, map[string]bool, error) {
 	users, err := r.store.ListAllUsers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing tenants: %w", err)
+		return nil, nil, fmt.Errorf("listing tenants: %w", err)
 	}
 	out := map[string]map[string][]rulefmt.RuleGroup{}
+	unread := map[string]bool{}
 	for _, user := range users {
 		groups, err := r.store.ListRuleGroups(ctx, user, "")
 		if err != nil {
-			return nil, fmt.Errorf("listing the rule groups of tenant %q: %w", user, err)
+			if ctx.Err() != nil {
+				return nil, nil, err
+			}
+			unread[user] = true
+			r.logger.Error("reading the tenant's rule groups failed; its rules evaluate as before", "user", user, "err", err)
+			continue
 		}
 		for _, g := range groups {
 			if g.User == "" {
@@ -177,12 +188,12 @@ func (r *Ruler) loadGroups(ctx context.Context) (map[string]map[string][]rulefmt
 			out[user][g.Namespace] = append(out[user][g.Namespace], g.Group)
 		}
 	}
-	return out, nil
+	return out, unread, nil
 }
 
 // apply starts, updates and stops tenants' rule managers to evaluate
-// desired.
-func (r *Ruler) apply(desired map[string]map[string][]rulefmt.RuleGroup) {
+// desired; the managers of unread tenants are left as they are.
+func (r *Ruler) apply(desired map[string]map[string][]rulefmt.RuleGroup, unread map[string]bool) {
 	r.mu.RLock()
 	current := maps.Clone(r.tenants)
 	r.mu.RUnlock()
@@ -201,7 +212,7 @@ func (r *Ruler) apply(desired map[string]map[string][]rulefmt.RuleGroup) {
 		tm.update(r, desired[user])
 	}
 	for user, tm := range current {
-		if _, ok := desired[user]; ok {
+		if _, ok := desired[user]; ok || unread[user] {
 			continue
 		}
 		tm.stop()

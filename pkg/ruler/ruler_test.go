@@ -3,17 +3,20 @@ package ruler
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
@@ -320,5 +323,59 @@ func TestAlertmanagerBasicAuth(t *testing.T) {
 			}
 			return false
 		})
+	}
+}
+
+// failingStore fails ListRuleGroups for the tenants in fail.
+type failingStore struct {
+	*memStore
+	mu   sync.Mutex
+	fail map[string]bool
+}
+
+func (s *failingStore) setFailing(users ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = map[string]bool{}
+	for _, u := range users {
+		s.fail[u] = true
+	}
+}
+
+func (s *failingStore) ListRuleGroups(ctx context.Context, user, namespace string) ([]rulestore.RuleGroup, error) {
+	s.mu.Lock()
+	failing := s.fail[user]
+	s.mu.Unlock()
+	if failing {
+		return nil, fmt.Errorf("reading rules/%s: object storage unavailable", user)
+	}
+	return s.memStore.ListRuleGroups(ctx, user, namespace)
+}
+
+// One tenant whose groups cannot be read keeps evaluating the groups it
+// had, and does not stop the other tenants' changes from being applied.
+func TestUnreadableTenantKeepsItsRulesAndOthersSync(t *testing.T) {
+	store := &failingStore{memStore: &memStore{}}
+	a1 := group(t, "tenant-a", "ns", "name: a1\nrules:\n  - record: a_one\n    expr: vector(1)\n")
+	b1 := group(t, "tenant-b", "ns", "name: b1\nrules:\n  - record: b_one\n    expr: vector(1)\n")
+	store.set(a1, b1)
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	r := testRuler(t, testConfig(t), store, newTenantDBs(t), nil, logs, reg)
+	eventually(t, "both tenants' groups to run", func() bool {
+		return len(r.LocalRules("tenant-a", RulesFilter{})) == 1 && len(r.LocalRules("tenant-b", RulesFilter{})) == 1
+	})
+
+	store.setFailing("tenant-b")
+	a2 := group(t, "tenant-a", "ns", "name: a2\nrules:\n  - record: a_two\n    expr: vector(2)\n")
+	store.set(a1, a2, b1)
+	eventually(t, "tenant-a's new group to run while tenant-b cannot be read", func() bool {
+		return len(r.LocalRules("tenant-a", RulesFilter{})) == 2
+	})
+	if g := r.LocalRules("tenant-b", RulesFilter{}); len(g) != 1 || g[0].Name != "b1" {
+		t.Fatalf("tenant-b's groups while unreadable: %+v, want b1 still running", g)
+	}
+	if !strings.Contains(logs.String(), "user=tenant-b") || !strings.Contains(logs.String(), "object storage unavailable") {
+		t.Errorf("no log line names the unreadable tenant and the cause:\n%s", logs.String())
 	}
 }
