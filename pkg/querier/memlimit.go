@@ -150,3 +150,17 @@ func (g *guardedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	}
 	return g.Queryable.Querier(mint, maxt)
 }
+
+// LimitEngine gives engine the querier's subquery checks
+// (-querier.max-subquery-steps, and -querier.max-samples counted over the
+// subqueries' steps) for other evaluators of a tenant's PromQL, such as
+// the ruler, which must not take more memory per query than the querier.
+func LimitEngine(engine *promql.Engine, cfg Config) promql.QueryEngine {
+	return &limitedEngine{
+		engine:           engine,
+		parser:           parser.NewParser(parser.Options{}),
+		maxSubquerySteps: cfg.MaxSubquerySteps,
+		maxSamples:       int64(cfg.MaxSamples),
+		defaultStep:      cfg.DefaultEvaluationInterval.Milliseconds(),
+	}
+}

@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -201,6 +204,22 @@ func TestFetchedBytesCountEveryReplica(t *testing.T) {
 	c.add("t1", ts)
 	if _, err := selectAll(ctx, c.querier.Queryable(), "m"); err != nil {
 		t.Fatalf("every replica within the limit: %v", err)
+	}
+}
+
+var noopQueryable = storage.QueryableFunc(func(int64, int64) (storage.Querier, error) { return storage.NoopQuerier(), nil })
+
+// LimitEngine gives another evaluator (the ruler's engine) the querier's
+// subquery checks and the querier's flags.
+func TestLimitEngineRefusesOversizedSubqueries(t *testing.T) {
+	cfg := Config{MaxSubquerySteps: 11000, MaxSamples: 50000000, DefaultEvaluationInterval: time.Minute}
+	e := LimitEngine(promql.NewEngine(promql.EngineOpts{MaxSamples: cfg.MaxSamples, Timeout: time.Minute}), cfg)
+	_, err := e.NewInstantQuery(context.Background(), noopQueryable, nil, "count_over_time(vector(1)[1d:1ms])", time.Now())
+	if err == nil || !strings.Contains(err.Error(), "-querier.max-subquery-steps (max_subquery_steps)") {
+		t.Fatalf("got %v, want a refusal naming -querier.max-subquery-steps", err)
+	}
+	if _, err := e.NewInstantQuery(context.Background(), noopQueryable, nil, "count_over_time(vector(1)[1h:1m])", time.Now()); err != nil {
+		t.Fatalf("a 60-step subquery: %v", err)
 	}
 }
 
