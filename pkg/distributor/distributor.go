@@ -268,6 +268,15 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 		for j := range s.Histograms {
 			latest = max(latest, s.Histograms[j].Timestamp)
 		}
+		if src.issues != nil && len(s.Samples) == 0 && len(s.Histograms) == 0 {
+			// Remote write 2.0: a series is sent for its samples, and
+			// Prometheus's receiver refuses one without.
+			v.emptySeries(s)
+			if firstAt < 0 && src.issues.First == "" {
+				firstAt = i
+			}
+			continue
+		}
 		ok, modified := v.series(s)
 		if v.first != "" && firstAt < 0 && (src.issues == nil || src.issues.First == "") {
 			firstAt = i

@@ -213,3 +213,28 @@ func TestPushV2Labels(t *testing.T) {
 		})
 	}
 }
+
+func TestPushV2SeriesWithoutSamples(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	now := nowMs()
+	st := writev2.NewSymbolTable()
+	empty := v2Series(&st, []string{"__name__", "empty"})
+	empty.Exemplars = []writev2.Exemplar{{Value: 1, Timestamp: now}}
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{empty, v2Series(&st, []string{"__name__", "good"}, writev2.Sample{Value: 1, Timestamp: now})}}
+	req.Symbols = st.Symbols()
+	r := c.pushV2(req)
+	b := body(t, r)
+	if r.StatusCode != http.StatusBadRequest || !strings.Contains(b, `TimeSeries must contain at least one sample or histogram for series "empty"`) {
+		t.Fatalf("got %d %q, want 400 naming the empty series", r.StatusCode, b)
+	}
+	if got, want := r.Header.Get(headerSamplesWritten)+" "+r.Header.Get(headerExemplarsWritten), "1 0"; got != want {
+		t.Errorf("samples and exemplars written = %s, want %s", got, want)
+	}
+	c.waitStored(`__name__="good"`, 3)
+	if n, _ := c.stored(`__name__="empty"`); n != 0 {
+		t.Errorf("empty series sent to %d ingesters", n)
+	}
+	if got := c.metric("cortex_discarded_exemplars_total", "reason", "invalid_series", "user", testTenant); got != 1 {
+		t.Errorf("discarded exemplars = %v, want 1", got)
+	}
+}

@@ -34,6 +34,7 @@ const (
 	reasonHelpTooLong
 	reasonUnitTooLong
 	reasonRateLimited
+	reasonInvalidSeries
 	numReasons
 )
 
@@ -54,6 +55,7 @@ var reasonNames = [numReasons]string{
 	reasonHelpTooLong:              "help_too_long",
 	reasonUnitTooLong:              "unit_too_long",
 	reasonRateLimited:              validation.RateLimited,
+	reasonInvalidSeries:            "invalid_series",
 }
 
 // labelReasons are the reasons for validation's.
@@ -123,6 +125,13 @@ func (v *validator) series(ts *prompb.TimeSeries) (ok, modified bool) {
 	}
 	kept := len(ts.Samples) + len(ts.Histograms) + len(ts.Exemplars)
 	return kept > 0, modified || kept != n
+}
+
+// emptySeries refuses a remote write 2.0 series without samples or
+// histograms, and its exemplars.
+func (v *validator) emptySeries(ts *prompb.TimeSeries) {
+	v.disc.exemplars[reasonInvalidSeries] += len(ts.Exemplars)
+	v.reject(fmt.Sprintf("TimeSeries must contain at least one sample or histogram for series %.200q", validation.FormatLabels(ts.Labels)))
 }
 
 // filter keeps the elements of s that keep accepts, in place. It writes
