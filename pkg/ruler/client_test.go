@@ -44,7 +44,7 @@ type shardedRuler struct {
 // -auth.client-tenants-file binding "ruler" to every tenant and "tenant-b-app"
 // to tenant-b.
 type rulerCluster struct {
-	t      *testing.T
+	t      testing.TB
 	pki    *testkit.PKI
 	loader *tlsconfig.Loader
 	authz  *auth.Authorizer
@@ -53,7 +53,7 @@ type rulerCluster struct {
 	rulers []*shardedRuler
 }
 
-func newRulerCluster(t *testing.T, n int) *rulerCluster {
+func newRulerCluster(t testing.TB, n int) *rulerCluster {
 	t.Helper()
 	pki := testkit.NewPKI(t, "cluster-ca")
 	tenantsFile := filepath.Join(pki.Dir, "client-tenants.yaml")
