@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"flag"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"gopkg.in/yaml.v3"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 
@@ -236,5 +238,21 @@ func TestPushV2SeriesWithoutSamples(t *testing.T) {
 	}
 	if got := c.metric("cortex_discarded_exemplars_total", "reason", "invalid_series", "user", testTenant); got != 1 {
 		t.Errorf("discarded exemplars = %v, want 1", got)
+	}
+}
+
+func TestRemoteWriteV2Flag(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("distributor", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if !cfg.RemoteWriteV2Enabled {
+		t.Fatal("-distributor.remote-writev2-enabled defaults to false, want true")
+	}
+	if err := fs.Parse([]string{"-distributor.remote-writev2-enabled=false"}); err != nil || cfg.RemoteWriteV2Enabled {
+		t.Fatalf("flag: %v, enabled %v", err, cfg.RemoteWriteV2Enabled)
+	}
+	// Cortex's YAML key.
+	if err := yaml.Unmarshal([]byte("remote_writev2_enabled: true\n"), &cfg); err != nil || !cfg.RemoteWriteV2Enabled {
+		t.Fatalf("yaml: %v, enabled %v", err, cfg.RemoteWriteV2Enabled)
 	}
 }
