@@ -67,7 +67,8 @@ func TestPushV2WrittenHeadersOnRefusals(t *testing.T) {
 }
 
 // refuseSamples makes an ingester answer as one that refused n float
-// samples of the series named by labels, and stored everything else.
+// samples of the series named by labels and stored everything else. (The
+// fake keeps nothing of such a push: these tests look at the answer.)
 func refuseSamples(series string, n uint32) func(req *client.PushRequest) error {
 	return func(req *client.PushRequest) error {
 		for j, ts := range req.Timeseries {
@@ -254,5 +255,26 @@ func TestRemoteWriteV2Flag(t *testing.T) {
 	// Cortex's YAML key.
 	if err := yaml.Unmarshal([]byte("remote_writev2_enabled: true\n"), &cfg); err != nil || !cfg.RemoteWriteV2Enabled {
 		t.Fatalf("yaml: %v, enabled %v", err, cfg.RemoteWriteV2Enabled)
+	}
+}
+
+// TestPushV1PartialWrite: remote write 1.0 gets the same partial
+// acceptance, without the 2.0 written headers, as from Prometheus's
+// receiver.
+func TestPushV1PartialWrite(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	now := nowMs()
+	good := series([]int64{now}, "__name__", "good")
+	bad := series([]int64{now, now + 1}, "__name__", "bad")
+	for _, f := range c.ingesters {
+		f.refuse = refuseSamples(seriesString(bad.Labels), 1)
+	}
+	r := c.push(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{good, bad}})
+	b := body(t, r)
+	if r.StatusCode != http.StatusBadRequest || !strings.Contains(b, `series __name__="bad": out-of-order sample`) {
+		t.Fatalf("got %d %q, want 400 naming the refused series", r.StatusCode, b)
+	}
+	if h := r.Header.Get(headerSamplesWritten); h != "" {
+		t.Errorf("1.0 answer has %s: %s", headerSamplesWritten, h)
 	}
 }
