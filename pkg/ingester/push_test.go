@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // TestPushKeepsNothingOfTheRequest checks that what Push stores survives
@@ -241,5 +242,32 @@ func TestPushStartTimestamp(t *testing.T) {
 	h.mustPush("t", next)
 	if got := h.query("t", 0, 0, eq("__name__", "requests_total")); len(got) != 1 || len(got[0].Samples) != 3 {
 		t.Fatalf("requests_total = %v, want 3 samples", got)
+	}
+}
+
+// TestPushSeriesLimitRefusalDetails: a series over the tenant's series
+// limit loses all its samples, and the details name that series alone.
+func TestPushSeriesLimitRefusalDetails(t *testing.T) {
+	limits := newTestLimits(t, nil)
+	limits.set("t", func(l *validation.Limits) { l.MaxSeriesPerUser = 2 })
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), limits)
+	err := h.push("t",
+		floats(series("a"), float64(base), 1),
+		floats(series("b"), float64(base), 2),
+		floats(series("c"), float64(base), 3, float64(base+1), 4),
+		floats(series("a"), float64(base+1), 5),
+	)
+	st := status.Convert(err)
+	var resp *client.PushResponse
+	for _, d := range st.Details() {
+		if r, ok := d.(*client.PushResponse); ok {
+			resp = r
+		}
+	}
+	if st.Code() != codes.InvalidArgument || resp == nil || len(resp.Refused) != 1 {
+		t.Fatalf("push: %v with details %v, want InvalidArgument refusing one series", err, st.Details())
+	}
+	if r := resp.Refused[0]; r.Series != 2 || r.Samples != 2 || r.Histograms != 0 || r.Exemplars != 0 || resp.FirstSeries != 2 || !strings.Contains(resp.First, "per-user series limit of 2") {
+		t.Errorf("refused %v, first %d %q; want series 2's 2 samples, over the per-user limit", r, resp.FirstSeries, resp.First)
 	}
 }
