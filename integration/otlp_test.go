@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,8 +229,15 @@ func TestOTLPIngestionMutualTLS(t *testing.T) {
 	}
 	// The distributor counted the export as the tenant's samples: 2 counter
 	// series, 1 gauge, 4 buckets plus sum and count, 1 native histogram,
-	// 1 target_info.
-	if got := metricOf(t, c.client, proc, `cortex_distributor_received_samples_total{user="otel"}`); got != 11 {
-		t.Errorf("cortex_distributor_received_samples_total{user=\"otel\"} = %v, want 11", got)
+	// and target_info's samples: one per lookback interval between the
+	// export's oldest and newest timestamps and the newest, so one or two
+	// as the data points' timestamps fall.
+	r := c.query("otel", "query", url.Values{"query": {`count_over_time(target_info[1h])`}, "time": {at.Format(time.RFC3339Nano)}})
+	if len(r.Data.Result) != 1 {
+		t.Fatalf("target_info samples: %+v", r.Data.Result)
+	}
+	infos, _ := strconv.ParseFloat(fmt.Sprint(r.Data.Result[0].Value[1]), 64)
+	if got := metricOf(t, c.client, proc, `cortex_distributor_received_samples_total{user="otel"}`); got != 10+infos {
+		t.Errorf("cortex_distributor_received_samples_total{user=\"otel\"} = %v, want 10 + %v target_info samples", got, infos)
 	}
 }
