@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -32,6 +33,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/api"
 	"github.com/cortex-tls/cortex/pkg/auth"
+	"github.com/cortex-tls/cortex/pkg/cache"
 	"github.com/cortex-tls/cortex/pkg/compactor"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
@@ -199,8 +201,12 @@ type Cortex struct {
 	runtimeConfig *runtimeconfig.Manager
 	gossip        *gossip.KV
 	blocksBuckets []objstore.InstrumentedBucket
-	ingesterTLS   *tlsconfig.Client
-	readyChecks   []func(context.Context) error
+	// metadataCache is the in-memory metadata cache the querier and the
+	// store-gateway of this process share (storegateway.WithMetadataCache).
+	metadataCache     cache.Cache
+	metadataCacheOnce sync.Once
+	ingesterTLS       *tlsconfig.Client
+	readyChecks       []func(context.Context) error
 	// authorizer holds the tenants each client identity may act for.
 	authorizer *auth.Authorizer
 	// storeGatewayRing is the store-gateway ring client of the querier

@@ -30,7 +30,7 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	logger := t.Logger.With("component", StoreGateway)
-	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry, storegateway.WithTLS(t.TLS))
+	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry, t.bucketStoreOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +52,23 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 	}
 	t.Server.TrackHealth(storegateway.ServiceName, svc)
 	return svc, nil
+}
+
+// bucketStoreOptions are the caches' options of the store-gateway and the
+// querier: the certificates' loader, and one in-memory metadata cache for
+// both when they run in one process, so that they see the same blocks.
+func (t *Cortex) bucketStoreOptions() []storegateway.Option {
+	opts := []storegateway.Option{storegateway.WithTLS(t.TLS)}
+	if !t.Cfg.runs(StoreGateway) || !t.Cfg.runs(Querier) {
+		return opts
+	}
+	t.metadataCacheOnce.Do(func() {
+		t.metadataCache = storegateway.NewInMemoryMetadataCache(t.Cfg.BlocksStorage.BucketStore.MetadataCache)
+	})
+	if t.metadataCache != nil {
+		opts = append(opts, storegateway.WithMetadataCache(t.metadataCache))
+	}
+	return opts
 }
 
 // storeGatewayShards places each tenant's blocks on its shard of the
@@ -150,7 +167,7 @@ func (t *Cortex) storeGatewayOption() (querier.Option, error) {
 	}
 	// The querier reads bucket indexes (or lists blocks) through the
 	// metadata cache the store-gateways use, as Cortex's querier does.
-	cached, err := storegateway.NewMetadataCachingBucket(t.Cfg.BlocksStorage.BucketStore.MetadataCache, bkt, Querier, t.TLS, t.Logger, t.Registry)
+	cached, err := storegateway.NewMetadataCachingBucket(t.Cfg.BlocksStorage.BucketStore.MetadataCache, bkt, Querier, t.TLS, t.Logger, t.Registry, t.bucketStoreOptions()...)
 	if err != nil {
 		return nil, err
 	}

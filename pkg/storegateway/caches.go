@@ -15,7 +15,8 @@ import (
 type Option func(*options)
 
 type options struct {
-	tls *tlsconfig.Loader
+	tls       *tlsconfig.Loader
+	metaCache cache.Cache
 }
 
 // WithTLS gives the loader of the memcached links' certificates
@@ -23,6 +24,26 @@ type options struct {
 // reload with every other link's. Without it, a memcached TLS link reads
 // its files once.
 func WithTLS(l *tlsconfig.Loader) Option { return func(o *options) { o.tls = l } }
+
+// WithMetadataCache makes the store (or NewMetadataCachingBucket) read
+// through c as its metadata cache instead of one of its own: a querier and
+// a store-gateway of one process then see the same bucket index and block
+// lists. With separate in-memory caches, one could see blocks the other
+// does not for as long as a cached bucket index lives
+// (-blocks-storage.bucket-store.metadata-cache.bucket-index-content-ttl),
+// and the querier's consistency check would refuse queries meanwhile.
+func WithMetadataCache(c cache.Cache) Option { return func(o *options) { o.metaCache = c } }
+
+// NewInMemoryMetadataCache is the in-memory metadata cache cfg describes,
+// to be shared with WithMetadataCache; nil when cfg's backend is not
+// inmemory.
+func NewInMemoryMetadataCache(cfg MetadataCacheConfig) cache.Cache {
+	if cfg.Backend != CacheBackendInMemory {
+		return nil
+	}
+	c, _ := newBucketCache("metadata-cache", metadataCachePrefix, cfg.BucketCacheBackend, nil, nil, nil)
+	return c
+}
 
 // storeBucket is the bucket a BucketStore reads through: the caching
 // bucket of the chunks and metadata caches, carrying the index cache to
@@ -43,7 +64,7 @@ func newStoreBucket(cfg Config, bkt objstore.BucketReader, opts []Option, logger
 	if err != nil {
 		return nil, err
 	}
-	cb, err := newCachingBucket(readerBucket{bkt}, cfg.ChunksCache, cfg.MetadataCache, o.tls, logger, reg)
+	cb, err := newCachingBucket(readerBucket{bkt}, cfg.ChunksCache, cfg.MetadataCache, o, logger, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +81,15 @@ func newStoreBucket(cfg Config, bkt objstore.BucketReader, opts []Option, logger
 // itself when no backend is set. component ("querier") labels the cache's
 // metrics, as Cortex does, apart from the store-gateway's in one process;
 // tls may be nil (memcached TLS files are then read once).
-func NewMetadataCachingBucket(cfg MetadataCacheConfig, bkt objstore.Bucket, component string, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (objstore.Bucket, error) {
+func NewMetadataCachingBucket(cfg MetadataCacheConfig, bkt objstore.Bucket, component string, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (objstore.Bucket, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cb, err := newCachingBucket(bkt, ChunksCacheConfig{}, cfg, tls, logger, withComponent(reg, component))
+	o := options{tls: tls}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cb, err := newCachingBucket(bkt, ChunksCacheConfig{}, cfg, o, logger, withComponent(reg, component))
 	if err != nil || cb == nil {
 		return bkt, err
 	}
@@ -72,14 +97,16 @@ func NewMetadataCachingBucket(cfg MetadataCacheConfig, bkt objstore.Bucket, comp
 }
 
 // newCachingBucket returns nil when neither cache has a backend.
-func newCachingBucket(bkt objstore.Bucket, chunks ChunksCacheConfig, meta MetadataCacheConfig, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*cachingBucket, error) {
-	chunksCache, err := newBucketCache("chunks-cache", chunksCachePrefix, chunks.BucketCacheBackend, tls, logger, reg)
+func newCachingBucket(bkt objstore.Bucket, chunks ChunksCacheConfig, meta MetadataCacheConfig, o options, logger *slog.Logger, reg prometheus.Registerer) (*cachingBucket, error) {
+	chunksCache, err := newBucketCache("chunks-cache", chunksCachePrefix, chunks.BucketCacheBackend, o.tls, logger, reg)
 	if err != nil {
 		return nil, err
 	}
-	metaCache, err := newBucketCache("metadata-cache", metadataCachePrefix, meta.BucketCacheBackend, tls, logger, reg)
-	if err != nil {
-		return nil, err
+	metaCache := o.metaCache
+	if metaCache == nil {
+		if metaCache, err = newBucketCache("metadata-cache", metadataCachePrefix, meta.BucketCacheBackend, o.tls, logger, reg); err != nil {
+			return nil, err
+		}
 	}
 	if chunksCache == nil && metaCache == nil {
 		return nil, nil

@@ -257,7 +257,7 @@ func TestCachingBucketGetRange(t *testing.T) {
 		cfg.ChunksCache.Backend = CacheBackendInMemory
 		cfg.ChunksCache.SubrangeSize = 333
 		cfg.ChunksCache.MaxGetRangeRequests = maxReqs
-		cb, err := newCachingBucket(bkt, cfg.ChunksCache, MetadataCacheConfig{}, nil, nil, prometheus.NewRegistry())
+		cb, err := newCachingBucket(bkt, cfg.ChunksCache, MetadataCacheConfig{}, options{}, nil, prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
