@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -185,5 +186,78 @@ func TestRemoteWriteV2MutualTLS(t *testing.T) {
 	}
 	if m := md.Data["rw2_latency_seconds"]; len(m) != 1 || m[0].Type != "histogram" || m[0].Help != "Request latency." {
 		t.Errorf("metadata of rw2_latency_seconds = %+v", m)
+	}
+}
+
+// TestRemoteWriteV2ReplicatedCounts: with three ingesters and a
+// replication factor of 3, each a process of its own on mutual TLS, the
+// written headers of a partly refused 2.0 request count what the quorum
+// stored, once per sample rather than once per replica.
+func TestRemoteWriteV2ReplicatedCounts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five processes")
+	}
+	t.Parallel()
+	c := newCluster(t)
+	rw := remoteWriteV2Client(t, c.distributor, c.certs, "tenant-a")
+	now := time.Now().Truncate(time.Second).Add(-time.Minute).UnixMilli()
+	store := func(req *writev2.Request) (remote.WriteResponseStats, error) {
+		t.Helper()
+		raw, err := req.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rw.Store(context.Background(), snappy.Encode(nil, raw), 0)
+	}
+
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labelsOf("rw2r_ooo", "job", "rw2"), nil),
+		Samples:    []writev2.Sample{{Value: 1, Timestamp: now}},
+	}}}
+	req.Symbols = st.Symbols()
+	if stats, err := store(req); err != nil || stats.Samples != 1 {
+		t.Fatalf("first write: %+v, %v; want 1 sample written", stats, err)
+	}
+	// The answer came with the quorum; the third replica may still be
+	// creating the tenant's TSDB. Once it has the sample too, every
+	// replica refuses the out-of-order one below.
+	for i, p := range c.ingesters {
+		p.EventuallyNil(30*time.Second, "ingester "+itoa(i)+" to store the first sample", func() error {
+			if n := metricOf(t, c.client, p, "cortex_ingester_ingested_samples_total"); n != 1 {
+				return fmt.Errorf("it ingested %v samples", n)
+			}
+			return nil
+		})
+	}
+
+	st = writev2.NewSymbolTable()
+	req = &writev2.Request{Timeseries: []writev2.TimeSeries{
+		{
+			LabelsRefs: st.SymbolizeLabels(labelsOf("rw2r_good", "job", "rw2"), nil),
+			Samples:    []writev2.Sample{{Value: 1, Timestamp: now}, {Value: 2, Timestamp: now + 1000}},
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labelsOf("rw2r_ooo", "job", "rw2"), nil),
+			Samples:    []writev2.Sample{{Value: 2, Timestamp: now - 10_000}, {Value: 3, Timestamp: now + 1000}},
+		},
+	}}
+	req.Symbols = st.Symbols()
+	stats, err := store(req)
+	if err == nil || !strings.Contains(err.Error(), "400 Bad Request") || !strings.Contains(err.Error(), `series {__name__="rw2r_ooo", job="rw2"}: out-of-order sample`) {
+		t.Fatalf("write with an out-of-order sample: %v; want a 400 naming rw2r_ooo", err)
+	}
+	if stats.Samples != 3 || stats.Histograms != 0 || stats.Exemplars != 0 {
+		t.Fatalf("written: %+v; want 3 samples (each stored on every replica, counted once)", stats)
+	}
+	at := strconv.FormatFloat(float64(now+1000)/1000, 'f', 3, 64)
+	for query, want := range map[string]string{
+		"count_over_time(rw2r_good[2m])": "2",
+		"count_over_time(rw2r_ooo[2m])":  "2",
+	} {
+		res := c.query("tenant-a", "query", url.Values{"query": {query}, "time": {at}})
+		if len(res.Data.Result) != 1 || res.Data.Result[0].Value[1] != want {
+			t.Errorf("%s = %+v, want %s", query, res.Data.Result, want)
+		}
 	}
 }
