@@ -223,6 +223,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Metadata", IngesterServer.Metadata),
 		unary("UserStats", IngesterServer.UserStats),
 		queryExemplarsDesc,
+		tsdbStatusDesc,
 	},
 	// The clients refer to these by index.
 	Streams: []grpc.StreamDesc{
