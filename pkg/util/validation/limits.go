@@ -19,6 +19,13 @@ type Limits struct {
 	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
 
 	IngestionRate           float64        `yaml:"ingestion_rate"`
+	// HA pairs: a tenant's samples carrying both labels come from one of
+	// a cluster's Prometheus replicas, and only the elected replica's are
+	// stored (pkg/ha).
+	AcceptHASamples bool   `yaml:"accept_ha_samples"`
+	HAClusterLabel  string `yaml:"ha_cluster_label"`
+	HAReplicaLabel  string `yaml:"ha_replica_label"`
+	HAMaxClusters   int    `yaml:"ha_max_clusters"`
 	IngestionBurstSize      int            `yaml:"ingestion_burst_size"`
 	MaxLabelNamesPerSeries  int            `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength      int            `yaml:"max_label_name_length"`
@@ -46,11 +53,16 @@ type Limits struct {
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
 	RulerTenantShardSize           int            `yaml:"ruler_tenant_shard_size"`
+	IngestionTenantShardSize       int            `yaml:"ingestion_tenant_shard_size"`
 }
 
 // RegisterFlags registers the defaults that apply to every tenant.
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 25000, "Per-tenant ingestion rate limit in samples per second.")
+	f.BoolVar(&l.AcceptHASamples, "distributor.ha-tracker.enable-for-all-users", false, "Deduplicate the samples of HA Prometheus pairs for every tenant (needs -distributor.ha-tracker.enable); the per-tenant accept_ha_samples overrides it.")
+	f.StringVar(&l.HAClusterLabel, "distributor.ha-tracker.cluster", "cluster", "Label naming a tenant's HA cluster of Prometheus replicas.")
+	f.StringVar(&l.HAReplicaLabel, "distributor.ha-tracker.replica", "__replica__", "Label naming the Prometheus replica within an HA cluster; removed from the stored samples of the elected replica.")
+	f.IntVar(&l.HAMaxClusters, "distributor.ha-tracker.max-clusters", 0, "Most HA clusters tracked per tenant; a new cluster over it is refused with 400. 0 means unlimited.")
 	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 50000, "Per-tenant burst size, in samples, allowed above the ingestion rate.")
 	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 0, "Maximum number of rules in one of the tenant's rule groups: the ruler API refuses a larger group. 0 means unlimited.")
 	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 0, "Maximum number of rule groups of the tenant, all namespaces together: the ruler API refuses a group beyond it. 0 means unlimited.")
@@ -72,6 +84,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-series-per-query", 0, "Maximum series a query may touch. 0 means unlimited.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "Delete a tenant's blocks in long-term storage once all of their samples are older than this. 0 keeps them. A per-tenant limit: the runtime configuration can set it per tenant.")
 	f.IntVar(&l.StoreGatewayTenantShardSize, "store-gateway.tenant-shard-size", 0, "The tenant's shard size with -store-gateway.sharding-strategy=shuffle-sharding: how many store-gateways of the ring hold its blocks. 0 means all of them.")
+	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "The tenant's shard size with -distributor.sharding-strategy=shuffle-sharding: how many ingesters of the ring receive its series and answer its queries. With -distributor.zone-awareness-enabled it is rounded up to a multiple of the zones, taking as many from each zone. 0 means all of them.")
 	f.IntVar(&l.RulerTenantShardSize, "ruler.tenant-shard-size", 0, "The tenant's shard size with -ruler.sharding-strategy=shuffle-sharding: how many rulers of the ring evaluate its rule groups. 0 means all of them.")
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
 	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
@@ -86,8 +99,17 @@ func (l *Limits) Validate() error {
 	if l.IngestionRate < 0 || l.IngestionBurstSize < 0 {
 		return errors.New("ingestion rate and burst size must not be negative")
 	}
+	if l.HAMaxClusters < 0 {
+		return fmt.Errorf("-distributor.ha-tracker.max-clusters (ha_max_clusters) must not be negative (0 means unlimited), got %d", l.HAMaxClusters)
+	}
+	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
+		return fmt.Errorf("accept_ha_samples needs two different labels in ha_cluster_label and ha_replica_label (-distributor.ha-tracker.cluster, -distributor.ha-tracker.replica), got %q and %q", l.HAClusterLabel, l.HAReplicaLabel)
+	}
 	if l.StoreGatewayTenantShardSize < 0 {
 		return fmt.Errorf("-store-gateway.tenant-shard-size must not be negative (0 means every store-gateway), got %d", l.StoreGatewayTenantShardSize)
+	}
+	if l.IngestionTenantShardSize < 0 {
+		return fmt.Errorf("-distributor.ingestion-tenant-shard-size must not be negative (0 means every ingester), got %d", l.IngestionTenantShardSize)
 	}
 	if l.RulerTenantShardSize < 0 {
 		return fmt.Errorf("-ruler.tenant-shard-size must not be negative (0 means every ruler), got %d", l.RulerTenantShardSize)
