@@ -40,6 +40,10 @@ type Config struct {
 	MaxRecvMsgSize   int           `yaml:"max_recv_msg_size"`
 	RemoteTimeout    time.Duration `yaml:"remote_timeout"`
 	ShardByAllLabels bool          `yaml:"shard_by_all_labels"`
+	// ShardingStrategy is "default" (every ingester of the ring may hold a
+	// tenant's series) or "shuffle-sharding" (a tenant's series go to its
+	// -distributor.ingestion-tenant-shard-size ingesters only).
+	ShardingStrategy string `yaml:"sharding_strategy"`
 	// RemoteWriteV2Enabled accepts remote write 2.0 requests; without it
 	// they get 415, as from a Prometheus receiver that does not accept
 	// io.prometheus.write.v2.Request.
@@ -55,6 +59,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both as received and once decompressed; larger ones get 413.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of a push to the ingesters.")
 	f.BoolVar(&c.ShardByAllLabels, "distributor.shard-by-all-labels", true, "Place each series on the ring by a hash of the tenant and all its labels. False places all series of a metric name on the same ingesters, which spreads load badly.")
+	f.StringVar(&c.ShardingStrategy, "distributor.sharding-strategy", ShardingStrategyDefault, "How a tenant's series are placed on the ingester ring: "+ShardingStrategyDefault+" spreads them over every ingester; "+ShardingStrategyShuffle+" keeps them on the tenant's shuffle shard of -distributor.ingestion-tenant-shard-size ingesters (the queriers read only those).")
 	f.BoolVar(&c.RemoteWriteV2Enabled, "distributor.remote-writev2-enabled", true, "Accept Prometheus remote write 2.0 requests (Content-Type application/x-protobuf;proto=io.prometheus.write.v2.Request) on /api/v1/push. False answers them with 415, which tells a 2.0 sender to fall back to 1.0.")
 	c.registerOTLPFlags(f)
 }
@@ -66,6 +71,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoteTimeout <= 0 {
 		return fmt.Errorf("-distributor.remote-timeout must be positive, got %s", c.RemoteTimeout)
+	}
+	if c.ShardingStrategy != ShardingStrategyDefault && c.ShardingStrategy != ShardingStrategyShuffle {
+		return fmt.Errorf("-distributor.sharding-strategy must be %q or %q, got %q", ShardingStrategyDefault, ShardingStrategyShuffle, c.ShardingStrategy)
 	}
 	if err := c.validateOTLP(); err != nil {
 		return err
@@ -341,7 +349,8 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	ts.exemplars.Add(float64(stats.exemplars))
 	ts.metadata.Add(float64(len(b.metadata)))
 
-	if d.ring.InstancesCount() == 0 {
+	ingesters := d.tenantRing(userID, limits.IngestionTenantShardSize)
+	if ingesters.InstancesCount() == 0 {
 		return writeStats{}, &PushError{Code: http.StatusServiceUnavailable, Msg: "no ingesters in the ring: the write cannot be stored"}
 	}
 
@@ -355,7 +364,7 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	// Ingester calls outlive the request: the replicas beyond the quorum
 	// still get the data after the client has its answer.
 	callCtx := context.WithoutCancel(ctx)
-	err = ring.DoBatchWithOptions(batchCtx, ring.WriteNoExtend, d.ring, b.keys, func(inst ring.InstanceDesc, idx []int) error {
+	err = ring.DoBatchWithOptions(batchCtx, ring.WriteNoExtend, ingesters, b.keys, func(inst ring.InstanceDesc, idx []int) error {
 		err := d.send(callCtx, inst, req, b, idx, fails)
 		if err != nil {
 			fails.add(inst, err)

@@ -179,6 +179,17 @@ type clusterOpts struct {
 	cfg       func(*Config)
 	overrides func() map[string]*validation.Limits // runtime overrides
 	stale     int                                  // the last stale ingesters never heartbeat
+	// zones, when set, puts ingester i in zone-<i mod zones> and turns on
+	// the ring's zone awareness.
+	zones int
+}
+
+// zoneOf is the zone of ingester i in a cluster of zones zones ("" for none).
+func zoneOf(i, zones int) string {
+	if zones == 0 {
+		return ""
+	}
+	return fmt.Sprintf("zone-%c", 'a'+i%zones)
 }
 
 func defaultLimits() validation.Limits {
@@ -228,7 +239,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 		tk := tokens.GenerateTokens(64, taken)
 		taken = append(taken, tk...)
 		sort.Slice(tk, func(a, b int) bool { return tk[a] < tk[b] })
-		inst := desc.AddIngester(f.id, f.addr, "", tk, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
+		inst := desc.AddIngester(f.id, f.addr, zoneOf(i, o.zones), tk, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
 		if i >= o.ingesters-o.stale {
 			inst.Timestamp = 0 // beyond fakeHeartbeatTimeout
 			desc.Ingesters[f.id] = inst
@@ -242,7 +253,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	}
 	// The fake ingesters never heartbeat: their registration must stay
 	// healthy however long a test or a fuzz run lasts.
-	ringCfg := ring.Config{HeartbeatTimeout: fakeHeartbeatTimeout, ReplicationFactor: o.rf}
+	ringCfg := ring.Config{HeartbeatTimeout: fakeHeartbeatTimeout, ReplicationFactor: o.rf, ZoneAwarenessEnabled: o.zones > 0}
 	r, err := ring.NewWithStoreClientAndStrategy(ringCfg, "ingester", "ring", kvClient, ring.NewDefaultReplicationStrategy(), nil, kitlog.New(logger))
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,30 @@
 package distributor
 
 import (
+	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
+
+// The values of -distributor.sharding-strategy, Cortex's.
+const (
+	ShardingStrategyDefault = "default"
+	ShardingStrategyShuffle = "shuffle-sharding"
+)
+
+// tenantRing is the part of the ingester ring that holds the tenant's
+// series: with shuffle sharding and a shard size, the tenant's shuffle
+// shard (dskit's ShuffleShard, the same subring for the same ring, so
+// every distributor and querier picks the same ingesters; with zone
+// awareness, shardSize/zones ingesters of each zone, rounded up);
+// otherwise the whole ring.
+func (d *Distributor) tenantRing(userID string, shardSize int) ring.ReadRing {
+	if d.cfg.ShardingStrategy != ShardingStrategyShuffle || shardSize <= 0 {
+		return d.ring
+	}
+	return d.ring.ShuffleShard(userID, shardSize)
+}
 
 // seriesKey is the ring token of a series.
 func (d *Distributor) seriesKey(userHash uint32, ls []prompb.Label) uint32 {
