@@ -97,6 +97,7 @@ type Distributor struct {
 	now         func() time.Time
 
 	tenants tenants
+	ha      *haDedup // nil without -distributor.ha-tracker.enable
 
 	requests    sync.Pool // *pushRequest: decoded remote-write requests
 	batches     sync.Pool // *batch: per-push scratch
@@ -235,6 +236,11 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 
 	now := d.now()
 	limits := d.limits.For(userID)
+	if removed, err := d.checkHA(ctx, userID, limits, req); err != nil {
+		return writeStats{}, err
+	} else if removed {
+		src.spans = nil // every series changed: encode them anew
+	}
 	ts := d.tenant(userID, limits, now)
 	v := newValidator(limits, now)
 	if is := src.issues; is != nil && is.First != "" {

@@ -225,6 +225,11 @@ func (d *Distributor) writeError(w http.ResponseWriter, userID string, err error
 	if !errors.As(err, &pe) {
 		pe = &PushError{Code: http.StatusInternalServerError, Msg: err.Error()}
 	}
+	if pe.Code == http.StatusAccepted {
+		// A replica that is not elected: its samples are dropped on purpose.
+		w.WriteHeader(pe.Code)
+		return
+	}
 	if pe.Code == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(pe.RetryAfter.Seconds())))))
 	}
