@@ -86,6 +86,12 @@ func (a *API) RegisterDistributor(d *distributor.Distributor) {
 	a.route(Route{Module: "distributor", Path: "/distributor/all_user_stats", AllTenants: true, Desc: "Ingestion rate and series per tenant"}, d.AllUserStatsHandler())
 }
 
+// RegisterHATracker mounts the HA tracker's status page: every tenant's
+// elected replicas.
+func (a *API) RegisterHATracker(h http.Handler) {
+	a.route(Route{Module: "distributor", Methods: get, Path: "/distributor/ha_tracker", AllTenants: true, Desc: "Elected replica of every tenant's HA clusters"}, h)
+}
+
 // PrometheusAPIPaths are the Prometheus HTTP API's paths under each prefix's
 // /api/v1, with their methods: the querier answers them, behind the
 // query-frontend when the process runs one.
@@ -102,6 +108,7 @@ var PrometheusAPIPaths = []struct {
 	{getPost, "/series", "Series"},
 	{get, "/metadata", "Metric metadata"},
 	{get, "/status/buildinfo", "Build information"},
+	{get, "/status/tsdb", "Head statistics of the tenant's series in the ingesters"},
 	{post, "/read", "Prometheus remote read (SAMPLES and STREAMED_XOR_CHUNKS)"},
 	{getPost, "/format_query", "Format a PromQL expression"},
 	{getPost, "/parse_query", "A PromQL expression's syntax tree, as JSON"},

@@ -11,9 +11,9 @@ import (
 const errorNotFound errorType = "not_found"
 
 // notFound answers a path under <prefix>/api/v1/ that this API does not
-// serve: status/config, status/flags, status/runtimeinfo, status/tsdb,
-// targets, targets/metadata, alertmanagers and any unknown path. Like
-// Mimir, which serves none of these under its Prometheus prefix: a Cortex
+// serve: status/config, status/flags, status/runtimeinfo, targets,
+// targets/metadata, alertmanagers and any unknown path. Like Mimir,
+// which serves none of these under its Prometheus prefix: a Cortex
 // cluster has no scrape configuration, targets or notifier of its own, and
 // Grafana's Prometheus data source calls none of them (it reads
 // status/buildinfo, and uses format_query from its editor).
@@ -30,6 +30,16 @@ func (q *Querier) notFound(known *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := known.Handler(r); pattern != "" {
 			h.ServeHTTP(w, r)
+			return
+		}
+		// status/tsdb is served: the tenant's head statistics, from the
+		// ingesters (see tsdbstatus.go).
+		if isTSDBStatusPath(r.URL.Path) {
+			if r.Method != http.MethodGet {
+				methodNotAllowed([]string{http.MethodGet}).ServeHTTP(w, r)
+				return
+			}
+			q.wrap(routeName(r.URL.Path), q.tsdbStatus).ServeHTTP(w, r)
 			return
 		}
 		b, err := json.Marshal(&response{

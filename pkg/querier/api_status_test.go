@@ -14,7 +14,6 @@ func TestAPIUnservedPaths(t *testing.T) {
 		"/prometheus/api/v1/status/config",
 		"/prometheus/api/v1/status/flags",
 		"/prometheus/api/v1/status/runtimeinfo",
-		"/prometheus/api/v1/status/tsdb",
 		"/prometheus/api/v1/targets",
 		"/prometheus/api/v1/targets/metadata",
 		"/prometheus/api/v1/alertmanagers",
@@ -28,6 +27,7 @@ func TestAPIUnservedPaths(t *testing.T) {
 	for _, tc := range []struct{ method, path, allow string }{
 		{http.MethodDelete, "/prometheus/api/v1/query", "GET, POST"},
 		{http.MethodPost, "/prometheus/api/v1/status/buildinfo", "GET"},
+		{http.MethodPost, "/prometheus/api/v1/status/tsdb", "GET"},
 		{http.MethodPut, "/api/prom/api/v1/format_query", "GET, POST"},
 		{http.MethodGet, "/prometheus/api/v1/read", "POST"},
 	} {
