@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -73,9 +74,29 @@ func (q *storeGatewayQueryable) Querier(mint, maxt int64) (storage.Querier, erro
 	return &storeGatewayQuerier{q: q, mint: mint, maxt: maxt}, nil
 }
 
+// storeGatewayQuerier serves one query. It counts the chunk bytes and the
+// encoded size of every store-gateway's answer across the query's Selects,
+// for -querier.max-fetched-chunk-bytes-per-query and
+// -querier.max-fetched-data-bytes-per-query, as the ingesters' querier
+// counts theirs: a query reading old data is held to the same limits.
 type storeGatewayQuerier struct {
 	q          *storeGatewayQueryable
 	mint, maxt int64
+	chunkBytes atomic.Int64
+	dataBytes  atomic.Int64
+}
+
+// addBytes adds a message of a store-gateway's answer to the bytes the
+// query fetched from store-gateways and checks the tenant's limits.
+func (s *storeGatewayQuerier) addBytes(limits *validation.Limits, chunkBytes, dataBytes int) error {
+	c, d := s.chunkBytes.Add(int64(chunkBytes)), s.dataBytes.Add(int64(dataBytes))
+	if l := limits.MaxFetchedChunkBytesPerQuery; l > 0 && c > int64(l) {
+		return chunkBytesLimitError(l)
+	}
+	if l := limits.MaxFetchedDataBytesPerQuery; l > 0 && d > int64(l) {
+		return dataBytesLimitError(l)
+	}
+	return nil
 }
 
 // fetch asks the store-gateways for the tenant's blocks of [mint, maxt]
@@ -229,9 +250,11 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 		return storage.EmptySeriesSet()
 	}
 	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(matchers)}
-	lim := &sharedLimiter{streamLimiter: streamLimiter{limits: s.q.limits.For(userID)}}
+	limits := s.q.limits.For(userID)
+	lim := &sharedLimiter{streamLimiter: streamLimiter{limits: limits}}
+	addBytes := func(chunkBytes, dataBytes int) error { return s.addBytes(limits, chunkBytes, dataBytes) }
 	answers, err := fetch(ctx, s.q, mint, maxt, func(ctx context.Context, g StoreGateway, header *metadata.MD) (ingesterAnswer, error) {
-		chunked, err := readSeries(ctx, g, req, lim, header)
+		chunked, err := readSeries(ctx, g, req, lim, addBytes, header)
 		return ingesterAnswer{chunked: chunked}, err
 	})
 	if err != nil {
@@ -264,8 +287,9 @@ func (l *sharedLimiter) add(series, samples int) error {
 }
 
 // readSeries reads one store-gateway's answer, stopping once the query
-// breaks the tenant's series or fetched-samples limit.
-func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sharedLimiter, header *metadata.MD) ([]*prompb.ChunkedSeries, error) {
+// breaks the tenant's series, fetched-samples or fetched-bytes limits.
+// addBytes counts each message's chunk bytes and encoded size.
+func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sharedLimiter, addBytes func(chunkBytes, dataBytes int) error, header *metadata.MD) ([]*prompb.ChunkedSeries, error) {
 	stream, err := g.Series(ctx, req)
 	if err != nil {
 		return nil, err
@@ -285,11 +309,18 @@ func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sha
 		if err != nil {
 			return nil, err
 		}
-		var samples int
+		var samples, chunkBytes, dataBytes int
 		for _, cs := range res.ChunkedSeries {
 			samples += d.numSamples(cs.Chunks)
+			for _, c := range cs.Chunks {
+				chunkBytes += len(c.Data)
+			}
+			dataBytes += cs.Size()
 		}
 		out = append(out, res.ChunkedSeries...)
+		if err := addBytes(chunkBytes, dataBytes); err != nil {
+			return nil, err
+		}
 		if err := lim.add(len(res.ChunkedSeries), samples); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -25,6 +27,7 @@ import (
 	"github.com/thanos-io/objstore/providers/filesystem"
 	"google.golang.org/grpc"
 
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
@@ -383,5 +386,99 @@ func TestStaticGatewaysSpreadBlocks(t *testing.T) {
 	}
 	if _, err := (StaticGateways{}).Candidates("t1", ulid.Make()); err == nil || !strings.Contains(err.Error(), "-querier.store-gateway-addresses") {
 		t.Fatalf("no store-gateway: %v", err)
+	}
+}
+
+// wireBytes reads a store-gateway's whole Series answer for every series
+// of sgTenant in [mint, maxt]: its chunks' bytes and its series' encoded
+// size.
+func wireBytes(t *testing.T, g StoreGateway, mint, maxt int64) (chunkBytes, dataBytes int64) {
+	t.Helper()
+	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")})}
+	stream, err := g.Series(tenant.Inject(context.Background(), sgTenant), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		res, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return chunkBytes, dataBytes
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cs := range res.ChunkedSeries {
+			for _, c := range cs.Chunks {
+				chunkBytes += int64(len(c.Data))
+			}
+			dataBytes += int64(cs.Size())
+		}
+	}
+}
+
+func bytesLimits(chunkBytes, dataBytes int) *validation.Overrides {
+	var l validation.Limits
+	l.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
+	l.MaxFetchedChunkBytesPerQuery = chunkBytes
+	l.MaxFetchedDataBytesPerQuery = dataBytes
+	return validation.NewOverrides(l, nil)
+}
+
+// The store-gateways' answers count towards -querier.max-fetched-chunk-
+// bytes-per-query and -querier.max-fetched-data-bytes-per-query: a query
+// reading exactly the limit passes, one byte over fails naming the flag,
+// and the bytes add up across the Selects of one query.
+func TestStoreGatewayQueryableFetchedBytesLimits(t *testing.T) {
+	b := newBlocksBucket(t, 2)
+	g := startGateway(t, b.bkt, func(ulid.ULID) bool { return true })
+	chunkBytes, dataBytes := wireBytes(t, g, 0, 2*twoHours-1)
+	// Two series of 240 one-minute samples: at least one byte per sample.
+	if chunkBytes < 480 || dataBytes <= chunkBytes {
+		t.Fatalf("the store-gateway sent %d chunk bytes and %d data bytes, want at least 480 and more data than chunk bytes", chunkBytes, dataBytes)
+	}
+	sel := func(limits *validation.Overrides) (*storeGatewayQuerier, error) {
+		q := newStoreQueryable(b.bkt, gateways(g), sgConfig(), limits)
+		querier := mustQuerier(t, q, 0, 2*twoHours-1).(*storeGatewayQuerier)
+		ss := querier.Select(tenant.Inject(context.Background(), sgTenant), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+		for ss.Next() {
+		}
+		return querier, ss.Err()
+	}
+
+	querier, err := sel(bytesLimits(int(chunkBytes), int(dataBytes)))
+	if err != nil {
+		t.Fatalf("a query at both limits: %v", err)
+	}
+	if querier.chunkBytes.Load() != chunkBytes || querier.dataBytes.Load() != dataBytes {
+		t.Errorf("counted %d chunk bytes and %d data bytes, want %d and %d", querier.chunkBytes.Load(), querier.dataBytes.Load(), chunkBytes, dataBytes)
+	}
+
+	for _, tc := range []struct {
+		name              string
+		chunkLim, dataLim int
+		want              string
+	}{
+		{"chunk bytes", int(chunkBytes) - 1, 0, fmt.Sprintf("the query hit the aggregated chunk size limit (limit: %d bytes, set by -querier.max-fetched-chunk-bytes-per-query or max_fetched_chunk_bytes_per_query)", chunkBytes-1)},
+		{"data bytes", 0, int(dataBytes) - 1, fmt.Sprintf("the query hit the aggregated data size limit (limit: %d bytes, set by -querier.max-fetched-data-bytes-per-query or max_fetched_data_bytes_per_query)", dataBytes-1)},
+	} {
+		_, err := sel(bytesLimits(tc.chunkLim, tc.dataLim))
+		var le *limitError
+		if !errors.As(err, &le) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s one byte over: %v, want the limit error %q", tc.name, err, tc.want)
+		}
+	}
+
+	// Two Selects of one query, each under the limit alone.
+	q := newStoreQueryable(b.bkt, gateways(g), sgConfig(), bytesLimits(int(chunkBytes)*3/2, 0))
+	querier = mustQuerier(t, q, 0, 2*twoHours-1).(*storeGatewayQuerier)
+	ctx := tenant.Inject(context.Background(), sgTenant)
+	for i, want := range []bool{false, true} {
+		ss := querier.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+		for ss.Next() {
+		}
+		var le *limitError
+		if got := errors.As(ss.Err(), &le); got != want {
+			t.Errorf("Select %d of one query: error %v, want a limit error: %v", i+1, ss.Err(), want)
+		}
 	}
 }
