@@ -38,6 +38,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/frontend"
+	"github.com/cortex-tls/cortex/pkg/ha"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/kv/gossip"
@@ -159,6 +160,9 @@ func (c *Config) ringStores() []string {
 	if c.Ruler.Sharding.EnableSharding {
 		stores = append(stores, c.Ruler.Sharding.Ring.KVStore.Store)
 	}
+	if c.Distributor.HATracker.EnableHATracker {
+		stores = append(stores, c.Distributor.HATracker.KVStore.Store)
+	}
 	return stores
 }
 
@@ -200,6 +204,7 @@ type Cortex struct {
 	services      map[string]services.Service
 	runtimeConfig *runtimeconfig.Manager
 	gossip        *gossip.KV
+	haTracker     *ha.Tracker // nil without -distributor.ha-tracker.enable
 	blocksBuckets []objstore.InstrumentedBucket
 	// metadataCache is the in-memory metadata cache the querier and the
 	// store-gateway of this process share (storegateway.WithMetadataCache).

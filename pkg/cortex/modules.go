@@ -26,6 +26,7 @@ const (
 	StoreGatewayRing = "store-gateway-ring"
 	Ingester         = "ingester"
 	Distributor      = "distributor"
+	HATracker        = "ha-tracker"
 	Querier          = "querier"
 	QueryFrontend    = "query-frontend"
 	Alertmanager     = "alertmanager"
@@ -68,7 +69,8 @@ func moduleTable() []module {
 		{name: BlocksBucket, deps: []string{TLSReloader}, init: (*Cortex).initBlocksBucket},
 		{name: StoreGatewayRing, deps: []string{API, MemberlistKV}, init: (*Cortex).initStoreGatewayRing},
 
-		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS}, init: (*Cortex).initDistributor, target: true, inAll: true},
+		{name: HATracker, deps: []string{API, Overrides, MemberlistKV}, init: (*Cortex).initHATracker},
+		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS, HATracker}, init: (*Cortex).initDistributor, target: true, inAll: true},
 		{name: Ingester, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initIngester, target: true, inAll: true},
 		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initQuerier, target: true, inAll: true},
 		{name: QueryFrontend, deps: []string{API, Overrides}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},

@@ -62,6 +62,10 @@ func (t *Cortex) initDistributor() (services.Service, error) {
 	}
 	t.Distributor = d
 	t.API.RegisterDistributor(d)
+	if t.haTracker != nil {
+		d.SetHATracker(t.haTracker, t.Registry)
+		t.API.RegisterHATracker(t.haTracker)
+	}
 	return d, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 
+	"github.com/cortex-tls/cortex/pkg/ha"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -52,6 +53,8 @@ type Config struct {
 	OTLPMaxRecvMsgSize        int                    `yaml:"otlp_max_recv_msg_size"`
 	PromoteResourceAttributes flagext.StringSliceCSV `yaml:"promote_resource_attributes"`
 	OTLP                      OTLPConfig             `yaml:"otlp"`
+	// HATracker deduplicates the samples of HA Prometheus pairs.
+	HATracker ha.Config `yaml:"ha_tracker"`
 }
 
 // RegisterFlags registers the -distributor.* flags.
@@ -62,6 +65,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ShardingStrategy, "distributor.sharding-strategy", ShardingStrategyDefault, "How a tenant's series are placed on the ingester ring: "+ShardingStrategyDefault+" spreads them over every ingester; "+ShardingStrategyShuffle+" keeps them on the tenant's shuffle shard of -distributor.ingestion-tenant-shard-size ingesters (the queriers read only those).")
 	f.BoolVar(&c.RemoteWriteV2Enabled, "distributor.remote-writev2-enabled", true, "Accept Prometheus remote write 2.0 requests (Content-Type application/x-protobuf;proto=io.prometheus.write.v2.Request) on /api/v1/push. False answers them with 415, which tells a 2.0 sender to fall back to 1.0.")
 	c.registerOTLPFlags(f)
+	c.HATracker.RegisterFlags(f)
 }
 
 // Validate checks the configuration.
@@ -76,6 +80,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-distributor.sharding-strategy must be %q or %q, got %q", ShardingStrategyDefault, ShardingStrategyShuffle, c.ShardingStrategy)
 	}
 	if err := c.validateOTLP(); err != nil {
+		return err
+	}
+	if err := c.HATracker.Validate(); err != nil {
 		return err
 	}
 	return nil
