@@ -176,6 +176,9 @@ func (c Config) finalize(logger *slog.Logger) Config {
 		logger.Info("in-memory ring: one ingester, so replication factor 1", "flag_value", ring.ReplicationFactor)
 		ring.ReplicationFactor = 1
 	}
+	// Queriers (and the ruler's) read a tenant's shard of ingesters when the
+	// distributors write only there.
+	c.Querier.ShuffleShardIngesters = c.Distributor.ShardingStrategy == distributor.ShardingStrategyShuffle
 	return c
 }
 

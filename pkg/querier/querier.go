@@ -50,6 +50,15 @@ type Config struct {
 	QueryIngestersWithin time.Duration `yaml:"query_ingesters_within"`
 	QueryStoreAfter      time.Duration `yaml:"query_store_after"`
 
+	// ShuffleShardingIngestersLookbackPeriod: with shuffle sharding of the
+	// ingesters, a tenant's queries ask its shard plus the ingesters that
+	// joined or changed state within this period, which may still hold
+	// series written before the shard changed. 0 asks every ingester.
+	ShuffleShardingIngestersLookbackPeriod time.Duration `yaml:"shuffle_sharding_ingesters_lookback_period"`
+	// ShuffleShardIngesters is -distributor.sharding-strategy=shuffle-sharding:
+	// the distributors write a tenant's series to its shuffle shard only.
+	ShuffleShardIngesters bool `yaml:"-"`
+
 	// StoreGateway is the link to the store-gateways:
 	// -querier.store-gateway-addresses and -querier.store-gateway-client.*.
 	StoreGateway sgclient.Config `yaml:",inline"`
@@ -72,6 +81,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "Ask only as many ingesters as a quorum needs (2 of 3 replicas), and the others only when one fails or is slow: every acknowledged sample is on a quorum, and any two quorums meet. Saves a third of the ingesters' query work at replication factor 3.")
 	c.StoreGateway.RegisterFlags(f)
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 0, "With long-term storage, ask the ingesters only for the part of a query's range within this long of now; older data comes from the blocks storage. 0 asks the ingesters for every range.")
+	f.DurationVar(&c.ShuffleShardingIngestersLookbackPeriod, "querier.shuffle-sharding-ingesters-lookback-period", 0, "With -distributor.sharding-strategy=shuffle-sharding, ask only a tenant's shuffle shard of ingesters (-distributor.ingestion-tenant-shard-size), plus the ingesters that joined the ring or changed state within this period, as they may hold series the tenant wrote before its shard changed. It must cover how long an ingester keeps series in memory (at least -querier.query-ingesters-within when that is set). 0 asks every ingester.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0, "With long-term storage, ask the blocks storage only for the part of a query's range older than this (what the ingesters have not shipped yet is theirs alone). 0 asks it for every range.")
 	f.DurationVar(&c.MinimizeIngesterRequestsHedgingDelay, "querier.minimize-ingester-requests-hedging-delay", 3*time.Second, "With -querier.minimize-ingester-requests, ask the remaining ingesters too when an answer has not come within this delay. 0 waits for a failure instead.")
 }
@@ -102,10 +112,25 @@ func (c *Config) Validate() error {
 	if c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin {
 		return fmt.Errorf("-querier.query-store-after (%s) must be less than -querier.query-ingesters-within (%s), or the data in between is asked of neither", c.QueryStoreAfter, c.QueryIngestersWithin)
 	}
+	if c.ShuffleShardingIngestersLookbackPeriod < 0 {
+		return fmt.Errorf("-querier.shuffle-sharding-ingesters-lookback-period must not be negative, got %s", c.ShuffleShardingIngestersLookbackPeriod)
+	}
+	if c.ShuffleShardingIngestersLookbackPeriod > 0 && c.QueryIngestersWithin > 0 && c.ShuffleShardingIngestersLookbackPeriod < c.QueryIngestersWithin {
+		return fmt.Errorf("-querier.shuffle-sharding-ingesters-lookback-period (%s) must be at least -querier.query-ingesters-within (%s), or a query could miss series held by an ingester that left the tenant's shard", c.ShuffleShardingIngestersLookbackPeriod, c.QueryIngestersWithin)
+	}
 	if p := c.PrometheusHTTPPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/")) {
 		return fmt.Errorf("-http.prometheus-http-prefix must start with / and not end with one (or be empty), got %q", p)
 	}
 	return nil
+}
+
+// shardLookback is the ingester queryable's lookback of the tenants'
+// shuffle shards: none (every ingester) without shuffle sharding.
+func shardLookback(cfg Config) time.Duration {
+	if !cfg.ShuffleShardIngesters {
+		return 0
+	}
+	return cfg.ShuffleShardingIngestersLookbackPeriod
 }
 
 // Querier serves PromQL over the ingesters. Its service starts and stops
@@ -164,7 +189,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		cfg:       cfg,
 		logger:    logger,
 		pool:      pool,
-		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay},
+		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg)},
 		parser:    parser.NewParser(parser.Options{}),
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),

@@ -40,6 +40,33 @@ type ingesterQueryable struct {
 	// on a failure or after hedgingDelay.
 	minimize     bool
 	hedgingDelay time.Duration
+	// shardLookback, when positive, asks only the tenant's shuffle shard
+	// of ingesters (-distributor.ingestion-tenant-shard-size) and those
+	// that joined or changed within it (dskit's ShuffleShardWithLookback):
+	// -querier.shuffle-sharding-ingesters-lookback-period with
+	// -distributor.sharding-strategy=shuffle-sharding.
+	shardLookback time.Duration
+	now           func() time.Time
+}
+
+// tenantRing is the part of the ring that holds the tenant's series.
+func (q *ingesterQueryable) tenantRing(ctx context.Context) ring.ReadRing {
+	if q.shardLookback <= 0 {
+		return q.ring
+	}
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return q.ring
+	}
+	size := q.limits.For(id).IngestionTenantShardSize
+	if size <= 0 {
+		return q.ring
+	}
+	now := time.Now
+	if q.now != nil {
+		now = q.now
+	}
+	return q.ring.ShuffleShardWithLookback(id, size, q.shardLookback, now())
 }
 
 // Querier returns a querier over [mint, maxt]. It is cheap: the tenant is
@@ -99,9 +126,10 @@ func (e *unavailableError) Unwrap() error { return e.err }
 // answers of a quorum. A limitError from any call cancels the others and
 // is returned: the merged answer would exceed the limit too.
 func fanOut[T any](ctx context.Context, q *ingesterQueryable, call func(context.Context, *client.Conn) (T, error)) ([]T, error) {
-	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
+	r := q.tenantRing(ctx)
+	rs, err := r.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
-		return nil, &unavailableError{ringError(q.ring, err)}
+		return nil, &unavailableError{ringError(r, err)}
 	}
 	cfg := ring.DoUntilQuorumConfig{
 		MinimizeRequests: q.minimize,
