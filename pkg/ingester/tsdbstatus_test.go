@@ -98,3 +98,34 @@ func TestTSDBStatus(t *testing.T) {
 		t.Error("no tenant: no error")
 	}
 }
+
+// BenchmarkTSDBStatus computes the head statistics of a tenant of 10,000
+// series (100 metrics of 100 series, each with job and instance labels).
+// The limit alternates between 10 and 11 so that every call computes them:
+// the TSDB caches its answer for one (metric label, limit) pair for 30 s.
+func BenchmarkTSDBStatus(b *testing.B) {
+	h := startHarness(b, testConfig(b, b.TempDir(), newKV(b)), newTestLimits(b, nil))
+	for m := range 100 {
+		batch := make([]prompb.TimeSeries, 0, 100)
+		for i := range 100 {
+			batch = append(batch, prompb.TimeSeries{
+				Labels:  series(fmt.Sprintf("metric_%d", m), "job", fmt.Sprintf("job-%d", i%10), "instance", fmt.Sprintf("host-%d", i)),
+				Samples: []prompb.Sample{{Timestamp: base, Value: 1}},
+			})
+		}
+		h.mustPush("t", batch...)
+	}
+	ctx := ctxFor("t")
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		res, err := h.ing.TSDBStatus(ctx, &client.TSDBStatusRequest{Limit: int32(10 + n%2)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.NumSeries != 10000 {
+			b.Fatalf("%d series, want 10000", res.NumSeries)
+		}
+		n++
+	}
+}
