@@ -32,10 +32,10 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 	f.RegisterHTTPOverGRPC(t.Server.GRPC)
 	t.Server.TrackHealth(frontendpb.ServiceName, f)
 	if t.Cfg.Worker.FrontendAddress == "" && t.Cfg.runs(Querier) && t.Cfg.Server.GRPCTLS.CertPath != "" &&
-		!t.Cfg.Worker.GRPCClientConfig.TLS.TLSOn() && !t.Cfg.IngesterClient.TLS.TLSOn() {
+		!t.Cfg.Worker.GRPCClientConfig.TLS.TLSOn() && !t.ingesterTLSOn() {
 		// The in-process querier's worker would dial this TLS server in
 		// plaintext. Say so, but keep /ready as it is without the frontend.
-		t.Logger.Warn("the gRPC server requires TLS but no -querier.frontend-client.tls-* (or -ingester.client.tls-*) flag is set: this process's querier cannot pull queries from its query-frontend, so queries will fail; /ready does not wait for it")
+		t.Logger.Warn("the gRPC server requires TLS but no -querier.frontend-client.tls-* (or -ingester.client.tls-*, or -server.grpc-tls-ca-path) flag is set: this process's querier cannot pull queries from its query-frontend, so queries will fail; /ready does not wait for it")
 	} else {
 		t.readyChecks = append(t.readyChecks, f.CheckReady)
 	}
@@ -65,7 +65,7 @@ func (t *Cortex) withQuerierWorker(q *querier.Querier) (services.Service, error)
 		if tls == nil && t.ingesterTLS != nil {
 			// Both links dial this same server: without -querier.frontend-client.tls-*
 			// flags, the -ingester.client.tls-* ones fit it.
-			t.Logger.Info("-target=all: the querier worker dials this process's gRPC server with the -ingester.client.tls-* settings, as no -querier.frontend-client.tls-* flag is set")
+			t.Logger.Info("-target=all: the querier worker dials this process's gRPC server with the ingester client's TLS settings, as no -querier.frontend-client.tls-* flag is set")
 			tls = t.ingesterTLS
 		}
 	}
@@ -106,4 +106,10 @@ func ignoreNotRunning(err error) error {
 		return nil
 	}
 	return err
+}
+
+// ingesterTLSOn reports whether the ingester client, as in effect, uses TLS.
+func (t *Cortex) ingesterTLSOn() bool {
+	cfg, _ := t.ingesterClientTLS()
+	return cfg.TLSOn()
 }

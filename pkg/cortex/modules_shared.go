@@ -140,7 +140,12 @@ func (t *Cortex) initRing() (services.Service, error) {
 }
 
 func (t *Cortex) initIngesterTLS() (services.Service, error) {
-	c, err := tlsconfig.NewClient(client.TLSPrefix, t.Cfg.IngesterClient.TLS, t.TLS)
+	cfg, inherited := t.ingesterClientTLS()
+	if inherited {
+		t.Logger.Info("the in-process clients of this process's gRPC server use its TLS key pair and CA, as no -ingester.client.tls-* flag is set",
+			"cert", cfg.CertPath, "ca", cfg.CAPath)
+	}
+	c, err := tlsconfig.NewClient(client.TLSPrefix, cfg, t.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -196,4 +201,21 @@ func (t *Cortex) serveServices(w http.ResponseWriter, _ *http.Request) {
 	for _, n := range names {
 		fmt.Fprintf(w, "%s: %s\n", n, t.services[n].State())
 	}
+}
+
+// ingesterClientTLS is the -ingester.client.tls-* configuration in effect.
+// When this process runs an ingester next to its clients (-target=all),
+// its gRPC server requires TLS with a CA (-server.grpc-tls-ca-path) and no
+// -ingester.client.tls-* flag is set, the clients present the server's own
+// key pair and trust that CA: a process whose servers have TLS then works
+// without repeating its certificate for every in-process link. The second
+// result reports that fallback.
+func (t *Cortex) ingesterClientTLS() (tlsconfig.ClientConfig, bool) {
+	cfg := t.Cfg.IngesterClient.TLS
+	srv := t.Cfg.Server.GRPCTLS
+	if cfg.TLSOn() || srv.CertPath == "" || srv.CAPath == "" || !t.Cfg.runs(Ingester) {
+		return cfg, false
+	}
+	cfg.CertPath, cfg.KeyPath, cfg.CAPath = srv.CertPath, srv.KeyPath, srv.CAPath
+	return cfg, true
 }

@@ -1,0 +1,328 @@
+package integration
+
+// The docs' shell blocks run here, so a doc cannot break unnoticed.
+//
+// Convention: every fenced block of a checked doc carries an info string.
+// A shell block (sh, bash, shell, console) says what it is after the
+// language:
+//
+//	```sh runnable        run by TestDocs, in order with the doc's other runnable blocks
+//	```sh not-runnable    needs what this machine lacks (Kubernetes, Grafana, a Prometheus
+//	                      server, other hosts) or shows one of several alternatives
+//
+// Any other block names its language (yaml, text, promql, ...). A shell
+// block without either marker, or a block without an info string, fails
+// the test. A doc's runnable blocks run as one `bash -euo pipefail` script
+// in a temporary directory holding the built binary (as ./cortex and on
+// PATH), the repository's Makefile (its build step skipped: the binary is
+// already built) and docs/examples. Ports 7000-9999 written in the blocks
+// and the examples are rewritten to free loopback ports chosen by the test,
+// one free decade per decade used, so computed ports (910$i) keep their
+// layout. A block waits by polling (`until curl ...; do sleep 1; done`).
+// Servers a block starts in the background (`&`) are stopped when the
+// script ends.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
+)
+
+// docsChecked are the docs whose blocks are all marked.
+var docsChecked = []string{"tls.md"}
+
+// docsScriptTimeout bounds one doc's script.
+const docsScriptTimeout = 50 * time.Second
+
+type docBlock struct {
+	line     int
+	lang     string
+	runnable bool
+	text     string
+}
+
+var shellLangs = map[string]bool{"sh": true, "bash": true, "shell": true, "console": true}
+
+// parseDocBlocks returns a doc's fenced blocks, or an error naming every
+// block that is not marked.
+func parseDocBlocks(name, doc string) ([]docBlock, error) {
+	var (
+		blocks []docBlock
+		errs   []error
+		cur    *docBlock
+		body   []string
+	)
+	for i, line := range strings.Split(doc, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if cur != nil {
+			if trimmed == "```" {
+				cur.text = strings.Join(body, "\n") + "\n"
+				blocks = append(blocks, *cur)
+				cur, body = nil, nil
+				continue
+			}
+			body = append(body, line)
+			continue
+		}
+		if !strings.HasPrefix(trimmed, "```") {
+			continue
+		}
+		info := strings.Fields(strings.TrimPrefix(trimmed, "```"))
+		b := &docBlock{line: i + 1}
+		switch {
+		case len(info) == 0:
+			errs = append(errs, fmt.Errorf("%s:%d: fenced block without an info string: name its language (text for output)", name, i+1))
+		case shellLangs[info[0]]:
+			b.lang = info[0]
+			marks := info[1:]
+			switch {
+			case len(marks) == 1 && marks[0] == "runnable":
+				b.runnable = true
+			case len(marks) == 1 && marks[0] == "not-runnable":
+			default:
+				errs = append(errs, fmt.Errorf("%s:%d: %s block is marked neither runnable nor not-runnable (```%s runnable or ```%s not-runnable)", name, i+1, info[0], info[0], info[0]))
+			}
+		default:
+			b.lang = info[0]
+		}
+		cur = b
+	}
+	if cur != nil {
+		errs = append(errs, fmt.Errorf("%s:%d: fenced block is never closed", name, cur.line))
+	}
+	return blocks, errors.Join(errs...)
+}
+
+func TestDocsBlocksMarked(t *testing.T) {
+	for _, name := range docsChecked {
+		data, err := os.ReadFile(filepath.Join("..", "docs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseDocBlocks(name, string(data)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestDocsParseRefusesUnmarked(t *testing.T) {
+	_, err := parseDocBlocks("x.md", "a\n```sh\nls\n```\n```\nout\n```\n```sh runnable\nls\n```\n")
+	want := "x.md:2: sh block is marked neither runnable nor not-runnable (```sh runnable or ```sh not-runnable)\n" +
+		"x.md:5: fenced block without an info string: name its language (text for output)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	blocks, err := parseDocBlocks("y.md", "```sh runnable\necho a\n```\n```bash not-runnable\nkubectl apply\n```\n")
+	if err != nil || len(blocks) != 2 || !blocks[0].runnable || blocks[0].text != "echo a\n" || blocks[1].runnable {
+		t.Fatalf("got %+v, %v", blocks, err)
+	}
+}
+
+// portRewriter maps the ports a doc names to free loopback ports, decade by
+// decade: 9009 and 910$i keep their last digit within a free decade.
+type portRewriter struct {
+	t       *testing.T
+	decades map[int]int
+}
+
+var (
+	literalPort  = regexp.MustCompile(`(:\s?|port[=\s])([7-9]\d{3})\b`)
+	computedPort = regexp.MustCompile(`(port=)([7-9]\d{2})\$(\(\(([^)]*)\)\)|[A-Za-z_]\w*)`)
+
+	docsPortsMu sync.Mutex
+	docsPorts   = map[int]bool{}
+)
+
+func (r *portRewriter) base(decade int) int {
+	if b, ok := r.decades[decade]; ok {
+		return b
+	}
+	docsPortsMu.Lock()
+	defer docsPortsMu.Unlock()
+	for range 200 {
+		b := 20000 + 10*rand.IntN(4000)
+		if docsPorts[b] {
+			continue
+		}
+		free := true
+		for p := b; p < b+10 && free; p++ {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				free = false
+				break
+			}
+			_ = l.Close()
+		}
+		if free {
+			docsPorts[b] = true
+			r.decades[decade] = b
+			return b
+		}
+	}
+	r.t.Fatal("no free decade of ports on 127.0.0.1")
+	return 0
+}
+
+func (r *portRewriter) rewrite(s string) string {
+	s = computedPort.ReplaceAllStringFunc(s, func(m string) string {
+		g := computedPort.FindStringSubmatch(m)
+		decade, _ := strconv.Atoi(g[2])
+		expr := g[3]
+		if g[4] != "" {
+			expr = g[4]
+		}
+		return g[1] + "$((" + strconv.Itoa(r.base(decade)) + "+" + expr + "))"
+	})
+	return literalPort.ReplaceAllStringFunc(s, func(m string) string {
+		g := literalPort.FindStringSubmatch(m)
+		port, _ := strconv.Atoi(g[2])
+		return g[1] + strconv.Itoa(r.base(port/10)+port%10)
+	})
+}
+
+func TestDocsPortRewrite(t *testing.T) {
+	r := &portRewriter{t: t, decades: map[int]int{}}
+	got := r.rewrite("curl https://127.0.0.1:9009/ready -server.grpc-listen-port=919$i -memberlist.bind-port=794$((5+i)) -memberlist.join=127.0.0.1:7946\nhttp_listen_port: 9001 -days 3650\n")
+	b900, b919, b794 := r.decades[900], r.decades[919], r.decades[794]
+	want := fmt.Sprintf("curl https://127.0.0.1:%d/ready -server.grpc-listen-port=$((%d+i)) -memberlist.bind-port=$((%d+5+i)) -memberlist.join=127.0.0.1:%d\nhttp_listen_port: %d -days 3650\n",
+		b900+9, b919, b794, b794+6, b900+1)
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestDocs runs every checked doc's runnable blocks.
+func TestDocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers from the docs")
+	}
+	for _, tool := range []string{"bash", "curl", "make", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed; .ci/run installs it", tool)
+		}
+	}
+	bin := testkit.CortexBinary(t)
+	for _, name := range docsChecked {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runDoc(t, bin, name)
+		})
+	}
+}
+
+func runDoc(t *testing.T, bin, name string) {
+	data, err := os.ReadFile(filepath.Join("..", "docs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := parseDocBlocks(name, string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &portRewriter{t: t, decades: map[int]int{}}
+	dir := t.TempDir()
+	copyFile(t, bin, filepath.Join(dir, "cortex"), 0o755)
+	copyFile(t, bin, filepath.Join(dir, ".bin", "cortex"), 0o755)
+	copyFile(t, filepath.Join("..", "Makefile"), filepath.Join(dir, "Makefile"), 0o644)
+	examples, err := filepath.Glob(filepath.Join("..", "docs", "examples", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range examples {
+		b, err := os.ReadFile(ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeDocFile(t, filepath.Join(dir, "docs", "examples", filepath.Base(ex)), []byte(r.rewrite(string(b))), 0o644)
+	}
+	var script strings.Builder
+	n := 0
+	for _, b := range blocks {
+		if !b.runnable {
+			continue
+		}
+		n++
+		fmt.Fprintf(&script, "echo '### %s:%d'\n%s", name, b.line, r.rewrite(b.text))
+	}
+	if n == 0 {
+		t.Fatalf("%s has no runnable block", name)
+	}
+	writeDocFile(t, filepath.Join(dir, ".doc.sh"), []byte(script.String()), 0o644)
+
+	out, err := os.Create(filepath.Join(dir, ".doc.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), docsScriptTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", ".doc.sh")
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(),
+		"PATH="+filepath.Join(dir, ".bin")+string(os.PathListSeparator)+os.Getenv("PATH"),
+		// make run's build step: the binary is already built.
+		"MAKEFLAGS=-o build")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	runErr := cmd.Run()
+	stopGroup(t, cmd.Process.Pid)
+	if runErr != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, ".doc.log"))
+		t.Fatalf("%s's runnable blocks failed (%v; timeout %s):\n--- script\n%s--- output\n%s", name, runErr, docsScriptTimeout, script.String(), log)
+	}
+}
+
+// stopGroup stops what the script left running in the background: SIGTERM,
+// as Ctrl-C would, then SIGKILL if the group is not gone in time.
+func stopGroup(t *testing.T, pgid int) {
+	t.Helper()
+	if err := syscall.Kill(-pgid, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
+		return
+	}
+	deadline := time.Now().Add(testkit.StopTimeout)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	t.Errorf("processes of the doc's script still ran %s after SIGTERM; killed", testkit.StopTimeout)
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeDocFile(t, to, b, mode)
+}
+
+func writeDocFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
