@@ -33,15 +33,10 @@ const ringCheckPeriod = 5 * time.Second
 // group's token, as in Cortex.
 var RingOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
 
-// The values of -ruler.sharding-strategy, Cortex's.
+// The values of -ruler.sharding-strategy, Cortex's (shardring's).
 const (
-	// ShardingStrategyDefault spreads every tenant's groups over every
-	// ruler of the ring.
-	ShardingStrategyDefault = "default"
-	// ShardingStrategyShuffle spreads a tenant's groups over its own
-	// subset of -ruler.tenant-shard-size rulers, chosen from the ring by
-	// the tenant's ID.
-	ShardingStrategyShuffle = "shuffle-sharding"
+	ShardingStrategyDefault = shardring.StrategyDefault
+	ShardingStrategyShuffle = shardring.StrategyShuffle
 )
 
 // ShardingConfig is the part of Cortex's ruler block that shards groups
@@ -70,10 +65,8 @@ func (c *ShardingConfig) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the strategy, and the ring when sharding is enabled.
 func (c *ShardingConfig) Validate() error {
-	switch c.ShardingStrategy {
-	case ShardingStrategyDefault, ShardingStrategyShuffle:
-	default:
-		return fmt.Errorf("-ruler.sharding-strategy=%q: unknown strategy; valid values: %s, %s", c.ShardingStrategy, ShardingStrategyDefault, ShardingStrategyShuffle)
+	if err := shardring.ValidateStrategy("ruler.sharding-strategy", c.ShardingStrategy); err != nil {
+		return err
 	}
 	if !c.EnableSharding {
 		return nil
@@ -87,25 +80,8 @@ func (c *ShardingConfig) Validate() error {
 	return nil
 }
 
-// TenantShards gives the part of the ruler ring that evaluates a tenant's
-// groups: with -ruler.sharding-strategy=shuffle-sharding and a tenant shard
-// size above zero, the tenant's shuffle shard of that many rulers (the same
-// on every ruler reading the same ring); otherwise the whole ring.
-type TenantShards struct {
-	Strategy  string
-	ShardSize func(tenant string) int
-}
-
-// Ring returns the part of r that evaluates tenant's groups.
-func (t TenantShards) Ring(r ring.ReadRing, tenant string) ring.ReadRing {
-	if t.Strategy != ShardingStrategyShuffle || t.ShardSize == nil {
-		return r
-	}
-	if n := t.ShardSize(tenant); n > 0 {
-		return r.ShuffleShard(tenant, n)
-	}
-	return r
-}
+// TenantShards gives the part of the ring that holds a tenant's groups.
+type TenantShards = shardring.TenantShards
 
 // tokenForGroup is a group's key on the ring: FNV-1a over the tenant, the
 // namespace and the group's name, as Cortex's, so both place a group on the

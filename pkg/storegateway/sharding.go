@@ -43,16 +43,10 @@ func HashBlockID(id ulid.ULID) uint32 {
 	return h
 }
 
-// The values of -store-gateway.sharding-strategy, Cortex's.
+// The values of -store-gateway.sharding-strategy, Cortex's (shardring's).
 const (
-	// ShardingStrategyDefault spreads every tenant's blocks over every
-	// store-gateway of the ring.
-	ShardingStrategyDefault = "default"
-	// ShardingStrategyShuffle spreads a tenant's blocks over its own
-	// subset of -store-gateway.tenant-shard-size store-gateways, chosen
-	// from the ring by the tenant's ID, so that one tenant's load reaches
-	// only its shard.
-	ShardingStrategyShuffle = "shuffle-sharding"
+	ShardingStrategyDefault = shardring.StrategyDefault
+	ShardingStrategyShuffle = shardring.StrategyShuffle
 )
 
 // GatewayConfig is Cortex's store_gateway block.
@@ -82,10 +76,8 @@ func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the ring settings when sharding is enabled.
 func (c *GatewayConfig) Validate() error {
-	switch c.ShardingStrategy {
-	case ShardingStrategyDefault, ShardingStrategyShuffle:
-	default:
-		return fmt.Errorf("-store-gateway.sharding-strategy=%q: unknown strategy; valid values: %s, %s", c.ShardingStrategy, ShardingStrategyDefault, ShardingStrategyShuffle)
+	if err := shardring.ValidateStrategy("store-gateway.sharding-strategy", c.ShardingStrategy); err != nil {
+		return err
 	}
 	if !c.ShardingEnabled {
 		return nil
@@ -96,23 +88,5 @@ func (c *GatewayConfig) Validate() error {
 	return nil
 }
 
-// TenantShards gives the ring a tenant's blocks are placed on: with
-// -store-gateway.sharding-strategy=shuffle-sharding and a tenant shard size
-// above zero, the tenant's shuffle shard of that many store-gateways
-// (dskit's ShuffleShard: the same instances on every store-gateway and
-// querier that reads the same ring); otherwise the whole ring.
-type TenantShards struct {
-	Strategy  string
-	ShardSize func(tenant string) int
-}
-
-// Ring returns the part of r that holds tenant's blocks.
-func (t TenantShards) Ring(r ring.ReadRing, tenant string) ring.ReadRing {
-	if t.Strategy != ShardingStrategyShuffle || t.ShardSize == nil {
-		return r
-	}
-	if n := t.ShardSize(tenant); n > 0 {
-		return r.ShuffleShard(tenant, n)
-	}
-	return r
-}
+// TenantShards gives the part of the ring that holds a tenant's blocks.
+type TenantShards = shardring.TenantShards
