@@ -43,6 +43,11 @@ func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logg
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.RingConfig.ZoneAwarenessEnabled && cfg.Zone == "" {
+		// Without a zone, the ring would count this ingester as a zone of its
+		// own and could place every replica of a series in one real zone.
+		return nil, errors.New("-distributor.zone-awareness-enabled needs -ingester.availability-zone: the zone this ingester runs in")
+	}
 	kl := kitlog.New(logger)
 	addr, err := ring.GetInstanceAddr(cfg.Addr, cfg.InfNames, kl, cfg.EnableInet6)
 	if err != nil {
