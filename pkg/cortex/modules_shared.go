@@ -16,6 +16,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/api"
 	"github.com/cortex-tls/cortex/pkg/auth"
+	"github.com/cortex-tls/cortex/pkg/ha"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/kv"
@@ -119,6 +120,9 @@ func (t *Cortex) initMemberlistKV() (services.Service, error) {
 		return nil, err
 	}
 	t.gossip = k
+	// Every member relays the HA tracker's elections, whether or not it
+	// runs a distributor: register their codec.
+	k.Client(ha.Codec{})
 	t.API.RegisterMemberlist(k.StatusHandler())
 	return k.Service(), nil
 }
