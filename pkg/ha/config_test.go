@@ -23,7 +23,7 @@ func TestConfigFlags(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if !c.EnableHATracker || c.KVStore.Store != "memberlist" || c.FailoverTimeout != 2*time.Second || c.KVStore.StoreConfig.Etcd.TLS.CAPath != "/etc/ca.crt" {
+	if !c.EnableHATracker || c.KVStore.Store != "memberlist" || c.FailoverTimeout != 2*time.Second || c.KVStore.Etcd.TLS.CAPath != "/etc/ca.crt" {
 		t.Fatalf("parsed: %+v", c)
 	}
 	if err := c.Validate(); err != nil {

@@ -18,7 +18,6 @@ type Limits struct {
 	RulerMaxRulesPerRuleGroup   int `yaml:"ruler_max_rules_per_rule_group"`
 	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
 
-	IngestionRate           float64        `yaml:"ingestion_rate"`
 	// HA pairs: a tenant's samples carrying both labels come from one of
 	// a cluster's Prometheus replicas, and only the elected replica's are
 	// stored (pkg/ha).
@@ -26,6 +25,8 @@ type Limits struct {
 	HAClusterLabel  string `yaml:"ha_cluster_label"`
 	HAReplicaLabel  string `yaml:"ha_replica_label"`
 	HAMaxClusters   int    `yaml:"ha_max_clusters"`
+
+	IngestionRate           float64        `yaml:"ingestion_rate"`
 	IngestionBurstSize      int            `yaml:"ingestion_burst_size"`
 	MaxLabelNamesPerSeries  int            `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength      int            `yaml:"max_label_name_length"`
