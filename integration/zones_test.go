@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -16,14 +17,15 @@ import (
 
 var zones = []string{"zone-a", "zone-b", "zone-c"}
 
-// newZoneCluster is a distributor, a querier and three ingesters, one in
-// each zone, every process with mutual TLS, replication factor 3 and zone
-// awareness.
-func newZoneCluster(t *testing.T) *cluster {
+// newZoneCluster is a distributor, a querier and n ingesters, ingester i
+// in zones[i%3], every process with mutual TLS, replication factor 3 and
+// zone awareness; flags are the distributor's and querier's own.
+func newZoneCluster(t *testing.T, n int, flags ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
 	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
-	for i, zone := range zones {
+	for i := range n {
+		zone := zones[i%len(zones)]
 		c.ingDirs = append(c.ingDirs, filepath.Join(c.dir, "ingester-"+itoa(i)))
 		c.ingesters = append(c.ingesters, c.start(
 			"-target=ingester",
@@ -34,13 +36,13 @@ func newZoneCluster(t *testing.T) *cluster {
 			"-blocks-storage.tsdb.dir="+c.ingDirs[i],
 		))
 	}
-	c.distributor = c.start("-target=distributor", "-distributor.zone-awareness-enabled=true")
-	c.querier = c.start("-target=querier", "-distributor.zone-awareness-enabled=true")
+	c.distributor = c.start(append([]string{"-target=distributor", "-distributor.zone-awareness-enabled=true"}, flags...)...)
+	c.querier = c.start(append([]string{"-target=querier", "-distributor.zone-awareness-enabled=true"}, flags...)...)
 	for _, p := range append([]*testkit.Cortex{c.distributor, c.querier}, c.ingesters...) {
 		waitReady(p, c.client)
 	}
-	c.waitActiveIngesters(c.distributor, 3)
-	c.waitActiveIngesters(c.querier, 3)
+	c.waitActiveIngesters(c.distributor, n)
+	c.waitActiveIngesters(c.querier, n)
 	return c
 }
 
@@ -55,7 +57,7 @@ func TestZoneAwareReplicationLosingAZone(t *testing.T) {
 		t.Skip("starts five processes")
 	}
 	t.Parallel()
-	c := newZoneCluster(t)
+	c := newZoneCluster(t, 3)
 
 	// The distributor's ring holds each ingester in its own zone.
 	page, err := c.ringPage(c.distributor)
@@ -135,4 +137,94 @@ func TestZoneAwareReplicationLosingAZone(t *testing.T) {
 			t.Fatalf("ingester-%d (%s) holds %v series after zone-a's loss, want %d", i, zones[i], n, nSeries)
 		}
 	}
+}
+
+// TestIngesterShuffleShardingAcrossZones runs six ingesters, two per zone,
+// with a tenant shard of 3: the tenant's series are held by one ingester of
+// each zone only, its queries reach only those, and losing the zone of one
+// of them loses nothing acknowledged.
+func TestIngesterShuffleShardingAcrossZones(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts eight processes")
+	}
+	t.Parallel()
+	const lookback = 2 * time.Second
+	c := newZoneCluster(t, 6,
+		"-distributor.sharding-strategy=shuffle-sharding",
+		"-distributor.ingestion-tenant-shard-size=3",
+		"-querier.shuffle-sharding-ingesters-lookback-period="+lookback.String(),
+	)
+	// Once every ingester registered longer ago than the lookback, the
+	// querier asks the tenant's shard alone.
+	registered := time.Now()
+	c.querier.Eventually(10*time.Second, "the lookback period to pass since the ingesters registered", func() bool {
+		return time.Since(registered) > lookback+time.Second
+	})
+
+	const nSeries = 30
+	base := time.Now().Add(-5 * time.Minute).Truncate(time.Minute).UnixMilli()
+	push := func(step int64) {
+		t.Helper()
+		req := &prompb.WriteRequest{}
+		for i := range nSeries {
+			req.Timeseries = append(req.Timeseries, series("shard_metric", i, base+step*15000, float64(i)))
+		}
+		if code, body := c.push("tenant-s", req); code != http.StatusNoContent {
+			t.Fatalf("push step %d: %d %s", step, code, body)
+		}
+	}
+	count := func(steps int64) {
+		t.Helper()
+		at := strconv.FormatFloat(float64(base+(steps-1)*15000)/1000, 'f', 3, 64)
+		res := c.query("tenant-s", "query", url.Values{"query": {"count(shard_metric)"}, "time": {at}})
+		if len(res.Data.Result) != 1 || res.Data.Result[0].Value[1] != strconv.Itoa(nSeries) {
+			t.Fatalf("count(shard_metric): %+v, want %d", res.Data.Result, nSeries)
+		}
+		rng := c.query("tenant-s", "query_range", url.Values{"query": {`shard_metric{series="5"}`},
+			"start": {strconv.FormatInt(base/1000, 10)}, "end": {at}, "step": {"15"}})
+		if len(rng.Data.Result) != 1 || len(rng.Data.Result[0].Values) != int(steps) {
+			t.Fatalf("range query of series 5: %+v, want %d points", rng.Data.Result, steps)
+		}
+	}
+	for step := range int64(4) {
+		push(step)
+	}
+
+	// Replicas land where the tenant's shard is: one ingester per zone.
+	var shard []int
+	inZone := map[string]int{}
+	c.ingesters[0].EventuallyNil(10*time.Second, "three ingesters holding every series", func() error {
+		shard = shard[:0]
+		clear(inZone)
+		for i, p := range c.ingesters {
+			switch n := metricOf(t, c.client, p, "cortex_ingester_memory_series"); n {
+			case nSeries:
+				shard = append(shard, i)
+				inZone[zones[i%3]]++
+			case 0:
+			default:
+				return fmt.Errorf("ingester-%d holds %v series, want %d or none", i, n, nSeries)
+			}
+		}
+		if len(shard) != 3 || len(inZone) != 3 {
+			return fmt.Errorf("ingesters %v hold the series, in zones %v", shard, inZone)
+		}
+		return nil
+	})
+
+	// The querier dials an ingester when it first asks it: it asks only
+	// the shard, at least the two zones of a quorum. Without the shard it
+	// would ask every ingester of two zones, four.
+	count(4)
+	if n := metricOf(t, c.client, c.querier, `cortex_ingester_clients{client="querier"}`); n < 2 || n > 3 {
+		t.Fatalf("the querier holds connections to %v ingesters, want 2 or 3: those of the tenant's shard %v", n, shard)
+	}
+
+	// kill -9 the shard's member of one zone: the two others make the quorum.
+	c.ingesters[shard[0]].Kill()
+	count(4)
+	for step := int64(4); step < 8; step++ {
+		push(step)
+	}
+	count(8)
 }
