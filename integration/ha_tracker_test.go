@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -21,9 +23,21 @@ import (
 // memberlist KV with mutual TLS gossip: two Prometheus replicas of one
 // cluster push the same series, one through each distributor; only the
 // elected replica's samples are stored, without the replica label, and
-// once it falls silent for the failover timeout the other one's are.
+// once it falls silent for the failover timeout the other one's are. The
+// status page shows every tenant: an identity bound to one tenant by
+// -auth.client-tenants-file gets 403.
 func TestHATracker(t *testing.T) {
-	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
+	pki := testkit.NewPKI(t, "root")
+	pki.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
+	pki.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
+	pki.Issue(t, "team-ha", certgen.Options{DNSNames: []string{"localhost"}})
+	certs := pki.Dir
+	// "client" is the identity of the processes' own calls.
+	allow := filepath.Join(t.TempDir(), "client-tenants.yaml")
+	if err := os.WriteFile(allow, []byte("clients:\n  client: ['*']\n  team-ha: [team-ha]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, dir: t.TempDir(), certs: certs}
 	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
 	c.ingDirs = []string{filepath.Join(c.dir, "ingester-0")}
 	c.ingesters = []*testkit.Cortex{c.start(
@@ -42,6 +56,7 @@ func TestHATracker(t *testing.T) {
 		"-distributor.ha-tracker.update-timeout=1s",
 		"-distributor.ha-tracker.update-timeout-jitter-max=0s",
 		"-distributor.ha-tracker.failover-timeout=3s",
+		"-auth.client-tenants-file=" + allow,
 	}
 	distA := c.start(haFlags...)
 	distB := c.start(haFlags...)
@@ -145,5 +160,11 @@ func TestHATracker(t *testing.T) {
 	})
 	if code := push(distA, "replica-0", 1); code != http.StatusAccepted {
 		t.Fatalf("replica-0 through distributor A after the failover: %d, want 202", code)
+	}
+
+	tenantClient := httpClient(tlsClient(t, clientConfig(certs, "team-ha")))
+	code, body := do(t, tenantClient, http.MethodGet, "https://"+distA.HTTPAddr+"/distributor/ha_tracker", "", nil)
+	if code != http.StatusForbidden || !strings.Contains(body, `only identities given "*" in -auth.client-tenants-file`) {
+		t.Fatalf("an identity bound to one tenant reading /distributor/ha_tracker: %d %s, want 403", code, body)
 	}
 }
