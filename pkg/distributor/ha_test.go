@@ -24,9 +24,14 @@ func (l haLimits) MaxHAClusters(string) int { return l.max }
 
 // newHACluster is a test cluster whose tenant accepts HA samples, with an
 // HA tracker on an in-memory consul KV.
-func newHACluster(t *testing.T, maxClusters int) *cluster {
+func newHACluster(t testing.TB, maxClusters int, limits ...func(*validation.Limits)) *cluster {
 	t.Helper()
-	c := newCluster(t, clusterOpts{limits: func(l *validation.Limits) { l.AcceptHASamples = true }})
+	c := newCluster(t, clusterOpts{discard: len(limits) > 0, limits: func(l *validation.Limits) {
+		l.AcceptHASamples = true
+		for _, f := range limits {
+			f(l)
+		}
+	}})
 	kvc, closer := consul.NewInMemoryClient(ha.Codec{}, kitlog.New(slog.New(slog.DiscardHandler)), nil)
 	t.Cleanup(func() { _ = closer.Close() })
 	tr, err := ha.New(ha.Config{EnableHATracker: true, UpdateTimeout: 15 * time.Second, FailoverTimeout: 30 * time.Second}, kvc, haLimits{maxClusters}, nil, prometheus.NewRegistry())
