@@ -111,6 +111,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.clearInstanceIDDefaults(f)
 	c.Ruler.RegisterFlags(f)
 	c.RulerStorage.RegisterFlags(f)
+	setCortexDefaults(f)
 }
 
 // BlocksStorageConfig is Cortex's blocks_storage block: the bucket the
