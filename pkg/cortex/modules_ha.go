@@ -3,6 +3,7 @@ package cortex
 import (
 	"fmt"
 
+	dskitkv "github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +31,11 @@ func (t *Cortex) initHATracker() (services.Service, error) {
 	client, err := kv.NewClient(cfg.KVStore, ha.Codec{}, t.gossip, "distributor-hatracker", reg, t.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("HA tracker: -distributor.ha-tracker.store=%s: %w", cfg.KVStore.Store, err)
+	}
+	if cfg.KVStore.Store == "memberlist" {
+		// Keep the elections apart from the rings' keys in the gossip, as
+		// dskit's consul and etcd clients keep them under the prefix.
+		client = dskitkv.PrefixClient(client, cfg.KVStore.Prefix)
 	}
 	tr, err := ha.New(cfg, client, haLimits{t.Overrides}, t.Logger.With("component", "ha-tracker"), t.Registry)
 	if err != nil {
