@@ -7,6 +7,9 @@ package integration
 // language:
 //
 //	```sh runnable        run by TestDocs, in order with the doc's other runnable blocks
+//	```sh runnable stop-first
+//	                      the same, after the servers of the blocks before it are stopped
+//	                      (the doc says to stop them, e.g. make run before a multi-process setup)
 //	```sh not-runnable    needs what this machine lacks (Kubernetes, Grafana, a Prometheus
 //	                      server, other hosts) or shows one of several alternatives
 //
@@ -14,8 +17,8 @@ package integration
 // block without either marker, or a block without an info string, fails
 // the test. A doc's runnable blocks run as one `bash -euo pipefail` script
 // in a temporary directory holding the built binary (as ./cortex and on
-// PATH), the repository's Makefile (its build step skipped: the binary is
-// already built) and docs/examples. Ports 7000-9999 written in the blocks
+// PATH), the repository's Makefile (GO=true: its build step does nothing,
+// the binary is already built) and docs/examples. Ports 7000-9999 written in the blocks
 // and the examples are rewritten to free loopback ports chosen by the test,
 // one free decade per decade used, so computed ports (910$i) keep their
 // layout. A block waits by polling (`until curl ...; do sleep 1; done`).
@@ -43,16 +46,17 @@ import (
 )
 
 // docsChecked are the docs whose blocks are all marked.
-var docsChecked = []string{"tls.md"}
+var docsChecked = []string{"tls.md", "getting-started.md"}
 
 // docsScriptTimeout bounds one doc's script.
 const docsScriptTimeout = 50 * time.Second
 
 type docBlock struct {
-	line     int
-	lang     string
-	runnable bool
-	text     string
+	line      int
+	lang      string
+	runnable  bool
+	stopFirst bool
+	text      string
 }
 
 var shellLangs = map[string]bool{"sh": true, "bash": true, "shell": true, "console": true}
@@ -92,6 +96,8 @@ func parseDocBlocks(name, doc string) ([]docBlock, error) {
 			switch {
 			case len(marks) == 1 && marks[0] == "runnable":
 				b.runnable = true
+			case len(marks) == 2 && marks[0] == "runnable" && marks[1] == "stop-first":
+				b.runnable, b.stopFirst = true, true
 			case len(marks) == 1 && marks[0] == "not-runnable":
 			default:
 				errs = append(errs, fmt.Errorf("%s:%d: %s block is marked neither runnable nor not-runnable (```%s runnable or ```%s not-runnable)", name, i+1, info[0], info[0], info[0]))
@@ -126,8 +132,9 @@ func TestDocsParseRefusesUnmarked(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
-	blocks, err := parseDocBlocks("y.md", "```sh runnable\necho a\n```\n```bash not-runnable\nkubectl apply\n```\n")
-	if err != nil || len(blocks) != 2 || !blocks[0].runnable || blocks[0].text != "echo a\n" || blocks[1].runnable {
+	blocks, err := parseDocBlocks("y.md", "```sh runnable\necho a\n```\n```bash not-runnable\nkubectl apply\n```\n```sh runnable stop-first\necho b\n```\n")
+	if err != nil || len(blocks) != 3 || !blocks[0].runnable || blocks[0].stopFirst || blocks[0].text != "echo a\n" || blocks[1].runnable ||
+		!blocks[2].runnable || !blocks[2].stopFirst {
 		t.Fatalf("got %+v, %v", blocks, err)
 	}
 }
@@ -249,60 +256,88 @@ func runDoc(t *testing.T, bin, name string) {
 		}
 		writeDocFile(t, filepath.Join(dir, "docs", "examples", filepath.Base(ex)), []byte(r.rewrite(string(b))), 0o644)
 	}
-	var script strings.Builder
-	n := 0
+	// One script per run of blocks up to the next stop-first block.
+	var scripts []*strings.Builder
 	for _, b := range blocks {
 		if !b.runnable {
 			continue
 		}
-		n++
-		fmt.Fprintf(&script, "echo '### %s:%d'\n%s", name, b.line, r.rewrite(b.text))
+		if len(scripts) == 0 || b.stopFirst {
+			scripts = append(scripts, &strings.Builder{})
+		}
+		fmt.Fprintf(scripts[len(scripts)-1], "echo '### %s:%d'\n%s", name, b.line, r.rewrite(b.text))
 	}
-	if n == 0 {
+	if len(scripts) == 0 {
 		t.Fatalf("%s has no runnable block", name)
 	}
-	writeDocFile(t, filepath.Join(dir, ".doc.sh"), []byte(script.String()), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), docsScriptTimeout)
+	defer cancel()
+	for i, script := range scripts {
+		runDocScript(ctx, t, dir, name, i, script.String())
+	}
+}
 
-	out, err := os.Create(filepath.Join(dir, ".doc.log"))
+// runDocScript runs one script of a doc's blocks and stops what it left
+// running.
+func runDocScript(ctx context.Context, t *testing.T, dir, name string, i int, script string) {
+	file := fmt.Sprintf(".doc-%d.sh", i)
+	writeDocFile(t, filepath.Join(dir, file), []byte(script), 0o644)
+
+	logFile := filepath.Join(dir, fmt.Sprintf(".doc-%d.log", i))
+	out, err := os.Create(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), docsScriptTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", ".doc.sh")
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", file)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(),
 		"PATH="+filepath.Join(dir, ".bin")+string(os.PathListSeparator)+os.Getenv("PATH"),
-		// make run's build step: the binary is already built.
-		"MAKEFLAGS=-o build")
+		// The binary is already built: the Makefile's build step
+		// ($(GO) build ...) does nothing.
+		"GO=true")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	runErr := cmd.Run()
-	stopGroup(t, cmd.Process.Pid)
+	if !stopGroup(t, cmd.Process.Pid) {
+		log, _ := os.ReadFile(logFile)
+		t.Logf("%s's output:\n%s", name, lastLines(string(log), 80))
+	}
 	if runErr != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, ".doc.log"))
-		t.Fatalf("%s's runnable blocks failed (%v; timeout %s):\n--- script\n%s--- output\n%s", name, runErr, docsScriptTimeout, script.String(), log)
+		log, _ := os.ReadFile(logFile)
+		t.Fatalf("%s's runnable blocks failed (%v; timeout %s for the doc):\n--- script\n%s--- output\n%s", name, runErr, docsScriptTimeout, script, log)
 	}
 }
 
 // stopGroup stops what the script left running in the background: SIGTERM,
-// as Ctrl-C would, then SIGKILL if the group is not gone in time.
-func stopGroup(t *testing.T, pgid int) {
+// as Ctrl-C would, then SIGKILL if the group is not gone in time. It
+// reports whether the group stopped on SIGTERM.
+func stopGroup(t *testing.T, pgid int) bool {
 	t.Helper()
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
-		return
+		return true
 	}
 	deadline := time.Now().Add(testkit.StopTimeout)
 	for time.Now().Before(deadline) {
-		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
-			return
+		if len(groupAlive(pgid)) == 0 {
+			return true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	left := groupAlive(pgid)
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	t.Errorf("processes of the doc's script still ran %s after SIGTERM; killed", testkit.StopTimeout)
+	t.Errorf("processes of the doc's script still ran %s after SIGTERM; killed: %s", testkit.StopTimeout, strings.Join(left, "; "))
+	return false
+}
+
+// lastLines is the end of a log, at most n lines.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
@@ -325,4 +360,35 @@ func writeDocFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// groupAlive returns the processes of the group still running, as their
+// /proc stat lines. An exited process waiting to be reaped (a zombie) does
+// not count.
+func groupAlive(pgid int) []string {
+	var alive []string
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) < 3 || fields[0] == "Z" {
+			continue
+		}
+		if g, err := strconv.Atoi(fields[2]); err == nil && g == pgid {
+			desc := strings.TrimSpace(string(b[:i+1])) + " " + fields[0]
+			if cmdline, err := os.ReadFile(filepath.Join(filepath.Dir(f), "cmdline")); err == nil {
+				desc += ": " + strings.Join(strings.Fields(strings.ReplaceAll(string(cmdline), "\x00", " ")), " ")
+			}
+			alive = append(alive, desc)
+		}
+	}
+	return alive
 }
