@@ -30,6 +30,10 @@ type Config struct {
 	// QueryProtection refuses queries while the heap is nearly full:
 	// -ingester.query-protection.rejection.threshold.heap-utilization.
 	QueryProtection queryprotection.Config `yaml:"query_protection"`
+
+	// InstanceLimits are -ingester.instance-limits.*, the defaults of the
+	// runtime configuration's ingester_limits.
+	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 }
 
 // TSDBConfig configures each tenant's TSDB.
@@ -59,6 +63,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	f.DurationVar(&c.RateUpdatePeriod, "ingester.rate-update-period", 15*time.Second, "Period at which each tenant's ingestion rate (reported by the UserStats call) is updated.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept in memory after it was last received.")
 	c.QueryProtection.RegisterFlagsWithPrefix(f, "ingester.", "ingester")
+	c.InstanceLimits.RegisterFlagsWithPrefix(f, "ingester.")
 	f.DurationVar(&c.TSDBConfigUpdatePeriod, "ingester.user-tsdb-configs-update-period", 15*time.Second, "Period at which per-tenant limits that shape a TSDB (out-of-order window, max exemplars) are re-read from the runtime configuration and applied to open TSDBs.")
 }
 
@@ -127,6 +132,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.QueryProtection.Validate("ingester."); err != nil {
+		return err
+	}
+	if err := c.InstanceLimits.Validate(); err != nil {
 		return err
 	}
 	if c.RateUpdatePeriod <= 0 || c.TSDBConfigUpdatePeriod <= 0 || c.MetadataRetainPeriod <= 0 {

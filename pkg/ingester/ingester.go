@@ -72,6 +72,11 @@ type Ingester struct {
 	// heapGuard refuses queries while the heap is nearly full; nil admits
 	// every query.
 	heapGuard *queryprotection.Guard
+
+	// instance enforces -ingester.instance-limits.*, or the runtime
+	// configuration's ingester_limits from instanceLimitsFn.
+	instance         *instanceLimiter
+	instanceLimitsFn func() *InstanceLimits
 }
 
 // Option configures an Ingester beyond its Config.
@@ -113,6 +118,9 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 	}
 	for _, o := range opts {
 		o(i)
+	}
+	if i.instance, err = newInstanceLimiter(cfg.InstanceLimits, i.instanceLimitsFn, reg); err != nil {
+		return nil, fmt.Errorf("ingester metrics: %w", err)
 	}
 	if i.heapGuard, err = queryprotection.NewGuard(cfg.QueryProtection, "ingester.", "ingester", reg); err != nil {
 		return nil, err
@@ -178,6 +186,8 @@ func (i *Ingester) running(ctx context.Context) error {
 	defer configTicker.Stop()
 	metadataTicker := time.NewTicker(metadataPurgePeriod)
 	defer metadataTicker.Stop()
+	instanceRateTicker := time.NewTicker(instanceIngestionPeriod)
+	defer instanceRateTicker.Stop()
 	joined := make(chan error, 1)
 	go func() { joined <- i.lifecycler.join(ctx) }()
 	if i.shipping() {
@@ -206,6 +216,8 @@ func (i *Ingester) running(ctx context.Context) error {
 			for _, u := range i.allTSDBs() {
 				u.rate.tick()
 			}
+		case <-instanceRateTicker.C:
+			i.instance.tick()
 		case <-compactTicker.C:
 			i.compactHeads(ctx)
 		case <-configTicker.C:

@@ -67,6 +67,11 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	if s := i.State(); s != services.Running {
 		return nil, notRunning(s)
 	}
+	done, err := i.instance.admitPush()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	i.closeMu.RLock()
 	defer i.closeMu.RUnlock()
 	if i.closed {
@@ -74,6 +79,9 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	}
 	u, err := i.getOrCreateTSDB(id)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err // an instance limit
+		}
 		i.logger.Error("opening TSDB", "user", id, "err", err)
 		return nil, status.Error(codes.Internal, err.Error())
 	}
@@ -230,6 +238,7 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 		i.metrics.discarded.WithLabelValues(reason, id).Add(float64(n))
 	}
 	u.rate.add(int64(p.samples))
+	i.instance.samplesIngested(p.samples)
 	resp := &client.PushResponse{Refused: p.refused}
 	if p.first == "" {
 		return resp, nil

@@ -47,6 +47,7 @@ func (i *Ingester) forget(id string, u *userTSDB) {
 	}
 	u.seriesMu.Unlock()
 	i.metrics.memSeries.Sub(float64(n))
+	i.instance.seriesAdded(-n)
 	i.metrics.seriesCreated.DeleteLabelValues(id)
 	i.metrics.seriesRemoved.DeleteLabelValues(id)
 	u.metadata.clear()
@@ -102,6 +103,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	dir := filepath.Join(i.cfg.TSDB.Dir, id)
 	l := i.limits.For(id)
 	u := newUserTSDB(id, func() *validation.Limits { return i.limits.For(id) }, i.metrics, i.cfg.RateUpdatePeriod)
+	u.instance = i.instance
 
 	ranges := i.cfg.TSDB.BlockRanges.toMilliseconds()
 	opts := tsdb.DefaultOptions()
@@ -152,6 +154,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		}
 		u.seriesMu.Unlock()
 		i.metrics.memSeries.Sub(float64(n))
+		i.instance.seriesAdded(-n)
 		return nil, fmt.Errorf("opening the TSDB of tenant %q in %s: %w", id, dir, err)
 	}
 	// Head compaction runs on -blocks-storage.tsdb.head-compaction-interval,
@@ -186,6 +189,12 @@ func (i *Ingester) getOrCreateTSDB(id string) (*userTSDB, error) {
 	defer i.createMu.Unlock()
 	if u := i.getTSDB(id); u != nil {
 		return u, nil
+	}
+	i.mu.RLock()
+	open := len(i.tsdbs)
+	i.mu.RUnlock()
+	if err := i.instance.admitTenant(open); err != nil {
+		return nil, err
 	}
 	u, err := i.openTSDB(id)
 	if err != nil {

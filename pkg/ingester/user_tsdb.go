@@ -38,6 +38,8 @@ type userTSDB struct {
 
 	rate     *ewmaRate
 	lastPush atomic.Int64 // unix nanoseconds
+	// instance counts the ingester's series for its instance limits.
+	instance *instanceLimiter
 
 	// Limits applied to the open TSDB, to notice runtime changes, and the
 	// exemplar buffer's size (see tsdbLimits).
@@ -121,6 +123,9 @@ func (u *userTSDB) PreCreation(ls labels.Labels) error {
 	if !u.limitsActive.Load() {
 		return nil
 	}
+	if err := u.instance.admitSeries(); err != nil {
+		return err
+	}
 	l := u.limits()
 	if max := l.MaxSeriesPerUser; max > 0 && u.db.Head().NumSeries() >= uint64(max) {
 		return &errSeriesLimit{
@@ -150,6 +155,7 @@ func (u *userTSDB) PostCreation(ls labels.Labels) {
 	u.seriesInMetric[name]++
 	u.seriesMu.Unlock()
 	u.m.memSeries.Inc()
+	u.instance.seriesAdded(1)
 	u.m.seriesCreated.WithLabelValues(u.id).Inc()
 }
 
@@ -166,6 +172,7 @@ func (u *userTSDB) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) 
 	}
 	u.seriesMu.Unlock()
 	u.m.memSeries.Sub(float64(len(deleted)))
+	u.instance.seriesAdded(-len(deleted))
 	u.m.seriesRemoved.WithLabelValues(u.id).Add(float64(len(deleted)))
 }
 
