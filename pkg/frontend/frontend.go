@@ -101,6 +101,8 @@ type Frontend struct {
 	// queryTimeout is the queriers' -querier.timeout, which the answers
 	// of queries may take (0: the server's write timeout applies).
 	queryTimeout time.Duration
+	// sharding counts the queries run as shard queries.
+	sharding *shardingMetrics
 }
 
 // Option sets what a frontend takes from the rest of the process.
@@ -170,6 +172,7 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		m := f.metrics
 		reg.MustRegister(length, duration, m.connected, m.retries, m.queryRange, m.splitQueries, m.cacheFetched, m.cacheHits, m.cacheBytes, m.cacheEntries, m.cacheEvicted, m.refusedTenant)
 	}
+	f.sharding = newShardingMetrics(reg)
 	f.queue = newQueue(cfg.MaxOutstandingPerTenant, length, duration)
 	switch {
 	case cfg.CacheResults && len(cfg.Memcached.Addresses) > 0:

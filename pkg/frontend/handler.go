@@ -304,13 +304,10 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 	sem := make(chan struct{}, maxParallelParts)
 	var wg sync.WaitGroup
 	freshBefore := time.Now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
+	ctx = withShardSlots(ctx)
 	fetch := func(ctx context.Context, start, end int64) (*frontendpb.HTTPResponse, error) {
 		vals := url.Values{"query": {query}, "start": {formatMs(start)}, "end": {formatMs(end)}, "step": {formatMs(rq.step)}}
-		u := r.URL.Path + "?" + vals.Encode()
-		if extra != "" {
-			u += "&" + extra
-		}
-		return f.RoundTrip(ctx, tenantID, &frontendpb.HTTPRequest{Method: http.MethodGet, Url: u, Headers: frontendpb.ToHeaders(partHeader)})
+		return f.roundTripRange(ctx, tenantID, r.URL.Path, vals, extra, partHeader)
 	}
 	interval := f.cfg.SplitQueriesByInterval.Milliseconds()
 	for i, p := range parts {

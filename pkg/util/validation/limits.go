@@ -12,6 +12,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// MaxQueryVerticalShardSize bounds -frontend.query-vertical-shard-size:
+// each shard is a query of its own in the queue.
+const MaxQueryVerticalShardSize = 128
+
 // Limits are the limits of one tenant. YAML names follow Cortex's limits block.
 type Limits struct {
 	// The ruler API refuses a rule group over either limit; 0 means unlimited.
@@ -50,6 +54,9 @@ type Limits struct {
 
 	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
 	MaxQueryExpressionDepth     int `yaml:"max_query_expression_depth"`
+	// QueryVerticalShardSize is how many shard queries the query-frontend
+	// runs for a shardable query; 0 or 1 runs it whole.
+	QueryVerticalShardSize int `yaml:"query_vertical_shard_size"`
 
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
@@ -89,6 +96,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.RulerTenantShardSize, "ruler.tenant-shard-size", 0, "The tenant's shard size with -ruler.sharding-strategy=shuffle-sharding: how many rulers of the ring evaluate its rule groups. 0 means all of them.")
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
 	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
+	f.IntVar(&l.QueryVerticalShardSize, "frontend.query-vertical-shard-size", 0, "Number of shards the query-frontend splits a shardable query into (aggregations by or without labels, and what they are built of): each shard query reads only the series whose grouping labels hash to it, runs on its own querier, and the answers are joined. 0 or 1 disables query sharding.")
 	f.IntVar(&l.MaxFetchedSamplesPerQry, "querier.max-fetched-samples-per-query", 0, "Maximum samples a query may fetch from ingesters, counted as the samples of the chunks fetched (whole chunks, which may reach outside the query's range; identical replicas of a series once). 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Maximum unique series a query may fetch from the ingesters, counted as each ingester's answer arrives (replicas of a series once). 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum bytes of chunk data a query may fetch from the ingesters, every replica's answer counted, checked as the answers arrive. 0 means unlimited.")
@@ -114,6 +122,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.RulerTenantShardSize < 0 {
 		return fmt.Errorf("-ruler.tenant-shard-size must not be negative (0 means every ruler), got %d", l.RulerTenantShardSize)
+	}
+	if l.QueryVerticalShardSize < 0 || l.QueryVerticalShardSize > MaxQueryVerticalShardSize {
+		return fmt.Errorf("-frontend.query-vertical-shard-size (query_vertical_shard_size) must be between 0 and %d, got %d", MaxQueryVerticalShardSize, l.QueryVerticalShardSize)
 	}
 	if l.CompactorBlocksRetentionPeriod < 0 {
 		return errors.New("-compactor.blocks-retention-period must not be negative")
