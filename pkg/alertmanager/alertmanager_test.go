@@ -24,6 +24,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	cortextenant "github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -143,12 +144,19 @@ func (h *harness) start(cfg Config) *MultitenantAlertmanager {
 	h.t.Helper()
 	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h.loader = tlsconfig.NewLoader(logger, nil)
-	c, err := tlsconfig.NewClient(TLSPrefix, cfg.Configs.TLS, h.loader)
-	if err != nil {
-		h.t.Fatal(err)
-	}
 	h.reg = prometheus.NewRegistry()
-	am, err := New(cfg, c, logger, h.reg)
+	var store alertstore.Store
+	if cfg.Configs.URL != "" {
+		var st alertstore.Config
+		if err := st.Resolve(cfg.Legacy()); err != nil {
+			h.t.Fatal(err)
+		}
+		var err error
+		if store, err = alertstore.NewStore(context.Background(), st, h.loader, logger, h.reg); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	am, err := New(cfg, store, logger, h.reg)
 	if err != nil {
 		h.t.Fatal(err)
 	}

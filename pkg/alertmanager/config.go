@@ -7,11 +7,13 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
-// TLSPrefix is the flag prefix of the alertmanager -> configs API link, as
-// the TLS guide names it.
+// TLSPrefix is the older flag prefix of the alertmanager -> configs API
+// link, as the TLS guide names it (Cortex 1.21's is
+// -alertmanager-storage.configs.).
 const TLSPrefix = "alertmanager.configs"
 
 // Config is the alertmanager block.
@@ -21,6 +23,7 @@ type Config struct {
 	MaintenanceInterval time.Duration `yaml:"snapshot_interval"`
 	ExternalURL         string        `yaml:"external_url"`
 	Configs             ConfigsClient `yaml:"configs"`
+	EnableAPI           bool          `yaml:"enable_api"`
 }
 
 // ConfigsClient is how the alertmanager reaches the configs service.
@@ -38,11 +41,19 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Retention, "alertmanager.storage.retention", 120*time.Hour, "How long to keep expired silences and notification log entries.")
 	f.DurationVar(&c.MaintenanceInterval, "alertmanager.storage.snapshot-interval", 15*time.Minute, "How often each tenant's silences and notification log are garbage-collected and snapshotted to disk (they are also snapshotted on shutdown).")
 	f.StringVar(&c.ExternalURL, "alertmanager.web.external-url", "", "URL under which the Alertmanager is reachable, used in notification links. The tenant's path /alertmanager is appended.")
-	f.StringVar(&c.Configs.URL, "alertmanager.configs.url", "", "URL of the configs service (https://host:port). Empty: no polling; tenants get the -alertmanager.configs.fallback config, if any, when they first use the API.")
-	f.DurationVar(&c.Configs.PollInterval, "alertmanager.configs.poll-interval", 15*time.Second, "How often the configs service is polled for changed tenant configurations.")
-	f.DurationVar(&c.Configs.Timeout, "alertmanager.configs.client-timeout", 5*time.Second, "Timeout of one request to the configs service.")
-	f.StringVar(&c.Configs.Fallback, "alertmanager.configs.fallback", "", "Path to an Alertmanager YAML configuration used for tenants that have none in the configs service.")
+	f.StringVar(&c.Configs.URL, "alertmanager.configs.url", "", "URL of the configs service (https://host:port): the older name of -alertmanager-storage.configs.url; either works, and setting it selects -alertmanager-storage.backend=configdb.")
+	f.DurationVar(&c.Configs.PollInterval, "alertmanager.configs.poll-interval", 15*time.Second, "How often the alertmanager storage is polled for changed tenant configurations.")
+	f.DurationVar(&c.Configs.Timeout, "alertmanager.configs.client-timeout", 5*time.Second, "Timeout of one request to the configs service: the older name of -alertmanager-storage.configs.client-timeout; either works.")
+	f.StringVar(&c.Configs.Fallback, "alertmanager.configs.fallback", "", "Path to an Alertmanager YAML configuration used for tenants that have none in the alertmanager storage.")
 	c.Configs.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
+	f.BoolVar(&c.EnableAPI, "experimental.alertmanager.enable-api", false, "Serve the Alertmanager configuration API, GET, POST and DELETE /api/v1/alerts, which reads and writes the tenant's configuration in the alertmanager storage (an object storage backend; configdb and local are read-only).")
+}
+
+// Legacy returns the configs service link as the older flags
+// -alertmanager.configs.url, .client-timeout and .tls-* set it, for
+// alertstore.Config.Resolve.
+func (c *Config) Legacy() alertstore.Legacy {
+	return alertstore.Legacy{URL: c.Configs.URL, Timeout: c.Configs.Timeout, TLS: c.Configs.TLS}
 }
 
 // Validate checks the settings that can be checked without I/O.
@@ -50,14 +61,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("-alertmanager.storage.path must not be empty")
 	}
-	if c.Configs.URL != "" {
-		u, err := url.Parse(c.Configs.URL)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return fmt.Errorf("-alertmanager.configs.url=%q: want http(s)://host:port", c.Configs.URL)
-		}
-		if c.Configs.PollInterval <= 0 {
-			return errors.New("-alertmanager.configs.poll-interval must be positive")
-		}
+	if c.Configs.PollInterval <= 0 {
+		return errors.New("-alertmanager.configs.poll-interval must be positive")
 	}
 	if c.ExternalURL != "" {
 		if _, err := url.Parse(c.ExternalURL); err != nil {

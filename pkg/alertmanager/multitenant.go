@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -18,8 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	configsclient "github.com/cortex-tls/cortex/pkg/configs/client"
-	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 )
 
 // MultitenantAlertmanager runs one Alertmanager per tenant and keeps them in
@@ -29,51 +29,42 @@ type MultitenantAlertmanager struct {
 
 	cfg         Config
 	logger      *slog.Logger
-	configs     *configsclient.Client // nil without -alertmanager.configs.url
+	store       alertstore.Store // nil: only the fallback configuration is served
 	externalURL *url.URL
 	fallback    *tenantConfig
 
 	mtx     sync.RWMutex
 	tenants map[string]*tenant
-	since   int64
 
 	polls       *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
 	tenantCount prometheus.Gauge
 }
 
-// New validates cfg and reads the fallback configuration. tlsClient is the
-// -alertmanager.configs. TLS link (nil: plaintext or system CAs).
-func New(cfg Config, tlsClient *tlsconfig.Client, logger *slog.Logger, reg prometheus.Registerer) (*MultitenantAlertmanager, error) {
+// New validates cfg and reads the fallback configuration. store is where
+// the tenants' configurations are polled from (nil: every tenant gets the
+// fallback configuration, if any, on first use).
+func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus.Registerer) (*MultitenantAlertmanager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	am := &MultitenantAlertmanager{
 		cfg:     cfg,
+		store:   store,
 		logger:  logger.With("component", "alertmanager"),
 		tenants: map[string]*tenant{},
 		polls: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_alertmanager_config_polls_total",
-			Help: "Polls of the configs service, by result.",
+			Help: "Polls of the alertmanager storage, by result.",
 		}, []string{"result"}),
 		lastSuccess: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "cortex_alertmanager_config_last_successful_poll_timestamp_seconds",
-			Help: "When the configs service last answered a poll.",
+			Help: "When the alertmanager storage last answered a poll.",
 		}),
 		tenantCount: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "cortex_alertmanager_tenants",
 			Help: "Tenants with a running Alertmanager.",
 		}),
-	}
-	if cfg.Configs.URL != "" {
-		u, err := configsclient.ParseURL("-alertmanager.configs.url", cfg.Configs.URL, TLSPrefix, cfg.Configs.TLS)
-		if err != nil {
-			return nil, err
-		}
-		am.configs = configsclient.New(u, cfg.Configs.Timeout, tlsClient)
-		if err := am.configs.Instrument(reg); err != nil {
-			return nil, err
-		}
 	}
 	base := "http://localhost/alertmanager"
 	if cfg.ExternalURL != "" {
@@ -102,22 +93,22 @@ func New(cfg Config, tlsClient *tlsconfig.Client, logger *slog.Logger, reg prome
 func (am *MultitenantAlertmanager) starting(ctx context.Context) error {
 	// -alertmanager.storage.path is created when the first tenant starts,
 	// so that an idle alertmanager leaves no trace.
-	if am.configs == nil {
+	if am.store == nil {
 		if am.fallback != nil {
-			am.logger.Info("no -alertmanager.configs.url: every tenant gets the fallback configuration on first use", "fallback", am.cfg.Configs.Fallback)
+			am.logger.Info("no alertmanager storage: every tenant gets the fallback configuration on first use", "fallback", am.cfg.Configs.Fallback)
 		} else {
-			am.logger.Warn("no -alertmanager.configs.url and no -alertmanager.configs.fallback: no tenant has an Alertmanager")
+			am.logger.Warn("no alertmanager storage and no -alertmanager.configs.fallback: no tenant has an Alertmanager")
 		}
 		return nil
 	}
-	// The first poll is best effort: a configs service that is down is
-	// logged and retried, it does not stop the process.
+	// The first poll is best effort: a storage that is down is logged and
+	// retried, it does not stop the process.
 	_ = am.Poll(ctx)
 	return nil
 }
 
 func (am *MultitenantAlertmanager) running(ctx context.Context) error {
-	if am.configs == nil {
+	if am.store == nil {
 		<-ctx.Done()
 		return nil
 	}
@@ -141,8 +132,8 @@ func (am *MultitenantAlertmanager) stopping(error) error {
 		delete(am.tenants, id)
 	}
 	am.tenantCount.Set(0)
-	if am.configs != nil {
-		am.configs.CloseIdleConnections()
+	if c, ok := am.store.(io.Closer); ok {
+		_ = c.Close()
 	}
 	return nil
 }
@@ -150,12 +141,12 @@ func (am *MultitenantAlertmanager) stopping(error) error {
 // applyLocked starts or reloads tenant id with c. am.mtx must be held.
 func (am *MultitenantAlertmanager) applyLocked(id string, c tenantConfig) error {
 	// The operator's fallback may name files; tenants' configurations may not.
-	trusted := am.fallback != nil && c.equal(*am.fallback)
+	trusted := am.fallback != nil && c.Equal(*am.fallback)
 	logger := am.logger.With("tenant", id)
 	t, ok := am.tenants[id]
 	if ok {
 		t.mtx.RLock()
-		same := t.cfg.equal(c)
+		same := t.cfg.Equal(c)
 		t.mtx.RUnlock()
 		if same {
 			return nil

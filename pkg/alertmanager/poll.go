@@ -16,17 +16,20 @@ type configsResponse = configsclient.Response[tenantConfig]
 
 type configView = configsclient.View[tenantConfig]
 
-// Poll fetches the configurations changed since the last successful poll
-// and applies them. On failure every running tenant keeps its configuration
-// and the error is logged with its cause.
+// Poll reads the configurations of the tenants this instance runs from the
+// alertmanager storage and applies them: new tenants start, changed ones
+// reload, and tenants whose stored configuration is gone stop. On failure
+// every running tenant keeps its configuration and the error is logged with
+// its cause.
 func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
-	am.mtx.RLock()
-	since := am.since
-	am.mtx.RUnlock()
-	resp, err := am.fetch(ctx, since)
+	users, err := am.store.ListAllUsers(ctx)
+	var cfgs map[string]tenantConfig
+	if err == nil {
+		cfgs, err = am.store.GetAlertConfigs(ctx, am.ownedUsers(users))
+	}
 	if err != nil {
 		am.polls.WithLabelValues("failure").Inc()
-		am.logger.Error("cannot fetch Alertmanager configurations from the configs service; running tenants keep their last configuration", "url", am.configs.URL(), "err", err)
+		am.logger.Error("cannot fetch Alertmanager configurations; running tenants keep their last configuration", "err", err)
 		return err
 	}
 	am.polls.WithLabelValues("success").Inc()
@@ -34,24 +37,12 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 
 	am.mtx.Lock()
 	defer am.mtx.Unlock()
-	for id, v := range resp.Configs {
-		if v.ID > am.since {
-			am.since = v.ID
-		}
+	for id, c := range cfgs {
 		if err := validTenant(id); err != nil {
-			am.logger.Error("configs service returned an unusable tenant ID; skipped", "tenant", id, "err", err)
+			am.logger.Error("alertmanager storage returned an unusable tenant ID; skipped", "tenant", id, "err", err)
 			continue
 		}
-		logger := am.logger.With("tenant", id, "config_id", v.ID)
-		if v.DeletedAt != "" || v.Config == nil {
-			if t, ok := am.tenants[id]; ok {
-				t.stop()
-				delete(am.tenants, id)
-				logger.Info("tenant's configuration was deactivated: Alertmanager stopped (its silences and notification log stay on disk)")
-			}
-			continue
-		}
-		c := *v.Config
+		logger := am.logger.With("tenant", id)
 		if strings.TrimSpace(c.AlertmanagerConfig) == "" {
 			if am.fallback == nil {
 				if t, ok := am.tenants[id]; ok {
@@ -67,15 +58,19 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 			logger.Error("cannot apply the tenant's Alertmanager configuration; it keeps its previous one", "err", err)
 			continue
 		}
+		am.tenants[id].stored = true
+	}
+	for id, t := range am.tenants {
+		if _, ok := cfgs[id]; ok || !t.stored {
+			continue
+		}
+		t.stop()
+		delete(am.tenants, id)
+		am.logger.Info("tenant's configuration was removed or deactivated, or the tenant moved to other instances: Alertmanager stopped (its silences and notification log stay on disk)", "tenant", id)
 	}
 	am.tenantCount.Set(float64(len(am.tenants)))
 	return nil
 }
 
-func (am *MultitenantAlertmanager) fetch(ctx context.Context, since int64) (*configsResponse, error) {
-	var out configsResponse
-	if err := am.configs.GetSince(ctx, ConfigsPath, since, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
+// ownedUsers returns the users whose Alertmanager runs on this instance.
+func (am *MultitenantAlertmanager) ownedUsers(users []string) []string { return users }

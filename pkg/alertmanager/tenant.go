@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 )
 
 const (
@@ -33,22 +35,7 @@ const (
 )
 
 // tenantConfig is one tenant's desired configuration.
-type tenantConfig struct {
-	AlertmanagerConfig string            `json:"alertmanager_config"`
-	TemplateFiles      map[string]string `json:"template_files"`
-}
-
-func (c tenantConfig) equal(o tenantConfig) bool {
-	if c.AlertmanagerConfig != o.AlertmanagerConfig || len(c.TemplateFiles) != len(o.TemplateFiles) {
-		return false
-	}
-	for k, v := range c.TemplateFiles {
-		if w, ok := o.TemplateFiles[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
+type tenantConfig = alertstore.AlertConfig
 
 // tenant is one tenant's Alertmanager: the long-lived state (alerts,
 // silences, notification log) plus the configuration-scoped dispatcher and
@@ -61,6 +48,10 @@ type tenant struct {
 	retention   time.Duration
 	startTime   time.Time
 	reg         *prometheus.Registry
+	// stored is set when the tenant runs a configuration read from the
+	// alertmanager storage, rather than the fallback given on first use:
+	// it stops when the storage no longer has it.
+	stored bool
 
 	alerts            *mem.Alerts
 	silences          *silence.Silences

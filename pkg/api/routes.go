@@ -148,6 +148,9 @@ func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {
 	a.route(Route{Module: "alertmanager", Methods: []string{http.MethodGet, http.MethodDelete}, Path: p + "/silence/{id}", Tenant: true, Desc: "One silence: get or expire"}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: "/alertmanager/-/healthy", Tenant: true}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: "/alertmanager/-/ready", Tenant: true}, h)
+	if am.ConfigAPIEnabled() {
+		a.route(Route{Module: "alertmanager", Methods: []string{http.MethodGet, http.MethodPost, http.MethodDelete}, Path: alertmanager.ConfigAPIPath, Tenant: true, Desc: "The tenant's Alertmanager configuration in the alertmanager storage"}, am.ConfigHandler())
+	}
 }
 
 // RegisterConfigs mounts the configs API: the tenant API, and the private

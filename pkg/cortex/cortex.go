@@ -31,6 +31,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
+	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/api"
 	"github.com/cortex-tls/cortex/pkg/auth"
 	"github.com/cortex-tls/cortex/pkg/cache"
@@ -80,6 +81,8 @@ type Config struct {
 	Auth              auth.Config                `yaml:"auth"`
 	Ruler             ruler.Config               `yaml:"ruler"`
 	RulerStorage      rulestore.Config           `yaml:"ruler_storage"`
+
+	AlertmanagerStorage alertstore.Config `yaml:"alertmanager_storage"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -111,6 +114,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.clearInstanceIDDefaults(f)
 	c.Ruler.RegisterFlags(f)
 	c.RulerStorage.RegisterFlags(f)
+	c.AlertmanagerStorage.RegisterFlags(f)
 	setCortexDefaults(f)
 }
 

@@ -1,22 +1,30 @@
 package cortex
 
 import (
+	"context"
+
 	"github.com/grafana/dskit/services"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
-	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 )
 
-// initAlertmanager builds the per-tenant Alertmanagers and the configs
-// service poller on the -alertmanager.configs. TLS link, and mounts the v2
-// API. With no -alertmanager.configs.url it only serves the fallback
-// configuration, if any, so it is safe in -target=all.
+// initAlertmanager builds the per-tenant Alertmanagers polling the
+// alertmanager storage (-alertmanager-storage.backend; the configs service
+// link takes either spelling of its flags, -alertmanager.configs.* or
+// -alertmanager-storage.configs.*) and mounts the v2 API. With neither a
+// configs URL nor a backend it polls an empty filesystem bucket in
+// ./alertmanager, so it is safe in -target=all.
 func (t *Cortex) initAlertmanager() (services.Service, error) {
-	c, err := tlsconfig.NewClient(alertmanager.TLSPrefix, t.Cfg.Alertmanager.Configs.TLS, t.TLS)
+	st := t.Cfg.AlertmanagerStorage
+	if err := st.Resolve(t.Cfg.Alertmanager.Legacy()); err != nil {
+		return nil, err
+	}
+	store, err := alertstore.NewStore(context.Background(), st, t.TLS, t.Logger, t.Registry)
 	if err != nil {
 		return nil, err
 	}
-	am, err := alertmanager.New(t.Cfg.Alertmanager, c, t.Logger, t.Registry)
+	am, err := alertmanager.New(t.Cfg.Alertmanager, store, t.Logger, t.Registry)
 	if err != nil {
 		return nil, err
 	}
