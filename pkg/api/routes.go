@@ -24,7 +24,7 @@ var (
 
 // Server are the handlers every process serves, whatever its target.
 type Server struct {
-	Ready, Healthz, Metrics, Config, Services http.Handler
+	Ready, Healthz, Metrics, Config, RuntimeConfig, Services http.Handler
 }
 
 // RegisterServer mounts the probe, metrics and introspection pages, and
@@ -34,7 +34,8 @@ func (a *API) RegisterServer(s Server) {
 	a.route(Route{Module: "server", Methods: get, Path: "/ready", Desc: "Readiness: 200 once every module of this process runs and can take traffic"}, s.Ready)
 	a.route(Route{Module: "server", Methods: get, Path: "/healthz", Desc: "Liveness: 200 while the process serves HTTP"}, s.Healthz)
 	a.route(Route{Module: "server", Methods: get, Path: "/metrics", Desc: "Prometheus metrics"}, s.Metrics)
-	a.route(Route{Module: "server", Methods: get, Path: "/config", Desc: "The effective configuration, as YAML"}, s.Config)
+	a.route(Route{Module: "server", Methods: get, Path: "/config", AllTenants: true, Desc: "The effective configuration, as YAML (?mode=diff: what differs from the defaults; ?mode=defaults)"}, s.Config)
+	a.route(Route{Module: "server", Methods: get, Path: "/runtime_config", AllTenants: true, Desc: "The runtime configuration in force: every tenant's overrides, multi_kv_config, ingester_limits (?mode=diff: what differs from the defaults)"}, s.RuntimeConfig)
 	a.route(Route{Module: "server", Methods: get, Path: "/services", Desc: "The state of each module"}, s.Services)
 	a.route(Route{Module: "server", Path: "/debug/pprof/", AllTenants: true, Desc: "Go profiles"}, http.HandlerFunc(pprof.Index))
 	a.route(Route{Module: "server", Path: "/debug/pprof/cmdline", AllTenants: true}, http.HandlerFunc(pprof.Cmdline))

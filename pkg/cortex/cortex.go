@@ -248,6 +248,7 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 		TLS:       tlsconfig.NewLoader(logger, reg),
 		kitLogger: kitlog.New(logger),
 	}
+	t.Cfg.setMultiKVConfigProvider(t.multiKVConfig)
 	m, err := t.newModuleManager()
 	if err != nil {
 		return nil, err

@@ -64,10 +64,10 @@ func moduleTable() []module {
 		{name: RuntimeConfig, init: (*Cortex).initRuntimeConfig},
 		{name: Overrides, deps: []string{RuntimeConfig}, init: (*Cortex).initOverrides},
 		{name: MemberlistKV, deps: []string{API}, init: (*Cortex).initMemberlistKV},
-		{name: Ring, deps: []string{API, MemberlistKV}, init: (*Cortex).initRing},
+		{name: Ring, deps: []string{API, MemberlistKV, RuntimeConfig}, init: (*Cortex).initRing},
 		{name: IngesterTLS, deps: []string{TLSReloader}, init: (*Cortex).initIngesterTLS},
 		{name: BlocksBucket, deps: []string{TLSReloader}, init: (*Cortex).initBlocksBucket},
-		{name: StoreGatewayRing, deps: []string{API, MemberlistKV}, init: (*Cortex).initStoreGatewayRing},
+		{name: StoreGatewayRing, deps: []string{API, MemberlistKV, RuntimeConfig}, init: (*Cortex).initStoreGatewayRing},
 
 		{name: HATracker, deps: []string{API, Overrides, MemberlistKV}, init: (*Cortex).initHATracker},
 		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS, HATracker}, init: (*Cortex).initDistributor, target: true, inAll: true},

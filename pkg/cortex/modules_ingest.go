@@ -39,7 +39,7 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry, ingester.WithBucket(bkt))
+	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry, ingester.WithBucket(bkt), ingester.WithInstanceLimits(t.ingesterInstanceLimits))
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/grafana/dskit/ring"
-	"github.com/grafana/dskit/runtimeconfig"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,8 +23,6 @@ import (
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
-	"github.com/cortex-tls/cortex/pkg/util/config"
-	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // Constructors of the modules every component shares.
@@ -71,39 +68,9 @@ func (t *Cortex) initAPI() (services.Service, error) {
 		Ready:    t.Server.ReadyHandler(),
 		Healthz:  t.Server.HealthzHandler(),
 		Metrics:  promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry}),
-		Config:   http.HandlerFunc(t.serveConfig),
-		Services: http.HandlerFunc(t.serveServices),
-	})
-	return nil, nil
-}
-
-func (t *Cortex) initRuntimeConfig() (services.Service, error) {
-	if len(t.Cfg.RuntimeConfig.LoadPath) == 0 {
-		return nil, nil
-	}
-	cfg := t.Cfg.RuntimeConfig
-	cfg.Loader = validation.Loader(t.Cfg.Limits)
-	m, err := runtimeconfig.New(cfg, "cortex", t.Registry, t.kitLogger)
-	if err != nil {
-		return nil, fmt.Errorf("-runtime-config.file: %w", err)
-	}
-	t.runtimeConfig = m
-	return m, nil
-}
-
-func (t *Cortex) initOverrides() (services.Service, error) {
-	if err := t.Cfg.Limits.Validate(); err != nil {
-		return nil, err
-	}
-	m := t.runtimeConfig
-	t.Overrides = validation.NewOverrides(t.Cfg.Limits, func() map[string]*validation.Limits {
-		if m == nil {
-			return nil
-		}
-		if rc, ok := m.GetConfig().(*validation.RuntimeConfig); ok && rc != nil {
-			return rc.Overrides
-		}
-		return nil
+		Config:        t.configHandler(),
+		RuntimeConfig: http.HandlerFunc(t.serveRuntimeConfig),
+		Services:      http.HandlerFunc(t.serveServices),
 	})
 	return nil, nil
 }
@@ -183,16 +150,6 @@ func (t *Cortex) blocksBucketFor(component string) (objstore.InstrumentedBucket,
 	}
 	t.blocksBuckets = append(t.blocksBuckets, b)
 	return b, nil
-}
-
-func (t *Cortex) serveConfig(w http.ResponseWriter, _ *http.Request) {
-	out, err := config.Dump(&t.Cfg)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
-	_, _ = w.Write(out)
 }
 
 func (t *Cortex) serveServices(w http.ResponseWriter, _ *http.Request) {

@@ -191,18 +191,11 @@ func Loader(defaults Limits) func(r io.Reader) (any, error) {
 		if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("runtime config: %w", err)
 		}
-		cfg := &RuntimeConfig{Overrides: map[string]*Limits{}}
-		for tenantID, node := range raw.Overrides {
-			l := defaults
-			if err := decodeStrict(&node, &l); err != nil {
-				return nil, fmt.Errorf("runtime config: overrides for tenant %q: %w", tenantID, err)
-			}
-			if err := l.Validate(); err != nil {
-				return nil, fmt.Errorf("runtime config: overrides for tenant %q: %w", tenantID, err)
-			}
-			cfg.Overrides[tenantID] = &l
+		overrides, err := DecodeOverrides(defaults, raw.Overrides)
+		if err != nil {
+			return nil, fmt.Errorf("runtime config: %w", err)
 		}
-		return cfg, nil
+		return &RuntimeConfig{Overrides: overrides}, nil
 	}
 }
 
