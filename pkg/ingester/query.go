@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 )
 
 const (
@@ -75,7 +76,7 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 		it                    chunkenc.Iterator
 		numSeries, numSamples int
 	)
-	ss := q.Select(ctx, true, &storage.SelectHints{Start: mint, End: maxt}, ms...)
+	ss := querysharding.Select(ctx, q, true, &storage.SelectHints{Start: mint, End: maxt}, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
@@ -153,7 +154,7 @@ func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStrea
 	// which the head's open chunk always does (its end is not known yet):
 	// the querier trims instead.
 	hints := &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}
-	ss := q.Select(ctx, true, hints, ms...)
+	ss := querysharding.SelectChunks(ctx, q, true, hints, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()

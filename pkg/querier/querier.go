@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
@@ -200,6 +201,8 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 	if guard != nil {
 		q.readable = &guardedQueryable{Queryable: q.split, guard: guard}
 	}
+	// The query-frontend's shard queries name their shard in a matcher.
+	q.readable = querysharding.Queryable{Queryable: q.readable}
 	for _, o := range opts {
 		o(q)
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
@@ -204,7 +205,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 		return q.selectLabelsOnly(ctx, limits, mint, maxt, hints.Limit, matchers)
 	}
 
-	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(matchers)}
+	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(querysharding.WithShard(ctx, matchers))}
 	if hints != nil {
 		req.Hints = &prompb.ReadHints{StepMs: hints.Step, Func: hints.Func, StartMs: mint, EndMs: maxt, Grouping: hints.Grouping, By: hints.By, RangeMs: hints.Range}
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -249,7 +250,7 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 	if mint > maxt {
 		return storage.EmptySeriesSet()
 	}
-	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(matchers)}
+	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(querysharding.WithShard(ctx, matchers))}
 	limits := s.q.limits.For(userID)
 	lim := &sharedLimiter{streamLimiter: streamLimiter{limits: limits}}
 	addBytes := func(chunkBytes, dataBytes int) error { return s.addBytes(limits, chunkBytes, dataBytes) }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 )
 
@@ -133,7 +134,7 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		return err
 	}
 	var it chunks.Iterator
-	ss := q.Select(ctx, true, &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}, ms...)
+	ss := querysharding.SelectChunks(ctx, q, true, &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
