@@ -43,12 +43,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cortex", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	printVersion := fs.Bool("version", false, "Print the version and exit.")
-	usage := func(w io.Writer) {
-		fs.SetOutput(w)
-		fmt.Fprintf(w, "Usage: cortex [flags]\n       cortex certs generate [flags]   (create a CA and certificates; -h for its flags)\n       cortex loadgen [flags]          (remote-write or query load; -h for its flags)\n\nFlags:\n")
-		fs.PrintDefaults()
+	helpAll := fs.Bool("help-all", false, "Print every flag, grouped by component, and exit.")
+	usage := func(w io.Writer, all bool) {
+		fmt.Fprintf(w, "Usage: cortex [flags]\n       cortex certs generate [flags]   (create a CA and certificates; -h for its flags)\n       cortex loadgen [flags]          (remote-write or query load; -h for its flags)\n\n")
+		if all {
+			fmt.Fprintf(w, "Every flag, by component:\n\n")
+			config.Help(w, fs, nil)
+			return
+		}
+		fmt.Fprintf(w, "Common flags, by component; -help-all prints every flag:\n\n")
+		config.Help(w, fs, config.MatchAny(commonFlags))
 	}
-	fs.Usage = func() { usage(stdout) }
+	fs.Usage = func() { usage(stdout, false) }
 	if err := config.Load(fs, args, &cfg); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -60,8 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// anyway would run with the defaults of every flag after it.
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "error: unexpected argument %q: cortex takes only flags (-help lists them, -version prints the version); its only subcommands are \"certs\" and \"loadgen\", given first\n\n", fs.Arg(0))
-		usage(stderr)
+		usage(stderr, false)
 		return 2
+	}
+	if *helpAll {
+		usage(stdout, true)
+		return 0
 	}
 	if *printVersion {
 		fmt.Fprintln(stdout, version.Print())
