@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ClientError is a failed TLS connection worded for the operator.
@@ -59,6 +60,24 @@ func (e *explainedConn) Read(b []byte) (int, error) {
 	n, err := e.Conn.Read(b)
 	if err != nil && strings.Contains(err.Error(), "remote error") {
 		err = e.c.explain(e.addr, err)
+	}
+	return n, err
+}
+
+// Write explains a write that failed because the server refused the
+// client's certificate after a TLS 1.3 handshake and closed the
+// connection: the reason is the alert it sent, still waiting to be read.
+func (e *explainedConn) Write(b []byte) (int, error) {
+	n, err := e.Conn.Write(b)
+	if err == nil || strings.Contains(err.Error(), "remote error") {
+		if err != nil {
+			err = e.c.explain(e.addr, err)
+		}
+		return n, err
+	}
+	_ = e.Conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, rerr := e.Conn.Read(make([]byte, 1)); rerr != nil && strings.Contains(rerr.Error(), "remote error") {
+		return n, e.c.explain(e.addr, rerr)
 	}
 	return n, err
 }
