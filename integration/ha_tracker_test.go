@@ -68,7 +68,22 @@ func TestHATracker(t *testing.T) {
 		c.waitActiveIngesters(p, 1)
 	}
 
-	const tenantID = "team-ha"
+	haFailover(t, c, distA, distB, "team-ha")
+
+	tenantClient := httpClient(tlsClient(t, clientConfig(certs, "team-ha")))
+	code, page := do(t, tenantClient, http.MethodGet, "https://"+distA.HTTPAddr+"/distributor/ha_tracker", "", nil)
+	if code != http.StatusForbidden || !strings.Contains(page, `only identities given "*" in -auth.client-tenants-file`) {
+		t.Fatalf("an identity bound to one tenant reading /distributor/ha_tracker: %d %s, want 403", code, page)
+	}
+}
+
+// haFailover pushes one series as two replicas of cluster "prom" of
+// tenantID, replica-0 through distA and replica-1 through distB, which
+// share the elections: replica-0 is elected and stored without the
+// replica label, replica-1 answered 202; once replica-0 is silent for the
+// failover timeout, replica-1 is elected and distA follows.
+func haFailover(t *testing.T, c *cluster, distA, distB *testkit.Cortex, tenantID string) {
+	t.Helper()
 	push := func(p *testkit.Cortex, replica string, v float64) int {
 		t.Helper()
 		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
@@ -160,11 +175,5 @@ func TestHATracker(t *testing.T) {
 	})
 	if code := push(distA, "replica-0", 1); code != http.StatusAccepted {
 		t.Fatalf("replica-0 through distributor A after the failover: %d, want 202", code)
-	}
-
-	tenantClient := httpClient(tlsClient(t, clientConfig(certs, "team-ha")))
-	code, body := do(t, tenantClient, http.MethodGet, "https://"+distA.HTTPAddr+"/distributor/ha_tracker", "", nil)
-	if code != http.StatusForbidden || !strings.Contains(body, `only identities given "*" in -auth.client-tenants-file`) {
-		t.Fatalf("an identity bound to one tenant reading /distributor/ha_tracker: %d %s, want 403", code, body)
 	}
 }

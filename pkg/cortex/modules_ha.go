@@ -28,7 +28,7 @@ func (t *Cortex) initHATracker() (services.Service, error) {
 		return nil, fmt.Errorf("-distributor.ha-tracker.store=memberlist: the gossip KV (-memberlist.*) is not running in this process")
 	}
 	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
-	client, err := kv.NewClient(cfg.KVStore, ha.Codec{}, t.gossip, "distributor-hatracker", reg, t.Logger)
+	client, err := kv.NewClient(cfg.KVStore, ha.Codec{}, t.gossip, "distributor-hatracker", reg, t.Logger, kv.WithTLS(t.TLS, "distributor.ha-tracker."))
 	if err != nil {
 		return nil, fmt.Errorf("HA tracker: -distributor.ha-tracker.store=%s: %w", cfg.KVStore.Store, err)
 	}

@@ -1,6 +1,7 @@
 // Package kv builds the clients of the key-value stores that hold the rings:
 // this project's gossip store (pkg/kv/gossip) for -ring.store=memberlist,
-// dskit's clients for consul, etcd, inmemory and multi.
+// dskit's clients for consul, etcd, inmemory and multi, and etcd with this
+// project's TLS (pkg/tlsconfig) for the stores built WithTLS.
 //
 // It only chooses and builds clients: it holds no ring state and must not
 // import the components that use the rings.
@@ -14,15 +15,45 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/kv/gossip"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 )
+
+// Option changes how NewClient builds a client.
+type Option func(*options)
+
+type options struct {
+	tls        *tlsconfig.Loader
+	flagPrefix string
+}
+
+// WithTLS builds an etcd store's client with this project's TLS, loaded by
+// l from the -<flagPrefix>etcd.tls-* flags (flagPrefix as given to
+// kv.Config.RegisterFlagsWithPrefix, "distributor.ha-tracker.").
+func WithTLS(l *tlsconfig.Loader, flagPrefix string) Option {
+	return func(o *options) { o.tls, o.flagPrefix = l, flagPrefix }
+}
 
 // NewClient returns a client of the store cfg names, with values encoded by
 // c. gossipKV is the process's gossip store, required for memberlist; reg
 // receives the client's metrics under the kv_name label name.
-func NewClient(cfg kv.Config, c codec.Codec, gossipKV *gossip.KV, name string, reg prometheus.Registerer, logger *slog.Logger) (kv.Client, error) {
-	if cfg.Store == "memberlist" {
+func NewClient(cfg kv.Config, c codec.Codec, gossipKV *gossip.KV, name string, reg prometheus.Registerer, logger *slog.Logger, opts ...Option) (kv.Client, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case cfg.Store == "memberlist":
 		return gossipKV.Client(c), nil
+	case cfg.Store == "etcd" && o.tls != nil:
+		client, err := newEtcdClient(cfg.Etcd, c, o.flagPrefix, o.tls, logger)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Prefix == "" {
+			return client, nil
+		}
+		return kv.PrefixClient(client, cfg.Prefix), nil
 	}
 	return kv.NewClient(cfg, c, kv.RegistererWithKVName(reg, name), kitlog.New(logger))
 }
