@@ -58,6 +58,12 @@ func TestHelpAllPrintsEveryFlagOnce(t *testing.T) {
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
+		if d, ok := f.Value.(interface{ Deprecated() bool }); ok && d.Deprecated() {
+			if strings.Contains(out, "\n  -"+f.Name+" ") || strings.Contains(out, "\n  -"+f.Name+"\n") {
+				t.Errorf("-help-all prints the deprecated -%s", f.Name)
+			}
+			return
+		}
 		n++
 		if c := strings.Count(out, "\n  -"+f.Name+" "); c+strings.Count(out, "\n  -"+f.Name+"\n") != 1 {
 			t.Errorf("-help-all prints -%s %d times", f.Name, c)
@@ -80,5 +86,15 @@ func TestSubcommandHelpStillWorks(t *testing.T) {
 		if code := run(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "its only subcommands are \"certs\" and \"loadgen\", given first") {
 			t.Errorf("run(%q) = %d: %s", args, code, stderr.String())
 		}
+	}
+}
+
+func TestDeprecatedFlagLoggedWithItsNewName(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-store-gateway.replication-factor=1", "-target=nothing"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("run = %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "flag -store-gateway.replication-factor is deprecated: use -store-gateway.sharding-ring.replication-factor") {
+		t.Errorf("no warning naming the new flag:\n%s", stderr.String())
 	}
 }

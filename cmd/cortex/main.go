@@ -82,6 +82,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
+	for _, w := range cortex.DeprecatedFlags(fs) {
+		logger.Warn(w)
+	}
 	setGOGC(cfg.Server.GOGC, logger)
 	t, err := cortex.New(cfg, logger)
 	if err != nil {

@@ -116,6 +116,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.RulerStorage.RegisterFlags(f)
 	c.AlertmanagerStorage.RegisterFlags(f)
 	setCortexDefaults(f)
+	registerDeprecatedFlags(f)
 }
 
 // BlocksStorageConfig is Cortex's blocks_storage block: the bucket the

@@ -65,9 +65,9 @@ func (t *Cortex) initAPI() (services.Service, error) {
 		AllTenants: t.authorizer.AllTenantsMiddleware,
 	})
 	t.API.RegisterServer(api.Server{
-		Ready:    t.Server.ReadyHandler(),
-		Healthz:  t.Server.HealthzHandler(),
-		Metrics:  promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry}),
+		Ready:         t.Server.ReadyHandler(),
+		Healthz:       t.Server.HealthzHandler(),
+		Metrics:       promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry}),
 		Config:        t.configHandler(),
 		RuntimeConfig: http.HandlerFunc(t.serveRuntimeConfig),
 		Services:      http.HandlerFunc(t.serveServices),

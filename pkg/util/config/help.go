@@ -14,13 +14,17 @@ import (
 const GeneralGroup = "general"
 
 // Help prints the flags of fs that include accepts (every flag when include
-// is nil), grouped by component: the part of the name before its first dot
+// is nil; never a flag whose value reports Deprecated, as Mimir hides
+// them), grouped by component: the part of the name before its first dot
 // (-server.*, -ingester.*, -blocks-storage.*), the flags without a prefix
 // first and the groups in name order. Each flag is printed as the flag
 // package prints it, with its default.
 func Help(w io.Writer, fs *flag.FlagSet, include func(*flag.Flag) bool) {
 	groups := map[string][]*flag.Flag{}
 	fs.VisitAll(func(f *flag.Flag) {
+		if d, ok := f.Value.(interface{ Deprecated() bool }); ok && d.Deprecated() {
+			return
+		}
 		if include == nil || include(f) {
 			g := FlagGroup(f.Name)
 			groups[g] = append(groups[g], f)
