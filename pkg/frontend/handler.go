@@ -80,7 +80,7 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.metrics.queryRange.WithLabelValues("split_by_interval_and_results_cache", code).Observe(time.Since(start).Seconds())
 	} else {
-		resp, err = f.RoundTrip(r.Context(), tenantID, req)
+		resp, err = f.roundTripOther(r.Context(), tenantID, r, header, body, req)
 	}
 	code := f.write(w, resp, err)
 	if d := f.cfg.LogQueriesLongerThan; d != 0 && time.Since(start) > d {

@@ -4,17 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/promql"
 
 	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
+	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -125,7 +131,54 @@ func (a *shardingAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.queries = append(a.queries, r.Form.Get("query"))
 	a.mu.Unlock()
+	if strings.HasSuffix(r.URL.Path, "/query") {
+		a.instant(w, r)
+		return
+	}
 	a.promAPI.ServeHTTP(w, r)
+}
+
+// instant answers an instant query with a vector or a scalar.
+func (a *shardingAPI) instant(w http.ResponseWriter, r *http.Request) {
+	ts, err := parseTimeMs(r.Form.Get("time"))
+	if err != nil {
+		http.Error(w, "time: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	q, err := a.engine.NewInstantQuery(r.Context(), a.st, nil, r.Form.Get("query"), time.UnixMilli(ts))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	defer q.Close()
+	res := q.Exec(r.Context())
+	if res.Err != nil {
+		http.Error(w, res.Err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	point := func(t int64, v float64) string {
+		return fmt.Sprintf(`[%s,"%s"]`, strconv.FormatFloat(float64(t)/1000, 'f', -1, 64), strconv.FormatFloat(v, 'f', -1, 64))
+	}
+	var b strings.Builder
+	switch v := res.Value.(type) {
+	case promql.Scalar:
+		fmt.Fprintf(&b, `{"status":"success","data":{"resultType":"scalar","result":%s}}`, point(v.T, v.V))
+	case promql.Vector:
+		b.WriteString(`{"status":"success","data":{"resultType":"vector","result":[`)
+		for i, s := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			m, _ := json.Marshal(s.Metric.Map())
+			fmt.Fprintf(&b, `{"metric":%s,"value":%s}`, m, point(s.T, s.F))
+		}
+		b.WriteString("]}}")
+	default:
+		http.Error(w, fmt.Sprintf("result type %s", res.Value.Type()), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, b.String())
 }
 
 func (a *shardingAPI) asked() []string {
@@ -319,4 +372,132 @@ func TestShardAnalysis(t *testing.T) {
 	if qs[1] != want {
 		t.Errorf("shard query\n%s\nwant\n%s", qs[1], want)
 	}
+}
+
+// TestQueryShardingInstantCorpus: instant queries of the corpus, sharded,
+// answer the series and values the unsharded engine answers; the
+// shardable ones as that many shard queries.
+func TestQueryShardingInstantCorpus(t *testing.T) {
+	api := newPromAPIWith(t, shardingData())
+	api.st = querysharding.Queryable{Queryable: api.st}
+	sharded := &shardingAPI{promAPI: api}
+	const shards = 3
+	h := newHarness(t, defaultConfig(), sharded, 4)
+	h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: shards}, nil)
+	for _, at := range []string{"3000", "7261.5"} {
+		for _, c := range shardingCorpus {
+			params := url.Values{"query": {c.query}, "time": {at}}
+			code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query", params)
+			asked := sharded.asked()
+			if code != 200 {
+				t.Fatalf("%s at %s: %d %s", c.query, at, code, got)
+			}
+			req := httptest.NewRequest("GET", "/prometheus/api/v1/query?"+params.Encode(), nil)
+			rec := httptest.NewRecorder()
+			sharded.ServeHTTP(rec, req.WithContext(tenant.Inject(req.Context(), "t1")))
+			sharded.asked()
+			if err := sameInstant(got, rec.Body.String(), 1e-9); err != nil {
+				t.Errorf("%s at %s: %v\nsharded: %.400s\nwhole:   %.400s", c.query, at, err, got, rec.Body.String())
+			}
+			if want := map[bool]int{true: shards, false: 1}[c.sharded]; len(asked) != want {
+				t.Errorf("%s: %d queries reached the queriers, want %d", c.query, len(asked), want)
+			}
+		}
+	}
+	// Without a time, every shard evaluates at the same one: time() and
+	// each answer's timestamp agree across the shards.
+	code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query", url.Values{"query": {`count by (job) (memory_bytes @ 3000) * 0 + time()`}})
+	if n := len(sharded.asked()); code != 200 || n != shards {
+		t.Fatalf("no time: %d %s, %d shard queries", code, got, n)
+	}
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(got), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Data.Result) != 5 {
+		t.Fatalf("no time: %d series, want 5 jobs: %s", len(r.Data.Result), got)
+	}
+	for _, s := range r.Data.Result {
+		v, _ := strconv.ParseFloat(s.Value[1].(string), 64)
+		if s.Value != r.Data.Result[0].Value || v != s.Value[0].(float64) {
+			t.Fatalf("no time: shards evaluated at different times: %s", got)
+		}
+	}
+}
+
+// sameInstant compares two instant query answers: the same result type,
+// and for vectors the same series (in any order) with values within a
+// relative tol.
+func sameInstant(got, want string, tol float64) error {
+	type answer struct {
+		Status string `json:"status"`
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	var g, w answer
+	if err := json.Unmarshal([]byte(got), &g); err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		return err
+	}
+	if g.Status != "success" || g.Data.ResultType != w.Data.ResultType {
+		return fmt.Errorf("result type %q, want %q", g.Data.ResultType, w.Data.ResultType)
+	}
+	if g.Data.ResultType != "vector" {
+		if string(g.Data.Result) != string(w.Data.Result) {
+			return fmt.Errorf("%s, want %s", g.Data.Result, w.Data.Result)
+		}
+		return nil
+	}
+	type sample struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	}
+	byLabels := func(raw json.RawMessage) (map[string][2]any, error) {
+		var ss []sample
+		if err := json.Unmarshal(raw, &ss); err != nil {
+			return nil, err
+		}
+		out := map[string][2]any{}
+		for _, s := range ss {
+			k, _ := json.Marshal(s.Metric)
+			if _, dup := out[string(k)]; dup {
+				return nil, fmt.Errorf("series %s twice", k)
+			}
+			out[string(k)] = s.Value
+		}
+		return out, nil
+	}
+	gs, err := byLabels(g.Data.Result)
+	if err != nil {
+		return err
+	}
+	ws, err := byLabels(w.Data.Result)
+	if err != nil {
+		return err
+	}
+	if len(gs) != len(ws) {
+		return fmt.Errorf("%d series, want %d", len(gs), len(ws))
+	}
+	for k, wv := range ws {
+		gv, ok := gs[k]
+		if !ok {
+			return fmt.Errorf("series %s missing", k)
+		}
+		a, _ := strconv.ParseFloat(gv[1].(string), 64)
+		b, _ := strconv.ParseFloat(wv[1].(string), 64)
+		if gv[0] != wv[0] || (a != b && !(math.IsNaN(a) && math.IsNaN(b)) && math.Abs(a-b) > tol*math.Max(math.Abs(a), math.Abs(b))) {
+			return fmt.Errorf("series %s: %v, want %v", k, gv, wv)
+		}
+	}
+	return nil
 }
