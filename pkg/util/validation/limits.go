@@ -51,6 +51,11 @@ type Limits struct {
 	MaxFetchedSeriesPerQuery     int `yaml:"max_fetched_series_per_query"`
 	MaxFetchedChunkBytesPerQuery int `yaml:"max_fetched_chunk_bytes_per_query"`
 	MaxFetchedDataBytesPerQuery  int `yaml:"max_fetched_data_bytes_per_query"`
+	// The time range a query may read: a start older than now minus
+	// MaxQueryLookback is moved up to it, a range longer than
+	// MaxQueryLength refused; 0 means unlimited.
+	MaxQueryLookback model.Duration `yaml:"max_query_lookback"`
+	MaxQueryLength   model.Duration `yaml:"max_query_length"`
 
 	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
 	MaxQueryExpressionDepth     int `yaml:"max_query_expression_depth"`
@@ -62,6 +67,9 @@ type Limits struct {
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
 	RulerTenantShardSize           int            `yaml:"ruler_tenant_shard_size"`
 	IngestionTenantShardSize       int            `yaml:"ingestion_tenant_shard_size"`
+	// MaxQueriersPerTenant is the tenant's shuffle shard of queriers in
+	// the query-frontend's and the query-scheduler's queues.
+	MaxQueriersPerTenant float64 `yaml:"max_queriers_per_tenant"`
 }
 
 // RegisterFlags registers the defaults that apply to every tenant.
@@ -93,6 +101,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "Delete a tenant's blocks in long-term storage once all of their samples are older than this. 0 keeps them. A per-tenant limit: the runtime configuration can set it per tenant.")
 	f.IntVar(&l.StoreGatewayTenantShardSize, "store-gateway.tenant-shard-size", 0, "The tenant's shard size with -store-gateway.sharding-strategy=shuffle-sharding: how many store-gateways of the ring hold its blocks. 0 means all of them.")
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "The tenant's shard size with -distributor.sharding-strategy=shuffle-sharding: how many ingesters of the ring receive its series and answer its queries. With -distributor.zone-awareness-enabled it is rounded up to a multiple of the zones, taking as many from each zone. 0 means all of them.")
+	f.Float64Var(&l.MaxQueriersPerTenant, "frontend.max-queriers-per-tenant", 0, "Maximum number of queriers that can handle requests for a single tenant, in the query-frontend's queue and the query-scheduler's: the tenant's queries go only to this subset of the connected queriers, the same subset in every frontend and scheduler. A value below 1 is a fraction of the connected queriers (at least one). 0 means every querier.")
 	f.IntVar(&l.RulerTenantShardSize, "ruler.tenant-shard-size", 0, "The tenant's shard size with -ruler.sharding-strategy=shuffle-sharding: how many rulers of the ring evaluate its rule groups. 0 means all of them.")
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
 	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
@@ -101,6 +110,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Maximum unique series a query may fetch from the ingesters, counted as each ingester's answer arrives (replicas of a series once). 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum bytes of chunk data a query may fetch from the ingesters, every replica's answer counted, checked as the answers arrive. 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedDataBytesPerQuery, "querier.max-fetched-data-bytes-per-query", 0, "Maximum bytes a query may fetch from the ingesters, labels and chunks (or samples) of every replica's answer as encoded on the wire, checked as the answers arrive. 0 means unlimited.")
+	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back a query may read: the start of a query, remote read, series, labels or exemplars request older than now minus this is moved up to it (the answer covers less, without an error). 0 means unlimited.")
+	f.Var(&l.MaxQueryLength, "store.max-query-length", "Longest time range a query may read (end minus start, for PromQL including range selectors and the lookback delta), applied by the querier to queries, remote read, series, labels and exemplars after -querier.max-query-lookback; longer ones are refused with 422. 0 means unlimited.")
 }
 
 // Validate checks limits that would make no sense.
@@ -123,6 +134,9 @@ func (l *Limits) Validate() error {
 	if l.RulerTenantShardSize < 0 {
 		return fmt.Errorf("-ruler.tenant-shard-size must not be negative (0 means every ruler), got %d", l.RulerTenantShardSize)
 	}
+	if l.MaxQueriersPerTenant < 0 {
+		return fmt.Errorf("-frontend.max-queriers-per-tenant (max_queriers_per_tenant) must not be negative (0 means every querier), got %v", l.MaxQueriersPerTenant)
+	}
 	if l.QueryVerticalShardSize < 0 || l.QueryVerticalShardSize > MaxQueryVerticalShardSize {
 		return fmt.Errorf("-frontend.query-vertical-shard-size (query_vertical_shard_size) must be between 0 and %d, got %d", MaxQueryVerticalShardSize, l.QueryVerticalShardSize)
 	}
@@ -134,6 +148,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxQueryExpressionDepth < 0 {
 		return fmt.Errorf("-query-frontend.max-query-expression-depth must not be negative (0 means unlimited), got %d", l.MaxQueryExpressionDepth)
+	}
+	if l.MaxQueryLookback < 0 || l.MaxQueryLength < 0 {
+		return fmt.Errorf("-querier.max-query-lookback (max_query_lookback) and -store.max-query-length (max_query_length) must not be negative (0 means unlimited), got %s and %s", l.MaxQueryLookback, l.MaxQueryLength)
 	}
 	if l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedChunkBytesPerQuery < 0 || l.MaxFetchedDataBytesPerQuery < 0 {
 		return errors.New("-querier.max-fetched-series-per-query, -querier.max-fetched-chunk-bytes-per-query and -querier.max-fetched-data-bytes-per-query must not be negative (0 means unlimited)")
