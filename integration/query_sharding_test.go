@@ -60,7 +60,7 @@ func TestQueryShardingMutualTLS(t *testing.T) {
 		req := &prompb.WriteRequest{}
 		for i := range nSeries {
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-				Labels: []prompb.Label{{Name: "__name__", Value: "qs_metric"}, {Name: "instance", Value: fmt.Sprintf("i%02d", i)}, {Name: "job", Value: fmt.Sprintf("job-%d", i%8)}},
+				Labels:  []prompb.Label{{Name: "__name__", Value: "qs_metric"}, {Name: "instance", Value: fmt.Sprintf("i%02d", i)}, {Name: "job", Value: fmt.Sprintf("job-%d", i%8)}},
 				Samples: []prompb.Sample{{Timestamp: start + step*15_000, Value: float64(step*int64(i+1)) + 0.25*float64(i%3)}},
 			})
 		}
