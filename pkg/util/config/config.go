@@ -7,7 +7,6 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -86,23 +85,47 @@ func loadFile(path string, expandEnv bool, cfg any) error {
 	if expandEnv {
 		buf = []byte(os.ExpandEnv(string(buf)))
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(buf))
-	dec.KnownFields(true)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(buf, &doc); err != nil {
+		return fmt.Errorf("parsing -%s %q: %w", fileFlag, path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("parsing -%s %q: line %d: the file must be a mapping of keys", fileFlag, path, root.Line)
+	}
+	if err := checkAndMove(root, cfg); err != nil {
+		return fmt.Errorf("-%s %q: %w", fileFlag, path, err)
+	}
 	// Decoding over cfg keeps the flag defaults for keys the file omits.
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := root.Decode(cfg); err != nil {
 		return fmt.Errorf("parsing -%s %q: %w", fileFlag, path, err)
 	}
 	return nil
 }
 
-// Dump returns cfg as YAML. Secrets are masked because flagext.Secret
-// marshals non-empty values as "********", so the output is safe to log or
-// serve but does not round-trip them.
+// Dump returns cfg as YAML, in the file's layout when cfg is a Layout.
+// Secrets are masked because flagext.Secret marshals non-empty values as
+// "********", so the output is safe to log or serve but does not round-trip
+// them.
 func Dump(cfg any) ([]byte, error) {
+	var doc yaml.Node
+	if err := doc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("marshalling config: %w", err)
+	}
+	if layout, ok := cfg.(Layout); ok && doc.Kind == yaml.MappingNode {
+		for _, m := range layout.KeyMoves() {
+			if err := moveKey(&doc, m.Struct, m.File); err != nil {
+				return nil, fmt.Errorf("marshalling config: %w", err)
+			}
+		}
+	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(cfg); err != nil {
+	if err := enc.Encode(&doc); err != nil {
 		return nil, fmt.Errorf("marshalling config: %w", err)
 	}
 	if err := enc.Close(); err != nil {

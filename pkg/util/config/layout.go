@@ -1,0 +1,297 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Move relocates one key between the file's layout and the configuration
+// struct: File is where Cortex's configuration file reference puts it, Struct
+// where the struct's YAML tags keep it. Both are dotted paths from the root.
+type Move struct{ File, Struct string }
+
+// Layout is implemented by a root configuration whose file layout is not
+// exactly its struct's: some keys are kept elsewhere in the struct (Moves),
+// and some keys are refused whatever the struct says (CheckKey).
+type Layout interface {
+	// KeyMoves lists the keys the file writes at a path other than the
+	// struct's. A file may not set a Move's Struct path itself.
+	KeyMoves() []Move
+	// CheckKey is asked about every key of the file, by its full dotted path
+	// in the file's layout and, for a scalar, its value. A non-nil error
+	// refuses the key.
+	CheckKey(path, value string) error
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// keyError is one refused key of a file.
+type keyError struct {
+	line int
+	msg  string
+}
+
+// checkAndMove refuses the keys of doc's root mapping that cfg's layout or
+// struct does not accept, naming each by its full path and line, then moves
+// the keys of layout.KeyMoves to the struct's paths so doc decodes into cfg.
+func checkAndMove(root *yaml.Node, cfg any) error {
+	layout, _ := cfg.(Layout)
+	var moves []Move
+	if layout != nil {
+		moves = layout.KeyMoves()
+	}
+	var errs []keyError
+	// Keys under a Move's Struct path that no Move brought there are the
+	// struct's private spelling, not the file's.
+	structOnly := map[string]string{}
+	for _, m := range moves {
+		structOnly[m.Struct] = m.File
+	}
+	filePath := map[*yaml.Node]string{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				path := join(prefix, k.Value)
+				filePath[k] = path
+				if file, ok := structOnly[path]; ok {
+					msg := fmt.Sprintf("unknown key %s (line %d)", path, k.Line)
+					if file != "" {
+						msg += ": the configuration file reference names it " + file
+					}
+					errs = append(errs, keyError{k.Line, msg})
+					continue
+				}
+				if layout != nil {
+					value := ""
+					if v.Kind == yaml.ScalarNode {
+						value = v.Value
+					}
+					if err := layout.CheckKey(path, value); err != nil {
+						errs = append(errs, keyError{k.Line, fmt.Sprintf("key %s (line %d): %v", path, k.Line, err)})
+						continue
+					}
+				}
+				walk(v, path)
+			}
+		case yaml.SequenceNode:
+			for i, e := range n.Content {
+				walk(e, fmt.Sprintf("%s[%d]", prefix, i))
+			}
+		}
+	}
+	walk(root, "")
+	if len(errs) == 0 {
+		for _, m := range moves {
+			if err := moveKey(root, m.File, m.Struct); err != nil {
+				return err
+			}
+		}
+		// The mappings that held only moved keys are left behind, empty or
+		// with keys of their own, which are unknown.
+		containers := map[string]bool{}
+		for _, m := range moves {
+			segs := strings.Split(m.File, ".")
+			for i := 1; i < len(segs); i++ {
+				containers[strings.Join(segs[:i], ".")] = true
+			}
+		}
+		c := checker{filePath: filePath, containers: containers}
+		c.check(root, reflect.TypeOf(cfg), "")
+		errs = append(errs, c.errs...)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(errs, func(a, b keyError) int { return a.line - b.line })
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.msg
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// checker walks a file's nodes alongside the types they decode into.
+type checker struct {
+	filePath   map[*yaml.Node]string // each key's path in the file as written
+	containers map[string]bool       // the file's paths that hold moved keys
+	errs       []keyError
+}
+
+// path is k's path in the file: as written, or under prefix when k is not
+// from the file.
+func (c *checker) path(k *yaml.Node, prefix string) string {
+	if p, ok := c.filePath[k]; ok {
+		return p
+	}
+	return join(prefix, k.Value)
+}
+
+// check reports every mapping key under n that t has no field for.
+func (c *checker) check(n *yaml.Node, t reflect.Type, prefix string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) || t.Implements(unmarshalerType) {
+		return // decodes itself: its own errors name what is wrong
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		switch t.Kind() {
+		case reflect.Struct:
+			fields := map[string]reflect.Type{}
+			anyKey := structFields(t, fields)
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				path := c.path(k, prefix)
+				ft, ok := fields[k.Value]
+				switch {
+				case ok:
+					c.check(v, ft, path)
+				case anyKey != nil:
+					c.check(v, anyKey, path)
+				default:
+					c.unknown(k, v, path)
+				}
+			}
+		case reflect.Map:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				c.check(v, t.Elem(), c.path(k, prefix))
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for i, e := range n.Content {
+				c.check(e, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i))
+			}
+		}
+	}
+}
+
+// unknown reports the key k with value v at path, or, when path held moved
+// keys, the keys left in it.
+func (c *checker) unknown(k, v *yaml.Node, path string) {
+	if !c.containers[path] || v.Kind != yaml.MappingNode {
+		c.errs = append(c.errs, keyError{k.Line, fmt.Sprintf("unknown key %s (line %d)", path, k.Line)})
+		return
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		c.unknown(v.Content[i], v.Content[i+1], c.path(v.Content[i], path))
+	}
+}
+
+// structFields adds t's YAML keys to fields, following inline structs; an
+// inline map accepts any key, whose value type it returns.
+func structFields(t reflect.Type, fields map[string]reflect.Type) (anyKey reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if slices.Contains(strings.Split(opts, ","), "inline") {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch ft.Kind() {
+			case reflect.Struct:
+				if a := structFields(ft, fields); a != nil {
+					anyKey = a
+				}
+			case reflect.Map:
+				anyKey = ft.Elem()
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+	}
+	return anyKey
+}
+
+// moveKey moves the key at path from (if the file sets it) to path to,
+// creating the mappings on the way; with to empty, it removes the key.
+func moveKey(root *yaml.Node, from, to string) error {
+	parent, idx := find(root, from)
+	if parent == nil {
+		return nil
+	}
+	k, v := parent.Content[idx], parent.Content[idx+1]
+	if p, _ := find(root, to); to != "" && p != nil {
+		return fmt.Errorf("key %s (line %d): set twice", from, k.Line)
+	}
+	parent.Content = slices.Delete(parent.Content, idx, idx+2)
+	if to == "" {
+		return nil // a key the file's layout does not have
+	}
+	segs := strings.Split(to, ".")
+	n := root
+	for _, s := range segs[:len(segs)-1] {
+		next := child(n, s)
+		if next == nil {
+			next = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: k.Line}
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Line: k.Line}, next)
+		}
+		if next.Kind != yaml.MappingNode {
+			return fmt.Errorf("key %s (line %d): not a mapping", s, next.Line)
+		}
+		n = next
+	}
+	k.Value = segs[len(segs)-1]
+	n.Content = append(n.Content, k, v)
+	return nil
+}
+
+// find returns the mapping holding the key at path and the key's index.
+func find(root *yaml.Node, path string) (*yaml.Node, int) {
+	segs := strings.Split(path, ".")
+	n := root
+	for _, s := range segs[:len(segs)-1] {
+		if n = child(n, s); n == nil {
+			return nil, 0
+		}
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, 0
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == segs[len(segs)-1] {
+			return n, j
+		}
+	}
+	return nil, 0
+}
+
+// child returns the value of key in mapping n, or nil.
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == key {
+			return n.Content[j+1]
+		}
+	}
+	return nil
+}
