@@ -77,6 +77,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version.Print())
 		return 0
 	}
+	if cfg.PrintConfig {
+		out, err := config.Dump(&cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "error:", err)
+			return 1
+		}
+		_, _ = stdout.Write(out)
+		return 0
+	}
 	logger, err := logging.New(cfg.Server.LogLevel, cfg.Server.LogFormat, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)

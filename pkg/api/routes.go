@@ -75,7 +75,6 @@ func (a *API) RegisterMemberlist(members http.Handler) {
 // RegisterIngester mounts the ingester's own pages.
 func (a *API) RegisterIngester(i *ingester.Ingester) {
 	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
-	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true}, i.FlushHandler()) // Cortex's legacy path
 }
 
 // RegisterDistributor mounts remote write, OTLP metrics and the tenants'
@@ -86,14 +85,12 @@ func (a *API) RegisterDistributor(d *distributor.Distributor) {
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/prom/push", Tenant: true}, push) // Cortex's legacy path
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/otlp/v1/metrics", Tenant: true, Desc: "OpenTelemetry OTLP/HTTP metrics (protobuf or JSON)"}, d.OTLPHandler())
 	a.route(Route{Module: "distributor", Path: "/distributor/all_user_stats", AllTenants: true, Desc: "Ingestion rate and series per tenant"}, d.AllUserStatsHandler())
-	a.route(Route{Module: "distributor", Path: "/all_user_stats", AllTenants: true}, d.AllUserStatsHandler()) // Cortex's legacy path
 }
 
 // RegisterHATracker mounts the HA tracker's status page: every tenant's
 // elected replicas.
 func (a *API) RegisterHATracker(h http.Handler) {
 	a.route(Route{Module: "distributor", Methods: get, Path: "/distributor/ha_tracker", AllTenants: true, Desc: "Elected replica of every tenant's HA clusters"}, h)
-	a.route(Route{Module: "distributor", Methods: get, Path: "/ha-tracker", AllTenants: true}, h) // Cortex's legacy path
 }
 
 // PrometheusAPIPaths are the Prometheus HTTP API's paths under each prefix's

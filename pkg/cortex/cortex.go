@@ -57,9 +57,14 @@ import (
 	"github.com/cortex-tls/cortex/pkg/util/version"
 )
 
-// Config is the root configuration; its YAML mirrors the flags, with
-// Cortex's block names.
+// Config is the root configuration. Its YAML is the layout of Cortex's
+// configuration file reference: the keys a component keeps elsewhere are
+// moved by the loader (keyMoves, notbuilt.go), and the keys of Cortex
+// features not built here are refused (NotBuilt).
 type Config struct {
+	// PrintConfig is -print.config: print the configuration and exit.
+	PrintConfig bool `yaml:"-"`
+
 	Target            flagext.StringSliceCSV     `yaml:"target"`
 	AuthEnabled       bool                       `yaml:"auth_enabled"`
 	TLSReloadInterval time.Duration              `yaml:"tls_reload_interval"`
@@ -88,6 +93,7 @@ type Config struct {
 // RegisterFlags registers every flag of the process.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
+	f.BoolVar(&c.PrintConfig, "print.config", false, "Print the effective configuration, in the configuration file's YAML layout, and exit.")
 	f.Var(&c.Target, "target", "Comma-separated components to run in this process: "+strings.Join(targetNames(), ", ")+". all runs every component.")
 	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require X-Scope-OrgID on every request to name the tenant. When false, everything belongs to the tenant \""+tenant.DefaultTenant+"\".")
 	f.DurationVar(&c.TLSReloadInterval, "tls.reload-interval", 10*time.Second, "How often every TLS certificate, key and CA file of the process is checked for changes and reloaded. 0 disables reloading.")
@@ -138,6 +144,9 @@ func (c *Config) Validate() error {
 	if store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.usesRing() {
 		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", c.Target.String())
 	}
+	if err := c.IngesterClient.Validate(); err != nil {
+		return err
+	}
 	if err := c.StoreGateway.Validate(); err != nil {
 		return err
 	}
@@ -185,6 +194,9 @@ func (c Config) finalize(logger *slog.Logger) Config {
 	// Queriers (and the ruler's) read a tenant's shard of ingesters when the
 	// distributors write only there.
 	c.Querier.ShuffleShardIngesters = c.Distributor.ShardingStrategy == distributor.ShardingStrategyShuffle
+	if c.Worker.MatchMaxConcurrent {
+		c.Worker.Parallelism = c.Querier.MaxConcurrent
+	}
 	return c
 }
 

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,13 +67,6 @@ func exemplarOf(ts int64, v float64, traceID string) prompb.Exemplar {
 // series (replicas, or a series that moved in the ring).
 func exemplarServer(t *testing.T, a, b []prompb.TimeSeries) *httptest.Server {
 	t.Helper()
-	return exemplarServerWith(t, nil, nil, a, b)
-}
-
-// exemplarServerWith is exemplarServer with the tenants' limits changed by
-// limitsFn and the querier's clock set to now, when given.
-func exemplarServerWith(t *testing.T, limitsFn func(*validation.Limits), now func() time.Time, a, b []prompb.TimeSeries) *httptest.Server {
-	t.Helper()
 	var addrs []string
 	for _, ex := range [][]prompb.TimeSeries{a, b} {
 		f := &exemplarIngester{fakeIngester: newFakeIngester(), exemplars: map[string][]prompb.TimeSeries{"team-a": ex}}
@@ -91,15 +83,9 @@ func exemplarServerWith(t *testing.T, limitsFn func(*validation.Limits), now fun
 	fs := flag.NewFlagSet("test", flag.PanicOnError)
 	limits.RegisterFlags(fs)
 	clientCfg.RegisterFlags(fs)
-	if limitsFn != nil {
-		limitsFn(&limits)
-	}
 	q, err := New(defaultConfig(), clientCfg, nil, validation.NewOverrides(limits, nil), newRing(t, 1, addrs...), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
-	}
-	if now != nil {
-		q.queryable.now = now
 	}
 	if err := services.StartAndAwaitRunning(context.Background(), q); err != nil {
 		t.Fatal(err)

@@ -46,8 +46,8 @@ type Config struct {
 	HTTPReadHeaderTimeout   time.Duration `yaml:"http_server_read_header_timeout"`
 	HTTPWriteTimeout        time.Duration `yaml:"http_server_write_timeout"`
 	HTTPIdleTimeout         time.Duration `yaml:"http_server_idle_timeout"`
-	HTTPConnLimit           int           `yaml:"http_server_conn_limit"`
-	GRPCConnLimit           int           `yaml:"grpc_server_conn_limit"`
+	HTTPConnLimit           int           `yaml:"http_listen_conn_limit"`
+	GRPCConnLimit           int           `yaml:"grpc_listen_conn_limit"`
 	HealthConnLimit         int           `yaml:"health_server_conn_limit"`
 	GRPCMaxConnectionIdle   time.Duration `yaml:"grpc_server_max_connection_idle"`
 	GRPCKeepaliveTime       time.Duration `yaml:"grpc_server_keepalive_time"`

@@ -39,8 +39,9 @@ type Config struct {
 	InstancePort           int                    `yaml:"instance_port"`
 	InstanceZone           string                 `yaml:"instance_availability_zone"`
 
-	// NumTokens is Cortex's fixed token count per instance, not a flag.
-	NumTokens int `yaml:"-"`
+	// NumTokens is the token count per instance: a flag of the ruler ring
+	// only (-ruler.ring.num-tokens), fixed for the others, as in Cortex.
+	NumTokens int `yaml:"num_tokens"`
 	// ReplicationStrategy decides how many owners an item needs: dskit's
 	// default (a quorum of the replication factor) when nil.
 	ReplicationStrategy ring.ReplicationStrategy `yaml:"-"`

@@ -12,6 +12,7 @@ import (
 	ringclient "github.com/grafana/dskit/ring/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
@@ -32,6 +33,10 @@ type Config struct {
 	MaxSendMsgSize      int                    `yaml:"grpc_max_send_msg_size"`
 	HealthCheckInterval time.Duration          `yaml:"health_check_interval"`
 	HealthCheckTimeout  time.Duration          `yaml:"health_check_timeout"`
+	// GRPCCompression and HealthCheckIngesters are Cortex's
+	// grpc_client_config.grpc_compression and distributor.pool.health_check_ingesters.
+	GRPCCompression      string `yaml:"grpc_compression"`
+	HealthCheckIngesters bool   `yaml:"health_check_ingesters"`
 }
 
 // RegisterFlags registers the -ingester.client.* flags.
@@ -41,6 +46,16 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxSendMsgSize, TLSPrefix+".grpc-max-send-msg-size", 100<<20, "Largest gRPC message sent to an ingester.")
 	f.DurationVar(&c.HealthCheckInterval, TLSPrefix+".health-check-interval", 15*time.Second, "How often pooled ingester connections are health-checked; a connection failing its checks for a minute, or whose ingester left the ring, is closed.")
 	f.DurationVar(&c.HealthCheckTimeout, TLSPrefix+".health-check-timeout", 5*time.Second, "Timeout of one health check.")
+	f.StringVar(&c.GRPCCompression, TLSPrefix+".grpc-compression", "", "Compression of the messages sent to ingesters: gzip, or empty for none. (Cortex's snappy, snappy-block and zstd are not built here.)")
+	f.BoolVar(&c.HealthCheckIngesters, "distributor.health-check-ingesters", true, "Health-check the pooled ingester connections every -ingester.client.health-check-interval and close those failing for a minute. When false, a connection is closed only when its ingester leaves the ring.")
+}
+
+// Validate checks -ingester.client.grpc-compression.
+func (c *Config) Validate() error {
+	if c.GRPCCompression != "" && c.GRPCCompression != gzip.Name {
+		return fmt.Errorf("-%s.grpc-compression=%q: supported values are gzip and empty (none); snappy, snappy-block and zstd are not built here", TLSPrefix, c.GRPCCompression)
+	}
+	return nil
 }
 
 // Conn is a connection to one ingester: its API, its gRPC health service,
@@ -78,6 +93,7 @@ func Dial(addr string, cfg Config, tls *tlsconfig.Client) (*Conn, error) {
 			grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize),
 			grpc.MaxCallSendMsgSize(cfg.MaxSendMsgSize),
 		),
+		grpc.WithDefaultCallOptions(compression(cfg.GRPCCompression)...),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}, tenant.ClientInterceptors()...)
 	cc, err := grpc.NewClient(addr, opts...)
@@ -85,6 +101,15 @@ func Dial(addr string, cfg Config, tls *tlsconfig.Client) (*Conn, error) {
 		return nil, fmt.Errorf("ingester client for %s: %w", addr, err)
 	}
 	return &Conn{IngesterClient: NewIngesterClient(cc), HealthClient: grpc_health_v1.NewHealthClient(cc), conn: cc, addr: addr}, nil
+}
+
+// compression returns the call options sending messages compressed with
+// name ("" for none).
+func compression(name string) []grpc.CallOption {
+	if name == "" {
+		return nil
+	}
+	return []grpc.CallOption{grpc.UseCompressor(name)}
 }
 
 // Pool keeps one connection per ingester in the ring, health-checks them
@@ -107,7 +132,7 @@ func NewPool(r ring.ReadRing, cfg Config, tls *tlsconfig.Client, logger *slog.Lo
 	})
 	poolCfg := ringclient.PoolConfig{
 		CheckInterval:          cfg.HealthCheckInterval,
-		HealthCheckEnabled:     true,
+		HealthCheckEnabled:     cfg.HealthCheckIngesters,
 		HealthCheckTimeout:     cfg.HealthCheckTimeout,
 		HealthCheckGracePeriod: time.Minute,
 	}

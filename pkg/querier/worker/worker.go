@@ -44,6 +44,9 @@ type Config struct {
 	Parallelism      int              `yaml:"parallelism"`
 	DNSLookupPeriod  time.Duration    `yaml:"dns_lookup_duration"`
 	GRPCClientConfig GRPCClientConfig `yaml:"grpc_client_config"`
+
+	// MatchMaxConcurrent sets Parallelism to -querier.max-concurrent.
+	MatchMaxConcurrent bool `yaml:"match_max_concurrent"`
 }
 
 // GRPCClientConfig is the -querier.frontend-client.* block.
@@ -57,6 +60,7 @@ type GRPCClientConfig struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.FrontendAddress, "querier.frontend-address", "", "host:port of the query-frontend(s) to pull queries from. A DNS name resolving to several addresses connects to each. Empty: no worker (with -target=all, this process's own gRPC server).")
 	f.IntVar(&c.Parallelism, "querier.worker-parallelism", 10, "Number of queries pulled and run at once from each query-frontend.")
+	f.BoolVar(&c.MatchMaxConcurrent, "querier.worker-match-max-concurrent", false, "Pull -querier.max-concurrent queries at once from each query-frontend or query-scheduler, instead of -querier.worker-parallelism. (Cortex divides -querier.max-concurrent between the query-frontends; here each gets it whole, and -querier.max-concurrent still bounds the queries evaluated at once.)")
 	f.DurationVar(&c.DNSLookupPeriod, "querier.dns-lookup-period", 10*time.Second, "How often -querier.frontend-address is resolved again.")
 	c.GRPCClientConfig.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
 	f.IntVar(&c.GRPCClientConfig.MaxRecvMsgSize, TLSPrefix+".grpc-max-recv-msg-size", 100<<20, "Largest gRPC message accepted from the query-frontend.")

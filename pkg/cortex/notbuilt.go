@@ -1,0 +1,176 @@
+package cortex
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cortex-tls/cortex/pkg/util/config"
+)
+
+// NotBuiltKey is a key of Cortex's configuration file that belongs to a
+// feature this system does not have. Key is a dotted path in Cortex's
+// layout: "*" stands for one segment, a leading "**" for any number of
+// them. A key matches its own path and everything below it; with Values set,
+// only a scalar holding one of them matches.
+type NotBuiltKey struct {
+	Key     string
+	Values  []string
+	Feature string
+}
+
+// NotBuilt lists the Cortex features whose keys a configuration file is
+// refused for: a file that sets them expects behaviour this system does not
+// have. docs/configuration.md lists the same table (TestNotBuiltDocumented).
+var NotBuilt = []NotBuiltKey{
+	{Key: "storage", Feature: "the chunks storage; this system stores blocks only (blocks_storage)"},
+	{Key: "schema", Feature: "the chunks storage schema; this system stores blocks only (blocks_storage)"},
+	{Key: "flusher", Feature: "the flusher target"},
+	{Key: "tracing", Feature: "the tracing exporters (OTLP, Jaeger)"},
+	{Key: "resource_monitor", Feature: "the resource monitor (CPU and heap based query rejection)"},
+	{Key: "parquet_converter", Feature: "the Parquet converter"},
+	{Key: "querier.enable_parquet_queryable", Feature: "Parquet blocks"},
+	{Key: "querier.parquet_queryable_shard_cache_size", Feature: "Parquet blocks"},
+	{Key: "querier.parquet_queryable_default_block_store", Feature: "Parquet blocks"},
+	{Key: "querier.parquet_queryable_fallback_disabled", Feature: "Parquet blocks"},
+	{Key: "blocks_storage.bucket_store.parquet_labels_cache", Feature: "Parquet blocks"},
+	{Key: "limits.parquet_converter_enabled", Feature: "the Parquet converter"},
+	{Key: "limits.parquet_converter_tenant_shard_size", Feature: "the Parquet converter"},
+	{Key: "limits.parquet_converter_sort_columns", Feature: "the Parquet converter"},
+	{Key: "limits.parquet_max_fetched_row_count", Feature: "Parquet blocks"},
+	{Key: "limits.parquet_max_fetched_chunk_bytes", Feature: "Parquet blocks"},
+	{Key: "limits.parquet_max_fetched_data_bytes", Feature: "Parquet blocks"},
+	{Key: "querier.thanos_engine", Feature: "the Thanos PromQL engine (queries run on Prometheus' engine)"},
+	{Key: "ruler.thanos_engine", Feature: "the Thanos PromQL engine (rules run on Prometheus' engine)"},
+	{Key: "blocks_storage.bucket_store.*.redis", Feature: "Redis caches (use memcached or inmemory)"},
+	{Key: "query_range.results_cache.cache.redis", Feature: "Redis caches (use memcached or the FIFO cache)"},
+	{Key: "blocks_storage.bucket_store.*.backend", Values: []string{"redis"}, Feature: "Redis caches (use memcached or inmemory)"},
+	{Key: "blocks_storage.bucket_store.*.multilevel", Feature: "multi-level caches"},
+	{Key: "blocks_storage.bucket_store.*.memcached.set_async_circuit_breaker_config", Feature: "the memcached circuit breaker"},
+	{Key: "**.kvstore.dynamodb", Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
+	{Key: "**.kvstore.store", Values: []string{"dynamodb"}, Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
+	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "this object storage backend (use s3, gcs, azure, swift or filesystem)"},
+	{Key: "distributor.ring", Feature: "the distributor ring (the global ingestion rate strategy)"},
+	{Key: "blocks_storage.users_scanner", Feature: "the bucket's user index"},
+	{Key: "blocks_storage.tsdb.expanded_postings_cache", Feature: "the ingesters' expanded postings cache"},
+	{Key: "blocks_storage.bucket_store.token_bucket_bytes_limiter", Feature: "the store-gateway's token bucket bytes limiter"},
+	{Key: "store_gateway.hedged_request", Feature: "hedged requests to the bucket"},
+	{Key: "limits.query_priority", Feature: "query priorities"},
+	{Key: "limits.query_rejection", Feature: "query rejection by attributes"},
+	{Key: "runtime_config.backend", Feature: "runtime configuration from object storage (use runtime_config.file)"},
+	{Key: "runtime_config.s3", Feature: "runtime configuration from object storage (use runtime_config.file)"},
+	{Key: "runtime_config.gcs", Feature: "runtime configuration from object storage (use runtime_config.file)"},
+	{Key: "runtime_config.azure", Feature: "runtime configuration from object storage (use runtime_config.file)"},
+	{Key: "runtime_config.swift", Feature: "runtime configuration from object storage (use runtime_config.file)"},
+	{Key: "runtime_config.filesystem", Feature: "runtime configuration from object storage (use runtime_config.file)"},
+}
+
+// keyMoves are the keys a component's Config keeps elsewhere than Cortex's
+// configuration file reference: the file (and -print.config) use Cortex's
+// path, the struct its own. A Move without File is a struct field Cortex's
+// file has no key for.
+var keyMoves = []config.Move{
+	// Cortex nests the ingester client's gRPC settings.
+	{File: "ingester_client.grpc_client_config.max_recv_msg_size", Struct: "ingester_client.grpc_max_recv_msg_size"},
+	{File: "ingester_client.grpc_client_config.max_send_msg_size", Struct: "ingester_client.grpc_max_send_msg_size"},
+	{File: "ingester_client.grpc_client_config.grpc_compression", Struct: "ingester_client.grpc_compression"},
+	{File: "ingester_client.grpc_client_config.tls_enabled", Struct: "ingester_client.tls_enabled"},
+	{File: "ingester_client.grpc_client_config.tls_cert_path", Struct: "ingester_client.tls_cert_path"},
+	{File: "ingester_client.grpc_client_config.tls_key_path", Struct: "ingester_client.tls_key_path"},
+	{File: "ingester_client.grpc_client_config.tls_ca_path", Struct: "ingester_client.tls_ca_path"},
+	{File: "ingester_client.grpc_client_config.tls_server_name", Struct: "ingester_client.tls_server_name"},
+	{File: "ingester_client.grpc_client_config.tls_insecure_skip_verify", Struct: "ingester_client.tls_insecure_skip_verify"},
+	{File: "ingester_client.grpc_client_config.tls_cipher_suites", Struct: "ingester_client.tls_cipher_suites"},
+	{File: "ingester_client.grpc_client_config.tls_min_version", Struct: "ingester_client.tls_min_version"},
+	{File: "ingester_client.grpc_client_config.tls_common_name_fallback", Struct: "ingester_client.tls_common_name_fallback"},
+	{File: "distributor.pool.health_check_ingesters", Struct: "ingester_client.health_check_ingesters"},
+	// Cortex's query_range block holds the query-frontend's splitting,
+	// retries and results cache.
+	{File: "query_range.split_queries_by_interval", Struct: "frontend.split_queries_by_interval"},
+	{File: "query_range.align_queries_with_step", Struct: "frontend.align_queries_with_step"},
+	{File: "query_range.max_retries", Struct: "frontend.max_retries"},
+	{File: "query_range.cache_results", Struct: "frontend.cache_results"},
+	{File: "query_range.results_cache.cache.fifocache.max_size_bytes", Struct: "frontend.cache_max_size_bytes"},
+	{File: "query_range.results_cache.cache.fifocache.validity", Struct: "frontend.cache_ttl"},
+	{File: "query_range.results_cache.cache.memcached.expiration", Struct: "frontend.memcached.expiration"},
+	{File: "query_range.results_cache.cache.memcached_client.addresses", Struct: "frontend.memcached.addresses"},
+	{File: "query_range.results_cache.cache.memcached_client.timeout", Struct: "frontend.memcached.timeout"},
+	{File: "query_range.results_cache.cache.memcached_client.max_idle_conns", Struct: "frontend.memcached.max_idle_conns"},
+	{File: "query_range.results_cache.cache.memcached_client.max_item_size", Struct: "frontend.memcached.max_item_size"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_enabled", Struct: "frontend.memcached.tls_enabled"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_cert_path", Struct: "frontend.memcached.tls_cert_path"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_key_path", Struct: "frontend.memcached.tls_key_path"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_ca_path", Struct: "frontend.memcached.tls_ca_path"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_server_name", Struct: "frontend.memcached.tls_server_name"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_insecure_skip_verify", Struct: "frontend.memcached.tls_insecure_skip_verify"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_cipher_suites", Struct: "frontend.memcached.tls_cipher_suites"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_min_version", Struct: "frontend.memcached.tls_min_version"},
+	{File: "query_range.results_cache.cache.memcached_client.tls_common_name_fallback", Struct: "frontend.memcached.tls_common_name_fallback"},
+	// Settings Cortex keeps among the limits; here they are process-wide.
+	{File: "limits.max_cache_freshness", Struct: "frontend.max_cache_freshness"},
+	{File: "limits.promote_resource_attributes", Struct: "distributor.promote_resource_attributes"},
+	{File: "limits.ruler_evaluation_delay_duration", Struct: "ruler.evaluation_delay_duration"},
+	{File: "limits.ruler_query_offset", Struct: "ruler.query_offset"},
+	{File: "api.prometheus_http_prefix", Struct: "querier.prometheus_http_prefix"},
+	{File: "alertmanager.poll_interval", Struct: "alertmanager.configs.poll_interval"},
+	{File: "alertmanager.fallback_config_file", Struct: "alertmanager.configs.fallback"},
+	// Only the ruler ring has num_tokens in Cortex's file; the others are fixed.
+	{Struct: "store_gateway.sharding_ring.num_tokens"},
+	{Struct: "compactor.sharding_ring.num_tokens"},
+}
+
+// KeyMoves implements config.Layout.
+func (c *Config) KeyMoves() []config.Move { return keyMoves }
+
+// CheckKey implements config.Layout: it refuses the keys of features that
+// are not built here.
+func (c *Config) CheckKey(path, value string) error {
+	if nb, ok := notBuilt(path, value); ok {
+		if nb.Values != nil {
+			return fmt.Errorf("%q is %s, which is not built here", value, nb.Feature)
+		}
+		return fmt.Errorf("%s is not built here", nb.Feature)
+	}
+	return nil
+}
+
+// notBuilt returns the entry of NotBuilt that path (with value, for a
+// scalar) falls under.
+func notBuilt(path, value string) (NotBuiltKey, bool) {
+	segs := strings.Split(path, ".")
+	for _, nb := range NotBuilt {
+		pat := strings.Split(nb.Key, ".")
+		if nb.Values != nil {
+			if matchPath(pat, segs, false) && slices.Contains(nb.Values, value) {
+				return nb, true
+			}
+			continue
+		}
+		if matchPath(pat, segs, true) {
+			return nb, true
+		}
+	}
+	return NotBuiltKey{}, false
+}
+
+// matchPath reports whether segs matches pat, or (with below) lies under a
+// path that does.
+func matchPath(pat, segs []string, below bool) bool {
+	if len(pat) > 0 && pat[0] == "**" {
+		for i := 0; i <= len(segs); i++ {
+			if matchPath(pat[1:], segs[i:], below) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(segs) < len(pat) || (!below && len(segs) != len(pat)) {
+		return false
+	}
+	for i, p := range pat {
+		if p != "*" && p != segs[i] {
+			return false
+		}
+	}
+	return true
+}
