@@ -249,6 +249,22 @@ func newShardingMetrics(reg prometheus.Registerer) *shardingMetrics {
 	return m
 }
 
+// shardQueries returns the tenant's n shard queries of query, or nil when
+// it is not shardable or a shard query would be longer than the tenant's
+// -query-frontend.max-query-expression-size-bytes, which the queriers
+// check too: the shard matchers add about 90 bytes per selector.
+func (f *Frontend) shardQueries(tenantID, query string, n int) []string {
+	queries := shardQueries(query, n)
+	if limit := f.limits.For(tenantID).MaxQueryExpressionSizeBytes; limit > 0 {
+		for _, q := range queries {
+			if len(q) > limit {
+				return nil
+			}
+		}
+	}
+	return queries
+}
+
 // shardSize is the tenant's -frontend.query-vertical-shard-size.
 func (f *Frontend) shardSize(tenantID string) int {
 	if f.limits == nil {
@@ -287,7 +303,7 @@ func (f *Frontend) roundTripRange(ctx context.Context, tenantID, path string, va
 		return f.RoundTrip(ctx, tenantID, build(vals.Get("query")))
 	}
 	f.sharding.attempted.Inc()
-	queries := shardQueries(vals.Get("query"), n)
+	queries := f.shardQueries(tenantID, vals.Get("query"), n)
 	if queries == nil {
 		return f.RoundTrip(ctx, tenantID, build(vals.Get("query")))
 	}

@@ -30,7 +30,7 @@ func (f *Frontend) roundTripOther(ctx context.Context, tenantID string, r *http.
 		return f.RoundTrip(ctx, tenantID, whole)
 	}
 	f.sharding.attempted.Inc()
-	queries := shardQueries(query, n)
+	queries := f.shardQueries(tenantID, query, n)
 	if queries == nil {
 		return f.RoundTrip(ctx, tenantID, whole)
 	}

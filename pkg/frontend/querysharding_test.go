@@ -328,6 +328,28 @@ cortex_frontend_sharded_queries_total 4
 	}
 }
 
+// TestQueryShardingWithinExpressionSize: a query whose shard queries would
+// be longer than the tenant's -query-frontend.max-query-expression-size-bytes
+// (which the queriers check too) runs whole.
+func TestQueryShardingWithinExpressionSize(t *testing.T) {
+	api := newPromAPIWith(t, shardingData())
+	api.st = querysharding.Queryable{Queryable: api.st}
+	sharded := &shardingAPI{promAPI: api}
+	h := newHarness(t, defaultConfig(), sharded, 2)
+	query := `sum by (job) (memory_bytes)`
+	for _, c := range []struct {
+		max, asked int
+	}{{0, 4}, {200, 4}, {100, 1}} {
+		h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: 4, MaxQueryExpressionSizeBytes: c.max}, nil)
+		if code, body := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(query, 1800, 3600, 60)); code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+		if got := len(sharded.asked()); got != c.asked {
+			t.Errorf("expression size limit %d: %d queries, want %d", c.max, got, c.asked)
+		}
+	}
+}
+
 // TestShardAnalysis: the labels a query is sharded on.
 func TestShardAnalysis(t *testing.T) {
 	for _, c := range []struct {
