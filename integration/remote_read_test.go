@@ -144,6 +144,11 @@ func TestRemoteReadAndExemplars(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), `client "team-b" may not act for tenant "team-a"`) {
 			t.Fatalf("%s: team-b's certificate reading team-a: %v, want 403", rt, err)
 		}
+		// A query of several tenants needs every one of them.
+		_, err = remoteReadClient(t, proc, certs, "team-b", "team-b|team-a", rt).Read(context.Background(), query, true)
+		if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), `client "team-b" may not act for tenant "team-a"`) {
+			t.Fatalf("%s: team-b's certificate reading team-b|team-a: %v, want 403", rt, err)
+		}
 		ss, err = remoteReadClient(t, proc, certs, "team-b", "team-b", rt).Read(context.Background(), query, true)
 		if err != nil {
 			t.Fatalf("%s: team-b reading its own tenant: %v", rt, err)
@@ -190,5 +195,8 @@ func TestRemoteReadAndExemplars(t *testing.T) {
 	teamB := httpClient(tlsClient(t, clientConfig(certs, "team-b")))
 	if code, body := exemplars(teamB, "team-a"); code != http.StatusForbidden {
 		t.Fatalf("team-b's certificate reading team-a's exemplars: %d %s, want 403", code, body)
+	}
+	if code, body := exemplars(teamB, "team-b|team-a"); code != http.StatusForbidden || !strings.Contains(body, `client "team-b" may not act for tenant "team-a"`) {
+		t.Fatalf("team-b's certificate reading team-b|team-a's exemplars: %d %s, want 403", code, body)
 	}
 }
