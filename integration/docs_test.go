@@ -11,7 +11,8 @@ package integration
 //	                      the same, after the servers of the blocks before it are stopped
 //	                      (the doc says to stop them, e.g. make run before a multi-process setup)
 //	```sh not-runnable    needs what this machine lacks (Kubernetes, Grafana, a Prometheus
-//	                      server, other hosts) or shows one of several alternatives
+//	                      server, other hosts, object storage credentials, the source tree
+//	                      for go test) or shows one of several alternatives
 //
 // Any other block names its language (yaml, text, promql, ...). A shell
 // block without either marker, or a block without an info string, fails
@@ -21,7 +22,9 @@ package integration
 // the binary is already built) and docs/examples. Ports 7000-9999 written in the blocks
 // and the examples are rewritten to free loopback ports chosen by the test,
 // one free decade per decade used, so computed ports (910$i) keep their
-// layout. A block waits by polling (`until curl ...; do sleep 1; done`).
+// layout; BASE_PORT=<n> (scripts/cluster.sh's first port) becomes the first
+// of 50 free ports. scripts/cluster.sh is there too. A doc without a
+// runnable block only has its marks checked. A block waits by polling (`until curl ...; do sleep 1; done`).
 // Servers a block starts in the background (`&`) are stopped when the
 // script ends.
 
@@ -35,6 +38,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,10 +50,17 @@ import (
 )
 
 // docsChecked are the docs whose blocks are all marked.
-var docsChecked = []string{"tls.md", "getting-started.md"}
+var docsChecked = []string{"tls.md", "getting-started.md", "multi-process.md", "blocks-storage.md",
+	"ingestion.md", "alertmanager.md", "ruler-api.md", "scaling.md"}
 
-// docsScriptTimeout bounds one doc's script.
+// docsScriptTimeout bounds one doc's scripts, unless docsTimeouts says
+// otherwise.
 const docsScriptTimeout = 50 * time.Second
+
+// docsTimeouts are the docs that start more than a few processes:
+// multi-process.md's cluster of ten takes up to two minutes to be ready on
+// a loaded 2-core machine (integration/cluster_script_test.go allows 150s).
+var docsTimeouts = map[string]time.Duration{"multi-process.md": 200 * time.Second}
 
 type docBlock struct {
 	line      int
@@ -148,6 +159,7 @@ type portRewriter struct {
 
 var (
 	literalPort  = regexp.MustCompile(`(:\s?|port[=\s])([7-9]\d{3})\b`)
+	basePort     = regexp.MustCompile(`\bBASE_PORT=(\d{4,5})\b`)
 	computedPort = regexp.MustCompile(`(port=)([7-9]\d{2})\$(\(\(([^)]*)\)\)|[A-Za-z_]\w*)`)
 
 	docsPortsMu sync.Mutex
@@ -184,7 +196,40 @@ func (r *portRewriter) base(decade int) int {
 	return 0
 }
 
+// clusterBase returns the first of 50 free ports on 127.0.0.1, for
+// scripts/cluster.sh's BASE_PORT, and reserves their decades.
+func (r *portRewriter) clusterBase() int {
+	docsPortsMu.Lock()
+	defer docsPortsMu.Unlock()
+	for range 200 {
+		b := 20000 + 50*rand.IntN(800)
+		free := true
+		for p := b; p < b+50 && free; p += 10 {
+			free = !docsPorts[p]
+		}
+		for p := b; p < b+50 && free; p++ {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				free = false
+				break
+			}
+			_ = l.Close()
+		}
+		if free {
+			for p := b; p < b+50; p += 10 {
+				docsPorts[p] = true
+			}
+			return b
+		}
+	}
+	r.t.Fatal("no 50 free ports in a row on 127.0.0.1")
+	return 0
+}
+
 func (r *portRewriter) rewrite(s string) string {
+	s = basePort.ReplaceAllStringFunc(s, func(string) string {
+		return "BASE_PORT=" + strconv.Itoa(r.clusterBase())
+	})
 	s = computedPort.ReplaceAllStringFunc(s, func(m string) string {
 		g := computedPort.FindStringSubmatch(m)
 		decade, _ := strconv.Atoi(g[2])
@@ -209,6 +254,11 @@ func TestDocsPortRewrite(t *testing.T) {
 		b900+9, b919, b794, b794+6, b900+1)
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	got = r.rewrite("BASE_PORT=19100 scripts/cluster.sh")
+	var base int
+	if _, err := fmt.Sscanf(got, "BASE_PORT=%d scripts/cluster.sh", &base); err != nil || base < 20000 || base%50 != 0 {
+		t.Fatalf("got %q, want BASE_PORT= the first of 50 free ports", got)
 	}
 }
 
@@ -240,11 +290,15 @@ func runDoc(t *testing.T, bin, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !slices.ContainsFunc(blocks, func(b docBlock) bool { return b.runnable }) {
+		t.Skipf("%s has no runnable block (TestDocsBlocksMarked checks its marks)", name)
+	}
 	r := &portRewriter{t: t, decades: map[int]int{}}
 	dir := t.TempDir()
 	copyFile(t, bin, filepath.Join(dir, "cortex"), 0o755)
 	copyFile(t, bin, filepath.Join(dir, ".bin", "cortex"), 0o755)
 	copyFile(t, filepath.Join("..", "Makefile"), filepath.Join(dir, "Makefile"), 0o644)
+	copyFile(t, filepath.Join("..", "scripts", "cluster.sh"), filepath.Join(dir, "scripts", "cluster.sh"), 0o755)
 	examples, err := filepath.Glob(filepath.Join("..", "docs", "examples", "*"))
 	if err != nil {
 		t.Fatal(err)
@@ -267,19 +321,20 @@ func runDoc(t *testing.T, bin, name string) {
 		}
 		fmt.Fprintf(scripts[len(scripts)-1], "echo '### %s:%d'\n%s", name, b.line, r.rewrite(b.text))
 	}
-	if len(scripts) == 0 {
-		t.Fatalf("%s has no runnable block", name)
+	timeout := docsScriptTimeout
+	if d, ok := docsTimeouts[name]; ok {
+		timeout = d
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), docsScriptTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for i, script := range scripts {
-		runDocScript(ctx, t, dir, name, i, script.String())
+		runDocScript(ctx, t, dir, name, i, script.String(), timeout)
 	}
 }
 
 // runDocScript runs one script of a doc's blocks and stops what it left
 // running.
-func runDocScript(ctx context.Context, t *testing.T, dir, name string, i int, script string) {
+func runDocScript(ctx context.Context, t *testing.T, dir, name string, i int, script string, timeout time.Duration) {
 	file := fmt.Sprintf(".doc-%d.sh", i)
 	writeDocFile(t, filepath.Join(dir, file), []byte(script), 0o644)
 
@@ -306,7 +361,7 @@ func runDocScript(ctx context.Context, t *testing.T, dir, name string, i int, sc
 	}
 	if runErr != nil {
 		log, _ := os.ReadFile(logFile)
-		t.Fatalf("%s's runnable blocks failed (%v; timeout %s for the doc):\n--- script\n%s--- output\n%s", name, runErr, docsScriptTimeout, script, log)
+		t.Fatalf("%s's runnable blocks failed (%v; timeout %s for the doc):\n--- script\n%s--- output\n%s", name, runErr, timeout, script, log)
 	}
 }
 
