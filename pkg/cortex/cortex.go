@@ -47,6 +47,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
 	"github.com/cortex-tls/cortex/pkg/ruler"
 	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
+	"github.com/cortex-tls/cortex/pkg/scheduler"
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
@@ -73,6 +74,7 @@ type Config struct {
 	Querier           querier.Config             `yaml:"querier"`
 	Frontend          frontend.Config            `yaml:"frontend"`
 	Worker            worker.Config              `yaml:"frontend_worker"`
+	QueryScheduler    scheduler.Config           `yaml:"query_scheduler"`
 	IngesterClient    client.Config              `yaml:"ingester_client"`
 	Ingester          ingester.Config            `yaml:"ingester"`
 	BlocksStorage     BlocksStorageConfig        `yaml:"blocks_storage"`
@@ -102,6 +104,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Querier.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
 	c.Worker.RegisterFlags(f)
+	c.QueryScheduler.RegisterFlags(f)
 	c.IngesterClient.RegisterFlags(f)
 	// A single process needs no KV service: default to the in-memory ring.
 	c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store = "inmemory"

@@ -75,6 +75,7 @@ func moduleTable() []module {
 		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initQuerier, target: true, inAll: true},
 		{name: QueryFrontend, deps: []string{API, Overrides}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
 		{name: Alertmanager, deps: []string{API}, init: (*Cortex).initAlertmanager, target: true, inAll: true},
+		{name: QueryScheduler, deps: []string{API, Overrides}, init: (*Cortex).initQueryScheduler, target: true},
 		// Its default database, an SQLite file, needs no other service, so
 		// -target=all runs it too.
 		{name: Configs, deps: []string{API}, init: (*Cortex).initConfigs, target: true, inAll: true},

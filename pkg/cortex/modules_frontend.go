@@ -12,6 +12,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
+	"github.com/cortex-tls/cortex/pkg/scheduler/schedulerpb"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
@@ -22,12 +23,17 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	schedulerOpts, err := t.frontendSchedulerOptions()
+	if err != nil {
+		return nil, err
+	}
 	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry,
-		frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout))
+		append([]frontend.Option{frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout)}, schedulerOpts...)...)
 	if err != nil {
 		return nil, err
 	}
 	frontendpb.RegisterFrontendServer(t.Server.GRPC, f)
+	schedulerpb.RegisterFrontendForQuerierServer(t.Server.GRPC, f)
 	// Rulers' queries (-ruler.frontend-address), as HTTP over gRPC.
 	f.RegisterHTTPOverGRPC(t.Server.GRPC)
 	t.Server.TrackHealth(frontendpb.ServiceName, f)
@@ -52,7 +58,7 @@ func (t *Cortex) withQuerierWorker(q *querier.Querier) (services.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.FrontendAddress == "" {
+	if cfg.FrontendAddress == "" && cfg.SchedulerAddress == "" {
 		if !t.Cfg.runs(QueryFrontend) {
 			return q, nil
 		}

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	fairqueue "github.com/cortex-tls/cortex/pkg/scheduler/queue"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
@@ -40,6 +41,7 @@ type Config struct {
 	LogQueriesLongerThan    time.Duration   `yaml:"log_queries_longer_than"`
 	MaxBodySize             int64           `yaml:"max_body_size"`
 	Memcached               MemcachedConfig `yaml:"memcached"`
+	Scheduler               SchedulerConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the frontend's flags.
@@ -55,6 +57,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this, with their tenant and timing. 0 disables; a negative value logs every query.")
 	f.Int64Var(&c.MaxBodySize, "frontend.max-body-size", 10<<20, "Maximum size of a request body the frontend accepts.")
 	c.Memcached.RegisterFlags(f)
+	c.Scheduler.RegisterFlags(f)
 }
 
 // Validate checks the flags.
@@ -68,7 +71,7 @@ func (c *Config) Validate() error {
 	if c.SplitQueriesByInterval < 0 {
 		return fmt.Errorf("-querier.split-queries-by-interval must not be negative, got %s", c.SplitQueriesByInterval)
 	}
-	return nil
+	return c.Scheduler.Validate()
 }
 
 // request is one HTTP-over-gRPC query waiting for a querier.
@@ -101,6 +104,9 @@ type Frontend struct {
 	// queryTimeout is the queriers' -querier.timeout, which the answers
 	// of queries may take (0: the server's write timeout applies).
 	queryTimeout time.Duration
+	// schedulers, with -frontend.scheduler-address, takes the queries
+	// instead of queue.
+	schedulers *schedulers
 	// sharding counts the queries run as shard queries.
 	sharding *shardingMetrics
 }
@@ -174,6 +180,9 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 	}
 	f.sharding = newShardingMetrics(reg)
 	f.queue = newQueue(cfg.MaxOutstandingPerTenant, length, duration)
+	if f.limits != nil {
+		f.queue.maxQueriers = func(tenant string) float64 { return f.limits.For(tenant).MaxQueriersPerTenant }
+	}
 	switch {
 	case cfg.CacheResults && len(cfg.Memcached.Addresses) > 0:
 		f.cache = newMemcachedCache(cfg.Memcached, memcachedTLS, f.metrics, f.logger)
@@ -181,7 +190,15 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		f.cache = newResultsCache(cfg.CacheMaxSizeBytes, cfg.CacheTTL, f.metrics)
 	}
 	f.handler = f.newHandler()
-	f.Service = services.NewIdleService(nil, func(error) error {
+	f.Service = services.NewIdleService(func(context.Context) error {
+		if f.schedulers != nil {
+			f.schedulers.start(f.logger)
+		}
+		return nil
+	}, func(error) error {
+		if f.schedulers != nil {
+			f.schedulers.stop()
+		}
 		f.queue.stop()
 		return nil
 	})
@@ -194,6 +211,12 @@ func (f *Frontend) Handler() http.Handler { return f.handler }
 
 // CheckReady fails until at least one querier worker is connected.
 func (f *Frontend) CheckReady(context.Context) error {
+	if f.schedulers != nil {
+		if f.schedulers.ready.Load() == 0 {
+			return errors.New("query-frontend: not connected to any query-scheduler yet (-frontend.scheduler-address)")
+		}
+		return nil
+	}
 	if f.workers.Load() == 0 {
 		return errors.New("query-frontend: no querier connected yet (queriers connect with -querier.frontend-address)")
 	}
@@ -232,6 +255,9 @@ func (f *Frontend) RoundTrip(ctx context.Context, tenant string, req *frontendpb
 }
 
 func (f *Frontend) roundTripOnce(ctx context.Context, tenant string, req *frontendpb.HTTPRequest) (*frontendpb.HTTPResponse, error) {
+	if f.schedulers != nil {
+		return f.schedulers.roundTrip(ctx, tenant, req)
+	}
 	r := &request{ctx: ctx, tenant: tenant, req: req, result: make(chan result, 1)}
 	if err := f.queue.enqueue(r); err != nil {
 		if errors.Is(err, errTooManyRequests) {
@@ -261,8 +287,14 @@ func (f *Frontend) Process(stream frontendpb.ProcessServer) error {
 		f.logger.Info("first querier connected: ready", "querier", who)
 	}
 	defer f.workers.Add(-1)
+	querierID := QuerierID(ctx, who)
+	f.queue.q.RegisterQuerier(querierID)
+	defer f.queue.q.UnregisterQuerier(querierID)
+	cursor := fairqueue.FirstTenant
 	for {
-		r, err := f.queue.dequeue(ctx)
+		var r *request
+		var err error
+		r, cursor, err = f.queue.dequeueFor(ctx, cursor, querierID)
 		if err != nil {
 			if errors.Is(err, errStopped) {
 				return status.Error(codes.Unavailable, err.Error())

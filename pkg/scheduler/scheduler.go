@@ -144,7 +144,7 @@ func New(cfg Config, frontendTLS *tlsconfig.Client, logger *slog.Logger, reg pro
 		maxQueriers: func(string) float64 { return 0 },
 		checkTenant: func(context.Context, string) error { return nil },
 		frontends:   map[string]*connectedFrontend{}, pending: map[requestKey]*request{},
-		stopping:    make(chan struct{}),
+		stopping: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)

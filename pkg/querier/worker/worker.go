@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -26,9 +25,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/scheduler/dnsaddr"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
@@ -41,6 +42,8 @@ const TLSPrefix = "querier.frontend-client"
 // Config holds the worker flags, with Cortex's names.
 type Config struct {
 	FrontendAddress  string           `yaml:"frontend_address"`
+	SchedulerAddress string           `yaml:"scheduler_address"`
+	QuerierID        string           `yaml:"id"`
 	Parallelism      int              `yaml:"parallelism"`
 	DNSLookupPeriod  time.Duration    `yaml:"dns_lookup_duration"`
 	GRPCClientConfig GRPCClientConfig `yaml:"grpc_client_config"`
@@ -59,6 +62,8 @@ type GRPCClientConfig struct {
 // RegisterFlags registers the worker's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.FrontendAddress, "querier.frontend-address", "", "host:port of the query-frontend(s) to pull queries from. A DNS name resolving to several addresses connects to each. Empty: no worker (with -target=all, this process's own gRPC server).")
+	f.StringVar(&c.SchedulerAddress, "querier.scheduler-address", "", "host:port of the query-scheduler(s) to pull queries from, instead of -querier.frontend-address; answers go straight to the query-frontend that asked, over the same -querier.frontend-client.tls-* link. A DNS name resolving to several addresses connects to each (so does a comma-separated list).")
+	f.StringVar(&c.QuerierID, "querier.id", "", "The querier's ID, which the query-frontends and query-schedulers count its streams under for -frontend.max-queriers-per-tenant. Empty: the hostname.")
 	f.IntVar(&c.Parallelism, "querier.worker-parallelism", 10, "Number of queries pulled and run at once from each query-frontend.")
 	f.BoolVar(&c.MatchMaxConcurrent, "querier.worker-match-max-concurrent", false, "Pull -querier.max-concurrent queries at once from each query-frontend or query-scheduler, instead of -querier.worker-parallelism. (Cortex divides -querier.max-concurrent between the query-frontends; here each gets it whole, and -querier.max-concurrent still bounds the queries evaluated at once.)")
 	f.DurationVar(&c.DNSLookupPeriod, "querier.dns-lookup-period", 10*time.Second, "How often -querier.frontend-address is resolved again.")
@@ -69,11 +74,14 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the flags.
 func (c *Config) Validate() error {
-	if c.FrontendAddress == "" {
+	if c.FrontendAddress != "" && c.SchedulerAddress != "" {
+		return fmt.Errorf("-querier.frontend-address=%q and -querier.scheduler-address=%q are both set: a querier pulls from the query-frontends or from the query-schedulers, not both", c.FrontendAddress, c.SchedulerAddress)
+	}
+	if c.FrontendAddress == "" && c.SchedulerAddress == "" {
 		return nil
 	}
-	if _, _, err := net.SplitHostPort(c.FrontendAddress); err != nil {
-		return fmt.Errorf("-querier.frontend-address=%q must be host:port: %w", c.FrontendAddress, err)
+	if _, err := dnsaddr.Split(c.addressFlag(), c.address()); err != nil {
+		return err
 	}
 	if c.Parallelism <= 0 {
 		return fmt.Errorf("-querier.worker-parallelism must be at least 1, got %d", c.Parallelism)
@@ -92,12 +100,14 @@ type Worker struct {
 	handler http.Handler
 	logger  *slog.Logger
 	id      string
-	lookup  func(ctx context.Context, host string) ([]string, error)
+	lookup  dnsaddr.Lookup
 
 	mu        sync.Mutex
 	frontends map[string]context.CancelFunc // address -> its connection's cancel
 	wg        sync.WaitGroup
 	lastLog   map[string]time.Time
+	// frontendPool holds the connections answers go to, with -querier.scheduler-address.
+	frontendPool frontendConns
 
 	connected prometheus.GaugeFunc
 }
@@ -112,7 +122,10 @@ func New(cfg Config, tls *tlsconfig.Client, handler http.Handler, logger *slog.L
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	id, _ := os.Hostname()
+	id := cfg.QuerierID
+	if id == "" {
+		id, _ = os.Hostname()
+	}
 	w := &Worker{cfg: cfg, tls: tls, handler: handler, logger: logger.With("component", "querier-worker"), id: id,
 		lookup: net.DefaultResolver.LookupHost, frontends: map[string]context.CancelFunc{}, lastLog: map[string]time.Time{}}
 	w.connected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_querier_worker_frontends", Help: "Number of query-frontend addresses this querier pulls queries from."},
@@ -129,24 +142,13 @@ func New(cfg Config, tls *tlsconfig.Client, handler http.Handler, logger *slog.L
 }
 
 func (w *Worker) running(ctx context.Context) error {
-	host, port, _ := net.SplitHostPort(w.cfg.FrontendAddress)
 	tick := time.NewTicker(w.cfg.DNSLookupPeriod)
 	defer tick.Stop()
 	for {
-		addrs := []string{w.cfg.FrontendAddress}
-		if net.ParseIP(host) == nil {
-			ips, err := w.lookup(ctx, host)
-			if err != nil {
-				w.logger.Warn("resolving -querier.frontend-address failed; keeping the current frontends", "address", w.cfg.FrontendAddress, "err", err)
-				addrs = nil
-			} else {
-				addrs = addrs[:0]
-				for _, ip := range ips {
-					addrs = append(addrs, net.JoinHostPort(ip, port))
-				}
-			}
-		}
-		if addrs != nil {
+		addrs, err := dnsaddr.Resolve(ctx, w.lookup, w.cfg.addressFlag(), w.cfg.address())
+		if err != nil {
+			w.logger.Warn("keeping the current addresses to pull queries from", "err", err)
+		} else {
 			w.setFrontends(ctx, addrs)
 		}
 		select {
@@ -165,21 +167,22 @@ func (w *Worker) stopping(error) error {
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
+	w.closeFrontendConns()
 	return nil
 }
 
 // setFrontends connects to new addresses and drops vanished ones.
-func (w *Worker) setFrontends(ctx context.Context, addrs []string) {
+func (w *Worker) setFrontends(ctx context.Context, addrs map[string]string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for addr, cancel := range w.frontends {
-		if !slices.Contains(addrs, addr) {
+		if _, ok := addrs[addr]; !ok {
 			w.logger.Info("query-frontend no longer resolved, disconnecting", "frontend", addr)
 			cancel()
 			delete(w.frontends, addr)
 		}
 	}
-	for _, addr := range addrs {
+	for addr, authority := range addrs {
 		if _, ok := w.frontends[addr]; ok {
 			continue
 		}
@@ -188,19 +191,18 @@ func (w *Worker) setFrontends(ctx context.Context, addrs []string) {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			w.runFrontend(fctx, addr)
+			w.runFrontend(fctx, addr, authority)
 		}()
 	}
 }
 
 // runFrontend keeps -querier.worker-parallelism streams open to one frontend.
-func (w *Worker) runFrontend(ctx context.Context, addr string) {
-	host, port, _ := net.SplitHostPort(w.cfg.FrontendAddress)
+func (w *Worker) runFrontend(ctx context.Context, addr, authority string) {
 	opts := []grpc.DialOption{
 		w.tls.GRPCDialOption(),
 		// Verify the frontend's certificate against the name configured,
 		// not the address it resolved to.
-		grpc.WithAuthority(net.JoinHostPort(host, port)),
+		grpc.WithAuthority(authority),
 		grpc.WithDefaultCallOptions(
 			grpc.ForceCodecV2(grpccodec.Codec{}),
 			grpc.MaxCallRecvMsgSize(w.cfg.GRPCClientConfig.MaxRecvMsgSize),
@@ -214,6 +216,10 @@ func (w *Worker) runFrontend(ctx context.Context, addr string) {
 		return
 	}
 	defer cc.Close()
+	if w.cfg.SchedulerAddress != "" {
+		w.runScheduler(ctx, cc, addr)
+		return
+	}
 	client := frontendpb.NewFrontendClient(cc)
 	w.logger.Info("pulling queries from query-frontend", "frontend", addr, "parallelism", w.cfg.Parallelism)
 	var wg sync.WaitGroup
@@ -265,7 +271,7 @@ func (w *Worker) logFailure(addr string, err error) {
 func (w *Worker) process(ctx context.Context, client frontendpb.FrontendClient) (served bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := client.Process(ctx)
+	stream, err := client.Process(metadata.AppendToOutgoingContext(ctx, querierIDHeader, w.id))
 	if err != nil {
 		return false, err
 	}
