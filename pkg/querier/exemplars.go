@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -60,6 +61,11 @@ func (q *Querier) exemplars(r *http.Request, start, end int64, expr parser.Expr)
 	defer cancel()
 	res, err := q.queryable.exemplars(ctx, start, end, selectors)
 	if err != nil {
+		// Out of time is out of time, whatever the ingesters' calls
+		// answered, as for PromQL.
+		if ctxErr := contextDone(ctx, "exemplar query"); ctxErr != nil {
+			err = ctxErr
+		}
 		return apiResult{err: apiErrorFor(err)}
 	}
 	return apiResult{data: res}
@@ -68,14 +74,28 @@ func (q *Querier) exemplars(r *http.Request, start, end int64, expr parser.Expr)
 // exemplars asks the ingesters for the exemplars of the series matching any
 // of the matcher sets within [start, end] (ms), and merges the replicas'
 // answers: series sorted by labels, each series' exemplars by time.
+//
+// The tenant's query limits apply as to any read: max_query_lookback moves
+// start up, max_query_length refuses a longer range,
+// max_fetched_data_bytes_per_query counts every ingester's answer as it
+// arrives and max_fetched_series_per_query the series of the merged
+// answer. Each ingester answers at most the tenant's max_exemplars
+// exemplars (the size of its exemplar storage), which bounds the answer.
 func (q *ingesterQueryable) exemplars(ctx context.Context, start, end int64, sets [][]*labels.Matcher) ([]exemplarSeries, error) {
-	if _, err := tenant.ID(ctx); err != nil {
+	id, err := tenant.ID(ctx)
+	if err != nil {
 		return nil, err
+	}
+	limits := q.limits.For(id)
+	start, end, ok, err := limitTimeRange(limits, q.clock(), start, end)
+	if err != nil || !ok {
+		return []exemplarSeries{}, err
 	}
 	req := &prompb.ReadRequest{Queries: make([]*prompb.Query, 0, len(sets))}
 	for _, ms := range sets {
 		req.Queries = append(req.Queries, &prompb.Query{StartTimestampMs: start, EndTimestampMs: end, Matchers: client.ToPromMatchers(ms)})
 	}
+	var dataBytes atomic.Int64
 	answers, err := fanOut(ctx, q, func(ctx context.Context, c *client.Conn) (*prompb.QueryResult, error) {
 		res, err := c.QueryExemplars(ctx, req)
 		if status.Code(err) == codes.Unimplemented {
@@ -83,12 +103,25 @@ func (q *ingesterQueryable) exemplars(ctx context.Context, start, end int64, set
 			// upgrade: it has no exemplars to give.
 			return &prompb.QueryResult{}, nil
 		}
-		return res, err
+		if err != nil {
+			return nil, err
+		}
+		if l := limits.MaxFetchedDataBytesPerQuery; l > 0 && dataBytes.Add(int64(res.Size())) > int64(l) {
+			return nil, dataBytesLimitError(l)
+		}
+		if l := limits.MaxFetchedSeriesPerQuery; l > 0 && len(res.Timeseries) > l {
+			return nil, fetchedSeriesLimitError(l)
+		}
+		return res, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return mergeExemplars(answers), nil
+	merged := mergeExemplars(answers)
+	if l := limits.MaxFetchedSeriesPerQuery; l > 0 && len(merged) > l {
+		return nil, fetchedSeriesLimitError(l)
+	}
+	return merged, nil
 }
 
 // mergeExemplars joins the replicas' answers: one entry per series, and

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,13 @@ func (f *exemplarIngester) QueryExemplars(ctx context.Context, req *prompb.ReadR
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	out := &prompb.QueryResult{}
 	for _, ts := range f.exemplars[id] {
@@ -67,9 +75,25 @@ func exemplarOf(ts int64, v float64, traceID string) prompb.Exemplar {
 // series (replicas, or a series that moved in the ring).
 func exemplarServer(t *testing.T, a, b []prompb.TimeSeries) *httptest.Server {
 	t.Helper()
+	return exemplarServerWith(t, nil, nil, a, b)
+}
+
+// exemplarServerWith is exemplarServer with the tenants' limits changed by
+// limitsFn and the querier's clock set to now, when given.
+func exemplarServerWith(t *testing.T, limitsFn func(*validation.Limits), now func() time.Time, a, b []prompb.TimeSeries) *httptest.Server {
+	t.Helper()
+	return exemplarServerBlocking(t, limitsFn, now, defaultConfig(), nil, a, b)
+}
+
+// exemplarServerBlocking is exemplarServerWith with the querier's cfg,
+// whose ingesters answer QueryExemplars once block is closed, when it is
+// not nil.
+func exemplarServerBlocking(t *testing.T, limitsFn func(*validation.Limits), now func() time.Time, cfg Config, block chan struct{}, a, b []prompb.TimeSeries) *httptest.Server {
+	t.Helper()
 	var addrs []string
 	for _, ex := range [][]prompb.TimeSeries{a, b} {
 		f := &exemplarIngester{fakeIngester: newFakeIngester(), exemplars: map[string][]prompb.TimeSeries{"team-a": ex}}
+		f.block = block
 		lis := testkit.Listen(t)
 		srv := grpc.NewServer(append(tenant.ServerInterceptors(), grpc.ForceServerCodecV2(grpccodec.Codec{}))...)
 		client.RegisterIngesterServer(srv, f)
@@ -83,9 +107,15 @@ func exemplarServer(t *testing.T, a, b []prompb.TimeSeries) *httptest.Server {
 	fs := flag.NewFlagSet("test", flag.PanicOnError)
 	limits.RegisterFlags(fs)
 	clientCfg.RegisterFlags(fs)
-	q, err := New(defaultConfig(), clientCfg, nil, validation.NewOverrides(limits, nil), newRing(t, 1, addrs...), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if limitsFn != nil {
+		limitsFn(&limits)
+	}
+	q, err := New(cfg, clientCfg, nil, validation.NewOverrides(limits, nil), newRing(t, 1, addrs...), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if now != nil {
+		q.queryable.now = now
 	}
 	if err := services.StartAndAwaitRunning(context.Background(), q); err != nil {
 		t.Fatal(err)
