@@ -2,6 +2,7 @@ package cortex
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -39,7 +40,9 @@ func renderCompatDoc(r compatReport) string {
 	p("neither accepted nor explained, when a default differs without a reason, or when this page is not\n")
 	p("what the code gives. The reasons live in one table, `pkg/cortex/compat_reasons.go`.\n\n")
 	p("A flag counts as accepted when this system registers it under Cortex's name; its YAML key is\n")
-	p("Cortex's YAML path shown here. Flags of features not built are refused as unknown flags.\n\n")
+	p("Cortex's YAML path shown here. Flags of features not built are refused as unknown flags, and a\n")
+	p("configuration file setting the YAML keys of the features `pkg/cortex/notbuilt.go` lists is refused\n")
+	p("with the feature's name.\n\n")
 
 	p("## Summary\n\n")
 	p("| Cortex %s flags | count | share |\n|---|---:|---:|\n", cortexVersion)
@@ -78,16 +81,23 @@ func renderCompatDoc(r compatReport) string {
 
 	p("### By feature not built\n\n")
 	p("| feature | Cortex flags | why it is not built |\n|---|---:|---|\n")
-	for _, f := range compatNotBuilt {
+	// notbuilt.go's features first, in its order, then compatNotBuilt's.
+	rank := func(f compatFeature) int {
+		if i := slices.IndexFunc(NotBuilt, func(nb NotBuiltKey) bool { return nb.Feature == f.Name }); i >= 0 {
+			return i
+		}
+		return len(NotBuilt) + slices.IndexFunc(compatNotBuilt, func(g compatFeature) bool { return g.Name == f.Name })
+	}
+	features := slices.Clone(r.features)
+	slices.SortStableFunc(features, func(a, b compatFeature) int { return rank(a) - rank(b) })
+	for _, f := range features {
 		n := 0
 		for _, c := range r.classes {
-			if c.ours == nil && c.feature == f.Name {
+			if c.ours == nil && c.feature.Name == f.Name {
 				n++
 			}
 		}
-		if n > 0 {
-			p("| %s | %d | %s |\n", f.Name, n, cell(f.Reason))
-		}
+		p("| %s | %d | %s |\n", cell(f.Name), n, cell(f.Reason))
 	}
 	p("\n")
 
@@ -139,7 +149,7 @@ func renderCompatDoc(r compatReport) string {
 			status := "yes"
 			switch {
 			case c.ours == nil:
-				status = "not built: " + c.feature
+				status = "not built: " + cell(c.feature.Name)
 			case !c.same:
 				status = "default " + code(c.ours.DefValue)
 			}

@@ -127,8 +127,13 @@ func parseAnyDuration(s string) (time.Duration, bool) {
 	return 0, false
 }
 
-// notBuiltFeature returns the feature of compatNotBuilt a flag belongs to.
-func notBuiltFeature(name string) (compatFeature, bool) {
+// notBuiltFeature returns the feature not built a Cortex flag belongs to:
+// the feature whose YAML keys a configuration file is refused for
+// (NotBuilt, notbuilt.go), else the first of compatNotBuilt it matches.
+func notBuiltFeature(name, yamlPath string) (compatFeature, bool) {
+	if nb, ok := notBuilt(yamlPath, ""); ok {
+		return compatFeature{Name: nb.Feature, Reason: "its keys are refused in a configuration file (pkg/cortex/notbuilt.go)"}, true
+	}
 	for _, f := range compatNotBuilt {
 		for _, p := range f.Patterns {
 			if ok, _ := path.Match(p, name); ok {
@@ -144,8 +149,8 @@ type flagClass struct {
 	flag    cortexFlag
 	ours    *flag.Flag // nil: not accepted here
 	same    bool
-	reason  string // why the default differs
-	feature string // the feature not built
+	reason  string        // why the default differs
+	feature compatFeature // the feature not built
 }
 
 type compatReport struct {
@@ -154,6 +159,9 @@ type compatReport struct {
 	paths        []cortexPath
 	pathHere     map[cortexPath]string
 	unclassified []string
+	// features are the features not built, in the order their first flag
+	// appears in Cortex's reference.
+	features []compatFeature
 }
 
 func classifyFlags(t *testing.T) compatReport {
@@ -177,11 +185,14 @@ func classifyFlags(t *testing.T) compatReport {
 			usedReasons[f.name] = true
 			c.reason = reason
 		default:
-			feature, ok := notBuiltFeature(f.name)
+			feature, ok := notBuiltFeature(f.name, f.path)
 			if !ok {
 				r.unclassified = append(r.unclassified, fmt.Sprintf("-%s (%s) is not accepted here: add it to a feature of compatNotBuilt", f.name, f.path))
 			}
-			c.feature = feature.Name
+			c.feature = feature
+			if ok && !slices.ContainsFunc(r.features, func(g compatFeature) bool { return g.Name == feature.Name }) {
+				r.features = append(r.features, feature)
+			}
 		}
 		r.classes = append(r.classes, c)
 	}
