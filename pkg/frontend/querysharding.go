@@ -310,9 +310,9 @@ func (f *Frontend) roundTripRange(ctx context.Context, tenantID, path string, va
 	f.sharding.succeeded.Inc()
 	f.sharding.queries.Add(float64(n))
 	f.sharding.perQuery.Observe(float64(n))
-	resps, err := f.runShards(ctx, tenantID, queries, build)
-	if err != nil || len(resps) == 1 {
-		return first(resps), err
+	resps, failed, err := f.runShards(ctx, tenantID, queries, build)
+	if failed != nil || err != nil {
+		return failed, err
 	}
 	merged, err := mergeMatrices(resps)
 	if err != nil {
@@ -321,24 +321,17 @@ func (f *Frontend) roundTripRange(ctx context.Context, tenantID, path string, va
 	return &frontendpb.HTTPResponse{Code: http.StatusOK, Body: merged, Headers: jsonHeaders}, nil
 }
 
-func first(resps []*frontendpb.HTTPResponse) *frontendpb.HTTPResponse {
-	if len(resps) == 0 {
-		return nil
-	}
-	return resps[0]
-}
-
 // runShards runs the shard queries in parallel, each through the queue
 // (so on whichever querier takes it), and returns their answers; or the
-// first failure: a shard's non-200 answer as the answer, or its error.
-func (f *Frontend) runShards(ctx context.Context, tenantID string, queries []string, build func(string) *frontendpb.HTTPRequest) ([]*frontendpb.HTTPResponse, error) {
+// first failure: a shard's non-200 answer as failed, or its error.
+func (f *Frontend) runShards(ctx context.Context, tenantID string, queries []string, build func(string) *frontendpb.HTTPRequest) (resps []*frontendpb.HTTPResponse, failed *frontendpb.HTTPResponse, err error) {
 	sem, _ := ctx.Value(shardSemKey{}).(chan struct{})
 	if sem == nil {
 		sem = make(chan struct{}, maxParallelParts)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	resps := make([]*frontendpb.HTTPResponse, len(queries))
+	resps = make([]*frontendpb.HTTPResponse, len(queries))
 	errs := make([]error, len(queries))
 	var wg sync.WaitGroup
 	for i, q := range queries {
@@ -359,20 +352,21 @@ func (f *Frontend) runShards(ctx context.Context, tenantID string, queries []str
 		}()
 	}
 	wg.Wait()
+	// The first real failure wins over the cancellations it caused.
 	for i := range queries {
 		if errs[i] == nil && resps[i].Code != http.StatusOK {
-			return []*frontendpb.HTTPResponse{resps[i]}, nil
+			return nil, resps[i], nil
 		}
 	}
 	for i := range queries {
 		if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
-			return nil, errs[i]
+			return nil, nil, errs[i]
 		}
 	}
 	for i := range queries {
 		if errs[i] != nil {
-			return nil, errs[i]
+			return nil, nil, errs[i]
 		}
 	}
-	return resps, nil
+	return resps, nil, nil
 }

@@ -56,9 +56,9 @@ func (f *Frontend) roundTripOther(ctx context.Context, tenantID string, r *http.
 	for _, q := range queries {
 		reqs[q] = build(q)
 	}
-	resps, err := f.runShards(withShardSlots(ctx), tenantID, queries, func(q string) *frontendpb.HTTPRequest { return reqs[q] })
-	if err != nil || len(resps) == 1 {
-		return first(resps), err
+	resps, failed, err := f.runShards(withShardSlots(ctx), tenantID, queries, func(q string) *frontendpb.HTTPRequest { return reqs[q] })
+	if failed != nil || err != nil {
+		return failed, err
 	}
 	merged, err := mergeVectors(resps)
 	if err != nil {

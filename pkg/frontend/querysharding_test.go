@@ -132,6 +132,10 @@ func (a *shardingAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.queries = append(a.queries, r.Form.Get("query"))
 	a.mu.Unlock()
 	if strings.HasSuffix(r.URL.Path, "/query") {
+		if a.fail != nil && a.fail(r) {
+			http.Error(w, "injected failure", http.StatusInternalServerError)
+			return
+		}
 		a.instant(w, r)
 		return
 	}
@@ -347,6 +351,45 @@ func TestQueryShardingWithinExpressionSize(t *testing.T) {
 		if got := len(sharded.asked()); got != c.asked {
 			t.Errorf("expression size limit %d: %d queries, want %d", c.max, got, c.asked)
 		}
+	}
+}
+
+// TestQueryShardingFailure: a shard query that fails on every try fails
+// the whole query with its answer, range or instant.
+func TestQueryShardingFailure(t *testing.T) {
+	api := newPromAPIWith(t, shardingData())
+	api.st = querysharding.Queryable{Queryable: api.st}
+	failing := `\"shard_index\":2,`
+	api.fail = func(r *http.Request) bool { return strings.Contains(r.URL.Query().Get("query"), failing) }
+	sharded := &shardingAPI{promAPI: api}
+	cfg := defaultConfig()
+	cfg.MaxRetries = 2
+	h := newHarness(t, cfg, sharded, 4)
+	h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: 4}, nil)
+	for _, c := range []struct {
+		path   string
+		params url.Values
+	}{
+		{"/prometheus/api/v1/query_range", rangeParams(`sum by (job) (memory_bytes)`, 1800, 3600, 60)},
+		{"/prometheus/api/v1/query", url.Values{"query": {`sum by (job) (memory_bytes)`}, "time": {"3600"}}},
+	} {
+		code, body := h.get(context.Background(), "t1", c.path, c.params)
+		if code != http.StatusInternalServerError || !strings.Contains(body, "injected failure") {
+			t.Errorf("%s with a failing shard: %d %s", c.path, code, body)
+		}
+		tries := 0
+		for _, q := range sharded.asked() {
+			if strings.Contains(q, failing) {
+				tries++
+			}
+		}
+		if tries != 2 {
+			t.Errorf("%s: the failing shard was tried %d times, want 2 (-querier.max-retries-per-request)", c.path, tries)
+		}
+	}
+	// Unsharded queries do not go near the failing shard.
+	if code, body := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(`sum(memory_bytes)`, 1800, 3600, 60)); code != 200 {
+		t.Errorf("unsharded: %d %s", code, body)
 	}
 }
 
