@@ -51,6 +51,9 @@ type fakeIngester struct {
 	// refuse, when set, answers a push as an ingester that stored only
 	// part of it; nil stores everything.
 	refuse func(req *client.PushRequest) error
+	// admit, when set, runs before a push is handled: benchmarks model an
+	// ingester's bounded capacity with it.
+	admit func(ctx context.Context, series int) error
 
 	mu       sync.Mutex
 	series   map[string]map[string]int // tenant -> series -> samples
@@ -65,6 +68,11 @@ func (f *fakeIngester) Push(ctx context.Context, req *client.PushRequest) (*clie
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, tenant.GRPCError(err)
+	}
+	if f.admit != nil {
+		if err := f.admit(ctx, len(req.Timeseries)); err != nil {
+			return nil, err
+		}
 	}
 	if d := time.Duration(f.delay.Load()); d > 0 {
 		select {
