@@ -147,7 +147,9 @@ func TestCortexExamplesSingleProcess(t *testing.T) {
 			rewrites: func(dir string) []string {
 				return []string{"/tmp/cortex", dir, "backend: s3", "backend: filesystem"}
 			},
-			flags: func(dir string) []string { return []string{"-blocks-storage.filesystem.dir=" + filepath.Join(dir, "blocks")} },
+			flags: func(dir string) []string {
+				return []string{"-blocks-storage.filesystem.dir=" + filepath.Join(dir, "blocks")}
+			},
 		},
 		{
 			name:     "single-process-config-blocks-local.yaml",

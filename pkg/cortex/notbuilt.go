@@ -49,7 +49,7 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "blocks_storage.bucket_store.*.memcached.set_async_circuit_breaker_config", Feature: "the memcached circuit breaker"},
 	{Key: "**.kvstore.dynamodb", Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.kvstore.store", Values: []string{"dynamodb"}, Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
-	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "this object storage backend (use s3, gcs, azure, swift or filesystem)"},
+	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "object storage backends other than s3, gcs, azure, swift and filesystem"},
 	{Key: "distributor.ring", Feature: "the distributor ring (the global ingestion rate strategy)"},
 	{Key: "blocks_storage.users_scanner", Feature: "the bucket's user index"},
 	{Key: "blocks_storage.tsdb.expanded_postings_cache", Feature: "the ingesters' expanded postings cache"},
@@ -57,6 +57,8 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "store_gateway.hedged_request", Feature: "hedged requests to the bucket"},
 	{Key: "limits.query_priority", Feature: "query priorities"},
 	{Key: "limits.query_rejection", Feature: "query rejection by attributes"},
+	{Key: "configs.database.migrations_dir", Feature: "migrations read from a directory (the configs database's migrations are built into the binary)"},
+	{Key: "configs.api", Feature: "the configs API's notification settings"},
 	{Key: "runtime_config.backend", Feature: "runtime configuration from object storage (use runtime_config.file)"},
 	{Key: "runtime_config.s3", Feature: "runtime configuration from object storage (use runtime_config.file)"},
 	{Key: "runtime_config.gcs", Feature: "runtime configuration from object storage (use runtime_config.file)"},
@@ -127,9 +129,9 @@ func (c *Config) KeyMoves() []config.Move { return keyMoves }
 func (c *Config) CheckKey(path, value string) error {
 	if nb, ok := notBuilt(path, value); ok {
 		if nb.Values != nil {
-			return fmt.Errorf("%q is %s, which is not built here", value, nb.Feature)
+			return fmt.Errorf("%q is not built here: %s", value, nb.Feature)
 		}
-		return fmt.Errorf("%s is not built here", nb.Feature)
+		return fmt.Errorf("not built here: %s", nb.Feature)
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ func checkAndMove(root *yaml.Node, cfg any) error {
 		structOnly[m.Struct] = m.File
 	}
 	filePath := map[*yaml.Node]string{}
+	refused := map[*yaml.Node]bool{} // keys already reported
 	var walk func(n *yaml.Node, prefix string)
 	walk = func(n *yaml.Node, prefix string) {
 		switch n.Kind {
@@ -66,6 +67,7 @@ func checkAndMove(root *yaml.Node, cfg any) error {
 						msg += ": the configuration file reference names it " + file
 					}
 					errs = append(errs, keyError{k.Line, msg})
+					refused[k] = true
 					continue
 				}
 				if layout != nil {
@@ -75,6 +77,7 @@ func checkAndMove(root *yaml.Node, cfg any) error {
 					}
 					if err := layout.CheckKey(path, value); err != nil {
 						errs = append(errs, keyError{k.Line, fmt.Sprintf("key %s (line %d): %v", path, k.Line, err)})
+						refused[k] = true
 						continue
 					}
 				}
@@ -87,34 +90,38 @@ func checkAndMove(root *yaml.Node, cfg any) error {
 		}
 	}
 	walk(root, "")
-	if len(errs) == 0 {
-		for _, m := range moves {
-			if err := moveKey(root, m.File, m.Struct); err != nil {
-				return err
-			}
+	// The keys refused are reported: drop them, and check the rest.
+	dropKeys(root, refused)
+	for _, m := range moves {
+		if err := moveKey(root, m.File, m.Struct); err != nil {
+			return err
 		}
-		// The mappings that held only moved keys are left behind, empty or
-		// with keys of their own, which are unknown.
-		containers := map[string]bool{}
-		for _, m := range moves {
-			segs := strings.Split(m.File, ".")
-			for i := 1; i < len(segs); i++ {
-				containers[strings.Join(segs[:i], ".")] = true
-			}
-		}
-		c := checker{filePath: filePath, containers: containers}
-		c.check(root, reflect.TypeOf(cfg), "")
-		errs = append(errs, c.errs...)
 	}
+	// The mappings that held only moved keys are left behind, empty or
+	// with keys of their own, which are unknown.
+	containers := map[string]bool{}
+	for _, m := range moves {
+		segs := strings.Split(m.File, ".")
+		for i := 1; i < len(segs); i++ {
+			containers[strings.Join(segs[:i], ".")] = true
+		}
+	}
+	c := checker{filePath: filePath, containers: containers}
+	c.check(root, reflect.TypeOf(cfg), "")
+	errs = append(errs, c.errs...)
 	if len(errs) == 0 {
 		return nil
 	}
 	slices.SortStableFunc(errs, func(a, b keyError) int { return a.line - b.line })
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.msg
+	if len(errs) == 1 {
+		return fmt.Errorf("%s", errs[0].msg)
 	}
-	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d keys refused:", len(errs))
+	for _, e := range errs {
+		b.WriteString("\n  " + e.msg)
+	}
+	return fmt.Errorf("%s", b.String())
 }
 
 func join(prefix, key string) string {
@@ -281,6 +288,26 @@ func find(root *yaml.Node, path string) (*yaml.Node, int) {
 		}
 	}
 	return nil, 0
+}
+
+// dropKeys removes the keys in drop, with their values, from the mappings
+// under n.
+func dropKeys(n *yaml.Node, drop map[*yaml.Node]bool) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !drop[n.Content[i]] {
+				dropKeys(n.Content[i+1], drop)
+				kept = append(kept, n.Content[i], n.Content[i+1])
+			}
+		}
+		n.Content = kept
+	case yaml.SequenceNode:
+		for _, e := range n.Content {
+			dropKeys(e, drop)
+		}
+	}
 }
 
 // child returns the value of key in mapping n, or nil.

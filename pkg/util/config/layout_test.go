@@ -114,7 +114,8 @@ func TestLayoutRefusals(t *testing.T) {
 		{"a struct field with no file key", "ingester_client:\n  internal: 1\n", "unknown key ingester_client.internal (line 2)"},
 		{"a feature not built", "storage:\n  engine: chunks\n", "key storage (line 1): the chunks storage is not built here"},
 		{"a value not built", "ring:\n  kvstore:\n    store: dynamodb\n", `key ring.kvstore.store (line 3): "dynamodb" is not built here`},
-		{"every refused key, in line order", "zzz: 1\nring:\n  kvstore:\n    yyy: 2\n", "unknown key zzz (line 1); unknown key ring.kvstore.yyy (line 4)"},
+		{"every refused key, in line order", "zzz: 1\nring:\n  kvstore:\n    yyy: 2\n", "2 keys refused:\n  unknown key zzz (line 1)\n  unknown key ring.kvstore.yyy (line 4)"},
+		{"refusals of each kind together", "storage: {}\nbogus: 1\ningester_client:\n  internal: 2\n", "3 keys refused:\n  key storage (line 1): the chunks storage is not built here\n  unknown key bogus (line 2)\n  unknown key ingester_client.internal (line 4)"},
 		{"a moved key set twice", "query_range:\n  timeout: 1s\ntimeout: 2s\n", "unknown key timeout (line 3): the configuration file reference names it query_range.timeout"},
 	} {
 		_, err := loadLayout(t, tc.content)

@@ -1,0 +1,209 @@
+package cortex
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cortex-tls/cortex/pkg/util/config"
+)
+
+// loadFile loads the configuration file content with args after it.
+func loadFile(t *testing.T, content string, args ...string) (Config, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cortex.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	fs := flag.NewFlagSet("cortex", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	err := config.Load(fs, append([]string{"-config.file=" + path}, args...), &cfg)
+	return cfg, err
+}
+
+func TestCortexExampleConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../../integration/testdata/cortex-examples/*.yaml")
+	if err != nil || len(files) != 5 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadFile(t, string(b))
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+			continue
+		}
+		c := cfg.IngesterClient
+		if c.MaxRecvMsgSize != 104857600 || c.MaxSendMsgSize != 104857600 || c.GRPCCompression != "gzip" || !c.HealthCheckIngesters {
+			t.Errorf("%s: ingester_client = %+v", filepath.Base(f), c)
+		}
+		if !cfg.Worker.MatchMaxConcurrent || cfg.Ingester.LifecyclerConfig.NumTokens != 512 || cfg.AuthEnabled {
+			t.Errorf("%s: match_max_concurrent %v, num_tokens %d, auth_enabled %v", filepath.Base(f), cfg.Worker.MatchMaxConcurrent, cfg.Ingester.LifecyclerConfig.NumTokens, cfg.AuthEnabled)
+		}
+	}
+}
+
+func TestCortexKeysAtCortexPaths(t *testing.T) {
+	cfg, err := loadFile(t, `
+ingester_client:
+  grpc_client_config:
+    tls_cert_path: client.crt
+    grpc_compression: gzip
+distributor:
+  pool:
+    health_check_ingesters: false
+query_range:
+  split_queries_by_interval: 2h
+  align_queries_with_step: true
+  cache_results: true
+  max_retries: 3
+  results_cache:
+    cache:
+      fifocache:
+        max_size_bytes: 1000
+        validity: 2m
+      memcached_client:
+        addresses: memcached:11211
+limits:
+  max_cache_freshness: 5m
+  promote_resource_attributes: service.name
+  ruler_query_offset: 30s
+api:
+  prometheus_http_prefix: /prom
+ruler:
+  ring:
+    num_tokens: 64
+server:
+  grpc_listen_conn_limit: 7
+  http_listen_conn_limit: 8
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{
+		cfg.IngesterClient.TLS.CertPath, cfg.IngesterClient.GRPCCompression, cfg.IngesterClient.HealthCheckIngesters,
+		cfg.Frontend.SplitQueriesByInterval, cfg.Frontend.AlignQueriesWithStep, cfg.Frontend.CacheResults, cfg.Frontend.MaxRetries,
+		cfg.Frontend.CacheMaxSizeBytes, cfg.Frontend.CacheTTL, cfg.Frontend.Memcached.Addresses.String(),
+		cfg.Frontend.MaxCacheFreshness, cfg.Distributor.PromoteResourceAttributes.String(), cfg.Ruler.QueryOffset,
+		cfg.Querier.PrometheusHTTPPrefix, cfg.Ruler.Sharding.Ring.NumTokens,
+		cfg.Server.GRPCConnLimit, cfg.Server.HTTPConnLimit,
+	}
+	want := []any{
+		"client.crt", "gzip", false,
+		2 * time.Hour, true, true, 3,
+		1000, 2 * time.Minute, "memcached:11211",
+		5 * time.Minute, "service.name", 30 * time.Second,
+		"/prom", 64,
+		7, 8,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+}
+
+func TestConfigFileRefusals(t *testing.T) {
+	for _, tc := range []struct{ name, content, want string }{
+		{"unknown key, full path", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: memberlist\n        foo: 1\n", "unknown key ingester.lifecycler.ring.kvstore.foo (line 6)"},
+		{"this system's old spelling", "ingester_client:\n  tls_cert_path: c.crt\n", "unknown key ingester_client.tls_cert_path (line 2): the configuration file reference names it ingester_client.grpc_client_config.tls_cert_path"},
+		{"a ring with fixed tokens", "store_gateway:\n  sharding_ring:\n    num_tokens: 5\n", "unknown key store_gateway.sharding_ring.num_tokens (line 3)"},
+		{"chunks storage", "storage:\n  engine: chunks\n", "key storage (line 1): not built here: the chunks storage; this system stores blocks only (blocks_storage)"},
+		{"Redis cache", "blocks_storage:\n  bucket_store:\n    index_cache:\n      backend: redis\n", `key blocks_storage.bucket_store.index_cache.backend (line 4): "redis" is not built here: Redis caches (use memcached or inmemory)`},
+		{"Redis cache block", "blocks_storage:\n  bucket_store:\n    chunks_cache:\n      redis:\n        endpoint: r:6379\n", "key blocks_storage.bucket_store.chunks_cache.redis (line 4): not built here: Redis caches (use memcached or inmemory)"},
+		{"DynamoDB KV", "compactor:\n  sharding_ring:\n    kvstore:\n      store: dynamodb\n", `key compactor.sharding_ring.kvstore.store (line 4): "dynamodb" is not built here: the DynamoDB KV store (use memberlist, consul or etcd)`},
+		{"DynamoDB KV block", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        dynamodb:\n          region: x\n", "key ingester.lifecycler.ring.kvstore.dynamodb (line 5): not built here: the DynamoDB KV store (use memberlist, consul or etcd)"},
+		{"OCI bucket", "blocks_storage:\n  backend: oci\n", `key blocks_storage.backend (line 2): "oci" is not built here: object storage backends other than s3, gcs, azure, swift and filesystem`},
+		{"tracing", "tracing:\n  type: otel\n", "key tracing (line 1): not built here: the tracing exporters (OTLP, Jaeger)"},
+		{"Parquet", "querier:\n  enable_parquet_queryable: true\n", "key querier.enable_parquet_queryable (line 2): not built here: Parquet blocks"},
+	} {
+		_, err := loadFile(t, tc.content)
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v\nwant it to end with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// The printed configuration (-print.config) is in the file's layout and
+// loads back to the same configuration.
+func TestPrintedConfigLoadsBack(t *testing.T) {
+	cfg, err := loadFile(t, "ingester_client:\n  grpc_client_config:\n    grpc_compression: gzip\nquery_range:\n  split_queries_by_interval: 3h\n", "-ruler.ring.num-tokens=32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := config.Dump(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, want := range []string{"\n  grpc_client_config:\n", "\n    grpc_compression: gzip\n", "\nquery_range:\n", "\n  split_queries_by_interval: 3h0m0s\n", "\n    num_tokens: 32\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("printed configuration lacks %q", want)
+		}
+	}
+	back, err := loadFile(t, s)
+	if err != nil {
+		t.Fatalf("loading the printed configuration: %v", err)
+	}
+	again, err := config.Dump(&back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again) != s {
+		t.Errorf("the printed configuration changed on loading it back")
+	}
+}
+
+// notBuiltTable is the table docs/configuration.md shows of NotBuilt.
+func notBuiltTable() string {
+	var b strings.Builder
+	b.WriteString("| key (Cortex's path) | values | refused because |\n|---|---|---|\n")
+	for _, nb := range NotBuilt {
+		values := "any"
+		if nb.Values != nil {
+			values = "`" + strings.Join(nb.Values, "`, `") + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", nb.Key, values, nb.Feature)
+	}
+	return b.String()
+}
+
+// docs/configuration.md shows NotBuilt as it is.
+func TestNotBuiltDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if table := notBuiltTable(); !strings.Contains(string(b), table) {
+		t.Errorf("docs/configuration.md lacks the table of NotBuilt as it is now:\n%s", table)
+	}
+}
+
+func TestNotBuiltMatches(t *testing.T) {
+	for _, tc := range []struct {
+		path, value string
+		want        bool
+	}{
+		{"storage", "", true},
+		{"storage.engine", "chunks", true},
+		{"storagex", "", false},
+		{"ruler.ring.kvstore.dynamodb.region", "x", true},
+		{"distributor.ha_tracker.kvstore.store", "dynamodb", true},
+		{"distributor.ha_tracker.kvstore.store", "consul", false},
+		{"blocks_storage.bucket_store.metadata_cache.redis.endpoint", "", true},
+		{"blocks_storage.bucket_store.index_cache.backend", "memcached", false},
+		{"blocks_storage.backend", "s3", false},
+	} {
+		if _, got := notBuilt(tc.path, tc.value); got != tc.want {
+			t.Errorf("notBuilt(%q, %q) = %v, want %v", tc.path, tc.value, got, tc.want)
+		}
+	}
+}
