@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"slices"
+	"strings"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/configs"
@@ -75,22 +76,28 @@ func (a *API) RegisterMemberlist(members http.Handler) {
 // RegisterIngester mounts the ingester's own pages.
 func (a *API) RegisterIngester(i *ingester.Ingester) {
 	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
+	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true}, i.FlushHandler()) // Cortex's legacy path
 }
 
-// RegisterDistributor mounts remote write, OTLP metrics and the tenants'
+// RegisterDistributor mounts remote write (also at <legacyPrefix>/push,
+// Cortex's -http.prefix, unless empty), OTLP metrics and the tenants'
 // ingestion stats.
-func (a *API) RegisterDistributor(d *distributor.Distributor) {
+func (a *API) RegisterDistributor(d *distributor.Distributor, legacyPrefix string) {
 	push := d.PushHandler()
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/push", Tenant: true, Desc: "Prometheus remote write 1.0 and 2.0"}, push)
-	a.route(Route{Module: "distributor", Methods: post, Path: "/api/prom/push", Tenant: true}, push) // Cortex's legacy path
+	if legacyPrefix != "" {
+		a.route(Route{Module: "distributor", Methods: post, Path: legacyPrefix + "/push", Tenant: true}, push) // Cortex's legacy path
+	}
 	a.route(Route{Module: "distributor", Methods: post, Path: "/api/v1/otlp/v1/metrics", Tenant: true, Desc: "OpenTelemetry OTLP/HTTP metrics (protobuf or JSON)"}, d.OTLPHandler())
 	a.route(Route{Module: "distributor", Path: "/distributor/all_user_stats", AllTenants: true, Desc: "Ingestion rate and series per tenant"}, d.AllUserStatsHandler())
+	a.route(Route{Module: "distributor", Path: "/all_user_stats", AllTenants: true}, d.AllUserStatsHandler()) // Cortex's legacy path
 }
 
 // RegisterHATracker mounts the HA tracker's status page: every tenant's
 // elected replicas.
 func (a *API) RegisterHATracker(h http.Handler) {
 	a.route(Route{Module: "distributor", Methods: get, Path: "/distributor/ha_tracker", AllTenants: true, Desc: "Elected replica of every tenant's HA clusters"}, h)
+	a.route(Route{Module: "distributor", Methods: get, Path: "/ha-tracker", AllTenants: true}, h) // Cortex's legacy path
 }
 
 // PrometheusAPIPaths are the Prometheus HTTP API's paths under each prefix's
@@ -116,11 +123,16 @@ var PrometheusAPIPaths = []struct {
 }
 
 // RegisterPrometheusAPI mounts the Prometheus API under each prefix
-// (-http.prometheus-http-prefix, then Cortex's legacy /api/prom), served by
-// module: the querier's handler, or the query-frontend's queue in front of
-// it. Every path also answers CORS preflight (OPTIONS) as Prometheus does.
-func (a *API) RegisterPrometheusAPI(module string, prefixes []string, h http.Handler) {
+// (-http.prometheus-http-prefix, then Cortex's legacy -http.prefix), served
+// by module: the querier's handler, or the query-frontend's queue in front
+// of it, which see every request under the first prefix. Every path also
+// answers CORS preflight (OPTIONS) as Prometheus does.
+func (a *API) RegisterPrometheusAPI(module string, prefixes []string, handler http.Handler) {
 	for i, prefix := range prefixes {
+		h := handler
+		if i > 0 {
+			h = underPrefix(prefix, prefixes[0], handler)
+		}
 		for _, p := range PrometheusAPIPaths {
 			desc := p.Desc
 			if i > 0 {
@@ -215,4 +227,14 @@ func (a *API) RegisterRulerConfigAPI(c *ruler.ConfigAPI, prometheusPrefixes []st
 		a.route(Route{Module: "ruler", Methods: get, Path: prefix + "/{namespace}/{groupName}", Tenant: true, Desc: desc("One rule group")}, http.HandlerFunc(c.GetRuleGroup))
 		a.route(Route{Module: "ruler", Methods: del, Path: prefix + "/{namespace}/{groupName}", Tenant: true, Desc: desc("Delete one rule group")}, http.HandlerFunc(c.DeleteRuleGroup))
 	}
+}
+
+// underPrefix serves a request under from as the same request under to.
+func underPrefix(from, to string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = to + strings.TrimPrefix(r.URL.Path, from)
+		r2.URL.RawPath = ""
+		h.ServeHTTP(w, r2)
+	})
 }

@@ -69,6 +69,7 @@ type Config struct {
 	Target            flagext.StringSliceCSV     `yaml:"target"`
 	AuthEnabled       bool                       `yaml:"auth_enabled"`
 	TLSReloadInterval time.Duration              `yaml:"tls_reload_interval"`
+	HTTPPrefix        string                     `yaml:"http_prefix"`
 	Server            server.Config              `yaml:"server"`
 	Distributor       distributor.Config         `yaml:"distributor"`
 	Querier           querier.Config             `yaml:"querier"`
@@ -98,6 +99,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.PrintConfig, "print.config", false, "Print the effective configuration, in the configuration file's YAML layout, and exit.")
 	f.Var(&c.Target, "target", "Comma-separated components to run in this process: "+strings.Join(targetNames(), ", ")+". all runs every component.")
 	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require X-Scope-OrgID on every request to name the tenant. When false, everything belongs to the tenant \""+tenant.DefaultTenant+"\".")
+	c.registerHTTPPrefix(f)
 	f.DurationVar(&c.TLSReloadInterval, "tls.reload-interval", 10*time.Second, "How often every TLS certificate, key and CA file of the process is checked for changes and reloaded. 0 disables reloading.")
 	c.Server.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
@@ -141,6 +143,9 @@ type BlocksStorageConfig struct {
 // components' own settings are checked by their constructors.
 func (c *Config) Validate() error {
 	if err := validateTarget(c.Target); err != nil {
+		return err
+	}
+	if err := validateHTTPPrefix(c.HTTPPrefix); err != nil {
 		return err
 	}
 	store := c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store

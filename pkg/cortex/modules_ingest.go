@@ -61,7 +61,7 @@ func (t *Cortex) initDistributor() (services.Service, error) {
 		return nil, err
 	}
 	t.Distributor = d
-	t.API.RegisterDistributor(d)
+	t.API.RegisterDistributor(d, t.Cfg.HTTPPrefix)
 	if t.haTracker != nil {
 		d.SetHATracker(t.haTracker, t.Registry)
 		t.API.RegisterHATracker(t.haTracker)
@@ -85,14 +85,4 @@ func (t *Cortex) initQuerier() (services.Service, error) {
 		t.API.RegisterPrometheusAPI(Querier, t.prometheusPrefixes(), q.Handler())
 	}
 	return t.withQuerierWorker(q)
-}
-
-// prometheusPrefixes are the prefixes the Prometheus API is served under:
-// -http.prometheus-http-prefix, and Cortex's legacy /api/prom.
-func (t *Cortex) prometheusPrefixes() []string {
-	prefixes := []string{t.Cfg.Querier.PrometheusHTTPPrefix}
-	if t.Cfg.Querier.PrometheusHTTPPrefix != "/api/prom" {
-		prefixes = append(prefixes, "/api/prom")
-	}
-	return prefixes
 }

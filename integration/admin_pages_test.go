@@ -1,0 +1,140 @@
+package integration
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
+)
+
+// TestIndexPageLinksAnswer: every link of a -target=all process's index
+// page answers 200 over mutual TLS, and the page links the admin pages of
+// the modules that run.
+func TestIndexPageLinksAnswer(t *testing.T) {
+	t.Parallel()
+	runtimeFile := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(runtimeFile, []byte("overrides:\n  team-a:\n    max_series_per_user: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, client := singleProcess(t,
+		"-runtime-config.file="+runtimeFile,
+		"-distributor.ha-tracker.enable=true",
+		"-distributor.ha-tracker.store=inmemory",
+		"-blocks-storage.filesystem.dir="+t.TempDir(),
+		"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
+		"-compactor.data-dir="+t.TempDir(),
+		"-ruler-storage.filesystem.dir="+t.TempDir(),
+		"-configs.database.uri=file:"+filepath.Join(t.TempDir(), "configs.db"),
+		"-alertmanager.storage.path="+t.TempDir(),
+	)
+	base := "https://" + p.HTTPAddr
+	code, index := get(t, client, base+"/")
+	if code != http.StatusOK {
+		t.Fatalf("GET /: %d %s", code, index)
+	}
+	var links []string
+	for _, m := range regexp.MustCompile(`href="([^"]+)"`).FindAllStringSubmatch(index, -1) {
+		links = append(links, m[1])
+	}
+	for _, want := range []string{"/config", "/runtime_config", "/services", "/metrics", "/ready", "/ingester/ring", "/distributor/all_user_stats", "/distributor/ha_tracker", "/compactor/ring"} {
+		if !slices.Contains(links, want) {
+			t.Errorf("the index page does not link %s; links: %v", want, links)
+		}
+	}
+	for _, l := range links {
+		if code, body := get(t, client, base+l); code != http.StatusOK {
+			t.Errorf("GET %s (linked from /): %d %.200s", l, code, body)
+		}
+	}
+	t.Logf("%d links on the index page of -target=all answer 200", len(links))
+
+	// Cortex's legacy paths of the pages.
+	for _, l := range []string{"/ring", "/all_user_stats", "/ha-tracker"} {
+		if code, body := get(t, client, base+l); code != http.StatusOK {
+			t.Errorf("GET %s (Cortex's legacy path): %d %.200s", l, code, body)
+		}
+	}
+}
+
+// TestRuntimeConfigPageFollowsReloads: /runtime_config shows the file in
+// force, ?mode=diff only what differs from the flags' defaults; a new file
+// applies without a restart, and a bad one keeps the last good with an error
+// naming the file and the field.
+func TestRuntimeConfigPageFollowsReloads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "base.yaml"), filepath.Join(dir, "team.yaml")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(first, "ingester_limits:\n  max_tenants: 100\n")
+	write(second, "overrides:\n  team-a:\n    max_series_per_user: 5\n")
+	p, client := singleProcess(t, "-runtime-config.file="+first+","+second, "-runtime-config.reload-period=100ms", "-distributor.ingestion-rate-limit=1234")
+	base := "https://" + p.HTTPAddr
+
+	want := "ingester_limits:\n  max_tenants: 100\noverrides:\n  team-a:\n    max_series_per_user: 5\n"
+	if code, body := get(t, client, base+"/runtime_config?mode=diff"); code != http.StatusOK || body != want {
+		t.Errorf("/runtime_config?mode=diff: %d\n%s\nwant\n%s", code, body, want)
+	}
+	if code, body := get(t, client, base+"/config?mode=diff"); code != http.StatusOK || !strings.Contains(body, "ingestion_rate: 1234\n") {
+		t.Errorf("/config?mode=diff: %d\n%s", code, body)
+	}
+
+	write(second, "overrides:\n  team-a:\n    max_series_per_user: 6\n")
+	p.Eventually(10*time.Second, "the new file in /runtime_config", func() bool {
+		_, body := tryGet(client, base+"/runtime_config?mode=diff")
+		return strings.Contains(body, "max_series_per_user: 6\n")
+	})
+
+	write(second, "overrides:\n  team-a:\n    max_series_per_usr: 7\n")
+	p.WaitLog(`preprocess \"` + second + `\"`)
+	if out := p.Output(); !strings.Contains(out, "field max_series_per_usr not found") {
+		t.Errorf("the reload error does not name the field:\n%s", grepLines(out, "runtime"))
+	}
+	if _, body := get(t, client, base+"/runtime_config?mode=diff"); !strings.Contains(body, "max_series_per_user: 6\n") {
+		t.Errorf("after a bad file, /runtime_config shows\n%s\nwant the last good one", body)
+	}
+}
+
+// TestAdminPagesNeedEveryTenant: with -auth.client-tenants-file, /config
+// and /runtime_config (every tenant's limits) answer only identities given
+// every tenant.
+func TestAdminPagesNeedEveryTenant(t *testing.T) {
+	t.Parallel()
+	p := testkit.NewPKI(t, "root")
+	p.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
+	p.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
+	p.Issue(t, "tenant-a", certgen.Options{DNSNames: []string{"localhost"}})
+	allow := filepath.Join(t.TempDir(), "client-tenants.yaml")
+	if err := os.WriteFile(allow, []byte("clients:\n  client: ['*']\n  tenant-a: [tenant-a]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := testkit.StartCortex(t, append(append(mtlsFlags(p.Dir), ingesterClientFlags(p.Dir)...),
+		"-auth.client-tenants-file="+allow,
+		"-ingester.min-ready-duration=0s",
+		"-ingester.lifecycler.addr=127.0.0.1",
+		"-blocks-storage.tsdb.dir="+t.TempDir(),
+	)...)
+	admin := httpClient(tlsClient(t, clientConfig(p.Dir, "client")))
+	waitReady(proc, admin)
+	tenantA := httpClient(tlsClient(t, clientConfig(p.Dir, "tenant-a")))
+	base := "https://" + proc.HTTPAddr
+	for _, path := range []string{"/config", "/config?mode=diff", "/runtime_config"} {
+		if code, body := get(t, tenantA, base+path); code != http.StatusForbidden || !strings.Contains(body, `only identities given "*" in -auth.client-tenants-file`) {
+			t.Errorf("tenant-a GET %s: %d %s, want 403", path, code, body)
+		}
+		if code, body := get(t, admin, base+path); code != http.StatusOK {
+			t.Errorf("admin GET %s: %d %.200s", path, code, body)
+		}
+	}
+}
