@@ -235,6 +235,44 @@ func TestQueryShardingCorpus(t *testing.T) {
 	}
 }
 
+// TestQueryShardingSplitAndCached: split by time into hour parts, each
+// part sharded, and answered again from the results cache, the corpus
+// still answers what the unsharded engine answers.
+func TestQueryShardingSplitAndCached(t *testing.T) {
+	api := newPromAPIWith(t, shardingData())
+	api.st = querysharding.Queryable{Queryable: api.st}
+	sharded := &shardingAPI{promAPI: api}
+	cfg := defaultConfig()
+	cfg.SplitQueriesByInterval = time.Hour
+	cfg.CacheResults = true
+	h := newHarness(t, cfg, sharded, 4)
+	h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: 3}, nil)
+	start, end, step := 1800.0, 4*3600.0, 300.0
+	for _, c := range shardingCorpus {
+		want := direct(api, c.query, start, end, step)
+		for _, try := range []string{"first", "cached"} {
+			code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(c.query, start, end, step))
+			asked := sharded.asked()
+			if code != 200 {
+				t.Fatalf("%s (%s): %d %s", c.query, try, code, got)
+			}
+			if err := sameMatrix(got, want, 1e-9); err != nil {
+				t.Errorf("%s (%s): %v", c.query, try, err)
+			}
+			parts := 4 // [1800, 3600), [3600, 7200), [7200, 10800), [10800, 14400]
+			if c.sharded {
+				parts *= 3
+			}
+			if try == "cached" {
+				parts = 0
+			}
+			if len(asked) != parts {
+				t.Errorf("%s (%s): %d queries reached the queriers, want %d", c.query, try, len(asked), parts)
+			}
+		}
+	}
+}
+
 // sameMatrix compares two query_range answers: the same series, each with
 // points at the same times and values within a relative tol.
 func sameMatrix(got, want string, tol float64) error {
