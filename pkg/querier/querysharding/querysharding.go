@@ -8,6 +8,10 @@
 // every label but those named and the metric name. Every series that one
 // output group of the query reads then lands in the same shard, so the
 // shard queries' answers are disjoint and joining them is the answer.
+//
+// It depends on Prometheus' labels and storage only: the query-frontend
+// (which holds no series), the querier, the ingesters and the
+// store-gateways all use it, and it must not import any of them.
 package querysharding
 
 import (
