@@ -1,0 +1,89 @@
+package cortex
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The query-scheduler's settings load from Cortex's flags and YAML keys.
+func TestQuerySchedulerConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cortex.yaml")
+	yaml := `
+frontend:
+  scheduler_address: schedulers.example:9095
+  scheduler_worker_concurrency: 3
+  scheduler_dns_lookup_period: 30s
+  grpc_client_config:
+    tls_cert_path: /certs/frontend.crt
+    tls_server_name: scheduler
+frontend_worker:
+  scheduler_address: schedulers.example:9095
+  id: querier-7
+query_scheduler:
+  max_outstanding_requests_per_tenant: 50
+  grpc_client_config:
+    tls_ca_path: /certs/root.crt
+    tls_insecure_skip_verify: true
+limits:
+  max_queriers_per_tenant: 2
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"yaml": {"-config.file=" + file},
+		"flags": {
+			"-frontend.scheduler-address=schedulers.example:9095",
+			"-frontend.scheduler-worker-concurrency=3",
+			"-frontend.scheduler-dns-lookup-period=30s",
+			"-frontend.grpc-client-config.tls-cert-path=/certs/frontend.crt",
+			"-frontend.grpc-client-config.tls-server-name=scheduler",
+			"-querier.scheduler-address=schedulers.example:9095",
+			"-querier.id=querier-7",
+			"-query-scheduler.max-outstanding-requests-per-tenant=50",
+			"-query-scheduler.grpc-client-config.tls-ca-path=/certs/root.crt",
+			"-query-scheduler.grpc-client-config.tls-insecure-skip-verify=true",
+			"-frontend.max-queriers-per-tenant=2",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := loadConfig(t, args...)
+			s := cfg.Frontend.Scheduler
+			if s.SchedulerAddress != "schedulers.example:9095" || s.WorkerConcurrency != 3 || s.DNSLookupPeriod.String() != "30s" ||
+				s.GRPCClientConfig.CertPath != "/certs/frontend.crt" || s.GRPCClientConfig.ServerName != "scheduler" {
+				t.Fatalf("frontend: %+v", s)
+			}
+			if cfg.Worker.SchedulerAddress != "schedulers.example:9095" || cfg.Worker.QuerierID != "querier-7" {
+				t.Fatalf("querier worker: scheduler address %q, id %q", cfg.Worker.SchedulerAddress, cfg.Worker.QuerierID)
+			}
+			q := cfg.QueryScheduler
+			if q.MaxOutstandingPerTenant != 50 || q.GRPCClientConfig.CAPath != "/certs/root.crt" || !q.GRPCClientConfig.InsecureSkipVerify {
+				t.Fatalf("query-scheduler: %+v", q)
+			}
+			if cfg.Limits.MaxQueriersPerTenant != 2 {
+				t.Fatalf("max_queriers_per_tenant = %v", cfg.Limits.MaxQueriersPerTenant)
+			}
+		})
+	}
+}
+
+// A missing certificate of a scheduler link stops the start with an error
+// naming the flag.
+func TestQuerySchedulerTLSValidatedAtStart(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.crt")
+	for _, c := range []struct{ target, flag string }{
+		{"query-scheduler", "query-scheduler.grpc-client-config.tls-ca-path"},
+		{"query-frontend", "frontend.grpc-client-config.tls-ca-path"},
+	} {
+		args := []string{"-target=" + c.target, "-ring.store=memberlist", "-server.http-listen-port=0", "-server.grpc-listen-port=0",
+			"-server.http-listen-address=127.0.0.1", "-server.grpc-listen-address=127.0.0.1", "-frontend.scheduler-address=127.0.0.1:1", "-frontend.instance-addr=127.0.0.1",
+			"-" + c.flag + "=" + missing}
+		_, err := New(loadConfig(t, args...), slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "-"+c.flag) || !strings.Contains(err.Error(), missing) {
+			t.Fatalf("-target=%s with a missing -%s: %v", c.target, c.flag, err)
+		}
+	}
+}
