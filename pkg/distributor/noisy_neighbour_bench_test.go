@@ -65,19 +65,22 @@ func (c *ingesterCapacity) got(id string) bool {
 // for quiet tenants whose shard shares 0, 1 and 2 ingesters with the noisy
 // tenant's (which two tenants share depends on their IDs; over six
 // ingesters in three zones, two shards of 3 share 2 or more half of the
-// time). It reports the quiet tenant's p50 and p99 latency, the flood's
-// pushes per second, and how many ingesters the two tenants share.
+// time); "no flood" is the quiet tenant alone. It reports the quiet
+// tenant's p50 and p99 latency, the flood's pushes per second, and how
+// many ingesters the two tenants share.
 func BenchmarkNoisyNeighbour(b *testing.B) {
 	const noisy = "tenant-noisy"
 	for _, bc := range []struct {
 		name    string
+		writers int // the noisy tenant's
 		shuffle bool
 		shared  int // ingesters the shuffle shards share
 	}{
-		{"default sharding", false, 0},
-		{"shuffle sharding, shard of 3, 0 shared", true, 0},
-		{"shuffle sharding, shard of 3, 1 shared", true, 1},
-		{"shuffle sharding, shard of 3, 2 shared", true, 2},
+		{"no flood", 0, false, 0},
+		{"default sharding", 4, false, 0},
+		{"shuffle sharding, shard of 3, 0 shared", 4, true, 0},
+		{"shuffle sharding, shard of 3, 1 shared", 4, true, 1},
+		{"shuffle sharding, shard of 3, 2 shared", 4, true, 2},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := newCluster(b, clusterOpts{
@@ -106,7 +109,7 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 			ctx, stop := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			var floodPushes atomic.Int64
-			for range 4 {
+			for range bc.writers {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -118,7 +121,9 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 				}()
 			}
 			// Let the flood fill the ingesters' queues first.
-			time.Sleep(200 * time.Millisecond)
+			if bc.writers > 0 {
+				time.Sleep(200 * time.Millisecond)
+			}
 
 			latencies := make([]time.Duration, 0, 1024)
 			floodStart, floodBefore := time.Now(), floodPushes.Load()
