@@ -61,6 +61,8 @@ type topology struct {
 	schedReg  *prometheus.Registry
 	front     *frontend.Frontend
 	querierID string
+	// schedulerAddr is the scheduler's gRPC address.
+	schedulerAddr string
 	// seen are the requests the querier's API got.
 	mu   sync.Mutex
 	seen []*http.Request
@@ -86,6 +88,7 @@ func newTopologyWith(t testing.TB, handler http.HandlerFunc, frontendCfg func(*f
 		schedulerpb.RegisterSchedulerForQuerierServer(g, s)
 	})
 	start(t, s)
+	top.schedulerAddr = schedAddr
 
 	var fcfg frontend.Config
 	flagDefaults(fcfg.RegisterFlags)
