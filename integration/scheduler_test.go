@@ -97,6 +97,11 @@ func newSchedulerCluster(t *testing.T) *schedulerCluster {
 	for _, s := range c.schedulers {
 		c.waitStreams(s, 2*3, 2*2)
 	}
+	for _, fe := range c.frontends {
+		if n := metricOf(t, c.client, fe, "cortex_query_frontend_connected_schedulers"); n != 2 {
+			t.Fatalf("frontend %s: cortex_query_frontend_connected_schedulers = %v, want 2", fe.HTTPAddr, n)
+		}
+	}
 	return c
 }
 

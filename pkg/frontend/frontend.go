@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/querier/tenantfederation"
 	fairqueue "github.com/cortex-tls/cortex/pkg/scheduler/queue"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -109,6 +110,8 @@ type Frontend struct {
 	schedulers *schedulers
 	// sharding counts the queries run as shard queries.
 	sharding *shardingMetrics
+	// federation says which queries may read several tenants.
+	federation tenantfederation.Config
 }
 
 // Option sets what a frontend takes from the rest of the process.
@@ -188,6 +191,9 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		f.cache = newMemcachedCache(cfg.Memcached, memcachedTLS, f.metrics, f.logger)
 	case cfg.CacheResults:
 		f.cache = newResultsCache(cfg.CacheMaxSizeBytes, cfg.CacheTTL, f.metrics)
+	}
+	if f.schedulers != nil && reg != nil {
+		f.schedulers.registerMetrics(reg)
 	}
 	f.handler = f.newHandler()
 	f.Service = services.NewIdleService(func(context.Context) error {

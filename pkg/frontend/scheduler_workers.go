@@ -13,6 +13,7 @@ import (
 
 	"github.com/grafana/dskit/backoff"
 	"github.com/grafana/dskit/flagext"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -410,7 +411,7 @@ func (s *schedulers) roundTrip(ctx context.Context, tenantID string, req *fronte
 
 // queryResult takes a query's answer from a querier (or its scheduler).
 func (s *schedulers) queryResult(ctx context.Context, m *schedulerpb.QueryResultRequest) error {
-	tenantID, err := tenant.ID(ctx)
+	tenantID, err := tenant.OrgID(ctx)
 	if err != nil {
 		return tenant.GRPCError(err)
 	}
@@ -442,6 +443,25 @@ func (f *Frontend) QueryResult(ctx context.Context, m *schedulerpb.QueryResultRe
 		return nil, err
 	}
 	return &schedulerpb.QueryResultResponse{}, nil
+}
+
+// registerMetrics registers Cortex's metrics of the frontend's scheduler
+// link.
+func (s *schedulers) registerMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_frontend_connected_schedulers", Help: "Number of schedulers this frontend is connected to."},
+			func() float64 {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return float64(len(s.conns))
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_frontend_queries_in_progress", Help: "Number of queries in progress handled by this frontend."},
+			func() float64 {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return float64(len(s.pending))
+			}),
+	)
 }
 
 // ConnectedSchedulerStreams returns the number of scheduler streams ready.
