@@ -128,8 +128,19 @@ type amStatus struct {
 const APIPrefix = "/alertmanager/api/v2"
 
 // Handler serves the v2 API of the tenant named in the request context
-// (wrap it in tenant.HTTPMiddleware) under /alertmanager/.
+// (wrap it in tenant.HTTPMiddleware) under /alertmanager/. With
+// -alertmanager.sharding-enabled, requests for a tenant this instance is
+// not a replica of are forwarded to its replicas, and posted alerts reach
+// every replica.
 func (am *MultitenantAlertmanager) Handler() http.Handler {
+	if am.member == nil {
+		return am.local
+	}
+	return am.distributor(am.local)
+}
+
+// localHandler serves the v2 API of the tenants running here.
+func (am *MultitenantAlertmanager) localHandler() http.Handler {
 	mux := http.NewServeMux()
 	h := func(pattern string, f func(*tenant, http.ResponseWriter, *http.Request)) {
 		mux.HandleFunc(pattern, am.withTenant(f))

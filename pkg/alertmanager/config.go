@@ -18,12 +18,13 @@ const TLSPrefix = "alertmanager.configs"
 
 // Config is the alertmanager block.
 type Config struct {
-	DataDir             string        `yaml:"data_dir"`
-	Retention           time.Duration `yaml:"retention"`
-	MaintenanceInterval time.Duration `yaml:"snapshot_interval"`
-	ExternalURL         string        `yaml:"external_url"`
-	Configs             ConfigsClient `yaml:"configs"`
-	EnableAPI           bool          `yaml:"enable_api"`
+	DataDir             string         `yaml:"data_dir"`
+	Retention           time.Duration  `yaml:"retention"`
+	MaintenanceInterval time.Duration  `yaml:"snapshot_interval"`
+	ExternalURL         string         `yaml:"external_url"`
+	Configs             ConfigsClient  `yaml:"configs"`
+	EnableAPI           bool           `yaml:"enable_api"`
+	Sharding            ShardingConfig `yaml:",inline"`
 }
 
 // ConfigsClient is how the alertmanager reaches the configs service.
@@ -46,6 +47,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Configs.Timeout, "alertmanager.configs.client-timeout", 5*time.Second, "Timeout of one request to the configs service: the older name of -alertmanager-storage.configs.client-timeout; either works.")
 	f.StringVar(&c.Configs.Fallback, "alertmanager.configs.fallback", "", "Path to an Alertmanager YAML configuration used for tenants that have none in the alertmanager storage.")
 	c.Configs.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
+	c.Sharding.RegisterFlags(f)
 	f.BoolVar(&c.EnableAPI, "experimental.alertmanager.enable-api", false, "Serve the Alertmanager configuration API, GET, POST and DELETE /api/v1/alerts, which reads and writes the tenant's configuration in the alertmanager storage (an object storage backend; configdb and local are read-only).")
 }
 
@@ -63,6 +65,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Configs.PollInterval <= 0 {
 		return errors.New("-alertmanager.configs.poll-interval must be positive")
+	}
+	if err := c.Sharding.Validate(); err != nil {
+		return err
 	}
 	if c.ExternalURL != "" {
 		if _, err := url.Parse(c.ExternalURL); err != nil {

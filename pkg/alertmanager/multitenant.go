@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
+	"github.com/cortex-tls/cortex/pkg/shardring"
 )
 
 // MultitenantAlertmanager runs one Alertmanager per tenant and keeps them in
@@ -36,15 +38,38 @@ type MultitenantAlertmanager struct {
 	mtx     sync.RWMutex
 	tenants map[string]*tenant
 
+	local http.Handler // the v2 API of the tenants running here
+
+	// Sharding (nil member: every tenant runs here, nothing is replicated).
+	member    *shardring.Member
+	ring      replicaRing
+	pool      *ClientPool
+	statesMtx sync.Mutex // guards states apart from mtx, which a poll holds while tenants settle
+	states    map[string]*replicatedState
+
 	polls       *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
 	tenantCount prometheus.Gauge
 }
 
+// Option configures a MultitenantAlertmanager.
+type Option func(*MultitenantAlertmanager)
+
+// WithSharding runs the alertmanager as a member of the alertmanager ring
+// (-alertmanager.sharding-enabled): it runs the tenants it is a replica of,
+// replicates their state to the other replicas over pool, and forwards the
+// other tenants' API requests.
+func WithSharding(member *shardring.Member, pool *ClientPool) Option {
+	return func(am *MultitenantAlertmanager) {
+		am.member, am.pool = member, pool
+		am.ring = replicaRing{ring: member.Ring(), addr: member.Addr()}
+	}
+}
+
 // New validates cfg and reads the fallback configuration. store is where
 // the tenants' configurations are polled from (nil: every tenant gets the
 // fallback configuration, if any, on first use).
-func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus.Registerer) (*MultitenantAlertmanager, error) {
+func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*MultitenantAlertmanager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -53,6 +78,7 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 		store:   store,
 		logger:  logger.With("component", "alertmanager"),
 		tenants: map[string]*tenant{},
+		states:  map[string]*replicatedState{},
 		polls: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_alertmanager_config_polls_total",
 			Help: "Polls of the alertmanager storage, by result.",
@@ -86,11 +112,22 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 			return nil, fmt.Errorf("registering per-tenant Alertmanager metrics: %w", err)
 		}
 	}
+	for _, o := range opts {
+		o(am)
+	}
+	am.local = am.localHandler()
 	am.Service = services.NewBasicService(am.starting, am.running, am.stopping)
 	return am, nil
 }
 
 func (am *MultitenantAlertmanager) starting(ctx context.Context) error {
+	if am.member != nil {
+		// Join the ring first, so that the first poll already takes only
+		// this instance's tenants.
+		if err := am.member.Start(ctx); err != nil {
+			return fmt.Errorf("alertmanager ring: %w", err)
+		}
+	}
 	// -alertmanager.storage.path is created when the first tenant starts,
 	// so that an idle alertmanager leaves no trace.
 	if am.store == nil {
@@ -114,17 +151,48 @@ func (am *MultitenantAlertmanager) running(ctx context.Context) error {
 	}
 	t := time.NewTicker(am.cfg.Configs.PollInterval)
 	defer t.Stop()
+	// ringChanges ticks only with sharding: a nil channel never fires.
+	var ringChanges <-chan time.Time
+	lastRing := ""
+	if am.member != nil {
+		rt := time.NewTicker(ringCheckPeriod)
+		defer rt.Stop()
+		ringChanges = rt.C
+		lastRing = am.ring.fingerprint()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			_ = am.Poll(ctx)
+		case <-ringChanges:
+			if fp := am.ring.fingerprint(); fp != lastRing {
+				lastRing = fp
+				am.logger.Info("alertmanager ring changed; syncing tenants", "ring", fp)
+				_ = am.Poll(ctx)
+				am.retainClients()
+			}
 		}
 	}
 }
 
+// retainClients closes the connections to alertmanagers that left the ring.
+func (am *MultitenantAlertmanager) retainClients() {
+	rs, err := am.member.Ring().GetAllHealthy(RingOp)
+	if err != nil {
+		return
+	}
+	am.pool.retain(rs.GetAddresses())
+}
+
 func (am *MultitenantAlertmanager) stopping(error) error {
+	var errs []error
+	if am.member != nil {
+		// Leave the ring first, so that the other replicas answer for
+		// this instance's tenants while it stops them.
+		errs = append(errs, am.member.Stop())
+	}
 	am.mtx.Lock()
 	defer am.mtx.Unlock()
 	for id, t := range am.tenants {
@@ -135,7 +203,10 @@ func (am *MultitenantAlertmanager) stopping(error) error {
 	if c, ok := am.store.(io.Closer); ok {
 		_ = c.Close()
 	}
-	return nil
+	if am.pool != nil {
+		errs = append(errs, am.pool.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // applyLocked starts or reloads tenant id with c. am.mtx must be held.
@@ -160,6 +231,9 @@ func (am *MultitenantAlertmanager) applyLocked(id string, c tenantConfig) error 
 	t, err := newTenant(id, filepath.Join(am.cfg.DataDir, id), am.cfg, am.externalURL, logger)
 	if err != nil {
 		return err
+	}
+	if am.member != nil {
+		am.replicate(t)
 	}
 	if err := t.apply(c, trusted); err != nil {
 		t.stop()

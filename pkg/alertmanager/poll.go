@@ -72,5 +72,17 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 	return nil
 }
 
-// ownedUsers returns the users whose Alertmanager runs on this instance.
-func (am *MultitenantAlertmanager) ownedUsers(users []string) []string { return users }
+// ownedUsers returns the users whose Alertmanager runs on this instance:
+// all of them, or with sharding those it is a replica of.
+func (am *MultitenantAlertmanager) ownedUsers(users []string) []string {
+	if am.member == nil {
+		return users
+	}
+	out := users[:0:0]
+	for _, u := range users {
+		if am.ring.owns(u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}

@@ -52,6 +52,13 @@ type tenant struct {
 	// alertmanager storage, rather than the fallback given on first use:
 	// it stops when the storage no longer has it.
 	stored bool
+	// wait is how long the notification pipeline waits before sending:
+	// with replication, this replica's position times -alertmanager.peer-timeout.
+	wait func() time.Duration
+	// state replicates the silences and notification log (nil without
+	// sharding); release forgets it in the alertmanager's index.
+	state   *replicatedState
+	release func()
 
 	alerts            *mem.Alerts
 	silences          *silence.Silences
@@ -86,6 +93,7 @@ func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Lo
 	t := &tenant{
 		id: id, dir: dir, logger: logger, externalURL: externalURL, retention: cfg.Retention,
 		startTime: time.Now(), recorder: rec, stopc: make(chan struct{}), reg: reg,
+		wait: func() time.Duration { return 0 },
 	}
 	var err error
 	t.nflog, err = nflog.New(nflog.Options{
@@ -191,7 +199,7 @@ func (t *tenant) apply(c tenantConfig, trusted bool) error {
 		t.dispatcher.Stop()
 	}
 	inhibitor := inhibit.NewInhibitor(t.alerts, conf.InhibitRules, t.logger, t.recorder)
-	wait := func() time.Duration { return 0 } // no cluster: this instance is the only peer
+	wait := t.wait
 	timeout := func(d time.Duration) time.Duration {
 		if d < notify.MinTimeout {
 			d = notify.MinTimeout
@@ -290,6 +298,10 @@ func (t *tenant) stop() {
 	}
 	t.inhibitor, t.dispatcher = nil, nil
 	t.mtx.Unlock()
+	if t.state != nil {
+		t.release()
+		t.state.stop()
+	}
 	t.alerts.Close()
 	t.snapMtx.Lock()
 	close(t.stopc)

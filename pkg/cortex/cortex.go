@@ -186,6 +186,9 @@ func (c *Config) ringStores() []string {
 	if c.Distributor.HATracker.EnableHATracker {
 		stores = append(stores, c.Distributor.HATracker.KVStore.Store)
 	}
+	if c.Alertmanager.Sharding.ShardingEnabled {
+		stores = append(stores, c.Alertmanager.Sharding.ShardingRing.KVStore.Store)
+	}
 	return stores
 }
 

@@ -2,11 +2,17 @@ package cortex
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
+	cortexkv "github.com/cortex-tls/cortex/pkg/kv"
+	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
 // initAlertmanager builds the per-tenant Alertmanagers polling the
@@ -14,20 +20,63 @@ import (
 // link takes either spelling of its flags, -alertmanager.configs.* or
 // -alertmanager-storage.configs.*) and mounts the v2 API. With neither a
 // configs URL nor a backend it polls an empty filesystem bucket in
-// ./alertmanager, so it is safe in -target=all.
+// ./alertmanager, so it is safe in -target=all. With
+// -alertmanager.sharding-enabled it joins the alertmanager ring and serves
+// the alertmanager gRPC service to the other members.
 func (t *Cortex) initAlertmanager() (services.Service, error) {
+	if err := t.Cfg.Alertmanager.Validate(); err != nil {
+		return nil, err
+	}
 	st := t.Cfg.AlertmanagerStorage
 	if err := st.Resolve(t.Cfg.Alertmanager.Legacy()); err != nil {
 		return nil, err
+	}
+	var opts []alertmanager.Option
+	var member *shardring.Member
+	if t.Cfg.Alertmanager.Sharding.ShardingEnabled {
+		var err error
+		member, err = t.alertmanagerMember()
+		if err != nil {
+			return nil, err
+		}
+		clientTLS, err := tlsconfig.NewClient(alertmanager.ClientTLSPrefix, t.Cfg.Alertmanager.Sharding.AlertmanagerClient.TLS, t.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, alertmanager.WithSharding(member, alertmanager.NewClientPool(clientTLS)))
 	}
 	store, err := alertstore.NewStore(context.Background(), st, t.TLS, t.Logger, t.Registry)
 	if err != nil {
 		return nil, err
 	}
-	am, err := alertmanager.New(t.Cfg.Alertmanager, store, t.Logger, t.Registry)
+	am, err := alertmanager.New(t.Cfg.Alertmanager, store, t.Logger, t.Registry, opts...)
 	if err != nil {
 		return nil, err
 	}
+	if member != nil {
+		am.RegisterGRPC(t.Server.GRPC)
+		t.API.RegisterAlertmanagerRing(member)
+	}
 	t.API.RegisterAlertmanager(am)
 	return am, nil
+}
+
+// alertmanagerMember is this process's membership of the alertmanager
+// ring, advertising its gRPC server.
+func (t *Cortex) alertmanagerMember() (*shardring.Member, error) {
+	cfg := t.Cfg.Alertmanager.Sharding.ShardingRing
+	if cfg.KVStore.Store == "memberlist" && t.gossip == nil {
+		return nil, fmt.Errorf("-alertmanager.sharding-ring.store=memberlist: the gossip KV (-memberlist.*) is not running in this process")
+	}
+	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
+	kvStore, err := cortexkv.NewClient(cfg.KVStore, ring.GetCodec(), t.gossip, "alertmanager-ring", reg, t.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager ring: -alertmanager.sharding-ring.store=%s: %w", cfg.KVStore.Store, err)
+	}
+	host, port := t.advertisedGRPC()
+	member, err := shardring.NewMember(cfg, alertmanager.RingName, alertmanager.RingKey, kvStore, host, port, ring.ACTIVE, t.Logger.With("component", Alertmanager), reg)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager ring: %w", err)
+	}
+	return member, nil
 }
