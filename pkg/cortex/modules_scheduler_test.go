@@ -1,11 +1,24 @@
 package cortex
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/cortex-tls/cortex/pkg/auth"
 )
 
 // The query-scheduler's settings load from Cortex's flags and YAML keys.
@@ -85,5 +98,34 @@ func TestQuerySchedulerTLSValidatedAtStart(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "-"+c.flag) || !strings.Contains(err.Error(), missing) {
 			t.Fatalf("-target=%s with a missing -%s: %v", c.target, c.flag, err)
 		}
+	}
+}
+
+// A scheduler refuses a query whose tenant the frontend's certificate
+// identity may not act for, as the frontend refuses the HTTP client.
+func TestSchedulerChecksTenantOfFrontendIdentity(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "client-tenants.yaml")
+	if err := os.WriteFile(file, []byte("clients:\n  frontend-a: [tenant-a]\n  query-frontend: [\"*\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.Config{ClientTenantsFile: file, ClientTenantsReloadPeriod: time.Minute}
+	a, err := auth.New(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cortex{authorizer: a}
+	from := func(cn string) context.Context {
+		state := tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: cn}}}}
+		return peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{}, AuthInfo: credentials.TLSInfo{State: state}})
+	}
+	if err := c.checkGRPCTenant(from("frontend-a"), "tenant-a"); err != nil {
+		t.Fatalf("allowed tenant: %v", err)
+	}
+	err = c.checkGRPCTenant(from("frontend-a"), "tenant-b")
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `client "frontend-a" may not act for tenant "tenant-b"`) {
+		t.Fatalf("another tenant: %v", err)
+	}
+	if err := c.checkGRPCTenant(from("query-frontend"), "tenant-b"); err != nil {
+		t.Fatalf("an identity allowed every tenant: %v", err)
 	}
 }
