@@ -125,7 +125,8 @@ func newTopologyWith(t testing.TB, handler http.HandlerFunc, frontendCfg func(*f
 	}
 	start(t, w)
 	testkit.Eventually(t, 10*time.Second, "the frontend and the querier connected to the scheduler", func() bool {
-		return f.CheckReady(context.Background()) == nil && s.ConnectedQuerierWorkers() == 2
+		return f.CheckReady(context.Background()) == nil && f.ConnectedSchedulerStreams() == fcfg.Scheduler.WorkerConcurrency &&
+			s.ConnectedQuerierWorkers() == 2
 	})
 	return top
 }
