@@ -131,8 +131,9 @@ func etcdFlags(prefix string, e *etcdServer, dir, leaf string) []string {
 // a real etcd that serves TLS and requires client certificates of a
 // private CA: they agree on the elected replica, the other replica's
 // samples get 202, and the other replica is elected after the failover
-// timeout. A distributor presenting a client certificate of a foreign CA is
-// refused by etcd and exits, naming the certificate's flag.
+// timeout. The ingester ring is in the same etcd (-ring.store=etcd). A
+// distributor presenting a client certificate of a foreign CA is refused
+// by etcd and exits, naming the certificate's flag.
 func TestHATrackerEtcd(t *testing.T) {
 	pki := testkit.NewPKI(t, "root")
 	pki.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
@@ -143,8 +144,22 @@ func TestHATrackerEtcd(t *testing.T) {
 
 	c := &cluster{t: t, dir: t.TempDir(), certs: certs}
 	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
+	// The ingester ring lives in the same etcd, under its own prefix: no
+	// gossip.
+	ringFlags := append(append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
+		"-auth.enabled=true",
+		"-ingester.heartbeat-period=1s",
+		"-ingester.join-after=0s",
+		"-ingester.min-ready-duration=0s",
+		"-ingester.observe-period=0s",
+		"-log.level=info",
+		"-ring.store=etcd",
+	), etcdFlags("", etcd, certs, "client")...)
+	start := func(flags ...string) *testkit.Cortex {
+		return testkit.StartCortex(t, append(append([]string{}, ringFlags...), flags...)...)
+	}
 	c.ingDirs = []string{filepath.Join(c.dir, "ingester-0")}
-	c.ingesters = []*testkit.Cortex{c.start(
+	c.ingesters = []*testkit.Cortex{start(
 		"-target=ingester",
 		"-distributor.replication-factor=1",
 		"-ingester.lifecycler.ID=ingester-0",
@@ -161,9 +176,9 @@ func TestHATrackerEtcd(t *testing.T) {
 		"-distributor.ha-tracker.update-timeout-jitter-max=0s",
 		"-distributor.ha-tracker.failover-timeout=3s",
 	}
-	distA := c.start(append(haFlags, etcdFlags("distributor.ha-tracker.", etcd, certs, "client")...)...)
-	distB := c.start(append(haFlags, etcdFlags("distributor.ha-tracker.", etcd, certs, "client")...)...)
-	c.querier = c.start("-target=querier", "-distributor.replication-factor=1")
+	distA := start(append(haFlags, etcdFlags("distributor.ha-tracker.", etcd, certs, "client")...)...)
+	distB := start(append(haFlags, etcdFlags("distributor.ha-tracker.", etcd, certs, "client")...)...)
+	c.querier = start("-target=querier", "-distributor.replication-factor=1")
 	for _, p := range []*testkit.Cortex{c.ingesters[0], distA, distB, c.querier} {
 		waitReady(p, c.client)
 	}
@@ -172,18 +187,22 @@ func TestHATrackerEtcd(t *testing.T) {
 	}
 	haFailover(t, c, distA, distB, "team-ha")
 
-	// The elections are etcd's: a key under the prefix, read with etcd's
-	// own API by a client of the private CA.
-	code, body := tryPost(c.client, etcd.Endpoint+"/v3/kv/range", `{"key":"`+b64("ha-tracker/team-ha/prom")+`"}`)
-	if code != 200 || !strings.Contains(body, `"kvs"`) {
-		t.Fatalf("etcd range ha-tracker/team-ha/prom: %d %s", code, body)
+	// The elections and the ring are etcd's: keys under their prefixes,
+	// read with etcd's own API by a client of the private CA.
+	for _, key := range []string{"ha-tracker/team-ha/prom", "collectors/ring"} {
+		code, body := tryPost(c.client, etcd.Endpoint+"/v3/kv/range", `{"key":"`+b64(key)+`"}`)
+		if code != 200 || !strings.Contains(body, `"kvs"`) {
+			t.Fatalf("etcd range %s: %d %s", key, code, body)
+		}
+	}
+	if n := metricOf(t, c.client, distA, `cortex_kv_request_duration_seconds_count{kv_name="distributor-hatracker",operation="CAS",role="primary",status_code="200",type="etcd"}`); n < 1 {
+		t.Fatalf("distributor A's etcd CAS calls: %v, want at least 1", n)
 	}
 
 	// A client certificate of a foreign CA: etcd refuses the handshake and
 	// the distributor exits naming the certificate's flag.
-	args := append(append(append(testkit.LoopbackFlags(), mtlsFlags(certs)...), ingesterClientFlags(certs)...),
-		"-auth.enabled=true", "-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=0")
-	args = append(append(args, haFlags...), etcdFlags("distributor.ha-tracker.", etcd, certs, "stranger")...)
+	args := append(append(testkit.LoopbackFlags(), ringFlags...), haFlags...)
+	args = append(args, etcdFlags("distributor.ha-tracker.", etcd, certs, "stranger")...)
 	exit, out := testkit.RunCortex(t, args...)
 	want := "-distributor.ha-tracker.etcd: server at 127.0.0.1:"
 	wantCert := "the client certificate -distributor.ha-tracker.etcd.tls-cert-path=" + filepath.Join(certs, "stranger.crt")

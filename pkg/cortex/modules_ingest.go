@@ -31,7 +31,7 @@ func (t *Cortex) initIngester() (services.Service, error) {
 		}
 	}
 	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
-	store, err := kv.NewClient(cfg.LifecyclerConfig.RingConfig.KVStore, ring.GetCodec(), t.gossip, ingester.RingName+"-lifecycler", reg, t.Logger)
+	store, err := kv.NewClient(cfg.LifecyclerConfig.RingConfig.KVStore, ring.GetCodec(), t.gossip, ingester.RingName+"-lifecycler", reg, t.Logger, kv.WithTLS(t.TLS, ""))
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring: -ring.store=%s: %w", cfg.LifecyclerConfig.RingConfig.KVStore.Store, err)
 	}
@@ -74,7 +74,7 @@ func (t *Cortex) initQuerier() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry, store)
+	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry, store, querier.WithTenantFederation(t.Cfg.TenantFederation))
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,7 @@ func (t *Cortex) initMemberlistKV() (services.Service, error) {
 func (t *Cortex) initRing() (services.Service, error) {
 	cfg := t.Cfg.Ingester.LifecyclerConfig.RingConfig
 	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
-	store, err := kv.NewClient(cfg.KVStore, ring.GetCodec(), t.gossip, ingester.RingName+"-ring", reg, t.Logger)
+	store, err := kv.NewClient(cfg.KVStore, ring.GetCodec(), t.gossip, ingester.RingName+"-ring", reg, t.Logger, kv.WithTLS(t.TLS, ""))
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring: -ring.store=%s: %w", cfg.KVStore.Store, err)
 	}

@@ -50,10 +50,11 @@ func NewClient(cfg kv.Config, c codec.Codec, gossipKV *gossip.KV, name string, r
 		if err != nil {
 			return nil, err
 		}
-		if cfg.Prefix == "" {
-			return client, nil
+		var kvc kv.Client = client
+		if cfg.Prefix != "" {
+			kvc = kv.PrefixClient(kvc, cfg.Prefix)
 		}
-		return kv.PrefixClient(client, cfg.Prefix), nil
+		return newInstrumented(kvc, "etcd", kv.RegistererWithKVName(reg, name)), nil
 	}
 	return kv.NewClient(cfg, c, kv.RegistererWithKVName(reg, name), kitlog.New(logger))
 }
