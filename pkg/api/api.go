@@ -76,7 +76,12 @@ func (a *API) Routes() []Route { return slices.Clone(a.routes) }
 // when the route carries a tenant.
 func (a *API) route(r Route, h http.Handler) {
 	if r.Tenant {
-		h = tenant.HTTPMiddleware(a.authEnabled, h)
+		if r.Module == "querier" || r.Module == "query-frontend" {
+			// Queries may name several tenants (tenant federation).
+			h = tenant.MultiTenantHTTPMiddleware(a.authEnabled, h)
+		} else {
+			h = tenant.HTTPMiddleware(a.authEnabled, h)
+		}
 		if a.auth.Tenant != nil {
 			h = a.auth.Tenant(h)
 		}

@@ -48,9 +48,8 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// asked, later than -server.http-write-timeout would let it out.
 		_ = http.NewResponseController(w).SetWriteDeadline(start.Add(f.queryTimeout + writeDeadlineMargin))
 	}
-	tenantID, err := tenant.ID(r.Context())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnauthorized)
+	tenantID, ok := f.requestTenants(w, r)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.cfg.MaxBodySize))

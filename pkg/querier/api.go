@@ -94,7 +94,7 @@ func (q *Querier) Handler() http.Handler {
 		mux.Handle(base+"/", q.notFound(known))
 	}
 	// Prometheus compresses its API responses; range queries shrink tenfold.
-	return q.withRemoteRead(prefixes, gzhttp.GzipHandler(mux))
+	return q.withTenantCheck(q.withRemoteRead(prefixes, gzhttp.GzipHandler(mux)))
 }
 
 var nonAlnum = regexp.MustCompile(`[^a-zA-Z0-9]+`)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/cortex-tls/cortex/pkg/querier/tenantfederation"
 )
 
 // errorType is the errorType field of a Prometheus API error answer.
@@ -67,6 +69,8 @@ func apiErrorFor(err error) *apiError {
 		unavailable *unavailableError
 	)
 	switch {
+	case tenantfederation.IsRefused(err):
+		return &apiError{errorBadData, err}
 	case errors.As(err, &canceled):
 		return &apiError{errorCanceled, err}
 	case errors.As(err, &timeout):

@@ -38,6 +38,9 @@ func ID(ctx context.Context) (string, error) {
 					return "", verr
 				}
 			}
+			if strings.Contains(org, Separator) {
+				return "", severalError(org)
+			}
 		}
 	}
 	return id, err
@@ -91,6 +94,10 @@ func HTTPMiddleware(authEnabled bool, next http.Handler) http.Handler {
 		id := r.Header.Get(HeaderName)
 		if id == "" {
 			http.Error(w, "no org id: set the "+HeaderName+" header to the tenant ID (or run with -auth.enabled=false)", http.StatusUnauthorized)
+			return
+		}
+		if _, err := parseIDs(id); err == nil && strings.Contains(id, Separator) {
+			http.Error(w, severalError(id).Error(), http.StatusBadRequest)
 			return
 		}
 		if err := Valid(id); err != nil {

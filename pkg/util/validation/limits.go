@@ -178,8 +178,12 @@ func NewOverrides(defaults Limits, tenants func() map[string]*Limits) *Overrides
 	return &Overrides{defaults: defaults, tenants: tenants}
 }
 
-// For returns the limits of one tenant.
+// For returns the limits of one tenant, or of a query reading several
+// ("a|b"): the smallest positive of theirs.
 func (o *Overrides) For(tenantID string) *Limits {
+	if ids, ok := several(tenantID); ok {
+		return o.forTenants(ids)
+	}
 	if l, ok := o.tenants()[tenantID]; ok && l != nil {
 		return l
 	}
