@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/prompb"
+
 	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
@@ -136,5 +138,38 @@ func TestAdminPagesNeedEveryTenant(t *testing.T) {
 		if code, body := get(t, admin, base+path); code != http.StatusOK {
 			t.Errorf("admin GET %s: %d %.200s", path, code, body)
 		}
+	}
+}
+
+// TestRuntimeConfigIngesterLimits: the runtime configuration's
+// ingester_limits bound the ingester of a running process and change
+// without a restart.
+func TestRuntimeConfigIngesterLimits(t *testing.T) {
+	t.Parallel()
+	runtimeFile := filepath.Join(t.TempDir(), "runtime.yaml")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(runtimeFile, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ingester_limits:\n  max_series: 2\n")
+	p, client := singleProcess(t, "-runtime-config.file="+runtimeFile, "-runtime-config.reload-period=100ms")
+	c := &cluster{t: t, client: client, distributor: p}
+	now := time.Now().UnixMilli()
+	if code, body := c.push("team-a", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("limited", 0, now, 1), series("limited", 1, now, 1)}}); code != http.StatusOK && code != http.StatusNoContent {
+		t.Fatalf("two series under max_series 2: %d %s", code, body)
+	}
+	third := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("limited", 2, now, 1)}}
+	if code, body := c.push("team-a", third); code < 500 || !strings.Contains(body, "max series limit reached (-ingester.instance-limits.max-series)") {
+		t.Errorf("a third series over ingester_limits.max_series 2: %d %s, want a 5xx naming the limit", code, body)
+	}
+	write("ingester_limits:\n  max_series: 10\n")
+	p.Eventually(10*time.Second, "the third series accepted under the new limit", func() bool {
+		code, _ := c.push("team-a", third)
+		return code == http.StatusOK || code == http.StatusNoContent
+	})
+	if got := metricOf(t, client, p, `cortex_ingester_instance_limits{limit="max_series"}`); got != 10 {
+		t.Errorf("cortex_ingester_instance_limits{limit=\"max_series\"} = %v, want 10", got)
 	}
 }
