@@ -198,8 +198,10 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 	}
 	q.split = &timeSplitQueryable{ingesters: q.queryable, queryIngestersWithin: cfg.QueryIngestersWithin, queryStoreAfter: cfg.QueryStoreAfter, now: time.Now}
 	q.readable = q.split
+	// The tenant's max_query_lookback and max_query_length bound every read.
+	q.readable = &timeRangeQueryable{Queryable: q.readable, limits: limits, now: q.queryable.clock}
 	if guard != nil {
-		q.readable = &guardedQueryable{Queryable: q.split, guard: guard}
+		q.readable = &guardedQueryable{Queryable: q.readable, guard: guard}
 	}
 	// The query-frontend's shard queries name their shard in a matcher.
 	q.readable = querysharding.Queryable{Queryable: q.readable}

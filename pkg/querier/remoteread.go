@@ -21,19 +21,27 @@ import (
 // SAMPLES response type (one snappy-compressed ReadResponse) and
 // STREAMED_XOR_CHUNKS (ChunkedReadResponse frames, each with its length and
 // CRC32, flushed as they are written). The series are the tenant's, read
-// through the same queryable as PromQL, so the per-tenant limits
-// (-querier.max-fetched-*, max_series_per_query) apply, and each request
-// takes one of the -querier.max-concurrent query slots.
+// through the same queryable as PromQL, so the per-tenant limits apply
+// (max_query_lookback, max_query_length, max_series_per_query,
+// max_fetched_series_per_query, max_fetched_chunk_bytes_per_query,
+// max_fetched_data_bytes_per_query, max_fetched_samples_per_query), each
+// request takes one of the -querier.max-concurrent query slots and runs
+// within -querier.timeout, and -querier.max-samples bounds the samples of
+// the whole answer, in either response type.
 
 const (
 	// RemoteReadMaxBodySize bounds a remote read request's body, snappy
 	// compressed and decoded: bigger ones are refused with 413. A request
 	// is a list of matcher sets; Prometheus's own sends a few hundred
-	// bytes.
+	// bytes. Not a flag: Cortex has none either (its bound is a 1 MiB
+	// constant); this one is larger so that a request Cortex accepts is
+	// never refused here.
 	RemoteReadMaxBodySize = 4 << 20
 	// remoteReadMaxBytesInFrame is the size a STREAMED_XOR_CHUNKS frame
 	// grows to before it is sent, Prometheus's
-	// --storage.remote.read-max-bytes-in-frame default.
+	// --storage.remote.read-max-bytes-in-frame default. Not a flag: Cortex
+	// has none, and the frame size bounds only the memory of one frame,
+	// not what a request may read (the limits above do).
 	remoteReadMaxBytesInFrame = 1 << 20
 )
 
@@ -98,13 +106,28 @@ func decodeReadRequest(r *http.Request) (*prompb.ReadRequest, int, error) {
 
 func (q *Querier) remoteReadSamples(ctx context.Context, w http.ResponseWriter, req *prompb.ReadRequest) int {
 	resp := prompb.ReadResponse{Results: make([]*prompb.QueryResult, len(req.Queries))}
+	// -querier.max-samples bounds the whole answer, not each query's.
+	samples := 0
 	for i, query := range req.Queries {
 		ss, closer, err := q.remoteReadSelect(ctx, query)
 		if err != nil {
 			return remoteReadError(w, err)
 		}
-		resp.Results[i], _, err = remote.ToQueryResult(ss, q.cfg.MaxSamples)
+		limit := 0
+		if q.cfg.MaxSamples > 0 {
+			limit = max(q.cfg.MaxSamples-samples, 1)
+		}
+		resp.Results[i], _, err = remote.ToQueryResult(ss, limit)
 		closer()
+		err = asSampleLimitError(err, q.cfg.MaxSamples)
+		if err == nil {
+			for _, ts := range resp.Results[i].Timeseries {
+				samples += len(ts.Samples) + len(ts.Histograms)
+			}
+			if q.cfg.MaxSamples > 0 && samples > q.cfg.MaxSamples {
+				err = remoteReadSampleLimitError(q.cfg.MaxSamples)
+			}
+		}
 		if err != nil {
 			return remoteReadError(w, err)
 		}
@@ -127,10 +150,15 @@ func (q *Querier) remoteReadChunks(ctx context.Context, w http.ResponseWriter, r
 	sw := &startedWriter{Writer: w}
 	cw := remote.NewChunkedWriter(sw, f)
 	w.Header().Set("Content-Type", "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")
+	limit := &chunkSampleLimit{max: q.cfg.MaxSamples}
 	for i, query := range req.Queries {
 		ss, closer, err := q.remoteReadSelect(ctx, query)
 		if err == nil {
-			_, err = remote.StreamChunkedReadResponses(cw, int64(i), storage.NewSeriesSetToChunkSet(ss), nil, remoteReadMaxBytesInFrame, pool)
+			var cs storage.ChunkSeriesSet = storage.NewSeriesSetToChunkSet(ss)
+			if limit.max > 0 {
+				cs = &limitedChunkSeriesSet{ChunkSeriesSet: cs, limit: limit}
+			}
+			_, err = remote.StreamChunkedReadResponses(cw, int64(i), cs, nil, remoteReadMaxBytesInFrame, pool)
 			closer()
 		}
 		if err != nil {
@@ -173,14 +201,16 @@ func (e badReadRequest) Error() string {
 
 // remoteReadError answers err in plain text, with the status code the
 // Prometheus API would give it: 422 for a query limit, 503 for ingesters
-// unavailable or a timeout, 499 for a canceled request, and the status of
-// Prometheus's own remote.HTTPError (400 over -querier.max-samples).
+// unavailable or a timeout, 499 for a canceled request, and 400 over
+// -querier.max-samples, as Prometheus answers a read over its sample
+// limit.
 func remoteReadError(w http.ResponseWriter, err error) int {
 	var code int
 	var bad badReadRequest
+	var samples *sampleLimitError
 	if httpErr, ok := errors.AsType[remote.HTTPError](err); ok {
 		code = httpErr.Status()
-	} else if errors.As(err, &bad) {
+	} else if errors.As(err, &samples) || errors.As(err, &bad) {
 		code = http.StatusBadRequest
 	} else {
 		code = apiErrorFor(err).code()

@@ -262,7 +262,7 @@ func TestRemoteReadLimits(t *testing.T) {
 	_, srv = apiCluster(t, clusterOpts{cfg: func(c *Config) { c.MaxSamples = 4 }})
 	body := encodeReadRequest(t, &prompb.ReadRequest{Queries: []*prompb.Query{readQuery(t, t0, t0+60000, up)}})
 	code, _, b := rawRead(t, srv, body, "team-a")
-	if want := "exceeded sample limit (4)\n"; code != http.StatusBadRequest || string(b) != want {
+	if want := "exceeded sample limit (4, set by -querier.max-samples): read fewer series or a shorter time range\n"; code != http.StatusBadRequest || string(b) != want {
 		t.Fatalf("got %d %q, want 400 %q", code, b, want)
 	}
 }
