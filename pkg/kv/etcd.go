@@ -30,8 +30,8 @@ type etcdClient struct {
 	cfg        etcd.Config
 	flagPrefix string
 	codec      codec.Codec
-	cli    *clientv3.Client
-	logger *slog.Logger
+	cli        *clientv3.Client
+	logger     *slog.Logger
 }
 
 // etcdTLS is the pkg/tlsconfig view of dskit's etcd TLS flags, registered
