@@ -132,6 +132,26 @@ func expectSum(t *testing.T, p *testkit.Cortex, client *http.Client, base, name 
 	})
 }
 
+// checkPrintConfig runs -print.config on file: the output is in Cortex's
+// layout, holds the file's values, and prints the same when loaded back.
+func checkPrintConfig(t *testing.T, dir, file string) {
+	t.Helper()
+	code, out := testkit.RunCortex(t, "-config.file="+file, "-print.config")
+	if code != 0 {
+		t.Fatalf("-print.config: exit %d: %s", code, out)
+	}
+	for _, want := range []string{"\ningester_client:\n", "\n  grpc_client_config:\n", "\n    grpc_compression: gzip\n", "\n  match_max_concurrent: true\n", "\n  pool:\n    health_check_ingesters: true\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-print.config output lacks %q:\n%s", want, out)
+		}
+	}
+	printed := filepath.Join(dir, "printed.yaml")
+	testkit.WriteFile(t, printed, []byte(out), 0o600)
+	if code, again := testkit.RunCortex(t, "-config.file="+printed, "-print.config"); code != 0 || again != out {
+		t.Errorf("-print.config of the printed configuration: exit %d, same output %v:\n%s", code, again == out, again)
+	}
+}
+
 // TestCortexExamplesSingleProcess starts each of Cortex's single-process
 // examples, pushes ten series and reads their sum back.
 func TestCortexExamplesSingleProcess(t *testing.T) {
@@ -162,6 +182,7 @@ func TestCortexExamplesSingleProcess(t *testing.T) {
 			dir := t.TempDir()
 			exampleDirs(t, dir)
 			file := exampleConfig(t, dir, tc.name, tc.rewrites(dir)...)
+			checkPrintConfig(t, dir, file)
 			p := testkit.StartCortexArgs(t, exampleFlags(file, tc.flags(dir)...)...)
 			client := &http.Client{Timeout: 10 * time.Second}
 			base := "http://" + p.HTTPAddr

@@ -65,6 +65,10 @@ import (
 type Config struct {
 	// PrintConfig is -print.config: print the configuration and exit.
 	PrintConfig bool `yaml:"-"`
+	// Storage and NameValidationScheme take the one value built here
+	// (registerSingleChoiceFlags).
+	Storage              StorageConfig `yaml:"storage"`
+	NameValidationScheme string        `yaml:"name_validation_scheme"`
 
 	Target            flagext.StringSliceCSV     `yaml:"target"`
 	AuthEnabled       bool                       `yaml:"auth_enabled"`
@@ -97,6 +101,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
 	f.BoolVar(&c.PrintConfig, "print.config", false, "Print the effective configuration, in the configuration file's YAML layout, and exit.")
+	c.registerSingleChoiceFlags(f)
 	f.Var(&c.Target, "target", "Comma-separated components to run in this process: "+strings.Join(targetNames(), ", ")+". all runs every component.")
 	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require X-Scope-OrgID on every request to name the tenant. When false, everything belongs to the tenant \""+tenant.DefaultTenant+"\".")
 	c.registerHTTPPrefix(f)
@@ -151,6 +156,9 @@ func (c *Config) Validate() error {
 	store := c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store
 	if store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.usesRing() {
 		return fmt.Errorf("-ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use -ring.store=memberlist with -memberlist.join=<other processes>, or consul or etcd", c.Target.String())
+	}
+	if err := c.validateSingleChoices(); err != nil {
+		return err
 	}
 	if err := c.IngesterClient.Validate(); err != nil {
 		return err

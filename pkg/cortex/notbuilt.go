@@ -1,6 +1,7 @@
 package cortex
 
 import (
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ type NotBuiltKey struct {
 // refused for: a file that sets them expects behaviour this system does not
 // have. docs/configuration.md lists the same table (TestNotBuiltDocumented).
 var NotBuilt = []NotBuiltKey{
-	{Key: "storage", Feature: "the chunks storage; this system stores blocks only (blocks_storage)"},
+	{Key: "storage.engine", Values: []string{"chunks"}, Feature: "the chunks storage; this system stores blocks only (blocks_storage)"},
 	{Key: "schema", Feature: "the chunks storage schema; this system stores blocks only (blocks_storage)"},
 	{Key: "flusher", Feature: "the flusher target"},
 	{Key: "tracing", Feature: "the tracing exporters (OTLP, Jaeger)"},
@@ -65,6 +66,32 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "runtime_config.azure", Feature: "runtime configuration from object storage (use runtime_config.file)"},
 	{Key: "runtime_config.swift", Feature: "runtime configuration from object storage (use runtime_config.file)"},
 	{Key: "runtime_config.filesystem", Feature: "runtime configuration from object storage (use runtime_config.file)"},
+}
+
+// StorageConfig is Cortex's storage block: the storage engine, of which
+// blocks is the only one, here as in Cortex 1.20.
+type StorageConfig struct {
+	Engine string `yaml:"engine"`
+}
+
+// registerSingleChoiceFlags registers the flags of Cortex whose only
+// value here is the one this system implements: -store.engine (blocks)
+// and -name-validation-scheme (legacy).
+func (c *Config) registerSingleChoiceFlags(f *flag.FlagSet) {
+	f.StringVar(&c.Storage.Engine, "store.engine", "blocks", "The storage engine: blocks, the only one (Cortex's chunks storage is not built).")
+	f.StringVar(&c.NameValidationScheme, "name-validation-scheme", "legacy", "How metric and label names are validated: legacy, Prometheus' classic character set, the only scheme built (Cortex's utf8 is not).")
+}
+
+// validateSingleChoices refuses the values of registerSingleChoiceFlags'
+// flags that are not built.
+func (c *Config) validateSingleChoices() error {
+	if c.Storage.Engine != "blocks" {
+		return fmt.Errorf("-store.engine=%q (storage.engine): only the blocks storage is built here", c.Storage.Engine)
+	}
+	if c.NameValidationScheme != "legacy" {
+		return fmt.Errorf("-name-validation-scheme=%q (name_validation_scheme): only the legacy scheme is built here; UTF-8 metric and label names are not", c.NameValidationScheme)
+	}
+	return nil
 }
 
 // keyMoves are the keys a component's Config keeps elsewhere than Cortex's

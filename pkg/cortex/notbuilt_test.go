@@ -116,7 +116,7 @@ func TestConfigFileRefusals(t *testing.T) {
 		{"unknown key, full path", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: memberlist\n        foo: 1\n", "unknown key ingester.lifecycler.ring.kvstore.foo (line 6)"},
 		{"this system's old spelling", "ingester_client:\n  tls_cert_path: c.crt\n", "unknown key ingester_client.tls_cert_path (line 2): the configuration file reference names it ingester_client.grpc_client_config.tls_cert_path"},
 		{"a ring with fixed tokens", "store_gateway:\n  sharding_ring:\n    num_tokens: 5\n", "unknown key store_gateway.sharding_ring.num_tokens (line 3)"},
-		{"chunks storage", "storage:\n  engine: chunks\n", "key storage (line 1): not built here: the chunks storage; this system stores blocks only (blocks_storage)"},
+		{"chunks storage", "storage:\n  engine: chunks\n", `key storage.engine (line 2): "chunks" is not built here: the chunks storage; this system stores blocks only (blocks_storage)`},
 		{"Redis cache", "blocks_storage:\n  bucket_store:\n    index_cache:\n      backend: redis\n", `key blocks_storage.bucket_store.index_cache.backend (line 4): "redis" is not built here: Redis caches (use memcached or inmemory)`},
 		{"Redis cache block", "blocks_storage:\n  bucket_store:\n    chunks_cache:\n      redis:\n        endpoint: r:6379\n", "key blocks_storage.bucket_store.chunks_cache.redis (line 4): not built here: Redis caches (use memcached or inmemory)"},
 		{"DynamoDB KV", "compactor:\n  sharding_ring:\n    kvstore:\n      store: dynamodb\n", `key compactor.sharding_ring.kvstore.store (line 4): "dynamodb" is not built here: the DynamoDB KV store (use memberlist, consul or etcd)`},
@@ -128,6 +128,28 @@ func TestConfigFileRefusals(t *testing.T) {
 		_, err := loadFile(t, tc.content)
 		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v\nwant it to end with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestSingleChoiceKeys(t *testing.T) {
+	cfg, err := loadFile(t, "storage:\n  engine: blocks\nname_validation_scheme: legacy\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validateSingleChoices(); err != nil {
+		t.Fatal(err)
+	}
+	for args, want := range map[string]string{
+		"-name-validation-scheme=utf8": `-name-validation-scheme="utf8" (name_validation_scheme): only the legacy scheme is built here; UTF-8 metric and label names are not`,
+		"-store.engine=chunk":          `-store.engine="chunk" (storage.engine): only the blocks storage is built here`,
+	} {
+		cfg, err := loadFile(t, "", args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || err.Error() != want {
+			t.Errorf("%s: Validate() = %v, want %q", args, err, want)
 		}
 	}
 }
@@ -192,9 +214,8 @@ func TestNotBuiltMatches(t *testing.T) {
 		path, value string
 		want        bool
 	}{
-		{"storage", "", true},
 		{"storage.engine", "chunks", true},
-		{"storagex", "", false},
+		{"storage.engine", "blocks", false},
 		{"ruler.ring.kvstore.dynamodb.region", "x", true},
 		{"distributor.ha_tracker.kvstore.store", "dynamodb", true},
 		{"distributor.ha_tracker.kvstore.store", "consul", false},
