@@ -126,7 +126,7 @@ func TestRuntimeConfigAndConfigPages(t *testing.T) {
 	if err := os.WriteFile(file, []byte("overrides:\n  team-a:\n    max_series_per_user: 5\ningester_limits:\n  max_series: 9\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := startProcess(t, loadConfig(t, "-runtime-config.file="+file, "-distributor.ingestion-rate-limit=1234"))
+	c := startProcess(t, loadConfig(t, "-runtime-config.file="+file, "-distributor.ingestion-rate-limit=1234", "-blocks-storage.s3.secret-access-key=supersecret"))
 	code, body := get(t, c, http.MethodGet, "/runtime_config")
 	if code != http.StatusOK || !strings.Contains(body, "team-a:\n") || !strings.Contains(body, "max_series_per_user: 5\n") || !strings.Contains(body, "max_series_per_metric: 50000\n") {
 		t.Errorf("/runtime_config: %d\n%s", code, body)
@@ -147,6 +147,11 @@ func TestRuntimeConfigAndConfigPages(t *testing.T) {
 	code, body = get(t, c, http.MethodGet, "/config")
 	if code != http.StatusOK || !strings.Contains(body, "ingestion_rate: 1234\n") || !strings.Contains(body, "max_series_per_metric: 50000\n") {
 		t.Errorf("/config: %d\n%s", code, body)
+	}
+	for _, mode := range []string{"", "?mode=diff"} {
+		if _, body := get(t, c, http.MethodGet, "/config"+mode); strings.Contains(body, "supersecret") || !strings.Contains(body, "secret_access_key: '********'") {
+			t.Errorf("/config%s does not mask the S3 secret key:\n%s", mode, grepLines(body, "secret_access_key"))
+		}
 	}
 	if code, body = get(t, c, http.MethodGet, "/config?mode=everything"); code != http.StatusBadRequest || !strings.Contains(body, `unknown mode "everything": use mode=diff or defaults`) {
 		t.Errorf("/config?mode=everything: %d %s", code, body)
@@ -170,4 +175,14 @@ func TestMultiKVConfigReachesTheRings(t *testing.T) {
 	if called != 5 {
 		t.Errorf("provider reached %d of the 5 rings' stores", called)
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
