@@ -44,6 +44,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/kv/gossip"
 	"github.com/cortex-tls/cortex/pkg/querier"
+	"github.com/cortex-tls/cortex/pkg/querier/tenantfederation"
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
 	"github.com/cortex-tls/cortex/pkg/ruler"
 	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
@@ -95,6 +96,8 @@ type Config struct {
 	RulerStorage      rulestore.Config           `yaml:"ruler_storage"`
 
 	AlertmanagerStorage alertstore.Config `yaml:"alertmanager_storage"`
+
+	TenantFederation tenantfederation.Config `yaml:"tenant_federation"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -131,6 +134,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ruler.RegisterFlags(f)
 	c.RulerStorage.RegisterFlags(f)
 	c.AlertmanagerStorage.RegisterFlags(f)
+	c.TenantFederation.RegisterFlags(f)
 	setCortexDefaults(f)
 	registerDeprecatedFlags(f)
 }
@@ -161,6 +165,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.IngesterClient.Validate(); err != nil {
+		return err
+	}
+	if err := c.TenantFederation.Validate(); err != nil {
 		return err
 	}
 	if err := c.StoreGateway.Validate(); err != nil {

@@ -28,7 +28,7 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 		return nil, err
 	}
 	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry,
-		append([]frontend.Option{frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout)}, schedulerOpts...)...)
+		append([]frontend.Option{frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout), frontend.WithTenantFederation(t.Cfg.TenantFederation)}, schedulerOpts...)...)
 	if err != nil {
 		return nil, err
 	}
