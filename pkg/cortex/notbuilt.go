@@ -143,9 +143,13 @@ var keyMoves = []config.Move{
 	{File: "api.prometheus_http_prefix", Struct: "querier.prometheus_http_prefix"},
 	{File: "alertmanager.poll_interval", Struct: "alertmanager.configs.poll_interval"},
 	{File: "alertmanager.fallback_config_file", Struct: "alertmanager.configs.fallback"},
-	// Only the ruler ring has num_tokens in Cortex's file; the others are fixed.
+	// Only the ruler ring has num_tokens in Cortex's file; the others are
+	// fixed. The compactor ring has no replication factor: each tenant has
+	// one owner.
 	{Struct: "store_gateway.sharding_ring.num_tokens"},
 	{Struct: "compactor.sharding_ring.num_tokens"},
+	{Struct: "alertmanager.sharding_ring.num_tokens"},
+	{Struct: "compactor.sharding_ring.replication_factor"},
 }
 
 // KeyMoves implements config.Layout.
