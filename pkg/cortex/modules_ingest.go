@@ -74,7 +74,7 @@ func (t *Cortex) initQuerier() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry, store)
+	q, err := querier.New(t.Cfg.Querier, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry, store, querier.WithTenantFederation(t.Cfg.TenantFederation))
 	if err != nil {
 		return nil, err
 	}
