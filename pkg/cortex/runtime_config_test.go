@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/kv/etcd"
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/runtimeconfig"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -185,4 +187,42 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The runtime configuration's multi_kv_config switches the primary store
+// of dskit's multi KV client (-<ring>.store=multi) while it runs.
+func TestMultiKVConfigSwitchesThePrimaryStore(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "runtime.yaml")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("multi_kv_config:\n  primary: inmemory\n")
+	cfg := loadConfig(t, "-runtime-config.file="+file, "-runtime-config.reload-period=50ms")
+	l := newRuntimeConfigLoader(&cfg)
+	rcfg := cfg.RuntimeConfig
+	rcfg.Loader, rcfg.Preprocessor = l.load, l.checkFile
+	m, err := runtimeconfig.New(rcfg, "cortex", prometheus.NewRegistry(), log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), m) })
+	c := &Cortex{runtimeConfig: m}
+
+	var logs strings.Builder
+	store := kv.Config{Store: "multi"}
+	store.Multi = kv.MultiConfig{Primary: "inmemory", Secondary: "etcd", ConfigProvider: c.multiKVConfig}
+	store.Etcd = etcd.Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: 100 * time.Millisecond}
+	if _, err := kv.NewClient(store, ring.GetCodec(), nil, log.NewLogfmtLogger(log.NewSyncWriter(&logs))); err != nil {
+		t.Fatal(err)
+	}
+	write("multi_kv_config:\n  primary: etcd\n  mirror_enabled: true\n")
+	testkit.Eventually(t, 10*time.Second, "the multi client switched to etcd", func() bool {
+		return strings.Contains(logs.String(), `msg="switched primary KV store" primary=etcd`) && strings.Contains(logs.String(), `msg="toggled mirroring" enabled=true`)
+	})
 }
