@@ -71,11 +71,9 @@ func (t *Cortex) checkGRPCTenant(ctx context.Context, tenant string) error {
 // the queriers send the answers.
 func (t *Cortex) frontendSchedulerOptions() ([]frontend.Option, error) {
 	cfg := t.Cfg.Frontend.Scheduler
-	if cfg.SchedulerAddress == "" {
-		return nil, nil
-	}
+	// Loaded, and so checked, whether or not the link is used.
 	tls, err := tlsconfig.NewClient(frontend.SchedulerTLSPrefix, cfg.GRPCClientConfig, t.TLS)
-	if err != nil {
+	if err != nil || cfg.SchedulerAddress == "" {
 		return nil, err
 	}
 	addr, err := t.frontendAddress()

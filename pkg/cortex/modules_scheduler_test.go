@@ -84,7 +84,7 @@ limits:
 }
 
 // A missing certificate of a scheduler link stops the start with an error
-// naming the flag.
+// naming the flag, whether or not the link is used.
 func TestQuerySchedulerTLSValidatedAtStart(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.crt")
 	for _, c := range []struct{ target, flag string }{
@@ -92,7 +92,7 @@ func TestQuerySchedulerTLSValidatedAtStart(t *testing.T) {
 		{"query-frontend", "frontend.grpc-client-config.tls-ca-path"},
 	} {
 		args := []string{"-target=" + c.target, "-ring.store=memberlist", "-server.http-listen-port=0", "-server.grpc-listen-port=0",
-			"-server.http-listen-address=127.0.0.1", "-server.grpc-listen-address=127.0.0.1", "-frontend.scheduler-address=127.0.0.1:1", "-frontend.instance-addr=127.0.0.1",
+			"-server.http-listen-address=127.0.0.1", "-server.grpc-listen-address=127.0.0.1",
 			"-" + c.flag + "=" + missing}
 		_, err := New(loadConfig(t, args...), slog.New(slog.DiscardHandler))
 		if err == nil || !strings.Contains(err.Error(), "-"+c.flag) || !strings.Contains(err.Error(), missing) {
