@@ -24,6 +24,7 @@ type Config struct {
 	ExternalURL         string         `yaml:"external_url"`
 	Configs             ConfigsClient  `yaml:"configs"`
 	EnableAPI           bool           `yaml:"enable_api"`
+	AutoWebhookRoot     string         `yaml:"auto_webhook_root"`
 	Sharding            ShardingConfig `yaml:",inline"`
 }
 
@@ -47,6 +48,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Configs.Timeout, "alertmanager.configs.client-timeout", 5*time.Second, "Timeout of one request to the configs service: the older name of -alertmanager-storage.configs.client-timeout; either works.")
 	f.StringVar(&c.Configs.Fallback, "alertmanager.configs.fallback", "", "Path to an Alertmanager YAML configuration used for tenants that have none in the alertmanager storage.")
 	c.Configs.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
+	f.StringVar(&c.AutoWebhookRoot, "alertmanager.configs.auto-webhook-root", "", "Root of URL to generate if config is "+autoWebhookURL+": a webhook receiver with that URL notifies <root>/<tenant>/monitor instead, as in Cortex.")
 	c.Sharding.RegisterFlags(f)
 	f.BoolVar(&c.EnableAPI, "experimental.alertmanager.enable-api", false, "Serve the Alertmanager configuration API, GET, POST and DELETE /api/v1/alerts, which reads and writes the tenant's configuration in the alertmanager storage (an object storage backend; configdb and local are read-only).")
 }
@@ -68,6 +70,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Sharding.Validate(); err != nil {
 		return err
+	}
+	if c.AutoWebhookRoot != "" {
+		if u, err := url.Parse(c.AutoWebhookRoot); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("-alertmanager.configs.auto-webhook-root=%q: want http(s)://host[:port][/path]", c.AutoWebhookRoot)
+		}
 	}
 	if c.ExternalURL != "" {
 		if _, err := url.Parse(c.ExternalURL); err != nil {

@@ -98,3 +98,21 @@ func TestConfigAPIWritesTheBucket(t *testing.T) {
 	}
 	waitTenants(t, am)
 }
+
+// TestAutoWebhookRoot: a webhook at Cortex's http://internal.monitor
+// notifies <-alertmanager.configs.auto-webhook-root>/<tenant>/monitor.
+func TestAutoWebhookRoot(t *testing.T) {
+	h := newHarness(t)
+	h.cfgs.set("tenant-a", strings.Replace(h.hook.Config("/x"), h.hook.Server.URL+"/x", autoWebhookURL, 1), nil)
+	cfg := h.config(filepath.Join(h.dir, "am"))
+	cfg.AutoWebhookRoot = h.hook.Server.URL + "/root/"
+	am := h.start(cfg)
+	waitTenants(t, am, "tenant-a")
+	postAlert(t, am, "tenant-a", "ToTheRoot")
+	h.hook.WaitFor(t, "/root/tenant-a/monitor", "ToTheRoot")
+
+	cfg.AutoWebhookRoot = "internal.monitor"
+	if err := cfg.Validate(); err == nil || err.Error() != `-alertmanager.configs.auto-webhook-root="internal.monitor": want http(s)://host[:port][/path]` {
+		t.Fatalf("root without a scheme: %v", err)
+	}
+}

@@ -61,13 +61,21 @@ func (am *MultitenantAlertmanager) distributor(local http.Handler) http.Handler 
 			am.fanOut(w, r, local, id, replicas, body)
 			return
 		}
-		if slices.Contains(replicas, am.ring.addr) {
+		// A replica that has not started the tenant yet (it joined the
+		// ring since the last poll) asks the others first.
+		serveLocally := func() {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			local.ServeHTTP(w, r)
+		}
+		if slices.Contains(replicas, am.ring.addr) && am.runsTenant(id) {
+			serveLocally()
 			return
 		}
 		var lastErr error
 		for _, addr := range replicas {
+			if addr == am.ring.addr {
+				continue
+			}
 			resp, err := am.forward(r.Context(), addr, id, r, body)
 			if err == nil && resp.GetCode() < 500 {
 				writeForwarded(w, resp)
@@ -78,9 +86,22 @@ func (am *MultitenantAlertmanager) distributor(local http.Handler) http.Handler 
 			}
 			lastErr = fmt.Errorf("%s: %w", addr, err)
 		}
+		if slices.Contains(replicas, am.ring.addr) {
+			serveLocally()
+			return
+		}
 		am.logger.Warn("no replica of the tenant answered its API request", "tenant", id, "path", r.URL.Path, "err", lastErr)
 		writeError(w, http.StatusServiceUnavailable, "no replica of the tenant's Alertmanager answered")
 	})
+}
+
+// runsTenant reports whether the tenant's Alertmanager runs here, or would
+// start on its first request (the fallback configuration).
+func (am *MultitenantAlertmanager) runsTenant(id string) bool {
+	am.mtx.RLock()
+	defer am.mtx.RUnlock()
+	_, ok := am.tenants[id]
+	return ok || am.fallback != nil
 }
 
 // fanOut sends posted alerts to every replica and answers with the first

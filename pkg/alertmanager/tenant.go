@@ -46,8 +46,10 @@ type tenant struct {
 	logger      *slog.Logger
 	externalURL *url.URL
 	retention   time.Duration
-	startTime   time.Time
-	reg         *prometheus.Registry
+	// autoWebhookRoot is -alertmanager.configs.auto-webhook-root.
+	autoWebhookRoot string
+	startTime       time.Time
+	reg             *prometheus.Registry
 	// stored is set when the tenant runs a configuration read from the
 	// alertmanager storage, rather than the fallback given on first use:
 	// it stops when the storage no longer has it.
@@ -93,7 +95,8 @@ func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Lo
 	t := &tenant{
 		id: id, dir: dir, logger: logger, externalURL: externalURL, retention: cfg.Retention,
 		startTime: time.Now(), recorder: rec, stopc: make(chan struct{}), reg: reg,
-		wait: func() time.Duration { return 0 },
+		wait:            func() time.Duration { return 0 },
+		autoWebhookRoot: cfg.AutoWebhookRoot,
 	}
 	var err error
 	t.nflog, err = nflog.New(nflog.Options{
@@ -141,6 +144,7 @@ func (t *tenant) apply(c tenantConfig, trusted bool) error {
 	if err != nil {
 		return fmt.Errorf("invalid Alertmanager configuration: %w", err)
 	}
+	setAutoWebhooks(conf, t.autoWebhookRoot, t.id)
 	if !trusted {
 		if err := checkNoHostFiles(conf); err != nil {
 			return err

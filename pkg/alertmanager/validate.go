@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/alertmanager/config"
+	amcommoncfg "github.com/prometheus/alertmanager/config/common"
 )
 
 // checkNoHostFiles refuses a tenant configuration that names a file on the
@@ -74,4 +75,24 @@ func join(path, name string) string {
 		return name
 	}
 	return path + "." + name
+}
+
+// autoWebhookURL is the webhook URL that -alertmanager.configs.auto-webhook-root
+// replaces, Cortex's.
+const autoWebhookURL = "http://internal.monitor"
+
+// setAutoWebhooks points every webhook of conf whose URL is autoWebhookURL
+// at <root>/<tenant>/monitor, as Cortex does; nothing changes without a
+// root.
+func setAutoWebhooks(conf *config.Config, root, tenant string) {
+	if root == "" {
+		return
+	}
+	for _, r := range conf.Receivers {
+		for _, w := range r.WebhookConfigs {
+			if string(w.URL) == autoWebhookURL {
+				w.URL = amcommoncfg.SecretTemplateURL(strings.TrimRight(root, "/") + "/" + tenant + "/monitor")
+			}
+		}
+	}
 }
