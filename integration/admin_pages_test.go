@@ -45,7 +45,7 @@ func TestIndexPageLinksAnswer(t *testing.T) {
 	for _, m := range regexp.MustCompile(`href="([^"]+)"`).FindAllStringSubmatch(index, -1) {
 		links = append(links, m[1])
 	}
-	for _, want := range []string{"/config", "/runtime_config", "/services", "/metrics", "/ready", "/ingester/ring", "/distributor/all_user_stats", "/distributor/ha_tracker", "/compactor/ring"} {
+	for _, want := range []string{"/config", "/runtime_config", "/services", "/metrics", "/ready", "/ingester/ring", "/distributor/all_user_stats", "/distributor/ha_tracker", "/compactor/ring", "/ingester/all_user_stats"} {
 		if !slices.Contains(links, want) {
 			t.Errorf("the index page does not link %s; links: %v", want, links)
 		}

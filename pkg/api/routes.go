@@ -77,6 +77,7 @@ func (a *API) RegisterMemberlist(members http.Handler) {
 func (a *API) RegisterIngester(i *ingester.Ingester) {
 	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
 	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true}, i.FlushHandler()) // Cortex's legacy path
+	a.route(Route{Module: "ingester", Methods: get, Path: "/ingester/all_user_stats", AllTenants: true, Desc: "Series and ingestion rate of every tenant this ingester holds"}, i.AllUserStatsHandler())
 }
 
 // RegisterDistributor mounts remote write (also at <legacyPrefix>/push,
