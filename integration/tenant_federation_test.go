@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,7 +20,8 @@ import (
 
 // TestTenantFederationQueriesSeveralTenants: with -tenant-federation.enabled
 // a query naming team-a|team-b, through the query-frontend over mutual TLS,
-// reads both tenants' series, each labelled __tenant_id__; a __tenant_id__
+// reads both tenants' series, each labelled __tenant_id__, by PromQL and
+// by remote read; a __tenant_id__
 // matcher picks tenants; a certificate bound to team-a is refused
 // team-a|team-b; -tenant-federation.max-tenant, exemplars, writes and the
 // ruler's and the Alertmanager's APIs refuse several tenants with 400;
@@ -88,6 +90,22 @@ func TestTenantFederationQueriesSeveralTenants(t *testing.T) {
 	if len(res.Data.Result) != 1 || res.Data.Result[0].Value[1] != "2" {
 		t.Fatalf(`count(fed{__tenant_id__="team-a"}): %+v, want 2`, res.Data.Result)
 	}
+	// Remote read, in both response types, labels each series too.
+	rq := &prompb.Query{StartTimestampMs: now - 60000, EndTimestampMs: now + 1000,
+		Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_EQ, Name: "__name__", Value: "fed"}, {Type: prompb.LabelMatcher_EQ, Name: "series", Value: "1"}}}
+	for _, rt := range []prompb.ReadRequest_ResponseType{prompb.ReadRequest_SAMPLES, prompb.ReadRequest_STREAMED_XOR_CHUNKS} {
+		ss, err := remoteReadClient(t, proc, certs, "client", "team-a|team-b", rt).Read(context.Background(), rq, true)
+		if err != nil {
+			t.Fatalf("remote read %s: %v", rt, err)
+		}
+		got, err := readSeries(ss, now)
+		want := `{__name__="fed", __tenant_id__="team-a", job="test", series="1"} 0=2` + "\n" +
+			`{__name__="fed", __tenant_id__="team-b", job="test", series="1"} 0=2` + "\n"
+		if err != nil || got != want {
+			t.Fatalf("remote read %s of team-a|team-b:\n%s(%v), want\n%s", rt, got, err, want)
+		}
+	}
+
 	base := "https://" + proc.HTTPAddr
 	code, body := do(t, c.client, http.MethodGet, base+"/prometheus/api/v1/label/__tenant_id__/values", "team-a|team-b", nil)
 	if want := `{"status":"success","data":["team-a","team-b"]}`; code != http.StatusOK || body != want {
