@@ -27,7 +27,12 @@ type Layout interface {
 	CheckKey(path, value string) error
 }
 
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+// The interfaces of types that decode their YAML themselves: yaml.v3's,
+// and yaml.v2's that yaml.v3 still calls (flagext.Secret has it).
+var unmarshalerTypes = []reflect.Type{
+	reflect.TypeFor[yaml.Unmarshaler](),
+	reflect.TypeFor[interface{ UnmarshalYAML(func(any) error) error }](),
+}
 
 // keyError is one refused key of a file.
 type keyError struct {
@@ -152,8 +157,10 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, prefix string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) || t.Implements(unmarshalerType) {
-		return // decodes itself: its own errors name what is wrong
+	for _, u := range unmarshalerTypes {
+		if reflect.PointerTo(t).Implements(u) || t.Implements(u) {
+			return // decodes itself: its own errors name what is wrong
+		}
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
