@@ -3,6 +3,7 @@ package alertmanager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,7 +72,7 @@ func (am *MultitenantAlertmanager) distributor(local http.Handler) http.Handler 
 			serveLocally()
 			return
 		}
-		var lastErr error
+		var errs []error
 		for _, addr := range replicas {
 			if addr == am.ring.addr {
 				continue
@@ -84,13 +85,13 @@ func (am *MultitenantAlertmanager) distributor(local http.Handler) http.Handler 
 			if err == nil {
 				err = fmt.Errorf("answered %d", resp.GetCode())
 			}
-			lastErr = fmt.Errorf("%s: %w", addr, err)
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 		}
 		if slices.Contains(replicas, am.ring.addr) {
 			serveLocally()
 			return
 		}
-		am.logger.Warn("no replica of the tenant answered its API request", "tenant", id, "path", r.URL.Path, "err", lastErr)
+		am.logger.Warn("no replica of the tenant answered its API request", "tenant", id, "path", r.URL.Path, "err", errors.Join(errs...))
 		writeError(w, http.StatusServiceUnavailable, "no replica of the tenant's Alertmanager answered")
 	})
 }
