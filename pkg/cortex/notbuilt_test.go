@@ -76,7 +76,7 @@ query_range:
         addresses: memcached:11211
 limits:
   max_cache_freshness: 5m
-  promote_resource_attributes: service.name
+  promote_resource_attributes: [service.name, k8s.pod.name]
   ruler_query_offset: 30s
 api:
   prometheus_http_prefix: /prom
@@ -94,7 +94,7 @@ server:
 		cfg.IngesterClient.TLS.CertPath, cfg.IngesterClient.GRPCCompression, cfg.IngesterClient.HealthCheckIngesters,
 		cfg.Frontend.SplitQueriesByInterval, cfg.Frontend.AlignQueriesWithStep, cfg.Frontend.CacheResults, cfg.Frontend.MaxRetries,
 		cfg.Frontend.CacheMaxSizeBytes, cfg.Frontend.CacheTTL, cfg.Frontend.Memcached.Addresses.String(),
-		cfg.Frontend.MaxCacheFreshness, cfg.Distributor.PromoteResourceAttributes.String(), cfg.Ruler.QueryOffset,
+		cfg.Frontend.MaxCacheFreshness, strings.Join(cfg.Distributor.PromoteResourceAttributes, ","), cfg.Ruler.QueryOffset,
 		cfg.Querier.PrometheusHTTPPrefix, cfg.Ruler.Sharding.Ring.NumTokens,
 		cfg.Server.GRPCConnLimit, cfg.Server.HTTPConnLimit,
 	}
@@ -102,7 +102,7 @@ server:
 		"client.crt", "gzip", false,
 		2 * time.Hour, true, true, 3,
 		1000, 2 * time.Minute, "memcached:11211",
-		5 * time.Minute, "service.name", 30 * time.Second,
+		5 * time.Minute, "service.name,k8s.pod.name", 30 * time.Second,
 		"/prom", 64,
 		7, 8,
 	}

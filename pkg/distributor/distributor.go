@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,9 +49,9 @@ type Config struct {
 	// io.prometheus.write.v2.Request.
 	RemoteWriteV2Enabled bool `yaml:"remote_writev2_enabled"`
 
-	OTLPMaxRecvMsgSize        int                    `yaml:"otlp_max_recv_msg_size"`
-	PromoteResourceAttributes flagext.StringSliceCSV `yaml:"promote_resource_attributes"`
-	OTLP                      OTLPConfig             `yaml:"otlp"`
+	OTLPMaxRecvMsgSize        int        `yaml:"otlp_max_recv_msg_size"`
+	PromoteResourceAttributes []string   `yaml:"promote_resource_attributes"`
+	OTLP                      OTLPConfig `yaml:"otlp"`
 	// HATracker deduplicates the samples of HA Prometheus pairs.
 	HATracker ha.Config `yaml:"ha_tracker"`
 }

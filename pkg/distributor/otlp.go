@@ -55,7 +55,7 @@ func (c *OTLPConfig) RegisterFlags(f *flag.FlagSet) {
 // registerOTLPFlags registers the OTLP flags of the distributor's Config.
 func (c *Config) registerOTLPFlags(f *flag.FlagSet) {
 	f.IntVar(&c.OTLPMaxRecvMsgSize, "distributor.otlp-max-recv-msg-size", 100<<20, "Largest OTLP request accepted on /api/v1/otlp/v1/metrics, in bytes, both as received and once decompressed; larger ones get 413.")
-	f.Var(&c.PromoteResourceAttributes, "distributor.promote-resource-attributes", "Comma-separated OTLP resource attributes to add as labels to every series of the resource (beyond service.name and service.instance.id, which become job and instance).")
+	f.Var((*flagext.StringSliceCSV)(&c.PromoteResourceAttributes), "distributor.promote-resource-attributes", "Comma-separated OTLP resource attributes to add as labels to every series of the resource (beyond service.name and service.instance.id, which become job and instance).")
 	c.OTLP.RegisterFlags(f)
 }
 
@@ -65,11 +65,11 @@ func (c *Config) validateOTLP() error {
 		return fmt.Errorf("-distributor.otlp-max-recv-msg-size must be between 1 and 1073741824 (1 GiB), got %d", c.OTLPMaxRecvMsgSize)
 	}
 	if c.OTLP.ConvertAllAttributes && len(c.PromoteResourceAttributes) > 0 {
-		return fmt.Errorf("-distributor.promote-resource-attributes (%s) cannot be used with -distributor.otlp.convert-all-attributes=true, which already makes every resource attribute a label", c.PromoteResourceAttributes.String())
+		return fmt.Errorf("-distributor.promote-resource-attributes (%s) cannot be used with -distributor.otlp.convert-all-attributes=true, which already makes every resource attribute a label", strings.Join(c.PromoteResourceAttributes, ","))
 	}
 	for _, a := range c.PromoteResourceAttributes {
 		if strings.TrimSpace(a) == "" {
-			return fmt.Errorf("-distributor.promote-resource-attributes %q has an empty attribute name", c.PromoteResourceAttributes.String())
+			return fmt.Errorf("-distributor.promote-resource-attributes %q has an empty attribute name", strings.Join(c.PromoteResourceAttributes, ","))
 		}
 	}
 	return nil

@@ -551,7 +551,7 @@ func TestOTLPConfigYAML(t *testing.T) {
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	doc := `
 otlp_max_recv_msg_size: 1024
-promote_resource_attributes: k8s.cluster.name,k8s.pod.name
+promote_resource_attributes: [k8s.cluster.name, k8s.pod.name]
 otlp:
   disable_target_info: true
   add_metric_suffixes: false
