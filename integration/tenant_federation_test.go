@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,8 +21,8 @@ import (
 
 // TestTenantFederationQueriesSeveralTenants: with -tenant-federation.enabled
 // a query naming team-a|team-b, through the query-frontend over mutual TLS,
-// reads both tenants' series, each labelled __tenant_id__, by PromQL and
-// by remote read; a __tenant_id__
+// reads both tenants' series, from the ingesters and from the store-gateway,
+// each labelled __tenant_id__, by PromQL and by remote read; a __tenant_id__
 // matcher picks tenants; a certificate bound to team-a is refused
 // team-a|team-b; -tenant-federation.max-tenant, exemplars, writes and the
 // ruler's and the Alertmanager's APIs refuse several tenants with 400;
@@ -46,7 +47,16 @@ func TestTenantFederationQueriesSeveralTenants(t *testing.T) {
 		"-blocks-storage.filesystem.dir="+t.TempDir(),
 		"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
 		"-compactor.data-dir="+t.TempDir(),
+		// History older than 5 minutes is read from the store-gateway only.
+		"-querier.query-ingesters-within=5m",
+		"-blocks-storage.bucket-store.sync-interval=1s",
+		"-compactor.cleanup-interval=1s",
 	)
+	// History, shipped to the bucket before the recent samples come.
+	begin := time.Now().Add(-20 * time.Minute).Truncate(time.Minute)
+	c.pushScrapes("team-a", "history", begin.UnixMilli(), 0, 8, 1)
+	c.pushScrapes("team-b", "history", begin.UnixMilli(), 0, 4, 1)
+	c.flush(proc)
 	now := time.Now().UnixMilli()
 	for tenantID, n := range map[string]int{"team-a": 2, "team-b": 3} {
 		req := &prompb.WriteRequest{}
@@ -105,6 +115,23 @@ func TestTenantFederationQueriesSeveralTenants(t *testing.T) {
 			t.Fatalf("remote read %s of team-a|team-b:\n%s(%v), want\n%s", rt, got, err, want)
 		}
 	}
+
+	// The history in the bucket: the store-gateway is asked once per tenant.
+	old := url.Values{"query": {"sum by (__tenant_id__) (count_over_time(history[5m]))"}, "time": {secs(begin.Add(5*time.Minute).UnixMilli() - 1)}}
+	proc.EventuallyNil(60*time.Second, "both tenants' history from the store-gateway", func() error {
+		res, err := c.tryQuery("team-a|team-b", "query", old)
+		if err != nil {
+			return err
+		}
+		counts := map[string]string{}
+		for _, r := range res.Data.Result {
+			counts[r.Metric["__tenant_id__"]] = r.Value[1].(string)
+		}
+		if counts["team-a"] != "16" || counts["team-b"] != "8" || len(counts) != 2 {
+			return fmt.Errorf("samples per tenant %v, want team-a 16 and team-b 8", counts)
+		}
+		return nil
+	})
 
 	base := "https://" + proc.HTTPAddr
 	code, body := do(t, c.client, http.MethodGet, base+"/prometheus/api/v1/label/__tenant_id__/values", "team-a|team-b", nil)
