@@ -108,9 +108,9 @@ func TestRuntimeConfigPageFollowsReloads(t *testing.T) {
 	}
 }
 
-// TestAdminPagesNeedEveryTenant: with -auth.client-tenants-file, /config
-// and /runtime_config (every tenant's limits) answer only identities given
-// every tenant.
+// TestAdminPagesNeedEveryTenant: with -auth.client-tenants-file, /config,
+// /runtime_config (every tenant's limits) and /ingester/all_user_stats answer
+// only identities given every tenant.
 func TestAdminPagesNeedEveryTenant(t *testing.T) {
 	t.Parallel()
 	p := testkit.NewPKI(t, "root")
@@ -131,7 +131,7 @@ func TestAdminPagesNeedEveryTenant(t *testing.T) {
 	waitReady(proc, admin)
 	tenantA := httpClient(tlsClient(t, clientConfig(p.Dir, "tenant-a")))
 	base := "https://" + proc.HTTPAddr
-	for _, path := range []string{"/config", "/config?mode=diff", "/runtime_config"} {
+	for _, path := range []string{"/config", "/config?mode=diff", "/runtime_config", "/ingester/all_user_stats"} {
 		if code, body := get(t, tenantA, base+path); code != http.StatusForbidden || !strings.Contains(body, `only identities given "*" in -auth.client-tenants-file`) {
 			t.Errorf("tenant-a GET %s: %d %s, want 403", path, code, body)
 		}
