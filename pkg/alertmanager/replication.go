@@ -24,8 +24,8 @@ func (am *MultitenantAlertmanager) RegisterGRPC(s grpc.ServiceRegistrar) {
 // in the replicated log.
 func (am *MultitenantAlertmanager) replicate(t *tenant) {
 	st := newReplicatedState(t.id, am, t.logger, t.reg)
-	t.silences.SetBroadcast(st.add(silencesKeyPrefix+t.id, t.silences))
-	t.nflog.SetBroadcast(st.add(nflogKeyPrefix+t.id, t.nflog))
+	t.silences.SetBroadcast(st.add(silencesKeyPrefix+t.id, t.silences).Broadcast)
+	t.nflog.SetBroadcast(st.add(nflogKeyPrefix+t.id, t.nflog).Broadcast)
 	am.statesMtx.Lock()
 	am.states[t.id] = st
 	am.statesMtx.Unlock()

@@ -40,7 +40,7 @@ func TestStateMergesBetweenReplicas(t *testing.T) {
 	sa := newReplicatedState("tenant-a", am, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	sb := newReplicatedState("tenant-a", am, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	sc := newReplicatedState("tenant-a", am, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	a.SetBroadcast(sa.add(silencesKeyPrefix+"tenant-a", a))
+	a.SetBroadcast(sa.add(silencesKeyPrefix+"tenant-a", a).Broadcast)
 	sb.add(silencesKeyPrefix+"tenant-a", b)
 	sc.add(silencesKeyPrefix+"tenant-a", c)
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/alertmanager/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -26,14 +27,6 @@ const (
 // a replica that starts the tenant reads the full state.
 const stateQueueSize = 1024
 
-// mergeable is what Alertmanager's silence.Silences and nflog.Log offer
-// its cluster package (cluster.State): their state as bytes, and a merge of
-// another replica's.
-type mergeable interface {
-	MarshalBinary() ([]byte, error)
-	Merge([]byte) error
-}
-
 // replicatedState carries one tenant's silences and notification log
 // between its replicas, as Cortex's state replication does over its own
 // gRPC service instead of Alertmanager's gossip cluster: every change is
@@ -45,7 +38,7 @@ type replicatedState struct {
 	logger *slog.Logger
 
 	mtx    sync.Mutex
-	states map[string]mergeable
+	states map[string]cluster.State
 
 	msgc chan *alertmanagerpb.Part
 	done chan struct{}
@@ -59,7 +52,7 @@ type replicatedState struct {
 func newReplicatedState(tenantID string, am *MultitenantAlertmanager, logger *slog.Logger, reg prometheus.Registerer) *replicatedState {
 	return &replicatedState{
 		tenant: tenantID, am: am, logger: logger,
-		states: map[string]mergeable{},
+		states: map[string]cluster.State{},
 		msgc:   make(chan *alertmanagerpb.Part, stateQueueSize),
 		done:   make(chan struct{}),
 		replications: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
@@ -85,22 +78,32 @@ func newReplicatedState(tenantID string, am *MultitenantAlertmanager, logger *sl
 	}
 }
 
-// add registers a state under key and returns the function its changes are
-// broadcast with (SetBroadcast). It never blocks: the libraries call it
-// holding their own lock.
-func (s *replicatedState) add(key string, st mergeable) func([]byte) {
+// add registers a state (Alertmanager's silences or notification log, as
+// its cluster package takes them) under key and returns the channel its
+// changes are broadcast on (their SetBroadcast).
+func (s *replicatedState) add(key string, st cluster.State) cluster.ClusterChannel {
 	s.mtx.Lock()
 	s.states[key] = st
 	s.mtx.Unlock()
 	for _, c := range []*prometheus.CounterVec{s.replications, s.replicationFailures, s.merges, s.mergeFailures} {
 		c.WithLabelValues(key)
 	}
-	return func(b []byte) {
-		select {
-		case s.msgc <- &alertmanagerpb.Part{Key: key, Data: b}:
-		default:
-			s.dropped.Inc()
-		}
+	return stateChannel{s: s, key: key}
+}
+
+// stateChannel queues a state's changes for the other replicas, as
+// Cortex's does. Broadcast never blocks: the libraries call it holding
+// their own lock.
+type stateChannel struct {
+	s   *replicatedState
+	key string
+}
+
+func (c stateChannel) Broadcast(b []byte) {
+	select {
+	case c.s.msgc <- &alertmanagerpb.Part{Key: c.key, Data: b}:
+	default:
+		c.s.dropped.Inc()
 	}
 }
 
