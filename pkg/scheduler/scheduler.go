@@ -294,7 +294,8 @@ func (s *Scheduler) frontendDisconnected(addr string) {
 
 func (s *Scheduler) enqueue(streamCtx, frontendCtx context.Context, addr string, msg *schedulerpb.FrontendToScheduler) error {
 	userID := msg.GetUserID()
-	if err := tenant.Valid(userID); err != nil {
+	// A query of several tenants (tenant federation) is queued under all of them.
+	if err := tenant.ValidOrgID(userID); err != nil {
 		return fmt.Errorf("query %d: %w", msg.GetQueryID(), err)
 	}
 	if err := s.checkTenant(streamCtx, userID); err != nil {

@@ -33,6 +33,13 @@ func OrgID(ctx context.Context) (string, error) {
 	return tenant.JoinTenantIDs(ids), nil
 }
 
+// ValidOrgID checks an X-Scope-OrgID of one tenant or of several joined
+// by '|', each a valid tenant ID.
+func ValidOrgID(org string) error {
+	_, err := parseIDs(org)
+	return err
+}
+
 func parseIDs(org string) ([]string, error) {
 	parts := strings.Split(org, Separator)
 	for _, p := range parts {

@@ -20,6 +20,12 @@ func TestIDsSortsAndDropsRepeats(t *testing.T) {
 	if _, err := IDs(Inject(context.Background(), "team-a|bad/x")); err == nil {
 		t.Fatal("a tenant with '/' passed")
 	}
+	if err := ValidOrgID("team-a|team-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidOrgID("team-a||team-b"); err == nil {
+		t.Fatal("an empty tenant passed")
+	}
 	_, err = ID(Inject(context.Background(), "team-a|team-b"))
 	if want := `X-Scope-OrgID "team-a|team-b" names several tenants: this API acts for one tenant (only queries may read several, with -tenant-federation.enabled=true)`; err == nil || err.Error() != want {
 		t.Fatalf("ID of two tenants: %v, want %s", err, want)
