@@ -19,7 +19,8 @@ func (q *Querier) checkExprs(ctx context.Context, what string, exprs ...string) 
 	if q.queryable == nil || q.queryable.limits == nil {
 		return nil
 	}
-	tenantID, _ := tenant.ID(ctx) // no tenant: the defaults apply
+	// No tenant: the defaults apply; several: the smallest of theirs.
+	tenantID, _ := tenant.OrgID(ctx)
 	l := q.queryable.limits.For(tenantID)
 	for _, e := range exprs {
 		if err := promqlcheck.Check(what, e, l.MaxQueryExpressionSizeBytes, l.MaxQueryExpressionDepth); err != nil {

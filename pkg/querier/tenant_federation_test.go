@@ -22,7 +22,7 @@ import (
 // federatedServer serves a querier over three fake ingesters holding
 // team-a's and team-b's series, with the given federation settings, behind
 // the query APIs' tenant middleware.
-func federatedServer(t *testing.T, fed tenantfederation.Config) *httptest.Server {
+func federatedServer(t *testing.T, fed tenantfederation.Config, overrides map[string]*validation.Limits) *httptest.Server {
 	t.Helper()
 	var addrs []string
 	var ingesters []*fakeIngester
@@ -41,7 +41,7 @@ func federatedServer(t *testing.T, fed tenantfederation.Config) *httptest.Server
 	limits.RegisterFlags(fs)
 	var clientCfg client.Config
 	clientCfg.RegisterFlags(fs)
-	q, err := New(defaultConfig(), clientCfg, nil, validation.NewOverrides(limits, nil), newRing(t, 3, addrs...), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), WithTenantFederation(fed))
+	q, err := New(defaultConfig(), clientCfg, nil, validation.NewOverrides(limits, func() map[string]*validation.Limits { return overrides }), newRing(t, 3, addrs...), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), WithTenantFederation(fed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func federatedServer(t *testing.T, fed tenantfederation.Config) *httptest.Server
 }
 
 func TestQuerierReadsEveryTenantOfAFederatedQuery(t *testing.T) {
-	srv := federatedServer(t, tenantfederation.Config{Enabled: true, MaxConcurrent: 2, MaxTenant: 2})
+	srv := federatedServer(t, tenantfederation.Config{Enabled: true, MaxConcurrent: 2, MaxTenant: 2}, nil)
 	at := url.Values{"time": {"1700000000"}}
 	q := func(query string) string { at.Set("query", query); return "/prometheus/api/v1/query?" + at.Encode() }
 
@@ -88,10 +88,25 @@ func TestQuerierReadsEveryTenantOfAFederatedQuery(t *testing.T) {
 }
 
 func TestQuerierRefusesSeveralTenantsWithoutFederation(t *testing.T) {
-	srv := federatedServer(t, tenantfederation.Config{MaxConcurrent: 16})
+	srv := federatedServer(t, tenantfederation.Config{MaxConcurrent: 16}, nil)
 	// Even a query that reads no series: the tenants are refused first.
 	code, body := get(t, srv, "/prometheus/api/v1/query?query=1", "team-a|team-b")
 	if want := `"errorType":"bad_data","error":"X-Scope-OrgID \"team-a|team-b\" names 2 tenants but tenant federation is off: a query reads one tenant unless -tenant-federation.enabled=true"`; code != http.StatusBadRequest || !strings.Contains(body, want) {
 		t.Fatalf("%d %s, want 400 with %s", code, body, want)
+	}
+}
+
+func TestFederatedQueryObeysTheSmallestExpressionLimit(t *testing.T) {
+	var small validation.Limits
+	small.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
+	small.MaxQueryExpressionSizeBytes = 10
+	srv := federatedServer(t, tenantfederation.Config{Enabled: true, MaxConcurrent: 16}, map[string]*validation.Limits{"team-b": &small})
+	path := "/prometheus/api/v1/query?" + url.Values{"query": {"sum(up) by (job)"}, "time": {"1700000000"}}.Encode()
+	if code, body := get(t, srv, path, "team-a"); code != http.StatusOK {
+		t.Fatalf("team-a alone: %d %s", code, body)
+	}
+	code, body := get(t, srv, path, "team-a|team-b")
+	if code != http.StatusBadRequest || !strings.Contains(body, "max-query-expression-size-bytes") {
+		t.Fatalf("team-a|team-b: %d %s, want 400 naming team-b's expression size limit", code, body)
 	}
 }
