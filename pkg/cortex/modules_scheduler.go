@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
@@ -98,7 +99,7 @@ func (t *Cortex) frontendAddress() (string, error) {
 	if host == "" {
 		a, err := ring.GetInstanceAddr("", cfg.InstanceInterfaceNames, t.kitLogger, false)
 		if err != nil {
-			return "", fmt.Errorf("-frontend.instance-addr is empty and no address was found on -frontend.instance-interface-names=%s: %w", cfg.InstanceInterfaceNames.String(), err)
+			return "", fmt.Errorf("-frontend.instance-addr is empty and no address was found on -frontend.instance-interface-names=%s: %w", strings.Join(cfg.InstanceInterfaceNames, ","), err)
 		}
 		host = a
 	}

@@ -83,6 +83,7 @@ api:
 ruler:
   ring:
     num_tokens: 64
+    instance_interface_names: [lo, eth1]
 server:
   grpc_listen_conn_limit: 7
   http_listen_conn_limit: 8
@@ -95,7 +96,7 @@ server:
 		cfg.Frontend.SplitQueriesByInterval, cfg.Frontend.AlignQueriesWithStep, cfg.Frontend.CacheResults, cfg.Frontend.MaxRetries,
 		cfg.Frontend.CacheMaxSizeBytes, cfg.Frontend.CacheTTL, cfg.Frontend.Memcached.Addresses.String(),
 		cfg.Frontend.MaxCacheFreshness, strings.Join(cfg.Distributor.PromoteResourceAttributes, ","), cfg.Ruler.QueryOffset,
-		cfg.Querier.PrometheusHTTPPrefix, cfg.Ruler.Sharding.Ring.NumTokens,
+		cfg.Querier.PrometheusHTTPPrefix, cfg.Ruler.Sharding.Ring.NumTokens, strings.Join(cfg.Ruler.Sharding.Ring.InstanceInterfaceNames, ","),
 		cfg.Server.GRPCConnLimit, cfg.Server.HTTPConnLimit,
 	}
 	want := []any{
@@ -103,7 +104,7 @@ server:
 		2 * time.Hour, true, true, 3,
 		1000, 2 * time.Minute, "memcached:11211",
 		5 * time.Minute, "service.name,k8s.pod.name", 30 * time.Second,
-		"/prom", 64,
+		"/prom", 64, "lo,eth1",
 		7, 8,
 	}
 	if !reflect.DeepEqual(got, want) {

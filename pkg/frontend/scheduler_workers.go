@@ -43,7 +43,7 @@ type SchedulerConfig struct {
 	DNSLookupPeriod        time.Duration          `yaml:"scheduler_dns_lookup_period"`
 	WorkerConcurrency      int                    `yaml:"scheduler_worker_concurrency"`
 	GRPCClientConfig       tlsconfig.ClientConfig `yaml:"grpc_client_config"`
-	InstanceInterfaceNames flagext.StringSliceCSV `yaml:"instance_interface_names"`
+	InstanceInterfaceNames []string               `yaml:"instance_interface_names"`
 	InstanceAddr           string                 `yaml:"address"`
 	InstancePort           int                    `yaml:"port"`
 }
@@ -55,7 +55,7 @@ func (c *SchedulerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.WorkerConcurrency, "frontend.scheduler-worker-concurrency", 5, "Number of streams to each query-scheduler; each enqueues one query at a time.")
 	c.GRPCClientConfig.RegisterFlagsWithPrefix(SchedulerTLSPrefix, f)
 	c.InstanceInterfaceNames = []string{"eth0", "en0"}
-	f.Var(&c.InstanceInterfaceNames, "frontend.instance-interface-names", "Network interfaces to read the address queriers send answers to from, when -frontend.instance-addr is empty and the gRPC server listens on every address.")
+	f.Var((*flagext.StringSliceCSV)(&c.InstanceInterfaceNames), "frontend.instance-interface-names", "Network interfaces to read the address queriers send answers to from, when -frontend.instance-addr is empty and the gRPC server listens on every address.")
 	f.StringVar(&c.InstanceAddr, "frontend.instance-addr", "", "IP address queriers send this frontend's answers to (with -frontend.scheduler-address). Empty: the gRPC listen address, else one of -frontend.instance-interface-names.")
 	f.IntVar(&c.InstancePort, "frontend.instance-port", 0, "Port queriers send this frontend's answers to. 0: the gRPC server's port.")
 }

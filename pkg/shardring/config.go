@@ -33,11 +33,11 @@ type Config struct {
 	WaitStabilityMinDuration        time.Duration `yaml:"wait_stability_min_duration"`
 	WaitStabilityMaxDuration        time.Duration `yaml:"wait_stability_max_duration"`
 
-	InstanceID             string                 `yaml:"instance_id"`
-	InstanceInterfaceNames flagext.StringSliceCSV `yaml:"instance_interface_names"`
-	InstanceAddr           string                 `yaml:"instance_addr"`
-	InstancePort           int                    `yaml:"instance_port"`
-	InstanceZone           string                 `yaml:"instance_availability_zone"`
+	InstanceID             string   `yaml:"instance_id"`
+	InstanceInterfaceNames []string `yaml:"instance_interface_names"`
+	InstanceAddr           string   `yaml:"instance_addr"`
+	InstancePort           int      `yaml:"instance_port"`
+	InstanceZone           string   `yaml:"instance_availability_zone"`
 
 	// NumTokens is the token count per instance: a flag of the ruler ring
 	// only (-ruler.ring.num-tokens), fixed for the others, as in Cortex.
@@ -81,7 +81,7 @@ func (c *Config) RegisterFlags(prefix string, d Defaults, f *flag.FlagSet) {
 	f.DurationVar(&c.WaitStabilityMinDuration, p+"wait-stability-min-duration", d.WaitStabilityMinDuration, "Minimum time to wait for ring stability at startup. 0 to disable.")
 	f.DurationVar(&c.WaitStabilityMaxDuration, p+"wait-stability-max-duration", d.WaitStabilityMaxDuration, "Maximum time to wait for ring stability at startup. If the ring keeps changing after this period of time, the instance starts anyway.")
 	c.InstanceInterfaceNames = []string{"eth0", "en0"}
-	f.Var(&c.InstanceInterfaceNames, p+"instance-interface-names", "Name of network interface to read address from.")
+	f.Var((*flagext.StringSliceCSV)(&c.InstanceInterfaceNames), p+"instance-interface-names", "Name of network interface to read address from.")
 	f.StringVar(&c.InstanceID, p+"instance-id", "", "Instance ID to register in the ring. Empty: the hostname.")
 	f.StringVar(&c.InstanceAddr, p+"instance-addr", "", "IP address to advertise in the ring. Empty: read from -"+p+"instance-interface-names.")
 	f.IntVar(&c.InstancePort, p+"instance-port", 0, "Port to advertise in the ring. 0: the gRPC listen port (-server.grpc-listen-port).")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/ring"
@@ -51,7 +52,7 @@ func NewMember(cfg Config, name, key string, store kv.Client, host string, port 
 	if host == "" {
 		addr, err := ring.GetInstanceAddr("", cfg.InstanceInterfaceNames, kl, false)
 		if err != nil {
-			return nil, fmt.Errorf("-%s.instance-addr is empty and no address was found on -%s.instance-interface-names=%s: %w", cfg.Prefix, cfg.Prefix, cfg.InstanceInterfaceNames.String(), err)
+			return nil, fmt.Errorf("-%s.instance-addr is empty and no address was found on -%s.instance-interface-names=%s: %w", cfg.Prefix, cfg.Prefix, strings.Join(cfg.InstanceInterfaceNames, ","), err)
 		}
 		host = addr
 	}
