@@ -152,12 +152,23 @@ var keyMoves = []config.Move{
 	{Struct: "compactor.sharding_ring.replication_factor"},
 }
 
+// deprecatedKeys are keys of Cortex's file that Cortex itself replaced,
+// refused with the key to use instead.
+var deprecatedKeys = map[string]string{
+	// -blocks-storage.tsdb.max-exemplars is accepted, as another name of
+	// -ingester.max-exemplars.
+	"blocks_storage.tsdb.max_exemplars": "limits.max_exemplars",
+}
+
 // KeyMoves implements config.Layout.
 func (c *Config) KeyMoves() []config.Move { return keyMoves }
 
 // CheckKey implements config.Layout: it refuses the keys of features that
-// are not built here.
+// are not built here, and Cortex's deprecated keys.
 func (c *Config) CheckKey(path, value string) error {
+	if use, ok := deprecatedKeys[path]; ok {
+		return fmt.Errorf("deprecated in Cortex: set %s", use)
+	}
 	if nb, ok := notBuilt(path, value); ok {
 		if nb.Values != nil {
 			return fmt.Errorf("%q is not built here: %s", value, nb.Feature)

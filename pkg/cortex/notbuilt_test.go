@@ -117,6 +117,7 @@ func TestConfigFileRefusals(t *testing.T) {
 		{"unknown key, full path", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: memberlist\n        foo: 1\n", "unknown key ingester.lifecycler.ring.kvstore.foo (line 6)"},
 		{"this system's old spelling", "ingester_client:\n  tls_cert_path: c.crt\n", "unknown key ingester_client.tls_cert_path (line 2): the configuration file reference names it ingester_client.grpc_client_config.tls_cert_path"},
 		{"a ring with fixed tokens", "store_gateway:\n  sharding_ring:\n    num_tokens: 5\n", "unknown key store_gateway.sharding_ring.num_tokens (line 3)"},
+		{"Cortex's deprecated key", "blocks_storage:\n  tsdb:\n    max_exemplars: 5\n", "key blocks_storage.tsdb.max_exemplars (line 3): deprecated in Cortex: set limits.max_exemplars"},
 		{"a ring without replication", "compactor:\n  sharding_ring:\n    replication_factor: 2\n", "unknown key compactor.sharding_ring.replication_factor (line 3)"},
 		{"chunks storage", "storage:\n  engine: chunks\n", `key storage.engine (line 2): "chunks" is not built here: the chunks storage; this system stores blocks only (blocks_storage)`},
 		{"Redis cache", "blocks_storage:\n  bucket_store:\n    index_cache:\n      backend: redis\n", `key blocks_storage.bucket_store.index_cache.backend (line 4): "redis" is not built here: Redis caches (use memcached or inmemory)`},
