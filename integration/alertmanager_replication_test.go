@@ -37,8 +37,8 @@ func newAMCluster(t *testing.T) *amCluster {
 }
 
 // start runs alertmanager i; clientLeaf names the certificate it presents
-// to the other alertmanagers.
-func (c *amCluster) start(i int, clientLeaf string) *testkit.Cortex {
+// to the other alertmanagers. Later flags in extra override the defaults.
+func (c *amCluster) start(i int, clientLeaf string, extra ...string) *testkit.Cortex {
 	c.t.Helper()
 	d := c.pki.Dir
 	flags := append(mtlsFlags(d),
@@ -71,7 +71,7 @@ func (c *amCluster) start(i int, clientLeaf string) *testkit.Cortex {
 	if c.seed != "" {
 		flags = append(flags, "-memberlist.join="+c.seed)
 	}
-	p := testkit.StartCortex(c.t, flags...)
+	p := testkit.StartCortex(c.t, append(flags, extra...)...)
 	if c.seed == "" {
 		c.seed = p.GossipAddr()
 	}
@@ -303,4 +303,54 @@ func indent(s, prefix string) string {
 		lines[i] = prefix + l
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestAlertmanagerForwardingBoundToTenants: with -auth.client-tenants-file
+// letting the alertmanagers' certificate act for tenant-a only, at
+// replication factor 1, a tenant-a request reaching the alertmanager that
+// does not run it is forwarded and answered, and a tenant-b request is
+// refused by the replica it is forwarded to, whose refusal the forwarding
+// alertmanager logs.
+func TestAlertmanagerForwardingBoundToTenants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two alertmanager processes")
+	}
+	t.Parallel()
+	c := newAMCluster(t)
+	hook := testkit.NewAlertWebhook(t)
+	allow := filepath.Join(t.TempDir(), "clients.yaml")
+	testkit.WriteFile(t, allow, []byte("clients:\n  alertmanager: [tenant-a]\n  client: [\"*\"]\n"), 0o600)
+	extra := []string{"-auth.client-tenants-file=" + allow, "-alertmanager.sharding-ring.replication-factor=1"}
+	am := []*testkit.Cortex{c.start(0, "alertmanager", extra...), c.start(1, "alertmanager", extra...)}
+	for _, p := range am {
+		c.waitRing(p, "am-0", "am-1")
+	}
+	cfg := fmt.Sprintf("alertmanager_config: |\n%s\n", indent(hook.Config("/a"), "  "))
+	for _, tenantID := range []string{"tenant-a", "tenant-b"} {
+		if code, body := do(t, c.client, http.MethodPost, "https://"+am[0].HTTPAddr+"/api/v1/alerts", tenantID, cfg); code != http.StatusCreated {
+			t.Fatalf("POST /api/v1/alerts as %s: %d %s", tenantID, code, body)
+		}
+	}
+	for _, p := range am {
+		waitStatus(t, p, c.client, c.api(p)+"/status", "tenant-a", http.StatusOK)
+	}
+	var refused *testkit.Cortex
+	am[0].EventuallyNil(30*time.Second, "tenant-b answered by its replica only", func() error {
+		var codes []int
+		for _, p := range am {
+			code, _ := do(t, c.client, http.MethodGet, c.api(p)+"/status", "tenant-b", nil)
+			codes = append(codes, code)
+			if code == http.StatusServiceUnavailable {
+				refused = p
+			}
+		}
+		if !slices.Contains(codes, http.StatusOK) || !slices.Contains(codes, http.StatusServiceUnavailable) {
+			return fmt.Errorf("answers %v", codes)
+		}
+		return nil
+	})
+	refused.WaitLog(`may not act for tenant`)
+	if lines := grepLines(refused.Output(), "may not act for tenant"); !strings.Contains(lines, "alertmanager") || !strings.Contains(lines, "tenant-b") || !strings.Contains(lines, "PermissionDenied") {
+		t.Fatalf("the refusal does not name the identity, the tenant and the code:\n%s", lines)
+	}
 }
