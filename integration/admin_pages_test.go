@@ -172,4 +172,11 @@ func TestRuntimeConfigIngesterLimits(t *testing.T) {
 	if got := metricOf(t, client, p, `cortex_ingester_instance_limits{limit="max_series"}`); got != 10 {
 		t.Errorf("cortex_ingester_instance_limits{limit=\"max_series\"} = %v, want 10", got)
 	}
+	// Cortex's user stats, at its path and the legacy one.
+	for _, path := range []string{"/api/v1/user_stats", "/api/prom/user_stats"} {
+		code, body := do(t, client, http.MethodGet, "https://"+p.HTTPAddr+path, "team-a", nil)
+		if code != http.StatusOK || !strings.Contains(body, `"numSeries":3`) || !strings.Contains(body, `"ingestionRate":`) {
+			t.Errorf("GET %s as team-a: %d %s, want its 3 series", path, code, body)
+		}
+	}
 }

@@ -149,6 +149,16 @@ func (a *API) RegisterPrometheusAPI(module string, prefixes []string, handler ht
 	}
 }
 
+// RegisterUserStats mounts Cortex's /api/v1/user_stats, and the legacy
+// <legacyPrefix>/user_stats (-http.prefix) unless empty: the tenant's
+// series and ingestion rate, from the querier.
+func (a *API) RegisterUserStats(h http.Handler, legacyPrefix string) {
+	a.route(Route{Module: "querier", Methods: get, Path: "/api/v1/user_stats", Tenant: true, Desc: "The tenant's series and ingestion rate over the ingesters"}, h)
+	if legacyPrefix != "" {
+		a.route(Route{Module: "querier", Methods: get, Path: legacyPrefix + "/user_stats", Tenant: true}, h) // Cortex's legacy path
+	}
+}
+
 // RegisterAlertmanager mounts each tenant's Alertmanager v2 API (what
 // amtool and Grafana's Alertmanager data source call) and its probes.
 func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {

@@ -79,6 +79,7 @@ func (t *Cortex) initQuerier() (services.Service, error) {
 		return nil, err
 	}
 	t.Querier = q
+	t.API.RegisterUserStats(q.UserStatsHandler(), t.Cfg.HTTPPrefix)
 	if !t.Cfg.runs(QueryFrontend) {
 		// With a query-frontend in this process, it serves these paths and
 		// the querier takes its queries through the worker.
