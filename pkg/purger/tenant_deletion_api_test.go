@@ -70,7 +70,7 @@ func TestDeleteTenantNeedsTenant(t *testing.T) {
 	}
 	// Several tenants at once are refused, none marked.
 	code, body := serve(t, a.DeleteTenant, http.MethodPost, "a|b")
-	if code != http.StatusBadRequest || !strings.Contains(body, "'|'") {
+	if code != http.StatusBadRequest || !strings.Contains(body, `X-Scope-OrgID "a|b" names several tenants: this API acts for one tenant`) {
 		t.Fatalf("two tenants: %d %s", code, body)
 	}
 }
