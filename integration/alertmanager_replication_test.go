@@ -354,3 +354,21 @@ func TestAlertmanagerForwardingBoundToTenants(t *testing.T) {
 		t.Fatalf("the refusal does not name the identity, the tenant and the code:\n%s", lines)
 	}
 }
+
+// TestAlertmanagerClientFilesCheckedAtStartup: a missing certificate of
+// the alertmanager-client link stops the process at startup, naming the
+// flag, rather than failing the first replication.
+func TestAlertmanagerClientFilesCheckedAtStartup(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "missing.crt")
+	code, out := testkit.RunCortex(t, "-target=alertmanager",
+		"-alertmanager.storage.path="+filepath.Join(t.TempDir(), "am"),
+		"-alertmanager-storage.filesystem.dir="+filepath.Join(t.TempDir(), "bucket"),
+		"-alertmanager.sharding-enabled=true",
+		"-alertmanager.alertmanager-client.tls-cert-path="+missing,
+		"-alertmanager.alertmanager-client.tls-key-path="+missing,
+	)
+	if code == 0 || !strings.Contains(out, "-alertmanager.alertmanager-client.tls-cert-path") || !strings.Contains(out, missing) {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
