@@ -90,7 +90,7 @@ func (m *mergeQuerier) selected(ctx context.Context, matchers []*labels.Matcher)
 		return ids, matchers, false, nil
 	}
 	upstream = make([]*labels.Matcher, 0, len(matchers))
-	keep := ids[:0:0]
+	var keep []string
 	var tenantMatchers []*labels.Matcher
 	for _, mt := range matchers {
 		switch mt.Name {
