@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cortex-tls/cortex/pkg/querier/tenantfederation"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 )
 
@@ -76,7 +77,7 @@ func (a *API) Routes() []Route { return slices.Clone(a.routes) }
 // when the route carries a tenant.
 func (a *API) route(r Route, h http.Handler) {
 	if r.Tenant {
-		if r.Module == "querier" || r.Module == "query-frontend" {
+		if tenantfederation.FederatedPath(r.Path) {
 			// Queries may name several tenants (tenant federation).
 			h = tenant.MultiTenantHTTPMiddleware(a.authEnabled, h)
 		} else {
