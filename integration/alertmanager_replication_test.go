@@ -372,3 +372,75 @@ func TestAlertmanagerClientFilesCheckedAtStartup(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
+
+// createSilence creates a silence of alertname=name for tenant-a through p.
+func (c *amCluster) createSilence(p *testkit.Cortex, name string) string {
+	c.t.Helper()
+	now := time.Now().UTC()
+	code, body := do(c.t, c.client, http.MethodPost, c.api(p)+"/silences", "tenant-a", map[string]any{
+		"matchers": []map[string]any{{"name": "alertname", "value": name, "isRegex": false, "isEqual": true}},
+		"startsAt": now.Format(time.RFC3339), "endsAt": now.Add(time.Hour).Format(time.RFC3339), "createdBy": "integration", "comment": "planned work",
+	})
+	var created struct {
+		SilenceID string `json:"silenceID"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &created) != nil || created.SilenceID == "" {
+		c.t.Fatalf("posting silence: %d %s", code, body)
+	}
+	return created.SilenceID
+}
+
+// TestAlertmanagerHandoverOnLeave: three alertmanagers at replication
+// factor 2. When one of tenant-a's two replicas stops, the third becomes a
+// replica, reads the tenant's state from the remaining one, and answers
+// with the silence created before.
+func TestAlertmanagerHandoverOnLeave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three alertmanager processes")
+	}
+	t.Parallel()
+	c := newAMCluster(t)
+	hook := testkit.NewAlertWebhook(t)
+	rf2 := "-alertmanager.sharding-ring.replication-factor=2"
+	am := []*testkit.Cortex{c.start(0, "alertmanager", rf2), c.start(1, "alertmanager", rf2), c.start(2, "alertmanager", rf2)}
+	for _, p := range am {
+		c.waitRing(p, "am-0", "am-1", "am-2")
+	}
+	cfg := fmt.Sprintf("alertmanager_config: |\n%s\n", indent(hook.Config("/a"), "  "))
+	if code, body := do(t, c.client, http.MethodPost, "https://"+am[0].HTTPAddr+"/api/v1/alerts", "tenant-a", cfg); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/alerts: %d %s", code, body)
+	}
+	runs := func(p *testkit.Cortex) bool { return metricOf(t, c.client, p, "cortex_alertmanager_tenants") == 1 }
+	var owners []*testkit.Cortex
+	var spare *testkit.Cortex
+	am[0].EventuallyNil(30*time.Second, "tenant-a running on two of the three", func() error {
+		owners, spare = nil, nil
+		for _, p := range am {
+			if runs(p) {
+				owners = append(owners, p)
+			} else {
+				spare = p
+			}
+		}
+		if len(owners) != 2 {
+			return fmt.Errorf("running on %d", len(owners))
+		}
+		return nil
+	})
+	id := c.createSilence(spare, "Maintenance") // forwarded to a replica
+	c.waitSilence(owners[0], id)
+	c.waitSilence(owners[1], id)
+
+	owners[0].Stop()
+	spare.Eventually(30*time.Second, "the third alertmanager to start tenant-a", func() bool { return runs(spare) })
+	spare.WaitLog("state settled from the other replicas")
+	ids, err := c.silenceIDs(spare)
+	if err != nil || !slices.Contains(ids, id) {
+		t.Fatalf("the new replica's silences: %v %v", ids, err)
+	}
+	c.postAlert(spare, "Maintenance")
+	c.postAlert(spare, "AfterHandover")
+	hook.WaitFor(t, "/a", "AfterHandover")
+	waitSilenced(t, spare, c.client, "tenant-a")
+	hook.Never(t, "/a", "Maintenance")
+}
