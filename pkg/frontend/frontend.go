@@ -77,11 +77,10 @@ func (c *Config) Validate() error {
 
 // request is one HTTP-over-gRPC query waiting for a querier.
 type request struct {
-	ctx      context.Context
-	tenant   string
-	req      *frontendpb.HTTPRequest
-	enqueued time.Time
-	result   chan result // buffered: the querier stream never blocks on it
+	ctx    context.Context
+	tenant string
+	req    *frontendpb.HTTPRequest
+	result chan result // buffered: the querier stream never blocks on it
 }
 
 type result struct {

@@ -14,7 +14,7 @@ func TestInstanceLimitsMaxSeriesAndTenantsFromFlagsThenRuntime(t *testing.T) {
 	cfg.InstanceLimits.MaxInMemorySeries = 2
 	cfg.InstanceLimits.MaxInMemoryTenants = 1
 	var runtime atomic.Pointer[InstanceLimits]
-	h := startHarness(t, cfg, newTestLimits(t, nil), WithInstanceLimits(func() *InstanceLimits { return runtime.Load() }))
+	h := startHarness(t, cfg, newTestLimits(t, nil), WithInstanceLimits(runtime.Load))
 
 	h.mustPush("a", floats(series("s1"), float64(base), 1), floats(series("s2"), float64(base), 2))
 	err := h.push("a", floats(series("s3"), float64(base), 3))

@@ -154,7 +154,7 @@ func (q *Querier) remoteReadChunks(ctx context.Context, w http.ResponseWriter, r
 	for i, query := range req.Queries {
 		ss, closer, err := q.remoteReadSelect(ctx, query)
 		if err == nil {
-			var cs storage.ChunkSeriesSet = storage.NewSeriesSetToChunkSet(ss)
+			cs := storage.NewSeriesSetToChunkSet(ss)
 			if limit.max > 0 {
 				cs = &limitedChunkSeriesSet{ChunkSeriesSet: cs, limit: limit}
 			}

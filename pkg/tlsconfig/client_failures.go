@@ -75,7 +75,7 @@ func (e *explainedConn) Write(b []byte) (int, error) {
 		}
 		return n, err
 	}
-	_ = e.Conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_ = e.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if _, rerr := e.Conn.Read(make([]byte, 1)); rerr != nil && strings.Contains(rerr.Error(), "remote error") {
 		return n, e.c.explain(e.addr, rerr)
 	}

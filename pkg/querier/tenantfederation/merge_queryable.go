@@ -47,9 +47,8 @@ type mergeQuerier struct {
 	cfg        Config
 	mint, maxt int64
 
-	mu      sync.Mutex
-	opened  []storage.Querier
-	closers []func() error
+	mu     sync.Mutex
+	opened []storage.Querier
 }
 
 // open returns a new upstream querier, closed with this one.
