@@ -1,6 +1,12 @@
 // Package alertmanager runs one Prometheus Alertmanager per tenant, built
 // from the prometheus/alertmanager libraries, with each tenant's
-// configuration polled from the configs service over HTTP(S).
+// configuration polled from the alertmanager storage (package alertstore:
+// the configs service over HTTP(S), a local directory or object storage).
+//
+// With -alertmanager.sharding-enabled the tenants are spread over the
+// alertmanager ring: each runs on its replicas, which exchange its silences
+// and notification log over the alertmanagerpb gRPC service, and any
+// instance answers any tenant's API by forwarding to them.
 //
 // It reaches the configs service only over HTTP(S), so it must not import
 // pkg/configs, and it must never delete or overwrite files outside each
