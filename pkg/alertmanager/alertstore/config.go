@@ -2,8 +2,10 @@ package alertstore
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"reflect"
@@ -222,12 +224,20 @@ func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *sl
 		logger.Info("alertmanager storage", "backend", Local, "path", cfg.Local.Path)
 		return NewLocalStore(cfg.Local.Path), nil
 	}
-	b, err := bucket.NewClient(ctx, cfg.Config, "alertmanager-storage", tls, base, reg)
-	if err != nil {
-		return nil, err
+	open := func() (Store, error) {
+		b, err := bucket.NewClient(ctx, cfg.Config, "alertmanager-storage", tls, base, reg)
+		if err != nil {
+			return nil, err
+		}
+		return NewBucketStore(b), nil
 	}
 	logger.Info("alertmanager storage", "backend", cfg.Backend)
-	return NewBucketStore(b), nil
+	if cfg.Backend == bucket.Filesystem {
+		if _, err := os.Stat(cfg.Filesystem.Directory); errors.Is(err, fs.ErrNotExist) {
+			return &lazyFilesystemStore{dir: cfg.Filesystem.Directory, open: open}, nil
+		}
+	}
+	return open()
 }
 
 // readOnly is the error of a write to a read-only backend.

@@ -121,7 +121,7 @@ func TestDefaultBackendAndValidation(t *testing.T) {
 }
 
 func TestBucketStoreRoundTrip(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "bucket")
 	c, _ := parse(t, "-alertmanager-storage.filesystem.dir="+dir)
 	s, err := NewStore(context.Background(), c, nil, nil, nil)
 	if err != nil {
@@ -133,6 +133,13 @@ func TestBucketStoreRoundTrip(t *testing.T) {
 	}
 	if _, err := s.GetAlertConfig(ctx, "tenant-a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing config: %v", err)
+	}
+	if err := s.DeleteAlertConfig(ctx, "tenant-a"); err != nil {
+		t.Fatalf("deleting from a directory that does not exist: %v", err)
+	}
+	// Reads leave no directory behind: the first write creates it.
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("reads created %s: %v", dir, err)
 	}
 	want := AlertConfig{AlertmanagerConfig: "route: {receiver: r}\nreceivers: [{name: r}]\n", TemplateFiles: map[string]string{"a.tmpl": `{{ define "a" }}x{{ end }}`}}
 	for _, u := range []string{"tenant-b", "tenant-a"} {
