@@ -19,8 +19,9 @@ import (
 // alertmanager storage (-alertmanager-storage.backend; the configs service
 // link takes either spelling of its flags, -alertmanager.configs.* or
 // -alertmanager-storage.configs.*) and mounts the v2 API. With neither a
-// configs URL nor a backend it polls an empty filesystem bucket in
-// ./alertmanager, so it is safe in -target=all. With
+// configs URL nor a backend it polls a filesystem bucket in
+// ./alertmanager, created only by the first stored configuration, so it is
+// safe in -target=all. With
 // -alertmanager.sharding-enabled it joins the alertmanager ring and serves
 // the alertmanager gRPC service to the other members.
 func (t *Cortex) initAlertmanager() (services.Service, error) {
