@@ -25,16 +25,7 @@ func newZoneCluster(t *testing.T, n int, flags ...string) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
 	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
 	for i := range n {
-		zone := zones[i%len(zones)]
-		c.ingDirs = append(c.ingDirs, filepath.Join(c.dir, "ingester-"+itoa(i)))
-		c.ingesters = append(c.ingesters, c.start(
-			"-target=ingester",
-			"-ingester.lifecycler.ID=ingester-"+itoa(i),
-			"-ingester.lifecycler.addr=127.0.0.1",
-			"-ingester.availability-zone="+zone,
-			"-distributor.zone-awareness-enabled=true",
-			"-blocks-storage.tsdb.dir="+c.ingDirs[i],
-		))
+		c.startZoneIngester(i)
 	}
 	c.distributor = c.start(append([]string{"-target=distributor", "-distributor.zone-awareness-enabled=true"}, flags...)...)
 	c.querier = c.start(append([]string{"-target=querier", "-distributor.zone-awareness-enabled=true"}, flags...)...)
@@ -44,6 +35,20 @@ func newZoneCluster(t *testing.T, n int, flags ...string) *cluster {
 	c.waitActiveIngesters(c.distributor, n)
 	c.waitActiveIngesters(c.querier, n)
 	return c
+}
+
+// startZoneIngester starts ingester i, in zones[i%3], zone-aware.
+func (c *cluster) startZoneIngester(i int) {
+	c.t.Helper()
+	c.ingDirs = append(c.ingDirs, filepath.Join(c.dir, "ingester-"+itoa(i)))
+	c.ingesters = append(c.ingesters, c.start(
+		"-target=ingester",
+		"-ingester.lifecycler.ID=ingester-"+itoa(i),
+		"-ingester.lifecycler.addr=127.0.0.1",
+		"-ingester.availability-zone="+zones[i%len(zones)],
+		"-distributor.zone-awareness-enabled=true",
+		"-blocks-storage.tsdb.dir="+c.ingDirs[i],
+	))
 }
 
 var ringZone = regexp.MustCompile(`"id":"(ingester-\d)"[^}]*?"zone":"([^"]*)"`)
