@@ -196,8 +196,10 @@ func TestScaleOutMutualTLS(t *testing.T) {
 	if code, body := do(t, c.client, http.MethodPost, "https://"+am[0].HTTPAddr+"/api/v1/alerts", "tenant-a", cfg); code != http.StatusCreated {
 		t.Fatalf("POST /api/v1/alerts: %d %s", code, body)
 	}
-	// Any alertmanager answers for tenant-a by forwarding to a replica:
-	// wait until each runs the tenant itself.
+	// Until a replica runs tenant-a it answers the tenant's API by
+	// forwarding to another, and alerts posted meanwhile never reach it
+	// (alerts are not replicated state: the ruler resends them). Wait until
+	// each runs the tenant, so that each lists the silence itself.
 	for i, p := range am {
 		p.Eventually(20*time.Second, "am-"+itoa(i)+" to run tenant-a", func() bool {
 			return metricOf(t, c.client, p, "cortex_alertmanager_tenants") == 1
