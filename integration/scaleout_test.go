@@ -36,13 +36,19 @@ import (
 //     TestQueryFrontendMutualTLS;
 //   - alertmanager -> alertmanager (-alertmanager.alertmanager-client):
 //     TestAlertmanagerReplication;
-//   - distributor and querier -> ingester (-ingester.client), and every HTTP,
-//     gRPC and gossip port: TestEveryPortRefusesStrangers, with the refusing
-//     server's log naming -server.grpc-tls-ca-path in TestMutualTLSBinary;
+//   - distributor and querier -> ingester (-ingester.client): the ingesters'
+//     gRPC ports, like every HTTP, gRPC and gossip port of the write and
+//     read path, refuse a foreign CA's client certificate in
+//     TestEveryPortRefusesStrangers, the refusing server's log naming
+//     -server.grpc-tls-ca-path in TestMutualTLSBinary;
 //   - memberlist gossip (-memberlist.tls-*): pkg/kv/gossip's
 //     TestMemberWithForeignCertificateCannotJoin;
 //   - querier -> store-gateway (-querier.store-gateway-client):
 //     pkg/storegateway's TestStoreGatewayGRPC.
+//
+// The schedulers' link back to the frontends
+// (-query-scheduler.grpc-client-config) is the one link of this topology
+// that no test presents a foreign CA's certificate on.
 func TestScaleOutMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts fifteen processes")
