@@ -90,8 +90,8 @@ func TestRuntimeConfigFilesMergedAndBadReloadKeepsLastGood(t *testing.T) {
 	rcfg := cfg.RuntimeConfig
 	rcfg.Loader, rcfg.Preprocessor = l.load, l.checkFile
 	reg := prometheus.NewRegistry()
-	var logs strings.Builder
-	m, err := runtimeconfig.New(rcfg, "cortex", reg, log.NewLogfmtLogger(log.NewSyncWriter(&logs)))
+	var logs testkit.Buffer // written by the loader's goroutine while the test reads it
+	m, err := runtimeconfig.New(rcfg, "cortex", reg, log.NewLogfmtLogger(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,11 +214,11 @@ func TestMultiKVConfigSwitchesThePrimaryStore(t *testing.T) {
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), m) })
 	c := &Cortex{runtimeConfig: m}
 
-	var logs strings.Builder
+	var logs testkit.Buffer // written by the loader's goroutine while the test reads it
 	store := kv.Config{Store: "multi"}
 	store.Multi = kv.MultiConfig{Primary: "inmemory", Secondary: "etcd", ConfigProvider: c.multiKVConfig}
 	store.Etcd = etcd.Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: 100 * time.Millisecond}
-	if _, err := kv.NewClient(store, ring.GetCodec(), nil, log.NewLogfmtLogger(log.NewSyncWriter(&logs))); err != nil {
+	if _, err := kv.NewClient(store, ring.GetCodec(), nil, log.NewLogfmtLogger(&logs)); err != nil {
 		t.Fatal(err)
 	}
 	write("multi_kv_config:\n  primary: etcd\n  mirror_enabled: true\n")
