@@ -200,13 +200,16 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 	q.readable = q.split
 	// The tenant's max_query_lookback and max_query_length bound every read.
 	q.readable = &timeRangeQueryable{Queryable: q.readable, limits: limits, now: q.queryable.clock}
-	if guard != nil {
-		q.readable = &guardedQueryable{Queryable: q.readable, guard: guard}
-	}
 	// The query-frontend's shard queries name their shard in a matcher.
 	q.readable = querysharding.Queryable{Queryable: q.readable}
 	for _, o := range opts {
 		o(q)
+	}
+	// Outermost, so that a full heap refuses a query before it starts:
+	// tenant federation opens its tenants' queriers only at Select, where
+	// the engine would report the refusal as a failure to expand series.
+	if guard != nil {
+		q.readable = &guardedQueryable{Queryable: q.readable, guard: guard}
 	}
 	var engineReg prometheus.Registerer
 	if reg != nil {
