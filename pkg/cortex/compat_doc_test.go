@@ -34,7 +34,7 @@ func renderCompatDoc(r compatReport) string {
 	p("This page compares this system with Cortex %s, flag by flag and path by path. Cortex's flags come from\n", cortexVersion)
 	p("its configuration file reference (`docs/configuration/config-file-reference.md`, with the blocks it\n")
 	p("describes once expanded under every prefix), its HTTP paths from its API page (`docs/api/_index.md`);\n")
-	p("`scripts/cortex-flags` extracts them into `integration/testdata/cortex-flags-1.20.tsv` and\n")
+	p("`scripts/cortex-flags` extracts them into `pkg/cortex/cortexcompat/cortex-flags-1.20.tsv` and\n")
 	p("`integration/testdata/cortex-api-1.20.tsv` (Apache-2.0, as Cortex). `TestCortexCompatibility`\n")
 	p("(`pkg/cortex`) registers this system's flags and mounts its routes, and fails when a Cortex flag is\n")
 	p("neither accepted nor explained, when a default differs without a reason, or when this page is not\n")

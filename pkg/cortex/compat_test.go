@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/cortex-tls/cortex/pkg/api"
+	"github.com/cortex-tls/cortex/pkg/cortex/cortexcompat"
 	"github.com/cortex-tls/cortex/pkg/util/config"
 )
 
@@ -28,10 +29,9 @@ var updateCompat = flag.Bool("update", false, "rewrite docs/cortex-compatibility
 // The Cortex release the flag and path lists come from (scripts/cortex-flags
 // extracts them from its docs).
 const (
-	cortexVersion   = "v1.20.0"
-	compatDoc       = "../../docs/cortex-compatibility.md"
-	cortexFlagsFile = "../../integration/testdata/cortex-flags-1.20.tsv"
-	cortexAPIFile   = "../../integration/testdata/cortex-api-1.20.tsv"
+	cortexVersion = cortexcompat.Version
+	compatDoc     = "../../docs/cortex-compatibility.md"
+	cortexAPIFile = "../../integration/testdata/cortex-api-1.20.tsv"
 )
 
 // cortexFlag is one flag of Cortex's configuration reference.
@@ -170,8 +170,8 @@ func classifyFlags(t *testing.T) compatReport {
 	var r compatReport
 	cortexNames := map[string]bool{}
 	usedReasons := map[string]bool{}
-	for _, row := range readTSV(t, cortexFlagsFile, 3) {
-		f := cortexFlag{row[0], row[1], row[2]}
+	for _, cf := range cortexcompat.Flags() {
+		f := cortexFlag{cf.Name, cf.Path, cf.Default}
 		cortexNames[f.name] = true
 		c := flagClass{flag: f, ours: fs.Lookup(f.name)}
 		switch {

@@ -3,12 +3,13 @@ package cortex
 import (
 	"flag"
 	"io"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cortex-tls/cortex/pkg/cortex/cortexcompat"
 )
 
 // layoutExceptions are the flags of Cortex's whose YAML key here is not
@@ -73,16 +74,9 @@ func selfDecoding(t reflect.Type) bool {
 // setting the flag changes that key, and only that key, of the
 // configuration in the file's layout.
 func TestFlagsAtCortexYAMLPaths(t *testing.T) {
-	// Cortex v1.20.0's flags and YAML keys: flag, yaml_path, default.
-	b, err := os.ReadFile("../../integration/testdata/cortex-flags-1.20.tsv")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cortexPath := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if cols := strings.Split(line, "\t"); len(cols) == 3 && !strings.HasPrefix(line, "#") {
-			cortexPath[cols[0]] = cols[1]
-		}
+	for _, f := range cortexcompat.Flags() {
+		cortexPath[f.Name] = f.Path
 	}
 	newConfig := func() (*Config, *flag.FlagSet) {
 		var cfg Config

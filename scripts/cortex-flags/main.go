@@ -28,7 +28,7 @@ import (
 func main() {
 	dir := flag.String("cortex-dir", "", "Cortex source tree (a module cache copy or a checkout).")
 	version := flag.String("version", "", "Cortex version of that tree, written in the files' headers.")
-	flagsOut := flag.String("flags-out", "integration/testdata/cortex-flags-1.20.tsv", "Where to write the flags.")
+	flagsOut := flag.String("flags-out", "pkg/cortex/cortexcompat/cortex-flags-1.20.tsv", "Where to write the flags.")
 	pathsOut := flag.String("paths-out", "integration/testdata/cortex-api-1.20.tsv", "Where to write the HTTP paths.")
 	flag.Parse()
 	if *dir == "" || *version == "" {
