@@ -44,11 +44,10 @@ import (
 //   - memberlist gossip (-memberlist.tls-*): pkg/kv/gossip's
 //     TestMemberWithForeignCertificateCannotJoin;
 //   - querier -> store-gateway (-querier.store-gateway-client):
-//     pkg/storegateway's TestStoreGatewayGRPC.
-//
-// The schedulers' link back to the frontends
-// (-query-scheduler.grpc-client-config) is the one link of this topology
-// that no test presents a foreign CA's certificate on.
+//     pkg/storegateway's TestStoreGatewayGRPC;
+//   - query-scheduler -> query-frontend (-query-scheduler.grpc-client-config,
+//     dialled only to report a query whose querier went away):
+//     TestQuerySchedulerForeignCAToFrontend.
 func TestScaleOutMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts fifteen processes")

@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -12,7 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
 
+	"github.com/cortex-tls/cortex/pkg/scheduler/schedulerpb"
+	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -234,4 +241,138 @@ func TestQuerySchedulerMutualTLS(t *testing.T) {
 		t.Fatalf("the stranger frontend's /ready: %d %s, want 503 naming the query-scheduler", code, body)
 	}
 	c.waitStreams(survivor, 2*3, 2*2)
+}
+
+// TestQuerySchedulerForeignCAToFrontend presents a foreign CA's certificate
+// on the scheduler's link back to the frontends
+// (-query-scheduler.grpc-client-config), which the scheduler dials only to
+// answer, with a 500, a query whose querier went away with it. Here the
+// querier is the test's own worker stream, which takes a query and ends:
+// the frontend's gRPC server refuses the scheduler's handshake and both
+// logs say why. The query is then answered by nothing the scheduler sends:
+// it stays in progress on the frontend until its client gives up, which
+// cancels it; meanwhile a querier presenting the right certificate answers
+// the frontend's next query over -querier.frontend-client.
+func TestQuerySchedulerForeignCAToFrontend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	t.Parallel()
+	base := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
+	base.client = httpClient(tlsClient(t, clientConfig(base.certs, "client")))
+	c := &schedulerCluster{cluster: base}
+	flags := append(mtlsFlags(c.certs), "-target=query-scheduler", "-log.level=info")
+	sched := testkit.StartCortex(t, append(flags, clientTLSFlags(c.certs, "query-scheduler.grpc-client-config", "stranger")...)...)
+	c.schedulers = []*testkit.Cortex{sched}
+	fe := c.startFrontend("client", sched.GRPCAddr)
+	waitReady(sched, c.client)
+	waitReady(fe, c.client)
+
+	cc, err := grpc.NewClient(sched.GRPCAddr, tlsClient(t, clientConfig(c.certs, "client")).GRPCDialOption(),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	// pull takes the next query from the scheduler on a new worker stream;
+	// end drops the stream, as a querier killed while running the query.
+	pull := func() (m *schedulerpb.SchedulerToQuerier, end func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		stream, err := schedulerpb.QuerierLoop(ctx, cc)
+		if err == nil {
+			err = stream.Send(&schedulerpb.QuerierToScheduler{QuerierID: "test-querier"})
+		}
+		if err == nil {
+			m, err = stream.Recv()
+		}
+		if err != nil {
+			cancel()
+			t.Fatalf("pulling a query from the scheduler: %v", err)
+		}
+		return m, cancel
+	}
+
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	// ask sends tenant-a's query to the frontend until ctx ends.
+	ask := func(ctx context.Context) <-chan answer {
+		answered := make(chan answer, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+fe.HTTPAddr+"/prometheus/api/v1/query?query=up&time=1", nil)
+			req.Header.Set("X-Scope-OrgID", "tenant-a")
+			resp, err := (&http.Client{Transport: c.client.Transport}).Do(req)
+			if err != nil {
+				answered <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			answered <- answer{code: resp.StatusCode, body: string(body)}
+		}()
+		return answered
+	}
+	ctx, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	answered := ask(ctx)
+	m, end := pull()
+	if m.GetFrontendAddress() == "" || m.GetUserID() != "tenant-a" {
+		t.Fatalf("the scheduler handed out %v, want tenant-a's query with its frontend's address", m)
+	}
+	end()
+
+	fe.WaitLog("TLS handshake refused")
+	if !regexp.MustCompile(`which no CA in -server\.grpc-tls-ca-path=\S+ signed`).MatchString(fe.Output()) {
+		t.Fatalf("frontend log does not say why the scheduler was refused:\n%s", grepLines(fe.Output(), "refused"))
+	}
+	sched.WaitLog("cannot report a failed query to its frontend (-query-scheduler.grpc-client-config.tls-*)")
+	if !strings.Contains(grepLines(sched.Output(), "cannot report"), "disconnected from the query-scheduler") {
+		t.Fatalf("scheduler log does not name the query's error:\n%s", grepLines(sched.Output(), "cannot report"))
+	}
+	select {
+	case a := <-answered:
+		t.Fatalf("the query was answered though its report was refused: %d %s %v", a.code, a.body, a.err)
+	default:
+	}
+	if n := metricOf(t, c.client, fe, "cortex_query_frontend_queries_in_progress"); n != 1 {
+		t.Fatalf("cortex_query_frontend_queries_in_progress = %v with the query unanswered, want 1", n)
+	}
+	giveUp()
+	if a := <-answered; !errors.Is(a.err, context.Canceled) {
+		t.Fatalf("the client's canceled query: %d %s %v, want its cancellation", a.code, a.body, a.err)
+	}
+	fe.EventuallyNil(10*time.Second, "the canceled query to end", func() error {
+		if n := metricOf(t, c.client, fe, "cortex_query_frontend_queries_in_progress"); n != 0 {
+			return fmt.Errorf("cortex_query_frontend_queries_in_progress = %v", n)
+		}
+		return nil
+	})
+
+	// The right certificate answers the frontend's next query.
+	ctx, cancelNext := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelNext()
+	done := ask(ctx)
+	m, end = pull()
+	defer end()
+	fcc, err := grpc.NewClient(m.GetFrontendAddress(), append(tenant.ClientInterceptors(),
+		tlsClient(t, clientConfig(c.certs, "client")).GRPCDialOption(),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fcc.Close()
+	const body = `{"status":"success","data":{"resultType":"vector","result":[]}}`
+	rctx, cancel := context.WithTimeout(tenant.Inject(context.Background(), m.GetUserID()), 10*time.Second)
+	defer cancel()
+	if _, err := schedulerpb.QueryResult(rctx, fcc, &schedulerpb.QueryResultRequest{QueryID: m.GetQueryID(),
+		HttpResponse: &schedulerpb.HTTPResponse{Code: http.StatusOK, Body: []byte(body),
+			Headers: []*schedulerpb.Header{{Key: "Content-Type", Values: []string{"application/json"}}}}}); err != nil {
+		t.Fatalf("answering the frontend with the right certificate: %v", err)
+	}
+	if a := <-done; a.code != http.StatusOK || !strings.Contains(a.body, `"resultType":"vector"`) {
+		t.Fatalf("the frontend's next query: %d %s, want the querier's answer", a.code, a.body)
+	}
 }
