@@ -7,10 +7,12 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -39,6 +41,14 @@ func Load(fs *flag.FlagSet, args []string, cfg Registerer) error {
 	// of fs whose other flags discard their values. On any syntax error
 	// (unknown flag, -help, ...) skip the file and let fs.Parse report it.
 	if err := dryRun(fs, args, &file, &expandEnv); err != nil {
+		if why := explainFlag(cfg, err); why != "" {
+			// Refused as fs.Parse refuses an undefined flag, in other words.
+			fmt.Fprintln(fs.Output(), why)
+			if fs.Usage != nil {
+				fs.Usage()
+			}
+			return errors.New(why)
+		}
 		if perr := fs.Parse(args); perr != nil {
 			return perr
 		}
@@ -68,6 +78,20 @@ func dryRun(fs *flag.FlagSet, args []string, file *string, expandEnv *bool) erro
 		}
 	})
 	return dry.Parse(args)
+}
+
+// undefinedFlag is how the flag package refuses a flag it does not know.
+const undefinedFlag = "flag provided but not defined: -"
+
+// explainFlag returns cfg's explanation of the flag err refuses as
+// undefined, or "".
+func explainFlag(cfg Registerer, err error) string {
+	e, ok := cfg.(Explainer)
+	name, undefined := strings.CutPrefix(err.Error(), undefinedFlag)
+	if !ok || !undefined {
+		return ""
+	}
+	return e.ExplainFlag(name)
 }
 
 // discard accepts any value; it stands in for real flags during the dry run.

@@ -27,6 +27,20 @@ type Layout interface {
 	CheckKey(path, value string) error
 }
 
+// Explainer is implemented by a root configuration that can say why a key
+// or flag it does not accept is refused, such as one of a feature not built;
+// what it does not explain is refused as unknown.
+type Explainer interface {
+	// ExplainKey is asked about each key of the file the struct has no
+	// field for, by its full dotted path. A non-empty why refuses the key
+	// with it; block reports that the path holds keys ExplainKey knows, so
+	// those under it are refused one by one.
+	ExplainKey(path string) (why string, block bool)
+	// ExplainFlag is asked about a command-line flag that is not
+	// registered, by its name without dashes; "" leaves Go's own error.
+	ExplainFlag(name string) string
+}
+
 // The interfaces of types that decode their YAML themselves: yaml.v3's,
 // and yaml.v2's that yaml.v3 still calls (flagext.Secret has it).
 var unmarshalerTypes = []reflect.Type{
@@ -111,7 +125,20 @@ func checkAndMove(root *yaml.Node, cfg any) error {
 			containers[strings.Join(segs[:i], ".")] = true
 		}
 	}
-	c := checker{filePath: filePath, containers: containers}
+	c := checker{filePath: filePath, containers: containers, structOnly: structOnly, moved: map[string][]string{}}
+	c.explainer, _ = cfg.(Explainer)
+	for _, m := range moves {
+		if m.File == "" {
+			continue
+		}
+		segs := strings.Split(m.File, ".")
+		for i := range segs {
+			dir := strings.Join(segs[:i], ".")
+			if !slices.Contains(c.moved[dir], segs[i]) {
+				c.moved[dir] = append(c.moved[dir], segs[i])
+			}
+		}
+	}
 	c.check(root, reflect.TypeOf(cfg), "")
 	errs = append(errs, c.errs...)
 	if len(errs) == 0 {
@@ -140,6 +167,9 @@ func join(prefix, key string) string {
 type checker struct {
 	filePath   map[*yaml.Node]string // each key's path in the file as written
 	containers map[string]bool       // the file's paths that hold moved keys
+	structOnly map[string]string     // the struct's paths the file may not set
+	moved      map[string][]string   // the file's keys (or blocks) of moved keys, by the path holding them
+	explainer  Explainer             // nil: every key refused is unknown
 	errs       []keyError
 }
 
@@ -168,6 +198,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, prefix string) {
 		case reflect.Struct:
 			fields := map[string]reflect.Type{}
 			anyKey := structFields(t, fields)
+			var known []string // the keys a file may set here
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
 				path := c.path(k, prefix)
@@ -178,7 +209,16 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, prefix string) {
 				case anyKey != nil:
 					c.check(v, anyKey, path)
 				default:
-					c.unknown(k, v, path)
+					if known == nil {
+						dir, _, _ := cutLast(path)
+						for name := range fields {
+							if _, private := c.structOnly[join(dir, name)]; !private {
+								known = append(known, name)
+							}
+						}
+						known = append(known, c.moved[dir]...)
+					}
+					c.unknown(k, v, path, known)
 				}
 			}
 		case reflect.Map:
@@ -196,16 +236,79 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, prefix string) {
 	}
 }
 
-// unknown reports the key k with value v at path, or, when path held moved
-// keys, the keys left in it.
-func (c *checker) unknown(k, v *yaml.Node, path string) {
-	if !c.containers[path] || v.Kind != yaml.MappingNode {
-		c.errs = append(c.errs, keyError{k.Line, fmt.Sprintf("unknown key %s (line %d)", path, k.Line)})
+// unknown reports the key k with value v at path, a sibling of the keys
+// known, or, when path holds moved keys or keys the explainer knows, the
+// keys left in it.
+func (c *checker) unknown(k, v *yaml.Node, path string, known []string) {
+	block := false
+	if c.explainer != nil {
+		why, b := c.explainer.ExplainKey(path)
+		if why != "" {
+			c.errs = append(c.errs, keyError{k.Line, fmt.Sprintf("%s (line %d): %s", path, k.Line, why)})
+			return
+		}
+		block = b
+	}
+	if (!c.containers[path] && !block) || v.Kind != yaml.MappingNode {
+		msg := fmt.Sprintf("unknown key %s (line %d)", path, k.Line)
+		if near := closest(lastSegment(path), known); near != "" {
+			dir, _, _ := cutLast(path)
+			msg += ": did you mean " + join(dir, near) + "?"
+		}
+		c.errs = append(c.errs, keyError{k.Line, msg})
 		return
 	}
 	for i := 0; i+1 < len(v.Content); i += 2 {
-		c.unknown(v.Content[i], v.Content[i+1], c.path(v.Content[i], path))
+		c.unknown(v.Content[i], v.Content[i+1], c.path(v.Content[i], path), c.moved[path])
 	}
+}
+
+// cutLast splits a dotted path before its last key.
+func cutLast(path string) (dir, name string, ok bool) {
+	i := strings.LastIndexByte(path, '.')
+	if i < 0 {
+		return "", path, false
+	}
+	return path[:i], path[i+1:], true
+}
+
+func lastSegment(path string) string {
+	_, name, _ := cutLast(path)
+	return name
+}
+
+// closest returns the key of known nearest to key, within an edit distance
+// of 2 and of fewer than half key's characters (so "host" does not suggest
+// "port"), or "".
+func closest(key string, known []string) string {
+	best, bestDist := "", min(3, (len(key)+1)/2)
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestDist || (d == bestDist && best != "" && k < best) {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // structFields adds t's YAML keys to fields, following inline structs; an

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -116,12 +117,83 @@ func TestLayoutRefusals(t *testing.T) {
 		{"a value not built", "ring:\n  kvstore:\n    store: dynamodb\n", `key ring.kvstore.store (line 3): "dynamodb" is not built here`},
 		{"every refused key, in line order", "zzz: 1\nring:\n  kvstore:\n    yyy: 2\n", "2 keys refused:\n  unknown key zzz (line 1)\n  unknown key ring.kvstore.yyy (line 4)"},
 		{"refusals of each kind together", "storage: {}\nbogus: 1\ningester_client:\n  internal: 2\n", "3 keys refused:\n  key storage (line 1): the chunks storage is not built here\n  unknown key bogus (line 2)\n  unknown key ingester_client.internal (line 4)"},
+		{"a typo beside a struct's key", "ring:\n  kvstor:\n    store: consul\n", "unknown key ring.kvstor (line 2): did you mean ring.kvstore?"},
+		{"a typo beside a moved key", "ingester_client:\n  grpc_client_config:\n    tls_cert_pth: c\n", "unknown key ingester_client.grpc_client_config.tls_cert_pth (line 3): did you mean ingester_client.grpc_client_config.tls_cert_path?"},
+		{"a typo of a moved key's block", "ingester_client:\n  grpc_client_confg:\n    tls_cert_path: c\n", "unknown key ingester_client.grpc_client_confg (line 2): did you mean ingester_client.grpc_client_config?"},
+		{"no struct-only key suggested", "ingester_client:\n  internl: 1\n", "unknown key ingester_client.internl (line 2)"},
+		{"no suggestion for a short key half different", "ring:\n  extra:\n    a:\n      host: h\n", "unknown key ring.extra.a.host (line 4)"},
 		{"a moved key set twice", "query_range:\n  timeout: 1s\ntimeout: 2s\n", "unknown key timeout (line 3): the configuration file reference names it query_range.timeout"},
 	} {
 		_, err := loadLayout(t, tc.content)
 		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to end with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// explainedConfig knows the keys and flags of a feature not built.
+type explainedConfig struct {
+	layoutConfig `yaml:",inline"`
+}
+
+func (c *explainedConfig) ExplainKey(path string) (string, bool) {
+	switch path {
+	case "ring.kvstore.consul.tls_enabled":
+		return "Cortex's -consul.tls-enabled is not built here: no TLS to consul", false
+	case "ring.kvstore.consul":
+		return "", true
+	}
+	return "", false
+}
+
+func (c *explainedConfig) ExplainFlag(name string) string {
+	if name == "consul.tls-enabled" {
+		return "Cortex's -consul.tls-enabled is not built here: no TLS to consul"
+	}
+	return ""
+}
+
+func loadExplained(t *testing.T, content string, args ...string) (error, string) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage") }
+	var cfg explainedConfig
+	err := Load(fs, append([]string{"-config.file=" + writeFile(t, content)}, args...), &cfg)
+	return err, out.String()
+}
+
+func TestExplainedKeysAndFlags(t *testing.T) {
+	for _, tc := range []struct{ name, content, want string }{
+		{"a key of a feature not built", "ring:\n  kvstore:\n    consul:\n      tls_enabled: true\n", "ring.kvstore.consul.tls_enabled (line 4): Cortex's -consul.tls-enabled is not built here: no TLS to consul"},
+		{"an unknown key in a block of the explainer's", "ring:\n  kvstore:\n    consul:\n      bogus: 1\n", "unknown key ring.kvstore.consul.bogus (line 4)"},
+		{"an unknown key the explainer does not know", "ring:\n  bogus: 1\n", "unknown key ring.bogus (line 2)"},
+	} {
+		err, _ := loadExplained(t, tc.content)
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to end with %q", tc.name, err, tc.want)
+		}
+	}
+
+	// A flag of a feature not built: refused with the explanation, then the
+	// usage, as the flag package refuses an undefined flag.
+	err, out := loadExplained(t, "", "-consul.tls-enabled=true")
+	want := "Cortex's -consul.tls-enabled is not built here: no TLS to consul"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+	if out != want+"\nusage\n" {
+		t.Errorf("output %q, want the explanation and the usage", out)
+	}
+	// A flag the explainer does not know keeps the flag package's error.
+	err, out = loadExplained(t, "", "-no-such-flag")
+	want = "flag provided but not defined: -no-such-flag"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+	if out != want+"\nusage\n" {
+		t.Errorf("output %q, want the flag package's error and the usage", out)
 	}
 }
 
