@@ -40,9 +40,10 @@ func renderCompatDoc(r compatReport) string {
 	p("neither accepted nor explained, when a default differs without a reason, or when this page is not\n")
 	p("what the code gives. The reasons live in one table, `pkg/cortex/compat_reasons.go`.\n\n")
 	p("A flag counts as accepted when this system registers it under Cortex's name; its YAML key is\n")
-	p("Cortex's YAML path shown here. Flags of features not built are refused as unknown flags, and a\n")
-	p("configuration file setting the YAML keys of the features `pkg/cortex/notbuilt.go` lists is refused\n")
-	p("with the feature's name.\n\n")
+	p("Cortex's YAML path shown here. A flag of Cortex's that is not accepted, or its YAML key in a\n")
+	p("configuration file, is refused with the reason this page gives (\"Cortex's -querier.id is not built\n")
+	p("here: ...\"), not as an unknown flag or key; a configuration file setting the YAML keys of the\n")
+	p("features `pkg/cortex/notbuilt.go` lists is refused with the feature's name.\n\n")
 
 	p("## Summary\n\n")
 	p("| Cortex %s flags | count | share |\n|---|---:|---:|\n", cortexVersion)

@@ -3,7 +3,18 @@ package cortex
 // The reasons behind docs/cortex-compatibility.md: why a Cortex flag that
 // exists here has another default, and which Cortex features (and so
 // flags) are not built here, and why. TestCortexCompatibility fails on a
-// Cortex flag none of these tables explains.
+// Cortex flag none of these tables explains. A Cortex flag, or its key in a
+// configuration file, that is not accepted here is refused with the same
+// reason (notBuiltReason).
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/cortex-tls/cortex/pkg/cortex/cortexcompat"
+)
 
 // compatDefaultReasons says, per flag, why this system's default differs
 // from Cortex's.
@@ -139,4 +150,64 @@ var compatNotBuilt = []compatFeature{
 		[]string{"alertmanager.max-*", "alertmanager.notification-rate-limit*", "alertmanager.receivers-firewall-*", "alertmanager.alerts-gc-interval", "alertmanager.api-concurrency"}},
 	{"HTTP and gRPC server options", "the servers are this system's own, on crypto/tls: TCP listeners, no path prefix, always-on instrumentation; dskit's request logging, CORS, channelz, connection age and stream worker settings are not built",
 		[]string{"server.*", "api.*", "http.prefix", "http.alertmanager-http-prefix"}},
+}
+
+// notBuiltFeature returns the feature not built a Cortex flag belongs to:
+// the feature whose YAML keys a configuration file is refused for
+// (NotBuilt, notbuilt.go), else the first of compatNotBuilt it matches.
+func notBuiltFeature(name, yamlPath string) (compatFeature, bool) {
+	if nb, ok := notBuilt(yamlPath, ""); ok {
+		return compatFeature{Name: nb.Feature, Reason: "its keys are refused in a configuration file (pkg/cortex/notbuilt.go)"}, true
+	}
+	for _, f := range compatNotBuilt {
+		for _, p := range f.Patterns {
+			if ok, _ := path.Match(p, name); ok {
+				return f, true
+			}
+		}
+	}
+	return compatFeature{}, false
+}
+
+// notBuiltReason says why Cortex's flag (with its YAML path) is not
+// accepted here, or "" when no feature not built claims it.
+func notBuiltReason(f cortexcompat.Flag) string {
+	reason := ""
+	if nb, ok := notBuilt(f.Path, ""); ok {
+		reason = nb.Feature
+	} else if feature, ok := notBuiltFeature(f.Name, f.Path); ok {
+		reason = strings.TrimPrefix(feature.Reason, "not built: ")
+	} else {
+		return ""
+	}
+	return fmt.Sprintf("Cortex's -%s is not built here: %s", f.Name, reason)
+}
+
+// cortexBlocks are the paths of Cortex's configuration file that hold keys.
+var cortexBlocks = sync.OnceValue(func() map[string]bool {
+	blocks := map[string]bool{}
+	for _, f := range cortexcompat.Flags() {
+		for i := strings.LastIndexByte(f.Path, '.'); i > 0; i = strings.LastIndexByte(f.Path[:i], '.') {
+			blocks[f.Path[:i]] = true
+		}
+	}
+	return blocks
+})
+
+// ExplainKey implements config.Explainer: a key of Cortex's file that the
+// configuration lacks is refused with the reason its feature is not built.
+func (c *Config) ExplainKey(key string) (string, bool) {
+	if f, ok := cortexcompat.ByPath(key); ok {
+		return notBuiltReason(f), false
+	}
+	return "", cortexBlocks()[key]
+}
+
+// ExplainFlag implements config.Explainer: a flag of Cortex's that is not
+// registered is refused with the reason its feature is not built.
+func (c *Config) ExplainFlag(name string) string {
+	if f, ok := cortexcompat.ByName(name); ok {
+		return notBuiltReason(f)
+	}
+	return ""
 }

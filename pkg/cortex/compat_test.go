@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -125,23 +124,6 @@ func parseAnyDuration(s string) (time.Duration, bool) {
 		return time.Duration(d), true
 	}
 	return 0, false
-}
-
-// notBuiltFeature returns the feature not built a Cortex flag belongs to:
-// the feature whose YAML keys a configuration file is refused for
-// (NotBuilt, notbuilt.go), else the first of compatNotBuilt it matches.
-func notBuiltFeature(name, yamlPath string) (compatFeature, bool) {
-	if nb, ok := notBuilt(yamlPath, ""); ok {
-		return compatFeature{Name: nb.Feature, Reason: "its keys are refused in a configuration file (pkg/cortex/notbuilt.go)"}, true
-	}
-	for _, f := range compatNotBuilt {
-		for _, p := range f.Patterns {
-			if ok, _ := path.Match(p, name); ok {
-				return f, true
-			}
-		}
-	}
-	return compatFeature{}, false
 }
 
 // flagClass is where a Cortex flag stands here.

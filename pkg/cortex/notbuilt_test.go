@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortex-tls/cortex/pkg/cortex/cortexcompat"
 	"github.com/cortex-tls/cortex/pkg/util/config"
 )
 
@@ -229,5 +230,71 @@ func TestNotBuiltMatches(t *testing.T) {
 		if _, got := notBuilt(tc.path, tc.value); got != tc.want {
 			t.Errorf("notBuilt(%q, %q) = %v, want %v", tc.path, tc.value, got, tc.want)
 		}
+	}
+}
+
+// A key or flag of Cortex's that is not accepted here is refused with the
+// reason docs/cortex-compatibility.md gives, not as a typo.
+func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
+	const (
+		querierTuning = "the active query tracker, response compression, query length overrides, ingester retries and metadata streaming, store-gateway consistency retries and the limits on chunks, lookback, future and parallelism other than those accepted"
+		consulTLS     = "dskit's consul client has no TLS settings; use etcd or memberlist over TLS"
+		backoff       = "clients fail a request rather than back off; no client-side rate limit or compression; the ring's heartbeats, not client health checks, take dead instances out"
+	)
+	for _, tc := range []struct{ name, content, want string }{
+		{"a tuning key", "querier:\n  active_query_tracker_dir: /tmp/aqt\n",
+			"querier.active_query_tracker_dir (line 2): Cortex's -querier.active-query-tracker-dir is not built here: " + querierTuning},
+		{"a key in a block not built", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: consul\n        consul:\n          tls_ca_path: ca.crt\n",
+			"ingester.lifecycler.ring.kvstore.consul.tls_ca_path (line 7): Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
+		{"a key under a moved key's block", "ingester_client:\n  grpc_client_config:\n    backoff_config:\n      min_period: 1s\n",
+			"ingester_client.grpc_client_config.backoff_config.min_period (line 4): Cortex's -ingester.client.backoff-min-period is not built here: " + backoff},
+		{"a typo", "querier:\n  max_concurent: 4\n", "unknown key querier.max_concurent (line 2): did you mean querier.max_concurrent?"},
+		{"a typo of a moved key", "ingester_client:\n  grpc_client_config:\n    tls_cert_pth: c.crt\n",
+			"unknown key ingester_client.grpc_client_config.tls_cert_pth (line 3): did you mean ingester_client.grpc_client_config.tls_cert_path?"},
+		{"an unknown key", "querier:\n  no_such_setting: 1\n", "unknown key querier.no_such_setting (line 2)"},
+	} {
+		_, err := loadFile(t, tc.content)
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v\nwant it to end with %q", tc.name, err, tc.want)
+		}
+	}
+
+	for _, tc := range []struct{ flag, want string }{
+		{"-querier.active-query-tracker-dir=/tmp/aqt", "Cortex's -querier.active-query-tracker-dir is not built here: " + querierTuning},
+		{"--consul.tls-ca-path=ca.crt", "Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
+		{"-tracing.otel.exporter-type=grpc", "Cortex's -tracing.otel.exporter-type is not built here: the tracing exporters (OTLP, Jaeger)"},
+		{"-querier.no-such-flag", "flag provided but not defined: -querier.no-such-flag"},
+	} {
+		fs := flag.NewFlagSet("cortex", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var cfg Config
+		err := config.Load(fs, []string{tc.flag}, &cfg)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: err = %v\nwant %q", tc.flag, err, tc.want)
+		}
+	}
+}
+
+// Every flag of Cortex's that is not registered here, and its key, is
+// refused with a reason.
+func TestEveryCortexFlagNotAcceptedIsExplained(t *testing.T) {
+	fs := ourFlagSet(t)
+	var cfg Config
+	refused := 0
+	for _, f := range cortexcompat.Flags() {
+		if fs.Lookup(f.Name) != nil {
+			continue
+		}
+		refused++
+		want := "Cortex's -" + f.Name + " is not built here: "
+		if why := cfg.ExplainFlag(f.Name); !strings.HasPrefix(why, want) {
+			t.Errorf("-%s: ExplainFlag = %q", f.Name, why)
+		}
+		if why, _ := cfg.ExplainKey(f.Path); !strings.HasPrefix(why, want) {
+			t.Errorf("%s: ExplainKey = %q", f.Path, why)
+		}
+	}
+	if refused == 0 {
+		t.Error("no Cortex flag is refused")
 	}
 }

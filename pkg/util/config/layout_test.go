@@ -153,7 +153,7 @@ func (c *explainedConfig) ExplainFlag(name string) string {
 	return ""
 }
 
-func loadExplained(t *testing.T, content string, args ...string) (error, string) {
+func loadExplained(t *testing.T, content string, args ...string) (string, error) {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	var out strings.Builder
@@ -161,7 +161,7 @@ func loadExplained(t *testing.T, content string, args ...string) (error, string)
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage") }
 	var cfg explainedConfig
 	err := Load(fs, append([]string{"-config.file=" + writeFile(t, content)}, args...), &cfg)
-	return err, out.String()
+	return out.String(), err
 }
 
 func TestExplainedKeysAndFlags(t *testing.T) {
@@ -170,7 +170,7 @@ func TestExplainedKeysAndFlags(t *testing.T) {
 		{"an unknown key in a block of the explainer's", "ring:\n  kvstore:\n    consul:\n      bogus: 1\n", "unknown key ring.kvstore.consul.bogus (line 4)"},
 		{"an unknown key the explainer does not know", "ring:\n  bogus: 1\n", "unknown key ring.bogus (line 2)"},
 	} {
-		err, _ := loadExplained(t, tc.content)
+		_, err := loadExplained(t, tc.content)
 		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to end with %q", tc.name, err, tc.want)
 		}
@@ -178,7 +178,7 @@ func TestExplainedKeysAndFlags(t *testing.T) {
 
 	// A flag of a feature not built: refused with the explanation, then the
 	// usage, as the flag package refuses an undefined flag.
-	err, out := loadExplained(t, "", "-consul.tls-enabled=true")
+	out, err := loadExplained(t, "", "-consul.tls-enabled=true")
 	want := "Cortex's -consul.tls-enabled is not built here: no TLS to consul"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
@@ -187,7 +187,7 @@ func TestExplainedKeysAndFlags(t *testing.T) {
 		t.Errorf("output %q, want the explanation and the usage", out)
 	}
 	// A flag the explainer does not know keeps the flag package's error.
-	err, out = loadExplained(t, "", "-no-such-flag")
+	out, err = loadExplained(t, "", "-no-such-flag")
 	want = "flag provided but not defined: -no-such-flag"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
