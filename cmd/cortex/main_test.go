@@ -35,3 +35,23 @@ func TestRunVersion(t *testing.T) {
 		t.Fatalf("run(-version) printed %q, want Prometheus' version block for cortex", out)
 	}
 }
+
+// A flag of Cortex's that is not built here is refused with its reason, as
+// an undefined flag is refused: the same exit code, the usage printed.
+func TestRunExplainsCortexFlagsNotBuilt(t *testing.T) {
+	for args, want := range map[string]string{
+		"-querier.active-query-tracker-dir=/tmp/aqt": "error: Cortex's -querier.active-query-tracker-dir is not built here: the active query tracker,",
+		"-no-such-flag":                              "error: flag provided but not defined: -no-such-flag\n",
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{args}, &stdout, &stderr); code != 1 {
+			t.Errorf("run(%s) = %d, want 1; stderr: %s", args, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("run(%s) stderr = %q, want %q", args, stderr.String(), want)
+		}
+		if !strings.Contains(stdout.String(), "Usage: cortex [flags]") {
+			t.Errorf("run(%s) printed no usage", args)
+		}
+	}
+}
