@@ -278,7 +278,7 @@ func TestQuerySchedulerForeignCAToFrontend(t *testing.T) {
 	// end drops the stream, as a querier killed while running the query.
 	pull := func() (m *schedulerpb.SchedulerToQuerier, end func()) {
 		t.Helper()
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		stream, err := schedulerpb.QuerierLoop(ctx, cc)
 		if err == nil {
 			err = stream.Send(&schedulerpb.QuerierToScheduler{QuerierID: "test-querier"})
