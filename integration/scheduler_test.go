@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,9 +52,10 @@ func (c *schedulerCluster) schedulerAddresses() string {
 	return strings.Join(addrs, ",")
 }
 
-func (c *schedulerCluster) startFrontend(leaf, schedulers string) *testkit.Cortex {
+func (c *schedulerCluster) startFrontend(leaf, schedulers string, extra ...string) *testkit.Cortex {
 	c.t.Helper()
-	flags := append(mtlsFlags(c.certs),
+	flags := append(mtlsFlags(c.certs), extra...)
+	flags = append(flags,
 		"-target=query-frontend",
 		"-ring.store=memberlist", // no ring; any store but the in-memory one passes validation
 		"-memberlist.bind-port=0",
@@ -250,9 +250,9 @@ func TestQuerySchedulerMutualTLS(t *testing.T) {
 // querier is the test's own worker stream, which takes a query and ends:
 // the frontend's gRPC server refuses the scheduler's handshake and both
 // logs say why. The query is then answered by nothing the scheduler sends:
-// it stays in progress on the frontend until its client gives up, which
-// cancels it; meanwhile a querier presenting the right certificate answers
-// the frontend's next query over -querier.frontend-client.
+// it stays in progress on the frontend until -querier.timeout and 5s have
+// passed, then ends with a 503 saying so; a querier presenting the right
+// certificate answers the frontend's next query over -querier.frontend-client.
 func TestQuerySchedulerForeignCAToFrontend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two processes")
@@ -264,7 +264,8 @@ func TestQuerySchedulerForeignCAToFrontend(t *testing.T) {
 	flags := append(mtlsFlags(c.certs), "-target=query-scheduler", "-log.level=info")
 	sched := testkit.StartCortex(t, append(flags, clientTLSFlags(c.certs, "query-scheduler.grpc-client-config", "stranger")...)...)
 	c.schedulers = []*testkit.Cortex{sched}
-	fe := c.startFrontend("client", sched.GRPCAddr)
+	// Unanswered, a query ends -querier.timeout and 5s after it was asked.
+	fe := c.startFrontend("client", sched.GRPCAddr, "-querier.timeout=1s")
 	waitReady(sched, c.client)
 	waitReady(fe, c.client)
 
@@ -340,11 +341,10 @@ func TestQuerySchedulerForeignCAToFrontend(t *testing.T) {
 	if n := metricOf(t, c.client, fe, "cortex_query_frontend_queries_in_progress"); n != 1 {
 		t.Fatalf("cortex_query_frontend_queries_in_progress = %v with the query unanswered, want 1", n)
 	}
-	giveUp()
-	if a := <-answered; !errors.Is(a.err, context.Canceled) {
-		t.Fatalf("the client's canceled query: %d %s %v, want its cancellation", a.code, a.body, a.err)
+	if a := <-answered; a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, `"error":"no querier answered within 6s, -querier.timeout (1s) and 5s more`) {
+		t.Fatalf("the unanswered query: %d %s %v, want 503 saying no querier answered within -querier.timeout and 5s", a.code, a.body, a.err)
 	}
-	fe.EventuallyNil(10*time.Second, "the canceled query to end", func() error {
+	fe.EventuallyNil(10*time.Second, "the unanswered query to end", func() error {
 		if n := metricOf(t, c.client, fe, "cortex_query_frontend_queries_in_progress"); n != 0 {
 			return fmt.Errorf("cortex_query_frontend_queries_in_progress = %v", n)
 		}

@@ -180,3 +180,30 @@ func TestTimedOutQueryNotRetried(t *testing.T) {
 		t.Fatalf("unavailable: %d after %d tries, want 503 after 5 (-querier.max-retries-per-request)", code, calls.Load())
 	}
 }
+
+// A query that no querier answers (one took it and went away unnoticed)
+// ends with a 503 naming -querier.timeout before the write deadline, rather
+// than waiting for the client to give up.
+func TestUnansweredQueryEndsAfterQueryTimeout(t *testing.T) {
+	t.Parallel()
+	var asked atomic.Bool
+	querier := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(true)
+		<-r.Context().Done()
+	})
+	h := newHarnessWith(t, querier, WithQueryTimeout(100*time.Millisecond))
+	srv := httptest.NewServer(h.api)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/prometheus/api/v1/query?query=up", nil)
+	req.Header.Set(tenant.HeaderName, "t1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	want := `"error":"no querier answered within 5.1s, -querier.timeout (100ms) and 5s more: context deadline exceeded","errorType":"timeout"`
+	if !asked.Load() || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), want) {
+		t.Fatalf("asked %v, got %d %s, want 503 with %s", asked.Load(), resp.StatusCode, b, want)
+	}
+}

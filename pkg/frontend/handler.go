@@ -43,10 +43,20 @@ func (f *Frontend) newHandler() http.Handler {
 
 func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	ctx := r.Context()
 	if f.queryTimeout > 0 {
 		// A query's answer may come up to -querier.timeout after it was
 		// asked, later than -server.http-write-timeout would let it out.
 		_ = http.NewResponseController(w).SetWriteDeadline(start.Add(f.queryTimeout + writeDeadlineMargin))
+		// A querier that took the query and went away without its
+		// scheduler telling this frontend leaves no one to answer: the
+		// query ends before the write deadline, while a 503 can still be
+		// written.
+		wait := f.queryTimeout + writeDeadlineMargin/2
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, wait, fmt.Errorf("no querier answered within %s, -querier.timeout (%s) and %s more: %w",
+			wait, f.queryTimeout, writeDeadlineMargin/2, context.DeadlineExceeded))
+		defer cancel()
 	}
 	tenantID, ok := f.requestTenants(w, r)
 	if !ok {
@@ -72,14 +82,17 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var resp *frontendpb.HTTPResponse
 	if strings.HasSuffix(r.URL.Path, "/api/v1/query_range") {
-		resp, err = f.queryRange(r.Context(), tenantID, r, header, body, req)
+		resp, err = f.queryRange(ctx, tenantID, r, header, body, req)
 		code := "500"
 		if err == nil {
 			code = strconv.Itoa(int(resp.Code))
 		}
 		f.metrics.queryRange.WithLabelValues("split_by_interval_and_results_cache", code).Observe(time.Since(start).Seconds())
 	} else {
-		resp, err = f.roundTripOther(r.Context(), tenantID, r, header, body, req)
+		resp, err = f.roundTripOther(ctx, tenantID, r, header, body, req)
+	}
+	if errors.Is(err, context.DeadlineExceeded) && context.Cause(ctx) != nil {
+		err = context.Cause(ctx)
 	}
 	code := f.write(w, resp, err)
 	if d := f.cfg.LogQueriesLongerThan; d != 0 && time.Since(start) > d {
