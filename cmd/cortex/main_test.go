@@ -41,7 +41,7 @@ func TestRunVersion(t *testing.T) {
 func TestRunExplainsCortexFlagsNotBuilt(t *testing.T) {
 	for args, want := range map[string]string{
 		"-querier.active-query-tracker-dir=/tmp/aqt": "error: Cortex's -querier.active-query-tracker-dir is not built here: the active query tracker,",
-		"-no-such-flag":                              "error: flag provided but not defined: -no-such-flag\n",
+		"-no-such-flag": "error: flag provided but not defined: -no-such-flag\n",
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{args}, &stdout, &stderr); code != 1 {
