@@ -26,8 +26,10 @@ import (
 // queries beyond it go to a querier whole, so they fail exactly as there.
 const maxPointsPerSeries = 11000
 
-// maxParallelParts bounds the parts of one split query in flight at once.
-const maxParallelParts = 14
+// defaultQueryParallelism bounds the parts of one split query in flight at
+// once, and its shard queries, when the frontend has no tenant limits
+// (-querier.max-query-parallelism's default).
+const defaultQueryParallelism = 14
 
 // hopHeaders are not forwarded to the querier: the frontend compresses
 // its own answers and the parts are re-encoded as GET requests. Nor are
@@ -313,10 +315,10 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 	errs := make([]error, len(parts))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sem := make(chan struct{}, maxParallelParts)
+	sem := make(chan struct{}, f.queryParallelism(tenantID))
 	var wg sync.WaitGroup
 	freshBefore := time.Now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
-	ctx = withShardSlots(ctx)
+	ctx = f.withShardSlots(ctx, tenantID)
 	fetch := func(ctx context.Context, start, end int64) (*frontendpb.HTTPResponse, error) {
 		vals := url.Values{"query": {query}, "start": {formatMs(start)}, "end": {formatMs(end)}, "step": {formatMs(rq.step)}}
 		return f.roundTripRange(ctx, tenantID, r.URL.Path, vals, extra, partHeader)

@@ -278,8 +278,8 @@ type shardSemKey struct{}
 // withShardSlots bounds the shard queries of one client query in flight
 // at once, whatever the number of its split parts, so that one query does
 // not fill the tenant's queue.
-func withShardSlots(ctx context.Context) context.Context {
-	return context.WithValue(ctx, shardSemKey{}, make(chan struct{}, maxParallelParts))
+func (f *Frontend) withShardSlots(ctx context.Context, tenantID string) context.Context {
+	return context.WithValue(ctx, shardSemKey{}, make(chan struct{}, f.queryParallelism(tenantID)))
 }
 
 // roundTripRange runs one range query (or split part of one) on the
@@ -327,7 +327,7 @@ func (f *Frontend) roundTripRange(ctx context.Context, tenantID, path string, va
 func (f *Frontend) runShards(ctx context.Context, tenantID string, queries []string, build func(string) *frontendpb.HTTPRequest) (resps []*frontendpb.HTTPResponse, failed *frontendpb.HTTPResponse, err error) {
 	sem, _ := ctx.Value(shardSemKey{}).(chan struct{})
 	if sem == nil {
-		sem = make(chan struct{}, maxParallelParts)
+		sem = make(chan struct{}, f.queryParallelism(tenantID))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

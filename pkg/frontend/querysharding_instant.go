@@ -56,7 +56,7 @@ func (f *Frontend) roundTripOther(ctx context.Context, tenantID string, r *http.
 	for _, q := range queries {
 		reqs[q] = build(q)
 	}
-	resps, failed, err := f.runShards(withShardSlots(ctx), tenantID, queries, func(q string) *frontendpb.HTTPRequest { return reqs[q] })
+	resps, failed, err := f.runShards(f.withShardSlots(ctx, tenantID), tenantID, queries, func(q string) *frontendpb.HTTPRequest { return reqs[q] })
 	if failed != nil || err != nil {
 		return failed, err
 	}

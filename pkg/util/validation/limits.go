@@ -62,6 +62,9 @@ type Limits struct {
 	// QueryVerticalShardSize is how many shard queries the query-frontend
 	// runs for a shardable query; 0 or 1 runs it whole.
 	QueryVerticalShardSize int `yaml:"query_vertical_shard_size"`
+	// MaxQueryParallelism bounds the split and shard queries of one
+	// client query the query-frontend runs at once.
+	MaxQueryParallelism int `yaml:"max_query_parallelism"`
 
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
@@ -106,6 +109,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
 	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
 	f.IntVar(&l.QueryVerticalShardSize, "frontend.query-vertical-shard-size", 0, "Number of shards the query-frontend splits a shardable query into (aggregations by or without labels, and what they are built of): each shard query reads only the series whose grouping labels hash to it, runs on its own querier, and the answers are joined. 0 or 1 disables query sharding.")
+	f.IntVar(&l.MaxQueryParallelism, "querier.max-query-parallelism", 14, "Maximum number of split (by time) and shard queries of one client query the query-frontend runs at once; 0 runs them one at a time.")
 	f.IntVar(&l.MaxFetchedSamplesPerQry, "querier.max-fetched-samples-per-query", 0, "Maximum samples a query may fetch from ingesters, counted as the samples of the chunks fetched (whole chunks, which may reach outside the query's range; identical replicas of a series once). 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Maximum unique series a query may fetch from the ingesters, counted as each ingester's answer arrives (replicas of a series once). 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum bytes of chunk data a query may fetch from the ingesters, every replica's answer counted, checked as the answers arrive. 0 means unlimited.")
@@ -139,6 +143,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.QueryVerticalShardSize < 0 || l.QueryVerticalShardSize > MaxQueryVerticalShardSize {
 		return fmt.Errorf("-frontend.query-vertical-shard-size (query_vertical_shard_size) must be between 0 and %d, got %d", MaxQueryVerticalShardSize, l.QueryVerticalShardSize)
+	}
+	if l.MaxQueryParallelism < 0 {
+		return fmt.Errorf("-querier.max-query-parallelism (max_query_parallelism) must not be negative, got %d", l.MaxQueryParallelism)
 	}
 	if l.CompactorBlocksRetentionPeriod < 0 {
 		return errors.New("-compactor.blocks-retention-period must not be negative")
