@@ -140,7 +140,7 @@ func (h *harness) config(storage string) Config {
 }
 
 // start runs an alertmanager; it is stopped when the test ends.
-func (h *harness) start(cfg Config) *MultitenantAlertmanager {
+func (h *harness) start(cfg Config, opts ...Option) *MultitenantAlertmanager {
 	h.t.Helper()
 	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h.loader = tlsconfig.NewLoader(logger, nil)
@@ -156,7 +156,7 @@ func (h *harness) start(cfg Config) *MultitenantAlertmanager {
 			h.t.Fatal(err)
 		}
 	}
-	am, err := New(cfg, store, logger, h.reg)
+	am, err := New(cfg, store, logger, h.reg, opts...)
 	if err != nil {
 		h.t.Fatal(err)
 	}

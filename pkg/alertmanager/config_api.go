@@ -66,9 +66,19 @@ func (am *MultitenantAlertmanager) ConfigHandler() http.Handler {
 				http.Error(w, fmt.Sprintf("configuration larger than %d bytes", maxConfigBody), http.StatusRequestEntityTooLarge)
 				return
 			}
+			// The body's size is checked before decoding it, then the templates.
+			limits := am.limitsFor(id)
 			var c tenantConfig
+			if err := checkConfigLimits(limits, c, len(b)); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
 			if err := yaml.Unmarshal(b, &c); err != nil {
 				http.Error(w, "decoding the configuration: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			if err := checkConfigLimits(limits, c, len(b)); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
 			if err := validateTenantConfig(c); err != nil {

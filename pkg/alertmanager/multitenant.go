@@ -22,6 +22,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // MultitenantAlertmanager runs one Alertmanager per tenant and keeps them in
@@ -34,6 +35,7 @@ type MultitenantAlertmanager struct {
 	store       alertstore.Store // nil: only the fallback configuration is served
 	externalURL *url.URL
 	fallback    *tenantConfig
+	overrides   *validation.Overrides // nil: no limits
 
 	mtx     sync.RWMutex
 	tenants map[string]*tenant
@@ -228,7 +230,7 @@ func (am *MultitenantAlertmanager) applyLocked(id string, c tenantConfig) error 
 		logger.Info("Alertmanager configuration reloaded")
 		return nil
 	}
-	t, err := newTenant(id, filepath.Join(am.cfg.DataDir, id), am.cfg, am.externalURL, logger)
+	t, err := newTenant(id, filepath.Join(am.cfg.DataDir, id), am.cfg, am.externalURL, logger, func() *validation.Limits { return am.limitsFor(id) })
 	if err != nil {
 		return err
 	}

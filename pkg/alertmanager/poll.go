@@ -53,6 +53,9 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 				continue
 			}
 			c = *am.fallback
+		} else if err := checkConfigLimits(am.limitsFor(id), c, storedConfigSize(c)); err != nil {
+			logger.Error("the tenant's stored Alertmanager configuration is over its limits and is not loaded; it keeps its previous one", "err", err)
+			continue
 		}
 		if err := am.applyLocked(id, c); err != nil {
 			logger.Error("cannot apply the tenant's Alertmanager configuration; it keeps its previous one", "err", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 const (
@@ -83,7 +84,7 @@ type tenant struct {
 	inhibitor  *inhibit.Inhibitor
 }
 
-func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Logger) (*tenant, error) {
+func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Logger, limits func() *validation.Limits) (*tenant, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tenant %q: creating %s: %w", id, dir, err)
 	}
@@ -114,6 +115,10 @@ func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Lo
 		Logger:        logger.With("component", "silences"),
 		Metrics:       reg,
 		EventRecorder: rec,
+		Limits: silence.Limits{
+			MaxSilences:         func() int { return limits().AlertmanagerMaxSilencesCount },
+			MaxSilenceSizeBytes: func() int { return limits().AlertmanagerMaxSilencesSizeBytes },
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tenant %q: loading silences %s: %w", id, filepath.Join(dir, silencesFile), err)

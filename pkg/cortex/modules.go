@@ -74,7 +74,7 @@ func moduleTable() []module {
 		{name: Ingester, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initIngester, target: true, inAll: true},
 		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initQuerier, target: true, inAll: true},
 		{name: QueryFrontend, deps: []string{API, Overrides}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
-		{name: Alertmanager, deps: []string{API, MemberlistKV}, init: (*Cortex).initAlertmanager, target: true, inAll: true},
+		{name: Alertmanager, deps: []string{API, MemberlistKV, Overrides}, init: (*Cortex).initAlertmanager, target: true, inAll: true},
 		{name: QueryScheduler, deps: []string{API, Overrides}, init: (*Cortex).initQueryScheduler, target: true},
 		// Its default database, an SQLite file, needs no other service, so
 		// -target=all runs it too.

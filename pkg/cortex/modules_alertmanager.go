@@ -32,7 +32,7 @@ func (t *Cortex) initAlertmanager() (services.Service, error) {
 	if err := st.Resolve(t.Cfg.Alertmanager.Legacy()); err != nil {
 		return nil, err
 	}
-	var opts []alertmanager.Option
+	opts := []alertmanager.Option{alertmanager.WithLimits(t.Overrides)}
 	var member *shardring.Member
 	if t.Cfg.Alertmanager.Sharding.ShardingEnabled {
 		var err error

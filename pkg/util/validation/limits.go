@@ -73,6 +73,14 @@ type Limits struct {
 	// MaxQueriersPerTenant is the tenant's shuffle shard of queriers in
 	// the query-frontend's and the query-scheduler's queues.
 	MaxQueriersPerTenant float64 `yaml:"max_queriers_per_tenant"`
+
+	// A tenant's Alertmanager: its configuration, silences and alerts; 0
+	// means unlimited.
+	AlertmanagerMaxConfigSizeBytes   int `yaml:"alertmanager_max_config_size_bytes"`
+	AlertmanagerMaxTemplatesCount    int `yaml:"alertmanager_max_templates_count"`
+	AlertmanagerMaxTemplateSizeBytes int `yaml:"alertmanager_max_template_size_bytes"`
+	AlertmanagerMaxSilencesCount     int `yaml:"alertmanager_max_silences_count"`
+	AlertmanagerMaxSilencesSizeBytes int `yaml:"alertmanager_max_silences_size_bytes"`
 }
 
 // RegisterFlags registers the defaults that apply to every tenant.
@@ -115,6 +123,11 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum bytes of chunk data a query may fetch from the ingesters, every replica's answer counted, checked as the answers arrive. 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedDataBytesPerQuery, "querier.max-fetched-data-bytes-per-query", 0, "Maximum bytes a query may fetch from the ingesters, labels and chunks (or samples) of every replica's answer as encoded on the wire, checked as the answers arrive. 0 means unlimited.")
 	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back a query may read: the start of a query, remote read, series, labels or exemplars request older than now minus this is moved up to it (the answer covers less, without an error). 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxConfigSizeBytes, "alertmanager.max-config-size-bytes", 0, "Largest Alertmanager configuration, in bytes, a tenant may upload (the request body of the configuration API); a stored configuration over it (alertmanager_config and templates together) is not loaded. 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxTemplatesCount, "alertmanager.max-templates-count", 0, "Most template files in a tenant's Alertmanager configuration: the configuration API refuses more, and a stored configuration with more is not loaded. 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxTemplateSizeBytes, "alertmanager.max-template-size-bytes", 0, "Largest template file, in bytes, in a tenant's Alertmanager configuration: the configuration API refuses a larger one, and a stored configuration with one is not loaded. 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxSilencesCount, "alertmanager.max-silences-count", 0, "Most silences a tenant's Alertmanager holds, expired ones included until their retention ends: a new silence over it is refused with 400. 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxSilencesSizeBytes, "alertmanager.max-silences-size-bytes", 0, "Largest silence, in bytes as stored, a tenant may create: a larger one is refused with 400. 0 means unlimited.")
 	f.Var(&l.MaxQueryLength, "store.max-query-length", "Longest time range a query may read (end minus start, for PromQL including range selectors and the lookback delta), applied by the querier to queries, remote read, series, labels and exemplars after -querier.max-query-lookback; longer ones are refused with 422. 0 means unlimited.")
 }
 
@@ -161,6 +174,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedChunkBytesPerQuery < 0 || l.MaxFetchedDataBytesPerQuery < 0 {
 		return errors.New("-querier.max-fetched-series-per-query, -querier.max-fetched-chunk-bytes-per-query and -querier.max-fetched-data-bytes-per-query must not be negative (0 means unlimited)")
+	}
+	if l.AlertmanagerMaxConfigSizeBytes < 0 || l.AlertmanagerMaxTemplatesCount < 0 || l.AlertmanagerMaxTemplateSizeBytes < 0 || l.AlertmanagerMaxSilencesCount < 0 || l.AlertmanagerMaxSilencesSizeBytes < 0 {
+		return errors.New("-alertmanager.max-config-size-bytes, -alertmanager.max-templates-count, -alertmanager.max-template-size-bytes, -alertmanager.max-silences-count and -alertmanager.max-silences-size-bytes must not be negative (0 means unlimited)")
 	}
 	if l.IngestionRate > 0 && float64(l.IngestionBurstSize) < 1 {
 		return errors.New("-distributor.ingestion-burst-size must be at least 1 when a rate limit is set")
