@@ -73,7 +73,7 @@ func (q *ingesterQueryable) tenantRing(ctx context.Context) ring.ReadRing {
 // Querier returns a querier over [mint, maxt]. It is cheap: the tenant is
 // read from the context of each call.
 func (q *ingesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &ingesterQuerier{queryable: q, mint: mint, maxt: maxt}, nil
+	return &ingesterQuerier{queryable: q, mint: mint, maxt: maxt, chunks: new(atomic.Int64)}, nil
 }
 
 // ingesterQuerier serves one query. It counts the series and samples of all
@@ -87,6 +87,7 @@ type ingesterQuerier struct {
 	samples    atomic.Int64
 	chunkBytes atomic.Int64
 	dataBytes  atomic.Int64
+	chunks     *atomic.Int64 // shared with the store-gateways' querier
 }
 
 // limitError is a per-tenant query limit that a query exceeded. It is the
@@ -284,9 +285,10 @@ func (q *ingesterQuerier) queryStreamChunks(ctx context.Context, c *client.Conn,
 		if err != nil {
 			return nil, err
 		}
-		var samples, chunkBytes, dataBytes int
+		var samples, chunks, chunkBytes, dataBytes int
 		for _, cs := range res.ChunkedSeries {
 			samples += d.numSamples(cs.Chunks)
+			chunks += len(cs.Chunks)
 			for _, c := range cs.Chunks {
 				chunkBytes += len(c.Data)
 			}
@@ -294,6 +296,9 @@ func (q *ingesterQuerier) queryStreamChunks(ctx context.Context, c *client.Conn,
 		}
 		out = append(out, res.ChunkedSeries...)
 		if err := q.addBytes(limits, chunkBytes, dataBytes); err != nil {
+			return nil, err
+		}
+		if err := addChunks(q.chunks, limits, chunks); err != nil {
 			return nil, err
 		}
 		if err := lim.add(len(res.ChunkedSeries), samples); err != nil {

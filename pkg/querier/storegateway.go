@@ -72,7 +72,7 @@ func NewStoreGatewayQueryable(finder BlocksFinder, gateways GatewaySet, cfg stor
 }
 
 func (q *storeGatewayQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &storeGatewayQuerier{q: q, mint: mint, maxt: maxt}, nil
+	return &storeGatewayQuerier{q: q, mint: mint, maxt: maxt, chunks: new(atomic.Int64)}, nil
 }
 
 // storeGatewayQuerier serves one query. It counts the chunk bytes and the
@@ -85,6 +85,7 @@ type storeGatewayQuerier struct {
 	mint, maxt int64
 	chunkBytes atomic.Int64
 	dataBytes  atomic.Int64
+	chunks     *atomic.Int64 // shared with the ingesters' querier
 }
 
 // addBytes adds a message of a store-gateway's answer to the bytes the
@@ -253,7 +254,12 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 	req := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: client.ToPromMatchers(querysharding.WithShard(ctx, matchers))}
 	limits := s.q.limits.For(userID)
 	lim := &sharedLimiter{streamLimiter: streamLimiter{limits: limits}}
-	addBytes := func(chunkBytes, dataBytes int) error { return s.addBytes(limits, chunkBytes, dataBytes) }
+	addBytes := func(chunks, chunkBytes, dataBytes int) error {
+		if err := s.addBytes(limits, chunkBytes, dataBytes); err != nil {
+			return err
+		}
+		return addChunks(s.chunks, limits, chunks)
+	}
 	answers, err := fetch(ctx, s.q, mint, maxt, func(ctx context.Context, g StoreGateway, header *metadata.MD) (ingesterAnswer, error) {
 		chunked, err := readSeries(ctx, g, req, lim, addBytes, header)
 		return ingesterAnswer{chunked: chunked}, err
@@ -290,7 +296,7 @@ func (l *sharedLimiter) add(series, samples int) error {
 // readSeries reads one store-gateway's answer, stopping once the query
 // breaks the tenant's series, fetched-samples or fetched-bytes limits.
 // addBytes counts each message's chunk bytes and encoded size.
-func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sharedLimiter, addBytes func(chunkBytes, dataBytes int) error, header *metadata.MD) ([]*prompb.ChunkedSeries, error) {
+func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sharedLimiter, addBytes func(chunks, chunkBytes, dataBytes int) error, header *metadata.MD) ([]*prompb.ChunkedSeries, error) {
 	stream, err := g.Series(ctx, req)
 	if err != nil {
 		return nil, err
@@ -310,16 +316,17 @@ func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sha
 		if err != nil {
 			return nil, err
 		}
-		var samples, chunkBytes, dataBytes int
+		var samples, chunks, chunkBytes, dataBytes int
 		for _, cs := range res.ChunkedSeries {
 			samples += d.numSamples(cs.Chunks)
+			chunks += len(cs.Chunks)
 			for _, c := range cs.Chunks {
 				chunkBytes += len(c.Data)
 			}
 			dataBytes += cs.Size()
 		}
 		out = append(out, res.ChunkedSeries...)
-		if err := addBytes(chunkBytes, dataBytes); err != nil {
+		if err := addBytes(chunks, chunkBytes, dataBytes); err != nil {
 			return nil, err
 		}
 		if err := lim.add(len(res.ChunkedSeries), samples); err != nil {

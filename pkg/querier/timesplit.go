@@ -59,6 +59,8 @@ func (q *timeSplitQueryable) Querier(mint, maxt int64) (storage.Querier, error) 
 		return queriers[0], nil
 	}
 	// Both are primaries: a failure of either fails the query rather than
-	// answering with part of the range missing.
+	// answering with part of the range missing. Their chunks count
+	// together towards -querier.max-fetched-chunks-per-query.
+	shareChunkCount(queriers[0], queriers[1])
 	return storage.NewMergeQuerier(queriers, nil, storage.ChainedSeriesMerge), nil
 }

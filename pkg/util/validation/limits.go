@@ -65,6 +65,9 @@ type Limits struct {
 	// MaxQueryParallelism bounds the split and shard queries of one
 	// client query the query-frontend runs at once.
 	MaxQueryParallelism int `yaml:"max_query_parallelism"`
+	// MaxFetchedChunksPerQuery bounds the chunks one query fetches from
+	// the ingesters and store-gateways together; 0 means unlimited.
+	MaxFetchedChunksPerQuery int `yaml:"max_fetched_chunks_per_query"`
 
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
@@ -118,6 +121,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
 	f.IntVar(&l.QueryVerticalShardSize, "frontend.query-vertical-shard-size", 0, "Number of shards the query-frontend splits a shardable query into (aggregations by or without labels, and what they are built of): each shard query reads only the series whose grouping labels hash to it, runs on its own querier, and the answers are joined. 0 or 1 disables query sharding.")
 	f.IntVar(&l.MaxQueryParallelism, "querier.max-query-parallelism", 14, "Maximum number of split (by time) and shard queries of one client query the query-frontend runs at once; 0 runs them one at a time.")
+	f.IntVar(&l.MaxFetchedChunksPerQuery, "querier.max-fetched-chunks-per-query", 2000000, "Maximum chunks a query may fetch from the ingesters and store-gateways together, every replica's answer counted, checked as the answers arrive; a query over it is refused with 422. 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedSamplesPerQry, "querier.max-fetched-samples-per-query", 0, "Maximum samples a query may fetch from ingesters, counted as the samples of the chunks fetched (whole chunks, which may reach outside the query's range; identical replicas of a series once). 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Maximum unique series a query may fetch from the ingesters, counted as each ingester's answer arrives (replicas of a series once). 0 means unlimited.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum bytes of chunk data a query may fetch from the ingesters, every replica's answer counted, checked as the answers arrive. 0 means unlimited.")
@@ -159,6 +163,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxQueryParallelism < 0 {
 		return fmt.Errorf("-querier.max-query-parallelism (max_query_parallelism) must not be negative, got %d", l.MaxQueryParallelism)
+	}
+	if l.MaxFetchedChunksPerQuery < 0 {
+		return fmt.Errorf("-querier.max-fetched-chunks-per-query (max_fetched_chunks_per_query) must not be negative (0 means unlimited), got %d", l.MaxFetchedChunksPerQuery)
 	}
 	if l.CompactorBlocksRetentionPeriod < 0 {
 		return errors.New("-compactor.blocks-retention-period must not be negative")
