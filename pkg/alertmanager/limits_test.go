@@ -140,3 +140,52 @@ func TestSilenceLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestAlertLimits(t *testing.T) {
+	h := newHarness(t)
+	for _, id := range []string{"tenant-count", "tenant-size", "tenant-groups"} {
+		h.cfgs.set(id, h.hook.Config("/"+id), nil)
+	}
+	limits := overrides(validation.Limits{}, map[string]*validation.Limits{
+		"tenant-count":  {AlertmanagerMaxAlertsCount: 1},
+		"tenant-size":   {AlertmanagerMaxAlertsSizeBytes: len("alertname") + len("First") + len("severity") + len("page") + 5},
+		"tenant-groups": {AlertmanagerMaxDispatcherAggregationGroups: 1},
+	})
+	am := h.start(h.config(filepath.Join(h.dir, "am")), WithLimits(limits))
+	waitTenants(t, am, "tenant-count", "tenant-size", "tenant-groups")
+
+	for _, id := range []string{"tenant-count", "tenant-size", "tenant-groups"} {
+		postAlert(t, am, id, "First")
+		postAlert(t, am, id, "Second")
+		postAlert(t, am, id, "First") // an update of a held alert
+	}
+	held := func(id string) string {
+		code, body := call(t, am, id, http.MethodGet, APIPrefix+"/alerts", nil)
+		if code != http.StatusOK {
+			t.Fatalf("%s alerts: %d %s", id, code, body)
+		}
+		return body
+	}
+	for _, id := range []string{"tenant-count", "tenant-size"} {
+		if body := held(id); !strings.Contains(body, `"First"`) || strings.Contains(body, `"Second"`) {
+			t.Fatalf("%s holds, with room for one alert: %s", id, body)
+		}
+		if n := testkit.MetricSum(t, h.reg, "alertmanager_alerts_insert_limited_total", "user", id); n != 1 {
+			t.Fatalf("alertmanager_alerts_insert_limited_total{user=%q} = %v, want 1", id, n)
+		}
+		if logs := h.logs.String(); !strings.Contains(logs, "alert name: Second") {
+			t.Fatalf("refusal not logged:\n%s", logs)
+		}
+	}
+	if body := held("tenant-groups"); !strings.Contains(body, `"First"`) || !strings.Contains(body, `"Second"`) {
+		t.Fatalf("tenant-groups holds: %s", body)
+	}
+	h.hook.WaitFor(t, "/tenant-groups", "First")
+	testkit.Eventually(t, 10*time.Second, "the aggregation group limit reached", func() bool {
+		return testkit.MetricSum(t, h.reg, "alertmanager_dispatcher_aggregation_group_limit_reached_total", "user", "tenant-groups") >= 1
+	})
+	code, body := call(t, am, "tenant-groups", http.MethodGet, APIPrefix+"/alerts/groups", nil)
+	if code != http.StatusOK || strings.Contains(body, `"Second"`) {
+		t.Fatalf("tenant-groups' groups, with room for one: %d %s", code, body)
+	}
+}

@@ -42,6 +42,7 @@ type tenantConfig = alertstore.AlertConfig
 // silences, notification log) plus the configuration-scoped dispatcher and
 // inhibitor, rebuilt on every apply.
 type tenant struct {
+	limits      func() *validation.Limits // the tenant's current limits
 	id          string
 	dir         string // <storage.path>/<tenant>, created and owned by us
 	logger      *slog.Logger
@@ -98,6 +99,7 @@ func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Lo
 		startTime: time.Now(), recorder: rec, stopc: make(chan struct{}), reg: reg,
 		wait:            func() time.Duration { return 0 },
 		autoWebhookRoot: cfg.AutoWebhookRoot,
+		limits:          limits,
 	}
 	var err error
 	t.nflog, err = nflog.New(nflog.Options{
@@ -130,7 +132,7 @@ func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Lo
 	t.wg.Go(func() { t.nflog.Maintenance(interval, filepath.Join(dir, nflogFile), t.stopc, nil) })
 	t.wg.Go(func() { t.silences.Maintenance(interval, filepath.Join(dir, silencesFile), t.stopc, nil) })
 	t.silencer = silence.NewSilencer(t.silences, logger, rec)
-	t.alerts, err = mem.NewAlerts(context.Background(), alertGCPeriod, 0, t.silencer, logger, rec, reg, ff)
+	t.alerts, err = mem.NewAlerts(context.Background(), alertGCPeriod, 0, newAlertsLimiter(t.silencer, limits, reg), logger, rec, reg, ff)
 	if err != nil {
 		close(t.stopc)
 		t.wg.Wait()
@@ -216,7 +218,7 @@ func (t *tenant) apply(c tenantConfig, trusted bool) error {
 		return d
 	}
 	pipeline := t.pipelineBuilder.New(receivers, wait, inhibitor, t.silencer, intervener, t.nflog, nil)
-	disp := dispatch.NewDispatcher(t.alerts, routes, pipeline, intervener, timeout, 30*time.Second, nil, t.logger, t.recorder, t.dispatcherMetrics, tmpl)
+	disp := dispatch.NewDispatcher(t.alerts, routes, pipeline, intervener, timeout, 30*time.Second, aggregationGroupLimits(t.limits), t.logger, t.recorder, t.dispatcherMetrics, tmpl)
 	go inhibitor.Run()
 	inhibitor.WaitForLoading()
 	go disp.Run(t.startTime)

@@ -146,8 +146,8 @@ var compatNotBuilt = []compatFeature{
 		[]string{"configs.database.migrations-dir", "configs.notifications.*"}},
 	{"Ruler tuning", "not built: concurrent evaluations, HA evaluation, the ruler client (rulers do not call each other), rule group labels, liveness checks, response formats, the ruler ring's replication and final sleep, the rule path and pending-for search",
 		[]string{"ruler.concurrent-evals-enabled", "ruler.max-concurrent-evals", "ruler.enable-ha-evaluation", "ruler.client.*", "ruler.disable-rule-group-label", "ruler.flush-period", "ruler.frontendClient.grpc-max-*", "ruler.liveness-check-timeout", "ruler.query-response-format", "ruler.ring.final-sleep", "ruler.ring.replication-factor", "ruler.rule-path", "ruler.search-pending-for", "experimental.ruler.*"}},
-	{"Alertmanager limits and options", "not built: the per-tenant alert, aggregation group and notification-rate limits, the bound on messages from the distributor, the receivers' firewall, alert garbage collection and API concurrency settings",
-		[]string{"alertmanager.max-alerts-*", "alertmanager.max-dispatcher-aggregation-groups", "alertmanager.max-recv-msg-size", "alertmanager.notification-rate-limit*", "alertmanager.receivers-firewall-*", "alertmanager.alerts-gc-interval", "alertmanager.api-concurrency"}},
+	{"Alertmanager limits and options", "not built: the per-tenant notification-rate limits, the bound on messages from the distributor, the receivers' firewall, alert garbage collection and API concurrency settings",
+		[]string{"alertmanager.max-recv-msg-size", "alertmanager.notification-rate-limit*", "alertmanager.receivers-firewall-*", "alertmanager.alerts-gc-interval", "alertmanager.api-concurrency"}},
 	{"HTTP and gRPC server options", "the servers are this system's own, on crypto/tls: TCP listeners, no path prefix, always-on instrumentation; dskit's request logging, CORS, channelz, connection age and stream worker settings are not built",
 		[]string{"server.*", "api.*", "http.prefix", "http.alertmanager-http-prefix"}},
 }

@@ -42,6 +42,10 @@ type Limits struct {
 	EnforceMetricName       bool           `yaml:"enforce_metric_name"`
 	MaxSeriesPerUser        int            `yaml:"max_series_per_user"`
 	MaxSeriesPerMetric      int            `yaml:"max_series_per_metric"`
+	// Metadata an ingester keeps for the tenant: metric families, and
+	// distinct metadata of one family; 0 means unlimited.
+	MaxMetadataPerUser   int `yaml:"max_metadata_per_user"`
+	MaxMetadataPerMetric int `yaml:"max_metadata_per_metric"`
 	OutOfOrderTimeWindow    model.Duration `yaml:"out_of_order_time_window"`
 	MaxExemplars            int            `yaml:"max_exemplars"`
 	MaxSeriesPerQuery       int            `yaml:"max_series_per_query"`
@@ -84,6 +88,10 @@ type Limits struct {
 	AlertmanagerMaxTemplateSizeBytes int `yaml:"alertmanager_max_template_size_bytes"`
 	AlertmanagerMaxSilencesCount     int `yaml:"alertmanager_max_silences_count"`
 	AlertmanagerMaxSilencesSizeBytes int `yaml:"alertmanager_max_silences_size_bytes"`
+	AlertmanagerMaxAlertsCount       int `yaml:"alertmanager_max_alerts_count"`
+	AlertmanagerMaxAlertsSizeBytes   int `yaml:"alertmanager_max_alerts_size_bytes"`
+	// Aggregation groups of the tenant's dispatcher.
+	AlertmanagerMaxDispatcherAggregationGroups int `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
 }
 
 // RegisterFlags registers the defaults that apply to every tenant.
@@ -108,6 +116,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&l.EnforceMetricName, "validation.enforce-metric-name", true, "Reject series without a metric name.")
 	f.IntVar(&l.MaxSeriesPerUser, "ingester.max-series-per-user", 5000000, "Maximum active series per tenant, per ingester. 0 means unlimited.")
 	f.IntVar(&l.MaxSeriesPerMetric, "ingester.max-series-per-metric", 50000, "Maximum active series per metric name, per ingester. 0 means unlimited.")
+	f.IntVar(&l.MaxMetadataPerUser, "ingester.max-metadata-per-user", 8000, "Maximum metric families with metadata per tenant, per ingester: metadata of a family beyond it is dropped (counted in cortex_discarded_metadata_total), the samples of its push stored. 0 means unlimited.")
+	f.IntVar(&l.MaxMetadataPerMetric, "ingester.max-metadata-per-metric", 10, "Maximum distinct metadata (type, help and unit) per metric family, per ingester: another is dropped (counted in cortex_discarded_metadata_total) until an older one is forgotten after -ingester.metadata-retain-period. 0 means unlimited.")
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 refuses out-of-order samples.")
 	f.IntVar(&l.MaxExemplars, "ingester.max-exemplars", 100000, "Exemplars kept per tenant, per ingester. A tenant's buffer starts at 1,024 and doubles before it could overwrite an exemplar, up to this limit, so tenants that send few exemplars cost little memory. 0 turns exemplar storage off.")
 	f.IntVar(&l.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 100000, "Deprecated: use -ingester.max-exemplars (the same setting; given both, the later on the command line wins).")
@@ -132,6 +142,9 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.AlertmanagerMaxTemplateSizeBytes, "alertmanager.max-template-size-bytes", 0, "Largest template file, in bytes, in a tenant's Alertmanager configuration: the configuration API refuses a larger one, and a stored configuration with one is not loaded. 0 means unlimited.")
 	f.IntVar(&l.AlertmanagerMaxSilencesCount, "alertmanager.max-silences-count", 0, "Most silences a tenant's Alertmanager holds, expired ones included until their retention ends: a new silence over it is refused with 400. 0 means unlimited.")
 	f.IntVar(&l.AlertmanagerMaxSilencesSizeBytes, "alertmanager.max-silences-size-bytes", 0, "Largest silence, in bytes as stored, a tenant may create: a larger one is refused with 400. 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxAlertsCount, "alertmanager.max-alerts-count", 0, "Most alerts a tenant's Alertmanager holds: a new alert beyond it is not stored (logged, and counted in alertmanager_alerts_insert_limited_total); updates of held alerts are. 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxAlertsSizeBytes, "alertmanager.max-alerts-size-bytes", 0, "Largest total size, in bytes, of the alerts a tenant's Alertmanager holds (labels, annotations and generator URL): a new alert beyond it is not stored (logged, and counted in alertmanager_alerts_insert_limited_total). 0 means unlimited.")
+	f.IntVar(&l.AlertmanagerMaxDispatcherAggregationGroups, "alertmanager.max-dispatcher-aggregation-groups", 0, "Most aggregation groups a tenant's Alertmanager dispatcher holds: an alert that would start another is not notified (counted in alertmanager_dispatcher_aggregation_group_limit_reached_total). 0 means unlimited.")
 	f.Var(&l.MaxQueryLength, "store.max-query-length", "Longest time range a query may read (end minus start, for PromQL including range selectors and the lookback delta), applied by the querier to queries, remote read, series, labels and exemplars after -querier.max-query-lookback; longer ones are refused with 422. 0 means unlimited.")
 }
 
@@ -167,6 +180,9 @@ func (l *Limits) Validate() error {
 	if l.MaxFetchedChunksPerQuery < 0 {
 		return fmt.Errorf("-querier.max-fetched-chunks-per-query (max_fetched_chunks_per_query) must not be negative (0 means unlimited), got %d", l.MaxFetchedChunksPerQuery)
 	}
+	if l.MaxMetadataPerUser < 0 || l.MaxMetadataPerMetric < 0 {
+		return fmt.Errorf("-ingester.max-metadata-per-user (max_metadata_per_user) and -ingester.max-metadata-per-metric (max_metadata_per_metric) must not be negative (0 means unlimited), got %d and %d", l.MaxMetadataPerUser, l.MaxMetadataPerMetric)
+	}
 	if l.CompactorBlocksRetentionPeriod < 0 {
 		return errors.New("-compactor.blocks-retention-period must not be negative")
 	}
@@ -182,8 +198,9 @@ func (l *Limits) Validate() error {
 	if l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedChunkBytesPerQuery < 0 || l.MaxFetchedDataBytesPerQuery < 0 {
 		return errors.New("-querier.max-fetched-series-per-query, -querier.max-fetched-chunk-bytes-per-query and -querier.max-fetched-data-bytes-per-query must not be negative (0 means unlimited)")
 	}
-	if l.AlertmanagerMaxConfigSizeBytes < 0 || l.AlertmanagerMaxTemplatesCount < 0 || l.AlertmanagerMaxTemplateSizeBytes < 0 || l.AlertmanagerMaxSilencesCount < 0 || l.AlertmanagerMaxSilencesSizeBytes < 0 {
-		return errors.New("-alertmanager.max-config-size-bytes, -alertmanager.max-templates-count, -alertmanager.max-template-size-bytes, -alertmanager.max-silences-count and -alertmanager.max-silences-size-bytes must not be negative (0 means unlimited)")
+	if l.AlertmanagerMaxConfigSizeBytes < 0 || l.AlertmanagerMaxTemplatesCount < 0 || l.AlertmanagerMaxTemplateSizeBytes < 0 || l.AlertmanagerMaxSilencesCount < 0 || l.AlertmanagerMaxSilencesSizeBytes < 0 ||
+		l.AlertmanagerMaxAlertsCount < 0 || l.AlertmanagerMaxAlertsSizeBytes < 0 || l.AlertmanagerMaxDispatcherAggregationGroups < 0 {
+		return errors.New("-alertmanager.max-config-size-bytes, -alertmanager.max-templates-count, -alertmanager.max-template-size-bytes, -alertmanager.max-silences-count, -alertmanager.max-silences-size-bytes, -alertmanager.max-alerts-count, -alertmanager.max-alerts-size-bytes and -alertmanager.max-dispatcher-aggregation-groups must not be negative (0 means unlimited)")
 	}
 	if l.IngestionRate > 0 && float64(l.IngestionBurstSize) < 1 {
 		return errors.New("-distributor.ingestion-burst-size must be at least 1 when a rate limit is set")
