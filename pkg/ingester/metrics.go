@@ -30,6 +30,7 @@ type metrics struct {
 	seriesCreated         *prometheus.CounterVec
 	seriesRemoved         *prometheus.CounterVec
 	discarded             *prometheus.CounterVec
+	discardedMetadata     *prometheus.CounterVec
 	queriedSeries         prometheus.Histogram
 	queriedSamples        prometheus.Histogram
 
@@ -84,6 +85,7 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 		// Shared with the distributor's rejections when both run in one
 		// process.
 		discarded: validation.DiscardedSamples(reg),
+		discardedMetadata: validation.DiscardedMetadata(reg),
 		queriedSeries: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cortex_ingester_queried_series",
 			Help:    "The total number of series returned from queries.",

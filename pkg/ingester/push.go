@@ -87,7 +87,7 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	}
 	now := time.Now()
 	if len(req.Metadata) > 0 {
-		i.metrics.ingestedMetadata.Add(float64(u.metadata.add(req.Metadata, now)))
+		i.addMetadata(u, id, req.Metadata, now)
 	}
 	if len(req.Timeseries) == 0 {
 		return &client.PushResponse{}, nil
