@@ -84,7 +84,7 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 		}, []string{"user"}),
 		// Shared with the distributor's rejections when both run in one
 		// process.
-		discarded: validation.DiscardedSamples(reg),
+		discarded:         validation.DiscardedSamples(reg),
 		discardedMetadata: validation.DiscardedMetadata(reg),
 		queriedSeries: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cortex_ingester_queried_series",
