@@ -35,6 +35,7 @@ const (
 	reasonUnitTooLong
 	reasonRateLimited
 	reasonInvalidSeries
+	reasonLabelsSizeBytesExceeded
 	numReasons
 )
 
@@ -56,6 +57,7 @@ var reasonNames = [numReasons]string{
 	reasonUnitTooLong:              "unit_too_long",
 	reasonRateLimited:              validation.RateLimited,
 	reasonInvalidSeries:            "invalid_series",
+	reasonLabelsSizeBytesExceeded:  "labels_size_bytes_exceeded",
 }
 
 // labelReasons are the reasons for validation's.
@@ -108,6 +110,11 @@ func (v *validator) series(ts *prompb.TimeSeries) (ok, modified bool) {
 	ls := ts.Labels
 	if r, msg := validation.ValidateLabels(v.limits, ls); r != validation.LabelsValid {
 		v.disc.samples[labelReasons[r]] += len(ts.Samples) + len(ts.Histograms)
+		v.reject(msg)
+		return false, true
+	}
+	if msg, over := v.labelsTooLarge(ls); over {
+		v.disc.samples[reasonLabelsSizeBytesExceeded] += len(ts.Samples) + len(ts.Histograms)
 		v.reject(msg)
 		return false, true
 	}

@@ -30,22 +30,23 @@ type Limits struct {
 	HAReplicaLabel  string `yaml:"ha_replica_label"`
 	HAMaxClusters   int    `yaml:"ha_max_clusters"`
 
-	IngestionRate           float64        `yaml:"ingestion_rate"`
-	IngestionBurstSize      int            `yaml:"ingestion_burst_size"`
-	MaxLabelNamesPerSeries  int            `yaml:"max_label_names_per_series"`
-	MaxLabelNameLength      int            `yaml:"max_label_name_length"`
-	MaxLabelValueLength     int            `yaml:"max_label_value_length"`
-	MaxMetadataLength       int            `yaml:"max_metadata_length"`
-	RejectOldSamples        bool           `yaml:"reject_old_samples"`
-	RejectOldSamplesMaxAge  model.Duration `yaml:"reject_old_samples_max_age"`
-	CreationGracePeriod     model.Duration `yaml:"creation_grace_period"`
-	EnforceMetricName       bool           `yaml:"enforce_metric_name"`
-	MaxSeriesPerUser        int            `yaml:"max_series_per_user"`
-	MaxSeriesPerMetric      int            `yaml:"max_series_per_metric"`
+	IngestionRate          float64        `yaml:"ingestion_rate"`
+	IngestionBurstSize     int            `yaml:"ingestion_burst_size"`
+	MaxLabelNamesPerSeries int            `yaml:"max_label_names_per_series"`
+	MaxLabelNameLength     int            `yaml:"max_label_name_length"`
+	MaxLabelValueLength    int            `yaml:"max_label_value_length"`
+	MaxLabelsSizeBytes     int            `yaml:"max_labels_size_bytes"`
+	MaxMetadataLength      int            `yaml:"max_metadata_length"`
+	RejectOldSamples       bool           `yaml:"reject_old_samples"`
+	RejectOldSamplesMaxAge model.Duration `yaml:"reject_old_samples_max_age"`
+	CreationGracePeriod    model.Duration `yaml:"creation_grace_period"`
+	EnforceMetricName      bool           `yaml:"enforce_metric_name"`
+	MaxSeriesPerUser       int            `yaml:"max_series_per_user"`
+	MaxSeriesPerMetric     int            `yaml:"max_series_per_metric"`
 	// Metadata an ingester keeps for the tenant: metric families, and
 	// distinct metadata of one family; 0 means unlimited.
-	MaxMetadataPerUser   int `yaml:"max_metadata_per_user"`
-	MaxMetadataPerMetric int `yaml:"max_metadata_per_metric"`
+	MaxMetadataPerUser      int            `yaml:"max_metadata_per_user"`
+	MaxMetadataPerMetric    int            `yaml:"max_metadata_per_metric"`
 	OutOfOrderTimeWindow    model.Duration `yaml:"out_of_order_time_window"`
 	MaxExemplars            int            `yaml:"max_exemplars"`
 	MaxSeriesPerQuery       int            `yaml:"max_series_per_query"`
@@ -107,6 +108,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Maximum number of label names per series.")
 	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Maximum length accepted for label names.")
 	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Maximum length accepted for label values.")
+	f.IntVar(&l.MaxLabelsSizeBytes, "validation.max-labels-size-bytes", 0, "Maximum combined size in bytes of a series' label names and values, as encoded in the write request: a larger series is refused with 400. 0 means unlimited.")
 	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024, "Maximum length accepted for metric metadata (name, help, unit).")
 	f.BoolVar(&l.RejectOldSamples, "validation.reject-old-samples", false, "Reject samples older than -validation.reject-old-samples.max-age.")
 	_ = l.RejectOldSamplesMaxAge.Set("14d")
@@ -182,6 +184,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxMetadataPerUser < 0 || l.MaxMetadataPerMetric < 0 {
 		return fmt.Errorf("-ingester.max-metadata-per-user (max_metadata_per_user) and -ingester.max-metadata-per-metric (max_metadata_per_metric) must not be negative (0 means unlimited), got %d and %d", l.MaxMetadataPerUser, l.MaxMetadataPerMetric)
+	}
+	if l.MaxLabelsSizeBytes < 0 {
+		return fmt.Errorf("-validation.max-labels-size-bytes (max_labels_size_bytes) must not be negative (0 means unlimited), got %d", l.MaxLabelsSizeBytes)
 	}
 	if l.CompactorBlocksRetentionPeriod < 0 {
 		return errors.New("-compactor.blocks-retention-period must not be negative")
