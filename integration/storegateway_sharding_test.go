@@ -72,6 +72,10 @@ func TestStoreGatewaysShardBlocks(t *testing.T) {
 	begin := time.Now().Add(-20 * time.Minute).Truncate(time.Minute)
 	c.pushScrapes("team-s", "sharded", begin.UnixMilli(), 0, 10*4, 1) // ten one-minute blocks
 	c.flush(writer)
+	// The querier does not require blocks uploaded within three sync
+	// intervals (3s here): store-gateways may not have loaded them yet,
+	// and the ingesters still hold their samples.
+	uploaded := time.Now()
 
 	loaded := func(p *testkit.Cortex) float64 {
 		return metricOf(t, c.client, p, "cortex_bucket_store_blocks_loaded")
@@ -115,7 +119,11 @@ func TestStoreGatewaysShardBlocks(t *testing.T) {
 	})
 
 	// One leaves the ring; the other loads its blocks. Meanwhile every
-	// answer is whole or an error.
+	// answer is whole or an error, once the blocks are past the querier's
+	// upload grace.
+	c.querier.Eventually(30*time.Second, "the blocks to be older than three sync intervals", func() bool {
+		return time.Since(uploaded) > 4*time.Second
+	})
 	gateways[1].Stop()
 	c.querier.EventuallyNil(60*time.Second, "the remaining store-gateway serving all ten blocks", func() error {
 		n, errText := countOrError()
