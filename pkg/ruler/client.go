@@ -2,20 +2,16 @@ package ruler
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/grafana/dskit/user"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/cortex-tls/cortex/pkg/ruler/rulerpb"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+	"github.com/cortex-tls/cortex/pkg/util/grpcpool"
 )
 
 // ClientTLSPrefix is the flag prefix of the ruler -> ruler gRPC link, as in
@@ -50,18 +46,17 @@ func (s rulesServer) Rules(ctx context.Context, req *rulerpb.RulesRequest) (*rul
 
 // ClientPool holds one gRPC connection per ruler address, over the
 // -ruler.client TLS link.
-type ClientPool struct {
-	tls *tlsconfig.Client
-
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-}
+type ClientPool struct{ pool *grpcpool.Pool }
 
 // NewClientPool returns an empty pool dialling over tls (nil dials
 // plaintext); build tls with tlsconfig.NewClient(ClientTLSPrefix, ...) so
 // that its errors name the -ruler.client.* flags.
 func NewClientPool(tls *tlsconfig.Client) *ClientPool {
-	return &ClientPool{tls: tls, conns: map[string]*grpc.ClientConn{}}
+	return &ClientPool{pool: grpcpool.New("ruler",
+		tls.GRPCDialOption(),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{}), grpc.MaxCallRecvMsgSize(maxRulesMsgSize)),
+		grpc.WithChainUnaryInterceptor(tenantInterceptor),
+	)}
 }
 
 // maxRulesMsgSize bounds a Rules answer: a tenant's groups and their
@@ -71,21 +66,10 @@ const maxRulesMsgSize = 100 << 20
 // client returns the ruler at addr's client, dialling it (lazily: the
 // connection is made at the first call) the first time.
 func (p *ClientPool) client(addr string) (rulerpb.RulerClient, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cc, ok := p.conns[addr]; ok {
-		return rulerpb.NewRulerClient(cc), nil
-	}
-	cc, err := grpc.NewClient(addr,
-		p.tls.GRPCDialOption(),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{}), grpc.MaxCallRecvMsgSize(maxRulesMsgSize)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.WithChainUnaryInterceptor(tenantInterceptor),
-	)
+	cc, err := p.pool.Conn(addr)
 	if err != nil {
-		return nil, fmt.Errorf("ruler client for %s: %w", addr, err)
+		return nil, err
 	}
-	p.conns[addr] = cc
 	return rulerpb.NewRulerClient(cc), nil
 }
 
@@ -101,25 +85,7 @@ func tenantInterceptor(ctx context.Context, method string, req, reply any, cc *g
 
 // retain closes the connections to rulers not in addrs (rulers that left
 // the ring).
-func (p *ClientPool) retain(addrs []string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for addr, cc := range p.conns {
-		if !slices.Contains(addrs, addr) {
-			_ = cc.Close()
-			delete(p.conns, addr)
-		}
-	}
-}
+func (p *ClientPool) retain(addrs []string) { p.pool.Retain(addrs) }
 
 // Close closes every connection.
-func (p *ClientPool) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var errs []error
-	for addr, cc := range p.conns {
-		errs = append(errs, cc.Close())
-		delete(p.conns, addr)
-	}
-	return errors.Join(errs...)
-}
+func (p *ClientPool) Close() error { return p.pool.Close() }
