@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
@@ -53,6 +55,9 @@ type TSDBConfig struct {
 	ShipInterval                       time.Duration `yaml:"ship_interval"`
 	ShipConcurrency                    int           `yaml:"ship_concurrency"`
 	FlushBlocksOnShutdown              bool          `yaml:"flush_blocks_on_shutdown"`
+	HeadChunksWriteBufferSize          int           `yaml:"head_chunks_write_buffer_size_bytes"`
+	HeadChunksWriteQueueSize           int           `yaml:"head_chunks_write_queue_size"`
+	WALCompressionType                 string        `yaml:"wal_compression_type"`
 }
 
 // RegisterFlags registers the ingester's flags. The ring's KV store default
@@ -79,7 +84,10 @@ func (c *TSDBConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.HeadCompactionConcurrency, "blocks-storage.tsdb.head-compaction-concurrency", 5, "Maximum number of tenants whose heads are compacted at the same time.")
 	f.DurationVar(&c.HeadCompactionIdleTimeout, "blocks-storage.tsdb.head-compaction-idle-timeout", time.Hour, "A head that received no samples for this long is compacted into a block, freeing its memory. 0 disables.")
 	f.IntVar(&c.StripeSize, "blocks-storage.tsdb.stripe-size", 16384, "Size of the TSDB's series hash map, a power of two. Smaller uses less memory per tenant; larger scales better with many series.")
-	f.BoolVar(&c.WALCompressionEnabled, "blocks-storage.tsdb.wal-compression-enabled", false, "Compress the write-ahead log with snappy.")
+	f.BoolVar(&c.WALCompressionEnabled, "blocks-storage.tsdb.wal-compression-enabled", false, "Compress the write-ahead log with snappy (-blocks-storage.tsdb.wal-compression-type, when set, takes precedence).")
+	f.StringVar(&c.WALCompressionType, "blocks-storage.tsdb.wal-compression-type", "", "Compression of the write-ahead log's records: snappy, zstd, or empty for none (or snappy with -blocks-storage.tsdb.wal-compression-enabled). A WAL written with one type is read back under any other.")
+	f.IntVar(&c.HeadChunksWriteBufferSize, "blocks-storage.tsdb.head-chunks-write-buffer-size-bytes", chunks.DefaultWriteBufferSize, "Write buffer of each tenant's head chunks file (memory-mapped full head chunks), a multiple of 1024 between 64KiB and 8MiB. Smaller saves memory with many tenants at the cost of more disk writes.")
+	f.IntVar(&c.HeadChunksWriteQueueSize, "blocks-storage.tsdb.head-chunks-write-queue-size", chunks.DefaultWriteQueueSize, "Size of each tenant's in-memory queue of full head chunks waiting to be written to disk, so appends do not wait on the write; 0 writes them synchronously.")
 	f.IntVar(&c.WALSegmentSizeBytes, "blocks-storage.tsdb.wal-segment-size-bytes", 128<<20, "Size of a write-ahead log segment file.")
 	f.IntVar(&c.MaxTSDBOpeningConcurrencyOnStartup, "blocks-storage.tsdb.max-tsdb-opening-concurrency-on-startup", 10, "Maximum number of tenants whose TSDBs are opened (and write-ahead logs replayed) at the same time on startup.")
 	f.Int64Var(&c.OutOfOrderCapMax, "blocks-storage.tsdb.out-of-order-cap-max", 32, "Maximum samples per out-of-order chunk.")
@@ -119,6 +127,17 @@ func (c *TSDBConfig) Validate() error {
 	}
 	if c.ShipInterval > 0 && c.ShipConcurrency < 1 {
 		return fmt.Errorf("-blocks-storage.tsdb.ship-concurrency %d must be at least 1", c.ShipConcurrency)
+	}
+	if b := c.HeadChunksWriteBufferSize; b < chunks.MinWriteBufferSize || b > chunks.MaxWriteBufferSize || b%1024 != 0 {
+		return fmt.Errorf("-blocks-storage.tsdb.head-chunks-write-buffer-size-bytes %d must be a multiple of 1024 between %d and %d", b, chunks.MinWriteBufferSize, chunks.MaxWriteBufferSize)
+	}
+	if c.HeadChunksWriteQueueSize < 0 {
+		return fmt.Errorf("-blocks-storage.tsdb.head-chunks-write-queue-size %d must not be negative (0 writes synchronously)", c.HeadChunksWriteQueueSize)
+	}
+	switch c.WALCompressionType {
+	case "", string(compression.Snappy), string(compression.Zstd):
+	default:
+		return fmt.Errorf("-blocks-storage.tsdb.wal-compression-type %q: the supported types are snappy, zstd and empty (none)", c.WALCompressionType)
 	}
 	if c.HeadCompactionConcurrency < 1 || c.MaxTSDBOpeningConcurrencyOnStartup < 1 {
 		return errors.New("-blocks-storage.tsdb.head-compaction-concurrency and -blocks-storage.tsdb.max-tsdb-opening-concurrency-on-startup must be at least 1")
@@ -190,6 +209,18 @@ func (d DurationList) MarshalYAML() (any, error) {
 		s[i] = v.String()
 	}
 	return s, nil
+}
+
+// walCompression is the WAL's compression type: the type flag's, else
+// snappy when the older switch is on.
+func (c *TSDBConfig) walCompression() compression.Type {
+	if c.WALCompressionType != "" {
+		return compression.Type(c.WALCompressionType)
+	}
+	if c.WALCompressionEnabled {
+		return compression.Snappy
+	}
+	return compression.None
 }
 
 func (d DurationList) toMilliseconds() []int64 {

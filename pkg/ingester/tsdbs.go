@@ -14,7 +14,6 @@ import (
 	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
@@ -111,9 +110,9 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	opts.MinBlockDuration = ranges[0]
 	opts.MaxBlockDuration = ranges[len(ranges)-1]
 	opts.WALSegmentSize = i.cfg.TSDB.WALSegmentSizeBytes
-	if i.cfg.TSDB.WALCompressionEnabled {
-		opts.WALCompression = compression.Snappy
-	}
+	opts.WALCompression = i.cfg.TSDB.walCompression()
+	opts.HeadChunksWriteBufferSize = i.cfg.TSDB.HeadChunksWriteBufferSize
+	opts.HeadChunksWriteQueueSize = i.cfg.TSDB.HeadChunksWriteQueueSize
 	opts.StripeSize = i.cfg.TSDB.StripeSize
 	opts.OutOfOrderTimeWindow = l.OutOfOrderWindow().Milliseconds()
 	opts.OutOfOrderCapMax = i.cfg.TSDB.OutOfOrderCapMax
