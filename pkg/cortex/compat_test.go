@@ -30,7 +30,7 @@ var updateCompat = flag.Bool("update", false, "rewrite docs/cortex-compatibility
 const (
 	cortexVersion = cortexcompat.Version
 	compatDoc     = "../../docs/cortex-compatibility.md"
-	cortexAPIFile = "../../integration/testdata/cortex-api-1.20.tsv"
+	cortexAPIFile = "../../integration/testdata/cortex-api-1.21.tsv"
 )
 
 // cortexFlag is one flag of Cortex's configuration reference.

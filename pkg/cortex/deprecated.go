@@ -60,7 +60,7 @@ var supersededFlags = [][2]string{
 	{"blocks-storage.tsdb.max-exemplars", "ingester.max-exemplars"},
 }
 
-// noEffectFlags are flags Cortex 1.20 still accepts but ignores, because
+// noEffectFlags are flags Cortex (1.20 and 1.21) still accepts but ignores, because
 // what they switched is always on (or gone) there as here.
 var noEffectFlags = [][2]string{
 	{"querier.ingester-streaming", "the queriers always stream from the ingesters"},

@@ -69,7 +69,7 @@ var NotBuilt = []NotBuiltKey{
 }
 
 // StorageConfig is Cortex's storage block: the storage engine, of which
-// blocks is the only one, here as in Cortex 1.20.
+// blocks is the only one, here as in Cortex 1.21.
 type StorageConfig struct {
 	Engine string `yaml:"engine"`
 }

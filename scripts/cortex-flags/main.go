@@ -2,7 +2,7 @@
 // documentation, for the compatibility table pkg/cortex's
 // TestCortexCompatibility checks and docs/cortex-compatibility.md shows.
 //
-//	go run ./scripts/cortex-flags -cortex-dir $(go env GOMODCACHE)/github.com/cortexproject/cortex@v1.20.0 -version v1.20.0
+//	go run ./scripts/cortex-flags -cortex-dir $(go env GOMODCACHE)/github.com/cortexproject/cortex@v1.21.1 -version v1.21.1
 //
 // Flags come from docs/configuration/config-file-reference.md: every
 // "# CLI flag: -name" line and the "[key: <type> | default = value]" line
@@ -28,8 +28,8 @@ import (
 func main() {
 	dir := flag.String("cortex-dir", "", "Cortex source tree (a module cache copy or a checkout).")
 	version := flag.String("version", "", "Cortex version of that tree, written in the files' headers.")
-	flagsOut := flag.String("flags-out", "pkg/cortex/cortexcompat/cortex-flags-1.20.tsv", "Where to write the flags.")
-	pathsOut := flag.String("paths-out", "integration/testdata/cortex-api-1.20.tsv", "Where to write the HTTP paths.")
+	flagsOut := flag.String("flags-out", "pkg/cortex/cortexcompat/cortex-flags-1.21.tsv", "Where to write the flags.")
+	pathsOut := flag.String("paths-out", "integration/testdata/cortex-api-1.21.tsv", "Where to write the HTTP paths.")
 	flag.Parse()
 	if *dir == "" || *version == "" {
 		fmt.Fprintln(os.Stderr, "cortex-flags: -cortex-dir and -version are required")

@@ -11,13 +11,13 @@ import (
 )
 
 // Version is the Cortex release the flags come from.
-const Version = "v1.20.0"
+const Version = "v1.21.1"
 
 // The flags of Cortex's configuration file reference, extracted by
 // scripts/cortex-flags: comment lines, a header, then flag, YAML path and
 // default, tab-separated.
 //
-//go:embed cortex-flags-1.20.tsv
+//go:embed cortex-flags-1.21.tsv
 var flagsTSV string
 
 // Flag is one flag of Cortex's configuration reference.
@@ -74,7 +74,7 @@ func parse(tsv string) ([]Flag, error) {
 		}
 		cols := strings.Split(line, "\t")
 		if len(cols) != 3 {
-			return nil, fmt.Errorf("cortex-flags-1.20.tsv line %d: %d columns in %q, want 3", i+1, len(cols), line)
+			return nil, fmt.Errorf("cortex-flags-1.21.tsv line %d: %d columns in %q, want 3", i+1, len(cols), line)
 		}
 		flags = append(flags, Flag{Name: cols[0], Path: cols[1], Default: cols[2]})
 	}

@@ -27,7 +27,7 @@ func TestFlags(t *testing.T) {
 
 func TestParseRefusesRaggedRows(t *testing.T) {
 	_, err := parse("# c\nflag\tyaml_path\tdefault\na\tb\n")
-	if err == nil || err.Error() != `cortex-flags-1.20.tsv line 3: 2 columns in "a\tb", want 3` {
+	if err == nil || err.Error() != `cortex-flags-1.21.tsv line 3: 2 columns in "a\tb", want 3` {
 		t.Errorf("got %v", err)
 	}
 }
