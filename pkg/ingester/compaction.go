@@ -16,6 +16,7 @@ import (
 // TSDB when blocks are reloaded.
 func (i *Ingester) compactHeads(ctx context.Context) {
 	i.deleteMarkedTenants()
+	i.closeIdleTSDBs()
 	users := i.allTSDBs()
 	_ = concurrency.ForEachJob(ctx, len(users), i.cfg.TSDB.HeadCompactionConcurrency, func(ctx context.Context, idx int) error {
 		u := users[idx]

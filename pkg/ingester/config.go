@@ -58,6 +58,7 @@ type TSDBConfig struct {
 	HeadChunksWriteBufferSize          int           `yaml:"head_chunks_write_buffer_size_bytes"`
 	HeadChunksWriteQueueSize           int           `yaml:"head_chunks_write_queue_size"`
 	WALCompressionType                 string        `yaml:"wal_compression_type"`
+	CloseIdleTSDBTimeout               time.Duration `yaml:"close_idle_tsdb_timeout"`
 }
 
 // RegisterFlags registers the ingester's flags. The ring's KV store default
@@ -86,6 +87,7 @@ func (c *TSDBConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.StripeSize, "blocks-storage.tsdb.stripe-size", 16384, "Size of the TSDB's series hash map, a power of two. Smaller uses less memory per tenant; larger scales better with many series.")
 	f.BoolVar(&c.WALCompressionEnabled, "blocks-storage.tsdb.wal-compression-enabled", false, "Compress the write-ahead log with snappy (-blocks-storage.tsdb.wal-compression-type, when set, takes precedence).")
 	f.StringVar(&c.WALCompressionType, "blocks-storage.tsdb.wal-compression-type", "", "Compression of the write-ahead log's records: snappy, zstd, or empty for none (or snappy with -blocks-storage.tsdb.wal-compression-enabled). A WAL written with one type is read back under any other.")
+	f.DurationVar(&c.CloseIdleTSDBTimeout, "blocks-storage.tsdb.close-idle-tsdb-timeout", 0, "A tenant's TSDB that received no samples for this long, whose head is compacted and whose blocks are all shipped, is closed and its local directory deleted (checked every -blocks-storage.tsdb.head-compaction-interval; only with shipping on). Set it at least as long as -querier.query-ingesters-within, or queries miss the data meanwhile. 0 or less disables.")
 	f.IntVar(&c.HeadChunksWriteBufferSize, "blocks-storage.tsdb.head-chunks-write-buffer-size-bytes", chunks.DefaultWriteBufferSize, "Write buffer of each tenant's head chunks file (memory-mapped full head chunks), a multiple of 1024 between 64KiB and 8MiB. Smaller saves memory with many tenants at the cost of more disk writes.")
 	f.IntVar(&c.HeadChunksWriteQueueSize, "blocks-storage.tsdb.head-chunks-write-queue-size", chunks.DefaultWriteQueueSize, "Size of each tenant's in-memory queue of full head chunks waiting to be written to disk, so appends do not wait on the write; 0 writes them synchronously.")
 	f.IntVar(&c.WALSegmentSizeBytes, "blocks-storage.tsdb.wal-segment-size-bytes", 128<<20, "Size of a write-ahead log segment file.")

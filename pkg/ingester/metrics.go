@@ -38,6 +38,8 @@ type metrics struct {
 	shipperDirSyncFailures prometheus.Counter
 	shipperUploads         prometheus.Counter
 	shipperUploadFailures  prometheus.Counter
+
+	idleTSDBChecks *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error) {
@@ -113,6 +115,13 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 			Name: "cortex_ingester_shipper_upload_failures_total",
 			Help: "Total number of TSDB block upload failures",
 		}),
+		idleTSDBChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cortex_ingester_idle_tsdb_checks_total",
+			Help: "The total number of various results for idle TSDB checks.",
+		}, []string{"result"}),
+	}
+	for _, r := range idleCheckResults {
+		m.idleTSDBChecks.WithLabelValues(r)
 	}
 	if reg == nil {
 		return m, nil
@@ -122,6 +131,7 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 		m.ingestedMetadata, m.memSeries, m.memUsers, m.memMetadata, m.seriesCreated, m.seriesRemoved,
 		m.queriedSeries, m.queriedSamples, tsdbs,
 		m.shipperDirSyncs, m.shipperDirSyncFailures, m.shipperUploads, m.shipperUploadFailures,
+		m.idleTSDBChecks,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

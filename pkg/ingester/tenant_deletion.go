@@ -57,7 +57,9 @@ func (i *Ingester) deleteMarkedTenants() {
 	for _, u := range marked {
 		if err := i.deleteTenantTSDB(u); err != nil {
 			i.logger.Error("deleting the local TSDB of a tenant marked for deletion", "user", u.id, "err", err)
+			continue
 		}
+		i.logger.Info("deleted the local TSDB of a tenant marked for deletion", "user", u.id, "dir", u.db.Dir())
 	}
 }
 
@@ -81,9 +83,5 @@ func (i *Ingester) deleteTenantTSDB(u *userTSDB) error {
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("deleting the TSDB directory %s of tenant %q: %w", dir, u.id, err))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	i.logger.Info("deleted the local TSDB of a tenant marked for deletion", "user", u.id, "dir", dir)
-	return nil
+	return errors.Join(errs...)
 }
