@@ -30,7 +30,8 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	logger := t.Logger.With("component", StoreGateway)
-	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry, t.bucketStoreOptions()...)
+	opts := append(t.bucketStoreOptions(), storegateway.WithAllowedTenants(t.Cfg.StoreGateway.AllowedTenants()))
+	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -126,6 +126,7 @@ func startGateway(t *testing.T, bkt objstore.Bucket, hold func(ulid.ULID) bool) 
 	t.Helper()
 	store, err := storegateway.NewBucketStore(storegateway.Config{
 		SyncDir: filepath.Join(t.TempDir(), "sync"), MetaSyncConcurrency: 2, BlockSyncConcurrency: 2,
+		TenantSyncConcurrency: 2, BlockDiscoveryStrategy: storegateway.DiscoveryConcurrent,
 	}, bkt, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

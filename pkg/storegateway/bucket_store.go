@@ -23,6 +23,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
 // Names of the objects of a block in the bucket, as the ingesters' shipper
@@ -49,6 +50,9 @@ type BucketStore struct {
 	// filter, when set, says which blocks this store-gateway serves: its
 	// share of them on the sharding ring.
 	filter BlockFilter
+	// tenants says which tenants it serves
+	// (-store-gateway.enabled-tenants, -store-gateway.disabled-tenants).
+	tenants *tenantfilter.Allowed
 
 	// syncMu makes syncs take turns; mu guards blocks.
 	syncMu sync.Mutex
@@ -72,16 +76,17 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	bkt, err := newStoreBucket(cfg, bkt, opts, logger, reg)
+	sb, err := newStoreBucket(cfg, bkt, opts, logger, reg)
 	if err != nil {
 		return nil, err
 	}
 	return &BucketStore{
-		cfg:    cfg,
-		bkt:    bkt,
-		logger: logger,
-		m:      newMetrics(reg),
-		blocks: map[string]map[ulid.ULID]*block{},
+		cfg:     cfg,
+		bkt:     sb,
+		logger:  logger,
+		m:       newMetrics(reg),
+		tenants: sb.opts.tenants,
+		blocks:  map[string]map[ulid.ULID]*block{},
 	}, nil
 }
 
@@ -104,6 +109,9 @@ type deletionMark struct {
 type remoteBlock struct {
 	id   ulid.ULID
 	meta []byte // the bucket's meta.json, nil if the block is not to be served
+	// minT and maxT are the block's time range, [minT, maxT) in
+	// milliseconds, known when meta is or the block is current.
+	minT, maxT int64
 	// unknown means the bucket could not be read for this block: a loaded
 	// copy is kept rather than dropped because of a transient error.
 	unknown bool
@@ -127,9 +135,13 @@ func (s *BucketStore) SyncBlocks(ctx context.Context) error {
 		s.m.syncFailures.Inc()
 		return fmt.Errorf("listing tenants in the bucket: %w", err)
 	}
+	tenantErrs := make([]error, len(tenants))
+	forEach(len(tenants), s.cfg.TenantSyncConcurrency, func(i int) {
+		tenantErrs[i] = s.syncTenant(ctx, tenants[i])
+	})
 	var errs []error
-	for _, tenant := range tenants {
-		if err := s.syncTenant(ctx, tenant); err != nil {
+	for _, err := range tenantErrs {
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -170,7 +182,7 @@ func (s *BucketStore) listTenants(ctx context.Context) ([]string, error) {
 	err := s.bkt.Iter(ctx, "", func(name string) error {
 		// Folders end with the delimiter; anything else at the top level
 		// is not a tenant.
-		if t, ok := strings.CutSuffix(name, objstore.DirDelim); ok && validTenant(t) {
+		if t, ok := strings.CutSuffix(name, objstore.DirDelim); ok && validTenant(t) && s.tenants.IsAllowed(t) {
 			tenants = append(tenants, t)
 		}
 		return nil
@@ -207,7 +219,12 @@ func (s *BucketStore) syncTenant(ctx context.Context, tenant string) error {
 	var toLoad []remoteBlock
 	for _, rb := range remote {
 		switch {
-		case rb.unknown || rb.current:
+		case rb.unknown:
+			wanted[rb.id] = false
+		case (rb.current || rb.meta != nil) && !s.inSyncedTimeRange(rb.minT, rb.maxT):
+			// Left out (and dropped if loaded) by
+			// -blocks-storage.bucket-store.ignore-blocks-within or -before.
+		case rb.current:
 			wanted[rb.id] = false
 		case rb.meta != nil:
 			wanted[rb.id] = true
@@ -225,6 +242,22 @@ func (s *BucketStore) syncTenant(ctx context.Context, tenant string) error {
 	return errors.Join(append([]error{err}, loadErrs...)...)
 }
 
+// inSyncedTimeRange reports whether a block of [minT, maxT) is to be
+// served: not one whose samples start within
+// -blocks-storage.bucket-store.ignore-blocks-within of now (queriers read
+// those from the ingesters), nor one whose samples all end longer ago than
+// -blocks-storage.bucket-store.ignore-blocks-before, as Cortex's filters.
+func (s *BucketStore) inSyncedTimeRange(minT, maxT int64) bool {
+	now := time.Now()
+	if s.cfg.IgnoreBlocksWithin > 0 && minT > now.Add(-s.cfg.IgnoreBlocksWithin).UnixMilli() {
+		return false
+	}
+	if s.cfg.IgnoreBlocksBefore > 0 && maxT < now.Add(-s.cfg.IgnoreBlocksBefore).UnixMilli() {
+		return false
+	}
+	return true
+}
+
 // owns reports whether this store-gateway is to serve the block: always
 // without sharding.
 func (s *BucketStore) owns(tenant string, id ulid.ULID, loaded bool) bool {
@@ -234,10 +267,46 @@ func (s *BucketStore) owns(tenant string, id ulid.ULID, loaded bool) bool {
 // remoteBlocksFromListing lists the tenant's blocks in the bucket and reads
 // each one's deletion mark and meta.json. The error, if any, comes with
 // the blocks that could be judged (nil blocks: none could).
+//
+// With -blocks-storage.bucket-store.block-discovery-strategy=recursive, one
+// recursive listing of the tenant's objects also tells which blocks have a
+// meta.json and a deletion mark: only the files listed are read.
 func (s *BucketStore) remoteBlocksFromListing(ctx context.Context, tenant string, loaded map[ulid.ULID]bool) ([]remoteBlock, error) {
-	var ids []ulid.ULID
+	var (
+		ids       []ulid.ULID
+		recursive = s.cfg.BlockDiscoveryStrategy == DiscoveryRecursive
+		files     = map[ulid.ULID]*listedFiles{}
+		opts      []objstore.IterOption
+	)
+	if recursive {
+		opts = append(opts, objstore.WithRecursiveIter())
+	}
 	err := s.bkt.Iter(ctx, tenant+objstore.DirDelim, func(name string) error {
-		base, ok := strings.CutSuffix(strings.TrimPrefix(name, tenant+objstore.DirDelim), objstore.DirDelim)
+		rel := strings.TrimPrefix(name, tenant+objstore.DirDelim)
+		if recursive {
+			dir, file, ok := strings.Cut(rel, objstore.DirDelim)
+			id, err := ulid.ParseStrict(dir)
+			if !ok || err != nil {
+				return nil
+			}
+			lf := files[id]
+			if lf == nil {
+				if !s.owns(tenant, id, loaded[id]) {
+					return nil
+				}
+				lf = &listedFiles{}
+				files[id] = lf
+				ids = append(ids, id)
+			}
+			switch file {
+			case metaFilename:
+				lf.meta = true
+			case deletionMarkFilename:
+				lf.mark = true
+			}
+			return nil
+		}
+		base, ok := strings.CutSuffix(rel, objstore.DirDelim)
 		if !ok {
 			return nil // a file beside the blocks, such as the bucket index
 		}
@@ -245,17 +314,20 @@ func (s *BucketStore) remoteBlocksFromListing(ctx context.Context, tenant string
 			ids = append(ids, id)
 		}
 		return nil
-	})
+	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: listing blocks in the bucket: %w", tenant, err)
 	}
 	remote := make([]remoteBlock, len(ids))
 	errs := make([]error, len(ids))
 	forEach(len(ids), s.cfg.MetaSyncConcurrency, func(i int) {
-		remote[i], errs[i] = s.readRemoteBlock(ctx, tenant, ids[i])
+		remote[i], errs[i] = s.readRemoteBlock(ctx, tenant, ids[i], files[ids[i]])
 	})
 	return remote, errors.Join(errs...)
 }
+
+// listedFiles says which of a block's files a recursive listing found.
+type listedFiles struct{ meta, mark bool }
 
 // remoteBlocksFromIndex takes the tenant's blocks and deletion marks from
 // its bucket index, reading meta.json only for blocks not loaded yet. A
@@ -283,8 +355,11 @@ func (s *BucketStore) remoteBlocksFromIndex(ctx context.Context, tenant string, 
 			continue
 		}
 		if loaded[b.ID] {
-			remote = append(remote, remoteBlock{id: b.ID, current: true})
+			remote = append(remote, remoteBlock{id: b.ID, current: true, minT: b.MinTime, maxT: b.MaxTime})
 			continue
+		}
+		if !s.inSyncedTimeRange(b.MinTime, b.MaxTime) {
+			continue // not worth reading its meta.json
 		}
 		fetch = append(fetch, b.ID)
 	}
@@ -300,11 +375,25 @@ func (s *BucketStore) remoteBlocksFromIndex(ctx context.Context, tenant string, 
 // without meta.json is still being uploaded (the shipper writes it last) or
 // was left half uploaded: it is skipped, like a block marked for deletion
 // longer ago than -blocks-storage.bucket-store.ignore-deletion-marks-delay.
-func (s *BucketStore) readRemoteBlock(ctx context.Context, tenant string, id ulid.ULID) (remoteBlock, error) {
+// listed, when not nil, says which of the block's files exist: the others
+// are not read.
+func (s *BucketStore) readRemoteBlock(ctx context.Context, tenant string, id ulid.ULID, listed *listedFiles) (remoteBlock, error) {
 	rb := remoteBlock{id: id}
+	if listed != nil && !listed.meta {
+		return rb, nil // partial upload
+	}
 	markName := path.Join(tenant, id.String(), deletionMarkFilename)
-	mark, err := readObject(ctx, s.bkt, markName)
+	var (
+		mark []byte
+		err  error
+	)
+	if listed != nil && !listed.mark {
+		err = errNotListed
+	} else {
+		mark, err = readObject(ctx, s.bkt, markName)
+	}
 	switch {
+	case errors.Is(err, errNotListed):
 	case err == nil:
 		var dm deletionMark
 		if jerr := json.Unmarshal(mark, &dm); jerr != nil {
@@ -324,6 +413,10 @@ func (s *BucketStore) readRemoteBlock(ctx context.Context, tenant string, id uli
 	return s.readMeta(ctx, tenant, id)
 }
 
+// errNotListed stands for the read of a file a recursive listing did not
+// find.
+var errNotListed = errors.New("not listed")
+
 // readMeta reads a block's meta.json; a block without one was left half
 // uploaded (the index names only complete blocks, so it is being deleted).
 func (s *BucketStore) readMeta(ctx context.Context, tenant string, id ulid.ULID) (remoteBlock, error) {
@@ -332,7 +425,15 @@ func (s *BucketStore) readMeta(ctx context.Context, tenant string, id ulid.ULID)
 	meta, err := readObject(ctx, s.bkt, metaName)
 	switch {
 	case err == nil:
-		rb.meta = meta
+		var bm struct {
+			MinTime int64 `json:"minTime"`
+			MaxTime int64 `json:"maxTime"`
+		}
+		if err := json.Unmarshal(meta, &bm); err != nil {
+			rb.unknown = true
+			return rb, fmt.Errorf("tenant %s block %s: parsing %s: %w", tenant, id, metaName, err)
+		}
+		rb.meta, rb.minT, rb.maxT = meta, bm.MinTime, bm.MaxTime
 		return rb, nil
 	case s.bkt.IsObjNotFoundErr(err):
 		return rb, nil // partial upload

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/cache"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
 // Option configures a BucketStore beyond its Config.
@@ -17,7 +18,13 @@ type Option func(*options)
 type options struct {
 	tls       *tlsconfig.Loader
 	metaCache cache.Cache
+	tenants   *tenantfilter.Allowed
 }
+
+// WithAllowedTenants restricts the tenants whose blocks the store syncs
+// (Cortex's -store-gateway.enabled-tenants and -disabled-tenants): the
+// others are neither listed nor loaded, and dropped if they were.
+func WithAllowedTenants(a *tenantfilter.Allowed) Option { return func(o *options) { o.tenants = a } }
 
 // WithTLS gives the loader of the memcached links' certificates
 // (-blocks-storage.bucket-store.*-cache.memcached.tls-*), so that they
@@ -51,6 +58,7 @@ func NewInMemoryMetadataCache(cfg MetadataCacheConfig) cache.Cache {
 type storeBucket struct {
 	objstore.BucketReader
 	indexCache *indexCache // nil: none
+	opts       options
 }
 
 // newStoreBucket builds the caches cfg configures around bkt.
@@ -68,7 +76,7 @@ func newStoreBucket(cfg Config, bkt objstore.BucketReader, opts []Option, logger
 	if err != nil {
 		return nil, err
 	}
-	sb := &storeBucket{BucketReader: bkt, indexCache: ic}
+	sb := &storeBucket{BucketReader: bkt, indexCache: ic, opts: o}
 	if cb != nil {
 		sb.BucketReader = cb
 	}

@@ -3,6 +3,8 @@ package storegateway
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,6 +25,19 @@ type Config struct {
 	ConsistencyDelay time.Duration     `yaml:"consistency_delay"`
 	BucketIndex      BucketIndexConfig `yaml:"bucket_index"`
 
+	// TenantSyncConcurrency is how many tenants a sync works on at once.
+	TenantSyncConcurrency int `yaml:"tenant_sync_concurrency"`
+	// IgnoreBlocksWithin leaves unloaded the blocks whose samples start
+	// within this long of now: queriers read those from the ingesters
+	// (-querier.query-store-after). 0: none.
+	IgnoreBlocksWithin time.Duration `yaml:"ignore_blocks_within"`
+	// IgnoreBlocksBefore leaves unloaded the blocks whose samples all end
+	// longer ago than this. 0: none.
+	IgnoreBlocksBefore time.Duration `yaml:"ignore_blocks_before"`
+	// BlockDiscoveryStrategy is how blocks are found in the bucket when the
+	// bucket index is not used.
+	BlockDiscoveryStrategy string `yaml:"block_discovery_strategy"`
+
 	IndexCache    IndexCacheConfig    `yaml:"index_cache"`
 	ChunksCache   ChunksCacheConfig   `yaml:"chunks_cache"`
 	MetadataCache MetadataCacheConfig `yaml:"metadata_cache"`
@@ -37,6 +52,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.IgnoreDeletionMarksDelay, "blocks-storage.bucket-store.ignore-deletion-marks-delay", 6*time.Hour, "Duration after which the blocks marked for deletion will be filtered out while fetching blocks. The idea of ignore-deletion-marks-delay is to ignore blocks that are marked for deletion with some delay. This ensures store can still serve blocks that are meant to be deleted but do not have a replacement yet.")
 	f.DurationVar(&c.ConsistencyDelay, "blocks-storage.bucket-store.consistency-delay", 0, "Minimum age of a block before a querier requires it in the store-gateways' answer. Queriers also allow three -blocks-storage.bucket-store.sync-interval for store-gateways to load new blocks.")
 	c.BucketIndex.RegisterFlags(f)
+	f.IntVar(&c.TenantSyncConcurrency, "blocks-storage.bucket-store.tenant-sync-concurrency", 10, "Maximum number of concurrent tenants syncing blocks.")
+	f.DurationVar(&c.IgnoreBlocksWithin, "blocks-storage.bucket-store.ignore-blocks-within", 0, "The blocks created since `now() - ignore_blocks_within` will not be synced. This should be used together with `-querier.query-store-after` to filter out the blocks that are too new to be queried. A reasonable value for this flag would be `-querier.query-store-after - blocks-storage.bucket-store.bucket-index.max-stale-period` to give some buffer. 0 to disable.")
+	f.DurationVar(&c.IgnoreBlocksBefore, "blocks-storage.bucket-store.ignore-blocks-before", 0, "The blocks created before `now() - ignore_blocks_before` will not be synced. 0 to disable.")
+	f.StringVar(&c.BlockDiscoveryStrategy, "blocks-storage.bucket-store.block-discovery-strategy", DiscoveryConcurrent, "One of concurrent, recursive, bucket_index. When set to concurrent, stores will concurrently issue one call per directory to discover active blocks in the bucket. The recursive strategy iterates through all objects in the bucket, recursively traversing into each directory. This avoids N+1 calls at the expense of having slower bucket iterations. bucket_index strategy can be used in Compactor only and utilizes the existing bucket index to fetch block IDs to sync. With -blocks-storage.bucket-store.bucket-index.enabled, the store-gateway reads the bucket index whatever this says.")
 	c.IndexCache.RegisterFlags(f)
 	c.ChunksCache.RegisterFlags(f)
 	c.MetadataCache.RegisterFlags(f)
@@ -44,6 +63,22 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 }
 
 const defaultChunkFetchConcurrency = 8
+
+// The values of -blocks-storage.bucket-store.block-discovery-strategy,
+// Cortex's.
+const (
+	// DiscoveryConcurrent lists a tenant's block folders, then reads each
+	// block's files concurrently.
+	DiscoveryConcurrent = "concurrent"
+	// DiscoveryRecursive lists every object of the tenant in one
+	// recursive listing, and reads only the files it found.
+	DiscoveryRecursive = "recursive"
+	// DiscoveryBucketIndex reads the bucket index, as
+	// -blocks-storage.bucket-store.bucket-index.enabled does.
+	DiscoveryBucketIndex = "bucket_index"
+)
+
+var discoveryStrategies = []string{DiscoveryConcurrent, DiscoveryRecursive, DiscoveryBucketIndex}
 
 // Validate checks the settings a BucketStore cannot run without.
 func (c *Config) Validate() error {
@@ -61,6 +96,22 @@ func (c *Config) Validate() error {
 	}
 	if c.ConsistencyDelay < 0 {
 		return errors.New("-blocks-storage.bucket-store.consistency-delay must not be negative")
+	}
+	if c.TenantSyncConcurrency <= 0 {
+		return errors.New("-blocks-storage.bucket-store.tenant-sync-concurrency must be positive")
+	}
+	if c.IgnoreBlocksWithin < 0 {
+		return errors.New("-blocks-storage.bucket-store.ignore-blocks-within must not be negative")
+	}
+	if c.IgnoreBlocksBefore < 0 {
+		return errors.New("-blocks-storage.bucket-store.ignore-blocks-before must not be negative")
+	}
+	if !slices.Contains(discoveryStrategies, c.BlockDiscoveryStrategy) {
+		return fmt.Errorf("-blocks-storage.bucket-store.block-discovery-strategy: invalid block discovery strategy %q (supported: concurrent, recursive, bucket_index)", c.BlockDiscoveryStrategy)
+	}
+	if c.BlockDiscoveryStrategy == DiscoveryBucketIndex && !c.BucketIndex.Enabled {
+		// Cortex's ErrInvalidBucketIndexBlockDiscoveryStrategy.
+		return errors.New("-blocks-storage.bucket-store.block-discovery-strategy: bucket index block discovery strategy can only be enabled when bucket index is enabled (-blocks-storage.bucket-store.bucket-index.enabled)")
 	}
 	if err := c.BucketIndex.Validate(); err != nil {
 		return err

@@ -222,9 +222,11 @@ func newBucket(t testing.TB) *countingBucket {
 
 func testConfig(t testing.TB) Config {
 	return Config{
-		SyncDir:              filepath.Join(t.TempDir(), "tsdb-sync"),
-		MetaSyncConcurrency:  4,
-		BlockSyncConcurrency: 4,
+		SyncDir:                filepath.Join(t.TempDir(), "tsdb-sync"),
+		MetaSyncConcurrency:    4,
+		BlockSyncConcurrency:   4,
+		TenantSyncConcurrency:  2,
+		BlockDiscoveryStrategy: DiscoveryConcurrent,
 	}
 }
 

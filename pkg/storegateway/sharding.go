@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/ring"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
 // The store-gateway ring's name and key in the KV store, as Cortex's.
@@ -54,6 +56,15 @@ type GatewayConfig struct {
 	ShardingEnabled  bool             `yaml:"sharding_enabled"`
 	ShardingRing     shardring.Config `yaml:"sharding_ring"`
 	ShardingStrategy string           `yaml:"sharding_strategy"`
+
+	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
+	DisabledTenants flagext.StringSliceCSV `yaml:"disabled_tenants"`
+}
+
+// AllowedTenants is the filter of -store-gateway.enabled-tenants and
+// -store-gateway.disabled-tenants, for WithAllowedTenants.
+func (c *GatewayConfig) AllowedTenants() *tenantfilter.Allowed {
+	return tenantfilter.New(c.EnabledTenants, c.DisabledTenants)
 }
 
 // RegisterFlags registers -store-gateway.sharding-enabled and the ring's
@@ -69,6 +80,8 @@ func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 		WaitStabilityMaxDuration: 5 * time.Minute,
 		NumTokens:                512,
 	}, f)
+	f.Var(&c.EnabledTenants, "store-gateway.enabled-tenants", "Comma separated list of tenants whose store metrics this storegateway can process. If specified, only these tenants will be handled by storegateway, otherwise this storegateway will be enabled for all the tenants in the store-gateway cluster.")
+	f.Var(&c.DisabledTenants, "store-gateway.disabled-tenants", "Comma separated list of tenants whose store metrics this storegateway cannot process. If specified, a storegateway that would normally pick the specified tenant(s) for processing will ignore them instead.")
 	// Every store-gateway counts as healthy as long as it heartbeats: a
 	// ring smaller than the replication factor still serves each block.
 	c.ShardingRing.ReplicationStrategy = ring.NewIgnoreUnhealthyInstancesReplicationStrategy()
