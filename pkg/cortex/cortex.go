@@ -24,7 +24,6 @@ import (
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/modules"
 	"github.com/grafana/dskit/ring"
-	"github.com/grafana/dskit/runtimeconfig"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,7 +84,7 @@ type Config struct {
 	Ingester          ingester.Config            `yaml:"ingester"`
 	BlocksStorage     BlocksStorageConfig        `yaml:"blocks_storage"`
 	Limits            validation.Limits          `yaml:"limits"`
-	RuntimeConfig     runtimeconfig.Config       `yaml:"runtime_config"`
+	RuntimeConfig     RuntimeConfigConfig        `yaml:"runtime_config"`
 	MemberlistKV      memberlist.KVConfig        `yaml:"memberlist"`
 	Alertmanager      alertmanager.Config        `yaml:"alertmanager"`
 	Configs           configs.Config             `yaml:"configs"`
@@ -170,6 +169,9 @@ func (c *Config) Validate() error {
 	if err := c.TenantFederation.Validate(); err != nil {
 		return err
 	}
+	if err := c.RuntimeConfig.Validate(); err != nil {
+		return err
+	}
 	if err := c.StoreGateway.Validate(); err != nil {
 		return err
 	}
@@ -249,7 +251,7 @@ type Cortex struct {
 	kitLogger     log.Logger
 	modules       *modules.Manager
 	services      map[string]services.Service
-	runtimeConfig *runtimeconfig.Manager
+	runtimeConfig runtimeConfigSource
 	gossip        *gossip.KV
 	haTracker     *ha.Tracker // nil without -distributor.ha-tracker.enable
 	blocksBuckets []objstore.InstrumentedBucket

@@ -60,12 +60,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "limits.query_rejection", Feature: "query rejection by attributes"},
 	{Key: "configs.database.migrations_dir", Feature: "migrations read from a directory (the configs database's migrations are built into the binary)"},
 	{Key: "configs.api", Feature: "the configs API's notification settings"},
-	{Key: "runtime_config.backend", Feature: "runtime configuration from object storage (use runtime_config.file)"},
-	{Key: "runtime_config.s3", Feature: "runtime configuration from object storage (use runtime_config.file)"},
-	{Key: "runtime_config.gcs", Feature: "runtime configuration from object storage (use runtime_config.file)"},
-	{Key: "runtime_config.azure", Feature: "runtime configuration from object storage (use runtime_config.file)"},
-	{Key: "runtime_config.swift", Feature: "runtime configuration from object storage (use runtime_config.file)"},
-	{Key: "runtime_config.filesystem", Feature: "runtime configuration from object storage (use runtime_config.file)"},
 }
 
 // StorageConfig is Cortex's storage block: the storage engine, of which

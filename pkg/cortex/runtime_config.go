@@ -2,6 +2,7 @@ package cortex
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/api"
 	"github.com/cortex-tls/cortex/pkg/ingester"
+	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -159,7 +161,16 @@ func (t *Cortex) initRuntimeConfig() (services.Service, error) {
 	l := newRuntimeConfigLoader(&t.Cfg)
 	cfg.Loader = l.load
 	cfg.Preprocessor = l.checkFile
-	m, err := runtimeconfig.New(cfg, "cortex", t.Registry, t.kitLogger)
+	if cfg.fromBucket() {
+		bkt, err := bucket.NewClient(context.Background(), cfg.StorageConfig, "runtime-config", t.TLS, t.Logger, t.Registry)
+		if err != nil {
+			return nil, err
+		}
+		m := newBucketRuntimeConfig(cfg, bkt, t.Registry, t.kitLogger)
+		t.runtimeConfig = m
+		return m, nil
+	}
+	m, err := runtimeconfig.New(cfg.localFiles(), "cortex", t.Registry, t.kitLogger)
 	if err != nil {
 		return nil, fmt.Errorf("-runtime-config.file: %w", err)
 	}

@@ -91,7 +91,7 @@ func TestRuntimeConfigFilesMergedAndBadReloadKeepsLastGood(t *testing.T) {
 	rcfg.Loader, rcfg.Preprocessor = l.load, l.checkFile
 	reg := prometheus.NewRegistry()
 	var logs testkit.Buffer // written by the loader's goroutine while the test reads it
-	m, err := runtimeconfig.New(rcfg, "cortex", reg, log.NewLogfmtLogger(&logs))
+	m, err := runtimeconfig.New(rcfg.Config, "cortex", reg, log.NewLogfmtLogger(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestMultiKVConfigSwitchesThePrimaryStore(t *testing.T) {
 	l := newRuntimeConfigLoader(&cfg)
 	rcfg := cfg.RuntimeConfig
 	rcfg.Loader, rcfg.Preprocessor = l.load, l.checkFile
-	m, err := runtimeconfig.New(rcfg, "cortex", prometheus.NewRegistry(), log.NewNopLogger())
+	m, err := runtimeconfig.New(rcfg.Config, "cortex", prometheus.NewRegistry(), log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
