@@ -38,6 +38,7 @@ func loadConfig(t *testing.T, args ...string) Config {
 		"-blocks-storage.bucket-store.sync-dir=" + filepath.Join(dir, "tsdb-sync"),
 		"-configs.database.uri=file:" + filepath.Join(dir, "configs.db"),
 		"-alertmanager.storage.path=" + filepath.Join(dir, "alertmanager"),
+		"-querier.active-query-tracker-dir=" + filepath.Join(dir, "active-query-tracker"),
 		"-ingester.min-ready-duration=0s",
 		"-ingester.lifecycler.addr=127.0.0.1",
 		"-log.level=warn",

@@ -237,13 +237,13 @@ func TestNotBuiltMatches(t *testing.T) {
 // reason docs/cortex-compatibility.md gives, not as a typo.
 func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
-		querierTuning = "the active query tracker, response compression, query length overrides, ingester retries and metadata streaming, store-gateway consistency retries and the limits on chunks, lookback, future and parallelism other than those accepted"
+		configsSwitch = "the configs database schema is built into the binary and migrated at startup; the notification switches belong to Weave Cloud's configs service"
 		consulTLS     = "dskit's consul client has no TLS settings; use etcd or memberlist over TLS"
 		backoff       = "clients fail a request rather than back off; no client-side rate limit or compression; the ring's heartbeats, not client health checks, take dead instances out"
 	)
 	for _, tc := range []struct{ name, content, want string }{
-		{"a tuning key", "querier:\n  active_query_tracker_dir: /tmp/aqt\n",
-			"querier.active_query_tracker_dir (line 2): Cortex's -querier.active-query-tracker-dir is not built here: " + querierTuning},
+		{"a key of a switch not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
+			"configs.api.notifications.disable_email (line 4): Cortex's -configs.notifications.disable-email is not built here: " + configsSwitch},
 		{"a key in a block not built", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: consul\n        consul:\n          tls_ca_path: ca.crt\n",
 			"ingester.lifecycler.ring.kvstore.consul.tls_ca_path (line 7): Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
 		{"a key under a moved key's block", "ingester_client:\n  grpc_client_config:\n    backoff_config:\n      min_period: 1s\n",
@@ -260,7 +260,7 @@ func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ flag, want string }{
-		{"-querier.active-query-tracker-dir=/tmp/aqt", "Cortex's -querier.active-query-tracker-dir is not built here: " + querierTuning},
+		{"-configs.notifications.disable-email=true", "Cortex's -configs.notifications.disable-email is not built here: " + configsSwitch},
 		{"--consul.tls-ca-path=ca.crt", "Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
 		{"-tracing.otel.exporter-type=grpc", "Cortex's -tracing.otel.exporter-type is not built here: the tracing exporters (OTLP, Jaeger)"},
 		{"-querier.no-such-flag", "flag provided but not defined: -querier.no-such-flag"},

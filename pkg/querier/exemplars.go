@@ -87,7 +87,7 @@ func (q *ingesterQueryable) exemplars(ctx context.Context, start, end int64, set
 		return nil, err
 	}
 	limits := q.limits.For(id)
-	start, end, ok, err := limitTimeRange(limits, q.clock(), start, end)
+	start, end, ok, err := limitTimeRange(limits, q.clock(), start, end, rangeChecks{})
 	if err != nil || !ok {
 		return []exemplarSeries{}, err
 	}

@@ -410,6 +410,9 @@ func defaultConfig() Config {
 	var cfg Config
 	fs := flag.NewFlagSet("test", flag.PanicOnError)
 	cfg.RegisterFlags(fs)
+	// Tests run queriers side by side in one directory, and the active
+	// query log is a file per directory: TestActiveQueryLog gives it one.
+	cfg.ActiveQueryTrackerDir = ""
 	return cfg
 }
 

@@ -67,6 +67,10 @@ type Config struct {
 	// QueryProtection refuses queries while the heap is nearly full:
 	// -querier.query-protection.rejection.threshold.heap-utilization.
 	QueryProtection queryprotection.Config `yaml:"query_protection"`
+
+	ActiveQueryTrackerDir string        `yaml:"active_query_tracker_dir"`
+	MaxQueryIntoFuture    time.Duration `yaml:"max_query_into_future"`
+	IgnoreMaxQueryLength  bool          `yaml:"ignore_max_query_length"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
@@ -76,6 +80,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxSamples, "querier.max-samples", 50000000, "Maximum number of samples a single query can load into memory. The steps its subqueries evaluate count too (each holds per-step statistics and up to one point per series), and are checked before evaluation.")
 	f.Int64Var(&c.MaxSubquerySteps, "querier.max-subquery-steps", 11000, "Maximum number of steps of a subquery (its range divided by its step), checked before evaluation, as Prometheus bounds a range query's points per series. 0 disables.")
 	c.QueryProtection.RegisterFlagsWithPrefix(f, "querier.", "querier")
+	f.StringVar(&c.ActiveQueryTrackerDir, "querier.active-query-tracker-dir", "./active-query-tracker", "Directory of Prometheus' active query log: each PromQL or remote read query being evaluated is written to a file there (one entry per -querier.max-concurrent slot), and the queries a crashed run left in it are logged at the next start. Empty disables the log; -querier.max-concurrent still applies.")
+	f.DurationVar(&c.MaxQueryIntoFuture, "querier.max-query-into-future", 10*time.Minute, "Maximum duration into the future you can query: a read ending later than now plus this ends there instead (one wholly beyond it reads nothing). 0 to disable.")
+	f.BoolVar(&c.IgnoreMaxQueryLength, "querier.ignore-max-query-length", false, "Skip the tenant's max_query_length check on the querier's PromQL reads, when the query-frontend or the ruler checks it before: the query-frontend checks a query's whole range, while the querier checks each selector's range, offsets and lookbacks included. Series requests (/api/v1/series) are still checked.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
 	f.StringVar(&c.PrometheusHTTPPrefix, "http.prometheus-http-prefix", "/prometheus", "HTTP URL path under which the Prometheus API is served (it is also served under "+legacyPrefix+").")
@@ -100,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.QueryProtection.Validate("querier."); err != nil {
 		return err
+	}
+	if c.MaxQueryIntoFuture < 0 {
+		return fmt.Errorf("-querier.max-query-into-future must not be negative (0 disables), got %s", c.MaxQueryIntoFuture)
 	}
 	if c.LookbackDelta < 0 || c.DefaultEvaluationInterval <= 0 {
 		return errors.New("-querier.lookback-delta must not be negative and -querier.default-evaluation-interval must be positive")
@@ -199,11 +209,16 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 	q.split = &timeSplitQueryable{ingesters: q.queryable, queryIngestersWithin: cfg.QueryIngestersWithin, queryStoreAfter: cfg.QueryStoreAfter, now: time.Now}
 	q.readable = q.split
 	// The tenant's max_query_lookback and max_query_length bound every read.
-	q.readable = &timeRangeQueryable{Queryable: q.readable, limits: limits, now: q.queryable.clock}
+	q.readable = &timeRangeQueryable{Queryable: q.readable, limits: limits, now: q.queryable.clock, maxIntoFuture: cfg.MaxQueryIntoFuture, ignoreMaxQueryLength: cfg.IgnoreMaxQueryLength}
 	// The query-frontend's shard queries name their shard in a matcher.
 	q.readable = querysharding.Queryable{Queryable: q.readable}
 	for _, o := range opts {
 		o(q)
+	}
+	if cfg.ActiveQueryTrackerDir != "" {
+		if err := q.slots.openActiveQueryLog(cfg.ActiveQueryTrackerDir, logger); err != nil {
+			return nil, err
+		}
 	}
 	// Outermost, so that a full heap refuses a query before it starts:
 	// tenant federation opens its tenants' queriers only at Select, where

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,10 +66,11 @@ func (q *Querier) remoteRead(w http.ResponseWriter, r *http.Request, pool *sync.
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), q.cfg.Timeout)
 	defer cancel()
-	if _, err := q.slots.Insert(ctx, ""); err != nil {
+	slot, err := q.slots.Insert(ctx, remoteReadDescription(req))
+	if err != nil {
 		return remoteReadError(w, err)
 	}
-	defer q.slots.Delete(0)
+	defer q.slots.Delete(slot)
 
 	responseType, err := remote.NegotiateResponseType(req.AcceptedResponseTypes)
 	if err != nil {
@@ -102,6 +104,25 @@ func decodeReadRequest(r *http.Request) (*prompb.ReadRequest, int, error) {
 		return nil, http.StatusBadRequest, fmt.Errorf("decoding the remote read request: %w", err)
 	}
 	return req, 0, nil
+}
+
+// remoteReadDescription names a remote read in the active query log: its
+// queries' selectors and time ranges (ms).
+func remoteReadDescription(req *prompb.ReadRequest) string {
+	var b strings.Builder
+	b.WriteString("remote read:")
+	for _, rq := range req.Queries {
+		b.WriteString(" {")
+		for i, m := range rq.Matchers {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			op := map[prompb.LabelMatcher_Type]string{prompb.LabelMatcher_EQ: "=", prompb.LabelMatcher_NEQ: "!=", prompb.LabelMatcher_RE: "=~", prompb.LabelMatcher_NRE: "!~"}[m.Type]
+			b.WriteString(m.Name + op + strconv.Quote(m.Value))
+		}
+		fmt.Fprintf(&b, "}[%d,%d]", rq.StartTimestampMs, rq.EndTimestampMs)
+	}
+	return b.String()
 }
 
 func (q *Querier) remoteReadSamples(ctx context.Context, w http.ResponseWriter, req *prompb.ReadRequest) int {

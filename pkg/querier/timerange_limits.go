@@ -14,20 +14,35 @@ import (
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-// The tenant's max_query_lookback and max_query_length, applied as Cortex's
-// querier applies them to every read (PromQL, remote read, series, labels;
-// exemplars call limitTimeRange): the start is moved up to now minus the
-// lookback, then a range still longer than max_query_length is refused.
+// The tenant's max_query_lookback and max_query_length, and
+// -querier.max-query-into-future, applied as Cortex's querier applies them
+// to every read (PromQL, remote read, series, labels; exemplars call
+// limitTimeRange): the end is moved back to now plus max-query-into-future,
+// the start up to now minus the lookback, then a range still longer than
+// max_query_length is refused (unless -querier.ignore-max-query-length
+// skips that for all but series requests).
 
 // queryLengthError is a read over the tenant's max_query_length.
 func queryLengthError(length, limit time.Duration) error {
 	return &limitError{fmt.Sprintf("the query time range exceeds the limit (query length: %s, limit: %s, set by -store.max-query-length or max_query_length): select a shorter time range", length, limit)}
 }
 
+// rangeChecks are the process-wide settings limitTimeRange applies beside
+// the tenant's limits.
+type rangeChecks struct {
+	maxIntoFuture time.Duration // 0: no clamp
+	skipLength    bool
+}
+
 // limitTimeRange returns [mint, maxt] (ms) within the tenant's limits:
-// ok false when nothing of it is left after the lookback, an error when it
+// ok false when nothing of it is left after the clamps, an error when it
 // is longer than max_query_length.
-func limitTimeRange(limits *validation.Limits, now time.Time, mint, maxt int64) (int64, int64, bool, error) {
+func limitTimeRange(limits *validation.Limits, now time.Time, mint, maxt int64, checks rangeChecks) (int64, int64, bool, error) {
+	if f := checks.maxIntoFuture; f > 0 {
+		if latest := now.Add(f).UnixMilli(); maxt > latest {
+			maxt = latest
+		}
+	}
 	if l := time.Duration(limits.MaxQueryLookback); l > 0 {
 		if oldest := now.Add(-l).UnixMilli(); mint < oldest {
 			mint = oldest
@@ -36,7 +51,7 @@ func limitTimeRange(limits *validation.Limits, now time.Time, mint, maxt int64) 
 	if maxt < mint {
 		return mint, maxt, false, nil
 	}
-	if l := time.Duration(limits.MaxQueryLength); l > 0 {
+	if l := time.Duration(limits.MaxQueryLength); l > 0 && !checks.skipLength {
 		if length := time.Duration(maxt-mint) * time.Millisecond; length > l {
 			return 0, 0, false, queryLengthError(length, l)
 		}
@@ -53,6 +68,16 @@ type timeRangeQueryable struct {
 	storage.Queryable
 	limits *validation.Overrides
 	now    func() time.Time
+	// maxIntoFuture is -querier.max-query-into-future.
+	maxIntoFuture time.Duration
+	// ignoreMaxQueryLength is -querier.ignore-max-query-length.
+	ignoreMaxQueryLength bool
+}
+
+// checks are the range checks of a read; series requests always check
+// max_query_length, as Cortex's do, since no query-frontend checks them.
+func (q *timeRangeQueryable) checks(series bool) rangeChecks {
+	return rangeChecks{maxIntoFuture: q.maxIntoFuture, skipLength: q.ignoreMaxQueryLength && !series}
 }
 
 func (q *timeRangeQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -80,7 +105,7 @@ func (q *timeRangeQuerier) querier(ctx context.Context) (storage.Querier, *valid
 	if inner, ok := q.inner[id]; ok {
 		return inner, limits, nil
 	}
-	mint, maxt, ok, err := limitTimeRange(limits, q.parent.now(), q.mint, q.maxt)
+	mint, maxt, ok, err := limitTimeRange(limits, q.parent.now(), q.mint, q.maxt, q.parent.checks(false))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -106,7 +131,7 @@ func (q *timeRangeQuerier) Select(ctx context.Context, sortSeries bool, hints *s
 		return storage.EmptySeriesSet()
 	}
 	if hints != nil {
-		start, end, ok, err := limitTimeRange(limits, q.parent.now(), hints.Start, hints.End)
+		start, end, ok, err := limitTimeRange(limits, q.parent.now(), hints.Start, hints.End, q.parent.checks(hints.Func == "series"))
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
