@@ -42,6 +42,7 @@ type fakeIngester struct {
 	metadata map[string][]*client.MetricMetadata
 
 	fail     atomic.Bool   // answer every call with Unavailable
+	failNext atomic.Int64  // answer this many more calls with Unavailable
 	noChunks atomic.Bool   // answer QueryStreamChunks with Unimplemented, as an older ingester
 	block    chan struct{} // if set, QueryStream and QueryStreamChunks wait for it to close
 	queries  atomic.Int64
@@ -58,7 +59,7 @@ func (f *fakeIngester) add(tenantID string, ts ...prompb.TimeSeries) {
 }
 
 func (f *fakeIngester) check(ctx context.Context) (string, error) {
-	if f.fail.Load() {
+	if f.fail.Load() || f.failNext.Add(-1) >= 0 {
 		return "", status.Error(codes.Unavailable, "fake ingester down")
 	}
 	id, err := tenant.ID(ctx)

@@ -71,6 +71,8 @@ type Config struct {
 	ActiveQueryTrackerDir string        `yaml:"active_query_tracker_dir"`
 	MaxQueryIntoFuture    time.Duration `yaml:"max_query_into_future"`
 	IgnoreMaxQueryLength  bool          `yaml:"ignore_max_query_length"`
+
+	IngesterQueryMaxAttempts int `yaml:"ingester_query_max_attempts"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
@@ -82,6 +84,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.QueryProtection.RegisterFlagsWithPrefix(f, "querier.", "querier")
 	f.StringVar(&c.ActiveQueryTrackerDir, "querier.active-query-tracker-dir", "./active-query-tracker", "Directory of Prometheus' active query log: each PromQL or remote read query being evaluated is written to a file there (one entry per -querier.max-concurrent slot), and the queries a crashed run left in it are logged at the next start. Empty disables the log; -querier.max-concurrent still applies.")
 	f.DurationVar(&c.MaxQueryIntoFuture, "querier.max-query-into-future", 10*time.Minute, "Maximum duration into the future you can query: a read ending later than now plus this ends there instead (one wholly beyond it reads nothing). 0 to disable.")
+	f.IntVar(&c.IngesterQueryMaxAttempts, "querier.ingester-query-max-attempts", 1, "The maximum number of times a read of the ingesters is attempted when too few of them answered (each attempt asks the replication set again, 1 to 5ms apart).")
 	f.BoolVar(&c.IgnoreMaxQueryLength, "querier.ignore-max-query-length", false, "Skip the tenant's max_query_length check on the querier's PromQL reads, when the query-frontend or the ruler checks it before: the query-frontend checks a query's whole range, while the querier checks each selector's range, offsets and lookbacks included. Series requests (/api/v1/series) are still checked.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
@@ -107,6 +110,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.QueryProtection.Validate("querier."); err != nil {
 		return err
+	}
+	if c.IngesterQueryMaxAttempts < 1 {
+		return fmt.Errorf("-querier.ingester-query-max-attempts must be at least 1, got %d", c.IngesterQueryMaxAttempts)
 	}
 	if c.MaxQueryIntoFuture < 0 {
 		return fmt.Errorf("-querier.max-query-into-future must not be negative (0 disables), got %s", c.MaxQueryIntoFuture)
@@ -200,7 +206,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		cfg:       cfg,
 		logger:    logger,
 		pool:      pool,
-		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg)},
+		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts},
 		parser:    parser.NewParser(parser.Options{}),
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),

@@ -124,3 +124,35 @@ func TestActiveQueryLog(t *testing.T) {
 		t.Fatalf("a directory under a file: %v, want an error naming the flag", err)
 	}
 }
+
+// -querier.ingester-query-max-attempts tries again a read too few
+// ingesters answered; with one attempt, such a read fails.
+func TestIngesterQueryMaxAttempts(t *testing.T) {
+	for _, tc := range []struct {
+		attempts int
+		code     int
+	}{
+		{1, http.StatusServiceUnavailable},
+		{2, http.StatusOK},
+	} {
+		c, srv := apiCluster(t, clusterOpts{cfg: func(c *Config) { c.IngesterQueryMaxAttempts = tc.attempts }})
+		for _, path := range []string{"/prometheus/api/v1/query?query=sum(up)&time=1700000060", "/prometheus/api/v1/label/job/values"} {
+			// Two of three ingesters fail their next call: the first
+			// attempt has no quorum, the second does.
+			c.ingesters[1].failNext.Store(1)
+			c.ingesters[2].failNext.Store(1)
+			code, body := get(t, srv, path, "team-a")
+			if code != tc.code {
+				t.Fatalf("%d attempts, %s: %d %s, want %d", tc.attempts, path, code, body, tc.code)
+			}
+			if code == http.StatusOK && !strings.Contains(body, `"55"`) && !strings.Contains(body, `["a","b"]`) {
+				t.Fatalf("%d attempts, %s: %s, want the whole answer", tc.attempts, path, body)
+			}
+		}
+	}
+	cfg := defaultConfig()
+	cfg.IngesterQueryMaxAttempts = 0
+	if err := cfg.Validate(); err == nil || err.Error() != "-querier.ingester-query-max-attempts must be at least 1, got 0" {
+		t.Fatalf("0 attempts: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grafana/dskit/backoff"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -48,6 +49,8 @@ type ingesterQueryable struct {
 	// -distributor.sharding-strategy=shuffle-sharding.
 	shardLookback time.Duration
 	now           func() time.Time
+	// maxAttempts is -querier.ingester-query-max-attempts.
+	maxAttempts int
 }
 
 // tenantRing is the part of the ring that holds the tenant's series.
@@ -127,7 +130,33 @@ func (e *unavailableError) Unwrap() error { return e.err }
 // fanOut calls every ingester of the read replication set and returns the
 // answers of a quorum. A limitError from any call cancels the others and
 // is returned: the merged answer would exceed the limit too.
+// With -querier.ingester-query-max-attempts over 1, a read too few
+// ingesters answered is tried again, as Cortex retries partial answers.
 func fanOut[T any](ctx context.Context, q *ingesterQueryable, call func(context.Context, *client.Conn) (T, error)) ([]T, error) {
+	var retries *backoff.Backoff
+	for attempt := 1; ; attempt++ {
+		results, err := fanOutOnce(ctx, q, call)
+		var unavailable *unavailableError
+		if err == nil || attempt >= q.maxAttempts || !errors.As(err, &unavailable) {
+			return results, err
+		}
+		if retries == nil {
+			retries = backoff.New(ctx, backoff.Config{MinBackoff: retryMinBackoff, MaxBackoff: retryMaxBackoff})
+		}
+		retries.Wait()
+		if ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+// The wait between attempts of a read, Cortex's.
+const (
+	retryMinBackoff = time.Millisecond
+	retryMaxBackoff = 5 * time.Millisecond
+)
+
+func fanOutOnce[T any](ctx context.Context, q *ingesterQueryable, call func(context.Context, *client.Conn) (T, error)) ([]T, error) {
 	r := q.tenantRing(ctx)
 	rs, err := r.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
