@@ -72,7 +72,8 @@ type Config struct {
 	MaxQueryIntoFuture    time.Duration `yaml:"max_query_into_future"`
 	IgnoreMaxQueryLength  bool          `yaml:"ignore_max_query_length"`
 
-	IngesterQueryMaxAttempts int `yaml:"ingester_query_max_attempts"`
+	IngesterQueryMaxAttempts                int `yaml:"ingester_query_max_attempts"`
+	StoreGatewayConsistencyCheckMaxAttempts int `yaml:"store_gateway_consistency_check_max_attempts"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
@@ -85,6 +86,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ActiveQueryTrackerDir, "querier.active-query-tracker-dir", "./active-query-tracker", "Directory of Prometheus' active query log: each PromQL or remote read query being evaluated is written to a file there (one entry per -querier.max-concurrent slot), and the queries a crashed run left in it are logged at the next start. Empty disables the log; -querier.max-concurrent still applies.")
 	f.DurationVar(&c.MaxQueryIntoFuture, "querier.max-query-into-future", 10*time.Minute, "Maximum duration into the future you can query: a read ending later than now plus this ends there instead (one wholly beyond it reads nothing). 0 to disable.")
 	f.IntVar(&c.IngesterQueryMaxAttempts, "querier.ingester-query-max-attempts", 1, "The maximum number of times a read of the ingesters is attempted when too few of them answered (each attempt asks the replication set again, 1 to 5ms apart).")
+	f.IntVar(&c.StoreGatewayConsistencyCheckMaxAttempts, "querier.store-gateway-consistency-check-max-attempts", defaultStoreGatewayAttempts, "The maximum number of rounds a query asks the store-gateways for the blocks it needs that no store-gateway answered for yet, each round another replica of them. Blocks still unanswered fail the query (the consistency check).")
 	f.BoolVar(&c.IgnoreMaxQueryLength, "querier.ignore-max-query-length", false, "Skip the tenant's max_query_length check on the querier's PromQL reads, when the query-frontend or the ruler checks it before: the query-frontend checks a query's whole range, while the querier checks each selector's range, offsets and lookbacks included. Series requests (/api/v1/series) are still checked.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
@@ -113,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IngesterQueryMaxAttempts < 1 {
 		return fmt.Errorf("-querier.ingester-query-max-attempts must be at least 1, got %d", c.IngesterQueryMaxAttempts)
+	}
+	if c.StoreGatewayConsistencyCheckMaxAttempts < 1 {
+		return fmt.Errorf("-querier.store-gateway-consistency-check-max-attempts must be at least 1, got %d", c.StoreGatewayConsistencyCheckMaxAttempts)
 	}
 	if c.MaxQueryIntoFuture < 0 {
 		return fmt.Errorf("-querier.max-query-into-future must not be negative (0 disables), got %s", c.MaxQueryIntoFuture)
@@ -183,6 +188,9 @@ func WithStore(store storage.Queryable) Option {
 	return func(q *Querier) {
 		if store != nil {
 			q.split.store = store
+		}
+		if sg, ok := store.(*storeGatewayQueryable); ok {
+			sg.maxAttempts = q.cfg.StoreGatewayConsistencyCheckMaxAttempts
 		}
 	}
 }

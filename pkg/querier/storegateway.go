@@ -27,10 +27,11 @@ import (
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-// maxStoreGatewayAttempts is how many rounds a query asks store-gateways
-// for the blocks not answered yet, each round a replica not tried for
-// them (Cortex's number).
-const maxStoreGatewayAttempts = 3
+// defaultStoreGatewayAttempts is how many rounds a query asks
+// store-gateways for the blocks not answered yet, each round a replica not
+// tried for them: Cortex's default of
+// -querier.store-gateway-consistency-check-max-attempts.
+const defaultStoreGatewayAttempts = 3
 
 // StoreGateway is one store-gateway the querier reads blocks from: its
 // client and its address, for errors.
@@ -62,13 +63,16 @@ type storeGatewayQueryable struct {
 	cfg      storegateway.Config
 	limits   *validation.Overrides
 	now      func() time.Time
+	// maxAttempts is -querier.store-gateway-consistency-check-max-attempts,
+	// set by WithStore.
+	maxAttempts int
 }
 
 // NewStoreGatewayQueryable returns the queryable of WithStore: blocks found
 // by finder, read from gateways; cfg is the bucket store configuration the
 // store-gateways share.
 func NewStoreGatewayQueryable(finder BlocksFinder, gateways GatewaySet, cfg storegateway.Config, limits *validation.Overrides) storage.Queryable {
-	return &storeGatewayQueryable{finder: finder, gateways: gateways, cfg: cfg, limits: limits, now: time.Now}
+	return &storeGatewayQueryable{finder: finder, gateways: gateways, cfg: cfg, limits: limits, now: time.Now, maxAttempts: defaultStoreGatewayAttempts}
 }
 
 func (q *storeGatewayQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -122,7 +126,7 @@ func fetch[T any](ctx context.Context, q *storeGatewayQueryable, mint, maxt int6
 		answers []T
 		errs    []error
 	)
-	for attempt := 0; attempt < maxStoreGatewayAttempts && len(remaining) > 0; attempt++ {
+	for attempt := 0; attempt < q.maxAttempts && len(remaining) > 0; attempt++ {
 		byGateway := map[string][]ulid.ULID{}
 		gateways := map[string]StoreGateway{}
 		for _, id := range remaining {
