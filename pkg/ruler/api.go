@@ -49,8 +49,10 @@ type APIConfig struct {
 	EnableAPI bool `yaml:"enable_api"`
 }
 
-// RegisterFlags registers -ruler.enable-api.
+// RegisterFlags registers -ruler.enable-api and Cortex's name for it,
+// -experimental.ruler.enable-api: either sets the switch.
 func (c *APIConfig) RegisterFlags(f *flag.FlagSet) {
+	f.BoolVar(&c.EnableAPI, "experimental.ruler.enable-api", false, "Serve the ruler's configuration API: Cortex's name of -ruler.enable-api.")
 	f.BoolVar(&c.EnableAPI, "ruler.enable-api", false, "Serve the ruler's configuration API (GET, POST and DELETE under /api/v1/rules and Cortex's legacy /api/prom/rules), through which each tenant lists, stores and deletes its rule groups. Writes need -ruler-storage.backend to be an object storage backend.")
 }
 

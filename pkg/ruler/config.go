@@ -39,6 +39,25 @@ type Config struct {
 	NotificationTimeout         time.Duration            `yaml:"notification_timeout"`
 	AlertmanagerClient          AlertmanagerClientConfig `yaml:"alertmanager_client"`
 
+	// ConcurrentEvalsEnabled lets the rules of a group that do not depend
+	// on each other evaluate at the same time, at most MaxConcurrentEvals
+	// at once for each tenant (Prometheus' concurrent rule evaluation).
+	ConcurrentEvalsEnabled bool  `yaml:"concurrent_evals_enabled"`
+	MaxConcurrentEvals     int64 `yaml:"max_concurrent_evals"`
+
+	// EnabledTenants and DisabledTenants select the tenants whose rules this
+	// ruler evaluates, before sharding.
+	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
+	DisabledTenants flagext.StringSliceCSV `yaml:"disabled_tenants"`
+
+	// DisableRuleGroupLabel sums the per-group rule metrics of a tenant
+	// into one series, for tenants with many groups.
+	DisableRuleGroupLabel bool `yaml:"disable_rule_group_label"`
+
+	// APIDeduplicateRules lists a group evaluated by two rulers at once
+	// (while the ring changes) once, the copy evaluated last.
+	APIDeduplicateRules bool `yaml:"api_deduplicate_rules"`
+
 	OutageTolerance time.Duration `yaml:"for_outage_tolerance"`
 	ForGracePeriod  time.Duration `yaml:"for_grace_period"`
 	ResendDelay     time.Duration `yaml:"resend_delay"`
@@ -48,8 +67,8 @@ type Config struct {
 
 	// Sharding spreads groups over the rulers of a ring.
 	Sharding ShardingConfig `yaml:",inline"`
-	// ClientTLS is the ruler -> ruler gRPC link: -ruler.client.tls-*.
-	ClientTLS tlsconfig.ClientConfig `yaml:"ruler_client"`
+	// Client is the ruler -> ruler gRPC link: -ruler.client.*.
+	Client ClientConfig `yaml:"ruler_client"`
 	// Frontend sends the rules' queries to a query-frontend.
 	Frontend FrontendConfig `yaml:",inline"`
 }
@@ -81,14 +100,23 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which the 'for' state of alerts is still restored from ALERTS_FOR_STATE.")
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Shortest time an alert with a 'for' at least this long stays pending after its state is restored.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Shortest time between two sends of the same firing alert to the Alertmanagers.")
+	f.BoolVar(&c.ConcurrentEvalsEnabled, "ruler.concurrent-evals-enabled", false, "Evaluate the rules of a group that do not depend on each other concurrently, at most -ruler.max-concurrent-evals at once for each tenant.")
+	f.Int64Var(&c.MaxConcurrentEvals, "ruler.max-concurrent-evals", 1, "Most rules of one tenant evaluated at once with -ruler.concurrent-evals-enabled; must be positive.")
+	f.Var(&c.EnabledTenants, "ruler.enabled-tenants", "Comma-separated tenants whose rules this ruler evaluates; empty: every tenant. Applied before sharding.")
+	f.Var(&c.DisabledTenants, "ruler.disabled-tenants", "Comma-separated tenants whose rules this ruler never evaluates, even when -ruler.enabled-tenants lists them. Applied before sharding.")
+	f.BoolVar(&c.DisableRuleGroupLabel, "ruler.disable-rule-group-label", false, "Leave the rule_group label off the cortex_prometheus_rule_* metrics: each tenant's series of its groups are summed into one.")
+	f.BoolVar(&c.APIDeduplicateRules, "experimental.ruler.api-deduplicate-rules", false, "List a rule group that two rulers evaluate at once (while the ruler ring changes) once in GET /api/v1/rules and /api/v1/alerts, the copy evaluated last, rather than once for each ruler.")
 	c.Sharding.RegisterFlags(f)
-	c.ClientTLS.RegisterFlagsWithPrefix(ClientTLSPrefix, f)
+	c.Client.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
 	c.APIConfig.RegisterFlags(f)
 }
 
 // Validate checks the settings that can be checked without I/O.
 func (c *Config) Validate() error {
+	if err := c.Client.Validate(); err != nil {
+		return err
+	}
 	if c.EvaluationInterval <= 0 {
 		return fmt.Errorf("-ruler.evaluation-interval must be positive, got %s", c.EvaluationInterval)
 	}
@@ -97,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueryOffset < 0 {
 		return fmt.Errorf("-ruler.query-offset must not be negative, got %s", c.QueryOffset)
+	}
+	if c.ConcurrentEvalsEnabled && c.MaxConcurrentEvals <= 0 {
+		return fmt.Errorf("-ruler.max-concurrent-evals must be positive with -ruler.concurrent-evals-enabled, got %d", c.MaxConcurrentEvals)
 	}
 	if c.EvaluationDelay < 0 {
 		return fmt.Errorf("-ruler.evaluation-delay-duration must not be negative, got %s", c.EvaluationDelay)

@@ -140,6 +140,8 @@ func (r *Ruler) newTenantManager(user string) (*tenantManager, error) {
 		DefaultRuleQueryOffset: r.cfg.queryOffset,
 		RestoreNewRuleGroups:   true,
 		Parser:                 r.parser,
+		ConcurrentEvalsEnabled: r.cfg.ConcurrentEvalsEnabled,
+		MaxConcurrentEvals:     r.cfg.MaxConcurrentEvals,
 	})
 	r.userRegs.add(user, reg)
 	go func() {

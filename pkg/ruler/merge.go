@@ -45,9 +45,6 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 // without a heartbeat fails the listing.
 var listOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE, ring.JOINING, ring.LEAVING}, nil)
 
-// peerTimeout bounds one ruler's answer.
-const peerTimeout = 30 * time.Second
-
 // RingPeers are the rulers of the ruler ring (of the tenant's shard with
 // shuffle sharding) other than this one, asked over gRPC.
 type RingPeers struct {
@@ -101,7 +98,7 @@ func (p *RingPeers) ask(ctx context.Context, addr string, req *rulerpb.RulesRequ
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.pool.remoteTimeout)
 	defer cancel()
 	resp, err := c.Rules(ctx, req)
 	if err != nil {
@@ -127,7 +124,7 @@ func (r *Ruler) rules(ctx context.Context, user string, f RulesFilter) ([]*RuleG
 	if err != nil {
 		return nil, err
 	}
-	return mergeGroups(local, remote), nil
+	return mergeGroups(r.cfg.APIDeduplicateRules, local, remote), nil
 }
 
 // alerts returns the tenant's active alerts of every ruler: those of its
@@ -153,13 +150,18 @@ func (r *Ruler) alerts(ctx context.Context, user string) ([]*Alert, error) {
 
 // mergeGroups concatenates several rulers' groups in Prometheus' order.
 // While the ring changes, two rulers may both evaluate a group for a
-// moment: the one evaluated last is kept.
-func mergeGroups(sets ...[]*RuleGroup) []*RuleGroup {
+// moment: with dedup (-experimental.ruler.api-deduplicate-rules) the one
+// evaluated last is kept, otherwise both are listed, as in Cortex.
+func mergeGroups(dedup bool, sets ...[]*RuleGroup) []*RuleGroup {
 	type key struct{ file, name string }
 	seen := map[key]int{}
 	out := []*RuleGroup{}
 	for _, set := range sets {
 		for _, g := range set {
+			if !dedup {
+				out = append(out, g)
+				continue
+			}
 			k := key{g.File, g.Name}
 			if i, ok := seen[k]; ok {
 				if g.LastEvaluation.After(out[i].LastEvaluation) {

@@ -99,10 +99,13 @@ func (m *metrics) deleteUser(user string) {
 type userRegistries struct {
 	mu   sync.Mutex
 	regs map[string]*prometheus.Registry
+	// noGroupLabel is -ruler.disable-rule-group-label: the counters and
+	// gauges labelled rule_group are summed over a tenant's groups.
+	noGroupLabel bool
 }
 
-func newUserRegistries() *userRegistries {
-	return &userRegistries{regs: map[string]*prometheus.Registry{}}
+func newUserRegistries(noGroupLabel bool) *userRegistries {
+	return &userRegistries{regs: map[string]*prometheus.Registry{}, noGroupLabel: noGroupLabel}
 }
 
 func (u *userRegistries) add(user string, reg *prometheus.Registry) {
@@ -133,6 +136,9 @@ func (u *userRegistries) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		for _, mf := range families {
+			if u.noGroupLabel {
+				mf = withoutLabel(mf, ruleGroupLabel)
+			}
 			for _, m := range mf.GetMetric() {
 				ch <- relabelled(mf, m, user)
 			}
@@ -164,4 +170,63 @@ func (u userMetric) Write(out *dto.Metric) error {
 	proto.Reset(out)
 	proto.Merge(out, u.m)
 	return nil
+}
+
+// ruleGroupLabel is the label Prometheus' rule manager puts on its
+// per-group metrics.
+const ruleGroupLabel = "rule_group"
+
+// withoutLabel returns mf with the label name removed from its counters and
+// gauges, the values of series it then no longer tells apart summed (as
+// Cortex's ruler does with -ruler.disable-rule-group-label). Families of
+// other types, and those without the label, are returned as they are.
+func withoutLabel(mf *dto.MetricFamily, name string) *dto.MetricFamily {
+	if t := mf.GetType(); t != dto.MetricType_COUNTER && t != dto.MetricType_GAUGE {
+		return mf
+	}
+	has := false
+	for _, m := range mf.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				has = true
+			}
+		}
+	}
+	if !has {
+		return mf
+	}
+	out := &dto.MetricFamily{Name: mf.Name, Help: mf.Help, Type: mf.Type}
+	index := map[string]*dto.Metric{}
+	for _, m := range mf.GetMetric() {
+		var key []byte
+		kept := make([]*dto.LabelPair, 0, len(m.GetLabel()))
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				continue
+			}
+			kept = append(kept, l)
+			key = append(append(append(key, l.GetName()...), 0), append([]byte(l.GetValue()), 0)...)
+		}
+		value := m.GetCounter().GetValue()
+		if mf.GetType() == dto.MetricType_GAUGE {
+			value = m.GetGauge().GetValue()
+		}
+		sum, ok := index[string(key)]
+		if !ok {
+			sum = &dto.Metric{Label: kept}
+			if mf.GetType() == dto.MetricType_GAUGE {
+				sum.Gauge = &dto.Gauge{Value: proto.Float64(0)}
+			} else {
+				sum.Counter = &dto.Counter{Value: proto.Float64(0)}
+			}
+			index[string(key)] = sum
+			out.Metric = append(out.Metric, sum)
+		}
+		if sum.Gauge != nil {
+			*sum.Gauge.Value += value
+		} else {
+			*sum.Counter.Value += value
+		}
+	}
+	return out
 }

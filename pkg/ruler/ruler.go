@@ -18,6 +18,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/allowedtenants"
 )
 
 // OwnerFunc reports whether this ruler evaluates a group. The default owns
@@ -45,6 +46,7 @@ type Ruler struct {
 	engine        promql.QueryEngine
 	parser        parser.Parser
 	owns          OwnerFunc
+	allowed       *allowedtenants.Filter // -ruler.enabled-tenants, -disabled-tenants
 	alertmanagers []alertmanagerTarget
 	amClient      *http.Client
 	logger        *slog.Logger
@@ -80,11 +82,12 @@ func New(cfg Config, store rulestore.Store, pusher Pusher, queryable storage.Que
 		engine:        engine,
 		parser:        parser.NewParser(parser.Options{}),
 		owns:          func(rulestore.RuleGroup) bool { return true },
+		allowed:       allowedtenants.New(cfg.EnabledTenants, cfg.DisabledTenants),
 		alertmanagers: targets,
 		amClient:      &http.Client{Transport: amTLS.HTTPTransport()},
 		logger:        logger.With("component", "ruler"),
 		metrics:       newMetrics(reg),
-		userRegs:      newUserRegistries(),
+		userRegs:      newUserRegistries(cfg.DisableRuleGroupLabel),
 		tenants:       map[string]*tenantManager{},
 	}
 	if reg != nil {
@@ -92,6 +95,9 @@ func New(cfg Config, store rulestore.Store, pusher Pusher, queryable storage.Que
 	}
 	for _, o := range opts {
 		o(r)
+	}
+	if r.allowed.Restricted() {
+		r.logger.Info("evaluating the rules of some tenants only", "enabled", r.allowed.Enabled(), "disabled", r.allowed.Disabled())
 	}
 	r.Service = services.NewTimerService(cfg.PollInterval, r.starting, r.poll, r.stopping)
 	return r, nil
@@ -161,6 +167,9 @@ func (r *Ruler) loadGroups(ctx context.Context) (map[string]map[string][]rulefmt
 	out := map[string]map[string][]rulefmt.RuleGroup{}
 	unread := map[string]bool{}
 	for _, user := range users {
+		if !r.allowed.IsAllowed(user) {
+			continue
+		}
 		groups, err := r.store.ListRuleGroups(ctx, user, "")
 		if err != nil {
 			if ctx.Err() != nil {
