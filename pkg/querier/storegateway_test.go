@@ -127,6 +127,7 @@ func startGateway(t *testing.T, bkt objstore.Bucket, hold func(ulid.ULID) bool) 
 	store, err := storegateway.NewBucketStore(storegateway.Config{
 		SyncDir: filepath.Join(t.TempDir(), "sync"), MetaSyncConcurrency: 2, BlockSyncConcurrency: 2,
 		TenantSyncConcurrency: 2, BlockDiscoveryStrategy: storegateway.DiscoveryConcurrent,
+		MaxConcurrent: 10, SeriesBatchSize: 10000, TokenBucketBytesLimiter: storegateway.TokenBucketBytesLimiterConfig{Mode: storegateway.TokenBucketDisabled},
 	}, bkt, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -97,7 +97,7 @@ type chunkRange struct {
 // the bucket and sets their Chunk. Chunks close together in a segment,
 // such as one series' chunks, which the TSDB writes one after the other,
 // are read with one range request.
-func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta) error {
+func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta, held *heldChunkBytes) error {
 	if len(metas) == 0 {
 		return nil
 	}
@@ -135,7 +135,7 @@ func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta) error {
 
 	errs := make([]error, len(ranges))
 	forEach(len(ranges), b.concurrency, func(i int) {
-		errs[i] = b.fetchRange(ctx, ranges[i], metas)
+		errs[i] = b.fetchRange(ctx, ranges[i], metas, held)
 	})
 	for _, err := range errs {
 		if err != nil {
@@ -147,9 +147,9 @@ func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta) error {
 
 // fetchRange reads one range and parses its chunks; a chunk running past
 // the range's end is read again on its own.
-func (b *block) fetchRange(ctx context.Context, r chunkRange, metas []chunks.Meta) error {
+func (b *block) fetchRange(ctx context.Context, r chunkRange, metas []chunks.Meta, held *heldChunkBytes) error {
 	name, _ := b.segmentObject(r.seg)
-	buf, err := b.getRange(ctx, name, r.start, r.end-r.start)
+	buf, err := b.getRange(ctx, name, r.start, r.end-r.start, held)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (b *block) fetchRange(ctx context.Context, r chunkRange, metas []chunks.Met
 		chk, need, err := parseChunk(buf[rel:])
 		if err == nil && need > 0 {
 			var one []byte
-			if one, err = b.getRange(ctx, name, int64(off), int64(need)); err == nil {
+			if one, err = b.getRange(ctx, name, int64(off), int64(need), held); err == nil {
 				chk, need, err = parseChunk(one)
 				if err == nil && need > 0 {
 					err = fmt.Errorf("segment ends %d bytes into the chunk, which needs %d", len(one), need)
@@ -176,7 +176,17 @@ func (b *block) fetchRange(ctx context.Context, r chunkRange, metas []chunks.Met
 	return nil
 }
 
-func (b *block) getRange(ctx context.Context, name string, off, length int64) ([]byte, error) {
+// getRange reads a range, accounted to the request of ctx
+// (-store-gateway.max-downloaded-bytes-per-request, the token bucket bytes
+// limiter) and to held (-blocks-storage.bucket-store.max-chunk-pool-bytes)
+// before its buffer is allocated.
+func (b *block) getRange(ctx context.Context, name string, off, length int64, held *heldChunkBytes) ([]byte, error) {
+	if err := requestOf(ctx).download(length); err != nil {
+		return nil, err
+	}
+	if err := held.take(length); err != nil {
+		return nil, fmt.Errorf("tenant %s block %s: reading %s bytes %d-%d: %w", b.tenant, b.id, name, off, off+length, err)
+	}
 	b.m.chunkRangeRequests.Inc()
 	rc, err := b.bkt.GetRange(ctx, name, off, length)
 	if err != nil {

@@ -46,6 +46,9 @@ type BucketStore struct {
 	bkt    objstore.BucketReader
 	logger *slog.Logger
 	m      *metrics
+	limits *limits
+	// matchers is the matchers cache of the gRPC calls; nil: none.
+	matchers *matchersCache
 
 	// filter, when set, says which blocks this store-gateway serves: its
 	// share of them on the sharding ring.
@@ -80,13 +83,19 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
+	mc, err := newMatchersCache(cfg.MatchersCacheMaxItems, reg)
+	if err != nil {
+		return nil, err
+	}
 	return &BucketStore{
-		cfg:     cfg,
-		bkt:     sb,
-		logger:  logger,
-		m:       newMetrics(reg),
-		tenants: sb.opts.tenants,
-		blocks:  map[string]map[ulid.ULID]*block{},
+		matchers: mc,
+		cfg:      cfg,
+		bkt:      sb,
+		logger:   logger,
+		m:        newMetrics(reg),
+		limits:   newLimits(cfg, logger, reg),
+		tenants:  sb.opts.tenants,
+		blocks:   map[string]map[ulid.ULID]*block{},
 	}, nil
 }
 
@@ -713,7 +722,7 @@ func (s *BucketStore) selectBlockQueriers(tenant string, mint, maxt int64, only 
 		if meta.MinTime > maxt || meta.MaxTime <= mint {
 			return nil
 		}
-		q, err := newBlockQuerier(b, mint, maxt)
+		q, err := newBlockQuerier(b, mint, maxt, s.limits, s.cfg.SeriesBatchSize)
 		if err != nil {
 			return err
 		}

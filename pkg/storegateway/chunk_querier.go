@@ -81,7 +81,7 @@ func (c *chunkSeriesSet) At() storage.ChunkSeries {
 	cs.lset = e.lset
 	if !c.s.labelsOnly {
 		// The chunks of a labels-only Select were not read.
-		cs.metas = c.s.metas[e.from:e.to]
+		cs.metas = c.s.chunksOf(e)
 	}
 	return cs
 }
@@ -115,5 +115,5 @@ func (it *metaIterator) Next() bool {
 }
 func (it *metaIterator) Err() error { return nil }
 
-func (c *chunkSeriesSet) Err() error                        { return nil }
+func (c *chunkSeriesSet) Err() error                        { return c.s.Err() }
 func (c *chunkSeriesSet) Warnings() annotations.Annotations { return nil }

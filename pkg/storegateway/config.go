@@ -38,6 +38,23 @@ type Config struct {
 	// bucket index is not used.
 	BlockDiscoveryStrategy string `yaml:"block_discovery_strategy"`
 
+	// MaxConcurrent bounds the Series calls running at once; more wait.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxInflightRequests refuses Series calls past this many, running or
+	// waiting. 0: no bound.
+	MaxInflightRequests int `yaml:"max_inflight_requests"`
+	// SeriesBatchSize is how many series' chunks a block's Select reads
+	// from the bucket at a time.
+	SeriesBatchSize int `yaml:"series_batch_size"`
+	// MaxChunkPoolBytes bounds the chunk buffers held by open queriers,
+	// over every tenant. 0: no bound.
+	MaxChunkPoolBytes uint64 `yaml:"max_chunk_pool_bytes"`
+	// MatchersCacheMaxItems is how many regular-expression matchers of
+	// recent calls are kept compiled. 0: none.
+	MatchersCacheMaxItems int `yaml:"matchers_cache_max_items"`
+
+	TokenBucketBytesLimiter TokenBucketBytesLimiterConfig `yaml:"token_bucket_bytes_limiter"`
+
 	IndexCache    IndexCacheConfig    `yaml:"index_cache"`
 	ChunksCache   ChunksCacheConfig   `yaml:"chunks_cache"`
 	MetadataCache MetadataCacheConfig `yaml:"metadata_cache"`
@@ -56,6 +73,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.IgnoreBlocksWithin, "blocks-storage.bucket-store.ignore-blocks-within", 0, "The blocks created since `now() - ignore_blocks_within` will not be synced. This should be used together with `-querier.query-store-after` to filter out the blocks that are too new to be queried. A reasonable value for this flag would be `-querier.query-store-after - blocks-storage.bucket-store.bucket-index.max-stale-period` to give some buffer. 0 to disable.")
 	f.DurationVar(&c.IgnoreBlocksBefore, "blocks-storage.bucket-store.ignore-blocks-before", 0, "The blocks created before `now() - ignore_blocks_before` will not be synced. 0 to disable.")
 	f.StringVar(&c.BlockDiscoveryStrategy, "blocks-storage.bucket-store.block-discovery-strategy", DiscoveryConcurrent, "One of concurrent, recursive, bucket_index. When set to concurrent, stores will concurrently issue one call per directory to discover active blocks in the bucket. The recursive strategy iterates through all objects in the bucket, recursively traversing into each directory. This avoids N+1 calls at the expense of having slower bucket iterations. bucket_index strategy can be used in Compactor only and utilizes the existing bucket index to fetch block IDs to sync. With -blocks-storage.bucket-store.bucket-index.enabled, the store-gateway reads the bucket index whatever this says.")
+	f.IntVar(&c.MaxConcurrent, "blocks-storage.bucket-store.max-concurrent", 100, "Max number of concurrent queries to execute against the long-term storage. The limit is shared across all tenants.")
+	f.IntVar(&c.MaxInflightRequests, "blocks-storage.bucket-store.max-inflight-requests", 0, "Max number of inflight queries to execute against the long-term storage. The limit is shared across all tenants. 0 to disable.")
+	f.IntVar(&c.SeriesBatchSize, "blocks-storage.bucket-store.series-batch-size", 10000, "Controls how many series to fetch per batch in Store Gateway. Default value is 10000.")
+	f.Uint64Var(&c.MaxChunkPoolBytes, "blocks-storage.bucket-store.max-chunk-pool-bytes", 2<<30, "Max size - in bytes - of a chunks pool, used to reduce memory allocations. The pool is shared across all tenants. 0 to disable the limit.")
+	f.IntVar(&c.MatchersCacheMaxItems, "blocks-storage.bucket-store.matchers-cache-max-items", 0, "Maximum number of entries in the regex matchers cache. 0 to disable.")
+	c.TokenBucketBytesLimiter.RegisterFlags(f)
 	c.IndexCache.RegisterFlags(f)
 	c.ChunksCache.RegisterFlags(f)
 	c.MetadataCache.RegisterFlags(f)
@@ -112,6 +135,19 @@ func (c *Config) Validate() error {
 	if c.BlockDiscoveryStrategy == DiscoveryBucketIndex && !c.BucketIndex.Enabled {
 		// Cortex's ErrInvalidBucketIndexBlockDiscoveryStrategy.
 		return errors.New("-blocks-storage.bucket-store.block-discovery-strategy: bucket index block discovery strategy can only be enabled when bucket index is enabled (-blocks-storage.bucket-store.bucket-index.enabled)")
+	}
+	switch {
+	case c.MaxConcurrent <= 0:
+		return errors.New("-blocks-storage.bucket-store.max-concurrent must be positive")
+	case c.MaxInflightRequests < 0:
+		return errors.New("-blocks-storage.bucket-store.max-inflight-requests must not be negative (0 disables the limit)")
+	case c.SeriesBatchSize <= 0:
+		return errors.New("-blocks-storage.bucket-store.series-batch-size must be positive")
+	case c.MatchersCacheMaxItems < 0:
+		return errors.New("-blocks-storage.bucket-store.matchers-cache-max-items must not be negative (0 disables the cache)")
+	}
+	if err := c.TokenBucketBytesLimiter.Validate(); err != nil {
+		return err
 	}
 	if err := c.BucketIndex.Validate(); err != nil {
 		return err

@@ -227,6 +227,11 @@ func testConfig(t testing.TB) Config {
 		BlockSyncConcurrency:   4,
 		TenantSyncConcurrency:  2,
 		BlockDiscoveryStrategy: DiscoveryConcurrent,
+		MaxConcurrent:          10,
+		SeriesBatchSize:        10000,
+		TokenBucketBytesLimiter: TokenBucketBytesLimiterConfig{
+			Mode: TokenBucketDisabled,
+		},
 	}
 }
 

@@ -3,6 +3,7 @@ package storegateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,24 +23,33 @@ type blockQuerier struct {
 	b          *block
 	ir         tsdb.IndexReader
 	mint, maxt int64
-	closeOnce  sync.Once
-	closeErr   error
+	// batchSize is how many series' chunks are read at a time
+	// (-blocks-storage.bucket-store.series-batch-size).
+	batchSize int
+	// held counts the chunk buffers the querier's series hold
+	// (-blocks-storage.bucket-store.max-chunk-pool-bytes).
+	held      heldChunkBytes
+	closeOnce sync.Once
+	closeErr  error
 }
 
-func newBlockQuerier(b *block, mint, maxt int64) (*blockQuerier, error) {
+func newBlockQuerier(b *block, mint, maxt int64, l *limits, batchSize int) (*blockQuerier, error) {
 	// Index counts the querier as a reader, so that dropping the block
 	// waits for the querier to be closed.
 	ir, err := b.tb.Index()
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s block %s: opening index: %w", b.tenant, b.id, err)
 	}
-	return &blockQuerier{b: b, ir: ir, mint: mint, maxt: maxt}, nil
+	return &blockQuerier{b: b, ir: ir, mint: mint, maxt: maxt, batchSize: batchSize, held: heldChunkBytes{limits: l}}, nil
 }
 
-// Close releases the block; closing twice is harmless, as the index's
-// reader count must drop only once.
+// Close releases the block and the chunk buffers; closing twice is
+// harmless, as the index's reader count must drop only once.
 func (q *blockQuerier) Close() error {
-	q.closeOnce.Do(func() { q.closeErr = q.ir.Close() })
+	q.closeOnce.Do(func() {
+		q.closeErr = q.ir.Close()
+		q.held.release()
+	})
 	return q.closeErr
 }
 
@@ -69,10 +79,12 @@ func (q *blockQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints
 	return names, nil, nil
 }
 
-// Select finds the matching series in the index and reads all their chunks
-// overlapping the range before returning, so that reads are batched across
-// series and an error surfaces before any series is used. Series always
-// come sorted: a block's postings are in label order.
+// Select finds the matching series in the index and reads their chunks
+// overlapping the range, -blocks-storage.bucket-store.series-batch-size
+// series at a time: the first batch before returning, so that reads are
+// batched across series and an error in it surfaces before any series is
+// used, the next ones as the caller reaches them. Series always come
+// sorted: a block's postings are in label order.
 func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	start := time.Now()
 	defer func() { q.b.m.seriesFetchDuration.Observe(time.Since(start).Seconds()) }()
@@ -96,11 +108,14 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 	p = q.ir.SortedPostings(p)
 
 	var (
-		set     = &seriesSet{mint: mint, maxt: maxt}
-		builder labels.ScratchBuilder
-		chks    []chunks.Meta
+		set         = &seriesSet{mint: mint, maxt: maxt, batchSize: max(q.batchSize, 1)}
+		builder     labels.ScratchBuilder
+		chks        []chunks.Meta
+		postings    int64
+		seriesBytes int64
 	)
 	for p.Next() {
+		postings++
 		if err := q.ir.Series(p.At(), &builder, &chks); err != nil {
 			return storage.ErrSeriesSet(q.wrap(fmt.Sprintf("series %d", p.At()), err))
 		}
@@ -114,7 +129,11 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 		if len(set.metas) == from {
 			continue
 		}
-		set.series = append(set.series, seriesEntry{lset: builder.Labels(), from: from, to: len(set.metas)})
+		lset := builder.Labels()
+		// The size of the series' entry in the index: its labels and,
+		// for each chunk, a reference and two times.
+		seriesBytes += int64(lset.ByteSize()) + 16*int64(len(chks))
+		set.series = append(set.series, seriesEntry{lset: lset, from: from, to: len(set.metas)})
 		if limit > 0 && len(set.series) >= limit {
 			break
 		}
@@ -125,12 +144,18 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 	if err := ctx.Err(); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	if labelsOnly {
-		set.labelsOnly = true
-	} else if err := q.b.fetchChunks(ctx, set.metas); err != nil {
+	if err := requestOf(ctx).touchIndex(postings, seriesBytes); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	set.i = -1
+	if labelsOnly {
+		set.labelsOnly = true
+		return set
+	}
+	set.fetch = func(metas []chunks.Meta) error { return q.b.fetchChunks(ctx, metas, &q.held) }
+	if err := set.loadBatch(0); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	return set
 }
 
@@ -159,22 +184,67 @@ func (q *blockQuerier) postingsForMatchers(ctx context.Context, ms []*labels.Mat
 
 type seriesEntry struct {
 	lset     labels.Labels
-	from, to int // the series' chunks: seriesSet.metas[from:to]
+	from, to int // the series' chunk references: seriesSet.metas[from:to]
 }
 
-// seriesSet is a Select's result, held in memory: labels, and the chunks
-// read from the bucket.
+// seriesSet is a Select's result: labels and chunk references held in
+// memory, and the chunks of one batch of series at a time read from the
+// bucket.
 type seriesSet struct {
 	series     []seriesEntry
-	metas      []chunks.Meta
+	metas      []chunks.Meta // references only: their Chunk is not read
 	i          int
 	mint, maxt int64
 	labelsOnly bool
+
+	// The batch read: the chunks of series[batchFrom:batchTo], which are
+	// metas[batchOff:] in a copy of their own, so that the series handed
+	// out keep their chunks once the set moves to the next batch, and the
+	// set holds no chunk of a batch it is done with.
+	batchSize int
+	batchFrom int
+	batchTo   int
+	batchOff  int
+	batch     []chunks.Meta
+	fetch     func([]chunks.Meta) error
+	err       error
+}
+
+// loadBatch reads the chunks of the batch of series starting at from.
+func (s *seriesSet) loadBatch(from int) error {
+	to := min(from+s.batchSize, len(s.series))
+	s.batchFrom, s.batchTo, s.batch = from, to, nil
+	if from >= to {
+		return nil
+	}
+	off, end := s.series[from].from, s.series[to-1].to
+	batch := slices.Clone(s.metas[off:end])
+	if err := s.fetch(batch); err != nil {
+		return err
+	}
+	s.batchOff, s.batch = off, batch
+	return nil
 }
 
 func (s *seriesSet) Next() bool {
+	if s.err != nil {
+		return false
+	}
 	s.i++
-	return s.i < len(s.series)
+	if s.i >= len(s.series) {
+		return false
+	}
+	if !s.labelsOnly && s.i >= s.batchTo {
+		if s.err = s.loadBatch(s.i); s.err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// chunksOf returns the chunks read of a series of the current batch.
+func (s *seriesSet) chunksOf(e seriesEntry) []chunks.Meta {
+	return s.batch[e.from-s.batchOff : e.to-s.batchOff]
 }
 
 func (s *seriesSet) At() storage.Series {
@@ -182,10 +252,10 @@ func (s *seriesSet) At() storage.Series {
 	if s.labelsOnly {
 		return labelsOnlySeries{e.lset}
 	}
-	return &chunkSeries{lset: e.lset, chks: s.metas[e.from:e.to], mint: s.mint, maxt: s.maxt}
+	return &chunkSeries{lset: e.lset, chks: s.chunksOf(e), mint: s.mint, maxt: s.maxt}
 }
 
-func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Err() error                        { return s.err }
 func (s *seriesSet) Warnings() annotations.Annotations { return nil }
 
 type labelsOnlySeries struct{ lset labels.Labels }

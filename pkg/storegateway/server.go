@@ -34,15 +34,41 @@ const (
 type storeGatewayServer struct {
 	store  *BucketStore
 	logger *slog.Logger
+	// maxDownloadedBytes is a tenant's
+	// -store-gateway.max-downloaded-bytes-per-request; nil: none.
+	maxDownloadedBytes func(tenant string) int64
+}
+
+// ServerOption configures a store-gateway server.
+type ServerOption func(*storeGatewayServer)
+
+// WithMaxDownloadedBytesPerRequest bounds the bytes one call of a tenant
+// reads from the bucket to f(tenant) (0: no bound), read at each call so
+// that runtime configuration changes apply.
+func WithMaxDownloadedBytesPerRequest(f func(tenant string) int64) ServerOption {
+	return func(s *storeGatewayServer) { s.maxDownloadedBytes = f }
 }
 
 // NewStoreGatewayServer returns the gRPC API over the blocks store holds.
 // A nil logger discards.
-func NewStoreGatewayServer(store *BucketStore, logger *slog.Logger) StoreGatewayServer {
+func NewStoreGatewayServer(store *BucketStore, logger *slog.Logger, opts ...ServerOption) StoreGatewayServer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &storeGatewayServer{store: store, logger: logger}
+	s := &storeGatewayServer{store: store, logger: logger}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// withRequest bounds what a call of tenant reads.
+func (s *storeGatewayServer) withRequest(ctx context.Context, tenant string) context.Context {
+	var maxBytes int64
+	if s.maxDownloadedBytes != nil {
+		maxBytes = s.maxDownloadedBytes(tenant)
+	}
+	return withRequest(ctx, s.store.limits.newRequest(tenant, maxBytes))
 }
 
 // tenantOf returns the caller's tenant, which pkg/tenant's server
@@ -66,13 +92,20 @@ func timeRange(start, end int64) (int64, int64) {
 }
 
 // queryError turns a failed read of the tenant's blocks into a status,
-// keeping cancellations as such so callers tell them from failures.
+// keeping cancellations as such so callers tell them from failures, and
+// limits' refusals with their codes.
 func (s *storeGatewayServer) queryError(ctx context.Context, id string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return status.FromContextError(ctxErr).Err()
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
+	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		return err
+	}
+	if errors.Is(err, errPoolExhausted) {
+		return status.Errorf(codes.ResourceExhausted, "tenant %s: querying the store-gateway's blocks: %v", id, err)
 	}
 	// The caller sees the error too; logging it here tells the operator
 	// which store-gateway holds the faulty block.
@@ -94,10 +127,16 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 	if err != nil {
 		return err
 	}
-	ms, err := client.FromPromMatchers(req.Matchers)
+	ms, err := s.store.matchers.fromProm(req.Matchers)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
 	}
+	done, err := s.store.limits.startSeries(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx = s.withRequest(ctx, id)
 	if len(ms) == 0 {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*"))
 	}
@@ -194,6 +233,7 @@ func (s *storeGatewayServer) labelStrings(ctx context.Context, start, end int64,
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
 	}
+	ctx = s.withRequest(ctx, id)
 	blocks, selected, err := requestedBlocks(ctx)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
