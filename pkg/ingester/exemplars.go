@@ -19,9 +19,11 @@ var _ client.ExemplarQuerier = (*Ingester)(nil)
 // time range of its queries (Prometheus's exemplar API takes one range
 // for all its selectors), as the TSDB's exemplar querier returns them.
 func (i *Ingester) QueryExemplars(ctx context.Context, req *prompb.ReadRequest) (*prompb.QueryResult, error) {
-	if err := i.admitQuery(); err != nil {
+	done, err := i.admitQuery()
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 	u, release, err := i.forRead(ctx)
 	if err != nil {
 		return nil, err

@@ -291,13 +291,19 @@ func (i *Ingester) forRead(ctx context.Context) (*userTSDB, func(), error) {
 }
 
 // admitQuery refuses a query while the heap's utilization is over
-// -ingester.query-protection.rejection.threshold.heap-utilization. The
-// status is Unavailable: the querier asks another replica, or answers 503.
-func (i *Ingester) admitQuery() error {
-	if err := i.heapGuard.Admit(); err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+// -ingester.query-protection.rejection.threshold.heap-utilization, or
+// with -ingester.instance-limits.max-inflight-query-requests queries in
+// flight; the caller calls done when the query is over. The status is
+// Unavailable: the querier asks another replica, or answers 503.
+func (i *Ingester) admitQuery() (done func(), err error) {
+	if done, err = i.instance.admitQuery(); err != nil {
+		return nil, err
 	}
-	return nil
+	if err := i.heapGuard.Admit(); err != nil {
+		done()
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return done, nil
 }
 
 func notRunning(s services.State) error {

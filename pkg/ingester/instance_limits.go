@@ -21,6 +21,8 @@ type InstanceLimits struct {
 	MaxInMemoryTenants      int64   `yaml:"max_tenants"`
 	MaxInMemorySeries       int64   `yaml:"max_series"`
 	MaxInflightPushRequests int64   `yaml:"max_inflight_push_requests"`
+	// MaxInflightQueryRequests bounds the ingester's reads at once.
+	MaxInflightQueryRequests int64 `yaml:"max_inflight_query_requests"`
 }
 
 // RegisterFlagsWithPrefix registers the limits as -<prefix>instance-limits.*.
@@ -29,6 +31,7 @@ func (l *InstanceLimits) RegisterFlagsWithPrefix(f *flag.FlagSet, prefix string)
 	f.Int64Var(&l.MaxInMemoryTenants, prefix+"instance-limits.max-tenants", 0, "Most tenants this ingester holds a TSDB for: pushes of further tenants are refused. 0 means unlimited.")
 	f.Int64Var(&l.MaxInMemorySeries, prefix+"instance-limits.max-series", 0, "Most series this ingester holds in memory, all tenants together: pushes that would create more are refused. 0 means unlimited.")
 	f.Int64Var(&l.MaxInflightPushRequests, prefix+"instance-limits.max-inflight-push-requests", 0, "Most push requests this ingester handles at once, all tenants together: further ones are refused. 0 means unlimited.")
+	f.Int64Var(&l.MaxInflightQueryRequests, prefix+"instance-limits.max-inflight-query-requests", 0, "Most query requests (samples, series, labels, exemplars, TSDB status) this ingester handles at once, all tenants together: further ones are refused with Unavailable, and the querier asks another replica. 0 means unlimited.")
 }
 
 // Validate refuses negative limits, naming the field.
@@ -42,6 +45,8 @@ func (l *InstanceLimits) Validate() error {
 		return fmt.Errorf("max_series (-ingester.instance-limits.max-series) must not be negative (0 means unlimited), got %d", l.MaxInMemorySeries)
 	case l.MaxInflightPushRequests < 0:
 		return fmt.Errorf("max_inflight_push_requests (-ingester.instance-limits.max-inflight-push-requests) must not be negative (0 means unlimited), got %d", l.MaxInflightPushRequests)
+	case l.MaxInflightQueryRequests < 0:
+		return fmt.Errorf("max_inflight_query_requests (-ingester.instance-limits.max-inflight-query-requests) must not be negative (0 means unlimited), got %d", l.MaxInflightQueryRequests)
 	}
 	return nil
 }
@@ -53,6 +58,7 @@ var (
 	errMaxTenants           = errors.New("cannot create TSDB: ingester's max tenants limit reached (-ingester.instance-limits.max-tenants)")
 	errMaxSeries            = errors.New("cannot add series: ingester's max series limit reached (-ingester.instance-limits.max-series)")
 	errMaxInflightPushes    = errors.New("cannot push: too many inflight push requests in ingester (-ingester.instance-limits.max-inflight-push-requests)")
+	errMaxInflightQueries   = errors.New("cannot push: too many inflight query requests in ingester (-ingester.instance-limits.max-inflight-query-requests)")
 	instanceIngestionPeriod = time.Second
 )
 
@@ -66,6 +72,12 @@ type instanceLimiter struct {
 	inflightPushes atomic.Int64
 	series         atomic.Int64
 	rate           *ewmaRate
+
+	inflightQueries atomic.Int64
+	// maxQueries is the most queries in flight in the current minute and
+	// the previous one (Cortex's max tracker).
+	maxQueries, maxQueriesBefore atomic.Int64
+	maxQueriesReset              time.Time
 }
 
 // WithInstanceLimits makes the ingester read its instance limits from
@@ -76,7 +88,7 @@ func WithInstanceLimits(current func() *InstanceLimits) Option {
 }
 
 func newInstanceLimiter(defaults InstanceLimits, current func() *InstanceLimits, reg prometheus.Registerer) (*instanceLimiter, error) {
-	l := &instanceLimiter{defaults: defaults, current: current, rate: newEWMARate(0.2, instanceIngestionPeriod)}
+	l := &instanceLimiter{defaults: defaults, current: current, rate: newEWMARate(0.2, instanceIngestionPeriod), maxQueriesReset: time.Now()}
 	if reg == nil {
 		return l, nil
 	}
@@ -92,6 +104,11 @@ func newInstanceLimiter(defaults InstanceLimits, current func() *InstanceLimits,
 		limit("max_tenants", func(x *InstanceLimits) float64 { return float64(x.MaxInMemoryTenants) }),
 		limit("max_series", func(x *InstanceLimits) float64 { return float64(x.MaxInMemorySeries) }),
 		limit("max_inflight_push_requests", func(x *InstanceLimits) float64 { return float64(x.MaxInflightPushRequests) }),
+		limit("max_inflight_query_requests", func(x *InstanceLimits) float64 { return float64(x.MaxInflightQueryRequests) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cortex_ingester_max_inflight_query_requests",
+			Help: "Max number of inflight query requests in ingester.",
+		}, func() float64 { return float64(max(l.maxQueries.Load(), l.maxQueriesBefore.Load())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cortex_ingester_inflight_push_requests",
 			Help: "Current number of inflight push requests in ingester.",
@@ -139,6 +156,27 @@ func (l *instanceLimiter) admitPush() (done func(), err error) {
 	return done, nil
 }
 
+// admitQuery counts a query in flight and refuses it over the in-flight
+// limit; the caller calls done when the query is over.
+func (l *instanceLimiter) admitQuery() (done func(), err error) {
+	if l == nil {
+		return func() {}, nil
+	}
+	n := l.inflightQueries.Add(1)
+	done = func() { l.inflightQueries.Add(-1) }
+	if lim := l.limits().MaxInflightQueryRequests; lim > 0 && n > lim {
+		done()
+		return nil, status.Error(codes.Unavailable, errMaxInflightQueries.Error())
+	}
+	for {
+		m := l.maxQueries.Load()
+		if n <= m || l.maxQueries.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return done, nil
+}
+
 // admitTenant refuses a new tenant's TSDB when open already holds the most.
 func (l *instanceLimiter) admitTenant(open int) error {
 	if l == nil {
@@ -173,8 +211,17 @@ func (l *instanceLimiter) samplesIngested(n int) {
 	}
 }
 
+// maxQueriesPeriod is how long cortex_ingester_max_inflight_query_requests
+// remembers a peak: between one and two of these.
+const maxQueriesPeriod = time.Minute
+
 func (l *instanceLimiter) tick() {
-	if l != nil {
-		l.rate.tick()
+	if l == nil {
+		return
+	}
+	l.rate.tick()
+	if time.Since(l.maxQueriesReset) >= maxQueriesPeriod {
+		l.maxQueriesReset = time.Now()
+		l.maxQueriesBefore.Store(l.maxQueries.Swap(l.inflightQueries.Load()))
 	}
 }

@@ -35,12 +35,16 @@ const (
 // with a nil error, when the tenant has none here; release it when done),
 // the matchers and the time range.
 func (i *Ingester) streamQuery(ctx context.Context, req *prompb.Query) (u *userTSDB, release func(), ms []*labels.Matcher, mint, maxt int64, err error) {
-	if err = i.admitQuery(); err != nil {
+	done, err := i.admitQuery()
+	if err != nil {
 		return nil, nil, nil, 0, 0, err
 	}
-	if u, release, err = i.forRead(ctx); err != nil {
+	u, releaseTSDB, err := i.forRead(ctx)
+	if err != nil {
+		done()
 		return nil, nil, nil, 0, 0, err
 	}
+	release = func() { releaseTSDB(); done() }
 	if u == nil {
 		release()
 		return nil, nil, nil, 0, 0, nil
@@ -258,9 +262,11 @@ func (i *Ingester) LabelValues(ctx context.Context, req *client.LabelValuesReque
 }
 
 func (i *Ingester) labelStrings(ctx context.Context, start, end int64, sets []*client.MatcherSet, limit int64, get client.LabelStringsFunc) (*client.StringsResponse, error) {
-	if err := i.admitQuery(); err != nil {
+	done, err := i.admitQuery()
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 	u, release, err := i.forRead(ctx)
 	if err != nil {
 		return nil, err
@@ -289,9 +295,11 @@ func (i *Ingester) labelStrings(ctx context.Context, start, end int64, sets []*c
 // Series returns the label sets of the series matching any of the matcher
 // sets (every series when there is none) in the time range, sorted.
 func (i *Ingester) Series(ctx context.Context, req *client.SeriesRequest) (*client.SeriesResponse, error) {
-	if err := i.admitQuery(); err != nil {
+	done, err := i.admitQuery()
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 	u, release, err := i.forRead(ctx)
 	if err != nil {
 		return nil, err

@@ -26,9 +26,11 @@ func (i *Ingester) TSDBStatus(ctx context.Context, req *client.TSDBStatusRequest
 	if req.Limit < 1 || req.Limit > maxTSDBStatusLimit {
 		return nil, status.Errorf(codes.InvalidArgument, "TSDB status limit %d: must be between 1 and %d", req.Limit, maxTSDBStatusLimit)
 	}
-	if err := i.admitQuery(); err != nil {
+	done, err := i.admitQuery()
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 	u, release, err := i.forRead(ctx)
 	if err != nil {
 		return nil, err
