@@ -35,7 +35,10 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	storegateway.RegisterStoreGatewayServer(t.Server.GRPC, storegateway.NewStoreGatewayServer(store, logger))
+	storegateway.RegisterStoreGatewayServer(t.Server.GRPC, storegateway.NewStoreGatewayServer(store, logger,
+		storegateway.WithMaxDownloadedBytesPerRequest(func(tenant string) int64 {
+			return int64(t.Overrides.For(tenant).MaxDownloadedBytesPerRequest)
+		})))
 	svc := store.Service()
 	if t.Cfg.StoreGateway.ShardingEnabled {
 		cfg := t.Cfg.StoreGateway.ShardingRing

@@ -54,7 +54,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "distributor.ring", Feature: "the distributor ring (the global ingestion rate strategy)"},
 	{Key: "blocks_storage.users_scanner", Feature: "the bucket's user index"},
 	{Key: "blocks_storage.tsdb.expanded_postings_cache", Feature: "the ingesters' expanded postings cache"},
-	{Key: "blocks_storage.bucket_store.token_bucket_bytes_limiter", Feature: "the store-gateway's token bucket bytes limiter"},
 	{Key: "store_gateway.hedged_request", Feature: "hedged requests to the bucket"},
 	{Key: "limits.query_priority", Feature: "query priorities"},
 	{Key: "limits.query_rejection", Feature: "query rejection by attributes"},

@@ -76,6 +76,7 @@ type Limits struct {
 
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
+	MaxDownloadedBytesPerRequest   int            `yaml:"max_downloaded_bytes_per_request"`
 	RulerTenantShardSize           int            `yaml:"ruler_tenant_shard_size"`
 	IngestionTenantShardSize       int            `yaml:"ingestion_tenant_shard_size"`
 	// MaxQueriersPerTenant is the tenant's shuffle shard of queriers in
@@ -126,6 +127,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-series-per-query", 0, "Maximum series a query may touch. 0 means unlimited.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "Delete a tenant's blocks in long-term storage once all of their samples are older than this. 0 keeps them. A per-tenant limit: the runtime configuration can set it per tenant.")
 	f.IntVar(&l.StoreGatewayTenantShardSize, "store-gateway.tenant-shard-size", 0, "The tenant's shard size with -store-gateway.sharding-strategy=shuffle-sharding: how many store-gateways of the ring hold its blocks. 0 means all of them.")
+	f.IntVar(&l.MaxDownloadedBytesPerRequest, "store-gateway.max-downloaded-bytes-per-request", 0, "The maximum number of data bytes to download per gRPC request in Store Gateway, including Series/LabelNames/LabelValues requests. 0 to disable.")
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "The tenant's shard size with -distributor.sharding-strategy=shuffle-sharding: how many ingesters of the ring receive its series and answer its queries. With -distributor.zone-awareness-enabled it is rounded up to a multiple of the zones, taking as many from each zone. 0 means all of them.")
 	f.Float64Var(&l.MaxQueriersPerTenant, "frontend.max-queriers-per-tenant", 0, "Maximum number of queriers that can handle requests for a single tenant, in the query-frontend's queue and the query-scheduler's: the tenant's queries go only to this subset of the connected queriers, the same subset in every frontend and scheduler. A value below 1 is a fraction of the connected queriers (at least one). 0 means every querier.")
 	f.IntVar(&l.RulerTenantShardSize, "ruler.tenant-shard-size", 0, "The tenant's shard size with -ruler.sharding-strategy=shuffle-sharding: how many rulers of the ring evaluate its rule groups. 0 means all of them.")
@@ -160,6 +162,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
 		return fmt.Errorf("accept_ha_samples needs two different labels in ha_cluster_label and ha_replica_label (-distributor.ha-tracker.cluster, -distributor.ha-tracker.replica), got %q and %q", l.HAClusterLabel, l.HAReplicaLabel)
+	}
+	if l.MaxDownloadedBytesPerRequest < 0 {
+		return fmt.Errorf("-store-gateway.max-downloaded-bytes-per-request must not be negative (0 disables the limit), got %d", l.MaxDownloadedBytesPerRequest)
 	}
 	if l.StoreGatewayTenantShardSize < 0 {
 		return fmt.Errorf("-store-gateway.tenant-shard-size must not be negative (0 means every store-gateway), got %d", l.StoreGatewayTenantShardSize)
