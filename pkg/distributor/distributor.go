@@ -54,6 +54,8 @@ type Config struct {
 	OTLP                      OTLPConfig `yaml:"otlp"`
 	// HATracker deduplicates the samples of HA Prometheus pairs.
 	HATracker ha.Config `yaml:"ha_tracker"`
+	// InstanceLimits are -distributor.instance-limits.*.
+	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 }
 
 // RegisterFlags registers the -distributor.* flags.
@@ -65,6 +67,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.RemoteWriteV2Enabled, "distributor.remote-writev2-enabled", true, "Accept Prometheus remote write 2.0 requests (Content-Type application/x-protobuf;proto=io.prometheus.write.v2.Request) on /api/v1/push. False answers them with 415, which tells a 2.0 sender to fall back to 1.0.")
 	c.registerOTLPFlags(f)
 	c.HATracker.RegisterFlags(f)
+	c.InstanceLimits.RegisterFlags(f)
 }
 
 // Validate checks the configuration.
@@ -82,6 +85,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.HATracker.Validate(); err != nil {
+		return err
+	}
+	if err := c.InstanceLimits.Validate(); err != nil {
 		return err
 	}
 	return nil
@@ -102,8 +108,9 @@ type Distributor struct {
 	watcher     *services.FailureWatcher
 	now         func() time.Time
 
-	tenants tenants
-	ha      *haDedup // nil without -distributor.ha-tracker.enable
+	tenants  tenants
+	instance *instanceLimiter
+	ha       *haDedup // nil without -distributor.ha-tracker.enable
 
 	requests    sync.Pool // *pushRequest: decoded remote-write requests
 	batches     sync.Pool // *batch: per-push scratch
@@ -139,6 +146,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 
 		otlpSettings: cfg.otlpSettings(),
 	}
+	d.instance = newInstanceLimiter(cfg.InstanceLimits, func() time.Time { return d.now() }, reg)
 	var err error
 	if d.subservices, err = services.NewManager(d.pool); err != nil {
 		return nil, fmt.Errorf("distributor: %w", err)
@@ -239,6 +247,12 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 			src.release()
 		}
 	}()
+
+	doneInstance, err := d.instance.admitPush()
+	if err != nil {
+		return writeStats{}, err
+	}
+	defer doneInstance()
 
 	now := d.now()
 	limits := d.limits.For(userID)
@@ -357,6 +371,7 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 		}
 	}
 	d.metrics.count(userID, &v.disc)
+	d.instance.rate.add(int64(n))
 	ts.samples.Add(float64(stats.samples + stats.histograms))
 	ts.exemplars.Add(float64(stats.exemplars))
 	ts.metadata.Add(float64(len(b.metadata)))

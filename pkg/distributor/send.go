@@ -62,7 +62,9 @@ func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *pro
 		wr.XXX_unrecognized = buf
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+	d.instance.inflightCalls.Add(1)
 	resp, err := c.Push(ctx, wr)
+	d.instance.inflightCalls.Add(-1)
 	cancel()
 
 	for _, kind := range [...]struct {
