@@ -9,11 +9,14 @@
 package api
 
 import (
+	"flag"
 	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/grafana/regexp"
 
 	"github.com/cortex-tls/cortex/pkg/querier/tenantfederation"
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -58,6 +61,8 @@ type API struct {
 	routes      []Route
 	// csrf guards the ring pages' "Forget" forms.
 	csrf *csrf
+	cfg  Config
+	cors *regexp.Regexp
 }
 
 // New returns an API that mounts its routes on mux. authEnabled is
@@ -66,6 +71,8 @@ type API struct {
 // not nil, apply the client identities' rights.
 func New(mux *http.ServeMux, authEnabled bool, target string, auth Auth) *API {
 	a := &API{mux: mux, authEnabled: authEnabled, target: target, auth: auth, csrf: newCSRF()}
+	a.cfg.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	a.cors, _ = compileCORSOrigin(a.cfg.CORSOrigin)
 	mux.HandleFunc("GET /{$}", a.serveIndex)
 	return a
 }
@@ -90,6 +97,7 @@ func (a *API) route(r Route, h http.Handler) {
 	if r.AllTenants && a.auth.AllTenants != nil {
 		h = a.auth.AllTenants(h)
 	}
+	h = a.compress(h)
 	if len(r.Methods) == 0 {
 		a.mux.Handle(r.Path, h)
 	} else {

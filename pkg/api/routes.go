@@ -26,6 +26,9 @@ var (
 // Server are the handlers every process serves, whatever its target.
 type Server struct {
 	Ready, Healthz, Metrics, Config, RuntimeConfig, Services http.Handler
+	// Instrumentation is -server.register-instrumentation: whether
+	// /metrics and /debug/pprof are served.
+	Instrumentation bool
 }
 
 // RegisterServer mounts the probe, metrics and introspection pages, and
@@ -34,10 +37,15 @@ type Server struct {
 func (a *API) RegisterServer(s Server) {
 	a.route(Route{Module: "server", Methods: get, Path: "/ready", Desc: "Readiness: 200 once every module of this process runs and can take traffic"}, s.Ready)
 	a.route(Route{Module: "server", Methods: get, Path: "/healthz", Desc: "Liveness: 200 while the process serves HTTP"}, s.Healthz)
-	a.route(Route{Module: "server", Methods: get, Path: "/metrics", Desc: "Prometheus metrics"}, s.Metrics)
+	if s.Instrumentation {
+		a.route(Route{Module: "server", Methods: get, Path: "/metrics", Desc: "Prometheus metrics"}, s.Metrics)
+	}
 	a.route(Route{Module: "server", Methods: get, Path: "/config", AllTenants: true, Desc: "The effective configuration, as YAML (?mode=diff: what differs from the defaults; ?mode=defaults)"}, s.Config)
 	a.route(Route{Module: "server", Methods: get, Path: "/runtime_config", AllTenants: true, Desc: "The runtime configuration in force: every tenant's overrides, multi_kv_config, ingester_limits (?mode=diff: what differs from the defaults)"}, s.RuntimeConfig)
 	a.route(Route{Module: "server", Methods: get, Path: "/services", Desc: "The state of each module"}, s.Services)
+	if !s.Instrumentation {
+		return
+	}
 	a.route(Route{Module: "server", Path: "/debug/pprof/", AllTenants: true, Desc: "Go profiles"}, http.HandlerFunc(pprof.Index))
 	a.route(Route{Module: "server", Path: "/debug/pprof/cmdline", AllTenants: true}, http.HandlerFunc(pprof.Cmdline))
 	a.route(Route{Module: "server", Path: "/debug/pprof/profile", AllTenants: true}, http.HandlerFunc(pprof.Profile))
@@ -116,12 +124,15 @@ var PrometheusAPIPaths = []struct {
 	{get, "/label/{name}/values", "Label values"},
 	{getPost, "/series", "Series"},
 	{get, "/metadata", "Metric metadata"},
-	{get, "/status/buildinfo", "Build information"},
+	{get, BuildInfoPath, "Build information (-api.build-info-enabled)"},
 	{get, "/status/tsdb", "Head statistics of the tenant's series in the ingesters"},
 	{post, "/read", "Prometheus remote read (SAMPLES and STREAMED_XOR_CHUNKS)"},
 	{getPost, "/format_query", "Format a PromQL expression"},
 	{getPost, "/parse_query", "A PromQL expression's syntax tree, as JSON"},
 }
+
+// BuildInfoPath is the build information's path under <prefix>/api/v1.
+const BuildInfoPath = "/status/buildinfo"
 
 // RegisterPrometheusAPI mounts the Prometheus API under each prefix
 // (-http.prometheus-http-prefix, then Cortex's legacy -http.prefix), served
@@ -134,7 +145,14 @@ func (a *API) RegisterPrometheusAPI(module string, prefixes []string, handler ht
 		if i > 0 {
 			h = underPrefix(prefix, prefixes[0], handler)
 		}
+		h = a.withCORS(h)
 		for _, p := range PrometheusAPIPaths {
+			if p.Path == BuildInfoPath && !a.cfg.BuildInfoEnabled {
+				// -api.build-info-enabled=false: not found, rather
+				// than reaching the querier by the route below.
+				a.route(Route{Module: module, Path: prefix + "/api/v1" + p.Path}, http.NotFoundHandler())
+				continue
+			}
 			desc := p.Desc
 			if i > 0 {
 				desc = "" // the same page under a second prefix
@@ -163,15 +181,18 @@ func (a *API) RegisterUserStats(h http.Handler, legacyPrefix string) {
 // amtool and Grafana's Alertmanager data source call) and its probes.
 func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {
 	h := am.Handler()
-	p := alertmanager.APIPrefix
+	if a.cfg.AlertmanagerHTTPPrefix != alertmanagerBase {
+		h = underPrefix(a.cfg.AlertmanagerHTTPPrefix, alertmanagerBase, h)
+	}
+	p := a.alertmanagerPath(alertmanager.APIPrefix)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/status", Tenant: true, Desc: "The tenant's Alertmanager status and configuration"}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/receivers", Tenant: true, Desc: "Receivers"}, h)
 	a.route(Route{Module: "alertmanager", Methods: getPost, Path: p + "/alerts", Tenant: true, Desc: "Alerts: list, or post new ones"}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/alerts/groups", Tenant: true, Desc: "Alert groups"}, h)
 	a.route(Route{Module: "alertmanager", Methods: getPost, Path: p + "/silences", Tenant: true, Desc: "Silences: list, or create one"}, h)
 	a.route(Route{Module: "alertmanager", Methods: []string{http.MethodGet, http.MethodDelete}, Path: p + "/silence/{id}", Tenant: true, Desc: "One silence: get or expire"}, h)
-	a.route(Route{Module: "alertmanager", Methods: get, Path: "/alertmanager/-/healthy", Tenant: true}, h)
-	a.route(Route{Module: "alertmanager", Methods: get, Path: "/alertmanager/-/ready", Tenant: true}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/-/healthy"), Tenant: true}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/-/ready"), Tenant: true}, h)
 	if am.ConfigAPIEnabled() {
 		a.route(Route{Module: "alertmanager", Methods: []string{http.MethodGet, http.MethodPost, http.MethodDelete}, Path: alertmanager.ConfigAPIPath, Tenant: true, Desc: "The tenant's Alertmanager configuration in the alertmanager storage"}, am.ConfigHandler())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -92,6 +93,60 @@ func (a *Authorizer) GRPCServerOptions() []grpc.ServerOption {
 			return handler(srv, ss)
 		}),
 	}
+}
+
+// AllTenantsGRPCServices guards the gRPC services named (their full names,
+// e.g. grpc.channelz.v1.Channelz), which see every tenant's connections:
+// with -auth.client-tenants-file only identities allowed every tenant ("*")
+// may call them.
+func (a *Authorizer) AllTenantsGRPCServices(services ...string) []grpc.ServerOption {
+	guarded := func(method string) bool {
+		for _, s := range services {
+			if strings.HasPrefix(method, "/"+s+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if guarded(info.FullMethod) {
+				if err := a.checkAllTenantsGRPC(ctx, info.FullMethod); err != nil {
+					return nil, err
+				}
+			}
+			return handler(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if guarded(info.FullMethod) {
+				if err := a.checkAllTenantsGRPC(ss.Context(), info.FullMethod); err != nil {
+					return err
+				}
+			}
+			return handler(srv, ss)
+		}),
+	}
+}
+
+func (a *Authorizer) checkAllTenantsGRPC(ctx context.Context, method string) error {
+	l := a.list.Load()
+	if l == nil {
+		return nil
+	}
+	if identity := grpcPeerIdentity(ctx); !l.all[identity] {
+		a.refusals.Inc()
+		return status.Error(codes.PermissionDenied, "client "+quote(identity)+" may not call "+method+", which sees every tenant's connections: only identities given \"*\" in -auth.client-tenants-file may")
+	}
+	return nil
+}
+
+func grpcPeerIdentity(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			return PeerIdentity(&info.State)
+		}
+	}
+	return ""
 }
 
 func (a *Authorizer) checkGRPC(ctx context.Context) error {

@@ -74,6 +74,7 @@ type Config struct {
 	AuthEnabled       bool                       `yaml:"auth_enabled"`
 	TLSReloadInterval time.Duration              `yaml:"tls_reload_interval"`
 	HTTPPrefix        string                     `yaml:"http_prefix"`
+	API               api.Config                 `yaml:"api"`
 	Server            server.Config              `yaml:"server"`
 	Distributor       distributor.Config         `yaml:"distributor"`
 	Querier           querier.Config             `yaml:"querier"`
@@ -108,6 +109,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require X-Scope-OrgID on every request to name the tenant. When false, everything belongs to the tenant \""+tenant.DefaultTenant+"\".")
 	c.registerHTTPPrefix(f)
 	f.DurationVar(&c.TLSReloadInterval, "tls.reload-interval", 10*time.Second, "How often every TLS certificate, key and CA file of the process is checked for changes and reloaded. 0 disables reloading.")
+	c.API.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
@@ -154,6 +156,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := validateHTTPPrefix(c.HTTPPrefix); err != nil {
+		return err
+	}
+	if err := c.API.Validate(); err != nil {
 		return err
 	}
 	store := c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store

@@ -49,7 +49,11 @@ func (t *Cortex) initAuth() (services.Service, error) {
 }
 
 func (t *Cortex) initServer() (services.Service, error) {
-	s, err := server.New(t.Cfg.Server, t.TLS, t.Logger, t.authorizer.GRPCServerOptions()...)
+	// channelz shows every connection's peer and certificate.
+	opts := append(t.authorizer.GRPCServerOptions(), t.authorizer.AllTenantsGRPCServices("grpc.channelz.v1.Channelz")...)
+	cfg := t.Cfg.Server
+	cfg.RequestLogHeaders, cfg.RequestIDHeader = t.Cfg.API.HTTPRequestHeadersToLog, t.Cfg.API.RequestIDHeader
+	s, err := server.New(cfg, t.TLS, t.Logger, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +68,9 @@ func (t *Cortex) initAPI() (services.Service, error) {
 		},
 		AllTenants: t.authorizer.AllTenantsMiddleware,
 	})
+	if err := t.API.Configure(t.Cfg.API); err != nil {
+		return nil, err
+	}
 	t.API.RegisterServer(api.Server{
 		Ready:         t.Server.ReadyHandler(),
 		Healthz:       t.Server.HealthzHandler(),
@@ -71,6 +78,8 @@ func (t *Cortex) initAPI() (services.Service, error) {
 		Config:        t.configHandler(),
 		RuntimeConfig: http.HandlerFunc(t.serveRuntimeConfig),
 		Services:      http.HandlerFunc(t.serveServices),
+
+		Instrumentation: t.Cfg.Server.RegisterInstrumentation,
 	})
 	return nil, nil
 }

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/grafana/dskit/services"
 	"google.golang.org/grpc"
+	channelzsvc "google.golang.org/grpc/channelz/service"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -31,8 +33,10 @@ import (
 
 // Config holds the server flags, -server.*, with Cortex's YAML names.
 type Config struct {
+	HTTPListenNetwork   string `yaml:"http_listen_network"`
 	HTTPListenAddress   string `yaml:"http_listen_address"`
 	HTTPListenPort      int    `yaml:"http_listen_port"`
+	GRPCListenNetwork   string `yaml:"grpc_listen_network"`
 	GRPCListenAddress   string `yaml:"grpc_listen_address"`
 	GRPCListenPort      int    `yaml:"grpc_listen_port"`
 	HealthListenAddress string `yaml:"health_listen_address"`
@@ -57,8 +61,30 @@ type Config struct {
 	GRPCMaxConcurrentStream uint          `yaml:"grpc_server_max_concurrent_streams"`
 	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
 
-	LogLevel  string `yaml:"log_level"`
-	LogFormat string `yaml:"log_format"`
+	GRPCNumStreamWorkers         int           `yaml:"grpc_server_num_stream_workers"`
+	GRPCMaxConnectionAge         time.Duration `yaml:"grpc_server_max_connection_age"`
+	GRPCMaxConnectionAgeGrace    time.Duration `yaml:"grpc_server_max_connection_age_grace"`
+	GRPCMinTimeBetweenPings      time.Duration `yaml:"grpc_server_min_time_between_pings"`
+	GRPCPingWithoutStreamAllowed bool          `yaml:"grpc_server_ping_without_stream_allowed"`
+	EnableChannelz               bool          `yaml:"enable_channelz"`
+
+	// RegisterInstrumentation is read by pkg/api, which mounts /metrics
+	// and /debug/pprof.
+	RegisterInstrumentation bool   `yaml:"register_instrumentation"`
+	PathPrefix              string `yaml:"http_path_prefix"`
+
+	LogLevel                     string `yaml:"log_level"`
+	LogFormat                    string `yaml:"log_format"`
+	LogSourceIPs                 bool   `yaml:"log_source_ips_enabled"`
+	LogSourceIPsHeader           string `yaml:"log_source_ips_header"`
+	LogSourceIPsRegex            string `yaml:"log_source_ips_regex"`
+	LogRequestHeaders            bool   `yaml:"log_request_headers"`
+	LogRequestAtInfoLevel        bool   `yaml:"log_request_at_info_level_enabled"`
+	LogRequestExcludeHeadersList string `yaml:"log_request_exclude_headers_list"`
+	// RequestLogHeaders and RequestIDHeader are -api.http-request-headers-to-log
+	// and -api.request-id-header, which pkg/cortex sets from the api block.
+	RequestLogHeaders []string `yaml:"-"`
+	RequestIDHeader   string   `yaml:"-"`
 
 	GOGC int `yaml:"gogc"`
 
@@ -69,6 +95,8 @@ type Config struct {
 
 // RegisterFlags registers the -server.* and -log.* flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.HTTPListenNetwork, "server.http-listen-network", "tcp", "HTTP server listen network: tcp, tcp4, tcp6 or unix. With unix, the socket's path is <address>:<port>, as in Cortex.")
+	f.StringVar(&c.GRPCListenNetwork, "server.grpc-listen-network", "tcp", "gRPC server listen network: tcp, tcp4, tcp6 or unix. With unix, the socket's path is <address>:<port>, as in Cortex.")
 	f.StringVar(&c.HTTPListenAddress, "server.http-listen-address", "", "HTTP server listen address. Empty means every interface.")
 	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 9009, "HTTP server listen port.")
 	f.StringVar(&c.GRPCListenAddress, "server.grpc-listen-address", "", "gRPC server listen address. Empty means every interface.")
@@ -95,8 +123,22 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message the server sends.")
 	f.UintVar(&c.GRPCMaxConcurrentStream, "server.grpc-max-concurrent-streams", 100, "Concurrent streams per gRPC connection.")
 	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "Time in-flight requests get to finish on shutdown.")
+	f.IntVar(&c.GRPCNumStreamWorkers, "server.grpc_server-num-stream-workers", 0, "Number of goroutines the gRPC server keeps to run incoming streams, instead of one new goroutine per stream. 0 starts a goroutine per stream.")
+	f.DurationVar(&c.GRPCMaxConnectionAge, "server.grpc.keepalive.max-connection-age", time.Duration(math.MaxInt64), "Close a gRPC connection after it has existed this long (clients re-dial), which spreads clients over servers added since. The default is infinity.")
+	f.DurationVar(&c.GRPCMaxConnectionAgeGrace, "server.grpc.keepalive.max-connection-age-grace", time.Duration(math.MaxInt64), "Time the calls still running on a connection past -server.grpc.keepalive.max-connection-age get before it is closed. The default is infinity.")
+	f.DurationVar(&c.GRPCMinTimeBetweenPings, "server.grpc.keepalive.min-time-between-pings", 10*time.Second, "Shortest interval between a client's keepalive pings: a client pinging more often gets GOAWAY (too_many_pings) and its connection is closed.")
+	f.BoolVar(&c.GRPCPingWithoutStreamAllowed, "server.grpc.keepalive.ping-without-stream-allowed", true, "Allow keepalive pings on a connection with no call in flight. When false, such a ping counts as too many pings and the connection is closed with GOAWAY.")
+	f.BoolVar(&c.EnableChannelz, "server.enable-channelz", false, "Serve gRPC's channelz service (grpc.channelz.v1.Channelz, for grpcdebug) on the gRPC port. It shows every connection's peer and certificate, so with -auth.client-tenants-file only identities allowed every tenant may call it.")
+	f.BoolVar(&c.RegisterInstrumentation, "server.register-instrumentation", true, "Serve /metrics and /debug/pprof on the HTTP port.")
+	f.StringVar(&c.PathPrefix, "server.path-prefix", "", "Base path of every HTTP route (e.g. /cortex): /cortex/ready, /cortex/api/v1/push, ... Paths outside it get 404. The probe port (-server.health-listen-port) keeps its paths.")
 	f.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
 	f.StringVar(&c.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+	f.BoolVar(&c.LogSourceIPs, "server.log-source-ips-enabled", false, "Add the client's source IPs (the peer address, and the Forwarded, X-Real-IP and X-Forwarded-For headers) to each HTTP request's log line, as sourceIPs.")
+	f.StringVar(&c.LogSourceIPsHeader, "server.log-source-ips-header", "", "Header that holds the source IPs, instead of Forwarded, X-Real-IP and X-Forwarded-For. Only with -server.log-source-ips-enabled.")
+	f.StringVar(&c.LogSourceIPsRegex, "server.log-source-ips-regex", "", "Regular expression whose first group is the source IP in -server.log-source-ips-header. Only with -server.log-source-ips-enabled.")
+	f.BoolVar(&c.LogRequestHeaders, "server.log-request-headers", false, "Add each HTTP request's headers to its log line (never Authorization, Cookie, X-Csrf-Token, X-Grafana-Id nor X-Access-Token).")
+	f.BoolVar(&c.LogRequestAtInfoLevel, "server.log-request-at-info-level-enabled", false, "Log each HTTP request at info level instead of debug. Failed requests (5xx) are logged at warn level either way.")
+	f.StringVar(&c.LogRequestExcludeHeadersList, "server.log-request-headers-exclude-list", "", "Comma-separated headers left out of the request log lines of -server.log-request-headers.")
 	f.IntVar(&c.GOGC, "server.gogc", 75, "Garbage collector target percentage (Go's GOGC): the heap may grow this much beyond live data before a collection. 75, Prometheus's default, keeps the ingesters' memory about 13% lower than Go's 100 for about 5% more CPU. The GOGC environment variable, when set, takes precedence. -1 turns the collector off.")
 }
 
@@ -140,6 +182,16 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 	if cfg.HTTPReadHeaderTimeout <= 0 {
 		cfg.HTTPReadHeaderTimeout = cfg.HTTPReadTimeout
 	}
+	if cfg.GRPCNumStreamWorkers < 0 {
+		return nil, fmt.Errorf("-server.grpc_server-num-stream-workers must be 0 (a goroutine per stream) or positive, got %d", cfg.GRPCNumStreamWorkers)
+	}
+	if err := validatePathPrefix(cfg.PathPrefix); err != nil {
+		return nil, err
+	}
+	requestLog, err := newRequestLog(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	httpTLS, err := tlsconfig.NewServer("http", "server.http", cfg.HTTPTLS, cfg.TLS, loader)
 	if err != nil {
 		return nil, err
@@ -157,15 +209,23 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvMsgSize),
 		grpc.MaxSendMsgSize(cfg.GRPCMaxSendMsgSize),
 		grpc.MaxConcurrentStreams(uint32(cfg.GRPCMaxConcurrentStream)),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             cfg.GRPCMinTimeBetweenPings,
+			PermitWithoutStream: cfg.GRPCPingWithoutStreamAllowed,
+		}),
 		// Bounds the TLS handshake and the HTTP/2 preface together.
 		grpc.ConnectionTimeout(handshakeTimeout(cfg.TLS) + cfg.HTTPReadHeaderTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			MaxConnectionIdle: cfg.GRPCMaxConnectionIdle,
-			Time:              cfg.GRPCKeepaliveTime,
-			Timeout:           cfg.GRPCKeepaliveTimeout,
+			MaxConnectionIdle:     cfg.GRPCMaxConnectionIdle,
+			MaxConnectionAge:      cfg.GRPCMaxConnectionAge,
+			MaxConnectionAgeGrace: cfg.GRPCMaxConnectionAgeGrace,
+			Time:                  cfg.GRPCKeepaliveTime,
+			Timeout:               cfg.GRPCKeepaliveTimeout,
 		}),
 		grpc.ForceServerCodecV2(grpccodec.Codec{}),
+	}
+	if cfg.GRPCNumStreamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(cfg.GRPCNumStreamWorkers)))
 	}
 	opts = append(opts, tenant.ServerInterceptors()...)
 	opts = append(opts, grpcOpts...)
@@ -174,11 +234,14 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 	}
 	s.GRPC = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+	if cfg.EnableChannelz {
+		channelzsvc.RegisterChannelzServiceToServer(s.GRPC)
+	}
 
-	if s.httpLis, err = listen("server.http-listen", cfg.HTTPListenAddress, cfg.HTTPListenPort); err != nil {
+	if s.httpLis, err = listen("server.http-listen", cfg.HTTPListenNetwork, cfg.HTTPListenAddress, cfg.HTTPListenPort); err != nil {
 		return nil, err
 	}
-	if s.grpcLis, err = listen("server.grpc-listen", cfg.GRPCListenAddress, cfg.GRPCListenPort); err != nil {
+	if s.grpcLis, err = listen("server.grpc-listen", cfg.GRPCListenNetwork, cfg.GRPCListenAddress, cfg.GRPCListenPort); err != nil {
 		s.httpLis.Close()
 		return nil, err
 	}
@@ -192,7 +255,7 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 	if cfg.healthListener != nil {
 		s.healthLis = limit(cfg.healthListener, cfg.HealthConnLimit)
 	} else if cfg.HealthListenPort != 0 {
-		if s.healthLis, err = listen("server.health-listen", cfg.HealthListenAddress, cfg.HealthListenPort); err != nil {
+		if s.healthLis, err = listen("server.health-listen", "tcp", cfg.HealthListenAddress, cfg.HealthListenPort); err != nil {
 			s.httpLis.Close()
 			s.grpcLis.Close()
 			return nil, err
@@ -204,7 +267,7 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 	requestsCtx, cancelRequests := context.WithCancel(context.Background())
 	s.cancelRequests = cancelRequests
 	s.httpServer = &http.Server{
-		Handler:           s.HTTP,
+		Handler:           requestLog.wrap(withPathPrefix(cfg.PathPrefix, s.HTTP)),
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
 		// The query routes move their own write deadline to
@@ -241,11 +304,18 @@ func handshakeTimeout(o tlsconfig.ServerOptions) time.Duration {
 	return o.HandshakeTimeout
 }
 
-func listen(flagPrefix, address string, port int) (net.Listener, error) {
+// listen binds network (tcp, tcp4, tcp6 or unix) at address:port; a unix
+// socket's path is address:port too, as dskit's server makes it.
+func listen(flagPrefix, network, address string, port int) (net.Listener, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return nil, fmt.Errorf("-%s-network=%q: must be tcp, tcp4, tcp6 or unix", flagPrefix, network)
+	}
 	addr := net.JoinHostPort(address, strconv.Itoa(port))
-	l, err := net.Listen("tcp", addr)
+	l, err := net.Listen(network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("-%s-address=%q -%s-port=%d: %w", flagPrefix, address, flagPrefix, port, err)
+		return nil, fmt.Errorf("-%s-network=%s -%s-address=%q -%s-port=%d: %w", flagPrefix, network, flagPrefix, address, flagPrefix, port, err)
 	}
 	return l, nil
 }

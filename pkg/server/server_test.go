@@ -37,6 +37,12 @@ type testServer struct {
 
 func startServer(t *testing.T, change func(*Config)) *testServer {
 	t.Helper()
+	return startServerLogging(t, slog.New(slog.DiscardHandler), change)
+}
+
+// startServerLogging is startServer logging to logger.
+func startServerLogging(t *testing.T, logger *slog.Logger, change func(*Config)) *testServer {
+	t.Helper()
 	pki := testkit.NewPKI(t, "test-ca")
 	srvLeaf, cliLeaf := pki.Server(t, "server"), pki.Client(t, "client")
 
@@ -49,7 +55,6 @@ func startServer(t *testing.T, change func(*Config)) *testServer {
 	if change != nil {
 		change(&cfg)
 	}
-	logger := slog.New(slog.DiscardHandler)
 	s, err := New(cfg, tlsconfig.NewLoader(logger, prometheus.NewRegistry()), logger)
 	if err != nil {
 		t.Fatal(err)
