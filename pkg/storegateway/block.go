@@ -9,9 +9,13 @@ import (
 	"hash/crc32"
 	"io"
 	"path"
+	"path/filepath"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -34,7 +38,9 @@ const (
 // thanosFiles is the part of meta.json listing the block's files and sizes,
 // which bounds chunk reads to the segment's end.
 type thanosFiles struct {
-	Thanos struct {
+	MinTime int64 `json:"minTime"`
+	MaxTime int64 `json:"maxTime"`
+	Thanos  struct {
 		Files []struct {
 			RelPath   string `json:"rel_path"`
 			SizeBytes int64  `json:"size_bytes"`
@@ -44,9 +50,21 @@ type thanosFiles struct {
 
 // block is one loaded block: its index is local, its chunks in the bucket.
 type block struct {
-	tenant    string
-	id        ulid.ULID
-	tb        *tsdb.Block
+	tenant string
+	id     ulid.ULID
+	dir    string
+	// minT and maxT are the block's time range, [minT, maxT).
+	minT, maxT int64
+
+	// mu guards tb, readers and closed. With lazy loading tb is nil until
+	// a query needs the index, and again once it was idle long enough.
+	mu       sync.Mutex
+	tb       *tsdb.Block
+	readers  int   // open queriers
+	lastUsed int64 // unix nanoseconds of the last querier opened or closed
+	closed   bool  // dropped: never opened again
+	lazy     *lazyLoading
+
 	bkt       objstore.BucketReader
 	indexSize int64
 	// segmentSizes are the chunk segment sizes meta.json gives, by
@@ -58,20 +76,95 @@ type block struct {
 	indexCache *indexCache
 }
 
-func newBlock(tenant string, id ulid.ULID, tb *tsdb.Block, bkt objstore.BucketReader, tm thanosFiles, indexSize int64, m *metrics, concurrency int) *block {
+func newBlock(tenant string, id ulid.ULID, dir string, tb *tsdb.Block, bkt objstore.BucketReader, tm thanosFiles, indexSize int64, m *metrics, concurrency int) *block {
 	sizes := map[string]int64{}
 	for _, f := range tm.Thanos.Files {
 		if f.SizeBytes > 0 {
 			sizes[f.RelPath] = f.SizeBytes
 		}
 	}
-	b := &block{tenant: tenant, id: id, tb: tb, bkt: bkt, indexSize: indexSize, segmentSizes: sizes, m: m, concurrency: concurrency}
+	b := &block{tenant: tenant, id: id, dir: dir, tb: tb, bkt: bkt, indexSize: indexSize, segmentSizes: sizes, m: m, concurrency: concurrency, lastUsed: time.Now().UnixNano()}
+	b.minT, b.maxT = tm.MinTime, tm.MaxTime
 	// A BucketStore reads through a storeBucket, which carries the index
 	// cache its Config sets up.
 	if sb, ok := bkt.(*storeBucket); ok {
 		b.indexCache = sb.indexCache
 	}
 	return b
+}
+
+// lazyLoading is what a lazily opened block reports its opening and
+// closing to.
+type lazyLoading struct {
+	loads, loadFailures, unloads prometheus.Counter
+	loadDuration                 prometheus.Histogram
+}
+
+// index opens the block's index for a querier, opening the block first
+// when it is closed (lazy loading). Each index must be released with
+// releaseIndex.
+func (b *block) index() (tsdb.IndexReader, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("tenant %s block %s: dropped", b.tenant, b.id)
+	}
+	if b.tb == nil {
+		start := time.Now()
+		tb, err := tsdb.OpenBlock(nil, b.dir, nil, nil)
+		if err != nil {
+			b.lazy.loadFailures.Inc()
+			return nil, fmt.Errorf("tenant %s block %s: opening local index %s: %w", b.tenant, b.id, filepath.Join(b.dir, indexFilename), err)
+		}
+		b.lazy.loads.Inc()
+		b.lazy.loadDuration.Observe(time.Since(start).Seconds())
+		b.tb = tb
+	}
+	ir, err := b.tb.Index()
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s block %s: opening index: %w", b.tenant, b.id, err)
+	}
+	b.readers++
+	b.lastUsed = time.Now().UnixNano()
+	return ir, nil
+}
+
+// releaseIndex closes an index index returned.
+func (b *block) releaseIndex(ir tsdb.IndexReader) error {
+	err := ir.Close()
+	b.mu.Lock()
+	b.readers--
+	b.lastUsed = time.Now().UnixNano()
+	b.mu.Unlock()
+	return err
+}
+
+// unloadIfIdle closes the block's index when no querier has used it since
+// idleSince (unix nanoseconds); it reports whether it did.
+func (b *block) unloadIfIdle(idleSince int64) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tb == nil || b.readers > 0 || b.lastUsed > idleSince {
+		return false, nil
+	}
+	err := b.tb.Close()
+	b.tb = nil
+	b.lazy.unloads.Inc()
+	return true, err
+}
+
+// close closes the block for good, waiting for its queriers to be closed.
+func (b *block) close() error {
+	b.mu.Lock()
+	tb := b.tb
+	b.tb, b.closed = nil, true
+	b.mu.Unlock()
+	if tb == nil {
+		return nil
+	}
+	// Close waits for the queriers still reading the index; they release
+	// it without b.mu held here.
+	return tb.Close()
 }
 
 // cacheKey names the block in index cache keys: IDs are unique across

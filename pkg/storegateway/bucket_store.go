@@ -49,6 +49,9 @@ type BucketStore struct {
 	limits *limits
 	// matchers is the matchers cache of the gRPC calls; nil: none.
 	matchers *matchersCache
+	lazy     *lazyLoading
+	// stopIdle stops the unloading of idle blocks; nil: not running.
+	stopIdle func()
 
 	// filter, when set, says which blocks this store-gateway serves: its
 	// share of them on the sharding ring.
@@ -87,7 +90,8 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
-	return &BucketStore{
+	s := &BucketStore{
+		lazy:     newLazyLoading(reg),
 		matchers: mc,
 		cfg:      cfg,
 		bkt:      sb,
@@ -96,7 +100,11 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 		limits:   newLimits(cfg, logger, reg),
 		tenants:  sb.opts.tenants,
 		blocks:   map[string]map[ulid.ULID]*block{},
-	}, nil
+	}
+	if cfg.IndexHeaderLazyLoadingEnabled && cfg.IndexHeaderLazyLoadingIdleTimeout > 0 {
+		s.startIdleUnloading()
+	}
+	return s, nil
 }
 
 // BlockFilter reports whether a store-gateway serves a tenant's block;
@@ -517,16 +525,20 @@ func (s *BucketStore) openLocal(tenant string, rb remoteBlock, dir string, tm th
 	if !bytes.Equal(local, rb.meta) {
 		return nil, fmt.Errorf("tenant %s block %s: local %s differs from the bucket's", tenant, rb.id, metaFilename)
 	}
-	tb, err := tsdb.OpenBlock(nil, dir, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("tenant %s block %s: opening local index %s: %w", tenant, rb.id, filepath.Join(dir, indexFilename), err)
-	}
 	st, err := os.Stat(filepath.Join(dir, indexFilename))
 	if err != nil {
-		_ = tb.Close()
 		return nil, fmt.Errorf("tenant %s block %s: %w", tenant, rb.id, err)
 	}
-	return newBlock(tenant, rb.id, tb, s.bkt, tm, st.Size(), s.m, s.cfg.ChunkFetchConcurrency), nil
+	var tb *tsdb.Block
+	// With lazy loading the index is opened by the first query.
+	if !s.cfg.IndexHeaderLazyLoadingEnabled {
+		if tb, err = tsdb.OpenBlock(nil, dir, nil, nil); err != nil {
+			return nil, fmt.Errorf("tenant %s block %s: opening local index %s: %w", tenant, rb.id, filepath.Join(dir, indexFilename), err)
+		}
+	}
+	b := newBlock(tenant, rb.id, dir, tb, s.bkt, tm, st.Size(), s.m, s.cfg.ChunkFetchConcurrency)
+	b.lazy = s.lazy
+	return b, nil
 }
 
 // download writes the block's index, an empty chunks folder (the TSDB's
@@ -593,7 +605,7 @@ func (s *BucketStore) dropBlocks(tenant string, keep map[ulid.ULID]bool) {
 	for _, b := range drop {
 		s.m.blocksLoaded.Dec()
 		// Close waits for the queriers still reading the block's index.
-		err := b.tb.Close()
+		err := b.close()
 		if err == nil {
 			err = os.RemoveAll(s.localDir(tenant, b.id))
 		}
@@ -647,12 +659,16 @@ func (s *BucketStore) removeStaleLocalBlocks() {
 // Close closes every loaded block, keeping the local copies for the next
 // start.
 func (s *BucketStore) Close() error {
+	if s.stopIdle != nil {
+		s.stopIdle()
+		s.stopIdle = nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for tenant, blocks := range s.blocks {
 		for id, b := range blocks {
-			if err := b.tb.Close(); err != nil {
+			if err := b.close(); err != nil {
 				errs = append(errs, fmt.Errorf("tenant %s block %s: closing: %w", tenant, id, err))
 			}
 			s.m.blocksLoaded.Dec()
@@ -717,9 +733,8 @@ func (s *BucketStore) selectBlockQueriers(tenant string, mint, maxt int64, only 
 		held []ulid.ULID
 	)
 	open := func(b *block) error {
-		meta := b.tb.Meta()
 		// A block's MaxTime is exclusive.
-		if meta.MinTime > maxt || meta.MaxTime <= mint {
+		if b.minT > maxt || b.maxT <= mint {
 			return nil
 		}
 		q, err := newBlockQuerier(b, mint, maxt, s.limits, s.cfg.SeriesBatchSize)

@@ -55,6 +55,14 @@ type Config struct {
 
 	TokenBucketBytesLimiter TokenBucketBytesLimiterConfig `yaml:"token_bucket_bytes_limiter"`
 
+	// IndexHeaderLazyLoadingEnabled opens a block's local index only when
+	// a query needs it, rather than at load; with
+	// IndexHeaderLazyLoadingIdleTimeout > 0 it is closed again once no
+	// query used it for that long. Prometheus has no index-header, so the
+	// whole index is what is opened and mapped.
+	IndexHeaderLazyLoadingEnabled     bool          `yaml:"index_header_lazy_loading_enabled"`
+	IndexHeaderLazyLoadingIdleTimeout time.Duration `yaml:"index_header_lazy_loading_idle_timeout"`
+
 	IndexCache    IndexCacheConfig    `yaml:"index_cache"`
 	ChunksCache   ChunksCacheConfig   `yaml:"chunks_cache"`
 	MetadataCache MetadataCacheConfig `yaml:"metadata_cache"`
@@ -79,6 +87,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Uint64Var(&c.MaxChunkPoolBytes, "blocks-storage.bucket-store.max-chunk-pool-bytes", 2<<30, "Max size - in bytes - of a chunks pool, used to reduce memory allocations. The pool is shared across all tenants. 0 to disable the limit.")
 	f.IntVar(&c.MatchersCacheMaxItems, "blocks-storage.bucket-store.matchers-cache-max-items", 0, "Maximum number of entries in the regex matchers cache. 0 to disable.")
 	c.TokenBucketBytesLimiter.RegisterFlags(f)
+	f.BoolVar(&c.IndexHeaderLazyLoadingEnabled, "blocks-storage.bucket-store.index-header-lazy-loading-enabled", false, "If enabled, store-gateway will lazily memory-map an index-header only once required by a query. Here the index-header is the block's whole local index.")
+	f.DurationVar(&c.IndexHeaderLazyLoadingIdleTimeout, "blocks-storage.bucket-store.index-header-lazy-loading-idle-timeout", 20*time.Minute, "If index-header lazy loading is enabled and this setting is > 0, the store-gateway will release memory-mapped index-headers after 'idle timeout' inactivity.")
 	c.IndexCache.RegisterFlags(f)
 	c.ChunksCache.RegisterFlags(f)
 	c.MetadataCache.RegisterFlags(f)
@@ -143,6 +153,8 @@ func (c *Config) Validate() error {
 		return errors.New("-blocks-storage.bucket-store.max-inflight-requests must not be negative (0 disables the limit)")
 	case c.SeriesBatchSize <= 0:
 		return errors.New("-blocks-storage.bucket-store.series-batch-size must be positive")
+	case c.IndexHeaderLazyLoadingIdleTimeout < 0:
+		return errors.New("-blocks-storage.bucket-store.index-header-lazy-loading-idle-timeout must not be negative (0 keeps loaded indexes open)")
 	case c.MatchersCacheMaxItems < 0:
 		return errors.New("-blocks-storage.bucket-store.matchers-cache-max-items must not be negative (0 disables the cache)")
 	}

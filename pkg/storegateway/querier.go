@@ -35,10 +35,11 @@ type blockQuerier struct {
 
 func newBlockQuerier(b *block, mint, maxt int64, l *limits, batchSize int) (*blockQuerier, error) {
 	// Index counts the querier as a reader, so that dropping the block
-	// waits for the querier to be closed.
-	ir, err := b.tb.Index()
+	// waits for the querier to be closed, and keeps a lazily loaded block
+	// open until it is.
+	ir, err := b.index()
 	if err != nil {
-		return nil, fmt.Errorf("tenant %s block %s: opening index: %w", b.tenant, b.id, err)
+		return nil, err
 	}
 	return &blockQuerier{b: b, ir: ir, mint: mint, maxt: maxt, batchSize: batchSize, held: heldChunkBytes{limits: l}}, nil
 }
@@ -47,7 +48,7 @@ func newBlockQuerier(b *block, mint, maxt int64, l *limits, batchSize int) (*blo
 // harmless, as the index's reader count must drop only once.
 func (q *blockQuerier) Close() error {
 	q.closeOnce.Do(func() {
-		q.closeErr = q.ir.Close()
+		q.closeErr = q.b.releaseIndex(q.ir)
 		q.held.release()
 	})
 	return q.closeErr
