@@ -80,7 +80,7 @@ func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
 			return err
 		}
 	}
-	idx, partials, err := bucketindex.NewUpdater(c.bkt, tenant, c.logger).UpdateIndex(ctx, old)
+	idx, partials, err := bucketindex.NewUpdater(c.bkt, tenant, c.logger).WithConcurrency(c.cfg.MetaSyncConcurrency).UpdateIndex(ctx, old)
 	if err != nil {
 		return err
 	}

@@ -19,10 +19,12 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/thanos-io/objstore"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
 // compactSubdir is the compactor's own directory under -compactor.data-dir:
@@ -50,6 +52,12 @@ type Compactor struct {
 	// ring shards the tenants over the compactors; nil: this compactor
 	// owns every tenant.
 	ring *shardring.Member
+	// shardSize is each tenant's -compactor.tenant-shard-size, for the
+	// shuffle-sharding strategy; nil: the whole ring.
+	shardSize func(tenant string) float64
+	// allowed are the tenants of -compactor.enabled-tenants and
+	// -disabled-tenants.
+	allowed *tenantfilter.Allowed
 
 	mu sync.Mutex
 	// indexes are the tenants' last bucket indexes, so that an update
@@ -84,6 +92,7 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		tsdbMetrics: tsdb.NewCompactorMetrics(nil),
 		chunkPool:   chunkenc.NewPool(),
 		indexes:     map[string]*bucketindex.Index{},
+		allowed:     tenantfilter.New(cfg.EnabledTenants, cfg.DisabledTenants),
 	}
 	for _, o := range opts {
 		o(c)
@@ -143,11 +152,12 @@ func (c *Compactor) runCleanup(ctx context.Context) {
 	}
 }
 
-// tenants lists the tenants with a directory in the bucket.
+// tenants lists the tenants with a directory in the bucket that
+// -compactor.enabled-tenants and -disabled-tenants allow.
 func (c *Compactor) tenants(ctx context.Context) ([]string, error) {
 	var tenants []string
 	err := c.bkt.Iter(ctx, "", func(name string) error {
-		if t, ok := strings.CutSuffix(name, "/"); ok && t != "" && t != "." && t != ".." && t != bucketindex.GlobalMarkersDir {
+		if t, ok := strings.CutSuffix(name, "/"); ok && t != "" && t != "." && t != ".." && t != bucketindex.GlobalMarkersDir && c.allowed.IsAllowed(t) {
 			tenants = append(tenants, t)
 		}
 		return nil
@@ -261,7 +271,7 @@ func (c *Compactor) compactTenantWithRetries(ctx context.Context, tenant string)
 }
 
 func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
-	updater := bucketindex.NewUpdater(c.bkt, tenant, c.logger)
+	updater := bucketindex.NewUpdater(c.bkt, tenant, c.logger).WithConcurrency(c.cfg.MetaSyncConcurrency)
 	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
 	defer func() {
 		// Only the tenant's now empty work directory: jobs remove their own.
@@ -277,9 +287,10 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
 			return err
 		}
 		c.setIndex(tenant, idx)
+		fresh := ulid.Timestamp(time.Now().Add(-c.cfg.ConsistencyDelay))
 		candidates := slices.DeleteFunc(idx.ActiveBlocks(), func(b *bucketindex.Block) bool {
 			_, skip := noCompact[b.ID]
-			return skip
+			return skip || (c.cfg.ConsistencyDelay > 0 && b.ID.Time() > fresh)
 		})
 		job := plan(c.cfg.BlockRanges.ToMilliseconds(), candidates)
 		if job == nil {
@@ -329,11 +340,16 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 
 	start := time.Now()
 	dirs := make([]string, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.cfg.BlocksFetchConcurrency)
 	for i, id := range ids {
 		dirs[i] = filepath.Join(jobDir, id.String())
-		if err := block.Download(ctx, tbkt, id, dirs[i]); err != nil {
-			return fmt.Errorf("tenant %q: %w", tenant, err)
-		}
+		g.Go(func() error {
+			return block.DownloadConcurrently(gctx, tbkt, id, dirs[i], c.cfg.BlockFilesConcurrency)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("tenant %q: %w", tenant, err)
 	}
 	downloaded := time.Since(start)
 
@@ -364,7 +380,7 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 			Labels: map[string]string{block.TenantIDExternalLabel: tenant},
 			Source: block.SourceCompactor,
 		}
-		if err := block.Upload(ctx, tbkt, dir, thanos); err != nil {
+		if err := block.UploadConcurrently(ctx, tbkt, dir, thanos, c.cfg.BlockFilesConcurrency); err != nil {
 			// What was uploaded is the compactor's own and unread (no
 			// meta.json): removed now rather than left as a partial
 			// block that nothing would ever delete.

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grafana/dskit/flagext"
 	"gopkg.in/yaml.v3"
 
 	"github.com/cortex-tls/cortex/pkg/shardring"
@@ -36,11 +37,61 @@ type Config struct {
 	DeletionDelay         time.Duration `yaml:"deletion_delay"`
 	TenantCleanupDelay    time.Duration `yaml:"tenant_cleanup_delay"`
 
+	// ConsistencyDelay keeps blocks younger than this (by their ULID's
+	// time, when the block was cut) out of compaction, so that a bucket
+	// that lists objects late is not compacted half seen.
+	ConsistencyDelay time.Duration `yaml:"consistency_delay"`
+	// MetaSyncConcurrency is how many meta.json files and deletion marks
+	// an update of a tenant's bucket index reads at once.
+	MetaSyncConcurrency int `yaml:"meta_sync_concurrency"`
+	// BlocksFetchConcurrency is how many source blocks of a compaction
+	// download at once; BlockFilesConcurrency how many files of one block
+	// download or upload at once.
+	BlocksFetchConcurrency int `yaml:"blocks_fetch_concurrency"`
+	BlockFilesConcurrency  int `yaml:"block_files_concurrency"`
+
+	// EnabledTenants, when not empty, are the only tenants compacted and
+	// cleaned up; DisabledTenants are never.
+	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
+	DisabledTenants flagext.StringSliceCSV `yaml:"disabled_tenants"`
+
 	// ShardingEnabled shards the tenants over the compactors of the
 	// -compactor.ring.* ring: each compacts and cleans up the tenants it
 	// owns.
-	ShardingEnabled bool             `yaml:"sharding_enabled"`
-	ShardingRing    shardring.Config `yaml:"sharding_ring"`
+	ShardingEnabled bool       `yaml:"sharding_enabled"`
+	ShardingRing    RingConfig `yaml:"sharding_ring"`
+	// ShardingStrategy is default (each tenant has one compactor of the
+	// whole ring) or shuffle-sharding (each tenant's compactor is taken
+	// from its shuffle shard of -compactor.tenant-shard-size compactors).
+	ShardingStrategy string `yaml:"sharding_strategy"`
+}
+
+// RingConfig is the compactor ring: the ring settings every sharding
+// ring has, and Cortex's compactor-only ones.
+type RingConfig struct {
+	shardring.Config `yaml:",inline"`
+	// AutoForgetDelay is how long a compactor may go without a heartbeat
+	// before the others remove it from the ring, so that its tenants go
+	// to the others; 0 never removes it.
+	AutoForgetDelay time.Duration `yaml:"auto_forget_delay"`
+	// UnregisterOnShutdown takes the compactor out of the ring when it
+	// stops; false leaves it, and its tenants, to be taken back by its
+	// restart.
+	UnregisterOnShutdown bool `yaml:"unregister_on_shutdown"`
+	// WaitActiveInstanceTimeout bounds the wait, at startup, for this
+	// compactor to show ACTIVE in the ring.
+	WaitActiveInstanceTimeout time.Duration `yaml:"wait_active_instance_timeout"`
+}
+
+// MemberConfig is the ring membership's configuration, with the
+// compactor's settings applied.
+func (c RingConfig) MemberConfig() shardring.Config {
+	out := c.Config
+	forget := c.AutoForgetDelay
+	out.AutoForgetDelay = &forget
+	out.KeepInstanceInTheRingOnShutdown = out.KeepInstanceInTheRingOnShutdown || !c.UnregisterOnShutdown
+	out.WaitActiveTimeout = c.WaitActiveInstanceTimeout
+	return out
 }
 
 // Ring settings, as Cortex's compactor ring.
@@ -75,6 +126,16 @@ func (cfg *Config) RegisterFlags(f *flag.FlagSet) {
 		WaitStabilityMaxDuration: 5 * time.Minute,
 		NumTokens:                ringNumTokens,
 	}, f)
+	f.DurationVar(&cfg.ShardingRing.AutoForgetDelay, "compactor.auto-forget-delay", 2*cfg.ShardingRing.HeartbeatTimeout, "Time since last heartbeat before compactor will be removed from ring. 0 to disable")
+	f.BoolVar(&cfg.ShardingRing.UnregisterOnShutdown, RingFlagPrefix+".unregister-on-shutdown", true, "Unregister the compactor during shutdown if true.")
+	f.DurationVar(&cfg.ShardingRing.WaitActiveInstanceTimeout, RingFlagPrefix+".wait-active-instance-timeout", 10*time.Minute, "Timeout for waiting on compactor to become ACTIVE in the ring.")
+	f.StringVar(&cfg.ShardingStrategy, "compactor.sharding-strategy", shardring.StrategyDefault, fmt.Sprintf("The sharding strategy to use. Supported values are: %s, %s.", shardring.StrategyDefault, shardring.StrategyShuffle))
+	f.DurationVar(&cfg.ConsistencyDelay, "compactor.consistency-delay", 0, "Minimum age of fresh (non-compacted) blocks before they are being processed.")
+	f.IntVar(&cfg.MetaSyncConcurrency, "compactor.meta-sync-concurrency", 20, "Number of Go routines to use when syncing block meta files from the long term storage.")
+	f.IntVar(&cfg.BlockFilesConcurrency, "compactor.block-files-concurrency", 10, "Number of goroutines to use when fetching/uploading block files from object storage.")
+	f.IntVar(&cfg.BlocksFetchConcurrency, "compactor.blocks-fetch-concurrency", 3, "Number of goroutines to use when fetching blocks from object storage when compacting.")
+	f.Var(&cfg.EnabledTenants, "compactor.enabled-tenants", "Comma separated list of tenants that can be compacted. If specified, only these tenants will be compacted by compactor, otherwise all tenants can be compacted. Subject to sharding.")
+	f.Var(&cfg.DisabledTenants, "compactor.disabled-tenants", "Comma separated list of tenants that cannot be compacted by this compactor. If specified, and compactor would normally pick given tenant for compaction (via -compactor.enabled-tenants or sharding), it will be ignored instead.")
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -119,9 +180,30 @@ func (cfg *Config) Validate() error {
 	if cfg.TenantCleanupDelay < 0 {
 		return fmt.Errorf("-compactor.tenant-cleanup-delay must not be negative, got %s", cfg.TenantCleanupDelay)
 	}
+	if cfg.ConsistencyDelay < 0 {
+		return fmt.Errorf("-compactor.consistency-delay must not be negative, got %s", cfg.ConsistencyDelay)
+	}
+	for name, v := range map[string]int{
+		"-compactor.meta-sync-concurrency":    cfg.MetaSyncConcurrency,
+		"-compactor.block-files-concurrency":  cfg.BlockFilesConcurrency,
+		"-compactor.blocks-fetch-concurrency": cfg.BlocksFetchConcurrency,
+	} {
+		if v < 1 {
+			return fmt.Errorf("%s must be at least 1, got %d", name, v)
+		}
+	}
+	if err := shardring.ValidateStrategy("compactor.sharding-strategy", cfg.ShardingStrategy); err != nil {
+		return err
+	}
 	if cfg.ShardingEnabled {
 		if err := cfg.ShardingRing.Validate(); err != nil {
 			return fmt.Errorf("-compactor.sharding-enabled: %w", err)
+		}
+		if cfg.ShardingRing.AutoForgetDelay < 0 {
+			return fmt.Errorf("-compactor.auto-forget-delay must not be negative (0 disables it), got %s", cfg.ShardingRing.AutoForgetDelay)
+		}
+		if cfg.ShardingRing.WaitActiveInstanceTimeout <= 0 {
+			return fmt.Errorf("-compactor.ring.wait-active-instance-timeout must be positive, got %s", cfg.ShardingRing.WaitActiveInstanceTimeout)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"net/http"
 
 	"github.com/grafana/dskit/ring"
@@ -23,6 +24,24 @@ func WithRing(member *shardring.Member) Option {
 	return func(c *Compactor) { c.ring = member }
 }
 
+// WithTenantShardSize gives each tenant's -compactor.tenant-shard-size:
+// with -compactor.sharding-strategy=shuffle-sharding, a tenant's compactor
+// is taken from the tenant's shuffle shard of that many compactors (0:
+// the whole ring).
+func WithTenantShardSize(size func(tenant string) float64) Option {
+	return func(c *Compactor) { c.shardSize = size }
+}
+
+// tenantShardSize is the tenant's shard size in compactors: a value below
+// 1 is a fraction of the ring's instances, rounded up, as in Cortex.
+func (c *Compactor) tenantShardSize(tenant string) int {
+	v := c.shardSize(tenant)
+	if v < 1 {
+		return int(math.Ceil(v * float64(c.ring.Ring().InstancesCount())))
+	}
+	return int(math.Ceil(v))
+}
+
 // tenantHash is the tenant's token in the ring, fnv32a of its ID as in
 // Cortex.
 func tenantHash(tenant string) uint32 {
@@ -37,9 +56,13 @@ func (c *Compactor) ownedTenants(tenants []string) []string {
 	if c.ring == nil {
 		return tenants
 	}
+	shards := shardring.TenantShards{Strategy: c.cfg.ShardingStrategy}
+	if c.shardSize != nil {
+		shards.ShardSize = c.tenantShardSize
+	}
 	owned := make([]string, 0, len(tenants))
 	for _, t := range tenants {
-		ok, err := c.ring.Owns(tenantHash(t), ringOp)
+		ok, err := c.owns(shards.Ring(c.ring.Ring(), t), t)
 		if err != nil {
 			c.logger.Warn("finding the tenant's compactor in the ring; skipping the tenant", "user", t, "err", err)
 			continue
@@ -49,6 +72,16 @@ func (c *Compactor) ownedTenants(tenants []string) []string {
 		}
 	}
 	return owned
+}
+
+// owns reports whether this compactor is the tenant's in r, the whole
+// ring or the tenant's shuffle shard of it.
+func (c *Compactor) owns(r ring.ReadRing, tenant string) (bool, error) {
+	rs, err := r.Get(tenantHash(tenant), ringOp, nil, nil, nil)
+	if err != nil {
+		return false, err
+	}
+	return rs.Includes(c.ring.Addr()), nil
 }
 
 func (c *Compactor) joinRing(ctx context.Context) error {

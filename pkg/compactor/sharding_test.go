@@ -47,7 +47,7 @@ func TestShardingSplitsTenants(t *testing.T) {
 		cfg.ShardingRing.HeartbeatPeriod = 100 * time.Millisecond
 		cfg.ShardingRing.WaitStabilityMinDuration = 0
 		cfg.DeletionDelay = time.Hour
-		m, err := shardring.NewMember(cfg.ShardingRing, RingName, RingKey, store, "127.0.0.1", 9000+i, ring.ACTIVE, discard, prometheus.NewRegistry())
+		m, err := shardring.NewMember(cfg.ShardingRing.MemberConfig(), RingName, RingKey, store, "127.0.0.1", 9000+i, ring.ACTIVE, discard, prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}

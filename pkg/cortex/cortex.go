@@ -49,6 +49,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
 	"github.com/cortex-tls/cortex/pkg/scheduler"
 	"github.com/cortex-tls/cortex/pkg/server"
+	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -185,6 +186,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ruler.Sharding.EnableSharding && c.Ruler.Sharding.Ring.KVStore.Store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.runs(Ruler) {
 		return fmt.Errorf("-ruler.ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use memberlist, consul or etcd", c.Target.String())
+	}
+	if c.Compactor.ShardingEnabled && c.Compactor.ShardingStrategy == shardring.StrategyShuffle && c.Limits.CompactorTenantShardSize <= 0 {
+		return fmt.Errorf("-compactor.sharding-strategy=%s needs -compactor.tenant-shard-size above 0, got %v", shardring.StrategyShuffle, c.Limits.CompactorTenantShardSize)
 	}
 	if c.Compactor.ShardingEnabled && c.Compactor.ShardingRing.KVStore.Store == "inmemory" && !slices.Equal(c.Target, []string{All}) && c.runs(Compactor) {
 		return fmt.Errorf("-compactor.ring.store=inmemory only works when every component runs in one process (-target=all), but -target=%s: use memberlist, consul or etcd", c.Target.String())

@@ -29,7 +29,8 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 		return time.Duration(t.Overrides.For(tenant).CompactorBlocksRetentionPeriod)
 	}
 	logger := t.Logger.With("component", Compactor)
-	opts := []compactor.Option{compactor.WithRetention(retention)}
+	shardSize := func(tenant string) float64 { return t.Overrides.For(tenant).CompactorTenantShardSize }
+	opts := []compactor.Option{compactor.WithRetention(retention), compactor.WithTenantShardSize(shardSize)}
 	if t.Cfg.Compactor.ShardingEnabled {
 		m, err := t.compactorRingMember(logger)
 		if err != nil {
@@ -49,7 +50,7 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 // ring, advertising the gRPC server as the ingester does (advertisedGRPC)
 // unless -compactor.ring.instance-addr and -instance-port say otherwise.
 func (t *Cortex) compactorRingMember(logger *slog.Logger) (*shardring.Member, error) {
-	cfg := t.Cfg.Compactor.ShardingRing
+	cfg := t.Cfg.Compactor.ShardingRing.MemberConfig()
 	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
 	if cfg.KVStore.Store == "memberlist" && t.gossip == nil {
 		return nil, fmt.Errorf("compactor ring: -%s.store=memberlist but the gossip KV is not running", compactor.RingFlagPrefix)

@@ -92,19 +92,6 @@ func (c *Config) validateSingleChoices() error {
 // path, the struct its own. A Move without File is a struct field Cortex's
 // file has no key for.
 var keyMoves = []config.Move{
-	// Cortex nests the ingester client's gRPC settings.
-	{File: "ingester_client.grpc_client_config.max_recv_msg_size", Struct: "ingester_client.grpc_max_recv_msg_size"},
-	{File: "ingester_client.grpc_client_config.max_send_msg_size", Struct: "ingester_client.grpc_max_send_msg_size"},
-	{File: "ingester_client.grpc_client_config.grpc_compression", Struct: "ingester_client.grpc_compression"},
-	{File: "ingester_client.grpc_client_config.tls_enabled", Struct: "ingester_client.tls_enabled"},
-	{File: "ingester_client.grpc_client_config.tls_cert_path", Struct: "ingester_client.tls_cert_path"},
-	{File: "ingester_client.grpc_client_config.tls_key_path", Struct: "ingester_client.tls_key_path"},
-	{File: "ingester_client.grpc_client_config.tls_ca_path", Struct: "ingester_client.tls_ca_path"},
-	{File: "ingester_client.grpc_client_config.tls_server_name", Struct: "ingester_client.tls_server_name"},
-	{File: "ingester_client.grpc_client_config.tls_insecure_skip_verify", Struct: "ingester_client.tls_insecure_skip_verify"},
-	{File: "ingester_client.grpc_client_config.tls_cipher_suites", Struct: "ingester_client.tls_cipher_suites"},
-	{File: "ingester_client.grpc_client_config.tls_min_version", Struct: "ingester_client.tls_min_version"},
-	{File: "ingester_client.grpc_client_config.tls_common_name_fallback", Struct: "ingester_client.tls_common_name_fallback"},
 	{File: "distributor.pool.health_check_ingesters", Struct: "ingester_client.health_check_ingesters"},
 	// Cortex's query_range block holds the query-frontend's splitting,
 	// retries and results cache.

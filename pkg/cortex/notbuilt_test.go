@@ -116,7 +116,7 @@ server:
 func TestConfigFileRefusals(t *testing.T) {
 	for _, tc := range []struct{ name, content, want string }{
 		{"unknown key, full path", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: memberlist\n        foo: 1\n", "unknown key ingester.lifecycler.ring.kvstore.foo (line 6)"},
-		{"this system's old spelling", "ingester_client:\n  tls_cert_path: c.crt\n", "unknown key ingester_client.tls_cert_path (line 2): the configuration file reference names it ingester_client.grpc_client_config.tls_cert_path"},
+		{"this system's old spelling", "frontend:\n  split_queries_by_interval: 1h\n", "unknown key frontend.split_queries_by_interval (line 2): the configuration file reference names it query_range.split_queries_by_interval"},
 		{"a ring with fixed tokens", "store_gateway:\n  sharding_ring:\n    num_tokens: 5\n", "unknown key store_gateway.sharding_ring.num_tokens (line 3)"},
 		{"Cortex's deprecated key", "blocks_storage:\n  tsdb:\n    max_exemplars: 5\n", "key blocks_storage.tsdb.max_exemplars (line 3): deprecated in Cortex: set limits.max_exemplars"},
 		{"a ring without replication", "compactor:\n  sharding_ring:\n    replication_factor: 2\n", "unknown key compactor.sharding_ring.replication_factor (line 3)"},
@@ -239,15 +239,15 @@ func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
 		configsSwitch = "the configs database schema is built into the binary and migrated at startup; the notification switches belong to Weave Cloud's configs service"
 		consulTLS     = "dskit's consul client has no TLS settings; use etcd or memberlist over TLS"
-		backoff       = "clients fail a request rather than back off; no client-side rate limit or compression; the ring's heartbeats, not client health checks, take dead instances out"
+		resultsCache  = "the results cache is memcached or in memory with the flags listed as accepted; Cortex's background write-back, result compression, FIFO item counts and validity settings are not built"
 	)
 	for _, tc := range []struct{ name, content, want string }{
 		{"a key of a switch not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
 			"configs.api.notifications.disable_email (line 4): Cortex's -configs.notifications.disable-email is not built here: " + configsSwitch},
 		{"a key in a block not built", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: consul\n        consul:\n          tls_ca_path: ca.crt\n",
 			"ingester.lifecycler.ring.kvstore.consul.tls_ca_path (line 7): Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
-		{"a key under a moved key's block", "ingester_client:\n  grpc_client_config:\n    backoff_config:\n      min_period: 1s\n",
-			"ingester_client.grpc_client_config.backoff_config.min_period (line 4): Cortex's -ingester.client.backoff-min-period is not built here: " + backoff},
+		{"a key under a moved key's block", "query_range:\n  results_cache:\n    cache:\n      memcached_client:\n        update_interval: 1m\n",
+			"query_range.results_cache.cache.memcached_client.update_interval (line 5): Cortex's -frontend.memcached.update-interval is not built here: " + resultsCache},
 		{"a typo", "querier:\n  max_concurent: 4\n", "unknown key querier.max_concurent (line 2): did you mean querier.max_concurrent?"},
 		{"a typo of a moved key", "ingester_client:\n  grpc_client_config:\n    tls_cert_pth: c.crt\n",
 			"unknown key ingester_client.grpc_client_config.tls_cert_pth (line 3): did you mean ingester_client.grpc_client_config.tls_cert_path?"},

@@ -33,6 +33,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
@@ -148,7 +149,7 @@ func startHarness(t testing.TB, cfg Config, limits *testLimits, opts ...Option) 
 	client.RegisterIngesterServer(h.srv, ing)
 	go func() { _ = h.srv.Serve(lis) }()
 	h.addr = lis.Addr().String()
-	h.conn, err = client.Dial(h.addr, client.Config{MaxRecvMsgSize: 100 << 20, MaxSendMsgSize: 100 << 20}, nil)
+	h.conn, err = client.Dial(h.addr, client.Config{ConfigWithHealthCheck: grpcclient.ConfigWithHealthCheck{Config: grpcclient.Config{MaxRecvMsgSize: 100 << 20, MaxSendMsgSize: 100 << 20}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,14 @@ type Config struct {
 	// ReplicationStrategy decides how many owners an item needs: dskit's
 	// default (a quorum of the replication factor) when nil.
 	ReplicationStrategy ring.ReplicationStrategy `yaml:"-"`
+	// AutoForgetDelay is how long an instance may go without a heartbeat
+	// before the others remove it from the ring: autoForgetPeriods
+	// heartbeat timeouts when nil, never when 0 (a component's own flag,
+	// such as -compactor.auto-forget-delay).
+	AutoForgetDelay *time.Duration `yaml:"-"`
+	// WaitActiveTimeout bounds Start's wait for this instance to show in
+	// the ring in its registered state; 0 waits as long as Start's context.
+	WaitActiveTimeout time.Duration `yaml:"-"`
 	// Prefix is the flag prefix, for errors.
 	Prefix string `yaml:"-"`
 }

@@ -70,8 +70,12 @@ func NewMember(cfg Config, name, key string, store kv.Client, host string, port 
 	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(registerState, cfg.NumTokens)
 	delegate = ring.NewLeaveOnStoppingDelegate(delegate, kl)
 	delegate = ring.NewTokensPersistencyDelegate(cfg.TokensFilePath, registerState, delegate, kl)
-	if cfg.HeartbeatTimeout > 0 {
-		delegate = ring.NewAutoForgetDelegate(autoForgetPeriods*cfg.HeartbeatTimeout, delegate, kl)
+	forget := autoForgetPeriods * cfg.HeartbeatTimeout
+	if cfg.AutoForgetDelay != nil {
+		forget = *cfg.AutoForgetDelay
+	}
+	if forget > 0 {
+		delegate = ring.NewAutoForgetDelegate(forget, delegate, kl)
 	}
 	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
 		ID:                              id,
@@ -123,7 +127,16 @@ func (m *Member) Start(ctx context.Context) error {
 	}
 	// Owners are computed from the ring client: wait until it sees this
 	// instance, or the first ownership checks would find no owner.
-	if err := ring.WaitInstanceState(ctx, m.ring, m.lifecycler.GetInstanceID(), m.lifecycler.GetState()); err != nil {
+	waitCtx := ctx
+	if m.cfg.WaitActiveTimeout > 0 {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithTimeout(ctx, m.cfg.WaitActiveTimeout)
+		defer cancel()
+	}
+	if err := ring.WaitInstanceState(waitCtx, m.ring, m.lifecycler.GetInstanceID(), m.lifecycler.GetState()); err != nil {
+		if ctx.Err() == nil && waitCtx.Err() != nil {
+			err = fmt.Errorf("not %s in the ring within -%s.wait-active-instance-timeout=%s: %w", m.lifecycler.GetState(), m.cfg.Prefix, m.cfg.WaitActiveTimeout, err)
+		}
 		return errors.Join(fmt.Errorf("waiting for this instance in the ring: %w", err), m.Stop())
 	}
 	if m.cfg.WaitStabilityMinDuration > 0 {

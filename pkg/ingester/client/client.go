@@ -2,61 +2,77 @@ package client
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/dskit/ring"
 	ringclient "github.com/grafana/dskit/ring/client"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+	"github.com/cortex-tls/cortex/pkg/util/grpcencoding"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 )
 
 // TLSPrefix is the flag prefix of the ingester client link, as the guide names it.
 const TLSPrefix = "ingester.client"
 
-// Config configures the connections from distributors and queriers to
-// ingesters: -ingester.client.*.
+// Config configures the connections from distributors, queriers and
+// rulers to ingesters: -ingester.client.*, Cortex's grpc_client_config
+// (message sizes, compression, rate limit, backoff, connect timeout, TLS)
+// and its health checks.
 type Config struct {
-	TLS                 tlsconfig.ClientConfig `yaml:",inline"`
-	MaxRecvMsgSize      int                    `yaml:"grpc_max_recv_msg_size"`
-	MaxSendMsgSize      int                    `yaml:"grpc_max_send_msg_size"`
-	HealthCheckInterval time.Duration          `yaml:"health_check_interval"`
-	HealthCheckTimeout  time.Duration          `yaml:"health_check_timeout"`
-	// GRPCCompression and HealthCheckIngesters are Cortex's
-	// grpc_client_config.grpc_compression and distributor.pool.health_check_ingesters.
-	GRPCCompression      string `yaml:"grpc_compression"`
-	HealthCheckIngesters bool   `yaml:"health_check_ingesters"`
+	// ConfigWithHealthCheck marks an ingester failing its gRPC health
+	// checks (-ingester.client.healthcheck.*) unhealthy.
+	grpcclient.ConfigWithHealthCheck `yaml:"grpc_client_config"`
+	// MaxInflightPushRequests bounds the pushes in flight on one ingester's
+	// connection; 0 is unbounded.
+	MaxInflightPushRequests int64         `yaml:"max_inflight_push_requests"`
+	HealthCheckInterval     time.Duration `yaml:"health_check_interval"`
+	HealthCheckTimeout      time.Duration `yaml:"health_check_timeout"`
+	// HealthCheckIngesters is Cortex's distributor.pool.health_check_ingesters.
+	HealthCheckIngesters bool `yaml:"health_check_ingesters"`
 }
 
 // RegisterFlags registers the -ingester.client.* flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	c.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
-	f.IntVar(&c.MaxRecvMsgSize, TLSPrefix+".grpc-max-recv-msg-size", 100<<20, "Largest gRPC message accepted from an ingester.")
-	f.IntVar(&c.MaxSendMsgSize, TLSPrefix+".grpc-max-send-msg-size", 100<<20, "Largest gRPC message sent to an ingester.")
+	// A push is sent whole: the send limit is the receive one, so that a
+	// large push is not refused by the client itself.
+	c.Config.RegisterFlagsWithPrefix(TLSPrefix, grpcclient.Defaults{MaxSendMsgSize: 100 << 20, GRPCCompression: grpcencoding.SnappyBlockName}, f)
+	c.HealthCheckConfig.RegisterFlagsWithPrefix(TLSPrefix, f)
+	f.Int64Var(&c.MaxInflightPushRequests, TLSPrefix+".max-inflight-push-requests", 0, "Max inflight push requests that this ingester client can handle. This limit is per-ingester-client. Additional requests will be rejected. 0 = unlimited.")
 	f.DurationVar(&c.HealthCheckInterval, TLSPrefix+".health-check-interval", 15*time.Second, "How often pooled ingester connections are health-checked; a connection failing its checks for a minute, or whose ingester left the ring, is closed.")
 	f.DurationVar(&c.HealthCheckTimeout, TLSPrefix+".health-check-timeout", 5*time.Second, "Timeout of one health check.")
-	f.StringVar(&c.GRPCCompression, TLSPrefix+".grpc-compression", "", "Compression of the messages sent to ingesters: gzip, or empty for none. (Cortex's snappy, snappy-block and zstd are not built here.)")
 	f.BoolVar(&c.HealthCheckIngesters, "distributor.health-check-ingesters", true, "Health-check the pooled ingester connections every -ingester.client.health-check-interval and close those failing for a minute. When false, a connection is closed only when its ingester leaves the ring.")
 }
 
-// Validate checks -ingester.client.grpc-compression.
+// Validate checks the -ingester.client.* flags.
 func (c *Config) Validate() error {
-	if c.GRPCCompression != "" && c.GRPCCompression != gzip.Name {
-		return fmt.Errorf("-%s.grpc-compression=%q: supported values are gzip and empty (none); snappy, snappy-block and zstd are not built here", TLSPrefix, c.GRPCCompression)
+	var errs []error
+	errs = append(errs, c.Config.Validate(TLSPrefix), c.HealthCheckConfig.Validate(TLSPrefix))
+	if c.MaxInflightPushRequests < 0 {
+		errs = append(errs, fmt.Errorf("-%s.max-inflight-push-requests must not be negative, got %d", TLSPrefix, c.MaxInflightPushRequests))
 	}
-	return nil
+	return errors.Join(errs...)
 }
+
+// errTooManyInflightPushRequests refuses a push past
+// -ingester.client.max-inflight-push-requests; the distributor counts it as
+// that ingester's failure and the push succeeds on the other replicas.
+var errTooManyInflightPushRequests = status.Errorf(codes.Unavailable, "too many inflight push requests in ingester client (-%s.max-inflight-push-requests)", TLSPrefix)
 
 // Conn is a connection to one ingester: its API, its gRPC health service,
 // and Close. One connection carries every call to that ingester; the TLS
@@ -64,8 +80,22 @@ func (c *Config) Validate() error {
 type Conn struct {
 	IngesterClient
 	grpc_health_v1.HealthClient
-	conn *grpc.ClientConn
+	conn *grpcclient.Conn
 	addr string
+
+	maxInflight int64
+	inflight    atomic.Int64
+}
+
+// Push sends in, refused at once when the connection already carries
+// -ingester.client.max-inflight-push-requests pushes.
+func (c *Conn) Push(ctx context.Context, in *prompb.WriteRequest, opts ...grpc.CallOption) (*PushResponse, error) {
+	n := c.inflight.Add(1)
+	defer c.inflight.Add(-1)
+	if c.maxInflight > 0 && n > c.maxInflight {
+		return nil, errTooManyInflightPushRequests
+	}
+	return c.IngesterClient.Push(ctx, in, opts...)
 }
 
 // Close closes the connection.
@@ -86,30 +116,16 @@ func (c *Conn) Addr() string { return c.addr }
 
 // Dial returns a connection to the ingester at addr. tls is nil for plaintext.
 func Dial(addr string, cfg Config, tls *tlsconfig.Client) (*Conn, error) {
-	opts := append([]grpc.DialOption{
-		tls.GRPCDialOption(),
-		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(grpccodec.Codec{}),
-			grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize),
-			grpc.MaxCallSendMsgSize(cfg.MaxSendMsgSize),
-		),
-		grpc.WithDefaultCallOptions(compression(cfg.GRPCCompression)...),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	}, tenant.ClientInterceptors()...)
-	cc, err := grpc.NewClient(addr, opts...)
+	return dial(addr, cfg, tls, nil)
+}
+
+func dial(addr string, cfg Config, tls *tlsconfig.Client, logger *slog.Logger) (*Conn, error) {
+	cc, err := grpcclient.Dial(addr, cfg.Config, cfg.HealthCheckConfig, ServiceName, tls, logger,
+		append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{}))}, tenant.ClientInterceptors()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("ingester client for %s: %w", addr, err)
 	}
-	return &Conn{IngesterClient: NewIngesterClient(cc), HealthClient: grpc_health_v1.NewHealthClient(cc), conn: cc, addr: addr}, nil
-}
-
-// compression returns the call options sending messages compressed with
-// name ("" for none).
-func compression(name string) []grpc.CallOption {
-	if name == "" {
-		return nil
-	}
-	return []grpc.CallOption{grpc.UseCompressor(name)}
+	return &Conn{IngesterClient: NewIngesterClient(cc), HealthClient: grpc_health_v1.NewHealthClient(cc), conn: cc, addr: addr, maxInflight: cfg.MaxInflightPushRequests}, nil
 }
 
 // Pool keeps one connection per ingester in the ring, health-checks them
@@ -128,7 +144,7 @@ func NewPool(r ring.ReadRing, cfg Config, tls *tlsconfig.Client, logger *slog.Lo
 		reg.MustRegister(clients)
 	}
 	factory := ringclient.PoolAddrFunc(func(addr string) (ringclient.PoolClient, error) {
-		return Dial(addr, cfg, tls)
+		return dial(addr, cfg, tls, logger)
 	})
 	poolCfg := ringclient.PoolConfig{
 		CheckInterval:          cfg.HealthCheckInterval,

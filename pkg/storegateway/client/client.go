@@ -17,10 +17,10 @@ import (
 	"github.com/grafana/dskit/user"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
 
@@ -40,24 +40,43 @@ const maxMsgSize = 100 << 20
 type Config struct {
 	// Addresses are the store-gateways to query when they are not sharded
 	// by a ring: Cortex's -querier.store-gateway-addresses.
-	Addresses flagext.StringSliceCSV `yaml:"store_gateway_addresses"`
-	// TLS is the link's TLS: -querier.store-gateway-client.tls-*.
-	TLS tlsconfig.ClientConfig `yaml:"store_gateway_client"`
+	Addresses    flagext.StringSliceCSV `yaml:"store_gateway_addresses"`
+	ClientConfig `yaml:"store_gateway_client"`
+}
+
+// ClientConfig is Cortex's store_gateway_client block: the link's TLS
+// (-querier.store-gateway-client.tls-*), compression, connect timeout and
+// health checks.
+type ClientConfig struct {
+	TLS               tlsconfig.ClientConfig       `yaml:",inline"`
+	GRPCCompression   string                       `yaml:"grpc_compression"`
+	HealthCheckConfig grpcclient.HealthCheckConfig `yaml:"healthcheck_config"`
+	ConnectTimeout    time.Duration                `yaml:"connect_timeout"`
 }
 
 // RegisterFlags registers -querier.store-gateway-addresses and the
-// -querier.store-gateway-client.tls-* flags.
+// -querier.store-gateway-client.* flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Addresses, AddressesFlag, "Comma separated list of store-gateway addresses (host:port). This option should be set when using the blocks storage and the store-gateway sharding is disabled.")
 	c.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
+	grpcclient.RegisterCompressionFlag(&c.GRPCCompression, TLSPrefix, "", f)
+	c.HealthCheckConfig.RegisterFlagsWithPrefix(TLSPrefix, f)
+	grpcclient.RegisterConnectTimeoutFlag(&c.ConnectTimeout, TLSPrefix, f)
 }
 
-// Validate checks that every address is a host:port, naming the flag and
-// the address at fault. Cortex's DNS service discovery prefixes (dns+,
+// grpcConfig is the link's grpcclient.Config: the flags it has, and fixed
+// message sizes.
+func (c *ClientConfig) grpcConfig() grpcclient.Config {
+	return grpcclient.Config{MaxRecvMsgSize: maxMsgSize, MaxSendMsgSize: maxMsgSize, GRPCCompression: c.GRPCCompression, ConnectTimeout: c.ConnectTimeout}
+}
+
+// Validate checks the link's flags, and that every address is a
+// host:port, naming the flag and the address at fault. Cortex's DNS service discovery prefixes (dns+,
 // dnssrv+) are refused by name: Dial does not resolve them, and a querier
 // silently missing its store-gateways would answer with partial data.
 func (c *Config) Validate() error {
-	var errs []error
+	gc := c.grpcConfig()
+	errs := []error{gc.Validate(TLSPrefix), c.HealthCheckConfig.Validate(TLSPrefix)}
 	for _, addr := range c.Addresses {
 		addr = strings.TrimSpace(addr)
 		if i := strings.Index(addr, "+"); i >= 0 && !strings.ContainsAny(addr[:i], ".:[") {
@@ -77,7 +96,7 @@ func (c *Config) Validate() error {
 type Conn struct {
 	storegateway.StoreGatewayClient
 	grpc_health_v1.HealthClient
-	conn *grpc.ClientConn
+	conn *grpcclient.Conn
 	addr string
 }
 
@@ -102,17 +121,8 @@ func (c *Conn) Addr() string { return c.addr }
 // so that its errors name the -querier.store-gateway-client.* flags; nil
 // dials plaintext. The connection is made lazily, at the first call.
 func Dial(addr string, cfg Config, tls *tlsconfig.Client) (*Conn, error) {
-	_ = cfg // The link's settings are all in tls today; cfg keeps Dial's signature that of the ingester client's.
-	opts := append([]grpc.DialOption{
-		tls.GRPCDialOption(),
-		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(grpccodec.Codec{}),
-			grpc.MaxCallRecvMsgSize(maxMsgSize),
-			grpc.MaxCallSendMsgSize(maxMsgSize),
-		),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	}, tenantInterceptors()...)
-	cc, err := grpc.NewClient(addr, opts...)
+	cc, err := grpcclient.Dial(addr, cfg.grpcConfig(), cfg.HealthCheckConfig, storegateway.ServiceName, tls, nil,
+		append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{}))}, tenantInterceptors()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("store-gateway client for %s: %w", addr, err)
 	}

@@ -6,14 +6,19 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/grafana/dskit/user"
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	ingclient "github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -109,4 +114,72 @@ func TestHealthAndTenant(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "X-Scope-OrgID") {
 		t.Errorf("Series without a tenant: %v, want a refusal naming X-Scope-OrgID", err)
 	}
+}
+
+func TestClientFlags(t *testing.T) {
+	var cfg Config
+	f := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(f)
+	if cfg.GRPCCompression != "" || cfg.ConnectTimeout != 5*time.Second || cfg.HealthCheckConfig != (grpcclient.HealthCheckConfig{Interval: 5 * time.Second, Timeout: time.Second}) {
+		t.Fatalf("defaults %+v, want Cortex's", cfg.ClientConfig)
+	}
+	if err := f.Parse([]string{
+		"-querier.store-gateway-client.grpc-compression=snappy-block",
+		"-querier.store-gateway-client.connect-timeout=2s",
+		"-querier.store-gateway-client.healthcheck.unhealthy-threshold=3",
+		"-querier.store-gateway-client.healthcheck.interval=1s",
+		"-querier.store-gateway-client.healthcheck.timeout=500ms",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GRPCCompression != "snappy-block" || cfg.ConnectTimeout != 2*time.Second || cfg.HealthCheckConfig != (grpcclient.HealthCheckConfig{UnhealthyThreshold: 3, Interval: time.Second, Timeout: 500 * time.Millisecond}) {
+		t.Fatalf("flags not read: %+v", cfg.ClientConfig)
+	}
+	cfg.GRPCCompression = "lz4"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `-querier.store-gateway-client.grpc-compression="lz4"`) {
+		t.Fatalf("error %v, want the compression flag named", err)
+	}
+}
+
+// With -querier.store-gateway-client.healthcheck.unhealthy-threshold, a
+// store-gateway whose service answers NOT_SERVING is marked unhealthy and
+// its calls fail at once with Unavailable, so that the querier asks
+// another replica; once it serves again, calls go through.
+func TestHealthCheckMarksStoreGatewayUnhealthy(t *testing.T) {
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(storegateway.ServiceName, grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+	grpc_health_v1.RegisterHealthServer(gs, hs)
+	ln := testkit.Listen(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = gs.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-done
+	})
+	cfg := Config{ClientConfig: ClientConfig{HealthCheckConfig: grpcclient.HealthCheckConfig{UnhealthyThreshold: 1, Interval: 10 * time.Millisecond, Timeout: time.Second}}}
+	conn, err := Dial(ln.Addr().String(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := user.InjectOrgID(context.Background(), "tenant-a")
+	testkit.Eventually(t, 10*time.Second, "the store-gateway marked unhealthy", func() bool {
+		_, err = conn.LabelNames(ctx, &ingclient.LabelNamesRequest{})
+		return strings.Contains(err.Error(), "marked as unhealthy")
+	})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "failing healthcheck status: NOT_SERVING") {
+		t.Fatalf("error %v, want Unavailable naming NOT_SERVING", err)
+	}
+	hs.SetServingStatus(storegateway.ServiceName, grpc_health_v1.HealthCheckResponse_SERVING)
+	// The server has no store-gateway service: once healthy, the call
+	// reaches it and is answered Unimplemented.
+	testkit.Eventually(t, 10*time.Second, "the store-gateway healthy again", func() bool {
+		_, err = conn.LabelNames(ctx, &ingclient.LabelNamesRequest{})
+		return status.Code(err) == codes.Unimplemented
+	})
 }

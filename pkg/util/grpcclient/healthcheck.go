@@ -33,6 +33,13 @@ type HealthCheckConfig struct {
 	Timeout            time.Duration `yaml:"timeout"`
 }
 
+// ConfigWithHealthCheck is a link's Config and its health checks, as
+// Cortex nests them in one grpc_client_config block.
+type ConfigWithHealthCheck struct {
+	Config            `yaml:",inline"`
+	HealthCheckConfig HealthCheckConfig `yaml:"healthcheck_config"`
+}
+
 // RegisterFlagsWithPrefix registers -<prefix>.healthcheck.*.
 func (c *HealthCheckConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.Int64Var(&c.UnhealthyThreshold, prefix+".healthcheck.unhealthy-threshold", 0, "The number of consecutive failed health checks required before considering a target unhealthy. 0 means disabled.")

@@ -76,6 +76,10 @@ type Limits struct {
 
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
+	// CompactorTenantShardSize is the tenant's shuffle shard of compactors
+	// with -compactor.sharding-strategy=shuffle-sharding: a count, or below
+	// 1 a fraction of the compactors (rounded up); 0 the whole ring.
+	CompactorTenantShardSize float64 `yaml:"compactor_tenant_shard_size"`
 	MaxDownloadedBytesPerRequest   int            `yaml:"max_downloaded_bytes_per_request"`
 	RulerTenantShardSize           int            `yaml:"ruler_tenant_shard_size"`
 	IngestionTenantShardSize       int            `yaml:"ingestion_tenant_shard_size"`
@@ -126,6 +130,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 100000, "Deprecated: use -ingester.max-exemplars (the same setting; given both, the later on the command line wins).")
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-series-per-query", 0, "Maximum series a query may touch. 0 means unlimited.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "Delete a tenant's blocks in long-term storage once all of their samples are older than this. 0 keeps them. A per-tenant limit: the runtime configuration can set it per tenant.")
+	f.Float64Var(&l.CompactorTenantShardSize, "compactor.tenant-shard-size", 0, "The default tenant's shard size when the shuffle-sharding strategy is used by the compactor. When this setting is specified in the per-tenant overrides, a value of 0 disables shuffle sharding for the tenant. If the value is < 1 and > 0 the shard size will be a percentage of the total compactors")
 	f.IntVar(&l.StoreGatewayTenantShardSize, "store-gateway.tenant-shard-size", 0, "The tenant's shard size with -store-gateway.sharding-strategy=shuffle-sharding: how many store-gateways of the ring hold its blocks. 0 means all of them.")
 	f.IntVar(&l.MaxDownloadedBytesPerRequest, "store-gateway.max-downloaded-bytes-per-request", 0, "The maximum number of data bytes to download per gRPC request in Store Gateway, including Series/LabelNames/LabelValues requests. 0 to disable.")
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "The tenant's shard size with -distributor.sharding-strategy=shuffle-sharding: how many ingesters of the ring receive its series and answer its queries. With -distributor.zone-awareness-enabled it is rounded up to a multiple of the zones, taking as many from each zone. 0 means all of them.")
@@ -165,6 +170,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxDownloadedBytesPerRequest < 0 {
 		return fmt.Errorf("-store-gateway.max-downloaded-bytes-per-request must not be negative (0 disables the limit), got %d", l.MaxDownloadedBytesPerRequest)
+	}
+	if l.CompactorTenantShardSize < 0 {
+		return fmt.Errorf("-compactor.tenant-shard-size must not be negative (0 means every compactor), got %v", l.CompactorTenantShardSize)
 	}
 	if l.StoreGatewayTenantShardSize < 0 {
 		return fmt.Errorf("-store-gateway.tenant-shard-size must not be negative (0 means every store-gateway), got %d", l.StoreGatewayTenantShardSize)

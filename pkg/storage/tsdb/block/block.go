@@ -25,6 +25,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+	"golang.org/x/sync/errgroup"
 )
 
 const (
@@ -319,6 +320,12 @@ func LocalFiles(dir string) (files []File, segments []string, _ error) {
 // section: chunks, index, then meta.json, so that a reader never sees a
 // block without all its files.
 func Upload(ctx context.Context, bkt objstore.Bucket, dir string, thanos ThanosMeta) error {
+	return UploadConcurrently(ctx, bkt, dir, thanos, 1)
+}
+
+// UploadConcurrently is Upload with up to concurrency chunk segments and
+// the index uploading at once; meta.json still goes last.
+func UploadConcurrently(ctx context.Context, bkt objstore.Bucket, dir string, thanos ThanosMeta, concurrency int) error {
 	m, err := ReadMetaFile(dir)
 	if err != nil {
 		return err
@@ -329,13 +336,24 @@ func Upload(ctx context.Context, bkt objstore.Bucket, dir string, thanos ThanosM
 		return err
 	}
 	chunkDir := filepath.Join(dir, ChunksDirname)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, concurrency))
 	for _, seg := range segments {
-		if err := uploadLocal(ctx, bkt, filepath.Join(chunkDir, seg), path.Join(id, ChunksDirname, seg)); err != nil {
-			return fmt.Errorf("uploading chunks of block %s: %w", id, err)
-		}
+		g.Go(func() error {
+			if err := uploadLocal(gctx, bkt, filepath.Join(chunkDir, seg), path.Join(id, ChunksDirname, seg)); err != nil {
+				return fmt.Errorf("uploading chunks of block %s: %w", id, err)
+			}
+			return nil
+		})
 	}
-	if err := uploadLocal(ctx, bkt, filepath.Join(dir, IndexFilename), path.Join(id, IndexFilename)); err != nil {
-		return fmt.Errorf("uploading the index of block %s: %w", id, err)
+	g.Go(func() error {
+		if err := uploadLocal(gctx, bkt, filepath.Join(dir, IndexFilename), path.Join(id, IndexFilename)); err != nil {
+			return fmt.Errorf("uploading the index of block %s: %w", id, err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	thanos.Version = ThanosVersion1
 	thanos.SegmentFiles = segments
@@ -365,6 +383,12 @@ func uploadLocal(ctx context.Context, bkt objstore.Bucket, src, dst string) erro
 
 // Download copies a block's chunks, index and meta.json into dir.
 func Download(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID, dir string) error {
+	return DownloadConcurrently(ctx, bkt, id, dir, 1)
+}
+
+// DownloadConcurrently is Download with up to concurrency files
+// downloading at once.
+func DownloadConcurrently(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID, dir string, concurrency int) error {
 	if err := os.MkdirAll(filepath.Join(dir, ChunksDirname), 0o750); err != nil {
 		return err
 	}
@@ -377,13 +401,18 @@ func Download(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID, dir 
 		return fmt.Errorf("listing chunks of block %s: %w", id, err)
 	}
 	names = append(names, path.Join(id.String(), IndexFilename), MetaPath(id))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, concurrency))
 	for _, name := range names {
-		rel := strings.TrimPrefix(name, id.String()+"/")
-		if err := downloadFile(ctx, bkt, name, filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
-			return fmt.Errorf("downloading %s of block %s: %w", rel, id, err)
-		}
+		g.Go(func() error {
+			rel := strings.TrimPrefix(name, id.String()+"/")
+			if err := downloadFile(gctx, bkt, name, filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+				return fmt.Errorf("downloading %s of block %s: %w", rel, id, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 func downloadFile(ctx context.Context, bkt objstore.BucketReader, src, dst string) error {

@@ -16,15 +16,15 @@ import (
 )
 
 // metaFetchConcurrency is how many meta.json and deletion marks an update
-// reads at once, Cortex's figure: on a cold start a tenant may have
-// thousands, and object stores answer each in tens of milliseconds.
+// reads at once by default, Cortex's figure: on a cold start a tenant may
+// have thousands, and object stores answer each in tens of milliseconds.
 const metaFetchConcurrency = 16
 
-// concurrently calls f(0..n-1), metaFetchConcurrency at a time.
-func concurrently(n int, f func(i int)) {
+// concurrently calls f(0..n-1), workers at a time.
+func concurrently(n, workers int, f func(i int)) {
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for range min(n, metaFetchConcurrency) {
+	for range min(n, max(1, workers)) {
 		wg.Go(func() {
 			for i := range next {
 				f(i)
@@ -43,6 +43,8 @@ type Updater struct {
 	tenant string
 	bkt    objstore.Bucket // prefixed with the tenant
 	logger *slog.Logger
+	// concurrency is how many objects an update reads at once.
+	concurrency int
 }
 
 // NewUpdater returns an updater of tenant's index; bkt is the whole
@@ -52,7 +54,16 @@ func NewUpdater(bkt objstore.Bucket, tenant string, logger *slog.Logger) *Update
 		tenant: tenant,
 		bkt:    objstore.NewPrefixedBucket(bkt, tenant),
 		logger: logger.With("user", tenant),
+
+		concurrency: metaFetchConcurrency,
 	}
+}
+
+// WithConcurrency sets how many meta.json files and deletion marks an
+// update reads at once (the compactor's -compactor.meta-sync-concurrency).
+func (u *Updater) WithConcurrency(n int) *Updater {
+	u.concurrency = max(1, n)
+	return u
 }
 
 // UpdateIndex returns a new index of the tenant's blocks and deletion
@@ -113,7 +124,7 @@ func (u *Updater) updateBlocks(ctx context.Context, old Blocks) (blocks, discove
 
 	read := make([]*Block, len(unknown))
 	errs := make([]error, len(unknown))
-	concurrently(len(unknown), func(i int) {
+	concurrently(len(unknown), u.concurrency, func(i int) {
 		read[i], errs[i] = u.readBlock(ctx, unknown[i])
 	})
 	partials = map[ulid.ULID]error{}
@@ -170,7 +181,7 @@ func (u *Updater) updateDeletionMarks(ctx context.Context, discovered Blocks) (B
 	}
 	read := make([]*block.DeletionMark, len(names))
 	errs := make([]error, len(names))
-	concurrently(len(names), func(i int) {
+	concurrently(len(names), u.concurrency, func(i int) {
 		read[i], errs[i] = block.ReadDeletionMark(ctx, u.bkt, names[i])
 	})
 	var marks BlockDeletionMarks
@@ -202,7 +213,7 @@ func (u *Updater) updateDeletionMarks(ctx context.Context, discovered Blocks) (B
 	}
 	local := make([]*block.DeletionMark, len(unseen))
 	errs = make([]error, len(unseen))
-	concurrently(len(unseen), func(i int) {
+	concurrently(len(unseen), u.concurrency, func(i int) {
 		local[i], errs[i] = block.ReadDeletionMark(ctx, u.bkt, block.DeletionMarkPath(unseen[i]))
 	})
 	for i, id := range unseen {
