@@ -21,7 +21,6 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
-	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/modules"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
@@ -87,7 +86,7 @@ type Config struct {
 	BlocksStorage     BlocksStorageConfig        `yaml:"blocks_storage"`
 	Limits            validation.Limits          `yaml:"limits"`
 	RuntimeConfig     RuntimeConfigConfig        `yaml:"runtime_config"`
-	MemberlistKV      memberlist.KVConfig        `yaml:"memberlist"`
+	MemberlistKV      gossip.Config              `yaml:"memberlist"`
 	Alertmanager      alertmanager.Config        `yaml:"alertmanager"`
 	Configs           configs.Config             `yaml:"configs"`
 	Compactor         compactor.Config           `yaml:"compactor"`

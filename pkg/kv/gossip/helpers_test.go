@@ -50,7 +50,7 @@ type nodeOptions struct {
 	tls              *TLSConfig // nil: plaintext
 	join             []string
 	abortIfJoinFails bool
-	configure        func(*dskitml.KVConfig)
+	configure        func(*Config)
 }
 
 // node is one gossip member with its own registry, TLS loader and log.
@@ -64,8 +64,8 @@ type node struct {
 }
 
 // testConfig is dskit's flag defaults with intervals short enough for tests.
-func testConfig(name string, join []string) dskitml.KVConfig {
-	var cfg dskitml.KVConfig
+func testConfig(name string, join []string) Config {
+	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet(name, flag.PanicOnError))
 	cfg.NodeName = name
 	cfg.TCPTransport.BindAddrs = []string{"127.0.0.1"}
@@ -231,8 +231,8 @@ func (n *node) watching(key, prefix string) int {
 	return len(w.keys[key]) + len(w.prefixes[prefix])
 }
 
-// dskitConfig is dskit's memberlist KV configuration, which New takes.
-type dskitConfig = dskitml.KVConfig
+// dskitConfig is the memberlist configuration New takes.
+type dskitConfig = Config
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 

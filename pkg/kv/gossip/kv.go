@@ -37,7 +37,7 @@ import (
 
 // KV is the gossip key-value store of one process.
 type KV struct {
-	cfg     dskitml.KVConfig
+	cfg     Config
 	logger  *slog.Logger
 	metrics *kvMetrics
 	tmetric *transportMetrics
@@ -58,10 +58,14 @@ type KV struct {
 	stopOnce sync.Once
 }
 
-// New builds the gossip KV from dskit's memberlist configuration (so the
-// -memberlist.* flags and YAML keep their meaning) and the gossip TLS.
-func New(cfg dskitml.KVConfig, tlsCfg TLSConfig, loader *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*KV, error) {
-	if err := validate(cfg); err != nil {
+// New builds the gossip KV from Cortex's memberlist configuration (dskit's
+// settings, so the -memberlist.* flags and YAML keep their meaning, and
+// Cortex's transport bounds) and the gossip TLS.
+func New(cfg Config, tlsCfg TLSConfig, loader *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*KV, error) {
+	if err := validate(cfg.KVConfig); err != nil {
+		return nil, err
+	}
+	if err := cfg.validateCortexFlags(); err != nil {
 		return nil, err
 	}
 	k := &KV{
@@ -75,7 +79,7 @@ func New(cfg dskitml.KVConfig, tlsCfg TLSConfig, loader *tlsconfig.Loader, logge
 	if k.tlsCli, k.tlsSrv, err = newTLS(tlsCfg, loader); err != nil {
 		return nil, err
 	}
-	warnUnusedFlags(cfg, k.logger)
+	warnUnusedFlags(cfg.KVConfig, k.logger)
 	if k.tlsSrv != nil && k.tlsSrv.ClientAuth() != tls.RequireAndVerifyClientCert {
 		k.logger.Warn("the gossip listener does not require verified client certificates: anyone who reaches the gossip port can change the ring. Set -memberlist.tls-ca-path to the CA that signs the members' certificates")
 	}
@@ -102,6 +106,9 @@ func warnUnusedFlags(cfg dskitml.KVConfig, logger *slog.Logger) {
 		if changed {
 			logger.Warn("-" + name + " has no effect: it tunes dskit's memberlist transport, which this gossip store replaces (each peer has one connection with its own send queue)")
 		}
+	}
+	if cfg.ObsoleteEntriesTimeout != def.ObsoleteEntriesTimeout {
+		logger.Warn("-memberlist.obsolete-entries-timeout has no effect: deleted keys are kept for -memberlist.tombstone-timeout, Cortex's name for it")
 	}
 }
 
@@ -181,6 +188,9 @@ func (k *KV) starting(ctx context.Context) error {
 		bindPort:     k.cfg.TCPTransport.BindPort,
 		dialTimeout:  positive(k.cfg.TCPTransport.PacketDialTimeout, 2*time.Second),
 		writeTimeout: positive(k.cfg.TCPTransport.PacketWriteTimeout, 5*time.Second),
+		readTimeout:  k.cfg.PacketReadTimeout,
+		maxPacket:    k.cfg.packetLimit(),
+		maxConns:     k.cfg.MaxConcurrentConnections,
 		client:       k.tlsCli,
 		server:       k.tlsSrv,
 	}, k.logger, k.tmetric)
@@ -244,8 +254,9 @@ func (k *KV) memberlistConfig(tr *transport) *memberlist.Config {
 		c.Name += "-" + randomSuffix()
 	}
 	c.Logger = memberlistLogger(k.logger)
-	// Packets travel over TCP, so they may be as large as dskit allows.
-	c.UDPBufferSize = 10 * 1024 * 1024
+	// Packets travel over TCP: as large as the peers accept
+	// (-memberlist.max-packet-size), so none is refused for its size.
+	c.UDPBufferSize = int(k.cfg.packetLimit())
 	// Probes as dskit sets them; TCP pings would duplicate our TCP packets.
 	c.ProbeInterval = 5 * time.Second
 	c.ProbeTimeout = 2 * time.Second
@@ -351,9 +362,9 @@ func (k *KV) running(ctx context.Context) error {
 
 // sweepInterval is how often tombstones and deleted keys are looked for:
 // often enough that none outlives its timeout by much.
-func sweepInterval(cfg dskitml.KVConfig) time.Duration {
+func sweepInterval(cfg Config) time.Duration {
 	d := time.Minute
-	for _, t := range []time.Duration{cfg.LeftIngestersTimeout, cfg.ObsoleteEntriesTimeout} {
+	for _, t := range []time.Duration{cfg.LeftIngestersTimeout, cfg.TombstoneTimeout} {
 		if t > 0 && t/2 < d {
 			d = t / 2
 		}

@@ -55,6 +55,7 @@ type transportMetrics struct {
 	packetsDropped, packetErrors  prometheus.Counter
 	streamsIn, streamsOut         prometheus.Counter
 	streamErrors                  prometheus.Counter
+	connectionsRefused            prometheus.Counter
 }
 
 func newTransportMetrics(reg prometheus.Registerer) *transportMetrics {
@@ -63,14 +64,15 @@ func newTransportMetrics(reg prometheus.Registerer) *transportMetrics {
 		return f.NewCounter(prometheus.CounterOpts{Name: "cortex_memberlist_tcp_transport_" + name, Help: help})
 	}
 	return &transportMetrics{
-		packetsIn:      counter("packets_received_total", "Gossip packets received."),
-		packetsOut:     counter("packets_sent_total", "Gossip packets sent."),
-		packetBytesIn:  counter("packets_received_bytes_total", "Bytes of gossip packets received."),
-		packetBytesOut: counter("packets_sent_bytes_total", "Bytes of gossip packets sent."),
-		packetsDropped: counter("packets_dropped_total", "Gossip packets dropped because the peer's queue was full."),
-		packetErrors:   counter("packets_errors_total", "Gossip packets that could not be sent or read, dial failures included."),
-		streamsIn:      counter("incoming_streams_total", "Gossip streams (push/pull, join) accepted."),
-		streamsOut:     counter("outgoing_streams_total", "Gossip streams opened."),
-		streamErrors:   counter("outgoing_stream_errors_total", "Gossip streams that could not be opened."),
+		packetsIn:          counter("packets_received_total", "Gossip packets received."),
+		packetsOut:         counter("packets_sent_total", "Gossip packets sent."),
+		packetBytesIn:      counter("packets_received_bytes_total", "Bytes of gossip packets received."),
+		packetBytesOut:     counter("packets_sent_bytes_total", "Bytes of gossip packets sent."),
+		packetsDropped:     counter("packets_dropped_total", "Gossip packets dropped because the peer's queue was full."),
+		packetErrors:       counter("packets_errors_total", "Gossip packets that could not be sent or read, dial failures included."),
+		streamsIn:          counter("incoming_streams_total", "Gossip streams (push/pull, join) accepted."),
+		streamsOut:         counter("outgoing_streams_total", "Gossip streams opened."),
+		streamErrors:       counter("outgoing_stream_errors_total", "Gossip streams that could not be opened."),
+		connectionsRefused: counter("rejected_connections_total", "Inbound gossip connections closed because -memberlist.max-concurrent-connections were open."),
 	}
 }

@@ -255,7 +255,7 @@ func (k *KV) sweep(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key, e := range s.entries {
-		if e.deleted && k.cfg.ObsoleteEntriesTimeout > 0 && now.Sub(e.updated) > k.cfg.ObsoleteEntriesTimeout {
+		if e.deleted && k.cfg.TombstoneTimeout > 0 && now.Sub(e.updated) > k.cfg.TombstoneTimeout {
 			delete(s.entries, key)
 			continue
 		}

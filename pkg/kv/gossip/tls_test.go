@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	dskitml "github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/services"
 
 	"github.com/cortex-tls/cortex/pkg/certgen"
@@ -272,7 +271,7 @@ func TestStopWithoutStart(t *testing.T) {
 // startup like -memberlist.abort-if-join-fails, since the join happens
 // before the ring's users start.
 func TestFlagsOfDskitsTransport(t *testing.T) {
-	n := newNode(t, "a", nodeOptions{configure: func(cfg *dskitml.KVConfig) { cfg.TCPTransport.MaxConcurrentWrites = 7 }})
+	n := newNode(t, "a", nodeOptions{configure: func(cfg *Config) { cfg.TCPTransport.MaxConcurrentWrites = 7 }})
 	if !strings.Contains(n.logs.String(), "-memberlist.max-concurrent-writes has no effect") {
 		t.Errorf("no warning for -memberlist.max-concurrent-writes:\n%s", n.logs.String())
 	}
@@ -280,7 +279,7 @@ func TestFlagsOfDskitsTransport(t *testing.T) {
 		t.Errorf("warned about a flag left at its default:\n%s", n.logs.String())
 	}
 
-	unreachable := newNode(t, "b", nodeOptions{join: []string{"127.0.0.1:1"}, configure: func(cfg *dskitml.KVConfig) { cfg.AbortIfFastJoinFails = true }})
+	unreachable := newNode(t, "b", nodeOptions{join: []string{"127.0.0.1:1"}, configure: func(cfg *Config) { cfg.AbortIfFastJoinFails = true }})
 	if err := unreachable.start(t); err == nil || !strings.Contains(unreachable.kv.Service().FailureCase().Error(), "-memberlist.abort-if-fast-join-fails") {
 		t.Fatalf("start with an unreachable join address: got %v (%v), want a failure naming -memberlist.abort-if-fast-join-fails", err, unreachable.kv.Service().FailureCase())
 	}

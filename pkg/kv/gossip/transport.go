@@ -29,9 +29,6 @@ const (
 const alpnProtocol = "cortex-gossip"
 
 const (
-	// maxPacketSize bounds one framed packet; memberlist's own buffer
-	// (UDPBufferSize, set to 10 MiB as dskit does) is smaller.
-	maxPacketSize = 16 << 20
 	// peerIdleTimeout closes an outgoing packet connection nobody used for
 	// that long; the reader side waits twice as long before giving up.
 	peerIdleTimeout = time.Minute
@@ -47,6 +44,9 @@ type transportConfig struct {
 	bindPort     int
 	dialTimeout  time.Duration // -memberlist.packet-dial-timeout
 	writeTimeout time.Duration // -memberlist.packet-write-timeout
+	readTimeout  time.Duration // -memberlist.packet-read-timeout, 0 none
+	maxPacket    int64         // -memberlist.max-packet-size, at most maxFrameSize
+	maxConns     int           // -memberlist.max-concurrent-connections, 0 none
 	client       *tlsconfig.Client
 	server       *tlsconfig.Server
 }
@@ -61,6 +61,7 @@ type transport struct {
 	refusal *onceLog
 
 	listeners []net.Listener
+	connSlots chan struct{} // one per inbound connection open; nil: unbounded
 	packetCh  chan *memberlist.Packet
 	streamCh  chan net.Conn
 	done      chan struct{}
@@ -88,6 +89,12 @@ func newTransport(cfg transportConfig, logger *slog.Logger, m *transportMetrics)
 		done:     make(chan struct{}),
 		peers:    map[string]*peer{},
 		inbound:  map[net.Conn]struct{}{},
+	}
+	if cfg.maxPacket <= 0 {
+		t.cfg.maxPacket = maxFrameSize
+	}
+	if cfg.maxConns > 0 {
+		t.connSlots = make(chan struct{}, cfg.maxConns)
 	}
 	port := cfg.bindPort
 	for _, addr := range cfg.bindAddrs {
@@ -280,14 +287,60 @@ func (t *transport) accept(ln net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		if !t.takeSlot() {
+			t.metrics.connectionsRefused.Inc()
+			t.refusal.log(t.logger, conn.RemoteAddr().String(), fmt.Errorf("gossip connection closed: %d inbound connections are open, the -memberlist.max-concurrent-connections limit", t.cfg.maxConns))
+			_ = conn.Close()
+			continue
+		}
 		t.wg.Add(1)
 		go t.serve(conn)
 	}
 }
 
+// takeSlot reserves room for one more inbound connection, false when
+// -memberlist.max-concurrent-connections are open already.
+func (t *transport) takeSlot() bool {
+	if t.connSlots == nil {
+		return true
+	}
+	select {
+	case t.connSlots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *transport) releaseSlot() {
+	if t.connSlots != nil {
+		<-t.connSlots
+	}
+}
+
+// streamConn is an inbound stream handed to memberlist: its connection slot
+// is freed when memberlist closes it.
+type streamConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *streamConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
 // serve reads the kind byte of an accepted connection and dispatches it.
 func (t *transport) serve(conn net.Conn) {
 	defer t.wg.Done()
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			t.releaseSlot()
+		}
+	}()
 	if !t.track(conn) {
 		_ = conn.Close()
 		return
@@ -305,10 +358,12 @@ func (t *transport) serve(conn net.Conn) {
 		t.untrack(conn)
 		_ = conn.SetReadDeadline(time.Time{})
 		t.metrics.streamsIn.Inc()
+		handedOver = true
+		stream := &streamConn{Conn: conn, release: t.releaseSlot}
 		select {
-		case t.streamCh <- conn:
+		case t.streamCh <- stream:
 		case <-t.done:
-			_ = conn.Close()
+			_ = stream.Close()
 		}
 	case kindPackets:
 		t.readPackets(conn)
@@ -343,14 +398,25 @@ func (t *transport) untrack(conn net.Conn) {
 // then length-prefixed packets until the sender closes it.
 func (t *transport) readPackets(conn net.Conn) {
 	r := bufio.NewReader(conn)
+	t.setPacketDeadline(conn)
 	from, err := readString(r)
 	if err != nil {
 		t.logger.Warn("reading the sender address of a gossip packet connection failed", "peer", conn.RemoteAddr().String(), "err", err)
 		return
 	}
 	for {
+		// Between packets the connection may idle; once a packet has
+		// begun, it must arrive within -memberlist.packet-read-timeout.
 		_ = conn.SetReadDeadline(time.Now().Add(2 * peerIdleTimeout))
-		buf, err := readFrame(r)
+		if _, err := r.Peek(1); err != nil {
+			if !isClosed(err) && !isTimeout(err) {
+				t.metrics.packetErrors.Inc()
+				t.logger.Warn("reading a gossip packet failed", "peer", conn.RemoteAddr().String(), "from", from, "err", err)
+			}
+			return
+		}
+		t.setPacketDeadline(conn)
+		buf, err := readFrame(r, t.cfg.maxPacket)
 		if err != nil {
 			if !isClosed(err) {
 				t.metrics.packetErrors.Inc()
@@ -365,6 +431,14 @@ func (t *transport) readPackets(conn net.Conn) {
 		case <-t.done:
 			return
 		}
+	}
+}
+
+// setPacketDeadline gives the sender -memberlist.packet-read-timeout to
+// finish what it has begun to send.
+func (t *transport) setPacketDeadline(conn net.Conn) {
+	if t.cfg.readTimeout > 0 {
+		_ = conn.SetReadDeadline(time.Now().Add(t.cfg.readTimeout))
 	}
 }
 

@@ -35,20 +35,27 @@ func readString(r *bufio.Reader) (string, error) {
 	return string(b), nil
 }
 
-func readFrame(r *bufio.Reader) ([]byte, error) {
+// readFrame reads one packet of at most limit bytes.
+func readFrame(r *bufio.Reader, limit int64) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxPacketSize {
-		return nil, fmt.Errorf("packet of %d bytes exceeds the %d byte limit", n, maxPacketSize)
+	if int64(n) > limit {
+		return nil, fmt.Errorf("packet of %d bytes exceeds the %d byte limit (-memberlist.max-packet-size)", n, limit)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
 	return buf, nil
+}
+
+// isTimeout reports a read deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // isClosed reports an orderly end of a connection rather than a failure.
