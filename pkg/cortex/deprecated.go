@@ -43,6 +43,7 @@ var renamedFlags = [][2]string{
 	{"cluster.push-pull-interval", "alertmanager.cluster.push-pull-interval"},
 	{"ruler.client-timeout", "ruler.configs.client-timeout"},
 	{"query-scheduler.max-outstanding-requests-per-tenant", "frontend.max-outstanding-requests-per-tenant"},
+	{"querier.max-outstanding-requests-per-tenant", "frontend.max-outstanding-requests-per-tenant"},
 }
 
 // renamedPrefixes are whole blocks of flags Cortex 1.4 took out of

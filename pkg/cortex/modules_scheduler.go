@@ -35,6 +35,7 @@ func (t *Cortex) initQueryScheduler() (services.Service, error) {
 	}
 	s, err := scheduler.New(t.Cfg.QueryScheduler, tls, t.Logger, t.Registry,
 		scheduler.WithMaxQueriers(func(tenant string) float64 { return t.Overrides.For(tenant).MaxQueriersPerTenant }),
+		scheduler.WithMaxOutstanding(func(tenant string) int { return t.Overrides.For(tenant).MaxOutstandingPerTenant }),
 		scheduler.WithTenantCheck(t.checkGRPCTenant))
 	if err != nil {
 		return nil, err

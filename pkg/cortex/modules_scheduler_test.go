@@ -36,12 +36,13 @@ frontend_worker:
   scheduler_address: schedulers.example:9095
   id: querier-7
 query_scheduler:
-  max_outstanding_requests_per_tenant: 50
+  querier_forget_delay: 1m
   grpc_client_config:
     tls_ca_path: /certs/root.crt
     tls_insecure_skip_verify: true
 limits:
   max_queriers_per_tenant: 2
+  max_outstanding_requests_per_tenant: 50
 `
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -57,6 +58,7 @@ limits:
 			"-querier.scheduler-address=schedulers.example:9095",
 			"-querier.id=querier-7",
 			"-query-scheduler.max-outstanding-requests-per-tenant=50",
+			"-query-scheduler.querier-forget-delay=1m",
 			"-query-scheduler.grpc-client-config.tls-ca-path=/certs/root.crt",
 			"-query-scheduler.grpc-client-config.tls-insecure-skip-verify=true",
 			"-frontend.max-queriers-per-tenant=2",
@@ -73,11 +75,11 @@ limits:
 				t.Fatalf("querier worker: scheduler address %q, id %q", cfg.Worker.SchedulerAddress, cfg.Worker.QuerierID)
 			}
 			q := cfg.QueryScheduler
-			if q.MaxOutstandingPerTenant != 50 || q.GRPCClientConfig.CAPath != "/certs/root.crt" || !q.GRPCClientConfig.InsecureSkipVerify {
+			if q.QuerierForgetDelay != time.Minute || q.GRPCClientConfig.CAPath != "/certs/root.crt" || !q.GRPCClientConfig.InsecureSkipVerify {
 				t.Fatalf("query-scheduler: %+v", q)
 			}
-			if cfg.Limits.MaxQueriersPerTenant != 2 {
-				t.Fatalf("max_queriers_per_tenant = %v", cfg.Limits.MaxQueriersPerTenant)
+			if cfg.Limits.MaxQueriersPerTenant != 2 || cfg.Limits.MaxOutstandingPerTenant != 50 {
+				t.Fatalf("max_queriers_per_tenant = %v, max_outstanding_requests_per_tenant = %v", cfg.Limits.MaxQueriersPerTenant, cfg.Limits.MaxOutstandingPerTenant)
 			}
 		})
 	}

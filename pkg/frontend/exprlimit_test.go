@@ -62,7 +62,7 @@ func TestExpressionLimitsBeforeParsing(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"matrix","result":[]}}`)
 	})
-	unlimited := &validation.Limits{}
+	unlimited := &validation.Limits{MaxOutstandingPerTenant: 100}
 	h := newHarnessWith(t, querier, WithLimits(defaultLimits(map[string]*validation.Limits{"unlimited": unlimited})))
 
 	n := 20000

@@ -31,23 +31,23 @@ import (
 
 // Config holds the query-frontend flags, with Cortex's names.
 type Config struct {
-	MaxOutstandingPerTenant int             `yaml:"max_outstanding_per_tenant"`
-	MaxRetries              int             `yaml:"max_retries"`
-	SplitQueriesByInterval  time.Duration   `yaml:"split_queries_by_interval"`
-	AlignQueriesWithStep    bool            `yaml:"align_queries_with_step"`
-	CacheResults            bool            `yaml:"cache_results"`
-	MaxCacheFreshness       time.Duration   `yaml:"max_cache_freshness"`
-	CacheMaxSizeBytes       int             `yaml:"cache_max_size_bytes"`
-	CacheTTL                time.Duration   `yaml:"cache_ttl"`
-	LogQueriesLongerThan    time.Duration   `yaml:"log_queries_longer_than"`
-	MaxBodySize             int64           `yaml:"max_body_size"`
-	Memcached               MemcachedConfig `yaml:"memcached"`
-	Scheduler               SchedulerConfig `yaml:",inline"`
+	QuerierForgetDelay     time.Duration   `yaml:"querier_forget_delay"`
+	MaxRetries             int             `yaml:"max_retries"`
+	SplitQueriesByInterval time.Duration   `yaml:"split_queries_by_interval"`
+	AlignQueriesWithStep   bool            `yaml:"align_queries_with_step"`
+	CacheResults           bool            `yaml:"cache_results"`
+	MaxCacheFreshness      time.Duration   `yaml:"max_cache_freshness"`
+	CacheMaxSizeBytes      int             `yaml:"cache_max_size_bytes"`
+	CacheTTL               time.Duration   `yaml:"cache_ttl"`
+	LogQueriesLongerThan   time.Duration   `yaml:"log_queries_longer_than"`
+	MaxBodySize            int64           `yaml:"max_body_size"`
+	Memcached              MemcachedConfig `yaml:"memcached"`
+	Scheduler              SchedulerConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the frontend's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&c.MaxOutstandingPerTenant, "querier.max-outstanding-requests-per-tenant", 100, "Maximum number of queued requests per tenant in the query-frontend; further requests get 429.")
+	f.DurationVar(&c.QuerierForgetDelay, "query-frontend.querier-forget-delay", 0, "If a querier disconnects, the query-frontend keeps it in the tenants' shards (-frontend.max-queriers-per-tenant) until the forget delay has passed, so that a querier restarting does not move the tenants' shards: their queries wait for it meanwhile. 0 forgets it at once.")
 	f.IntVar(&c.MaxRetries, "querier.max-retries-per-request", 5, "Maximum number of times a query (or a part of a split query) is tried, on another querier when one fails or disconnects.")
 	f.DurationVar(&c.SplitQueriesByInterval, "querier.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel. 0 disables splitting.")
 	f.BoolVar(&c.AlignQueriesWithStep, "querier.align-querier-with-step", false, "Round the start and end of range queries down to a multiple of their step, which makes results cacheable across refreshes.")
@@ -63,8 +63,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the flags.
 func (c *Config) Validate() error {
-	if c.MaxOutstandingPerTenant <= 0 {
-		return fmt.Errorf("-querier.max-outstanding-requests-per-tenant must be positive, got %d", c.MaxOutstandingPerTenant)
+	if c.QuerierForgetDelay < 0 {
+		return fmt.Errorf("-query-frontend.querier-forget-delay must not be negative, got %s", c.QuerierForgetDelay)
 	}
 	if c.MaxRetries <= 0 {
 		return fmt.Errorf("-querier.max-retries-per-request must be at least 1, got %d", c.MaxRetries)
@@ -74,6 +74,10 @@ func (c *Config) Validate() error {
 	}
 	return c.Scheduler.Validate()
 }
+
+// defaultMaxOutstanding is -frontend.max-outstanding-requests-per-tenant's
+// default, for a frontend given no tenant limits.
+const defaultMaxOutstanding = 100
 
 // request is one HTTP-over-gRPC query waiting for a querier.
 type request struct {
@@ -181,7 +185,7 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		reg.MustRegister(length, duration, m.connected, m.retries, m.queryRange, m.splitQueries, m.cacheFetched, m.cacheHits, m.cacheBytes, m.cacheEntries, m.cacheEvicted, m.refusedTenant)
 	}
 	f.sharding = newShardingMetrics(reg)
-	f.queue = newQueue(cfg.MaxOutstandingPerTenant, length, duration)
+	f.queue = newQueue(fairqueue.Config{MaxOutstanding: f.maxOutstanding, ForgetDelay: cfg.QuerierForgetDelay}, length, duration)
 	if f.limits != nil {
 		f.queue.maxQueriers = func(tenant string) float64 { return f.limits.For(tenant).MaxQueriersPerTenant }
 	}
@@ -208,6 +212,14 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		return nil
 	})
 	return f, nil
+}
+
+// maxOutstanding is a tenant's -frontend.max-outstanding-requests-per-tenant.
+func (f *Frontend) maxOutstanding(tenant string) int {
+	if f.limits == nil {
+		return defaultMaxOutstanding
+	}
+	return f.limits.For(tenant).MaxOutstandingPerTenant
 }
 
 // Handler serves the Prometheus API; the tenant must be in the request
@@ -250,6 +262,9 @@ func (f *Frontend) RoundTrip(ctx context.Context, tenant string, req *frontendpb
 			return nil, err
 		}
 		if err == nil && (resp.Code < 500 || queryTimedOut(resp)) {
+			if err := countResponse(ctx, resp); err != nil {
+				return nil, err
+			}
 			return resp, nil
 		}
 		if err != nil {

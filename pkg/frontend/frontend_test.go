@@ -28,9 +28,11 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/querier/worker"
+	fairqueue "github.com/cortex-tls/cortex/pkg/scheduler/queue"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 func defaultConfig() Config {
@@ -511,9 +513,8 @@ func TestCancellationReachesQuerier(t *testing.T) {
 }
 
 func TestTooManyOutstandingRequests(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.MaxOutstandingPerTenant = 2
-	h := newHarness(t, cfg, nil, 0) // no querier: requests stay queued
+	h := newHarness(t, defaultConfig(), nil, 0) // no querier: requests stay queued
+	h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 2}, nil)
 	if err := h.f.CheckReady(context.Background()); err == nil {
 		t.Fatal("ready with no querier connected")
 	}
@@ -523,8 +524,8 @@ func TestTooManyOutstandingRequests(t *testing.T) {
 		go h.get(ctx, "t1", "/prometheus/api/v1/query", url.Values{"query": {"up"}})
 	}
 	testkit.Eventually(t, 5*time.Second, "two queued requests", func() bool { return h.f.queue.len("t1") == 2 })
-	if code, body := h.get(ctx, "t1", "/prometheus/api/v1/query", url.Values{"query": {"up"}}); code != 429 {
-		t.Fatalf("third request: %d %s, want 429", code, body)
+	if code, body := h.get(ctx, "t1", "/prometheus/api/v1/query", url.Values{"query": {"up"}}); code != 429 || !strings.Contains(body, `"error":"too many outstanding requests"`) {
+		t.Fatalf("third request: %d %s, want 429 too many outstanding requests", code, body)
 	}
 	// Other tenants have their own bound.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -539,7 +540,7 @@ func TestTooManyOutstandingRequests(t *testing.T) {
 
 // TestQueueRoundRobin: tenants take turns, whatever their queue lengths.
 func TestQueueRoundRobin(t *testing.T) {
-	q := newQueue(10000, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l"}, []string{"user"}), prometheus.NewHistogram(prometheus.HistogramOpts{Name: "d"}))
+	q := newQueue(fairqueue.Config{MaxOutstanding: fairqueue.Bound(10000)}, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l"}, []string{"user"}), prometheus.NewHistogram(prometheus.HistogramOpts{Name: "d"}))
 	for i := range 1000 {
 		if err := q.enqueue(&request{tenant: "flood", req: &frontendpb.HTTPRequest{Url: strconv.Itoa(i)}}); err != nil {
 			t.Fatal(err)
@@ -584,10 +585,9 @@ func TestFairnessMeasured(t *testing.T) {
 		}
 		_, _ = w.Write([]byte(`{"status":"success"}`))
 	})
-	cfg := defaultConfig()
-	cfg.MaxOutstandingPerTenant = 1000
 	const queriers = 2
-	h := newHarness(t, cfg, handler, queriers)
+	h := newHarness(t, defaultConfig(), handler, queriers)
+	h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 1000}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() {

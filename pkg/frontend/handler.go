@@ -80,6 +80,7 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		header.Del(h)
 	}
 	header.Set(tenant.HeaderName, tenantID)
+	ctx = f.withResponseSizeLimit(ctx, tenantID, r.URL.Path)
 	req := &frontendpb.HTTPRequest{Method: r.Method, Url: r.URL.RequestURI(), Headers: frontendpb.ToHeaders(header), Body: body}
 
 	var resp *frontendpb.HTTPResponse
@@ -104,9 +105,13 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Frontend) write(w http.ResponseWriter, resp *frontendpb.HTTPResponse, err error) int {
+	var tooLarge errResponseTooLarge
 	switch {
+	case errors.As(err, &tooLarge):
+		writeResponseTooLarge(w, tooLarge)
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, errTooManyRequests):
-		writeError(w, http.StatusTooManyRequests, "too_many_requests", "too many outstanding requests for this tenant (-querier.max-outstanding-requests-per-tenant)")
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", "too many outstanding requests")
 		return http.StatusTooManyRequests
 	case errors.Is(err, errStopped):
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())

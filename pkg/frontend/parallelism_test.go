@@ -74,10 +74,10 @@ func TestMaxQueryParallelism(t *testing.T) {
 		WithTenantFederation(tenantfederation.Config{Enabled: true, MaxConcurrent: 16})(h.f)
 		h.api = tenant.MultiTenantHTTPMiddleware(true, h.f.Handler())
 		perTenant := map[string]*validation.Limits{
-			"t1": {QueryVerticalShardSize: 4, MaxQueryParallelism: 2},
-			"t3": {QueryVerticalShardSize: 4, MaxQueryParallelism: 3},
+			"t1": {MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 4, MaxQueryParallelism: 2},
+			"t3": {MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 4, MaxQueryParallelism: 3},
 		}
-		h.f.limits = validation.NewOverrides(validation.Limits{}, func() map[string]*validation.Limits { return perTenant })
+		h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100}, func() map[string]*validation.Limits { return perTenant })
 		start, end := 1800.0, 4*3600.0
 		if c.tenant == "t3" {
 			start, end = 3600, 3600+1800

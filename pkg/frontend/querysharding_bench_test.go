@@ -57,7 +57,7 @@ func BenchmarkQuerySharding(b *testing.B) {
 			cfg := defaultConfig()
 			cfg.SplitQueriesByInterval = 0
 			h := newHarness(b, cfg, api, 4)
-			h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: shards}, nil)
+			h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: shards}, nil)
 			if code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", params); code != 200 || sameMatrix(got, want, 1e-9) != nil {
 				b.Fatalf("%d shards: %d, %v", shards, code, sameMatrix(got, want, 1e-9))
 			}

@@ -205,7 +205,7 @@ func TestQueryShardingCorpus(t *testing.T) {
 		cfg := defaultConfig()
 		cfg.SplitQueriesByInterval = 0
 		h := newHarness(t, cfg, sharded, 4)
-		h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: shards}, nil)
+		h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: shards}, nil)
 		start, end, step := 1800.0, 4*3600.0, 120.0
 		for _, c := range shardingCorpus {
 			code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(c.query, start, end, step))
@@ -246,7 +246,7 @@ func TestQueryShardingSplitAndCached(t *testing.T) {
 	cfg.SplitQueriesByInterval = time.Hour
 	cfg.CacheResults = true
 	h := newHarness(t, cfg, sharded, 4)
-	h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: 3}, nil)
+	h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 3}, nil)
 	start, end, step := 1800.0, 4*3600.0, 300.0
 	for _, c := range shardingCorpus {
 		want := direct(api, c.query, start, end, step)
@@ -349,7 +349,7 @@ func TestQueryShardingMetrics(t *testing.T) {
 	api.st = querysharding.Queryable{Queryable: api.st}
 	cfg := defaultConfig()
 	h := newHarness(t, cfg, api, 2)
-	h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: 4}, nil)
+	h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 4}, nil)
 	for _, q := range []string{`sum by (job) (memory_bytes)`, `sum(memory_bytes)`} {
 		if code, body := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(q, 1800, 3600, 60)); code != 200 {
 			t.Fatalf("%s: %d %s", q, code, body)
@@ -382,7 +382,7 @@ func TestQueryShardingWithinExpressionSize(t *testing.T) {
 	for _, c := range []struct {
 		max, asked int
 	}{{0, 4}, {200, 4}, {100, 1}} {
-		h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: 4, MaxQueryExpressionSizeBytes: c.max}, nil)
+		h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 4, MaxQueryExpressionSizeBytes: c.max}, nil)
 		if code, body := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(query, 1800, 3600, 60)); code != 200 {
 			t.Fatalf("%d %s", code, body)
 		}
@@ -403,7 +403,7 @@ func TestQueryShardingFailure(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.MaxRetries = 2
 	h := newHarness(t, cfg, sharded, 4)
-	h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: 4}, nil)
+	h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 4}, nil)
 	for _, c := range []struct {
 		path   string
 		params url.Values
@@ -486,7 +486,7 @@ func TestQueryShardingInstantCorpus(t *testing.T) {
 	sharded := &shardingAPI{promAPI: api}
 	const shards = 3
 	h := newHarness(t, defaultConfig(), sharded, 4)
-	h.f.limits = validation.NewOverrides(validation.Limits{QueryVerticalShardSize: shards}, nil)
+	h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: shards}, nil)
 	for _, at := range []string{"3000", "7261.5"} {
 		for _, c := range shardingCorpus {
 			params := url.Values{"query": {c.query}, "time": {at}}

@@ -18,7 +18,8 @@ var errStopped = fairqueue.ErrStopped
 // queue is the frontend's own fair queue (pkg/scheduler/queue, which the
 // query-scheduler uses too): one FIFO per tenant, tenants served in turn,
 // so a tenant flooding its queue delays only itself, and each tenant's
-// queries go only to its shard of queriers (-frontend.max-queriers-per-tenant).
+// queries go only to its shard of queriers (-frontend.max-queriers-per-tenant),
+// each tenant's queue bounded by -frontend.max-outstanding-requests-per-tenant.
 type queue struct {
 	q        *fairqueue.Queue[*request]
 	length   *prometheus.GaugeVec
@@ -31,8 +32,8 @@ type queue struct {
 	cursor fairqueue.Cursor
 }
 
-func newQueue(maxPerTenant int, length *prometheus.GaugeVec, duration prometheus.Histogram) *queue {
-	return &queue{q: fairqueue.New[*request](maxPerTenant, length, nil), length: length, duration: duration,
+func newQueue(cfg fairqueue.Config, length *prometheus.GaugeVec, duration prometheus.Histogram) *queue {
+	return &queue{q: fairqueue.New[*request](cfg, length, nil), length: length, duration: duration,
 		maxQueriers: func(string) float64 { return 0 }, cursor: fairqueue.FirstTenant}
 }
 

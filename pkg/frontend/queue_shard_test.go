@@ -22,7 +22,7 @@ import (
 // -frontend.max-queriers-per-tenant to the queriers connected to it, which
 // name themselves with -querier.id.
 func TestOwnQueueShuffleShard(t *testing.T) {
-	limits := validation.Limits{MaxQueriersPerTenant: 1}
+	limits := validation.Limits{MaxOutstandingPerTenant: 100, MaxQueriersPerTenant: 1}
 	f, err := New(defaultConfig(), nil, nil, nil, WithLimits(validation.NewOverrides(limits, nil)))
 	if err != nil {
 		t.Fatal(err)

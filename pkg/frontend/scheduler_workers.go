@@ -46,6 +46,9 @@ type SchedulerConfig struct {
 	InstanceInterfaceNames []string               `yaml:"instance_interface_names"`
 	InstanceAddr           string                 `yaml:"address"`
 	InstancePort           int                    `yaml:"port"`
+	// RetryOnTooManyOutstandingRequests enqueues a query a scheduler
+	// refused for its tenant's bound again, on another stream.
+	RetryOnTooManyOutstandingRequests bool `yaml:"retry_on_too_many_outstanding_requests"`
 }
 
 // RegisterFlags registers the scheduler link's flags.
@@ -58,6 +61,7 @@ func (c *SchedulerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.Var((*flagext.StringSliceCSV)(&c.InstanceInterfaceNames), "frontend.instance-interface-names", "Network interfaces to read the address queriers send answers to from, when -frontend.instance-addr is empty and the gRPC server listens on every address.")
 	f.StringVar(&c.InstanceAddr, "frontend.instance-addr", "", "IP address queriers send this frontend's answers to (with -frontend.scheduler-address). Empty: the gRPC listen address, else one of -frontend.instance-interface-names.")
 	f.IntVar(&c.InstancePort, "frontend.instance-port", 0, "Port queriers send this frontend's answers to. 0: the gRPC server's port.")
+	f.BoolVar(&c.RetryOnTooManyOutstandingRequests, "frontend.retry-on-too-many-outstanding-requests", false, "When multiple query-schedulers are available, re-enqueue queries that were rejected due to too many outstanding requests: a query a scheduler refuses for its tenant's -frontend.max-outstanding-requests-per-tenant is enqueued again on another scheduler stream, up to -frontend.scheduler-worker-concurrency more times, before the 429.")
 }
 
 // Validate checks the flags.
@@ -374,25 +378,37 @@ func (s *schedulers) roundTrip(ctx context.Context, tenantID string, req *fronte
 		delete(s.pending, r.id)
 		s.mu.Unlock()
 	}()
-	select {
-	case s.requests <- r:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	// As Cortex: with more than one stream, a query refused for its
+	// tenant's bound is tried on others, worker concurrency + 1 times in
+	// all, so that it reaches at least two schedulers' streams.
+	tries := 1
+	if s.cfg.RetryOnTooManyOutstandingRequests && s.ready.Load() > 1 {
+		tries = s.cfg.WorkerConcurrency + 1
 	}
 	var enq enqueueResult
-	select {
-	case enq = <-r.enqueued:
-	case <-ctx.Done():
-		// A querier may already run it: cancel it once it is enqueued.
-		go func() {
-			if enq := <-r.enqueued; enq.err == nil {
-				select {
-				case enq.cancels <- r.id:
-				default:
+	for try := 1; ; try++ {
+		select {
+		case s.requests <- r:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		select {
+		case enq = <-r.enqueued:
+		case <-ctx.Done():
+			// A querier may already run it: cancel it once it is enqueued.
+			go func() {
+				if enq := <-r.enqueued; enq.err == nil {
+					select {
+					case enq.cancels <- r.id:
+					default:
+					}
 				}
-			}
-		}()
-		return nil, ctx.Err()
+			}()
+			return nil, ctx.Err()
+		}
+		if !errors.Is(enq.err, errTooManyRequests) || try >= tries {
+			break
+		}
 	}
 	if enq.err != nil {
 		return nil, enq.err

@@ -44,26 +44,30 @@ const TLSPrefix = "query-scheduler.grpc-client-config"
 // name, which the scheduler keeps while the stream lasts.
 const maxIDLength = 256
 
+// DefaultMaxOutstanding is -frontend.max-outstanding-requests-per-tenant's
+// default, for a scheduler given no tenant limits.
+const DefaultMaxOutstanding = 100
+
 // credentialHeaders never reach a querier, even from a frontend that
 // forwards them: any holder of a valid certificate can pull queries.
 var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
 
 // Config holds the query-scheduler's flags, with Cortex's names.
 type Config struct {
-	MaxOutstandingPerTenant int                    `yaml:"max_outstanding_requests_per_tenant"`
-	GRPCClientConfig        tlsconfig.ClientConfig `yaml:"grpc_client_config"`
+	QuerierForgetDelay time.Duration          `yaml:"querier_forget_delay"`
+	GRPCClientConfig   tlsconfig.ClientConfig `yaml:"grpc_client_config"`
 }
 
 // RegisterFlags registers the scheduler's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&c.MaxOutstandingPerTenant, "query-scheduler.max-outstanding-requests-per-tenant", 100, "Maximum number of queued requests per tenant in each query-scheduler; further requests get 429.")
+	f.DurationVar(&c.QuerierForgetDelay, "query-scheduler.querier-forget-delay", 0, "If a querier disconnects, the query-scheduler keeps it in the tenants' shards (-frontend.max-queriers-per-tenant) until the forget delay has passed, so that a querier restarting does not move the tenants' shards: their queries wait for it meanwhile. 0 forgets it at once.")
 	c.GRPCClientConfig.RegisterFlagsWithPrefix(TLSPrefix, f)
 }
 
 // Validate checks the flags.
 func (c *Config) Validate() error {
-	if c.MaxOutstandingPerTenant <= 0 {
-		return fmt.Errorf("-query-scheduler.max-outstanding-requests-per-tenant must be positive, got %d", c.MaxOutstandingPerTenant)
+	if c.QuerierForgetDelay < 0 {
+		return fmt.Errorf("-query-scheduler.querier-forget-delay must not be negative, got %s", c.QuerierForgetDelay)
 	}
 	return nil
 }
@@ -78,6 +82,8 @@ type Scheduler struct {
 	frontendTLS *tlsconfig.Client
 	// maxQueriers is a tenant's -frontend.max-queriers-per-tenant.
 	maxQueriers func(tenant string) float64
+	// maxOutstanding is a tenant's -frontend.max-outstanding-requests-per-tenant.
+	maxOutstanding func(tenant string) int
 	// checkTenant refuses a tenant the calling frontend may not act for.
 	checkTenant func(ctx context.Context, tenant string) error
 
@@ -124,6 +130,11 @@ func WithMaxQueriers(f func(tenant string) float64) Option {
 	return func(s *Scheduler) { s.maxQueriers = f }
 }
 
+// WithMaxOutstanding gives the tenants' -frontend.max-outstanding-requests-per-tenant.
+func WithMaxOutstanding(f func(tenant string) int) Option {
+	return func(s *Scheduler) { s.maxOutstanding = f }
+}
+
 // WithTenantCheck refuses the queries of tenants the frontend's client
 // identity may not act for (-auth.client-tenants-file).
 func WithTenantCheck(f func(ctx context.Context, tenant string) error) Option {
@@ -141,9 +152,10 @@ func New(cfg Config, frontendTLS *tlsconfig.Client, logger *slog.Logger, reg pro
 	}
 	s := &Scheduler{
 		cfg: cfg, logger: logger.With("component", "query-scheduler"), frontendTLS: frontendTLS,
-		maxQueriers: func(string) float64 { return 0 },
-		checkTenant: func(context.Context, string) error { return nil },
-		frontends:   map[string]*connectedFrontend{}, pending: map[requestKey]*request{},
+		maxQueriers:    func(string) float64 { return 0 },
+		maxOutstanding: fairqueue.Bound(DefaultMaxOutstanding),
+		checkTenant:    func(context.Context, string) error { return nil },
+		frontends:      map[string]*connectedFrontend{}, pending: map[requestKey]*request{},
 		stopping: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -152,7 +164,7 @@ func New(cfg Config, frontendTLS *tlsconfig.Client, logger *slog.Logger, reg pro
 	s.queueLength = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_scheduler_queue_length", Help: "Number of queries in the queue."}, []string{"user"})
 	s.discarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cortex_query_scheduler_discarded_requests_total", Help: "Total number of query requests discarded."}, []string{"user"})
 	s.queueDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cortex_query_scheduler_queue_duration_seconds", Help: "Time spend by requests in queue before getting picked up by a querier.", Buckets: prometheus.DefBuckets})
-	s.queue = fairqueue.New[*request](cfg.MaxOutstandingPerTenant, s.queueLength, s.discarded)
+	s.queue = fairqueue.New[*request](fairqueue.Config{MaxOutstanding: s.maxOutstanding, ForgetDelay: cfg.QuerierForgetDelay}, s.queueLength, s.discarded)
 	s.querierConns = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_scheduler_connected_querier_clients", Help: "Number of querier worker clients currently connected to the query-scheduler."},
 		func() float64 { return float64(s.queue.ConnectedQuerierWorkers()) })
 	s.frontendConns = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_scheduler_connected_frontend_clients", Help: "Number of query-frontend worker clients currently connected to the query-scheduler."},

@@ -263,7 +263,7 @@ func TestCancelReachesQuerier(t *testing.T) {
 }
 
 // TestQueueBound: the scheduler refuses a tenant's queries beyond
-// -query-scheduler.max-outstanding-requests-per-tenant with 429.
+// -frontend.max-outstanding-requests-per-tenant (100 by default) with 429.
 func TestQueueBound(t *testing.T) {
 	release := make(chan struct{})
 	top := newTopology(t, func(w http.ResponseWriter, r *http.Request) {
@@ -320,5 +320,56 @@ func TestSchedulerStopFailsQueued(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "query-scheduler") {
 			t.Fatalf("a query of a stopped scheduler: %v, want a failure naming the query-scheduler", err)
 		}
+	}
+}
+
+// TestRetryOnTooManyOutstandingRequests: with
+// -frontend.retry-on-too-many-outstanding-requests, a query every
+// scheduler refuses for its tenant's bound is enqueued
+// -frontend.scheduler-worker-concurrency + 1 times before the 429; without
+// it, once.
+func TestRetryOnTooManyOutstandingRequests(t *testing.T) {
+	for _, c := range []struct {
+		retry bool
+		tries float64
+	}{{false, 1}, {true, 3}} {
+		t.Run(fmt.Sprint("retry=", c.retry), func(t *testing.T) {
+			var addrs []string
+			var regs []*prometheus.Registry
+			for range 2 {
+				var scfg scheduler.Config
+				flagDefaults(scfg.RegisterFlags)
+				reg := prometheus.NewRegistry()
+				s, err := scheduler.New(scfg, nil, nil, reg, scheduler.WithMaxOutstanding(func(string) int { return 0 }))
+				if err != nil {
+					t.Fatal(err)
+				}
+				addrs = append(addrs, serve(t, func(g *grpc.Server) { schedulerpb.RegisterSchedulerForFrontendServer(g, s) }))
+				regs = append(regs, reg)
+				start(t, s)
+			}
+			var fcfg frontend.Config
+			flagDefaults(fcfg.RegisterFlags)
+			fcfg.Scheduler.SchedulerAddress = strings.Join(addrs, ",")
+			fcfg.Scheduler.WorkerConcurrency = 2
+			fcfg.Scheduler.RetryOnTooManyOutstandingRequests = c.retry
+			f, err := frontend.New(fcfg, nil, nil, nil, frontend.WithSchedulers(fcfg.Scheduler, nil, "127.0.0.1:1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start(t, f)
+			testkit.Eventually(t, 10*time.Second, "4 scheduler streams", func() bool { return f.ConnectedSchedulerStreams() == 4 })
+			_, err = f.RoundTrip(context.Background(), "tenant-a", query("tenant-a", "/api/v1/labels"))
+			if err == nil || !strings.Contains(err.Error(), "too many outstanding requests") {
+				t.Fatalf("query every scheduler refuses: %v", err)
+			}
+			tries := 0.0
+			for _, reg := range regs {
+				tries += testkit.MetricSum(t, reg, "cortex_query_scheduler_discarded_requests_total", "user", "tenant-a")
+			}
+			if tries != c.tries {
+				t.Fatalf("the query was enqueued %v times, want %v", tries, c.tries)
+			}
+		})
 	}
 }

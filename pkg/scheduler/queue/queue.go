@@ -1,7 +1,10 @@
 // Package queue is the fair per-tenant request queue shared by the
-// query-frontend and the query-scheduler: one bounded FIFO per tenant,
-// tenants served in turn, and each tenant's queries handed only to its
-// shuffle shard of the connected queriers (-frontend.max-queriers-per-tenant).
+// query-frontend and the query-scheduler: one FIFO per tenant, bounded by
+// the tenant's -frontend.max-outstanding-requests-per-tenant, tenants
+// served in turn, and each tenant's queries handed only to its shuffle
+// shard of the connected queriers (-frontend.max-queriers-per-tenant).
+// A querier that disconnects stays in the shards for the querier forget
+// delay, so that a querier restarting does not move every tenant's shard.
 //
 // It knows nothing of what it queues, nor of gRPC: callers enqueue their
 // own request type and dequeue it from their querier streams.
@@ -34,11 +37,26 @@ type Cursor int
 // FirstTenant is the cursor of a stream that has served nothing yet.
 const FirstTenant Cursor = -1
 
+// Config is what a queue takes from its owner's flags and limits.
+type Config struct {
+	// MaxOutstanding is a tenant's bound on queued requests
+	// (-frontend.max-outstanding-requests-per-tenant); beyond it Enqueue
+	// refuses with ErrTooManyRequests.
+	MaxOutstanding func(tenant string) int
+	// ForgetDelay keeps a querier whose last stream ended in the tenants'
+	// shards this long (-query-frontend.querier-forget-delay,
+	// -query-scheduler.querier-forget-delay); 0 forgets it at once.
+	ForgetDelay time.Duration
+}
+
+// Bound is a MaxOutstanding of n for every tenant.
+func Bound(n int) func(string) int { return func(string) int { return n } }
+
 // Queue holds the requests of every tenant.
 type Queue[T any] struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
-	max     int
+	cfg     Config
 	stopped bool
 
 	// tenants is the rotation: a slot per tenant with queued requests,
@@ -46,8 +64,9 @@ type Queue[T any] struct {
 	// while tenants come and go.
 	tenants []string
 	queues  map[string]*tenantQueue[T]
-	// queriers counts the connected streams of each querier.
-	queriers map[string]int
+	// queriers are the queriers the shards are chosen among: those
+	// connected, and those gone less than the forget delay ago.
+	queriers map[string]*querierState
 
 	length    *prometheus.GaugeVec
 	discarded *prometheus.CounterVec
@@ -62,23 +81,30 @@ type tenantQueue[T any] struct {
 	shard       map[string]struct{}
 }
 
+type querierState struct {
+	streams int
+	// forget removes the querier once the forget delay has passed since
+	// its last stream ended; nil while it has streams.
+	forget *time.Timer
+}
+
 type item[T any] struct {
 	req      T
 	enqueued time.Time
 }
 
-// New returns a queue of at most maxPerTenant requests per tenant. length
-// (by "user") and discarded (by "user") may be nil.
-func New[T any](maxPerTenant int, length *prometheus.GaugeVec, discarded *prometheus.CounterVec) *Queue[T] {
-	q := &Queue[T]{max: maxPerTenant, queues: map[string]*tenantQueue[T]{}, queriers: map[string]int{}, length: length, discarded: discarded}
+// New returns a queue. length (by "user") and discarded (by "user") may be
+// nil.
+func New[T any](cfg Config, length *prometheus.GaugeVec, discarded *prometheus.CounterVec) *Queue[T] {
+	q := &Queue[T]{cfg: cfg, queues: map[string]*tenantQueue[T]{}, queriers: map[string]*querierState{}, length: length, discarded: discarded}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
 
 // Enqueue adds req to tenant's queue; maxQueriers is the tenant's
 // -frontend.max-queriers-per-tenant (0: every querier). It refuses the
-// request when the tenant's queue is full (ErrTooManyRequests) or the queue
-// stopped (ErrStopped).
+// request when the tenant's queue holds its MaxOutstanding requests
+// (ErrTooManyRequests) or the queue stopped (ErrStopped).
 func (q *Queue[T]) Enqueue(tenant string, req T, maxQueriers float64) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -86,7 +112,11 @@ func (q *Queue[T]) Enqueue(tenant string, req T, maxQueriers float64) error {
 		return ErrStopped
 	}
 	tq := q.queues[tenant]
-	if tq != nil && len(tq.items) >= q.max {
+	queued := 0
+	if tq != nil {
+		queued = len(tq.items)
+	}
+	if queued >= q.cfg.MaxOutstanding(tenant) {
 		if q.discarded != nil {
 			q.discarded.WithLabelValues(tenant).Inc()
 		}
@@ -194,22 +224,52 @@ func (q *Queue[T]) forget(tenant string, tq *tenantQueue[T]) {
 func (q *Queue[T]) RegisterQuerier(querierID string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.queriers[querierID]++
-	if q.queriers[querierID] == 1 {
-		q.reshard()
+	if qs := q.queriers[querierID]; qs != nil {
+		// Back within the forget delay: the shards kept it.
+		if qs.forget != nil {
+			qs.forget.Stop()
+			qs.forget = nil
+		}
+		qs.streams++
+		return
 	}
+	q.queriers[querierID] = &querierState{streams: 1}
+	q.reshard()
 }
 
-// UnregisterQuerier counts one stream of querierID fewer; the tenants'
-// shards are chosen again when its last stream is gone.
+// UnregisterQuerier counts one stream of querierID fewer. When its last
+// stream is gone, the tenants' shards are chosen again among the other
+// queriers, at once or, with a forget delay, once it has passed without the
+// querier coming back.
 func (q *Queue[T]) UnregisterQuerier(querierID string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.queriers[querierID]--
-	if q.queriers[querierID] <= 0 {
-		delete(q.queriers, querierID)
-		q.reshard()
+	qs := q.queriers[querierID]
+	if qs == nil || qs.streams <= 0 {
+		return
 	}
+	qs.streams--
+	if qs.streams > 0 {
+		return
+	}
+	if q.cfg.ForgetDelay <= 0 {
+		q.removeQuerier(querierID)
+		return
+	}
+	var timer *time.Timer
+	timer = time.AfterFunc(q.cfg.ForgetDelay, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if cur := q.queriers[querierID]; cur != nil && cur.forget == timer {
+			q.removeQuerier(querierID)
+		}
+	})
+	qs.forget = timer
+}
+
+func (q *Queue[T]) removeQuerier(querierID string) {
+	delete(q.queriers, querierID)
+	q.reshard()
 	// Streams of other queriers may now be in the shard of waiting work.
 	q.cond.Broadcast()
 }
@@ -219,10 +279,18 @@ func (q *Queue[T]) ConnectedQuerierWorkers() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
-	for _, c := range q.queriers {
-		n += c
+	for _, qs := range q.queriers {
+		n += qs.streams
 	}
 	return n
+}
+
+// KnownQueriers returns the number of queriers the shards are chosen among:
+// the connected ones and those gone within the forget delay.
+func (q *Queue[T]) KnownQueriers() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queriers)
 }
 
 func (q *Queue[T]) reshard() {
@@ -275,6 +343,11 @@ func (q *Queue[T]) Stop() []T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.stopped = true
+	for _, qs := range q.queriers {
+		if qs.forget != nil {
+			qs.forget.Stop()
+		}
+	}
 	var left []T
 	for tenant, tq := range q.queues {
 		for _, it := range tq.items {

@@ -12,7 +12,7 @@ import (
 )
 
 func TestTenantsTakeTurns(t *testing.T) {
-	q := New[string](100, nil, nil)
+	q := New[string](Config{MaxOutstanding: Bound(100)}, nil, nil)
 	for i := range 10 {
 		if err := q.Enqueue("flood", fmt.Sprintf("flood-%d", i), 0); err != nil {
 			t.Fatal(err)
@@ -39,7 +39,7 @@ func TestTenantsTakeTurns(t *testing.T) {
 func TestBoundAndMetrics(t *testing.T) {
 	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l"}, []string{"user"})
 	discarded := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "d"}, []string{"user"})
-	q := New[int](2, length, discarded)
+	q := New[int](Config{MaxOutstanding: Bound(2)}, length, discarded)
 	for i := range 2 {
 		if err := q.Enqueue("t1", i, 0); err != nil {
 			t.Fatal(err)
@@ -73,7 +73,7 @@ func TestBoundAndMetrics(t *testing.T) {
 }
 
 func TestDequeueWaitsAndCancels(t *testing.T) {
-	q := New[int](10, nil, nil)
+	q := New[int](Config{MaxOutstanding: Bound(10)}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -108,7 +108,7 @@ func TestDequeueWaitsAndCancels(t *testing.T) {
 func TestShuffleShard(t *testing.T) {
 	queriers := []string{"querier-1", "querier-2", "querier-3", "querier-4"}
 	shardIn := func() []string {
-		q := New[int](1000, nil, nil)
+		q := New[int](Config{MaxOutstanding: Bound(1000)}, nil, nil)
 		for _, id := range queriers {
 			q.RegisterQuerier(id)
 		}
@@ -135,7 +135,7 @@ func TestShuffleShard(t *testing.T) {
 
 	// Another querier leaving reshards; the tenant's queue is served again
 	// by its shard among the remaining ones.
-	q := New[int](10, nil, nil)
+	q := New[int](Config{MaxOutstanding: Bound(10)}, nil, nil)
 	q.RegisterQuerier("querier-1")
 	q.RegisterQuerier("querier-2")
 	_ = q.Enqueue("t", 1, 1)
@@ -172,5 +172,95 @@ func TestShardSize(t *testing.T) {
 		if got := ShardSize(c.max, c.connected); got != c.want {
 			t.Errorf("ShardSize(%v, %d) = %d, want %d", c.max, c.connected, got, c.want)
 		}
+	}
+}
+
+// TestPerTenantBound: each tenant's queue is bounded by its own
+// -frontend.max-outstanding-requests-per-tenant, and a bound of 0 refuses
+// every request of the tenant, as in Cortex.
+func TestPerTenantBound(t *testing.T) {
+	bounds := map[string]int{"small": 1, "large": 3, "blocked": 0}
+	q := New[int](Config{MaxOutstanding: func(tenant string) int { return bounds[tenant] }}, nil, nil)
+	for tenant, bound := range bounds {
+		for i := range bound {
+			if err := q.Enqueue(tenant, i, 0); err != nil {
+				t.Fatalf("request %d of %s (bound %d): %v", i, tenant, bound, err)
+			}
+		}
+		if err := q.Enqueue(tenant, bound, 0); !errors.Is(err, ErrTooManyRequests) {
+			t.Fatalf("request %d of %s (bound %d): %v, want %v", bound+1, tenant, bound, err, ErrTooManyRequests)
+		}
+	}
+	// The bound is read on every enqueue: a raised limit applies at once.
+	bounds["small"] = 2
+	if err := q.Enqueue("small", 9, 0); err != nil {
+		t.Fatalf("after raising small's bound to 2: %v", err)
+	}
+}
+
+// shardOwner returns the one of ids that dequeues tenant "t"'s next
+// request, with a shard of one querier.
+func shardOwner(t *testing.T, q *Queue[int], ids ...string) string {
+	t.Helper()
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, _, _, err := q.Dequeue(ctx, FirstTenant, id)
+		cancel()
+		if err == nil {
+			return id
+		}
+	}
+	t.Fatal("no querier served the tenant")
+	return ""
+}
+
+// TestQuerierForgetDelay: a querier whose last stream ends stays in the
+// tenants' shards for the forget delay: its tenants' queries wait for it
+// rather than moving to another querier, and a querier back within the
+// delay keeps its shards. Once the delay passes, the shards are chosen
+// among the queriers left.
+func TestQuerierForgetDelay(t *testing.T) {
+	other := map[string]string{"querier-1": "querier-2", "querier-2": "querier-1"}
+
+	q := New[int](Config{MaxOutstanding: Bound(10), ForgetDelay: time.Hour}, nil, nil)
+	q.RegisterQuerier("querier-1")
+	q.RegisterQuerier("querier-2")
+	_ = q.Enqueue("t", 1, 1)
+	owner := shardOwner(t, q, "querier-1", "querier-2")
+	q.UnregisterQuerier(owner)
+	if n, c := q.KnownQueriers(), q.ConnectedQuerierWorkers(); n != 2 || c != 1 {
+		t.Fatalf("within the forget delay: %d known queriers, %d streams; want 2 and 1", n, c)
+	}
+	_ = q.Enqueue("t", 2, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	if r, _, _, err := q.Dequeue(ctx, FirstTenant, other[owner]); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("within the forget delay, %s took the tenant's request %d (%v): the shard moved", other[owner], r, err)
+	}
+	cancel()
+	q.RegisterQuerier(owner)
+	if q.queriers[owner].forget != nil {
+		t.Fatal("a querier back within the forget delay is still to be forgotten")
+	}
+	if got := shardOwner(t, q, "querier-1", "querier-2"); got != owner {
+		t.Fatalf("after coming back, the tenant is served by %s, want %s", got, owner)
+	}
+	q.Stop()
+
+	q = New[int](Config{MaxOutstanding: Bound(10), ForgetDelay: 50 * time.Millisecond}, nil, nil)
+	q.RegisterQuerier("querier-1")
+	q.RegisterQuerier("querier-2")
+	_ = q.Enqueue("t", 1, 1)
+	owner = shardOwner(t, q, "querier-1", "querier-2")
+	_ = q.Enqueue("t", 2, 1)
+	q.UnregisterQuerier(owner)
+	// Dequeue waits until the forget delay reshards the tenant onto the
+	// remaining querier.
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r, _, _, err := q.Dequeue(ctx, FirstTenant, other[owner]); err != nil || r != 2 {
+		t.Fatalf("after the forget delay, %s got %d, %v; want request 2", other[owner], r, err)
+	}
+	if n := q.KnownQueriers(); n != 1 {
+		t.Fatalf("after the forget delay: %d known queriers, want 1", n)
 	}
 }

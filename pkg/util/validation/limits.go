@@ -86,6 +86,12 @@ type Limits struct {
 	// MaxQueriersPerTenant is the tenant's shuffle shard of queriers in
 	// the query-frontend's and the query-scheduler's queues.
 	MaxQueriersPerTenant float64 `yaml:"max_queriers_per_tenant"`
+	// MaxOutstandingPerTenant bounds the tenant's queued queries in each
+	// query-frontend's and query-scheduler's queue; beyond it, 429.
+	MaxOutstandingPerTenant int `yaml:"max_outstanding_requests_per_tenant"`
+	// MaxQueryResponseSize bounds the bytes of one query's answer the
+	// query-frontend takes from its queriers; 0 means unlimited.
+	MaxQueryResponseSize int64 `yaml:"max_query_response_size"`
 
 	// A tenant's Alertmanager: its configuration, silences and alerts; 0
 	// means unlimited.
@@ -135,6 +141,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxDownloadedBytesPerRequest, "store-gateway.max-downloaded-bytes-per-request", 0, "The maximum number of data bytes to download per gRPC request in Store Gateway, including Series/LabelNames/LabelValues requests. 0 to disable.")
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "The tenant's shard size with -distributor.sharding-strategy=shuffle-sharding: how many ingesters of the ring receive its series and answer its queries. With -distributor.zone-awareness-enabled it is rounded up to a multiple of the zones, taking as many from each zone. 0 means all of them.")
 	f.Float64Var(&l.MaxQueriersPerTenant, "frontend.max-queriers-per-tenant", 0, "Maximum number of queriers that can handle requests for a single tenant, in the query-frontend's queue and the query-scheduler's: the tenant's queries go only to this subset of the connected queriers, the same subset in every frontend and scheduler. A value below 1 is a fraction of the connected queriers (at least one). 0 means every querier.")
+	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Maximum number of outstanding requests per tenant per request queue (either query frontend or query scheduler); requests beyond this error with HTTP 429.")
+	f.Int64Var(&l.MaxQueryResponseSize, "frontend.max-query-response-size", 0, "The maximum total uncompressed query response size, in bytes: the answers of the queriers to one query or query_range request, summed over its split and shard queries, enforced by the query-frontend (422 naming the limit). 0 to disable.")
 	f.IntVar(&l.RulerTenantShardSize, "ruler.tenant-shard-size", 0, "The tenant's shard size with -ruler.sharding-strategy=shuffle-sharding: how many rulers of the ring evaluate its rule groups. 0 means all of them.")
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
 	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting accepted in a PromQL expression (query or match[] selector), checked before parsing by a scan of the text: each bracket, unary operator and binary operator of a chain adds a level. The parser's time grows with the square of the nesting and cannot be interrupted. 0 means unlimited.")
@@ -185,6 +193,12 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxQueriersPerTenant < 0 {
 		return fmt.Errorf("-frontend.max-queriers-per-tenant (max_queriers_per_tenant) must not be negative (0 means every querier), got %v", l.MaxQueriersPerTenant)
+	}
+	if l.MaxOutstandingPerTenant < 0 {
+		return fmt.Errorf("-frontend.max-outstanding-requests-per-tenant (max_outstanding_requests_per_tenant) must not be negative, got %d", l.MaxOutstandingPerTenant)
+	}
+	if l.MaxQueryResponseSize < 0 {
+		return fmt.Errorf("-frontend.max-query-response-size (max_query_response_size) must not be negative (0 means unlimited), got %d", l.MaxQueryResponseSize)
 	}
 	if l.QueryVerticalShardSize < 0 || l.QueryVerticalShardSize > MaxQueryVerticalShardSize {
 		return fmt.Errorf("-frontend.query-vertical-shard-size (query_vertical_shard_size) must be between 0 and %d, got %d", MaxQueryVerticalShardSize, l.QueryVerticalShardSize)
