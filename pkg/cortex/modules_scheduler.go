@@ -29,7 +29,7 @@ const QueryScheduler = "query-scheduler"
 // initQueryScheduler serves the scheduler's two gRPC services: frontends
 // enqueue (FrontendLoop), querier workers pull (QuerierLoop).
 func (t *Cortex) initQueryScheduler() (services.Service, error) {
-	tls, err := tlsconfig.NewClient(scheduler.TLSPrefix, t.Cfg.QueryScheduler.GRPCClientConfig, t.TLS)
+	tls, err := tlsconfig.NewClient(scheduler.TLSPrefix, t.Cfg.QueryScheduler.GRPCClientConfig.TLS, t.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (t *Cortex) checkGRPCTenant(ctx context.Context, tenant string) error {
 func (t *Cortex) frontendSchedulerOptions() ([]frontend.Option, error) {
 	cfg := t.Cfg.Frontend.Scheduler
 	// Loaded, and so checked, whether or not the link is used.
-	tls, err := tlsconfig.NewClient(frontend.SchedulerTLSPrefix, cfg.GRPCClientConfig, t.TLS)
+	tls, err := tlsconfig.NewClient(frontend.SchedulerTLSPrefix, cfg.GRPCClientConfig.TLS, t.TLS)
 	if err != nil || cfg.SchedulerAddress == "" {
 		return nil, err
 	}

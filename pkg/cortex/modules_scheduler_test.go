@@ -68,14 +68,14 @@ limits:
 			cfg := loadConfig(t, args...)
 			s := cfg.Frontend.Scheduler
 			if s.SchedulerAddress != "schedulers.example:9095" || s.WorkerConcurrency != 3 || s.DNSLookupPeriod.String() != "30s" ||
-				s.GRPCClientConfig.CertPath != "/certs/frontend.crt" || s.GRPCClientConfig.ServerName != "scheduler" {
+				s.GRPCClientConfig.TLS.CertPath != "/certs/frontend.crt" || s.GRPCClientConfig.TLS.ServerName != "scheduler" {
 				t.Fatalf("frontend: %+v", s)
 			}
 			if cfg.Worker.SchedulerAddress != "schedulers.example:9095" || cfg.Worker.QuerierID != "querier-7" {
 				t.Fatalf("querier worker: scheduler address %q, id %q", cfg.Worker.SchedulerAddress, cfg.Worker.QuerierID)
 			}
 			q := cfg.QueryScheduler
-			if q.QuerierForgetDelay != time.Minute || q.GRPCClientConfig.CAPath != "/certs/root.crt" || !q.GRPCClientConfig.InsecureSkipVerify {
+			if q.QuerierForgetDelay != time.Minute || q.GRPCClientConfig.TLS.CAPath != "/certs/root.crt" || !q.GRPCClientConfig.TLS.InsecureSkipVerify {
 				t.Fatalf("query-scheduler: %+v", q)
 			}
 			if cfg.Limits.MaxQueriersPerTenant != 2 || cfg.Limits.MaxOutstandingPerTenant != 50 {

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
@@ -24,6 +23,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/scheduler/schedulerpb"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
 
@@ -39,13 +39,13 @@ const maxCancelsPerStream = 1000
 // SchedulerConfig is the frontend's link to query-schedulers, with
 // Cortex's flag names and YAML keys (the frontend block, inline).
 type SchedulerConfig struct {
-	SchedulerAddress       string                 `yaml:"scheduler_address"`
-	DNSLookupPeriod        time.Duration          `yaml:"scheduler_dns_lookup_period"`
-	WorkerConcurrency      int                    `yaml:"scheduler_worker_concurrency"`
-	GRPCClientConfig       tlsconfig.ClientConfig `yaml:"grpc_client_config"`
-	InstanceInterfaceNames []string               `yaml:"instance_interface_names"`
-	InstanceAddr           string                 `yaml:"address"`
-	InstancePort           int                    `yaml:"port"`
+	SchedulerAddress       string            `yaml:"scheduler_address"`
+	DNSLookupPeriod        time.Duration     `yaml:"scheduler_dns_lookup_period"`
+	WorkerConcurrency      int               `yaml:"scheduler_worker_concurrency"`
+	GRPCClientConfig       grpcclient.Config `yaml:"grpc_client_config"`
+	InstanceInterfaceNames []string          `yaml:"instance_interface_names"`
+	InstanceAddr           string            `yaml:"address"`
+	InstancePort           int               `yaml:"port"`
 	// RetryOnTooManyOutstandingRequests enqueues a query a scheduler
 	// refused for its tenant's bound again, on another stream.
 	RetryOnTooManyOutstandingRequests bool `yaml:"retry_on_too_many_outstanding_requests"`
@@ -56,7 +56,7 @@ func (c *SchedulerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.SchedulerAddress, "frontend.scheduler-address", "", "host:port of the query-scheduler(s) to enqueue queries to, instead of the frontend's own queue. A DNS name resolving to several addresses connects to each (so does a comma-separated list), and a query failing with one scheduler is retried on another.")
 	f.DurationVar(&c.DNSLookupPeriod, "frontend.scheduler-dns-lookup-period", 10*time.Second, "How often -frontend.scheduler-address is resolved again.")
 	f.IntVar(&c.WorkerConcurrency, "frontend.scheduler-worker-concurrency", 5, "Number of streams to each query-scheduler; each enqueues one query at a time.")
-	c.GRPCClientConfig.RegisterFlagsWithPrefix(SchedulerTLSPrefix, f)
+	c.GRPCClientConfig.RegisterFlagsWithPrefix(SchedulerTLSPrefix, grpcclient.Defaults{}, f)
 	c.InstanceInterfaceNames = []string{"eth0", "en0"}
 	f.Var((*flagext.StringSliceCSV)(&c.InstanceInterfaceNames), "frontend.instance-interface-names", "Network interfaces to read the address queriers send answers to from, when -frontend.instance-addr is empty and the gRPC server listens on every address.")
 	f.StringVar(&c.InstanceAddr, "frontend.instance-addr", "", "IP address queriers send this frontend's answers to (with -frontend.scheduler-address). Empty: the gRPC listen address, else one of -frontend.instance-interface-names.")
@@ -66,6 +66,9 @@ func (c *SchedulerConfig) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the flags.
 func (c *SchedulerConfig) Validate() error {
+	if err := c.GRPCClientConfig.Validate(SchedulerTLSPrefix); err != nil {
+		return err
+	}
 	if c.SchedulerAddress == "" {
 		return nil
 	}
@@ -197,14 +200,12 @@ func (s *schedulers) setSchedulers(ctx context.Context, addrs map[string]string)
 // runScheduler keeps -frontend.scheduler-worker-concurrency streams open
 // to one scheduler.
 func (s *schedulers) runScheduler(ctx context.Context, addr, authority string) {
-	cc, err := grpc.NewClient("passthrough:///"+addr,
-		s.tls.GRPCDialOption(),
+	cc, err := grpc.NewClient("passthrough:///"+addr, append(s.cfg.GRPCClientConfig.DialOptions(s.tls),
 		// Verify the scheduler's certificate against the name configured,
 		// not the address it resolved to.
 		grpc.WithAuthority(authority),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	if err != nil {
 		s.logger.Error("cannot create a client for the query-scheduler", "scheduler", addr, "err", err)
 		return

@@ -33,6 +33,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/scheduler/schedulerpb"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
 
@@ -54,18 +55,21 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 
 // Config holds the query-scheduler's flags, with Cortex's names.
 type Config struct {
-	QuerierForgetDelay time.Duration          `yaml:"querier_forget_delay"`
-	GRPCClientConfig   tlsconfig.ClientConfig `yaml:"grpc_client_config"`
+	QuerierForgetDelay time.Duration     `yaml:"querier_forget_delay"`
+	GRPCClientConfig   grpcclient.Config `yaml:"grpc_client_config"`
 }
 
 // RegisterFlags registers the scheduler's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.QuerierForgetDelay, "query-scheduler.querier-forget-delay", 0, "If a querier disconnects, the query-scheduler keeps it in the tenants' shards (-frontend.max-queriers-per-tenant) until the forget delay has passed, so that a querier restarting does not move the tenants' shards: their queries wait for it meanwhile. 0 forgets it at once.")
-	c.GRPCClientConfig.RegisterFlagsWithPrefix(TLSPrefix, f)
+	c.GRPCClientConfig.RegisterFlagsWithPrefix(TLSPrefix, grpcclient.Defaults{}, f)
 }
 
 // Validate checks the flags.
 func (c *Config) Validate() error {
+	if err := c.GRPCClientConfig.Validate(TLSPrefix); err != nil {
+		return err
+	}
 	if c.QuerierForgetDelay < 0 {
 		return fmt.Errorf("-query-scheduler.querier-forget-delay must not be negative, got %s", c.QuerierForgetDelay)
 	}
@@ -431,9 +435,8 @@ func (s *Scheduler) forward(stream schedulerpb.QuerierLoopServer, r *request, qu
 func (s *Scheduler) reportError(r *request, queryErr error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cc, err := grpc.NewClient("passthrough:///"+r.frontend, append(tenant.ClientInterceptors(),
-		s.frontendTLS.GRPCDialOption(),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})))...)
+	cc, err := grpc.NewClient("passthrough:///"+r.frontend, append(s.cfg.GRPCClientConfig.DialOptions(s.frontendTLS),
+		append(tenant.ClientInterceptors(), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})))...)...)
 	if err != nil {
 		s.logger.Warn("cannot report a failed query to its frontend", "frontend", r.frontend, "err", err, "query_err", queryErr)
 		return

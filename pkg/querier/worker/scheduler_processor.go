@@ -10,7 +10,6 @@ import (
 
 	"github.com/grafana/dskit/backoff"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/cortex-tls/cortex/pkg/scheduler/schedulerpb"
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -173,14 +172,8 @@ func (w *Worker) frontendConn(addr string) (*grpc.ClientConn, error) {
 		fc.lru.MoveToFront(e)
 		return e.Value.(*frontendConn).cc, nil
 	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, append(tenant.ClientInterceptors(),
-		w.tls.GRPCDialOption(),
-		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(grpccodec.Codec{}),
-			grpc.MaxCallSendMsgSize(w.cfg.GRPCClientConfig.MaxSendMsgSize),
-		),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}),
-	)...)
+	cc, err := grpc.NewClient("passthrough:///"+addr, append(w.cfg.GRPCClientConfig.DialOptions(w.tls),
+		append(tenant.ClientInterceptors(), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})))...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -32,6 +31,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/scheduler/dnsaddr"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
 
@@ -52,12 +52,9 @@ type Config struct {
 	MatchMaxConcurrent bool `yaml:"match_max_concurrent"`
 }
 
-// GRPCClientConfig is the -querier.frontend-client.* block.
-type GRPCClientConfig struct {
-	TLS            tlsconfig.ClientConfig `yaml:",inline"`
-	MaxRecvMsgSize int                    `yaml:"max_recv_msg_size"`
-	MaxSendMsgSize int                    `yaml:"max_send_msg_size"`
-}
+// GRPCClientConfig is the -querier.frontend-client.* block, Cortex's
+// grpc_client_config.
+type GRPCClientConfig = grpcclient.Config
 
 // RegisterFlags registers the worker's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
@@ -67,13 +64,15 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Parallelism, "querier.worker-parallelism", 10, "Number of queries pulled and run at once from each query-frontend.")
 	f.BoolVar(&c.MatchMaxConcurrent, "querier.worker-match-max-concurrent", false, "Pull -querier.max-concurrent queries at once from each query-frontend or query-scheduler, instead of -querier.worker-parallelism. (Cortex divides -querier.max-concurrent between the query-frontends; here each gets it whole, and -querier.max-concurrent still bounds the queries evaluated at once.)")
 	f.DurationVar(&c.DNSLookupPeriod, "querier.dns-lookup-period", 10*time.Second, "How often -querier.frontend-address is resolved again.")
-	c.GRPCClientConfig.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
-	f.IntVar(&c.GRPCClientConfig.MaxRecvMsgSize, TLSPrefix+".grpc-max-recv-msg-size", 100<<20, "Largest gRPC message accepted from the query-frontend.")
-	f.IntVar(&c.GRPCClientConfig.MaxSendMsgSize, TLSPrefix+".grpc-max-send-msg-size", 100<<20, "Largest gRPC message sent to the query-frontend.")
+	// A query's answer is sent whole: the send limit is the receive one.
+	c.GRPCClientConfig.RegisterFlagsWithPrefix(TLSPrefix, grpcclient.Defaults{MaxSendMsgSize: 100 << 20}, f)
 }
 
 // Validate checks the flags.
 func (c *Config) Validate() error {
+	if err := c.GRPCClientConfig.Validate(TLSPrefix); err != nil {
+		return err
+	}
 	if c.FrontendAddress != "" && c.SchedulerAddress != "" {
 		return fmt.Errorf("-querier.frontend-address=%q and -querier.scheduler-address=%q are both set: a querier pulls from the query-frontends or from the query-schedulers, not both", c.FrontendAddress, c.SchedulerAddress)
 	}
@@ -198,18 +197,12 @@ func (w *Worker) setFrontends(ctx context.Context, addrs map[string]string) {
 
 // runFrontend keeps -querier.worker-parallelism streams open to one frontend.
 func (w *Worker) runFrontend(ctx context.Context, addr, authority string) {
-	opts := []grpc.DialOption{
-		w.tls.GRPCDialOption(),
+	opts := append(w.cfg.GRPCClientConfig.DialOptions(w.tls),
 		// Verify the frontend's certificate against the name configured,
 		// not the address it resolved to.
 		grpc.WithAuthority(authority),
-		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(grpccodec.Codec{}),
-			grpc.MaxCallRecvMsgSize(w.cfg.GRPCClientConfig.MaxRecvMsgSize),
-			grpc.MaxCallSendMsgSize(w.cfg.GRPCClientConfig.MaxSendMsgSize),
-		),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	}
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})),
+	)
 	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		w.logger.Error("cannot create a client for the query-frontend", "frontend", addr, "err", err)
