@@ -29,6 +29,10 @@ type Config struct {
 	MetadataRetainPeriod   time.Duration `yaml:"metadata_retain_period"`
 	TSDBConfigUpdatePeriod time.Duration `yaml:"user_tsdb_configs_update_period"`
 
+	ActiveSeriesMetricsEnabled      bool          `yaml:"active_series_metrics_enabled"`
+	ActiveSeriesMetricsUpdatePeriod time.Duration `yaml:"active_series_metrics_update_period"`
+	ActiveSeriesMetricsIdleTimeout  time.Duration `yaml:"active_series_metrics_idle_timeout"`
+
 	// QueryProtection refuses queries while the heap is nearly full:
 	// -ingester.query-protection.rejection.threshold.heap-utilization.
 	QueryProtection queryprotection.Config `yaml:"query_protection"`
@@ -67,6 +71,9 @@ type TSDBConfig struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	c.LifecyclerConfig.RegisterFlags(f, kitlog.New(logger))
 	f.DurationVar(&c.RateUpdatePeriod, "ingester.rate-update-period", 15*time.Second, "Period at which each tenant's ingestion rate (reported by the UserStats call) is updated.")
+	f.BoolVar(&c.ActiveSeriesMetricsEnabled, "ingester.active-series-metrics-enabled", true, "Track the series each tenant pushed samples to within -ingester.active-series-metrics-idle-timeout, exported as cortex_ingester_active_series and cortex_ingester_active_native_histogram_series.")
+	f.DurationVar(&c.ActiveSeriesMetricsUpdatePeriod, "ingester.active-series-metrics-update-period", time.Minute, "How often the active series metrics are updated.")
+	f.DurationVar(&c.ActiveSeriesMetricsIdleTimeout, "ingester.active-series-metrics-idle-timeout", 10*time.Minute, "How long after its last pushed sample a series stops counting as active.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept in memory after it was last received.")
 	c.QueryProtection.RegisterFlagsWithPrefix(f, "ingester.", "ingester")
 	c.InstanceLimits.RegisterFlagsWithPrefix(f, "ingester.")
@@ -157,6 +164,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.InstanceLimits.Validate(); err != nil {
 		return err
+	}
+	if c.ActiveSeriesMetricsEnabled && (c.ActiveSeriesMetricsUpdatePeriod <= 0 || c.ActiveSeriesMetricsIdleTimeout <= 0) {
+		return errors.New("-ingester.active-series-metrics-update-period and -ingester.active-series-metrics-idle-timeout must be greater than 0")
 	}
 	if c.RateUpdatePeriod <= 0 || c.TSDBConfigUpdatePeriod <= 0 || c.MetadataRetainPeriod <= 0 {
 		return errors.New("-ingester.rate-update-period, -ingester.user-tsdb-configs-update-period and -ingester.metadata-retain-period must be greater than 0")

@@ -187,6 +187,12 @@ func (i *Ingester) running(ctx context.Context) error {
 	metadataTicker := time.NewTicker(metadataPurgePeriod)
 	defer metadataTicker.Stop()
 	instanceRateTicker := time.NewTicker(instanceIngestionPeriod)
+	var activeSeriesTicks <-chan time.Time
+	if i.cfg.ActiveSeriesMetricsEnabled {
+		t := time.NewTicker(i.cfg.ActiveSeriesMetricsUpdatePeriod)
+		defer t.Stop()
+		activeSeriesTicks = t.C
+	}
 	defer instanceRateTicker.Stop()
 	joined := make(chan error, 1)
 	go func() { joined <- i.lifecycler.join(ctx) }()
@@ -218,6 +224,8 @@ func (i *Ingester) running(ctx context.Context) error {
 			}
 		case <-instanceRateTicker.C:
 			i.instance.tick()
+		case <-activeSeriesTicks:
+			i.updateActiveSeries(time.Now())
 		case <-compactTicker.C:
 			i.compactHeads(ctx)
 		case <-configTicker.C:

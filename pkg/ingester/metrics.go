@@ -40,6 +40,9 @@ type metrics struct {
 	shipperUploadFailures  prometheus.Counter
 
 	idleTSDBChecks *prometheus.CounterVec
+
+	activeSeries          *prometheus.GaugeVec
+	activeHistogramSeries *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error) {
@@ -119,6 +122,14 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 			Name: "cortex_ingester_idle_tsdb_checks_total",
 			Help: "The total number of various results for idle TSDB checks.",
 		}, []string{"result"}),
+		activeSeries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cortex_ingester_active_series",
+			Help: "Number of currently active series per user.",
+		}, []string{"user"}),
+		activeHistogramSeries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cortex_ingester_active_native_histogram_series",
+			Help: "Number of currently active native histogram series per user.",
+		}, []string{"user"}),
 	}
 	for _, r := range idleCheckResults {
 		m.idleTSDBChecks.WithLabelValues(r)
@@ -131,7 +142,7 @@ func newMetrics(reg prometheus.Registerer, tsdbs *tsdbMetrics) (*metrics, error)
 		m.ingestedMetadata, m.memSeries, m.memUsers, m.memMetadata, m.seriesCreated, m.seriesRemoved,
 		m.queriedSeries, m.queriedSamples, tsdbs,
 		m.shipperDirSyncs, m.shipperDirSyncFailures, m.shipperUploads, m.shipperUploadFailures,
-		m.idleTSDBChecks,
+		m.idleTSDBChecks, m.activeSeries, m.activeHistogramSeries,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

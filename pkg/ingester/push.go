@@ -117,6 +117,7 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	for ti := range req.Timeseries {
 		ts := &req.Timeseries[ti]
 		p.series = ti
+		samplesBefore := p.samples
 		// Most series exist already: look them up with labels built in a
 		// reused buffer, and allocate labels only for a new series, whose
 		// labels the TSDB keeps.
@@ -195,6 +196,9 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 			if refused = isSeriesError(err); refused {
 				p.discard(err, 0, len(ts.Histograms)-hi-1)
 			}
+		}
+		if u.active != nil && p.samples > samplesBefore {
+			u.active.mark(ref, len(ts.Histograms) > 0 && !refused, now)
 		}
 		if len(ts.Exemplars) == 0 {
 			continue

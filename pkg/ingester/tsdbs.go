@@ -49,6 +49,8 @@ func (i *Ingester) forget(id string, u *userTSDB) {
 	i.instance.seriesAdded(-n)
 	i.metrics.seriesCreated.DeleteLabelValues(id)
 	i.metrics.seriesRemoved.DeleteLabelValues(id)
+	i.metrics.activeSeries.DeleteLabelValues(id)
+	i.metrics.activeHistogramSeries.DeleteLabelValues(id)
 	u.metadata.clear()
 }
 
@@ -168,6 +170,9 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		return nil, fmt.Errorf("sizing the exemplar buffer of tenant %q: %w", id, err)
 	}
 	u.limitsActive.Store(true)
+	if i.cfg.ActiveSeriesMetricsEnabled {
+		u.active = newActiveSeries(time.Now())
+	}
 	i.tsdbMetrics.add(id, reg)
 	i.metrics.memUsers.Inc()
 	i.logger.Debug("opened TSDB", "user", id, "dir", dir, "series", db.Head().NumSeries(), "duration", time.Since(start))

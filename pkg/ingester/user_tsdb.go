@@ -38,6 +38,9 @@ type userTSDB struct {
 
 	rate     *ewmaRate
 	lastPush atomic.Int64 // unix nanoseconds
+	// active marks the series pushed to recently; nil with
+	// -ingester.active-series-metrics-enabled=false.
+	active *activeSeries
 	// instance counts the ingester's series for its instance limits.
 	instance *instanceLimiter
 
@@ -174,6 +177,9 @@ func (u *userTSDB) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) 
 	u.m.memSeries.Sub(float64(len(deleted)))
 	u.instance.seriesAdded(-len(deleted))
 	u.m.seriesRemoved.WithLabelValues(u.id).Add(float64(len(deleted)))
+	if u.active != nil {
+		u.active.forget(deleted)
+	}
 }
 
 // ewmaRate is an exponentially weighted moving average of an event rate,
