@@ -19,11 +19,11 @@ func (t *Cortex) rulerQueryEngine(engine *promql.Engine) (promql.QueryEngine, er
 	if cfg.FrontendAddress == "" {
 		return querier.LimitEngine(engine, t.Cfg.Querier), nil
 	}
-	tls, err := tlsconfig.NewClient(ruler.FrontendClientTLSPrefix, cfg.FrontendClient, t.TLS)
+	tls, err := tlsconfig.NewClient(ruler.FrontendClientTLSPrefix, cfg.FrontendClient.TLS, t.TLS)
 	if err != nil {
 		return nil, err
 	}
-	fe, err := ruler.NewFrontendEngine(cfg.FrontendAddress, t.Cfg.Querier.PrometheusHTTPPrefix, tls)
+	fe, err := ruler.NewFrontendEngine(cfg.FrontendAddress, t.Cfg.Querier.PrometheusHTTPPrefix, cfg.FrontendClient, tls)
 	if err != nil {
 		return nil, err
 	}

@@ -35,11 +35,11 @@ func (t *Cortex) rulerSharding() ([]ruler.Option, *shardring.Member, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("ruler ring: %w", err)
 	}
-	clientTLS, err := tlsconfig.NewClient(ruler.ClientTLSPrefix, t.Cfg.Ruler.ClientTLS, t.TLS)
+	clientTLS, err := tlsconfig.NewClient(ruler.ClientTLSPrefix, t.Cfg.Ruler.Client.TLS, t.TLS)
 	if err != nil {
 		return nil, nil, err
 	}
-	pool := ruler.NewClientPool(clientTLS)
+	pool := ruler.NewClientPool(t.Cfg.Ruler.Client, clientTLS)
 	t.closers = append(t.closers, pool)
 	shards := ruler.TenantShards{
 		Strategy:  cfg.ShardingStrategy,

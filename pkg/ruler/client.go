@@ -2,7 +2,9 @@ package ruler
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"time"
 
 	"github.com/grafana/dskit/user"
 	"google.golang.org/grpc"
@@ -10,6 +12,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/ruler/rulerpb"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/grpcpool"
 )
@@ -44,24 +47,44 @@ func (s rulesServer) Rules(ctx context.Context, req *rulerpb.RulesRequest) (*rul
 	return &rulerpb.RulesResponse{Groups: groupsToProto(s.r.LocalRules(id, f))}, nil
 }
 
-// ClientPool holds one gRPC connection per ruler address, over the
-// -ruler.client TLS link.
-type ClientPool struct{ pool *grpcpool.Pool }
-
-// NewClientPool returns an empty pool dialling over tls (nil dials
-// plaintext); build tls with tlsconfig.NewClient(ClientTLSPrefix, ...) so
-// that its errors name the -ruler.client.* flags.
-func NewClientPool(tls *tlsconfig.Client) *ClientPool {
-	return &ClientPool{pool: grpcpool.New("ruler",
-		tls.GRPCDialOption(),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{}), grpc.MaxCallRecvMsgSize(maxRulesMsgSize)),
-		grpc.WithChainUnaryInterceptor(tenantInterceptor),
-	)}
+// ClientConfig is the ruler -> ruler gRPC link, Cortex's ruler_client
+// block: -ruler.client.*.
+type ClientConfig struct {
+	grpcclient.Config `yaml:",inline"`
+	// RemoteTimeout bounds one ruler's answer to a Rules call.
+	RemoteTimeout time.Duration `yaml:"remote_timeout"`
 }
 
-// maxRulesMsgSize bounds a Rules answer: a tenant's groups and their
-// active alerts.
-const maxRulesMsgSize = 100 << 20
+// RegisterFlags registers the -ruler.client.* flags.
+func (c *ClientConfig) RegisterFlags(f *flag.FlagSet) {
+	c.Config.RegisterFlagsWithPrefix(ClientTLSPrefix, grpcclient.Defaults{}, f)
+	f.DurationVar(&c.RemoteTimeout, ClientTLSPrefix+".remote-timeout", 2*time.Minute, "Timeout for downstream rulers.")
+}
+
+// Validate checks the -ruler.client.* flags.
+func (c *ClientConfig) Validate() error {
+	if c.RemoteTimeout <= 0 {
+		return fmt.Errorf("-%s.remote-timeout must be positive, got %s", ClientTLSPrefix, c.RemoteTimeout)
+	}
+	return c.Config.Validate(ClientTLSPrefix)
+}
+
+// ClientPool holds one gRPC connection per ruler address, over the
+// -ruler.client link.
+type ClientPool struct {
+	pool          *grpcpool.Pool
+	remoteTimeout time.Duration
+}
+
+// NewClientPool returns an empty pool dialling with cfg over tls (nil
+// dials plaintext); build tls with tlsconfig.NewClient(ClientTLSPrefix,
+// cfg.TLS, ...) so that its errors name the -ruler.client.* flags.
+func NewClientPool(cfg ClientConfig, tls *tlsconfig.Client) *ClientPool {
+	return &ClientPool{pool: grpcpool.New("ruler", append(cfg.DialOptions(tls),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})),
+		grpc.WithChainUnaryInterceptor(tenantInterceptor),
+	)...), remoteTimeout: cfg.RemoteTimeout}
+}
 
 // client returns the ruler at addr's client, dialling it (lazily: the
 // connection is made at the first call) the first time.

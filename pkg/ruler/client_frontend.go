@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/stats"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
 
@@ -35,19 +35,23 @@ const FrontendClientTLSPrefix = "ruler.frontendClient"
 // FrontendConfig sends the ruler's queries to a query-frontend:
 // Cortex's frontend_address and frontend_client.
 type FrontendConfig struct {
-	FrontendAddress string                 `yaml:"frontend_address"`
-	FrontendClient  tlsconfig.ClientConfig `yaml:"frontend_client"`
+	FrontendAddress string            `yaml:"frontend_address"`
+	FrontendClient  grpcclient.Config `yaml:"frontend_client"`
 }
 
 // RegisterFlags registers -ruler.frontend-address and the
-// -ruler.frontendClient.tls-* flags.
+// -ruler.frontendClient.* flags.
 func (c *FrontendConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.FrontendAddress, "ruler.frontend-address", "", "GRPC listen address (host:port) of the query-frontend the rules' queries are sent to, instead of the ruler's own querier over the ingesters and store-gateways. The frontend answers them with its query API (limits, queueing, querier workers).")
-	c.FrontendClient.RegisterFlagsWithPrefix(FrontendClientTLSPrefix, f)
+	c.FrontendClient.RegisterFlagsWithPrefix(FrontendClientTLSPrefix, grpcclient.Defaults{}, f)
 }
 
-// Validate checks that the address is a host:port.
+// Validate checks the -ruler.frontendClient.* flags and that the address
+// is a host:port.
 func (c *FrontendConfig) Validate() error {
+	if err := c.FrontendClient.Validate(FrontendClientTLSPrefix); err != nil {
+		return err
+	}
 	if c.FrontendAddress == "" {
 		return nil
 	}
@@ -56,9 +60,6 @@ func (c *FrontendConfig) Validate() error {
 	}
 	return nil
 }
-
-// maxFrontendMsgSize bounds one query's answer.
-const maxFrontendMsgSize = 100 << 20
 
 // FrontendEngine evaluates the rules' queries on a query-frontend: each is
 // sent as Prometheus' POST /api/v1/query over the frontend's gRPC server
@@ -72,17 +73,15 @@ type FrontendEngine struct {
 	client httpgrpc.HTTPClient
 }
 
-// NewFrontendEngine dials the query-frontend at addr over tls (build it
-// with tlsconfig.NewClient(FrontendClientTLSPrefix, ...); nil is
-// plaintext); queries go to prefix + "/api/v1/query" (the
+// NewFrontendEngine dials the query-frontend at addr with cfg over tls
+// (build it with tlsconfig.NewClient(FrontendClientTLSPrefix, cfg.TLS, ...);
+// nil is plaintext); queries go to prefix + "/api/v1/query" (the
 // -http.prometheus-http-prefix). The connection is made at the first query.
-func NewFrontendEngine(addr, prefix string, tls *tlsconfig.Client) (*FrontendEngine, error) {
-	cc, err := grpc.NewClient(addr,
-		tls.GRPCDialOption(),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{}), grpc.MaxCallRecvMsgSize(maxFrontendMsgSize)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+func NewFrontendEngine(addr, prefix string, cfg grpcclient.Config, tls *tlsconfig.Client) (*FrontendEngine, error) {
+	cc, err := grpc.NewClient(addr, append(cfg.DialOptions(tls),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})),
 		grpc.WithChainUnaryInterceptor(tenantInterceptor),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("-ruler.frontend-address=%s: %w", addr, err)
 	}

@@ -2,6 +2,7 @@ package ruler
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
@@ -84,7 +86,7 @@ func TestRulesQueryThroughFrontend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := NewFrontendEngine(ln.Addr().String(), "/prometheus", tc)
+	engine, err := NewFrontendEngine(ln.Addr().String(), "/prometheus", defaultFrontendClientConfig(), tc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,4 +142,11 @@ func TestFrontendAddressValidated(t *testing.T) {
 			t.Errorf("no -%s", name)
 		}
 	}
+}
+
+// defaultFrontendClientConfig holds the -ruler.frontendClient.* defaults.
+func defaultFrontendClientConfig() grpcclient.Config {
+	var c FrontendConfig
+	c.RegisterFlags(flag.NewFlagSet("ruler.frontendClient", flag.PanicOnError))
+	return c.FrontendClient
 }

@@ -3,6 +3,7 @@ package ruler
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -82,7 +83,7 @@ func newRulerCluster(t testing.TB, n int) *rulerCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pool := NewClientPool(tlsClient)
+		pool := NewClientPool(defaultClientConfig(), tlsClient)
 		t.Cleanup(func() { _ = pool.Close() })
 		engine := NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: 10 * time.Second, LookbackDelta: 5 * time.Minute}, nil)
 		r, err := New(cfg, c.store, c.dbs, c.dbs, engine, nil, nil, prometheus.NewRegistry(),
@@ -238,7 +239,7 @@ func TestRulesServiceChecksTenantAndCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pool := NewClientPool(tc)
+		pool := NewClientPool(defaultClientConfig(), tc)
 		t.Cleanup(func() { _ = pool.Close() })
 		rc, err := pool.client(c.rulers[0].addr)
 		if err != nil {
@@ -281,7 +282,7 @@ func TestRulesServiceChecksTenantAndCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := NewClientPool(tc)
+	pool := NewClientPool(defaultClientConfig(), tc)
 	t.Cleanup(func() { _ = pool.Close() })
 	rc, err := pool.client(c.rulers[0].addr)
 	if err != nil {
@@ -290,4 +291,11 @@ func TestRulesServiceChecksTenantAndCertificate(t *testing.T) {
 	if _, err := rc.Rules(ctx("tenant-a"), &rulerpb.RulesRequest{}); err == nil || !strings.Contains(err.Error(), "-ruler.client.tls-ca-path") {
 		t.Fatalf("a server certificate of a CA not in -ruler.client.tls-ca-path: %v", err)
 	}
+}
+
+// defaultClientConfig holds the -ruler.client.* defaults.
+func defaultClientConfig() ClientConfig {
+	var c ClientConfig
+	c.RegisterFlags(flag.NewFlagSet("ruler.client", flag.PanicOnError))
+	return c
 }

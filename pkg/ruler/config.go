@@ -67,8 +67,8 @@ type Config struct {
 
 	// Sharding spreads groups over the rulers of a ring.
 	Sharding ShardingConfig `yaml:",inline"`
-	// ClientTLS is the ruler -> ruler gRPC link: -ruler.client.tls-*.
-	ClientTLS tlsconfig.ClientConfig `yaml:"ruler_client"`
+	// Client is the ruler -> ruler gRPC link: -ruler.client.*.
+	Client ClientConfig `yaml:"ruler_client"`
 	// Frontend sends the rules' queries to a query-frontend.
 	Frontend FrontendConfig `yaml:",inline"`
 }
@@ -107,13 +107,16 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.DisableRuleGroupLabel, "ruler.disable-rule-group-label", false, "Leave the rule_group label off the cortex_prometheus_rule_* metrics: each tenant's series of its groups are summed into one.")
 	f.BoolVar(&c.APIDeduplicateRules, "experimental.ruler.api-deduplicate-rules", false, "List a rule group that two rulers evaluate at once (while the ruler ring changes) once in GET /api/v1/rules and /api/v1/alerts, the copy evaluated last, rather than once for each ruler.")
 	c.Sharding.RegisterFlags(f)
-	c.ClientTLS.RegisterFlagsWithPrefix(ClientTLSPrefix, f)
+	c.Client.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
 	c.APIConfig.RegisterFlags(f)
 }
 
 // Validate checks the settings that can be checked without I/O.
 func (c *Config) Validate() error {
+	if err := c.Client.Validate(); err != nil {
+		return err
+	}
 	if c.EvaluationInterval <= 0 {
 		return fmt.Errorf("-ruler.evaluation-interval must be positive, got %s", c.EvaluationInterval)
 	}

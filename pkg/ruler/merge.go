@@ -45,9 +45,6 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 // without a heartbeat fails the listing.
 var listOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE, ring.JOINING, ring.LEAVING}, nil)
 
-// peerTimeout bounds one ruler's answer.
-const peerTimeout = 30 * time.Second
-
 // RingPeers are the rulers of the ruler ring (of the tenant's shard with
 // shuffle sharding) other than this one, asked over gRPC.
 type RingPeers struct {
@@ -101,7 +98,7 @@ func (p *RingPeers) ask(ctx context.Context, addr string, req *rulerpb.RulesRequ
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.pool.remoteTimeout)
 	defer cancel()
 	resp, err := c.Rules(ctx, req)
 	if err != nil {
