@@ -132,6 +132,8 @@ func (h *harness) config(storage string) Config {
 	cfg.DataDir = storage
 	cfg.Retention = time.Hour
 	cfg.MaintenanceInterval = time.Minute
+	cfg.GCInterval = 30 * time.Minute
+	cfg.MaxRecvMsgSize = 16 << 20
 	cfg.Configs.URL = h.cfgs.srv.URL
 	cfg.Configs.PollInterval = 100 * time.Millisecond
 	cfg.Configs.Timeout = 5 * time.Second

@@ -167,6 +167,10 @@ func (am *MultitenantAlertmanager) withTenant(f func(*tenant, http.ResponseWrite
 			writeError(w, http.StatusUnauthorized, err.Error())
 			return
 		}
+		if !am.allowed.IsAllowed(id) {
+			writeError(w, http.StatusUnauthorized, errTenantNotAllowed)
+			return
+		}
 		t, err := am.tenantFor(id)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -176,7 +180,7 @@ func (am *MultitenantAlertmanager) withTenant(f func(*tenant, http.ResponseWrite
 			writeError(w, http.StatusNotFound, "the Alertmanager is not configured for this tenant: post a configuration to the configs service (or set -alertmanager.configs.fallback)")
 			return
 		}
-		f(t, w, r)
+		t.api.serve(w, r, func() { f(t, w, r) })
 	}
 }
 
@@ -186,6 +190,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // writeError answers as the go-openapi server does: a JSON string.
+// writeBodyError answers a request whose body could not be decoded: 413
+// when it is over -alertmanager.max-recv-msg-size, else 400.
+func writeBodyError(w http.ResponseWriter, what string, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: the request body is larger than %d bytes (-alertmanager.max-recv-msg-size)", what, tooBig.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, what+": "+err.Error())
+}
+
 func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -394,8 +409,8 @@ func apiGetAlerts(t *tenant, w http.ResponseWriter, r *http.Request) {
 
 func apiPostAlerts(t *tenant, w http.ResponseWriter, r *http.Request) {
 	var in []postableAlert
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 10<<20)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, "decoding the alerts: "+err.Error())
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, t.maxRecvMsgSize)).Decode(&in); err != nil {
+		writeBodyError(w, "decoding the alerts", err)
 		return
 	}
 	t.mtx.RLock()
@@ -557,8 +572,8 @@ func apiGetSilences(t *tenant, w http.ResponseWriter, r *http.Request) {
 
 func apiPostSilence(t *tenant, w http.ResponseWriter, r *http.Request) {
 	var in apiSilence
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, "decoding the silence: "+err.Error())
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, min(t.maxRecvMsgSize, 1<<20))).Decode(&in); err != nil {
+		writeBodyError(w, "decoding the silence", err)
 		return
 	}
 	if len(in.Matchers) == 0 {

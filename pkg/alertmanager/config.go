@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/grafana/dskit/flagext"
+
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
@@ -26,6 +28,18 @@ type Config struct {
 	EnableAPI           bool           `yaml:"enable_api"`
 	AutoWebhookRoot     string         `yaml:"auto_webhook_root"`
 	Sharding            ShardingConfig `yaml:",inline"`
+
+	// GCInterval is how often resolved alerts are removed from a tenant's
+	// alert store.
+	GCInterval time.Duration `yaml:"gc_interval"`
+	// MaxRecvMsgSize bounds the body of a tenant's API request.
+	MaxRecvMsgSize int64 `yaml:"max_recv_msg_size"`
+	// APIConcurrency bounds the GET API requests a tenant has in flight.
+	APIConcurrency int `yaml:"api_concurrency"`
+	// EnabledTenants and DisabledTenants select the tenants this
+	// alertmanager serves.
+	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
+	DisabledTenants flagext.StringSliceCSV `yaml:"disabled_tenants"`
 }
 
 // ConfigsClient is how the alertmanager reaches the configs service.
@@ -50,6 +64,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Configs.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
 	f.StringVar(&c.AutoWebhookRoot, "alertmanager.configs.auto-webhook-root", "", "Root of URL to generate if config is "+autoWebhookURL+": a webhook receiver with that URL notifies <root>/<tenant>/monitor instead, as in Cortex.")
 	c.Sharding.RegisterFlags(f)
+	f.DurationVar(&c.GCInterval, "alertmanager.alerts-gc-interval", 30*time.Minute, "How often resolved alerts are removed from each tenant's alert store.")
+	f.Int64Var(&c.MaxRecvMsgSize, "alertmanager.max-recv-msg-size", 16<<20, "Largest body, in bytes, of a request to a tenant's Alertmanager API (posted alerts, a silence), and of one forwarded to its replicas: a larger one is refused with 413.")
+	f.IntVar(&c.APIConcurrency, "alertmanager.api-concurrency", 0, "Most GET requests of one tenant's Alertmanager API served at once; one more is refused with 503 and counted in alertmanager_http_concurrency_limit_exceeded_total. 0 means the larger of GOMAXPROCS and 8, as in Alertmanager.")
+	f.Var(&c.EnabledTenants, "alertmanager.enabled-tenants", "Comma-separated tenants this alertmanager serves; empty: every tenant. Others' requests are refused with 401 and their configurations are not loaded. Applied before sharding.")
+	f.Var(&c.DisabledTenants, "alertmanager.disabled-tenants", "Comma-separated tenants this alertmanager never serves, even when -alertmanager.enabled-tenants lists them. Applied before sharding.")
 	f.BoolVar(&c.EnableAPI, "experimental.alertmanager.enable-api", false, "Serve the Alertmanager configuration API, GET, POST and DELETE /api/v1/alerts, which reads and writes the tenant's configuration in the alertmanager storage (an object storage backend; configdb and local are read-only).")
 }
 
@@ -67,6 +86,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Configs.PollInterval <= 0 {
 		return errors.New("-alertmanager.configs.poll-interval must be positive")
+	}
+	if c.GCInterval <= 0 {
+		return fmt.Errorf("-alertmanager.alerts-gc-interval must be positive, got %s", c.GCInterval)
+	}
+	if c.MaxRecvMsgSize <= 0 {
+		return fmt.Errorf("-alertmanager.max-recv-msg-size must be positive, got %d", c.MaxRecvMsgSize)
+	}
+	if c.APIConcurrency < 0 {
+		return fmt.Errorf("-alertmanager.api-concurrency must not be negative (0 means the larger of GOMAXPROCS and 8), got %d", c.APIConcurrency)
 	}
 	if err := c.Sharding.Validate(); err != nil {
 		return err

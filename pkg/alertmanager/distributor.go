@@ -19,10 +19,6 @@ import (
 	cortextenant "github.com/cortex-tls/cortex/pkg/tenant"
 )
 
-// maxForwardBody bounds the body of a tenant's API request forwarded to
-// its replicas (a batch of alerts, a silence).
-const maxForwardBody = 10 << 20
-
 // forwardedHeaders are the only request headers a forwarded request keeps:
 // content negotiation. Credentials (Authorization, cookies) and the
 // tenant header never travel: the tenant goes in the call's metadata.
@@ -44,18 +40,20 @@ func (am *MultitenantAlertmanager) distributor(local http.Handler) http.Handler 
 			writeError(w, http.StatusUnauthorized, err.Error())
 			return
 		}
+		if !am.allowed.IsAllowed(id) {
+			writeError(w, http.StatusUnauthorized, errTenantNotAllowed)
+			return
+		}
 		replicas, err := am.ring.replicas(id)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, "no alertmanager replica for the tenant in the ring: "+err.Error())
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxForwardBody+1))
+		// The body of a tenant's API request forwarded to its replicas (a
+		// batch of alerts, a silence) is bounded by -alertmanager.max-recv-msg-size.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, am.cfg.MaxRecvMsgSize))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
-			return
-		}
-		if len(body) > maxForwardBody {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxForwardBody))
+			writeBodyError(w, "reading the request body", err)
 			return
 		}
 		if r.Method == http.MethodPost && r.URL.Path == APIPrefix+"/alerts" {
@@ -192,8 +190,8 @@ func (s grpcServer) HandleRequest(ctx context.Context, in *alertmanagerpb.HTTPRe
 	if _, err := cortextenant.ID(ctx); err != nil {
 		return nil, cortextenant.GRPCError(err)
 	}
-	if len(in.GetBody()) > maxForwardBody {
-		return nil, status.Errorf(codes.ResourceExhausted, "request body larger than %d bytes", maxForwardBody)
+	if int64(len(in.GetBody())) > s.am.cfg.MaxRecvMsgSize {
+		return nil, status.Errorf(codes.ResourceExhausted, "request body larger than %d bytes (-alertmanager.max-recv-msg-size)", s.am.cfg.MaxRecvMsgSize)
 	}
 	switch in.GetMethod() {
 	case http.MethodGet, http.MethodPost, http.MethodDelete:

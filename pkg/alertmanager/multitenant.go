@@ -22,6 +22,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/util/allowedtenants"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -35,7 +36,8 @@ type MultitenantAlertmanager struct {
 	store       alertstore.Store // nil: only the fallback configuration is served
 	externalURL *url.URL
 	fallback    *tenantConfig
-	overrides   *validation.Overrides // nil: no limits
+	overrides   *validation.Overrides  // nil: no limits
+	allowed     *allowedtenants.Filter // -alertmanager.enabled-tenants, -disabled-tenants
 
 	mtx     sync.RWMutex
 	tenants map[string]*tenant
@@ -81,6 +83,7 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 		logger:  logger.With("component", "alertmanager"),
 		tenants: map[string]*tenant{},
 		states:  map[string]*replicatedState{},
+		allowed: allowedtenants.New(cfg.EnabledTenants, cfg.DisabledTenants),
 		polls: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_alertmanager_config_polls_total",
 			Help: "Polls of the alertmanager storage, by result.",
@@ -246,6 +249,11 @@ func (am *MultitenantAlertmanager) applyLocked(id string, c tenantConfig) error 
 	return nil
 }
 
+// errTenantNotAllowed answers a tenant that -alertmanager.enabled-tenants
+// or -alertmanager.disabled-tenants keeps off this alertmanager (Cortex's
+// text).
+const errTenantNotAllowed = "Tenant is not allowed"
+
 func validTenant(id string) error {
 	if id == "" {
 		return errors.New("empty tenant ID")
@@ -262,7 +270,7 @@ func (am *MultitenantAlertmanager) tenantFor(id string) (*tenant, error) {
 	if ok {
 		return t, nil
 	}
-	if am.fallback == nil || am.State() != services.Running {
+	if am.fallback == nil || am.State() != services.Running || !am.allowed.IsAllowed(id) {
 		return nil, nil
 	}
 	if err := validTenant(id); err != nil {

@@ -76,14 +76,12 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 }
 
 // ownedUsers returns the users whose Alertmanager runs on this instance:
-// all of them, or with sharding those it is a replica of.
+// those -alertmanager.enabled-tenants and -disabled-tenants allow, and
+// with sharding, of those, the ones it is a replica of.
 func (am *MultitenantAlertmanager) ownedUsers(users []string) []string {
-	if am.member == nil {
-		return users
-	}
 	out := users[:0:0]
 	for _, u := range users {
-		if am.ring.owns(u) {
+		if am.allowed.IsAllowed(u) && (am.member == nil || am.ring.owns(u)) {
 			out = append(out, u)
 		}
 	}

@@ -115,7 +115,7 @@ func grpcHarness(t *testing.T, am *MultitenantAlertmanager) alertmanagerpb.Alert
 // headers only, and only under the v2 API, bounded in size.
 func TestForwardedRequestsCarryNoCredentials(t *testing.T) {
 	var got *http.Request
-	am := &MultitenantAlertmanager{states: map[string]*replicatedState{}}
+	am := &MultitenantAlertmanager{cfg: Config{MaxRecvMsgSize: 1 << 20}, states: map[string]*replicatedState{}}
 	am.local = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r
 		w.Header().Set("Content-Type", "application/json")
@@ -157,7 +157,7 @@ func TestForwardedRequestsCarryNoCredentials(t *testing.T) {
 	}{
 		{&alertmanagerpb.HTTPRequest{Method: http.MethodGet, Url: "/api/v1/alerts"}, codes.InvalidArgument, "only the tenant's /alertmanager/api/v2 API is forwarded"},
 		{&alertmanagerpb.HTTPRequest{Method: http.MethodPut, Url: APIPrefix + "/alerts"}, codes.InvalidArgument, `method "PUT" is not forwarded`},
-		{&alertmanagerpb.HTTPRequest{Method: http.MethodPost, Url: APIPrefix + "/alerts", Body: make([]byte, maxForwardBody+1)}, codes.ResourceExhausted, "request body larger than"},
+		{&alertmanagerpb.HTTPRequest{Method: http.MethodPost, Url: APIPrefix + "/alerts", Body: make([]byte, 1<<20+1)}, codes.ResourceExhausted, "request body larger than 1048576 bytes (-alertmanager.max-recv-msg-size)"},
 	} {
 		_, err := c.HandleRequest(ctx, tc.req)
 		if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.want) {

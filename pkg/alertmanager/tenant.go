@@ -23,16 +23,17 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 const (
-	silencesFile  = "silences"
-	nflogFile     = "nflog"
-	templatesDir  = "templates"
-	alertGCPeriod = 30 * time.Minute
+	silencesFile = "silences"
+	nflogFile    = "nflog"
+	templatesDir = "templates"
 )
 
 // tenantConfig is one tenant's desired configuration.
@@ -71,6 +72,14 @@ type tenant struct {
 	pipelineBuilder   *notify.PipelineBuilder
 	dispatcherMetrics *dispatch.DispatcherMetrics
 	recorder          eventrecorder.Recorder
+	// firewall dials for the receivers; rateLimited counts the
+	// notifications the tenant's rate limits dropped, by integration.
+	firewall    *firewallDialer
+	rateLimited *prometheus.CounterVec
+	// api bounds the GET API requests in flight (-alertmanager.api-concurrency).
+	api *apiLimiter
+	// maxRecvMsgSize is -alertmanager.max-recv-msg-size.
+	maxRecvMsgSize int64
 
 	stopc chan struct{}
 	wg    sync.WaitGroup
@@ -100,6 +109,14 @@ func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Lo
 		wait:            func() time.Duration { return 0 },
 		autoWebhookRoot: cfg.AutoWebhookRoot,
 		limits:          limits,
+		firewall:        newFirewallDialer(limits),
+		api:             newAPILimiter(cfg.APIConcurrency, reg),
+		maxRecvMsgSize:  cfg.MaxRecvMsgSize,
+		// Cortex's name: the process exports it with the tenant's user label.
+		rateLimited: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "cortex_alertmanager_notification_rate_limited_total",
+			Help: "Notifications dropped by the tenant's notification rate limits, by integration.",
+		}, []string{"integration"}),
 	}
 	var err error
 	t.nflog, err = nflog.New(nflog.Options{
@@ -132,7 +149,7 @@ func newTenant(id, dir string, cfg Config, externalURL *url.URL, logger *slog.Lo
 	t.wg.Go(func() { t.nflog.Maintenance(interval, filepath.Join(dir, nflogFile), t.stopc, nil) })
 	t.wg.Go(func() { t.silences.Maintenance(interval, filepath.Join(dir, silencesFile), t.stopc, nil) })
 	t.silencer = silence.NewSilencer(t.silences, logger, rec)
-	t.alerts, err = mem.NewAlerts(context.Background(), alertGCPeriod, 0, newAlertsLimiter(t.silencer, limits, reg), logger, rec, reg, ff)
+	t.alerts, err = mem.NewAlerts(context.Background(), cfg.GCInterval, 0, newAlertsLimiter(t.silencer, limits, reg), logger, rec, reg, ff)
 	if err != nil {
 		close(t.stopc)
 		t.wg.Wait()
@@ -186,9 +203,12 @@ func (t *tenant) apply(c tenantConfig, trusted bool) error {
 		if _, ok := active[rcv.Name]; !ok {
 			continue
 		}
-		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, t.logger)
+		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, t.logger, commoncfg.WithDialContextFunc(t.firewall.DialContext))
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
+		}
+		for i := range ints {
+			ints[i] = rateLimited(ints[i], rcv.Name, t.limits, t.rateLimited)
 		}
 		receivers[rcv.Name] = ints
 	}

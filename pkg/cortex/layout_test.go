@@ -97,7 +97,7 @@ func TestFlagsAtCortexYAMLPaths(t *testing.T) {
 		}
 		cfg, fs := newConfig()
 		set := false
-		for _, v := range []string{"17", "true", "false", "17s", "probe", "1.5", "memberlist", "VersionTLS13", "debug", "json", "gzip", "shuffle-sharding", "RequireAndVerifyClientCert", "s3", "memcached", "blocks", "legacy"} {
+		for _, v := range []string{"17", "true", "false", "17s", "probe", "1.5", "memberlist", "VersionTLS13", "debug", "json", "gzip", "shuffle-sharding", "RequireAndVerifyClientCert", "s3", "memcached", "blocks", "legacy", "10.0.0.0/8", `{"webhook":1}`} {
 			if v != f.Value.String() && fs.Set(f.Name, v) == nil {
 				set = true
 				break

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/grafana/dskit/flagext"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
@@ -104,6 +106,13 @@ type Limits struct {
 	AlertmanagerMaxAlertsSizeBytes   int `yaml:"alertmanager_max_alerts_size_bytes"`
 	// Aggregation groups of the tenant's dispatcher.
 	AlertmanagerMaxDispatcherAggregationGroups int `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
+	// Notifications per second the tenant's Alertmanager sends, overall
+	// and by integration.
+	AlertmanagerNotificationRateLimit               float64                  `yaml:"alertmanager_notification_rate_limit"`
+	AlertmanagerNotificationRateLimitPerIntegration NotificationRateLimitMap `yaml:"alertmanager_notification_rate_limit_per_integration"`
+	// Addresses the tenant's receivers may not connect to.
+	AlertmanagerReceiversBlockCIDRNetworks     flagext.CIDRSliceCSV `yaml:"alertmanager_receivers_firewall_block_cidr_networks"`
+	AlertmanagerReceiversBlockPrivateAddresses bool                 `yaml:"alertmanager_receivers_firewall_block_private_addresses"`
 }
 
 // RegisterFlags registers the defaults that apply to every tenant.
@@ -162,6 +171,10 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.AlertmanagerMaxAlertsCount, "alertmanager.max-alerts-count", 0, "Most alerts a tenant's Alertmanager holds: a new alert beyond it is not stored (logged, and counted in alertmanager_alerts_insert_limited_total); updates of held alerts are. 0 means unlimited.")
 	f.IntVar(&l.AlertmanagerMaxAlertsSizeBytes, "alertmanager.max-alerts-size-bytes", 0, "Largest total size, in bytes, of the alerts a tenant's Alertmanager holds (labels, annotations and generator URL): a new alert beyond it is not stored (logged, and counted in alertmanager_alerts_insert_limited_total). 0 means unlimited.")
 	f.IntVar(&l.AlertmanagerMaxDispatcherAggregationGroups, "alertmanager.max-dispatcher-aggregation-groups", 0, "Most aggregation groups a tenant's Alertmanager dispatcher holds: an alert that would start another is not notified (counted in alertmanager_dispatcher_aggregation_group_limit_reached_total). 0 means unlimited.")
+	f.Float64Var(&l.AlertmanagerNotificationRateLimit, "alertmanager.notification-rate-limit", 0, "Notifications per second a tenant's Alertmanager sends, for each integration of each receiver (a notification of several alerts counts once); a notification over it is dropped, logged and counted in cortex_alertmanager_notification_rate_limited_total. 0 means no limit; a negative value allows no notification.")
+	f.Var(&l.AlertmanagerNotificationRateLimitPerIntegration, "alertmanager.notification-rate-limit-per-integration", "Notification rate limits by integration, as a JSON object of integration names to notifications per second ({\"webhook\": 10}); an integration listed here is limited by its rate rather than -alertmanager.notification-rate-limit. Integrations: "+strings.Join(NotificationIntegrations, ", ")+".")
+	f.Var(&l.AlertmanagerReceiversBlockCIDRNetworks, "alertmanager.receivers-firewall-block-cidr-networks", "Comma-separated CIDR networks (10.0.0.0/8,fd00::/8) the receivers of a tenant's Alertmanager may not connect to: a notification to an address in them fails (logged, counted in alertmanager_notifications_failed_total). Checked on the address connected to, after DNS resolution; email (SMTP) receivers are not covered.")
+	f.BoolVar(&l.AlertmanagerReceiversBlockPrivateAddresses, "alertmanager.receivers-firewall-block-private-addresses", false, "Keep the receivers of a tenant's Alertmanager from connecting to private (RFC 1918, RFC 4193), loopback and link-local addresses, as -alertmanager.receivers-firewall-block-cidr-networks does for its networks.")
 	f.Var(&l.MaxQueryLength, "store.max-query-length", "Longest time range a query may read (end minus start, for PromQL including range selectors and the lookback delta), applied by the querier to queries, remote read, series, labels and exemplars after -querier.max-query-lookback; longer ones are refused with 422. 0 means unlimited.")
 }
 
