@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/modules"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
@@ -198,21 +199,28 @@ func (c *Config) Validate() error {
 // ringStores are the KV stores of the rings the process may read or join:
 // the gossip KV runs when one of them is memberlist.
 func (c *Config) ringStores() []string {
-	stores := []string{c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store}
+	kvs := []kv.Config{c.Ingester.LifecyclerConfig.RingConfig.KVStore}
 	if c.StoreGateway.ShardingEnabled {
-		stores = append(stores, c.StoreGateway.ShardingRing.KVStore.Store)
+		kvs = append(kvs, c.StoreGateway.ShardingRing.KVStore)
 	}
 	if c.Compactor.ShardingEnabled {
-		stores = append(stores, c.Compactor.ShardingRing.KVStore.Store)
+		kvs = append(kvs, c.Compactor.ShardingRing.KVStore)
 	}
 	if c.Ruler.Sharding.EnableSharding {
-		stores = append(stores, c.Ruler.Sharding.Ring.KVStore.Store)
+		kvs = append(kvs, c.Ruler.Sharding.Ring.KVStore)
 	}
 	if c.Distributor.HATracker.EnableHATracker {
-		stores = append(stores, c.Distributor.HATracker.KVStore.Store)
+		kvs = append(kvs, c.Distributor.HATracker.KVStore)
 	}
 	if c.Alertmanager.Sharding.ShardingEnabled {
-		stores = append(stores, c.Alertmanager.Sharding.ShardingRing.KVStore.Store)
+		kvs = append(kvs, c.Alertmanager.Sharding.ShardingRing.KVStore)
+	}
+	var stores []string
+	for _, k := range kvs {
+		stores = append(stores, k.Store)
+		if k.Store == "multi" { // both of its stores run, whichever is primary
+			stores = append(stores, k.Multi.Primary, k.Multi.Secondary)
+		}
 	}
 	return stores
 }

@@ -49,9 +49,9 @@ var unbuiltRuntimeKeys = map[string]string{
 	"ingester_stream_chunks_when_using_blocks": "the ingesters always stream chunks to the queriers here, so there is nothing to switch",
 }
 
-// multiKVStores are the stores multi_kv_config.primary may name: the
-// multi client pairs dskit's stores, not this system's gossip store.
-var multiKVStores = []string{"consul", "etcd", "inmemory"}
+// multiKVStores are the stores multi_kv_config.primary may name (dskit's
+// stores, and the gossip store through pkg/kv's own multi client).
+var multiKVStores = []string{"consul", "etcd", "inmemory", "memberlist"}
 
 // runtimeConfigLoader decodes the runtime configuration of cfg's process.
 type runtimeConfigLoader struct {

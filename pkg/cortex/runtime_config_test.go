@@ -59,7 +59,7 @@ func TestRuntimeConfigRefusals(t *testing.T) {
 		{"overrides:\n  team-a:\n    ingestion_rate: -1\n", `overrides for tenant "team-a": ingestion rate and burst size must not be negative`},
 		{"ingester_limits:\n  max_series: -3\n", "ingester_limits: max_series (-ingester.instance-limits.max-series) must not be negative"},
 		{"ingester_limits:\n  max_seriess: 3\n", "ingester_limits: yaml: unmarshal errors:\n  line 1: field max_seriess not found in type ingester.InstanceLimits"},
-		{"multi_kv_config:\n  primary: memberlist\n", `multi_kv_config.primary: "memberlist" is not a store of the multi KV store; valid: consul, etcd, inmemory`},
+		{"multi_kv_config:\n  primary: dynamodb\n", `multi_kv_config.primary: "dynamodb" is not a store of the multi KV store; valid: consul, etcd, inmemory, memberlist`},
 		{"ingester_stream_chunks_when_using_blocks: true\n", "ingester_stream_chunks_when_using_blocks is a key of Cortex's runtime configuration that this system refuses"},
 		{"overrid:\n  a: {}\n", "field overrid not found"},
 		{"overrides: {}\n---\noverrides: {}\n", "more than one YAML document"},

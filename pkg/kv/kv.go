@@ -8,6 +8,8 @@
 package kv
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/grafana/dskit/kv"
@@ -45,6 +47,8 @@ func NewClient(cfg kv.Config, c codec.Codec, gossipKV *gossip.KV, name string, r
 	switch {
 	case cfg.Store == "memberlist":
 		return gossipKV.Client(c), nil
+	case cfg.Store == "multi" && (cfg.Multi.Primary == "memberlist" || cfg.Multi.Secondary == "memberlist"):
+		return newMultiWithGossip(cfg, c, gossipKV, name, reg, logger, opts...)
 	case cfg.Store == "etcd" && o.tls != nil:
 		client, err := newEtcdClient(cfg.Etcd, c, o.flagPrefix, o.tls, logger)
 		if err != nil {
@@ -57,4 +61,30 @@ func NewClient(cfg kv.Config, c codec.Codec, gossipKV *gossip.KV, name string, r
 		return newInstrumented(kvc, "etcd", kv.RegistererWithKVName(reg, name)), nil
 	}
 	return kv.NewClient(cfg, c, kv.RegistererWithKVName(reg, name), kitlog.New(logger))
+}
+
+// newMultiWithGossip builds the multi store when the gossip store is one of
+// its two: each store is built as it would be alone (same keys, so the
+// primary can be switched either way), then paired.
+func newMultiWithGossip(cfg kv.Config, c codec.Codec, gossipKV *gossip.KV, name string, reg prometheus.Registerer, logger *slog.Logger, opts ...Option) (kv.Client, error) {
+	m := cfg.Multi
+	switch {
+	case m.Primary == m.Secondary:
+		return nil, fmt.Errorf("the multi KV store's primary and secondary stores must differ, both are %q", m.Primary)
+	case m.Primary == "multi" || m.Secondary == "multi":
+		return nil, errors.New("the multi KV store's primary and secondary stores cannot be multi stores")
+	case m.Primary == "" || m.Secondary == "":
+		return nil, errors.New("the multi KV store needs both a primary and a secondary store")
+	}
+	stores := make([]kv.Client, 2)
+	for i, store := range []string{m.Primary, m.Secondary} {
+		one := cfg
+		one.Store = store
+		client, err := NewClient(one, c, gossipKV, name, reg, logger, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("the multi KV store's %s store %q: %w", []string{"primary", "secondary"}[i], store, err)
+		}
+		stores[i] = client
+	}
+	return newMultiClient(m, stores[0], stores[1], kv.RegistererWithKVName(reg, name), logger.With("kv", name)), nil
 }
