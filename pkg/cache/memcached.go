@@ -33,6 +33,8 @@ type MemcachedConfig struct {
 	MaxGetMultiConcurrency int                    `yaml:"max_get_multi_concurrency"`
 	MaxGetMultiBatchSize   int                    `yaml:"max_get_multi_batch_size"`
 	MaxItemSize            int                    `yaml:"max_item_size"`
+	AutoDiscovery          bool                   `yaml:"auto_discovery"`
+	SetAsyncCircuitBreaker CircuitBreakerConfig   `yaml:"set_async_circuit_breaker_config"`
 	TLS                    tlsconfig.ClientConfig `yaml:",inline"`
 }
 
@@ -47,6 +49,8 @@ func (c *MemcachedConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet
 	f.IntVar(&c.MaxGetMultiConcurrency, prefix+".max-get-multi-concurrency", 100, "The maximum number of concurrent connections running get operations. If set to 0, concurrency is unlimited.")
 	f.IntVar(&c.MaxGetMultiBatchSize, prefix+".max-get-multi-batch-size", 0, "The maximum number of keys a single underlying get operation should run. If more keys are specified, internally keys are split into multiple batches and fetched concurrently, honoring the max concurrency. If set to 0, the max batch size is unlimited.")
 	f.IntVar(&c.MaxItemSize, prefix+".max-item-size", 1024*1024, "The maximum size of an item stored in memcached. Bigger items are not stored. If set to 0, no maximum size is enforced.")
+	f.BoolVar(&c.AutoDiscovery, prefix+".auto-discovery", false, "Use memcached auto-discovery mechanism provided by some cloud provider like GCP and AWS. The addresses are then the cluster's configuration endpoints, asked for its nodes (config get cluster) every 10s.")
+	c.SetAsyncCircuitBreaker.RegisterFlagsWithPrefix(prefix+".set-async.", f)
 	c.TLS.RegisterFlagsWithPrefix(prefix, f)
 }
 
@@ -93,7 +97,7 @@ func (c *MemcachedConfig) Validate(prefix string) error {
 	case c.MaxItemSize < 0:
 		return fmt.Errorf("-%s.max-item-size must not be negative", prefix)
 	}
-	return nil
+	return c.SetAsyncCircuitBreaker.Validate(prefix + ".set-async.")
 }
 
 // Memcached is a Cache in memcached. Writes are asynchronous, as in Cortex:
@@ -108,6 +112,8 @@ type Memcached struct {
 	pending atomic.Int64  // writes started or waiting for a slot
 	getCh   chan struct{} // a slot per running get; nil: unlimited
 	m       *memcachedMetrics
+	// setBreaker guards the asynchronous writes; nil: none.
+	setBreaker *circuitBreaker
 }
 
 // memcachedMetrics are Thanos' memcached client metrics, by cache name.
@@ -155,14 +161,25 @@ func NewMemcached(name string, cfg MemcachedConfig, tls *tlsconfig.Client, logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	selector := newServerSelector(cfg.AddressList())
+	if cfg.AutoDiscovery {
+		// The addresses are the cluster's configuration endpoints.
+		selector.discovery = &autoDiscovery{
+			endpoints: cfg.AddressList(),
+			dial:      memcachedDialer(cfg.Timeout, tls),
+			timeout:   cfg.Timeout,
+			logger:    logger.With("cache", name),
+		}
+	}
 	c := &Memcached{
 		name:    name,
 		cfg:     cfg,
-		client:  NewMemcachedClient(cfg.AddressList(), cfg.Timeout, cfg.MaxIdleConnections, tls),
+		client:  newMemcachedClient(selector, cfg.Timeout, cfg.MaxIdleConnections, tls),
 		logger:  logger.With("cache", name),
 		asyncCh: make(chan struct{}, max(cfg.MaxAsyncConcurrency, 1)),
 		m:       newMemcachedMetrics(name, reg),
 	}
+	c.setBreaker = newCircuitBreaker(name, cfg.SetAsyncCircuitBreaker)
 	if cfg.MaxGetMultiConcurrency > 0 {
 		c.getCh = make(chan struct{}, cfg.MaxGetMultiConcurrency)
 	}
@@ -195,12 +212,16 @@ func (c *Memcached) Store(items map[string][]byte, ttl time.Duration) {
 			defer c.pending.Add(-1)
 			c.asyncCh <- struct{}{}
 			defer func() { <-c.asyncCh }()
-			c.do(opSet, func() error { return c.client.Set(item) })
+			if err := c.setBreaker.execute(func() error {
+				return c.do(opSet, func() error { return c.client.Set(item) })
+			}); isOpen(err) {
+				c.m.skipped.WithLabelValues(opSet, "circuit-breaker-open").Inc()
+			}
 		}()
 	}
 }
 
-func (c *Memcached) do(op string, f func() error) {
+func (c *Memcached) do(op string, f func() error) error {
 	start := time.Now()
 	c.m.ops.WithLabelValues(op).Inc()
 	err := f()
@@ -209,6 +230,7 @@ func (c *Memcached) do(op string, f func() error) {
 		c.m.failures.WithLabelValues(op, failureReason(err)).Inc()
 		c.logger.Debug("memcached operation failed", "op", op, "err", err)
 	}
+	return err
 }
 
 func failureReason(err error) string {

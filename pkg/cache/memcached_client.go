@@ -15,10 +15,21 @@ import (
 // keys spread over them by hash) dialling through tls, or plaintext when
 // tls is nil. timeout bounds each operation.
 func NewMemcachedClient(addresses []string, timeout time.Duration, maxIdleConns int, tls *tlsconfig.Client) *memcache.Client {
-	client := memcache.NewFromSelector(newServerSelector(addresses))
+	return newMemcachedClient(newServerSelector(addresses), timeout, maxIdleConns, tls)
+}
+
+func newMemcachedClient(sel *serverSelector, timeout time.Duration, maxIdleConns int, tls *tlsconfig.Client) *memcache.Client {
+	client := memcache.NewFromSelector(sel)
 	client.Timeout = timeout
 	client.MaxIdleConns = max(maxIdleConns, 1)
-	client.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	client.DialContext = memcachedDialer(timeout, tls)
+	return client
+}
+
+// memcachedDialer dials memcached addresses through tls, or plaintext when
+// tls is nil.
+func memcachedDialer(timeout time.Duration, tls *tlsconfig.Client) dialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		// gomemcache bounds the dial by the operation timeout; a new
 		// connection also pays for a TCP and TLS handshake, so it gets a
 		// second more than one operation.
@@ -31,7 +42,6 @@ func NewMemcachedClient(addresses []string, timeout time.Duration, maxIdleConns 
 		}
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}
-	return client
 }
 
 // serverSelector spreads keys over the addresses by FNV hash. gomemcache's
@@ -41,6 +51,8 @@ func NewMemcachedClient(addresses []string, timeout time.Duration, maxIdleConns 
 // the address to the dialer as written.
 type serverSelector struct {
 	addrs []net.Addr
+	// discovery, when set, gives the addresses instead of addrs.
+	discovery *autoDiscovery
 }
 
 // hostAddr is a host:port left unresolved.
@@ -57,17 +69,31 @@ func newServerSelector(addresses []string) *serverSelector {
 	return s
 }
 
+// current returns the addresses to use now.
+func (s *serverSelector) current() []net.Addr {
+	if s.discovery == nil {
+		return s.addrs
+	}
+	nodes := s.discovery.addresses()
+	addrs := make([]net.Addr, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = hostAddr(n)
+	}
+	return addrs
+}
+
 func (s *serverSelector) PickServer(key string) (net.Addr, error) {
-	if len(s.addrs) == 0 {
+	addrs := s.current()
+	if len(addrs) == 0 {
 		return nil, memcache.ErrNoServers
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
-	return s.addrs[h.Sum32()%uint32(len(s.addrs))], nil
+	return addrs[h.Sum32()%uint32(len(addrs))], nil
 }
 
 func (s *serverSelector) Each(f func(net.Addr) error) error {
-	for _, a := range s.addrs {
+	for _, a := range s.current() {
 		if err := f(a); err != nil {
 			return err
 		}
