@@ -2,6 +2,7 @@ package alertmanager
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"net"
 	"net/http"
@@ -101,7 +102,10 @@ func grpcHarness(t *testing.T, am *MultitenantAlertmanager) alertmanagerpb.Alert
 	am.RegisterGRPC(s)
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(s.Stop)
-	pool := NewClientPool(nil)
+	var cfg ClientConfig
+	cfg.RegisterFlags(flag.NewFlagSet("alertmanager", flag.PanicOnError))
+	cfg.MaxRecvMsgSize, cfg.MaxSendMsgSize = maxStateMsgSize, maxStateMsgSize
+	pool := NewClientPool(cfg, nil)
 	t.Cleanup(func() { _ = pool.Close() })
 	c, err := pool.client(l.Addr().String())
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/grafana/dskit/ring"
 
 	"github.com/cortex-tls/cortex/pkg/shardring"
-	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
 // The alertmanager ring's name and key in the KV store. Every ring here
@@ -48,28 +47,23 @@ type ShardingConfig struct {
 	PeerTimeout        time.Duration    `yaml:"peer_timeout"`
 }
 
-// ClientConfig is the alertmanager -> alertmanager gRPC link.
-type ClientConfig struct {
-	RemoteTimeout time.Duration          `yaml:"remote_timeout"`
-	TLS           tlsconfig.ClientConfig `yaml:",inline"`
-}
-
 // RegisterFlags registers -alertmanager.sharding-enabled, the
 // -alertmanager.sharding-ring.* flags, the -alertmanager.alertmanager-client.*
 // flags and -alertmanager.peer-timeout with Cortex's defaults.
 func (c *ShardingConfig) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.ShardingEnabled, "alertmanager.sharding-enabled", false, "Shard tenants across the alertmanagers of the -alertmanager.sharding-ring.* ring: each tenant's Alertmanager runs on -alertmanager.sharding-ring.replication-factor of them, which replicate its silences and notification log to each other over gRPC; any alertmanager answers any tenant's API by forwarding to them.")
 	c.ShardingRing.RegisterFlags("alertmanager.sharding-ring", shardring.Defaults{
-		HeartbeatPeriod:   15 * time.Second,
-		HeartbeatTimeout:  time.Minute,
-		ReplicationFactor: 3,
-		NumTokens:         128,
+		HeartbeatPeriod:          15 * time.Second,
+		HeartbeatTimeout:         time.Minute,
+		ReplicationFactor:        3,
+		NumTokens:                128,
+		FinalSleep:               true,
+		WaitInstanceStateTimeout: 10 * time.Minute,
 	}, f)
 	// A stopped alertmanager is left out once its heartbeat times out, so
 	// that a tenant keeps replicas while any of them is healthy.
 	c.ShardingRing.ReplicationStrategy = ring.NewIgnoreUnhealthyInstancesReplicationStrategy()
-	f.DurationVar(&c.AlertmanagerClient.RemoteTimeout, ClientTLSPrefix+".remote-timeout", 2*time.Second, "Timeout of one request to another alertmanager.")
-	c.AlertmanagerClient.TLS.RegisterFlagsWithPrefix(ClientTLSPrefix, f)
+	c.AlertmanagerClient.RegisterFlags(f)
 	f.DurationVar(&c.PeerTimeout, "alertmanager.peer-timeout", 15*time.Second, "Time each replica of a tenant waits, per position before it in the tenant's replica set, before sending a notification: the replica ahead of it sends it and records it in the replicated notification log, and the others then send nothing.")
 }
 
@@ -81,8 +75,8 @@ func (c *ShardingConfig) Validate() error {
 	if err := c.ShardingRing.Validate(); err != nil {
 		return fmt.Errorf("alertmanager sharding: %w", err)
 	}
-	if c.AlertmanagerClient.RemoteTimeout <= 0 {
-		return fmt.Errorf("-%s.remote-timeout must be positive, got %s", ClientTLSPrefix, c.AlertmanagerClient.RemoteTimeout)
+	if err := c.AlertmanagerClient.Validate(); err != nil {
+		return err
 	}
 	if c.PeerTimeout < 0 {
 		return fmt.Errorf("-alertmanager.peer-timeout must not be negative, got %s", c.PeerTimeout)

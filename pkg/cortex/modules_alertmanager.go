@@ -44,7 +44,7 @@ func (t *Cortex) initAlertmanager() (services.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, alertmanager.WithSharding(member, alertmanager.NewClientPool(clientTLS)))
+		opts = append(opts, alertmanager.WithSharding(member, alertmanager.NewClientPool(t.Cfg.Alertmanager.Sharding.AlertmanagerClient, clientTLS)))
 	}
 	store, err := alertstore.NewStore(context.Background(), st, t.TLS, t.Logger, t.Registry)
 	if err != nil {
