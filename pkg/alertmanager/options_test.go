@@ -9,16 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grafana/dskit/flagext"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
-func blockCIDRs(t *testing.T, s string) flagext.CIDRSliceCSV {
+func blockCIDRs(t *testing.T, s string) validation.CIDRList {
 	t.Helper()
-	var c flagext.CIDRSliceCSV
+	var c validation.CIDRList
 	if err := c.Set(s); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/grafana/dskit/flagext"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
@@ -111,8 +110,8 @@ type Limits struct {
 	AlertmanagerNotificationRateLimit               float64                  `yaml:"alertmanager_notification_rate_limit"`
 	AlertmanagerNotificationRateLimitPerIntegration NotificationRateLimitMap `yaml:"alertmanager_notification_rate_limit_per_integration"`
 	// Addresses the tenant's receivers may not connect to.
-	AlertmanagerReceiversBlockCIDRNetworks     flagext.CIDRSliceCSV `yaml:"alertmanager_receivers_firewall_block_cidr_networks"`
-	AlertmanagerReceiversBlockPrivateAddresses bool                 `yaml:"alertmanager_receivers_firewall_block_private_addresses"`
+	AlertmanagerReceiversBlockCIDRNetworks     CIDRList `yaml:"alertmanager_receivers_firewall_block_cidr_networks"`
+	AlertmanagerReceiversBlockPrivateAddresses bool     `yaml:"alertmanager_receivers_firewall_block_private_addresses"`
 }
 
 // RegisterFlags registers the defaults that apply to every tenant.

@@ -62,3 +62,34 @@ func TestNotificationRateLimitOverridesKeepTheDefaults(t *testing.T) {
 		t.Errorf("the defaults changed: %s", got)
 	}
 }
+
+// TestCIDRListOverridesReplaceTheDefaults: a tenant's firewall networks
+// replace the default list ("" clears it), leaving the defaults as they were.
+func TestCIDRListOverridesReplaceTheDefaults(t *testing.T) {
+	var defaults Limits
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	defaults.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-alertmanager.receivers-firewall-block-cidr-networks=127.0.0.0/8,10.0.0.0/8"}); err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal([]byte("tenant-a:\n  alertmanager_receivers_firewall_block_cidr_networks: 192.168.0.0/16\ntenant-b:\n  alertmanager_receivers_firewall_block_cidr_networks: \"\"\n"), &raw); err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeOverrides(defaults, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tenant, want := range map[string]string{"tenant-a": "192.168.0.0/16", "tenant-b": ""} {
+		if got := out[tenant].AlertmanagerReceiversBlockCIDRNetworks.String(); got != want {
+			t.Errorf("%s: %q, want %q", tenant, got, want)
+		}
+	}
+	if got := defaults.AlertmanagerReceiversBlockCIDRNetworks.String(); got != "127.0.0.0/8,10.0.0.0/8" {
+		t.Errorf("the defaults changed: %q", got)
+	}
+	var bad CIDRList
+	if err := bad.Set("10.0.0.0"); err == nil {
+		t.Error("a network without a prefix length is accepted")
+	}
+}
