@@ -12,6 +12,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 )
 
 // Cleanup runs one cleanup pass over every tenant this compactor owns: it
@@ -41,6 +42,7 @@ func (c *Compactor) Cleanup(ctx context.Context) error {
 		return err
 	}
 	c.forgetTenantsExcept(tenants)
+	c.updateUserIndex(ctx)
 	c.m.cleanupCompleted.Inc()
 	c.m.cleanupLastSuccessfulRun.SetToCurrentTime()
 	return nil
@@ -181,4 +183,27 @@ func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
 	c.m.bucketBlocksPartials.WithLabelValues(tenant).Set(float64(len(partials)))
 	c.m.bucketIndexLastUpdate.WithLabelValues(tenant).SetToCurrentTime()
 	return errors.Join(errs...)
+}
+
+// updateUserIndex writes the bucket's user index when this compactor is
+// its writer. A failure is logged: readers fall back to listing the
+// bucket once the index is older than their
+// -blocks-storage.users-scanner.user-index.max-stale-period.
+func (c *Compactor) updateUserIndex(ctx context.Context) {
+	if c.userIndex == nil {
+		return
+	}
+	if c.ring != nil {
+		owned, err := c.owns(c.ring.Ring(), users.IndexFilename)
+		if err != nil {
+			c.logger.Warn("finding the user index's compactor in the ring; not updating it", "err", err)
+			return
+		}
+		if !owned {
+			return
+		}
+	}
+	if err := c.userIndex.UpdateIndex(ctx); err != nil && ctx.Err() == nil {
+		c.logger.Error("updating the user index", "err", err)
+	}
 }

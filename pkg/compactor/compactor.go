@@ -24,6 +24,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
@@ -58,6 +59,9 @@ type Compactor struct {
 	// allowed are the tenants of -compactor.enabled-tenants and
 	// -disabled-tenants.
 	allowed *tenantfilter.Allowed
+	// userIndex writes the bucket's user index
+	// (-blocks-storage.users-scanner.strategy=user_index); nil: none.
+	userIndex *users.IndexUpdater
 
 	mu sync.Mutex
 	// indexes are the tenants' last bucket indexes, so that an update
@@ -73,6 +77,13 @@ type Option func(*Compactor)
 // per-tenant overrides); 0 keeps the tenant's blocks.
 func WithRetention(retention func(tenant string) time.Duration) Option {
 	return func(c *Compactor) { c.retention = retention }
+}
+
+// WithUserIndex has the compactor write the bucket's user index after
+// each cleanup, for the store-gateways' users scanner: with sharding, only
+// the compactor owning the index's name in the ring does.
+func WithUserIndex(u *users.IndexUpdater) Option {
+	return func(c *Compactor) { c.userIndex = u }
 }
 
 // New returns a compactor of the tenants' blocks in bkt (the whole bucket,

@@ -22,6 +22,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/block"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -375,5 +376,53 @@ func TestUnregisterOnShutdown(t *testing.T) {
 				t.Fatalf("ring after the compactor stopped: %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// The cleanup writes the bucket's user index; with sharding, only the
+// compactor owning the index's name in the ring does.
+func TestUserIndexWritten(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	shipBlock(t, bkt, "team-a", 2, 0, 2*hour, testStep)
+	shipBlock(t, bkt, "team-b", 2, 0, 2*hour, testStep)
+	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	var compactors []*Compactor
+	for i := range 2 {
+		compactors = append(compactors, shardingTestCompactor(t, bkt, store, fmt.Sprintf("compactor-%d", i), 9400+i, nil,
+			WithUserIndex(users.NewIndexUpdater(bkt, prometheus.NewPedanticRegistry()))))
+	}
+	testkit.Eventually(t, 10*time.Second, "both compactors see both", func() bool {
+		return compactors[0].ring.Ring().InstancesCount() == 2 && compactors[1].ring.Ring().InstancesCount() == 2
+	})
+	var writer, other *Compactor
+	for _, c := range compactors {
+		if owned, err := c.owns(c.ring.Ring(), users.IndexFilename); err != nil {
+			t.Fatal(err)
+		} else if owned {
+			writer = c
+		} else {
+			other = c
+		}
+	}
+	if writer == nil || other == nil {
+		t.Fatal("want exactly one compactor owning the user index")
+	}
+	if err := other.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.ReadIndex(ctx, bkt); !errors.Is(err, users.ErrIndexNotFound) {
+		t.Fatalf("after the cleanup of the compactor not owning it, reading the user index: %v, want none", err)
+	}
+	if err := writer.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := users.ReadIndex(ctx, bkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(idx.Active, []string{"team-a", "team-b"}) || time.Since(idx.GetUpdatedAt()) > time.Minute {
+		t.Fatalf("user index %+v, want team-a and team-b, written now", idx)
 	}
 }

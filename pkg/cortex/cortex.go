@@ -51,6 +51,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/server"
 	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -124,6 +125,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.BlocksStorage.Bucket.RegisterFlagsWithPrefix("blocks-storage.", f)
 	c.BlocksStorage.BucketStore.RegisterFlags(f)
 	c.BlocksStorage.TSDB.RegisterFlags(f)
+	c.BlocksStorage.UsersScanner.RegisterFlagsWithPrefix("blocks-storage", f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
@@ -148,6 +150,9 @@ type BlocksStorageConfig struct {
 	Bucket      bucket.Config       `yaml:",inline"`
 	BucketStore storegateway.Config `yaml:"bucket_store"`
 	TSDB        ingester.TSDBConfig `yaml:"tsdb"`
+	// UsersScanner lists the bucket's tenants for the store-gateways, and
+	// has the compactor write the user index its user_index strategy reads.
+	UsersScanner users.Config `yaml:"users_scanner"`
 }
 
 // Validate checks the settings that only make sense together. The
@@ -176,6 +181,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.RuntimeConfig.Validate(); err != nil {
+		return err
+	}
+	if err := c.BlocksStorage.UsersScanner.Validate(); err != nil {
 		return err
 	}
 	if err := c.StoreGateway.Validate(); err != nil {

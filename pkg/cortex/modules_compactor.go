@@ -12,6 +12,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/compactor"
 	"github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 )
 
 // initCompactor merges each tenant's blocks in the bucket into
@@ -31,6 +32,9 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 	logger := t.Logger.With("component", Compactor)
 	shardSize := func(tenant string) float64 { return t.Overrides.For(tenant).CompactorTenantShardSize }
 	opts := []compactor.Option{compactor.WithRetention(retention), compactor.WithTenantShardSize(shardSize)}
+	if t.Cfg.BlocksStorage.UsersScanner.Strategy == users.StrategyUserIndex {
+		opts = append(opts, compactor.WithUserIndex(users.NewIndexUpdater(bkt, t.Registry)))
+	}
 	if t.Cfg.Compactor.ShardingEnabled {
 		m, err := t.compactorRingMember(logger)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	cortexkv "github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -30,7 +31,11 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	logger := t.Logger.With("component", StoreGateway)
-	opts := append(t.bucketStoreOptions(), storegateway.WithAllowedTenants(t.Cfg.StoreGateway.AllowedTenants()))
+	scanner, err := users.NewScanner(t.Cfg.BlocksStorage.UsersScanner, bkt, logger, prometheus.WrapRegistererWith(prometheus.Labels{"component": StoreGateway}, t.Registry))
+	if err != nil {
+		return nil, err
+	}
+	opts := append(t.bucketStoreOptions(), storegateway.WithAllowedTenants(t.Cfg.StoreGateway.AllowedTenants()), storegateway.WithUsersScanner(scanner))
 	store, err := storegateway.NewBucketStore(t.Cfg.BlocksStorage.BucketStore, bkt, logger, t.Registry, opts...)
 	if err != nil {
 		return nil, err

@@ -170,7 +170,7 @@ func (m *bucketRuntimeConfig) running(ctx context.Context) error {
 			if err := m.reload(ctx); err != nil {
 				// A typo in the object must not stop the process: the last
 				// good configuration stays in force.
-				level.Error(m.logger).Log("msg", "failed to load config", "err", err)
+				_ = level.Error(m.logger).Log("msg", "failed to load config", "err", err)
 			}
 		case <-ctx.Done():
 			return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
@@ -59,6 +60,8 @@ type BucketStore struct {
 	// tenants says which tenants it serves
 	// (-store-gateway.enabled-tenants, -store-gateway.disabled-tenants).
 	tenants *tenantfilter.Allowed
+	// users lists the tenants (WithUsersScanner); nil: a bucket listing.
+	users users.Scanner
 
 	// syncMu makes syncs take turns; mu guards blocks.
 	syncMu sync.Mutex
@@ -99,6 +102,7 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 		m:        newMetrics(reg),
 		limits:   newLimits(cfg, logger, reg),
 		tenants:  sb.opts.tenants,
+		users:    sb.opts.users,
 		blocks:   map[string]map[ulid.ULID]*block{},
 	}
 	if cfg.IndexHeaderLazyLoadingEnabled && cfg.IndexHeaderLazyLoadingIdleTimeout > 0 {
@@ -196,6 +200,16 @@ func validTenant(name string) bool {
 
 func (s *BucketStore) listTenants(ctx context.Context) ([]string, error) {
 	var tenants []string
+	if sc := s.users; sc != nil {
+		active, deleting, _, err := sc.ScanUsers(ctx)
+		for _, t := range slices.Concat(active, deleting) {
+			if validTenant(t) && s.tenants.IsAllowed(t) && !slices.Contains(tenants, t) {
+				tenants = append(tenants, t)
+			}
+		}
+		slices.Sort(tenants)
+		return tenants, err
+	}
 	err := s.bkt.Iter(ctx, "", func(name string) error {
 		// Folders end with the delimiter; anything else at the top level
 		// is not a tenant.

@@ -8,6 +8,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/cache"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
@@ -19,7 +20,14 @@ type options struct {
 	tls       *tlsconfig.Loader
 	metaCache cache.Cache
 	tenants   *tenantfilter.Allowed
+	users     users.Scanner
 }
+
+// WithUsersScanner lists the tenants to sync with s
+// (-blocks-storage.users-scanner.*: the bucket listing or the compactor's
+// user index) rather than by listing the bucket: its active and deleting
+// tenants.
+func WithUsersScanner(s users.Scanner) Option { return func(o *options) { o.users = s } }
 
 // WithAllowedTenants restricts the tenants whose blocks the store syncs
 // (Cortex's -store-gateway.enabled-tenants and -disabled-tenants): the
