@@ -2,20 +2,23 @@ package frontend
 
 import (
 	"container/list"
+	"context"
 	"sync"
 	"time"
 )
 
 // resultsCache is the embedded results cache: an LRU bounded by the bytes
-// it holds, whose entries also expire after a TTL.
+// it holds and, with -frontend.fifocache.max-size-items, by its entries,
+// whose entries also expire after a TTL.
 type resultsCache struct {
-	mu      sync.Mutex
-	max     int
-	ttl     time.Duration
-	size    int
-	lru     *list.List // front: most recently used
-	entries map[string]*list.Element
-	metrics *metrics
+	mu       sync.Mutex
+	max      int
+	maxItems int // 0: no bound on entries
+	ttl      time.Duration
+	size     int
+	lru      *list.List // front: most recently used
+	entries  map[string]*list.Element
+	metrics  *metrics
 }
 
 type cacheEntry struct {
@@ -24,16 +27,29 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newResultsCache(maxBytes int, ttl time.Duration, m *metrics) *resultsCache {
-	return &resultsCache{max: maxBytes, ttl: ttl, lru: list.New(), entries: map[string]*list.Element{}, metrics: m}
+func newResultsCache(maxBytes, maxItems int, ttl time.Duration, m *metrics) *resultsCache {
+	return &resultsCache{max: maxBytes, maxItems: maxItems, ttl: ttl, lru: list.New(), entries: map[string]*list.Element{}, metrics: m}
 }
+
+func (c *resultsCache) fetch(_ context.Context, keys []string) map[string][]byte {
+	found := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		if v, ok := c.get(k); ok {
+			found[k] = v
+		}
+	}
+	return found
+}
+
+func (c *resultsCache) store(key string, value []byte) { c.set(key, value) }
+
+func (c *resultsCache) stop() {}
 
 func entrySize(key string, value []byte) int { return len(key) + len(value) + 64 }
 
 func (c *resultsCache) get(key string) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.metrics.cacheFetched.Inc()
 	e, ok := c.entries[key]
 	if !ok {
 		return nil, false
@@ -44,7 +60,6 @@ func (c *resultsCache) get(key string) ([]byte, bool) {
 		return nil, false
 	}
 	c.lru.MoveToFront(e)
-	c.metrics.cacheHits.Inc()
 	return ent.value, true
 }
 
@@ -64,7 +79,7 @@ func (c *resultsCache) set(key string, value []byte) {
 	}
 	c.entries[key] = c.lru.PushFront(ent)
 	c.size += size
-	for c.size > c.max {
+	for c.size > c.max || (c.maxItems > 0 && len(c.entries) > c.maxItems) {
 		c.remove(c.lru.Back())
 		c.metrics.cacheEvicted.Inc()
 	}

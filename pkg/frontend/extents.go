@@ -39,20 +39,18 @@ type piece struct {
 }
 
 // cachedPart answers the part [start, end] (steps on the grid of start)
-// from the extents under key plus fetches of the missing steps. The answer
+// from cached, the extents under key (nil: none), plus fetches of the
+// missing steps. The answer
 // for [start, end], without the steps after freshBefore, becomes the
 // extent that replaces those it overlaps: a moving dashboard keeps one
 // extent that moves with it, and each refresh decodes it once.
-func (f *Frontend) cachedPart(ctx context.Context, key string, start, end, step, freshBefore int64, fetch partFetch) (*frontendpb.HTTPResponse, error) {
+func (f *Frontend) cachedPart(ctx context.Context, key string, cached []byte, start, end, step, freshBefore int64, fetch partFetch) (*frontendpb.HTTPResponse, error) {
 	end = start + (end-start)/step*step // the last step: extents end on the grid
 	cacheEnd := end
 	if end > freshBefore {
 		cacheEnd = end - (end-freshBefore+step-1)/step*step // last step at or before freshBefore
 	}
-	var extents []extent
-	if b, ok := f.cache.get(key); ok {
-		extents = decodeExtents(b) // nil for an entry it cannot read: rebuilt below
-	}
+	extents := decodeExtents(cached) // nil for an entry it cannot read: rebuilt below
 	var pieces []piece
 	cursor := start
 	for _, e := range extents {
@@ -134,7 +132,7 @@ func (f *Frontend) storeExtent(key string, extents []extent, e extent) {
 		}
 	}
 	slices.SortFunc(out, func(a, b extent) int { return cmp.Compare(a.Start, b.Start) })
-	f.cache.set(key, encodeExtents(out))
+	f.cache.store(key, encodeExtents(out))
 }
 
 // extentsVersion starts an encoded entry; another value is not read.

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -31,18 +32,30 @@ import (
 
 // Config holds the query-frontend flags, with Cortex's names.
 type Config struct {
-	QuerierForgetDelay     time.Duration   `yaml:"querier_forget_delay"`
-	MaxRetries             int             `yaml:"max_retries"`
-	SplitQueriesByInterval time.Duration   `yaml:"split_queries_by_interval"`
-	AlignQueriesWithStep   bool            `yaml:"align_queries_with_step"`
-	CacheResults           bool            `yaml:"cache_results"`
-	MaxCacheFreshness      time.Duration   `yaml:"max_cache_freshness"`
-	CacheMaxSizeBytes      int             `yaml:"cache_max_size_bytes"`
-	CacheTTL               time.Duration   `yaml:"cache_ttl"`
-	LogQueriesLongerThan   time.Duration   `yaml:"log_queries_longer_than"`
-	MaxBodySize            int64           `yaml:"max_body_size"`
-	Memcached              MemcachedConfig `yaml:"memcached"`
-	Scheduler              SchedulerConfig `yaml:",inline"`
+	QuerierForgetDelay     time.Duration `yaml:"querier_forget_delay"`
+	MaxRetries             int           `yaml:"max_retries"`
+	SplitQueriesByInterval time.Duration `yaml:"split_queries_by_interval"`
+	AlignQueriesWithStep   bool          `yaml:"align_queries_with_step"`
+	CacheResults           bool          `yaml:"cache_results"`
+	MaxCacheFreshness      time.Duration `yaml:"max_cache_freshness"`
+	CacheMaxSizeBytes      int           `yaml:"cache_max_size_bytes"`
+	CacheTTL               time.Duration `yaml:"cache_ttl"`
+	// CacheMaxSizeItems bounds the embedded cache's entries; CacheSize is
+	// its deprecated name (-frontend.fifocache.size), which wins when set.
+	CacheMaxSizeItems int `yaml:"cache_max_size_items"`
+	CacheSize         int `yaml:"cache_size"`
+	// EnableFifoCache puts the embedded cache in front of memcached.
+	EnableFifoCache bool          `yaml:"enable_fifocache"`
+	DefaultValidity time.Duration `yaml:"default_validity"`
+	Compression     string        `yaml:"compression"`
+	// Writes to memcached happen on WriteBackGoroutines goroutines, at most
+	// WriteBackBuffer of them waiting.
+	WriteBackGoroutines  int             `yaml:"writeback_goroutines"`
+	WriteBackBuffer      int             `yaml:"writeback_buffer"`
+	LogQueriesLongerThan time.Duration   `yaml:"log_queries_longer_than"`
+	MaxBodySize          int64           `yaml:"max_body_size"`
+	Memcached            MemcachedConfig `yaml:"memcached"`
+	Scheduler            SchedulerConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the frontend's flags.
@@ -51,10 +64,18 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRetries, "querier.max-retries-per-request", 5, "Maximum number of times a query (or a part of a split query) is tried, on another querier when one fails or disconnects.")
 	f.DurationVar(&c.SplitQueriesByInterval, "querier.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel. 0 disables splitting.")
 	f.BoolVar(&c.AlignQueriesWithStep, "querier.align-querier-with-step", false, "Round the start and end of range queries down to a multiple of their step, which makes results cacheable across refreshes.")
-	f.BoolVar(&c.CacheResults, "frontend.cache-results", false, "Cache the results of range queries in the embedded in-memory cache (or memcached): per query, step and split interval, the sub-ranges already answered, so a moving dashboard range asks the queriers only for the new steps.")
+	f.BoolVar(&c.CacheResults, "querier.cache-results", false, "Cache query results: the results of range queries, in the embedded in-memory cache (or memcached), per query, step and split interval, the sub-ranges already answered, so a moving dashboard range asks the queriers only for the new steps.")
+	f.BoolVar(&c.CacheResults, "frontend.cache-results", false, "Another name of -querier.cache-results.")
 	f.DurationVar(&c.MaxCacheFreshness, "frontend.max-cache-freshness", time.Minute, "Steps less than this long ago are never cached: recent data may still change.")
 	f.IntVar(&c.CacheMaxSizeBytes, "frontend.fifocache.max-size-bytes", 100<<20, "Maximum size of the embedded results cache; the least recently used results are evicted beyond it.")
-	f.DurationVar(&c.CacheTTL, "frontend.fifocache.duration", time.Hour, "How long a cached result is kept. 0 keeps it until evicted.")
+	f.DurationVar(&c.CacheTTL, "frontend.fifocache.duration", time.Hour, "How long a cached result is kept. 0: -frontend.default-validity, and with that 0 too, until evicted.")
+	f.IntVar(&c.CacheMaxSizeItems, "frontend.fifocache.max-size-items", 0, "Maximum number of entries in the embedded results cache, beside its size in bytes; the least recently used are evicted beyond it. 0: no bound on entries.")
+	f.IntVar(&c.CacheSize, "frontend.fifocache.size", 0, "Deprecated (use max-size-items or max-size-bytes instead): The number of entries to cache. When set, it replaces -frontend.fifocache.max-size-items.")
+	f.BoolVar(&c.EnableFifoCache, "frontend.cache.enable-fifocache", false, "Enable in-memory cache: with memcached, the embedded cache is read first and memcached for what it lacks (whose answers fill the embedded cache). Without memcached the embedded cache is used anyway.")
+	f.DurationVar(&c.DefaultValidity, "frontend.default-validity", 0, "The default validity of entries for caches unless overridden: the embedded cache's when -frontend.fifocache.duration is 0, memcached's when -frontend.memcached.expiration is 0.")
+	f.StringVar(&c.Compression, "frontend.compression", "", "Use compression in results cache. Supported values are: 'snappy' and '' (disable compression).")
+	f.IntVar(&c.WriteBackGoroutines, "frontend.background.write-back-concurrency", 10, "At what concurrency to write back to cache: writes to memcached run on this many goroutines, so that queries do not wait for them.")
+	f.IntVar(&c.WriteBackBuffer, "frontend.background.write-back-buffer", 10000, "How many key batches to buffer for background write-back: further writes to memcached are dropped (cortex_cache_dropped_background_writes_total) while this many wait.")
 	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this, with their tenant and timing. 0 disables; a negative value logs every query.")
 	f.Int64Var(&c.MaxBodySize, "frontend.max-body-size", 10<<20, "Maximum size of a request body the frontend accepts.")
 	c.Memcached.RegisterFlags(f)
@@ -71,6 +92,21 @@ func (c *Config) Validate() error {
 	}
 	if c.SplitQueriesByInterval < 0 {
 		return fmt.Errorf("-querier.split-queries-by-interval must not be negative, got %s", c.SplitQueriesByInterval)
+	}
+	switch {
+	case c.Compression != "" && c.Compression != "snappy":
+		return fmt.Errorf("-frontend.compression: unsupported compression type: %s (supported: snappy, or empty for none)", c.Compression)
+	case c.CacheMaxSizeItems < 0 || c.CacheSize < 0:
+		return fmt.Errorf("-frontend.fifocache.max-size-items and -frontend.fifocache.size must not be negative")
+	case c.DefaultValidity < 0:
+		return fmt.Errorf("-frontend.default-validity must not be negative, got %s", c.DefaultValidity)
+	case c.WriteBackGoroutines <= 0:
+		return fmt.Errorf("-frontend.background.write-back-concurrency must be positive, got %d", c.WriteBackGoroutines)
+	case c.WriteBackBuffer < 0:
+		return fmt.Errorf("-frontend.background.write-back-buffer must not be negative, got %d", c.WriteBackBuffer)
+	}
+	if err := c.Memcached.Validate(); err != nil {
+		return err
 	}
 	return c.Scheduler.Validate()
 }
@@ -144,8 +180,11 @@ type metrics struct {
 
 // cache is where results of range query parts are kept.
 type cache interface {
-	get(key string) ([]byte, bool)
-	set(key string, value []byte)
+	// fetch returns the entries of keys it holds.
+	fetch(ctx context.Context, keys []string) map[string][]byte
+	store(key string, value []byte)
+	// stop ends the cache's goroutines, once no query uses it.
+	stop()
 }
 
 // New returns a frontend. memcachedTLS is the -frontend.memcached link's
@@ -162,7 +201,7 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		o(f)
 	}
 	cacheName := "frontend.fifocache"
-	if len(cfg.Memcached.Addresses) > 0 {
+	if cfg.Memcached.enabled() {
 		cacheName = "frontend.memcached"
 	}
 	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_frontend_queue_length", Help: "Number of queries in the queue."}, []string{"user"})
@@ -189,11 +228,8 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 	if f.limits != nil {
 		f.queue.maxQueriers = func(tenant string) float64 { return f.limits.For(tenant).MaxQueriersPerTenant }
 	}
-	switch {
-	case cfg.CacheResults && len(cfg.Memcached.Addresses) > 0:
-		f.cache = newMemcachedCache(cfg.Memcached, memcachedTLS, f.metrics, f.logger)
-	case cfg.CacheResults:
-		f.cache = newResultsCache(cfg.CacheMaxSizeBytes, cfg.CacheTTL, f.metrics)
+	if cfg.CacheResults {
+		f.cache = f.newCache(memcachedTLS, reg)
 	}
 	if f.schedulers != nil && reg != nil {
 		f.schedulers.registerMetrics(reg)
@@ -209,6 +245,9 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 			f.schedulers.stop()
 		}
 		f.queue.stop()
+		if f.cache != nil {
+			f.cache.stop()
+		}
 		return nil
 	})
 	return f, nil
@@ -220,6 +259,49 @@ func (f *Frontend) maxOutstanding(tenant string) int {
 		return defaultMaxOutstanding
 	}
 	return f.limits.For(tenant).MaxOutstandingPerTenant
+}
+
+// newCache builds the results cache of -querier.cache-results, as
+// Cortex's: the embedded cache, or memcached written in the background,
+// the embedded cache in front of it with -frontend.cache.enable-fifocache,
+// the whole compressed with -frontend.compression=snappy.
+func (f *Frontend) newCache(memcachedTLS *tlsconfig.Client, reg prometheus.Registerer) cache {
+	cfg := f.cfg
+	inMemory := func() cache {
+		maxItems := cfg.CacheMaxSizeItems
+		if cfg.CacheSize > 0 {
+			maxItems = cfg.CacheSize
+		}
+		ttl := cfg.CacheTTL
+		if ttl == 0 {
+			ttl = cfg.DefaultValidity
+		}
+		return newResultsCache(cfg.CacheMaxSizeBytes, maxItems, ttl, f.metrics)
+	}
+	var c cache
+	if cfg.Memcached.enabled() {
+		expiration := cfg.Memcached.Expiration
+		if expiration == 0 {
+			expiration = cfg.DefaultValidity
+		}
+		name := prometheus.Labels{"name": "frontend.memcache"}
+		servers := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cortex_memcache_client_servers", Help: "The number of memcache servers discovered.", ConstLabels: name})
+		dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "cortex_cache_dropped_background_writes_total", Help: "Total count of dropped write backs to cache.", ConstLabels: name})
+		queued := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cortex_cache_background_queue_length", Help: "Length of the cache background write queue.", ConstLabels: name})
+		if reg != nil {
+			reg.MustRegister(servers, dropped, queued)
+		}
+		c = newBackgroundCache(newMemcachedCache(cfg.Memcached, expiration, memcachedTLS, f.logger, servers, net.DefaultResolver.LookupSRV), cfg.WriteBackGoroutines, cfg.WriteBackBuffer, dropped, queued)
+		if cfg.EnableFifoCache {
+			c = tieredCache{inMemory(), c}
+		}
+	} else {
+		c = inMemory()
+	}
+	if cfg.Compression == "snappy" {
+		c = snappyCache{next: c, logger: f.logger}
+	}
+	return c
 }
 
 // Handler serves the Prometheus API; the tenant must be in the request

@@ -399,8 +399,7 @@ func TestCacheExtents(t *testing.T) {
 	}
 	// The widest answer replaced the extents it covered.
 	key := partCacheKey("t1", "/prometheus/api/v1/query_range", `metric_a`, 60_000, ms(2*hour), int64(24*time.Hour/time.Millisecond), url.Values{})
-	b, _ := h.f.cache.get(key)
-	extents := decodeExtents(b)
+	extents := decodeExtents(h.f.cache.fetch(context.Background(), []string{key})[key])
 	if len(extents) != 1 || extents[0].Start != ms(2*hour) || extents[0].End != ms(11*hour) {
 		t.Fatalf("extents of metric_a: %d, want one from %d to %d", len(extents), ms(2*hour), ms(11*hour))
 	}
@@ -409,7 +408,7 @@ func TestCacheExtents(t *testing.T) {
 func TestCacheEvictsBeyondSize(t *testing.T) {
 	m := &metrics{cacheFetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "a"}), cacheHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "b"}),
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "c"}), cacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{Name: "d"}), cacheEvicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "e"})}
-	c := newResultsCache(1000, 0, m)
+	c := newResultsCache(1000, 0, 0, m)
 	for i := range 20 {
 		c.set(strconv.Itoa(i), make([]byte, 100))
 	}

@@ -329,6 +329,25 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 		return f.roundTripRange(ctx, tenantID, r.URL.Path, vals, extra, partHeader)
 	}
 	interval := f.cfg.SplitQueriesByInterval.Milliseconds()
+	// The cached parts are read at once: memcached answers them in
+	// -frontend.memcached.batchsize batches rather than a call per part.
+	var keys []string
+	var cached map[string][]byte
+	if f.cache != nil {
+		keys = make([]string, len(parts))
+		var want []string
+		for i, p := range parts {
+			if p[0] <= freshBefore {
+				keys[i] = partCacheKey(tenantID, r.URL.Path, query, rq.step, p[0], interval, rq.params)
+				want = append(want, keys[i])
+			}
+		}
+		if len(want) > 0 {
+			cached = f.cache.fetch(ctx, want)
+			f.metrics.cacheFetched.Add(float64(len(want)))
+			f.metrics.cacheHits.Add(float64(len(cached)))
+		}
+	}
 	for i, p := range parts {
 		wg.Add(1)
 		go func() {
@@ -340,9 +359,8 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 				errs[i] = ctx.Err()
 				return
 			}
-			if f.cache != nil && p[0] <= freshBefore {
-				key := partCacheKey(tenantID, r.URL.Path, query, rq.step, p[0], interval, rq.params)
-				resps[i], errs[i] = f.cachedPart(ctx, key, p[0], p[1], rq.step, freshBefore, fetch)
+			if keys != nil && keys[i] != "" {
+				resps[i], errs[i] = f.cachedPart(ctx, keys[i], cached[keys[i]], p[0], p[1], rq.step, freshBefore, fetch)
 			} else {
 				resps[i], errs[i] = fetch(ctx, p[0], p[1])
 			}
