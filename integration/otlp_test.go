@@ -94,6 +94,7 @@ func TestOTLPIngestionMutualTLS(t *testing.T) {
 		"-auth.client-tenants-file="+allow,
 		"-auth.tenant-from-client-cert",
 		"-distributor.otlp-max-recv-msg-size=1048576",
+		"-blocks-storage.tsdb.enable-native-histograms",
 		"-blocks-storage.filesystem.dir="+t.TempDir(),
 		"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
 		"-compactor.data-dir="+t.TempDir(),

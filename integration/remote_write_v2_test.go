@@ -68,6 +68,7 @@ func TestRemoteWriteV2MutualTLS(t *testing.T) {
 		"-ingester.min-ready-duration=0s",
 		"-ingester.lifecycler.addr=127.0.0.1",
 		"-blocks-storage.tsdb.dir="+t.TempDir(),
+		"-blocks-storage.tsdb.enable-native-histograms",
 	)
 	p := testkit.StartCortex(t, flags...)
 	c := &cluster{t: t, certs: certs, distributor: p, querier: p, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}

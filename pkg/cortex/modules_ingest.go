@@ -13,6 +13,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/querier"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // Constructors of the write and read path's modules.
@@ -20,6 +21,10 @@ import (
 func (t *Cortex) initIngester() (services.Service, error) {
 	cfg := t.Cfg.Ingester
 	cfg.TSDB = t.Cfg.BlocksStorage.TSDB
+	// The global limits are shared over the ingesters that hold a
+	// tenant's series, which the distributors' placement decides.
+	cfg.Limiter.ShuffleSharding = t.Cfg.Distributor.ShardingStrategy == distributor.ShardingStrategyShuffle
+	cfg.Limiter.ShardByAllLabels = t.Cfg.Distributor.ShardByAllLabels
 	// Advertise the gRPC server as bound (so -server.grpc-listen-port=0
 	// works) unless the operator said otherwise.
 	if cfg.LifecyclerConfig.Port == 0 {
@@ -56,7 +61,16 @@ func (t *Cortex) initIngester() (services.Service, error) {
 }
 
 func (t *Cortex) initDistributor() (services.Service, error) {
-	d, err := distributor.New(t.Cfg.Distributor, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry)
+	var opts []distributor.Option
+	if t.Cfg.Limits.IngestionRateStrategy == validation.GlobalIngestionRateStrategy {
+		r, err := t.distributorRing()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, distributor.WithRing(r))
+		t.API.RegisterDistributorRing(r)
+	}
+	d, err := distributor.New(t.Cfg.Distributor, t.Cfg.IngesterClient, t.ingesterTLS, t.Overrides, t.Ring, t.Logger, t.Registry, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +81,27 @@ func (t *Cortex) initDistributor() (services.Service, error) {
 		t.API.RegisterHATracker(t.haTracker)
 	}
 	return d, nil
+}
+
+// distributorRing is this distributor's membership of the distributor ring
+// (-distributor.ring.*), which the global ingestion rate strategy divides
+// the tenants' rate limits by.
+func (t *Cortex) distributorRing() (*distributor.Ring, error) {
+	cfg := t.Cfg.Distributor.DistributorRing
+	if cfg.KVStore.Store == "memberlist" && t.gossip == nil {
+		return nil, fmt.Errorf("-distributor.ring.store=memberlist: the gossip KV (-memberlist.*) is not running in this process")
+	}
+	reg := prometheus.WrapRegistererWithPrefix("cortex_", t.Registry)
+	store, err := kv.NewClient(cfg.KVStore, ring.GetCodec(), t.gossip, distributor.RingName+"-lifecycler", reg, t.Logger, kv.WithTLS(t.TLS, "distributor.ring."))
+	if err != nil {
+		return nil, fmt.Errorf("distributor ring: -distributor.ring.store=%s: %w", cfg.KVStore.Store, err)
+	}
+	host, port := t.advertisedGRPC()
+	r, err := distributor.NewRing(cfg, store, host, port, t.Logger.With("component", "distributor-ring"), reg)
+	if err != nil {
+		return nil, fmt.Errorf("distributor ring: %w", err)
+	}
+	return r, nil
 }
 
 func (t *Cortex) initQuerier() (services.Service, error) {

@@ -51,7 +51,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "**.kvstore.dynamodb", Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.kvstore.store", Values: []string{"dynamodb"}, Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "object storage backends other than s3, gcs, azure, swift and filesystem"},
-	{Key: "distributor.ring", Feature: "the distributor ring (the global ingestion rate strategy)"},
 	{Key: "blocks_storage.tsdb.expanded_postings_cache", Feature: "the ingesters' expanded postings cache"},
 	{Key: "store_gateway.hedged_request", Feature: "hedged requests to the bucket"},
 	{Key: "limits.query_priority", Feature: "query priorities"},

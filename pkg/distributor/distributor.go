@@ -54,6 +54,9 @@ type Config struct {
 	OTLP                      OTLPConfig `yaml:"otlp"`
 	// HATracker deduplicates the samples of HA Prometheus pairs.
 	HATracker ha.Config `yaml:"ha_tracker"`
+	// DistributorRing is the ring the distributors join with the global
+	// ingestion rate strategy.
+	DistributorRing RingConfig `yaml:"ring"`
 	// InstanceLimits are -distributor.instance-limits.*.
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 }
@@ -67,6 +70,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.RemoteWriteV2Enabled, "distributor.remote-writev2-enabled", true, "Accept Prometheus remote write 2.0 requests (Content-Type application/x-protobuf;proto=io.prometheus.write.v2.Request) on /api/v1/push. False answers them with 415, which tells a 2.0 sender to fall back to 1.0.")
 	c.registerOTLPFlags(f)
 	c.HATracker.RegisterFlags(f)
+	c.DistributorRing.RegisterFlags(f)
 	c.InstanceLimits.RegisterFlags(f)
 }
 
@@ -90,7 +94,7 @@ func (c *Config) Validate() error {
 	if err := c.InstanceLimits.Validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.DistributorRing.Validate()
 }
 
 // Distributor is the write path's entry point. Its service starts and stops
@@ -111,6 +115,9 @@ type Distributor struct {
 	tenants  tenants
 	instance *instanceLimiter
 	ha       *haDedup // nil without -distributor.ha-tracker.enable
+	// distributors counts the healthy distributors with the global
+	// ingestion rate strategy; nil with the local one.
+	distributors interface{ HealthyInstancesCount() int }
 
 	requests    sync.Pool // *pushRequest: decoded remote-write requests
 	batches     sync.Pool // *batch: per-push scratch
@@ -121,10 +128,23 @@ type Distributor struct {
 	otlpConverters sync.Pool // *prometheusremotewrite.PrometheusConverter
 }
 
+// Option configures a Distributor.
+type Option func(*Distributor, *[]services.Service)
+
+// WithRing applies the global ingestion rate strategy: the distributor
+// joins the distributor ring r (run as its subservice) and divides each
+// tenant's rate limits by the healthy distributors in it.
+func WithRing(r *Ring) Option {
+	return func(d *Distributor, subservices *[]services.Service) {
+		d.distributors = r
+		*subservices = append(*subservices, r)
+	}
+}
+
 // New returns a distributor writing to the ingesters of the ring through
 // connections configured by clientCfg (-ingester.client.*); tls is nil for
 // plaintext. The caller runs the ring's own service.
-func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *validation.Overrides, ingesters ring.ReadRing, logger *slog.Logger, reg prometheus.Registerer) (*Distributor, error) {
+func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *validation.Overrides, ingesters ring.ReadRing, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -147,8 +167,12 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		otlpSettings: cfg.otlpSettings(),
 	}
 	d.instance = newInstanceLimiter(cfg.InstanceLimits, func() time.Time { return d.now() }, reg)
+	subservices := []services.Service{d.pool}
+	for _, o := range opts {
+		o(d, &subservices)
+	}
 	var err error
-	if d.subservices, err = services.NewManager(d.pool); err != nil {
+	if d.subservices, err = services.NewManager(subservices...); err != nil {
 		return nil, fmt.Errorf("distributor: %w", err)
 	}
 	d.watcher = services.NewFailureWatcher()
@@ -353,7 +377,7 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 		partial = &PushError{Code: http.StatusBadRequest, Msg: v.first}
 	}
 	if len(b.keys) == 0 {
-		d.metrics.count(userID, &v.disc)
+		d.metrics.count(userID, &v.disc, v.reducedResolution)
 		return writeStats{}, partial
 	}
 
@@ -363,14 +387,35 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 		v.disc.samples[reasonRateLimited] += stats.samples + stats.histograms
 		v.disc.exemplars[reasonRateLimited] += stats.exemplars
 		v.disc.metadata[reasonRateLimited] += len(b.metadata)
-		d.metrics.count(userID, &v.disc)
+		d.metrics.count(userID, &v.disc, v.reducedResolution)
 		return writeStats{}, &PushError{
 			Code:       http.StatusTooManyRequests,
-			Msg:        fmt.Sprintf("ingestion rate limit (%v) exceeded while adding %d samples and %d metadata", limits.IngestionRate, stats.samples+stats.histograms, len(b.metadata)),
+			Msg:        fmt.Sprintf("ingestion rate limit (%v) exceeded while adding %d samples and %d metadata", float64(ts.limiter.Load().Limit()), stats.samples+stats.histograms, len(b.metadata)),
 			RetryAfter: retry,
 		}
 	}
-	d.metrics.count(userID, &v.disc)
+	// Native histograms have a limit of their own: over it they are left
+	// out, the rest of the push is written, and the answer is a 429.
+	var histogramsLimited error
+	if stats.histograms > 0 {
+		if ok, retry := ts.allowHistograms(now, stats.histograms); !ok {
+			dropped, exemplars := b.dropHistograms(req)
+			v.disc.samples[reasonHistogramRateLimited] += dropped
+			v.disc.exemplars[reasonHistogramRateLimited] += exemplars
+			stats.histograms -= dropped
+			stats.exemplars -= exemplars
+			histogramsLimited = &PushError{
+				Code:       http.StatusTooManyRequests,
+				Msg:        fmt.Sprintf("native histogram ingestion rate limit (%v) exceeded while adding %d native histogram samples", float64(ts.histogramLimiter.Load().Limit()), dropped),
+				RetryAfter: retry,
+			}
+			if len(b.keys) == 0 {
+				d.metrics.count(userID, &v.disc, v.reducedResolution)
+				return writeStats{}, histogramsLimited
+			}
+		}
+	}
+	d.metrics.count(userID, &v.disc, v.reducedResolution)
 	d.instance.rate.add(int64(n))
 	ts.samples.Add(float64(stats.samples + stats.histograms))
 	ts.exemplars.Add(float64(stats.exemplars))
@@ -418,7 +463,42 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	if first != "" && (partial == nil || (firstAt >= 0 && at < firstAt)) {
 		partial = &PushError{Code: http.StatusBadRequest, Msg: first}
 	}
+	if histogramsLimited != nil {
+		return stats, histogramsLimited
+	}
 	return stats, partial
+}
+
+// dropHistograms removes the native histograms from the batch's series,
+// and a series left without samples with its exemplars, re-encoding the
+// series that had histograms. It returns what it removed.
+func (b *batch) dropHistograms(req *prompb.WriteRequest) (histograms, exemplars int) {
+	nSeries := len(b.records)
+	arena := make([]byte, 0, len(b.arena))
+	keys, records, reqIndex := b.keys[:0], b.records[:0], b.reqIndex[:0]
+	for i := range nSeries {
+		s := &req.Timeseries[b.reqIndex[i]]
+		key, at, rec := b.keys[i], b.reqIndex[i], b.records[i]
+		start := len(arena)
+		if len(s.Histograms) == 0 {
+			arena = append(arena, b.arena[rec[0]:rec[1]]...)
+		} else {
+			histograms += len(s.Histograms)
+			s.Histograms = s.Histograms[:0]
+			if len(s.Samples) == 0 {
+				exemplars += len(s.Exemplars)
+				continue
+			}
+			arena = appendSeries(arena, s)
+		}
+		keys = append(keys, key)
+		records = append(records, [2]int32{int32(start), int32(len(arena))})
+		reqIndex = append(reqIndex, at)
+	}
+	// The metadata keys follow the series'; copy handles the overlap.
+	b.keys = append(keys, b.keys[nSeries:]...)
+	b.arena, b.records, b.reqIndex = arena, records, reqIndex
+	return histograms, exemplars
 }
 
 // appendRecord appends an encoded series as a prompb.WriteRequest field.

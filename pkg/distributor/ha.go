@@ -54,6 +54,9 @@ func (d *Distributor) checkHA(ctx context.Context, userID string, limits *valida
 	if d.ha == nil || !limits.AcceptHASamples || len(req.Timeseries) == 0 {
 		return false, nil
 	}
+	if limits.AcceptMixedHASamples {
+		return d.checkHAPerSeries(ctx, userID, limits, req)
+	}
 	var cluster, replica string
 	for _, l := range req.Timeseries[0].Labels {
 		switch l.Name {
@@ -95,4 +98,52 @@ func (d *Distributor) checkHA(ctx context.Context, userID string, limits *valida
 		}
 	}
 	return true, nil
+}
+
+// checkHAPerSeries is checkHA with -experimental.distributor.ha-tracker.mixed-ha-samples,
+// as Cortex does it: each series carrying both labels is checked against
+// its own cluster's elected replica, and kept without its replica label
+// only if it comes from that replica; a series without both labels is
+// kept as it is. A request may then mix clusters and non-HA series.
+func (d *Distributor) checkHAPerSeries(ctx context.Context, userID string, limits *validation.Limits, req *prompb.WriteRequest) (removed bool, err error) {
+	kept := req.Timeseries[:0]
+	for i := range req.Timeseries {
+		s := req.Timeseries[i]
+		cluster, replica, at := "", "", -1
+		for j, l := range s.Labels {
+			switch l.Name {
+			case limits.HAClusterLabel:
+				cluster = l.Value
+			case limits.HAReplicaLabel:
+				replica, at = l.Value, j
+			}
+		}
+		samples := float64(len(s.Samples) + len(s.Histograms))
+		if cluster == "" || replica == "" {
+			d.ha.nonHASamples.WithLabelValues(userID).Add(samples)
+			kept = append(kept, s)
+			continue
+		}
+		cluster, replica = strings.Clone(cluster), strings.Clone(replica)
+		if err := d.ha.tracker.CheckReplica(ctx, userID, cluster, replica); err != nil {
+			switch {
+			case ha.IsReplicasNotMatch(err):
+				d.ha.dedupedSamples.WithLabelValues(userID, cluster).Add(samples)
+			case ha.IsTooManyClusters(err):
+				d.metrics.discardedSamples.WithLabelValues("too_many_ha_clusters", userID).Add(samples)
+			default:
+				return false, &PushError{Code: http.StatusInternalServerError, Msg: err.Error()}
+			}
+			removed = true
+			continue
+		}
+		s.Labels = slices.Delete(s.Labels, at, at+1)
+		kept = append(kept, s)
+		removed = true
+	}
+	// The dropped series' elements are cleared so that the request holds
+	// no references past its length.
+	clear(req.Timeseries[len(kept):])
+	req.Timeseries = kept
+	return removed, nil
 }

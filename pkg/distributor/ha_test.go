@@ -132,3 +132,35 @@ func TestHAOffForTenant(t *testing.T) {
 		c.waitStored(`__name__="up",__replica__="`+replica+`",cluster="prom",instance="host-0"`, 3)
 	}
 }
+
+// With -experimental.distributor.ha-tracker.mixed-ha-samples each series
+// is checked against its own cluster's elected replica: one request may
+// mix two clusters' replicas and series without HA labels.
+func TestHAMixedSamples(t *testing.T) {
+	c := newHACluster(t, 0, func(l *validation.Limits) { l.AcceptMixedHASamples = true })
+	now := time.Now().UnixMilli()
+	elect := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series([]int64{now}, "__name__", "up", "__replica__", "a-0", "cluster", "a"),
+		series([]int64{now}, "__name__", "up", "__replica__", "b-1", "cluster", "b"),
+	}}
+	if r := c.push(elect); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("electing a-0 and b-1: %d %s", r.StatusCode, body(t, r))
+	}
+	mixed := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series([]int64{now + 1}, "__name__", "up", "__replica__", "a-1", "cluster", "a"), // not a's elected replica
+		series([]int64{now + 1}, "__name__", "up", "__replica__", "b-1", "cluster", "b"),
+		series([]int64{now + 1}, "__name__", "up", "job", "plain"),
+	}}
+	if r := c.push(mixed); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("mixed request: %d %s, want 204", r.StatusCode, body(t, r))
+	}
+	if got := c.metric("cortex_distributor_deduped_samples_total", "user", testTenant, "cluster", "a"); got != 1 {
+		t.Errorf("deduped samples of cluster a = %v, want 1", got)
+	}
+	if got := c.metric("cortex_distributor_non_ha_samples_received_total", "user", testTenant); got != 1 {
+		t.Errorf("non-HA samples = %v, want 1", got)
+	}
+	if got := c.metric("cortex_distributor_received_samples_total", "user", testTenant); got != 4 {
+		t.Errorf("received samples = %v, want the 2 elected, then b-1's and the plain series'", got)
+	}
+}

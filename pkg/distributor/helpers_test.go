@@ -190,6 +190,7 @@ type clusterOpts struct {
 	// zones, when set, puts ingester i in zone-<i mod zones> and turns on
 	// the ring's zone awareness.
 	zones int
+	opts  []Option
 }
 
 // zoneOf is the zone of ingester i in a cluster of zones zones ("" for none).
@@ -281,7 +282,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	var clientCfg client.Config
 	clientCfg.RegisterFlags(flag.NewFlagSet("client", flag.PanicOnError))
 	overrides := validation.NewOverrides(limits, o.overrides)
-	d, err := New(cfg, clientCfg, nil, overrides, r, logger, c.reg)
+	d, err := New(cfg, clientCfg, nil, overrides, r, logger, c.reg, o.opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ type metrics struct {
 	ingesterAppends, ingesterAppendFailures              *prometheus.CounterVec
 	discardedSamples, discardedExemplars                 *prometheus.CounterVec
 	discardedMetadata                                    *prometheus.CounterVec
+	reducedResolution                                    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,11 +39,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		discardedSamples:       validation.DiscardedSamples(reg),
 		discardedExemplars:     validation.DiscardedExemplars(reg),
 		discardedMetadata:      validation.DiscardedMetadata(reg),
+		reducedResolution:      counter("cortex_reduced_resolution_histogram_samples_total", "The total number of native histogram samples whose resolution was reduced to fit -validation.max-native-histogram-buckets.", "user"),
 	}
 }
 
 // count adds one request's discards to the counters.
-func (m *metrics) count(user string, d *discards) {
+func (m *metrics) count(user string, d *discards, reduced int) {
+	if reduced > 0 {
+		m.reducedResolution.WithLabelValues(user).Add(float64(reduced))
+	}
 	for r := range numReasons {
 		if n := d.samples[r]; n > 0 {
 			m.discardedSamples.WithLabelValues(reasonNames[r], user).Add(float64(n))

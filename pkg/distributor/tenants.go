@@ -26,6 +26,12 @@ type tenantState struct {
 	burst    int
 	lastSeen time.Time // guarded by tenants.mu
 
+	// histogramLimiter is -distributor.native-histogram-ingestion-rate-limit's,
+	// kept as limiter is.
+	histogramLimiter atomic.Pointer[rate.Limiter]
+	histogramRate    float64
+	histogramBurst   int
+
 	samplesIn, exemplarsIn, metadataIn prometheus.Counter
 	samples, exemplars, metadata       prometheus.Counter
 	latestSeen                         prometheus.Gauge
@@ -54,15 +60,36 @@ func (d *Distributor) tenant(id string, l *validation.Limits, now time.Time) *te
 		}
 		d.tenants.m[id] = s
 	}
-	if s.limiter.Load() == nil || s.rate != l.IngestionRate || s.burst != l.IngestionBurstSize {
+	r := d.localRate(l.IngestionRate)
+	if s.limiter.Load() == nil || s.rate != r || s.burst != l.IngestionBurstSize {
 		// Changed limits start a full bucket: an operator raising a
 		// tenant's limit wants it to apply now, not once the old rate
 		// refilled the bucket.
-		s.limiter.Store(rate.NewLimiter(limitOf(l.IngestionRate), l.IngestionBurstSize))
-		s.rate, s.burst = l.IngestionRate, l.IngestionBurstSize
+		s.limiter.Store(rate.NewLimiter(limitOf(r), l.IngestionBurstSize))
+		s.rate, s.burst = r, l.IngestionBurstSize
+	}
+	if hr := d.localRate(l.NativeHistogramIngestionRate); s.histogramLimiter.Load() == nil || s.histogramRate != hr || s.histogramBurst != l.NativeHistogramIngestionBurstSize {
+		s.histogramLimiter.Store(rate.NewLimiter(rate.Limit(hr), l.NativeHistogramIngestionBurstSize))
+		s.histogramRate, s.histogramBurst = hr, l.NativeHistogramIngestionBurstSize
 	}
 	s.lastSeen = now
 	return s
+}
+
+// localRate is this distributor's share of a tenant's rate limit: all of
+// it with the local strategy, the limit divided by the healthy
+// distributors of the ring with the global one, as in Cortex. An unlimited
+// rate (0 for the ingestion rate, the largest float for the native
+// histogram rate) stays unlimited.
+func (d *Distributor) localRate(r float64) float64 {
+	if d.distributors == nil || r <= 0 || r == math.MaxFloat64 {
+		return r
+	}
+	n := d.distributors.HealthyInstancesCount()
+	if n <= 0 {
+		return r
+	}
+	return r / float64(n)
 }
 
 // limitOf is the limiter rate of -distributor.ingestion-rate-limit: 0
@@ -77,7 +104,18 @@ func limitOf(r float64) rate.Limit {
 // allow takes n tokens from the tenant's bucket, or answers how long to
 // wait before a request of that size could pass.
 func (s *tenantState) allow(now time.Time, n int) (bool, time.Duration) {
-	lim := s.limiter.Load()
+	return allowN(s.limiter.Load(), now, n)
+}
+
+// allowHistograms takes n tokens from the tenant's native histogram bucket.
+func (s *tenantState) allowHistograms(now time.Time, n int) (bool, time.Duration) {
+	return allowN(s.histogramLimiter.Load(), now, n)
+}
+
+func allowN(lim *rate.Limiter, now time.Time, n int) (bool, time.Duration) {
+	if lim.Limit() == rate.Inf {
+		return true, 0
+	}
 	r := lim.ReserveN(now, n)
 	if !r.OK() {
 		// Larger than the burst: it can never pass whole. Suggest the
@@ -104,7 +142,7 @@ func (d *Distributor) evictIdle(now time.Time) {
 	}
 	d.tenants.mu.Unlock()
 	for _, id := range idle {
-		for _, v := range []*prometheus.CounterVec{d.metrics.samplesIn, d.metrics.exemplarsIn, d.metrics.metadataIn, d.metrics.receivedSamples, d.metrics.receivedExemplars, d.metrics.receivedMetadata} {
+		for _, v := range []*prometheus.CounterVec{d.metrics.samplesIn, d.metrics.exemplarsIn, d.metrics.metadataIn, d.metrics.receivedSamples, d.metrics.receivedExemplars, d.metrics.receivedMetadata, d.metrics.reducedResolution} {
 			v.DeleteLabelValues(id)
 		}
 		d.metrics.latestSeen.DeleteLabelValues(id)

@@ -3,8 +3,10 @@ package distributor
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -36,6 +38,10 @@ const (
 	reasonRateLimited
 	reasonInvalidSeries
 	reasonLabelsSizeBytesExceeded
+	reasonLabelsDropped
+	reasonHistogramSizeExceeded
+	reasonHistogramBucketsExceeded
+	reasonHistogramRateLimited
 	numReasons
 )
 
@@ -58,6 +64,10 @@ var reasonNames = [numReasons]string{
 	reasonRateLimited:              validation.RateLimited,
 	reasonInvalidSeries:            "invalid_series",
 	reasonLabelsSizeBytesExceeded:  "labels_size_bytes_exceeded",
+	reasonLabelsDropped:            "user_label_removal_configuration",
+	reasonHistogramSizeExceeded:    "native_histogram_sample_size_bytes_exceeded",
+	reasonHistogramBucketsExceeded: "native_histogram_buckets_exceeded",
+	reasonHistogramRateLimited:     "native_histogram_rate_limited",
 }
 
 // labelReasons are the reasons for validation's.
@@ -84,6 +94,9 @@ type validator struct {
 	minT, maxT int64 // accepted sample timestamps, in milliseconds
 	disc       discards
 	first      string // the first rejection's message, for the 400 answer
+	// reducedResolution counts native histograms whose resolution was
+	// reduced to fit -validation.max-native-histogram-buckets.
+	reducedResolution int
 }
 
 func newValidator(l *validation.Limits, now time.Time) validator {
@@ -106,7 +119,19 @@ func (v *validator) reject(msg string) {
 // modified tells whether ts changed.
 func (v *validator) series(ts *prompb.TimeSeries) (ok, modified bool) {
 	n := len(ts.Samples) + len(ts.Histograms) + len(ts.Exemplars)
-	ts.Labels, modified = validation.NormalizeLabels(ts.Labels)
+	if len(v.limits.DropLabels) > 0 {
+		ts.Labels, modified = dropLabels(ts.Labels, v.limits.DropLabels)
+		if len(ts.Labels) == 0 {
+			// Every label was dropped: the series is gone by the
+			// operator's choice, which the sender cannot fix.
+			v.disc.samples[reasonLabelsDropped] += len(ts.Samples) + len(ts.Histograms)
+			v.disc.exemplars[reasonLabelsDropped] += len(ts.Exemplars)
+			return false, true
+		}
+	}
+	var normalized bool
+	ts.Labels, normalized = validation.NormalizeLabels(ts.Labels)
+	modified = modified || normalized
 	ls := ts.Labels
 	if r, msg := validation.ValidateLabels(v.limits, ls); r != validation.LabelsValid {
 		v.disc.samples[labelReasons[r]] += len(ts.Samples) + len(ts.Histograms)
@@ -125,7 +150,9 @@ func (v *validator) series(ts *prompb.TimeSeries) (ok, modified bool) {
 		}
 	}
 	if len(ts.Histograms) > 0 {
-		ts.Histograms = filter(ts.Histograms, func(h *prompb.Histogram) bool { return v.timestamp(h.Timestamp, ls) })
+		reduced := v.reducedResolution
+		defer func() { modified = modified || v.reducedResolution != reduced }()
+		ts.Histograms = filter(ts.Histograms, func(h *prompb.Histogram) bool { return v.timestamp(h.Timestamp, ls) && v.histogram(h, ls) })
 	}
 	if len(ts.Exemplars) > 0 {
 		ts.Exemplars = filter(ts.Exemplars, func(e *prompb.Exemplar) bool { return v.exemplar(e, ls) })
@@ -201,7 +228,7 @@ func (v *validator) exemplar(e *prompb.Exemplar, ls []prompb.Label) bool {
 }
 
 func (v *validator) metadata(m *prompb.MetricMetadata) bool {
-	if m.MetricFamilyName == "" {
+	if m.MetricFamilyName == "" && v.limits.EnforceMetadataMetricName {
 		v.disc.metadata[reasonMissingMetricName]++
 		v.reject("metadata missing metric name")
 		return false
@@ -227,4 +254,83 @@ func (v *validator) metadata(m *prompb.MetricMetadata) bool {
 		v.first = fmt.Sprintf("metadata '%s' value too long (actual: %d, limit: %d): %.200q metric %.200q", kind, len(value), max, value, m.MetricFamilyName)
 	}
 	return false
+}
+
+// dropLabels removes the labels named in drop (-distributor.drop-label),
+// in place.
+func dropLabels(ls []prompb.Label, drop []string) ([]prompb.Label, bool) {
+	n := len(ls)
+	ls = slices.DeleteFunc(ls, func(l prompb.Label) bool { return slices.Contains(drop, l.Name) })
+	return ls, len(ls) != n
+}
+
+// histogram applies the tenant's native histogram limits to h: its size as
+// encoded (-validation.max-native-histogram-sample-size-bytes), then its
+// bucket count (-validation.max-native-histogram-buckets), which a lower
+// resolution may bring within the limit, as in Cortex: h is then replaced
+// by the histogram at the highest resolution that fits.
+func (v *validator) histogram(h *prompb.Histogram, ls []prompb.Label) bool {
+	if max := v.limits.MaxNativeHistogramSampleSizeBytes; max > 0 {
+		if size := h.Size(); size > max {
+			v.disc.samples[reasonHistogramSizeExceeded]++
+			if v.first == "" {
+				v.first = fmt.Sprintf("native histogram sample size bytes exceeded for metric (actual: %d, limit: %d) metric: %.200q", size, max, validation.FormatLabels(ls))
+			}
+			return false
+		}
+	}
+	max := v.limits.MaxNativeHistogramBuckets
+	if max <= 0 {
+		return true
+	}
+	var n int
+	if h.IsFloatHistogram() {
+		n = len(h.PositiveCounts) + len(h.NegativeCounts)
+	} else {
+		n = len(h.PositiveDeltas) + len(h.NegativeDeltas)
+	}
+	if n <= max {
+		return true
+	}
+	tooMany := func() bool {
+		v.disc.samples[reasonHistogramBucketsExceeded]++
+		if v.first == "" {
+			v.first = fmt.Sprintf("native histogram bucket count exceeded for metric (limit: %d) metric: %.200q", max, validation.FormatLabels(ls))
+		}
+		return false
+	}
+	if h.Schema <= histogram.ExponentialSchemaMin || h.Schema > histogram.ExponentialSchemaMax {
+		// Custom buckets (schema -53) and the lowest resolution cannot
+		// be reduced.
+		return tooMany()
+	}
+	if h.IsFloatHistogram() {
+		fh := h.ToFloatHistogram()
+		for len(fh.PositiveBuckets)+len(fh.NegativeBuckets) > max {
+			if fh.Schema <= histogram.ExponentialSchemaMin {
+				return tooMany()
+			}
+			if err := fh.ReduceResolution(fh.Schema - 1); err != nil {
+				return tooMany()
+			}
+		}
+		unknown := h.XXX_unrecognized // the start timestamp of remote write 2.0
+		*h = prompb.FromFloatHistogram(h.Timestamp, fh)
+		h.XXX_unrecognized = unknown
+	} else {
+		ih := h.ToIntHistogram()
+		for len(ih.PositiveBuckets)+len(ih.NegativeBuckets) > max {
+			if ih.Schema <= histogram.ExponentialSchemaMin {
+				return tooMany()
+			}
+			if err := ih.ReduceResolution(ih.Schema - 1); err != nil {
+				return tooMany()
+			}
+		}
+		unknown := h.XXX_unrecognized
+		*h = prompb.FromIntHistogram(h.Timestamp, ih)
+		h.XXX_unrecognized = unknown
+	}
+	v.reducedResolution++
+	return true
 }

@@ -40,6 +40,9 @@ type Config struct {
 	// InstanceLimits are -ingester.instance-limits.*, the defaults of the
 	// runtime configuration's ingester_limits.
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
+
+	// Limiter applies the per-tenant series and metadata limits.
+	Limiter LimiterConfig `yaml:",inline"`
 }
 
 // TSDBConfig configures each tenant's TSDB.
@@ -77,6 +80,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept in memory after it was last received.")
 	c.QueryProtection.RegisterFlagsWithPrefix(f, "ingester.", "ingester")
 	c.InstanceLimits.RegisterFlagsWithPrefix(f, "ingester.")
+	c.Limiter.RegisterFlags(f)
 	f.DurationVar(&c.TSDBConfigUpdatePeriod, "ingester.user-tsdb-configs-update-period", 15*time.Second, "Period at which per-tenant limits that shape a TSDB (out-of-order window, max exemplars) are re-read from the runtime configuration and applied to open TSDBs.")
 }
 

@@ -51,6 +51,7 @@ type Ingester struct {
 	metrics     *metrics
 	tsdbMetrics *tsdbMetrics
 	lifecycler  *ringMember
+	limiter     *limiter
 	watcher     *services.FailureWatcher
 
 	// closeMu is held for reading by every call that uses a TSDB and for
@@ -132,6 +133,8 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring lifecycler: %w", err)
 	}
+	rc := cfg.LifecyclerConfig.RingConfig
+	i.limiter = newLimiter(cfg.Limiter, i.lifecycler.counts, rc.ReplicationFactor, rc.ZoneAwarenessEnabled)
 	i.Service = services.NewBasicService(i.starting, i.running, i.stopping).WithName("ingester")
 	return i, nil
 }

@@ -337,7 +337,7 @@ func TestMissingTenantIsUnauthenticated(t *testing.T) {
 }
 
 func TestHistogramsAndExemplars(t *testing.T) {
-	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, enableNativeHistograms))
 
 	ih := tsdbutil.GenerateTestHistogram(3)
 	fh := tsdbutil.GenerateTestFloatHistogram(5)
@@ -638,7 +638,9 @@ func copyDir(t *testing.T, from, to string) {
 }
 
 func TestLabelsSeriesMetadataUserStats(t *testing.T) {
-	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	cfg := testConfig(t, t.TempDir(), newKV(t))
+	cfg.Limiter.SkipMetadataLimits = false // the limit below applies in the ingester
+	h := startHarness(t, cfg, newTestLimits(t, nil))
 	ctx := ctxFor("t")
 	_, err := h.conn.Push(ctx, &prompb.WriteRequest{
 		Timeseries: []prompb.TimeSeries{
@@ -936,7 +938,7 @@ func TestIdleHeadCompactionAndTSDBMetrics(t *testing.T) {
 }
 
 func TestPerSampleErrors(t *testing.T) {
-	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, enableNativeHistograms))
 	a := series("x", "k", "a")
 	h.mustPush("t", floats(a, float64(base), 1))
 

@@ -34,6 +34,10 @@ type ringMember struct {
 	readyMu    sync.Mutex
 	ready      bool
 	readySince time.Time
+
+	// counts are the ring's healthy instances and zones at the last
+	// heartbeat, for the global limits.
+	counts *ringCounts
 }
 
 func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logger, reg prometheus.Registerer) (*ringMember, error) {
@@ -57,7 +61,8 @@ func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logg
 	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.JOINING, cfg.NumTokens)
 	delegate = ring.NewTokensPersistencyDelegate(cfg.TokensFilePath, ring.JOINING, delegate, kl)
 	delegate = ring.NewLeaveOnStoppingDelegate(delegate, kl)
-	delegate = &heartbeatCounter{BasicLifecyclerDelegate: delegate, heartbeats: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+	counts := &ringCounts{timeout: cfg.RingConfig.HeartbeatTimeout}
+	delegate = &heartbeatCounter{BasicLifecyclerDelegate: delegate, counts: counts, heartbeats: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 		// The name dskit's Lifecycler gives it, which Cortex's dashboards read.
 		Name:        "member_consul_heartbeats_total",
 		Help:        "The total number of heartbeats sent to the ring's KV store.",
@@ -77,17 +82,25 @@ func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	return &ringMember{cfg: cfg, store: store, logger: logger, BasicLifecycler: lc}, nil
+	return &ringMember{cfg: cfg, store: store, logger: logger, BasicLifecycler: lc, counts: counts}, nil
 }
 
-// heartbeatCounter counts the heartbeats the lifecycler writes.
+// heartbeatCounter counts the heartbeats the lifecycler writes, and the
+// ring's healthy instances it sees then.
 type heartbeatCounter struct {
 	ring.BasicLifecyclerDelegate
 	heartbeats prometheus.Counter
+	counts     *ringCounts
+}
+
+func (h *heartbeatCounter) OnRingInstanceRegister(l *ring.BasicLifecycler, desc ring.Desc, exists bool, id string, inst ring.InstanceDesc) (ring.InstanceState, ring.Tokens) {
+	h.counts.update(&desc)
+	return h.BasicLifecyclerDelegate.OnRingInstanceRegister(l, desc, exists, id, inst)
 }
 
 func (h *heartbeatCounter) OnRingInstanceHeartbeat(l *ring.BasicLifecycler, desc *ring.Desc, inst *ring.InstanceDesc) {
 	h.heartbeats.Inc()
+	h.counts.update(desc)
 	h.BasicLifecyclerDelegate.OnRingInstanceHeartbeat(l, desc, inst)
 }
 

@@ -114,8 +114,9 @@ func (s *metadataStore) clear() {
 }
 
 // list returns the metadata of metric (every metric when empty), sorted by
-// name, of at most limit families (0 or less: no limit).
-func (s *metadataStore) list(metric string, limit int) []*client.MetricMetadata {
+// name, of at most limit families and perMetric entries of each (0 or less:
+// no limit).
+func (s *metadataStore) list(metric string, limit, perMetric int) []*client.MetricMetadata {
 	s.mu.Lock()
 	var names []string
 	if metric != "" {
@@ -141,6 +142,9 @@ func (s *metadataStore) list(metric string, limit int) []*client.MetricMetadata 
 		slices.SortFunc(out[first:], func(a, b *client.MetricMetadata) int {
 			return strings.Compare(a.Type+"\x00"+a.Help+"\x00"+a.Unit, b.Type+"\x00"+b.Help+"\x00"+b.Unit)
 		})
+		if perMetric > 0 && len(out)-first > perMetric {
+			out = out[:first+perMetric]
+		}
 	}
 	s.mu.Unlock()
 	return out

@@ -7,7 +7,9 @@ import (
 )
 
 // addMetadata stores a push's metadata within the tenant's
-// -ingester.max-metadata-per-user and -ingester.max-metadata-per-metric.
+// -ingester.max-metadata-per-user and -ingester.max-metadata-per-metric,
+// and this ingester's share of -ingester.max-global-metadata-per-user and
+// -ingester.max-global-metadata-per-metric.
 // Metadata over them is dropped and counted in
 // cortex_discarded_metadata_total; the push's samples are stored all the
 // same, as in Cortex.
@@ -15,7 +17,8 @@ func (i *Ingester) addMetadata(u *userTSDB, id string, mds []prompb.MetricMetada
 	perUser, perMetric := 0, 0
 	if i.limits != nil {
 		l := i.limits.For(id)
-		perUser, perMetric = l.MaxMetadataPerUser, l.MaxMetadataPerMetric
+		perUser = i.limiter.localLimit(l, l.MaxMetadataPerUser, l.MaxGlobalMetadataPerUser, false)
+		perMetric = i.limiter.localLimit(l, l.MaxMetadataPerMetric, l.MaxGlobalMetadataPerMetric, true)
 	}
 	added, dropped := u.metadata.add(mds, now, perUser, perMetric)
 	i.metrics.ingestedMetadata.Add(float64(added))

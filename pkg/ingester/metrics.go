@@ -16,6 +16,9 @@ const (
 	reasonInvalidSeries        = "invalid-series"
 	reasonPerUserSeriesLimit   = "per_user_series_limit"
 	reasonPerMetricSeriesLimit = "per_metric_series_limit"
+	// Cortex's reasons for native histograms the ingester refuses.
+	reasonPerUserNativeHistogramSeriesLimit = "per_user_native_histogram_series_limit"
+	reasonNativeHistogramSample             = "native-histogram-sample"
 )
 
 type metrics struct {

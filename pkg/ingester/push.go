@@ -169,8 +169,25 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 				break
 			}
 		}
+		if len(ts.Histograms) > 0 && !refused && !limits.EnableNativeHistograms {
+			// Native histograms are not stored for this tenant
+			// (-blocks-storage.tsdb.enable-native-histograms): dropped and
+			// counted, as in Cortex, without failing the push.
+			p.note(0, len(ts.Histograms), 0)
+			p.count(reasonNativeHistogramSample, len(ts.Histograms))
+			refused = true
+		}
 		for hi := 0; hi < len(ts.Histograms) && !refused; hi++ {
 			h := &ts.Histograms[hi]
+			newSeries := ref == 0
+			if newSeries {
+				if err := u.admitHistogramSeries(); err != nil {
+					p.refuse(err, ls, h.Timestamp, true)
+					p.discard(err, 0, len(ts.Histograms)-hi-1)
+					refused = true
+					break
+				}
+			}
 			var (
 				r   storage.SeriesRef
 				err error
@@ -187,6 +204,9 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 			if err == nil {
 				ref = r
 				p.samples++
+				if newSeries {
+					u.histogramSeriesCreated(ls)
+				}
 				continue
 			}
 			if p.refuse(err, ls, h.Timestamp, true) {
@@ -353,6 +373,15 @@ func (p *pushState) invalidSeries(r validation.LabelReason, msg string, ts *prom
 	}
 	p.discarded[r.String()] += n
 	p.setFirst(msg)
+}
+
+// count records n samples discarded for reason, which the request is not
+// refused for.
+func (p *pushState) count(reason string, n int) {
+	if p.discarded == nil {
+		p.discarded = map[string]int{}
+	}
+	p.discarded[reason] += n
 }
 
 // discard counts more float and histogram samples refused for the same

@@ -215,7 +215,7 @@ func TestPushRefusalDetails(t *testing.T) {
 // Prometheus stores it: a zero sample at that time before the series'
 // first sample, and ignored once the series is past it.
 func TestPushStartTimestamp(t *testing.T) {
-	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, enableNativeHistograms))
 	stField := func(field int32, st int64) []byte {
 		b := binary.AppendUvarint(nil, uint64(field)<<3)
 		return binary.AppendUvarint(b, uint64(st))

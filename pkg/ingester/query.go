@@ -346,9 +346,11 @@ func (i *Ingester) Series(ctx context.Context, req *client.SeriesRequest) (*clie
 	return resp, nil
 }
 
-// Metadata returns the latest metadata of each metric family the tenant
-// sent within -ingester.metadata-retain-period, sorted by name. One entry
-// is kept per family, so limit_per_metric never cuts anything.
+// Metadata returns the metadata of each metric family the tenant sent
+// within -ingester.metadata-retain-period, sorted by name. The request's
+// limit and limit_per_metric apply only with
+// -ingester.skip-metadata-limits=false: by default the querier applies them
+// to the merged answer.
 func (i *Ingester) Metadata(ctx context.Context, req *client.MetadataRequest) (*client.MetadataResponse, error) {
 	u, release, err := i.forRead(ctx)
 	if err != nil {
@@ -358,7 +360,11 @@ func (i *Ingester) Metadata(ctx context.Context, req *client.MetadataRequest) (*
 	if u == nil {
 		return &client.MetadataResponse{}, nil
 	}
-	return &client.MetadataResponse{Metadata: u.metadata.list(req.Metric, int(req.Limit))}, nil
+	limit, perMetric := 0, 0
+	if !i.cfg.Limiter.SkipMetadataLimits {
+		limit, perMetric = int(req.Limit), int(req.LimitPerMetric)
+	}
+	return &client.MetadataResponse{Metadata: u.metadata.list(req.Metric, limit, perMetric)}, nil
 }
 
 // UserStats returns the tenant's ingestion rate (an exponentially weighted

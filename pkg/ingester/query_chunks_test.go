@@ -92,7 +92,7 @@ func histogramSum(t *testing.T, h interface{ Write(*dto.Metric) error }) (count 
 }
 
 func TestQueryStreamChunksFloatsAndHistograms(t *testing.T) {
-	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, enableNativeHistograms))
 	const n = 250 // more than the head's 120 samples per chunk
 	fs := floats(series("cpu", "pod", "a"))
 	ih := prompb.TimeSeries{Labels: series("latency", "kind", "int")}

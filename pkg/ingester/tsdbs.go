@@ -105,6 +105,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	l := i.limits.For(id)
 	u := newUserTSDB(id, func() *validation.Limits { return i.limits.For(id) }, i.metrics, i.cfg.RateUpdatePeriod)
 	u.instance = i.instance
+	u.limiter = i.limiter
 
 	ranges := i.cfg.TSDB.BlockRanges.toMilliseconds()
 	opts := tsdb.DefaultOptions()

@@ -31,6 +31,13 @@ type userTSDB struct {
 
 	seriesMu       sync.Mutex
 	seriesInMetric map[string]int
+	// histogramSeries are the label hashes of the series a native
+	// histogram created since the ingester started, for
+	// -ingester.max-native-histogram-series-per-user; guarded by seriesMu.
+	histogramSeries map[uint64]struct{}
+
+	// limiter applies the global limits; set by the ingester.
+	limiter *limiter
 
 	// appendMu is held for reading by pushes and for writing while an idle
 	// head is compacted whole.
@@ -130,25 +137,61 @@ func (u *userTSDB) PreCreation(ls labels.Labels) error {
 		return err
 	}
 	l := u.limits()
-	if max := l.MaxSeriesPerUser; max > 0 && u.db.Head().NumSeries() >= uint64(max) {
+	if max := u.limiter.localLimit(l, l.MaxSeriesPerUser, l.MaxGlobalSeriesPerUser, false); max > 0 && u.db.Head().NumSeries() >= uint64(max) {
 		return &errSeriesLimit{
 			reason: reasonPerUserSeriesLimit,
-			msg:    fmt.Sprintf("per-user series limit of %d exceeded (-ingester.max-series-per-user); this tenant has %d active series on this ingester", max, u.db.Head().NumSeries()),
+			msg: u.limiter.limitError("per-user series", "", max, l.MaxSeriesPerUser, l.MaxGlobalSeriesPerUser, "-ingester.max-series-per-user, -ingester.max-global-series-per-user") +
+				fmt.Sprintf("; this tenant has %d active series on this ingester", u.db.Head().NumSeries()),
 		}
 	}
-	if max := l.MaxSeriesPerMetric; max > 0 {
+	if max := u.limiter.localLimit(l, l.MaxSeriesPerMetric, l.MaxGlobalSeriesPerMetric, true); max > 0 {
 		name := ls.Get(model.MetricNameLabel)
+		if u.limiter.ignoresMetric(name) {
+			return nil
+		}
 		u.seriesMu.Lock()
 		n := u.seriesInMetric[name]
 		u.seriesMu.Unlock()
 		if n >= max {
 			return &errSeriesLimit{
 				reason: reasonPerMetricSeriesLimit,
-				msg:    fmt.Sprintf("per-metric series limit of %d exceeded for metric %q (-ingester.max-series-per-metric)", max, name),
+				msg:    u.limiter.limitError("per-metric series", fmt.Sprintf(" for metric %q", name), max, l.MaxSeriesPerMetric, l.MaxGlobalSeriesPerMetric, "-ingester.max-series-per-metric, -ingester.max-global-series-per-metric"),
 			}
 		}
 	}
 	return nil
+}
+
+// admitHistogramSeries refuses a new series of native histograms beyond
+// the tenant's -ingester.max-native-histogram-series-per-user and
+// -ingester.max-global-native-histogram-series-per-user.
+func (u *userTSDB) admitHistogramSeries() error {
+	l := u.limits()
+	max := u.limiter.localLimit(l, l.MaxNativeHistogramSeriesPerUser, l.MaxGlobalNativeHistogramSeriesPerUser, false)
+	if max <= 0 {
+		return nil
+	}
+	u.seriesMu.Lock()
+	n := len(u.histogramSeries)
+	u.seriesMu.Unlock()
+	if n >= max {
+		return &errSeriesLimit{
+			reason: reasonPerUserNativeHistogramSeriesLimit,
+			msg: u.limiter.limitError("per-user native histogram series", "", max, l.MaxNativeHistogramSeriesPerUser, l.MaxGlobalNativeHistogramSeriesPerUser, "-ingester.max-native-histogram-series-per-user, -ingester.max-global-native-histogram-series-per-user") +
+				fmt.Sprintf("; this tenant has %d native histogram series on this ingester", n),
+		}
+	}
+	return nil
+}
+
+// histogramSeriesCreated counts a series a native histogram created.
+func (u *userTSDB) histogramSeriesCreated(ls labels.Labels) {
+	u.seriesMu.Lock()
+	if u.histogramSeries == nil {
+		u.histogramSeries = map[uint64]struct{}{}
+	}
+	u.histogramSeries[ls.Hash()] = struct{}{}
+	u.seriesMu.Unlock()
 }
 
 // PostCreation counts a new series, also during WAL replay.
@@ -166,6 +209,9 @@ func (u *userTSDB) PostCreation(ls labels.Labels) {
 func (u *userTSDB) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
 	u.seriesMu.Lock()
 	for _, ls := range deleted {
+		if len(u.histogramSeries) > 0 {
+			delete(u.histogramSeries, ls.Hash())
+		}
 		name := ls.Get(model.MetricNameLabel)
 		if u.seriesInMetric[name] <= 1 {
 			delete(u.seriesInMetric, name)

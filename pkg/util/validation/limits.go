@@ -6,11 +6,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
+	"github.com/grafana/dskit/flagext"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+)
+
+// The ingestion rate strategies of -distributor.ingestion-rate-limit-strategy.
+const (
+	LocalIngestionRateStrategy  = "local"
+	GlobalIngestionRateStrategy = "global"
 )
 
 // MaxQueryVerticalShardSize bounds -frontend.query-vertical-shard-size:
@@ -31,8 +39,39 @@ type Limits struct {
 	HAReplicaLabel  string `yaml:"ha_replica_label"`
 	HAMaxClusters   int    `yaml:"ha_max_clusters"`
 
-	IngestionRate          float64        `yaml:"ingestion_rate"`
-	IngestionBurstSize     int            `yaml:"ingestion_burst_size"`
+	IngestionRate      float64 `yaml:"ingestion_rate"`
+	IngestionBurstSize int     `yaml:"ingestion_burst_size"`
+	// IngestionRateStrategy is "local" (each distributor allows the whole
+	// rate) or "global" (each allows the rate divided by the healthy
+	// distributors of the distributor ring).
+	IngestionRateStrategy string `yaml:"ingestion_rate_strategy"`
+	// Native histogram samples have a rate limit of their own, taken
+	// after the tenant's: math.MaxFloat64 (Cortex's rate.Inf) means none.
+	NativeHistogramIngestionRate      float64 `yaml:"native_histogram_ingestion_rate"`
+	NativeHistogramIngestionBurstSize int     `yaml:"native_histogram_ingestion_burst_size"`
+	// AcceptMixedHASamples elects a replica per series rather than per
+	// request, for requests mixing several HA clusters or none.
+	AcceptMixedHASamples bool `yaml:"accept_mixed_ha_samples"`
+	// DropLabels are removed from every series by the distributor.
+	DropLabels []string `yaml:"drop_labels"`
+	// Native histogram samples: their size as encoded, and their buckets
+	// (a histogram with more has its resolution reduced until it fits);
+	// 0 means unlimited. EnableNativeHistograms false drops them all.
+	MaxNativeHistogramSampleSizeBytes int  `yaml:"max_native_histogram_sample_size_bytes"`
+	EnforceMetadataMetricName         bool `yaml:"enforce_metadata_metric_name"`
+	MaxNativeHistogramBuckets         int  `yaml:"max_native_histogram_buckets"`
+	EnableNativeHistograms            bool `yaml:"enable_native_histograms"`
+	// Series and metadata limits over the whole ingester ring: each
+	// ingester applies its share (the limit divided by the healthy
+	// ingesters, or the tenant's shard, times the replication factor)
+	// besides the per-ingester limit. 0 means unlimited.
+	MaxNativeHistogramSeriesPerUser       int `yaml:"max_native_histogram_series_per_user"`
+	MaxGlobalSeriesPerUser                int `yaml:"max_global_series_per_user"`
+	MaxGlobalSeriesPerMetric              int `yaml:"max_global_series_per_metric"`
+	MaxGlobalNativeHistogramSeriesPerUser int `yaml:"max_global_native_histogram_series_per_user"`
+	MaxGlobalMetadataPerUser              int `yaml:"max_global_metadata_per_user"`
+	MaxGlobalMetadataPerMetric            int `yaml:"max_global_metadata_per_metric"`
+
 	MaxLabelNamesPerSeries int            `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength     int            `yaml:"max_label_name_length"`
 	MaxLabelValueLength    int            `yaml:"max_label_value_length"`
@@ -122,6 +161,22 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&l.HAReplicaLabel, "distributor.ha-tracker.replica", "__replica__", "Label naming the Prometheus replica within an HA cluster; removed from the stored samples of the elected replica.")
 	f.IntVar(&l.HAMaxClusters, "distributor.ha-tracker.max-clusters", 0, "Most HA clusters tracked per tenant; a new cluster over it is refused with 400. 0 means unlimited.")
 	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 50000, "Per-tenant burst size, in samples, allowed above the ingestion rate.")
+	f.StringVar(&l.IngestionRateStrategy, "distributor.ingestion-rate-limit-strategy", LocalIngestionRateStrategy, "Whether the ingestion rate limits apply to each distributor (local) or to the cluster (global): with global, each distributor allows the limit divided by the healthy distributors of the distributor ring (-distributor.ring.*), which every distributor then joins. The burst sizes are not divided.")
+	l.NativeHistogramIngestionRate = math.MaxFloat64
+	f.Float64Var(&l.NativeHistogramIngestionRate, "distributor.native-histogram-ingestion-rate-limit", math.MaxFloat64, "Per-tenant ingestion rate limit of native histogram samples, per second, applied besides -distributor.ingestion-rate-limit: over it, a push's native histograms are dropped (its float samples kept). The default means no limit.")
+	f.IntVar(&l.NativeHistogramIngestionBurstSize, "distributor.native-histogram-ingestion-burst-size", 0, "Per-tenant burst size, in native histogram samples, allowed above -distributor.native-histogram-ingestion-rate-limit (needed, at least 1, when that limit is set).")
+	f.BoolVar(&l.AcceptMixedHASamples, "experimental.distributor.ha-tracker.mixed-ha-samples", false, "With HA deduplication, elect a replica per series rather than per request: a request may mix series of several HA clusters and series without HA labels; only the elected replicas' series are kept. Supported only with -distributor.ha-tracker.enable-for-all-users (accept_ha_samples).")
+	f.Var((*flagext.StringSlice)(&l.DropLabels), "distributor.drop-label", "Label name removed from every series by the distributor before validation and sharding; repeat the flag to drop several. A series left without labels is discarded.")
+	f.IntVar(&l.MaxNativeHistogramSampleSizeBytes, "validation.max-native-histogram-sample-size-bytes", 0, "Largest native histogram sample accepted, in bytes as encoded in the write request; a larger one is discarded. 0 means unlimited.")
+	f.BoolVar(&l.EnforceMetadataMetricName, "validation.enforce-metadata-metric-name", true, "Refuse metadata without a metric family name.")
+	f.IntVar(&l.MaxNativeHistogramBuckets, "validation.max-native-histogram-buckets", 0, "Most positive and negative buckets of one native histogram sample: the distributor reduces the resolution of a histogram with more until it fits, and discards it if the lowest resolution still has more. 0 means unlimited.")
+	f.BoolVar(&l.EnableNativeHistograms, "blocks-storage.tsdb.enable-native-histograms", false, "Store native histogram samples. When false, the ingesters discard them (counted in cortex_discarded_samples_total with reason native-histogram-sample) and store the float samples of the same push.")
+	f.IntVar(&l.MaxNativeHistogramSeriesPerUser, "ingester.max-native-histogram-series-per-user", 0, "Maximum active native histogram series per tenant, per ingester. 0 means unlimited.")
+	f.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 0, "Maximum active series per tenant across the cluster: each ingester allows this divided by the healthy ingesters of the ring (the tenant's shard size with shuffle sharding) times the replication factor. Needs -distributor.shard-by-all-labels. 0 means unlimited.")
+	f.IntVar(&l.MaxGlobalSeriesPerMetric, "ingester.max-global-series-per-metric", 0, "Maximum active series per metric name across the cluster, shared over the ingesters as -ingester.max-global-series-per-user is (without -distributor.shard-by-all-labels each ingester allows it whole). 0 means unlimited.")
+	f.IntVar(&l.MaxGlobalNativeHistogramSeriesPerUser, "ingester.max-global-native-histogram-series-per-user", 0, "Maximum active native histogram series per tenant across the cluster, shared over the ingesters as -ingester.max-global-series-per-user is. 0 means unlimited.")
+	f.IntVar(&l.MaxGlobalMetadataPerUser, "ingester.max-global-metadata-per-user", 0, "Maximum metric families with metadata per tenant across the cluster, shared over the ingesters as -ingester.max-global-series-per-user is. 0 means unlimited.")
+	f.IntVar(&l.MaxGlobalMetadataPerMetric, "ingester.max-global-metadata-per-metric", 0, "Maximum distinct metadata per metric family across the cluster, shared over the ingesters as -ingester.max-global-series-per-metric is. 0 means unlimited.")
 	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 0, "Maximum number of rules in one of the tenant's rule groups: the ruler API refuses a larger group. 0 means unlimited.")
 	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 0, "Maximum number of rule groups of the tenant, all namespaces together: the ruler API refuses a group beyond it. 0 means unlimited.")
 	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Maximum number of label names per series.")
@@ -181,6 +236,29 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 func (l *Limits) Validate() error {
 	if l.IngestionRate < 0 || l.IngestionBurstSize < 0 {
 		return errors.New("ingestion rate and burst size must not be negative")
+	}
+	if l.IngestionRateStrategy != LocalIngestionRateStrategy && l.IngestionRateStrategy != GlobalIngestionRateStrategy {
+		return fmt.Errorf("-distributor.ingestion-rate-limit-strategy (ingestion_rate_strategy) must be %q or %q, got %q", LocalIngestionRateStrategy, GlobalIngestionRateStrategy, l.IngestionRateStrategy)
+	}
+	if l.NativeHistogramIngestionRate < 0 || l.NativeHistogramIngestionBurstSize < 0 {
+		return errors.New("-distributor.native-histogram-ingestion-rate-limit and -distributor.native-histogram-ingestion-burst-size must not be negative")
+	}
+	if l.NativeHistogramIngestionRate < math.MaxFloat64 && l.NativeHistogramIngestionBurstSize < 1 {
+		return fmt.Errorf("-distributor.native-histogram-ingestion-rate-limit %v needs -distributor.native-histogram-ingestion-burst-size (native_histogram_ingestion_burst_size) of at least 1: with 0 every native histogram would be refused", l.NativeHistogramIngestionRate)
+	}
+	if l.AcceptMixedHASamples && !l.AcceptHASamples {
+		return errors.New("-experimental.distributor.ha-tracker.mixed-ha-samples (accept_mixed_ha_samples) needs -distributor.ha-tracker.enable-for-all-users (accept_ha_samples)")
+	}
+	for _, name := range l.DropLabels {
+		if name == "" {
+			return errors.New("-distributor.drop-label (drop_labels) holds an empty label name")
+		}
+	}
+	if l.MaxNativeHistogramSampleSizeBytes < 0 || l.MaxNativeHistogramBuckets < 0 || l.MaxNativeHistogramSeriesPerUser < 0 {
+		return errors.New("-validation.max-native-histogram-sample-size-bytes, -validation.max-native-histogram-buckets and -ingester.max-native-histogram-series-per-user must not be negative (0 means unlimited)")
+	}
+	if l.MaxGlobalSeriesPerUser < 0 || l.MaxGlobalSeriesPerMetric < 0 || l.MaxGlobalNativeHistogramSeriesPerUser < 0 || l.MaxGlobalMetadataPerUser < 0 || l.MaxGlobalMetadataPerMetric < 0 {
+		return errors.New("-ingester.max-global-series-per-user, -ingester.max-global-series-per-metric, -ingester.max-global-native-histogram-series-per-user, -ingester.max-global-metadata-per-user and -ingester.max-global-metadata-per-metric must not be negative (0 means unlimited)")
 	}
 	if l.HAMaxClusters < 0 {
 		return fmt.Errorf("-distributor.ha-tracker.max-clusters (ha_max_clusters) must not be negative (0 means unlimited), got %d", l.HAMaxClusters)
