@@ -21,6 +21,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/kv/gossip"
 	"github.com/cortex-tls/cortex/pkg/server"
+	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
@@ -113,6 +114,11 @@ func (t *Cortex) initRing() (services.Service, error) {
 	r, err := ring.NewWithStoreClientAndStrategy(cfg, ingester.RingName, ingester.RingKey, store, ring.NewDefaultReplicationStrategy(), reg, t.kitLogger)
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring: %w", err)
+	}
+	if t.Cfg.Ingester.RingDetailedMetricsEnabled {
+		if err := shardring.RegisterDetailedMetrics(ingester.RingName, ingester.RingKey, store, reg); err != nil {
+			return nil, fmt.Errorf("ingester ring: detailed metrics: %w", err)
+		}
 	}
 	t.Ring = r
 	t.API.RegisterRing(r)

@@ -144,6 +144,13 @@ var keyMoves = []config.Move{
 	{Struct: "compactor.sharding_ring.num_tokens"},
 	{Struct: "alertmanager.sharding_ring.num_tokens"},
 	{Struct: "compactor.sharding_ring.replication_factor"},
+	// Cortex's -ring.detailed-metrics-enabled sits in the lifecycler's
+	// ring block, which is dskit's; the final sleep and instance state
+	// timeout are only on some rings.
+	{File: "ingester.lifecycler.ring.detailed_metrics_enabled", Struct: "ingester.ring_detailed_metrics_enabled"},
+	{Struct: "compactor.sharding_ring.final_sleep"},
+	{Struct: "compactor.sharding_ring.wait_instance_state_timeout"},
+	{Struct: "ruler.ring.wait_instance_state_timeout"},
 }
 
 // deprecatedKeys are keys of Cortex's file that Cortex itself replaced,

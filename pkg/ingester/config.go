@@ -21,6 +21,10 @@ import (
 // (-blocks-storage.tsdb.*), with Cortex's flag and YAML names.
 type Config struct {
 	LifecyclerConfig ring.LifecyclerConfig `yaml:"lifecycler"`
+	// RingDetailedMetricsEnabled is -ring.detailed-metrics-enabled, kept
+	// in the lifecycler's ring block in Cortex's file: the ring clients'
+	// per-member token and ownership metrics.
+	RingDetailedMetricsEnabled bool `yaml:"ring_detailed_metrics_enabled"`
 	// TSDB comes from the root config's blocks_storage.tsdb block, as in
 	// Cortex; its flags are registered there.
 	TSDB TSDBConfig `yaml:"-"`
@@ -73,6 +77,7 @@ type TSDBConfig struct {
 // LifecyclerConfig.RingConfig.KVStore.Store beforehand.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	c.LifecyclerConfig.RegisterFlags(f, kitlog.New(logger))
+	f.BoolVar(&c.RingDetailedMetricsEnabled, "ring.detailed-metrics-enabled", true, "Export each ingester's token count (cortex_ring_tokens_owned) and share of the ring (cortex_ring_member_ownership_percent) from the ingester ring's clients. Disabling them removes two series per ingester.")
 	f.DurationVar(&c.RateUpdatePeriod, "ingester.rate-update-period", 15*time.Second, "Period at which each tenant's ingestion rate (reported by the UserStats call) is updated.")
 	f.BoolVar(&c.ActiveSeriesMetricsEnabled, "ingester.active-series-metrics-enabled", true, "Track the series each tenant pushed samples to within -ingester.active-series-metrics-idle-timeout, exported as cortex_ingester_active_series and cortex_ingester_active_native_histogram_series.")
 	f.DurationVar(&c.ActiveSeriesMetricsUpdatePeriod, "ingester.active-series-metrics-update-period", time.Minute, "How often the active series metrics are updated.")

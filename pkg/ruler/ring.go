@@ -56,6 +56,7 @@ func (c *ShardingConfig) RegisterFlags(f *flag.FlagSet) {
 		HeartbeatPeriod:  5 * time.Second,
 		HeartbeatTimeout: time.Minute,
 		NumTokens:        128,
+		FinalSleep:       true,
 	}, f)
 	f.IntVar(&c.Ring.NumTokens, "ruler.ring.num-tokens", 128, "Number of tokens for each ruler.")
 	// A ruler that stopped heartbeating is left out, so that the others

@@ -53,6 +53,17 @@ type Config struct {
 	// WaitActiveTimeout bounds Start's wait for this instance to show in
 	// the ring in its registered state; 0 waits as long as Start's context.
 	WaitActiveTimeout time.Duration `yaml:"-"`
+	// WaitInstanceStateTimeout bounds the waits for this instance to show
+	// in the ring in its registered state and then ACTIVE (Cortex's
+	// store-gateway and alertmanager rings); 0 waits as long as the
+	// caller's context.
+	WaitInstanceStateTimeout time.Duration `yaml:"wait_instance_state_timeout"`
+	// FinalSleep is how long a stopping instance waits once it left the
+	// ring, so the others see it gone before it stops answering.
+	FinalSleep time.Duration `yaml:"final_sleep"`
+	// DetailedMetricsEnabled exports each member's tokens and ownership
+	// (RegisterDetailedMetrics) from the ring client.
+	DetailedMetricsEnabled bool `yaml:"detailed_metrics_enabled"`
 	// Prefix is the flag prefix, for errors.
 	Prefix string `yaml:"-"`
 }
@@ -66,6 +77,11 @@ type Defaults struct {
 	WaitStabilityMinDuration time.Duration
 	WaitStabilityMaxDuration time.Duration
 	NumTokens                int
+	// FinalSleep registers -<prefix>.final-sleep (default 0, Cortex's);
+	// WaitInstanceStateTimeout, when not 0, -wait-instance-state-timeout
+	// with that default. Cortex has them on some rings only.
+	FinalSleep               bool
+	WaitInstanceStateTimeout time.Duration
 }
 
 // RegisterFlags registers the ring's flags under prefix (without the
@@ -94,6 +110,13 @@ func (c *Config) RegisterFlags(prefix string, d Defaults, f *flag.FlagSet) {
 	f.StringVar(&c.InstanceAddr, p+"instance-addr", "", "IP address to advertise in the ring. Empty: read from -"+p+"instance-interface-names.")
 	f.IntVar(&c.InstancePort, p+"instance-port", 0, "Port to advertise in the ring. 0: the gRPC listen port (-server.grpc-listen-port).")
 	f.StringVar(&c.InstanceZone, p+"instance-availability-zone", "", "The availability zone where this instance is running. Required if zone-awareness is enabled.")
+	f.BoolVar(&c.DetailedMetricsEnabled, p+"detailed-metrics-enabled", true, "Export each member's token count (cortex_ring_tokens_owned) and share of the ring (cortex_ring_member_ownership_percent). Disabling them removes two series per member.")
+	if d.FinalSleep {
+		f.DurationVar(&c.FinalSleep, p+"final-sleep", 0, "Time a stopping instance waits once it left the ring before it stops serving: set it close to or above the KV store's propagation delay.")
+	}
+	if d.WaitInstanceStateTimeout > 0 {
+		f.DurationVar(&c.WaitInstanceStateTimeout, p+"wait-instance-state-timeout", d.WaitInstanceStateTimeout, "Time a starting instance waits to see itself in the ring, registered and then ACTIVE, before it fails.")
+	}
 	c.NumTokens = d.NumTokens
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/ring"
@@ -110,6 +111,11 @@ func NewRing(cfg Config, name, key string, store kv.Client, logger *slog.Logger,
 	if err != nil {
 		return nil, fmt.Errorf("%s ring: %w", name, err)
 	}
+	if cfg.DetailedMetricsEnabled {
+		if err := RegisterDetailedMetrics(name, key, store, reg); err != nil {
+			return nil, fmt.Errorf("%s ring: detailed metrics: %w", name, err)
+		}
+	}
 	return r, nil
 }
 
@@ -127,16 +133,7 @@ func (m *Member) Start(ctx context.Context) error {
 	}
 	// Owners are computed from the ring client: wait until it sees this
 	// instance, or the first ownership checks would find no owner.
-	waitCtx := ctx
-	if m.cfg.WaitActiveTimeout > 0 {
-		var cancel context.CancelFunc
-		waitCtx, cancel = context.WithTimeout(ctx, m.cfg.WaitActiveTimeout)
-		defer cancel()
-	}
-	if err := ring.WaitInstanceState(waitCtx, m.ring, m.lifecycler.GetInstanceID(), m.lifecycler.GetState()); err != nil {
-		if ctx.Err() == nil && waitCtx.Err() != nil {
-			err = fmt.Errorf("not %s in the ring within -%s.wait-active-instance-timeout=%s: %w", m.lifecycler.GetState(), m.cfg.Prefix, m.cfg.WaitActiveTimeout, err)
-		}
+	if err := m.waitState(ctx, m.lifecycler.GetState()); err != nil {
 		return errors.Join(fmt.Errorf("waiting for this instance in the ring: %w", err), m.Stop())
 	}
 	if m.cfg.WaitStabilityMinDuration > 0 {
@@ -156,13 +153,37 @@ func (m *Member) Activate(ctx context.Context) error {
 	if err := m.lifecycler.ChangeState(ctx, ring.ACTIVE); err != nil {
 		return fmt.Errorf("turning ACTIVE in the ring: %w", err)
 	}
-	return ring.WaitInstanceState(ctx, m.ring, m.lifecycler.GetInstanceID(), ring.ACTIVE)
+	return m.waitState(ctx, ring.ACTIVE)
+}
+
+// waitState waits until the ring client sees this instance in state,
+// within the ring's wait timeout, if any.
+func (m *Member) waitState(ctx context.Context, state ring.InstanceState) error {
+	timeout, flag := m.cfg.WaitActiveTimeout, "wait-active-instance-timeout"
+	if timeout <= 0 {
+		timeout, flag = m.cfg.WaitInstanceStateTimeout, "wait-instance-state-timeout"
+	}
+	waitCtx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err := ring.WaitInstanceState(waitCtx, m.ring, m.lifecycler.GetInstanceID(), state)
+	if err != nil && ctx.Err() == nil && waitCtx.Err() != nil {
+		err = fmt.Errorf("not %s in the ring within -%s.%s=%s: %w", state, m.cfg.Prefix, flag, timeout, err)
+	}
+	return err
 }
 
 // Stop leaves the ring (unless -keep-instance-in-the-ring-on-shutdown)
 // and stops the ring client.
 func (m *Member) Stop() error {
 	err := services.StopAndAwaitTerminated(context.Background(), m.lifecycler)
+	if m.cfg.FinalSleep > 0 {
+		m.logger.Info("left the ring, sleeping before stopping", "final_sleep", m.cfg.FinalSleep)
+		time.Sleep(m.cfg.FinalSleep)
+	}
 	return errors.Join(err, services.StopAndAwaitTerminated(context.Background(), m.ring))
 }
 

@@ -79,6 +79,8 @@ func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 		WaitStabilityMinDuration: time.Minute,
 		WaitStabilityMaxDuration: 5 * time.Minute,
 		NumTokens:                512,
+		FinalSleep:               true,
+		WaitInstanceStateTimeout: 10 * time.Minute,
 	}, f)
 	f.Var(&c.EnabledTenants, "store-gateway.enabled-tenants", "Comma separated list of tenants whose store metrics this storegateway can process. If specified, only these tenants will be handled by storegateway, otherwise this storegateway will be enabled for all the tenants in the store-gateway cluster.")
 	f.Var(&c.DisabledTenants, "store-gateway.disabled-tenants", "Comma separated list of tenants whose store metrics this storegateway cannot process. If specified, a storegateway that would normally pick the specified tenant(s) for processing will ignore them instead.")
