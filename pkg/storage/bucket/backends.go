@@ -76,6 +76,7 @@ func (c HTTPConfig) exthttp() exthttp.HTTPConfig {
 type AzureConfig struct {
 	StorageAccountName string         `yaml:"account_name"`
 	StorageAccountKey  flagext.Secret `yaml:"account_key"`
+	ConnectionString   flagext.Secret `yaml:"connection_string"`
 	ContainerName      string         `yaml:"container_name"`
 	Endpoint           string         `yaml:"endpoint_suffix"`
 	MaxRetries         int            `yaml:"max_retries"`
@@ -88,6 +89,7 @@ func (c *AzureConfig) registerFlags(prefix string, f *flag.FlagSet) {
 	p := prefix + "azure."
 	f.StringVar(&c.StorageAccountName, p+"account-name", "", "Azure storage account name")
 	f.Var(&c.StorageAccountKey, p+"account-key", "Azure storage account key")
+	f.Var(&c.ConnectionString, p+"connection-string", "Azure storage connection string, instead of -"+p+"account-key: for a SAS token or the Azurite emulator. The account name must still be set.")
 	f.StringVar(&c.ContainerName, p+"container-name", "", "Azure storage container name")
 	f.StringVar(&c.Endpoint, p+"endpoint-suffix", "", "Azure storage endpoint suffix without schema. The account name will be prefixed to this value to create the FQDN")
 	f.IntVar(&c.MaxRetries, p+"max-retries", 20, "Number of retries for recoverable errors")
@@ -97,9 +99,15 @@ func (c *AzureConfig) registerFlags(prefix string, f *flag.FlagSet) {
 }
 
 func newAzureClient(c AzureConfig, name string, logger log.Logger) (objstore.Bucket, error) {
+	return azure.NewBucketWithConfig(logger, c.objstoreConfig(), name, nil)
+}
+
+// objstoreConfig is the Azure provider's configuration of c.
+func (c AzureConfig) objstoreConfig() azure.Config {
 	ac := azure.DefaultConfig
 	ac.StorageAccountName = c.StorageAccountName
 	ac.StorageAccountKey = c.StorageAccountKey.String()
+	ac.StorageConnectionString = c.ConnectionString.String()
 	ac.ContainerName = c.ContainerName
 	if c.Endpoint != "" {
 		ac.Endpoint = c.Endpoint
@@ -110,7 +118,7 @@ func newAzureClient(c AzureConfig, name string, logger log.Logger) (objstore.Buc
 	// What objstore's YAML parser derives from max_retries.
 	ac.PipelineConfig.MaxTries = int32(c.MaxRetries)
 	ac.ReaderConfig.MaxRetryRequests = c.MaxRetries
-	return azure.NewBucketWithConfig(logger, ac, name, nil)
+	return ac
 }
 
 // SwiftConfig is the swift block (OpenStack Swift). Not tested against a

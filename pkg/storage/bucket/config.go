@@ -110,6 +110,12 @@ func (c *Config) Validate() error {
 		if c.Azure.ContainerName == "" {
 			return fmt.Errorf("%s must be set when %s=azure", c.flag("azure.container-name"), c.flag("backend"))
 		}
+		if c.Azure.StorageAccountKey.String() != "" && c.Azure.ConnectionString.String() != "" {
+			return fmt.Errorf("%s and %s cannot both be set: the connection string holds the credentials", c.flag("azure.account-key"), c.flag("azure.connection-string"))
+		}
+		if c.Azure.UserAssignedID != "" && c.Azure.ConnectionString.String() != "" {
+			return fmt.Errorf("%s cannot be set with %s", c.flag("azure.user-assigned-id"), c.flag("azure.connection-string"))
+		}
 	case Swift:
 		if c.Swift.AuthURL == "" {
 			return fmt.Errorf("%s must be set when %s=swift", c.flag("swift.auth-url"), c.flag("backend"))

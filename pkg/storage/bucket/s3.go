@@ -57,6 +57,7 @@ type S3Config struct {
 	BucketLookupType   string         `yaml:"bucket_lookup_type"`
 	SendContentMd5     bool           `yaml:"send_content_md5"`
 	ListObjectsVersion string         `yaml:"list_objects_version"`
+	DisableDualstack   bool           `yaml:"disable_dualstack"`
 
 	SSE  SSEConfig    `yaml:"sse"`
 	HTTP S3HTTPConfig `yaml:"http"`
@@ -100,6 +101,7 @@ func (c *S3Config) registerFlags(prefix string, f *flag.FlagSet) {
 	f.StringVar(&c.SignatureVersion, p+"signature-version", SignatureVersionV4, fmt.Sprintf("The signature version to use for authenticating against S3. Supported values are: %s.", strings.Join(supportedSignatureVersions, ", ")))
 	f.StringVar(&c.BucketLookupType, p+"bucket-lookup-type", BucketAutoLookup, fmt.Sprintf("The s3 bucket lookup style. Supported values are: %s.", strings.Join(supportedBucketLookupTypes, ", ")))
 	f.BoolVar(&c.SendContentMd5, p+"send-content-md5", true, "If true, attach MD5 checksum when upload objects and S3 uses MD5 checksum algorithm to verify the provided digest. If false, use CRC32C algorithm instead.")
+	f.BoolVar(&c.DisableDualstack, p+"disable-dualstack", false, "Disable forcing S3 dualstack (IPv4 and IPv6) endpoint usage on AWS: the client then calls s3.<region>.amazonaws.com rather than s3.dualstack.<region>.amazonaws.com.")
 	f.StringVar(&c.ListObjectsVersion, p+"list-objects-version", "", fmt.Sprintf("The list api version. Supported values are: %s, and ''.", strings.Join(supportedListObjectsVersion, ", ")))
 
 	f.StringVar(&c.SSE.Type, p+"sse.type", "", fmt.Sprintf("Enable AWS Server Side Encryption. Supported values: %s.", strings.Join(supportedSSETypes, ", ")))
@@ -193,6 +195,20 @@ func newS3Client(cfg *Config, name string, loader *tlsconfig.Loader, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	b, err := s3.NewBucketWithConfig(kit, c.objstoreConfig(rt), name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s=s3: %w", cfg.flag("backend"), err)
+	}
+	scheme := "https"
+	if c.Insecure {
+		scheme = "http"
+	}
+	logger.Info("object storage client", "backend", S3, "endpoint", scheme+"://"+c.Endpoint, "bucket", c.BucketName)
+	return b, nil
+}
+
+// objstoreConfig is the S3 provider's configuration of c, over rt.
+func (c *S3Config) objstoreConfig(rt http.RoundTripper) s3.Config {
 	lookup := s3.AutoLookup
 	switch c.BucketLookupType {
 	case BucketVirtualHostLookup:
@@ -233,16 +249,8 @@ func newS3Client(cfg *Config, name string, loader *tlsconfig.Loader, logger *slo
 		MaxConnsPerHost:       c.HTTP.MaxConnsPerHost,
 		Transport:             rt,
 	}
-	b, err := s3.NewBucketWithConfig(kit, oc, name, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s=s3: %w", cfg.flag("backend"), err)
-	}
-	scheme := "https"
-	if c.Insecure {
-		scheme = "http"
-	}
-	logger.Info("object storage client", "backend", S3, "endpoint", scheme+"://"+c.Endpoint, "bucket", c.BucketName)
-	return b, nil
+	oc.DisableDualstack = c.DisableDualstack
+	return oc
 }
 
 // transport returns the S3 link's HTTP transport: TLS from pkg/tlsconfig
