@@ -24,9 +24,7 @@ import (
 // health every Interval, and once UnhealthyThreshold checks in a row
 // failed (an error, no answer within Timeout, or a status other than
 // SERVING) its calls fail at once with Unavailable, until a check passes
-// again. The callers (the distributor's replication, the querier's
-// store-gateway retries) then go to another replica without waiting for
-// the call's own timeout.
+// again, rather than wait for the call's own timeout.
 type HealthCheckConfig struct {
 	UnhealthyThreshold int64         `yaml:"unhealthy_threshold"`
 	Interval           time.Duration `yaml:"interval"`

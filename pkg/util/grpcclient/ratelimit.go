@@ -47,6 +47,6 @@ func newBackoffRetry(cfg backoff.Config) grpc.UnaryClientInterceptor {
 			}
 			b.Wait()
 		}
-		return status.Errorf(codes.ResourceExhausted, "%v (%v)", err, b.Err())
+		return status.Errorf(codes.ResourceExhausted, "%s (%v)", status.Convert(err).Message(), b.Err())
 	}
 }
