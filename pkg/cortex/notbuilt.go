@@ -46,8 +46,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "blocks_storage.bucket_store.*.redis", Feature: "Redis caches (use memcached or inmemory)"},
 	{Key: "query_range.results_cache.cache.redis", Feature: "Redis caches (use memcached or the FIFO cache)"},
 	{Key: "blocks_storage.bucket_store.*.backend", Values: []string{"redis"}, Feature: "Redis caches (use memcached or inmemory)"},
-	{Key: "blocks_storage.bucket_store.*.multilevel", Feature: "multi-level caches"},
-	{Key: "blocks_storage.bucket_store.*.memcached.set_async_circuit_breaker_config", Feature: "the memcached circuit breaker"},
 	{Key: "**.kvstore.dynamodb", Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.kvstore.store", Values: []string{"dynamodb"}, Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "object storage backends other than s3, gcs, azure, swift and filesystem"},

@@ -35,9 +35,10 @@ var indexCacheItems = []string{itemPostings, itemExpandedPostings, itemSeries}
 // IndexCacheConfig is Cortex's -blocks-storage.bucket-store.index-cache.*
 // block.
 type IndexCacheConfig struct {
-	Backend   string                    `yaml:"backend"`
-	InMemory  InMemoryIndexCacheConfig  `yaml:"inmemory"`
-	Memcached MemcachedIndexCacheConfig `yaml:"memcached"`
+	Backend    string                    `yaml:"backend"`
+	InMemory   InMemoryIndexCacheConfig  `yaml:"inmemory"`
+	Memcached  MemcachedIndexCacheConfig `yaml:"memcached"`
+	MultiLevel cache.MultiLevelConfig    `yaml:"multilevel"`
 }
 
 // InMemoryIndexCacheConfig is the index-cache.inmemory.* block.
@@ -65,31 +66,64 @@ func (s *stringSlice) Set(v string) error {
 
 // RegisterFlags registers the -blocks-storage.bucket-store.index-cache.* flags.
 func (c *IndexCacheConfig) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.Backend, indexCachePrefix+".backend", CacheBackendInMemory, "The index cache backend type. Supported values: inmemory, memcached. Empty: no index cache.")
+	f.StringVar(&c.Backend, indexCachePrefix+".backend", CacheBackendInMemory, "The index cache backend type. Multiple cache backend can be provided as a comma-separated ordered list to enable the implementation of a cache hierarchy. Supported values: inmemory, memcached. Empty: no index cache.")
 	f.Uint64Var(&c.InMemory.MaxSizeBytes, indexCachePrefix+".inmemory.max-size-bytes", 1<<30, "Maximum size in bytes of in-memory index cache used to speed up blocks index lookups (shared between all tenants).")
 	f.Var((*stringSlice)(&c.InMemory.EnabledItems), indexCachePrefix+".inmemory.enabled-items", "Selectively cache index item types. Supported values are Postings, ExpandedPostings and Series. Empty: all of them. Postings has no effect here: a block's index is local, and one label's postings are read from its mapped file.")
 	c.Memcached.RegisterFlagsWithPrefix(indexCachePrefix+".memcached", f)
 	f.Var((*stringSlice)(&c.Memcached.EnabledItems), indexCachePrefix+".memcached.enabled-items", "Selectively cache index item types. Supported values are Postings, ExpandedPostings and Series. Empty: all of them. Postings has no effect here.")
+	c.MultiLevel.RegisterFlagsWithPrefix(indexCachePrefix+".multilevel.", f)
 }
 
-// Validate checks the backend and its block.
-func (c *IndexCacheConfig) Validate() error {
-	switch c.Backend {
-	case "":
-		return nil
-	case CacheBackendInMemory:
-		if c.InMemory.MaxSizeBytes == 0 {
-			return fmt.Errorf("-%s.inmemory.max-size-bytes must be positive", indexCachePrefix)
+// backends splits a comma-separated list of cache backends, Cortex's
+// ordered levels of a multi-level cache, checking each is supported and
+// named once; "" is no cache.
+func backends(flagName, list string) ([]string, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []string
+	for b := range strings.SplitSeq(list, ",") {
+		if b != CacheBackendInMemory && b != CacheBackendMemcached {
+			return nil, fmt.Errorf("-%s: unsupported cache backend %q (supported: inmemory, memcached, or a comma-separated list of them)", flagName, b)
 		}
-		return validateItems(indexCachePrefix+".inmemory.enabled-items", c.InMemory.EnabledItems)
-	case CacheBackendMemcached:
-		if err := c.Memcached.Validate(indexCachePrefix + ".memcached"); err != nil {
+		if slices.Contains(out, b) {
+			return nil, fmt.Errorf("-%s: duplicated cache backend %q", flagName, b)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// Validate checks the backends and their blocks.
+func (c *IndexCacheConfig) Validate() error {
+	bs, err := backends(indexCachePrefix+".backend", c.Backend)
+	if err != nil {
+		return err
+	}
+	if len(bs) > 1 {
+		if err := c.MultiLevel.Validate(indexCachePrefix + ".multilevel."); err != nil {
 			return err
 		}
-		return validateItems(indexCachePrefix+".memcached.enabled-items", c.Memcached.EnabledItems)
-	default:
-		return fmt.Errorf("-%s.backend: unsupported index cache backend %q (supported: inmemory, memcached)", indexCachePrefix, c.Backend)
 	}
+	for _, b := range bs {
+		switch b {
+		case CacheBackendInMemory:
+			if c.InMemory.MaxSizeBytes == 0 {
+				return fmt.Errorf("-%s.inmemory.max-size-bytes must be positive", indexCachePrefix)
+			}
+			if err := validateItems(indexCachePrefix+".inmemory.enabled-items", c.InMemory.EnabledItems); err != nil {
+				return err
+			}
+		case CacheBackendMemcached:
+			if err := c.Memcached.Validate(indexCachePrefix + ".memcached"); err != nil {
+				return err
+			}
+			if err := validateItems(indexCachePrefix+".memcached.enabled-items", c.Memcached.EnabledItems); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func validateItems(flagName string, items []string) error {
@@ -104,9 +138,10 @@ func validateItems(flagName string, items []string) error {
 // BucketCacheBackend is the backend block shared by the chunks and
 // metadata caches.
 type BucketCacheBackend struct {
-	Backend   string                    `yaml:"backend"`
-	InMemory  InMemoryBucketCacheConfig `yaml:"inmemory"`
-	Memcached cache.MemcachedConfig     `yaml:"memcached"`
+	Backend    string                    `yaml:"backend"`
+	InMemory   InMemoryBucketCacheConfig `yaml:"inmemory"`
+	Memcached  cache.MemcachedConfig     `yaml:"memcached"`
+	MultiLevel cache.MultiLevelConfig    `yaml:"multilevel"`
 }
 
 // InMemoryBucketCacheConfig is a bucket cache's inmemory.* block.
@@ -115,25 +150,35 @@ type InMemoryBucketCacheConfig struct {
 }
 
 func (c *BucketCacheBackend) registerFlags(prefix, what string, f *flag.FlagSet) {
-	f.StringVar(&c.Backend, prefix+".backend", "", "The "+what+" cache backend type. Supported values: inmemory, memcached, and '' (disable).")
+	f.StringVar(&c.Backend, prefix+".backend", "", "The "+what+" cache backend type. Supported values: inmemory, memcached, and '' (disable). Supported values in multi level cache: a comma-separated ordered list of them.")
 	f.Uint64Var(&c.InMemory.MaxSizeBytes, prefix+".inmemory.max-size-bytes", 1<<30, "Maximum size in bytes of in-memory "+what+" cache used (shared between all tenants).")
 	c.Memcached.RegisterFlagsWithPrefix(prefix+".memcached", f)
+	c.MultiLevel.RegisterFlagsWithPrefix(prefix+".multilevel.", f)
 }
 
 func (c *BucketCacheBackend) validate(prefix string) error {
-	switch c.Backend {
-	case "":
-		return nil
-	case CacheBackendInMemory:
-		if c.InMemory.MaxSizeBytes == 0 {
-			return fmt.Errorf("-%s.inmemory.max-size-bytes must be positive", prefix)
-		}
-		return nil
-	case CacheBackendMemcached:
-		return c.Memcached.Validate(prefix + ".memcached")
-	default:
-		return fmt.Errorf("-%s.backend: unsupported cache backend %q (supported: inmemory, memcached, or empty)", prefix, c.Backend)
+	bs, err := backends(prefix+".backend", c.Backend)
+	if err != nil {
+		return err
 	}
+	if len(bs) > 1 {
+		if err := c.MultiLevel.Validate(prefix + ".multilevel."); err != nil {
+			return err
+		}
+	}
+	for _, b := range bs {
+		switch b {
+		case CacheBackendInMemory:
+			if c.InMemory.MaxSizeBytes == 0 {
+				return fmt.Errorf("-%s.inmemory.max-size-bytes must be positive", prefix)
+			}
+		case CacheBackendMemcached:
+			if err := c.Memcached.Validate(prefix + ".memcached"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ChunksCacheConfig is Cortex's -blocks-storage.bucket-store.chunks-cache.*
@@ -242,6 +287,18 @@ func (c *MetadataCacheConfig) Validate() error {
 		return fmt.Errorf("-%s.bucket-index-max-size-bytes must not be negative", metadataCachePrefix)
 	}
 	return nil
+}
+
+// shortestTTL is the shortest positive metadata TTL.
+func (c *MetadataCacheConfig) shortestTTL() time.Duration {
+	var ttl time.Duration
+	for _, d := range []time.Duration{c.TenantsListTTL, c.TenantBlocksListTTL, c.ChunksListTTL, c.MetafileExistsTTL,
+		c.MetafileDoesntExistTTL, c.MetafileContentTTL, c.MetafileAttributesTTL, c.BlockIndexAttributesTTL, c.BucketIndexContentTTL} {
+		if d > 0 && (ttl == 0 || d < ttl) {
+			ttl = d
+		}
+	}
+	return ttl
 }
 
 // validateCaches checks the three cache blocks.

@@ -1,8 +1,9 @@
 package storegateway
 
 import (
-	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
@@ -56,7 +57,7 @@ func NewInMemoryMetadataCache(cfg MetadataCacheConfig) cache.Cache {
 	if cfg.Backend != CacheBackendInMemory {
 		return nil
 	}
-	c, _ := newBucketCache("metadata-cache", metadataCachePrefix, cfg.BucketCacheBackend, nil, nil, nil)
+	c, _ := newBucketCache("metadata-cache", metadataCachePrefix, cfg.BucketCacheBackend, 0, nil, nil, nil)
 	return c
 }
 
@@ -114,13 +115,17 @@ func NewMetadataCachingBucket(cfg MetadataCacheConfig, bkt objstore.Bucket, comp
 
 // newCachingBucket returns nil when neither cache has a backend.
 func newCachingBucket(bkt objstore.Bucket, chunks ChunksCacheConfig, meta MetadataCacheConfig, o options, logger *slog.Logger, reg prometheus.Registerer) (*cachingBucket, error) {
-	chunksCache, err := newBucketCache("chunks-cache", chunksCachePrefix, chunks.BucketCacheBackend, o.tls, logger, reg)
+	// A multi-level cache keeps what it backfills as long as its items
+	// live: a chunk subrange's TTL, and for metadata the shortest
+	// metadata TTL, so that no backfilled item outlives what it was
+	// stored for.
+	chunksCache, err := newBucketCache("chunks-cache", chunksCachePrefix, chunks.BucketCacheBackend, chunks.SubrangeTTL, o.tls, logger, reg)
 	if err != nil {
 		return nil, err
 	}
 	metaCache := o.metaCache
 	if metaCache == nil {
-		if metaCache, err = newBucketCache("metadata-cache", metadataCachePrefix, meta.BucketCacheBackend, o.tls, logger, reg); err != nil {
+		if metaCache, err = newBucketCache("metadata-cache", metadataCachePrefix, meta.BucketCacheBackend, meta.shortestTTL(), o.tls, logger, reg); err != nil {
 			return nil, err
 		}
 	}
@@ -137,18 +142,28 @@ func newCachingBucket(bkt objstore.Bucket, chunks ChunksCacheConfig, meta Metada
 	}, nil
 }
 
-// newBucketCache returns the cache of a backend block, nil for none.
-func newBucketCache(name, prefix string, b BucketCacheBackend, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (cache.Cache, error) {
-	switch b.Backend {
-	case "":
-		return nil, nil
-	case CacheBackendInMemory:
-		return cache.NewInMemory(name, int64(min(b.InMemory.MaxSizeBytes, 1<<62)), defaultMaxItemSize), nil
-	case CacheBackendMemcached:
-		return newMemcached(name, prefix+".memcached", b.Memcached, tls, logger, reg)
-	default:
-		return nil, fmt.Errorf("-%s.backend: unsupported cache backend %q", prefix, b.Backend)
+// newBucketCache returns the cache of a backend block, nil for none: a
+// multi-level cache when it names several backends, whose backfilled
+// items live backfillTTL.
+func newBucketCache(name, prefix string, b BucketCacheBackend, backfillTTL time.Duration, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (cache.Cache, error) {
+	bs, err := backends(prefix+".backend", b.Backend)
+	if err != nil || len(bs) == 0 {
+		return nil, err
 	}
+	levels := make([]cache.Cache, 0, len(bs))
+	for _, backend := range bs {
+		switch backend {
+		case CacheBackendInMemory:
+			levels = append(levels, cache.NewInMemory(name, int64(min(b.InMemory.MaxSizeBytes, 1<<62)), defaultMaxItemSize))
+		case CacheBackendMemcached:
+			c, err := newMemcached(name, prefix+".memcached", b.Memcached, tls, logger, reg)
+			if err != nil {
+				return nil, err
+			}
+			levels = append(levels, c)
+		}
+	}
+	return cache.NewMultiLevel(name, strings.ReplaceAll(name, "-", "_"), b.MultiLevel, backfillTTL, reg, levels...), nil
 }
 
 // defaultMaxItemSize is Cortex's bound on one in-memory item.

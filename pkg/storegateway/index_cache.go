@@ -86,58 +86,82 @@ func newIndexCacheMetrics(reg prometheus.Registerer, inMemory bool) *indexCacheM
 }
 
 // newIndexCache returns the index cache of cfg, nil for none or when the
-// enabled items leave nothing to cache.
+// enabled items leave nothing to cache: a multi-level cache over the
+// backends listed that cache ExpandedPostings.
 func newIndexCache(cfg IndexCacheConfig, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*indexCache, error) {
+	bs, err := backends(indexCachePrefix+".backend", cfg.Backend)
+	if err != nil || len(bs) == 0 {
+		return nil, err
+	}
+	ic := &indexCache{}
 	var (
-		items []string
-		ic    = &indexCache{}
+		levels   []cache.Cache
+		inMemory *cache.InMemory
 	)
-	switch cfg.Backend {
-	case "":
-		return nil, nil
-	case CacheBackendInMemory:
-		items = cfg.InMemory.EnabledItems
-		size := int64(min(cfg.InMemory.MaxSizeBytes, 1<<62))
-		c := cache.NewInMemory("index-cache", size, defaultMaxItemSize)
-		ic.c = c
-		ic.m = newIndexCacheMetrics(reg, true)
-		promauto.With(reg).NewGauge(prometheus.GaugeOpts{
-			Name: "thanos_store_index_cache_max_size_bytes",
-			Help: "Maximum number of bytes to be held in the index cache.",
-		}).Set(float64(size))
-		promauto.With(reg).NewGauge(prometheus.GaugeOpts{
-			Name: "thanos_store_index_cache_max_item_size_bytes",
-			Help: "Maximum number of bytes for single entry to be held in the index cache.",
-		}).Set(float64(c.MaxItemSize()))
-		// ExpandedPostings is the only item type held, so the cache's own
-		// counts are its.
-		itemLabel := prometheus.Labels{"item_type": itemExpandedPostings}
-		promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "thanos_store_index_cache_items",
-			Help:        "Current number of items in the index cache.",
-			ConstLabels: itemLabel,
-		}, func() float64 { return float64(c.Len()) })
-		promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "thanos_store_index_cache_items_size_bytes",
-			Help:        "Current byte size of items in the index cache.",
-			ConstLabels: itemLabel,
-		}, func() float64 { return float64(c.Size()) })
-		c.OnEvict(func(key string, _ int64) { ic.m.evicted.WithLabelValues(itemTypeOf(key)).Inc() })
-	case CacheBackendMemcached:
-		items = cfg.Memcached.EnabledItems
-		c, err := newMemcached("index-cache", indexCachePrefix+".memcached", cfg.Memcached.MemcachedConfig, tls, logger, reg)
-		if err != nil {
-			return nil, err
+	for _, backend := range bs {
+		switch backend {
+		case CacheBackendInMemory:
+			if !cachesItem(cfg.InMemory.EnabledItems) {
+				continue
+			}
+			inMemory = cache.NewInMemory("index-cache", int64(min(cfg.InMemory.MaxSizeBytes, 1<<62)), defaultMaxItemSize)
+			levels = append(levels, inMemory)
+		case CacheBackendMemcached:
+			if !cachesItem(cfg.Memcached.EnabledItems) {
+				continue
+			}
+			c, err := newMemcached("index-cache", indexCachePrefix+".memcached", cfg.Memcached.MemcachedConfig, tls, logger, reg)
+			if err != nil {
+				return nil, err
+			}
+			levels = append(levels, c)
+			// Items in memcached expire as Cortex's do.
+			ic.ttl = remoteIndexCacheTTL
 		}
-		ic.c, ic.ttl = c, remoteIndexCacheTTL
-		ic.m = newIndexCacheMetrics(reg, false)
-	default:
-		return nil, errors.New("-" + indexCachePrefix + ".backend: unsupported index cache backend " + cfg.Backend)
 	}
-	if len(items) > 0 && !slices.Contains(items, itemExpandedPostings) {
+	if len(levels) == 0 {
 		return nil, nil
 	}
+	ic.m = newIndexCacheMetrics(reg, inMemory != nil)
+	if inMemory != nil {
+		registerInMemoryIndexCacheMetrics(inMemory, int64(min(cfg.InMemory.MaxSizeBytes, 1<<62)), ic.m, reg)
+	}
+	itemReg := prometheus.WrapRegistererWith(prometheus.Labels{"item_type": itemExpandedPostings}, reg)
+	ic.c = cache.NewMultiLevel("index-cache", "index_cache", cfg.MultiLevel, ic.ttl, itemReg, levels...)
 	return ic, nil
+}
+
+// cachesItem reports whether a level's enabled items include
+// ExpandedPostings, the only item type cached here (empty: all).
+func cachesItem(items []string) bool {
+	return len(items) == 0 || slices.Contains(items, itemExpandedPostings)
+}
+
+// registerInMemoryIndexCacheMetrics registers the in-memory index cache's
+// own metrics, Thanos'.
+func registerInMemoryIndexCacheMetrics(c *cache.InMemory, size int64, m *indexCacheMetrics, reg prometheus.Registerer) {
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name: "thanos_store_index_cache_max_size_bytes",
+		Help: "Maximum number of bytes to be held in the index cache.",
+	}).Set(float64(size))
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name: "thanos_store_index_cache_max_item_size_bytes",
+		Help: "Maximum number of bytes for single entry to be held in the index cache.",
+	}).Set(float64(c.MaxItemSize()))
+	// ExpandedPostings is the only item type held, so the cache's own
+	// counts are its.
+	itemLabel := prometheus.Labels{"item_type": itemExpandedPostings}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "thanos_store_index_cache_items",
+		Help:        "Current number of items in the index cache.",
+		ConstLabels: itemLabel,
+	}, func() float64 { return float64(c.Len()) })
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "thanos_store_index_cache_items_size_bytes",
+		Help:        "Current byte size of items in the index cache.",
+		ConstLabels: itemLabel,
+	}, func() float64 { return float64(c.Size()) })
+	c.OnEvict(func(key string, _ int64) { m.evicted.WithLabelValues(itemTypeOf(key)).Inc() })
 }
 
 // itemTypeOf is the item type of a cache key: its first field.
