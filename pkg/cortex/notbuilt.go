@@ -127,6 +127,7 @@ var keyMoves = []config.Move{
 	{File: "query_range.results_cache.cache.background.writeback_goroutines", Struct: "frontend.writeback_goroutines"},
 	{File: "query_range.results_cache.cache.background.writeback_buffer", Struct: "frontend.writeback_buffer"},
 	{File: "query_range.results_cache.compression", Struct: "frontend.compression"},
+	{File: "query_range.forward_headers_list", Struct: "frontend.forward_headers_list"},
 	// Settings Cortex keeps among the limits; here they are process-wide.
 	{File: "limits.max_cache_freshness", Struct: "frontend.max_cache_freshness"},
 	{File: "limits.promote_resource_attributes", Struct: "distributor.promote_resource_attributes"},

@@ -14,9 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -50,12 +53,15 @@ type Config struct {
 	Compression     string        `yaml:"compression"`
 	// Writes to memcached happen on WriteBackGoroutines goroutines, at most
 	// WriteBackBuffer of them waiting.
-	WriteBackGoroutines  int             `yaml:"writeback_goroutines"`
-	WriteBackBuffer      int             `yaml:"writeback_buffer"`
-	LogQueriesLongerThan time.Duration   `yaml:"log_queries_longer_than"`
-	MaxBodySize          int64           `yaml:"max_body_size"`
-	Memcached            MemcachedConfig `yaml:"memcached"`
-	Scheduler            SchedulerConfig `yaml:",inline"`
+	WriteBackGoroutines int `yaml:"writeback_goroutines"`
+	WriteBackBuffer     int `yaml:"writeback_buffer"`
+	// ForwardHeaders are the client headers the queries and range queries
+	// sent to the queriers carry, beside the tenant's.
+	ForwardHeaders       flagext.StringSlice `yaml:"forward_headers_list"`
+	LogQueriesLongerThan time.Duration       `yaml:"log_queries_longer_than"`
+	MaxBodySize          int64               `yaml:"max_body_size"`
+	Memcached            MemcachedConfig     `yaml:"memcached"`
+	Scheduler            SchedulerConfig     `yaml:",inline"`
 }
 
 // RegisterFlags registers the frontend's flags.
@@ -78,6 +84,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.WriteBackBuffer, "frontend.background.write-back-buffer", 10000, "How many key batches to buffer for background write-back: further writes to memcached are dropped (cortex_cache_dropped_background_writes_total) while this many wait.")
 	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this, with their tenant and timing. 0 disables; a negative value logs every query.")
 	f.Int64Var(&c.MaxBodySize, "frontend.max-body-size", 10<<20, "Maximum size of a request body the frontend accepts.")
+	f.Var(&c.ForwardHeaders, "frontend.forward-headers-list", "List of headers forwarded by the query Frontend to downstream querier: a query or range query (and each of its split and shard queries) carries these client headers and the tenant's X-Scope-OrgID, no other. Authorization, Proxy-Authorization and Cookie are refused: no credentials reach a querier. Other APIs pass the client's headers on without those three.")
 	c.Memcached.RegisterFlags(f)
 	c.Scheduler.RegisterFlags(f)
 }
@@ -104,6 +111,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-frontend.background.write-back-concurrency must be positive, got %d", c.WriteBackGoroutines)
 	case c.WriteBackBuffer < 0:
 		return fmt.Errorf("-frontend.background.write-back-buffer must not be negative, got %d", c.WriteBackBuffer)
+	}
+	for _, h := range c.ForwardHeaders {
+		if slices.ContainsFunc(credentialHeaders, func(c string) bool { return strings.EqualFold(c, h) }) {
+			return fmt.Errorf("-frontend.forward-headers-list: %q carries client credentials, which are never forwarded to the queriers (any holder of a querier certificate can pull queries)", h)
+		}
+		if h == "" || strings.ContainsAny(h, " :\t") {
+			return fmt.Errorf("-frontend.forward-headers-list: %q is not a header name", h)
+		}
 	}
 	if err := c.Memcached.Validate(); err != nil {
 		return err

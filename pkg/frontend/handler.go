@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,8 +37,11 @@ const defaultQueryParallelism = 14
 // the client's credentials: the querier does not need them (the tenant
 // travels in X-Scope-OrgID), and any process holding a valid certificate
 // can connect as a querier worker and read what it is sent.
-var hopHeaders = []string{"Accept-Encoding", "Connection", "Content-Length", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Keep-Alive",
-	"Authorization", "Proxy-Authorization", "Cookie"}
+var hopHeaders = append([]string{"Accept-Encoding", "Connection", "Content-Length", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Keep-Alive"},
+	credentialHeaders...)
+
+// credentialHeaders are refused in -frontend.forward-headers-list too.
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
 
 func (f *Frontend) newHandler() http.Handler {
 	return gzhttp.GzipHandler(http.HandlerFunc(f.serveHTTP))
@@ -75,10 +79,7 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	header := r.Header.Clone()
-	for _, h := range hopHeaders {
-		header.Del(h)
-	}
+	header := f.forwardedHeaders(r)
 	header.Set(tenant.HeaderName, tenantID)
 	ctx = f.withResponseSizeLimit(ctx, tenantID, r.URL.Path)
 	req := &frontendpb.HTTPRequest{Method: r.Method, Url: r.URL.RequestURI(), Headers: frontendpb.ToHeaders(header), Body: body}
@@ -102,6 +103,40 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		f.logger.Info("slow query detected", "tenant", tenantID, "method", r.Method, "path", r.URL.Path,
 			"query", formValues(r, body).Get("query"), "time_taken", time.Since(start).String(), "status", code)
 	}
+}
+
+// forwardedHeaders are the client headers a querier gets. A query or
+// range query carries only -frontend.forward-headers-list (and the body's
+// Content-Type and the format asked for, Accept), as Cortex's query codecs
+// rebuild it: its split and shard
+// queries, and its cached answers, must not depend on anything else. Other
+// APIs pass the client's headers on, without hop-by-hop headers and
+// credentials.
+func (f *Frontend) forwardedHeaders(r *http.Request) http.Header {
+	if isQueryPath(r.URL.Path) {
+		header := http.Header{}
+		for _, name := range f.cfg.ForwardHeaders {
+			if v := r.Header.Values(name); len(v) > 0 {
+				header[http.CanonicalHeaderKey(name)] = slices.Clone(v)
+			}
+		}
+		for _, name := range []string{"Content-Type", "Accept"} {
+			if v := r.Header.Get(name); v != "" {
+				header.Set(name, v)
+			}
+		}
+		return header
+	}
+	header := r.Header.Clone()
+	for _, h := range hopHeaders {
+		header.Del(h)
+	}
+	return header
+}
+
+// isQueryPath reports whether path is the query or query_range API.
+func isQueryPath(path string) bool {
+	return strings.HasSuffix(path, "/api/v1/query") || strings.HasSuffix(path, "/api/v1/query_range")
 }
 
 func (f *Frontend) write(w http.ResponseWriter, resp *frontendpb.HTTPResponse, err error) int {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync/atomic"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
@@ -30,7 +29,7 @@ func (e errResponseTooLarge) Error() string {
 // withResponseSizeLimit bounds the answers of a query or query_range
 // request of tenantID, when the tenant has a limit.
 func (f *Frontend) withResponseSizeLimit(ctx context.Context, tenantID, path string) context.Context {
-	if f.limits == nil || (!strings.HasSuffix(path, "/api/v1/query") && !strings.HasSuffix(path, "/api/v1/query_range")) {
+	if f.limits == nil || !isQueryPath(path) {
 		return ctx
 	}
 	limit := f.limits.For(tenantID).MaxQueryResponseSize
