@@ -57,7 +57,7 @@ type ClientConfig struct {
 
 // RegisterFlags registers the -ruler.client.* flags.
 func (c *ClientConfig) RegisterFlags(f *flag.FlagSet) {
-	c.Config.RegisterFlagsWithPrefix(ClientTLSPrefix, grpcclient.Defaults{}, f)
+	c.RegisterFlagsWithPrefix(ClientTLSPrefix, grpcclient.Defaults{}, f)
 	f.DurationVar(&c.RemoteTimeout, ClientTLSPrefix+".remote-timeout", 2*time.Minute, "Timeout for downstream rulers.")
 }
 

@@ -51,7 +51,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	// A push is sent whole: the send limit is the receive one, so that a
 	// large push is not refused by the client itself.
-	c.Config.RegisterFlagsWithPrefix(TLSPrefix, grpcclient.Defaults{MaxSendMsgSize: 100 << 20, GRPCCompression: grpcencoding.SnappyBlockName}, f)
+	c.RegisterFlagsWithPrefix(TLSPrefix, grpcclient.Defaults{MaxSendMsgSize: 100 << 20, GRPCCompression: grpcencoding.SnappyBlockName}, f)
 	c.HealthCheckConfig.RegisterFlagsWithPrefix(TLSPrefix, f)
 	f.Int64Var(&c.MaxInflightPushRequests, TLSPrefix+".max-inflight-push-requests", 0, "Max inflight push requests that this ingester client can handle. This limit is per-ingester-client. Additional requests will be rejected. 0 = unlimited.")
 	f.DurationVar(&c.HealthCheckInterval, TLSPrefix+".health-check-interval", 15*time.Second, "How often pooled ingester connections are health-checked; a connection failing its checks for a minute, or whose ingester left the ring, is closed.")
