@@ -89,6 +89,7 @@ func (c *Config) validateSingleChoices() error {
 // file has no key for.
 var keyMoves = []config.Move{
 	{File: "distributor.pool.health_check_ingesters", Struct: "ingester_client.health_check_ingesters"},
+	{File: "distributor.pool.client_cleanup_period", Struct: "distributor.client_cleanup_period"},
 	// Cortex's query_range block holds the query-frontend's splitting,
 	// retries and results cache.
 	{File: "query_range.split_queries_by_interval", Struct: "frontend.split_queries_by_interval"},

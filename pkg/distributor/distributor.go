@@ -59,6 +59,17 @@ type Config struct {
 	DistributorRing RingConfig `yaml:"ring"`
 	// InstanceLimits are -distributor.instance-limits.*.
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
+
+	// ExtendWrites writes a series to one more ingester for each of its
+	// ingesters that is not ACTIVE (joining or leaving the ring).
+	ExtendWrites bool `yaml:"extend_writes"`
+	// NumPushWorkers is how many goroutines run the calls to the
+	// ingesters; 0 starts one per call.
+	NumPushWorkers int `yaml:"num_push_workers"`
+	// ClientCleanupPeriod is how often the pool of ingester connections
+	// closes those of ingesters gone from the ring and health-checks the
+	// others.
+	ClientCleanupPeriod time.Duration `yaml:"client_cleanup_period"`
 }
 
 // RegisterFlags registers the -distributor.* flags.
@@ -72,6 +83,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.HATracker.RegisterFlags(f)
 	c.DistributorRing.RegisterFlags(f)
 	c.InstanceLimits.RegisterFlags(f)
+	f.BoolVar(&c.ExtendWrites, "distributor.extend-writes", true, "Try writing to an additional ingester in the presence of an ingester not in the ACTIVE state (joining or leaving the ring), so that every series still reaches the replication factor's ACTIVE ingesters. Disable it along with -ingester.unregister-on-shutdown=false to not spread samples to extra ingesters during rolling restarts with consistent naming.")
+	f.IntVar(&c.NumPushWorkers, "distributor.num-push-workers", 0, "Number of goroutines kept to run the calls of pushes to the ingesters; a call finding them all busy runs on a new goroutine (counted in cortex_worker_pool_fallback_total). 0 starts a goroutine for each call.")
+	f.DurationVar(&c.ClientCleanupPeriod, "distributor.client-cleanup-period", 15*time.Second, "How often the distributor's pool of ingester connections closes those of ingesters gone from the ring and, with -distributor.health-check-ingesters, health-checks the others (the distributor's own -ingester.client.health-check-interval).")
 }
 
 // Validate checks the configuration.
@@ -81,6 +95,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoteTimeout <= 0 {
 		return fmt.Errorf("-distributor.remote-timeout must be positive, got %s", c.RemoteTimeout)
+	}
+	if c.NumPushWorkers < 0 {
+		return fmt.Errorf("-distributor.num-push-workers must not be negative (0 starts a goroutine per call), got %d", c.NumPushWorkers)
+	}
+	if c.ClientCleanupPeriod <= 0 {
+		return fmt.Errorf("-distributor.client-cleanup-period must be positive, got %s", c.ClientCleanupPeriod)
 	}
 	if c.ShardingStrategy != ShardingStrategyDefault && c.ShardingStrategy != ShardingStrategyShuffle {
 		return fmt.Errorf("-distributor.sharding-strategy must be %q or %q, got %q", ShardingStrategyDefault, ShardingStrategyShuffle, c.ShardingStrategy)
@@ -118,6 +138,8 @@ type Distributor struct {
 	// distributors counts the healthy distributors with the global
 	// ingestion rate strategy; nil with the local one.
 	distributors interface{ HealthyInstancesCount() int }
+	// workers run the ingester calls; nil without -distributor.num-push-workers.
+	workers *pushWorkers
 
 	requests    sync.Pool // *pushRequest: decoded remote-write requests
 	batches     sync.Pool // *batch: per-push scratch
@@ -158,7 +180,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		cfg:     cfg,
 		limits:  limits,
 		ring:    ingesters,
-		pool:    client.NewPool(ingesters, clientCfg, tls, logger, reg, "distributor"),
+		pool:    client.NewPool(ingesters, poolConfig(cfg, clientCfg), tls, logger, reg, "distributor"),
 		logger:  logger,
 		metrics: newMetrics(reg),
 		now:     time.Now,
@@ -167,6 +189,9 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		otlpSettings: cfg.otlpSettings(),
 	}
 	d.instance = newInstanceLimiter(cfg.InstanceLimits, func() time.Time { return d.now() }, reg)
+	if cfg.NumPushWorkers > 0 {
+		d.workers = newPushWorkers(cfg.NumPushWorkers, reg)
+	}
 	subservices := []services.Service{d.pool}
 	for _, o := range opts {
 		o(d, &subservices)
@@ -201,7 +226,26 @@ func (d *Distributor) running(ctx context.Context) error {
 }
 
 func (d *Distributor) stopping(error) error {
+	if d.workers != nil {
+		d.workers.stop()
+	}
 	return services.StopManagerAndAwaitStopped(context.Background(), d.subservices)
+}
+
+// poolConfig is the ingester client configuration of the distributor's
+// pool: its connections are checked every -distributor.client-cleanup-period.
+func poolConfig(cfg Config, clientCfg client.Config) client.Config {
+	clientCfg.HealthCheckInterval = cfg.ClientCleanupPeriod
+	return clientCfg
+}
+
+// writeOp is the ring operation of a push: with -distributor.extend-writes
+// a replica that is not ACTIVE is replaced by the next ingester.
+func (d *Distributor) writeOp() ring.Operation {
+	if d.cfg.ExtendWrites {
+		return ring.Write
+	}
+	return ring.WriteNoExtend
 }
 
 // PushError is a push that failed, with the HTTP status it answers with.
@@ -436,13 +480,7 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 	// Ingester calls outlive the request: the replicas beyond the quorum
 	// still get the data after the client has its answer.
 	callCtx := context.WithoutCancel(ctx)
-	err = ring.DoBatchWithOptions(batchCtx, ring.WriteNoExtend, ingesters, b.keys, func(inst ring.InstanceDesc, idx []int) error {
-		err := d.send(callCtx, inst, req, b, idx, fails)
-		if err != nil {
-			fails.add(inst, err)
-		}
-		return err
-	}, ring.DoBatchOptions{
+	opts := ring.DoBatchOptions{
 		Cleanup: func() {
 			putBatch()
 			if src.release != nil {
@@ -450,7 +488,17 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 			}
 		},
 		IsClientError: isClientError,
-	})
+	}
+	if d.workers != nil {
+		opts.Go = d.workers.Go
+	}
+	err = ring.DoBatchWithOptions(batchCtx, d.writeOp(), ingesters, b.keys, func(inst ring.InstanceDesc, idx []int) error {
+		err := d.send(callCtx, inst, req, b, idx, fails)
+		if err != nil {
+			fails.add(inst, err)
+		}
+		return err
+	}, opts)
 	if err != nil {
 		return writeStats{}, d.batchError(batchCtx, err, fails)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
@@ -177,6 +178,7 @@ type cluster struct {
 	reg       *prometheus.Registry
 	handler   http.Handler
 	logs      *testkit.Buffer
+	kv        kv.Client // the ingester ring's store
 }
 
 type clusterOpts struct {
@@ -288,6 +290,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	}
 	startService(t, d)
 	c.d = d
+	c.kv = kvClient
 	c.handler = tenant.HTTPMiddleware(true, d.PushHandler())
 	return c
 }
