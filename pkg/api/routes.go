@@ -10,6 +10,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/ingester"
+	"github.com/cortex-tls/cortex/pkg/overrides"
 	"github.com/cortex-tls/cortex/pkg/purger"
 	"github.com/cortex-tls/cortex/pkg/ruler"
 )
@@ -269,4 +270,14 @@ func underPrefix(from, to string, h http.Handler) http.Handler {
 		r2.URL.RawPath = ""
 		h.ServeHTTP(w, r2)
 	})
+}
+
+// RegisterOverrides mounts Cortex's user overrides API (-target=overrides):
+// a tenant reads, changes and deletes its own limits in the runtime
+// configuration, within what the operator allows there.
+func (a *API) RegisterOverrides(o *overrides.API) {
+	const path = "/api/v1/user-overrides"
+	a.route(Route{Module: "overrides", Methods: get, Path: path, Tenant: true, Desc: "The tenant's own overrides of the runtime configuration, as JSON"}, http.HandlerFunc(o.GetOverrides))
+	a.route(Route{Module: "overrides", Methods: post, Path: path, Tenant: true, Desc: "Change the tenant's own limits named by the runtime configuration's api_allowed_limits (a JSON object), each within hard_overrides"}, http.HandlerFunc(o.SetOverrides))
+	a.route(Route{Module: "overrides", Methods: []string{http.MethodDelete}, Path: path, Tenant: true, Desc: "Remove the tenant's own overrides"}, http.HandlerFunc(o.DeleteOverrides))
 }

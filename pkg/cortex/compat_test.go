@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -249,16 +250,26 @@ func servedHere(routes []api.Route, p cortexPath) string {
 }
 
 // allRoutes are the routes of a -target=all process with every optional
-// page on. Routes are mounted when the modules are built, so the process
-// is stopped as soon as it starts.
+// page on, and of the targets not in all (-target=overrides). Routes are
+// mounted when the modules are built, so each process is stopped as soon
+// as it starts.
 func allRoutes(t *testing.T) []api.Route {
 	t.Helper()
-	cfg := loadConfig(t,
+	runtimeFile := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(runtimeFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes := routesOf(t,
 		"-distributor.ha-tracker.enable=true", "-distributor.ha-tracker.store=inmemory",
 		"-ruler.enable-sharding=true", "-ruler.enable-api=true",
 		"-store-gateway.sharding-enabled=true", "-compactor.sharding-enabled=true",
 	)
-	c, err := New(cfg, slog.New(slog.DiscardHandler))
+	return append(routes, routesOf(t, "-target=overrides", "-runtime-config.file="+runtimeFile, "-runtime-config.filesystem.dir=/")...)
+}
+
+func routesOf(t *testing.T, args ...string) []api.Route {
+	t.Helper()
+	c, err := New(loadConfig(t, args...), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,14 @@ const (
 	Server        = "server"
 	API           = "api"
 	RuntimeConfig = "runtime-config"
-	Overrides     = "overrides"
-	MemberlistKV  = "memberlist-kv"
-	Ring          = "ring"
-	IngesterTLS   = "ingester-client-tls"
-	BlocksBucket  = "blocks-bucket"
+	// Overrides is the per-tenant limits every component reads, Cortex's
+	// overrides-config module; OverridesAPI is the user overrides API.
+	Overrides    = "overrides-config"
+	OverridesAPI = "overrides"
+	MemberlistKV = "memberlist-kv"
+	Ring         = "ring"
+	IngesterTLS  = "ingester-client-tls"
+	BlocksBucket = "blocks-bucket"
 	// StoreGatewayRing is the queriers' client of the store-gateway ring.
 	StoreGatewayRing = "store-gateway-ring"
 	Ingester         = "ingester"
@@ -82,6 +85,7 @@ func moduleTable() []module {
 		{name: StoreGateway, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initStoreGateway, target: true, inAll: true},
 		{name: Compactor, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initCompactor, target: true, inAll: true},
 		{name: Ruler, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initRuler, target: true, inAll: true},
+		{name: OverridesAPI, deps: []string{API, Overrides}, init: (*Cortex).initOverridesAPI, target: true},
 		{name: TenantDeletion, deps: []string{API, BlocksBucket}, init: (*Cortex).initTenantDeletionAPI},
 		{name: Purger, deps: []string{TenantDeletion}, init: (*Cortex).initPurger, target: true, inAll: true},
 	}

@@ -33,6 +33,10 @@ type RuntimeConfigValues struct {
 	Multi kv.MultiRuntimeConfig `yaml:"multi_kv_config"`
 	// IngesterLimits replace -ingester.instance-limits.* when present.
 	IngesterLimits *ingester.InstanceLimits `yaml:"ingester_limits"`
+	// HardTenantLimits and APIAllowedLimits bound what tenants may set for
+	// themselves through the user overrides API (-target=overrides).
+	HardTenantLimits map[string]*validation.Limits `yaml:"hard_overrides"`
+	APIAllowedLimits []string                      `yaml:"api_allowed_limits"`
 }
 
 // rawRuntimeConfig is the file as written: each block is decoded on top of
@@ -41,6 +45,8 @@ type rawRuntimeConfig struct {
 	Overrides      map[string]yaml.Node `yaml:"overrides"`
 	Multi          yaml.Node            `yaml:"multi_kv_config"`
 	IngesterLimits yaml.Node            `yaml:"ingester_limits"`
+	HardOverrides  map[string]yaml.Node `yaml:"hard_overrides"`
+	APIAllowed     []string             `yaml:"api_allowed_limits"`
 }
 
 // unbuiltRuntimeKeys are keys of Cortex's runtime configuration for
@@ -126,6 +132,22 @@ func (l *runtimeConfigLoader) decode(data []byte, validate bool) (*RuntimeConfig
 			return nil, fmt.Errorf("multi_kv_config.primary: %q is not a store of the multi KV store; valid: %s", p, strings.Join(multiKVStores, ", "))
 		}
 	}
+	for tenantID, node := range raw.HardOverrides {
+		lim := l.limits
+		if err := validation.DecodeStrict(&node, &lim); err != nil {
+			return nil, fmt.Errorf("hard_overrides for tenant %q: %w", tenantID, err)
+		}
+		if out.HardTenantLimits == nil {
+			out.HardTenantLimits = map[string]*validation.Limits{}
+		}
+		out.HardTenantLimits[tenantID] = &lim
+	}
+	for _, name := range raw.APIAllowed {
+		if !slices.Contains(validation.LimitNames(), name) {
+			return nil, fmt.Errorf("api_allowed_limits: %q is not a limit (a key of overrides, such as ingestion_rate)", name)
+		}
+	}
+	out.APIAllowedLimits = raw.APIAllowed
 	if raw.IngesterLimits.Kind != 0 {
 		il := l.instanceLimits
 		if err := validation.DecodeStrict(&raw.IngesterLimits, &il); err != nil {

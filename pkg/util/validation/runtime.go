@@ -2,6 +2,10 @@ package validation
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -28,3 +32,17 @@ func DecodeOverrides(defaults Limits, raw map[string]yaml.Node) (map[string]*Lim
 
 // DecodeStrict decodes a YAML node into into, refusing unknown fields.
 func DecodeStrict(node *yaml.Node, into any) error { return decodeStrict(node, into) }
+
+// LimitNames are the keys of a tenant's block under overrides, sorted.
+var LimitNames = sync.OnceValue(func() []string {
+	var names []string
+	t := reflect.TypeFor[Limits]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+})
