@@ -4,6 +4,8 @@ go 1.26.8
 
 require (
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
+	github.com/caio/go-tdigest v3.1.0+incompatible
+	github.com/cristalhq/hedgedhttp v0.9.1
 	github.com/go-kit/log v0.2.1
 	github.com/golang-migrate/migrate/v4 v4.20.1
 	github.com/grafana/dskit v0.0.0-20260703122047-de1ec7541c44

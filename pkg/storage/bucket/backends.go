@@ -3,6 +3,7 @@ package bucket
 import (
 	"context"
 	"flag"
+	"net/http"
 	"time"
 
 	"github.com/go-kit/log"
@@ -27,8 +28,8 @@ func (c *GCSConfig) registerFlags(prefix string, f *flag.FlagSet) {
 	f.Var(&c.ServiceAccount, prefix+"gcs.service-account", "JSON representing either a Google Developers Console client_credentials.json file or a Google Developers service account key file. If empty, fallback to Google default logic.")
 }
 
-func newGCSClient(ctx context.Context, c GCSConfig, name string, logger log.Logger) (objstore.Bucket, error) {
-	return gcs.NewBucketWithConfig(ctx, logger, gcs.Config{Bucket: c.BucketName, ServiceAccount: c.ServiceAccount.String()}, name, nil)
+func newGCSClient(ctx context.Context, c GCSConfig, name string, logger log.Logger, wrapTransport func(http.RoundTripper) http.RoundTripper) (objstore.Bucket, error) {
+	return gcs.NewBucketWithConfig(ctx, logger, gcs.Config{Bucket: c.BucketName, ServiceAccount: c.ServiceAccount.String()}, name, wrapTransport)
 }
 
 // HTTPConfig is the http block of the Azure backend: Cortex's transport
@@ -98,8 +99,8 @@ func (c *AzureConfig) registerFlags(prefix string, f *flag.FlagSet) {
 	c.HTTP.registerFlags(p, f)
 }
 
-func newAzureClient(c AzureConfig, name string, logger log.Logger) (objstore.Bucket, error) {
-	return azure.NewBucketWithConfig(logger, c.objstoreConfig(), name, nil)
+func newAzureClient(c AzureConfig, name string, logger log.Logger, wrapTransport func(http.RoundTripper) http.RoundTripper) (objstore.Bucket, error) {
+	return azure.NewBucketWithConfig(logger, c.objstoreConfig(), name, wrapTransport)
 }
 
 // objstoreConfig is the Azure provider's configuration of c.
@@ -172,7 +173,7 @@ func (c *SwiftConfig) registerFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.RequestTimeout, p+"request-timeout", 5*time.Second, "Time after which an idle request is aborted. The timeout watchdog is reset each time some data is received, so the timeout triggers after X time no data is received on a request.")
 }
 
-func newSwiftClient(c SwiftConfig, logger log.Logger) (objstore.Bucket, error) {
+func newSwiftClient(c SwiftConfig, logger log.Logger, wrapTransport func(http.RoundTripper) http.RoundTripper) (objstore.Bucket, error) {
 	sc := swift.DefaultConfig
 	sc.AuthVersion = c.AuthVersion
 	sc.AuthUrl = c.AuthURL
@@ -195,5 +196,5 @@ func newSwiftClient(c SwiftConfig, logger log.Logger) (objstore.Bucket, error) {
 	sc.Retries = c.MaxRetries
 	sc.ConnectTimeout = model.Duration(c.ConnectTimeout)
 	sc.Timeout = model.Duration(c.RequestTimeout)
-	return swift.NewContainerFromConfig(logger, &sc, false, nil)
+	return swift.NewContainerFromConfig(logger, &sc, false, wrapTransport)
 }

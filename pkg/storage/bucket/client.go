@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -28,9 +29,13 @@ import (
 //
 // Nothing is read from or written to the bucket here; the filesystem backend
 // only creates its directory. Close the client when done.
-func NewClient(ctx context.Context, cfg Config, name string, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (objstore.InstrumentedBucket, error) {
+func NewClient(ctx context.Context, cfg Config, name string, tls *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer, opts ...ClientOption) (objstore.InstrumentedBucket, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o clientOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	if cfg.IsExtraBackend() {
 		return nil, fmt.Errorf("%s=%s is not an object storage backend: no bucket client for it", cfg.flag("backend"), cfg.Backend)
@@ -50,13 +55,13 @@ func NewClient(ctx context.Context, cfg Config, name string, tls *tlsconfig.Load
 		if tls == nil {
 			tls = tlsconfig.NewLoader(logger, nil)
 		}
-		b, err = newS3Client(&cfg, name, tls, logger, kit)
+		b, err = newS3Client(&cfg, name, tls, logger, kit, o.wrapTransport)
 	case GCS:
-		b, err = newGCSClient(ctx, cfg.GCS, name, kit)
+		b, err = newGCSClient(ctx, cfg.GCS, name, kit, o.wrapTransport)
 	case Azure:
-		b, err = newAzureClient(cfg.Azure, name, kit)
+		b, err = newAzureClient(cfg.Azure, name, kit, o.wrapTransport)
 	case Swift:
-		b, err = newSwiftClient(cfg.Swift, kit)
+		b, err = newSwiftClient(cfg.Swift, kit, o.wrapTransport)
 	case Filesystem:
 		b, err = newFilesystemClient(&cfg, logger)
 	}
@@ -72,6 +77,21 @@ func NewClient(ctx context.Context, cfg Config, name string, tls *tlsconfig.Load
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"component": name}, prometheus.WrapRegistererWithPrefix("thanos_", reg))
 	}
 	return objstore.WrapWithMetrics(b, reg, ""), nil
+}
+
+// ClientOption configures a bucket client beyond its Config.
+type ClientOption func(*clientOptions)
+
+type clientOptions struct {
+	wrapTransport func(http.RoundTripper) http.RoundTripper
+}
+
+// WithTransportWrapper wraps the HTTP transport of the S3, GCS, Azure and
+// Swift clients with f (nil: as it is), as Cortex's store-gateway hedges
+// its requests (HedgedRequestConfig.RoundTripper). The filesystem backend
+// has no transport.
+func WithTransportWrapper(f func(http.RoundTripper) http.RoundTripper) ClientOption {
+	return func(o *clientOptions) { o.wrapTransport = f }
 }
 
 // newFilesystemClient creates -<prefix>filesystem.dir if missing and checks

@@ -189,13 +189,13 @@ func parseKMSEncryptionContext(data string) (map[string]string, error) {
 func s3TLSPrefix(prefix string) string { return prefix + "s3.http" }
 
 // newS3Client builds the S3 provider with a transport from pkg/tlsconfig.
-func newS3Client(cfg *Config, name string, loader *tlsconfig.Loader, logger *slog.Logger, kit log.Logger) (objstore.Bucket, error) {
+func newS3Client(cfg *Config, name string, loader *tlsconfig.Loader, logger *slog.Logger, kit log.Logger, wrapTransport func(http.RoundTripper) http.RoundTripper) (objstore.Bucket, error) {
 	c := &cfg.S3
 	rt, err := c.transport(cfg.prefix, loader)
 	if err != nil {
 		return nil, err
 	}
-	b, err := s3.NewBucketWithConfig(kit, c.objstoreConfig(rt), name, nil)
+	b, err := s3.NewBucketWithConfig(kit, c.objstoreConfig(rt), name, wrapTransport)
 	if err != nil {
 		return nil, fmt.Errorf("%s=s3: %w", cfg.flag("backend"), err)
 	}
