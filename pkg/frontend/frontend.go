@@ -59,9 +59,13 @@ type Config struct {
 	// sent to the queriers carry, beside the tenant's.
 	ForwardHeaders       flagext.StringSlice `yaml:"forward_headers_list"`
 	LogQueriesLongerThan time.Duration       `yaml:"log_queries_longer_than"`
-	MaxBodySize          int64               `yaml:"max_body_size"`
-	Memcached            MemcachedConfig     `yaml:"memcached"`
-	Scheduler            SchedulerConfig     `yaml:",inline"`
+	// QueryStatsEnabled logs a "query stats" line per query, and
+	// EnabledRulerQueryStatsLog for the rulers' queries too.
+	QueryStatsEnabled         bool            `yaml:"query_stats_enabled"`
+	EnabledRulerQueryStatsLog bool            `yaml:"enabled_ruler_query_stats_log"`
+	MaxBodySize               int64           `yaml:"max_body_size"`
+	Memcached                 MemcachedConfig `yaml:"memcached"`
+	Scheduler                 SchedulerConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the frontend's flags.
@@ -83,6 +87,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.WriteBackGoroutines, "frontend.background.write-back-concurrency", 10, "At what concurrency to write back to cache: writes to memcached run on this many goroutines, so that queries do not wait for them.")
 	f.IntVar(&c.WriteBackBuffer, "frontend.background.write-back-buffer", 10000, "How many key batches to buffer for background write-back: further writes to memcached are dropped (cortex_cache_dropped_background_writes_total) while this many wait.")
 	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this, with their tenant and timing. 0 disables; a negative value logs every query.")
+	f.BoolVar(&c.QueryStatsEnabled, "frontend.query-stats-enabled", false, "True to enable query statistics tracking. When enabled, a message with some statistics is logged for every query (\"query stats\": response time, the queriers' wall time, split queries, response series and size, status; the fetched series, chunks and samples are not measured here), cortex_query_seconds_total counts the queriers' wall time per tenant, and the answer carries a Server-Timing header.")
+	f.BoolVar(&c.EnabledRulerQueryStatsLog, "frontend.enabled-ruler-query-stats", false, "If enabled, report the query stats log for queries coming from the ruler to evaluate rules. It only takes effect when '-ruler.frontend-address' is configured.")
 	f.Int64Var(&c.MaxBodySize, "frontend.max-body-size", 10<<20, "Maximum size of a request body the frontend accepts.")
 	f.Var(&c.ForwardHeaders, "frontend.forward-headers-list", "List of headers forwarded by the query Frontend to downstream querier: a query or range query (and each of its split and shard queries) carries these client headers and the tenant's X-Scope-OrgID, no other. Authorization, Proxy-Authorization and Cookie are refused: no credentials reach a querier. Other APIs pass the client's headers on without those three.")
 	c.Memcached.RegisterFlags(f)
@@ -164,6 +170,9 @@ type Frontend struct {
 	schedulers *schedulers
 	// sharding counts the queries run as shard queries.
 	sharding *shardingMetrics
+	// statsMetrics are the query statistics' metrics; nil without
+	// -frontend.query-stats-enabled.
+	statsMetrics *queryStatsMetrics
 	// federation says which queries may read several tenants.
 	federation tenantfederation.Config
 }
@@ -239,6 +248,9 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		reg.MustRegister(length, duration, m.connected, m.retries, m.queryRange, m.splitQueries, m.cacheFetched, m.cacheHits, m.cacheBytes, m.cacheEntries, m.cacheEvicted, m.refusedTenant)
 	}
 	f.sharding = newShardingMetrics(reg)
+	if cfg.QueryStatsEnabled {
+		f.statsMetrics = newQueryStatsMetrics(reg)
+	}
 	f.queue = newQueue(fairqueue.Config{MaxOutstanding: f.maxOutstanding, ForgetDelay: cfg.QuerierForgetDelay}, length, duration)
 	if f.limits != nil {
 		f.queue.maxQueriers = func(tenant string) float64 { return f.limits.For(tenant).MaxQueriersPerTenant }
@@ -352,6 +364,7 @@ func (f *Frontend) RoundTrip(ctx context.Context, tenant string, req *frontendpb
 	for tries < f.cfg.MaxRetries {
 		tries++
 		resp, err = f.roundTripOnce(ctx, tenant, req)
+		takeQuerierWallTime(ctx, resp)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -82,6 +82,11 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	header := f.forwardedHeaders(r)
 	header.Set(tenant.HeaderName, tenantID)
 	ctx = f.withResponseSizeLimit(ctx, tenantID, r.URL.Path)
+	var stats *queryStats
+	if f.statsMetrics != nil {
+		stats = &queryStats{}
+		ctx = context.WithValue(ctx, statsKey{}, stats)
+	}
 	req := &frontendpb.HTTPRequest{Method: r.Method, Url: r.URL.RequestURI(), Headers: frontendpb.ToHeaders(header), Body: body}
 
 	var resp *frontendpb.HTTPResponse
@@ -98,7 +103,14 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, context.DeadlineExceeded) && context.Cause(ctx) != nil {
 		err = context.Cause(ctx)
 	}
+	took := time.Since(start)
+	if stats != nil {
+		w.Header().Set("Server-Timing", serverTiming(time.Duration(stats.wallTimeNanos.Load()), took))
+	}
 	code := f.write(w, resp, err)
+	if stats != nil {
+		f.reportQueryStats(ctx, r, formValues(r, body), tenantID, stats, took, code, resp, err)
+	}
 	if d := f.cfg.LogQueriesLongerThan; d != 0 && time.Since(start) > d {
 		f.logger.Info("slow query detected", "tenant", tenantID, "method", r.Method, "path", r.URL.Path,
 			"query", formValues(r, body).Get("query"), "time_taken", time.Since(start).String(), "status", code)

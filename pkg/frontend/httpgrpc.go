@@ -29,6 +29,6 @@ func (h httpOverGRPC) Handle(ctx context.Context, r *httpgrpc.HTTPRequest) (*htt
 		return nil, err
 	}
 	rec := httptest.NewRecorder()
-	h.f.handler.ServeHTTP(rec, req)
+	h.f.handler.ServeHTTP(rec, req.WithContext(withRulerSource(req.Context())))
 	return &httpgrpc.HTTPResponse{Code: int32(rec.Code), Headers: httpgrpc.FromHeader(rec.Header()), Body: rec.Body.Bytes()}, nil
 }

@@ -7,6 +7,11 @@ import (
 	"google.golang.org/grpc"
 )
 
+// QuerierWallTimeHeader carries, on a querier worker's answer, how long the
+// querier took to answer, in seconds, for the frontend's query statistics
+// (-frontend.query-stats-enabled). The frontend takes it off the answer.
+const QuerierWallTimeHeader = "X-Cortex-Querier-Wall-Time"
+
 // ServiceName is the query-frontend's gRPC service, as in Cortex.
 const ServiceName = "cortex.Frontend"
 

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -329,10 +330,13 @@ func (w *Worker) handle(ctx context.Context, req *frontendpb.HTTPRequest) *front
 	r.RequestURI = req.Url
 	r.ContentLength = int64(len(req.Body))
 	rec := &recorder{header: http.Header{}}
+	start := time.Now()
 	w.handler.ServeHTTP(rec, r)
 	if rec.code == 0 {
 		rec.code = http.StatusOK
 	}
+	// For the frontend's query statistics (-frontend.query-stats-enabled).
+	rec.header.Set(frontendpb.QuerierWallTimeHeader, strconv.FormatFloat(time.Since(start).Seconds(), 'f', -1, 64))
 	return &frontendpb.HTTPResponse{Code: int32(rec.code), Headers: frontendpb.ToHeaders(rec.header), Body: rec.body.Bytes()}
 }
 
