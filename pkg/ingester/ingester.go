@@ -45,10 +45,13 @@ const (
 type Ingester struct {
 	services.Service
 
-	cfg         Config
-	limits      *validation.Overrides
-	logger      *slog.Logger
-	metrics     *metrics
+	cfg     Config
+	limits  *validation.Overrides
+	logger  *slog.Logger
+	metrics *metrics
+	// regexLimits checks unoptimized regular expressions in queries; nil
+	// unless -ingester.enable-regex-matcher-limits.
+	regexLimits *regexLimits
 	tsdbMetrics *tsdbMetrics
 	lifecycler  *ringMember
 	limiter     *limiter
@@ -119,6 +122,9 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 	}
 	for _, o := range opts {
 		o(i)
+	}
+	if cfg.EnableRegexMatcherLimits {
+		i.regexLimits = newRegexLimits(reg)
 	}
 	if i.instance, err = newInstanceLimiter(cfg.InstanceLimits, i.instanceLimitsFn, reg); err != nil {
 		return nil, fmt.Errorf("ingester metrics: %w", err)

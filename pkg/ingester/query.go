@@ -54,6 +54,10 @@ func (i *Ingester) streamQuery(ctx context.Context, req *prompb.Query) (u *userT
 		return nil, nil, nil, 0, 0, err
 	}
 	mint, maxt = timeRange(req.StartTimestampMs, req.EndTimestampMs)
+	if err = i.checkRegexLimits(ctx, u, ms, mint, maxt); err != nil {
+		release()
+		return nil, nil, nil, 0, 0, err
+	}
 	return u, release, ms, mint, maxt, nil
 }
 

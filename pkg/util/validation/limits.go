@@ -72,17 +72,23 @@ type Limits struct {
 	MaxGlobalMetadataPerUser              int `yaml:"max_global_metadata_per_user"`
 	MaxGlobalMetadataPerMetric            int `yaml:"max_global_metadata_per_metric"`
 
-	MaxLabelNamesPerSeries int            `yaml:"max_label_names_per_series"`
-	MaxLabelNameLength     int            `yaml:"max_label_name_length"`
-	MaxLabelValueLength    int            `yaml:"max_label_value_length"`
-	MaxLabelsSizeBytes     int            `yaml:"max_labels_size_bytes"`
-	MaxMetadataLength      int            `yaml:"max_metadata_length"`
-	RejectOldSamples       bool           `yaml:"reject_old_samples"`
-	RejectOldSamplesMaxAge model.Duration `yaml:"reject_old_samples_max_age"`
-	CreationGracePeriod    model.Duration `yaml:"creation_grace_period"`
-	EnforceMetricName      bool           `yaml:"enforce_metric_name"`
-	MaxSeriesPerUser       int            `yaml:"max_series_per_user"`
-	MaxSeriesPerMetric     int            `yaml:"max_series_per_metric"`
+	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
+	MaxLabelNameLength     int `yaml:"max_label_name_length"`
+	MaxLabelValueLength    int `yaml:"max_label_value_length"`
+	MaxLabelsSizeBytes     int `yaml:"max_labels_size_bytes"`
+
+	// Bounds on a query's regular expressions that the TSDB cannot turn
+	// into a set of values (-ingester.enable-regex-matcher-limits).
+	MaxRegexPatternLength                       int            `yaml:"max_regex_pattern_length"`
+	MaxLabelCardinalityForUnoptimizedRegex      int            `yaml:"max_label_cardinality_for_unoptimized_regex"`
+	MaxTotalLabelValueLengthForUnoptimizedRegex int            `yaml:"max_total_label_value_length_for_unoptimized_regex"`
+	MaxMetadataLength                           int            `yaml:"max_metadata_length"`
+	RejectOldSamples                            bool           `yaml:"reject_old_samples"`
+	RejectOldSamplesMaxAge                      model.Duration `yaml:"reject_old_samples_max_age"`
+	CreationGracePeriod                         model.Duration `yaml:"creation_grace_period"`
+	EnforceMetricName                           bool           `yaml:"enforce_metric_name"`
+	MaxSeriesPerUser                            int            `yaml:"max_series_per_user"`
+	MaxSeriesPerMetric                          int            `yaml:"max_series_per_metric"`
 	// Metadata an ingester keeps for the tenant: metric families, and
 	// distinct metadata of one family; 0 means unlimited.
 	MaxMetadataPerUser      int            `yaml:"max_metadata_per_user"`
@@ -119,10 +125,10 @@ type Limits struct {
 	// CompactorTenantShardSize is the tenant's shuffle shard of compactors
 	// with -compactor.sharding-strategy=shuffle-sharding: a count, or below
 	// 1 a fraction of the compactors (rounded up); 0 the whole ring.
-	CompactorTenantShardSize float64 `yaml:"compactor_tenant_shard_size"`
-	MaxDownloadedBytesPerRequest   int            `yaml:"max_downloaded_bytes_per_request"`
-	RulerTenantShardSize           int            `yaml:"ruler_tenant_shard_size"`
-	IngestionTenantShardSize       int            `yaml:"ingestion_tenant_shard_size"`
+	CompactorTenantShardSize     float64 `yaml:"compactor_tenant_shard_size"`
+	MaxDownloadedBytesPerRequest int     `yaml:"max_downloaded_bytes_per_request"`
+	RulerTenantShardSize         int     `yaml:"ruler_tenant_shard_size"`
+	IngestionTenantShardSize     int     `yaml:"ingestion_tenant_shard_size"`
 	// MaxQueriersPerTenant is the tenant's shuffle shard of queriers in
 	// the query-frontend's and the query-scheduler's queues.
 	MaxQueriersPerTenant float64 `yaml:"max_queriers_per_tenant"`
@@ -183,6 +189,9 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Maximum length accepted for label names.")
 	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Maximum length accepted for label values.")
 	f.IntVar(&l.MaxLabelsSizeBytes, "validation.max-labels-size-bytes", 0, "Maximum combined size in bytes of a series' label names and values, as encoded in the write request: a larger series is refused with 400. 0 means unlimited.")
+	f.IntVar(&l.MaxRegexPatternLength, "validation.max-regex-pattern-length", 0, "Maximum length (in bytes) of an unoptimized regex pattern. This is a pre-flight check to reject expensive regex queries. 0 to disable. This is only enforced in Ingester, with -ingester.enable-regex-matcher-limits.")
+	f.IntVar(&l.MaxLabelCardinalityForUnoptimizedRegex, "validation.max-label-cardinality-for-unoptimized-regex", 0, "Maximum cardinality of a label that can be queried with an unoptimized regex matcher. If exceeded, the query will be rejected with a limit error. 0 to disable. This is only enforced in Ingester, with -ingester.enable-regex-matcher-limits.")
+	f.IntVar(&l.MaxTotalLabelValueLengthForUnoptimizedRegex, "validation.max-total-label-value-length-for-unoptimized-regex", 0, "Maximum total length (in bytes) of all label values combined for an unoptimized regex matcher. If exceeded, the query will be rejected with a limit error. 0 to disable. This is only enforced in Ingester, with -ingester.enable-regex-matcher-limits.")
 	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024, "Maximum length accepted for metric metadata (name, help, unit).")
 	f.BoolVar(&l.RejectOldSamples, "validation.reject-old-samples", false, "Reject samples older than -validation.reject-old-samples.max-age.")
 	_ = l.RejectOldSamplesMaxAge.Set("14d")
@@ -304,6 +313,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxLabelsSizeBytes < 0 {
 		return fmt.Errorf("-validation.max-labels-size-bytes (max_labels_size_bytes) must not be negative (0 means unlimited), got %d", l.MaxLabelsSizeBytes)
+	}
+	if l.MaxRegexPatternLength < 0 || l.MaxLabelCardinalityForUnoptimizedRegex < 0 || l.MaxTotalLabelValueLengthForUnoptimizedRegex < 0 {
+		return fmt.Errorf("-validation.max-regex-pattern-length, -validation.max-label-cardinality-for-unoptimized-regex and -validation.max-total-label-value-length-for-unoptimized-regex must not be negative (0 disables them), got %d, %d and %d", l.MaxRegexPatternLength, l.MaxLabelCardinalityForUnoptimizedRegex, l.MaxTotalLabelValueLengthForUnoptimizedRegex)
 	}
 	if l.CompactorBlocksRetentionPeriod < 0 {
 		return errors.New("-compactor.blocks-retention-period must not be negative")
