@@ -56,6 +56,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
+	"github.com/cortex-tls/cortex/pkg/util/resource"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 	"github.com/cortex-tls/cortex/pkg/util/version"
 )
@@ -100,6 +101,8 @@ type Config struct {
 	AlertmanagerStorage alertstore.Config `yaml:"alertmanager_storage"`
 
 	TenantFederation tenantfederation.Config `yaml:"tenant_federation"`
+
+	ResourceMonitor resource.Config `yaml:"resource_monitor"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -139,6 +142,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.RulerStorage.RegisterFlags(f)
 	c.AlertmanagerStorage.RegisterFlags(f)
 	c.TenantFederation.RegisterFlags(f)
+	c.ResourceMonitor.RegisterFlags(f)
 	setCortexDefaults(f)
 	registerDeprecatedFlags(f)
 }
@@ -178,6 +182,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.TenantFederation.Validate(); err != nil {
+		return err
+	}
+	if err := c.ResourceMonitor.Validate(); err != nil {
 		return err
 	}
 	if err := c.RuntimeConfig.Validate(); err != nil {
@@ -292,6 +299,10 @@ type Cortex struct {
 	storeGatewayRing *ring.Ring
 	// closers are closed once every module stopped.
 	closers []io.Closer
+	// resourceMonitor is -resource-monitor.*'s (resourceMonitorOf).
+	resourceMonitor     *resource.Monitor
+	resourceMonitorErr  error
+	resourceMonitorOnce sync.Once
 }
 
 // New validates cfg, loads every certificate and binds the listeners: any

@@ -44,7 +44,11 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry, ingester.WithBucket(bkt), ingester.WithInstanceLimits(t.ingesterInstanceLimits))
+	mon, err := t.resourceMonitorOf()
+	if err != nil {
+		return nil, err
+	}
+	ing, err := ingester.New(cfg, store, t.Overrides, t.Logger, t.Registry, ingester.WithBucket(bkt), ingester.WithInstanceLimits(t.ingesterInstanceLimits), ingester.WithResourceMonitor(mon))
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,8 @@ import (
 // rulerSharding builds the ruler's membership of the ruler ring
 // (-ruler.enable-sharding): the member advertising the gRPC server, the
 // ownership of groups on it (the tenant's shard with shuffle sharding),
-// and the peers GET /api/v1/rules asks over the -ruler.client TLS link.
+// and the peers GET /api/v1/rules asks over the -ruler.client TLS link
+// (and, with -ruler.enable-ha-evaluation, the liveness checks).
 // Without sharding it returns no option and no member.
 func (t *Cortex) rulerSharding() ([]ruler.Option, *shardring.Member, error) {
 	cfg := t.Cfg.Ruler.Sharding
@@ -45,8 +46,12 @@ func (t *Cortex) rulerSharding() ([]ruler.Option, *shardring.Member, error) {
 		Strategy:  cfg.ShardingStrategy,
 		ShardSize: func(tenant string) int { return t.Overrides.For(tenant).RulerTenantShardSize },
 	}
+	owner := ruler.RingOwner(member.Ring(), member.Addr(), shards)
+	if t.Cfg.Ruler.EnableHAEvaluation {
+		owner = ruler.HARingOwner(member.Ring(), member.Addr(), shards, pool, t.Cfg.Ruler.LivenessCheckTimeout, t.Logger.With("component", Ruler))
+	}
 	return []ruler.Option{
-		ruler.WithOwner(ruler.RingOwner(member.Ring(), member.Addr(), shards)),
+		ruler.WithOwner(owner),
 		ruler.WithPeers(ruler.NewRingPeers(member.Ring(), member.Addr(), shards, pool)),
 	}, member, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 )
 
 // initStoreGateway syncs the tenants' blocks from the bucket
@@ -40,7 +41,16 @@ func (t *Cortex) initStoreGateway() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	mon, err := t.resourceMonitorOf()
+	if err != nil {
+		return nil, err
+	}
+	guard, err := queryprotection.NewGuardWithMonitor(t.Cfg.StoreGateway.QueryProtection, "store-gateway.", "store-gateway", mon, t.Registry)
+	if err != nil {
+		return nil, err
+	}
 	storegateway.RegisterStoreGatewayServer(t.Server.GRPC, storegateway.NewStoreGatewayServer(store, logger,
+		storegateway.WithQueryProtection(guard),
 		storegateway.WithMaxDownloadedBytesPerRequest(func(tenant string) int64 {
 			return int64(t.Overrides.For(tenant).MaxDownloadedBytesPerRequest)
 		})))

@@ -28,7 +28,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "schema", Feature: "the chunks storage schema; this system stores blocks only (blocks_storage)"},
 	{Key: "flusher", Feature: "the flusher target"},
 	{Key: "tracing", Feature: "the tracing exporters (OTLP, Jaeger)"},
-	{Key: "resource_monitor", Feature: "the resource monitor (CPU and heap based query rejection)"},
 	{Key: "parquet_converter", Feature: "the Parquet converter"},
 	{Key: "querier.enable_parquet_queryable", Feature: "Parquet blocks"},
 	{Key: "querier.parquet_queryable_shard_cache_size", Feature: "Parquet blocks"},

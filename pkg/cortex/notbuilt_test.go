@@ -237,13 +237,13 @@ func TestNotBuiltMatches(t *testing.T) {
 // reason docs/cortex-compatibility.md gives, not as a typo.
 func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
-		configsSwitch = "the configs database schema is built into the binary and migrated at startup; the notification switches belong to Weave Cloud's configs service"
+		configsSwitch = "the configs API's notification settings"
 		consulTLS     = "dskit's consul client has no TLS settings; use etcd or memberlist over TLS"
 		resultsCache  = "the results cache is memcached or in memory with the flags listed as accepted; Cortex's background write-back, result compression, FIFO item counts and validity settings are not built"
 	)
 	for _, tc := range []struct{ name, content, want string }{
-		{"a key of a switch not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
-			"configs.api.notifications.disable_email (line 4): Cortex's -configs.notifications.disable-email is not built here: " + configsSwitch},
+		{"a key of a block not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
+			"key configs.api (line 2): not built here: " + configsSwitch},
 		{"a key in a block not built", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: consul\n        consul:\n          tls_ca_path: ca.crt\n",
 			"ingester.lifecycler.ring.kvstore.consul.tls_ca_path (line 7): Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
 		{"a key under a moved key's block", "query_range:\n  results_cache:\n    compression: snappy\n    cache_queryable_samples_stats: true\n",

@@ -35,7 +35,7 @@ func (i *Ingester) QueryExemplars(ctx context.Context, req *prompb.ReadRequest) 
 	start, end := int64(math.MaxInt64), int64(math.MinInt64)
 	sets := make([][]*labels.Matcher, 0, len(req.Queries))
 	for _, q := range req.Queries {
-		ms, err := fromPromMatchers(q.Matchers)
+		ms, err := i.fromPromMatchers(q.Matchers)
 		if err != nil {
 			return nil, err
 		}

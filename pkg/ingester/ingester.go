@@ -28,7 +28,9 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/matcherscache"
 	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
+	"github.com/cortex-tls/cortex/pkg/util/resource"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -76,6 +78,11 @@ type Ingester struct {
 	// heapGuard refuses queries while the heap is nearly full; nil admits
 	// every query.
 	heapGuard *queryprotection.Guard
+	// matchers is -ingester.matchers-cache-max-items' cache; nil: none.
+	matchers *matcherscache.Cache
+	// resourceMonitor measures the CPU for the guard's
+	// -ingester.query-protection.rejection.threshold.cpu-utilization.
+	resourceMonitor *resource.Monitor
 
 	// instance enforces -ingester.instance-limits.*, or the runtime
 	// configuration's ingester_limits from instanceLimitsFn.
@@ -129,7 +136,10 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 	if i.instance, err = newInstanceLimiter(cfg.InstanceLimits, i.instanceLimitsFn, reg); err != nil {
 		return nil, fmt.Errorf("ingester metrics: %w", err)
 	}
-	if i.heapGuard, err = queryprotection.NewGuard(cfg.QueryProtection, "ingester.", "ingester", reg); err != nil {
+	if i.matchers, err = matcherscache.New(cfg.MatchersCacheMaxItems, "cortex_ingester", reg); err != nil {
+		return nil, fmt.Errorf("ingester matchers cache: %w", err)
+	}
+	if i.heapGuard, err = queryprotection.NewGuardWithMonitor(cfg.QueryProtection, "ingester.", "ingester", i.resourceMonitor, reg); err != nil {
 		return nil, err
 	}
 	// No transfer on shutdown: the WAL and blocks stay on local disk and
@@ -325,4 +335,11 @@ func (i *Ingester) admitQuery() (done func(), err error) {
 
 func notRunning(s services.State) error {
 	return status.Errorf(codes.Unavailable, "ingester is %s", strings.ToLower(s.String()))
+}
+
+// WithResourceMonitor gives the ingester the process's resource monitor,
+// which -ingester.query-protection.rejection.threshold.cpu-utilization
+// needs.
+func WithResourceMonitor(m *resource.Monitor) Option {
+	return func(i *Ingester) { i.resourceMonitor = m }
 }

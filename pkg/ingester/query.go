@@ -49,7 +49,7 @@ func (i *Ingester) streamQuery(ctx context.Context, req *prompb.Query) (u *userT
 		release()
 		return nil, nil, nil, 0, 0, nil
 	}
-	if ms, err = fromPromMatchers(req.Matchers); err != nil {
+	if ms, err = i.fromPromMatchers(req.Matchers); err != nil {
 		release()
 		return nil, nil, nil, 0, 0, err
 	}
@@ -279,7 +279,7 @@ func (i *Ingester) labelStrings(ctx context.Context, start, end int64, sets []*c
 	if u == nil {
 		return &client.StringsResponse{}, nil
 	}
-	matcherSets, err := fromMatcherSets(sets)
+	matcherSets, err := i.fromMatcherSets(sets)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func (i *Ingester) Series(ctx context.Context, req *client.SeriesRequest) (*clie
 	if u == nil {
 		return &client.SeriesResponse{}, nil
 	}
-	matcherSets, err := fromMatcherSets(req.MatcherSets)
+	matcherSets, err := i.fromMatcherSets(req.MatcherSets)
 	if err != nil {
 		return nil, err
 	}
@@ -409,9 +409,11 @@ func selectError(ctx context.Context, err error) error {
 	return status.Errorf(codes.Internal, "querying the TSDB: %v", err)
 }
 
-// fromPromMatchers decodes a QueryStream call's matchers; none selects every series.
-func fromPromMatchers(in []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
-	out, err := client.FromPromMatchers(in)
+// fromPromMatchers decodes a QueryStream call's matchers, through the
+// matchers cache (-ingester.matchers-cache-max-items); none selects every
+// series.
+func (i *Ingester) fromPromMatchers(in []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
+	out, err := i.matchers.FromProm(in)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -421,8 +423,8 @@ func fromPromMatchers(in []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
 	return out, nil
 }
 
-func fromMatcherSets(sets []*client.MatcherSet) ([][]*labels.Matcher, error) {
-	out, err := client.FromMatcherSets(sets)
+func (i *Ingester) fromMatcherSets(sets []*client.MatcherSet) ([][]*labels.Matcher, error) {
+	out, err := i.matchers.FromMatcherSets(sets)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

@@ -54,6 +54,12 @@ type Config struct {
 	// into one series, for tenants with many groups.
 	DisableRuleGroupLabel bool `yaml:"disable_rule_group_label"`
 
+	// EnableHAEvaluation lets the other replicas of a group (with
+	// -ruler.ring.replication-factor above 1) evaluate it when the rulers
+	// ahead of them fail a liveness check within LivenessCheckTimeout.
+	EnableHAEvaluation   bool          `yaml:"enable_ha_evaluation"`
+	LivenessCheckTimeout time.Duration `yaml:"liveness_check_timeout"`
+
 	// APIDeduplicateRules lists a group evaluated by two rulers at once
 	// (while the ring changes) once, the copy evaluated last.
 	APIDeduplicateRules bool `yaml:"api_deduplicate_rules"`
@@ -106,6 +112,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.DisabledTenants, "ruler.disabled-tenants", "Comma-separated tenants whose rules this ruler never evaluates, even when -ruler.enabled-tenants lists them. Applied before sharding.")
 	f.BoolVar(&c.DisableRuleGroupLabel, "ruler.disable-rule-group-label", false, "Leave the rule_group label off the cortex_prometheus_rule_* metrics: each tenant's series of its groups are summed into one.")
 	f.BoolVar(&c.APIDeduplicateRules, "experimental.ruler.api-deduplicate-rules", false, "List a rule group that two rulers evaluate at once (while the ruler ring changes) once in GET /api/v1/rules and /api/v1/alerts, the copy evaluated last, rather than once for each ruler.")
+	f.BoolVar(&c.EnableHAEvaluation, "ruler.enable-ha-evaluation", false, "With -ruler.enable-sharding and -ruler.ring.replication-factor above 1, a group's first replica evaluates it and each other replica takes it over when none of the replicas ahead of it answers a liveness check as running (checked at each sync).")
+	f.DurationVar(&c.LivenessCheckTimeout, "ruler.liveness-check-timeout", time.Second, "Timeout of the liveness checks of -ruler.enable-ha-evaluation: a replica that does not answer within it counts as down, and the next one evaluates its groups.")
 	c.Sharding.RegisterFlags(f)
 	c.Client.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
@@ -125,6 +133,12 @@ func (c *Config) Validate() error {
 	}
 	if c.QueryOffset < 0 {
 		return fmt.Errorf("-ruler.query-offset must not be negative, got %s", c.QueryOffset)
+	}
+	if c.EnableHAEvaluation && !c.Sharding.EnableSharding {
+		return errors.New("-ruler.enable-ha-evaluation needs -ruler.enable-sharding: without the ruler ring a group has no replicas")
+	}
+	if c.EnableHAEvaluation && c.LivenessCheckTimeout <= 0 {
+		return fmt.Errorf("-ruler.liveness-check-timeout must be positive with -ruler.enable-ha-evaluation, got %s", c.LivenessCheckTimeout)
 	}
 	if c.ConcurrentEvalsEnabled && c.MaxConcurrentEvals <= 0 {
 		return fmt.Errorf("-ruler.max-concurrent-evals must be positive with -ruler.concurrent-evals-enabled, got %d", c.MaxConcurrentEvals)

@@ -53,10 +53,11 @@ func (c *ShardingConfig) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.EnableSharding, "ruler.enable-sharding", false, "Distribute rule groups across rulers on the -ruler.ring.* ring: each group is evaluated by one ruler, and GET /api/v1/rules asks every ruler of the ring and merges their answers.")
 	f.StringVar(&c.ShardingStrategy, "ruler.sharding-strategy", ShardingStrategyDefault, "The sharding strategy to use. Supported values are: default, shuffle-sharding. With shuffle-sharding, each tenant's groups go to -ruler.tenant-shard-size rulers of the ring (its per-tenant limit ruler_tenant_shard_size).")
 	c.Ring.RegisterFlags("ruler.ring", shardring.Defaults{
-		HeartbeatPeriod:  5 * time.Second,
-		HeartbeatTimeout: time.Minute,
-		NumTokens:        128,
-		FinalSleep:       true,
+		HeartbeatPeriod:   5 * time.Second,
+		HeartbeatTimeout:  time.Minute,
+		NumTokens:         128,
+		ReplicationFactor: 1,
+		FinalSleep:        true,
 	}, f)
 	f.IntVar(&c.Ring.NumTokens, "ruler.ring.num-tokens", 128, "Number of tokens for each ruler.")
 	// A ruler that stopped heartbeating is left out, so that the others
@@ -96,16 +97,18 @@ func tokenForGroup(user, namespace, group string) uint32 {
 }
 
 // RingOwner is the OwnerFunc of the ruler advertising addr on r: it owns
-// the groups whose token falls to it, on the tenant's shard of the ring.
-// When the ring has no owner for a group (no healthy ruler), nobody
+// the groups whose token falls to it, on the tenant's shard of the ring;
+// with -ruler.ring.replication-factor above 1, the first of a group's
+// replicas, as in Cortex (HARingOwner lets the others take over). When the
+// ring has no owner for a group (no healthy ruler), nobody
 // evaluates it until one joins.
 func RingOwner(r ring.ReadRing, addr string, shards TenantShards) OwnerFunc {
 	return func(g rulestore.RuleGroup) bool {
 		rs, err := shards.Ring(r, g.User).Get(tokenForGroup(g.User, g.Namespace, g.Group.Name), RingOp, nil, nil, nil)
-		if err != nil {
+		if err != nil || len(rs.Instances) == 0 {
 			return false
 		}
-		return rs.Includes(addr)
+		return rs.Instances[0].Addr == addr
 	}
 }
 

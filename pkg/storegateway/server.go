@@ -19,6 +19,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 )
 
 const (
@@ -37,6 +38,8 @@ type storeGatewayServer struct {
 	// maxDownloadedBytes is a tenant's
 	// -store-gateway.max-downloaded-bytes-per-request; nil: none.
 	maxDownloadedBytes func(tenant string) int64
+	// guard refuses calls over the query protection's thresholds.
+	guard *queryprotection.Guard
 }
 
 // ServerOption configures a store-gateway server.
@@ -125,6 +128,9 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 	ctx := stream.Context()
 	id, err := tenantOf(ctx)
 	if err != nil {
+		return err
+	}
+	if err := s.admit(); err != nil {
 		return err
 	}
 	ms, err := s.store.matchers.fromProm(req.Matchers)
@@ -227,6 +233,9 @@ func (s *storeGatewayServer) LabelValues(ctx context.Context, req *client.LabelV
 func (s *storeGatewayServer) labelStrings(ctx context.Context, start, end int64, sets []*client.MatcherSet, limit int64, get client.LabelStringsFunc) (*client.StringsResponse, error) {
 	id, err := tenantOf(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.admit(); err != nil {
 		return nil, err
 	}
 	matcherSets, err := client.FromMatcherSets(sets)

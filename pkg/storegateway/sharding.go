@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
@@ -59,6 +60,10 @@ type GatewayConfig struct {
 
 	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
 	DisabledTenants flagext.StringSliceCSV `yaml:"disabled_tenants"`
+
+	// QueryProtection refuses calls while the CPU or the heap is nearly
+	// saturated: -store-gateway.query-protection.rejection.threshold.*.
+	QueryProtection queryprotection.Config `yaml:"query_protection"`
 }
 
 // AllowedTenants is the filter of -store-gateway.enabled-tenants and
@@ -84,6 +89,8 @@ func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 	}, f)
 	f.Var(&c.EnabledTenants, "store-gateway.enabled-tenants", "Comma separated list of tenants whose store metrics this storegateway can process. If specified, only these tenants will be handled by storegateway, otherwise this storegateway will be enabled for all the tenants in the store-gateway cluster.")
 	f.Var(&c.DisabledTenants, "store-gateway.disabled-tenants", "Comma separated list of tenants whose store metrics this storegateway cannot process. If specified, a storegateway that would normally pick the specified tenant(s) for processing will ignore them instead.")
+	c.QueryProtection.RegisterFlagsWithPrefix(f, "store-gateway.", "store-gateway")
+	c.QueryProtection.RegisterCPUFlagWithPrefix(f, "store-gateway.", "store-gateway")
 	// Every store-gateway counts as healthy as long as it heartbeats: a
 	// ring smaller than the replication factor still serves each block.
 	c.ShardingRing.ReplicationStrategy = ring.NewIgnoreUnhealthyInstancesReplicationStrategy()
@@ -92,6 +99,9 @@ func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 // Validate checks the ring settings when sharding is enabled.
 func (c *GatewayConfig) Validate() error {
 	if err := shardring.ValidateStrategy("store-gateway.sharding-strategy", c.ShardingStrategy); err != nil {
+		return err
+	}
+	if err := c.QueryProtection.Validate("store-gateway."); err != nil {
 		return err
 	}
 	if !c.ShardingEnabled {
