@@ -91,3 +91,28 @@ func TestServerAndAPIOptions(t *testing.T) {
 		}
 	}
 }
+
+// -ring.detailed-metrics-enabled (default true) exports each ingester's
+// tokens and share of the ring on /metrics; false leaves them out.
+func TestRingDetailedMetrics(t *testing.T) {
+	certs := certDir(t)
+	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
+	for _, enabled := range []bool{true, false} {
+		flags := append(mtlsFlags(certs), "-target=all", "-ingester.num-tokens=16")
+		if !enabled {
+			flags = append(flags, "-ring.detailed-metrics-enabled=false")
+		}
+		p := testkit.StartCortex(t, flags...)
+		waitReady(p, hc)
+		_, body := get(t, hc, "https://"+p.HTTPAddr+"/metrics")
+		tokens := grepLines(body, `cortex_ring_tokens_owned{`)
+		share := grepLines(body, `cortex_ring_member_ownership_percent{`)
+		if enabled && (!strings.Contains(tokens, `name="ingester"} 16`) || !strings.Contains(share, `name="ingester"} 0.99999`)) {
+			t.Errorf("detailed metrics on: tokens %q, ownership %q; want the one ingester's 16 tokens and whole ring", tokens, share)
+		}
+		if !enabled && (tokens != "" || share != "") {
+			t.Errorf("detailed metrics off: %q %q", tokens, share)
+		}
+		p.Stop()
+	}
+}

@@ -100,31 +100,36 @@ func (a *Authorizer) GRPCServerOptions() []grpc.ServerOption {
 // with -auth.client-tenants-file only identities allowed every tenant ("*")
 // may call them.
 func (a *Authorizer) AllTenantsGRPCServices(services ...string) []grpc.ServerOption {
-	guarded := func(method string) bool {
-		for _, s := range services {
-			if strings.HasPrefix(method, "/"+s+"/") {
-				return true
-			}
-		}
-		return false
-	}
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			if guarded(info.FullMethod) {
-				if err := a.checkAllTenantsGRPC(ctx, info.FullMethod); err != nil {
-					return nil, err
-				}
-			}
-			return handler(ctx, req)
-		}),
+		grpc.ChainUnaryInterceptor(a.guardedUnary(services)),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			if guarded(info.FullMethod) {
+			if guardedMethod(services, info.FullMethod) {
 				if err := a.checkAllTenantsGRPC(ss.Context(), info.FullMethod); err != nil {
 					return err
 				}
 			}
 			return handler(srv, ss)
 		}),
+	}
+}
+
+func guardedMethod(services []string, method string) bool {
+	for _, s := range services {
+		if strings.HasPrefix(method, "/"+s+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Authorizer) guardedUnary(services []string) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if guardedMethod(services, info.FullMethod) {
+			if err := a.checkAllTenantsGRPC(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+		}
+		return handler(ctx, req)
 	}
 }
 
