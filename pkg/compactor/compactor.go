@@ -59,6 +59,8 @@ type Compactor struct {
 	// allowed are the tenants of -compactor.enabled-tenants and
 	// -disabled-tenants.
 	allowed *tenantfilter.Allowed
+	// verify checks a downloaded source block's index: verifyIndex.
+	verify func(ctx context.Context, dir string, minT, maxT int64) (indexHealth, error)
 	// userIndex writes the bucket's user index
 	// (-blocks-storage.users-scanner.strategy=user_index); nil: none.
 	userIndex *users.IndexUpdater
@@ -104,6 +106,7 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		chunkPool:   chunkenc.NewPool(),
 		indexes:     map[string]*bucketindex.Index{},
 		allowed:     tenantfilter.New(cfg.EnabledTenants, cfg.DisabledTenants),
+		verify:      verifyIndex,
 	}
 	for _, o := range opts {
 		o(c)
@@ -308,6 +311,15 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
 			return nil
 		}
 		if err := c.compactJob(ctx, tenant, tbkt, job); err != nil {
+			var ooo outOfOrderChunksError
+			if errors.As(err, &ooo) && c.cfg.SkipBlocksWithOutOfOrderChunksEnabled {
+				if merr := c.markNoCompact(ctx, tbkt, ooo.id, noCompactReasonOutOfOrderChunks, "OutofOrderChunk: marking block with out-of-order series/chunks to as no compact to unblock compaction"); merr != nil {
+					return errors.Join(err, merr)
+				}
+				c.logger.Warn("marked a block with out-of-order chunks no-compact", "user", tenant, "block", ooo.id, "err", err)
+				noCompact[ooo.id] = struct{}{}
+				continue
+			}
 			c.m.compactionFailures.Inc()
 			return err
 		}
@@ -356,7 +368,10 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 	for i, id := range ids {
 		dirs[i] = filepath.Join(jobDir, id.String())
 		g.Go(func() error {
-			return block.DownloadConcurrently(gctx, tbkt, id, dirs[i], c.cfg.BlockFilesConcurrency)
+			if err := block.DownloadConcurrently(gctx, tbkt, id, dirs[i], c.cfg.BlockFilesConcurrency); err != nil {
+				return err
+			}
+			return c.checkBlock(gctx, id, dirs[i], job[i].MinTime, job[i].MaxTime)
 		})
 	}
 	if err := g.Wait(); err != nil {

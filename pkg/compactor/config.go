@@ -50,6 +50,14 @@ type Config struct {
 	BlocksFetchConcurrency int `yaml:"blocks_fetch_concurrency"`
 	BlockFilesConcurrency  int `yaml:"block_files_concurrency"`
 
+	// AcceptMalformedIndex compacts blocks whose index has series with
+	// unsorted label names (written by Prometheus 2.8.0 and older).
+	AcceptMalformedIndex bool `yaml:"accept_malformed_index"`
+	// SkipBlocksWithOutOfOrderChunksEnabled marks a source block whose
+	// index has out-of-order chunks no-compact, and compacts the others,
+	// rather than failing the tenant's compaction at every run.
+	SkipBlocksWithOutOfOrderChunksEnabled bool `yaml:"skip_blocks_with_out_of_order_chunks_enabled"`
+
 	// EnabledTenants, when not empty, are the only tenants compacted and
 	// cleaned up; DisabledTenants are never.
 	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
@@ -134,6 +142,8 @@ func (cfg *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&cfg.MetaSyncConcurrency, "compactor.meta-sync-concurrency", 20, "Number of Go routines to use when syncing block meta files from the long term storage.")
 	f.IntVar(&cfg.BlockFilesConcurrency, "compactor.block-files-concurrency", 10, "Number of goroutines to use when fetching/uploading block files from object storage.")
 	f.IntVar(&cfg.BlocksFetchConcurrency, "compactor.blocks-fetch-concurrency", 3, "Number of goroutines to use when fetching blocks from object storage when compacting.")
+	f.BoolVar(&cfg.AcceptMalformedIndex, "compactor.accept-malformed-index", false, "When enabled, index verification will ignore out of order label names.")
+	f.BoolVar(&cfg.SkipBlocksWithOutOfOrderChunksEnabled, "compactor.skip-blocks-with-out-of-order-chunks-enabled", false, "When enabled, mark blocks containing index with out-of-order chunks for no compact instead of halting the compaction.")
 	f.Var(&cfg.EnabledTenants, "compactor.enabled-tenants", "Comma separated list of tenants that can be compacted. If specified, only these tenants will be compacted by compactor, otherwise all tenants can be compacted. Subject to sharding.")
 	f.Var(&cfg.DisabledTenants, "compactor.disabled-tenants", "Comma separated list of tenants that cannot be compacted by this compactor. If specified, and compactor would normally pick given tenant for compaction (via -compactor.enabled-tenants or sharding), it will be ignored instead.")
 }

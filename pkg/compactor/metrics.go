@@ -28,7 +28,8 @@ type metrics struct {
 	compactionFailures  prometheus.Counter
 	compactedSamples    prometheus.Counter
 
-	blocksMarkedForDeletion *prometheus.CounterVec
+	blocksMarkedForDeletion     *prometheus.CounterVec
+	blocksMarkedForNoCompaction prometheus.Counter
 
 	cleanupStarted           prometheus.Counter
 	cleanupCompleted         prometheus.Counter
@@ -93,6 +94,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		compactedSamples: f.NewCounter(prometheus.CounterOpts{
 			Name: "cortex_compactor_compacted_samples_total",
 			Help: "Total number of samples written to compacted blocks.",
+		}),
+		blocksMarkedForNoCompaction: f.NewCounter(prometheus.CounterOpts{
+			Name: "cortex_compactor_blocks_marked_for_no_compaction_total",
+			Help: "Total number of blocks marked for no compact during a compaction run.",
 		}),
 		blocksMarkedForDeletion: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_compactor_blocks_marked_for_deletion_total",
