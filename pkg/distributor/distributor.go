@@ -48,6 +48,9 @@ type Config struct {
 	// they get 415, as from a Prometheus receiver that does not accept
 	// io.prometheus.write.v2.Request.
 	RemoteWriteV2Enabled bool `yaml:"remote_writev2_enabled"`
+	// AcceptUnknownRemoteWriteContentType reads a push whose Content-Type
+	// is neither remote write's as 1.0, as Cortex before 1.21 did.
+	AcceptUnknownRemoteWriteContentType bool `yaml:"accept_unknown_remote_write_content_type"`
 
 	OTLPMaxRecvMsgSize        int        `yaml:"otlp_max_recv_msg_size"`
 	PromoteResourceAttributes []string   `yaml:"promote_resource_attributes"`
@@ -78,6 +81,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of a push to the ingesters.")
 	f.BoolVar(&c.ShardByAllLabels, "distributor.shard-by-all-labels", true, "Place each series on the ring by a hash of the tenant and all its labels. False places all series of a metric name on the same ingesters, which spreads load badly.")
 	f.StringVar(&c.ShardingStrategy, "distributor.sharding-strategy", ShardingStrategyDefault, "How a tenant's series are placed on the ingester ring: "+ShardingStrategyDefault+" spreads them over every ingester; "+ShardingStrategyShuffle+" keeps them on the tenant's shuffle shard of -distributor.ingestion-tenant-shard-size ingesters (the queriers read only those).")
+	f.BoolVar(&c.AcceptUnknownRemoteWriteContentType, "distributor.accept-unknown-remote-write-content-type", false, "If true, treat requests with unknown or invalid Content-Type header as remote write v1 (legacy behavior). If false, return 415 Unsupported Media Type for non-standard content types.")
 	f.BoolVar(&c.RemoteWriteV2Enabled, "distributor.remote-writev2-enabled", true, "Accept Prometheus remote write 2.0 requests (Content-Type application/x-protobuf;proto=io.prometheus.write.v2.Request) on /api/v1/push. False answers them with 415, which tells a 2.0 sender to fall back to 1.0.")
 	c.registerOTLPFlags(f)
 	c.HATracker.RegisterFlags(f)

@@ -87,8 +87,11 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 	v2, err := parseContentType(r.Header.Get("Content-Type"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
-		return
+		if !d.cfg.AcceptUnknownRemoteWriteContentType {
+			http.Error(w, err.Error()+" (-distributor.accept-unknown-remote-write-content-type reads such requests as 1.0)", http.StatusUnsupportedMediaType)
+			return
+		}
+		v2 = false
 	}
 	if v2 {
 		// From here on, every answer says what was written, if only 0.
