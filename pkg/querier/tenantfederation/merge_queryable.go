@@ -2,6 +2,7 @@ package tenantfederation
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -138,13 +139,15 @@ func (m *mergeQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 	for i, id := range ids {
 		g.Go(func() error {
 			q, err := m.open()
-			if err != nil {
-				return err
+			if err == nil {
+				// Each tenant's series are read whole here, so that the bound
+				// holds for upstreams that fetch as the set is iterated.
+				sets[i], err = readTenant(q.Select(tenant.Inject(gctx, id), true, hints, upstream...), id)
 			}
-			// Each tenant's series are read whole here, so that the bound
-			// holds for upstreams that fetch as the set is iterated.
-			set, err := readTenant(q.Select(tenant.Inject(gctx, id), true, hints, upstream...), id)
-			sets[i] = set
+			if err != nil && m.cfg.AllowPartialData && ctx.Err() == nil {
+				sets[i] = &listSeriesSet{warnings: annotations.New().Add(partialDataError(id, err))}
+				return nil
+			}
 			return err
 		})
 	}
@@ -174,6 +177,12 @@ func readTenant(set storage.SeriesSet, id string) (storage.SeriesSet, error) {
 		slices.SortFunc(out, compareSeries)
 	}
 	return &listSeriesSet{series: out, warnings: set.Warnings()}, nil
+}
+
+// partialDataError is the warning of a tenant not read with
+// -tenant-federation.allow-partial-data.
+func partialDataError(id string, err error) error {
+	return fmt.Errorf("failed to query tenant %s: %w (partial data returned)", id, err)
 }
 
 func compareSeries(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) }
@@ -227,6 +236,20 @@ func (m *mergeQuerier) tenantQueriers(ids []string) ([]storage.Querier, error) {
 	return out, nil
 }
 
+// mergeTenants merges the tenants' label answers; with
+// -tenant-federation.allow-partial-data they are Prometheus' secondary
+// queriers, whose errors are warnings.
+func (m *mergeQuerier) mergeTenants(ids []string) (storage.Querier, error) {
+	qs, err := m.tenantQueriers(ids)
+	if err != nil {
+		return nil, err
+	}
+	if m.cfg.AllowPartialData {
+		return storage.NewMergeQuerier(nil, qs, storage.ChainedSeriesMerge), nil
+	}
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+}
+
 func (m *mergeQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	ids, upstream, federated, err := m.selected(ctx, matchers)
 	if err != nil {
@@ -239,11 +262,11 @@ func (m *mergeQuerier) LabelValues(ctx context.Context, name string, hints *stor
 		}
 		return q.LabelValues(ctx, name, hints, matchers...)
 	}
-	qs, err := m.tenantQueriers(ids)
+	merged, err := m.mergeTenants(ids)
 	if err != nil {
 		return nil, nil, err
 	}
-	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge).LabelValues(ctx, name, hints, upstream...)
+	return merged.LabelValues(ctx, name, hints, upstream...)
 }
 
 func (m *mergeQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -258,11 +281,11 @@ func (m *mergeQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints
 		}
 		return q.LabelNames(ctx, hints, matchers...)
 	}
-	qs, err := m.tenantQueriers(ids)
+	merged, err := m.mergeTenants(ids)
 	if err != nil {
 		return nil, nil, err
 	}
-	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge).LabelNames(ctx, hints, upstream...)
+	return merged.LabelNames(ctx, hints, upstream...)
 }
 
 // tenantQuerier is one tenant's upstream querier, its series labelled with
@@ -286,13 +309,20 @@ func (t *tenantQuerier) LabelValues(ctx context.Context, name string, hints *sto
 	case OriginalTenantLabel:
 		name = TenantLabel
 	}
-	return t.Querier.LabelValues(tenant.Inject(ctx, t.id), name, hints, matchers...)
+	values, ws, err := t.Querier.LabelValues(tenant.Inject(ctx, t.id), name, hints, matchers...)
+	if err != nil {
+		return nil, ws, fmt.Errorf("querying tenant %s: %w", t.id, err)
+	}
+	return values, ws, nil
 }
 
 func (t *tenantQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	names, ws, err := t.Querier.LabelNames(tenant.Inject(ctx, t.id), hints, matchers...)
-	if err != nil || len(names) == 0 {
-		return names, ws, err
+	if err != nil {
+		return nil, ws, fmt.Errorf("querying tenant %s: %w", t.id, err)
+	}
+	if len(names) == 0 {
+		return names, ws, nil
 	}
 	out := make([]string, 0, len(names)+1)
 	for _, n := range names {

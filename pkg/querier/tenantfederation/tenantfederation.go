@@ -19,12 +19,16 @@ type Config struct {
 	Enabled       bool `yaml:"enabled"`
 	MaxConcurrent int  `yaml:"max_concurrent"`
 	MaxTenant     int  `yaml:"max_tenant"`
+	// AllowPartialData answers a federated query from the tenants that
+	// could be read, each failure a warning, rather than failing it.
+	AllowPartialData bool `yaml:"allow_partial_data"`
 }
 
 // RegisterFlags registers Cortex's -tenant-federation.* flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.Enabled, "tenant-federation.enabled", false, "Let a query read several tenants: X-Scope-OrgID names them separated by '|', every series read gets a __tenant_id__ label with its tenant, and a __tenant_id__ matcher selects tenants. Applies to queries (instant, range, remote read), series, label names and values; writes, rules and alerts stay single-tenant.")
 	f.IntVar(&c.MaxConcurrent, "tenant-federation.max-concurrent", 16, "Most tenants of one federated query read at once (ingesters and store-gateways are asked per tenant).")
+	f.BoolVar(&c.AllowPartialData, "tenant-federation.allow-partial-data", false, "If enabled, query errors from individual tenants are treated as warnings, allowing partial results to be returned: a federated query answers from the tenants that could be read, with a warning naming each tenant that failed.")
 	f.IntVar(&c.MaxTenant, "tenant-federation.max-tenant", 0, "Most tenants one query may name; a query naming more is refused with 400. 0 means no limit.")
 }
 
