@@ -23,6 +23,9 @@ type Config struct {
 	UpdateTimeout          time.Duration `yaml:"ha_tracker_update_timeout"`
 	UpdateTimeoutJitterMax time.Duration `yaml:"ha_tracker_update_timeout_jitter_max"`
 	FailoverTimeout        time.Duration `yaml:"ha_tracker_failover_timeout"`
+	// EnableStartupSync reads every election from the store at startup;
+	// otherwise an election is read the first time its cluster sends.
+	EnableStartupSync bool `yaml:"enable_startup_sync"`
 	// KVStore holds the elected replicas: memberlist, consul or etcd.
 	KVStore kv.Config `yaml:"kvstore"`
 }
@@ -32,6 +35,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.EnableHATracker, "distributor.ha-tracker.enable", false, "Track the elected replica of each tenant's HA Prometheus clusters, so that the tenants with accept_ha_samples keep one replica's samples.")
 	f.DurationVar(&c.UpdateTimeout, "distributor.ha-tracker.update-timeout", 15*time.Second, "How often the elected replica's last sample time is written to the KV store.")
 	f.DurationVar(&c.UpdateTimeoutJitterMax, "distributor.ha-tracker.update-timeout-jitter-max", 5*time.Second, "Largest random time added to -distributor.ha-tracker.update-timeout, so that distributors do not all write at once.")
+	f.BoolVar(&c.EnableStartupSync, "distributor.ha-tracker.enable-startup-sync", false, "[Experimental] If enabled, fetches all tracked keys on startup to populate the local cache. This prevents duplicate GET calls for the same key while the cache is cold (and lets -distributor.ha-tracker.max-clusters count every stored cluster from the start), but could cause a spike in GET requests during initialization if the number of tracked keys is large.")
 	f.DurationVar(&c.FailoverTimeout, "distributor.ha-tracker.failover-timeout", 30*time.Second, "How long the elected replica may send nothing before another replica's samples elect it. Must exceed -distributor.ha-tracker.update-timeout plus -distributor.ha-tracker.update-timeout-jitter-max by at least a second.")
 	c.KVStore.Store = "consul"
 	c.KVStore.RegisterFlagsWithPrefix("distributor.ha-tracker.", "ha-tracker/", f)
@@ -145,6 +149,10 @@ func New(cfg Config, client kv.Client, limits Limits, logger *slog.Logger, reg p
 func key(userID, cluster string) string { return userID + "/" + cluster }
 
 func (t *Tracker) starting(ctx context.Context) error {
+	if !t.cfg.EnableStartupSync {
+		// Each election is read (by a CAS) when its cluster first sends.
+		return nil
+	}
 	// Load the current elections before the distributor takes traffic.
 	keys, err := t.client.List(ctx, "")
 	if err != nil {
