@@ -284,7 +284,8 @@ func (c *Memcached) Fetch(ctx context.Context, keys []string) map[string][]byte 
 				}
 			}
 			var items map[string]*memcache.Item
-			c.do(opGetMulti, func() (err error) {
+			// A failed batch is a miss of its keys; do counts and logs it.
+			_ = c.do(opGetMulti, func() (err error) {
 				items, err = c.client.GetMulti(part)
 				return err
 			})

@@ -158,8 +158,8 @@ func (t *Cortex) initBlocksBucket() (services.Service, error) {
 }
 
 // blocksBucketFor opens a client of the blocks storage bucket for component.
-func (t *Cortex) blocksBucketFor(component string) (objstore.InstrumentedBucket, error) {
-	b, err := bucket.NewClient(context.Background(), t.Cfg.BlocksStorage.Bucket, component, t.TLS, t.Logger, t.Registry)
+func (t *Cortex) blocksBucketFor(component string, opts ...bucket.ClientOption) (objstore.InstrumentedBucket, error) {
+	b, err := bucket.NewClient(context.Background(), t.Cfg.BlocksStorage.Bucket, component, t.TLS, t.Logger, t.Registry, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	cortexkv "github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
@@ -27,7 +28,8 @@ import (
 // serves them over gRPC (cortex.StoreGateway), its health following the
 // bucket store.
 func (t *Cortex) initStoreGateway() (services.Service, error) {
-	bkt, err := t.blocksBucketFor(StoreGateway)
+	// -store-gateway.hedged-request.* hedges the store-gateway's reads.
+	bkt, err := t.blocksBucketFor(StoreGateway, bucket.WithTransportWrapper(t.Cfg.StoreGateway.HedgedRequest.RoundTripper()))
 	if err != nil {
 		return nil, err
 	}

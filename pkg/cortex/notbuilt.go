@@ -49,7 +49,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "**.kvstore.store", Values: []string{"dynamodb"}, Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "object storage backends other than s3, gcs, azure, swift and filesystem"},
 	{Key: "blocks_storage.tsdb.expanded_postings_cache", Feature: "the ingesters' expanded postings cache"},
-	{Key: "store_gateway.hedged_request", Feature: "hedged requests to the bucket"},
 	{Key: "limits.query_priority", Feature: "query priorities"},
 	{Key: "limits.query_rejection", Feature: "query rejection by attributes"},
 	{Key: "configs.database.migrations_dir", Feature: "migrations read from a directory (the configs database's migrations are built into the binary)"},

@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/storage/bucket"
 	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
@@ -57,6 +58,8 @@ type GatewayConfig struct {
 	ShardingEnabled  bool             `yaml:"sharding_enabled"`
 	ShardingRing     shardring.Config `yaml:"sharding_ring"`
 	ShardingStrategy string           `yaml:"sharding_strategy"`
+	// HedgedRequest hedges the store-gateway's requests to the bucket.
+	HedgedRequest bucket.HedgedRequestConfig `yaml:"hedged_request"`
 
 	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
 	DisabledTenants flagext.StringSliceCSV `yaml:"disabled_tenants"`
@@ -76,6 +79,7 @@ func (c *GatewayConfig) AllowedTenants() *tenantfilter.Allowed {
 // -store-gateway.sharding-ring.* flags with Cortex's defaults.
 func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.ShardingEnabled, "store-gateway.sharding-enabled", false, "Shard blocks across store-gateways on the -store-gateway.sharding-ring ring, each block loaded by -store-gateway.sharding-ring.replication-factor of them. Queriers must be given the same ring. When false, every store-gateway loads every block and queriers use -querier.store-gateway-addresses.")
+	c.HedgedRequest.RegisterFlagsWithPrefix("store-gateway.", f)
 	f.StringVar(&c.ShardingStrategy, "store-gateway.sharding-strategy", ShardingStrategyDefault, "The sharding strategy to use. Supported values are: default, shuffle-sharding. With shuffle-sharding, each tenant's blocks go to -store-gateway.tenant-shard-size store-gateways of the ring (its per-tenant limit store_gateway_tenant_shard_size); queriers must be given the same strategy and limits.")
 	c.ShardingRing.RegisterFlags("store-gateway.sharding-ring", shardring.Defaults{
 		HeartbeatPeriod:          15 * time.Second,
@@ -98,6 +102,9 @@ func (c *GatewayConfig) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the ring settings when sharding is enabled.
 func (c *GatewayConfig) Validate() error {
+	if err := c.HedgedRequest.Validate("store-gateway."); err != nil {
+		return err
+	}
 	if err := shardring.ValidateStrategy("store-gateway.sharding-strategy", c.ShardingStrategy); err != nil {
 		return err
 	}
