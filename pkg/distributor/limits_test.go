@@ -13,6 +13,8 @@ import (
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
@@ -40,7 +42,7 @@ func TestGlobalIngestionRateStrategy(t *testing.T) {
 		cfg.RegisterFlags(flag.NewFlagSet("ring", flag.PanicOnError))
 		cfg.InstanceID, cfg.InstanceAddr, cfg.InstancePort = id, "127.0.0.1", port
 		cfg.HeartbeatPeriod = 50 * time.Millisecond
-		r, err := NewRing(cfg, store, "", 0, nil, nil)
+		r, err := NewRing(cfg, store, "", 0, nil, prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,4 +216,36 @@ func TestEnforceMetadataMetricName(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// -distributor.ring.detailed-metrics-enabled exports each distributor's
+// token and share of the distributor ring; disabled, neither.
+func TestDistributorRingDetailedMetrics(t *testing.T) {
+	for _, enabled := range []bool{true, false} {
+		store, closer := consul.NewInMemoryClient(ring.GetCodec(), kitlog.New(slog.New(slog.DiscardHandler)), nil)
+		t.Cleanup(func() { _ = closer.Close() })
+		var cfg RingConfig
+		cfg.RegisterFlags(flag.NewFlagSet("ring", flag.PanicOnError))
+		cfg.InstanceID, cfg.InstanceAddr, cfg.InstancePort = "distributor-1", "127.0.0.1", 1
+		cfg.DetailedMetricsEnabled = enabled
+		reg := prometheus.NewRegistry()
+		r, err := NewRing(cfg, store, "", 0, nil, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		startService(t, r)
+		testkit.Eventually(t, 5*time.Second, "this distributor healthy in the ring", func() bool { return r.HealthyInstancesCount() == 1 })
+		if !enabled {
+			if n, err := testutil.GatherAndCount(reg, "ring_tokens_owned", "ring_member_ownership_percent"); err != nil || n != 0 {
+				t.Errorf("detailed metrics disabled: %d series, %v", n, err)
+			}
+			continue
+		}
+		testkit.Eventually(t, 5*time.Second, "the detailed metrics of the ring", func() bool {
+			tokens := testkit.MetricValues(t, reg, "ring_tokens_owned")
+			share := testkit.MetricValues(t, reg, "ring_member_ownership_percent")
+			_, owns := share["member=distributor-1,name=distributor"]
+			return tokens["member=distributor-1,name=distributor"] == 1 && owns
+		})
+	}
 }

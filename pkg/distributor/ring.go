@@ -31,6 +31,9 @@ type RingConfig struct {
 	KVStore          kv.Config     `yaml:"kvstore"`
 	HeartbeatPeriod  time.Duration `yaml:"heartbeat_period"`
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
+	// DetailedMetricsEnabled exports each distributor's tokens and share
+	// of the ring.
+	DetailedMetricsEnabled bool `yaml:"detailed_metrics_enabled"`
 
 	InstanceID             string   `yaml:"instance_id"`
 	InstanceInterfaceNames []string `yaml:"instance_interface_names"`
@@ -46,6 +49,7 @@ func (c *RingConfig) RegisterFlags(f *flag.FlagSet) {
 	c.KVStore.RegisterFlagsWithPrefix("distributor.ring.", "collectors/", f)
 	f.DurationVar(&c.HeartbeatPeriod, "distributor.ring.heartbeat-period", 5*time.Second, "Period at which to heartbeat to the distributor ring. 0 disables heartbeats altogether.")
 	f.DurationVar(&c.HeartbeatTimeout, "distributor.ring.heartbeat-timeout", time.Minute, "The heartbeat timeout after which a distributor is considered unhealthy within the ring, and no longer counted in the global ingestion rate strategy's division. 0 = never (timeout disabled).")
+	f.BoolVar(&c.DetailedMetricsEnabled, "distributor.ring.detailed-metrics-enabled", true, "Export each distributor's token count (cortex_ring_tokens_owned) and share of the ring (cortex_ring_member_ownership_percent), with name=\"distributor\". Disabling them removes two series per distributor.")
 	c.InstanceInterfaceNames = []string{"eth0", "en0"}
 	f.Var((*flagext.StringSliceCSV)(&c.InstanceInterfaceNames), "distributor.ring.instance-interface-names", "Name of network interface to read address from.")
 	f.StringVar(&c.InstanceID, "distributor.ring.instance-id", "", "Instance ID to register in the distributor ring. Empty: the hostname.")
@@ -74,6 +78,7 @@ func (c *RingConfig) shardringConfig() shardring.Config {
 		InstanceAddr:           c.InstanceAddr,
 		InstancePort:           c.InstancePort,
 		NumTokens:              1,
+		DetailedMetricsEnabled: c.DetailedMetricsEnabled,
 		Prefix:                 "distributor.ring",
 	}
 }
