@@ -27,6 +27,15 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.Cfg.Frontend.DownstreamURL != "" {
+		// The downstream stands where the queriers would: the frontend's
+		// own client link settings fit it (see pkg/frontend/downstream.go).
+		downstreamTLS, err := tlsconfig.NewClient(frontend.SchedulerTLSPrefix, t.Cfg.Frontend.Scheduler.GRPCClientConfig.TLS, t.TLS)
+		if err != nil {
+			return nil, err
+		}
+		schedulerOpts = append(schedulerOpts, frontend.WithDownstream(downstreamTLS))
+	}
 	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry,
 		append([]frontend.Option{frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout), frontend.WithTenantFederation(t.Cfg.TenantFederation)}, schedulerOpts...)...)
 	if err != nil {

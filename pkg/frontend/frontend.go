@@ -61,11 +61,14 @@ type Config struct {
 	LogQueriesLongerThan time.Duration       `yaml:"log_queries_longer_than"`
 	// QueryStatsEnabled logs a "query stats" line per query, and
 	// EnabledRulerQueryStatsLog for the rulers' queries too.
-	QueryStatsEnabled         bool            `yaml:"query_stats_enabled"`
-	EnabledRulerQueryStatsLog bool            `yaml:"enabled_ruler_query_stats_log"`
-	MaxBodySize               int64           `yaml:"max_body_size"`
-	Memcached                 MemcachedConfig `yaml:"memcached"`
-	Scheduler                 SchedulerConfig `yaml:",inline"`
+	QueryStatsEnabled         bool `yaml:"query_stats_enabled"`
+	EnabledRulerQueryStatsLog bool `yaml:"enabled_ruler_query_stats_log"`
+	// DownstreamURL sends the queries to a Prometheus-compatible API
+	// instead of queueing them for queriers.
+	DownstreamURL string          `yaml:"downstream_url"`
+	MaxBodySize   int64           `yaml:"max_body_size"`
+	Memcached     MemcachedConfig `yaml:"memcached"`
+	Scheduler     SchedulerConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the frontend's flags.
@@ -89,6 +92,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this, with their tenant and timing. 0 disables; a negative value logs every query.")
 	f.BoolVar(&c.QueryStatsEnabled, "frontend.query-stats-enabled", false, "True to enable query statistics tracking. When enabled, a message with some statistics is logged for every query (\"query stats\": response time, the queriers' wall time, split queries, response series and size, status; the fetched series, chunks and samples are not measured here), cortex_query_seconds_total counts the queriers' wall time per tenant, and the answer carries a Server-Timing header.")
 	f.BoolVar(&c.EnabledRulerQueryStatsLog, "frontend.enabled-ruler-query-stats", false, "If enabled, report the query stats log for queries coming from the ruler to evaluate rules. It only takes effect when '-ruler.frontend-address' is configured.")
+	f.StringVar(&c.DownstreamURL, "frontend.downstream-url", "", "URL of downstream Prometheus: the frontend sends its queries (split, sharded and cached as any) to this Prometheus-compatible API, under the URL's path, instead of queueing them for queriers. Over https the link uses the -frontend.grpc-client-config.tls-* settings; the client's credentials are not forwarded.")
 	f.Int64Var(&c.MaxBodySize, "frontend.max-body-size", 10<<20, "Maximum size of a request body the frontend accepts.")
 	f.Var(&c.ForwardHeaders, "frontend.forward-headers-list", "List of headers forwarded by the query Frontend to downstream querier: a query or range query (and each of its split and shard queries) carries these client headers and the tenant's X-Scope-OrgID, no other. Authorization, Proxy-Authorization and Cookie are refused: no credentials reach a querier. Other APIs pass the client's headers on without those three.")
 	c.Memcached.RegisterFlags(f)
@@ -124,6 +128,14 @@ func (c *Config) Validate() error {
 		}
 		if h == "" || strings.ContainsAny(h, " :\t") {
 			return fmt.Errorf("-frontend.forward-headers-list: %q is not a header name", h)
+		}
+	}
+	if c.DownstreamURL != "" {
+		if _, err := parseDownstreamURL(c.DownstreamURL); err != nil {
+			return err
+		}
+		if c.Scheduler.SchedulerAddress != "" {
+			return fmt.Errorf("-frontend.downstream-url and -frontend.scheduler-address both set: the queries go to one or the other")
 		}
 	}
 	if err := c.Memcached.Validate(); err != nil {
@@ -173,6 +185,10 @@ type Frontend struct {
 	// statsMetrics are the query statistics' metrics; nil without
 	// -frontend.query-stats-enabled.
 	statsMetrics *queryStatsMetrics
+	// downstream, with -frontend.downstream-url, answers the queries
+	// instead of the queriers; downstreamTLS is its link's TLS.
+	downstream    *downstream
+	downstreamTLS *tlsconfig.Client
 	// federation says which queries may read several tenants.
 	federation tenantfederation.Config
 }
@@ -248,6 +264,10 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		reg.MustRegister(length, duration, m.connected, m.retries, m.queryRange, m.splitQueries, m.cacheFetched, m.cacheHits, m.cacheBytes, m.cacheEntries, m.cacheEvicted, m.refusedTenant)
 	}
 	f.sharding = newShardingMetrics(reg)
+	if cfg.DownstreamURL != "" {
+		u, _ := parseDownstreamURL(cfg.DownstreamURL) // checked by Validate
+		f.downstream = newDownstream(u, f.downstreamTLS)
+	}
 	if cfg.QueryStatsEnabled {
 		f.statsMetrics = newQueryStatsMetrics(reg)
 	}
@@ -337,6 +357,9 @@ func (f *Frontend) Handler() http.Handler { return f.handler }
 
 // CheckReady fails until at least one querier worker is connected.
 func (f *Frontend) CheckReady(context.Context) error {
+	if f.downstream != nil {
+		return nil // no querier is needed
+	}
 	if f.schedulers != nil {
 		if f.schedulers.ready.Load() == 0 {
 			return errors.New("query-frontend: not connected to any query-scheduler yet (-frontend.scheduler-address)")
@@ -385,6 +408,9 @@ func (f *Frontend) RoundTrip(ctx context.Context, tenant string, req *frontendpb
 }
 
 func (f *Frontend) roundTripOnce(ctx context.Context, tenant string, req *frontendpb.HTTPRequest) (*frontendpb.HTTPResponse, error) {
+	if f.downstream != nil {
+		return f.downstream.roundTrip(ctx, req)
+	}
 	if f.schedulers != nil {
 		return f.schedulers.roundTrip(ctx, tenant, req)
 	}
