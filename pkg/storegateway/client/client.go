@@ -121,6 +121,12 @@ func (c *Conn) Addr() string { return c.addr }
 // so that its errors name the -querier.store-gateway-client.* flags; nil
 // dials plaintext. The connection is made lazily, at the first call.
 func Dial(addr string, cfg Config, tls *tlsconfig.Client) (*Conn, error) {
+	// The querier dials its static store-gateways before it validates its
+	// configuration: the link's own flags are checked here.
+	gc := cfg.grpcConfig()
+	if err := errors.Join(gc.Validate(TLSPrefix), cfg.HealthCheckConfig.Validate(TLSPrefix)); err != nil {
+		return nil, err
+	}
 	cc, err := grpcclient.Dial(addr, cfg.grpcConfig(), cfg.HealthCheckConfig, storegateway.ServiceName, tls, nil,
 		append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{}))}, tenantInterceptors()...)...)
 	if err != nil {

@@ -76,6 +76,9 @@ func Dial(addr string, cfg Config, hc HealthCheckConfig, service string, tls *tl
 	var m *healthMonitor
 	all := cfg.DialOptions(tls)
 	if hc.UnhealthyThreshold > 0 {
+		if hc.Interval <= 0 || hc.Timeout <= 0 {
+			return nil, fmt.Errorf("health checks of %s: interval %s and timeout %s must be positive", addr, hc.Interval, hc.Timeout)
+		}
 		m = &healthMonitor{cfg: hc, service: service, addr: addr, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
 		all = append(all, grpc.WithChainUnaryInterceptor(m.unary), grpc.WithChainStreamInterceptor(m.stream))
 	}

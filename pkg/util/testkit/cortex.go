@@ -272,9 +272,12 @@ func (c *Cortex) Kill() {
 // startup error) within StartTimeout, and returns its status and output.
 func RunCortex(t testing.TB, args ...string) (exitCode int, output string) {
 	t.Helper()
+	// Built before the clock starts: the first build may take longer
+	// than StartTimeout on a busy machine.
+	bin := CortexBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, CortexBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
