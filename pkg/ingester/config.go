@@ -32,9 +32,12 @@ type Config struct {
 	RateUpdatePeriod time.Duration `yaml:"rate_update_period"`
 	// EnableRegexMatcherLimits checks a query's unoptimized regular
 	// expressions against the tenant's regex limits before reading.
-	EnableRegexMatcherLimits bool          `yaml:"enable_regex_matcher_limits"`
-	MetadataRetainPeriod     time.Duration `yaml:"metadata_retain_period"`
-	TSDBConfigUpdatePeriod   time.Duration `yaml:"user_tsdb_configs_update_period"`
+	EnableRegexMatcherLimits bool `yaml:"enable_regex_matcher_limits"`
+	// EnableMatcherOptimization checks low-selectivity matchers on the
+	// series the others select instead of looking up their postings.
+	EnableMatcherOptimization bool          `yaml:"enable_matcher_optimization"`
+	MetadataRetainPeriod      time.Duration `yaml:"metadata_retain_period"`
+	TSDBConfigUpdatePeriod    time.Duration `yaml:"user_tsdb_configs_update_period"`
 
 	ActiveSeriesMetricsEnabled      bool          `yaml:"active_series_metrics_enabled"`
 	ActiveSeriesMetricsUpdatePeriod time.Duration `yaml:"active_series_metrics_update_period"`
@@ -84,6 +87,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	c.LifecyclerConfig.RegisterFlags(f, kitlog.New(logger))
 	f.BoolVar(&c.RingDetailedMetricsEnabled, "ring.detailed-metrics-enabled", true, "Export each ingester's token count (cortex_ring_tokens_owned) and share of the ring (cortex_ring_member_ownership_percent) from the ingester ring's clients. Disabling them removes two series per ingester.")
 	f.DurationVar(&c.RateUpdatePeriod, "ingester.rate-update-period", 15*time.Second, "Period at which each tenant's ingestion rate (reported by the UserStats call) is updated.")
+	f.BoolVar(&c.EnableMatcherOptimization, "ingester.enable-matcher-optimization", false, "Enable optimization of label matchers when query chunks. When enabled, matchers with low selectivity such as =~.+ are applied lazily during series scanning instead of being used for postings matching.")
 	f.BoolVar(&c.EnableRegexMatcherLimits, "ingester.enable-regex-matcher-limits", false, "Enable regex matcher limits and metrics collection for unoptimized regex queries. When enabled, the ingester will track pattern length, label cardinality, and total value length for unoptimized regex matchers, and refuse queries over the tenant's -validation.max-regex-pattern-length, -validation.max-label-cardinality-for-unoptimized-regex and -validation.max-total-label-value-length-for-unoptimized-regex.")
 	f.BoolVar(&c.ActiveSeriesMetricsEnabled, "ingester.active-series-metrics-enabled", true, "Track the series each tenant pushed samples to within -ingester.active-series-metrics-idle-timeout, exported as cortex_ingester_active_series and cortex_ingester_active_native_histogram_series.")
 	f.DurationVar(&c.ActiveSeriesMetricsUpdatePeriod, "ingester.active-series-metrics-update-period", time.Minute, "How often the active series metrics are updated.")

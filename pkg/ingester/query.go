@@ -84,12 +84,16 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 		it                    chunkenc.Iterator
 		numSeries, numSamples int
 	)
+	ms, lazy := i.splitMatchers(ms)
 	ss := querysharding.Select(ctx, q, true, &storage.SelectHints{Start: mint, End: maxt}, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
 		}
 		s := ss.At()
+		if !matchesAll(s.Labels(), lazy) {
+			continue
+		}
 		ts := &prompb.TimeSeries{Labels: prompb.FromLabels(s.Labels(), nil)}
 		it = s.Iterator(it)
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
@@ -162,12 +166,16 @@ func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStrea
 	// which the head's open chunk always does (its end is not known yet):
 	// the querier trims instead.
 	hints := &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}
+	ms, lazy := i.splitMatchers(ms)
 	ss := querysharding.SelectChunks(ctx, q, true, hints, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
 		}
 		s := ss.At()
+		if !matchesAll(s.Labels(), lazy) {
+			continue
+		}
 		cs := &prompb.ChunkedSeries{Labels: prompb.FromLabels(s.Labels(), nil)}
 		it = s.Iterator(it)
 		n, err := appendChunks(cs, it)
