@@ -133,6 +133,7 @@ func (h *harness) config(storage string) Config {
 	cfg.Retention = time.Hour
 	cfg.MaintenanceInterval = time.Minute
 	cfg.GCInterval = 30 * time.Minute
+	cfg.PersistInterval = 15 * time.Minute
 	cfg.MaxRecvMsgSize = 16 << 20
 	cfg.Configs.URL = h.cfgs.srv.URL
 	cfg.Configs.PollInterval = 100 * time.Millisecond

@@ -29,6 +29,9 @@ type Config struct {
 	AutoWebhookRoot     string         `yaml:"auto_webhook_root"`
 	Sharding            ShardingConfig `yaml:",inline"`
 
+	// PersistInterval is how often the sharded alertmanager stores each
+	// tenant's full state in the alertmanager storage.
+	PersistInterval time.Duration `yaml:"persist_interval"`
 	// GCInterval is how often resolved alerts are removed from a tenant's
 	// alert store.
 	GCInterval time.Duration `yaml:"gc_interval"`
@@ -64,6 +67,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Configs.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
 	f.StringVar(&c.AutoWebhookRoot, "alertmanager.configs.auto-webhook-root", "", "Root of URL to generate if config is "+autoWebhookURL+": a webhook receiver with that URL notifies <root>/<tenant>/monitor instead, as in Cortex.")
 	c.Sharding.RegisterFlags(f)
+	f.DurationVar(&c.PersistInterval, "alertmanager.persist-interval", 15*time.Minute, "With -alertmanager.sharding-enabled and an object storage -alertmanager-storage.backend, how often each tenant's first replica writes the tenant's full state (silences and notification log) to the storage. A replica starting the tenant reads it when no other replica answers with it, so a shorter interval loses fewer silences and sends fewer duplicate notifications when every replica went down.")
 	f.DurationVar(&c.GCInterval, "alertmanager.alerts-gc-interval", 30*time.Minute, "How often resolved alerts are removed from each tenant's alert store.")
 	f.Int64Var(&c.MaxRecvMsgSize, "alertmanager.max-recv-msg-size", 16<<20, "Largest body, in bytes, of a request to a tenant's Alertmanager API (posted alerts, a silence), and of one forwarded to its replicas: a larger one is refused with 413.")
 	f.IntVar(&c.APIConcurrency, "alertmanager.api-concurrency", 0, "Most GET requests of one tenant's Alertmanager API served at once; one more is refused with 503 and counted in alertmanager_http_concurrency_limit_exceeded_total. 0 means the larger of GOMAXPROCS and 8, as in Alertmanager.")
@@ -86,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Configs.PollInterval <= 0 {
 		return errors.New("-alertmanager.configs.poll-interval must be positive")
+	}
+	if err := validatePersistInterval(c.PersistInterval); err != nil {
+		return err
 	}
 	if c.GCInterval <= 0 {
 		return fmt.Errorf("-alertmanager.alerts-gc-interval must be positive, got %s", c.GCInterval)

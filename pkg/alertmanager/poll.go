@@ -34,6 +34,9 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 	}
 	am.polls.WithLabelValues("success").Inc()
 	am.lastSuccess.SetToCurrentTime()
+	if store := am.stateStore(); store != nil && am.member != nil {
+		am.deleteUnusedStates(ctx, store, users)
+	}
 
 	am.mtx.Lock()
 	defer am.mtx.Unlock()

@@ -40,6 +40,9 @@ func (am *MultitenantAlertmanager) replicate(t *tenant) {
 	// Bounded by the client's timeout per replica, asked all at once.
 	st.settle(context.Background())
 	st.run()
+	if store := am.stateStore(); store != nil {
+		st.persistLoop(store, am.cfg.PersistInterval)
+	}
 	id, peerTimeout := t.id, am.cfg.Sharding.PeerTimeout
 	t.wait = func() time.Duration { return time.Duration(am.ring.position(id)) * peerTimeout }
 }

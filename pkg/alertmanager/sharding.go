@@ -125,6 +125,12 @@ func (r replicaRing) position(tenant string) int {
 	return max(0, slices.Index(addrs, r.addr))
 }
 
+// first reports whether this instance is the tenant's first replica.
+func (r replicaRing) first(tenant string) bool {
+	addrs, err := r.replicas(tenant)
+	return err == nil && addrs[0] == r.addr
+}
+
 // owns reports whether this instance is one of the tenant's replicas.
 func (r replicaRing) owns(tenant string) bool {
 	addrs, err := r.replicas(tenant)

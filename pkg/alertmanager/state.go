@@ -47,6 +47,7 @@ type replicatedState struct {
 	replications, replicationFailures *prometheus.CounterVec
 	merges, mergeFailures             *prometheus.CounterVec
 	dropped                           prometheus.Counter
+	persists, persistFailures         prometheus.Counter
 }
 
 func newReplicatedState(tenantID string, am *MultitenantAlertmanager, logger *slog.Logger, reg prometheus.Registerer) *replicatedState {
@@ -74,6 +75,14 @@ func newReplicatedState(tenantID string, am *MultitenantAlertmanager, logger *sl
 		dropped: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "alertmanager_state_replication_dropped_total",
 			Help: "State changes not sent to the other replicas because too many were waiting.",
+		}),
+		persists: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "alertmanager_state_persist_total",
+			Help: "Number of times we have tried to persist the running state to remote storage.",
+		}),
+		persistFailures: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "alertmanager_state_persist_failed_total",
+			Help: "Number of times we have failed to persist the running state to remote storage.",
 		}),
 	}
 }
@@ -143,9 +152,15 @@ func (s *replicatedState) full() ([]*alertmanagerpb.Part, error) {
 // or a restart) has its silences and notification log before it notifies.
 // Replicas that do not answer within -alertmanager.alertmanager-client.remote-timeout
 // are skipped: the state then arrives with the next changes.
+//
+// When no other replica gave it (all down, or none left in the ring) and
+// the tenant has replicas (-alertmanager.sharding-ring.replication-factor
+// above 1), the state -alertmanager.persist-interval last stored is merged
+// instead, when the storage keeps states (an object storage backend).
 func (s *replicatedState) settle(ctx context.Context) {
 	peers := s.am.otherReplicas(s.tenant)
 	if len(peers) == 0 {
+		s.restoreFromStorage(ctx)
 		return
 	}
 	var (
@@ -178,7 +193,18 @@ func (s *replicatedState) settle(ctx context.Context) {
 		s.logger.Info("state settled from the other replicas", "replicas", settled)
 		return
 	}
-	s.logger.Info("state not settled from any other replica; continuing with the local state", "err", errors.Join(errs...))
+	s.logger.Info("state not settled from any other replica", "err", errors.Join(errs...))
+	s.restoreFromStorage(ctx)
+}
+
+// restoreFromStorage merges the stored state when the tenant has replicas
+// and the storage keeps states.
+func (s *replicatedState) restoreFromStorage(ctx context.Context) {
+	store := s.am.stateStore()
+	if store == nil || s.am.cfg.Sharding.ShardingRing.ReplicationFactor <= 1 {
+		return
+	}
+	s.restore(ctx, store)
 }
 
 // run sends the state changes to the other replicas until stop.
