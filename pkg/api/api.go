@@ -116,7 +116,7 @@ var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 <p>This process runs -target={{.Target}}.</p>
 {{range .Sections}}<h2>{{.Module}}</h2>
 <ul>
-{{range .Routes}}<li>{{if .Link}}<a href="{{.Path}}">{{.Path}}</a>{{else}}<code>{{.Methods}} {{.Path}}</code>{{end}}: {{.Desc}}{{if .Tenant}} (tenant in X-Scope-OrgID){{end}}{{if .AllTenants}} (every tenant's data){{end}}</li>
+{{range .Routes}}<li>{{if .Link}}<a href="{{$.PathPrefix}}{{.Path}}">{{.Path}}</a>{{else}}<code>{{.Methods}} {{.Path}}</code>{{end}}: {{.Desc}}{{if .Tenant}} (tenant in X-Scope-OrgID){{end}}{{if .AllTenants}} (every tenant's data){{end}}</li>
 {{end}}</ul>
 {{end}}</body>
 </html>
@@ -152,9 +152,10 @@ func (a *API) serveIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := indexTemplate.Execute(w, struct {
-		Target   string
-		Sections []indexSection
-	}{a.target, sections}); err != nil {
+		Target     string
+		PathPrefix string
+		Sections   []indexSection
+	}{a.target, strings.TrimRight(a.cfg.ServerPathPrefix, "/"), sections}); err != nil {
 		http.Error(w, fmt.Sprintf("rendering the index page: %v", err), http.StatusInternalServerError)
 	}
 }

@@ -22,6 +22,10 @@ type Config struct {
 	CORSOrigin              string              `yaml:"cors_origin"`
 	BuildInfoEnabled        bool                `yaml:"build_info_enabled"`
 	QuerierDefaultCodec     string              `yaml:"querier_default_codec"`
+
+	// ServerPathPrefix is -server.path-prefix, set by pkg/cortex: the
+	// index page's links carry it.
+	ServerPathPrefix string `yaml:"-"`
 }
 
 // RegisterFlags registers Cortex's -api.*, -http.alertmanager-http-prefix

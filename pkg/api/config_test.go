@@ -155,3 +155,15 @@ func TestAPIConfigValidate(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+// Under -server.path-prefix the index page links to the pages under it.
+func TestIndexLinksUnderPathPrefix(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux, a := configured(t, func(c *Config) { c.ServerPathPrefix = "/cortex/" })
+	a.RegisterServer(Server{Ready: ok, Healthz: ok, Metrics: ok, Config: ok, RuntimeConfig: ok, Services: ok, Instrumentation: true})
+	resp := respond(t, mux, http.MethodGet, "/")
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `<a href="/cortex/ready">/ready</a>`) {
+		t.Fatalf("index page without prefixed links:\n%s", body)
+	}
+}

@@ -69,7 +69,9 @@ func (t *Cortex) initAPI() (services.Service, error) {
 		},
 		AllTenants: t.authorizer.AllTenantsMiddleware,
 	})
-	if err := t.API.Configure(t.Cfg.API); err != nil {
+	apiCfg := t.Cfg.API
+	apiCfg.ServerPathPrefix = t.Cfg.Server.PathPrefix
+	if err := t.API.Configure(apiCfg); err != nil {
 		return nil, err
 	}
 	t.API.RegisterServer(api.Server{
