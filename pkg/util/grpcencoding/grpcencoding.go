@@ -5,8 +5,8 @@
 //
 // Decompression is bounded: gRPC reads at most the receiver's largest
 // message size (plus one byte) from a streaming decompressor, and the
-// block formats below refuse a header claiming more than their format can
-// produce from the bytes received.
+// block formats below refuse a header claiming more than MaxDecodedSize,
+// or more than their format can produce from the bytes received.
 package grpcencoding
 
 import (
@@ -18,6 +18,12 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
 )
+
+// MaxDecodedSize bounds what one compressed message may claim to expand
+// to, above the 100 MiB default of -server.grpc-max-recv-msg-size-bytes
+// and of the clients' -*.grpc-max-recv-msg-size: the block formats below
+// allocate their output whole before gRPC can check its size.
+const MaxDecodedSize = 128 << 20
 
 // Names are the compressors a -<prefix>.grpc-compression flag accepts,
 // besides "" (none).

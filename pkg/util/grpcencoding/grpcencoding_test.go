@@ -3,6 +3,7 @@ package grpcencoding
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -53,14 +54,20 @@ func TestRegisteredAndRoundTrip(t *testing.T) {
 	}
 }
 
-// A snappy block whose header claims far more than its body can encode
-// is refused before its output is allocated.
+// A snappy block whose header claims far more than its body can encode,
+// or more than MaxDecodedSize, is refused before its output is allocated.
 func TestSnappyBlockRefusesImpossibleLength(t *testing.T) {
+	big := snappy.Encode(nil, make([]byte, MaxDecodedSize+1))
+	_, err := encoding.GetCompressor(SnappyBlockName).Decompress(bytes.NewReader(big))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("header claims %d bytes from %d compressed (at most %d are decoded)", MaxDecodedSize+1, len(big), MaxDecodedSize)) {
+		t.Fatalf("error %v, want a block past MaxDecodedSize refused", err)
+	}
+
 	body := snappy.Encode(nil, []byte("abc"))
 	_, n := binary.Uvarint(body)
 	bomb := binary.AppendUvarint(nil, 1<<31)
 	bomb = append(bomb, body[n:]...)
-	_, err := encoding.GetCompressor(SnappyBlockName).Decompress(bytes.NewReader(bomb))
+	_, err = encoding.GetCompressor(SnappyBlockName).Decompress(bytes.NewReader(bomb))
 	if err == nil || !strings.Contains(err.Error(), "header claims 2147483648 bytes from") {
 		t.Fatalf("error %v, want the impossible length refused", err)
 	}

@@ -88,8 +88,8 @@ func (r *snappyBlockReader) decode(in io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if n > maxSnappyBlockRatio*len(src) {
-		return fmt.Errorf("snappy-block: header claims %d bytes from %d compressed", n, len(src))
+	if n > maxSnappyBlockRatio*len(src) || n > MaxDecodedSize {
+		return fmt.Errorf("snappy-block: header claims %d bytes from %d compressed (at most %d are decoded)", n, len(src), MaxDecodedSize)
 	}
 	if cap(r.dst) < n {
 		r.dst = make([]byte, n)

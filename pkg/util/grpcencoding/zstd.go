@@ -11,11 +11,6 @@ import (
 // ZstdName is the name of the zstd compressor.
 const ZstdName = "zstd"
 
-// zstdMaxWindow bounds the history a zstd frame may ask the receiver to
-// keep: above the 100 MiB default of the -*.grpc-max-recv-msg-size flags,
-// as a one-message frame's window is the message's size.
-const zstdMaxWindow = 128 << 20
-
 type zstdCompressor struct {
 	enc     *zstd.Encoder // EncodeAll is safe for concurrent use
 	readers sync.Pool     // *zstdReader
@@ -29,8 +24,9 @@ func newZstd() *zstdCompressor {
 	c := &zstdCompressor{enc: enc}
 	c.readers.New = func() any {
 		// One goroutine-free decoder per message being read: concurrency 1
-		// decodes on the caller's goroutine.
-		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(zstdMaxWindow))
+		// decodes on the caller's goroutine. A one-message frame's window
+		// is the message's size, bounded by MaxDecodedSize.
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxDecodedSize), zstd.WithDecoderMaxMemory(MaxDecodedSize))
 		if err != nil {
 			panic(err)
 		}
