@@ -46,6 +46,9 @@ type fakeIngester struct {
 	noChunks atomic.Bool   // answer QueryStreamChunks with Unimplemented, as an older ingester
 	block    chan struct{} // if set, QueryStream and QueryStreamChunks wait for it to close
 	queries  atomic.Int64
+
+	// labelNamesCalls counts the LabelNames calls.
+	labelNamesCalls atomic.Int64
 }
 
 func newFakeIngester() *fakeIngester {
@@ -286,6 +289,7 @@ func wireChunk(c chunkenc.Chunk, minT, maxT int64) prompb.Chunk {
 }
 
 func (f *fakeIngester) LabelNames(ctx context.Context, req *client.LabelNamesRequest) (*client.StringsResponse, error) {
+	f.labelNamesCalls.Add(1)
 	id, err := f.check(ctx)
 	if err != nil {
 		return nil, err

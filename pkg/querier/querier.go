@@ -72,8 +72,9 @@ type Config struct {
 	MaxQueryIntoFuture    time.Duration `yaml:"max_query_into_future"`
 	IgnoreMaxQueryLength  bool          `yaml:"ignore_max_query_length"`
 
-	IngesterQueryMaxAttempts                int `yaml:"ingester_query_max_attempts"`
-	StoreGatewayConsistencyCheckMaxAttempts int `yaml:"store_gateway_consistency_check_max_attempts"`
+	IngesterQueryMaxAttempts                int  `yaml:"ingester_query_max_attempts"`
+	IngesterLabelNamesWithMatchers          bool `yaml:"ingester_label_names_with_matchers"`
+	StoreGatewayConsistencyCheckMaxAttempts int  `yaml:"store_gateway_consistency_check_max_attempts"`
 }
 
 // RegisterFlags registers the querier's flags with Cortex's names and defaults.
@@ -86,6 +87,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ActiveQueryTrackerDir, "querier.active-query-tracker-dir", "./active-query-tracker", "Directory of Prometheus' active query log: each PromQL or remote read query being evaluated is written to a file there (one entry per -querier.max-concurrent slot), and the queries a crashed run left in it are logged at the next start. Empty disables the log; -querier.max-concurrent still applies.")
 	f.DurationVar(&c.MaxQueryIntoFuture, "querier.max-query-into-future", 10*time.Minute, "Maximum duration into the future you can query: a read ending later than now plus this ends there instead (one wholly beyond it reads nothing). 0 to disable.")
 	f.IntVar(&c.IngesterQueryMaxAttempts, "querier.ingester-query-max-attempts", 1, "The maximum number of times a read of the ingesters is attempted when too few of them answered (each attempt asks the replication set again, 1 to 5ms apart).")
+	f.BoolVar(&c.IngesterLabelNamesWithMatchers, "querier.ingester-label-names-with-matchers", true, "Ask the ingesters for label names with matchers with LabelNames calls carrying the matchers. False takes them from the matching series instead (Series calls), as Cortex does by default for ingesters that ignore LabelNames' matchers; the answer is the same, at the cost of sending every matching series.")
 	f.IntVar(&c.StoreGatewayConsistencyCheckMaxAttempts, "querier.store-gateway-consistency-check-max-attempts", defaultStoreGatewayAttempts, "The maximum number of rounds a query asks the store-gateways for the blocks it needs that no store-gateway answered for yet, each round another replica of them. Blocks still unanswered fail the query (the consistency check).")
 	f.BoolVar(&c.IgnoreMaxQueryLength, "querier.ignore-max-query-length", false, "Skip the tenant's max_query_length check on the querier's PromQL reads, when the query-frontend or the ruler checks it before: the query-frontend checks a query's whole range, while the querier checks each selector's range, offsets and lookbacks included. Series requests (/api/v1/series) are still checked.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
@@ -214,7 +216,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		cfg:       cfg,
 		logger:    logger,
 		pool:      pool,
-		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts},
+		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts, labelNamesWithMatchers: cfg.IngesterLabelNamesWithMatchers},
 		parser:    parser.NewParser(parser.Options{}),
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),

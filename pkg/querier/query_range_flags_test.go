@@ -156,3 +156,27 @@ func TestIngesterQueryMaxAttempts(t *testing.T) {
 		t.Fatalf("0 attempts: %v", err)
 	}
 }
+
+// -querier.ingester-label-names-with-matchers=false takes label names with
+// matchers from the matching series: the same answer, with no LabelNames
+// call; without matchers, LabelNames is still asked.
+func TestIngesterLabelNamesWithMatchers(t *testing.T) {
+	for _, withMatchers := range []bool{true, false} {
+		c, srv := apiCluster(t, clusterOpts{cfg: func(c *Config) { c.IngesterLabelNamesWithMatchers = withMatchers }})
+		code, body := get(t, srv, `/prometheus/api/v1/labels?match[]=up{job="a"}`, "team-a")
+		if want := `{"status":"success","data":["__name__","instance","job"]}`; code != http.StatusOK || body != want {
+			t.Fatalf("with matchers in LabelNames %v: %d %s, want %s", withMatchers, code, body, want)
+		}
+		calls := int64(0)
+		for _, f := range c.ingesters {
+			calls += f.labelNamesCalls.Load()
+		}
+		if withMatchers != (calls > 0) {
+			t.Fatalf("with matchers in LabelNames %v: %d LabelNames calls", withMatchers, calls)
+		}
+		code, body = get(t, srv, `/prometheus/api/v1/labels?limit=1`, "team-a")
+		if want := `{"status":"success","data":["__name__"]`; code != http.StatusOK || !strings.HasPrefix(body, want) {
+			t.Fatalf("without matchers: %d %s, want %s", code, body, want)
+		}
+	}
+}

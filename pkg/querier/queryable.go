@@ -51,6 +51,10 @@ type ingesterQueryable struct {
 	now           func() time.Time
 	// maxAttempts is -querier.ingester-query-max-attempts.
 	maxAttempts int
+	// labelNamesWithMatchers is -querier.ingester-label-names-with-matchers:
+	// label names with matchers are asked with LabelNames calls, else
+	// taken from the matching series (Series calls).
+	labelNamesWithMatchers bool
 }
 
 // tenantRing is the part of the ring that holds the tenant's series.
@@ -480,6 +484,9 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	if _, err := tenant.ID(ctx); err != nil {
 		return nil, nil, err
 	}
+	if len(matchers) > 0 && !q.queryable.labelNamesWithMatchers {
+		return q.labelNamesOfSeries(ctx, hints, matchers)
+	}
 	req := &client.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
 		return c.LabelNames(ctx, req)
@@ -567,4 +574,31 @@ func (q *ingesterQueryable) metadata(ctx context.Context, metric string, limit, 
 		out[name] = ms
 	}
 	return out, nil
+}
+
+// labelNamesOfSeries answers label names with matchers from the matching
+// series, with -querier.ingester-label-names-with-matchers=false. The
+// series count against the query's series limits, as a series request's.
+func (q *ingesterQuerier) labelNamesOfSeries(ctx context.Context, hints *storage.LabelHints, matchers []*labels.Matcher) ([]string, annotations.Annotations, error) {
+	userID, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ss := q.selectLabelsOnly(ctx, q.queryable.limits.For(userID), q.mint, q.maxt, 0, matchers)
+	names := map[string]struct{}{}
+	for ss.Next() {
+		ss.At().Labels().Range(func(l labels.Label) { names[l.Name] = struct{}{} })
+	}
+	if err := ss.Err(); err != nil {
+		return nil, nil, err
+	}
+	out := make([]string, 0, len(names))
+	for n := range names {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	if l := hintLimit(hints); l > 0 && len(out) > l {
+		out = out[:l]
+	}
+	return out, nil, nil
 }
