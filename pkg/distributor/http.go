@@ -116,6 +116,7 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	raw, err := d.readBody(r, pr)
 	if err == nil {
 		if v2 {
+			pr.v2.TypeAndUnitLabels = d.limits.For(userID).EnableTypeAndUnitLabels
 			err = pr.v2.Decode(raw, &pr.WriteRequest, &pr.issues)
 		} else {
 			err = remotewrite.DecodeV1(raw, &pr.WriteRequest, &pr.spans)

@@ -276,7 +276,9 @@ func (d *Distributor) translateOTLP(ctx context.Context, userID, contentType str
 		conv = prometheusremotewrite.NewPrometheusConverter(nil)
 	}
 	conv.Reset(&or.app)
-	annots, err := conv.FromMetrics(ctx, md, d.otlpSettings)
+	settings := d.otlpSettings
+	settings.EnableTypeAndUnitLabels = settings.EnableTypeAndUnitLabels || d.limits.For(userID).EnableTypeAndUnitLabels
+	annots, err := conv.FromMetrics(ctx, md, settings)
 	conv.Reset(nil)
 	d.otlpConverters.Put(conv)
 

@@ -2,6 +2,8 @@ package remotewrite
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
@@ -11,6 +13,10 @@ import (
 // V2Decoder decodes remote-write 2.0 requests. Its buffers are reused;
 // the zero value is ready to use. It is not safe for concurrent use.
 type V2Decoder struct {
+	// TypeAndUnitLabels adds each series' metadata type and unit as its
+	// __type__ and __unit__ labels (-distributor.enable-type-and-unit-labels).
+	TypeAndUnitLabels bool
+
 	symbols  []string
 	series   [][2]int // byte ranges of the request's series
 	refs     []uint32
@@ -183,7 +189,49 @@ func (d *V2Decoder) decodeSeries(b []byte, ts *prompb.TimeSeries, req *prompb.Wr
 	}
 	ts.Labels = ls
 	d.metadata(req, ts, &md, issues)
+	if d.TypeAndUnitLabels {
+		d.typeAndUnitLabels(ts, &md)
+	}
 	return true, nil
+}
+
+// metricTypes are Prometheus' __type__ values of 2.0's metric types.
+var metricTypes = map[writev2.Metadata_MetricType]model.MetricType{
+	writev2.Metadata_METRIC_TYPE_COUNTER:        model.MetricTypeCounter,
+	writev2.Metadata_METRIC_TYPE_GAUGE:          model.MetricTypeGauge,
+	writev2.Metadata_METRIC_TYPE_HISTOGRAM:      model.MetricTypeHistogram,
+	writev2.Metadata_METRIC_TYPE_GAUGEHISTOGRAM: model.MetricTypeGaugeHistogram,
+	writev2.Metadata_METRIC_TYPE_SUMMARY:        model.MetricTypeSummary,
+	writev2.Metadata_METRIC_TYPE_INFO:           model.MetricTypeInfo,
+	writev2.Metadata_METRIC_TYPE_STATESET:       model.MetricTypeStateset,
+}
+
+// typeAndUnitLabels sets the series' __type__ and __unit__ labels from its
+// metadata, as Prometheus' type-and-unit-labels feature and Cortex do: a
+// series with neither keeps the labels it was sent with.
+func (d *V2Decoder) typeAndUnitLabels(ts *prompb.TimeSeries, md *writev2.Metadata) {
+	typ := metricTypes[md.Type]
+	unit := ""
+	if int(md.UnitRef) < len(d.symbols) {
+		unit = d.symbols[md.UnitRef]
+	}
+	if typ == "" && unit == "" {
+		return
+	}
+	ls := ts.Labels[:0]
+	for _, l := range ts.Labels {
+		if l.Name != model.MetricTypeLabel && l.Name != model.MetricUnitLabel {
+			ls = append(ls, l)
+		}
+	}
+	if typ != "" {
+		ls = append(ls, prompb.Label{Name: model.MetricTypeLabel, Value: string(typ)})
+	}
+	if unit != "" {
+		ls = append(ls, prompb.Label{Name: model.MetricUnitLabel, Value: unit})
+	}
+	slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+	ts.Labels = ls
 }
 
 // labels resolves name/value references into dst.

@@ -77,6 +77,10 @@ type Limits struct {
 	MaxLabelValueLength    int `yaml:"max_label_value_length"`
 	MaxLabelsSizeBytes     int `yaml:"max_labels_size_bytes"`
 
+	// EnableTypeAndUnitLabels adds __type__ and __unit__ labels from the
+	// metadata of remote write 2.0 and OTLP series.
+	EnableTypeAndUnitLabels bool `yaml:"enable_type_and_unit_labels"`
+
 	// Bounds on a query's regular expressions that the TSDB cannot turn
 	// into a set of values (-ingester.enable-regex-matcher-limits).
 	MaxRegexPatternLength                       int            `yaml:"max_regex_pattern_length"`
@@ -189,6 +193,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Maximum length accepted for label names.")
 	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Maximum length accepted for label values.")
 	f.IntVar(&l.MaxLabelsSizeBytes, "validation.max-labels-size-bytes", 0, "Maximum combined size in bytes of a series' label names and values, as encoded in the write request: a larger series is refused with 400. 0 means unlimited.")
+	f.BoolVar(&l.EnableTypeAndUnitLabels, "distributor.enable-type-and-unit-labels", false, "EXPERIMENTAL: If true, the __type__ and __unit__ labels are added to metrics. This applies to remote write v2 and OTLP requests (where -distributor.otlp.enable-type-and-unit-labels does it for every tenant).")
 	f.IntVar(&l.MaxRegexPatternLength, "validation.max-regex-pattern-length", 0, "Maximum length (in bytes) of an unoptimized regex pattern. This is a pre-flight check to reject expensive regex queries. 0 to disable. This is only enforced in Ingester, with -ingester.enable-regex-matcher-limits.")
 	f.IntVar(&l.MaxLabelCardinalityForUnoptimizedRegex, "validation.max-label-cardinality-for-unoptimized-regex", 0, "Maximum cardinality of a label that can be queried with an unoptimized regex matcher. If exceeded, the query will be rejected with a limit error. 0 to disable. This is only enforced in Ingester, with -ingester.enable-regex-matcher-limits.")
 	f.IntVar(&l.MaxTotalLabelValueLengthForUnoptimizedRegex, "validation.max-total-label-value-length-for-unoptimized-regex", 0, "Maximum total length (in bytes) of all label values combined for an unoptimized regex matcher. If exceeded, the query will be rejected with a limit error. 0 to disable. This is only enforced in Ingester, with -ingester.enable-regex-matcher-limits.")
