@@ -63,10 +63,12 @@ func (t *Cortex) initServer() (services.Service, error) {
 }
 
 func (t *Cortex) initAPI() (services.Service, error) {
+	tenantMiddleware, err := t.tenantMiddleware()
+	if err != nil {
+		return nil, err
+	}
 	t.API = api.New(t.Server.HTTP, t.Cfg.AuthEnabled, t.Cfg.Target.String(), api.Auth{
-		Tenant: func(h http.Handler) http.Handler {
-			return t.authorizer.HTTPMiddleware(t.Cfg.AuthEnabled, h)
-		},
+		Tenant:     tenantMiddleware,
 		AllTenants: t.authorizer.AllTenantsMiddleware,
 	})
 	apiCfg := t.Cfg.API

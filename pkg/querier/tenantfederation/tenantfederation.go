@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 )
@@ -22,6 +23,11 @@ type Config struct {
 	// AllowPartialData answers a federated query from the tenants that
 	// could be read, each failure a warning, rather than failing it.
 	AllowPartialData bool `yaml:"allow_partial_data"`
+	// RegexMatcherEnabled reads X-Scope-OrgID of a query as a regular
+	// expression over the known tenants (RegexResolver), listed again
+	// every UserSyncInterval.
+	RegexMatcherEnabled bool          `yaml:"regex_matcher_enabled"`
+	UserSyncInterval    time.Duration `yaml:"user_sync_interval"`
 }
 
 // RegisterFlags registers Cortex's -tenant-federation.* flags.
@@ -29,6 +35,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.Enabled, "tenant-federation.enabled", false, "Let a query read several tenants: X-Scope-OrgID names them separated by '|', every series read gets a __tenant_id__ label with its tenant, and a __tenant_id__ matcher selects tenants. Applies to queries (instant, range, remote read), series, label names and values; writes, rules and alerts stay single-tenant.")
 	f.IntVar(&c.MaxConcurrent, "tenant-federation.max-concurrent", 16, "Most tenants of one federated query read at once (ingesters and store-gateways are asked per tenant).")
 	f.BoolVar(&c.AllowPartialData, "tenant-federation.allow-partial-data", false, "If enabled, query errors from individual tenants are treated as warnings, allowing partial results to be returned: a federated query answers from the tenants that could be read, with a warning naming each tenant that failed.")
+	f.BoolVar(&c.RegexMatcherEnabled, "tenant-federation.regex-matcher-enabled", false, "[Experimental] If enabled, the `X-Scope-OrgID` header value can accept a regex and the matched tenantIDs are automatically involved. The regex matching rule follows the Prometheus, see the detail: https://prometheus.io/docs/prometheus/latest/querying/basics/#time-series-selectors. The user discovery is based on scanning block storage, so new users can get queries after uploading a block (generally 2h).")
+	f.DurationVar(&c.UserSyncInterval, "tenant-federation.user-sync-interval", 5*time.Minute, "[Experimental] If the regex matcher is enabled, it specifies how frequently to scan users. The scanned users are used to calculate matched tenantIDs. The scanning strategy depends on the `-blocks-storage.users-scanner.strategy`.")
 	f.IntVar(&c.MaxTenant, "tenant-federation.max-tenant", 0, "Most tenants one query may name; a query naming more is refused with 400. 0 means no limit.")
 }
 
@@ -39,6 +47,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTenant < 0 {
 		return fmt.Errorf("-tenant-federation.max-tenant=%d: must be 0 (no limit) or more", c.MaxTenant)
+	}
+	if c.RegexMatcherEnabled && !c.Enabled {
+		return errors.New("-tenant-federation.regex-matcher-enabled needs -tenant-federation.enabled: the tenants a regular expression matches are read by one federated query")
+	}
+	if c.RegexMatcherEnabled && c.UserSyncInterval <= 0 {
+		return fmt.Errorf("-tenant-federation.user-sync-interval=%s: must be positive", c.UserSyncInterval)
 	}
 	return nil
 }
