@@ -16,7 +16,9 @@ import (
 // each its own process, gossiping over mutual TLS: with
 // -distributor.ingestion-rate-limit-strategy=global both join the
 // distributor ring and each allows half the tenant's rate; once one stops,
-// the other allows the whole rate.
+// the other allows the whole rate. Pushes are signed
+// (-distributor.sign-write-requests on every process) and verified by the
+// ingester.
 func TestGlobalIngestionRateStrategy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes")
@@ -29,6 +31,7 @@ func TestGlobalIngestionRateStrategy(t *testing.T) {
 		"-target=ingester",
 		"-distributor.replication-factor=1",
 		"-ingester.lifecycler.ID=ingester-0",
+		"-distributor.sign-write-requests",
 		"-ingester.lifecycler.addr=127.0.0.1",
 		"-blocks-storage.tsdb.dir="+c.ingDirs[0],
 	)
@@ -37,6 +40,7 @@ func TestGlobalIngestionRateStrategy(t *testing.T) {
 			"-target=distributor",
 			"-distributor.replication-factor=1",
 			"-distributor.ingestion-rate-limit-strategy=global",
+			"-distributor.sign-write-requests",
 			"-distributor.ingestion-rate-limit=100",
 			"-distributor.ingestion-burst-size=10",
 			"-distributor.ring.store=memberlist",

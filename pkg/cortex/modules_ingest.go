@@ -25,6 +25,7 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	// tenant's series, which the distributors' placement decides.
 	cfg.Limiter.ShuffleSharding = t.Cfg.Distributor.ShardingStrategy == distributor.ShardingStrategyShuffle
 	cfg.Limiter.ShardByAllLabels = t.Cfg.Distributor.ShardByAllLabels
+	cfg.VerifySignatures = t.Cfg.Distributor.SignWriteRequests
 	// Advertise the gRPC server as bound (so -server.grpc-listen-port=0
 	// works) unless the operator said otherwise.
 	if cfg.LifecyclerConfig.Port == 0 {

@@ -73,6 +73,9 @@ type Config struct {
 	// closes those of ingesters gone from the ring and health-checks the
 	// others.
 	ClientCleanupPeriod time.Duration `yaml:"client_cleanup_period"`
+	// SignWriteRequests signs each push to an ingester, which then
+	// refuses one whose content does not match.
+	SignWriteRequests bool `yaml:"sign_write_requests"`
 }
 
 // RegisterFlags registers the -distributor.* flags.
@@ -89,6 +92,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.InstanceLimits.RegisterFlags(f)
 	f.BoolVar(&c.ExtendWrites, "distributor.extend-writes", true, "Try writing to an additional ingester in the presence of an ingester not in the ACTIVE state (joining or leaving the ring), so that every series still reaches the replication factor's ACTIVE ingesters. Disable it along with -ingester.unregister-on-shutdown=false to not spread samples to extra ingesters during rolling restarts with consistent naming.")
 	f.IntVar(&c.NumPushWorkers, "distributor.num-push-workers", 0, "Number of goroutines kept to run the calls of pushes to the ingesters; a call finding them all busy runs on a new goroutine (counted in cortex_worker_pool_fallback_total). 0 starts a goroutine for each call.")
+	f.BoolVar(&c.SignWriteRequests, "distributor.sign-write-requests", false, "Sign each push to an ingester (x-req-signature: a hash of the tenant, the series' labels and exemplar labels and the metadata), as Cortex does; an ingester of a process with this flag refuses a push without a signature, or whose content does not match it. Set it on the distributors and the ingesters alike.")
 	f.DurationVar(&c.ClientCleanupPeriod, "distributor.client-cleanup-period", 15*time.Second, "How often the distributor's pool of ingester connections closes those of ingesters gone from the ring and, with -distributor.health-check-ingesters, health-checks the others (the distributor's own -ingester.client.health-check-interval).")
 }
 

@@ -52,6 +52,8 @@ type fakeIngester struct {
 	// refuse, when set, answers a push as an ingester that stored only
 	// part of it; nil stores everything.
 	refuse func(req *client.PushRequest) error
+	// verify checks a push's signature (-distributor.sign-write-requests).
+	verify bool
 	// admit, when set, runs before a push is handled: benchmarks model an
 	// ingester's bounded capacity with it.
 	admit func(ctx context.Context, series int) error
@@ -69,6 +71,11 @@ func (f *fakeIngester) Push(ctx context.Context, req *client.PushRequest) (*clie
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, tenant.GRPCError(err)
+	}
+	if f.verify {
+		if err := client.VerifySignature(ctx, id, &req.WriteRequest); err != nil {
+			return nil, err
+		}
 	}
 	if f.admit != nil {
 		if err := f.admit(ctx, len(req.Timeseries)); err != nil {

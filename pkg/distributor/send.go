@@ -13,9 +13,11 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tenant"
 )
 
 // ingesterRequest is one ingester's share of a push.
@@ -61,6 +63,9 @@ func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *pro
 		ir.buf = buf
 		wr.XXX_unrecognized = buf
 	}
+	if d.cfg.SignWriteRequests {
+		ctx = metadata.AppendToOutgoingContext(ctx, client.SignatureHeader, sign(ctx, req, b, idx))
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	d.instance.inflightCalls.Add(1)
 	resp, err := c.Push(ctx, wr)
@@ -99,6 +104,26 @@ func (d *Distributor) send(ctx context.Context, inst ring.InstanceDesc, req *pro
 		d.ingesterReq.Put(ir)
 	}
 	return err
+}
+
+// sign is the signature of one ingester's share of a push (its series
+// and metadata at idx), computed from the request they were encoded from:
+// the ingester computes it again from what it decoded.
+func sign(ctx context.Context, req *prompb.WriteRequest, b *batch, idx []int) string {
+	userID, _ := tenant.ID(ctx) // push checked it
+	s := client.NewSigner(userID)
+	nSeries := len(b.records)
+	for _, i := range idx {
+		if i >= nSeries {
+			s.Metadata(&req.Metadata[b.metadata[i-nSeries]])
+		}
+	}
+	for _, i := range idx {
+		if i < nSeries {
+			s.Series(&req.Timeseries[b.reqIndex[i]])
+		}
+	}
+	return s.Sum()
 }
 
 // isClientError tells the ingester answers that retrying cannot fix: the

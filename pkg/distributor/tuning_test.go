@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // setIngesterState changes an instance's state in the ingester ring and
@@ -113,4 +115,40 @@ func TestClientCleanupPeriod(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, "the connection to the removed ingester closed", func() bool {
 		return c.metric("cortex_ingester_clients", "client", "distributor") == 2
 	})
+}
+
+// With -distributor.sign-write-requests each ingester's share of a push
+// carries the signature of its series (as validation left them) and
+// metadata, which the ingester verifies.
+func TestSignWriteRequests(t *testing.T) {
+	for _, sign := range []bool{true, false} {
+		t.Run(fmt.Sprint("sign=", sign), func(t *testing.T) {
+			c := newCluster(t, clusterOpts{
+				ingesters: 4,
+				cfg:       func(cfg *Config) { cfg.SignWriteRequests = sign },
+				limits:    func(l *validation.Limits) { l.DropLabels = []string{"pod"} },
+			})
+			for _, f := range c.ingesters {
+				f.verify = true
+			}
+			now := nowMs()
+			req := &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{MetricFamilyName: "up", Type: prompb.MetricMetadata_GAUGE, Help: "Up."}}}
+			for i := range 10 {
+				s := series([]int64{now}, "__name__", "up", "i", fmt.Sprint(i), "pod", "p")
+				s.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: fmt.Sprint(i)}}, Value: 1, Timestamp: now}}
+				req.Timeseries = append(req.Timeseries, s)
+			}
+			r := c.push(req)
+			b := body(t, r)
+			if sign && r.StatusCode != http.StatusNoContent {
+				t.Fatalf("signed push: %d %q", r.StatusCode, b)
+			}
+			if !sign && (r.StatusCode < 400 || !strings.Contains(b, "has 0 signatures, want 1")) {
+				t.Fatalf("unsigned push to verifying ingesters: %d %q, want refused", r.StatusCode, b)
+			}
+			if sign {
+				c.waitStored(`__name__="up",i="3"`, 3)
+			}
+		})
+	}
 }

@@ -55,6 +55,9 @@ type Config struct {
 
 	// Limiter applies the per-tenant series and metadata limits.
 	Limiter LimiterConfig `yaml:",inline"`
+	// VerifySignatures refuses pushes without a matching signature: the
+	// process's -distributor.sign-write-requests.
+	VerifySignatures bool `yaml:"-"`
 }
 
 // TSDBConfig configures each tenant's TSDB.

@@ -67,6 +67,11 @@ func (i *Ingester) Push(ctx context.Context, req *client.PushRequest) (*client.P
 	if s := i.State(); s != services.Running {
 		return nil, notRunning(s)
 	}
+	if i.cfg.VerifySignatures {
+		if err := client.VerifySignature(ctx, id, &req.WriteRequest); err != nil {
+			return nil, err
+		}
+	}
 	done, err := i.instance.admitPush()
 	if err != nil {
 		return nil, err
