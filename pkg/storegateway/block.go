@@ -64,6 +64,9 @@ type block struct {
 	lastUsed int64 // unix nanoseconds of the last querier opened or closed
 	closed   bool  // dropped: never opened again
 	lazy     *lazyLoading
+	// lazyPostings, when set, lets Selects check some matchers on series
+	// labels rather than expand their postings.
+	lazyPostings *lazyPostingsConfig
 
 	bkt       objstore.BucketReader
 	indexSize int64

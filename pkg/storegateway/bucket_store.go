@@ -51,6 +51,9 @@ type BucketStore struct {
 	// matchers is the matchers cache of the gRPC calls; nil: none.
 	matchers *matchersCache
 	lazy     *lazyLoading
+	// lazyPostings is nil without
+	// -blocks-storage.bucket-store.lazy-expanded-postings-enabled.
+	lazyPostings *lazyPostingsConfig
 	// stopIdle stops the unloading of idle blocks; nil: not running.
 	stopIdle func()
 
@@ -104,6 +107,9 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 		tenants:  sb.opts.tenants,
 		users:    sb.opts.users,
 		blocks:   map[string]map[ulid.ULID]*block{},
+	}
+	if cfg.LazyExpandedPostingsEnabled {
+		s.lazyPostings = &lazyPostingsConfig{ratio: cfg.LazyExpandedPostingGroupMaxKeySeriesRatio, m: newLazyPostingsMetrics(reg)}
 	}
 	if cfg.IndexHeaderLazyLoadingEnabled && cfg.IndexHeaderLazyLoadingIdleTimeout > 0 {
 		s.startIdleUnloading()
@@ -552,6 +558,7 @@ func (s *BucketStore) openLocal(tenant string, rb remoteBlock, dir string, tm th
 	}
 	b := newBlock(tenant, rb.id, dir, tb, s.bkt, tm, st.Size(), s.m, s.cfg.ChunkFetchConcurrency)
 	b.lazy = s.lazy
+	b.lazyPostings = s.lazyPostings
 	return b, nil
 }
 

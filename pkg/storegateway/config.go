@@ -63,6 +63,12 @@ type Config struct {
 	IndexHeaderLazyLoadingEnabled     bool          `yaml:"index_header_lazy_loading_enabled"`
 	IndexHeaderLazyLoadingIdleTimeout time.Duration `yaml:"index_header_lazy_loading_idle_timeout"`
 
+	// LazyExpandedPostingsEnabled checks the matchers that would merge
+	// more postings lists than LazyExpandedPostingGroupMaxKeySeriesRatio
+	// times the series the query can return on the series' labels instead.
+	LazyExpandedPostingsEnabled               bool    `yaml:"lazy_expanded_postings_enabled"`
+	LazyExpandedPostingGroupMaxKeySeriesRatio float64 `yaml:"lazy_expanded_posting_group_max_key_series_ratio"`
+
 	IndexCache    IndexCacheConfig    `yaml:"index_cache"`
 	ChunksCache   ChunksCacheConfig   `yaml:"chunks_cache"`
 	MetadataCache MetadataCacheConfig `yaml:"metadata_cache"`
@@ -87,6 +93,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Uint64Var(&c.MaxChunkPoolBytes, "blocks-storage.bucket-store.max-chunk-pool-bytes", 2<<30, "Max size - in bytes - of a chunks pool, used to reduce memory allocations. The pool is shared across all tenants. 0 to disable the limit.")
 	f.IntVar(&c.MatchersCacheMaxItems, "blocks-storage.bucket-store.matchers-cache-max-items", 0, "Maximum number of entries in the regex matchers cache. 0 to disable.")
 	c.TokenBucketBytesLimiter.RegisterFlags(f)
+	f.BoolVar(&c.LazyExpandedPostingsEnabled, "blocks-storage.bucket-store.lazy-expanded-postings-enabled", false, "If true, Store Gateway will estimate postings size and try to lazily expand postings if it downloads less data than expanding all postings. Here the index is local: a matcher whose postings would cost more to merge is checked on the series' labels instead.")
+	f.Float64Var(&c.LazyExpandedPostingGroupMaxKeySeriesRatio, "blocks-storage.bucket-store.lazy-expanded-posting-group-max-key-series-ratio", 100, "Mark posting group as lazy if it fetches more keys than R * max series the query should fetch. With R set to 100, a posting group which fetches 100K keys will be marked as lazy if the current query only fetches 1000 series. This config is only valid if lazy expanded posting is enabled. 0 disables the limit.")
 	f.BoolVar(&c.IndexHeaderLazyLoadingEnabled, "blocks-storage.bucket-store.index-header-lazy-loading-enabled", false, "If enabled, store-gateway will lazily memory-map an index-header only once required by a query. Here the index-header is the block's whole local index.")
 	f.DurationVar(&c.IndexHeaderLazyLoadingIdleTimeout, "blocks-storage.bucket-store.index-header-lazy-loading-idle-timeout", 20*time.Minute, "If index-header lazy loading is enabled and this setting is > 0, the store-gateway will release memory-mapped index-headers after 'idle timeout' inactivity.")
 	c.IndexCache.RegisterFlags(f)
@@ -155,6 +163,8 @@ func (c *Config) Validate() error {
 		return errors.New("-blocks-storage.bucket-store.series-batch-size must be positive")
 	case c.IndexHeaderLazyLoadingIdleTimeout < 0:
 		return errors.New("-blocks-storage.bucket-store.index-header-lazy-loading-idle-timeout must not be negative (0 keeps loaded indexes open)")
+	case c.LazyExpandedPostingGroupMaxKeySeriesRatio < 0:
+		return errors.New("-blocks-storage.bucket-store.lazy-expanded-posting-group-max-key-series-ratio must not be negative (0 disables the limit)")
 	case c.MatchersCacheMaxItems < 0:
 		return errors.New("-blocks-storage.bucket-store.matchers-cache-max-items must not be negative (0 disables the cache)")
 	}

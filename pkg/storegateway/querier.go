@@ -99,6 +99,10 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 		labelsOnly = hints.Func == "series"
 		limit = hints.Limit
 	}
+	ms, lazy, err := q.lazyMatchers(ctx, ms)
+	if err != nil {
+		return storage.ErrSeriesSet(q.wrap("postings", err))
+	}
 	p, err := q.postingsForMatchers(ctx, ms)
 	if err != nil {
 		return storage.ErrSeriesSet(q.wrap("postings", err))
@@ -120,6 +124,15 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 		if err := q.ir.Series(p.At(), &builder, &chks); err != nil {
 			return storage.ErrSeriesSet(q.wrap(fmt.Sprintf("series %d", p.At()), err))
 		}
+		var lset labels.Labels
+		if len(lazy) > 0 {
+			// The lazy matchers are checked on the series' labels rather
+			// than through their postings.
+			lset = builder.Labels()
+			if !matchesAll(lazy, lset) {
+				continue
+			}
+		}
 		from := len(set.metas)
 		for _, c := range chks {
 			if c.MaxTime >= mint && c.MinTime <= maxt {
@@ -130,7 +143,9 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 		if len(set.metas) == from {
 			continue
 		}
-		lset := builder.Labels()
+		if len(lazy) == 0 {
+			lset = builder.Labels()
+		}
 		// The size of the series' entry in the index: its labels and,
 		// for each chunk, a reference and two times.
 		seriesBytes += int64(lset.ByteSize()) + 16*int64(len(chks))
