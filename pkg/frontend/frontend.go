@@ -43,6 +43,10 @@ type Config struct {
 	MaxCacheFreshness      time.Duration `yaml:"max_cache_freshness"`
 	CacheMaxSizeBytes      int           `yaml:"cache_max_size_bytes"`
 	CacheTTL               time.Duration `yaml:"cache_ttl"`
+
+	// MaxShardsPerQuery is Cortex's dynamic_query_splits'
+	// max_shards_per_query (splitInterval).
+	MaxShardsPerQuery int `yaml:"max_shards_per_query"`
 	// CacheMaxSizeItems bounds the embedded cache's entries; CacheSize is
 	// its deprecated name (-frontend.fifocache.size), which wins when set.
 	CacheMaxSizeItems int `yaml:"cache_max_size_items"`
@@ -76,6 +80,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.QuerierForgetDelay, "query-frontend.querier-forget-delay", 0, "If a querier disconnects, the query-frontend keeps it in the tenants' shards (-frontend.max-queriers-per-tenant) until the forget delay has passed, so that a querier restarting does not move the tenants' shards: their queries wait for it meanwhile. 0 forgets it at once.")
 	f.IntVar(&c.MaxRetries, "querier.max-retries-per-request", 5, "Maximum number of times a query (or a part of a split query) is tried, on another querier when one fails or disconnects.")
 	f.DurationVar(&c.SplitQueriesByInterval, "querier.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel. 0 disables splitting.")
+	f.IntVar(&c.MaxShardsPerQuery, "querier.max-shards-per-query", 0, "Most queries one range query is split and sharded into: the split interval becomes the smallest multiple of -querier.split-queries-by-interval whose parts, times the query's vertical shards (-frontend.query-vertical-shard-size), are at most this many. 0 splits by the interval alone.")
 	f.BoolVar(&c.AlignQueriesWithStep, "querier.align-querier-with-step", false, "Round the start and end of range queries down to a multiple of their step, which makes results cacheable across refreshes.")
 	f.BoolVar(&c.CacheResults, "querier.cache-results", false, "Cache query results: the results of range queries, in the embedded in-memory cache (or memcached), per query, step and split interval, the sub-ranges already answered, so a moving dashboard range asks the queriers only for the new steps.")
 	f.BoolVar(&c.CacheResults, "frontend.cache-results", false, "Another name of -querier.cache-results.")
@@ -109,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SplitQueriesByInterval < 0 {
 		return fmt.Errorf("-querier.split-queries-by-interval must not be negative, got %s", c.SplitQueriesByInterval)
+	}
+	if c.MaxShardsPerQuery < 0 {
+		return fmt.Errorf("-querier.max-shards-per-query must not be negative (0 disables), got %d", c.MaxShardsPerQuery)
 	}
 	switch {
 	case c.Compression != "" && c.Compression != "snappy":

@@ -357,7 +357,8 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 		alignToStep(rq)
 	}
 	query := pinStartEnd(rq.query, rq.start, rq.end)
-	parts := splitByInterval(rq.start, rq.end, rq.step, f.cfg.SplitQueriesByInterval.Milliseconds())
+	interval := f.splitInterval(tenantID, query, rq.start, rq.end, rq.step)
+	parts := splitByInterval(rq.start, rq.end, rq.step, interval)
 	f.metrics.splitQueries.Add(float64(len(parts)))
 
 	partHeader := header.Clone()
@@ -375,7 +376,6 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 		vals := url.Values{"query": {query}, "start": {formatMs(start)}, "end": {formatMs(end)}, "step": {formatMs(rq.step)}}
 		return f.roundTripRange(ctx, tenantID, r.URL.Path, vals, extra, partHeader)
 	}
-	interval := f.cfg.SplitQueriesByInterval.Milliseconds()
 	// The cached parts are read at once: memcached answers them in
 	// -frontend.memcached.batchsize batches rather than a call per part.
 	var keys []string
