@@ -45,6 +45,10 @@ type Config struct {
 	ConcurrentEvalsEnabled bool  `yaml:"concurrent_evals_enabled"`
 	MaxConcurrentEvals     int64 `yaml:"max_concurrent_evals"`
 
+	// EnableQueryStats logs every rule query with its wall time, counted
+	// in cortex_ruler_query_seconds_total.
+	EnableQueryStats bool `yaml:"query_stats_enabled"`
+
 	// EnabledTenants and DisabledTenants select the tenants whose rules this
 	// ruler evaluates, before sharding.
 	EnabledTenants  flagext.StringSliceCSV `yaml:"enabled_tenants"`
@@ -107,6 +111,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Shortest time an alert with a 'for' at least this long stays pending after its state is restored.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Shortest time between two sends of the same firing alert to the Alertmanagers.")
 	f.BoolVar(&c.ConcurrentEvalsEnabled, "ruler.concurrent-evals-enabled", false, "Evaluate the rules of a group that do not depend on each other concurrently, at most -ruler.max-concurrent-evals at once for each tenant.")
+	f.BoolVar(&c.EnableQueryStats, "ruler.query-stats-enabled", false, "Report query statistics for ruler queries to complete as a per user metric (cortex_ruler_query_seconds_total) and as an info level log message (\"query stats\", with the rule, its group and the query's wall time; the fetched series, chunks and samples are not measured here).")
 	f.Int64Var(&c.MaxConcurrentEvals, "ruler.max-concurrent-evals", 1, "Most rules of one tenant evaluated at once with -ruler.concurrent-evals-enabled; must be positive.")
 	f.Var(&c.EnabledTenants, "ruler.enabled-tenants", "Comma-separated tenants whose rules this ruler evaluates; empty: every tenant. Applied before sharding.")
 	f.Var(&c.DisabledTenants, "ruler.disabled-tenants", "Comma-separated tenants whose rules this ruler never evaluates, even when -ruler.enabled-tenants lists them. Applied before sharding.")

@@ -121,9 +121,13 @@ func (r *Ruler) newTenantManager(user string) (*tenantManager, error) {
 		QueryFunc: func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
 			// A rule queries its own tenant's data, whatever ctx carried.
 			r.metrics.queries.WithLabelValues(user).Inc()
+			start := time.Now()
 			v, err := query(tenant.Inject(ctx, user), q, t)
 			if err != nil {
 				r.metrics.queriesFailed.WithLabelValues(user).Inc()
+			}
+			if r.cfg.EnableQueryStats {
+				r.reportQueryStats(ctx, logger, user, q, time.Since(start))
 			}
 			return v, err
 		},
@@ -149,6 +153,22 @@ func (r *Ruler) newTenantManager(user string) (*tenantManager, error) {
 		tm.manager.Run()
 	}()
 	return tm, nil
+}
+
+// reportQueryStats counts a rule query's wall time and logs it, with its
+// rule and group, as Cortex's -ruler.query-stats-enabled does.
+func (r *Ruler) reportQueryStats(ctx context.Context, logger *slog.Logger, user, query string, took time.Duration) {
+	r.metrics.querySeconds.WithLabelValues(user).Add(took.Seconds())
+	attrs := []any{"component", "ruler"}
+	if origin, ok := ctx.Value(promql.QueryOrigin{}).(map[string]any); ok {
+		if group, ok := origin["ruleGroup"].(map[string]string); ok {
+			attrs = append(attrs, "rule_group", group["name"], "namespace", group["file"])
+		}
+	}
+	rule := rules.FromOriginContext(ctx)
+	attrs = append(attrs, "rule", rule.Name, "rule_kind", rule.Kind, "query", query,
+		"cortex_ruler_query_seconds_total", took.Seconds(), "query_wall_time_seconds", took.Seconds())
+	logger.Info("query stats", attrs...)
 }
 
 // update loads groups, by namespace, into the tenant's rule manager, when

@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	queries          *prometheus.CounterVec
 	queriesFailed    *prometheus.CounterVec
+	querySeconds     *prometheus.CounterVec
 	writes           *prometheus.CounterVec
 	writesFailed     *prometheus.CounterVec
 	syncs            *prometheus.CounterVec
@@ -31,6 +32,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_ruler_queries_total",
 			Help: "Number of queries the ruler's rules ran.",
+		}, []string{"user"}),
+		querySeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cortex_ruler_query_seconds_total",
+			Help: "Total amount of wall clock time spent processing queries by the ruler.",
 		}, []string{"user"}),
 		queriesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_ruler_queries_failed_total",
@@ -74,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queries, m.queriesFailed, m.writes, m.writesFailed, m.syncs, m.configUpdates,
+		reg.MustRegister(m.queries, m.queriesFailed, m.querySeconds, m.writes, m.writesFailed, m.syncs, m.configUpdates,
 			m.lastReloadOK, m.lastReloadTime, m.managersTotal, m.groupsSkipped, m.storeSyncFailure)
 	}
 	return m
@@ -82,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // deleteUser drops the tenant's series.
 func (m *metrics) deleteUser(user string) {
-	for _, v := range []*prometheus.CounterVec{m.queries, m.queriesFailed, m.writes, m.writesFailed, m.configUpdates, m.groupsSkipped} {
+	for _, v := range []*prometheus.CounterVec{m.queries, m.queriesFailed, m.querySeconds, m.writes, m.writesFailed, m.configUpdates, m.groupsSkipped} {
 		v.DeleteLabelValues(user)
 	}
 	m.lastReloadOK.DeleteLabelValues(user)
