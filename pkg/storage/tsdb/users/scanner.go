@@ -34,7 +34,7 @@ func NewScanner(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, reg 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	var s Scanner = NewListScanner(bkt)
+	s := NewListScanner(bkt)
 	if cfg.Strategy == StrategyUserIndex {
 		s = newIndexScanner(s, cfg.MaxStalePeriod, bkt, logger, reg)
 	}

@@ -46,7 +46,9 @@ func scan(t *testing.T, s Scanner) [3][]string {
 	return [3][]string{a, b, c}
 }
 
-func want(active, deleting, deleted []string) [3][]string { return [3][]string{active, deleting, deleted} }
+func want(active, deleting, deleted []string) [3][]string {
+	return [3][]string{active, deleting, deleted}
+}
 
 func equal(a, b [3][]string) bool {
 	for i := range a {
