@@ -115,9 +115,9 @@ func TestCORSOrigin(t *testing.T) {
 	}
 }
 
-// -api.build-info-enabled serves <prefix>/api/v1/status/buildinfo; off (the
-// default), it is not found, although other paths under /api/v1 reach the
-// querier.
+// -api.build-info-enabled (on by default, for Grafana) serves
+// <prefix>/api/v1/status/buildinfo; off, it is not found, although other
+// paths under /api/v1 reach the querier.
 func TestBuildInfoEnabled(t *testing.T) {
 	q := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "querier "+r.URL.Path) })
 	for _, on := range []bool{false, true} {
@@ -153,6 +153,9 @@ func TestAPIConfigValidate(t *testing.T) {
 	}
 	if err := defaultConfig().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+	if !defaultConfig().BuildInfoEnabled {
+		t.Errorf("-api.build-info-enabled is off by default; Grafana reads the build information")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 // compatDefaultReasons says, per flag, why this system's default differs
 // from Cortex's.
 var compatDefaultReasons = map[string]string{
+	"api.build-info-enabled":                         "on: Grafana reads the Prometheus API's build information to pick its query features, and it tells an operator which version answers",
 	"server.http-listen-port":                        "9009, the port every doc and example uses, rather than 80, which needs root",
 	"server.http-conn-limit":                         "every resource one client can consume is bounded: 4096 connections",
 	"server.grpc-conn-limit":                         "every resource one client can consume is bounded: 4096 connections",
