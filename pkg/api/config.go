@@ -35,7 +35,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.AlertmanagerHTTPPrefix, "http.alertmanager-http-prefix", "/alertmanager", "HTTP path prefix of the alertmanager's API: <prefix>/api/v2/..., <prefix>/-/healthy, <prefix>/-/ready.")
 	f.Var(&c.HTTPRequestHeadersToLog, "api.http-request-headers-to-log", "HTTP request header added to the request's log line (repeat the flag for several), with the request's ID (request_id).")
 	f.StringVar(&c.RequestIDHeader, "api.request-id-header", "", "HTTP request header holding the request's ID, added to its log line as request_id; a request without one gets a random ID.")
-	f.StringVar(&c.CORSOrigin, "server.cors-origin", ".*", "Regular expression (fully anchored) of the origins allowed to read the Prometheus API's responses in a browser (CORS), e.g. 'https?://(domain1|domain2)\\.com'.")
+	f.StringVar(&c.CORSOrigin, "server.cors-origin", "", "Regular expression (fully anchored) of the origins allowed to read the Prometheus API's responses in a browser (CORS), e.g. 'https?://(domain1|domain2)\\.com'. Empty, the default, allows no other origin; '.*' allows every one, as Cortex's default does.")
 	f.BoolVar(&c.BuildInfoEnabled, "api.build-info-enabled", true, "Serve <prefix>/api/v1/status/buildinfo on the query-frontend and the querier: the version, revision, branch and build date, which Grafana reads to pick its query features.")
 	f.StringVar(&c.QuerierDefaultCodec, "api.querier-default-codec", "json", "Encoding of the querier's responses: json, Prometheus' JSON (Cortex's protobuf encoding is not built).")
 }

@@ -84,7 +84,9 @@ func TestResponseCompression(t *testing.T) {
 }
 
 // -server.cors-origin sets the Prometheus API's CORS headers as
-// Prometheus does: * for the default .*, the origin itself when it matches.
+// Prometheus does: * for .*, the origin itself when it matches, and none
+// by default, so that another site's page cannot read answers a browser
+// obtained with its client certificate.
 func TestCORSOrigin(t *testing.T) {
 	q := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "{}") })
 	const query = "/prometheus/api/v1/query"
@@ -92,8 +94,14 @@ func TestCORSOrigin(t *testing.T) {
 	mux, a := configured(t, nil)
 	a.RegisterPrometheusAPI("querier", []string{"/prometheus"}, q)
 	resp := respond(t, mux, http.MethodGet, query, tenant.HeaderName, "t", "Origin", "https://grafana.example")
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("default -server.cors-origin: Access-Control-Allow-Origin %q, want none", got)
+	}
+	mux, a = configured(t, func(c *Config) { c.CORSOrigin = ".*" })
+	a.RegisterPrometheusAPI("querier", []string{"/prometheus"}, q)
+	resp = respond(t, mux, http.MethodGet, query, tenant.HeaderName, "t", "Origin", "https://grafana.example")
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
-		t.Errorf("default -server.cors-origin: Access-Control-Allow-Origin %q, want *", got)
+		t.Errorf("-server.cors-origin=.*: Access-Control-Allow-Origin %q, want *", got)
 	}
 
 	mux, a = configured(t, func(c *Config) { c.CORSOrigin = `https://grafana\.example` })

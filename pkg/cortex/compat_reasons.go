@@ -20,6 +20,7 @@ import (
 // from Cortex's.
 var compatDefaultReasons = map[string]string{
 	"api.build-info-enabled":                         "on: Grafana reads the Prometheus API's build information to pick its query features, and it tells an operator which version answers",
+	"server.cors-origin":                             "no other site's page may read the Prometheus API's answers, which a browser may obtain with its user's client certificate; Grafana's server-side data source needs no CORS",
 	"server.http-listen-port":                        "9009, the port every doc and example uses, rather than 80, which needs root",
 	"server.http-conn-limit":                         "every resource one client can consume is bounded: 4096 connections",
 	"server.grpc-conn-limit":                         "every resource one client can consume is bounded: 4096 connections",
