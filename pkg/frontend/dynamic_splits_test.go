@@ -57,3 +57,72 @@ func TestMaxShardsPerQuery(t *testing.T) {
 		t.Fatalf("negative: %v", err)
 	}
 }
+
+// -querier.max-fetched-data-duration-per-query counts each selector's own
+// share of the range once and what it reads before each part (its range,
+// lookback, offsets) once per part.
+func TestMaxFetchedDataDurationPerQuery(t *testing.T) {
+	hour := time.Hour.Milliseconds()
+	for _, tc := range []struct {
+		query       string
+		maxDuration time.Duration
+		interval    int64
+	}{
+		// 5h of range (intervals 0 to 4) plus 1h per part for [5m]:
+		// (8h-5h)/1h = 3 parts, which 2h intervals give.
+		{"rate(up[5m])", 8 * time.Hour, 2 * hour},
+		// (6h-5h)/1h: one part, which 4h gives.
+		{"rate(up[5m])", 6 * time.Hour, 4 * hour},
+		// Two selectors: 10h of range, 2h per part: (14h-10h)/2h = 2
+		// parts: [0, 2h) and [2h, 4h].
+		{"rate(up[5m]) / rate(down[5m])", 14 * time.Hour, 2 * hour},
+		// An offset moves both ends of the range read: it adds nothing,
+		// (7h-5h)/1h = 2 parts.
+		{"rate(up[5m] offset 1d)", 7 * time.Hour, 2 * hour},
+		// A subquery's range is read again before each part: 1d and 5m,
+		// 25h per part; within 30h one part.
+		{"max_over_time(rate(up[5m])[1d:5m])", 30 * time.Hour, 4 * hour},
+		// Selectors reading nothing before the step but the lookback:
+		// 1h per part as well.
+		{"up", 8 * time.Hour, 2 * hour},
+		// No selector: the limit over the interval, 8 parts: the base.
+		{"vector(1)", 8 * time.Hour, hour},
+		{"rate(up[5m])", 0, hour},
+	} {
+		cfg := defaultConfig()
+		cfg.SplitQueriesByInterval = time.Hour
+		cfg.MaxFetchedDataDurationPerQuery = tc.maxDuration
+		f := &Frontend{cfg: cfg}
+		if got := f.splitInterval("t1", tc.query, 0, 4*hour, 300_000); got != tc.interval {
+			t.Errorf("%s within %s: interval %s, want %s", tc.query, tc.maxDuration, time.Duration(got)*time.Millisecond, time.Duration(tc.interval)*time.Millisecond)
+		}
+	}
+
+	// Through the frontend, with 3 vertical shards the limit is divided
+	// between them: 15h/3 = 5h, all of the range's 5h: one part of 3
+	// shards.
+	api := newPromAPIWith(t, shardingData())
+	api.st = querysharding.Queryable{Queryable: api.st}
+	sharded := &shardingAPI{promAPI: api}
+	cfg := defaultConfig()
+	cfg.SplitQueriesByInterval = time.Hour
+	cfg.MaxFetchedDataDurationPerQuery = 15 * time.Hour
+	h := newHarness(t, cfg, sharded, 4)
+	h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 3}, nil)
+	query := "sum by (job) (rate(http_requests_total[5m]))"
+	want := direct(api, query, 1800, 4*3600, 300)
+	code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(query, 1800, 4*3600, 300))
+	if code != 200 {
+		t.Fatalf("%d %s", code, got)
+	}
+	if err := sameMatrix(got, want, 1e-9); err != nil {
+		t.Error(err)
+	}
+	if asked := len(sharded.asked()); asked != 3 {
+		t.Errorf("%d queries reached the queriers, want 3 (one part of 3 shards)", asked)
+	}
+	cfg.MaxFetchedDataDurationPerQuery = -time.Second
+	if err := cfg.Validate(); err == nil || err.Error() != "-querier.max-fetched-data-duration-per-query must not be negative (0 disables), got -1s" {
+		t.Fatalf("negative: %v", err)
+	}
+}

@@ -47,6 +47,9 @@ type Config struct {
 	// MaxShardsPerQuery is Cortex's dynamic_query_splits'
 	// max_shards_per_query (splitInterval).
 	MaxShardsPerQuery int `yaml:"max_shards_per_query"`
+	// MaxFetchedDataDurationPerQuery is Cortex's dynamic_query_splits'
+	// max_fetched_data_duration_per_query (splitInterval).
+	MaxFetchedDataDurationPerQuery time.Duration `yaml:"max_fetched_data_duration_per_query"`
 	// CacheMaxSizeItems bounds the embedded cache's entries; CacheSize is
 	// its deprecated name (-frontend.fifocache.size), which wins when set.
 	CacheMaxSizeItems int `yaml:"cache_max_size_items"`
@@ -81,6 +84,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRetries, "querier.max-retries-per-request", 5, "Maximum number of times a query (or a part of a split query) is tried, on another querier when one fails or disconnects.")
 	f.DurationVar(&c.SplitQueriesByInterval, "querier.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel. 0 disables splitting.")
 	f.IntVar(&c.MaxShardsPerQuery, "querier.max-shards-per-query", 0, "Most queries one range query is split and sharded into: the split interval becomes the smallest multiple of -querier.split-queries-by-interval whose parts, times the query's vertical shards (-frontend.query-vertical-shard-size), are at most this many. 0 splits by the interval alone.")
+	f.DurationVar(&c.MaxFetchedDataDurationPerQuery, "querier.max-fetched-data-duration-per-query", 0, "Most time all of one range query's split and shard queries read together, as Cortex estimates it: each selector reads the query's range once, plus its [range] or the lookback delta, and its subqueries' ranges, once per part; the limit is divided between the vertical shards. The split interval becomes the smallest multiple of -querier.split-queries-by-interval that keeps within it. 0 splits by the interval alone.")
 	f.BoolVar(&c.AlignQueriesWithStep, "querier.align-querier-with-step", false, "Round the start and end of range queries down to a multiple of their step, which makes results cacheable across refreshes.")
 	f.BoolVar(&c.CacheResults, "querier.cache-results", false, "Cache query results: the results of range queries, in the embedded in-memory cache (or memcached), per query, step and split interval, the sub-ranges already answered, so a moving dashboard range asks the queriers only for the new steps.")
 	f.BoolVar(&c.CacheResults, "frontend.cache-results", false, "Another name of -querier.cache-results.")
@@ -114,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SplitQueriesByInterval < 0 {
 		return fmt.Errorf("-querier.split-queries-by-interval must not be negative, got %s", c.SplitQueriesByInterval)
+	}
+	if c.MaxFetchedDataDurationPerQuery < 0 {
+		return fmt.Errorf("-querier.max-fetched-data-duration-per-query must not be negative (0 disables), got %s", c.MaxFetchedDataDurationPerQuery)
 	}
 	if c.MaxShardsPerQuery < 0 {
 		return fmt.Errorf("-querier.max-shards-per-query must not be negative (0 disables), got %d", c.MaxShardsPerQuery)
@@ -185,6 +192,8 @@ type Frontend struct {
 	// queryTimeout is the queriers' -querier.timeout, which the answers
 	// of queries may take (0: the server's write timeout applies).
 	queryTimeout time.Duration
+	// lookback is the queriers' -querier.lookback-delta (WithLookbackDelta).
+	lookback time.Duration
 	// schedulers, with -frontend.scheduler-address, takes the queries
 	// instead of queue.
 	schedulers *schedulers
