@@ -426,3 +426,35 @@ func TestUserIndexWritten(t *testing.T) {
 		t.Fatalf("user index %+v, want team-a and team-b, written now", idx)
 	}
 }
+
+// silentKV is a KV store whose watchers never hear of a change: a ring
+// client on it never sees the instances that join after it started.
+type silentKV struct{ kv.Client }
+
+func (silentKV) WatchKey(ctx context.Context, _ string, _ func(any) bool) { <-ctx.Done() }
+
+func (silentKV) WatchPrefix(ctx context.Context, _ string, _ func(string, any) bool) { <-ctx.Done() }
+
+// A compactor not seen ACTIVE in the ring within
+// -compactor.ring.wait-active-instance-timeout fails to start.
+func TestWaitActiveInstanceTimeout(t *testing.T) {
+	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	cfg := testConfig(t)
+	cfg.ShardingEnabled = true
+	cfg.ShardingRing.InstanceID = "compactor-1"
+	cfg.ShardingRing.WaitStabilityMinDuration = 0
+	cfg.ShardingRing.WaitActiveInstanceTimeout = 200 * time.Millisecond
+	m, err := shardring.NewMember(cfg.ShardingRing.MemberConfig(), RingName, RingKey, silentKV{store}, "127.0.0.1", 9500, ring.ACTIVE, discard, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, newFSBucket(t), discard, prometheus.NewPedanticRegistry(), WithRing(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.joinRing(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not ACTIVE in the ring within -compactor.ring.wait-active-instance-timeout=200ms") {
+		t.Fatalf("joining a ring that never shows the compactor: %v", err)
+	}
+}
