@@ -22,7 +22,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	"github.com/cortex-tls/cortex/pkg/shardring"
-	"github.com/cortex-tls/cortex/pkg/util/allowedtenants"
+	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -36,8 +36,8 @@ type MultitenantAlertmanager struct {
 	store       alertstore.Store // nil: only the fallback configuration is served
 	externalURL *url.URL
 	fallback    *tenantConfig
-	overrides   *validation.Overrides  // nil: no limits
-	allowed     *allowedtenants.Filter // -alertmanager.enabled-tenants, -disabled-tenants
+	overrides   *validation.Overrides // nil: no limits
+	allowed     *tenantfilter.Allowed // -alertmanager.enabled-tenants, -disabled-tenants
 
 	mtx     sync.RWMutex
 	tenants map[string]*tenant
@@ -83,7 +83,7 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 		logger:  logger.With("component", "alertmanager"),
 		tenants: map[string]*tenant{},
 		states:  map[string]*replicatedState{},
-		allowed: allowedtenants.New(cfg.EnabledTenants, cfg.DisabledTenants),
+		allowed: tenantfilter.New(cfg.EnabledTenants, cfg.DisabledTenants),
 		polls: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_alertmanager_config_polls_total",
 			Help: "Polls of the alertmanager storage, by result.",

@@ -18,7 +18,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
-	"github.com/cortex-tls/cortex/pkg/util/allowedtenants"
+	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
 // OwnerFunc reports whether this ruler evaluates a group. The default owns
@@ -46,7 +46,7 @@ type Ruler struct {
 	engine        promql.QueryEngine
 	parser        parser.Parser
 	owns          OwnerFunc
-	allowed       *allowedtenants.Filter // -ruler.enabled-tenants, -disabled-tenants
+	allowed       *tenantfilter.Allowed // -ruler.enabled-tenants, -disabled-tenants
 	alertmanagers []alertmanagerTarget
 	amClient      *http.Client
 	logger        *slog.Logger
@@ -82,7 +82,7 @@ func New(cfg Config, store rulestore.Store, pusher Pusher, queryable storage.Que
 		engine:        engine,
 		parser:        parser.NewParser(parser.Options{}),
 		owns:          func(rulestore.RuleGroup) bool { return true },
-		allowed:       allowedtenants.New(cfg.EnabledTenants, cfg.DisabledTenants),
+		allowed:       tenantfilter.New(cfg.EnabledTenants, cfg.DisabledTenants),
 		alertmanagers: targets,
 		amClient:      &http.Client{Transport: amTLS.HTTPTransport()},
 		logger:        logger.With("component", "ruler"),
@@ -96,8 +96,8 @@ func New(cfg Config, store rulestore.Store, pusher Pusher, queryable storage.Que
 	for _, o := range opts {
 		o(r)
 	}
-	if r.allowed.Restricted() {
-		r.logger.Info("evaluating the rules of some tenants only", "enabled", r.allowed.Enabled(), "disabled", r.allowed.Disabled())
+	if len(cfg.EnabledTenants) > 0 || len(cfg.DisabledTenants) > 0 {
+		r.logger.Info("evaluating the rules of some tenants only", "enabled", cfg.EnabledTenants, "disabled", cfg.DisabledTenants)
 	}
 	r.Service = services.NewTimerService(cfg.PollInterval, r.starting, r.poll, r.stopping)
 	return r, nil
