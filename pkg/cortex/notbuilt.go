@@ -86,6 +86,8 @@ func (c *Config) validateSingleChoices() error {
 // path, the struct its own. A Move without File is a struct field Cortex's
 // file has no key for.
 var keyMoves = []config.Move{
+	// Cortex keeps the token strategy in the lifecycler, dskit's struct here.
+	{File: "ingester.lifecycler.tokens_generator_strategy", Struct: "ingester.tokens_generator_strategy"},
 	{File: "distributor.pool.health_check_ingesters", Struct: "ingester_client.health_check_ingesters"},
 	{File: "distributor.pool.client_cleanup_period", Struct: "distributor.client_cleanup_period"},
 	// Cortex's query_range block holds the query-frontend's splitting,

@@ -45,6 +45,10 @@ type Config struct {
 
 	MatchersCacheMaxItems int `yaml:"matchers_cache_max_items"`
 
+	// TokensGeneratorStrategy is Cortex's
+	// lifecycler.tokens_generator_strategy: random, the only one built.
+	TokensGeneratorStrategy string `yaml:"tokens_generator_strategy"`
+
 	// QueryProtection refuses queries while the heap is nearly full:
 	// -ingester.query-protection.rejection.threshold.heap-utilization.
 	QueryProtection queryprotection.Config `yaml:"query_protection"`
@@ -94,6 +98,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	f.BoolVar(&c.EnableRegexMatcherLimits, "ingester.enable-regex-matcher-limits", false, "Enable regex matcher limits and metrics collection for unoptimized regex queries. When enabled, the ingester will track pattern length, label cardinality, and total value length for unoptimized regex matchers, and refuse queries over the tenant's -validation.max-regex-pattern-length, -validation.max-label-cardinality-for-unoptimized-regex and -validation.max-total-label-value-length-for-unoptimized-regex.")
 	f.BoolVar(&c.ActiveSeriesMetricsEnabled, "ingester.active-series-metrics-enabled", true, "Track the series each tenant pushed samples to within -ingester.active-series-metrics-idle-timeout, exported as cortex_ingester_active_series and cortex_ingester_active_native_histogram_series.")
 	f.DurationVar(&c.ActiveSeriesMetricsUpdatePeriod, "ingester.active-series-metrics-update-period", time.Minute, "How often the active series metrics are updated.")
+	f.StringVar(&c.TokensGeneratorStrategy, "ingester.tokens-generator-strategy", "random", "How a new ingester's ring tokens are chosen: random, dskit's random token generator, the only strategy built (Cortex's minimize-spread is not).")
 	f.IntVar(&c.MatchersCacheMaxItems, "ingester.matchers-cache-max-items", 0, "Maximum number of regular-expression matchers of read calls kept compiled, least recently used first out (cortex_ingester_matchers_cache_*). 0 to disable.")
 	f.DurationVar(&c.ActiveSeriesMetricsIdleTimeout, "ingester.active-series-metrics-idle-timeout", 10*time.Minute, "How long after its last pushed sample a series stops counting as active.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept in memory after it was last received.")
@@ -188,6 +193,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.InstanceLimits.Validate(); err != nil {
 		return err
+	}
+	if c.TokensGeneratorStrategy != "random" {
+		return fmt.Errorf("-ingester.tokens-generator-strategy=%q (ingester.lifecycler.tokens_generator_strategy): only random is built here; Cortex's minimize-spread is not", c.TokensGeneratorStrategy)
 	}
 	if c.MatchersCacheMaxItems < 0 {
 		return fmt.Errorf("-ingester.matchers-cache-max-items must not be negative (0 disables the cache), got %d", c.MatchersCacheMaxItems)

@@ -114,3 +114,19 @@ func TestTSDBTuningValidation(t *testing.T) {
 		t.Fatalf("defaults %d, %d, %q; want Cortex's 4194304, 0 and empty", cfg.HeadChunksWriteBufferSize, cfg.HeadChunksWriteQueueSize, cfg.WALCompressionType)
 	}
 }
+
+// -ingester.tokens-generator-strategy takes random, dskit's generator and
+// the only one built; minimize-spread is refused by name.
+func TestTokensGeneratorStrategy(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	if cfg.TokensGeneratorStrategy != "random" {
+		t.Fatalf("default %q, want Cortex's random", cfg.TokensGeneratorStrategy)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.TokensGeneratorStrategy = "minimize-spread"
+	if err := cfg.Validate(); err == nil || err.Error() != `-ingester.tokens-generator-strategy="minimize-spread" (ingester.lifecycler.tokens_generator_strategy): only random is built here; Cortex's minimize-spread is not` {
+		t.Fatalf("minimize-spread: %v", err)
+	}
+}
