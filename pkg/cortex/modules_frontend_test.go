@@ -66,3 +66,42 @@ query_range:
 		})
 	}
 }
+
+// TestQueryRejectionConfig: limits.query_rejection is read from Cortex's
+// keys, and a bad regex stops the start naming the attribute.
+func TestQueryRejectionConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(`
+limits:
+  query_rejection:
+    enabled: true
+    query_attributes:
+      - api_type: query_range
+        regex: .*rate.*
+        time_range_limit:
+          min: 30d
+        query_step_limit:
+          max: 1s
+        user_agent_regex: ^curl
+        dashboard_uid: dash-1
+        panel_id: "2"
+        time_window:
+          start: 2h
+          end: 1h
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	qr := loadConfig(t, "-config.file="+good).Limits.QueryRejection
+	if !qr.Enabled || len(qr.QueryAttributes) != 1 {
+		t.Fatalf("query_rejection: %+v", qr)
+	}
+	a := qr.QueryAttributes[0]
+	if a.APIType != "query_range" || a.Regex != ".*rate.*" || time.Duration(a.TimeRangeLimit.Min) != 30*24*time.Hour || time.Duration(a.QueryStepLimit.Max) != time.Second ||
+		a.UserAgentRegex != "^curl" || a.DashboardUID != "dash-1" || a.PanelID != "2" || time.Duration(a.TimeWindow.Start) != 2*time.Hour || time.Duration(a.TimeWindow.End) != time.Hour {
+		t.Fatalf("query attribute: %+v", a)
+	}
+	if cfg := loadConfig(t, "-frontend.query-rejection.enabled=true"); !cfg.Limits.QueryRejection.Enabled {
+		t.Fatal("-frontend.query-rejection.enabled not set")
+	}
+}

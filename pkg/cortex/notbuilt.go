@@ -50,7 +50,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "object storage backends other than s3, gcs, azure, swift and filesystem"},
 	{Key: "blocks_storage.tsdb.expanded_postings_cache", Feature: "the ingesters' expanded postings cache"},
 	{Key: "limits.query_priority", Feature: "query priorities"},
-	{Key: "limits.query_rejection", Feature: "query rejection by attributes"},
 	{Key: "configs.database.migrations_dir", Feature: "migrations read from a directory (the configs database's migrations are built into the binary)"},
 	{Key: "configs.api", Feature: "the configs API's notification settings"},
 }

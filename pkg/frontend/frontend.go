@@ -206,6 +206,8 @@ type Frontend struct {
 	// instead of the queriers; downstreamTLS is its link's TLS.
 	downstream    *downstream
 	downstreamTLS *tlsconfig.Client
+	// rejected counts the queries limits.query_rejection refused.
+	rejected *prometheus.CounterVec
 	// federation says which queries may read several tenants.
 	federation tenantfederation.Config
 }
@@ -281,6 +283,7 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		reg.MustRegister(length, duration, m.connected, m.retries, m.queryRange, m.splitQueries, m.cacheFetched, m.cacheHits, m.cacheBytes, m.cacheEntries, m.cacheEvicted, m.refusedTenant)
 	}
 	f.sharding = newShardingMetrics(reg)
+	f.rejected = newRejectedQueries(reg)
 	if cfg.DownstreamURL != "" {
 		u, _ := parseDownstreamURL(cfg.DownstreamURL) // checked by Validate
 		f.downstream = newDownstream(u, f.downstreamTLS)

@@ -79,6 +79,10 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
+	if f.rejectQuery(r, formValues(r, body), tenantID, start) {
+		writeError(w, http.StatusUnprocessableEntity, "execution", queryRejectMessage)
+		return
+	}
 	header := f.forwardedHeaders(r)
 	header.Set(tenant.HeaderName, tenantID)
 	ctx = f.withResponseSizeLimit(ctx, tenantID, r.URL.Path)

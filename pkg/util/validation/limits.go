@@ -142,6 +142,8 @@ type Limits struct {
 	// MaxQueryResponseSize bounds the bytes of one query's answer the
 	// query-frontend takes from its queriers; 0 means unlimited.
 	MaxQueryResponseSize int64 `yaml:"max_query_response_size"`
+	// QueryRejection refuses the tenant's queries matching its attributes.
+	QueryRejection QueryRejection `yaml:"query_rejection"`
 
 	// A tenant's Alertmanager: its configuration, silences and alerts; 0
 	// means unlimited.
@@ -219,6 +221,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "The tenant's shard size with -distributor.sharding-strategy=shuffle-sharding: how many ingesters of the ring receive its series and answer its queries. With -distributor.zone-awareness-enabled it is rounded up to a multiple of the zones, taking as many from each zone. 0 means all of them.")
 	f.Float64Var(&l.MaxQueriersPerTenant, "frontend.max-queriers-per-tenant", 0, "Maximum number of queriers that can handle requests for a single tenant, in the query-frontend's queue and the query-scheduler's: the tenant's queries go only to this subset of the connected queriers, the same subset in every frontend and scheduler. A value below 1 is a fraction of the connected queriers (at least one). 0 means every querier.")
 	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Maximum number of outstanding requests per tenant per request queue (either query frontend or query scheduler); requests beyond this error with HTTP 429.")
+	f.BoolVar(&l.QueryRejection.Enabled, "frontend.query-rejection.enabled", false, "Whether query rejection is enabled: the query-frontend refuses, with 422, the tenant's queries matching any of its query_rejection.query_attributes (set in the configuration file or the runtime configuration).")
 	f.Int64Var(&l.MaxQueryResponseSize, "frontend.max-query-response-size", 0, "The maximum total uncompressed query response size, in bytes: the answers of the queriers to one query or query_range request, summed over its split and shard queries, enforced by the query-frontend (422 naming the limit). 0 to disable.")
 	f.IntVar(&l.RulerTenantShardSize, "ruler.tenant-shard-size", 0, "The tenant's shard size with -ruler.sharding-strategy=shuffle-sharding: how many rulers of the ring evaluate its rule groups. 0 means all of them.")
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
@@ -300,6 +303,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxOutstandingPerTenant < 0 {
 		return fmt.Errorf("-frontend.max-outstanding-requests-per-tenant (max_outstanding_requests_per_tenant) must not be negative, got %d", l.MaxOutstandingPerTenant)
+	}
+	if err := l.QueryRejection.Validate(); err != nil {
+		return err
 	}
 	if l.MaxQueryResponseSize < 0 {
 		return fmt.Errorf("-frontend.max-query-response-size (max_query_response_size) must not be negative (0 means unlimited), got %d", l.MaxQueryResponseSize)
