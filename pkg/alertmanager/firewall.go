@@ -7,6 +7,11 @@ import (
 	"net/netip"
 	"syscall"
 
+	"github.com/prometheus/alertmanager/alert"
+	"github.com/prometheus/alertmanager/config"
+	amcommoncfg "github.com/prometheus/alertmanager/config/common"
+	"github.com/prometheus/alertmanager/notify"
+
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -51,4 +56,48 @@ func (d *firewallDialer) control(_, address string, _ syscall.RawConn) error {
 		}
 	}
 	return nil
+}
+
+// checkHost applies the firewall to every address host resolves to, for a
+// connection to port the dialer does not make itself.
+func (d *firewallDialer) checkHost(ctx context.Context, host, port string) error {
+	l := d.limits()
+	if !l.AlertmanagerReceiversBlockPrivateAddresses && len(l.AlertmanagerReceiversBlockCIDRNetworks) == 0 {
+		return nil
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return fmt.Errorf("receiver host %q refused by the receivers firewall: resolving it: %w", host, err)
+	}
+	for _, a := range addrs {
+		if err := d.control("tcp", net.JoinHostPort(a.Unmap().String(), port), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firewalledEmail is an email integration behind the receivers firewall.
+// Alertmanager's email notifier dials its smarthost itself, not through
+// the HTTP client options: its addresses are checked before each send (a
+// DNS answer that changes between the check and the connection is not).
+type firewalledEmail struct {
+	upstream  notify.Integration
+	smarthost amcommoncfg.HostPort
+	firewall  *firewallDialer
+}
+
+func guardEmail(in notify.Integration, rcv config.Receiver, fw *firewallDialer) notify.Integration {
+	if in.Name() != "email" || in.Index() >= len(rcv.EmailConfigs) {
+		return in
+	}
+	n := &firewalledEmail{upstream: in, smarthost: rcv.EmailConfigs[in.Index()].Smarthost, firewall: fw}
+	return notify.NewIntegration(n, &n.upstream, in.Name(), in.Index(), rcv.Name)
+}
+
+func (n *firewalledEmail) Notify(ctx context.Context, alerts ...*alert.Alert) notify.NotifyVerdict {
+	if err := n.firewall.checkHost(ctx, n.smarthost.Host, n.smarthost.Port); err != nil {
+		return notify.Unrecoverable(err, notify.DefaultReason)
+	}
+	return n.upstream.Notify(ctx, alerts...)
 }

@@ -200,3 +200,32 @@ func TestOptionFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiversFirewallEmail: an email receiver, which dials its smarthost
+// itself, is refused a blocked smarthost before it connects.
+func TestReceiversFirewallEmail(t *testing.T) {
+	h := newHarness(t)
+	h.cfgs.set("tenant-mail", `route:
+  receiver: mail
+  group_wait: 50ms
+  group_interval: 1s
+receivers:
+- name: mail
+  email_configs:
+  - to: oncall@example.com
+    from: alertmanager@example.com
+    smarthost: 127.0.0.1:25
+    require_tls: false
+`, nil)
+	limits := overrides(validation.Limits{AlertmanagerReceiversBlockCIDRNetworks: blockCIDRs(t, "127.0.0.0/8")}, nil)
+	am := h.start(h.config(filepath.Join(h.dir, "am")), WithLimits(limits))
+	waitTenants(t, am, "tenant-mail")
+	postAlert(t, am, "tenant-mail", "Down")
+	testkit.Eventually(t, 15*time.Second, "the blocked email counted", func() bool {
+		return testkit.MetricSum(t, h.reg, "alertmanager_notifications_failed_total", "user", "tenant-mail", "integration", "email") >= 1
+	})
+	want := "receiver address 127.0.0.1 is blocked: it is in 127.0.0.0/8 (-alertmanager.receivers-firewall-block-cidr-networks)"
+	if logs := h.logs.String(); !strings.Contains(logs, want) {
+		t.Fatalf("the refusal is not logged with %q:\n%s", want, logs)
+	}
+}

@@ -208,7 +208,7 @@ func (t *tenant) apply(c tenantConfig, trusted bool) error {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}
 		for i := range ints {
-			ints[i] = rateLimited(ints[i], rcv.Name, t.limits, t.rateLimited)
+			ints[i] = rateLimited(guardEmail(ints[i], rcv, t.firewall), rcv.Name, t.limits, t.rateLimited)
 		}
 		receivers[rcv.Name] = ints
 	}
