@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
@@ -36,6 +37,9 @@ type RegexResolver struct {
 	mu       sync.Mutex
 	known    []string
 	syncedAt time.Time
+	// resolved caches an expression's answer over the known tenants; it
+	// is emptied when they are listed again. nil without a cache.
+	resolved *lru.Cache[string, string]
 
 	lastRun    prometheus.Gauge
 	discovered prometheus.Gauge
@@ -47,7 +51,12 @@ func NewRegexResolver(cfg Config, scanner users.Scanner, logger *slog.Logger, re
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var resolved *lru.Cache[string, string]
+	if cfg.RegexCacheSize > 0 {
+		resolved, _ = lru.New[string, string](cfg.RegexCacheSize) // errors only on a size <= 0
+	}
 	return &RegexResolver{
+		resolved: resolved,
 		scanner:  scanner,
 		interval: cfg.UserSyncInterval,
 		logger:   logger,
@@ -78,6 +87,9 @@ func (r *RegexResolver) knownTenants(ctx context.Context) []string {
 	known := slices.Concat(active, deleting)
 	slices.Sort(known)
 	r.known, r.syncedAt = slices.Compact(known), time.Now()
+	if r.resolved != nil {
+		r.resolved.Purge()
+	}
 	r.lastRun.SetToCurrentTime()
 	r.discovered.Set(float64(len(r.known)))
 	return r.known
@@ -87,23 +99,33 @@ func (r *RegexResolver) knownTenants(ctx context.Context) []string {
 // (anchored, as PromQL's =~), joined by '|'. Matching none, it is orgID
 // itself when that is a valid tenant ID, else a tenant of no data.
 func (r *RegexResolver) Resolve(ctx context.Context, orgID string) (string, error) {
+	known := r.knownTenants(ctx)
+	if r.resolved != nil {
+		if out, ok := r.resolved.Get(orgID); ok {
+			return out, nil
+		}
+	}
 	m, err := labels.NewFastRegexMatcher(orgID)
 	if err != nil {
 		return "", &RefusedError{fmt.Sprintf("%s %q is not a valid regular expression (-tenant-federation.regex-matcher-enabled): %v", tenant.HeaderName, orgID, err)}
 	}
 	var matched []string
-	for _, id := range r.knownTenants(ctx) {
+	for _, id := range known {
 		if m.MatchString(id) {
 			matched = append(matched, id)
 		}
 	}
+	out := strings.Join(matched, tenant.Separator)
 	if len(matched) == 0 {
+		out = unmatchedTenant
 		if tenant.Valid(orgID) == nil {
-			return orgID, nil
+			out = orgID
 		}
-		return unmatchedTenant, nil
 	}
-	return strings.Join(matched, tenant.Separator), nil
+	if r.resolved != nil {
+		r.resolved.Add(orgID, out)
+	}
+	return out, nil
 }
 
 // HTTPMiddleware rewrites X-Scope-OrgID of the requests that may read

@@ -110,3 +110,34 @@ func TestRegexMatchedTenantsAuthorized(t *testing.T) {
 		t.Errorf("metadata of team-.*: %d, want the expression refused as a tenant", code)
 	}
 }
+
+// -tenant-federation.regex-cache-size keeps that many expressions'
+// answers, emptied when the tenants are listed again.
+func TestRegexResolverCache(t *testing.T) {
+	ctx := context.Background()
+	bkt := objstore.NewInMemBucket()
+	for _, tn := range []string{"team-a", "team-b"} {
+		if err := bkt.Upload(ctx, tn+"/01J0000000000000000000000A/meta.json", strings.NewReader("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Enabled: true, RegexMatcherEnabled: true, UserSyncInterval: time.Hour, RegexCacheSize: 2}
+	r := NewRegexResolver(cfg, users.NewListScanner(bkt), nil, prometheus.NewPedanticRegistry())
+	for _, orgID := range []string{"team-.*", "team-a", ".*-b"} {
+		if _, err := r.Resolve(ctx, orgID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.resolved.Len(); n != 2 {
+		t.Fatalf("%d expressions cached, want the cache size, 2", n)
+	}
+	if got, ok := r.resolved.Get(".*-b"); !ok || got != "team-b" {
+		t.Fatalf("cached .*-b = %q, %v; want team-b", got, ok)
+	}
+	r.mu.Lock()
+	r.syncedAt = time.Now().Add(-2 * time.Hour)
+	r.mu.Unlock()
+	if got, _ := r.Resolve(ctx, "team-a"); got != "team-a" || r.resolved.Len() != 1 {
+		t.Fatalf("after the tenants were listed again: %q with %d cached, want team-a alone cached", got, r.resolved.Len())
+	}
+}

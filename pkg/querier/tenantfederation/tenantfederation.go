@@ -28,6 +28,9 @@ type Config struct {
 	// every UserSyncInterval.
 	RegexMatcherEnabled bool          `yaml:"regex_matcher_enabled"`
 	UserSyncInterval    time.Duration `yaml:"user_sync_interval"`
+	// RegexCacheSize is how many expressions keep their matched tenants
+	// until the tenants are listed again; 0 or less, none.
+	RegexCacheSize int `yaml:"regex_cache_size"`
 }
 
 // RegisterFlags registers Cortex's -tenant-federation.* flags.
@@ -36,6 +39,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxConcurrent, "tenant-federation.max-concurrent", 16, "Most tenants of one federated query read at once (ingesters and store-gateways are asked per tenant).")
 	f.BoolVar(&c.AllowPartialData, "tenant-federation.allow-partial-data", false, "If enabled, query errors from individual tenants are treated as warnings, allowing partial results to be returned: a federated query answers from the tenants that could be read, with a warning naming each tenant that failed.")
 	f.BoolVar(&c.RegexMatcherEnabled, "tenant-federation.regex-matcher-enabled", false, "[Experimental] If enabled, the `X-Scope-OrgID` header value can accept a regex and the matched tenantIDs are automatically involved. The regex matching rule follows the Prometheus, see the detail: https://prometheus.io/docs/prometheus/latest/querying/basics/#time-series-selectors. The user discovery is based on scanning block storage, so new users can get queries after uploading a block (generally 2h).")
+	f.IntVar(&c.RegexCacheSize, "tenant-federation.regex-cache-size", 1000, "[Experimental] Cache size of regex match results used by regex resolver. Each cache entry includes both regex patterns (e.g. `user-.+`) and resolved tenant IDs (e.g. `user-1`). Set to 0 or less to disable caching. The cache is emptied whenever the tenants are listed again.")
 	f.DurationVar(&c.UserSyncInterval, "tenant-federation.user-sync-interval", 5*time.Minute, "[Experimental] If the regex matcher is enabled, it specifies how frequently to scan users. The scanned users are used to calculate matched tenantIDs. The scanning strategy depends on the `-blocks-storage.users-scanner.strategy`.")
 	f.IntVar(&c.MaxTenant, "tenant-federation.max-tenant", 0, "Most tenants one query may name; a query naming more is refused with 400. 0 means no limit.")
 }
