@@ -24,6 +24,9 @@ type Config struct {
 	// them yet); a querier also allows three sync intervals on top.
 	ConsistencyDelay time.Duration     `yaml:"consistency_delay"`
 	BucketIndex      BucketIndexConfig `yaml:"bucket_index"`
+	// BucketStoreType is Cortex 1.21's choice of block format: tsdb, the
+	// only one built (Parquet blocks are not).
+	BucketStoreType string `yaml:"bucket_store_type"`
 
 	// TenantSyncConcurrency is how many tenants a sync works on at once.
 	TenantSyncConcurrency int `yaml:"tenant_sync_concurrency"`
@@ -81,6 +84,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MetaSyncConcurrency, "blocks-storage.bucket-store.meta-sync-concurrency", 20, "Number of Go routines to use when syncing block meta files from object storage per tenant.")
 	f.IntVar(&c.BlockSyncConcurrency, "blocks-storage.bucket-store.block-sync-concurrency", 20, "Maximum number of concurrent blocks syncing per tenant.")
 	f.DurationVar(&c.IgnoreDeletionMarksDelay, "blocks-storage.bucket-store.ignore-deletion-marks-delay", 6*time.Hour, "Duration after which the blocks marked for deletion will be filtered out while fetching blocks. The idea of ignore-deletion-marks-delay is to ignore blocks that are marked for deletion with some delay. This ensures store can still serve blocks that are meant to be deleted but do not have a replacement yet.")
+	f.StringVar(&c.BucketStoreType, "blocks-storage.bucket-store.bucket-store-type", "tsdb", "Type of bucket store to use: tsdb, Prometheus TSDB blocks, the only type built here (Cortex's parquet is not).")
 	f.DurationVar(&c.ConsistencyDelay, "blocks-storage.bucket-store.consistency-delay", 0, "Minimum age of a block before a querier requires it in the store-gateways' answer. Queriers also allow three -blocks-storage.bucket-store.sync-interval for store-gateways to load new blocks.")
 	c.BucketIndex.RegisterFlags(f)
 	f.IntVar(&c.TenantSyncConcurrency, "blocks-storage.bucket-store.tenant-sync-concurrency", 10, "Maximum number of concurrent tenants syncing blocks.")
@@ -123,6 +127,9 @@ var discoveryStrategies = []string{DiscoveryConcurrent, DiscoveryRecursive, Disc
 
 // Validate checks the settings a BucketStore cannot run without.
 func (c *Config) Validate() error {
+	if c.BucketStoreType != "tsdb" && c.BucketStoreType != "" { // "": built by code, not flags
+		return fmt.Errorf("-blocks-storage.bucket-store.bucket-store-type=%q (blocks_storage.bucket_store.bucket_store_type): only tsdb is built here; Parquet blocks are not", c.BucketStoreType)
+	}
 	if c.SyncDir == "" {
 		return errors.New("-blocks-storage.bucket-store.sync-dir must not be empty")
 	}

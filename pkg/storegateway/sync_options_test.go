@@ -1,6 +1,7 @@
 package storegateway
 
 import (
+	"flag"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -143,5 +144,20 @@ func TestBlockDiscoveryStrategyValidated(t *testing.T) {
 	cfg.BucketIndex = BucketIndexConfig{Enabled: true, UpdateOnErrorInterval: time.Minute, IdleTimeout: time.Hour}
 	if _, err := NewBucketStore(cfg, newBucket(t), nil, nil); err != nil {
 		t.Fatalf("bucket_index with the bucket index: %v", err)
+	}
+}
+
+// Cortex 1.21's bucket store type takes tsdb, the only one built; parquet
+// is refused naming the flag.
+func TestBucketStoreTypeValidated(t *testing.T) {
+	var flags Config
+	flags.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
+	if flags.BucketStoreType != "tsdb" {
+		t.Fatalf("default bucket store type %q, want tsdb", flags.BucketStoreType)
+	}
+	cfg := testConfig(t)
+	cfg.BucketStoreType = "parquet"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `-blocks-storage.bucket-store.bucket-store-type="parquet"`) {
+		t.Fatalf("parquet: %v", err)
 	}
 }
