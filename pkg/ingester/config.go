@@ -43,6 +43,14 @@ type Config struct {
 	ActiveSeriesMetricsUpdatePeriod time.Duration `yaml:"active_series_metrics_update_period"`
 	ActiveSeriesMetricsIdleTimeout  time.Duration `yaml:"active_series_metrics_idle_timeout"`
 
+	// ActiveQueriedSeriesMetrics* estimate the distinct series each
+	// tenant's queries returned (see activeQueriedSeries).
+	ActiveQueriedSeriesMetricsEnabled        bool          `yaml:"active_queried_series_metrics_enabled"`
+	ActiveQueriedSeriesMetricsUpdatePeriod   time.Duration `yaml:"active_queried_series_metrics_update_period"`
+	ActiveQueriedSeriesMetricsWindowDuration time.Duration `yaml:"active_queried_series_metrics_window_duration"`
+	ActiveQueriedSeriesMetricsSampleRate     float64       `yaml:"active_queried_series_metrics_sample_rate"`
+	ActiveQueriedSeriesMetricsWindows        DurationList  `yaml:"active_queried_series_metrics_windows"`
+
 	MatchersCacheMaxItems int `yaml:"matchers_cache_max_items"`
 
 	// TokensGeneratorStrategy is Cortex's
@@ -101,6 +109,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	f.StringVar(&c.TokensGeneratorStrategy, "ingester.tokens-generator-strategy", "random", "How a new ingester's ring tokens are chosen: random, dskit's random token generator, the only strategy built (Cortex's minimize-spread is not).")
 	f.IntVar(&c.MatchersCacheMaxItems, "ingester.matchers-cache-max-items", 0, "Maximum number of regular-expression matchers of read calls kept compiled, least recently used first out (cortex_ingester_matchers_cache_*). 0 to disable.")
 	f.DurationVar(&c.ActiveSeriesMetricsIdleTimeout, "ingester.active-series-metrics-idle-timeout", 10*time.Minute, "How long after its last pushed sample a series stops counting as active.")
+	f.BoolVar(&c.ActiveQueriedSeriesMetricsEnabled, "ingester.active-queried-series-metrics-enabled", false, "Estimate the distinct series each tenant's queries returned within each of -ingester.active-queried-series-metrics-windows with HyperLogLog sketches, exported as cortex_ingester_active_queried_series{user,window}.")
+	f.DurationVar(&c.ActiveQueriedSeriesMetricsUpdatePeriod, "ingester.active-queried-series-metrics-update-period", time.Minute, "How often the active queried series metrics are updated.")
+	f.DurationVar(&c.ActiveQueriedSeriesMetricsWindowDuration, "ingester.active-queried-series-metrics-window-duration", 15*time.Minute, "Duration of each sub-window of active queried series tracking, one sketch each: the windows' estimates drop series a sub-window at a time.")
+	f.Float64Var(&c.ActiveQueriedSeriesMetricsSampleRate, "ingester.active-queried-series-metrics-sample-rate", 1.0, "Share of queries whose series are tracked for the active queried series metrics, in (0, 1]: 1 tracks every query, 0.1 one in ten.")
+	c.ActiveQueriedSeriesMetricsWindows = DurationList{2 * time.Hour}
+	f.Var(&c.ActiveQueriedSeriesMetricsWindows, "ingester.active-queried-series-metrics-windows", "Comma-separated time windows of the active queried series metrics, each at least -ingester.active-queried-series-metrics-window-duration: one cortex_ingester_active_queried_series series per tenant and window.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept in memory after it was last received.")
 	c.QueryProtection.RegisterFlagsWithPrefix(f, "ingester.", "ingester")
 	c.QueryProtection.RegisterCPUFlagWithPrefix(f, "ingester.", "ingester")
@@ -203,10 +217,39 @@ func (c *Config) Validate() error {
 	if c.ActiveSeriesMetricsEnabled && (c.ActiveSeriesMetricsUpdatePeriod <= 0 || c.ActiveSeriesMetricsIdleTimeout <= 0) {
 		return errors.New("-ingester.active-series-metrics-update-period and -ingester.active-series-metrics-idle-timeout must be greater than 0")
 	}
+	if err := c.validateActiveQueriedSeries(); err != nil {
+		return err
+	}
 	if c.RateUpdatePeriod <= 0 || c.TSDBConfigUpdatePeriod <= 0 || c.MetadataRetainPeriod <= 0 {
 		return errors.New("-ingester.rate-update-period, -ingester.user-tsdb-configs-update-period and -ingester.metadata-retain-period must be greater than 0")
 	}
 	return c.LifecyclerConfig.Validate()
+}
+
+// validateActiveQueriedSeries checks the
+// -ingester.active-queried-series-metrics-* flags when enabled, as Cortex.
+func (c *Config) validateActiveQueriedSeries() error {
+	if !c.ActiveQueriedSeriesMetricsEnabled {
+		return nil
+	}
+	if c.ActiveQueriedSeriesMetricsUpdatePeriod <= 0 {
+		return fmt.Errorf("-ingester.active-queried-series-metrics-update-period must be greater than 0, got %s", c.ActiveQueriedSeriesMetricsUpdatePeriod)
+	}
+	if c.ActiveQueriedSeriesMetricsWindowDuration <= 0 {
+		return fmt.Errorf("-ingester.active-queried-series-metrics-window-duration must be greater than 0, got %s", c.ActiveQueriedSeriesMetricsWindowDuration)
+	}
+	if r := c.ActiveQueriedSeriesMetricsSampleRate; !(r > 0 && r <= 1) {
+		return fmt.Errorf("-ingester.active-queried-series-metrics-sample-rate must be greater than 0 and at most 1, got %v", r)
+	}
+	if len(c.ActiveQueriedSeriesMetricsWindows) == 0 {
+		return errors.New("-ingester.active-queried-series-metrics-windows must list at least one window when -ingester.active-queried-series-metrics-enabled is true")
+	}
+	for _, w := range c.ActiveQueriedSeriesMetricsWindows {
+		if w < c.ActiveQueriedSeriesMetricsWindowDuration {
+			return fmt.Errorf("-ingester.active-queried-series-metrics-windows: window %s must be at least -ingester.active-queried-series-metrics-window-duration (%s)", w, c.ActiveQueriedSeriesMetricsWindowDuration)
+		}
+	}
+	return nil
 }
 
 // DurationList is a comma-separated list of durations, as Cortex's

@@ -88,6 +88,10 @@ type Ingester struct {
 	// configuration's ingester_limits from instanceLimitsFn.
 	instance         *instanceLimiter
 	instanceLimitsFn func() *InstanceLimits
+
+	// queried estimates the series queries return; nil unless
+	// -ingester.active-queried-series-metrics-enabled.
+	queried *queriedSeriesTracking
 }
 
 // Option configures an Ingester beyond its Config.
@@ -134,6 +138,9 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 		i.regexLimits = newRegexLimits(reg)
 	}
 	if i.instance, err = newInstanceLimiter(cfg.InstanceLimits, i.instanceLimitsFn, reg); err != nil {
+		return nil, fmt.Errorf("ingester metrics: %w", err)
+	}
+	if i.queried, err = newQueriedSeriesTracking(cfg, reg); err != nil {
 		return nil, fmt.Errorf("ingester metrics: %w", err)
 	}
 	if i.matchers, err = matcherscache.New(cfg.MatchersCacheMaxItems, "cortex_ingester", reg); err != nil {
@@ -213,6 +220,12 @@ func (i *Ingester) running(ctx context.Context) error {
 		activeSeriesTicks = t.C
 	}
 	defer instanceRateTicker.Stop()
+	var queriedSeriesTicks <-chan time.Time
+	if i.queried != nil {
+		t := time.NewTicker(i.cfg.ActiveQueriedSeriesMetricsUpdatePeriod)
+		defer t.Stop()
+		queriedSeriesTicks = t.C
+	}
 	joined := make(chan error, 1)
 	go func() { joined <- i.lifecycler.join(ctx) }()
 	if i.shipping() {
@@ -245,6 +258,10 @@ func (i *Ingester) running(ctx context.Context) error {
 			i.instance.tick()
 		case <-activeSeriesTicks:
 			i.updateActiveSeries(time.Now())
+		case <-queriedSeriesTicks:
+			if err := i.queried.update(i.allTSDBs()); err != nil {
+				i.logger.Error("updating the active queried series metrics", "err", err)
+			}
 		case <-compactTicker.C:
 			i.compactHeads(ctx)
 		case <-configTicker.C:

@@ -85,6 +85,7 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 		numSeries, numSamples int
 	)
 	ms, lazy := i.splitMatchers(ms)
+	queried := i.queried.recorder(u.queried)
 	ss := querysharding.Select(ctx, q, true, &storage.SelectHints{Start: mint, End: maxt}, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
@@ -118,6 +119,7 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 		}
 		numSeries++
 		numSamples += n
+		queried.add(s.Labels())
 		if err := b.add(ts, ts.Size()); err != nil {
 			return err
 		}
@@ -128,6 +130,7 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 	if err := b.flush(); err != nil {
 		return err
 	}
+	queried.record()
 	i.metrics.queriedSeries.Observe(float64(numSeries))
 	i.metrics.queriedSamples.Observe(float64(numSamples))
 	return nil
@@ -167,6 +170,7 @@ func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStrea
 	// the querier trims instead.
 	hints := &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}
 	ms, lazy := i.splitMatchers(ms)
+	queried := i.queried.recorder(u.queried)
 	ss := querysharding.SelectChunks(ctx, q, true, hints, ms...)
 	for ss.Next() {
 		if err := ctx.Err(); err != nil {
@@ -187,6 +191,7 @@ func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStrea
 		}
 		numSeries++
 		numSamples += n
+		queried.add(s.Labels())
 		if err := b.add(cs, cs.Size()); err != nil {
 			return err
 		}
@@ -197,6 +202,7 @@ func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStrea
 	if err := b.flush(); err != nil {
 		return err
 	}
+	queried.record()
 	i.metrics.queriedSeries.Observe(float64(numSeries))
 	i.metrics.queriedSamples.Observe(float64(numSamples))
 	return nil

@@ -51,6 +51,7 @@ func (i *Ingester) forget(id string, u *userTSDB) {
 	i.metrics.seriesRemoved.DeleteLabelValues(id)
 	i.metrics.activeSeries.DeleteLabelValues(id)
 	i.metrics.activeHistogramSeries.DeleteLabelValues(id)
+	i.queried.forget(id)
 	u.metadata.clear()
 }
 
@@ -174,6 +175,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	if i.cfg.ActiveSeriesMetricsEnabled {
 		u.active = newActiveSeries(time.Now())
 	}
+	u.queried = i.queried.newTenant()
 	i.tsdbMetrics.add(id, reg)
 	i.metrics.memUsers.Inc()
 	i.logger.Debug("opened TSDB", "user", id, "dir", dir, "series", db.Head().NumSeries(), "duration", time.Since(start))

@@ -48,6 +48,9 @@ type userTSDB struct {
 	// active marks the series pushed to recently; nil with
 	// -ingester.active-series-metrics-enabled=false.
 	active *activeSeries
+	// queried estimates the series the tenant's queries returned; nil
+	// with -ingester.active-queried-series-metrics-enabled=false.
+	queried *activeQueriedSeries
 	// instance counts the ingester's series for its instance limits.
 	instance *instanceLimiter
 
