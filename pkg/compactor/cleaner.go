@@ -42,7 +42,6 @@ func (c *Compactor) Cleanup(ctx context.Context) error {
 		return err
 	}
 	c.forgetTenantsExcept(tenants)
-	c.updateUserIndex(ctx)
 	c.m.cleanupCompleted.Inc()
 	c.m.cleanupLastSuccessfulRun.SetToCurrentTime()
 	return nil

@@ -64,6 +64,8 @@ type Compactor struct {
 	// userIndex writes the bucket's user index
 	// (-blocks-storage.users-scanner.strategy=user_index); nil: none.
 	userIndex *users.IndexUpdater
+	// userIndexInterval is how often the user index is written.
+	userIndexInterval time.Duration
 
 	mu sync.Mutex
 	// indexes are the tenants' last bucket indexes, so that an update
@@ -81,11 +83,12 @@ func WithRetention(retention func(tenant string) time.Duration) Option {
 	return func(c *Compactor) { c.retention = retention }
 }
 
-// WithUserIndex has the compactor write the bucket's user index after
-// each cleanup, for the store-gateways' users scanner: with sharding, only
-// the compactor owning the index's name in the ring does.
-func WithUserIndex(u *users.IndexUpdater) Option {
-	return func(c *Compactor) { c.userIndex = u }
+// WithUserIndex has the compactor write the bucket's user index when it
+// starts and every interval (-blocks-storage.users-scanner.user-index.update-interval),
+// for the users scanners: with sharding, only the compactor owning the
+// index's name in the ring does.
+func WithUserIndex(u *users.IndexUpdater, interval time.Duration) Option {
+	return func(c *Compactor) { c.userIndex, c.userIndexInterval = u, interval }
 }
 
 // New returns a compactor of the tenants' blocks in bkt (the whole bucket,
@@ -137,11 +140,18 @@ func (c *Compactor) starting(ctx context.Context) error {
 // block a compaction is reading, and retention never races compaction.
 func (c *Compactor) running(ctx context.Context) error {
 	c.runCleanup(ctx)
+	c.updateUserIndex(ctx)
 	c.runCompaction(ctx)
 	compactTicker := time.NewTicker(c.cfg.CompactionInterval)
 	defer compactTicker.Stop()
 	cleanupTicker := time.NewTicker(c.cfg.CleanupInterval)
 	defer cleanupTicker.Stop()
+	var userIndex <-chan time.Time
+	if c.userIndex != nil && c.userIndexInterval > 0 {
+		t := time.NewTicker(c.userIndexInterval)
+		defer t.Stop()
+		userIndex = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -150,6 +160,8 @@ func (c *Compactor) running(ctx context.Context) error {
 			c.runCompaction(ctx)
 		case <-cleanupTicker.C:
 			c.runCleanup(ctx)
+		case <-userIndex:
+			c.updateUserIndex(ctx)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 
@@ -379,7 +380,7 @@ func TestUnregisterOnShutdown(t *testing.T) {
 	}
 }
 
-// The cleanup writes the bucket's user index; with sharding, only the
+// The compactor writes the bucket's user index; with sharding, only the
 // compactor owning the index's name in the ring does.
 func TestUserIndexWritten(t *testing.T) {
 	ctx := context.Background()
@@ -391,7 +392,7 @@ func TestUserIndexWritten(t *testing.T) {
 	var compactors []*Compactor
 	for i := range 2 {
 		compactors = append(compactors, shardingTestCompactor(t, bkt, store, fmt.Sprintf("compactor-%d", i), 9400+i, nil,
-			WithUserIndex(users.NewIndexUpdater(bkt, prometheus.NewPedanticRegistry()))))
+			WithUserIndex(users.NewIndexUpdater(bkt, prometheus.NewPedanticRegistry()), time.Hour)))
 	}
 	testkit.Eventually(t, 10*time.Second, "both compactors see both", func() bool {
 		return compactors[0].ring.Ring().InstancesCount() == 2 && compactors[1].ring.Ring().InstancesCount() == 2
@@ -409,15 +410,11 @@ func TestUserIndexWritten(t *testing.T) {
 	if writer == nil || other == nil {
 		t.Fatal("want exactly one compactor owning the user index")
 	}
-	if err := other.Cleanup(ctx); err != nil {
-		t.Fatal(err)
-	}
+	other.updateUserIndex(ctx)
 	if _, err := users.ReadIndex(ctx, bkt); !errors.Is(err, users.ErrIndexNotFound) {
-		t.Fatalf("after the cleanup of the compactor not owning it, reading the user index: %v, want none", err)
+		t.Fatalf("after the update of the compactor not owning it, reading the user index: %v, want none", err)
 	}
-	if err := writer.Cleanup(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writer.updateUserIndex(ctx)
 	idx, err := users.ReadIndex(ctx, bkt)
 	if err != nil {
 		t.Fatal(err)
@@ -425,6 +422,33 @@ func TestUserIndexWritten(t *testing.T) {
 	if !slices.Equal(idx.Active, []string{"team-a", "team-b"}) || time.Since(idx.GetUpdatedAt()) > time.Minute {
 		t.Fatalf("user index %+v, want team-a and team-b, written now", idx)
 	}
+}
+
+// A running compactor writes the user index when it starts and every
+// -blocks-storage.users-scanner.user-index.update-interval.
+func TestUserIndexUpdatedEveryInterval(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	shipBlock(t, bkt, "team-a", 2, 0, 2*hour, testStep)
+	c, err := New(testConfig(t), bkt, discard, prometheus.NewPedanticRegistry(),
+		WithUserIndex(users.NewIndexUpdater(bkt, prometheus.NewPedanticRegistry()), 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(ctx, c) })
+	active := func() []string {
+		idx, err := users.ReadIndex(ctx, bkt)
+		if err != nil {
+			return nil
+		}
+		return idx.Active
+	}
+	testkit.Eventually(t, 10*time.Second, "the user index written at start", func() bool { return slices.Equal(active(), []string{"team-a"}) })
+	shipBlock(t, bkt, "team-b", 2, 0, 2*hour, testStep)
+	testkit.Eventually(t, 10*time.Second, "the user index updated with team-b", func() bool { return slices.Equal(active(), []string{"team-a", "team-b"}) })
 }
 
 // silentKV is a KV store whose watchers never hear of a change: a ring

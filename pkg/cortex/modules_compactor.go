@@ -33,7 +33,7 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 	shardSize := func(tenant string) float64 { return t.Overrides.For(tenant).CompactorTenantShardSize }
 	opts := []compactor.Option{compactor.WithRetention(retention), compactor.WithTenantShardSize(shardSize)}
 	if t.Cfg.BlocksStorage.UsersScanner.Strategy == users.StrategyUserIndex {
-		opts = append(opts, compactor.WithUserIndex(users.NewIndexUpdater(bkt, t.Registry)))
+		opts = append(opts, compactor.WithUserIndex(users.NewIndexUpdater(bkt, t.Registry), t.Cfg.BlocksStorage.UsersScanner.UpdateInterval))
 	}
 	if t.Cfg.Compactor.ShardingEnabled {
 		m, err := t.compactorRingMember(logger)

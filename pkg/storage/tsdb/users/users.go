@@ -32,6 +32,8 @@ type Config struct {
 	Strategy       string        `yaml:"strategy"`
 	MaxStalePeriod time.Duration `yaml:"max_stale_period"`
 	CacheTTL       time.Duration `yaml:"cache_ttl"`
+	// UpdateInterval is how often the compactor writes the user index.
+	UpdateInterval time.Duration `yaml:"update_interval"`
 }
 
 // RegisterFlagsWithPrefix registers -<prefix>.users-scanner.* (prefix
@@ -39,6 +41,7 @@ type Config struct {
 func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 	f.StringVar(&c.Strategy, prefix+".users-scanner.strategy", StrategyList, fmt.Sprintf("Strategy to use to scan users. Supported values are: %s, %s.", StrategyList, StrategyUserIndex))
 	f.DurationVar(&c.MaxStalePeriod, prefix+".users-scanner.user-index.max-stale-period", time.Hour, "Maximum period of time to consider the user index as stale. Fall back to the base scanner if stale. Only valid when strategy is user_index.")
+	f.DurationVar(&c.UpdateInterval, prefix+".users-scanner.user-index.update-interval", 15*time.Minute, "How frequently user index file is updated. It only takes effect when user scan strategy is user_index.")
 	f.DurationVar(&c.CacheTTL, prefix+".users-scanner.cache-ttl", 0, "TTL of the cached users. 0 disables caching and relies on caching at bucket client level.")
 }
 
@@ -51,6 +54,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Strategy == StrategyUserIndex && c.MaxStalePeriod <= 0 {
 		return fmt.Errorf("-blocks-storage.users-scanner.user-index.max-stale-period must be positive with -blocks-storage.users-scanner.strategy=%s, got %s", StrategyUserIndex, c.MaxStalePeriod)
+	}
+	if c.Strategy == StrategyUserIndex && c.UpdateInterval <= 0 {
+		return fmt.Errorf("-blocks-storage.users-scanner.user-index.update-interval must be positive with -blocks-storage.users-scanner.strategy=%s, got %s", StrategyUserIndex, c.UpdateInterval)
 	}
 	if c.CacheTTL < 0 {
 		return fmt.Errorf("-blocks-storage.users-scanner.cache-ttl must not be negative, got %s", c.CacheTTL)
