@@ -203,25 +203,36 @@ func (t *queriedSeriesTracking) forget(id string) {
 	}
 }
 
+// queriedSeriesRecorderBatch is how many series a query notes before it
+// adds them to the tracker: the tracker's lock is taken once per batch, and
+// a query's notes take a fixed 4 KiB whatever it returns.
+const queriedSeriesRecorderBatch = 512
+
 // queriedSeriesRecorder gathers the label hashes of the series one query
-// returns, so that the tracker's lock is taken once per query. Its methods
-// do nothing on a nil recorder.
+// returns. Its methods do nothing on a nil recorder.
 type queriedSeriesRecorder struct {
 	tracking *queriedSeriesTracking
 	series   *activeQueriedSeries
-	hashes   []uint64
+	n        int
+	hashes   [queriedSeriesRecorderBatch]uint64
 }
 
 // add notes a series the query returns.
 func (r *queriedSeriesRecorder) add(ls labels.Labels) {
-	if r != nil {
-		r.hashes = append(r.hashes, ls.Hash())
+	if r == nil {
+		return
 	}
+	if r.n == len(r.hashes) {
+		r.record()
+	}
+	r.hashes[r.n] = ls.Hash()
+	r.n++
 }
 
-// record adds the noted series to the tenant's current sub-window.
+// record adds the series noted so far to the tenant's current sub-window.
 func (r *queriedSeriesRecorder) record() {
 	if r != nil {
-		r.series.add(r.tracking.now(), r.hashes)
+		r.series.add(r.tracking.now(), r.hashes[:r.n])
+		r.n = 0
 	}
 }
