@@ -66,7 +66,7 @@ type Option func(*MultitenantAlertmanager)
 func WithSharding(member *shardring.Member, pool *ClientPool) Option {
 	return func(am *MultitenantAlertmanager) {
 		am.member, am.pool = member, pool
-		am.ring = replicaRing{ring: member.Ring(), addr: member.Addr()}
+		am.ring = replicaRing{ring: member.Ring(), addr: member.Addr(), op: RingOp}
 	}
 }
 
@@ -119,6 +119,9 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 	}
 	for _, o := range opts {
 		o(am)
+	}
+	if cfg.Sharding.DisableReplicaSetExtension {
+		am.ring.op = ringOpNoExtension
 	}
 	am.local = am.localHandler()
 	am.Service = services.NewBasicService(am.starting, am.running, am.stopping)

@@ -27,9 +27,16 @@ const (
 // and the others.
 const ClientTLSPrefix = "alertmanager.alertmanager-client"
 
-// RingOp finds a tenant's replicas: the ACTIVE owners of its token, as in
+// RingOp finds a tenant's replicas: the ACTIVE owners of its token, the
+// set extended past an owner that is not ACTIVE (joining or leaving), as in
 // Cortex.
-var RingOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
+var RingOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, func(s ring.InstanceState) bool { return s != ring.ACTIVE })
+
+// ringOpNoExtension finds a tenant's replicas among its token's owners
+// only (-alertmanager.sharding-ring.disable-replica-set-extension): fewer
+// replicas while one is not ACTIVE, but a configuration that breaks
+// alertmanagers does not spread to the ones after them.
+var ringOpNoExtension = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
 
 // ringCheckPeriod is how often a sharded alertmanager looks for changes of
 // the ring, polling the storage at once when alertmanagers came, went or
@@ -45,6 +52,8 @@ type ShardingConfig struct {
 	ShardingRing       shardring.Config `yaml:"sharding_ring"`
 	AlertmanagerClient ClientConfig     `yaml:"alertmanager_client"`
 	PeerTimeout        time.Duration    `yaml:"peer_timeout"`
+	// DisableReplicaSetExtension is kept in sharding_ring in Cortex's file.
+	DisableReplicaSetExtension bool `yaml:"disable_replica_set_extension"`
 }
 
 // RegisterFlags registers -alertmanager.sharding-enabled, the
@@ -63,6 +72,7 @@ func (c *ShardingConfig) RegisterFlags(f *flag.FlagSet) {
 	// A stopped alertmanager is left out once its heartbeat times out, so
 	// that a tenant keeps replicas while any of them is healthy.
 	c.ShardingRing.ReplicationStrategy = ring.NewIgnoreUnhealthyInstancesReplicationStrategy()
+	f.BoolVar(&c.DisableReplicaSetExtension, "alertmanager.sharding-ring.disable-replica-set-extension", false, "Disable extending the replica set when instances are unhealthy. This limits blast radius during config corruption incidents but reduces availability during normal failures.")
 	c.AlertmanagerClient.RegisterFlags(f)
 	f.DurationVar(&c.PeerTimeout, "alertmanager.peer-timeout", 15*time.Second, "Time each replica of a tenant waits, per position before it in the tenant's replica set, before sending a notification: the replica ahead of it sends it and records it in the replicated notification log, and the others then send nothing.")
 }
@@ -96,12 +106,13 @@ func tenantToken(tenant string) uint32 {
 type replicaRing struct {
 	ring ring.ReadRing
 	addr string // this instance's advertised gRPC address
+	op   ring.Operation
 }
 
 // replicas returns the addresses of the tenant's replicas, in the ring's
 // order (its token's owner first).
 func (r replicaRing) replicas(tenant string) ([]string, error) {
-	rs, err := r.ring.Get(tenantToken(tenant), RingOp, nil, nil, nil)
+	rs, err := r.ring.Get(tenantToken(tenant), r.op, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}

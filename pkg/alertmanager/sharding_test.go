@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/shardring"
@@ -67,7 +68,7 @@ func TestTenantReplicasAndPositions(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = m.Stop() })
-		rings = append(rings, replicaRing{ring: m.Ring(), addr: m.Addr()})
+		rings = append(rings, replicaRing{ring: m.Ring(), addr: m.Addr(), op: RingOp})
 	}
 	testkit.Eventually(t, 5*time.Second, "every member sees the four", func() bool {
 		for _, r := range rings {
@@ -108,5 +109,48 @@ func TestTenantReplicasAndPositions(t *testing.T) {
 	}
 	if len(owners) != 4 {
 		t.Fatalf("tenants spread over %v", owners)
+	}
+}
+
+// A tenant's replica set is extended past an owner that is LEAVING, unless
+// -alertmanager.sharding-ring.disable-replica-set-extension.
+func TestReplicaSetExtension(t *testing.T) {
+	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	desc := ring.NewDesc()
+	now := time.Now()
+	for i := range 4 {
+		state := ring.ACTIVE
+		if i == 0 {
+			state = ring.LEAVING
+		}
+		desc.AddIngester(fmt.Sprintf("am-%d", i), fmt.Sprintf("127.0.0.1:%d", 9000+i), "", []uint32{uint32(i+1) << 30}, state, now, false, time.Time{}, nil)
+	}
+	if err := store.CAS(context.Background(), RingKey, func(any) (any, bool, error) { return desc, false, nil }); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ring.Config{HeartbeatTimeout: time.Minute, ReplicationFactor: 3}
+	r, err := ring.NewWithStoreClientAndStrategy(cfg, RingName, RingKey, store, ring.NewIgnoreUnhealthyInstancesReplicationStrategy(), nil, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
+	tenant := "" // every tenant token falls before am-0's token at 1<<30 or wraps to it
+	for i := 0; ; i++ {
+		tenant = fmt.Sprintf("tenant-%d", i)
+		if tenantToken(tenant) < 1<<30 {
+			break
+		}
+	}
+	extended, err := replicaRing{ring: r, op: RingOp}.replicas(tenant)
+	if err != nil || len(extended) != 3 || slices.Contains(extended, "127.0.0.1:9000") {
+		t.Fatalf("with extension: replicas %v, %v; want the 3 ACTIVE instances", extended, err)
+	}
+	strict, err := replicaRing{ring: r, op: ringOpNoExtension}.replicas(tenant)
+	if err != nil || len(strict) != 2 || slices.Contains(strict, "127.0.0.1:9000") {
+		t.Fatalf("without extension: replicas %v, %v; want the 2 ACTIVE owners of the 3", strict, err)
 	}
 }

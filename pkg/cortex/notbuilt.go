@@ -138,6 +138,7 @@ var keyMoves = []config.Move{
 	{File: "api.prometheus_http_prefix", Struct: "querier.prometheus_http_prefix"},
 	{File: "alertmanager.poll_interval", Struct: "alertmanager.configs.poll_interval"},
 	{File: "alertmanager.fallback_config_file", Struct: "alertmanager.configs.fallback"},
+	{File: "alertmanager.sharding_ring.disable_replica_set_extension", Struct: "alertmanager.disable_replica_set_extension"},
 	// Only the ruler ring has num_tokens in Cortex's file; the others are
 	// fixed. The compactor ring has no replication factor: each tenant has
 	// one owner.
