@@ -25,6 +25,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/querier/tenantfederation"
@@ -449,6 +451,17 @@ func (f *Frontend) roundTripOnce(ctx context.Context, tenant string, req *fronte
 	case res := <-r.result:
 		return res.resp, res.err
 	}
+}
+
+// NotifyClientShutdown takes a querier's notice that it shuts down: it
+// leaves the tenants' shards once its streams end, without waiting for
+// -query-frontend.querier-forget-delay.
+func (f *Frontend) NotifyClientShutdown(_ context.Context, in *wrapperspb.StringValue) (*emptypb.Empty, error) {
+	if id := in.GetValue(); id != "" && len(id) <= maxQuerierIDLength {
+		f.logger.Info("querier shutting down", "querier", id)
+		f.queue.q.NotifyQuerierShutdown(id)
+	}
+	return &emptypb.Empty{}, nil
 }
 
 // Process serves one querier worker stream: it hands the worker one

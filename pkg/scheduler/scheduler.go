@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	fairqueue "github.com/cortex-tls/cortex/pkg/scheduler/queue"
 	"github.com/cortex-tls/cortex/pkg/scheduler/schedulerpb"
@@ -199,6 +201,17 @@ func (s *Scheduler) connectedFrontendStreams() float64 {
 }
 
 func (s *Scheduler) running() bool { return s.State() == services.Running }
+
+// NotifyQuerierShutdown takes a querier's notice that it shuts down: it
+// leaves the tenants' shards once its streams end, without waiting for
+// -query-scheduler.querier-forget-delay.
+func (s *Scheduler) NotifyQuerierShutdown(_ context.Context, in *wrapperspb.StringValue) (*emptypb.Empty, error) {
+	if id := in.GetValue(); id != "" && len(id) <= maxIDLength {
+		s.logger.Info("querier shutting down", "querier", id)
+		s.queue.NotifyQuerierShutdown(id)
+	}
+	return &emptypb.Empty{}, nil
+}
 
 // FrontendLoop serves one frontend stream.
 func (s *Scheduler) FrontendLoop(stream schedulerpb.FrontendLoopServer) error {

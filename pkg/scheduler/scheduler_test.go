@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/frontend"
@@ -371,5 +372,20 @@ func TestRetryOnTooManyOutstandingRequests(t *testing.T) {
 				t.Fatalf("the query was enqueued %v times, want %v", tries, c.tries)
 			}
 		})
+	}
+}
+
+// TestNotifyQuerierShutdownRoute: the scheduler serves
+// NotifyQuerierShutdown, which a querier worker stopping calls.
+func TestNotifyQuerierShutdownRoute(t *testing.T) {
+	top := newTopology(t, echoTenant)
+	cc, err := grpc.NewClient("passthrough:///"+top.schedulerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := schedulerpb.NotifyQuerierShutdown(context.Background(), cc, top.querierID); err != nil {
+		t.Fatalf("NotifyQuerierShutdown: %v", err)
 	}
 }

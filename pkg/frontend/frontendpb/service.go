@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // QuerierWallTimeHeader carries, on a querier worker's answer, how long the
@@ -20,6 +22,10 @@ type FrontendServer interface {
 	// Process is one worker's stream: the frontend sends a query, the
 	// worker sends its answer, and so on until either side ends it.
 	Process(ProcessServer) error
+	// NotifyClientShutdown is a querier (its -querier.id) saying it shuts
+	// down: it leaves the tenants' shards at once rather than after the
+	// querier forget delay, as Cortex's NotifyClientShutdown.
+	NotifyClientShutdown(context.Context, *wrapperspb.StringValue) (*emptypb.Empty, error)
 }
 
 // ProcessServer is the frontend's side of a worker stream.
@@ -39,6 +45,7 @@ type ProcessClient interface {
 // FrontendClient calls a query-frontend.
 type FrontendClient interface {
 	Process(ctx context.Context, opts ...grpc.CallOption) (ProcessClient, error)
+	NotifyClientShutdown(ctx context.Context, querierID *wrapperspb.StringValue, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
 // RegisterFrontendServer registers srv on a gRPC server.
@@ -57,6 +64,14 @@ func (c *frontendClient) Process(ctx context.Context, opts ...grpc.CallOption) (
 		return nil, err
 	}
 	return &processClient{s}, nil
+}
+
+func (c *frontendClient) NotifyClientShutdown(ctx context.Context, in *wrapperspb.StringValue, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	out := new(emptypb.Empty)
+	if err := c.cc.Invoke(ctx, "/"+ServiceName+"/NotifyClientShutdown", in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 type processClient struct{ grpc.ClientStream }
@@ -90,6 +105,22 @@ var serviceDesc = grpc.ServiceDesc{
 		ClientStreams: true,
 		Handler: func(srv any, stream grpc.ServerStream) error {
 			return srv.(FrontendServer).Process(&processServer{stream})
+		},
+	}},
+	Methods: []grpc.MethodDesc{{
+		MethodName: "NotifyClientShutdown",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.StringValue)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			call := func(ctx context.Context, req any) (any, error) {
+				return srv.(FrontendServer).NotifyClientShutdown(ctx, req.(*wrapperspb.StringValue))
+			}
+			if interceptor == nil {
+				return call(ctx, in)
+			}
+			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + ServiceName + "/NotifyClientShutdown"}, call)
 		},
 	}},
 	Metadata: "frontend.proto",

@@ -67,6 +67,7 @@ func (w *Worker) runScheduler(ctx context.Context, cc *grpc.ClientConn, addr str
 		}()
 	}
 	wg.Wait()
+	w.notifyShutdown(addr, func(ctx context.Context) error { return schedulerpb.NotifyQuerierShutdown(ctx, cc, w.id) })
 }
 
 // querierLoop runs one QuerierLoop stream until it ends. A stream that

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/scheduler/dnsaddr"
@@ -225,6 +226,21 @@ func (w *Worker) runFrontend(ctx context.Context, addr, authority string) {
 		}()
 	}
 	wg.Wait()
+	w.notifyShutdown(addr, func(ctx context.Context) error {
+		_, err := client.NotifyClientShutdown(ctx, wrapperspb.String(w.id))
+		return err
+	})
+}
+
+// notifyShutdown tells the frontend or scheduler at addr, once this
+// worker's streams to it ended, that the querier goes: it then leaves the
+// tenants' shards at once rather than after their querier forget delay.
+func (w *Worker) notifyShutdown(addr string, notify func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := notify(ctx); err != nil {
+		w.logger.Debug("could not tell the query-frontend or query-scheduler that this querier shuts down", "address", addr, "err", err)
+	}
 }
 
 func (w *Worker) loop(ctx context.Context, client frontendpb.FrontendClient, addr string) {

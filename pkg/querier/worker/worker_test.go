@@ -12,6 +12,9 @@ import (
 	"github.com/grafana/dskit/services"
 	"google.golang.org/grpc"
 
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
@@ -20,8 +23,14 @@ import (
 // fakeFrontend counts the worker streams connected to it and sends each
 // one query.
 type fakeFrontend struct {
-	streams  atomic.Int64
-	answered atomic.Int64
+	streams   atomic.Int64
+	answered  atomic.Int64
+	shutdowns chan string // the querier IDs that said they shut down
+}
+
+func (f *fakeFrontend) NotifyClientShutdown(_ context.Context, in *wrapperspb.StringValue) (*emptypb.Empty, error) {
+	f.shutdowns <- in.GetValue()
+	return &emptypb.Empty{}, nil
 }
 
 func (f *fakeFrontend) Process(s frontendpb.ProcessServer) error {
@@ -43,7 +52,7 @@ func (f *fakeFrontend) Process(s frontendpb.ProcessServer) error {
 }
 
 func serve(t *testing.T, lis net.Listener) *fakeFrontend {
-	f := &fakeFrontend{}
+	f := &fakeFrontend{shutdowns: make(chan string, 10)}
 	srv := grpc.NewServer(grpc.ForceServerCodecV2(grpccodec.Codec{}))
 	frontendpb.RegisterFrontendServer(srv, f)
 	go func() { _ = srv.Serve(lis) }()
@@ -119,4 +128,25 @@ func TestFollowsDNS(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "both frontends", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 2 })
 	ips.Store([]string{"127.0.0.1"})
 	testkit.Eventually(t, 10*time.Second, "second frontend dropped", func() bool { return f1.streams.Load() == 2 && f2.streams.Load() == 0 })
+}
+
+// TestNotifiesShutdown: a worker that stops tells each frontend it pulled
+// from that its querier (-querier.id) shuts down, so that the frontend
+// drops it from the tenants' shards without waiting for the forget delay.
+func TestNotifiesShutdown(t *testing.T) {
+	lis := testkit.Listen(t)
+	f := serve(t, lis)
+	w := newWorker(t, lis.Addr().String(), 2, nil)
+	testkit.Eventually(t, 10*time.Second, "two streams", func() bool { return f.streams.Load() == 2 })
+	if err := services.StopAndAwaitTerminated(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-f.shutdowns:
+		if id != w.id || id == "" {
+			t.Fatalf("shutdown notice for %q, want the worker's querier ID %q", id, w.id)
+		}
+	default:
+		t.Fatal("the worker stopped without telling the frontend")
+	}
 }

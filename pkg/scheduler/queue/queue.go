@@ -83,6 +83,9 @@ type tenantQueue[T any] struct {
 
 type querierState struct {
 	streams int
+	// shuttingDown: the querier said it shuts down, so its last stream
+	// ending removes it at once.
+	shuttingDown bool
 	// forget removes the querier once the forget delay has passed since
 	// its last stream ended; nil while it has streams.
 	forget *time.Timer
@@ -231,6 +234,7 @@ func (q *Queue[T]) RegisterQuerier(querierID string) {
 			qs.forget = nil
 		}
 		qs.streams++
+		qs.shuttingDown = false
 		return
 	}
 	q.queriers[querierID] = &querierState{streams: 1}
@@ -252,7 +256,7 @@ func (q *Queue[T]) UnregisterQuerier(querierID string) {
 	if qs.streams > 0 {
 		return
 	}
-	if q.cfg.ForgetDelay <= 0 {
+	if q.cfg.ForgetDelay <= 0 || qs.shuttingDown {
 		q.removeQuerier(querierID)
 		return
 	}
@@ -265,6 +269,26 @@ func (q *Queue[T]) UnregisterQuerier(querierID string) {
 		}
 	})
 	qs.forget = timer
+}
+
+// NotifyQuerierShutdown records that querierID shuts down gracefully: it
+// leaves the shards once its last stream ends (at once if none is left),
+// without waiting for the forget delay, as in Cortex.
+func (q *Queue[T]) NotifyQuerierShutdown(querierID string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qs := q.queriers[querierID]
+	if qs == nil {
+		return
+	}
+	if qs.streams == 0 {
+		if qs.forget != nil {
+			qs.forget.Stop()
+		}
+		q.removeQuerier(querierID)
+		return
+	}
+	qs.shuttingDown = true
 }
 
 func (q *Queue[T]) removeQuerier(querierID string) {

@@ -264,3 +264,41 @@ func TestQuerierForgetDelay(t *testing.T) {
 		t.Fatalf("after the forget delay: %d known queriers, want 1", n)
 	}
 }
+
+// TestNotifyQuerierShutdown: a querier that says it shuts down leaves the
+// shards as soon as its last stream ends (at once if none is left), without
+// waiting for the forget delay.
+func TestNotifyQuerierShutdown(t *testing.T) {
+	q := New[int](Config{MaxOutstanding: Bound(10), ForgetDelay: time.Hour}, nil, nil)
+	q.RegisterQuerier("querier-1")
+	q.RegisterQuerier("querier-1")
+	q.RegisterQuerier("querier-2")
+	q.NotifyQuerierShutdown("querier-1")
+	q.UnregisterQuerier("querier-1")
+	if n := q.KnownQueriers(); n != 2 {
+		t.Fatalf("with one of its streams left, %d known queriers, want 2", n)
+	}
+	q.UnregisterQuerier("querier-1")
+	if n := q.KnownQueriers(); n != 1 {
+		t.Fatalf("after its last stream ended, %d known queriers, want 1", n)
+	}
+	// Gone without notice, then the notice: forgotten at once.
+	q.UnregisterQuerier("querier-2")
+	if n := q.KnownQueriers(); n != 1 {
+		t.Fatalf("within the forget delay, %d known queriers, want 1", n)
+	}
+	q.NotifyQuerierShutdown("querier-2")
+	if n := q.KnownQueriers(); n != 0 {
+		t.Fatalf("after the notice, %d known queriers, want 0", n)
+	}
+	// A querier back after its notice is kept again for the delay.
+	q.RegisterQuerier("querier-3")
+	q.NotifyQuerierShutdown("querier-3")
+	q.RegisterQuerier("querier-3")
+	q.UnregisterQuerier("querier-3")
+	q.UnregisterQuerier("querier-3")
+	if n := q.KnownQueriers(); n != 1 {
+		t.Fatalf("a querier that reconnected after its notice: %d known queriers, want 1 (kept for the delay)", n)
+	}
+	q.NotifyQuerierShutdown("unknown") // ignored
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // Service names, as in Cortex.
@@ -40,6 +42,10 @@ type SchedulerForQuerierServer interface {
 	// then the scheduler sends a query and the worker says when it is done
 	// with it, and so on.
 	QuerierLoop(QuerierLoopServer) error
+	// NotifyQuerierShutdown is a querier (its -querier.id) saying it shuts
+	// down: it leaves the tenants' shards at once rather than after the
+	// querier forget delay, as Cortex's NotifyQuerierShutdown.
+	NotifyQuerierShutdown(context.Context, *wrapperspb.StringValue) (*emptypb.Empty, error)
 }
 
 // QuerierLoopServer is the scheduler's side of a querier stream.
@@ -92,6 +98,11 @@ func QuerierLoop(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.
 		return nil, err
 	}
 	return &querierLoopClient{s}, nil
+}
+
+// NotifyQuerierShutdown tells a scheduler that querierID shuts down.
+func NotifyQuerierShutdown(ctx context.Context, cc grpc.ClientConnInterface, querierID string, opts ...grpc.CallOption) error {
+	return cc.Invoke(ctx, "/"+SchedulerForQuerierName+"/NotifyQuerierShutdown", wrapperspb.String(querierID), new(emptypb.Empty), opts...)
 }
 
 // QueryResult sends a query's answer to the frontend that asked.
@@ -170,6 +181,22 @@ var schedulerForQuerierDesc = grpc.ServiceDesc{
 		ClientStreams: true,
 		Handler: func(srv any, stream grpc.ServerStream) error {
 			return srv.(SchedulerForQuerierServer).QuerierLoop(&querierLoopServer{stream})
+		},
+	}},
+	Methods: []grpc.MethodDesc{{
+		MethodName: "NotifyQuerierShutdown",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.StringValue)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			call := func(ctx context.Context, req any) (any, error) {
+				return srv.(SchedulerForQuerierServer).NotifyQuerierShutdown(ctx, req.(*wrapperspb.StringValue))
+			}
+			if interceptor == nil {
+				return call(ctx, in)
+			}
+			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + SchedulerForQuerierName + "/NotifyQuerierShutdown"}, call)
 		},
 	}},
 	Metadata: "scheduler.proto",
