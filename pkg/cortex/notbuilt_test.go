@@ -238,8 +238,8 @@ func TestNotBuiltMatches(t *testing.T) {
 func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
 		configsSwitch = "the configs API's notification settings"
-		consulTLS     = "dskit's consul client has no TLS settings; use etcd or memberlist over TLS"
-		resultsCache  = "the results cache is memcached or in memory with the flags listed as accepted; Cortex's background write-back, result compression, FIFO item counts and validity settings are not built"
+		consulTLS     = "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS"
+		resultsCache  = "the query-frontend logs and counts each query's statistics (-frontend.query-stats-enabled); per-step statistics and the store-gateways' own statistics are not built"
 	)
 	for _, tc := range []struct{ name, content, want string }{
 		{"a key of a block not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
