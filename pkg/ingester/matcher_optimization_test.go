@@ -10,9 +10,7 @@ import (
 )
 
 func TestSplitMatchers(t *testing.T) {
-	m := func(typ labels.MatchType, name, value string) *labels.Matcher {
-		return labels.MustNewMatcher(typ, name, value)
-	}
+	m := labels.MustNewMatcher
 	on := &Ingester{cfg: Config{EnableMatcherOptimization: true}}
 	off := &Ingester{}
 	name := m(labels.MatchEqual, "__name__", "up")
