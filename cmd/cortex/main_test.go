@@ -40,7 +40,7 @@ func TestRunVersion(t *testing.T) {
 // an undefined flag is refused: the same exit code, the usage printed.
 func TestRunExplainsCortexFlagsNotBuilt(t *testing.T) {
 	for args, want := range map[string]string{
-		"-querier.active-query-tracker-dir=/tmp/aqt": "error: Cortex's -querier.active-query-tracker-dir is not built here: the active query tracker,",
+		"-tracing.otel.exporter-type=grpc": "error: Cortex's -tracing.otel.exporter-type is not built here: the tracing exporters (OTLP, Jaeger)",
 		"-no-such-flag": "error: flag provided but not defined: -no-such-flag\n",
 	} {
 		var stdout, stderr bytes.Buffer
