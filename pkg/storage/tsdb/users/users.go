@@ -55,8 +55,8 @@ func (c *Config) Validate() error {
 	if c.Strategy == StrategyUserIndex && c.MaxStalePeriod <= 0 {
 		return fmt.Errorf("-blocks-storage.users-scanner.user-index.max-stale-period must be positive with -blocks-storage.users-scanner.strategy=%s, got %s", StrategyUserIndex, c.MaxStalePeriod)
 	}
-	if c.Strategy == StrategyUserIndex && c.UpdateInterval <= 0 {
-		return fmt.Errorf("-blocks-storage.users-scanner.user-index.update-interval must be positive with -blocks-storage.users-scanner.strategy=%s, got %s", StrategyUserIndex, c.UpdateInterval)
+	if c.UpdateInterval < 0 {
+		return fmt.Errorf("-blocks-storage.users-scanner.user-index.update-interval must not be negative (0 writes the index only when the compactor starts), got %s", c.UpdateInterval)
 	}
 	if c.CacheTTL < 0 {
 		return fmt.Errorf("-blocks-storage.users-scanner.cache-ttl must not be negative, got %s", c.CacheTTL)
