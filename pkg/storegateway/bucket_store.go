@@ -24,6 +24,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
+	"github.com/cortex-tls/cortex/pkg/util/matcherscache"
 	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 )
 
@@ -49,7 +50,7 @@ type BucketStore struct {
 	m      *metrics
 	limits *limits
 	// matchers is the matchers cache of the gRPC calls; nil: none.
-	matchers *matchersCache
+	matchers *matcherscache.Cache
 	lazy     *lazyLoading
 	// lazyPostings is nil without
 	// -blocks-storage.bucket-store.lazy-expanded-postings-enabled.
@@ -92,7 +93,7 @@ func NewBucketStore(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
-	mc, err := newMatchersCache(cfg.MatchersCacheMaxItems, reg)
+	mc, err := matcherscache.New(cfg.MatchersCacheMaxItems, "cortex_storegateway", reg)
 	if err != nil {
 		return nil, err
 	}

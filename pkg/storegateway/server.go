@@ -133,7 +133,7 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 	if err := s.admit(); err != nil {
 		return err
 	}
-	ms, err := s.store.matchers.fromProm(req.Matchers)
+	ms, err := s.store.matchers.FromProm(req.Matchers)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
 	}
