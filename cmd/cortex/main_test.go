@@ -41,7 +41,7 @@ func TestRunVersion(t *testing.T) {
 func TestRunExplainsCortexFlagsNotBuilt(t *testing.T) {
 	for args, want := range map[string]string{
 		"-tracing.otel.exporter-type=grpc": "error: Cortex's -tracing.otel.exporter-type is not built here: the tracing exporters (OTLP, Jaeger)",
-		"-no-such-flag": "error: flag provided but not defined: -no-such-flag\n",
+		"-no-such-flag":                    "error: flag provided but not defined: -no-such-flag\n",
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{args}, &stdout, &stderr); code != 1 {
