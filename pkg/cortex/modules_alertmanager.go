@@ -2,6 +2,7 @@ package cortex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/grafana/dskit/ring"
@@ -12,6 +13,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
 	cortexkv "github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/shardring"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
@@ -59,7 +61,52 @@ func (t *Cortex) initAlertmanager() (services.Service, error) {
 		t.API.RegisterAlertmanagerRing(member)
 	}
 	t.API.RegisterAlertmanager(am)
-	return am, nil
+	if st.UsersScanner.Strategy != users.StrategyUserIndex {
+		return am, nil
+	}
+	// The user index of the alertmanager storage, written by the
+	// alertmanager owning its name in the ring (or the only one).
+	indexed, ok := store.(interface{ UserIndex() *users.IndexUpdater })
+	if !ok {
+		return am, nil // configdb and local list their tenants themselves
+	}
+	owns := func() bool { return member == nil || ownsKey(member, alertmanager.RingOp, users.IndexFilename) }
+	index := users.IndexService(indexed.UserIndex, st.UsersScanner.UpdateInterval, owns, t.Logger.With("component", "alertmanager-storage"))
+	return withCompanion(am, index), nil
+}
+
+// withCompanion runs companion beside main: started after it, stopped
+// before it, and a failure of either fails the module.
+func withCompanion(main, companion services.Service) services.Service {
+	starting := func(ctx context.Context) error {
+		if err := services.StartAndAwaitRunning(ctx, main); err != nil {
+			return err
+		}
+		if err := services.StartAndAwaitRunning(ctx, companion); err != nil {
+			return errors.Join(err, services.StopAndAwaitTerminated(context.Background(), main))
+		}
+		return nil
+	}
+	running := func(ctx context.Context) error {
+		failed := make(chan error, 2) // never blocks a watcher
+		for _, s := range []services.Service{main, companion} {
+			go func() {
+				if s.AwaitTerminated(ctx) != nil && s.State() == services.Failed {
+					failed <- s.FailureCase()
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-failed:
+			return err
+		}
+	}
+	stopping := func(error) error {
+		return errors.Join(services.StopAndAwaitTerminated(context.Background(), companion), services.StopAndAwaitTerminated(context.Background(), main))
+	}
+	return services.NewBasicService(starting, running, stopping)
 }
 
 // alertmanagerMember is this process's membership of the alertmanager

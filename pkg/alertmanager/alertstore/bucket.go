@@ -5,12 +5,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/grafana/dskit/concurrency"
 	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 	"gopkg.in/yaml.v3"
+
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 )
 
 // alertsPrefix is the folder of the configurations in the bucket, as in
@@ -26,17 +30,56 @@ const fetchConcurrency = 16
 // configuration API's body). It is read-write.
 type BucketStore struct {
 	bkt objstore.Bucket
+
+	// scanner lists the tenants (-alertmanager-storage.users-scanner.*),
+	// nil for a listing of alerts/ each time; index writes the user index
+	// it reads.
+	scanner users.Scanner
+	index   *users.IndexUpdater
 }
 
 // NewBucketStore returns a store in bkt.
 func NewBucketStore(bkt objstore.Bucket) *BucketStore { return &BucketStore{bkt: bkt} }
 
-// ListAllUsers lists alerts/.
+// useUsersScanner lists the tenants as cfg says: from the user index at
+// alerts/user-index.json.gz, which UserIndex's updater writes, and/or
+// from a cache.
+func (s *BucketStore) useUsersScanner(cfg users.Config, logger *slog.Logger, reg prometheus.Registerer) error {
+	if cfg.Strategy == users.StrategyList && cfg.CacheTTL <= 0 {
+		return nil
+	}
+	alerts := objstore.NewPrefixedBucket(s.bkt, strings.TrimSuffix(alertsPrefix, "/"))
+	scanner, err := users.NewScannerOver(cfg, users.ListFunc(s.listObjects), alerts, logger, reg)
+	if err != nil {
+		return err
+	}
+	s.scanner = scanner
+	if cfg.Strategy == users.StrategyUserIndex {
+		s.index = users.NewIndexUpdaterOver(alerts, users.ListFunc(s.listObjects), reg)
+	}
+	return nil
+}
+
+// UserIndex returns the updater of the user index, nil unless
+// -alertmanager-storage.users-scanner.strategy=user_index.
+func (s *BucketStore) UserIndex() *users.IndexUpdater { return s.index }
+
+// ListAllUsers lists the tenants with a configuration, through the users
+// scanner when one is configured.
 func (s *BucketStore) ListAllUsers(ctx context.Context) ([]string, error) {
+	if s.scanner != nil {
+		active, _, _, err := s.scanner.ScanUsers(ctx)
+		return active, err
+	}
+	return s.listObjects(ctx)
+}
+
+// listObjects lists alerts/, leaving out the user index kept there.
+func (s *BucketStore) listObjects(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.bkt.Iter(ctx, alertsPrefix, func(key string) error {
 		user := strings.TrimPrefix(key, alertsPrefix)
-		if dskittenant.ValidTenantID(user) == nil && !strings.HasSuffix(user, "/") {
+		if user != users.IndexFilename && dskittenant.ValidTenantID(user) == nil && !strings.HasSuffix(user, "/") {
 			out = append(out, user)
 		}
 		return nil

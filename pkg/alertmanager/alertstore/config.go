@@ -16,6 +16,7 @@ import (
 
 	configsclient "github.com/cortex-tls/cortex/pkg/configs/client"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	bucket.Config `yaml:",inline"`
 	ConfigDB      configsclient.Config `yaml:"configdb"`
 	Local         LocalConfig          `yaml:"local"`
+	// UsersScanner lists the tenants of a bucket backend, from the user
+	// index at alerts/user-index.json.gz with the user_index strategy.
+	UsersScanner users.Config `yaml:"users_scanner"`
 
 	// configsPrefix is the prefix of the configs link's flags in effect
 	// after Resolve: FlagPrefix, or LegacyPrefix when only the older
@@ -70,6 +74,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.ConfigDB.RegisterFlagsWithPrefix(FlagPrefix, f)
 	f.StringVar(&c.Local.Path, FlagPrefix+"local.path", "", "Directory to read Alertmanager configurations from when -alertmanager-storage.backend=local: <path>/<tenant>.yaml, each an Alertmanager configuration file. Read-only.")
 	c.RegisterFlagsWithPrefixAndDefaults(FlagPrefix, f, "", bucket.DefaultDir(FlagPrefix))
+	c.UsersScanner.RegisterFlagsWithPrefix(strings.TrimSuffix(FlagPrefix, "."), f)
 }
 
 // configsDefaults are the flag defaults of the configs link.
@@ -145,6 +150,9 @@ func (c *Config) ConfigsTLSPrefix() string {
 // Call Resolve first.
 func (c *Config) Validate() error {
 	c.ExtraBackends = []string{ConfigDB, Local}
+	if err := c.UsersScanner.Validate(); err != nil {
+		return err
+	}
 	switch c.Backend {
 	case "":
 		return fmt.Errorf("-%sbackend is empty", FlagPrefix)
@@ -229,7 +237,11 @@ func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *sl
 		if err != nil {
 			return nil, err
 		}
-		return NewBucketStore(b), nil
+		s := NewBucketStore(b)
+		if err := s.useUsersScanner(cfg.UsersScanner, logger, prometheus.WrapRegistererWith(prometheus.Labels{"component": "alertmanager"}, reg)); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	logger.Info("alertmanager storage", "backend", cfg.Backend)
 	if cfg.Backend == bucket.Filesystem {

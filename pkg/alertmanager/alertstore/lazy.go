@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 )
 
 // lazyFilesystemStore is the filesystem backend while its directory does
@@ -92,6 +94,17 @@ func (s *lazyFilesystemStore) Close() error {
 	defer s.mtx.Unlock()
 	if c, ok := s.store.(io.Closer); ok {
 		return c.Close()
+	}
+	return nil
+}
+
+// UserIndex is the opened store's user index updater, nil while the
+// directory does not exist.
+func (s *lazyFilesystemStore) UserIndex() *users.IndexUpdater {
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	if b, ok := s.store.(*BucketStore); ok {
+		return b.UserIndex()
 	}
 	return nil
 }

@@ -9,12 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/grafana/dskit/concurrency"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/thanos-io/objstore"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 )
 
@@ -38,6 +41,37 @@ const maxGroupSize = 16 << 20
 type BucketStore struct {
 	bkt    objstore.Bucket
 	logger *slog.Logger
+
+	// scanner lists the tenants (-ruler-storage.users-scanner.*), nil for
+	// a listing of rules/ each time; index writes the user index it reads.
+	scanner       users.Scanner
+	index         *users.IndexUpdater
+	indexInterval time.Duration
+}
+
+// useUsersScanner lists the tenants as cfg says: from the user index at
+// rules/user-index.json.gz, which UserIndex's updater writes, and/or from
+// a cache.
+func (s *BucketStore) useUsersScanner(cfg users.Config, reg prometheus.Registerer) error {
+	if cfg.Strategy == users.StrategyList && cfg.CacheTTL <= 0 {
+		return nil
+	}
+	rules := objstore.NewPrefixedBucket(s.bkt, strings.TrimSuffix(rulesPrefix, "/"))
+	scanner, err := users.NewScannerOver(cfg, users.ListFunc(s.listFolders), rules, s.logger, reg)
+	if err != nil {
+		return err
+	}
+	s.scanner = scanner
+	if cfg.Strategy == users.StrategyUserIndex {
+		s.index, s.indexInterval = users.NewIndexUpdaterOver(rules, users.ListFunc(s.listFolders), reg), cfg.UpdateInterval
+	}
+	return nil
+}
+
+// UserIndex returns the updater of the user index and how often to run
+// it, nil unless -ruler-storage.users-scanner.strategy=user_index.
+func (s *BucketStore) UserIndex() (*users.IndexUpdater, time.Duration) {
+	return s.index, s.indexInterval
 }
 
 // NewBucketStore returns a store in bkt.
@@ -85,9 +119,19 @@ func checkUser(user string) error {
 	return nil
 }
 
-// ListAllUsers lists the tenant folders under rules/.
+// ListAllUsers lists the tenants with rule groups, through the users
+// scanner when one is configured.
 func (s *BucketStore) ListAllUsers(ctx context.Context) ([]string, error) {
-	var users []string
+	if s.scanner != nil {
+		active, _, _, err := s.scanner.ScanUsers(ctx)
+		return active, err
+	}
+	return s.listFolders(ctx)
+}
+
+// listFolders lists the tenant folders under rules/.
+func (s *BucketStore) listFolders(ctx context.Context) ([]string, error) {
+	var out []string
 	err := s.bkt.Iter(ctx, rulesPrefix, func(name string) error {
 		user := strings.TrimSuffix(strings.TrimPrefix(name, rulesPrefix), "/")
 		if !strings.HasSuffix(name, "/") {
@@ -97,13 +141,13 @@ func (s *BucketStore) ListAllUsers(ctx context.Context) ([]string, error) {
 			s.logger.Warn("folder under rules/ is not a tenant ID; skipped", "object", name, "err", err)
 			return nil
 		}
-		users = append(users, user)
+		out = append(out, user)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the tenants under %s: %w", rulesPrefix, err)
 	}
-	return users, nil
+	return out, nil
 }
 
 // keys lists the group objects of the tenant, or of one namespace.

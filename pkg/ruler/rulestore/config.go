@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 
 	configsclient "github.com/cortex-tls/cortex/pkg/configs/client"
 	"github.com/cortex-tls/cortex/pkg/storage/bucket"
@@ -32,6 +35,9 @@ type Config struct {
 	bucket.Config `yaml:",inline"`
 	ConfigDB      configsclient.Config `yaml:"configdb"`
 	Local         LocalConfig          `yaml:"local"`
+	// UsersScanner lists the tenants of a bucket backend, from the user
+	// index at rules/user-index.json.gz with the user_index strategy.
+	UsersScanner users.Config `yaml:"users_scanner"`
 }
 
 // LocalConfig is the local backend's block.
@@ -47,12 +53,16 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.ConfigDB.RegisterFlagsWithPrefix(flagPrefix, f)
 	f.StringVar(&c.Local.Directory, flagPrefix+"local.directory", "", "Directory to read rules from when -ruler-storage.backend=local: <directory>/<tenant>/<namespace file>, each file a Prometheus rule file. Read-only.")
 	c.RegisterFlagsWithPrefix(flagPrefix, f)
+	c.UsersScanner.RegisterFlagsWithPrefix(strings.TrimSuffix(flagPrefix, "."), f)
 }
 
 // Validate checks what can be checked without I/O; errors name the flags.
 func (c *Config) Validate() error {
 	// Set here too, for a Config built from YAML or by hand.
 	c.ExtraBackends = []string{ConfigDB, Local}
+	if err := c.UsersScanner.Validate(); err != nil {
+		return err
+	}
 	switch c.Backend {
 	case ConfigDB:
 		return c.ConfigDB.Validate(true)
@@ -114,7 +124,11 @@ func NewStore(ctx context.Context, cfg Config, tls *tlsconfig.Loader, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	return NewBucketStore(b, logger), nil
+	s := NewBucketStore(b, logger)
+	if err := s.useUsersScanner(cfg.UsersScanner, prometheus.WrapRegistererWith(prometheus.Labels{"component": "ruler"}, reg)); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // readOnly is the error of a write to a read-only backend.

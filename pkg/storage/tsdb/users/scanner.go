@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thanos-io/objstore"
@@ -28,20 +29,42 @@ type Scanner interface {
 // (Cortex's cortex_user_index_scan_* and cortex_cached_users_scanner_*)
 // are registered on reg, nil for none.
 func NewScanner(cfg Config, bkt objstore.BucketReader, logger *slog.Logger, reg prometheus.Registerer) (Scanner, error) {
+	return NewScannerOver(cfg, NewListScanner(bkt), bkt, logger, reg)
+}
+
+// NewScannerOver returns the scanner cfg configures over base, another
+// store's listing of its tenants (the ruler's and alertmanager's), with the
+// user index kept at the top of indexBkt.
+func NewScannerOver(cfg Config, base Scanner, indexBkt objstore.BucketReader, logger *slog.Logger, reg prometheus.Registerer) (Scanner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := NewListScanner(bkt)
+	s := base
 	if cfg.Strategy == StrategyUserIndex {
-		s = newIndexScanner(s, cfg.MaxStalePeriod, bkt, logger, reg)
+		s = newIndexScanner(s, cfg.MaxStalePeriod, indexBkt, logger, reg)
 	}
 	if cfg.CacheTTL > 0 {
 		s = newCachedScanner(s, cfg.CacheTTL, reg)
 	}
 	return s, nil
+}
+
+// ListFunc is a store's own listing of its tenants as a Scanner: every
+// tenant it lists is active.
+type ListFunc func(ctx context.Context) ([]string, error)
+
+// ScanUsers lists the tenants, sorted.
+func (f ListFunc) ScanUsers(ctx context.Context) (active, deleting, deleted []string, err error) {
+	active, err = f(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	active = slices.Clone(active)
+	slices.Sort(active)
+	return active, nil, nil, nil
 }
 
 // validTenant rejects names that cannot be a tenant's folder.
@@ -207,9 +230,15 @@ type IndexUpdater struct {
 // NewIndexUpdater returns an updater of bkt's user index, with Cortex's
 // cortex_user_index_last_successful_update_timestamp_seconds on reg.
 func NewIndexUpdater(bkt objstore.Bucket, reg prometheus.Registerer) *IndexUpdater {
+	return NewIndexUpdaterOver(bkt, NewListScanner(bkt), reg)
+}
+
+// NewIndexUpdaterOver returns an updater writing at the top of indexBkt
+// the tenants lister lists.
+func NewIndexUpdaterOver(indexBkt objstore.Bucket, lister Scanner, reg prometheus.Registerer) *IndexUpdater {
 	return &IndexUpdater{
-		bkt:    bkt,
-		lister: NewListScanner(bkt),
+		bkt:    indexBkt,
+		lister: lister,
 		lastUpdated: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "cortex_user_index_last_successful_update_timestamp_seconds",
 			Help: "Timestamp of the last successful update of user index.",
@@ -229,4 +258,37 @@ func (u *IndexUpdater) UpdateIndex(ctx context.Context) error {
 	}
 	u.lastUpdated.SetToCurrentTime()
 	return nil
+}
+
+// IndexService writes the user index of updater when started and every
+// interval (0: only when started), when owns says this instance is the one
+// to write it. updater is asked each time, and may be nil while the store
+// it writes to does not exist yet. A failed update waits for the next
+// interval, readers falling back to a listing meanwhile.
+func IndexService(updater func() *IndexUpdater, interval time.Duration, owns func() bool, logger *slog.Logger) services.Service {
+	update := func(ctx context.Context) error {
+		u := updater()
+		if u == nil || (owns != nil && !owns()) {
+			return nil
+		}
+		if err := u.UpdateIndex(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("updating the user index", "err", err)
+		}
+		return nil
+	}
+	if interval <= 0 {
+		return services.NewIdleService(update, nil)
+	}
+	return services.NewBasicService(update, func(ctx context.Context) error {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				_ = update(ctx)
+			}
+		}
+	}, nil)
 }

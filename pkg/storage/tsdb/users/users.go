@@ -32,13 +32,17 @@ type Config struct {
 	Strategy       string        `yaml:"strategy"`
 	MaxStalePeriod time.Duration `yaml:"max_stale_period"`
 	CacheTTL       time.Duration `yaml:"cache_ttl"`
-	// UpdateInterval is how often the compactor writes the user index.
+	// UpdateInterval is how often the user index is written.
 	UpdateInterval time.Duration `yaml:"update_interval"`
+
+	// prefix names the flags in errors ("blocks-storage").
+	prefix string
 }
 
 // RegisterFlagsWithPrefix registers -<prefix>.users-scanner.* (prefix
 // "blocks-storage").
 func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
+	c.prefix = prefix
 	f.StringVar(&c.Strategy, prefix+".users-scanner.strategy", StrategyList, fmt.Sprintf("Strategy to use to scan users. Supported values are: %s, %s.", StrategyList, StrategyUserIndex))
 	f.DurationVar(&c.MaxStalePeriod, prefix+".users-scanner.user-index.max-stale-period", time.Hour, "Maximum period of time to consider the user index as stale. Fall back to the base scanner if stale. Only valid when strategy is user_index.")
 	f.DurationVar(&c.UpdateInterval, prefix+".users-scanner.user-index.update-interval", 15*time.Minute, "How frequently user index file is updated. It only takes effect when user scan strategy is user_index.")
@@ -47,19 +51,23 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 
 // Validate checks the settings, naming the flag at fault.
 func (c *Config) Validate() error {
+	p := c.prefix
+	if p == "" {
+		p = "blocks-storage"
+	}
 	switch c.Strategy {
 	case StrategyList, StrategyUserIndex:
 	default:
-		return fmt.Errorf("-blocks-storage.users-scanner.strategy=%q: unknown strategy; valid values: %s, %s", c.Strategy, StrategyList, StrategyUserIndex)
+		return fmt.Errorf("-%s.users-scanner.strategy=%q: unknown strategy; valid values: %s, %s", p, c.Strategy, StrategyList, StrategyUserIndex)
 	}
 	if c.Strategy == StrategyUserIndex && c.MaxStalePeriod <= 0 {
-		return fmt.Errorf("-blocks-storage.users-scanner.user-index.max-stale-period must be positive with -blocks-storage.users-scanner.strategy=%s, got %s", StrategyUserIndex, c.MaxStalePeriod)
+		return fmt.Errorf("-%s.users-scanner.user-index.max-stale-period must be positive with -%s.users-scanner.strategy=%s, got %s", p, p, StrategyUserIndex, c.MaxStalePeriod)
 	}
 	if c.UpdateInterval < 0 {
-		return fmt.Errorf("-blocks-storage.users-scanner.user-index.update-interval must not be negative (0 writes the index only when the compactor starts), got %s", c.UpdateInterval)
+		return fmt.Errorf("-%s.users-scanner.user-index.update-interval must not be negative (0 writes the index only at start), got %s", p, c.UpdateInterval)
 	}
 	if c.CacheTTL < 0 {
-		return fmt.Errorf("-blocks-storage.users-scanner.cache-ttl must not be negative, got %s", c.CacheTTL)
+		return fmt.Errorf("-%s.users-scanner.cache-ttl must not be negative, got %s", p, c.CacheTTL)
 	}
 	return nil
 }

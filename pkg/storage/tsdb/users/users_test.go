@@ -4,17 +4,23 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 func upload(t *testing.T, bkt objstore.Bucket, name, content string) {
@@ -162,4 +168,36 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
+}
+
+// IndexService writes the index at start and every interval, only while
+// owns says so.
+func TestIndexService(t *testing.T) {
+	ctx := context.Background()
+	bkt := objstore.NewInMemBucket()
+	tenants := []string{"team-a"}
+	var mu sync.Mutex
+	lister := ListFunc(func(context.Context) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(tenants), nil
+	})
+	up := NewIndexUpdaterOver(bkt, lister, nil)
+	var owner atomic.Bool
+	svc := IndexService(func() *IndexUpdater { return up }, 20*time.Millisecond, owner.Load, slog.New(slog.DiscardHandler))
+	if err := services.StartAndAwaitRunning(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(ctx, svc) })
+	if _, err := ReadIndex(ctx, bkt); !errors.Is(err, ErrIndexNotFound) {
+		t.Fatalf("not the owner, the index was written: %v", err)
+	}
+	owner.Store(true)
+	mu.Lock()
+	tenants = append(tenants, "team-b")
+	mu.Unlock()
+	testkit.Eventually(t, 10*time.Second, "the owner writes the index", func() bool {
+		idx, err := ReadIndex(ctx, bkt)
+		return err == nil && slices.Equal(idx.Active, []string{"team-a", "team-b"})
+	})
 }
