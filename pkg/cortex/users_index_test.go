@@ -3,6 +3,7 @@ package cortex
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 func TestRulerAndAlertmanagerWriteTheirUserIndex(t *testing.T) {
 	cfg := loadConfig(t,
 		"-ruler-storage.users-scanner.strategy=user_index", "-ruler-storage.users-scanner.user-index.update-interval=100ms",
-		"-alertmanager-storage.backend=filesystem",
+		"-alertmanager-storage.backend=filesystem", "-alertmanager-storage.filesystem.dir="+filepath.Join(t.TempDir(), "alertmanager"),
 		"-alertmanager-storage.users-scanner.strategy=user_index", "-alertmanager-storage.users-scanner.user-index.update-interval=100ms",
 	)
 	// The alertmanager's filesystem store is opened once its directory
