@@ -45,7 +45,7 @@ func NewBucketStore(bkt objstore.Bucket) *BucketStore { return &BucketStore{bkt:
 // alerts/user-index.json.gz, which UserIndex's updater writes, and/or
 // from a cache.
 func (s *BucketStore) useUsersScanner(cfg users.Config, logger *slog.Logger, reg prometheus.Registerer) error {
-	if cfg.Strategy == users.StrategyList && cfg.CacheTTL <= 0 {
+	if cfg.Strategy != users.StrategyUserIndex && cfg.CacheTTL <= 0 {
 		return nil
 	}
 	alerts := objstore.NewPrefixedBucket(s.bkt, strings.TrimSuffix(alertsPrefix, "/"))

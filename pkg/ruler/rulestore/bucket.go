@@ -53,7 +53,7 @@ type BucketStore struct {
 // rules/user-index.json.gz, which UserIndex's updater writes, and/or from
 // a cache.
 func (s *BucketStore) useUsersScanner(cfg users.Config, reg prometheus.Registerer) error {
-	if cfg.Strategy == users.StrategyList && cfg.CacheTTL <= 0 {
+	if cfg.Strategy != users.StrategyUserIndex && cfg.CacheTTL <= 0 {
 		return nil
 	}
 	rules := objstore.NewPrefixedBucket(s.bkt, strings.TrimSuffix(rulesPrefix, "/"))

@@ -56,7 +56,7 @@ func (c *Config) Validate() error {
 		p = "blocks-storage"
 	}
 	switch c.Strategy {
-	case StrategyList, StrategyUserIndex:
+	case StrategyList, StrategyUserIndex, "": // "": a Config built in code, the list strategy
 	default:
 		return fmt.Errorf("-%s.users-scanner.strategy=%q: unknown strategy; valid values: %s, %s", p, c.Strategy, StrategyList, StrategyUserIndex)
 	}
