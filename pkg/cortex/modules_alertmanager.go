@@ -70,7 +70,7 @@ func (t *Cortex) initAlertmanager() (services.Service, error) {
 	if !ok {
 		return am, nil // configdb and local list their tenants themselves
 	}
-	owns := func() bool { return member == nil || ownsKey(member, alertmanager.RingOp, users.IndexFilename) }
+	owns := func() bool { return member == nil || member.FirstOwnerOf(users.IndexFilename, alertmanager.RingOp) }
 	index := users.IndexService(indexed.UserIndex, st.UsersScanner.UpdateInterval, owns, t.Logger.With("component", "alertmanager-storage"))
 	return withCompanion(am, index), nil
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 
-	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
@@ -18,7 +16,6 @@ import (
 	"github.com/cortex-tls/cortex/pkg/querier"
 	"github.com/cortex-tls/cortex/pkg/ruler"
 	"github.com/cortex-tls/cortex/pkg/ruler/rulestore"
-	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
@@ -110,7 +107,7 @@ func (t *Cortex) initRuler() (services.Service, error) {
 	if s, ok := store.(*rulestore.BucketStore); ok {
 		if up, every := s.UserIndex(); up != nil {
 			// With sharding, the ruler owning the index's name writes it.
-			owns := func() bool { return member == nil || ownsKey(member, ruler.RingOp, users.IndexFilename) }
+			owns := func() bool { return member == nil || member.FirstOwnerOf(users.IndexFilename, ruler.RingOp) }
 			own = append(own, users.IndexService(func() *users.IndexUpdater { return up }, every, owns, t.Logger.With("component", "ruler-storage")))
 		}
 	}
@@ -162,13 +159,3 @@ func (f lazyQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 type lazyService func() services.Service
 
 func (f lazyService) AwaitRunning(ctx context.Context) error { return f().AwaitRunning(ctx) }
-
-// ownsKey reports whether member is the first instance the ring gives the
-// token of key: the one instance of a ring that does a job such as writing
-// a user index.
-func ownsKey(member *shardring.Member, op ring.Operation, key string) bool {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	rs, err := member.Ring().Get(h.Sum32(), op, nil, nil, nil)
-	return err == nil && len(rs.Instances) > 0 && rs.Instances[0].Addr == member.Addr()
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -207,6 +208,16 @@ func (m *Member) Owns(key uint32, op ring.Operation) (bool, error) {
 		return false, err
 	}
 	return rs.Includes(m.Addr()), nil
+}
+
+// FirstOwnerOf reports whether this instance is the first of the owners
+// of the FNV-1a token of name for op (Owns accepts any of them): the one
+// member of a ring that does a job such as writing a user index.
+func (m *Member) FirstOwnerOf(name string, op ring.Operation) bool {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	rs, err := m.ring.Get(h.Sum32(), op, nil, nil, nil)
+	return err == nil && len(rs.Instances) > 0 && rs.Instances[0].Addr == m.Addr()
 }
 
 // ServeHTTP serves the ring's status page (dskit's, with "forget").

@@ -98,5 +98,18 @@ func TestMembersShareKeys(t *testing.T) {
 		if owned[0] == 0 || owned[1] == 0 {
 			t.Fatalf("rf %d: keys owned %v: one member owns none", rf, owned)
 		}
+		// Whatever the replication factor, one member is the first owner.
+		for _, name := range []string{"user-index.json.gz", "a", "b", "c"} {
+			if n := btoi(members[0].FirstOwnerOf(name, op)) + btoi(members[1].FirstOwnerOf(name, op)); n != 1 {
+				t.Fatalf("rf %d: %q has %d first owners, want 1", rf, name, n)
+			}
+		}
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
