@@ -137,12 +137,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
-	c.clearInstanceIDDefaults(f)
 	c.Ruler.RegisterFlags(f)
 	c.RulerStorage.RegisterFlags(f)
 	c.AlertmanagerStorage.RegisterFlags(f)
 	c.TenantFederation.RegisterFlags(f)
 	c.ResourceMonitor.RegisterFlags(f)
+	c.clearInstanceIDDefaults(f)
 	setCortexDefaults(f)
 	registerDeprecatedFlags(f)
 }
@@ -314,7 +314,7 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 	cfg = cfg.finalize(logger)
 	// Every line names its process: the logs of a cluster's processes,
 	// gathered together, can be told apart.
-	logger = logger.With("target", cfg.Target.String(), "instance", cfg.Ingester.LifecyclerConfig.ID)
+	logger = logger.With("target", cfg.Target.String(), "instance", cfg.logInstance())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.NewCollector())
 	t := &Cortex{

@@ -14,6 +14,9 @@ var instanceIDFlags = []string{
 	"ingester.lifecycler.ID",
 	"store-gateway.sharding-ring.instance-id",
 	"compactor.ring.instance-id",
+	"ruler.ring.instance-id",
+	"alertmanager.sharding-ring.instance-id",
+	"distributor.ring.instance-id",
 }
 
 const instanceIDUsage = "Instance ID to register in the ring. Empty: the hostname, or <hostname>-<gRPC listen port> when -server.grpc-listen-address is a loopback address, so that processes sharing a host register apart."
@@ -24,6 +27,9 @@ func (c *Config) clearInstanceIDDefaults(f *flag.FlagSet) {
 	c.Ingester.LifecyclerConfig.ID = ""
 	c.StoreGateway.ShardingRing.InstanceID = ""
 	c.Compactor.ShardingRing.InstanceID = ""
+	c.Ruler.Sharding.Ring.InstanceID = ""
+	c.Alertmanager.Sharding.ShardingRing.InstanceID = ""
+	c.Distributor.DistributorRing.InstanceID = ""
 	for _, name := range instanceIDFlags {
 		if fl := f.Lookup(name); fl != nil {
 			fl.DefValue = ""
@@ -61,7 +67,8 @@ func isLoopback(addr string) bool {
 // fillInstanceIDs gives the rings' instance IDs that no flag set the
 // process's default.
 func (c *Config) fillInstanceIDs(logger *slog.Logger) {
-	ids := []*string{&c.Ingester.LifecyclerConfig.ID, &c.StoreGateway.ShardingRing.InstanceID, &c.Compactor.ShardingRing.InstanceID}
+	ids := []*string{&c.Ingester.LifecyclerConfig.ID, &c.StoreGateway.ShardingRing.InstanceID, &c.Compactor.ShardingRing.InstanceID,
+		&c.Ruler.Sharding.Ring.InstanceID, &c.Alertmanager.Sharding.ShardingRing.InstanceID, &c.Distributor.DistributorRing.InstanceID}
 	def := ""
 	for _, id := range ids {
 		if *id != "" {
@@ -72,4 +79,25 @@ func (c *Config) fillInstanceIDs(logger *slog.Logger) {
 		}
 		*id = def
 	}
+}
+
+// logInstance names the process in every log line: the instance ID of the
+// ring its target registers in (the ingester's for targets that join none),
+// so the logs of a cluster's processes, gathered together, tell them apart.
+func (c *Config) logInstance() string {
+	switch {
+	case c.runs(Ingester):
+		return c.Ingester.LifecyclerConfig.ID
+	case c.runs(StoreGateway):
+		return c.StoreGateway.ShardingRing.InstanceID
+	case c.runs(Compactor):
+		return c.Compactor.ShardingRing.InstanceID
+	case c.runs(Ruler):
+		return c.Ruler.Sharding.Ring.InstanceID
+	case c.runs(Alertmanager):
+		return c.Alertmanager.Sharding.ShardingRing.InstanceID
+	case c.runs(Distributor):
+		return c.Distributor.DistributorRing.InstanceID
+	}
+	return c.Ingester.LifecyclerConfig.ID
 }

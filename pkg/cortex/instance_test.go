@@ -59,3 +59,31 @@ func TestInstanceIDFlagsDescribeTheirDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestLogLinesNameTheTargetsRingInstance(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no hostname:", err)
+	}
+	loopback := []string{"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=9195"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a ruler names its ruler ring ID", []string{"-target=ruler", "-ruler.ring.instance-id=ruler-1", "-ingester.lifecycler.ID=unused"}, "ruler-1"},
+		{"an alertmanager its sharding ring ID", []string{"-target=alertmanager", "-alertmanager.sharding-ring.instance-id=am-2"}, "am-2"},
+		{"a store-gateway its ring ID", []string{"-target=store-gateway", "-store-gateway.sharding-ring.instance-id=sg-0"}, "sg-0"},
+		{"a distributor its ring ID", []string{"-target=distributor", "-distributor.ring.instance-id=d-0"}, "d-0"},
+		{"all names the ingester", []string{"-target=all", "-ingester.lifecycler.ID=ingester-7", "-ruler.ring.instance-id=ruler-7"}, "ingester-7"},
+		{"a querier joins no ring: the process default", []string{"-target=querier"}, host + "-9195"},
+		{"a ruler on loopback without an ID: host and port", []string{"-target=ruler"}, host + "-9195"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := loadConfig(t, append(loopback, tc.args...)...).finalize(slog.New(slog.DiscardHandler))
+			if got := cfg.logInstance(); got != tc.want {
+				t.Errorf("instance in log lines = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
