@@ -29,6 +29,37 @@ func ruleGroupsOf(t *testing.T, c *cluster, p *testkit.Cortex, tenantID string) 
 	return n
 }
 
+// rulerRingView summarises p's view of the ruler ring, each member's
+// state and token count, for failure messages.
+func rulerRingView(t *testing.T, c *cluster, p *testkit.Cortex) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "https://"+p.HTTPAddr+"/ruler/ring", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var ring struct {
+		Shards []struct {
+			ID     string
+			State  string
+			Tokens []uint32
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ring); err != nil {
+		return fmt.Sprintf("%d: %v", resp.StatusCode, err)
+	}
+	var members []string
+	for _, m := range ring.Shards {
+		members = append(members, fmt.Sprintf("%s %s with %d tokens", m.ID, m.State, len(m.Tokens)))
+	}
+	return strings.Join(members, ", ")
+}
+
 // listedGroups reads GET /prometheus/api/v1/rules on p: the groups'
 // names, and whether every group has been evaluated.
 func listedGroups(t *testing.T, c *cluster, p *testkit.Cortex, tenantID string) (names []string, evaluated bool, err error) {
@@ -126,7 +157,7 @@ func TestRulersShareGroupsOverMemberlist(t *testing.T) {
 	rulers[0].EventuallyNil(60*time.Second, "both rulers evaluating a share of the ten groups", func() error {
 		a, b := ruleGroupsOf(t, c, rulers[0], "team-r"), ruleGroupsOf(t, c, rulers[1], "team-r")
 		if a+b != 10 || a == 0 || b == 0 {
-			return fmt.Errorf("groups evaluated: %d and %d", a, b)
+			return fmt.Errorf("groups evaluated: %d and %d; ruler-0's ring: %s; ruler-1's ring: %s", a, b, rulerRingView(t, c, rulers[0]), rulerRingView(t, c, rulers[1]))
 		}
 		return nil
 	})
