@@ -66,6 +66,9 @@ type storeGatewayQueryable struct {
 	// maxAttempts is -querier.store-gateway-consistency-check-max-attempts,
 	// set by WithStore.
 	maxAttempts int
+	// seriesBatchSize is -querier.store-gateway-series-batch-size, set by
+	// WithStore: the series per Series message asked of store-gateways.
+	seriesBatchSize int64
 }
 
 // NewStoreGatewayQueryable returns the queryable of WithStore: blocks found
@@ -265,7 +268,7 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 		return addChunks(s.chunks, limits, chunks)
 	}
 	answers, err := fetch(ctx, s.q, mint, maxt, func(ctx context.Context, g StoreGateway, header *metadata.MD) (ingesterAnswer, error) {
-		chunked, err := readSeries(ctx, g, req, lim, addBytes, header)
+		chunked, err := readSeries(storegateway.WithSeriesBatchSize(ctx, s.q.seriesBatchSize), g, req, lim, addBytes, header)
 		return ingesterAnswer{chunked: chunked}, err
 	})
 	if err != nil {

@@ -10,10 +10,10 @@
 //
 // The store-gateway serves the store over gRPC as cortex.StoreGateway
 // (RegisterStoreGatewayServer, NewStoreGatewayServer): Series streams the
-// stored chunks of the matching series in batches, as the ingesters'
-// QueryStreamChunks does, and LabelNames and LabelValues answer label
-// queries, all with the ingesters' messages and for the tenant in the call's
-// X-Scope-OrgID metadata. Queriers dial it with pkg/storegateway/client.
+// stored chunks of the matching series in batches of the size the querier
+// asks for (-querier.store-gateway-series-batch-size), and LabelNames and
+// LabelValues answer label queries, all with the ingesters' messages and for
+// the tenant in the call's X-Scope-OrgID metadata. Queriers dial it with pkg/storegateway/client.
 //
 // What it must not do: write to the bucket (blocks belong to the ingesters
 // and the compactor; the store-gateway only reads them), read a block that

@@ -22,7 +22,8 @@ const ServiceName = "cortex.StoreGateway"
 type StoreGatewayServer interface {
 	// Series streams the encoded chunks of every series that matches the
 	// query's matchers and has samples within its time range, sorted by
-	// labels, in batches of series.
+	// labels, in batches of the size the call asks for
+	// (SeriesBatchSizeKey).
 	Series(*prompb.Query, SeriesServer) error
 	// LabelNames returns the sorted label names of the series matching any
 	// of the request's matcher sets in its time range.

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	ingclient "github.com/cortex-tls/cortex/pkg/ingester/client"
@@ -35,7 +36,7 @@ import (
 const (
 	step       = int64(15_000)
 	numSamples = 300 // several 120-sample chunks per series
-	bigSeries  = 300 // more than two 128-series messages
+	bigSeries  = 300 // more than two messages of 128 series
 )
 
 // gateway is a store-gateway gRPC server with mutual TLS on loopback.
@@ -45,7 +46,7 @@ type gateway struct {
 	loader *tlsconfig.Loader
 }
 
-func startGateway(t *testing.T, store *storegateway.BucketStore) *gateway {
+func startGateway(t testing.TB, store *storegateway.BucketStore) *gateway {
 	t.Helper()
 	pki := testkit.NewPKI(t, "cluster-ca")
 	srvLeaf := pki.Server(t, "store-gateway")
@@ -77,7 +78,7 @@ func startGateway(t *testing.T, store *storegateway.BucketStore) *gateway {
 
 // dial connects with the client certificate and CA bundle given, through
 // the link's flags.
-func (g *gateway) dial(t *testing.T, leaf *testkit.Leaf, caPath string) *sgclient.Conn {
+func (g *gateway) dial(t testing.TB, leaf *testkit.Leaf, caPath string) *sgclient.Conn {
 	t.Helper()
 	var cfg sgclient.Config
 	cfg.TLS.CertPath, cfg.TLS.KeyPath, cfg.TLS.CAPath = leaf.CertPath, leaf.KeyPath, caPath
@@ -106,7 +107,15 @@ func value(i int) func(int64) float64 {
 // samples, in the order sent, and the number of messages.
 func seriesResult(t *testing.T, conn *sgclient.Conn, tenantID string, q *prompb.Query) (names []string, samples map[string][]sample, messages int) {
 	t.Helper()
-	stream, err := conn.Series(tenant.Inject(context.Background(), tenantID), q)
+	names, samples, sizes := seriesBatches(t, conn, tenant.Inject(context.Background(), tenantID), q)
+	return names, samples, len(sizes)
+}
+
+// seriesBatches is seriesResult with the call's context given, returning
+// how many series each message carried.
+func seriesBatches(t *testing.T, conn *sgclient.Conn, ctx context.Context, q *prompb.Query) (names []string, samples map[string][]sample, sizes []int) {
+	t.Helper()
+	stream, err := conn.Series(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,12 +123,12 @@ func seriesResult(t *testing.T, conn *sgclient.Conn, tenantID string, q *prompb.
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return names, samples, messages
+			return names, samples, sizes
 		}
 		if err != nil {
-			t.Fatalf("series of tenant %s: %v", tenantID, err)
+			t.Fatalf("series: %v", err)
 		}
-		messages++
+		sizes = append(sizes, len(msg.ChunkedSeries))
 		for _, cs := range msg.ChunkedSeries {
 			name := labelsString(cs.Labels)
 			names = append(names, name)
@@ -243,13 +252,13 @@ func TestStoreGatewayGRPC(t *testing.T) {
 		}
 	})
 
-	t.Run("series: a large result spans several messages", func(t *testing.T) {
+	t.Run("series: one series per message unless the call asks for more", func(t *testing.T) {
 		names, got, messages := seriesResult(t, conn, "team-a", &prompb.Query{Matchers: []*prompb.LabelMatcher{eq("__name__", "requests_total")}})
 		if len(names) != bigSeries {
 			t.Fatalf("got %d series, want %d", len(names), bigSeries)
 		}
-		if messages < 3 {
-			t.Errorf("%d series in %d messages, want at least 3 of at most 128 series", bigSeries, messages)
+		if messages != bigSeries {
+			t.Errorf("%d series in %d messages, want one per message", bigSeries, messages)
 		}
 		for i, name := range names {
 			if w := fmt.Sprintf(`{__name__="requests_total", pod="p%03d"}`, i); name != w {
@@ -258,6 +267,45 @@ func TestStoreGatewayGRPC(t *testing.T) {
 			if !slices.Equal(got[name], expected(i, 0, 1<<62)) {
 				t.Fatalf("%s: wrong samples", name)
 			}
+		}
+	})
+
+	t.Run("series: as many series per message as the call asks for", func(t *testing.T) {
+		q := &prompb.Query{Matchers: []*prompb.LabelMatcher{eq("__name__", "requests_total")}}
+		wantNames, wantSamples, _ := seriesResult(t, conn, "team-a", q)
+		for _, tc := range []struct {
+			batch int64
+			sizes []int
+		}{
+			{0, slices.Repeat([]int{1}, bigSeries)},
+			{1, slices.Repeat([]int{1}, bigSeries)},
+			{128, []int{128, 128, bigSeries - 256}},
+			{1000, []int{bigSeries}},
+		} {
+			callCtx := storegateway.WithSeriesBatchSize(tenant.Inject(context.Background(), "team-a"), tc.batch)
+			names, samples, sizes := seriesBatches(t, conn, callCtx, q)
+			if !slices.Equal(sizes, tc.sizes) {
+				t.Errorf("batch size %d: messages of %v series, want %v", tc.batch, sizes, tc.sizes)
+			}
+			if !slices.Equal(names, wantNames) {
+				t.Errorf("batch size %d: series %v, want %v", tc.batch, names, wantNames)
+			}
+			for _, n := range names {
+				if !slices.Equal(samples[n], wantSamples[n]) {
+					t.Fatalf("batch size %d: %s holds other samples than with one series per message", tc.batch, n)
+				}
+			}
+		}
+	})
+
+	t.Run("series: a batch size that is no count is refused", func(t *testing.T) {
+		callCtx := metadata.AppendToOutgoingContext(tenant.Inject(context.Background(), "team-a"), storegateway.SeriesBatchSizeKey, "-3")
+		stream, err := conn.Series(callCtx, &prompb.Query{Matchers: []*prompb.LabelMatcher{eq("__name__", "requests_total")}})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `request metadata cortex-series-batch-size: "-3" is not a series count of 0 or more`) {
+			t.Errorf("got %v, want InvalidArgument naming the metadata key and value", err)
 		}
 	})
 

@@ -3,6 +3,7 @@ package storegateway
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/oklog/ulid/v2"
@@ -23,7 +24,35 @@ const (
 	// QueriedBlocksKey lists, in the response header, the requested
 	// blocks the store-gateway holds: those its answer covers.
 	QueriedBlocksKey = "cortex-queried-blocks"
+	// SeriesBatchSizeKey is the most series a Series call wants in one
+	// message (Cortex's SeriesRequest.response_batch_size, set by the
+	// querier's -querier.store-gateway-series-batch-size). Without it, or
+	// at 0 or 1, each message carries one series.
+	SeriesBatchSizeKey = "cortex-series-batch-size"
 )
+
+// WithSeriesBatchSize returns ctx asking the Series calls made with it for
+// up to n series per message; n of 0 or 1 asks for one.
+func WithSeriesBatchSize(ctx context.Context, n int64) context.Context {
+	if n <= 1 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, SeriesBatchSizeKey, strconv.FormatInt(n, 10))
+}
+
+// seriesBatchSize reads the series per message a call asks for: at least 1.
+func seriesBatchSize(ctx context.Context) (int, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get(SeriesBatchSizeKey)
+	if len(values) == 0 {
+		return 1, nil
+	}
+	n, err := strconv.ParseInt(values[len(values)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("request metadata %s: %q is not a series count of 0 or more", SeriesBatchSizeKey, values[len(values)-1])
+	}
+	return int(min(max(n, 1), maxSeriesBatchSize)), nil
+}
 
 // WithRequestedBlocks returns ctx naming the blocks of the calls made with
 // it.

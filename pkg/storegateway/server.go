@@ -23,9 +23,10 @@ import (
 )
 
 const (
-	// seriesBatchSeries is how many series one Series message carries at
-	// most, as the ingesters' QueryStreamChunks.
-	seriesBatchSeries = 128
+	// maxSeriesBatchSize bounds the series per Series message a querier
+	// may ask for (SeriesBatchSizeKey): a batch is held in memory until
+	// sent.
+	maxSeriesBatchSize = 10_000
 	// seriesBatchBytes cuts a batch earlier when its series are large,
 	// keeping messages well under gRPC's size limits.
 	seriesBatchBytes = 1 << 20
@@ -117,8 +118,9 @@ func (s *storeGatewayServer) queryError(ctx context.Context, id string, err erro
 }
 
 // Series sends the chunks of every series matching the query that overlap
-// [start, end], sorted by labels, in batches of up to 128 series, as the
-// ingesters' QueryStreamChunks does. It reads the blocks the call names
+// [start, end], sorted by labels, as many series per message as the call
+// asks for (SeriesBatchSizeKey, one without), up to 10,000 and cut at
+// 1 MiB, as Cortex's store-gateway batches SeriesResponses. It reads the blocks the call names
 // (RequestedBlocksKey; all the tenant's blocks without), and first sends
 // which of those it holds (QueriedBlocksKey). Chunks are sent whole, as the blocks
 // hold them, so they may hold samples outside the range: readers trim. A
@@ -147,6 +149,10 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*"))
 	}
 	blocks, selected, err := requestedBlocks(ctx)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
+	}
+	batchSize, err := seriesBatchSize(ctx)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "tenant %s: %v", id, err)
 	}
@@ -203,7 +209,7 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		}
 		batch = append(batch, cs)
 		bytes += cs.Size()
-		if len(batch) >= seriesBatchSeries || bytes >= seriesBatchBytes {
+		if len(batch) >= batchSize || bytes >= seriesBatchBytes {
 			if err := flush(); err != nil {
 				return err
 			}
