@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/compression"
 
+	"github.com/cortex-tls/cortex/pkg/ingester/postingscache"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
 )
@@ -93,6 +94,8 @@ type TSDBConfig struct {
 	HeadChunksWriteQueueSize           int           `yaml:"head_chunks_write_queue_size"`
 	WALCompressionType                 string        `yaml:"wal_compression_type"`
 	CloseIdleTSDBTimeout               time.Duration `yaml:"close_idle_tsdb_timeout"`
+	// PostingsCache is -blocks-storage.expanded_postings_cache.*.
+	PostingsCache postingscache.Config `yaml:"expanded_postings_cache"`
 }
 
 // RegisterFlags registers the ingester's flags. The ring's KV store default
@@ -146,6 +149,7 @@ func (c *TSDBConfig) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.MemorySnapshotOnShutdown, "blocks-storage.tsdb.memory-snapshot-on-shutdown", false, "Snapshot in-memory chunks on clean shutdown so the next start replays less of the write-ahead log.")
 	f.DurationVar(&c.ShipInterval, "blocks-storage.tsdb.ship-interval", time.Minute, "How often new TSDB blocks are looked for and uploaded to the long-term storage bucket. 0 disables shipping: blocks then stay local and are deleted by retention alone.")
 	f.IntVar(&c.ShipConcurrency, "blocks-storage.tsdb.ship-concurrency", 10, "Maximum number of tenants whose blocks are uploaded at the same time.")
+	c.PostingsCache.RegisterFlagsWithPrefix("blocks-storage.", f)
 	f.BoolVar(&c.FlushBlocksOnShutdown, "blocks-storage.tsdb.flush-blocks-on-shutdown", false, "On shutdown, compact every TSDB head into blocks and upload them. If false, the head stays in the write-ahead log and is replayed on the next start.")
 }
 
@@ -194,7 +198,7 @@ func (c *TSDBConfig) Validate() error {
 	if c.HeadCompactionConcurrency < 1 || c.MaxTSDBOpeningConcurrencyOnStartup < 1 {
 		return errors.New("-blocks-storage.tsdb.head-compaction-concurrency and -blocks-storage.tsdb.max-tsdb-opening-concurrency-on-startup must be at least 1")
 	}
-	return nil
+	return c.PostingsCache.Validate()
 }
 
 // Validate checks the configuration.

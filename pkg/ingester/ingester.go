@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/ingester/postingscache"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/matcherscache"
 	"github.com/cortex-tls/cortex/pkg/util/queryprotection"
@@ -92,6 +93,9 @@ type Ingester struct {
 	// queried estimates the series queries return; nil unless
 	// -ingester.active-queried-series-metrics-enabled.
 	queried *queriedSeriesTracking
+	// postingsCache makes each tenant's expanded postings cache; nil with
+	// -blocks-storage.expanded_postings_cache.*.enabled off.
+	postingsCache *postingscache.Factory
 }
 
 // Option configures an Ingester beyond its Config.
@@ -145,6 +149,9 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 	}
 	if i.matchers, err = matcherscache.New(cfg.MatchersCacheMaxItems, "cortex_ingester", reg); err != nil {
 		return nil, fmt.Errorf("ingester matchers cache: %w", err)
+	}
+	if i.postingsCache, err = postingscache.NewFactory(cfg.TSDB.PostingsCache, reg); err != nil {
+		return nil, fmt.Errorf("ingester expanded postings cache: %w", err)
 	}
 	if i.heapGuard, err = queryprotection.NewGuardWithMonitor(cfg.QueryProtection, "ingester.", "ingester", i.resourceMonitor, reg); err != nil {
 		return nil, err
@@ -226,6 +233,12 @@ func (i *Ingester) running(ctx context.Context) error {
 		defer t.Stop()
 		queriedSeriesTicks = t.C
 	}
+	var postingsPurgeTicks <-chan time.Time
+	if i.postingsCache != nil {
+		t := time.NewTicker(postingscache.PurgeInterval)
+		defer t.Stop()
+		postingsPurgeTicks = t.C
+	}
 	joined := make(chan error, 1)
 	go func() { joined <- i.lifecycler.join(ctx) }()
 	if i.shipping() {
@@ -261,6 +274,12 @@ func (i *Ingester) running(ctx context.Context) error {
 		case <-queriedSeriesTicks:
 			if err := i.queried.update(i.allTSDBs()); err != nil {
 				i.logger.Error("updating the active queried series metrics", "err", err)
+			}
+		case <-postingsPurgeTicks:
+			for _, u := range i.allTSDBs() {
+				if u.postings != nil {
+					u.postings.PurgeExpired()
+				}
 			}
 		case <-compactTicker.C:
 			i.compactHeads(ctx)

@@ -133,6 +133,10 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	// Start timestamps of remote write 2.0 samples become zero samples.
 	opts.EnableSTAsZeroSample = true
 	opts.SeriesLifecycleCallback = u
+	if u.postings = i.postingsCache.NewCache(id); u.postings != nil {
+		opts.BlockQuerierFunc = u.postings.BlockQuerierFunc()
+		opts.BlockChunkQuerierFunc = u.postings.BlockChunkQuerierFunc()
+	}
 	if i.shipping() {
 		// Read before the TSDB opens: its first reload asks which blocks
 		// are shipped.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
+	"github.com/cortex-tls/cortex/pkg/ingester/postingscache"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
@@ -70,6 +71,10 @@ type userTSDB struct {
 	// own goroutines, before and after db is set.
 	retention   time.Duration
 	retentionDB atomic.Pointer[tsdb.DB]
+
+	// postings caches the expanded postings of queries; nil with
+	// -blocks-storage.expanded_postings_cache.*.enabled off.
+	postings *postingscache.Cache
 }
 
 func newUserTSDB(id string, limits func() *validation.Limits, m *metrics, rateInterval time.Duration) *userTSDB {
@@ -206,6 +211,11 @@ func (u *userTSDB) PostCreation(ls labels.Labels) {
 	u.m.memSeries.Inc()
 	u.instance.seriesAdded(1)
 	u.m.seriesCreated.WithLabelValues(u.id).Inc()
+	if u.postings != nil {
+		// The series is in the head's postings already: the next query
+		// of its metric misses the cache and sees it.
+		u.postings.ExpireSeries(ls)
+	}
 }
 
 // PostDeletion uncounts series removed by head garbage collection.
@@ -214,6 +224,9 @@ func (u *userTSDB) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) 
 	for _, ls := range deleted {
 		if len(u.histogramSeries) > 0 {
 			delete(u.histogramSeries, ls.Hash())
+		}
+		if u.postings != nil {
+			u.postings.ExpireSeries(ls)
 		}
 		name := ls.Get(model.MetricNameLabel)
 		if u.seriesInMetric[name] <= 1 {
