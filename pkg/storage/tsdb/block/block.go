@@ -69,6 +69,10 @@ type ThanosMeta struct {
 	SegmentFiles []string          `json:"segment_files,omitempty"`
 	Files        []File            `json:"files,omitempty"`
 	UploadTime   time.Time         `json:"upload_time,omitzero"`
+	// Extensions is what Thanos leaves to the program writing the block;
+	// Cortex's partitioning compactor writes its partition_info and
+	// time_range there.
+	Extensions json.RawMessage `json:"extensions,omitempty"`
 }
 
 // Downsample is the block's resolution in milliseconds (0: raw samples).
