@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"path"
 	"slices"
 	"time"
 
@@ -27,14 +29,16 @@ func (c *Compactor) Cleanup(ctx context.Context) error {
 	if err == nil {
 		tenants = c.ownedTenants(tenants)
 		err = forEachTenant(ctx, tenants, c.cfg.CleanupConcurrency, func(ctx context.Context, tenant string) error {
-			mark, err := bucketindex.ReadTenantDeletionMark(ctx, c.bkt, tenant)
-			if err != nil {
-				return fmt.Errorf("tenant %q: %w", tenant, err)
-			}
-			if mark != nil {
-				return c.cleanupDeletedTenant(ctx, tenant, mark)
-			}
-			return c.cleanupTenant(ctx, tenant)
+			return c.withCleanerVisit(ctx, tenant, func() error {
+				mark, err := bucketindex.ReadTenantDeletionMark(ctx, c.bkt, tenant)
+				if err != nil {
+					return fmt.Errorf("tenant %q: %w", tenant, err)
+				}
+				if mark != nil {
+					return c.cleanupDeletedTenant(ctx, tenant, mark)
+				}
+				return c.cleanupTenant(ctx, tenant)
+			})
 		})
 	}
 	if err != nil {
@@ -62,10 +66,45 @@ func (c *Compactor) forgetTenantsExcept(tenants []string) {
 			c.m.forgetTenant(t)
 		}
 	}
+	for t := range c.metas {
+		if _, ok := keep[t]; !ok {
+			delete(c.metas, t)
+		}
+	}
+}
+
+// withCleanerVisit runs a tenant's cleanup under the tenant's cleaner
+// visit marker, as Cortex's cleaner: a cleanup is skipped while another
+// compactor's marker for the tenant is fresh (younger than
+// -compactor.cleaner-visit-marker-timeout and not finished), which keeps
+// two compactors from cleaning one tenant at once while the ring moves
+// the tenant between them. The marker is refreshed every
+// -compactor.cleaner-visit-marker-file-update-interval and removed when
+// the cleanup ends.
+func (c *Compactor) withCleanerVisit(ctx context.Context, tenant string, cleanup func() error) error {
+	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
+	marker := &CleanerVisitMarker{}
+	var existing CleanerVisitMarker
+	err := readVisitMarker(ctx, tbkt, marker.filePath(), &existing)
+	switch {
+	case errors.Is(err, errVisitMarkerNotFound):
+	case err != nil:
+		return fmt.Errorf("tenant %q: reading the cleaner visit marker: %w", tenant, err)
+	case existing.visited(c.cfg.CleanerVisitMarkerTimeout, time.Now()):
+		c.logger.Info("skipping the cleanup of a tenant another compactor is cleaning up", "user", tenant, "compactor_id", existing.CompactorID)
+		return nil
+	}
+	hb := startVisitHeartbeat(ctx, tbkt, c.logger.With("user", tenant), c.instanceID(), marker, c.cfg.CleanerVisitMarkerFileUpdateInterval, true)
+	err = cleanup()
+	hb.finish(err)
+	return err
 }
 
 func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
 	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
+	if c.cfg.CompactionStrategy == CompactionStrategyPartitioning {
+		c.cleanPartitionedGroups(ctx, tenant, tbkt)
+	}
 	old := c.index(tenant)
 	if old == nil {
 		// After a restart, start from the index in the bucket rather than
@@ -205,4 +244,98 @@ func (c *Compactor) updateUserIndex(ctx context.Context) {
 	if err := c.userIndex.UpdateIndex(ctx); err != nil && ctx.Err() == nil {
 		c.logger.Error("updating the user index", "err", err)
 	}
+}
+
+// cleanPartitionedGroups finishes the tenant's partitioned groups, as
+// Cortex's cleaner: once every partition of a plan is completed, its
+// source blocks are marked for deletion; at the next cleanup (or at once
+// when none was left to mark), the plan and its visit markers go. A plan
+// that can never complete (a source block gone, marked for deletion or
+// no-compact, with no partition in progress) goes the same way without
+// marking its blocks. Visit markers of an older plan of the same ID go.
+func (c *Compactor) cleanPartitionedGroups(ctx context.Context, tenant string, tbkt objstore.Bucket) {
+	logger := c.logger.With("user", tenant)
+	groups, err := listPartitionedGroups(ctx, tbkt, logger, true)
+	if err != nil {
+		logger.Warn("listing partitioned groups", "err", err)
+		return
+	}
+	for file, info := range groups {
+		glog := logger.With("partitioned_group_id", info.PartitionedGroupID)
+		st := info.status(ctx, tbkt, c.cfg.CompactionVisitMarkerTimeout, glog)
+		deleted := false
+		if st.canDelete {
+			marked := 0
+			if st.isCompleted {
+				var err error
+				if marked, err = c.markGroupBlocksForDeletion(ctx, tbkt, info, glog); err != nil {
+					glog.Warn("marking a completed partitioned group's blocks for deletion", "err", err)
+					continue
+				}
+			}
+			if marked == 0 {
+				if err := tbkt.Delete(ctx, file); err != nil && !tbkt.IsObjNotFoundErr(err) {
+					glog.Warn("deleting a partitioned group info file", "file", file, "err", err)
+				} else {
+					deleted = true
+					glog.Info("deleted partitioned group info", "file", file)
+				}
+			}
+		}
+		if deleted {
+			if err := deletePrefix(ctx, tbkt, partitionVisitMarkerDir(info.PartitionedGroupID)); err != nil {
+				glog.Warn("deleting a partitioned group's visit markers", "err", err)
+			}
+			continue
+		}
+		for _, name := range st.markersToDelete {
+			if err := tbkt.Delete(ctx, name); err != nil && !tbkt.IsObjNotFoundErr(err) {
+				glog.Warn("deleting a visit marker of an older plan", "marker", name, "err", err)
+			}
+		}
+	}
+}
+
+// markGroupBlocksForDeletion marks the source blocks of a completed plan
+// for deletion, those still there and unmarked; it returns how many it
+// marked.
+func (c *Compactor) markGroupBlocksForDeletion(ctx context.Context, tbkt objstore.Bucket, info *PartitionedGroupInfo, logger *slog.Logger) (int, error) {
+	now := time.Now()
+	marked := 0
+	for _, id := range info.allBlocks() {
+		if !blockObjectExists(ctx, tbkt, logger, block.MetaPath(id), true) ||
+			blockObjectExists(ctx, tbkt, logger, block.DeletionMarkPath(id), false) ||
+			blockObjectExists(ctx, tbkt, logger, path.Join(id.String(), block.NoCompactMarkFilename), false) {
+			continue
+		}
+		ok, err := block.MarkForDeletion(ctx, tbkt, id, "source of a completed partitioned group", now)
+		if err != nil {
+			return marked, err
+		}
+		if ok {
+			marked++
+			c.m.blocksMarkedForDeletion.WithLabelValues(reasonCompaction).Inc()
+		}
+	}
+	if marked > 0 {
+		logger.Info("marked a completed partitioned group's source blocks for deletion", "blocks", marked)
+	}
+	return marked, nil
+}
+
+// deletePrefix deletes every object under dir.
+func deletePrefix(ctx context.Context, bkt objstore.Bucket, dir string) error {
+	var names []string
+	if err := bkt.Iter(ctx, dir, func(name string) error {
+		names = append(names, name)
+		return nil
+	}, objstore.WithRecursiveIter()); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := bkt.Delete(ctx, name); err != nil && !bkt.IsObjNotFoundErr(err) {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package compactor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,11 +67,19 @@ type Compactor struct {
 	userIndex *users.IndexUpdater
 	// userIndexInterval is how often the user index is written.
 	userIndexInterval time.Duration
+	// partitionLimits are each tenant's partition limits, for the
+	// partitioning strategy; nil: none.
+	partitionLimits func(tenant string) (indexSizeBytes, seriesCount int64)
+	// ingestionRF is the ingesters' replication factor (at least 1).
+	ingestionRF int
 
 	mu sync.Mutex
 	// indexes are the tenants' last bucket indexes, so that an update
 	// reads only the meta.json of blocks it has not seen.
 	indexes map[string]*bucketindex.Index
+	// metas are the meta.json of the tenants' blocks the partitioning
+	// strategy last planned on.
+	metas map[string]map[ulid.ULID]*block.Meta
 }
 
 // Option sets an optional part of a compactor.
@@ -108,6 +117,7 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		tsdbMetrics: tsdb.NewCompactorMetrics(nil),
 		chunkPool:   chunkenc.NewPool(),
 		indexes:     map[string]*bucketindex.Index{},
+		metas:       map[string]map[ulid.ULID]*block.Meta{},
 		allowed:     tenantfilter.New(cfg.EnabledTenants, cfg.DisabledTenants),
 		verify:      verifyIndex,
 	}
@@ -116,6 +126,9 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 	}
 	if cfg.ShardingEnabled && c.ring == nil {
 		return nil, errors.New("compactor: -compactor.sharding-enabled=true but no ring given")
+	}
+	if c.ingestionRF < 1 {
+		c.ingestionRF = 1
 	}
 	c.Service = services.NewBasicService(c.starting, c.running, c.stopping)
 	return c, nil
@@ -256,6 +269,9 @@ func (c *Compactor) compact(ctx context.Context) error {
 	}
 	c.m.tenantsDiscovered.Set(float64(len(tenants)))
 	owned := c.ownedTenants(tenants)
+	if c.cfg.CompactionStrategy == CompactionStrategyPartitioning {
+		owned = c.shardTenants(tenants)
+	}
 	c.m.tenantsSkipped.Set(float64(len(tenants) - len(owned)))
 	return forEachTenant(ctx, owned, c.cfg.CompactionConcurrency, func(ctx context.Context, tenant string) error {
 		// A tenant marked for deletion is not compacted: the cleanup
@@ -286,8 +302,12 @@ func (c *Compactor) compact(ctx context.Context) error {
 func (c *Compactor) compactTenantWithRetries(ctx context.Context, tenant string) error {
 	attempts := max(1, c.cfg.CompactionRetries)
 	b := backoff.New(ctx, backoff.Config{MinBackoff: 10 * time.Second, MaxBackoff: time.Minute})
+	compact := c.compactTenant
+	if c.cfg.CompactionStrategy == CompactionStrategyPartitioning {
+		compact = c.compactTenantPartitioned
+	}
 	for attempt := 1; ; attempt++ {
-		err := c.compactTenant(ctx, tenant)
+		err := compact(ctx, tenant)
 		if err == nil || attempt >= attempts || ctx.Err() != nil {
 			return err
 		}
@@ -322,7 +342,7 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
 		if job == nil {
 			return nil
 		}
-		if err := c.compactJob(ctx, tenant, tbkt, job); err != nil {
+		if err := c.compactJob(ctx, tenant, tbkt, job, jobOptions{}); err != nil {
 			var ooo outOfOrderChunksError
 			if errors.As(err, &ooo) && c.cfg.SkipBlocksWithOutOfOrderChunksEnabled {
 				if merr := c.markNoCompact(ctx, tbkt, ooo.id, noCompactReasonOutOfOrderChunks, "OutofOrderChunk: marking block with out-of-order series/chunks to as no compact to unblock compaction"); merr != nil {
@@ -356,12 +376,26 @@ func noCompactMarked(ctx context.Context, tbkt objstore.Bucket) (map[ulid.ULID]s
 	return ids, nil
 }
 
+// jobOptions are what the partitioning strategy changes in a compaction.
+type jobOptions struct {
+	// populator writes the merged block; nil: Prometheus' default, every
+	// series.
+	populator tsdb.BlockPopulator
+	// extensions go to the result's meta.json thanos.extensions.
+	extensions json.RawMessage
+	// keepSources leaves the source blocks unmarked: the cleaner marks
+	// them once every partition of their plan is compacted.
+	keepSources bool
+	// logAttrs are added to the compaction's log line.
+	logAttrs []any
+}
+
 // compactJob downloads a group of a tenant's blocks, merges them with
 // Prometheus' compactor, uploads the result and marks the group for
 // deletion. The result is uploaded before the sources are marked, so that
 // a failure in between leaves the samples twice (merged again by the next
 // compaction) rather than nowhere.
-func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore.Bucket, job bucketindex.Blocks) error {
+func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore.Bucket, job bucketindex.Blocks, opts jobOptions) error {
 	ids := job.GetULIDs()
 	jobDir := filepath.Join(c.workDir(), tenant, ids[0].String())
 	if err := os.RemoveAll(jobDir); err != nil {
@@ -400,7 +434,11 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 	if err := os.MkdirAll(outDir, 0o750); err != nil {
 		return fmt.Errorf("tenant %q: %w", tenant, err)
 	}
-	newIDs, err := comp.Compact(outDir, dirs, nil)
+	populator := opts.populator
+	if populator == nil {
+		populator = tsdb.DefaultBlockPopulator{}
+	}
+	newIDs, err := comp.CompactWithBlockPopulator(outDir, dirs, nil, populator)
 	if err != nil {
 		return fmt.Errorf("tenant %q: compacting blocks %s: %w", tenant, idList(ids), err)
 	}
@@ -415,8 +453,9 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 		}
 		samples += m.Stats.NumSamples
 		thanos := block.ThanosMeta{
-			Labels: map[string]string{block.TenantIDExternalLabel: tenant},
-			Source: block.SourceCompactor,
+			Labels:     map[string]string{block.TenantIDExternalLabel: tenant},
+			Source:     block.SourceCompactor,
+			Extensions: opts.extensions,
 		}
 		if err := block.UploadConcurrently(ctx, tbkt, dir, thanos, c.cfg.BlockFilesConcurrency); err != nil {
 			// What was uploaded is the compactor's own and unread (no
@@ -430,6 +469,9 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 	}
 	now := time.Now()
 	for _, id := range ids {
+		if opts.keepSources {
+			break
+		}
 		marked, err := block.MarkForDeletion(ctx, tbkt, id, "source of compacted block", now)
 		if err != nil {
 			return fmt.Errorf("tenant %q: %w", tenant, err)
@@ -453,8 +495,8 @@ func (c *Compactor) compactJob(ctx context.Context, tenant string, tbkt objstore
 	if overlaps(job) {
 		c.m.verticalCompactions.Inc()
 	}
-	c.logger.Info("compacted blocks", "user", tenant, "sources", idList(ids), "result", idList(newIDs),
-		"samples", samples, "download_duration", downloaded, "compaction_duration", compacted)
+	c.logger.Info("compacted blocks", append([]any{"user", tenant, "sources", idList(ids), "result", idList(newIDs),
+		"samples", samples, "download_duration", downloaded, "compaction_duration", compacted}, opts.logAttrs...)...)
 	return nil
 }
 

@@ -41,8 +41,20 @@ type Config struct {
 	// time, when the block was cut) out of compaction, so that a bucket
 	// that lists objects late is not compacted half seen.
 	ConsistencyDelay time.Duration `yaml:"consistency_delay"`
+	// BlockSyncConcurrency is how many meta.json files and deletion marks
+	// a compaction's planning reads at once.
+	BlockSyncConcurrency int `yaml:"block_sync_concurrency"`
+	// BlockDeletionMarksMigrationEnabled copies, at a tenant's first
+	// cleanup, the deletion and no-compact marks in its block folders to
+	// the global markers location.
+	BlockDeletionMarksMigrationEnabled bool `yaml:"block_deletion_marks_migration_enabled"`
+	// CachingBucketEnabled and CleanerCachingBucketEnabled read the bucket
+	// through the metadata cache (-blocks-storage.bucket-store.metadata-cache.*)
+	// for the compaction and for the cleanup.
+	CachingBucketEnabled        bool `yaml:"caching_bucket_enabled"`
+	CleanerCachingBucketEnabled bool `yaml:"cleaner_caching_bucket_enabled"`
 	// MetaSyncConcurrency is how many meta.json files and deletion marks
-	// an update of a tenant's bucket index reads at once.
+	// the cleanup's update of a tenant's bucket index reads at once.
 	MetaSyncConcurrency int `yaml:"meta_sync_concurrency"`
 	// BlocksFetchConcurrency is how many source blocks of a compaction
 	// download at once; BlockFilesConcurrency how many files of one block
@@ -72,6 +84,27 @@ type Config struct {
 	// whole ring) or shuffle-sharding (each tenant's compactor is taken
 	// from its shuffle shard of -compactor.tenant-shard-size compactors).
 	ShardingStrategy string `yaml:"sharding_strategy"`
+
+	// CompactionStrategy is default (each range's blocks merged into one
+	// block) or partitioning (a range's blocks merged into as many blocks
+	// as the tenant's -compactor.partition-* limits need, each holding a
+	// share of the series, compacted by the compactors of the tenant's
+	// shuffle shard together).
+	CompactionStrategy string `yaml:"compaction_strategy"`
+	// ShardingPlannerDelay is the partitioning strategy's wait between
+	// claiming a partition and checking the claim still stands.
+	ShardingPlannerDelay time.Duration `yaml:"sharding_planner_delay"`
+	// CompactionVisitMarkerTimeout is the age at which a partition's
+	// visit marker is stale, and another compactor may take the
+	// partition; CompactionVisitMarkerFileUpdateInterval how often a
+	// compacting compactor refreshes it.
+	CompactionVisitMarkerTimeout            time.Duration `yaml:"compaction_visit_marker_timeout"`
+	CompactionVisitMarkerFileUpdateInterval time.Duration `yaml:"compaction_visit_marker_file_update_interval"`
+	// CleanerVisitMarkerTimeout and CleanerVisitMarkerFileUpdateInterval
+	// are the same for the tenant cleanup's visit marker, which keeps two
+	// compactors from cleaning one tenant up at once.
+	CleanerVisitMarkerTimeout            time.Duration `yaml:"cleaner_visit_marker_timeout"`
+	CleanerVisitMarkerFileUpdateInterval time.Duration `yaml:"cleaner_visit_marker_file_update_interval"`
 }
 
 // RingConfig is the compactor ring: the ring settings every sharding
@@ -138,7 +171,17 @@ func (cfg *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&cfg.ShardingRing.UnregisterOnShutdown, RingFlagPrefix+".unregister-on-shutdown", true, "Unregister the compactor during shutdown if true.")
 	f.DurationVar(&cfg.ShardingRing.WaitActiveInstanceTimeout, RingFlagPrefix+".wait-active-instance-timeout", 10*time.Minute, "Timeout for waiting on compactor to become ACTIVE in the ring.")
 	f.StringVar(&cfg.ShardingStrategy, "compactor.sharding-strategy", shardring.StrategyDefault, fmt.Sprintf("The sharding strategy to use. Supported values are: %s, %s.", shardring.StrategyDefault, shardring.StrategyShuffle))
+	f.StringVar(&cfg.CompactionStrategy, "compactor.compaction-strategy", CompactionStrategyDefault, fmt.Sprintf("The compaction strategy to use. Supported values are: %s, %s.", CompactionStrategyDefault, CompactionStrategyPartitioning))
+	f.DurationVar(&cfg.CompactionVisitMarkerTimeout, "compactor.compaction-visit-marker-timeout", 10*time.Minute, "How long compaction visit marker file should be considered as expired and able to be picked up by compactor again.")
+	f.DurationVar(&cfg.CompactionVisitMarkerFileUpdateInterval, "compactor.compaction-visit-marker-file-update-interval", time.Minute, "How frequently compaction visit marker file should be updated duration compaction.")
+	f.DurationVar(&cfg.CleanerVisitMarkerTimeout, "compactor.cleaner-visit-marker-timeout", 10*time.Minute, "How long cleaner visit marker file should be considered as expired and able to be picked up by cleaner again. The value should be smaller than -compactor.cleanup-interval")
+	f.DurationVar(&cfg.CleanerVisitMarkerFileUpdateInterval, "compactor.cleaner-visit-marker-file-update-interval", 5*time.Minute, "How frequently cleaner visit marker file should be updated when cleaning user.")
+	f.DurationVar(&cfg.ShardingPlannerDelay, "compactor.sharding-planner-delay", 10*time.Second, "How long shuffle sharding planner would wait before running planning code. This delay would prevent double compaction when two compactors claimed same partition in grouper at same time.")
 	f.DurationVar(&cfg.ConsistencyDelay, "compactor.consistency-delay", 0, "Minimum age of fresh (non-compacted) blocks before they are being processed.")
+	f.IntVar(&cfg.BlockSyncConcurrency, "compactor.block-sync-concurrency", 20, "Number of Go routines to use when syncing block index and chunks files from the long term storage: the meta.json files and deletion marks a compaction's planning reads at once.")
+	f.BoolVar(&cfg.BlockDeletionMarksMigrationEnabled, "compactor.block-deletion-marks-migration-enabled", false, "When enabled, at compactor startup the bucket will be scanned and all found deletion marks inside the block location will be copied to the markers global location too. This option can (and should) be safely disabled as soon as the compactor has successfully run at least once.")
+	f.BoolVar(&cfg.CachingBucketEnabled, "compactor.caching-bucket-enabled", false, "When enabled, caching bucket will be used for compactor, except cleaner service, which serves as the source of truth for block status")
+	f.BoolVar(&cfg.CleanerCachingBucketEnabled, "compactor.cleaner-caching-bucket-enabled", false, "When enabled, caching bucket will be used for cleaner")
 	f.IntVar(&cfg.MetaSyncConcurrency, "compactor.meta-sync-concurrency", 20, "Number of Go routines to use when syncing block meta files from the long term storage.")
 	f.IntVar(&cfg.BlockFilesConcurrency, "compactor.block-files-concurrency", 10, "Number of goroutines to use when fetching/uploading block files from object storage.")
 	f.IntVar(&cfg.BlocksFetchConcurrency, "compactor.blocks-fetch-concurrency", 3, "Number of goroutines to use when fetching blocks from object storage when compacting.")
@@ -195,6 +238,7 @@ func (cfg *Config) Validate() error {
 	}
 	for name, v := range map[string]int{
 		"-compactor.meta-sync-concurrency":    cfg.MetaSyncConcurrency,
+		"-compactor.block-sync-concurrency":   cfg.BlockSyncConcurrency,
 		"-compactor.block-files-concurrency":  cfg.BlockFilesConcurrency,
 		"-compactor.blocks-fetch-concurrency": cfg.BlocksFetchConcurrency,
 	} {
@@ -204,6 +248,31 @@ func (cfg *Config) Validate() error {
 	}
 	if err := shardring.ValidateStrategy("compactor.sharding-strategy", cfg.ShardingStrategy); err != nil {
 		return err
+	}
+	switch cfg.CompactionStrategy {
+	case CompactionStrategyDefault:
+	case CompactionStrategyPartitioning:
+		// Cortex runs the partitioning strategy only on shuffle-sharded
+		// compactors (and ignores it otherwise): said here rather than
+		// ignored.
+		if !cfg.ShardingEnabled || cfg.ShardingStrategy != shardring.StrategyShuffle {
+			return fmt.Errorf("-compactor.compaction-strategy=%s needs -compactor.sharding-enabled=true and -compactor.sharding-strategy=%s", CompactionStrategyPartitioning, shardring.StrategyShuffle)
+		}
+	default:
+		return fmt.Errorf("-compactor.compaction-strategy: unknown strategy %q; supported: %s, %s", cfg.CompactionStrategy, CompactionStrategyDefault, CompactionStrategyPartitioning)
+	}
+	for name, v := range map[string]time.Duration{
+		"-compactor.compaction-visit-marker-timeout":              cfg.CompactionVisitMarkerTimeout,
+		"-compactor.compaction-visit-marker-file-update-interval": cfg.CompactionVisitMarkerFileUpdateInterval,
+		"-compactor.cleaner-visit-marker-timeout":                 cfg.CleanerVisitMarkerTimeout,
+		"-compactor.cleaner-visit-marker-file-update-interval":    cfg.CleanerVisitMarkerFileUpdateInterval,
+	} {
+		if v <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", name, v)
+		}
+	}
+	if cfg.ShardingPlannerDelay < 0 {
+		return fmt.Errorf("-compactor.sharding-planner-delay must not be negative, got %s", cfg.ShardingPlannerDelay)
 	}
 	if cfg.ShardingEnabled {
 		if err := cfg.ShardingRing.Validate(); err != nil {

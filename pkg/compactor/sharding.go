@@ -74,6 +74,33 @@ func (c *Compactor) ownedTenants(tenants []string) []string {
 	return owned
 }
 
+// shardTenants keeps the tenants whose shard of the ring this compactor
+// is in, as Cortex's partitioning strategy: every compactor of a tenant's
+// shuffle shard compacts the tenant, the partitions' visit markers
+// keeping them off one another's partitions. A tenant whose shard cannot
+// be read is left to the next run.
+func (c *Compactor) shardTenants(tenants []string) []string {
+	if c.ring == nil {
+		return tenants
+	}
+	shards := shardring.TenantShards{Strategy: c.cfg.ShardingStrategy}
+	if c.shardSize != nil {
+		shards.ShardSize = c.tenantShardSize
+	}
+	owned := make([]string, 0, len(tenants))
+	for _, t := range tenants {
+		rs, err := shards.Ring(c.ring.Ring(), t).GetAllHealthy(ringOp)
+		if err != nil {
+			c.logger.Warn("finding the tenant's compactors in the ring; skipping the tenant", "user", t, "err", err)
+			continue
+		}
+		if rs.Includes(c.ring.Addr()) {
+			owned = append(owned, t)
+		}
+	}
+	return owned
+}
+
 // owns reports whether this compactor is the tenant's in r, the whole
 // ring or the tenant's shuffle shard of it.
 func (c *Compactor) owns(r ring.ReadRing, tenant string) (bool, error) {

@@ -103,5 +103,6 @@ func (c *Compactor) forgetTenant(tenant string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.indexes, tenant)
+	delete(c.metas, tenant)
 	c.m.forgetTenant(tenant)
 }

@@ -31,7 +31,12 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 	}
 	logger := t.Logger.With("component", Compactor)
 	shardSize := func(tenant string) float64 { return t.Overrides.For(tenant).CompactorTenantShardSize }
-	opts := []compactor.Option{compactor.WithRetention(retention), compactor.WithTenantShardSize(shardSize)}
+	partitionLimits := func(tenant string) (int64, int64) {
+		l := t.Overrides.For(tenant)
+		return l.CompactorPartitionIndexSizeBytes, l.CompactorPartitionSeriesCount
+	}
+	opts := []compactor.Option{compactor.WithRetention(retention), compactor.WithTenantShardSize(shardSize),
+		compactor.WithPartitionLimits(partitionLimits), compactor.WithIngestionReplicationFactor(t.Cfg.Ingester.LifecyclerConfig.RingConfig.ReplicationFactor)}
 	if t.Cfg.BlocksStorage.UsersScanner.Strategy == users.StrategyUserIndex {
 		opts = append(opts, compactor.WithUserIndex(users.NewIndexUpdater(bkt, t.Registry), t.Cfg.BlocksStorage.UsersScanner.UpdateInterval))
 	}

@@ -124,6 +124,14 @@ type Limits struct {
 	// the ingesters and store-gateways together; 0 means unlimited.
 	MaxFetchedChunksPerQuery int `yaml:"max_fetched_chunks_per_query"`
 
+	// CompactorPartitionIndexSizeBytes and CompactorPartitionSeriesCount
+	// bound a partitioned compaction's output blocks
+	// (-compactor.compaction-strategy=partitioning): the index size and
+	// series of the blocks merged, over the limit, set the partitions;
+	// 0 is no limit.
+	CompactorPartitionIndexSizeBytes int64 `yaml:"compactor_partition_index_size_bytes"`
+	CompactorPartitionSeriesCount    int64 `yaml:"compactor_partition_series_count"`
+
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 	StoreGatewayTenantShardSize    int            `yaml:"store_gateway_tenant_shard_size"`
 	// CompactorTenantShardSize is the tenant's shuffle shard of compactors
@@ -215,6 +223,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 100000, "Deprecated: use -ingester.max-exemplars (the same setting; given both, the later on the command line wins).")
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-series-per-query", 0, "Maximum series a query may touch. 0 means unlimited.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "Delete a tenant's blocks in long-term storage once all of their samples are older than this. 0 keeps them. A per-tenant limit: the runtime configuration can set it per tenant.")
+	f.Int64Var(&l.CompactorPartitionIndexSizeBytes, "compactor.partition-index-size-bytes", 68719476736, "Index size limit in bytes for each compaction partition. 0 means no limit")
+	f.Int64Var(&l.CompactorPartitionSeriesCount, "compactor.partition-series-count", 0, "Time series count limit for each compaction partition. 0 means no limit")
 	f.Float64Var(&l.CompactorTenantShardSize, "compactor.tenant-shard-size", 0, "The default tenant's shard size when the shuffle-sharding strategy is used by the compactor. When this setting is specified in the per-tenant overrides, a value of 0 disables shuffle sharding for the tenant. If the value is < 1 and > 0 the shard size will be a percentage of the total compactors")
 	f.IntVar(&l.StoreGatewayTenantShardSize, "store-gateway.tenant-shard-size", 0, "The tenant's shard size with -store-gateway.sharding-strategy=shuffle-sharding: how many store-gateways of the ring hold its blocks. 0 means all of them.")
 	f.IntVar(&l.MaxDownloadedBytesPerRequest, "store-gateway.max-downloaded-bytes-per-request", 0, "The maximum number of data bytes to download per gRPC request in Store Gateway, including Series/LabelNames/LabelValues requests. 0 to disable.")
@@ -282,6 +292,12 @@ func (l *Limits) Validate() error {
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
 		return fmt.Errorf("accept_ha_samples needs two different labels in ha_cluster_label and ha_replica_label (-distributor.ha-tracker.cluster, -distributor.ha-tracker.replica), got %q and %q", l.HAClusterLabel, l.HAReplicaLabel)
+	}
+	if l.CompactorPartitionIndexSizeBytes < 0 {
+		return fmt.Errorf("-compactor.partition-index-size-bytes must not be negative (0 disables the limit), got %d", l.CompactorPartitionIndexSizeBytes)
+	}
+	if l.CompactorPartitionSeriesCount < 0 {
+		return fmt.Errorf("-compactor.partition-series-count must not be negative (0 disables the limit), got %d", l.CompactorPartitionSeriesCount)
 	}
 	if l.MaxDownloadedBytesPerRequest < 0 {
 		return fmt.Errorf("-store-gateway.max-downloaded-bytes-per-request must not be negative (0 disables the limit), got %d", l.MaxDownloadedBytesPerRequest)
