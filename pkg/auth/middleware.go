@@ -90,9 +90,40 @@ func (a *Authorizer) GRPCServerOptions() []grpc.ServerOption {
 			if err := a.checkGRPC(ss.Context()); err != nil {
 				return err
 			}
-			return handler(srv, ss)
+			return handler(srv, &authorizedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), authorizerKey{}, a)})
 		}),
 	}
+}
+
+type authorizerKey struct{}
+
+// authorizedStream carries the Authorizer to a stream's handler, for
+// CheckMessageTenant.
+type authorizedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *authorizedStream) Context() context.Context { return s.ctx }
+
+// CheckMessageTenant checks that the client of a gRPC stream whose messages
+// each name their tenant (the ingester's PushStream) may act for orgID:
+// the check every call naming its tenant in its metadata gets, made per
+// message. It refuses with PermissionDenied, as for a call; a stream of a
+// server without the Authorizer's options passes, as would its calls.
+func CheckMessageTenant(ctx context.Context, orgID string) error {
+	a, _ := ctx.Value(authorizerKey{}).(*Authorizer)
+	if a == nil {
+		return nil
+	}
+	if err := a.Check(grpcPeerIdentity(ctx), orgID); err != nil {
+		var fe *ForbiddenError
+		if errors.As(err, &fe) {
+			return status.Error(codes.PermissionDenied, err.Error())
+		}
+		return err
+	}
+	return nil
 }
 
 // AllTenantsGRPCServices guards the gRPC services named (their full names,

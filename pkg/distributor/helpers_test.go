@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
@@ -136,6 +137,30 @@ func (f *fakeIngester) QueryStream(*prompb.Query, client.QueryStreamServer) erro
 }
 
 func (f *fakeIngester) QueryStreamChunks(*prompb.Query, client.QueryStreamChunksServer) error {
+	return status.Error(codes.Unimplemented, "fake")
+}
+
+// PushStream answers each message as Push answers a call of its tenant
+// with its signature.
+func (f *fakeIngester) PushStream(stream client.PushStreamServer) error {
+	return client.ServePushStream(stream, func(ctx context.Context, m *client.StreamPushMessage) (*client.PushResponse, error) {
+		md := metadata.MD{}
+		if m.Signature != "" {
+			md.Set(client.SignatureHeader, m.Signature)
+		}
+		return f.Push(tenant.Inject(metadata.NewIncomingContext(ctx, md), m.TenantID), m.Request)
+	})
+}
+
+func (f *fakeIngester) LabelNamesStream(*client.LabelNamesRequest, client.StringsStreamServer) error {
+	return status.Error(codes.Unimplemented, "fake")
+}
+
+func (f *fakeIngester) LabelValuesStream(*client.LabelValuesRequest, client.StringsStreamServer) error {
+	return status.Error(codes.Unimplemented, "fake")
+}
+
+func (f *fakeIngester) SeriesStream(*client.SeriesRequest, client.SeriesStreamServer) error {
 	return status.Error(codes.Unimplemented, "fake")
 }
 

@@ -71,6 +71,10 @@ type Config struct {
 	// VerifySignatures refuses pushes without a matching signature: the
 	// process's -distributor.sign-write-requests.
 	VerifySignatures bool `yaml:"-"`
+	// StreamSigningKeys, any of which may sign a PushStream, refuse an
+	// unsigned one: the process's -distributor.sign-write-requests-keys
+	// with -distributor.sign-write-requests.
+	StreamSigningKeys []string `yaml:"-"`
 }
 
 // TSDBConfig configures each tenant's TSDB.

@@ -49,6 +49,8 @@ type fakeIngester struct {
 
 	// labelNamesCalls counts the LabelNames calls.
 	labelNamesCalls atomic.Int64
+	// seriesStreams counts the SeriesStream calls.
+	seriesStreams atomic.Int64
 }
 
 func newFakeIngester() *fakeIngester {
@@ -78,6 +80,48 @@ func (f *fakeIngester) Push(context.Context, *client.PushRequest) (*client.PushR
 
 func (f *fakeIngester) UserStats(context.Context, *client.UserStatsRequest) (*client.UserStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "fake")
+}
+
+func (f *fakeIngester) PushStream(client.PushStreamServer) error {
+	return status.Error(codes.Unimplemented, "fake")
+}
+
+// The metadata streams send the unary answers in batches, as an ingester does.
+
+func (f *fakeIngester) LabelNamesStream(req *client.LabelNamesRequest, stream client.StringsStreamServer) error {
+	resp, err := f.LabelNames(stream.Context(), req)
+	if err != nil {
+		return err
+	}
+	return sendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
+}
+
+func (f *fakeIngester) LabelValuesStream(req *client.LabelValuesRequest, stream client.StringsStreamServer) error {
+	resp, err := f.LabelValues(stream.Context(), req)
+	if err != nil {
+		return err
+	}
+	return sendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
+}
+
+func (f *fakeIngester) SeriesStream(req *client.SeriesRequest, stream client.SeriesStreamServer) error {
+	f.seriesStreams.Add(1)
+	resp, err := f.Series(stream.Context(), req)
+	if err != nil {
+		return err
+	}
+	return sendInBatches(resp.Series, func(b []*client.LabelSet) error { return stream.Send(&client.SeriesResponse{Series: b}) })
+}
+
+func sendInBatches[T any](all []T, send func([]T) error) error {
+	for len(all) > 0 {
+		n := min(len(all), client.MetadataStreamBatchSize)
+		if err := send(all[:n]); err != nil {
+			return err
+		}
+		all = all[n:]
+	}
+	return nil
 }
 
 func protoMatchers(ms []*prompb.LabelMatcher) []*labels.Matcher {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -45,6 +46,13 @@ type Config struct {
 	HealthCheckTimeout      time.Duration `yaml:"health_check_timeout"`
 	// HealthCheckIngesters is Cortex's distributor.pool.health_check_ingesters.
 	HealthCheckIngesters bool `yaml:"health_check_ingesters"`
+
+	// UseStreamPush sends pushes over one PushStream per ingester: the
+	// distributor's -distributor.use-stream-push.
+	UseStreamPush bool `yaml:"-"`
+	// StreamSigningKey signs the PushStreams: the first of the
+	// distributor's -distributor.sign-write-requests-keys.
+	StreamSigningKey string `yaml:"-"`
 }
 
 // RegisterFlags registers the -ingester.client.* flags.
@@ -85,21 +93,44 @@ type Conn struct {
 
 	maxInflight int64
 	inflight    atomic.Int64
+	// stream, with -distributor.use-stream-push, carries the pushes.
+	stream *streamPusher
 }
 
 // Push sends in, refused at once when the connection already carries
-// -ingester.client.max-inflight-push-requests pushes.
+// -ingester.client.max-inflight-push-requests pushes. With
+// -distributor.use-stream-push it goes over the connection's PushStream,
+// with the tenant and the x-req-signature of ctx, and answers as a Push
+// call would.
 func (c *Conn) Push(ctx context.Context, in *prompb.WriteRequest, opts ...grpc.CallOption) (*PushResponse, error) {
 	n := c.inflight.Add(1)
 	defer c.inflight.Add(-1)
 	if c.maxInflight > 0 && n > c.maxInflight {
 		return nil, errTooManyInflightPushRequests
 	}
-	return c.IngesterClient.Push(ctx, in, opts...)
+	if c.stream == nil {
+		return c.IngesterClient.Push(ctx, in, opts...)
+	}
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, tenant.GRPCError(err)
+	}
+	var signature string
+	if md, ok := metadata.FromOutgoingContext(ctx); ok {
+		if v := md.Get(SignatureHeader); len(v) > 0 {
+			signature = v[len(v)-1]
+		}
+	}
+	return c.stream.push(ctx, id, signature, in)
 }
 
 // Close closes the connection.
-func (c *Conn) Close() error { return c.conn.Close() }
+func (c *Conn) Close() error {
+	if c.stream != nil {
+		c.stream.close()
+	}
+	return c.conn.Close()
+}
 
 // Check asks for the health of the ingester service itself rather than the
 // process's readiness, so the pool keeps an ingester that takes pushes
@@ -125,7 +156,11 @@ func dial(addr string, cfg Config, tls *tlsconfig.Client, logger *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("ingester client for %s: %w", addr, err)
 	}
-	return &Conn{IngesterClient: NewIngesterClient(cc), HealthClient: grpc_health_v1.NewHealthClient(cc), conn: cc, addr: addr, maxInflight: cfg.MaxInflightPushRequests}, nil
+	c := &Conn{IngesterClient: NewIngesterClient(cc), HealthClient: grpc_health_v1.NewHealthClient(cc), conn: cc, addr: addr, maxInflight: cfg.MaxInflightPushRequests}
+	if cfg.UseStreamPush {
+		c.stream = newStreamPusher(cc, addr, cfg.StreamSigningKey)
+	}
+	return c, nil
 }
 
 // Pool keeps one connection per ingester in the ring, health-checks them

@@ -1000,6 +1000,156 @@ func (x *UserStatsResponse) GetRuleIngestionRate() float64 {
 	return 0
 }
 
+// StreamPushRequest is one push on a PushStream, the bidirectional stream
+// a distributor keeps open to each ingester with
+// -distributor.use-stream-push (Cortex's StreamWriteRequest). Each message
+// names its tenant, which the ingester checks against the stream's client
+// identity as it checks X-Scope-OrgID on Push.
+type StreamPushRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Matches the answer to the request: the ingester answers pushes as they
+	// complete, not in order.
+	Id       uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The request's signature with -distributor.sign-write-requests, as Push
+	// carries it in x-req-signature.
+	Signature string `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// An encoded prometheus.WriteRequest (remote write 1.0), as Push takes.
+	Request       []byte `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamPushRequest) Reset() {
+	*x = StreamPushRequest{}
+	mi := &file_ingester_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamPushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamPushRequest) ProtoMessage() {}
+
+func (x *StreamPushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamPushRequest.ProtoReflect.Descriptor instead.
+func (*StreamPushRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *StreamPushRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *StreamPushRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *StreamPushRequest) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *StreamPushRequest) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// StreamPushResponse answers the StreamPushRequest of the same id with what
+// Push would have answered: a gRPC status code and message (OK when the
+// ingester stored everything), and the PushResponse of a push stored in
+// part (code InvalidArgument) or whose exemplars were refused.
+type StreamPushResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Code          int32                  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Response      *PushResponse          `protobuf:"bytes,4,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamPushResponse) Reset() {
+	*x = StreamPushResponse{}
+	mi := &file_ingester_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamPushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamPushResponse) ProtoMessage() {}
+
+func (x *StreamPushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamPushResponse.ProtoReflect.Descriptor instead.
+func (*StreamPushResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StreamPushResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *StreamPushResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *StreamPushResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *StreamPushResponse) GetResponse() *PushResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 var File_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_proto_rawDesc = "" +
@@ -1070,7 +1220,17 @@ const file_ingester_proto_rawDesc = "" +
 	"\n" +
 	"num_series\x18\x02 \x01(\x04R\tnumSeries\x12,\n" +
 	"\x12api_ingestion_rate\x18\x03 \x01(\x01R\x10apiIngestionRate\x12.\n" +
-	"\x13rule_ingestion_rate\x18\x04 \x01(\x01R\x11ruleIngestionRateB2Z0github.com/cortex-tls/cortex/pkg/ingester/clientb\x06proto3"
+	"\x13rule_ingestion_rate\x18\x04 \x01(\x01R\x11ruleIngestionRate\"x\n" +
+	"\x11StreamPushRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\tR\tsignature\x12\x18\n" +
+	"\arequest\x18\x04 \x01(\fR\arequest\"\x8d\x01\n" +
+	"\x12StreamPushResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x129\n" +
+	"\bresponse\x18\x04 \x01(\v2\x1d.cortex.ingester.PushResponseR\bresponseB2Z0github.com/cortex-tls/cortex/pkg/ingester/clientb\x06proto3"
 
 var (
 	file_ingester_proto_rawDescOnce sync.Once
@@ -1085,7 +1245,7 @@ func file_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),     // 0: cortex.ingester.LabelMatcher.Type
 	(*PushResponse)(nil),       // 1: cortex.ingester.PushResponse
@@ -1104,6 +1264,8 @@ var file_ingester_proto_goTypes = []any{
 	(*MetadataResponse)(nil),   // 14: cortex.ingester.MetadataResponse
 	(*UserStatsRequest)(nil),   // 15: cortex.ingester.UserStatsRequest
 	(*UserStatsResponse)(nil),  // 16: cortex.ingester.UserStatsResponse
+	(*StreamPushRequest)(nil),  // 17: cortex.ingester.StreamPushRequest
+	(*StreamPushResponse)(nil), // 18: cortex.ingester.StreamPushResponse
 }
 var file_ingester_proto_depIdxs = []int32{
 	2,  // 0: cortex.ingester.PushResponse.refused:type_name -> cortex.ingester.SeriesRefusal
@@ -1115,11 +1277,12 @@ var file_ingester_proto_depIdxs = []int32{
 	9,  // 6: cortex.ingester.LabelSet.labels:type_name -> cortex.ingester.Label
 	10, // 7: cortex.ingester.SeriesResponse.series:type_name -> cortex.ingester.LabelSet
 	13, // 8: cortex.ingester.MetadataResponse.metadata:type_name -> cortex.ingester.MetricMetadata
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	1,  // 9: cortex.ingester.StreamPushResponse.response:type_name -> cortex.ingester.PushResponse
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ingester_proto_init() }
@@ -1133,7 +1296,7 @@ func file_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

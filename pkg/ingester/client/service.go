@@ -28,6 +28,34 @@ type IngesterServer interface {
 	Series(context.Context, *SeriesRequest) (*SeriesResponse, error)
 	Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
 	UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error)
+	// PushStream stores the pushes of a distributor's long-lived stream
+	// (-distributor.use-stream-push), each message naming its tenant, and
+	// answers each as Push would.
+	PushStream(PushStreamServer) error
+	// LabelNamesStream, LabelValuesStream and SeriesStream answer as
+	// LabelNames, LabelValues and Series do, in messages of at most
+	// MetadataStreamBatchSize strings or series (Cortex's
+	// LabelNamesStream, LabelValuesStream and
+	// MetricsForLabelMatchersStream).
+	LabelNamesStream(*LabelNamesRequest, StringsStreamServer) error
+	LabelValuesStream(*LabelValuesRequest, StringsStreamServer) error
+	SeriesStream(*SeriesRequest, SeriesStreamServer) error
+}
+
+// MetadataStreamBatchSize is how many strings or series a message of the
+// metadata streams holds at most, Cortex's.
+const MetadataStreamBatchSize = 128
+
+// StringsStreamServer sends label names or values in batches.
+type StringsStreamServer interface {
+	Send(*StringsResponse) error
+	grpc.ServerStream
+}
+
+// SeriesStreamServer sends label sets in batches.
+type SeriesStreamServer interface {
+	Send(*SeriesResponse) error
+	grpc.ServerStream
 }
 
 // QueryStreamServer sends query results in batches of series.
@@ -52,6 +80,31 @@ type IngesterClient interface {
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error)
 	Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
 	UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error)
+	LabelNamesStream(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (StringsStreamClient, error)
+	LabelValuesStream(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (StringsStreamClient, error)
+	SeriesStream(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (SeriesStreamClient, error)
+	// PushStream opens a PushStream. Conn.Push uses its own, with
+	// -distributor.use-stream-push.
+	PushStream(ctx context.Context, opts ...grpc.CallOption) (PushStreamClient, error)
+}
+
+// PushStreamClient sends pushes on a PushStream and receives their answers.
+type PushStreamClient interface {
+	Send(*StreamPushRequest) error
+	Recv() (*StreamPushResponse, error)
+	grpc.ClientStream
+}
+
+// StringsStreamClient receives label names or values until io.EOF.
+type StringsStreamClient interface {
+	Recv() (*StringsResponse, error)
+	grpc.ClientStream
+}
+
+// SeriesStreamClient receives label sets until io.EOF.
+type SeriesStreamClient interface {
+	Recv() (*SeriesResponse, error)
+	grpc.ClientStream
 }
 
 // QueryStreamClient receives query results until io.EOF.
@@ -158,6 +211,75 @@ func (c *ingesterClient) UserStats(ctx context.Context, in *UserStatsRequest, op
 	return out, c.cc.Invoke(ctx, "/"+ServiceName+"/UserStats", in, out, opts...)
 }
 
+func (c *ingesterClient) LabelNamesStream(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (StringsStreamClient, error) {
+	stream, err := c.openServerStream(ctx, &serviceDesc.Streams[3], in, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &recvClient[StringsResponse]{stream}, nil
+}
+
+func (c *ingesterClient) LabelValuesStream(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (StringsStreamClient, error) {
+	stream, err := c.openServerStream(ctx, &serviceDesc.Streams[4], in, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &recvClient[StringsResponse]{stream}, nil
+}
+
+func (c *ingesterClient) SeriesStream(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (SeriesStreamClient, error) {
+	stream, err := c.openServerStream(ctx, &serviceDesc.Streams[5], in, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &recvClient[SeriesResponse]{stream}, nil
+}
+
+func (c *ingesterClient) PushStream(ctx context.Context, opts ...grpc.CallOption) (PushStreamClient, error) {
+	stream, err := c.cc.NewStream(ctx, &serviceDesc.Streams[2], "/"+ServiceName+"/PushStream", opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &pushStreamClient{recvClient[StreamPushResponse]{stream}}, nil
+}
+
+type pushStreamClient struct {
+	recvClient[StreamPushResponse]
+}
+
+func (c *pushStreamClient) Send(m *StreamPushRequest) error { return c.SendMsg(m) }
+
+// recvClient receives messages of type M.
+type recvClient[M any] struct{ grpc.ClientStream }
+
+func (c *recvClient[M]) Recv() (*M, error) {
+	m := new(M)
+	if err := c.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// sendServer sends messages of type M.
+type sendServer[M any] struct{ grpc.ServerStream }
+
+func (s *sendServer[M]) Send(m *M) error { return s.SendMsg(m) }
+
+// serverStreamDesc adapts a server-streaming method whose request is a Req.
+func serverStreamDesc[Req any](name string, call func(IngesterServer, *Req, grpc.ServerStream) error) grpc.StreamDesc {
+	return grpc.StreamDesc{
+		StreamName:    name,
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			in := new(Req)
+			if err := stream.RecvMsg(in); err != nil {
+				return err
+			}
+			return call(srv.(IngesterServer), in, stream)
+		},
+	}
+}
+
 // unary adapts a typed unary method to grpc's handler signature.
 func unary[Req any, Resp any](name string, call func(IngesterServer, context.Context, *Req) (*Resp, error)) grpc.MethodDesc {
 	return unaryPooled(name, func() *Req { return new(Req) }, nil, call)
@@ -232,6 +354,23 @@ var serviceDesc = grpc.ServiceDesc{
 		}),
 		queryStreamDesc("QueryStreamChunks", func(srv IngesterServer, in *prompb.Query, stream grpc.ServerStream) error {
 			return srv.QueryStreamChunks(in, &queryStreamChunksServer{stream})
+		}),
+		{
+			StreamName:    "PushStream",
+			ServerStreams: true,
+			ClientStreams: true,
+			Handler: func(srv any, stream grpc.ServerStream) error {
+				return srv.(IngesterServer).PushStream(&pushStreamServer{stream})
+			},
+		},
+		serverStreamDesc("LabelNamesStream", func(srv IngesterServer, in *LabelNamesRequest, stream grpc.ServerStream) error {
+			return srv.LabelNamesStream(in, &sendServer[StringsResponse]{stream})
+		}),
+		serverStreamDesc("LabelValuesStream", func(srv IngesterServer, in *LabelValuesRequest, stream grpc.ServerStream) error {
+			return srv.LabelValuesStream(in, &sendServer[StringsResponse]{stream})
+		}),
+		serverStreamDesc("SeriesStream", func(srv IngesterServer, in *SeriesRequest, stream grpc.ServerStream) error {
+			return srv.SeriesStream(in, &sendServer[SeriesResponse]{stream})
 		}),
 	},
 	Metadata: "ingester.proto",
