@@ -28,6 +28,7 @@ type Config struct {
 	EnableAPI           bool           `yaml:"enable_api"`
 	AutoWebhookRoot     string         `yaml:"auto_webhook_root"`
 	Sharding            ShardingConfig `yaml:",inline"`
+	Cluster             ClusterConfig  `yaml:"cluster"`
 
 	// PersistInterval is how often the sharded alertmanager stores each
 	// tenant's full state in the alertmanager storage.
@@ -67,6 +68,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Configs.TLS.RegisterFlagsWithPrefix(TLSPrefix, f)
 	f.StringVar(&c.AutoWebhookRoot, "alertmanager.configs.auto-webhook-root", "", "Root of URL to generate if config is "+autoWebhookURL+": a webhook receiver with that URL notifies <root>/<tenant>/monitor instead, as in Cortex.")
 	c.Sharding.RegisterFlags(f)
+	c.Cluster.RegisterFlags(f)
 	f.DurationVar(&c.PersistInterval, "alertmanager.persist-interval", 15*time.Minute, "With -alertmanager.sharding-enabled and an object storage -alertmanager-storage.backend, how often each tenant's first replica writes the tenant's full state (silences and notification log) to the storage. A replica starting the tenant reads it when no other replica answers with it, so a shorter interval loses fewer silences and sends fewer duplicate notifications when every replica went down.")
 	f.DurationVar(&c.GCInterval, "alertmanager.alerts-gc-interval", 30*time.Minute, "How often resolved alerts are removed from each tenant's alert store.")
 	f.Int64Var(&c.MaxRecvMsgSize, "alertmanager.max-recv-msg-size", 16<<20, "Largest body, in bytes, of a request to a tenant's Alertmanager API (posted alerts, a silence), and of one forwarded to its replicas: a larger one is refused with 413.")
@@ -106,6 +108,12 @@ func (c *Config) Validate() error {
 	if err := c.Sharding.Validate(); err != nil {
 		return err
 	}
+	if err := c.Cluster.Validate(c.Sharding.ShardingEnabled); err != nil {
+		return err
+	}
+	if _, err := c.PeerTimeout(); err != nil {
+		return err
+	}
 	if c.AutoWebhookRoot != "" {
 		if u, err := url.Parse(c.AutoWebhookRoot); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return fmt.Errorf("-alertmanager.configs.auto-webhook-root=%q: want http(s)://host[:port][/path]", c.AutoWebhookRoot)
@@ -117,4 +125,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// PeerTimeout is the peer timeout in effect: -alertmanager.cluster.peer-timeout
+// (Cortex's name) or -alertmanager.peer-timeout, two names of one setting.
+// A name given a value other than the default sets it; both given different
+// values is an error.
+func (c *Config) PeerTimeout() (time.Duration, error) {
+	cortexName, otherName := c.Cluster.PeerTimeout, c.Sharding.PeerTimeout
+	switch {
+	case cortexName != DefaultPeerTimeout && otherName != DefaultPeerTimeout && cortexName != otherName:
+		return 0, fmt.Errorf("-%speer-timeout=%s and -alertmanager.peer-timeout=%s are two names of one setting, given different values: set only one", ClusterFlagPrefix, cortexName, otherName)
+	case otherName != DefaultPeerTimeout:
+		return otherName, nil
+	}
+	return cortexName, nil
 }

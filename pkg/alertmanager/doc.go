@@ -6,7 +6,11 @@
 // With -alertmanager.sharding-enabled the tenants are spread over the
 // alertmanager ring: each runs on its replicas, which exchange its silences
 // and notification log over the alertmanagerpb gRPC service, and any
-// instance answers any tenant's API by forwarding to them.
+// instance answers any tenant's API by forwarding to them. Without sharding,
+// -alertmanager.cluster.listen-address makes the alertmanagers members of
+// Alertmanager's own gossip cluster (its cluster package, over its TLS
+// transport with mutual TLS), which replicates every tenant's silences and
+// notification log.
 //
 // It reaches the configs service only over HTTP(S), so it must not import
 // pkg/configs, and it must never delete or overwrite files outside each

@@ -16,6 +16,7 @@ import (
 
 	"github.com/grafana/dskit/services"
 	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/prometheus/alertmanager/cluster"
 	amconfig "github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -51,6 +52,14 @@ type MultitenantAlertmanager struct {
 	statesMtx sync.Mutex // guards states apart from mtx, which a poll holds while tenants settle
 	states    map[string]*replicatedState
 
+	// Alertmanager's gossip cluster (nil: none), which replicates every
+	// tenant's state when the tenants are not sharded.
+	peer       *cluster.Peer
+	stopSettle context.CancelFunc
+	// peerTimeout is -alertmanager.cluster.peer-timeout (or
+	// -alertmanager.peer-timeout), per member or replica ahead.
+	peerTimeout time.Duration
+
 	polls       *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
 	tenantCount prometheus.Gauge
@@ -77,6 +86,10 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	peerTimeout, err := cfg.PeerTimeout()
+	if err != nil {
+		return nil, err
+	}
 	am := &MultitenantAlertmanager{
 		cfg:     cfg,
 		store:   store,
@@ -97,6 +110,7 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 			Help: "Tenants with a running Alertmanager.",
 		}),
 	}
+	am.peerTimeout = peerTimeout
 	base := "http://localhost/alertmanager"
 	if cfg.ExternalURL != "" {
 		base = strings.TrimRight(cfg.ExternalURL, "/") + "/alertmanager"
@@ -120,6 +134,9 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 	for _, o := range opts {
 		o(am)
 	}
+	if am.member != nil && am.peer != nil {
+		return nil, errors.New("the alertmanager gossip cluster and sharding exclude each other: with -alertmanager.sharding-enabled the tenants' replicas exchange their state over gRPC")
+	}
 	if cfg.Sharding.DisableReplicaSetExtension {
 		am.ring.op = ringOpNoExtension
 	}
@@ -129,6 +146,9 @@ func New(cfg Config, store alertstore.Store, logger *slog.Logger, reg prometheus
 }
 
 func (am *MultitenantAlertmanager) starting(ctx context.Context) error {
+	if am.peer != nil {
+		am.joinCluster(ctx)
+	}
 	if am.member != nil {
 		// Join the ring first, so that the first poll already takes only
 		// this instance's tenants.
@@ -208,6 +228,9 @@ func (am *MultitenantAlertmanager) stopping(error) error {
 		delete(am.tenants, id)
 	}
 	am.tenantCount.Set(0)
+	if am.peer != nil {
+		errs = append(errs, am.leaveCluster())
+	}
 	if c, ok := am.store.(io.Closer); ok {
 		_ = c.Close()
 	}
@@ -240,8 +263,11 @@ func (am *MultitenantAlertmanager) applyLocked(id string, c tenantConfig) error 
 	if err != nil {
 		return err
 	}
-	if am.member != nil {
+	switch {
+	case am.member != nil:
 		am.replicate(t)
+	case am.peer != nil:
+		am.gossip(t)
 	}
 	if err := t.apply(c, trusted); err != nil {
 		t.stop()

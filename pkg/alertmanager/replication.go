@@ -19,7 +19,7 @@ func (am *MultitenantAlertmanager) RegisterGRPC(s grpc.ServiceRegistrar) {
 // replicate connects a new tenant's silences and notification log to its
 // other replicas: changes are sent to them, their full state is merged
 // before the tenant's first notification, and the tenant's notifications
-// wait its position among the replicas times -alertmanager.peer-timeout,
+// wait its position among the replicas times -alertmanager.cluster.peer-timeout,
 // so that the first replica sends and the others find the notification
 // in the replicated log.
 func (am *MultitenantAlertmanager) replicate(t *tenant) {
@@ -43,7 +43,7 @@ func (am *MultitenantAlertmanager) replicate(t *tenant) {
 	if store := am.stateStore(); store != nil {
 		st.persistLoop(store, am.cfg.PersistInterval)
 	}
-	id, peerTimeout := t.id, am.cfg.Sharding.PeerTimeout
+	id, peerTimeout := t.id, am.peerTimeout
 	t.wait = func() time.Duration { return time.Duration(am.ring.position(id)) * peerTimeout }
 }
 

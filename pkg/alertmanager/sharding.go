@@ -74,7 +74,7 @@ func (c *ShardingConfig) RegisterFlags(f *flag.FlagSet) {
 	c.ShardingRing.ReplicationStrategy = ring.NewIgnoreUnhealthyInstancesReplicationStrategy()
 	f.BoolVar(&c.DisableReplicaSetExtension, "alertmanager.sharding-ring.disable-replica-set-extension", false, "Disable extending the replica set when instances are unhealthy. This limits blast radius during config corruption incidents but reduces availability during normal failures.")
 	c.AlertmanagerClient.RegisterFlags(f)
-	f.DurationVar(&c.PeerTimeout, "alertmanager.peer-timeout", 15*time.Second, "Time each replica of a tenant waits, per position before it in the tenant's replica set, before sending a notification: the replica ahead of it sends it and records it in the replicated notification log, and the others then send nothing.")
+	f.DurationVar(&c.PeerTimeout, "alertmanager.peer-timeout", DefaultPeerTimeout, "Another name of -alertmanager.cluster.peer-timeout (Cortex's): time each replica of a tenant waits, per position before it in the tenant's replica set, before sending a notification. Give either name, or both with one value.")
 }
 
 // Validate checks the ring when sharding is enabled.

@@ -58,8 +58,11 @@ type tenant struct {
 	// it stops when the storage no longer has it.
 	stored bool
 	// wait is how long the notification pipeline waits before sending:
-	// with replication, this replica's position times -alertmanager.peer-timeout.
+	// with replication, this replica's position times -alertmanager.cluster.peer-timeout.
 	wait func() time.Duration
+	// settle is the gossip cluster whose settling notifications wait for
+	// (nil without the cluster).
+	settle notify.Peer
 	// state replicates the silences and notification log (nil without
 	// sharding); release forgets it in the alertmanager's index.
 	state   *replicatedState
@@ -237,7 +240,7 @@ func (t *tenant) apply(c tenantConfig, trusted bool) error {
 		}
 		return d
 	}
-	pipeline := t.pipelineBuilder.New(receivers, wait, inhibitor, t.silencer, intervener, t.nflog, nil)
+	pipeline := t.pipelineBuilder.New(receivers, wait, inhibitor, t.silencer, intervener, t.nflog, t.settle)
 	disp := dispatch.NewDispatcher(t.alerts, routes, pipeline, intervener, timeout, 30*time.Second, aggregationGroupLimits(t.limits), t.logger, t.recorder, t.dispatcherMetrics, tmpl)
 	go inhibitor.Run()
 	inhibitor.WaitForLoading()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/alertmanager/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
@@ -25,7 +26,9 @@ import (
 // ./alertmanager, created only by the first stored configuration, so it is
 // safe in -target=all. With
 // -alertmanager.sharding-enabled it joins the alertmanager ring and serves
-// the alertmanager gRPC service to the other members.
+// the alertmanager gRPC service to the other members; without it, and with
+// -alertmanager.cluster.listen-address, it joins Alertmanager's gossip
+// cluster over mutual TLS.
 func (t *Cortex) initAlertmanager() (services.Service, error) {
 	if err := t.Cfg.Alertmanager.Validate(); err != nil {
 		return nil, err
@@ -52,8 +55,23 @@ func (t *Cortex) initAlertmanager() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	clusterCfg := t.Cfg.Alertmanager.Cluster
+	var peer *cluster.Peer
+	switch {
+	case clusterCfg.Enabled(t.Cfg.Alertmanager.Sharding.ShardingEnabled):
+		if peer, err = alertmanager.NewClusterPeer(clusterCfg, t.Logger, t.Registry); err != nil {
+			return nil, err
+		}
+		opts = append(opts, alertmanager.WithCluster(peer))
+	case clusterCfg.ListenAddr != "":
+		// As in Cortex, sharding replaces the gossip cluster.
+		t.Logger.Warn("-alertmanager.cluster.* flags are ignored with -alertmanager.sharding-enabled: the tenants' replicas exchange their state over the alertmanager gRPC service", "listen_address", clusterCfg.ListenAddr)
+	}
 	am, err := alertmanager.New(t.Cfg.Alertmanager, store, t.Logger, t.Registry, opts...)
 	if err != nil {
+		if peer != nil {
+			_ = peer.Leave(0)
+		}
 		return nil, err
 	}
 	if member != nil {
