@@ -317,21 +317,22 @@ func TestMaxBytesEvictsTheOldest(t *testing.T) {
 	e := &env{t: t}
 	cfg := defaultConfig(t)
 	cfg.Blocks.Enabled = true
-	cfg.Blocks.MaxBytes = 100
+	// Each entry below is 5 references and a one-byte key.
+	const entrySize = 5*8 + 1 + entryOverhead
+	cfg.Blocks.MaxBytes = 2*entrySize + entrySize/2
 	f := newFactory(t, cfg, e)
 	c := f.NewCache("tenant-1").blocks
 	fetches := 0
 	get := func(key string, n int) *entry {
 		return c.get(key, func() ([]storage.SeriesRef, error) { fetches++; return refs(n), nil })
 	}
-	// Each entry is 5 references and a one-byte key: 41 bytes.
 	get("a", 5)
 	get("b", 5)
 	e.expect("evicts{block,full}", 0, e.m.evictions.WithLabelValues("block", "full"))
 	get("c", 5)
 	e.expect("evicts{block,full}", 1, e.m.evictions.WithLabelValues("block", "full"))
-	if c.size() != 2 || c.bytes != 82 {
-		t.Errorf("%d entries of %d bytes, want 2 of 82", c.size(), c.bytes)
+	if c.size() != 2 || c.bytes != 2*entrySize {
+		t.Errorf("%d entries of %d bytes, want 2 of %d", c.size(), c.bytes, 2*entrySize)
 	}
 	get("b", 5)
 	get("c", 5)
@@ -349,11 +350,11 @@ func TestMaxBytesEvictsTheOldest(t *testing.T) {
 
 	// A lookup larger than the cache is returned, not kept, and evicts
 	// nothing else.
-	if got := get("big", 20); len(got.refs) != 20 {
-		t.Errorf("%d references returned, want 20", len(got.refs))
+	if got := get("big", 200); len(got.refs) != 200 {
+		t.Errorf("%d references returned, want 200", len(got.refs))
 	}
-	if _, ok := c.entries["big"]; ok || c.size() != 2 || c.bytes != 82 {
-		t.Errorf("after a lookup over max-bytes: %d entries of %d bytes (big kept: %v), want a and b, 82 bytes", c.size(), c.bytes, ok)
+	if _, ok := c.entries["big"]; ok || c.size() != 2 || c.bytes != 2*entrySize {
+		t.Errorf("after a lookup over max-bytes: %d entries of %d bytes (big kept: %v), want a and b, %d bytes", c.size(), c.bytes, ok, 2*entrySize)
 	}
 	e.expect("evicts{block,full}", 4, e.m.evictions.WithLabelValues("block", "full"))
 }
@@ -389,8 +390,8 @@ func TestTTLExpiry(t *testing.T) {
 	e.clock.advance(30 * time.Second)
 	cache.PurgeExpired()
 	e.expect("evicts{head,expired}", 1, e.m.evictions.WithLabelValues("head", "expired"))
-	if _, ok := c.entries["a"]; ok || c.size() != 1 || c.bytes != 9 {
-		t.Errorf("after purging a: %d entries (a present: %v) of %d bytes, want b alone, 9 bytes", c.size(), ok, c.bytes)
+	if _, ok := c.entries["a"]; ok || c.size() != 1 || c.bytes != 8+1+entryOverhead {
+		t.Errorf("after purging a: %d entries (a present: %v) of %d bytes, want b alone, %d bytes", c.size(), ok, c.bytes, 8+1+entryOverhead)
 	}
 
 	// A TTL of 0 keeps nothing.

@@ -49,7 +49,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 
 func (c *CacheConfig) register(prefix, what string, f *flag.FlagSet) {
 	f.BoolVar(&c.Enabled, prefix+"enabled", false, "Cache the expanded postings of queries' matchers on the "+what+", per tenant."+headOnly(what))
-	f.Int64Var(&c.MaxBytes, prefix+"max-bytes", 10*1024*1024, "Maximum bytes of each tenant's "+what+" postings cache (8 bytes per cached series reference plus the key); the oldest entries are evicted first.")
+	f.Int64Var(&c.MaxBytes, prefix+"max-bytes", 10*1024*1024, "Maximum bytes of each tenant's "+what+" postings cache, counting 8 bytes per cached series reference, the key and 290 bytes of bookkeeping per entry; the oldest entries are evicted first.")
 	f.DurationVar(&c.TTL, prefix+"ttl", 10*time.Minute, "How long an entry of the "+what+" postings cache is used before its postings are looked up again. 0 caches nothing, concurrent identical lookups still share one.")
 	f.DurationVar(&c.FetchTimeout, prefix+"fetch-timeout", 0, "Timeout of a postings lookup on a "+what+" cache miss. The lookup is shared by every query waiting for it, so no single query's deadline stops it: this bounds lookups all callers have given up on. 0 for none.")
 }
