@@ -26,6 +26,9 @@ func (t *Cortex) initIngester() (services.Service, error) {
 	cfg.Limiter.ShuffleSharding = t.Cfg.Distributor.ShardingStrategy == distributor.ShardingStrategyShuffle
 	cfg.Limiter.ShardByAllLabels = t.Cfg.Distributor.ShardByAllLabels
 	cfg.VerifySignatures = t.Cfg.Distributor.SignWriteRequests
+	if t.Cfg.Distributor.SignWriteRequests {
+		cfg.StreamSigningKeys = t.Cfg.Distributor.SignWriteRequestsKeys
+	}
 	// Advertise the gRPC server as bound (so -server.grpc-listen-port=0
 	// works) unless the operator said otherwise.
 	if cfg.LifecyclerConfig.Port == 0 {

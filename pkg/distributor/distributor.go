@@ -76,6 +76,14 @@ type Config struct {
 	// SignWriteRequests signs each push to an ingester, which then
 	// refuses one whose content does not match.
 	SignWriteRequests bool `yaml:"sign_write_requests"`
+	// SignWriteRequestsKeys authenticate the PushStreams with
+	// SignWriteRequests: the first signs, any is accepted.
+	SignWriteRequestsKeys client.SigningKeys `yaml:"sign_write_requests_keys"`
+	// UseStreamPush sends the pushes over one PushStream per ingester.
+	UseStreamPush bool `yaml:"use_stream_push"`
+	// ExtraQueryDelay is how long the queriers wait before asking the
+	// ingesters beyond those a quorum needs.
+	ExtraQueryDelay time.Duration `yaml:"extra_queue_delay"`
 }
 
 // RegisterFlags registers the -distributor.* flags.
@@ -93,6 +101,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.ExtendWrites, "distributor.extend-writes", true, "Try writing to an additional ingester in the presence of an ingester not in the ACTIVE state (joining or leaving the ring), so that every series still reaches the replication factor's ACTIVE ingesters. Disable it along with -ingester.unregister-on-shutdown=false to not spread samples to extra ingesters during rolling restarts with consistent naming.")
 	f.IntVar(&c.NumPushWorkers, "distributor.num-push-workers", 0, "Number of goroutines kept to run the calls of pushes to the ingesters; a call finding them all busy runs on a new goroutine (counted in cortex_worker_pool_fallback_total). 0 starts a goroutine for each call.")
 	f.BoolVar(&c.SignWriteRequests, "distributor.sign-write-requests", false, "Sign each push to an ingester (x-req-signature: a hash of the tenant, the series' labels and exemplar labels and the metadata), as Cortex does; an ingester of a process with this flag refuses a push without a signature, or whose content does not match it. Set it on the distributors and the ingesters alike.")
+	f.Var(&c.SignWriteRequestsKeys, "distributor.sign-write-requests-keys", "Comma-separated HMAC-SHA256 keys authenticating the PushStreams of -distributor.use-stream-push, as Cortex's: the distributor signs each stream (x-stream-signature) with the first key, and an ingester refuses a stream signed with none of its keys. Only with -distributor.sign-write-requests. To change keys without downtime: give the ingesters 'newkey,oldkey', then the distributors 'newkey,oldkey', then both 'newkey'.")
+	f.BoolVar(&c.UseStreamPush, "distributor.use-stream-push", false, "Send the pushes to each ingester over one long-lived bidirectional gRPC stream (PushStream) instead of a Push call each, many pushes in flight on it and each answer matched to its push. Each message names its tenant, which the ingester checks as it checks a Push call's.")
+	f.DurationVar(&c.ExtraQueryDelay, "distributor.extra-query-delay", 0, "Time to wait before sending more than the minimum successful query requests: the queriers ask the ingesters a quorum needs at once, and the others after this delay, or as soon as one fails. When positive, it replaces -querier.minimize-ingester-requests and its hedging delay. 0 asks as those say.")
 	f.DurationVar(&c.ClientCleanupPeriod, "distributor.client-cleanup-period", 15*time.Second, "How often the distributor's pool of ingester connections closes those of ingesters gone from the ring and, with -distributor.health-check-ingesters, health-checks the others (the distributor's own -ingester.client.health-check-interval).")
 }
 
@@ -109,6 +120,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientCleanupPeriod <= 0 {
 		return fmt.Errorf("-distributor.client-cleanup-period must be positive, got %s", c.ClientCleanupPeriod)
+	}
+	if c.ExtraQueryDelay < 0 {
+		return fmt.Errorf("-distributor.extra-query-delay must not be negative, got %s", c.ExtraQueryDelay)
+	}
+	for i, k := range c.SignWriteRequestsKeys {
+		if k == "" {
+			return fmt.Errorf("-distributor.sign-write-requests-keys: key %d of %d is empty", i+1, len(c.SignWriteRequestsKeys))
+		}
 	}
 	if c.ShardingStrategy != ShardingStrategyDefault && c.ShardingStrategy != ShardingStrategyShuffle {
 		return fmt.Errorf("-distributor.sharding-strategy must be %q or %q, got %q", ShardingStrategyDefault, ShardingStrategyShuffle, c.ShardingStrategy)
@@ -244,6 +263,10 @@ func (d *Distributor) stopping(error) error {
 // pool: its connections are checked every -distributor.client-cleanup-period.
 func poolConfig(cfg Config, clientCfg client.Config) client.Config {
 	clientCfg.HealthCheckInterval = cfg.ClientCleanupPeriod
+	clientCfg.UseStreamPush = cfg.UseStreamPush
+	if cfg.SignWriteRequests && len(cfg.SignWriteRequestsKeys) > 0 {
+		clientCfg.StreamSigningKey = cfg.SignWriteRequestsKeys[0]
+	}
 	return clientCfg
 }
 

@@ -58,6 +58,8 @@ type fakeIngester struct {
 	// admit, when set, runs before a push is handled: benchmarks model an
 	// ingester's bounded capacity with it.
 	admit func(ctx context.Context, series int) error
+	// streamed counts the pushes that came over a PushStream.
+	streamed atomic.Int64
 
 	mu       sync.Mutex
 	series   map[string]map[string]int // tenant -> series -> samples
@@ -144,6 +146,7 @@ func (f *fakeIngester) QueryStreamChunks(*prompb.Query, client.QueryStreamChunks
 // with its signature.
 func (f *fakeIngester) PushStream(stream client.PushStreamServer) error {
 	return client.ServePushStream(stream, func(ctx context.Context, m *client.StreamPushMessage) (*client.PushResponse, error) {
+		f.streamed.Add(1)
 		md := metadata.MD{}
 		if m.Signature != "" {
 			md.Set(client.SignatureHeader, m.Signature)

@@ -40,11 +40,11 @@ func (i *Ingester) PushStream(stream client.PushStreamServer) error {
 		if err := tenant.Valid(m.TenantID); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "push stream message %d: %v", m.ID, err)
 		}
-		if !anyTenant && m.TenantID != orgID {
-			return nil, status.Errorf(codes.PermissionDenied, "tenant ID mismatch: the push stream was opened as tenant %q but its message %d is of tenant %q", orgID, m.ID, m.TenantID)
-		}
 		if err := auth.CheckMessageTenant(ctx, m.TenantID); err != nil {
 			return nil, err
+		}
+		if !anyTenant && m.TenantID != orgID {
+			return nil, status.Errorf(codes.PermissionDenied, "tenant ID mismatch: the push stream was opened as tenant %q but its message %d is of tenant %q", orgID, m.ID, m.TenantID)
 		}
 		return i.Push(pushContext(ctx, md, m), m.Request)
 	})
