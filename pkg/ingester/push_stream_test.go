@@ -3,19 +3,25 @@ package ingester
 import (
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
+	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // streamMessage encodes a push of tenantID as a PushStream message.
@@ -284,5 +290,38 @@ func strsErr(stream client.StringsStreamClient, err error) ([]string, error) {
 			return nil, err
 		}
 		out = append(out, r.Values...)
+	}
+}
+
+// A push stream that breaks (the ingester's server stopped) fails the
+// pushes waiting on it, and the next push opens a new one.
+func TestStreamPushReopensBrokenStream(t *testing.T) {
+	h := startHarness(t, testConfig(t, t.TempDir(), newKV(t)), newTestLimits(t, nil))
+	conn, err := client.Dial(h.addr, client.Config{UseStreamPush: true, ConfigWithHealthCheck: grpcclient.ConfigWithHealthCheck{Config: grpcclient.Config{MaxRecvMsgSize: 100 << 20, MaxSendMsgSize: 100 << 20}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	push := func(i int) error {
+		_, err := conn.Push(ctxFor("t"), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{floats(series("up", "i", fmt.Sprint(i)), float64(base), 1)}})
+		return err
+	}
+	if err := push(0); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.Stop()
+	if err := push(1); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "ingester "+h.addr) {
+		t.Fatalf("push while the ingester is down: %v, want Unavailable naming it", err)
+	}
+	lis, err := net.Listen("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(grpccodec.Codec{})}, tenant.ServerInterceptors()...)...)
+	client.RegisterIngesterServer(h.srv, h.ing)
+	go func() { _ = h.srv.Serve(lis) }()
+	testkit.EventuallyNil(t, 10*time.Second, "a push over a new stream", func() error { return push(2) })
+	if got := h.query("t", base, base, eq("__name__", "up")); len(got) != 2 {
+		t.Fatalf("stored %d series, want the two pushed while the ingester was up", len(got))
 	}
 }
