@@ -2,9 +2,12 @@ package ingester
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,5 +157,54 @@ func TestExpandedPostingsCacheAnswersTheSame(t *testing.T) {
 	}
 	if n := cached.counterValue("cortex_ingester_expanded_postings_non_cacheable_queries_total", map[string]string{"cache": "head"}); n == 0 {
 		t.Error("no head query counted as non-cacheable; the pod=\"p0\" queries are")
+	}
+}
+
+// TestExpandedPostingsCacheWithConcurrentNewSeries queries a metric while
+// writers keep creating series of it: once the writes are done, a query
+// returns every series.
+func TestExpandedPostingsCacheWithConcurrentNewSeries(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), newKV(t))
+	cfg.TSDB.PostingsCache.Head.Enabled = true
+	h := startHarness(t, cfg, newTestLimits(t, nil))
+	const writers, rounds = 2, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds*2)
+	for w := range writers {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				if err := h.push("x", floats(series("c", "w", fmt.Sprint(w), "r", fmt.Sprint(r)), float64(base), 1)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				stream, err := h.conn.QueryStream(ctxFor("x"), &prompb.Query{StartTimestampMs: base, EndTimestampMs: base, Matchers: []*prompb.LabelMatcher{eq("__name__", "c")}})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				for {
+					if _, err := stream.Recv(); err != nil {
+						if !errors.Is(err, io.EOF) {
+							errs <- err
+						}
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent call: %v", err)
+	}
+	if got := h.query("x", base, base, eq("__name__", "c")); len(got) != writers*rounds {
+		t.Fatalf("%d series after the writes, want %d", len(got), writers*rounds)
 	}
 }
