@@ -37,7 +37,9 @@ func clusterAddr(p *testkit.Cortex) string {
 // to both is notified once, the second member waiting
 // -alertmanager.cluster.peer-timeout and finding it in the gossiped
 // notification log; a third process presenting a certificate of another
-// CA is refused by the members and never joins; and a certificate path
+// CA is refused by the members and never joins, and so is a fourth whose
+// certificate the members' CA signed without the name they allow
+// (-alertmanager.cluster.tls-allowed-client-names); and a certificate path
 // that does not exist fails startup naming the flag.
 func TestAlertmanagerGossipCluster(t *testing.T) {
 	if testing.Short() {
@@ -70,6 +72,7 @@ func TestAlertmanagerGossipCluster(t *testing.T) {
 			"-alertmanager.cluster.tls-cert-path="+filepath.Join(p.Dir, leaf+".crt"),
 			"-alertmanager.cluster.tls-key-path="+filepath.Join(p.Dir, leaf+".key"),
 			"-alertmanager.cluster.tls-ca-path="+ca,
+			"-alertmanager.cluster.tls-allowed-client-names=member",
 			"-alertmanager.cluster.push-pull-interval=1s",
 			"-alertmanager.cluster.peer-timeout=2s",
 			"-log.level=debug",
@@ -177,6 +180,24 @@ func TestAlertmanagerGossipCluster(t *testing.T) {
 	waitStatus(t, stranger, client, api(stranger)+"/status", "tenant-a", http.StatusOK)
 	if ids, err := silences(stranger); err != nil || len(ids) != 0 {
 		t.Errorf("the stranger has silences %v (%v), want none", ids, err)
+	}
+
+	// An outsider whose certificate the members' CA signed, but for
+	// another component: -alertmanager.cluster.tls-allowed-client-names
+	// keeps it out.
+	outsider := start("client", p.CAPath, "-alertmanager.cluster.peers="+seed)
+	outsider.WaitLog("failed to join cluster")
+	if line := grepLines(outsider.Output(), "failed to join cluster"); !strings.Contains(line, "bad certificate") {
+		t.Fatalf("the join failure does not say the members refused the certificate:\n%s", line)
+	}
+	am0.WaitLog("could not find allowed SANs in client cert")
+	if n := members(outsider); n != 1 {
+		t.Errorf("the outsider sees %v members, want itself only", n)
+	}
+	for i, am := range []*testkit.Cortex{am0, am1} {
+		if n := members(am); n != 2 {
+			t.Errorf("am-%d sees %v members after the outsider tried to join, want 2", i, n)
+		}
 	}
 
 	// A certificate path that does not exist: startup fails naming the flag.

@@ -52,6 +52,9 @@ type ClusterTLSConfig struct {
 	ServerName   string `yaml:"tls_server_name"`
 	MinVersion   string `yaml:"tls_min_version"`
 	CipherSuites string `yaml:"tls_cipher_suites"`
+	// AllowedClientNames narrows the members to certificates holding one
+	// of these subjectAltNames, when the CA also signs other certificates.
+	AllowedClientNames flagext.StringSliceCSV `yaml:"tls_allowed_client_names"`
 }
 
 // RegisterFlags registers the -alertmanager.cluster.* flags. The listen
@@ -71,6 +74,7 @@ func (c *ClusterConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.TLS.ServerName, p+"tls-server-name", "", "Name to verify the other members' certificates against, instead of the IP address dialled.")
 	f.StringVar(&c.TLS.MinVersion, p+"tls-min-version", "VersionTLS12", "Lowest TLS version the cluster accepts: VersionTLS12 or VersionTLS13 (VersionTLS10 and VersionTLS11 are accepted with a warning: insecure).")
 	f.StringVar(&c.TLS.CipherSuites, p+"tls-cipher-suites", "", "Comma-separated TLS 1.2 cipher suites the cluster's listener accepts (Go names). Empty means ECDHE with AES-GCM or ChaCha20-Poly1305 only.")
+	f.Var(&c.TLS.AllowedClientNames, p+"tls-allowed-client-names", "Comma-separated subjectAltNames (DNS names, IP addresses, e-mail addresses or URIs, matched exactly) one of which a member's certificate must hold to be accepted by this member's listener. Empty accepts any certificate -"+p+"tls-ca-path signed: set it when that CA also signs other components' certificates.")
 }
 
 // Enabled reports whether the gossip cluster runs: a listen address is
@@ -91,7 +95,7 @@ func (c *ClusterConfig) Validate(shardingEnabled bool) error {
 		return nil // the cluster is not used: Cortex ignores its settings
 	}
 	if c.ListenAddr == "" {
-		for _, s := range []struct{ name, value string }{{"advertise-address", c.AdvertiseAddr}, {"peers", c.Peers.String()}, {"tls-cert-path", c.TLS.CertPath}, {"tls-key-path", c.TLS.KeyPath}, {"tls-ca-path", c.TLS.CAPath}} {
+		for _, s := range []struct{ name, value string }{{"advertise-address", c.AdvertiseAddr}, {"peers", c.Peers.String()}, {"tls-cert-path", c.TLS.CertPath}, {"tls-key-path", c.TLS.KeyPath}, {"tls-ca-path", c.TLS.CAPath}, {"tls-allowed-client-names", c.TLS.AllowedClientNames.String()}} {
 			if s.value != "" {
 				return fmt.Errorf("-%s%s is set but -%slisten-address is empty, so the gossip cluster is off: set the listen address (it defaults to empty here, not to Cortex's 0.0.0.0:9094)", p, s.name, p)
 			}
@@ -168,15 +172,21 @@ func (c *ClusterConfig) transportTLS(logger *slog.Logger) (*cluster.TLSTransport
 	for i, s := range suites {
 		ciphers[i] = web.Cipher(s)
 	}
+	server := &web.TLSConfig{
+		TLSCertPath:  c.TLS.CertPath,
+		TLSKeyPath:   c.TLS.KeyPath,
+		ClientAuth:   "RequireAndVerifyClientCert",
+		ClientCAs:    c.TLS.CAPath,
+		CipherSuites: ciphers,
+		MinVersion:   web.TLSVersion(minVersion),
+	}
+	if len(c.TLS.AllowedClientNames) > 0 {
+		// Any non-nil list, even an empty one, makes the listener check
+		// the names.
+		server.ClientAllowedSans = c.TLS.AllowedClientNames
+	}
 	return &cluster.TLSTransportConfig{
-		TLSServerConfig: &web.TLSConfig{
-			TLSCertPath:  c.TLS.CertPath,
-			TLSKeyPath:   c.TLS.KeyPath,
-			ClientAuth:   "RequireAndVerifyClientCert",
-			ClientCAs:    c.TLS.CAPath,
-			CipherSuites: ciphers,
-			MinVersion:   web.TLSVersion(minVersion),
-		},
+		TLSServerConfig: server,
 		TLSClientConfig: &commoncfg.TLSConfig{
 			CertFile:   c.TLS.CertPath,
 			KeyFile:    c.TLS.KeyPath,
@@ -268,7 +278,9 @@ func (am *MultitenantAlertmanager) joinCluster(ctx context.Context) {
 
 // leaveCluster tells the other members this one is leaving.
 func (am *MultitenantAlertmanager) leaveCluster() error {
-	am.stopSettle()
+	if am.stopSettle != nil {
+		am.stopSettle()
+	}
 	if err := am.peer.Leave(am.peerTimeout); err != nil {
 		return fmt.Errorf("leaving the alertmanager gossip cluster: %w", err)
 	}
