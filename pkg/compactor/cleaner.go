@@ -261,9 +261,27 @@ func (c *Compactor) cleanPartitionedGroups(ctx context.Context, tenant string, t
 		return
 	}
 	for file, info := range groups {
+	var remaining, inProgress int
+	var oldest int64
+	defer func() {
+		// As Cortex: partitions to compact and in progress, and the age
+		// of the oldest plan still there.
+		c.m.remainingPlannedCompactions.WithLabelValues(tenant).Set(float64(remaining))
+		c.m.inProgressCompactions.WithLabelValues(tenant).Set(float64(inProgress))
+		offset := int64(0)
+		if oldest > 0 {
+			offset = time.Now().Unix() - oldest
+		}
+		c.m.oldestPartitionOffset.WithLabelValues(tenant).Set(float64(offset))
+	}()
 		glog := logger.With("partitioned_group_id", info.PartitionedGroupID)
 		st := info.status(ctx, tbkt, c.cfg.CompactionVisitMarkerTimeout, glog)
 		deleted := false
+		remaining += st.pendingPartitions
+		inProgress += st.inProgressPartitions
+		if oldest == 0 || info.CreationTime < oldest {
+			oldest = info.CreationTime
+		}
 		if st.canDelete {
 			marked := 0
 			if st.isCompleted {

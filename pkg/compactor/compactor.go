@@ -113,7 +113,7 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		cfg:         cfg,
 		bkt:         bkt,
 		logger:      logger,
-		m:           newMetrics(reg),
+		m:           newMetrics(reg, cfg.CompactionStrategy == CompactionStrategyPartitioning),
 		tsdbMetrics: tsdb.NewCompactorMetrics(nil),
 		chunkPool:   chunkenc.NewPool(),
 		indexes:     map[string]*bucketindex.Index{},

@@ -42,11 +42,17 @@ type metrics struct {
 	bucketBlocksMarked    *prometheus.GaugeVec
 	bucketBlocksPartials  *prometheus.GaugeVec
 	bucketIndexLastUpdate *prometheus.GaugeVec
+
+	// The partitioning strategy's, nil with the default strategy.
+	remainingPlannedCompactions *prometheus.GaugeVec
+	inProgressCompactions       *prometheus.GaugeVec
+	oldestPartitionOffset       *prometheus.GaugeVec
+	partitionCount              *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, partitioning bool) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		runsStarted: f.NewCounter(prometheus.CounterOpts{
 			Name: "cortex_compactor_runs_started_total",
 			Help: "Total number of compaction runs started.",
@@ -144,6 +150,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Timestamp of the last successful update of a tenant's bucket index.",
 		}, []string{"user"}),
 	}
+	if partitioning {
+		m.remainingPlannedCompactions = f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cortex_compactor_remaining_planned_compactions",
+			Help: "Total number of plans that remain to be compacted. Only available with shuffle-sharding strategy",
+		}, []string{"user"})
+		m.inProgressCompactions = f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cortex_compactor_in_progress_compactions",
+			Help: "Total number of in progress compactions. Only available with shuffle-sharding strategy and partitioning compaction strategy",
+		}, []string{"user"})
+		m.oldestPartitionOffset = f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cortex_compactor_oldest_partition_offset",
+			Help: "Time in seconds between now and the oldest created partition group not completed. Only available with shuffle-sharding strategy and partitioning compaction strategy",
+		}, []string{"user"})
+		m.partitionCount = f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cortex_compactor_group_partition_count",
+			Help: "Number of partitions for each compaction group.",
+		}, []string{"user", "time_range_milliseconds"})
+	}
+	return m
 }
 
 func (m *metrics) forgetTenant(tenant string) {
@@ -151,4 +176,10 @@ func (m *metrics) forgetTenant(tenant string) {
 	m.bucketBlocksMarked.DeleteLabelValues(tenant)
 	m.bucketBlocksPartials.DeleteLabelValues(tenant)
 	m.bucketIndexLastUpdate.DeleteLabelValues(tenant)
+	if m.remainingPlannedCompactions != nil {
+		m.remainingPlannedCompactions.DeleteLabelValues(tenant)
+		m.inProgressCompactions.DeleteLabelValues(tenant)
+		m.oldestPartitionOffset.DeleteLabelValues(tenant)
+		m.partitionCount.DeletePartialMatch(prometheus.Labels{"user": tenant})
+	}
 }

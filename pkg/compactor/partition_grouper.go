@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -355,6 +356,7 @@ func (c *Compactor) partitionJobs(ctx context.Context, tenant string, tbkt objst
 			"range_start", time.UnixMilli(info.RangeStart).UTC(), "range_end", time.UnixMilli(info.RangeEnd).UTC(), "blocks", idList(info.allBlocks()))
 		existing[id] = info
 		plans = append(plans, info)
+		c.m.partitionCount.WithLabelValues(tenant, strconv.FormatInt(info.RangeEnd-info.RangeStart, 10)).Set(float64(info.PartitionCount))
 	}
 	slices.SortStableFunc(plans, func(a, b *PartitionedGroupInfo) int {
 		if la, lb := a.RangeEnd-a.RangeStart, b.RangeEnd-b.RangeStart; la != lb {

@@ -19,6 +19,7 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -360,6 +361,15 @@ func TestPartitionVisitMarkerSkipsThenTakesOver(t *testing.T) {
 	if ok, _ := tbkt.Exists(ctx, block.DeletionMarkPath(info.Partitions[0].Blocks[0])); ok {
 		t.Fatal("sources marked for deletion while a partition is in progress")
 	}
+	if got := testutil.ToFloat64(c.m.inProgressCompactions.WithLabelValues(partitionTenant)); got != 1 {
+		t.Fatalf("cortex_compactor_in_progress_compactions %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(c.m.remainingPlannedCompactions.WithLabelValues(partitionTenant)); got != 0 {
+		t.Fatalf("cortex_compactor_remaining_planned_compactions %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(c.m.partitionCount.WithLabelValues(partitionTenant, "7200000")); got != 4 {
+		t.Fatalf("cortex_compactor_group_partition_count %v, want 4", got)
+	}
 
 	// compactor-b stops refreshing its marker: once the marker is older
 	// than the timeout, the partition is taken over.
@@ -667,5 +677,58 @@ func TestPartitioningSecondLevel(t *testing.T) {
 		if n != int(4*hour/testStep) {
 			t.Fatalf("series %s: %d samples, want %d", s, n, 4*hour/testStep)
 		}
+	}
+}
+
+// A visit heartbeat keeps its marker in progress and refreshed, and ends
+// it completed, failed (halt error), pending (other error or cancelled),
+// or removed.
+func TestVisitHeartbeat(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	read := func(m visitMarker) PartitionVisitMarker {
+		t.Helper()
+		var got PartitionVisitMarker
+		if err := readVisitMarker(context.Background(), bkt, m.filePath(), &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want VisitStatus
+	}{
+		{"success", nil, Completed},
+		{"halt", fmt.Errorf("compacting: %w", outOfOrderChunksError{err: errors.New("out of order")}), Failed},
+		{"retryable", errors.New("bucket unavailable"), Pending},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &PartitionVisitMarker{PartitionedGroupID: 7, PartitionID: 1}
+			h := startVisitHeartbeat(context.Background(), bkt, discard, "compactor-a", m, 100*time.Millisecond, false)
+			testkit.Eventually(t, 5*time.Second, "the marker is in progress", func() bool {
+				var got PartitionVisitMarker
+				return readVisitMarker(context.Background(), bkt, m.filePath(), &got) == nil && got.Status == InProgress
+			})
+			first := read(m).VisitTime
+			testkit.Eventually(t, 5*time.Second, "the marker is refreshed", func() bool { return read(m).VisitTime > first })
+			h.finish(tc.err)
+			if got := read(m); got.Status != tc.want || got.CompactorID != "compactor-a" || got.Version != 1 {
+				t.Fatalf("marker %+v, want %s by compactor-a", got, tc.want)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &PartitionVisitMarker{PartitionedGroupID: 7, PartitionID: 2}
+	h := startVisitHeartbeat(ctx, bkt, discard, "compactor-a", m, time.Hour, false)
+	cancel()
+	<-h.finished
+	if got := read(m); got.Status != Pending {
+		t.Fatalf("marker after cancel %+v, want pending", got)
+	}
+	c := &CleanerVisitMarker{}
+	h = startVisitHeartbeat(context.Background(), bkt, discard, "compactor-a", c, time.Hour, true)
+	h.finish(nil)
+	if ok, _ := bkt.Exists(context.Background(), c.filePath()); ok {
+		t.Fatal("cleaner marker left with deleteOnExit")
 	}
 }

@@ -155,8 +155,9 @@ type visitHeartbeat struct {
 }
 
 // startVisitHeartbeat marks m in progress now and every interval until
-// finish: then completed (nil error) or pending again (the work failed
-// and may be retried), or pending when ctx ends first. With deleteOnExit
+// finish: then completed (nil error), failed (a halt error), or pending
+// again (the work failed and may be retried), or pending when ctx ends
+// first. With deleteOnExit
 // the marker is removed at the end instead.
 func startVisitHeartbeat(ctx context.Context, tbkt objstore.Bucket, logger *slog.Logger, owner string, m visitMarker, interval time.Duration, deleteOnExit bool) *visitHeartbeat {
 	h := &visitHeartbeat{result: make(chan error, 1), finished: make(chan struct{})}
@@ -179,9 +180,12 @@ func startVisitHeartbeat(ctx context.Context, tbkt objstore.Bucket, logger *slog
 			case <-t.C:
 				mark(ctx, InProgress)
 			case err := <-h.result:
-				if err == nil {
+				switch {
+				case err == nil:
 					mark(ctx, Completed)
-				} else {
+				case isHaltError(err):
+					mark(ctx, Failed)
+				default:
 					mark(ctx, Pending)
 				}
 				break loop
@@ -194,6 +198,14 @@ func startVisitHeartbeat(ctx context.Context, tbkt objstore.Bucket, logger *slog
 		}
 	}()
 	return h
+}
+
+// isHaltError reports whether err is one retrying cannot fix, as Thanos'
+// halt errors: a source block with out-of-order chunks. Its partition is
+// marked failed rather than pending.
+func isHaltError(err error) bool {
+	var ooo outOfOrderChunksError
+	return errors.As(err, &ooo)
 }
 
 // finish ends the heartbeat with the work's result and waits for the
