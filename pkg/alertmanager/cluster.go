@@ -62,7 +62,7 @@ type ClusterTLSConfig struct {
 // gossip port open on every interface is not a safe default.
 func (c *ClusterConfig) RegisterFlags(f *flag.FlagSet) {
 	p := ClusterFlagPrefix
-	f.StringVar(&c.ListenAddr, p+"listen-address", "", "Listen address and port (host:port) of Alertmanager's own gossip cluster, which replicates every tenant's silences and notification log between alertmanagers when -alertmanager.sharding-enabled is false. Empty: no cluster. Requires -"+p+"tls-cert-path, -"+p+"tls-key-path and -"+p+"tls-ca-path: the cluster runs mutual TLS only. Ignored with -alertmanager.sharding-enabled, as in Cortex.")
+	f.StringVar(&c.ListenAddr, p+"listen-address", "", "Listen address and port (ip:port; 0.0.0.0 for every interface) of Alertmanager's own gossip cluster, which replicates every tenant's silences and notification log between alertmanagers when -alertmanager.sharding-enabled is false. Empty: no cluster. Requires -"+p+"tls-cert-path, -"+p+"tls-key-path and -"+p+"tls-ca-path: the cluster runs mutual TLS only. Ignored with -alertmanager.sharding-enabled, as in Cortex.")
 	f.StringVar(&c.AdvertiseAddr, p+"advertise-address", "", "Address (ip:port) the other members dial to reach this one. Empty: the listen address, or a private IP of this host when listening on 0.0.0.0. Their certificate check wants it among this member's certificate's IP SANs, unless they set -"+p+"tls-server-name.")
 	f.Var(&c.Peers, p+"peers", "Comma-separated initial members of the cluster (host:port); a host name is resolved to all its addresses.")
 	f.DurationVar(&c.PeerTimeout, p+"peer-timeout", DefaultPeerTimeout, "Time each alertmanager waits, per member (gossip cluster) or replica (-alertmanager.sharding-enabled) ahead of it, before sending a notification: the one ahead sends it and records it in the replicated notification log, and the others then send nothing. -alertmanager.peer-timeout is another name of this setting.")
@@ -102,13 +102,14 @@ func (c *ClusterConfig) Validate(shardingEnabled bool) error {
 		}
 		return nil
 	}
-	// Alertmanager's TLS transport binds an IP address, not a host name.
+	// Alertmanager's TLS transport binds and advertises IP addresses, not
+	// host names.
 	if host, port, err := net.SplitHostPort(c.ListenAddr); err != nil || port == "" || net.ParseIP(host) == nil {
 		return fmt.Errorf("-%slisten-address=%q: want ip:port (0.0.0.0 for every interface)", p, c.ListenAddr)
 	}
 	if c.AdvertiseAddr != "" {
-		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
-			return fmt.Errorf("-%sadvertise-address=%q: want host:port", p, c.AdvertiseAddr)
+		if host, port, err := net.SplitHostPort(c.AdvertiseAddr); err != nil || port == "" || net.ParseIP(host) == nil {
+			return fmt.Errorf("-%sadvertise-address=%q: want ip:port", p, c.AdvertiseAddr)
 		}
 	}
 	for _, peer := range c.Peers {

@@ -50,6 +50,7 @@ func TestClusterValidation(t *testing.T) {
 		{"-alertmanager.cluster.tls-ca-path=ca.crt", "-alertmanager.cluster.tls-ca-path is set but -alertmanager.cluster.listen-address is empty"},
 		{"-alertmanager.cluster.tls-allowed-client-names=member", "-alertmanager.cluster.tls-allowed-client-names is set but -alertmanager.cluster.listen-address is empty"},
 		{"-alertmanager.cluster.listen-address=localhost:9094 " + tlsFlags, `-alertmanager.cluster.listen-address="localhost:9094": want ip:port`},
+		{"-alertmanager.cluster.listen-address=0.0.0.0:9094 -alertmanager.cluster.advertise-address=am-0:9094 " + tlsFlags, `-alertmanager.cluster.advertise-address="am-0:9094": want ip:port`},
 		{"-alertmanager.cluster.listen-address=127.0.0.1:9094 -alertmanager.cluster.peers=10.0.0.1 " + tlsFlags, `-alertmanager.cluster.peers: "10.0.0.1": want host:port`},
 		{"-alertmanager.cluster.listen-address=127.0.0.1:9094 -alertmanager.cluster.gossip-interval=0s " + tlsFlags, "-alertmanager.cluster.gossip-interval must be positive"},
 		{"-alertmanager.cluster.listen-address=127.0.0.1:9094 -alertmanager.cluster.push-pull-interval=0s " + tlsFlags, "-alertmanager.cluster.push-pull-interval must be positive"},
