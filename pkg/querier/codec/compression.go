@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -124,6 +125,9 @@ func Decompress(body []byte, encoding string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("an answer in Content-Encoding %q, which is not gzip, snappy or zstd", encoding)
 	}
 	out, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return nil, &DecompressedTooLargeError{Limit: limit}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decompressing a %s answer: %w", encoding, err)
 	}

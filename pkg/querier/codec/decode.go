@@ -253,7 +253,151 @@ func appendMetricJSON(b []byte, msg []byte) ([]byte, error) {
 	return append(b, '}'), err
 }
 
+// appendStreamJSON writes a SampleStream. Its labels, samples and
+// histograms come in that order from Cortex's encoders and this package's,
+// which one pass writes; any other order takes appendStreamJSONAnyOrder.
 func appendStreamJSON(b []byte, msg []byte) ([]byte, error) {
+	start := len(b)
+	b = append(b, `{"metric":{`...)
+	const (
+		inLabels = iota
+		inValues
+		inHistograms
+	)
+	state := inLabels
+	first := true
+	for rest := msg; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		rest = rest[n:]
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, rest); n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			rest = rest[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(rest)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		rest = rest[n:]
+		switch {
+		case num == 1 && state == inLabels:
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			var err error
+			if b, err = appendLabelPairJSON(b, v); err != nil {
+				return nil, err
+			}
+		case num == 2 && state <= inValues:
+			if state == inLabels {
+				b = append(b, `},"values":[`...)
+				state = inValues
+			} else {
+				b = append(b, ',')
+			}
+			t, f, err := parseSample(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, '[')
+			b = appendTimestamp(b, t)
+			b = append(b, ',')
+			b = appendFloat(b, f)
+			b = append(b, ']')
+		case num == 3:
+			switch state {
+			case inLabels:
+				b = append(b, `},"histograms":[`...)
+			case inValues:
+				b = append(b, `],"histograms":[`...)
+			default:
+				b = append(b, ',')
+			}
+			state = inHistograms
+			var err error
+			if b, err = appendHistogramPairJSON(b, v); err != nil {
+				return nil, err
+			}
+		case num == 1 || num == 2:
+			return appendStreamJSONAnyOrder(b[:start], msg)
+		}
+	}
+	if state == inLabels {
+		b = append(b, '}')
+	} else {
+		b = append(b, ']')
+	}
+	return append(b, '}'), nil
+}
+
+// appendLabelPairJSON writes a LabelPair as "name":"value".
+func appendLabelPairJSON(b []byte, msg []byte) ([]byte, error) {
+	var name, value []byte
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		msg = msg[n:]
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, msg); n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			msg = msg[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(msg)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		msg = msg[n:]
+		switch num {
+		case 1:
+			name = v
+		case 2:
+			value = v
+		}
+	}
+	b = appendString(b, string(name))
+	b = append(b, ':')
+	return appendString(b, string(value)), nil
+}
+
+// parseSample reads a cortexpb.Sample.
+func parseSample(msg []byte) (t int64, v float64, err error) {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return 0, 0, protowire.ParseError(n)
+		}
+		msg = msg[n:]
+		switch {
+		case num == 1 && typ == protowire.Fixed64Type:
+			var u uint64
+			u, n = protowire.ConsumeFixed64(msg)
+			v = math.Float64frombits(u)
+		case num == 2 && typ == protowire.VarintType:
+			var u uint64
+			u, n = protowire.ConsumeVarint(msg)
+			t = int64(u)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, msg)
+		}
+		if n < 0 {
+			return 0, 0, protowire.ParseError(n)
+		}
+		msg = msg[n:]
+	}
+	return t, v, nil
+}
+
+func appendStreamJSONAnyOrder(b []byte, msg []byte) ([]byte, error) {
 	b, err := appendMetricJSON(b, msg)
 	if err != nil {
 		return nil, err
