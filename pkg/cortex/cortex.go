@@ -253,6 +253,9 @@ func (c Config) finalize(logger *slog.Logger) Config {
 	// Queriers (and the ruler's) read a tenant's shard of ingesters when the
 	// distributors write only there.
 	c.Querier.ShuffleShardIngesters = c.Distributor.ShardingStrategy == distributor.ShardingStrategyShuffle
+	// Cortex keeps the extra query delay in the distributor's block, whose
+	// query path is the queriers' here.
+	c.Querier.ExtraQueryDelay = c.Distributor.ExtraQueryDelay
 	if c.Worker.MatchMaxConcurrent {
 		c.Worker.Parallelism = c.Querier.MaxConcurrent
 	}

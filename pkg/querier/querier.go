@@ -59,6 +59,13 @@ type Config struct {
 	// ShuffleShardIngesters is -distributor.sharding-strategy=shuffle-sharding:
 	// the distributors write a tenant's series to its shuffle shard only.
 	ShuffleShardIngesters bool `yaml:"-"`
+	// ExtraQueryDelay is -distributor.extra-query-delay: when positive, the
+	// ingesters a quorum needs are asked at once, the others after it or
+	// on a failure.
+	ExtraQueryDelay time.Duration `yaml:"-"`
+	// IngesterMetadataStreaming asks the ingesters for label names, label
+	// values and series over their streaming calls.
+	IngesterMetadataStreaming bool `yaml:"ingester_metadata_streaming"`
 
 	// StoreGateway is the link to the store-gateways:
 	// -querier.store-gateway-addresses and -querier.store-gateway-client.*.
@@ -90,6 +97,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ActiveQueryTrackerDir, "querier.active-query-tracker-dir", "./active-query-tracker", "Directory of Prometheus' active query log: each PromQL or remote read query being evaluated is written to a file there (one entry per -querier.max-concurrent slot), and the queries a crashed run left in it are logged at the next start. Empty disables the log; -querier.max-concurrent still applies.")
 	f.DurationVar(&c.MaxQueryIntoFuture, "querier.max-query-into-future", 10*time.Minute, "Maximum duration into the future you can query: a read ending later than now plus this ends there instead (one wholly beyond it reads nothing). 0 to disable.")
 	f.IntVar(&c.IngesterQueryMaxAttempts, "querier.ingester-query-max-attempts", 1, "The maximum number of times a read of the ingesters is attempted when too few of them answered (each attempt asks the replication set again, 1 to 5ms apart).")
+	f.BoolVar(&c.IngesterMetadataStreaming, "querier.ingester-metadata-streaming", true, "Ask the ingesters for label names, label values and series with their streaming calls (LabelNamesStream, LabelValuesStream, SeriesStream, Cortex's MetricsForLabelMatchersStream), in messages of at most 128 names, values or series, so a large answer is checked against the query's limits as it arrives. False uses the unary calls.")
 	f.BoolVar(&c.IngesterLabelNamesWithMatchers, "querier.ingester-label-names-with-matchers", true, "Ask the ingesters for label names with matchers with LabelNames calls carrying the matchers. False takes them from the matching series instead (Series calls), as Cortex does by default for ingesters that ignore LabelNames' matchers; the answer is the same, at the cost of sending every matching series.")
 	f.IntVar(&c.StoreGatewayConsistencyCheckMaxAttempts, "querier.store-gateway-consistency-check-max-attempts", defaultStoreGatewayAttempts, "The maximum number of rounds a query asks the store-gateways for the blocks it needs that no store-gateway answered for yet, each round another replica of them. Blocks still unanswered fail the query (the consistency check).")
 	f.Int64Var(&c.StoreGatewaySeriesBatchSize, "querier.store-gateway-series-batch-size", 1, "The maximum number of series a store-gateway sends in one gRPC message of a Series call. A value of 0 or 1 disables batching (one series per message). Store-gateways send at most 10,000 series, and cut a message at 1 MiB.")
@@ -107,6 +115,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks settings that would make no sense.
 func (c *Config) Validate() error {
+	if c.ExtraQueryDelay < 0 {
+		return fmt.Errorf("-distributor.extra-query-delay must not be negative, got %s", c.ExtraQueryDelay)
+	}
 	if c.MaxConcurrent <= 0 {
 		return fmt.Errorf("-querier.max-concurrent must be at least 1, got %d", c.MaxConcurrent)
 	}
@@ -224,7 +235,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		cfg:       cfg,
 		logger:    logger,
 		pool:      pool,
-		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts, labelNamesWithMatchers: cfg.IngesterLabelNamesWithMatchers},
+		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts, labelNamesWithMatchers: cfg.IngesterLabelNamesWithMatchers, extraQueryDelay: cfg.ExtraQueryDelay, metadataStreaming: cfg.IngesterMetadataStreaming},
 		parser:    parser.NewParser(parser.Options{}),
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),

@@ -55,6 +55,13 @@ type ingesterQueryable struct {
 	// label names with matchers are asked with LabelNames calls, else
 	// taken from the matching series (Series calls).
 	labelNamesWithMatchers bool
+	// extraQueryDelay is -distributor.extra-query-delay: when positive,
+	// the ingesters beyond those a quorum needs are asked after it, or as
+	// soon as a call fails (Cortex's ReplicationSet.Do).
+	extraQueryDelay time.Duration
+	// metadataStreaming is -querier.ingester-metadata-streaming: label
+	// names, label values and series come over the streaming calls.
+	metadataStreaming bool
 }
 
 // tenantRing is the part of the ring that holds the tenant's series.
@@ -178,7 +185,7 @@ func fanOutOnce[T any](ctx context.Context, q *ingesterQueryable, call func(cont
 	if !q.minimize {
 		cfg.HedgingDelay = 0
 	}
-	results, err := ring.DoUntilQuorum(ctx, rs, cfg, func(ctx context.Context, inst *ring.InstanceDesc) (T, error) {
+	ask := func(ctx context.Context, inst *ring.InstanceDesc) (T, error) {
 		var zero T
 		c, err := q.pool.Get(inst.Addr)
 		if err != nil {
@@ -193,7 +200,12 @@ func fanOutOnce[T any](ctx context.Context, q *ingesterQueryable, call func(cont
 			return zero, fmt.Errorf("ingester %s: %w", inst.Addr, err)
 		}
 		return res, nil
-	}, func(T) {})
+	}
+	if q.extraQueryDelay > 0 {
+		cfg.MinimizeRequests, cfg.HedgingDelay = false, 0
+		ask = delayExtraRequests(rs, q.extraQueryDelay, ask)
+	}
+	results, err := ring.DoUntilQuorum(ctx, rs, cfg, ask, func(T) {})
 	var le *limitError
 	if errors.As(err, &le) {
 		return nil, le
@@ -210,6 +222,43 @@ func fanOutOnce[T any](ctx context.Context, q *ingesterQueryable, call func(cont
 		return nil, &unavailableError{fmt.Errorf("too few ingesters answered (at most %d of %d may fail): %w", rs.MaxErrors, len(rs.Instances), err)}
 	}
 	return results, nil
+}
+
+// delayExtraRequests is Cortex's schedule of -distributor.extra-query-delay
+// (its ReplicationSet.Do) around the calls of one read, all started at
+// once: the last MaxErrors instances of rs, those a quorum does not need,
+// wait for delay first, and each failed call starts one of them at once.
+// As in Cortex, a zone-aware replication set asks every instance at once.
+func delayExtraRequests[T any](rs ring.ReplicationSet, delay time.Duration, call func(context.Context, *ring.InstanceDesc) (T, error)) func(context.Context, *ring.InstanceDesc) (T, error) {
+	if rs.MaxUnavailableZones > 0 || rs.MaxErrors <= 0 || rs.MaxErrors >= len(rs.Instances) {
+		return call
+	}
+	extra := make(map[string]bool, rs.MaxErrors)
+	for _, inst := range rs.Instances[len(rs.Instances)-rs.MaxErrors:] {
+		extra[inst.Addr] = true
+	}
+	forceStart := make(chan struct{}, rs.MaxErrors)
+	return func(ctx context.Context, inst *ring.InstanceDesc) (T, error) {
+		if extra[inst.Addr] {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				var zero T
+				return zero, ctx.Err()
+			case <-forceStart:
+			case <-t.C:
+			}
+		}
+		res, err := call(ctx, inst)
+		if err != nil {
+			select {
+			case forceStart <- struct{}{}:
+			default:
+			}
+		}
+		return res, err
+	}
 }
 
 // timeRange is the range a Select reads: the hints' if given, as the
@@ -418,16 +467,25 @@ func (l *streamLimiter) add(series, samples int) error {
 // selectLabelsOnly answers a Select that needs no samples from the Series RPC.
 func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, limits *validation.Limits, mint, maxt int64, limit int, matchers []*labels.Matcher) storage.SeriesSet {
 	req := &client.SeriesRequest{StartMs: mint, EndMs: maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(limit)}
+	checkLimits := func(n int) error {
+		if l := limits.MaxSeriesPerQuery; l > 0 && q.series.Load()+int64(n) > int64(l) {
+			return seriesLimitError(l)
+		}
+		if l := limits.MaxFetchedSeriesPerQuery; l > 0 && q.series.Load()+int64(n) > int64(l) {
+			return fetchedSeriesLimitError(l)
+		}
+		return nil
+	}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.SeriesResponse, error) {
+		if q.queryable.metadataStreaming {
+			return seriesStream(ctx, c, req, checkLimits)
+		}
 		resp, err := c.Series(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		if l := limits.MaxSeriesPerQuery; l > 0 && q.series.Load()+int64(len(resp.Series)) > int64(l) {
-			return nil, seriesLimitError(l)
-		}
-		if l := limits.MaxFetchedSeriesPerQuery; l > 0 && q.series.Load()+int64(len(resp.Series)) > int64(l) {
-			return nil, fetchedSeriesLimitError(l)
+		if err := checkLimits(len(resp.Series)); err != nil {
+			return nil, err
 		}
 		return resp, nil
 	})
@@ -471,6 +529,9 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 	}
 	req := &client.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
+		if q.queryable.metadataStreaming {
+			return receiveStrings(c.LabelValuesStream(ctx, req))
+		}
 		return c.LabelValues(ctx, req)
 	})
 	if err != nil {
@@ -489,6 +550,9 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	}
 	req := &client.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
+		if q.queryable.metadataStreaming {
+			return receiveStrings(c.LabelNamesStream(ctx, req))
+		}
 		return c.LabelNames(ctx, req)
 	})
 	if err != nil {
@@ -498,6 +562,49 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 }
 
 func (q *ingesterQuerier) Close() error { return nil }
+
+// receiveStrings gathers the label names or values of one ingester's
+// stream.
+func receiveStrings(stream client.StringsStreamClient, err error) (*client.StringsResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := &client.StringsResponse{}
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Values = append(out.Values, r.Values...)
+	}
+}
+
+// seriesStream gathers the label sets of one ingester's SeriesStream,
+// checking the query's series limits (check, given how many so far) as
+// they arrive: the merged answer holds at least as many.
+func seriesStream(ctx context.Context, c *client.Conn, req *client.SeriesRequest, check func(int) error) (*client.SeriesResponse, error) {
+	stream, err := c.SeriesStream(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := &client.SeriesResponse{}
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Series = append(out.Series, r.Series...)
+		if err := check(len(out.Series)); err != nil {
+			return nil, err
+		}
+	}
+}
 
 func hintLimit(h *storage.LabelHints) int {
 	if h == nil {
