@@ -47,6 +47,14 @@ type Compactor struct {
 	// prometheus_tsdb_* names for its own TSDBs.
 	tsdbMetrics *tsdb.CompactorMetrics
 	chunkPool   chunkenc.Pool
+	// compactionBkt is what a compaction plans and reads through: the
+	// bucket, or its caching wrapper (WithCachingBuckets). bkt is the
+	// cleanup's.
+	compactionBkt objstore.Bucket
+	// marksMigrated are the tenants whose block marks were copied to the
+	// global markers location
+	// (-compactor.block-deletion-marks-migration-enabled).
+	marksMigrated sync.Map
 
 	// retention is each tenant's -compactor.blocks-retention-period (0:
 	// keep); nil keeps every tenant's blocks.
@@ -121,6 +129,7 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		allowed:     tenantfilter.New(cfg.EnabledTenants, cfg.DisabledTenants),
 		verify:      verifyIndex,
 	}
+	c.compactionBkt = bkt
 	for _, o := range opts {
 		o(c)
 	}
@@ -276,7 +285,7 @@ func (c *Compactor) compact(ctx context.Context) error {
 	return forEachTenant(ctx, owned, c.cfg.CompactionConcurrency, func(ctx context.Context, tenant string) error {
 		// A tenant marked for deletion is not compacted: the cleanup
 		// deletes its blocks.
-		marked, err := bucketindex.TenantDeletionMarkExists(ctx, c.bkt, tenant)
+		marked, err := bucketindex.TenantDeletionMarkExists(ctx, c.compactionBkt, tenant)
 		if err != nil {
 			c.m.tenantsFailed.Inc()
 			return fmt.Errorf("tenant %q: %w", tenant, err)
@@ -317,8 +326,8 @@ func (c *Compactor) compactTenantWithRetries(ctx context.Context, tenant string)
 }
 
 func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
-	updater := bucketindex.NewUpdater(c.bkt, tenant, c.logger).WithConcurrency(c.cfg.MetaSyncConcurrency)
-	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
+	updater := bucketindex.NewUpdater(c.compactionBkt, tenant, c.logger).WithConcurrency(c.cfg.BlockSyncConcurrency)
+	tbkt := objstore.NewPrefixedBucket(c.compactionBkt, tenant)
 	defer func() {
 		// Only the tenant's now empty work directory: jobs remove their own.
 		_ = os.Remove(filepath.Join(c.workDir(), tenant))

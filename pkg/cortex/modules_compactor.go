@@ -8,11 +8,13 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/compactor"
 	"github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
+	"github.com/cortex-tls/cortex/pkg/storegateway"
 )
 
 // initCompactor merges each tenant's blocks in the bucket into
@@ -47,12 +49,40 @@ func (t *Cortex) initCompactor() (services.Service, error) {
 		}
 		opts = append(opts, compactor.WithRing(m))
 	}
+	cachingOpt, err := t.compactorCachingBuckets(bkt)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, cachingOpt)
 	c, err := compactor.New(t.Cfg.Compactor, bkt, logger, t.Registry, opts...)
 	if err != nil {
 		return nil, err
 	}
 	t.API.RegisterCompactor(c.RingHandler())
 	return c, nil
+}
+
+// compactorCachingBuckets wraps the compactor's bucket in the metadata
+// cache of -blocks-storage.bucket-store.metadata-cache.* for the
+// compaction (-compactor.caching-bucket-enabled) and the cleanup
+// (-compactor.cleaner-caching-bucket-enabled), each a cache of its own
+// with its metrics labelled component="compactor" or "cleaner", as
+// Cortex's.
+func (t *Cortex) compactorCachingBuckets(bkt objstore.Bucket) (compactor.Option, error) {
+	var compaction, cleanup objstore.Bucket
+	var err error
+	mcfg := t.Cfg.BlocksStorage.BucketStore.MetadataCache
+	if t.Cfg.Compactor.CleanerCachingBucketEnabled {
+		if cleanup, err = storegateway.NewCompactorCachingBucket(mcfg, true, bkt, "cleaner", t.TLS, t.Logger, t.Registry); err != nil {
+			return nil, fmt.Errorf("-compactor.cleaner-caching-bucket-enabled: %w", err)
+		}
+	}
+	if t.Cfg.Compactor.CachingBucketEnabled {
+		if compaction, err = storegateway.NewCompactorCachingBucket(mcfg, false, bkt, Compactor, t.TLS, t.Logger, t.Registry); err != nil {
+			return nil, fmt.Errorf("-compactor.caching-bucket-enabled: %w", err)
+		}
+	}
+	return compactor.WithCachingBuckets(compaction, cleanup), nil
 }
 
 // compactorRingMember is this compactor's membership in the compactor

@@ -64,7 +64,17 @@ type cachingBucket struct {
 	chunkCfg ChunksCacheConfig
 	meta     cache.Cache
 	metaCfg  MetadataCacheConfig
-	m        *bucketCacheMetrics
+	// metafiles says which objects are the metadata files whose
+	// existence, content and attributes are cached; nil: isMetafile.
+	metafiles func(name string) bool
+	m         *bucketCacheMetrics
+}
+
+func (cb *cachingBucket) isMetafile(name string) bool {
+	if cb.metafiles != nil {
+		return cb.metafiles(name)
+	}
+	return isMetafile(name)
 }
 
 type bucketCacheMetrics struct {
@@ -155,7 +165,7 @@ func (cb *cachingBucket) Iter(ctx context.Context, dir string, f func(string) er
 // Exists implements objstore.BucketReader: the existence of metadata
 // files is cached, with TTLs for either answer.
 func (cb *cachingBucket) Exists(ctx context.Context, name string) (bool, error) {
-	if cb.meta == nil || !isMetafile(name) {
+	if cb.meta == nil || !cb.isMetafile(name) || (cb.metaCfg.MetafileExistsTTL <= 0 && cb.metaCfg.MetafileDoesntExistTTL <= 0) {
 		return cb.Bucket.Exists(ctx, name)
 	}
 	const cfg = "metafile"
@@ -197,7 +207,7 @@ func (cb *cachingBucket) Get(ctx context.Context, name string) (io.ReadCloser, e
 		existsTTL, doesntExistTTL time.Duration
 	)
 	switch {
-	case isMetafile(name):
+	case cb.isMetafile(name):
 		cfg, maxSize, contentTTL = "metafile", cb.metaCfg.MetafileMaxSize, cb.metaCfg.MetafileContentTTL
 		existsTTL, doesntExistTTL = cb.metaCfg.MetafileExistsTTL, cb.metaCfg.MetafileDoesntExistTTL
 	case bucketIndexRe.MatchString(name):
@@ -255,7 +265,7 @@ func (cb *cachingBucket) attributesConfig(name string) (string, cache.Cache, tim
 	switch {
 	case cb.chunks != nil && isChunkSegment(name):
 		return "chunks", cb.chunks, cb.chunkCfg.AttributesTTL
-	case cb.meta != nil && isMetafile(name):
+	case cb.meta != nil && cb.isMetafile(name):
 		return "metafile", cb.meta, cb.metaCfg.MetafileAttributesTTL
 	case cb.meta != nil && isBlockIndex(name):
 		return "block-index", cb.meta, cb.metaCfg.BlockIndexAttributesTTL
