@@ -101,6 +101,7 @@ func (c *Compactor) withCleanerVisit(ctx context.Context, tenant string, cleanup
 }
 
 func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
+	c.migrateBlockMarks(ctx, tenant)
 	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
 	if c.cfg.CompactionStrategy == CompactionStrategyPartitioning {
 		c.cleanPartitionedGroups(ctx, tenant, tbkt)
