@@ -20,6 +20,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/scheduler"
 	"github.com/cortex-tls/cortex/pkg/scheduler/schedulerpb"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // QueryScheduler is the query-scheduler module, a -target of its own that
@@ -36,6 +37,7 @@ func (t *Cortex) initQueryScheduler() (services.Service, error) {
 	s, err := scheduler.New(t.Cfg.QueryScheduler, tls, t.Logger, t.Registry,
 		scheduler.WithMaxQueriers(func(tenant string) float64 { return t.Overrides.For(tenant).MaxQueriersPerTenant }),
 		scheduler.WithMaxOutstanding(func(tenant string) int { return t.Overrides.For(tenant).MaxOutstandingPerTenant }),
+		scheduler.WithQueryPriority(func(tenant string) validation.QueryPriority { return t.Overrides.For(tenant).QueryPriority }),
 		scheduler.WithTenantCheck(t.checkGRPCTenant))
 	if err != nil {
 		return nil, err

@@ -48,7 +48,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "**.kvstore.dynamodb", Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.kvstore.store", Values: []string{"dynamodb"}, Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "object storage backends other than s3, gcs, azure, swift and filesystem"},
-	{Key: "limits.query_priority", Feature: "query priorities"},
 	{Key: "configs.database.migrations_dir", Feature: "migrations read from a directory (the configs database's migrations are built into the binary)"},
 	{Key: "configs.api", Feature: "the configs API's notification settings"},
 }

@@ -170,7 +170,9 @@ type request struct {
 	ctx    context.Context
 	tenant string
 	req    *frontendpb.HTTPRequest
-	result chan result // buffered: the querier stream never blocks on it
+	// priority is the query's limits.query_priority.
+	priority int64
+	result   chan result // buffered: the querier stream never blocks on it
 }
 
 type result struct {
@@ -265,7 +267,7 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 	if cfg.Memcached.enabled() {
 		cacheName = "frontend.memcached"
 	}
-	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_frontend_queue_length", Help: "Number of queries in the queue."}, []string{"user"})
+	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_frontend_queue_length", Help: "Number of queries in the queue."}, []string{"user", "priority", "type"})
 	duration := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cortex_query_frontend_queue_duration_seconds", Help: "Time spent by requests queued.", Buckets: prometheus.DefBuckets})
 	f.metrics = &metrics{
 		connected: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_frontend_connected_clients", Help: "Number of worker streams currently connected to the frontend."},
@@ -278,7 +280,7 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		cacheBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "cortex_cache_memory_bytes", Help: "Total memory used by the cache in bytes.", ConstLabels: prometheus.Labels{"cache": "frontend.fifocache"}}),
 		cacheEntries:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "cortex_cache_entries", Help: "The total number of entries in the cache.", ConstLabels: prometheus.Labels{"cache": "frontend.fifocache"}}),
 		cacheEvicted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "cortex_cache_evicted_total", Help: "The total number of evicted entries.", ConstLabels: prometheus.Labels{"cache": "frontend.fifocache"}}),
-		refusedTenant: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cortex_query_frontend_discarded_requests_total", Help: "Requests refused because the tenant's queue was full."}, []string{"user"}),
+		refusedTenant: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cortex_query_frontend_discarded_requests_total", Help: "Total number of query requests discarded."}, []string{"user", "priority"}),
 	}
 	if reg != nil {
 		m := f.metrics
@@ -293,7 +295,15 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 	if cfg.QueryStatsEnabled {
 		f.statsMetrics = newQueryStatsMetrics(reg)
 	}
-	f.queue = newQueue(fairqueue.Config{MaxOutstanding: f.maxOutstanding, ForgetDelay: cfg.QuerierForgetDelay}, length, duration)
+	queueCfg := fairqueue.Config{MaxOutstanding: f.maxOutstanding, ForgetDelay: cfg.QuerierForgetDelay}
+	if f.limits != nil {
+		queueCfg.QueryPriority = func(tenant string) validation.QueryPriority { return f.limits.For(tenant).QueryPriority }
+	}
+	if cfg.Scheduler.SchedulerAddress == "" && cfg.DownstreamURL == "" {
+		// The requests go to this frontend's own queue.
+		queueCfg.Requests = fairqueue.NewRequestsCounter(reg)
+	}
+	f.queue = newQueue(queueCfg, length, f.metrics.refusedTenant, duration)
 	if f.limits != nil {
 		f.queue.maxQueriers = func(tenant string) float64 { return f.limits.For(tenant).MaxQueriersPerTenant }
 	}
@@ -436,11 +446,8 @@ func (f *Frontend) roundTripOnce(ctx context.Context, tenant string, req *fronte
 	if f.schedulers != nil {
 		return f.schedulers.roundTrip(ctx, tenant, req)
 	}
-	r := &request{ctx: ctx, tenant: tenant, req: req, result: make(chan result, 1)}
+	r := &request{ctx: ctx, tenant: tenant, req: req, priority: priorityOf(ctx), result: make(chan result, 1)}
 	if err := f.queue.enqueue(r); err != nil {
-		if errors.Is(err, errTooManyRequests) {
-			f.metrics.refusedTenant.WithLabelValues(tenant).Inc()
-		}
 		return nil, err
 	}
 	select {

@@ -532,14 +532,14 @@ func TestTooManyOutstandingRequests(t *testing.T) {
 	if code, _ := h.get(ctx2, "t2", "/prometheus/api/v1/query", url.Values{"query": {"up"}}); code == 429 {
 		t.Fatal("tenant t2 refused because of t1")
 	}
-	if v := testutil.ToFloat64(h.f.queue.length.WithLabelValues("t1")); v != 2 {
+	if v := testutil.ToFloat64(h.f.queue.length.WithLabelValues("t1", "0", "fifo")); v != 2 {
 		t.Fatalf("cortex_query_frontend_queue_length{user=\"t1\"} = %v, want 2", v)
 	}
 }
 
 // TestQueueRoundRobin: tenants take turns, whatever their queue lengths.
 func TestQueueRoundRobin(t *testing.T) {
-	q := newQueue(fairqueue.Config{MaxOutstanding: fairqueue.Bound(10000)}, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l"}, []string{"user"}), prometheus.NewHistogram(prometheus.HistogramOpts{Name: "d"}))
+	q := newQueue(fairqueue.Config{MaxOutstanding: fairqueue.Bound(10000)}, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l"}, []string{"user", "priority", "type"}), nil, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "d"}))
 	for i := range 1000 {
 		if err := q.enqueue(&request{tenant: "flood", req: &frontendpb.HTTPRequest{Url: strconv.Itoa(i)}}); err != nil {
 			t.Fatal(err)

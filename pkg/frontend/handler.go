@@ -79,9 +79,13 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	if f.rejectQuery(r, formValues(r, body), tenantID, start) {
+	vals := formValues(r, body)
+	if f.rejectQuery(r, vals, tenantID, start) {
 		writeError(w, http.StatusUnprocessableEntity, "execution", queryRejectMessage)
 		return
+	}
+	if priority, ok := f.queryPriority(r, vals, tenantID, start); ok {
+		ctx = withPriority(ctx, priority)
 	}
 	header := f.forwardedHeaders(r)
 	header.Set(tenant.HeaderName, tenantID)

@@ -53,27 +53,32 @@ func (f *Frontend) rejectQuery(r *http.Request, vals url.Values, tenantID string
 	if !rej.Enabled || len(rej.QueryAttributes) == 0 {
 		return false
 	}
-	op := queryOperation(r.URL.Path)
-	var match func(validation.QueryAttribute) bool
+	op, match := f.attributeMatcher(r, vals, now)
+	if match != nil && slices.ContainsFunc(rej.QueryAttributes, match) {
+		f.rejected.WithLabelValues(op, tenantID).Inc()
+		return true
+	}
+	return false
+}
+
+// attributeMatcher returns the request's operation and whether a query
+// attribute describes it; match is nil for the requests no attribute
+// describes (other APIs, queries that do not parse).
+func (f *Frontend) attributeMatcher(r *http.Request, vals url.Values, now time.Time) (op string, match func(validation.QueryAttribute) bool) {
+	op = queryOperation(r.URL.Path)
 	switch op {
 	case "query", "query_range":
 		query := vals.Get("query")
 		expr, err := promqlParser.ParseExpr(query)
 		if query == "" || err != nil {
-			return false // the querier answers it with its error
+			return op, nil // the querier answers it with its error
 		}
 		minT, maxT := f.selectedRange(op, vals, expr, now)
-		match = func(a validation.QueryAttribute) bool { return matchExprQuery(a, op, r, vals, query, now, minT, maxT) }
+		return op, func(a validation.QueryAttribute) bool { return matchExprQuery(a, op, r, vals, query, now, minT, maxT) }
 	case "series", "labels", "label_values":
-		match = func(a validation.QueryAttribute) bool { return matchMetadataQuery(a, op, r, vals, now) }
-	default:
-		return false
+		return op, func(a validation.QueryAttribute) bool { return matchMetadataQuery(a, op, r, vals, now) }
 	}
-	if slices.ContainsFunc(rej.QueryAttributes, match) {
-		f.rejected.WithLabelValues(op, tenantID).Inc()
-		return true
-	}
-	return false
+	return op, nil
 }
 
 // selectedRange is the data a query selects, in milliseconds: its time

@@ -128,6 +128,9 @@ func (f *Frontend) reportQueryStats(ctx context.Context, r *http.Request, vals u
 			attrs = append(attrs, h.field, v)
 		}
 	}
+	if p, ok := ctx.Value(priorityKey{}).(int64); ok {
+		attrs = append(attrs, "priority", p)
+	}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}

@@ -50,13 +50,13 @@ func (b *syncBuffer) records(msg string) []map[string]any {
 	return out
 }
 
-// newLoggingHarness is a frontend of cfg logging to the returned buffer,
-// with one querier worker running handler.
-func newLoggingHarness(t *testing.T, cfg Config, handler http.Handler) (*harness, *syncBuffer) {
+// newLoggingHarness is a frontend of cfg and opts logging to the returned
+// buffer, with one querier worker running handler.
+func newLoggingHarness(t *testing.T, cfg Config, handler http.Handler, opts ...Option) (*harness, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	f, err := New(cfg, nil, slog.New(slog.NewJSONHandler(logs, nil)), reg)
+	f, err := New(cfg, nil, slog.New(slog.NewJSONHandler(logs, nil)), reg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,14 +32,17 @@ type queue struct {
 	cursor fairqueue.Cursor
 }
 
-func newQueue(cfg fairqueue.Config, length *prometheus.GaugeVec, duration prometheus.Histogram) *queue {
-	return &queue{q: fairqueue.New[*request](cfg, length, nil), length: length, duration: duration,
+// length is by "user", "priority" and "type", discarded by "user" and
+// "priority" (nil counts none).
+func newQueue(cfg fairqueue.Config, length *prometheus.GaugeVec, discarded *prometheus.CounterVec, duration prometheus.Histogram) *queue {
+	return &queue{q: fairqueue.New[*request](cfg, length, discarded), length: length, duration: duration,
 		maxQueriers: func(string) float64 { return 0 }, cursor: fairqueue.FirstTenant}
 }
 
-// enqueue adds r to its tenant's queue, or refuses it when the queue is full.
+// enqueue adds r to its tenant's queue at its priority, or refuses it when
+// the queue is full.
 func (q *queue) enqueue(r *request) error {
-	return q.q.Enqueue(r.tenant, r, q.maxQueriers(r.tenant))
+	return q.q.EnqueuePriority(r.tenant, r, r.priority, q.maxQueriers(r.tenant))
 }
 
 // dequeue waits for a request of any tenant, taking the tenants in turn.

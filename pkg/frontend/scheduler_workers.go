@@ -122,6 +122,7 @@ type schedRequest struct {
 	id       uint64
 	tenant   string
 	req      *schedulerpb.HTTPRequest
+	priority int64
 	enqueued chan enqueueResult // buffered: the stream never blocks on it
 	result   chan result        // buffered: the first answer wins
 	stream   *schedulerStream   // the stream it was enqueued on, under schedulers.mu
@@ -316,7 +317,7 @@ func (s *schedulers) runStream(ctx context.Context, cc *grpc.ClientConn, addr st
 			r.stream = st
 			s.mu.Unlock()
 			err := stream.Send(&schedulerpb.FrontendToScheduler{Type: schedulerpb.FrontendToSchedulerType_ENQUEUE,
-				QueryID: r.id, UserID: r.tenant, HttpRequest: r.req, FrontendAddress: s.address})
+				QueryID: r.id, UserID: r.tenant, HttpRequest: r.req, FrontendAddress: s.address, Priority: r.priority})
 			var m *schedulerpb.SchedulerToFrontend
 			if err == nil {
 				m, err = answer()
@@ -369,7 +370,7 @@ func deliver(r *schedRequest, res result) {
 // roundTrip enqueues one try of a query to a scheduler and waits for its
 // answer from a querier.
 func (s *schedulers) roundTrip(ctx context.Context, tenantID string, req *frontendpb.HTTPRequest) (*frontendpb.HTTPResponse, error) {
-	r := &schedRequest{id: s.nextID.Add(1), tenant: tenantID, req: schedulerpb.FromFrontendRequest(req),
+	r := &schedRequest{id: s.nextID.Add(1), tenant: tenantID, req: schedulerpb.FromFrontendRequest(req), priority: priorityOf(ctx),
 		enqueued: make(chan enqueueResult, 1), result: make(chan result, 1)}
 	s.mu.Lock()
 	s.pending[r.id] = r

@@ -37,6 +37,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // TLSPrefix is the flag prefix of the scheduler's link to the frontends,
@@ -90,6 +91,8 @@ type Scheduler struct {
 	maxQueriers func(tenant string) float64
 	// maxOutstanding is a tenant's -frontend.max-outstanding-requests-per-tenant.
 	maxOutstanding func(tenant string) int
+	// queryPriority is a tenant's limits.query_priority.
+	queryPriority func(tenant string) validation.QueryPriority
 	// checkTenant refuses a tenant the calling frontend may not act for.
 	checkTenant func(ctx context.Context, tenant string) error
 
@@ -141,6 +144,13 @@ func WithMaxOutstanding(f func(tenant string) int) Option {
 	return func(s *Scheduler) { s.maxOutstanding = f }
 }
 
+// WithQueryPriority gives the tenants' limits.query_priority: their
+// queries are dequeued by the priority their frontend assigned, and their
+// reserved queriers kept for their priorities.
+func WithQueryPriority(f func(tenant string) validation.QueryPriority) Option {
+	return func(s *Scheduler) { s.queryPriority = f }
+}
+
 // WithTenantCheck refuses the queries of tenants the frontend's client
 // identity may not act for (-auth.client-tenants-file).
 func WithTenantCheck(f func(ctx context.Context, tenant string) error) Option {
@@ -167,10 +177,11 @@ func New(cfg Config, frontendTLS *tlsconfig.Client, logger *slog.Logger, reg pro
 	for _, o := range opts {
 		o(s)
 	}
-	s.queueLength = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_scheduler_queue_length", Help: "Number of queries in the queue."}, []string{"user"})
-	s.discarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cortex_query_scheduler_discarded_requests_total", Help: "Total number of query requests discarded."}, []string{"user"})
+	s.queueLength = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_scheduler_queue_length", Help: "Number of queries in the queue."}, []string{"user", "priority", "type"})
+	s.discarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cortex_query_scheduler_discarded_requests_total", Help: "Total number of query requests discarded."}, []string{"user", "priority"})
 	s.queueDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cortex_query_scheduler_queue_duration_seconds", Help: "Time spend by requests in queue before getting picked up by a querier.", Buckets: prometheus.DefBuckets})
-	s.queue = fairqueue.New[*request](fairqueue.Config{MaxOutstanding: s.maxOutstanding, ForgetDelay: cfg.QuerierForgetDelay}, s.queueLength, s.discarded)
+	s.queue = fairqueue.New[*request](fairqueue.Config{MaxOutstanding: s.maxOutstanding, ForgetDelay: cfg.QuerierForgetDelay,
+		QueryPriority: s.queryPriority, Requests: fairqueue.NewRequestsCounter(reg)}, s.queueLength, s.discarded)
 	s.querierConns = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_scheduler_connected_querier_clients", Help: "Number of querier worker clients currently connected to the query-scheduler."},
 		func() float64 { return float64(s.queue.ConnectedQuerierWorkers()) })
 	s.frontendConns = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cortex_query_scheduler_connected_frontend_clients", Help: "Number of query-frontend worker clients currently connected to the query-scheduler."},
@@ -350,7 +361,7 @@ func (s *Scheduler) enqueue(streamCtx, frontendCtx context.Context, addr string,
 	}
 	s.pending[key] = r
 	s.mu.Unlock()
-	if err := s.queue.Enqueue(userID, r, s.maxQueriers(userID)); err != nil {
+	if err := s.queue.EnqueuePriority(userID, r, msg.GetPriority(), s.maxQueriers(userID)); err != nil {
 		s.cancel(addr, r.queryID)
 		return err
 	}

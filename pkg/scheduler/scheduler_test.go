@@ -76,6 +76,13 @@ func newTopology(t testing.TB, handler http.HandlerFunc, opts ...scheduler.Optio
 
 func newTopologyWith(t testing.TB, handler http.HandlerFunc, frontendCfg func(*frontend.Config), opts ...scheduler.Option) *topology {
 	t.Helper()
+	return newTopologyFrontendOpts(t, handler, frontendCfg, nil, opts...)
+}
+
+// newTopologyFrontendOpts is newTopologyWith whose frontend also takes
+// frontendOpts.
+func newTopologyFrontendOpts(t testing.TB, handler http.HandlerFunc, frontendCfg func(*frontend.Config), frontendOpts []frontend.Option, opts ...scheduler.Option) *topology {
+	t.Helper()
 	top := &topology{schedReg: prometheus.NewRegistry(), querierID: "querier-1"}
 	var scfg scheduler.Config
 	flagDefaults(scfg.RegisterFlags)
@@ -99,7 +106,7 @@ func newTopologyWith(t testing.TB, handler http.HandlerFunc, frontendCfg func(*f
 	frontendCfg(&fcfg)
 	// The frontend's own gRPC server, where the answers come.
 	lis := testkit.Listen(t)
-	f, err := frontend.New(fcfg, nil, nil, nil, frontend.WithSchedulers(fcfg.Scheduler, nil, lis.Addr().String()))
+	f, err := frontend.New(fcfg, nil, nil, nil, append(frontendOpts, frontend.WithSchedulers(fcfg.Scheduler, nil, lis.Addr().String()))...)
 	if err != nil {
 		t.Fatal(err)
 	}

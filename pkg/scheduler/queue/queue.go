@@ -6,6 +6,11 @@
 // A querier that disconnects stays in the shards for the querier forget
 // delay, so that a querier restarting does not move every tenant's shard.
 //
+// With a tenant's limits.query_priority enabled, its queue hands out its
+// higher priorities first (FIFO within a priority), and the queriers its
+// priority definitions reserve (reserved_queriers) take only queries of
+// their priority or higher, as Cortex's.
+//
 // It knows nothing of what it queues, nor of gRPC: callers enqueue their
 // own request type and dequeue it from their querier streams.
 package queue
@@ -17,10 +22,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
 
 // ErrTooManyRequests is a tenant's queue at its bound.
@@ -47,7 +55,20 @@ type Config struct {
 	// shards this long (-query-frontend.querier-forget-delay,
 	// -query-scheduler.querier-forget-delay); 0 forgets it at once.
 	ForgetDelay time.Duration
+	// QueryPriority is a tenant's limits.query_priority; nil disables
+	// priorities for every tenant.
+	QueryPriority func(tenant string) validation.QueryPriority
+	// Requests counts the requests enqueued, refused or not, by "user"
+	// and "priority" (cortex_request_queue_requests_total); nil counts
+	// none.
+	Requests *prometheus.CounterVec
 }
+
+// Queue type labels of the queue length metric, as Cortex's.
+const (
+	typeFIFO     = "fifo"
+	typePriority = "priority"
+)
 
 // Bound is a MaxOutstanding of n for every tenant.
 func Bound(n int) func(string) int { return func(string) int { return n } }
@@ -73,12 +94,23 @@ type Queue[T any] struct {
 }
 
 type tenantQueue[T any] struct {
+	// items are highest priority first, FIFO within a priority.
 	items []item[T]
 	slot  int
 	// maxQueriers is the tenant's -frontend.max-queriers-per-tenant when
 	// its shard was chosen; shard is nil when every querier may serve it.
 	maxQueriers float64
 	shard       map[string]struct{}
+	// reservations are the tenant's priority definitions' (priority,
+	// reserved_queriers) when last enqueued to; reserved maps each
+	// reserved querier to the lowest priority it takes.
+	reservations []reservation
+	reserved     map[string]int64
+}
+
+type reservation struct {
+	priority int64
+	queriers float64
 }
 
 type querierState struct {
@@ -94,21 +126,35 @@ type querierState struct {
 type item[T any] struct {
 	req      T
 	enqueued time.Time
+	priority int64
+	// kind is the queue type label the item was counted under.
+	kind string
 }
 
-// New returns a queue. length (by "user") and discarded (by "user") may be
-// nil.
+// New returns a queue. length (by "user", "priority" and "type") and
+// discarded (by "user" and "priority") may be nil.
 func New[T any](cfg Config, length *prometheus.GaugeVec, discarded *prometheus.CounterVec) *Queue[T] {
 	q := &Queue[T]{cfg: cfg, queues: map[string]*tenantQueue[T]{}, queriers: map[string]*querierState{}, length: length, discarded: discarded}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
 
-// Enqueue adds req to tenant's queue; maxQueriers is the tenant's
-// -frontend.max-queriers-per-tenant (0: every querier). It refuses the
-// request when the tenant's queue holds its MaxOutstanding requests
-// (ErrTooManyRequests) or the queue stopped (ErrStopped).
+// Enqueue adds req to tenant's queue at priority 0; see EnqueuePriority.
 func (q *Queue[T]) Enqueue(tenant string, req T, maxQueriers float64) error {
+	return q.EnqueuePriority(tenant, req, 0, maxQueriers)
+}
+
+// EnqueuePriority adds req to tenant's queue; maxQueriers is the tenant's
+// -frontend.max-queriers-per-tenant (0: every querier). With the tenant's
+// query priorities enabled, req goes after the requests of its priority or
+// higher and before those of a lower priority; otherwise last. It refuses
+// the request when the tenant's queue holds its MaxOutstanding requests
+// (ErrTooManyRequests) or the queue stopped (ErrStopped).
+func (q *Queue[T]) EnqueuePriority(tenant string, req T, priority int64, maxQueriers float64) error {
+	var prio validation.QueryPriority
+	if q.cfg.QueryPriority != nil {
+		prio = q.cfg.QueryPriority(tenant)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.stopped {
@@ -119,22 +165,42 @@ func (q *Queue[T]) Enqueue(tenant string, req T, maxQueriers float64) error {
 	if tq != nil {
 		queued = len(tq.items)
 	}
+	priorityLabel := strconv.FormatInt(priority, 10)
+	if q.cfg.Requests != nil {
+		q.cfg.Requests.WithLabelValues(tenant, priorityLabel).Inc()
+	}
 	if queued >= q.cfg.MaxOutstanding(tenant) {
 		if q.discarded != nil {
-			q.discarded.WithLabelValues(tenant).Inc()
+			q.discarded.WithLabelValues(tenant, priorityLabel).Inc()
 		}
 		return ErrTooManyRequests
 	}
-	if tq == nil {
-		tq = &tenantQueue[T]{slot: q.freeSlot(tenant), maxQueriers: maxQueriers, shard: q.shardOf(tenant, maxQueriers)}
+	reservations := reservationsOf(prio)
+	switch {
+	case tq == nil:
+		tq = &tenantQueue[T]{slot: q.freeSlot(tenant), maxQueriers: maxQueriers, shard: q.shardOf(tenant, maxQueriers), reservations: reservations}
 		q.queues[tenant] = tq
-	} else if tq.maxQueriers != maxQueriers {
+		q.reserve(tq)
+	case tq.maxQueriers != maxQueriers:
 		tq.maxQueriers = maxQueriers
 		tq.shard = q.shardOf(tenant, maxQueriers)
+		tq.reservations = reservations
+		q.reserve(tq)
+	case !slices.Equal(tq.reservations, reservations):
+		tq.reservations = reservations
+		q.reserve(tq)
 	}
-	tq.items = append(tq.items, item[T]{req: req, enqueued: time.Now()})
+	it := item[T]{req: req, enqueued: time.Now(), priority: priority, kind: typeFIFO}
+	at := len(tq.items)
+	if prio.Enabled {
+		it.kind = typePriority
+		for at > 0 && tq.items[at-1].priority < priority {
+			at--
+		}
+	}
+	tq.items = slices.Insert(tq.items, at, it)
 	if q.length != nil {
-		q.length.WithLabelValues(tenant).Set(float64(len(tq.items)))
+		q.length.WithLabelValues(tenant, priorityLabel, it.kind).Inc()
 	}
 	// Every waiting stream: only the tenant's shard may take it.
 	q.cond.Broadcast()
@@ -181,7 +247,7 @@ func (q *Queue[T]) Dequeue(ctx context.Context, last Cursor, querierID string) (
 			if len(tq.items) == 0 {
 				q.forget(tenant, tq)
 			} else if q.length != nil {
-				q.length.WithLabelValues(tenant).Set(float64(len(tq.items)))
+				q.length.WithLabelValues(tenant, strconv.FormatInt(it.priority, 10), it.kind).Dec()
 			}
 			return it.req, Cursor(slot), time.Since(it.enqueued), nil
 		}
@@ -189,7 +255,9 @@ func (q *Queue[T]) Dequeue(ctx context.Context, last Cursor, querierID string) (
 	}
 }
 
-// nextFor returns the first tenant after last whose shard holds querierID.
+// nextFor returns the first tenant after last whose shard holds querierID
+// and whose first request querierID may take: a querier reserved to a
+// priority takes only requests of that priority or higher.
 func (q *Queue[T]) nextFor(last Cursor, querierID string) (*tenantQueue[T], int) {
 	n := len(q.tenants)
 	for i := 1; i <= n; i++ {
@@ -207,6 +275,9 @@ func (q *Queue[T]) nextFor(last Cursor, querierID string) (*tenantQueue[T], int)
 				continue
 			}
 		}
+		if lowest, ok := tq.reserved[querierID]; ok && tq.items[0].priority < lowest {
+			continue
+		}
 		return tq, slot
 	}
 	return nil, 0
@@ -219,7 +290,7 @@ func (q *Queue[T]) forget(tenant string, tq *tenantQueue[T]) {
 		q.tenants = q.tenants[:len(q.tenants)-1]
 	}
 	if q.length != nil {
-		q.length.DeleteLabelValues(tenant)
+		q.length.DeletePartialMatch(prometheus.Labels{"user": tenant})
 	}
 }
 
@@ -320,6 +391,54 @@ func (q *Queue[T]) KnownQueriers() int {
 func (q *Queue[T]) reshard() {
 	for tenant, tq := range q.queues {
 		tq.shard = q.shardOf(tenant, tq.maxQueriers)
+		q.reserve(tq)
+	}
+}
+
+// reservationsOf is the reserved queriers of prio's definitions, in their
+// order; none when priorities are disabled.
+func reservationsOf(prio validation.QueryPriority) []reservation {
+	if !prio.Enabled {
+		return nil
+	}
+	var rs []reservation
+	for _, p := range prio.Priorities {
+		if p.ReservedQueriers > 0 {
+			rs = append(rs, reservation{priority: p.Priority, queriers: p.ReservedQueriers})
+		}
+	}
+	return rs
+}
+
+// reserve chooses the tenant's reserved queriers among its shard (every
+// querier when it has none), as Cortex's: the definitions in order take
+// the shard's queriers in the order of their IDs. Reservations that would
+// take every querier of the shard are not made, so that every priority
+// keeps a querier.
+func (q *Queue[T]) reserve(tq *tenantQueue[T]) {
+	tq.reserved = nil
+	if len(tq.reservations) == 0 {
+		return
+	}
+	var ids []string
+	for id := range q.queriers {
+		if _, ok := tq.shard[id]; ok || tq.shard == nil {
+			ids = append(ids, id)
+		}
+	}
+	var priorities []int64
+	for _, r := range tq.reservations {
+		for range validation.ReservedQuerierCount(r.queriers, len(ids)) {
+			priorities = append(priorities, r.priority)
+		}
+	}
+	if len(priorities) == 0 || len(priorities) >= len(ids) {
+		return
+	}
+	slices.Sort(ids)
+	tq.reserved = make(map[string]int64, len(priorities))
+	for i, p := range priorities {
+		tq.reserved[ids[i]] = p
 	}
 }
 
@@ -378,7 +497,7 @@ func (q *Queue[T]) Stop() []T {
 			left = append(left, it.req)
 		}
 		if q.length != nil {
-			q.length.DeleteLabelValues(tenant)
+			q.length.DeletePartialMatch(prometheus.Labels{"user": tenant})
 		}
 	}
 	q.queues, q.tenants = map[string]*tenantQueue[T]{}, nil
@@ -394,4 +513,22 @@ func (q *Queue[T]) Len(tenant string) int {
 		return len(tq.items)
 	}
 	return 0
+}
+
+// NewRequestsCounter returns Cortex's cortex_request_queue_requests_total,
+// registered on reg (nil: not registered). The query-frontend's queue and
+// the query-scheduler's share it when they run in one process.
+func NewRequestsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cortex_request_queue_requests_total", Help: "Total number of query requests going to the request queue."}, []string{"user", "priority"})
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			return already.ExistingCollector.(*prometheus.CounterVec)
+		}
+		panic(err)
+	}
+	return c
 }

@@ -37,8 +37,8 @@ func TestTenantsTakeTurns(t *testing.T) {
 }
 
 func TestBoundAndMetrics(t *testing.T) {
-	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l"}, []string{"user"})
-	discarded := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "d"}, []string{"user"})
+	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l"}, []string{"user", "priority", "type"})
+	discarded := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "d"}, []string{"user", "priority"})
 	q := New[int](Config{MaxOutstanding: Bound(2)}, length, discarded)
 	for i := range 2 {
 		if err := q.Enqueue("t1", i, 0); err != nil {
@@ -51,10 +51,10 @@ func TestBoundAndMetrics(t *testing.T) {
 	if err := q.Enqueue("t2", 1, 0); err != nil {
 		t.Fatalf("another tenant is not bounded by t1's queue: %v", err)
 	}
-	if v := testutil.ToFloat64(length.WithLabelValues("t1")); v != 2 {
+	if v := testutil.ToFloat64(length.WithLabelValues("t1", "0", "fifo")); v != 2 {
 		t.Fatalf("queue length of t1 = %v, want 2", v)
 	}
-	if v := testutil.ToFloat64(discarded.WithLabelValues("t1")); v != 1 {
+	if v := testutil.ToFloat64(discarded.WithLabelValues("t1", "0")); v != 1 {
 		t.Fatalf("discarded requests of t1 = %v, want 1", v)
 	}
 	left := q.Stop()

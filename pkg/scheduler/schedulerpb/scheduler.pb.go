@@ -436,8 +436,11 @@ type FrontendToScheduler struct {
 	// ENQUEUE and CANCEL: each frontend numbers its own queries.
 	QueryID uint64 `protobuf:"varint,3,opt,name=queryID,proto3" json:"queryID,omitempty"`
 	// ENQUEUE only.
-	UserID        string       `protobuf:"bytes,4,opt,name=userID,proto3" json:"userID,omitempty"`
-	HttpRequest   *HTTPRequest `protobuf:"bytes,5,opt,name=httpRequest,proto3" json:"httpRequest,omitempty"`
+	UserID      string       `protobuf:"bytes,4,opt,name=userID,proto3" json:"userID,omitempty"`
+	HttpRequest *HTTPRequest `protobuf:"bytes,5,opt,name=httpRequest,proto3" json:"httpRequest,omitempty"`
+	// ENQUEUE only: the query's priority (limits.query_priority), which
+	// the query-frontend assigned. Field 6 is Cortex's statsEnabled.
+	Priority      int64 `protobuf:"varint,7,opt,name=priority,proto3" json:"priority,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -505,6 +508,13 @@ func (x *FrontendToScheduler) GetHttpRequest() *HTTPRequest {
 		return x.HttpRequest
 	}
 	return nil
+}
+
+func (x *FrontendToScheduler) GetPriority() int64 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
 }
 
 // SchedulerToFrontend answers each FrontendToScheduler.
@@ -673,13 +683,14 @@ const file_scheduler_proto_rawDesc = "" +
 	"\aqueryID\x18\x01 \x01(\x04R\aqueryID\x12:\n" +
 	"\vhttpRequest\x18\x02 \x01(\v2\x18.schedulerpb.HTTPRequestR\vhttpRequest\x12(\n" +
 	"\x0ffrontendAddress\x18\x03 \x01(\tR\x0ffrontendAddress\x12\x16\n" +
-	"\x06userID\x18\x04 \x01(\tR\x06userID\"\xe7\x01\n" +
+	"\x06userID\x18\x04 \x01(\tR\x06userID\"\x83\x02\n" +
 	"\x13FrontendToScheduler\x128\n" +
 	"\x04type\x18\x01 \x01(\x0e2$.schedulerpb.FrontendToSchedulerTypeR\x04type\x12(\n" +
 	"\x0ffrontendAddress\x18\x02 \x01(\tR\x0ffrontendAddress\x12\x18\n" +
 	"\aqueryID\x18\x03 \x01(\x04R\aqueryID\x12\x16\n" +
 	"\x06userID\x18\x04 \x01(\tR\x06userID\x12:\n" +
-	"\vhttpRequest\x18\x05 \x01(\v2\x18.schedulerpb.HTTPRequestR\vhttpRequest\"k\n" +
+	"\vhttpRequest\x18\x05 \x01(\v2\x18.schedulerpb.HTTPRequestR\vhttpRequest\x12\x1a\n" +
+	"\bpriority\x18\a \x01(\x03R\bpriority\"k\n" +
 	"\x13SchedulerToFrontend\x12>\n" +
 	"\x06status\x18\x01 \x01(\x0e2&.schedulerpb.SchedulerToFrontendStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\"m\n" +

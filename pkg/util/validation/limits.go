@@ -152,6 +152,8 @@ type Limits struct {
 	MaxQueryResponseSize int64 `yaml:"max_query_response_size"`
 	// QueryRejection refuses the tenant's queries matching its attributes.
 	QueryRejection QueryRejection `yaml:"query_rejection"`
+	// QueryPriority orders the tenant's queued queries.
+	QueryPriority QueryPriority `yaml:"query_priority"`
 
 	// A tenant's Alertmanager: its configuration, silences and alerts; 0
 	// means unlimited.
@@ -232,6 +234,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Float64Var(&l.MaxQueriersPerTenant, "frontend.max-queriers-per-tenant", 0, "Maximum number of queriers that can handle requests for a single tenant, in the query-frontend's queue and the query-scheduler's: the tenant's queries go only to this subset of the connected queriers, the same subset in every frontend and scheduler. A value below 1 is a fraction of the connected queriers (at least one). 0 means every querier.")
 	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Maximum number of outstanding requests per tenant per request queue (either query frontend or query scheduler); requests beyond this error with HTTP 429.")
 	f.BoolVar(&l.QueryRejection.Enabled, "frontend.query-rejection.enabled", false, "Whether query rejection is enabled: the query-frontend refuses, with 422, the tenant's queries matching any of its query_rejection.query_attributes (set in the configuration file or the runtime configuration).")
+	f.BoolVar(&l.QueryPriority.Enabled, "frontend.query-priority.enabled", false, "Whether queries are assigned with priorities: the query-frontend gives each of the tenant's queries the priority of the first of its query_priority.priorities (set in the configuration file or the runtime configuration) one of whose query_attributes matches it, and the query-frontend's and query-scheduler's queues hand out the tenant's higher priorities first, some queriers reserved to them (reserved_queriers).")
+	f.Int64Var(&l.QueryPriority.DefaultPriority, "frontend.query-priority.default-priority", 0, "Priority assigned to all queries by default. Must be a unique value. Use this as a baseline to make certain queries higher/lower priority.")
 	f.Int64Var(&l.MaxQueryResponseSize, "frontend.max-query-response-size", 0, "The maximum total uncompressed query response size, in bytes: the answers of the queriers to one query or query_range request, summed over its split and shard queries, enforced by the query-frontend (422 naming the limit). 0 to disable.")
 	f.IntVar(&l.RulerTenantShardSize, "ruler.tenant-shard-size", 0, "The tenant's shard size with -ruler.sharding-strategy=shuffle-sharding: how many rulers of the ring evaluate its rule groups. 0 means all of them.")
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10, "Longest PromQL expression, in bytes, accepted in a query or a match[] selector, by the query-frontend and the querier, checked before parsing. 0 means unlimited.")
@@ -321,6 +325,9 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-frontend.max-outstanding-requests-per-tenant (max_outstanding_requests_per_tenant) must not be negative, got %d", l.MaxOutstandingPerTenant)
 	}
 	if err := l.QueryRejection.Validate(); err != nil {
+		return err
+	}
+	if err := l.QueryPriority.Validate(); err != nil {
 		return err
 	}
 	if l.MaxQueryResponseSize < 0 {

@@ -3,6 +3,7 @@ package validation
 import (
 	"fmt"
 	"regexp"
+	"slices"
 
 	"github.com/prometheus/common/model"
 )
@@ -63,9 +64,17 @@ var queryAPITypes = map[string]bool{"": true, "query": true, "query_range": true
 
 // Validate checks the attributes and compiles their regular expressions.
 func (q *QueryRejection) Validate() error {
-	for i := range q.QueryAttributes {
-		a := &q.QueryAttributes[i]
-		at := fmt.Sprintf("query_rejection.query_attributes[%d]", i)
+	q.QueryAttributes = slices.Clone(q.QueryAttributes)
+	return validateQueryAttributes(q.QueryAttributes, "query_rejection.query_attributes")
+}
+
+// validateQueryAttributes checks attrs and compiles their regular
+// expressions; at names the list in errors. The caller owns attrs: they
+// are compiled in place.
+func validateQueryAttributes(attrs []QueryAttribute, at string) error {
+	for i := range attrs {
+		a := &attrs[i]
+		at := fmt.Sprintf("%s[%d]", at, i)
 		if !queryAPITypes[a.APIType] {
 			return fmt.Errorf("%s.api_type %q: want one of query, query_range, series, labels, label_values", at, a.APIType)
 		}
