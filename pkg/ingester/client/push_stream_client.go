@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -29,9 +28,10 @@ type streamPusher struct {
 	closed bool
 }
 
-// pushStream is one open PushStream.
+// pushStream is one PushStream, opening until ready is closed.
 type pushStream struct {
 	cancel context.CancelFunc
+	ready  chan struct{} // closed once the stream is open, or failed to open
 	sends  chan encodedMessage
 	done   chan struct{} // closed when the stream broke
 
@@ -48,7 +48,9 @@ func newStreamPusher(cc grpc.ClientConnInterface, addr, signKey string) *streamP
 	return &streamPusher{cc: cc, addr: addr, signKey: signKey}
 }
 
-// stream returns the open stream, opening one if there is none.
+// stream returns the current stream, starting to open one if there is
+// none or it broke. Opening waits for the connection, so it runs on its
+// own: the pushes wait for it only as long as their contexts allow.
 func (p *streamPusher) stream() (*pushStream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -67,19 +69,23 @@ func (p *streamPusher) stream() (*pushStream, error) {
 	if p.signKey != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, StreamSignatureHeader, StreamSignature(p.signKey, orgID))
 	}
-	cs, err := p.cc.NewStream(ctx, &serviceDesc.Streams[2], "/"+ServiceName+"/PushStream")
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("opening the push stream to ingester %s: %w", p.addr, err)
-	}
 	s := &pushStream{
 		cancel:  cancel,
+		ready:   make(chan struct{}),
 		sends:   make(chan encodedMessage, sendQueue),
 		done:    make(chan struct{}),
 		pending: map[uint64]chan *StreamPushResponse{},
 	}
-	go s.send(ctx, cs)
-	go s.receive(cs)
+	go func() {
+		defer close(s.ready)
+		cs, err := p.cc.NewStream(ctx, &serviceDesc.Streams[2], "/"+ServiceName+"/PushStream")
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		go s.send(ctx, cs)
+		go s.receive(cs)
+	}()
 	p.cur = s
 	return s, nil
 }
@@ -162,7 +168,12 @@ func (p *streamPusher) brokenError(err error) error {
 func (p *streamPusher) push(ctx context.Context, tenantID, signature string, req *prompb.WriteRequest) (*PushResponse, error) {
 	s, err := p.stream()
 	if err != nil {
-		return nil, status.Convert(err).Err()
+		return nil, err
+	}
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	id, ch, err := s.register()
 	if err != nil {
