@@ -3,6 +3,7 @@ package cortex
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +39,42 @@ limits:
 	}
 	if err := cfg.Limits.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The runtime configuration sets a tenant's query priorities over the
+// flags' defaults, and refuses a bad one naming the tenant and the field.
+func TestQueryPriorityRuntimeConfig(t *testing.T) {
+	cfg := loadConfig(t, "-frontend.query-priority.default-priority=2")
+	l := newRuntimeConfigLoader(&cfg)
+	v, err := l.load(strings.NewReader(`
+overrides:
+  team-a:
+    query_priority:
+      enabled: true
+      priorities:
+        - priority: 9
+          reserved_queriers: 0.5
+          query_attributes:
+            - user_agent_regex: ^grafana
+              panel_id: "4"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp := v.(*RuntimeConfigValues).TenantLimits["team-a"].QueryPriority
+	if !qp.Enabled || qp.DefaultPriority != 2 || len(qp.Priorities) != 1 || qp.Priorities[0].Priority != 9 || qp.Priorities[0].ReservedQueriers != 0.5 ||
+		qp.Priorities[0].QueryAttributes[0].CompiledUserAgentRegex == nil || qp.Priorities[0].QueryAttributes[0].PanelID != "4" {
+		t.Fatalf("team-a's query_priority: %+v", qp)
+	}
+	for _, c := range []struct{ file, want string }{
+		{"overrides:\n  team-b:\n    query_priority:\n      priorities:\n        - priority: 1\n          query_attributes:\n            - regex: \"(\"\n",
+			`overrides for tenant "team-b": query_priority.priorities[0].query_attributes[0].regex: error parsing regexp: missing closing ): ` + "`(`"},
+		{"overrides:\n  team-b:\n    query_priority:\n      priorities:\n        - priority: 1\n          reserved_querier: 1\n",
+			"field reserved_querier not found in type validation.PriorityDef"},
+	} {
+		if _, err := l.load(strings.NewReader(c.file)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("file %q: %v, want %q", c.file, err, c.want)
+		}
 	}
 }
