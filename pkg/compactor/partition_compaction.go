@@ -55,8 +55,8 @@ var errPartitionSkipped = errors.New("partition skipped")
 // them for deletion once every partition of their plan is completed.
 func (c *Compactor) compactTenantPartitioned(ctx context.Context, tenant string) error {
 	logger := c.logger.With("user", tenant)
-	updater := bucketindex.NewUpdater(c.bkt, tenant, c.logger).WithConcurrency(c.cfg.MetaSyncConcurrency)
-	tbkt := objstore.NewPrefixedBucket(c.bkt, tenant)
+	updater := bucketindex.NewUpdater(c.compactionBkt, tenant, c.logger).WithConcurrency(c.cfg.BlockSyncConcurrency)
+	tbkt := objstore.NewPrefixedBucket(c.compactionBkt, tenant)
 	noCompact, err := noCompactMarked(ctx, tbkt)
 	if err != nil {
 		return fmt.Errorf("tenant %q: %w", tenant, err)
