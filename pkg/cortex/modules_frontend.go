@@ -37,7 +37,7 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 		schedulerOpts = append(schedulerOpts, frontend.WithDownstream(downstreamTLS))
 	}
 	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry,
-		append([]frontend.Option{frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout), frontend.WithLookbackDelta(t.Cfg.Querier.LookbackDelta), frontend.WithTenantFederation(t.Cfg.TenantFederation)}, schedulerOpts...)...)
+		append([]frontend.Option{frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout), frontend.WithLookbackDelta(t.Cfg.Querier.LookbackDelta), frontend.WithParserOptions(t.Cfg.Querier.ParserOptions()), frontend.WithPerStepStats(t.Cfg.Querier.EnablePerStepStats), frontend.WithTenantFederation(t.Cfg.TenantFederation)}, schedulerOpts...)...)
 	if err != nil {
 		return nil, err
 	}

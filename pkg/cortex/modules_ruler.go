@@ -89,7 +89,7 @@ func (t *Cortex) initRuler() (services.Service, error) {
 		NoStepSubqueryIntervalFn: func(int64) int64 { return evalInterval },
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
-		Parser:                   parser.NewParser(parser.Options{}),
+		Parser:                   parser.NewParser(qc.ParserOptions()),
 	}, t.Registry)
 	ruleEngine, err := t.rulerQueryEngine(engine)
 	if err != nil {
@@ -99,7 +99,7 @@ func (t *Cortex) initRuler() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := ruler.New(t.Cfg.Ruler, store, pusher, queryable, ruleEngine, amTLS, t.Logger, t.Registry, shardOpts...)
+	r, err := ruler.New(t.Cfg.Ruler, store, pusher, queryable, ruleEngine, amTLS, t.Logger, t.Registry, append(shardOpts, ruler.WithParserOptions(qc.ParserOptions()))...)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (t *Cortex) initRuler() (services.Service, error) {
 	}
 	t.API.RegisterRuler(r, t.prometheusPrefixes())
 	if t.Cfg.Ruler.EnableAPI {
-		t.API.RegisterRulerConfigAPI(ruler.NewConfigAPI(store, t.Overrides, t.Logger), t.prometheusPrefixes())
+		t.API.RegisterRulerConfigAPI(ruler.NewConfigAPI(store, t.Overrides, t.Logger, ruler.WithAPIParserOptions(t.Cfg.Querier.ParserOptions())), t.prometheusPrefixes())
 	}
 
 	return services.NewIdleService(func(ctx context.Context) error {

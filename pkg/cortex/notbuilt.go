@@ -92,6 +92,8 @@ var keyMoves = []config.Move{
 	{File: "query_range.split_queries_by_interval", Struct: "frontend.split_queries_by_interval"},
 	{File: "query_range.dynamic_query_splits.max_shards_per_query", Struct: "frontend.max_shards_per_query"},
 	{File: "query_range.dynamic_query_splits.max_fetched_data_duration_per_query", Struct: "frontend.max_fetched_data_duration_per_query"},
+	{File: "query_range.dynamic_query_splits.enable_dynamic_vertical_sharding", Struct: "frontend.enable_dynamic_vertical_sharding"},
+	{File: "query_range.results_cache.cache_queryable_samples_stats", Struct: "frontend.cache_queryable_samples_stats"},
 	{File: "query_range.align_queries_with_step", Struct: "frontend.align_queries_with_step"},
 	{File: "query_range.max_retries", Struct: "frontend.max_retries"},
 	{File: "query_range.cache_results", Struct: "frontend.cache_results"},

@@ -239,15 +239,14 @@ func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
 		configsSwitch = "the configs API's notification settings"
 		consulTLS     = "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS"
-		resultsCache  = "the query-frontend logs and counts each query's statistics (-frontend.query-stats-enabled); per-step statistics and the store-gateways' own statistics are not built"
 	)
 	for _, tc := range []struct{ name, content, want string }{
 		{"a key of a block not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
 			"key configs.api (line 2): not built here: " + configsSwitch},
 		{"a key in a block not built", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: consul\n        consul:\n          tls_ca_path: ca.crt\n",
 			"ingester.lifecycler.ring.kvstore.consul.tls_ca_path (line 7): Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
-		{"a key under a moved key's block", "query_range:\n  results_cache:\n    compression: snappy\n    cache_queryable_samples_stats: true\n",
-			"query_range.results_cache.cache_queryable_samples_stats (line 4): Cortex's -frontend.cache-queryable-samples-stats is not built here: " + resultsCache},
+		{"a key under a moved key's block", "query_range:\n  results_cache:\n    compression: snappy\n    cache:\n      redis:\n        endpoint: redis:6379\n",
+			"key query_range.results_cache.cache.redis (line 5): not built here: Redis caches (use memcached or the FIFO cache)"},
 		{"a typo", "querier:\n  max_concurent: 4\n", "unknown key querier.max_concurent (line 2): did you mean querier.max_concurrent?"},
 		{"a typo of a moved key", "ingester_client:\n  grpc_client_config:\n    tls_cert_pth: c.crt\n",
 			"unknown key ingester_client.grpc_client_config.tls_cert_pth (line 3): did you mean ingester_client.grpc_client_config.tls_cert_path?"},

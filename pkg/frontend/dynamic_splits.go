@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"math"
 	"time"
 
@@ -20,25 +21,61 @@ import (
 //
 // At least one part. A long range is then split coarser rather than into
 // more queries than the queriers should take for one client query.
-func (f *Frontend) splitInterval(tenantID, query string, start, end, step int64) int64 {
+//
+// shards is the vertical shard size the query's parts run with (0: the
+// tenant's -frontend.query-vertical-shard-size, unchanged). With
+// -querier.enable-dynamic-vertical-sharding, as Cortex's
+// enable_dynamic_vertical_sharding, every shard size from 1 to the tenant's
+// is weighed with the split interval the limits then allow, and the one
+// making the most queries in all (the range's parts times the shards) is
+// taken, the smaller on a tie: a query whose selectors read far back gains
+// parts by running in fewer shards.
+func (f *Frontend) splitInterval(tenantID, query string, start, end, step int64) (interval int64, shards int) {
+	base := f.cfg.SplitQueriesByInterval.Milliseconds()
+	if base <= 0 || (f.cfg.MaxShardsPerQuery <= 0 && f.cfg.MaxFetchedDataDurationPerQuery <= 0) {
+		return base, 0
+	}
+	maxShardSize := 1
+	if n := f.shardSize(tenantID); n > 1 && f.shardQueries(tenantID, query, n) != nil {
+		maxShardSize = n
+	}
+	var expr parser.Expr
+	if f.cfg.MaxFetchedDataDurationPerQuery > 0 {
+		var err error
+		if expr, err = f.promql().ParseExpr(query); err != nil {
+			return base, 0
+		}
+	}
+	minShardSize := maxShardSize
+	if f.cfg.EnableDynamicVerticalSharding {
+		minShardSize = 1
+	}
+	interval, shards = base, maxShardSize
+	total := int64(0)
+	for candidate := minShardSize; candidate <= maxShardSize; candidate++ {
+		ci := f.intervalForShards(expr, start, end, step, candidate)
+		if t := ceilDiv(end-start, ci) * int64(candidate); t > total {
+			interval, shards, total = ci, candidate, t
+		}
+	}
+	if maxShardSize <= 1 {
+		return interval, 0
+	}
+	return interval, shards
+}
+
+// intervalForShards is the smallest multiple of -querier.split-queries-by-interval
+// whose parts, each run as shards vertical shards, keep within
+// -querier.max-shards-per-query and -querier.max-fetched-data-duration-per-query
+// (expr is the query, parsed when the latter is set).
+func (f *Frontend) intervalForShards(expr parser.Expr, start, end, step int64, shards int) int64 {
 	base := f.cfg.SplitQueriesByInterval.Milliseconds()
 	maxShards, maxDuration := f.cfg.MaxShardsPerQuery, f.cfg.MaxFetchedDataDurationPerQuery
-	if base <= 0 || (maxShards <= 0 && maxDuration <= 0) {
-		return base
-	}
-	shards := 1
-	if n := f.shardSize(tenantID); n > 1 && f.shardQueries(tenantID, query, n) != nil {
-		shards = n
-	}
 	maxParts := math.MaxInt
 	if maxShards > 0 {
 		maxParts = max(1, maxShards/shards)
 	}
 	if maxDuration > 0 {
-		expr, err := promqlParser.ParseExpr(query)
-		if err != nil {
-			return base
-		}
 		byRange, bySelectors := fetchedDurations(expr, start, end, f.cfg.SplitQueriesByInterval, f.lookbackDelta())
 		fromDuration := int(maxDuration / f.cfg.SplitQueriesByInterval)
 		if bySelectors > 0 {
@@ -55,6 +92,23 @@ func (f *Frontend) splitInterval(tenantID, query string, start, end, step int64)
 		}
 	}
 	return n * base
+}
+
+type shardSizeKey struct{}
+
+// withShardSize makes the range query parts run with ctx use n vertical
+// shards rather than the tenant's -frontend.query-vertical-shard-size.
+func withShardSize(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, shardSizeKey{}, n)
+}
+
+// rangeShardSize is the vertical shard size of a range query part: the
+// one splitInterval chose, else the tenant's.
+func (f *Frontend) rangeShardSize(ctx context.Context, tenantID string) int {
+	if n, ok := ctx.Value(shardSizeKey{}).(int); ok {
+		return n
+	}
+	return f.shardSize(tenantID)
 }
 
 // lookbackDelta is the queriers' -querier.lookback-delta, which instant

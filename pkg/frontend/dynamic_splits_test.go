@@ -93,7 +93,7 @@ func TestMaxFetchedDataDurationPerQuery(t *testing.T) {
 		cfg.SplitQueriesByInterval = time.Hour
 		cfg.MaxFetchedDataDurationPerQuery = tc.maxDuration
 		f := &Frontend{cfg: cfg}
-		if got := f.splitInterval("t1", tc.query, 0, 4*hour, 300_000); got != tc.interval {
+		if got, _ := f.splitInterval("t1", tc.query, 0, 4*hour, 300_000); got != tc.interval {
 			t.Errorf("%s within %s: interval %s, want %s", tc.query, tc.maxDuration, time.Duration(got)*time.Millisecond, time.Duration(tc.interval)*time.Millisecond)
 		}
 	}
@@ -124,5 +124,61 @@ func TestMaxFetchedDataDurationPerQuery(t *testing.T) {
 	cfg.MaxFetchedDataDurationPerQuery = -time.Second
 	if err := cfg.Validate(); err == nil || err.Error() != "-querier.max-fetched-data-duration-per-query must not be negative (0 disables), got -1s" {
 		t.Fatalf("negative: %v", err)
+	}
+}
+
+// With -querier.enable-dynamic-vertical-sharding the frontend weighs every
+// vertical shard size up to the tenant's with the split interval the
+// limits then allow, and runs the combination making the most queries.
+func TestDynamicVerticalSharding(t *testing.T) {
+	api := newPromAPIWith(t, shardingData())
+	api.st = querysharding.Queryable{Queryable: api.st}
+	const query = "sum by (job) (rate(http_requests_total[5m]))"
+	start, end, step := 1800.0, 4*3600.0, 300.0
+	want := direct(api, query, start, end, step)
+	for _, tc := range []struct {
+		name        string
+		maxShards   int
+		maxDuration time.Duration
+		dynamic     bool
+		asked       int
+		shards      int
+	}{
+		// 15h over 3 shards leaves 5h per shard, the range's own 5h: one
+		// part of 3 shards. In 1 shard, (15h-5h)/1h allows 10 parts: the
+		// 4 hourly parts; in 2, (7.5h-5h)/1h two parts of 2 shards: 4
+		// too, and the fewer shards win.
+		{"max fetched duration", 0, 15 * time.Hour, false, 3, 3},
+		{"max fetched duration, dynamic", 0, 15 * time.Hour, true, 4, 1},
+		// At most 5 queries: one part of 3 shards (3), or 4 hourly
+		// parts unsharded (4).
+		{"max shards", 5, 0, false, 3, 3},
+		{"max shards, dynamic", 5, 0, true, 4, 1},
+		// At most 6: 2 parts of 3 shards make 6, more than 4 hourly parts.
+		{"max shards, dynamic, sharded", 6, 0, true, 6, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sharded := &shardingAPI{promAPI: api}
+			cfg := defaultConfig()
+			cfg.SplitQueriesByInterval = time.Hour
+			cfg.MaxShardsPerQuery = tc.maxShards
+			cfg.MaxFetchedDataDurationPerQuery = tc.maxDuration
+			cfg.EnableDynamicVerticalSharding = tc.dynamic
+			h := newHarness(t, cfg, sharded, 4)
+			h.f.limits = validation.NewOverrides(validation.Limits{MaxOutstandingPerTenant: 100, QueryVerticalShardSize: 3}, nil)
+			code, got := h.get(context.Background(), "t1", "/prometheus/api/v1/query_range", rangeParams(query, start, end, step))
+			if code != 200 {
+				t.Fatalf("%d %s", code, got)
+			}
+			if err := sameMatrix(got, want, 1e-9); err != nil {
+				t.Error(err)
+			}
+			if asked := len(sharded.asked()); asked != tc.asked {
+				t.Errorf("%d queries reached the queriers, want %d", asked, tc.asked)
+			}
+			if _, shards := h.f.splitInterval("t1", query, 1800_000, 4*3600_000, 300_000); shards != tc.shards {
+				t.Errorf("vertical shard size %d, want %d", shards, tc.shards)
+			}
+		})
 	}
 }

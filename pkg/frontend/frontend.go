@@ -22,6 +22,7 @@ import (
 	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql/parser"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -52,6 +53,9 @@ type Config struct {
 	// MaxFetchedDataDurationPerQuery is Cortex's dynamic_query_splits'
 	// max_fetched_data_duration_per_query (splitInterval).
 	MaxFetchedDataDurationPerQuery time.Duration `yaml:"max_fetched_data_duration_per_query"`
+	// EnableDynamicVerticalSharding is Cortex's dynamic_query_splits'
+	// enable_dynamic_vertical_sharding (splitInterval).
+	EnableDynamicVerticalSharding bool `yaml:"enable_dynamic_vertical_sharding"`
 	// CacheMaxSizeItems bounds the embedded cache's entries; CacheSize is
 	// its deprecated name (-frontend.fifocache.size), which wins when set.
 	CacheMaxSizeItems int `yaml:"cache_max_size_items"`
@@ -60,6 +64,9 @@ type Config struct {
 	EnableFifoCache bool          `yaml:"enable_fifocache"`
 	DefaultValidity time.Duration `yaml:"default_validity"`
 	Compression     string        `yaml:"compression"`
+	// CacheQueryableSamplesStats keeps the samples statistics of the
+	// cached answers (samplestats.go).
+	CacheQueryableSamplesStats bool `yaml:"cache_queryable_samples_stats"`
 	// Writes to memcached happen on WriteBackGoroutines goroutines, at most
 	// WriteBackBuffer of them waiting.
 	WriteBackGoroutines int `yaml:"writeback_goroutines"`
@@ -87,6 +94,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.SplitQueriesByInterval, "querier.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel. 0 disables splitting.")
 	f.IntVar(&c.MaxShardsPerQuery, "querier.max-shards-per-query", 0, "Most queries one range query is split and sharded into: the split interval becomes the smallest multiple of -querier.split-queries-by-interval whose parts, times the query's vertical shards (-frontend.query-vertical-shard-size), are at most this many. 0 splits by the interval alone.")
 	f.DurationVar(&c.MaxFetchedDataDurationPerQuery, "querier.max-fetched-data-duration-per-query", 0, "Most time all of one range query's split and shard queries read together, as Cortex estimates it: each selector reads the query's range once, plus its [range] or the lookback delta, and its subqueries' ranges, once per part; the limit is divided between the vertical shards. The split interval becomes the smallest multiple of -querier.split-queries-by-interval that keeps within it. 0 splits by the interval alone.")
+	f.BoolVar(&c.EnableDynamicVerticalSharding, "querier.enable-dynamic-vertical-sharding", false, "[EXPERIMENTAL] Dynamically adjust vertical shard size to maximize the total combined number of query shards and splits: with -querier.max-shards-per-query or -querier.max-fetched-data-duration-per-query, a shardable range query runs as the vertical shards, from 1 to the tenant's -frontend.query-vertical-shard-size, and the split interval that together make the most queries within those limits (the fewer shards on a tie).")
 	f.BoolVar(&c.AlignQueriesWithStep, "querier.align-querier-with-step", false, "Round the start and end of range queries down to a multiple of their step, which makes results cacheable across refreshes.")
 	f.BoolVar(&c.CacheResults, "querier.cache-results", false, "Cache query results: the results of range queries, in the embedded in-memory cache (or memcached), per query, step and split interval, the sub-ranges already answered, so a moving dashboard range asks the queriers only for the new steps.")
 	f.BoolVar(&c.CacheResults, "frontend.cache-results", false, "Another name of -querier.cache-results.")
@@ -98,6 +106,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.EnableFifoCache, "frontend.cache.enable-fifocache", false, "Enable in-memory cache: with memcached, the embedded cache is read first and memcached for what it lacks (whose answers fill the embedded cache). Without memcached the embedded cache is used anyway.")
 	f.DurationVar(&c.DefaultValidity, "frontend.default-validity", 0, "The default validity of entries for caches unless overridden: the embedded cache's when -frontend.fifocache.duration is 0, memcached's when -frontend.memcached.expiration is 0.")
 	f.StringVar(&c.Compression, "frontend.compression", "", "Use compression in results cache. Supported values are: 'snappy' and '' (disable compression).")
+	f.BoolVar(&c.CacheQueryableSamplesStats, "frontend.cache-queryable-samples-stats", false, "Cache Statistics queryable samples on results cache: the queriers are asked every range query's per-step samples statistics (stats=all), the cached answers keep them, and a query asked with a stats parameter is answered its queryable samples, cached steps included. Without it, the results cache asks the queriers for no statistics and answers none. Needs -querier.per-step-stats-enabled.")
 	f.IntVar(&c.WriteBackGoroutines, "frontend.background.write-back-concurrency", 10, "At what concurrency to write back to cache: writes to memcached run on this many goroutines, so that queries do not wait for them.")
 	f.IntVar(&c.WriteBackBuffer, "frontend.background.write-back-buffer", 10000, "How many key batches to buffer for background write-back: further writes to memcached are dropped (cortex_cache_dropped_background_writes_total) while this many wait.")
 	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this, with their tenant and timing. 0 disables; a negative value logs every query.")
@@ -198,6 +207,12 @@ type Frontend struct {
 	queryTimeout time.Duration
 	// lookback is the queriers' -querier.lookback-delta (WithLookbackDelta).
 	lookback time.Duration
+	// perStepStats is the queriers' -querier.per-step-stats-enabled
+	// (WithPerStepStats).
+	perStepStats bool
+	// parser parses the queries as the queriers do (WithParserOptions);
+	// nil: Prometheus' default options.
+	parser parser.Parser
 	// schedulers, with -frontend.scheduler-address, takes the queries
 	// instead of queue.
 	schedulers *schedulers
@@ -262,6 +277,9 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 	f := &Frontend{cfg: cfg, logger: logger.With("component", "query-frontend")}
 	for _, o := range opts {
 		o(f)
+	}
+	if cfg.CacheQueryableSamplesStats && !f.perStepStats {
+		return nil, errors.New("-frontend.cache-queryable-samples-stats may only be enabled in conjunction with -querier.per-step-stats-enabled. Please set the latter")
 	}
 	cacheName := "frontend.fifocache"
 	if cfg.Memcached.enabled() {

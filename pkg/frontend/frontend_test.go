@@ -292,7 +292,7 @@ func TestSplitByInterval(t *testing.T) {
 	if p := splitByInterval(5, 5, 10, day); len(p) != 1 {
 		t.Fatalf("instant-like range: %v", p)
 	}
-	if got := pinStartEnd(`foo @ start() + bar @ end()`, 1000, 2000); got != `foo @ 1.000 + bar @ 2.000` {
+	if got := pinStartEnd(promqlParser, `foo @ start() + bar @ end()`, 1000, 2000); got != `foo @ 1.000 + bar @ 2.000` {
 		t.Fatalf("pinStartEnd = %q", got)
 	}
 }

@@ -311,15 +311,31 @@ func nextIntervalBoundary(t, step, interval int64) int64 {
 	return target
 }
 
+// promqlParser is the parser of a frontend given no parser options.
 var promqlParser = parser.NewParser(parser.Options{})
+
+// WithParserOptions parses the queries with the queriers' options
+// (-querier.enable-promql-experimental-functions), so that the queries
+// using experimental functions are split and sharded as any.
+func WithParserOptions(o parser.Options) Option {
+	return func(f *Frontend) { f.parser = parser.NewParser(o) }
+}
+
+// promql is the frontend's PromQL parser.
+func (f *Frontend) promql() parser.Parser {
+	if f.parser != nil {
+		return f.parser
+	}
+	return promqlParser
+}
 
 // pinStartEnd replaces "@ start()" and "@ end()" by the whole query's
 // start and end, which the parts would otherwise read as their own.
-func pinStartEnd(query string, start, end int64) string {
+func pinStartEnd(p parser.Parser, query string, start, end int64) string {
 	if !strings.Contains(query, "start()") && !strings.Contains(query, "end()") {
 		return query
 	}
-	expr, err := promqlParser.ParseExpr(query)
+	expr, err := p.ParseExpr(query)
 	if err != nil {
 		return query
 	}
@@ -364,8 +380,13 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 	if f.cfg.AlignQueriesWithStep {
 		alignToStep(rq)
 	}
-	query := pinStartEnd(rq.query, rq.start, rq.end)
-	interval := f.splitInterval(tenantID, query, rq.start, rq.end, rq.step)
+	query := pinStartEnd(f.promql(), rq.query, rq.start, rq.end)
+	clientStats := rq.params.Get("stats")
+	f.rangeStatsParam(rq.params)
+	interval, shards := f.splitInterval(tenantID, query, rq.start, rq.end, rq.step)
+	if shards > 0 {
+		ctx = withShardSize(ctx, shards)
+	}
 	parts := splitByInterval(rq.start, rq.end, rq.step, interval)
 	f.metrics.splitQueries.Add(float64(len(parts)))
 
@@ -442,13 +463,13 @@ func (f *Frontend) queryRange(ctx context.Context, tenantID string, r *http.Requ
 		}
 	}
 	if len(resps) == 1 {
-		return resps[0], nil
+		return f.answerStats(resps[0], clientStats)
 	}
 	merged, err := mergeMatrices(resps)
 	if err != nil {
 		return nil, err
 	}
-	return &frontendpb.HTTPResponse{Code: http.StatusOK, Body: merged, Headers: jsonHeaders}, nil
+	return f.answerStats(&frontendpb.HTTPResponse{Code: http.StatusOK, Body: merged, Headers: jsonHeaders}, clientStats)
 }
 
 var jsonHeaders = []*frontendpb.Header{{Key: "Content-Type", Values: []string{"application/json"}}}

@@ -17,6 +17,7 @@ type partResponse struct {
 	Data   struct {
 		ResultType string       `json:"resultType"`
 		Result     []partSeries `json:"result"`
+		Stats      *partStats   `json:"stats"`
 	} `json:"data"`
 	Warnings []string `json:"warnings"`
 	Infos    []string `json:"infos"`
@@ -66,11 +67,15 @@ func mergeBodies(bodies []trimmedBody) ([]byte, error) {
 type matrix struct {
 	series          []*mergedSeries
 	warnings, infos []string
+	// stats are the parts' samples statistics joined; nil when no part
+	// had any.
+	stats *sampleStats
 }
 
 func decodeMatrices(bodies []trimmedBody) (*matrix, error) {
 	bySeries := map[string]*mergedSeries{}
 	var warnings, infos []string
+	var stats *sampleStats
 	for _, tb := range bodies {
 		var pr partResponse
 		if err := json.Unmarshal(tb.body, &pr); err != nil {
@@ -105,6 +110,12 @@ func decodeMatrices(bodies []trimmedBody) (*matrix, error) {
 		}
 		warnings = appendNew(warnings, pr.Warnings)
 		infos = appendNew(infos, pr.Infos)
+		if pr.Data.Stats != nil {
+			if stats == nil {
+				stats = &sampleStats{}
+			}
+			stats.add(pr.Data.Stats, tb.start, tb.end, tb.trim)
+		}
 	}
 	all := make([]*mergedSeries, 0, len(bySeries))
 	for _, m := range bySeries {
@@ -113,7 +124,7 @@ func decodeMatrices(bodies []trimmedBody) (*matrix, error) {
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return labels.Compare(all[i].labels, all[j].labels) < 0 })
-	return &matrix{series: all, warnings: warnings, infos: infos}, nil
+	return &matrix{series: all, warnings: warnings, infos: infos, stats: stats}, nil
 }
 
 // encode writes the matrix as the querier does, keeping only the points
@@ -146,7 +157,11 @@ func (mx *matrix) encode(until int64) ([]byte, error) {
 		b = appendRaw(b, "histograms", histograms)
 		b = append(b, '}')
 	}
-	b = append(b, "]}"...)
+	b = append(b, ']')
+	if mx.stats != nil {
+		b = mx.stats.appendJSON(b, until)
+	}
+	b = append(b, '}')
 	for _, extra := range []struct {
 		name string
 		v    []string

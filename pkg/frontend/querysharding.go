@@ -196,8 +196,8 @@ func stringLiteral(e parser.Expr) (string, bool) {
 
 // shardQueries returns the n shard queries of query, or nil when it is
 // not shardable.
-func shardQueries(query string, n int) []string {
-	expr, err := promqlParser.ParseExpr(query)
+func shardQueries(p parser.Parser, query string, n int) []string {
+	expr, err := p.ParseExpr(query)
 	if err != nil {
 		return nil
 	}
@@ -212,7 +212,7 @@ func shardQueries(query string, n int) []string {
 		m := querysharding.ShardInfo{ShardIndex: int64(i), TotalShards: int64(n), By: a.by, Labels: ls}.Matcher()
 		// Each shard gets its own tree: Inspect visits every selector,
 		// those of subqueries and matrix selectors included.
-		e, err := promqlParser.ParseExpr(query)
+		e, err := p.ParseExpr(query)
 		if err != nil {
 			return nil
 		}
@@ -254,7 +254,7 @@ func newShardingMetrics(reg prometheus.Registerer) *shardingMetrics {
 // -query-frontend.max-query-expression-size-bytes, which the queriers
 // check too: the shard matchers add about 90 bytes per selector.
 func (f *Frontend) shardQueries(tenantID, query string, n int) []string {
-	queries := shardQueries(query, n)
+	queries := shardQueries(f.promql(), query, n)
 	if limit := f.limits.For(tenantID).MaxQueryExpressionSizeBytes; limit > 0 {
 		for _, q := range queries {
 			if len(q) > limit {
@@ -298,7 +298,7 @@ func (f *Frontend) roundTripRange(ctx context.Context, tenantID, path string, va
 		}
 		return &frontendpb.HTTPRequest{Method: http.MethodGet, Url: u, Headers: frontendpb.ToHeaders(header)}
 	}
-	n := f.shardSize(tenantID)
+	n := f.rangeShardSize(ctx, tenantID)
 	if n <= 1 {
 		return f.RoundTrip(ctx, tenantID, build(vals.Get("query")))
 	}

@@ -77,6 +77,7 @@ func mergeVectors(resps []*frontendpb.HTTPResponse) ([]byte, error) {
 	var (
 		all             []sample
 		warnings, infos []string
+		stats           *sampleStats
 	)
 	for _, r := range resps {
 		var vr struct {
@@ -84,6 +85,7 @@ func mergeVectors(resps []*frontendpb.HTTPResponse) ([]byte, error) {
 			Data   struct {
 				ResultType string            `json:"resultType"`
 				Result     []json.RawMessage `json:"result"`
+				Stats      *partStats        `json:"stats"`
 			} `json:"data"`
 			Warnings []string `json:"warnings"`
 			Infos    []string `json:"infos"`
@@ -105,6 +107,12 @@ func mergeVectors(resps []*frontendpb.HTTPResponse) ([]byte, error) {
 		}
 		warnings = appendNew(warnings, vr.Warnings)
 		infos = appendNew(infos, vr.Infos)
+		if vr.Data.Stats != nil {
+			if stats == nil {
+				stats = &sampleStats{}
+			}
+			stats.add(vr.Data.Stats, 0, 0, false)
+		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return labels.Compare(all[i].labels, all[j].labels) < 0 })
 	b := make([]byte, 0, 1024)
@@ -115,7 +123,11 @@ func mergeVectors(resps []*frontendpb.HTTPResponse) ([]byte, error) {
 		}
 		b = append(b, s.raw...)
 	}
-	b = append(b, "]}"...)
+	b = append(b, ']')
+	if stats != nil {
+		b = stats.appendJSON(b, allSteps)
+	}
+	b = append(b, '}')
 	for _, w := range []struct {
 		name string
 		vs   []string

@@ -467,7 +467,7 @@ func TestShardAnalysis(t *testing.T) {
 		}
 	}
 	// The shard queries keep everything but the added matcher.
-	qs := shardQueries(`sum by (job) (rate(x{a="b"}[5m] offset 1m)) / on (job) sum by (job) (max_over_time(y[10m:1m]))`, 2)
+	qs := shardQueries(promqlParser, `sum by (job) (rate(x{a="b"}[5m] offset 1m)) / on (job) sum by (job) (max_over_time(y[10m:1m]))`, 2)
 	if len(qs) != 2 {
 		t.Fatalf("%d shard queries", len(qs))
 	}

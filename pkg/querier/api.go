@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+	promstats "github.com/prometheus/prometheus/util/stats"
 
 	"github.com/cortex-tls/cortex/pkg/util/version"
 )
@@ -212,7 +213,9 @@ func extractQueryOpts(r *http.Request) (promql.QueryOpts, error) {
 		}
 		lookback = d
 	}
-	return promql.NewPrometheusQueryOpts(false, lookback, nil), nil
+	// Per-step statistics are computed only when the engine enables them
+	// (-querier.per-step-stats-enabled), as in Prometheus.
+	return promql.NewPrometheusQueryOpts(r.FormValue("stats") == "all", lookback, nil), nil
 }
 
 func (q *Querier) query(r *http.Request) (result apiResult) {
@@ -245,7 +248,7 @@ func (q *Querier) query(r *http.Request) (result apiResult) {
 		qry.Close()
 		return apiResult{err: apiErrorFor(err)}
 	}
-	return q.exec(ctx, qry, limit)
+	return q.exec(ctx, qry, limit, r.FormValue("stats"))
 }
 
 func (q *Querier) queryRange(r *http.Request) apiResult {
@@ -296,12 +299,12 @@ func (q *Querier) queryRange(r *http.Request) apiResult {
 		qry.Close()
 		return apiResult{err: apiErrorFor(err)}
 	}
-	return q.exec(ctx, qry, limit)
+	return q.exec(ctx, qry, limit, r.FormValue("stats"))
 }
 
 // exec runs a query; the result is closed once written, as its matrices
 // are pooled by the engine.
-func (q *Querier) exec(ctx context.Context, qry promql.Query, limit int) apiResult {
+func (q *Querier) exec(ctx context.Context, qry promql.Query, limit int, statsParam string) apiResult {
 	res := qry.Exec(ctx)
 	if res.Err != nil {
 		err := res.Err
@@ -330,7 +333,13 @@ func (q *Querier) exec(ctx context.Context, qry promql.Query, limit int) apiResu
 			warnings = warnings.Add(errors.New("results truncated due to limit"))
 		}
 	}
-	return apiResult{data: queryData{res.Value}, warnings: warnings, finalizer: qry.Close}
+	data := queryData{v: res.Value}
+	// Any stats parameter asks for the query's statistics, as Prometheus'
+	// default stats renderer answers.
+	if statsParam != "" {
+		data.stats = promstats.NewQueryStats(qry.Stats())
+	}
+	return apiResult{data: data, warnings: warnings, finalizer: qry.Close}
 }
 
 func (q *Querier) queryExemplars(r *http.Request) apiResult {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	promstats "github.com/prometheus/prometheus/util/stats"
 )
 
 // The encoders below write exactly the bytes Prometheus's web/api/v1 JSON
@@ -23,8 +24,12 @@ type appender interface {
 	appendJSON(b []byte) ([]byte, error)
 }
 
-// queryData is the "data" of /query and /query_range.
-type queryData struct{ v parser.Value }
+// queryData is the "data" of /query and /query_range, with the query's
+// statistics when asked for.
+type queryData struct {
+	v     parser.Value
+	stats promstats.QueryStats
+}
 
 func (d queryData) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"resultType":"`...)
@@ -55,6 +60,14 @@ func (d queryData) appendJSON(b []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		b = append(b, raw...)
+	}
+	if d.stats != nil {
+		raw, err := json.Marshal(d.stats)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"stats":`...)
 		b = append(b, raw...)
 	}
 	return append(b, '}'), nil

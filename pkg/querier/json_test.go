@@ -14,7 +14,7 @@ import (
 // so this encoder writes what Prometheus writes, byte for byte.
 func TestJSONMatchesPrometheus(t *testing.T) {
 	point := func(ts int64, f float64) any {
-		return queryData{promql.Matrix{{Metric: labels.FromStrings("__name__", "foo"), Floats: []promql.FPoint{{T: ts, F: f}}}}}
+		return queryData{v: promql.Matrix{{Metric: labels.FromStrings("__name__", "foo"), Floats: []promql.FPoint{{T: ts, F: f}}}}}
 	}
 	pointJSON := func(v string) string {
 		return `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"foo"},"values":[` + v + `]}]}}`
@@ -24,21 +24,21 @@ func TestJSONMatchesPrometheus(t *testing.T) {
 		want string
 	}{
 		{
-			queryData{promql.Vector{
+			queryData{v: promql.Vector{
 				{Metric: labels.FromStrings("__name__", "foo"), T: 1000, F: 1},
 				{Metric: labels.FromStrings("__name__", "bar"), T: 2000, F: 2},
 			}},
 			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"foo"},"value":[1,"1"]},{"metric":{"__name__":"bar"},"value":[2,"2"]}]}}`,
 		},
 		{
-			queryData{promql.Matrix{
+			queryData{v: promql.Matrix{
 				{Metric: labels.FromStrings("__name__", "foo"), Floats: []promql.FPoint{{F: 1, T: 1000}}},
 				{Metric: labels.FromStrings("__name__", "bar"), Floats: []promql.FPoint{{F: 2, T: 2000}}},
 			}},
 			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"foo"},"values":[[1,"1"]]},{"metric":{"__name__":"bar"},"values":[[2,"2"]]}]}}`,
 		},
 		{
-			queryData{promql.Matrix{{
+			queryData{v: promql.Matrix{{
 				Metric: labels.FromStrings("__name__", "foo"),
 				Histograms: []promql.HPoint{{T: 1000, H: &histogram.FloatHistogram{
 					Schema:          2,
@@ -70,9 +70,9 @@ func TestJSONMatchesPrometheus(t *testing.T) {
 		{point(0, 1.2345678e-6), pointJSON(`[0,"0.0000012345678"]`)},
 		{point(0, 1.2345678e-67), pointJSON(`[0,"1.2345678e-67"]`)},
 		// Scalars and strings marshal themselves, in Prometheus too.
-		{queryData{promql.Scalar{T: 1500, V: 2}}, `{"status":"success","data":{"resultType":"scalar","result":[1.5,"2"]}}`},
-		{queryData{promql.String{T: 1000, V: "a<b"}}, `{"status":"success","data":{"resultType":"string","result":[1,"a\u003cb"]}}`},
-		{queryData{promql.Vector{}}, `{"status":"success","data":{"resultType":"vector","result":[]}}`},
+		{queryData{v: promql.Scalar{T: 1500, V: 2}}, `{"status":"success","data":{"resultType":"scalar","result":[1.5,"2"]}}`},
+		{queryData{v: promql.String{T: 1000, V: "a<b"}}, `{"status":"success","data":{"resultType":"string","result":[1,"a\u003cb"]}}`},
+		{queryData{v: promql.Vector{}}, `{"status":"success","data":{"resultType":"vector","result":[]}}`},
 		// Label values are escaped as jsoniter's WriteString does: no HTML escaping.
 		{seriesData{labels.FromStrings("__name__", "a", "v", "<&>\"\\\n\x01é")}, `{"status":"success","data":[{"__name__":"a","v":"<&>\"\\\n\u0001é"}]}`},
 		// Other data goes through encoding/json, as Prometheus's jsoniter

@@ -158,7 +158,7 @@ func (g *guardedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 func LimitEngine(engine *promql.Engine, cfg Config) promql.QueryEngine {
 	return &limitedEngine{
 		engine:           engine,
-		parser:           parser.NewParser(parser.Options{}),
+		parser:           parser.NewParser(cfg.ParserOptions()),
 		maxSubquerySteps: cfg.MaxSubquerySteps,
 		maxSamples:       int64(cfg.MaxSamples),
 		defaultStep:      cfg.DefaultEvaluationInterval.Milliseconds(),

@@ -45,6 +45,14 @@ type Config struct {
 	DefaultEvaluationInterval time.Duration `yaml:"default_evaluation_interval"`
 	PrometheusHTTPPrefix      string        `yaml:"prometheus_http_prefix"`
 
+	// EnablePerStepStats is Prometheus' per-step statistics: a query asked
+	// with stats=all answers its queryable samples per step.
+	EnablePerStepStats bool `yaml:"per_step_stats_enabled"`
+	// EnablePromQLExperimentalFunctions lets the querier's, the
+	// query-frontend's and the ruler's PromQL parsers accept Prometheus'
+	// experimental functions and aggregations.
+	EnablePromQLExperimentalFunctions bool `yaml:"enable_promql_experimental_functions"`
+
 	MinimizeIngesterRequests             bool          `yaml:"minimize_ingester_requests"`
 	MinimizeIngesterRequestsHedgingDelay time.Duration `yaml:"minimize_ingester_requests_hedging_delay"`
 
@@ -111,6 +119,15 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.ShuffleShardingIngestersLookbackPeriod, "querier.shuffle-sharding-ingesters-lookback-period", 0, "With -distributor.sharding-strategy=shuffle-sharding, ask only a tenant's shuffle shard of ingesters (-distributor.ingestion-tenant-shard-size), plus the ingesters that joined the ring or changed state within this period, as they may hold series the tenant wrote before its shard changed. It must cover how long an ingester keeps series in memory (at least -querier.query-ingesters-within when that is set). 0 asks every ingester.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0, "With long-term storage, ask the blocks storage only for the part of a query's range older than this (what the ingesters have not shipped yet is theirs alone). 0 asks it for every range.")
 	f.DurationVar(&c.MinimizeIngesterRequestsHedgingDelay, "querier.minimize-ingester-requests-hedging-delay", 3*time.Second, "With -querier.minimize-ingester-requests, ask the remaining ingesters too when an answer has not come within this delay. 0 waits for a failure instead.")
+	f.BoolVar(&c.EnablePerStepStats, "querier.per-step-stats-enabled", false, "Enable returning samples stats per steps in query response: a query asked with stats=all answers, in data.stats.samples, its queryable samples at each step (totalQueryableSamplesPerStep), as Prometheus' engine counts them.")
+	f.BoolVar(&c.EnablePromQLExperimentalFunctions, "querier.enable-promql-experimental-functions", false, "[Experimental] If true, experimental promQL functions are enabled: Prometheus' experimental functions and aggregations (sort_by_label, limitk, ...) parse in the querier, the query-frontend and the ruler; without it they are refused with Prometheus' parse error.")
+}
+
+// ParserOptions are the PromQL parser options of -querier.enable-promql-experimental-functions,
+// shared by every parser of the process's queries and rules, as Cortex sets
+// them once for the whole process.
+func (c *Config) ParserOptions() parser.Options {
+	return parser.Options{EnableExperimentalFunctions: c.EnablePromQLExperimentalFunctions}
 }
 
 // Validate checks settings that would make no sense.
@@ -236,7 +253,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		logger:    logger,
 		pool:      pool,
 		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts, labelNamesWithMatchers: cfg.IngesterLabelNamesWithMatchers, extraQueryDelay: cfg.ExtraQueryDelay, metadataStreaming: cfg.IngesterMetadataStreaming},
-		parser:    parser.NewParser(parser.Options{}),
+		parser:    parser.NewParser(cfg.ParserOptions()),
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),
 		watcher:   services.NewFailureWatcher(),
@@ -278,6 +295,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		NoStepSubqueryIntervalFn: func(int64) int64 { return evalInterval },
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
+		EnablePerStepStats:       cfg.EnablePerStepStats,
 		Parser:                   q.parser,
 	})
 	q.engine = &limitedEngine{

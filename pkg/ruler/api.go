@@ -76,19 +76,31 @@ type ConfigAPI struct {
 // NewConfigAPI returns the API over store, refusing groups over the
 // tenant's -ruler.max-rules-per-rule-group and
 // -ruler.max-rule-groups-per-tenant limits. A nil logger discards.
-func NewConfigAPI(store rulestore.Store, limits *validation.Overrides, logger *slog.Logger) *ConfigAPI {
+func NewConfigAPI(store rulestore.Store, limits *validation.Overrides, logger *slog.Logger, opts ...APIOption) *ConfigAPI {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &ConfigAPI{
+	a := &ConfigAPI{
 		store:  store,
 		limits: limits,
-		// The querier's parser options: a rule is accepted exactly when its
-		// expression would run as a query.
 		parser: parser.NewParser(parser.Options{}),
 		logger: logger.With("component", "ruler-api"),
 		origin: http.NewCrossOriginProtection(),
 	}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// APIOption changes a ConfigAPI built by NewConfigAPI.
+type APIOption func(*ConfigAPI)
+
+// WithAPIParserOptions gives the API the querier's parser options
+// (-querier.enable-promql-experimental-functions): a rule is accepted
+// exactly when its expression would run as a query.
+func WithAPIParserOptions(o parser.Options) APIOption {
+	return func(a *ConfigAPI) { a.parser = parser.NewParser(o) }
 }
 
 // ListRules answers GET /api/v1/rules (every namespace) and

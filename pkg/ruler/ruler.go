@@ -33,6 +33,13 @@ func WithOwner(owns OwnerFunc) Option {
 	return func(r *Ruler) { r.owns = owns }
 }
 
+// WithParserOptions parses the rules' expressions with the queriers'
+// options (-querier.enable-promql-experimental-functions): a rule loads
+// exactly when its expression would run as a query.
+func WithParserOptions(o parser.Options) Option {
+	return func(r *Ruler) { r.parser = parser.NewParser(o) }
+}
+
 // Ruler evaluates the recording and alerting rules of every tenant it
 // owns groups of, one Prometheus rule manager per tenant, reading groups
 // from the rule store every -ruler.poll-interval.

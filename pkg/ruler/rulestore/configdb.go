@@ -52,7 +52,7 @@ func NewConfigDBStore(c *configsclient.Client, logger *slog.Logger) *ConfigDBSto
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &ConfigDBStore{client: c, logger: logger, parser: parser.NewParser(parser.Options{}), tenants: map[string]configDBTenant{}}
+	return &ConfigDBStore{client: c, logger: logger, parser: readParser, tenants: map[string]configDBTenant{}}
 }
 
 // poll fetches the tenants' rules changed since the last poll (one request)

@@ -27,12 +27,18 @@ type LocalStore struct {
 	parser parser.Parser
 }
 
+// readParser reads the rule files of the local and configs stores. It
+// accepts Prometheus' experimental functions: the ruler, which evaluates the
+// groups, refuses a group using them without
+// -querier.enable-promql-experimental-functions, that group only.
+var readParser = parser.NewParser(parser.Options{EnableExperimentalFunctions: true})
+
 // NewLocalStore returns a store reading dir.
 func NewLocalStore(dir string, logger *slog.Logger) *LocalStore {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &LocalStore{dir: dir, logger: logger, parser: parser.NewParser(parser.Options{})}
+	return &LocalStore{dir: dir, logger: logger, parser: readParser}
 }
 
 // ListAllUsers returns the tenant directories with at least one rule
