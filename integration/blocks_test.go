@@ -303,8 +303,9 @@ func TestCompactorMergesShippedBlocks(t *testing.T) {
 // one process is shipped to the bucket; the ingester's local directory is
 // then deleted and a new process started on the same bucket answers the
 // same range query with the same values, from its store-gateway over the
-// process's mutual TLS gRPC server, through its index, chunks and metadata
-// caches (the querier's reads of the bucket index too).
+// process's mutual TLS gRPC server (100 series per message), through its
+// index, chunks and metadata caches (the querier's reads of the bucket
+// index too, and the compactor's with its caching buckets).
 func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 	t.Parallel()
 	certs := certDir(t)
@@ -347,6 +348,9 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 		"-blocks-storage.bucket-store.index-cache.backend=inmemory",
 		"-blocks-storage.bucket-store.chunks-cache.backend=inmemory",
 		"-blocks-storage.bucket-store.metadata-cache.backend=inmemory",
+		"-querier.store-gateway-series-batch-size=100",
+		"-compactor.caching-bucket-enabled",
+		"-compactor.cleaner-caching-bucket-enabled",
 	)
 	var after promResponse
 	p2.EventuallyNil(30*time.Second, "the same answer from the store-gateway", func() error {
@@ -381,6 +385,8 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 		{"thanos_store_index_cache_hits_total", `item_type="ExpandedPostings"`},
 		{"thanos_store_bucket_cache_operation_hits_total", `component="store-gateway",config="chunks"`},
 		{"thanos_store_bucket_cache_operation_requests_total", `component="querier",config="bucket-index"`},
+		// Whether the tenant is marked for deletion, before compacting it.
+		{"thanos_store_bucket_cache_operation_requests_total", `component="compactor",config="metafile",operation="exists"`},
 	} {
 		if got := metricSum(metrics, want.name, want.labels); got < 1 {
 			t.Errorf("%s{%s} = %v, want at least 1:\n%s", want.name, want.labels, got, grepLines(metrics, want.name))
