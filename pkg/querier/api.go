@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzhttp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	promstats "github.com/prometheus/prometheus/util/stats"
 
+	"github.com/cortex-tls/cortex/pkg/querier/codec"
 	"github.com/cortex-tls/cortex/pkg/util/version"
 )
 
@@ -94,8 +94,9 @@ func (q *Querier) Handler() http.Handler {
 		// Any other path: 404 not_found, not the mux's 405.
 		mux.Handle(base+"/", q.notFound(known))
 	}
-	// Prometheus compresses its API responses; range queries shrink tenfold.
-	return q.withTenantCheck(q.withRemoteRead(prefixes, gzhttp.GzipHandler(mux)))
+	// Prometheus compresses its API responses; range queries shrink
+	// tenfold. The query-frontend asks for -querier.response-compression.
+	return q.withTenantCheck(q.withRemoteRead(prefixes, codec.CompressionHandler(mux)))
 }
 
 var nonAlnum = regexp.MustCompile(`[^a-zA-Z0-9]+`)
@@ -120,7 +121,7 @@ func (q *Querier) wrap(route string, f apiFunc) http.Handler {
 		case res.err != nil:
 			code = q.respondError(w, res.err, res.data)
 		case res.data != nil:
-			code = q.respond(w, res.data, res.warnings, r.FormValue("query"))
+			code = q.respondNegotiated(w, r, res.data, res.warnings)
 		default:
 			code = http.StatusNoContent
 			w.WriteHeader(code)

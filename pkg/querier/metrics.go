@@ -1,6 +1,8 @@
 package querier
 
 import (
+	"time"
+
 	"github.com/grafana/dskit/instrument"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -8,6 +10,7 @@ import (
 
 type metrics struct {
 	requestDuration *prometheus.HistogramVec
+	responseSize    *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -18,5 +21,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time (in seconds) spent serving HTTP requests to the querier.",
 			Buckets: instrument.DefBuckets,
 		}, []string{"method", "route", "status_code", "ws"}),
+		// Cortex's name for the size of the API's encoded answers.
+		responseSize: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "cortex_querier_codec_response_size",
+			Help:                            "Size of the encoded prometheus response from the queriers.",
+			Buckets:                         prometheus.ExponentialBuckets(1024, 4, 10),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"content_type"}),
 	}
 }
