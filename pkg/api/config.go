@@ -37,13 +37,13 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.RequestIDHeader, "api.request-id-header", "", "HTTP request header holding the request's ID, added to its log line as request_id; a request without one gets a random ID.")
 	f.StringVar(&c.CORSOrigin, "server.cors-origin", "", "Regular expression (fully anchored) of the origins allowed to read the Prometheus API's responses in a browser (CORS), e.g. 'https?://(domain1|domain2)\\.com'. Empty, the default, allows no other origin; '.*' allows every one, as Cortex's default does.")
 	f.BoolVar(&c.BuildInfoEnabled, "api.build-info-enabled", true, "Serve <prefix>/api/v1/status/buildinfo on the query-frontend and the querier: the version, revision, branch and build date, which Grafana reads to pick its query features.")
-	f.StringVar(&c.QuerierDefaultCodec, "api.querier-default-codec", "json", "Encoding of the querier's responses: json, Prometheus' JSON (Cortex's protobuf encoding is not built).")
+	f.StringVar(&c.QuerierDefaultCodec, "api.querier-default-codec", "json", "Choose default codec for querier response serialization. Supports 'json' and 'protobuf': the encoding the query-frontend asks its queriers to answer queries and range queries in (Cortex's protobuf encoding is smaller and quicker to write); clients are answered in Prometheus' JSON either way.")
 }
 
 // Validate checks the settings, naming the flag at fault.
 func (c Config) Validate() error {
-	if c.QuerierDefaultCodec != "json" {
-		return fmt.Errorf("-api.querier-default-codec=%q (api.querier_default_codec): only json is built here; the querier answers in Prometheus' JSON, Cortex's protobuf response encoding between query-frontend and querier is not built", c.QuerierDefaultCodec)
+	if c.QuerierDefaultCodec != "json" && c.QuerierDefaultCodec != "protobuf" {
+		return fmt.Errorf("-api.querier-default-codec=%q (api.querier_default_codec): unsupported codec; use json or protobuf", c.QuerierDefaultCodec)
 	}
 	if _, err := compileCORSOrigin(c.CORSOrigin); err != nil {
 		return err

@@ -149,7 +149,7 @@ func TestAPIConfigValidate(t *testing.T) {
 		change func(*Config)
 		want   string
 	}{
-		{func(c *Config) { c.QuerierDefaultCodec = "protobuf" }, `-api.querier-default-codec="protobuf" (api.querier_default_codec): only json is built here`},
+		{func(c *Config) { c.QuerierDefaultCodec = "proto" }, `-api.querier-default-codec="proto" (api.querier_default_codec): unsupported codec; use json or protobuf`},
 		{func(c *Config) { c.AlertmanagerHTTPPrefix = "am" }, `-http.alertmanager-http-prefix="am" (api.alertmanager_http_prefix): must start with /`},
 		{func(c *Config) { c.AlertmanagerHTTPPrefix = "/am/" }, `-http.alertmanager-http-prefix="/am/"`},
 	} {
@@ -161,6 +161,11 @@ func TestAPIConfigValidate(t *testing.T) {
 	}
 	if err := defaultConfig().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+	protobuf := defaultConfig()
+	protobuf.QuerierDefaultCodec = "protobuf"
+	if err := protobuf.Validate(); err != nil {
+		t.Errorf("-api.querier-default-codec=protobuf: %v", err)
 	}
 	if !defaultConfig().BuildInfoEnabled {
 		t.Errorf("-api.build-info-enabled is off by default; Grafana reads the build information")

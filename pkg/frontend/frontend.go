@@ -229,6 +229,8 @@ type Frontend struct {
 	rejected *prometheus.CounterVec
 	// federation says which queries may read several tenants.
 	federation tenantfederation.Config
+	// querierCodec is how the queriers encode and compress their answers.
+	querierCodec querierCodec
 }
 
 // Option sets what a frontend takes from the rest of the process.
@@ -436,12 +438,12 @@ func (f *Frontend) RoundTrip(ctx context.Context, tenant string, req *frontendpb
 	defer func() { f.metrics.retries.Observe(float64(tries - 1)) }()
 	for tries < f.cfg.MaxRetries {
 		tries++
-		resp, err = f.roundTripOnce(ctx, tenant, req)
+		resp, err = f.roundTripQuerier(ctx, tenant, req)
 		takeQuerierWallTime(ctx, resp)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if errors.Is(err, errTooManyRequests) || errors.Is(err, errStopped) {
+		if errors.Is(err, errTooManyRequests) || errors.Is(err, errStopped) || errors.As(err, new(errResponseTooLarge)) {
 			return nil, err
 		}
 		if err == nil && (resp.Code < 500 || queryTimedOut(resp)) {

@@ -44,7 +44,7 @@ var hopHeaders = append([]string{"Accept-Encoding", "Connection", "Content-Lengt
 var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
 
 func (f *Frontend) newHandler() http.Handler {
-	return gzhttp.GzipHandler(http.HandlerFunc(f.serveHTTP))
+	return gzhttp.GzipHandler(withClientEncoding(http.HandlerFunc(f.serveHTTP)))
 }
 
 func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier/codec"
 	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -86,6 +87,9 @@ type Config struct {
 	ActiveQueryTrackerDir string        `yaml:"active_query_tracker_dir"`
 	MaxQueryIntoFuture    time.Duration `yaml:"max_query_into_future"`
 	IgnoreMaxQueryLength  bool          `yaml:"ignore_max_query_length"`
+	// ResponseCompression is the compression the query-frontend asks for
+	// the queriers' answers to queries and range queries.
+	ResponseCompression string `yaml:"response_compression"`
 
 	IngesterQueryMaxAttempts                int  `yaml:"ingester_query_max_attempts"`
 	IngesterLabelNamesWithMatchers          bool `yaml:"ingester_label_names_with_matchers"`
@@ -112,6 +116,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.IgnoreMaxQueryLength, "querier.ignore-max-query-length", false, "Skip the tenant's max_query_length check on the querier's PromQL reads, when the query-frontend or the ruler checks it before: the query-frontend checks a query's whole range, while the querier checks each selector's range, offsets and lookbacks included. Series requests (/api/v1/series) are still checked.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample of a series.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "The step of subqueries that do not give one.")
+	f.StringVar(&c.ResponseCompression, "querier.response-compression", "gzip", "Use compression for metrics query API or instant and range query APIs. Supported compression 'gzip', 'snappy', 'zstd' and '' (disable compression; 'none' too): the query-frontend asks its queriers to compress their answers so (Accept-Encoding), and decompresses them, at most to the tenant's -frontend.max-query-response-size or -server.grpc-max-recv-msg-size-bytes.")
 	f.StringVar(&c.PrometheusHTTPPrefix, "http.prometheus-http-prefix", "/prometheus", "HTTP URL path under which the Prometheus API is served (it is also served under "+legacyPrefix+").")
 	f.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "Ask only as many ingesters as a quorum needs (2 of 3 replicas), and the others only when one fails or is slow: every acknowledged sample is on a quorum, and any two quorums meet. Saves a third of the ingesters' query work at replication factor 3.")
 	c.StoreGateway.RegisterFlags(f)
@@ -161,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LookbackDelta < 0 || c.DefaultEvaluationInterval <= 0 {
 		return errors.New("-querier.lookback-delta must not be negative and -querier.default-evaluation-interval must be positive")
+	}
+	if err := codec.ValidateCompression(c.ResponseCompression); err != nil {
+		return err
 	}
 	if err := c.StoreGateway.Validate(); err != nil {
 		return err
