@@ -199,6 +199,7 @@ func TestRulersShareGroupsOverMemberlist(t *testing.T) {
 // (-ruler.frontendClient.tls-*); the frontend queues them for its querier
 // workers, and the recording rule's result, written back through the
 // ruler's distributor, is queried back; another tenant sees none of it.
+// The rules evaluate so with either -ruler.query-response-format.
 func TestRulerQueriesThroughFrontend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two processes")
@@ -220,58 +221,65 @@ func TestRulerQueriesThroughFrontend(t *testing.T) {
 	c.distributor = all
 	waitReady(all, c.client)
 	c.waitActiveIngesters(all, 1)
-	r := c.start("-target=ruler",
-		"-distributor.replication-factor=1",
-		"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
-		"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
-		"-ruler-storage.filesystem.dir="+filepath.Join(c.dir, "rules"),
-		"-ruler.enable-api=true",
-		"-ruler.evaluation-interval=1s",
-		"-ruler.poll-interval=1s",
-		"-ruler.frontend-address="+all.GRPCAddr,
-		"-ruler.frontendClient.tls-cert-path="+filepath.Join(c.certs, "client.crt"),
-		"-ruler.frontendClient.tls-key-path="+filepath.Join(c.certs, "client.key"),
-		"-ruler.frontendClient.tls-ca-path="+filepath.Join(c.certs, "root.crt"),
-		"-ruler.frontendClient.tls-server-name=localhost",
-	)
-	waitReady(r, c.client)
+	// The ruler asks for -ruler.query-response-format: Cortex's protobuf
+	// encoding by default, or JSON.
+	for _, format := range []string{"protobuf", "json"} {
+		tenantID := "team-f-" + format
+		r := c.start("-target=ruler",
+			"-distributor.replication-factor=1",
+			"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
+			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
+			"-ruler-storage.filesystem.dir="+filepath.Join(c.dir, "rules-"+format),
+			"-ruler.enable-api=true",
+			"-ruler.evaluation-interval=1s",
+			"-ruler.poll-interval=1s",
+			"-ruler.frontend-address="+all.GRPCAddr,
+			"-ruler.frontendClient.tls-cert-path="+filepath.Join(c.certs, "client.crt"),
+			"-ruler.frontendClient.tls-key-path="+filepath.Join(c.certs, "client.key"),
+			"-ruler.frontendClient.tls-ca-path="+filepath.Join(c.certs, "root.crt"),
+			"-ruler.frontendClient.tls-server-name=localhost",
+			"-ruler.query-response-format="+format,
+		)
+		waitReady(r, c.client)
 
-	now := time.Now().UnixMilli()
-	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("frontend_up", 0, now, 2), series("frontend_up", 1, now, 3)}}
-	if code, body := c.push("team-f", req); code != http.StatusNoContent {
-		t.Fatalf("push: %d %s", code, body)
-	}
-	group := "name: via-frontend\ninterval: 1s\nrules:\n- record: team_f:frontend_up:sum\n  expr: sum(frontend_up)\n"
-	if code, body := do(t, c.client, http.MethodPost, "https://"+r.HTTPAddr+"/api/v1/rules/ns", "team-f", group); code != http.StatusAccepted {
-		t.Fatalf("POST the group: %d %s", code, body)
-	}
-	queued := func() float64 {
-		return metricOf(t, c.client, all, "cortex_query_frontend_queue_duration_seconds_count")
-	}
-	var before float64
-	r.EventuallyNil(30*time.Second, "the rule evaluated without error", func() error {
-		code, body := do(t, c.client, http.MethodGet, "https://"+r.HTTPAddr+"/prometheus/api/v1/rules", "team-f", nil)
-		if code != http.StatusOK || !strings.Contains(body, `"health":"ok"`) {
-			return fmt.Errorf("%d %s", code, body)
+		now := time.Now().UnixMilli()
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("frontend_up", 0, now, 2), series("frontend_up", 1, now, 3)}}
+		if code, body := c.push(tenantID, req); code != http.StatusNoContent {
+			t.Fatalf("push: %d %s", code, body)
 		}
-		before = queued()
-		return nil
-	})
-	// Nobody else queries the frontend meanwhile: its queue counts the
-	// ruler's evaluations.
-	all.EventuallyNil(30*time.Second, "the frontend queueing the ruler's queries", func() error {
-		if n := queued(); n < before+2 {
-			return fmt.Errorf("%v queries queued, %v before", n, before)
+		group := "name: via-frontend\ninterval: 1s\nrules:\n- record: team_f:frontend_up:sum\n  expr: sum(frontend_up)\n"
+		if code, body := do(t, c.client, http.MethodPost, "https://"+r.HTTPAddr+"/api/v1/rules/ns", tenantID, group); code != http.StatusAccepted {
+			t.Fatalf("POST the group: %d %s", code, body)
 		}
-		return nil
-	})
-	all.EventuallyNil(30*time.Second, "the rule's result queried back", func() error {
-		code, body := do(t, c.client, http.MethodGet, "https://"+all.HTTPAddr+"/prometheus/api/v1/query?query=team_f:frontend_up:sum", "team-f", nil)
-		if code != http.StatusOK || !strings.Contains(body, `,"5"]`) {
-			return fmt.Errorf("%d %s", code, body)
+		queued := func() float64 {
+			return metricOf(t, c.client, all, "cortex_query_frontend_queue_duration_seconds_count")
 		}
-		return nil
-	})
+		var before float64
+		r.EventuallyNil(30*time.Second, format+": the rule evaluated without error", func() error {
+			code, body := do(t, c.client, http.MethodGet, "https://"+r.HTTPAddr+"/prometheus/api/v1/rules", tenantID, nil)
+			if code != http.StatusOK || !strings.Contains(body, `"health":"ok"`) {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			before = queued()
+			return nil
+		})
+		// Nobody else queries the frontend meanwhile: its queue counts the
+		// ruler's evaluations.
+		all.EventuallyNil(30*time.Second, format+": the frontend queueing the ruler's queries", func() error {
+			if n := queued(); n < before+2 {
+				return fmt.Errorf("%v queries queued, %v before", n, before)
+			}
+			return nil
+		})
+		all.EventuallyNil(30*time.Second, format+": the rule's result queried back", func() error {
+			code, body := do(t, c.client, http.MethodGet, "https://"+all.HTTPAddr+"/prometheus/api/v1/query?query=team_f:frontend_up:sum", tenantID, nil)
+			if code != http.StatusOK || !strings.Contains(body, `,"5"]`) {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		})
+		r.Stop()
+	}
 	if code, body := do(t, c.client, http.MethodGet, "https://"+all.HTTPAddr+"/prometheus/api/v1/query?query=team_f:frontend_up:sum", "team-other", nil); code != http.StatusOK || strings.Contains(body, `"5"`) {
 		t.Fatalf("another tenant's query: %d %s", code, body)
 	}

@@ -23,7 +23,7 @@ func (t *Cortex) rulerQueryEngine(engine *promql.Engine) (promql.QueryEngine, er
 	if err != nil {
 		return nil, err
 	}
-	fe, err := ruler.NewFrontendEngine(cfg.FrontendAddress, t.Cfg.Querier.PrometheusHTTPPrefix, cfg.FrontendClient, tls)
+	fe, err := ruler.NewFrontendEngine(cfg, t.Cfg.Querier.PrometheusHTTPPrefix, tls)
 	if err != nil {
 		return nil, err
 	}

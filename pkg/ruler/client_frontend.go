@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/util/stats"
 	"google.golang.org/grpc"
 
+	"github.com/cortex-tls/cortex/pkg/querier/codec"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
@@ -37,6 +38,9 @@ const FrontendClientTLSPrefix = "ruler.frontendClient"
 type FrontendConfig struct {
 	FrontendAddress string            `yaml:"frontend_address"`
 	FrontendClient  grpcclient.Config `yaml:"frontend_client"`
+	// QueryResponseFormat is the encoding the ruler asks the frontend's
+	// answers in: json or protobuf.
+	QueryResponseFormat string `yaml:"query_response_format"`
 }
 
 // RegisterFlags registers -ruler.frontend-address and the
@@ -44,6 +48,7 @@ type FrontendConfig struct {
 func (c *FrontendConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.FrontendAddress, "ruler.frontend-address", "", "GRPC listen address (host:port) of the query-frontend the rules' queries are sent to, instead of the ruler's own querier over the ingesters and store-gateways. The frontend answers them with its query API (limits, queueing, querier workers).")
 	c.FrontendClient.RegisterFlagsWithPrefix(FrontendClientTLSPrefix, grpcclient.Defaults{}, f)
+	f.StringVar(&c.QueryResponseFormat, "ruler.query-response-format", codec.FormatProtobuf, "[Experimental] Query response format to get query results from Query Frontend when the rule evaluation. It will only take effect when `-ruler.frontend-address` is configured. Supported values: json,protobuf. With protobuf (Cortex's encoding, application/x-cortex-query+proto) the answers are smaller and quicker to decode.")
 }
 
 // Validate checks the -ruler.frontendClient.* flags and that the address
@@ -51,6 +56,9 @@ func (c *FrontendConfig) RegisterFlags(f *flag.FlagSet) {
 func (c *FrontendConfig) Validate() error {
 	if err := c.FrontendClient.Validate(FrontendClientTLSPrefix); err != nil {
 		return err
+	}
+	if c.QueryResponseFormat != codec.FormatJSON && c.QueryResponseFormat != codec.FormatProtobuf {
+		return fmt.Errorf("-ruler.query-response-format=%q (ruler.query_response_format): invalid query response format; use json or protobuf", c.QueryResponseFormat)
 	}
 	if c.FrontendAddress == "" {
 		return nil
@@ -69,23 +77,32 @@ func (c *FrontendConfig) Validate() error {
 type FrontendEngine struct {
 	addr   string
 	path   string
+	accept string
 	conn   *grpc.ClientConn
 	client httpgrpc.HTTPClient
 }
 
-// NewFrontendEngine dials the query-frontend at addr with cfg over tls
-// (build it with tlsconfig.NewClient(FrontendClientTLSPrefix, cfg.TLS, ...);
+// NewFrontendEngine dials the query-frontend at -ruler.frontend-address
+// with the -ruler.frontendClient settings over tls (build it with
+// tlsconfig.NewClient(FrontendClientTLSPrefix, cfg.FrontendClient.TLS, ...);
 // nil is plaintext); queries go to prefix + "/api/v1/query" (the
-// -http.prometheus-http-prefix). The connection is made at the first query.
-func NewFrontendEngine(addr, prefix string, cfg grpcclient.Config, tls *tlsconfig.Client) (*FrontendEngine, error) {
-	cc, err := grpc.NewClient(addr, append(cfg.DialOptions(tls),
+// -http.prometheus-http-prefix), asking for -ruler.query-response-format.
+// The connection is made at the first query.
+func NewFrontendEngine(cfg FrontendConfig, prefix string, tls *tlsconfig.Client) (*FrontendEngine, error) {
+	addr := cfg.FrontendAddress
+	cc, err := grpc.NewClient(addr, append(cfg.FrontendClient.DialOptions(tls),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{})),
 		grpc.WithChainUnaryInterceptor(tenantInterceptor),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("-ruler.frontend-address=%s: %w", addr, err)
 	}
-	return &FrontendEngine{addr: addr, path: prefix + "/api/v1/query", conn: cc, client: httpgrpc.NewHTTPClient(cc)}, nil
+	// As Cortex's ruler asks: its protobuf encoding, JSON as a fallback.
+	accept := codec.MIMEJSON
+	if cfg.QueryResponseFormat == codec.FormatProtobuf {
+		accept = codec.MIMECortexQuery + "," + codec.MIMEJSON
+	}
+	return &FrontendEngine{addr: addr, path: prefix + "/api/v1/query", accept: accept, conn: cc, client: httpgrpc.NewHTTPClient(cc)}, nil
 }
 
 var _ promql.QueryEngine = (*FrontendEngine)(nil)
@@ -147,6 +164,7 @@ func (e *FrontendEngine) query(ctx context.Context, qs string, ts time.Time) (pa
 		Headers: []*httpgrpc.Header{
 			{Key: "Content-Type", Values: []string{"application/x-www-form-urlencoded"}},
 			{Key: "Content-Length", Values: []string{strconv.Itoa(len(body))}},
+			{Key: "Accept", Values: []string{e.accept}},
 			{Key: tenant.HeaderName, Values: []string{id}},
 		},
 	})
@@ -156,6 +174,13 @@ func (e *FrontendEngine) query(ctx context.Context, qs string, ts time.Time) (pa
 		} else {
 			return nil, fmt.Errorf("query-frontend %s (-ruler.frontend-address): %w", e.addr, err)
 		}
+	}
+	if resp.Code == http.StatusOK && codec.IsProtobuf(contentType(resp)) {
+		v, _, err := codec.DecodeInstant(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("query-frontend %s: %w", e.addr, err)
+		}
+		return v, nil
 	}
 	var out struct {
 		Status string `json:"status"`
@@ -200,4 +225,14 @@ func (e *FrontendEngine) query(ctx context.Context, qs string, ts time.Time) (pa
 	default:
 		return nil, fmt.Errorf("query-frontend %s: rule queries must return a vector or a scalar, got %q", e.addr, out.Data.ResultType)
 	}
+}
+
+// contentType is the Content-Type of an answer.
+func contentType(resp *httpgrpc.HTTPResponse) string {
+	for _, h := range resp.Headers {
+		if http.CanonicalHeaderKey(h.Key) == "Content-Type" && len(h.Values) > 0 {
+			return h.Values[0]
+		}
+	}
+	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/cortex-tls/cortex/pkg/querier/codec"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
@@ -33,14 +34,30 @@ func (f *fakeFrontend) Handle(ctx context.Context, r *httpgrpc.HTTPRequest) (*ht
 		return nil, tenant.GRPCError(err)
 	}
 	form, _ := url.ParseQuery(string(r.Body))
+	var accept string
+	for _, h := range r.Headers {
+		if h.Key == "Accept" {
+			accept = strings.Join(h.Values, ";")
+		}
+	}
 	f.mu.Lock()
-	f.asks = append(f.asks, id+" "+r.Method+" "+r.Url+" "+form.Get("query"))
+	f.asks = append(f.asks, id+" "+r.Method+" "+r.Url+" "+form.Get("query")+" Accept: "+accept)
 	f.mu.Unlock()
+	answer := func(body string) (*httpgrpc.HTTPResponse, error) {
+		if codec.Negotiate(accept) != codec.MIMECortexQuery {
+			return &httpgrpc.HTTPResponse{Code: 200, Body: []byte(body), Headers: []*httpgrpc.Header{{Key: "Content-Type", Values: []string{codec.MIMEJSON}}}}, nil
+		}
+		enc, err := codec.FromJSON(nil, []byte(body))
+		if err != nil {
+			return nil, err
+		}
+		return &httpgrpc.HTTPResponse{Code: 200, Body: enc, Headers: []*httpgrpc.Header{{Key: "Content-Type", Values: []string{codec.MIMECortexQuery}}}}, nil
+	}
 	switch form.Get("query") {
 	case "sum(up)":
-		return &httpgrpc.HTTPResponse{Code: 200, Body: []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"api"},"value":[` + form.Get("time") + `,"7"]}]}}`)}, nil
+		return answer(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"api"},"value":[` + form.Get("time") + `,"7"]}]}}`)
 	case "scalar(up)":
-		return &httpgrpc.HTTPResponse{Code: 200, Body: []byte(`{"status":"success","data":{"resultType":"scalar","result":[` + form.Get("time") + `,"3"]}}`)}, nil
+		return answer(`{"status":"success","data":{"resultType":"scalar","result":[` + form.Get("time") + `,"3"]}}`)
 	default:
 		return &httpgrpc.HTTPResponse{Code: 400, Body: []byte(`{"status":"error","errorType":"bad_data","error":"expression too deep"}`)}, nil
 	}
@@ -54,10 +71,20 @@ func (f *fakeFrontend) requests() []string {
 
 // TestRulesQueryThroughFrontend: with a FrontendEngine, a recording rule's
 // query goes to the query-frontend over gRPC with mutual TLS, for the
-// rule's tenant, as POST /prometheus/api/v1/query; its vector (or scalar)
-// answer is written back as the rule's result, and a refused query is the
-// rule's error, naming the frontend.
+// rule's tenant, as POST /prometheus/api/v1/query asking for
+// -ruler.query-response-format; its vector (or scalar) answer, in that
+// encoding, is written back as the rule's result, and a refused query is
+// the rule's error, naming the frontend.
 func TestRulesQueryThroughFrontend(t *testing.T) {
+	for _, tc := range []struct{ format, accept string }{
+		{"json", "application/json"},
+		{"protobuf", "application/x-cortex-query+proto,application/json"},
+	} {
+		t.Run(tc.format, func(t *testing.T) { testRulesQueryThroughFrontend(t, tc.format, tc.accept) })
+	}
+}
+
+func testRulesQueryThroughFrontend(t *testing.T, format, accept string) {
 	pki := testkit.NewPKI(t, "cluster-ca")
 	srvLeaf := pki.Server(t, "query-frontend")
 	clientLeaf := pki.Client(t, "ruler")
@@ -86,7 +113,7 @@ func TestRulesQueryThroughFrontend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := NewFrontendEngine(ln.Addr().String(), "/prometheus", defaultFrontendClientConfig(), tc)
+	engine, err := NewFrontendEngine(FrontendConfig{FrontendAddress: ln.Addr().String(), FrontendClient: defaultFrontendClientConfig(), QueryResponseFormat: format}, "/prometheus", tc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +140,7 @@ func TestRulesQueryThroughFrontend(t *testing.T) {
 		return len(v) == 1 && v[0].F == 7 && v[0].Metric.Get("job") == "api" && len(s) == 1 && s[0].F == 3
 	})
 	for _, ask := range fe.requests() {
-		if !strings.HasPrefix(ask, "tenant-a POST /prometheus/api/v1/query ") {
+		if !strings.HasPrefix(ask, "tenant-a POST /prometheus/api/v1/query ") || !strings.HasSuffix(ask, " Accept: "+accept) {
 			t.Fatalf("the frontend was asked %q", ask)
 		}
 	}
@@ -132,6 +159,10 @@ func TestRulesQueryThroughFrontend(t *testing.T) {
 func TestFrontendAddressValidated(t *testing.T) {
 	cfg := testConfig(t, "-ruler.frontend-address=frontend")
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `-ruler.frontend-address="frontend": want the query-frontend's gRPC host:port`) {
+		t.Fatalf("got %v", err)
+	}
+	cfg = testConfig(t, "-ruler.query-response-format=yaml")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `-ruler.query-response-format="yaml" (ruler.query_response_format): invalid query response format; use json or protobuf`) {
 		t.Fatalf("got %v", err)
 	}
 	fs := newFlagSet()
