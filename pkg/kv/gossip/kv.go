@@ -84,7 +84,7 @@ func New(cfg Config, tlsCfg TLSConfig, loader *tlsconfig.Loader, logger *slog.Lo
 		k.logger.Warn("the gossip listener does not require verified client certificates: anyone who reaches the gossip port can change the ring. Set -memberlist.tls-ca-path to the CA that signs the members' certificates")
 	}
 	k.metrics = newKVMetrics(reg, k.memberCount, func() float64 { return float64(k.store.len()) })
-	k.tmetric = newTransportMetrics(reg)
+	k.tmetric = newTransportMetrics(reg, "cortex_memberlist_tcp_transport_", memberlistNames.maxConns)
 	k.dns = dns.NewProvider(dns.GolangResolverType, 0, kitlog.New(k.logger), nil)
 	k.service = services.NewBasicService(k.starting, k.running, k.stopping).WithName("gossip-kv")
 	return k, nil

@@ -48,7 +48,8 @@ func newKVMetrics(reg prometheus.Registerer, members, keys func() float64) *kvMe
 	}
 }
 
-// transportMetrics count the gossip transport's traffic, under cortex_memberlist_tcp_transport_.
+// transportMetrics count a gossip transport's traffic, under
+// cortex_memberlist_tcp_transport_ for the KV's.
 type transportMetrics struct {
 	packetsIn, packetsOut         prometheus.Counter
 	packetBytesIn, packetBytesOut prometheus.Counter
@@ -58,10 +59,13 @@ type transportMetrics struct {
 	connectionsRefused            prometheus.Counter
 }
 
-func newTransportMetrics(reg prometheus.Registerer) *transportMetrics {
+// newTransportMetrics registers the transport's counters under prefix
+// ("cortex_memberlist_tcp_transport_" for the KV); limit names the
+// connection limit in the rejected connections' help.
+func newTransportMetrics(reg prometheus.Registerer, prefix, limit string) *transportMetrics {
 	f := promauto.With(reg)
 	counter := func(name, help string) prometheus.Counter {
-		return f.NewCounter(prometheus.CounterOpts{Name: "cortex_memberlist_tcp_transport_" + name, Help: help})
+		return f.NewCounter(prometheus.CounterOpts{Name: prefix + name, Help: help})
 	}
 	return &transportMetrics{
 		packetsIn:          counter("packets_received_total", "Gossip packets received."),
@@ -73,6 +77,6 @@ func newTransportMetrics(reg prometheus.Registerer) *transportMetrics {
 		streamsIn:          counter("incoming_streams_total", "Gossip streams (push/pull, join) accepted."),
 		streamsOut:         counter("outgoing_streams_total", "Gossip streams opened."),
 		streamErrors:       counter("outgoing_stream_errors_total", "Gossip streams that could not be opened."),
-		connectionsRefused: counter("rejected_connections_total", "Inbound gossip connections closed because -memberlist.max-concurrent-connections were open."),
+		connectionsRefused: counter("rejected_connections_total", "Inbound gossip connections closed at once because "+limit+" of open connections was reached."),
 	}
 }

@@ -40,6 +40,7 @@ const (
 )
 
 type transportConfig struct {
+	names        settingNames
 	bindAddrs    []string
 	bindPort     int
 	dialTimeout  time.Duration // -memberlist.packet-dial-timeout
@@ -51,9 +52,36 @@ type transportConfig struct {
 	server       *tlsconfig.Server
 }
 
+// settingNames name the settings behind a transport in its messages: the
+// KV's -memberlist.* flags, or those of another memberlist's transport.
+type settingNames struct {
+	bindAddr  string // "-memberlist.bind-addr"
+	bindPort  string // "-memberlist.bind-port"; empty when bindAddr is ip:port
+	advertise string // "-memberlist.advertise-addr"
+	maxConns  string // "the -memberlist.max-concurrent-connections limit"
+	maxPacket string // "-memberlist.max-packet-size"
+}
+
+var memberlistNames = settingNames{
+	bindAddr:  "-memberlist.bind-addr",
+	bindPort:  "-memberlist.bind-port",
+	advertise: "-memberlist.advertise-addr",
+	maxConns:  "the -memberlist.max-concurrent-connections limit",
+	maxPacket: "-memberlist.max-packet-size",
+}
+
+func (n settingNames) listener(addr string, port int) string {
+	if n.bindPort == "" {
+		return n.bindAddr + "=" + net.JoinHostPort(addr, strconv.Itoa(port))
+	}
+	return fmt.Sprintf("%s=%s %s=%d", n.bindAddr, addr, n.bindPort, port)
+}
+
 // transport is a memberlist.NodeAwareTransport over TCP, with mutual TLS when
 // configured. Packets to a peer share one long-lived connection (one TLS
 // handshake per peer, not per packet); each stream gets its own connection.
+// An inbound connection holds one of the connection slots from its accept,
+// through its TLS handshake, to its close.
 type transport struct {
 	cfg     transportConfig
 	logger  *slog.Logger
@@ -82,6 +110,9 @@ func newTransport(cfg transportConfig, logger *slog.Logger, m *transportMetrics)
 	if len(cfg.bindAddrs) == 0 {
 		cfg.bindAddrs = []string{"0.0.0.0"}
 	}
+	if cfg.names == (settingNames{}) {
+		cfg.names = memberlistNames
+	}
 	t := &transport{
 		cfg: cfg, logger: logger, metrics: m, refusal: newOnceLog(10 * time.Minute),
 		packetCh: make(chan *memberlist.Packet),
@@ -100,18 +131,15 @@ func newTransport(cfg transportConfig, logger *slog.Logger, m *transportMetrics)
 	for _, addr := range cfg.bindAddrs {
 		if net.ParseIP(addr) == nil {
 			t.closeListeners()
-			return nil, fmt.Errorf("-memberlist.bind-addr=%q is not an IP address", addr)
+			return nil, fmt.Errorf("%s=%q is not an IP address", cfg.names.bindAddr, addr)
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
 		if err != nil {
 			t.closeListeners()
-			return nil, fmt.Errorf("gossip listener on -memberlist.bind-addr=%s -memberlist.bind-port=%d: %w", addr, port, err)
+			return nil, fmt.Errorf("gossip listener on %s: %w", cfg.names.listener(addr, port), err)
 		}
 		if port == 0 {
 			port = ln.Addr().(*net.TCPAddr).Port
-		}
-		if cfg.server != nil {
-			ln = cfg.server.Listener(ln, []string{alpnProtocol})
 		}
 		t.listeners = append(t.listeners, ln)
 	}
@@ -156,7 +184,7 @@ func (t *transport) advertiseIP(ip string) (net.IP, error) {
 	if ip != "" {
 		addr := net.ParseIP(ip)
 		if addr == nil {
-			return nil, fmt.Errorf("-memberlist.advertise-addr=%q is not an IP address", ip)
+			return nil, fmt.Errorf("%s=%q is not an IP address", t.cfg.names.advertise, ip)
 		}
 		return addr, nil
 	}
@@ -168,7 +196,7 @@ func (t *transport) advertiseIP(ip string) (net.IP, error) {
 		return nil, fmt.Errorf("looking for a private IP to advertise: %w", err)
 	}
 	if private == "" {
-		return nil, errors.New("no private IP address found to advertise: set -memberlist.advertise-addr or -memberlist.bind-addr")
+		return nil, fmt.Errorf("no private IP address found to advertise: set %s or %s", t.cfg.names.advertise, t.cfg.names.bindAddr)
 	}
 	return net.ParseIP(private), nil
 }
@@ -289,7 +317,7 @@ func (t *transport) accept(ln net.Listener) {
 		}
 		if !t.takeSlot() {
 			t.metrics.connectionsRefused.Inc()
-			t.refusal.log(t.logger, conn.RemoteAddr().String(), fmt.Errorf("gossip connection closed: %d inbound connections are open, the -memberlist.max-concurrent-connections limit", t.cfg.maxConns))
+			t.refusal.log(t.logger, conn.RemoteAddr().String(), fmt.Errorf("gossip connection closed: %d inbound connections are open, %s", t.cfg.maxConns, t.cfg.names.maxConns))
 			_ = conn.Close()
 			continue
 		}
@@ -298,8 +326,9 @@ func (t *transport) accept(ln net.Listener) {
 	}
 }
 
-// takeSlot reserves room for one more inbound connection, false when
-// -memberlist.max-concurrent-connections are open already.
+// takeSlot reserves room for one more inbound connection, false when the
+// limit (-memberlist.max-concurrent-connections) is reached: connections
+// still in their TLS handshake count.
 func (t *transport) takeSlot() bool {
 	if t.connSlots == nil {
 		return true
@@ -332,7 +361,8 @@ func (c *streamConn) Close() error {
 	return err
 }
 
-// serve reads the kind byte of an accepted connection and dispatches it.
+// serve runs the TLS handshake of an accepted connection, when TLS is on,
+// then reads its kind byte and dispatches it.
 func (t *transport) serve(conn net.Conn) {
 	defer t.wg.Done()
 	handedOver := false
@@ -344,6 +374,20 @@ func (t *transport) serve(conn net.Conn) {
 	if !t.track(conn) {
 		_ = conn.Close()
 		return
+	}
+	if t.cfg.server != nil {
+		// The handshake is bounded by the server's handshake timeout; a
+		// failed one is counted, logged and closed by the server.
+		tlsConn, err := t.cfg.server.Handshake(conn, []string{alpnProtocol})
+		t.untrack(conn)
+		if err != nil {
+			return
+		}
+		if !t.track(tlsConn) {
+			_ = tlsConn.Close()
+			return
+		}
+		conn = tlsConn
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(firstByteTimeout))
 	var kind [1]byte
@@ -416,7 +460,7 @@ func (t *transport) readPackets(conn net.Conn) {
 			return
 		}
 		t.setPacketDeadline(conn)
-		buf, err := readFrame(r, t.cfg.maxPacket)
+		buf, err := readFrame(r, t.cfg.maxPacket, t.cfg.names.maxPacket)
 		if err != nil {
 			if !isClosed(err) {
 				t.metrics.packetErrors.Inc()

@@ -35,15 +35,16 @@ func readString(r *bufio.Reader) (string, error) {
 	return string(b), nil
 }
 
-// readFrame reads one packet of at most limit bytes.
-func readFrame(r *bufio.Reader, limit int64) ([]byte, error) {
+// readFrame reads one packet of at most limit bytes; limitName names the
+// setting in the error.
+func readFrame(r *bufio.Reader, limit int64, limitName string) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if int64(n) > limit {
-		return nil, fmt.Errorf("packet of %d bytes exceeds the %d byte limit (-memberlist.max-packet-size)", n, limit)
+		return nil, fmt.Errorf("packet of %d bytes exceeds the %d byte limit (%s)", n, limit, limitName)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
