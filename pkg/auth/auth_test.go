@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -267,3 +268,39 @@ func TestGRPCCheck(t *testing.T) {
 		t.Fatalf("a call naming no tenant is the service's to judge: %v", err)
 	}
 }
+
+// A stream whose messages name their tenants gets the same check per
+// message, through the Authorizer its stream interceptor put in the
+// stream's context.
+func TestCheckMessageTenant(t *testing.T) {
+	a, _ := newAuthorizer(t, allowYAML, false)
+	withPeer := func(identity *x509.Certificate) context.Context {
+		return peer.NewContext(context.Background(), &peer.Peer{AuthInfo: credentials.TLSInfo{State: tls.ConnectionState{PeerCertificates: []*x509.Certificate{identity}}}})
+	}
+	var handled context.Context
+	stream := &fakeServerStream{ctx: withPeer(cert("prometheus-a"))}
+	err := a.streamInterceptor(nil, stream, &grpc.StreamServerInfo{FullMethod: "/cortex.Ingester/PushStream"}, func(_ any, ss grpc.ServerStream) error {
+		handled = ss.Context()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMessageTenant(handled, "tenant-a"); err != nil {
+		t.Fatalf("prometheus-a's own tenant: %v", err)
+	}
+	err = CheckMessageTenant(handled, "tenant-b")
+	if status.Code(err) != codes.PermissionDenied || err.Error() != `rpc error: code = PermissionDenied desc = client "prometheus-a" may not act for tenant "tenant-b" (-auth.client-tenants-file)` {
+		t.Fatalf("another tenant's message: %v", err)
+	}
+	if err := CheckMessageTenant(withPeer(cert("prometheus-a")), "tenant-b"); err != nil {
+		t.Fatalf("a stream of a server without the Authorizer's options: %v", err)
+	}
+}
+
+type fakeServerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *fakeServerStream) Context() context.Context { return s.ctx }

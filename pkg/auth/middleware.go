@@ -86,13 +86,17 @@ func (a *Authorizer) GRPCServerOptions() []grpc.ServerOption {
 			}
 			return handler(ctx, req)
 		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			if err := a.checkGRPC(ss.Context()); err != nil {
-				return err
-			}
-			return handler(srv, &authorizedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), authorizerKey{}, a)})
-		}),
+		grpc.ChainStreamInterceptor(a.streamInterceptor),
 	}
+}
+
+// streamInterceptor checks a stream's tenant as a call's, and hands the
+// Authorizer to the handler for CheckMessageTenant.
+func (a *Authorizer) streamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := a.checkGRPC(ss.Context()); err != nil {
+		return err
+	}
+	return handler(srv, &authorizedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), authorizerKey{}, a)})
 }
 
 type authorizerKey struct{}
