@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,6 +60,9 @@ type ServerOptions struct {
 	MinVersion       string        `yaml:"tls_min_version"`
 	CipherSuites     string        `yaml:"tls_cipher_suites"`
 	HandshakeTimeout time.Duration `yaml:"tls_handshake_timeout"`
+	// ClientNames lists the names of a client certificate that the
+	// allowed client names are matched against; nil means PeerNames.
+	ClientNames func(*x509.Certificate) []string `yaml:"-"`
 }
 
 // RegisterFlags registers -server.tls-min-version and its siblings.
@@ -80,6 +84,7 @@ type Server struct {
 	min     uint16
 	ciphers []uint16
 	timeout time.Duration
+	names   func(*x509.Certificate) []string
 	logger  *slog.Logger
 
 	tickets    ticketKeys
@@ -110,7 +115,10 @@ func NewServer(name, prefix string, cfg ServerConfig, opts ServerOptions, l *Loa
 		}
 		return nil, nil
 	}
-	s := &Server{name: name, prefix: prefix, cfg: cfg, timeout: opts.HandshakeTimeout, logger: l.logger.With("server", name)}
+	s := &Server{name: name, prefix: prefix, cfg: cfg, timeout: opts.HandshakeTimeout, names: opts.ClientNames, logger: l.logger.With("server", name)}
+	if s.names == nil {
+		s.names = PeerNames
+	}
 	if s.timeout <= 0 {
 		s.timeout = 10 * time.Second
 	}
@@ -268,7 +276,7 @@ func (s *Server) checkAllowedName(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return nil // VerifyClientCertIfGiven and no certificate given
 	}
-	names := PeerNames(cs.PeerCertificates[0])
+	names := s.names(cs.PeerCertificates[0])
 	for _, n := range names {
 		for _, allowed := range s.cfg.AllowedClientNames {
 			if matchName(allowed, n) {
