@@ -261,7 +261,6 @@ func (c *Compactor) cleanPartitionedGroups(ctx context.Context, tenant string, t
 		logger.Warn("listing partitioned groups", "err", err)
 		return
 	}
-	for file, info := range groups {
 	var remaining, inProgress int
 	var oldest int64
 	defer func() {
@@ -275,14 +274,15 @@ func (c *Compactor) cleanPartitionedGroups(ctx context.Context, tenant string, t
 		}
 		c.m.oldestPartitionOffset.WithLabelValues(tenant).Set(float64(offset))
 	}()
+	for file, info := range groups {
 		glog := logger.With("partitioned_group_id", info.PartitionedGroupID)
 		st := info.status(ctx, tbkt, c.cfg.CompactionVisitMarkerTimeout, glog)
-		deleted := false
 		remaining += st.pendingPartitions
 		inProgress += st.inProgressPartitions
 		if oldest == 0 || info.CreationTime < oldest {
 			oldest = info.CreationTime
 		}
+		deleted := false
 		if st.canDelete {
 			marked := 0
 			if st.isCompleted {

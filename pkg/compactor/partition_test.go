@@ -732,3 +732,33 @@ func TestVisitHeartbeat(t *testing.T) {
 		t.Fatal("cleaner marker left with deleteOnExit")
 	}
 }
+
+// The cleanup's partition metrics add up every plan of the tenant.
+func TestPartitionMetricsSumPlans(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	src := shipBlock(t, bkt, partitionTenant, 2, 0, 2*hour, testStep)
+	c := newPartitioningCompactor(t, bkt, newRingStore(t), "compactor-a", 9140, 10, 1, nil)
+	tbkt := objstore.NewPrefixedBucket(bkt, partitionTenant)
+	created := time.Now().Add(-time.Minute).Unix()
+	for _, id := range []uint32{1, 2} {
+		info := PartitionedGroupInfo{PartitionedGroupID: id, PartitionCount: 2, CreationTime: created - int64(id), Version: 1,
+			Partitions: []Partition{{PartitionID: 0, Blocks: []ulid.ULID{src}}, {PartitionID: 1, Blocks: []ulid.ULID{src}}}}
+		if _, err := writePartitionedGroupInfo(ctx, tbkt, info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := markVisit(ctx, tbkt, &PartitionVisitMarker{PartitionedGroupID: 1, PartitionedGroupCreationTime: created - 1, PartitionID: 0}, "compactor-b", InProgress); err != nil {
+		t.Fatal(err)
+	}
+	c.cleanPartitionedGroups(ctx, partitionTenant, tbkt)
+	if got := testutil.ToFloat64(c.m.remainingPlannedCompactions.WithLabelValues(partitionTenant)); got != 3 {
+		t.Fatalf("cortex_compactor_remaining_planned_compactions %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(c.m.inProgressCompactions.WithLabelValues(partitionTenant)); got != 1 {
+		t.Fatalf("cortex_compactor_in_progress_compactions %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(c.m.oldestPartitionOffset.WithLabelValues(partitionTenant)); got < 61 || got > 120 {
+		t.Fatalf("cortex_compactor_oldest_partition_offset %v, want the older plan's age, about 62s", got)
+	}
+}
