@@ -131,6 +131,10 @@ func listPartitionedGroups(ctx context.Context, tbkt objstore.Bucket, logger *sl
 		}
 		p, err := readPartitionedGroupInfoFile(ctx, tbkt, name)
 		if err != nil {
+			if skipUnreadable && errors.Is(err, errPartitionedGroupInfoNotFound) {
+				// Listed from a cached listing, deleted since.
+				return nil
+			}
 			if skipUnreadable {
 				logger.Warn("reading a partitioned group info file", "file", name, "err", err)
 				return nil

@@ -235,6 +235,10 @@ type MetadataCacheConfig struct {
 	BlockIndexAttributesTTL time.Duration `yaml:"block_index_attributes_ttl"`
 	BucketIndexContentTTL   time.Duration `yaml:"bucket_index_content_ttl"`
 	BucketIndexMaxSize      int           `yaml:"bucket_index_max_size_bytes"`
+	// PartitionedGroupsListTTL caches the listing of a tenant's
+	// partitioned-groups/ folder for the compactor's cleanup
+	// (-compactor.cleaner-caching-bucket-enabled); 0 does not.
+	PartitionedGroupsListTTL time.Duration `yaml:"partitioned_groups_list_ttl"`
 }
 
 // RegisterFlags registers the -blocks-storage.bucket-store.metadata-cache.* flags.
@@ -252,6 +256,7 @@ func (c *MetadataCacheConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.BlockIndexAttributesTTL, p+"block-index-attributes-ttl", 168*time.Hour, "How long to cache attributes of the block index.")
 	f.DurationVar(&c.BucketIndexContentTTL, p+"bucket-index-content-ttl", 5*time.Minute, "How long to cache content of the bucket index.")
 	f.IntVar(&c.BucketIndexMaxSize, p+"bucket-index-max-size-bytes", 1<<20, "Maximum size of bucket index content to cache in bytes. Caching will be skipped if the content exceeds this size.")
+	f.DurationVar(&c.PartitionedGroupsListTTL, p+"partitioned-groups-list-ttl", 0, "How long to cache list of partitioned groups for an user. 0 disables caching")
 }
 
 // Validate checks the metadata cache block.
@@ -275,6 +280,7 @@ func (c *MetadataCacheConfig) Validate() error {
 		{"metafile-attributes-ttl", c.MetafileAttributesTTL},
 		{"block-index-attributes-ttl", c.BlockIndexAttributesTTL},
 		{"bucket-index-content-ttl", c.BucketIndexContentTTL},
+		{"partitioned-groups-list-ttl", c.PartitionedGroupsListTTL},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("-%s.%s must not be negative", metadataCachePrefix, d.name)
@@ -293,7 +299,7 @@ func (c *MetadataCacheConfig) Validate() error {
 func (c *MetadataCacheConfig) shortestTTL() time.Duration {
 	var ttl time.Duration
 	for _, d := range []time.Duration{c.TenantsListTTL, c.TenantBlocksListTTL, c.ChunksListTTL, c.MetafileExistsTTL,
-		c.MetafileDoesntExistTTL, c.MetafileContentTTL, c.MetafileAttributesTTL, c.BlockIndexAttributesTTL, c.BucketIndexContentTTL} {
+		c.MetafileDoesntExistTTL, c.MetafileContentTTL, c.MetafileAttributesTTL, c.BlockIndexAttributesTTL, c.BucketIndexContentTTL, c.PartitionedGroupsListTTL} {
 		if d > 0 && (ttl == 0 || d < ttl) {
 			ttl = d
 		}

@@ -37,6 +37,10 @@ const (
 	opAttributes = "attributes"
 )
 
+// partitionedGroupsDirname is the tenant folder of the partitioning
+// compactor's plans, whose listing the compactor's cleanup may cache.
+const partitionedGroupsDirname = "partitioned-groups"
+
 var (
 	chunkSegmentRe = regexp.MustCompile(`^.*/chunks/\d+$`)
 	tenantDirRe    = regexp.MustCompile(`^[^/]+/?$`)
@@ -123,6 +127,8 @@ func (cb *cachingBucket) iterConfig(dir string) (string, time.Duration) {
 		return "tenant-blocks-iter", cb.metaCfg.TenantBlocksListTTL
 	case strings.HasSuffix(strings.TrimSuffix(dir, objstore.DirDelim), "/"+chunksDirname):
 		return "chunks-iter", cb.metaCfg.ChunksListTTL
+	case strings.HasSuffix(strings.TrimSuffix(dir, objstore.DirDelim), "/"+partitionedGroupsDirname):
+		return "partitioned-groups-iter", cb.metaCfg.PartitionedGroupsListTTL
 	}
 	return "", 0
 }

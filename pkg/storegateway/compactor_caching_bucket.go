@@ -33,7 +33,11 @@ import (
 //     only checks to skip a tenant, and the bucket index's content;
 //   - the cleanup, which decides what is deleted, caches only the content
 //     and attributes of meta.json: not the tenant deletion mark, whose
-//     finish time it writes, nor whether a meta.json exists.
+//     finish time it writes, nor whether a meta.json exists; and, with
+//     -blocks-storage.bucket-store.metadata-cache.partitioned-groups-list-ttl,
+//     the listing of a tenant's partitioned-groups/ folder, as Cortex's
+//     cleaner: a plan written since is seen a TTL later, and one deleted
+//     since is skipped when it cannot be read.
 //
 // component ("compactor", "cleaner") labels the cache's metrics, as Cortex
 // does; tls may be nil (memcached TLS files are then read once).
@@ -60,6 +64,11 @@ func compactorMetadataCacheConfig(cfg MetadataCacheConfig, cleaner bool) Metadat
 	cfg.TenantBlocksListTTL = 0
 	cfg.ChunksListTTL = 0
 	cfg.BlockIndexAttributesTTL = 0
+	if !cleaner {
+		// As Cortex: only the cleanup lists the partitioned groups
+		// through the cache.
+		cfg.PartitionedGroupsListTTL = 0
+	}
 	if cleaner {
 		cfg.MetafileExistsTTL = 0
 		cfg.MetafileDoesntExistTTL = 0
