@@ -14,9 +14,9 @@ import (
 	"github.com/grafana/dskit/flagext"
 	"github.com/prometheus/alertmanager/cluster"
 	"github.com/prometheus/client_golang/prometheus"
-	commoncfg "github.com/prometheus/common/config"
-	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/cortex-tls/cortex/pkg/alertmanager/amcluster"
+	"github.com/cortex-tls/cortex/pkg/kv/gossip"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
 
@@ -31,7 +31,7 @@ const DefaultPeerTimeout = 15 * time.Second
 // gossip cluster, which replicates every tenant's silences and notification
 // log between alertmanagers that do not shard
 // (-alertmanager.sharding-enabled=false). Here it runs mutual TLS only,
-// over Alertmanager's TLS transport.
+// over the project's gossip transport (pkg/kv/gossip).
 type ClusterConfig struct {
 	ListenAddr       string                 `yaml:"listen_address"`
 	AdvertiseAddr    string                 `yaml:"advertise_address"`
@@ -53,7 +53,7 @@ type ClusterTLSConfig struct {
 	MinVersion   string `yaml:"tls_min_version"`
 	CipherSuites string `yaml:"tls_cipher_suites"`
 	// AllowedClientNames narrows the members to certificates holding one
-	// of these subjectAltNames, when the CA also signs other certificates.
+	// of these names, when the CA also signs other certificates.
 	AllowedClientNames flagext.StringSliceCSV `yaml:"tls_allowed_client_names"`
 }
 
@@ -68,13 +68,13 @@ func (c *ClusterConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.PeerTimeout, p+"peer-timeout", DefaultPeerTimeout, "Time each alertmanager waits, per member (gossip cluster) or replica (-alertmanager.sharding-enabled) ahead of it, before sending a notification: the one ahead sends it and records it in the replicated notification log, and the others then send nothing. -alertmanager.peer-timeout is another name of this setting.")
 	f.DurationVar(&c.GossipInterval, p+"gossip-interval", cluster.DefaultGossipInterval, "The interval between sending gossip messages. By lowering this value (more frequent) gossip messages are propagated across cluster more quickly at the expense of increased bandwidth usage.")
 	f.DurationVar(&c.PushPullInterval, p+"push-pull-interval", cluster.DefaultPushPullInterval, "The interval between gossip state syncs. Setting this interval lower (more frequent) will increase convergence speeds across larger clusters at the expense of increased bandwidth usage.")
-	f.StringVar(&c.TLS.CertPath, p+"tls-cert-path", "", "Path to this member's certificate, served to the members that dial it and presented to the members it dials. It needs subjectAltNames (the advertised IP, or the name in -"+p+"tls-server-name) and must allow both server and client authentication.")
+	f.StringVar(&c.TLS.CertPath, p+"tls-cert-path", "", "Path to this member's certificate, served to the members that dial it and presented to the members it dials. It must name the advertised IP (or the name in -"+p+"tls-server-name) as a subjectAltName, or as its Common Name when it has none, and allow both server and client authentication.")
 	f.StringVar(&c.TLS.KeyPath, p+"tls-key-path", "", "Path to the private key of -"+p+"tls-cert-path.")
 	f.StringVar(&c.TLS.CAPath, p+"tls-ca-path", "", "Path to the CA bundle every member's certificate must chain to, checked both ways (mutual TLS).")
 	f.StringVar(&c.TLS.ServerName, p+"tls-server-name", "", "Name to verify the other members' certificates against, instead of the IP address dialled.")
 	f.StringVar(&c.TLS.MinVersion, p+"tls-min-version", "VersionTLS12", "Lowest TLS version the cluster accepts: VersionTLS12 or VersionTLS13 (VersionTLS10 and VersionTLS11 are accepted with a warning: insecure).")
 	f.StringVar(&c.TLS.CipherSuites, p+"tls-cipher-suites", "", "Comma-separated TLS 1.2 cipher suites the cluster's listener accepts (Go names). Empty means ECDHE with AES-GCM or ChaCha20-Poly1305 only.")
-	f.Var(&c.TLS.AllowedClientNames, p+"tls-allowed-client-names", "Comma-separated subjectAltNames (DNS names, IP addresses, e-mail addresses or URIs, matched exactly) one of which a member's certificate must hold to be accepted by this member's listener. Empty accepts any certificate -"+p+"tls-ca-path signed: set it when that CA also signs other components' certificates.")
+	f.Var(&c.TLS.AllowedClientNames, p+"tls-allowed-client-names", "Comma-separated names one of which a member's certificate must hold to be accepted by this member's listener: its subjectAltNames (DNS names, IP addresses, e-mail addresses or URIs), or its Common Name when it has none; a leading *. matches one label. Empty accepts any certificate -"+p+"tls-ca-path signed: set it when that CA also signs other components' certificates.")
 }
 
 // Enabled reports whether the gossip cluster runs: a listen address is
@@ -102,7 +102,7 @@ func (c *ClusterConfig) Validate(shardingEnabled bool) error {
 		}
 		return nil
 	}
-	// Alertmanager's TLS transport binds and advertises IP addresses, not
+	// The gossip transport binds and advertises IP addresses, not
 	// host names.
 	if host, port, err := net.SplitHostPort(c.ListenAddr); err != nil || port == "" || net.ParseIP(host) == nil {
 		return fmt.Errorf("-%slisten-address=%q: want ip:port (0.0.0.0 for every interface)", p, c.ListenAddr)
@@ -135,80 +135,112 @@ func (c *ClusterConfig) Validate(shardingEnabled bool) error {
 	return nil
 }
 
-// transportTLS checks the cluster's certificate, key and CA bundle, with
-// errors naming the flag at fault, and returns Alertmanager's TLS transport
-// configuration for them: a listener that requires and verifies the
-// members' certificates, and a client that presents this one's.
-func (c *ClusterConfig) transportTLS(logger *slog.Logger) (*cluster.TLSTransportConfig, error) {
+// Fixed bounds of the cluster's transport, which the members' own traffic
+// stays far below: a handful of members each hold a packet connection and
+// short streams (push-pull, join, messages over 700 bytes).
+const (
+	// clusterMaxConnections bounds the inbound connections, those still in
+	// their TLS handshake included; more are closed at once.
+	clusterMaxConnections = 100
+	// clusterMaxPacketSize bounds one inbound packet: the members send at
+	// most 1,400 bytes (Alertmanager's gossip packet size).
+	clusterMaxPacketSize = 64 << 10
+	// clusterPacketReadTimeout bounds the time a begun packet takes to arrive.
+	clusterPacketReadTimeout = 5 * time.Second
+	// clusterHandshakeTimeout bounds a connection's TLS handshake.
+	clusterHandshakeTimeout = 10 * time.Second
+)
+
+// clusterBounds are the transport's bounds that tests lower.
+type clusterBounds struct {
+	maxConnections   int
+	handshakeTimeout time.Duration
+}
+
+// clusterTLS checks the cluster's certificate, key and CA bundle, with
+// errors naming the flag at fault, and returns the members' TLS: a client
+// that presents this member's certificate and verifies the others' (with
+// the Common Name fallback of the project's other links), and a server
+// that requires and verifies theirs. Both read the files through loader,
+// so renewed certificates and CA bundles apply without a restart.
+func (c *ClusterConfig) clusterTLS(loader *tlsconfig.Loader, handshakeTimeout time.Duration) (*tlsconfig.Client, *tlsconfig.Server, error) {
 	p := ClusterFlagPrefix
-	minVersion, insecure, err := tlsconfig.ParseMinVersion(p+"tls-min-version", c.TLS.MinVersion)
+	// Parsed here first, so that errors name the cluster's flags.
+	if _, _, err := tlsconfig.ParseMinVersion(p+"tls-min-version", c.TLS.MinVersion); err != nil {
+		return nil, nil, err
+	}
+	if _, _, err := tlsconfig.ParseCipherSuites(p+"tls-cipher-suites", c.TLS.CipherSuites); err != nil {
+		return nil, nil, err
+	}
+	client, err := tlsconfig.NewClient(strings.TrimSuffix(p, "."), tlsconfig.ClientConfig{
+		CertPath:           c.TLS.CertPath,
+		KeyPath:            c.TLS.KeyPath,
+		CAPath:             c.TLS.CAPath,
+		ServerName:         c.TLS.ServerName,
+		MinVersion:         c.TLS.MinVersion,
+		CipherSuites:       c.TLS.CipherSuites,
+		CommonNameFallback: true,
+	}, loader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if insecure {
-		logger.Warn("-" + p + "tls-min-version allows TLS versions older than 1.2, which are insecure")
-	}
-	suites, weak, err := tlsconfig.ParseCipherSuites(p+"tls-cipher-suites", c.TLS.CipherSuites)
+	// The files are loaded: check that the others can accept this
+	// member's certificate.
+	kp, err := loader.KeyPair(p+"tls-cert-path", c.TLS.CertPath, p+"tls-key-path", c.TLS.KeyPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(weak) > 0 {
-		logger.Warn("-"+p+"tls-cipher-suites names insecure cipher suites", "suites", strings.Join(weak, ","))
-	}
-	// A loader of its own, never reloaded: it only checks the files, which
-	// the transport reads itself.
-	l := tlsconfig.NewLoader(logger, nil)
-	kp, err := l.KeyPair(p+"tls-cert-path", c.TLS.CertPath, p+"tls-key-path", c.TLS.KeyPath)
+	ca, err := loader.CAPool(p+"tls-ca-path", c.TLS.CAPath)
 	if err != nil {
-		return nil, err
-	}
-	ca, err := l.CAPool(p+"tls-ca-path", c.TLS.CAPath)
-	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkMemberCertificate(c.TLS, kp.Certificate().Certificate, ca.Pool()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ciphers := make([]web.Cipher, len(suites))
-	for i, s := range suites {
-		ciphers[i] = web.Cipher(s)
+	server, err := tlsconfig.NewServer("alertmanager-cluster", p, tlsconfig.ServerConfig{
+		CertPath:           c.TLS.CertPath,
+		KeyPath:            c.TLS.KeyPath,
+		CAPath:             c.TLS.CAPath,
+		AllowedClientNames: c.TLS.AllowedClientNames,
+	}, tlsconfig.ServerOptions{
+		MinVersion:       c.TLS.MinVersion,
+		CipherSuites:     c.TLS.CipherSuites,
+		HandshakeTimeout: handshakeTimeout,
+		ClientNames:      memberNames,
+	}, loader)
+	if err != nil {
+		return nil, nil, err
 	}
-	server := &web.TLSConfig{
-		TLSCertPath:  c.TLS.CertPath,
-		TLSKeyPath:   c.TLS.KeyPath,
-		ClientAuth:   "RequireAndVerifyClientCert",
-		ClientCAs:    c.TLS.CAPath,
-		CipherSuites: ciphers,
-		MinVersion:   web.TLSVersion(minVersion),
+	return client, server, nil
+}
+
+// memberNames are the names -alertmanager.cluster.tls-allowed-client-names
+// is matched against: every subjectAltName (DNS names, IP addresses, e-mail
+// addresses, URIs), or the Common Name of a certificate that has none.
+func memberNames(c *x509.Certificate) []string {
+	names := append([]string(nil), c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
 	}
-	if len(c.TLS.AllowedClientNames) > 0 {
-		// Any non-nil list, even an empty one, makes the listener check
-		// the names.
-		server.ClientAllowedSans = c.TLS.AllowedClientNames
+	names = append(names, c.EmailAddresses...)
+	for _, u := range c.URIs {
+		names = append(names, u.String())
 	}
-	return &cluster.TLSTransportConfig{
-		TLSServerConfig: server,
-		TLSClientConfig: &commoncfg.TLSConfig{
-			CertFile:   c.TLS.CertPath,
-			KeyFile:    c.TLS.KeyPath,
-			CAFile:     c.TLS.CAPath,
-			ServerName: c.TLS.ServerName,
-			MinVersion: commoncfg.TLSVersion(minVersion),
-		},
-	}, nil
+	if len(names) == 0 && c.Subject.CommonName != "" {
+		names = append(names, c.Subject.CommonName)
+	}
+	return names
 }
 
 // checkMemberCertificate refuses a certificate the other members cannot
-// accept: every member serves and presents it, and verifies the others by
-// Go's rules (no Common Name fallback) against the same kind of bundle.
+// accept: every member serves and presents it, and verifies the others
+// against the same kind of bundle. One without subjectAltName is accepted,
+// as on the project's other links: the members fall back to its Common Name.
 func checkMemberCertificate(cfg ClusterTLSConfig, chain [][]byte, roots *x509.CertPool) error {
 	certFlag := "-" + ClusterFlagPrefix + "tls-cert-path"
 	leaf, err := x509.ParseCertificate(chain[0])
 	if err != nil {
 		return fmt.Errorf("%s=%s: %w", certFlag, cfg.CertPath, err)
-	}
-	if len(leaf.DNSNames) == 0 && len(leaf.IPAddresses) == 0 && len(leaf.URIs) == 0 {
-		return fmt.Errorf("%s=%s: certificate %q has no subjectAltName: the other members verify it by Go's rules, which ignore the Common Name; reissue it with the advertised IP or the -%stls-server-name name as SANs (`cortex certs generate -dns <names> -ip <addresses>`)", certFlag, cfg.CertPath, leaf.Subject.CommonName, ClusterFlagPrefix)
 	}
 	intermediates := x509.NewCertPool()
 	for _, der := range chain[1:] {
@@ -236,21 +268,45 @@ func checkMemberCertificate(cfg ClusterTLSConfig, chain [][]byte, roots *x509.Ce
 // NewClusterPeer checks cfg's TLS files and starts this alertmanager's
 // member of the gossip cluster: its listener is open, and
 // MultitenantAlertmanager joins the peers when it starts (WithCluster).
-// Its metrics are Alertmanager's alertmanager_cluster_* and
-// alertmanager_tls_transport_*.
-func NewClusterPeer(cfg ClusterConfig, logger *slog.Logger, reg prometheus.Registerer) (*cluster.Peer, error) {
+// It runs on the project's gossip transport, with mutual TLS whose files
+// loader reloads, and fixed bounds on connections, handshakes and packets.
+// Its metrics are Alertmanager's alertmanager_cluster_* and the transport's
+// alertmanager_cluster_tcp_transport_*.
+func NewClusterPeer(cfg ClusterConfig, loader *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*amcluster.Peer, error) {
+	return newClusterPeer(cfg, clusterBounds{maxConnections: clusterMaxConnections, handshakeTimeout: clusterHandshakeTimeout}, loader, logger, reg)
+}
+
+func newClusterPeer(cfg ClusterConfig, bounds clusterBounds, loader *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*amcluster.Peer, error) {
 	if err := cfg.Validate(false); err != nil {
 		return nil, err
 	}
 	logger = logger.With("component", "alertmanager-cluster")
-	tlsCfg, err := cfg.transportTLS(logger)
+	client, server, err := cfg.clusterTLS(loader, bounds.handshakeTimeout)
 	if err != nil {
 		return nil, err
 	}
-	peer, err := cluster.Create(logger, reg, cfg.ListenAddr, cfg.AdvertiseAddr, cfg.Peers, true,
-		cfg.PushPullInterval, cfg.GossipInterval, cluster.DefaultTCPTimeout, cluster.DefaultResolvePeersTimeout,
-		cluster.DefaultProbeTimeout, cluster.DefaultProbeInterval, tlsCfg, false, "", "")
+	transport, err := gossip.NewTransport(gossip.TransportConfig{
+		ListenAddr:               cfg.ListenAddr,
+		ListenFlag:               "-" + ClusterFlagPrefix + "listen-address",
+		AdvertiseFlag:            "-" + ClusterFlagPrefix + "advertise-address",
+		DialTimeout:              cluster.DefaultTCPTimeout,
+		WriteTimeout:             cluster.DefaultTCPTimeout,
+		PacketReadTimeout:        clusterPacketReadTimeout,
+		MaxPacketSize:            clusterMaxPacketSize,
+		MaxConcurrentConnections: bounds.maxConnections,
+		LimitsName:               "the alertmanager cluster's fixed bound",
+		Client:                   client,
+		Server:                   server,
+		MetricsPrefix:            "alertmanager_cluster_tcp_transport_",
+	}, logger, reg)
 	if err != nil {
+		return nil, err
+	}
+	peer, err := amcluster.Create(logger, reg, transport, cfg.AdvertiseAddr, cfg.Peers, true,
+		cfg.PushPullInterval, cfg.GossipInterval, cluster.DefaultTCPTimeout, cluster.DefaultResolvePeersTimeout,
+		cluster.DefaultProbeTimeout, cluster.DefaultProbeInterval, "", "")
+	if err != nil {
+		_ = transport.Shutdown()
 		return nil, fmt.Errorf("alertmanager gossip cluster on -%slisten-address=%s: %w", ClusterFlagPrefix, cfg.ListenAddr, err)
 	}
 	self := peer.Self()
@@ -262,7 +318,7 @@ func NewClusterPeer(cfg ClusterConfig, logger *slog.Logger, reg prometheus.Regis
 // state of the gossip cluster peer: changes are gossiped to the other
 // members, a member starting merges their full state, and notifications
 // wait for the gossip to settle and, per member ahead, the peer timeout.
-func WithCluster(peer *cluster.Peer) Option {
+func WithCluster(peer *amcluster.Peer) Option {
 	return func(am *MultitenantAlertmanager) { am.peer = peer }
 }
 

@@ -8,9 +8,9 @@
 // and notification log over the alertmanagerpb gRPC service, and any
 // instance answers any tenant's API by forwarding to them. Without sharding,
 // -alertmanager.cluster.listen-address makes the alertmanagers members of
-// Alertmanager's own gossip cluster (its cluster package, over its TLS
-// transport with mutual TLS), which replicates every tenant's silences and
-// notification log.
+// Alertmanager's own gossip cluster (its cluster peer, copied into
+// amcluster, over the gossip transport of pkg/kv/gossip with mutual TLS),
+// which replicates every tenant's silences and notification log.
 //
 // It reaches the configs service only over HTTP(S), so it must not import
 // pkg/configs, and it must never delete or overwrite files outside each

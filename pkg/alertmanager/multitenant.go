@@ -16,12 +16,12 @@ import (
 
 	"github.com/grafana/dskit/services"
 	dskittenant "github.com/grafana/dskit/tenant"
-	"github.com/prometheus/alertmanager/cluster"
 	amconfig "github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
+	"github.com/cortex-tls/cortex/pkg/alertmanager/amcluster"
 	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/util/tenantfilter"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -54,7 +54,7 @@ type MultitenantAlertmanager struct {
 
 	// Alertmanager's gossip cluster (nil: none), which replicates every
 	// tenant's state when the tenants are not sharded.
-	peer       *cluster.Peer
+	peer       *amcluster.Peer
 	stopSettle context.CancelFunc
 	// peerTimeout is -alertmanager.cluster.peer-timeout (or
 	// -alertmanager.peer-timeout), per member or replica ahead.

@@ -7,11 +7,11 @@ import (
 
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
-	"github.com/prometheus/alertmanager/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
+	"github.com/cortex-tls/cortex/pkg/alertmanager/amcluster"
 	cortexkv "github.com/cortex-tls/cortex/pkg/kv"
 	"github.com/cortex-tls/cortex/pkg/shardring"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/users"
@@ -56,10 +56,10 @@ func (t *Cortex) initAlertmanager() (services.Service, error) {
 		return nil, err
 	}
 	clusterCfg := t.Cfg.Alertmanager.Cluster
-	var peer *cluster.Peer
+	var peer *amcluster.Peer
 	switch {
 	case clusterCfg.Enabled(t.Cfg.Alertmanager.Sharding.ShardingEnabled):
-		if peer, err = alertmanager.NewClusterPeer(clusterCfg, t.Logger, t.Registry); err != nil {
+		if peer, err = alertmanager.NewClusterPeer(clusterCfg, t.TLS, t.Logger, t.Registry); err != nil {
 			return nil, err
 		}
 		opts = append(opts, alertmanager.WithCluster(peer))
