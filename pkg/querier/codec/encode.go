@@ -28,12 +28,24 @@ type Answer struct {
 // (MIMEProtobuf or MIMECortexQuery) deciding how vectors carry native
 // histograms.
 func AppendProtobuf(b []byte, a Answer, contentType string) ([]byte, error) {
-	var result []byte
+	var (
+		result []byte
+		// A matrix, the bulk of the answers, is written straight into b
+		// once its size is known (streamSizes).
+		matrix      promql.Matrix
+		streamSizes []int
+		resultLen   int
+		matrixLen   int
+	)
 	switch v := a.Value.(type) {
 	case promql.Matrix:
-		m := appendMatrix(nil, v)
-		result = protowire.AppendTag(make([]byte, 0, len(m)+protowire.SizeVarint(uint64(len(m)))+1), 3, protowire.BytesType)
-		result = protowire.AppendBytes(result, m)
+		matrix = v
+		streamSizes = make([]int, len(v))
+		for i, s := range v {
+			streamSizes[i] = streamSize(s)
+			matrixLen += 1 + protowire.SizeBytes(streamSizes[i])
+		}
+		resultLen = 1 + protowire.SizeBytes(matrixLen)
 	case promql.Vector:
 		m, err := appendVector(nil, v, contentType == MIMECortexQuery)
 		if err != nil {
@@ -53,8 +65,11 @@ func AppendProtobuf(b []byte, a Answer, contentType string) ([]byte, error) {
 	if a.Stats != nil {
 		st = appendStats(nil, statsFrom(a.Stats.Builtin()))
 	}
+	if matrix == nil {
+		resultLen = len(result)
+	}
 	resultType := string(a.Value.Type())
-	dataLen := 1 + protowire.SizeBytes(len(resultType)) + 1 + protowire.SizeBytes(len(result))
+	dataLen := 1 + protowire.SizeBytes(len(resultType)) + 1 + protowire.SizeBytes(resultLen)
 	if a.Stats != nil {
 		dataLen += 1 + protowire.SizeBytes(len(st))
 	}
@@ -65,7 +80,17 @@ func AppendProtobuf(b []byte, a Answer, contentType string) ([]byte, error) {
 	b = protowire.AppendTag(b, 1, protowire.BytesType)
 	b = protowire.AppendString(b, resultType)
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendBytes(b, result)
+	if matrix != nil {
+		if need := len(b) + protowire.SizeBytes(resultLen) + len(st) + 16; cap(b) < need {
+			b = append(make([]byte, 0, need), b...)
+		}
+		b = protowire.AppendVarint(b, uint64(resultLen))
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(matrixLen))
+		b = appendMatrix(b, matrix, streamSizes)
+	} else {
+		b = protowire.AppendBytes(b, result)
+	}
 	if a.Stats != nil {
 		b = protowire.AppendTag(b, 3, protowire.BytesType)
 		b = protowire.AppendBytes(b, st)
@@ -81,18 +106,9 @@ func AppendProtobuf(b []byte, a Answer, contentType string) ([]byte, error) {
 	return b, nil
 }
 
-// appendMatrix writes the sample streams of a Matrix message, each
-// stream's size computed first so that nothing is copied.
-func appendMatrix(b []byte, m promql.Matrix) []byte {
-	sizes := make([]int, len(m))
-	total := 0
-	for i, s := range m {
-		sizes[i] = streamSize(s)
-		total += 1 + protowire.SizeBytes(sizes[i])
-	}
-	if cap(b)-len(b) < total {
-		b = append(make([]byte, 0, len(b)+total), b...)
-	}
+// appendMatrix writes the sample streams of a Matrix message, of the
+// sizes given.
+func appendMatrix(b []byte, m promql.Matrix, sizes []int) []byte {
 	for i, s := range m {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(sizes[i]))
