@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	querierstats "github.com/cortex-tls/cortex/pkg/querier/stats"
 )
 
 // Sources of queries, as Cortex's requestmeta names them.
@@ -40,6 +41,9 @@ func querySource(ctx context.Context) string {
 type queryStats struct {
 	querierRequests atomic.Int64
 	wallTimeNanos   atomic.Int64
+	// querier sums what the queriers counted (querierstats.Header): the
+	// postings the store-gateways touched.
+	querier querierstats.QueryStats
 }
 
 type statsKey struct{}
@@ -70,12 +74,21 @@ func takeQuerierWallTime(ctx context.Context, resp *frontendpb.HTTPResponse) {
 	if resp == nil {
 		return
 	}
-	var wall float64
+	var (
+		wall    float64
+		counted *querierstats.QueryStats
+	)
 	kept := resp.Headers[:0]
 	for _, h := range resp.Headers {
-		if http.CanonicalHeaderKey(h.Key) == frontendpb.QuerierWallTimeHeader {
+		switch http.CanonicalHeaderKey(h.Key) {
+		case frontendpb.QuerierWallTimeHeader:
 			if len(h.Values) > 0 {
 				wall, _ = strconv.ParseFloat(h.Values[0], 64)
+			}
+			continue
+		case querierstats.Header:
+			if len(h.Values) > 0 {
+				counted, _ = querierstats.Decode(h.Values[0])
 			}
 			continue
 		}
@@ -85,6 +98,7 @@ func takeQuerierWallTime(ctx context.Context, resp *frontendpb.HTTPResponse) {
 	if s := statsFrom(ctx); s != nil {
 		s.querierRequests.Add(1)
 		s.wallTimeNanos.Add(int64(wall * float64(time.Second)))
+		s.querier.Merge(counted)
 	}
 }
 
@@ -117,6 +131,7 @@ func (f *Frontend) reportQueryStats(ctx context.Context, r *http.Request, vals u
 		"tenant", tenantID,
 		"source", source,
 	}
+	attrs = append(attrs, stats.querier.Fields()...)
 	if q := vals.Get("query"); q != "" {
 		attrs = append(attrs, "query_length", len(q))
 	}

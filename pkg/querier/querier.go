@@ -53,6 +53,9 @@ type Config struct {
 	// query-frontend's and the ruler's PromQL parsers accept Prometheus'
 	// experimental functions and aggregations.
 	EnablePromQLExperimentalFunctions bool `yaml:"enable_promql_experimental_functions"`
+	// StoreGatewayQueryStatsEnabled logs each store-gateway Series call's
+	// statistics.
+	StoreGatewayQueryStatsEnabled bool `yaml:"store_gateway_query_stats"`
 
 	MinimizeIngesterRequests             bool          `yaml:"minimize_ingester_requests"`
 	MinimizeIngesterRequestsHedgingDelay time.Duration `yaml:"minimize_ingester_requests_hedging_delay"`
@@ -125,6 +128,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0, "With long-term storage, ask the blocks storage only for the part of a query's range older than this (what the ingesters have not shipped yet is theirs alone). 0 asks it for every range.")
 	f.DurationVar(&c.MinimizeIngesterRequestsHedgingDelay, "querier.minimize-ingester-requests-hedging-delay", 3*time.Second, "With -querier.minimize-ingester-requests, ask the remaining ingesters too when an answer has not come within this delay. 0 waits for a failure instead.")
 	f.BoolVar(&c.EnablePerStepStats, "querier.per-step-stats-enabled", false, "Enable returning samples stats per steps in query response: a query asked with stats=all answers, in data.stats.samples, its queryable samples at each step (totalQueryableSamplesPerStep), as Prometheus' engine counts them.")
+	f.BoolVar(&c.StoreGatewayQueryStatsEnabled, "querier.store-gateway-query-stats-enabled", true, "If true, log the statistics of each store-gateway Series call (\"store gateway series request stats\": blocks queried, series and chunks merged, postings, series and chunks touched and fetched with their bytes, data downloaded, the call's and its merge's durations). Whether or not, the postings the store-gateways touched are counted into the query's statistics, which the query-frontend logs with -frontend.query-stats-enabled.")
 	f.BoolVar(&c.EnablePromQLExperimentalFunctions, "querier.enable-promql-experimental-functions", false, "[Experimental] If true, experimental promQL functions are enabled: Prometheus' experimental functions and aggregations (sort_by_label, limitk, ...) parse in the querier, the query-frontend and the ruler; without it they are refused with Prometheus' parse error.")
 }
 
@@ -236,6 +240,7 @@ func WithStore(store storage.Queryable) Option {
 		}
 		if sg, ok := store.(*storeGatewayQueryable); ok {
 			sg.maxAttempts = q.cfg.StoreGatewayConsistencyCheckMaxAttempts
+			sg.logStats, sg.logger = q.cfg.StoreGatewayQueryStatsEnabled, q.logger
 			sg.seriesBatchSize = q.cfg.StoreGatewaySeriesBatchSize
 		}
 	}

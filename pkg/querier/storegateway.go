@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
+	querierstats "github.com/cortex-tls/cortex/pkg/querier/stats"
 	"github.com/cortex-tls/cortex/pkg/storage/tsdb/bucketindex"
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tenant"
@@ -69,6 +71,11 @@ type storeGatewayQueryable struct {
 	// seriesBatchSize is -querier.store-gateway-series-batch-size, set by
 	// WithStore: the series per Series message asked of store-gateways.
 	seriesBatchSize int64
+	// logStats is -querier.store-gateway-query-stats-enabled, set by
+	// WithStore with the querier's logger: each Series call's statistics
+	// are logged.
+	logStats bool
+	logger   *slog.Logger
 }
 
 // NewStoreGatewayQueryable returns the queryable of WithStore: blocks found
@@ -268,7 +275,12 @@ func (s *storeGatewayQuerier) Select(ctx context.Context, _ bool, hints *storage
 		return addChunks(s.chunks, limits, chunks)
 	}
 	answers, err := fetch(ctx, s.q, mint, maxt, func(ctx context.Context, g StoreGateway, header *metadata.MD) (ingesterAnswer, error) {
-		chunked, err := readSeries(storegateway.WithSeriesBatchSize(ctx, s.q.seriesBatchSize), g, req, lim, addBytes, header)
+		var trailer metadata.MD
+		begin := time.Now()
+		chunked, err := readSeries(storegateway.WithSeriesBatchSize(ctx, s.q.seriesBatchSize), g, req, lim, addBytes, header, &trailer)
+		if err == nil {
+			s.q.seriesStats(ctx, g, trailer, chunked, time.Since(begin))
+		}
 		return ingesterAnswer{chunked: chunked}, err
 	})
 	if err != nil {
@@ -303,7 +315,7 @@ func (l *sharedLimiter) add(series, samples int) error {
 // readSeries reads one store-gateway's answer, stopping once the query
 // breaks the tenant's series, fetched-samples or fetched-bytes limits.
 // addBytes counts each message's chunk bytes and encoded size.
-func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sharedLimiter, addBytes func(chunks, chunkBytes, dataBytes int) error, header *metadata.MD) ([]*prompb.ChunkedSeries, error) {
+func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sharedLimiter, addBytes func(chunks, chunkBytes, dataBytes int) error, header, trailer *metadata.MD) ([]*prompb.ChunkedSeries, error) {
 	stream, err := g.Series(ctx, req)
 	if err != nil {
 		return nil, err
@@ -318,6 +330,7 @@ func readSeries(ctx context.Context, g StoreGateway, req *prompb.Query, lim *sha
 	for {
 		res, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
+			*trailer = stream.Trailer()
 			return out, nil
 		}
 		if err != nil {
@@ -365,3 +378,30 @@ func (s *storeGatewayQuerier) LabelNames(ctx context.Context, hints *storage.Lab
 }
 
 func (s *storeGatewayQuerier) Close() error { return nil }
+
+// seriesStats counts a store-gateway's statistics of a Series call (its
+// trailer) into the query's (pkg/querier/stats), which the query-frontend
+// logs, and, with -querier.store-gateway-query-stats-enabled, logs them as
+// Cortex's querier does, with the bytes of the answer.
+func (q *storeGatewayQueryable) seriesStats(ctx context.Context, g StoreGateway, trailer metadata.MD, chunked []*prompb.ChunkedSeries, took time.Duration) {
+	st, ok, err := storegateway.QueryStatsFrom(trailer)
+	if err != nil && q.logger != nil {
+		q.logger.Warn("reading a store-gateway's query statistics", "instance", g.Addr(), "err", err)
+	}
+	if !ok {
+		return
+	}
+	querierstats.FromContext(ctx).AddStoreGatewayTouchedPostings(st.PostingsTouched, st.PostingsTouchedSizeSum)
+	if !q.logStats || q.logger == nil || st.BlocksQueried == 0 {
+		return
+	}
+	var chunkBytes, dataBytes int
+	for _, cs := range chunked {
+		for _, c := range cs.Chunks {
+			chunkBytes += len(c.Data)
+		}
+		dataBytes += cs.Size()
+	}
+	attrs := append([]any{"instance", g.Addr(), "queryable_chunk_bytes_fetched", chunkBytes, "queryable_data_bytes_fetched", dataBytes}, st.Fields()...)
+	q.logger.InfoContext(ctx, "store gateway series request stats", append(attrs, "response_time", took)...)
+}

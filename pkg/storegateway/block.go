@@ -238,6 +238,11 @@ func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta, held *held
 			return err
 		}
 	}
+	bytes := 0
+	for _, m := range metas {
+		bytes += len(m.Chunk.Bytes())
+	}
+	requestOf(ctx).fetchedChunks(len(metas), bytes, 0)
 	return nil
 }
 
@@ -280,6 +285,7 @@ func (b *block) getRange(ctx context.Context, name string, off, length int64, he
 	if err := requestOf(ctx).download(length); err != nil {
 		return nil, err
 	}
+	requestOf(ctx).fetchedChunks(0, 0, 1)
 	if err := held.take(length); err != nil {
 		return nil, fmt.Errorf("tenant %s block %s: reading %s bytes %d-%d: %w", b.tenant, b.id, name, off, off+length, err)
 	}

@@ -261,6 +261,9 @@ type request struct {
 
 	requestBucket, userBucket *tokenBucket // nil: the limiter is disabled
 	failedOnce                sync.Once
+
+	// stats are the call's statistics (query_stats.go).
+	stats requestStats
 }
 
 type requestKey struct{}

@@ -44,6 +44,7 @@ func newFakeStream(tenantID string, block bool) *fakeSeriesStream {
 func (f *fakeSeriesStream) Context() context.Context     { return f.ctx }
 func (f *fakeSeriesStream) SendHeader(metadata.MD) error { return nil }
 func (f *fakeSeriesStream) SetHeader(metadata.MD) error  { return nil }
+func (f *fakeSeriesStream) SetTrailer(metadata.MD)       {}
 func (f *fakeSeriesStream) Send(m *prompb.ChunkedReadResponse) error {
 	f.once.Do(func() { close(f.sending) })
 	if f.block {

@@ -160,6 +160,7 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 	if err := ctx.Err(); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	requestOf(ctx).touchedIndex(postings, int64(len(set.series)), seriesBytes)
 	if err := requestOf(ctx).touchIndex(postings, seriesBytes); err != nil {
 		return storage.ErrSeriesSet(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -127,6 +128,7 @@ func (s *storeGatewayServer) queryError(ctx context.Context, id string, err erro
 // series held by several blocks (each ingester of a replication set ships
 // its own) has its overlapping chunks merged, so no sample is sent twice.
 func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) error {
+	begin := time.Now()
 	ctx := stream.Context()
 	id, err := tenantOf(ctx)
 	if err != nil {
@@ -184,9 +186,21 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		batch, bytes = nil, 0
 		return err
 	}
-	var it chunks.Iterator
+	var (
+		it         chunks.Iterator
+		merge      time.Duration
+		sentSeries uint64
+		sentChunks uint64
+	)
 	ss := querysharding.SelectChunks(ctx, q, true, &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}, ms...)
-	for ss.Next() {
+	for {
+		// Next merges the blocks' series and their overlapping chunks.
+		mergeStart := time.Now()
+		more := ss.Next()
+		merge += time.Since(mergeStart)
+		if !more {
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
 		}
@@ -207,6 +221,8 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 		if len(cs.Chunks) == 0 {
 			continue
 		}
+		sentSeries++
+		sentChunks += uint64(len(cs.Chunks))
 		batch = append(batch, cs)
 		bytes += cs.Size()
 		if len(batch) >= batchSize || bytes >= seriesBatchBytes {
@@ -218,7 +234,15 @@ func (s *storeGatewayServer) Series(req *prompb.Query, stream SeriesServer) erro
 	if err := ss.Err(); err != nil {
 		return s.queryError(ctx, id, err)
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return err
+	}
+	st := requestOf(ctx).queryStats()
+	st.BlocksQueried = uint64(len(held))
+	st.SeriesMergedCount, st.ChunksMergedCount = sentSeries, sentChunks
+	st.GetAllDuration, st.MergeDuration = time.Since(begin), merge
+	stream.SetTrailer(st.trailer())
+	return nil
 }
 
 // LabelNames returns the sorted label names of the series matching any of

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/querier/stats"
 	"github.com/cortex-tls/cortex/pkg/scheduler/dnsaddr"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
@@ -338,7 +339,8 @@ func (w *Worker) handle(ctx context.Context, req *frontendpb.HTTPRequest) *front
 	if org == "" {
 		return textResponse(http.StatusUnauthorized, "no "+tenant.HeaderName+" in the query")
 	}
-	r, err := http.NewRequestWithContext(tenant.Inject(ctx, org), req.Method, req.Url, bytes.NewReader(req.Body))
+	qs := &stats.QueryStats{}
+	r, err := http.NewRequestWithContext(stats.NewContext(tenant.Inject(ctx, org), qs), req.Method, req.Url, bytes.NewReader(req.Body))
 	if err != nil {
 		return textResponse(http.StatusBadRequest, err.Error())
 	}
@@ -353,6 +355,9 @@ func (w *Worker) handle(ctx context.Context, req *frontendpb.HTTPRequest) *front
 	}
 	// For the frontend's query statistics (-frontend.query-stats-enabled).
 	rec.header.Set(frontendpb.QuerierWallTimeHeader, strconv.FormatFloat(time.Since(start).Seconds(), 'f', -1, 64))
+	if v := qs.Encode(); v != "" {
+		rec.header.Set(stats.Header, v)
+	}
 	return &frontendpb.HTTPResponse{Code: int32(rec.code), Headers: frontendpb.ToHeaders(rec.header), Body: rec.body.Bytes()}
 }
 
