@@ -133,3 +133,38 @@ func TestTransportBoundsAreValidated(t *testing.T) {
 		}
 	}
 }
+
+// Under TLS, a connection counts against the limit from its accept: ones
+// that never start their handshake hold their slots, and the next is
+// closed at once rather than left to handshake.
+func TestGossipPortCountsHandshakingConnections(t *testing.T) {
+	pki := testkit.NewPKI(t, "gossip root")
+	member := pki.Server(t, "member")
+	n := startNode(t, "a", nodeOptions{
+		tls:       mutualTLS(pki.CAPath, member.CertPath, member.KeyPath),
+		configure: func(cfg *Config) { cfg.MaxConcurrentConnections = 2 },
+	})
+	var held []net.Conn
+	for range 2 {
+		conn, err := net.DialTimeout("tcp", n.addr(), waitTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		held = append(held, conn)
+	}
+	testkit.Eventually(t, waitTimeout, "two connections in their handshake", func() bool { return n.inboundConnections() == 2 })
+
+	third, err := net.DialTimeout("tcp", n.addr(), waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = third.Close() })
+	closedByPeer(t, third) // well before the 10s handshake timeout
+	if got := testutil.ToFloat64(n.kv.tmetric.connectionsRefused); got != 1 {
+		t.Errorf("cortex_memberlist_tcp_transport_rejected_connections_total = %v, want 1", got)
+	}
+
+	_ = held[0].Close()
+	testkit.Eventually(t, waitTimeout, "the closed connection's slot freed", func() bool { return n.inboundConnections() == 1 })
+}
