@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/prometheus/promql/parser"
+
 	"github.com/cortex-tls/cortex/pkg/configs/db"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 )
@@ -50,11 +52,27 @@ type ConfigsResponse[C any] struct {
 type API struct {
 	db     *db.DB
 	logger *slog.Logger
+	// parser checks the rules' expressions (WithParserOptions).
+	parser parser.Parser
 }
 
 // NewAPI returns the API over d.
-func NewAPI(d *db.DB, logger *slog.Logger) *API {
-	return &API{db: d, logger: logger}
+func NewAPI(d *db.DB, logger *slog.Logger, opts ...APIOption) *API {
+	a := &API{db: d, logger: logger, parser: parser.NewParser(parser.Options{})}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// APIOption changes an API built by NewAPI.
+type APIOption func(*API)
+
+// WithParserOptions checks the rules' expressions with the queriers'
+// parser options (-querier.enable-promql-experimental-functions): rules are
+// accepted exactly when the rulers would load them.
+func WithParserOptions(o parser.Options) APIOption {
+	return func(a *API) { a.parser = parser.NewParser(o) }
 }
 
 // TenantHandler serves the tenant API; the request context must carry the
@@ -121,7 +139,7 @@ func (a *API) setRules(w http.ResponseWriter, r *http.Request) {
 	if cfg.RuleFormatVersion == "" {
 		cfg.RuleFormatVersion = "2"
 	}
-	if err := ValidateRules(cfg); err != nil {
+	if err := ValidateRules(cfg, a.parser); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}

@@ -40,12 +40,12 @@ func ValidateAlertmanager(cfg AlertmanagerConfig) error {
 	return nil
 }
 
-// ValidateRules checks rule files in Prometheus 2 format.
-func ValidateRules(cfg RulesConfig) error {
+// ValidateRules checks rule files in Prometheus 2 format, their
+// expressions with p.
+func ValidateRules(cfg RulesConfig, p parser.Parser) error {
 	if cfg.RuleFormatVersion != "2" {
 		return fmt.Errorf("unsupported rule_format_version %q: only \"2\" (the Prometheus 2 YAML rule format) is supported", cfg.RuleFormatVersion)
 	}
-	p := parser.NewParser(parser.Options{})
 	logger := slog.New(slog.DiscardHandler)
 	for _, name := range slices.Sorted(maps.Keys(cfg.RulesFiles)) {
 		if name == "" {

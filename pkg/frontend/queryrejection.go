@@ -69,7 +69,7 @@ func (f *Frontend) attributeMatcher(r *http.Request, vals url.Values, now time.T
 	switch op {
 	case "query", "query_range":
 		query := vals.Get("query")
-		expr, err := promqlParser.ParseExpr(query)
+		expr, err := f.promql().ParseExpr(query)
 		if query == "" || err != nil {
 			return op, nil // the querier answers it with its error
 		}
