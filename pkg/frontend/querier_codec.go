@@ -38,18 +38,30 @@ func WithQuerierCodec(format, compression string, maxAnswer int) Option {
 }
 
 // roundTripQuerier runs req once: a query or range query asks for the
-// codec's encoding and compression, and its answer is decoded.
+// codec's encoding and compression, and its answer is decoded. A whole
+// instant query that its client asks in the ruler's protobuf encoding
+// (Accept: application/x-cortex-query+proto, which the shards of a
+// sharded one do not carry) is asked so of the querier and its answer
+// kept so: native histograms reach the ruler whole.
 func (f *Frontend) roundTripQuerier(ctx context.Context, tenant string, req *frontendpb.HTTPRequest) (*frontendpb.HTTPResponse, error) {
-	if f.downstream != nil || f.querierCodec.accept == "" || !isQueryPath(requestPath(req.Url)) {
+	path := requestPath(req.Url)
+	if f.downstream != nil || f.querierCodec.accept == "" || !isQueryPath(path) {
 		return f.roundTripOnce(ctx, tenant, req)
 	}
 	asked := &frontendpb.HTTPRequest{Method: req.Method, Url: req.Url, Body: req.Body, Headers: make([]*frontendpb.Header, 0, len(req.Headers)+2)}
+	accept := f.querierCodec.accept
 	for _, h := range req.Headers {
-		if k := http.CanonicalHeaderKey(h.Key); k != "Accept" && k != "Accept-Encoding" {
+		switch http.CanonicalHeaderKey(h.Key) {
+		case "Accept":
+			if strings.HasSuffix(path, "/api/v1/query") && len(h.Values) > 0 && codec.Negotiate(h.Values[0]) == codec.MIMECortexQuery {
+				accept = codec.MIMECortexQuery + ", " + codec.MIMEJSON
+			}
+		case "Accept-Encoding":
+		default:
 			asked.Headers = append(asked.Headers, h)
 		}
 	}
-	asked.Headers = append(asked.Headers, &frontendpb.Header{Key: "Accept", Values: []string{f.querierCodec.accept}})
+	asked.Headers = append(asked.Headers, &frontendpb.Header{Key: "Accept", Values: []string{accept}})
 	if f.querierCodec.acceptEncoding != "" {
 		asked.Headers = append(asked.Headers, &frontendpb.Header{Key: "Accept-Encoding", Values: []string{f.querierCodec.acceptEncoding}})
 	}
@@ -67,11 +79,12 @@ func requestPath(u string) string {
 
 // decodeAnswer decompresses a querier's answer, at most as large as the
 // tenant's -frontend.max-query-response-size leaves (or the frontend's
-// gRPC message bound), and turns a protobuf one into Prometheus' JSON.
+// gRPC message bound), and turns a protobuf one into Prometheus' JSON,
+// but for the ruler's encoding, which goes back as it came.
 func (f *Frontend) decodeAnswer(ctx context.Context, resp *frontendpb.HTTPResponse) (*frontendpb.HTTPResponse, error) {
 	h := frontendpb.FromHeaders(resp.Headers)
 	encoding, contentType := h.Get("Content-Encoding"), h.Get("Content-Type")
-	proto := codec.IsProtobuf(contentType)
+	proto := codec.MediaType(contentType) == codec.MIMEProtobuf
 	if encoding == "" && !proto {
 		return resp, nil
 	}

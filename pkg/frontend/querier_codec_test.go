@@ -6,16 +6,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/cortex-tls/cortex/pkg/querier/codec"
+	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
 )
@@ -34,7 +37,11 @@ type codecQuerier struct {
 }
 
 func newCodecQuerier(t *testing.T) *codecQuerier {
-	q := &codecQuerier{api: newPromAPI(t), asked: map[string]bool{}}
+	return newCodecQuerierOn(newPromAPI(t))
+}
+
+func newCodecQuerierOn(api *promAPI) *codecQuerier {
+	q := &codecQuerier{api: api, asked: map[string]bool{}}
 	q.compress = codec.CompressionHandler(http.HandlerFunc(q.answer))
 	return q
 }
@@ -96,12 +103,12 @@ func (q *codecQuerier) answer(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil, errors.New("unexpected " + string(res.Value.Type()))
 	}}
-	enc, err := codec.AppendProtobuf(nil, a, codec.MIMEProtobuf)
+	contentType := codec.Negotiate(r.Header.Get("Accept"))
+	enc, err := codec.AppendProtobuf(nil, a, contentType)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	contentType := codec.Negotiate(r.Header.Get("Accept"))
 	if contentType == codec.MIMEJSON {
 		if enc, err = codec.ToJSON(nil, enc); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -230,6 +237,7 @@ func TestRulerAskingProtobuf(t *testing.T) {
 		}
 		switch v := v.(type) {
 		case promql.Vector:
+			sort.Slice(v, func(i, j int) bool { return labels.Compare(v[i].Metric, v[j].Metric) < 0 })
 			if len(v) != 2 || v[0].Metric.String() != `{__name__="metric_a", instance="1", job="a"}` || v[0].F != 120 || v[0].T != 7200000 {
 				t.Errorf("%s: %v", query, v)
 			}
@@ -238,5 +246,63 @@ func TestRulerAskingProtobuf(t *testing.T) {
 				t.Errorf("%s: %v", query, v)
 			}
 		}
+	}
+}
+
+// TestRulerGetsWholeHistograms: a whole instant query the ruler asks in
+// protobuf is asked so of the querier, whose native histograms reach the
+// ruler whole; the shards of a sharded one are merged in JSON, whose
+// buckets the ruler refuses to evaluate.
+func TestRulerGetsWholeHistograms(t *testing.T) {
+	api := newPromAPIWith(t, `
+load 1m
+  histo_metric{job="h", instance="1"} {{schema:0 sum:5 count:4 buckets:[1 2 1]}}x100
+  histo_metric{job="h", instance="2"} {{schema:1 sum:-3.5 count:7 z_bucket:1 z_bucket_w:0.001 n_buckets:[2 1] buckets:[3]}}x100
+`)
+	api.st = querysharding.Queryable{Queryable: api.st}
+	querier := newCodecQuerierOn(api)
+	sharded := *defaultLimits(nil).For("x")
+	sharded.QueryVerticalShardSize = 2
+	h := newHarnessWith(t, querier, WithQuerierCodec("json", "gzip", 0), WithLimits(defaultLimits(map[string]*validation.Limits{"sharded": &sharded})))
+	ask := func(tenantID string) []byte {
+		req := httptest.NewRequest(http.MethodPost, "/prometheus/api/v1/query", strings.NewReader(url.Values{"query": {`sum by (instance) (histo_metric)`}, "time": {"3000"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/x-cortex-query+proto,application/json")
+		req.Header.Set(tenant.HeaderName, tenantID)
+		rec := httptest.NewRecorder()
+		h.api.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != codec.MIMECortexQuery {
+			t.Fatalf("%s: %d %s %s", tenantID, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+		}
+		return rec.Body.Bytes()
+	}
+	qry, err := api.engine.NewInstantQuery(context.Background(), api.st, nil, `sum by (instance) (histo_metric)`, time.UnixMilli(3_000_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qry.Close()
+	want := qry.Exec(context.Background())
+	got, _, err := codec.DecodeInstant(ask("team"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked := querier.requests(); len(asked) != 1 || asked[0] != "application/x-cortex-query+proto, application/json | gzip -> application/x-cortex-query+proto " {
+		t.Fatalf("the whole query was asked %q", asked)
+	}
+	wantVector, _ := want.Vector()
+	gotVector := got.(promql.Vector)
+	if len(gotVector) != 2 || len(wantVector) != 2 {
+		t.Fatalf("got %v, want %v", gotVector, wantVector)
+	}
+	for i := range wantVector {
+		if gotVector[i].H == nil || !gotVector[i].H.Equals(wantVector[i].H) || gotVector[i].T != wantVector[i].T || !labels.Equal(gotVector[i].Metric, wantVector[i].Metric) {
+			t.Errorf("sample %d: got %v %v, want %v %v", i, gotVector[i].Metric, gotVector[i].H, wantVector[i].Metric, wantVector[i].H)
+		}
+	}
+	if _, _, err := codec.DecodeInstant(ask("sharded")); err == nil || !strings.Contains(err.Error(), "came as its buckets only") {
+		t.Fatalf("sharded: %v", err)
+	}
+	if asked := querier.requests(); len(asked) != 1 || asked[0] != "application/json | gzip -> application/json " {
+		t.Fatalf("the shards were asked %q", asked)
 	}
 }

@@ -48,6 +48,8 @@ func (f *Frontend) roundTripOther(ctx context.Context, tenantID string, r *http.
 	}
 	partHeader := header.Clone()
 	partHeader.Del("Content-Type")
+	// The shards' answers are merged in JSON, whatever the client asked.
+	partHeader.Del("Accept")
 	build := func(q string) *frontendpb.HTTPRequest {
 		params.Set("query", q)
 		return &frontendpb.HTTPRequest{Method: http.MethodGet, Url: r.URL.Path + "?" + params.Encode(), Headers: frontendpb.ToHeaders(partHeader)}

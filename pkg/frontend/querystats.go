@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
+	"github.com/cortex-tls/cortex/pkg/querier/codec"
 	querierstats "github.com/cortex-tls/cortex/pkg/querier/stats"
 )
 
@@ -164,6 +165,9 @@ func (f *Frontend) reportQueryStats(ctx context.Context, r *http.Request, vals u
 func responseSeries(resp *frontendpb.HTTPResponse) int {
 	if resp == nil || resp.Code != http.StatusOK {
 		return 0
+	}
+	if ct := frontendpb.FromHeaders(resp.Headers).Get("Content-Type"); codec.IsProtobuf(ct) {
+		return codec.ResultLen(resp.Body)
 	}
 	var body struct {
 		Data struct {

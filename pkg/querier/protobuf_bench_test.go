@@ -33,7 +33,8 @@ func benchMatrix() promql.Matrix {
 // query-frontend into the Prometheus JSON it works on (frontend:
 // decompressing and, for protobuf, turning it into JSON), side by side in
 // JSON and in Cortex's protobuf encoding, without compression and with
-// each -querier.response-compression. wire-B is the size of the answer sent.
+// each -querier.response-compression. wire-B is the size of the answer
+// sent, cpu-ns/op the process's CPU time per answer.
 func BenchmarkQueryAnswerCodec(b *testing.B) {
 	d := queryData{v: benchMatrix()}
 	encodeJSON := func(dst []byte) []byte {
@@ -72,9 +73,11 @@ func BenchmarkQueryAnswerCodec(b *testing.B) {
 			wire := answer().Body
 			b.Run(compression+"/"+format+"/querier", func(b *testing.B) {
 				b.ReportAllocs()
+				cpu := processCPU(b)
 				for b.Loop() {
 					answer()
 				}
+				reportCPU(b, cpu)
 				b.ReportMetric(float64(wire.Len()), "wire-B")
 			})
 			// The frontend's part: decompressing, and turning protobuf
@@ -82,6 +85,8 @@ func BenchmarkQueryAnswerCodec(b *testing.B) {
 			b.Run(compression+"/"+format+"/frontend", func(b *testing.B) {
 				var out []byte
 				b.ReportAllocs()
+				cpu := processCPU(b)
+				defer reportCPU(b, cpu)
 				for b.Loop() {
 					body, err := codec.Decompress(wire.Bytes(), encoding, 1<<30)
 					if err != nil {

@@ -106,11 +106,17 @@ func Negotiate(accept string) string {
 	return MIMEJSON
 }
 
+// MediaType is a Content-Type's media type, without parameters, in lower
+// case.
+func MediaType(contentType string) string {
+	ct, _, _ := strings.Cut(contentType, ";")
+	return strings.ToLower(strings.TrimSpace(ct))
+}
+
 // IsProtobuf reports whether a Content-Type is one of the protobuf
 // encodings.
 func IsProtobuf(contentType string) bool {
-	ct, _, _ := strings.Cut(contentType, ";")
-	ct = strings.ToLower(strings.TrimSpace(ct))
+	ct := MediaType(contentType)
 	return ct == MIMEProtobuf || ct == MIMECortexQuery
 }
 

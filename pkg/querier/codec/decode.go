@@ -221,6 +221,29 @@ func appendDataJSON(b []byte, d data) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// ResultLen is the number of series of a matrix answer, or samples of a
+// vector one, in Cortex's protobuf encoding; 0 for anything else.
+func ResultLen(body []byte) int {
+	r, err := parseResponse(body)
+	if err != nil {
+		return 0
+	}
+	d, err := parseData(r.data)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range [][]byte{d.vector, d.matrix} {
+		_ = eachField(m, func(f field) error {
+			if f.num == 1 {
+				n++
+			}
+			return nil
+		})
+	}
+	return n
+}
+
 // appendMetricJSON writes the labels (fields 1) of a stream or sample.
 func appendMetricJSON(b []byte, msg []byte) ([]byte, error) {
 	b = append(b, `{"metric":{`...)

@@ -102,7 +102,7 @@ func decodeVector(b []byte) (promql.Vector, error) {
 		s.Metric = lb.Labels()
 		if s.H == nil && !floatSample {
 			if sparseHistogram {
-				return fmt.Errorf("the native histogram sample of %s came as its buckets only, which cannot be evaluated exactly (ask with %s)", s.Metric, MIMECortexQuery)
+				return fmt.Errorf("the native histogram sample of %s came as its buckets only (the answer of a sharded query, or of one not asked with %s), which cannot be evaluated exactly", s.Metric, MIMECortexQuery)
 			}
 			return fmt.Errorf("the sample of %s has no value", s.Metric)
 		}
