@@ -157,16 +157,19 @@ func (f *Frontend) rangeStatsParam(params url.Values) {
 // joined, without the engine's timings; none when it asked for none, or
 // when the results cache keeps none.
 func (f *Frontend) answerStats(resp *frontendpb.HTTPResponse, clientStats string) (*frontendpb.HTTPResponse, error) {
-	keep := clientStats != "" && (f.cache == nil || f.cfg.CacheQueryableSamplesStats)
-	asked := clientStats != "" || (f.cache != nil && f.cfg.CacheQueryableSamplesStats)
-	if !asked || resp == nil || resp.Code != http.StatusOK {
+	// The parts carry statistics when asked for them (rangeStatsParam).
+	partsStats := clientStats != ""
+	if f.cache != nil {
+		partsStats = f.cfg.CacheQueryableSamplesStats
+	}
+	if !partsStats || resp == nil || resp.Code != http.StatusOK {
 		return resp, nil
 	}
 	m, err := decodeMatrices([]trimmedBody{{body: resp.Body}})
 	if err != nil {
 		return nil, err
 	}
-	if !keep {
+	if clientStats == "" {
 		m.stats = nil
 	}
 	body, err := m.encode(allSteps)
