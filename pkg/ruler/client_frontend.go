@@ -206,7 +206,7 @@ func (e *FrontendEngine) query(ctx context.Context, qs string, ts time.Time) (pa
 		v := make(promql.Vector, 0, len(mv))
 		for _, s := range mv {
 			if s.Histogram != nil {
-				return nil, fmt.Errorf("query-frontend %s: the answer holds native histogram samples (%s), which its JSON cannot carry back exactly; evaluate this rule without -ruler.frontend-address", e.addr, s.Metric)
+				return nil, fmt.Errorf("query-frontend %s: the answer holds native histogram samples (%s), which its JSON cannot carry back exactly; ask in protobuf (-ruler.query-response-format=protobuf) or evaluate this rule without -ruler.frontend-address", e.addr, s.Metric)
 			}
 			b := labels.NewScratchBuilder(len(s.Metric))
 			for name, value := range s.Metric {
