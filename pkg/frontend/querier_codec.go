@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
@@ -86,6 +88,10 @@ func (f *Frontend) decodeAnswer(ctx context.Context, resp *frontendpb.HTTPRespon
 	encoding, contentType := h.Get("Content-Encoding"), h.Get("Content-Type")
 	proto := codec.MediaType(contentType) == codec.MIMEProtobuf
 	if encoding == "" && !proto {
+		// The size the querier tells is for this frontend only.
+		resp.Headers = slices.DeleteFunc(resp.Headers, func(h *frontendpb.Header) bool {
+			return http.CanonicalHeaderKey(h.Key) == "X-Uncompressed-Length"
+		})
 		return resp, nil
 	}
 	limit := f.querierCodec.maxAnswer
@@ -93,7 +99,8 @@ func (f *Frontend) decodeAnswer(ctx context.Context, resp *frontendpb.HTTPRespon
 	if sized {
 		limit = min(limit, l.limit-l.total.Load())
 	}
-	body, err := codec.Decompress(resp.Body, encoding, max(limit, 0))
+	hint, _ := strconv.ParseInt(h.Get("X-Uncompressed-Length"), 10, 64)
+	body, err := codec.Decompress(resp.Body, encoding, max(limit, 0), hint)
 	var tooLarge *codec.DecompressedTooLargeError
 	switch {
 	case errors.As(err, &tooLarge) && sized:

@@ -155,6 +155,9 @@ func (q *Querier) respond(w http.ResponseWriter, data any, warnings annotations.
 	}
 	b = append(b, '}')
 	w.Header().Set("Content-Type", "application/json")
+	// The answer's size before any compression, as Cortex's query API
+	// tells it: the query-frontend sizes its decompression by it.
+	w.Header().Set("X-Uncompressed-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(b); err != nil {
 		q.logger.Debug("error writing response", "err", err)

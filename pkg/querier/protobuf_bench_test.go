@@ -71,6 +71,7 @@ func BenchmarkQueryAnswerCodec(b *testing.B) {
 				return w
 			}
 			wire := answer().Body
+			uncompressed := len(buf)
 			b.Run(compression+"/"+format+"/querier", func(b *testing.B) {
 				b.ReportAllocs()
 				cpu := processCPU(b)
@@ -88,7 +89,7 @@ func BenchmarkQueryAnswerCodec(b *testing.B) {
 				cpu := processCPU(b)
 				defer reportCPU(b, cpu)
 				for b.Loop() {
-					body, err := codec.Decompress(wire.Bytes(), encoding, 1<<30)
+					body, err := codec.Decompress(wire.Bytes(), encoding, 1<<30, int64(uncompressed))
 					if err != nil {
 						b.Fatal(err)
 					}

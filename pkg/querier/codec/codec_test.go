@@ -56,12 +56,12 @@ func TestCompressionRoundTrip(t *testing.T) {
 		if c != "" && c != "none" && w.Body.Len() >= len(answer)/5 {
 			t.Errorf("%s: %d bytes for %d", c, w.Body.Len(), len(answer))
 		}
-		got, err := Decompress(w.Body.Bytes(), enc, int64(len(answer)))
+		got, err := Decompress(w.Body.Bytes(), enc, int64(len(answer)), 0)
 		if err != nil || !bytes.Equal(got, answer) {
 			t.Fatalf("%q: decompressed %d bytes, %v", c, len(got), err)
 		}
 		var tooLarge *DecompressedTooLargeError
-		if _, err := Decompress(w.Body.Bytes(), enc, int64(len(answer)-1)); enc != "" && !errors.As(err, &tooLarge) {
+		if _, err := Decompress(w.Body.Bytes(), enc, int64(len(answer)-1), int64(len(answer))); enc != "" && !errors.As(err, &tooLarge) {
 			t.Errorf("%q one byte over the bound: %v", c, err)
 		}
 	}
@@ -76,10 +76,10 @@ func TestCompressionRoundTrip(t *testing.T) {
 	if err := ValidateCompression("lz4"); err == nil || !strings.Contains(err.Error(), `-querier.response-compression="lz4" (querier.response_compression): unsupported`) {
 		t.Errorf("lz4: %v", err)
 	}
-	if _, err := Decompress([]byte("x"), "br", 10); err == nil || !strings.Contains(err.Error(), `Content-Encoding "br"`) {
+	if _, err := Decompress([]byte("x"), "br", 10, 0); err == nil || !strings.Contains(err.Error(), `Content-Encoding "br"`) {
 		t.Errorf("br: %v", err)
 	}
-	if _, err := Decompress([]byte("not gzip"), "gzip", 10); err == nil {
+	if _, err := Decompress([]byte("not gzip"), "gzip", 10, 0); err == nil {
 		t.Error("corrupt gzip decompressed")
 	}
 }
