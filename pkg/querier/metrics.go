@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/instrument"
+	"github.com/grafana/dskit/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -25,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		responseSize: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "cortex_querier_codec_response_size",
 			Help:                            "Size of the encoded prometheus response from the queriers.",
-			Buckets:                         prometheus.ExponentialBuckets(1024, 4, 10),
+			Buckets:                         middleware.BodySizeBuckets,
 			NativeHistogramBucketFactor:     1.1,
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: time.Hour,
