@@ -254,6 +254,12 @@ func TestRulerQueriesThroughFrontend(t *testing.T) {
 		queued := func() float64 {
 			return metricOf(t, c.client, all, "cortex_query_frontend_queue_duration_seconds_count")
 		}
+		// The querier counts the answers it writes in the ruler's
+		// protobuf encoding: the frontend asks for it for the ruler.
+		rulerAnswers := func() float64 {
+			return metricOf(t, c.client, all, `cortex_querier_codec_response_size_count{content_type="application/x-cortex-query+proto"}`)
+		}
+		protobufBefore := rulerAnswers()
 		var before float64
 		r.EventuallyNil(30*time.Second, format+": the rule evaluated without error", func() error {
 			code, body := do(t, c.client, http.MethodGet, "https://"+r.HTTPAddr+"/prometheus/api/v1/rules", tenantID, nil)
@@ -279,6 +285,9 @@ func TestRulerQueriesThroughFrontend(t *testing.T) {
 			return nil
 		})
 		r.Stop()
+		if n := rulerAnswers(); (format == "protobuf") != (n > protobufBefore) {
+			t.Errorf("%s: %v answers of the querier in application/x-cortex-query+proto, %v before", format, n, protobufBefore)
+		}
 	}
 	if code, body := do(t, c.client, http.MethodGet, "https://"+all.HTTPAddr+"/prometheus/api/v1/query?query=team_f:frontend_up:sum", "team-other", nil); code != http.StatusOK || strings.Contains(body, `"5"`) {
 		t.Fatalf("another tenant's query: %d %s", code, body)
