@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
+	"github.com/cortex-tls/cortex/pkg/querier/codec"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 )
 
@@ -45,9 +46,9 @@ func (e exemplar) MarshalJSON() ([]byte, error) {
 	b = append(b, `{"labels":`...)
 	b = append(b, ls...)
 	b = append(b, `,"value":`...)
-	b = appendFloat(b, e.Value)
+	b = codec.AppendFloat(b, e.Value)
 	b = append(b, `,"timestamp":`...)
-	b = appendTimestamp(b, e.Ts)
+	b = codec.AppendTimestamp(b, e.Ts)
 	return append(b, '}'), nil
 }
 

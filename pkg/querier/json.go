@@ -2,7 +2,6 @@ package querier
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -10,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	promstats "github.com/prometheus/prometheus/util/stats"
+
+	"github.com/cortex-tls/cortex/pkg/querier/codec"
 )
 
 // The encoders below write exactly the bytes Prometheus's web/api/v1 JSON
@@ -92,12 +93,12 @@ func appendSample(b []byte, s promql.Sample) []byte {
 	b = appendLabels(b, s.Metric)
 	if s.H == nil {
 		b = append(b, `,"value":[`...)
-		b = appendTimestamp(b, s.T)
+		b = codec.AppendTimestamp(b, s.T)
 		b = append(b, ',')
-		b = appendFloat(b, s.F)
+		b = codec.AppendFloat(b, s.F)
 	} else {
 		b = append(b, `,"histogram":[`...)
-		b = appendTimestamp(b, s.T)
+		b = codec.AppendTimestamp(b, s.T)
 		b = append(b, ',')
 		b = appendHistogram(b, s.H)
 	}
@@ -114,9 +115,9 @@ func appendSeries(b []byte, s promql.Series) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, '[')
-			b = appendTimestamp(b, p.T)
+			b = codec.AppendTimestamp(b, p.T)
 			b = append(b, ',')
-			b = appendFloat(b, p.F)
+			b = codec.AppendFloat(b, p.F)
 			b = append(b, ']')
 		}
 		b = append(b, ']')
@@ -128,7 +129,7 @@ func appendSeries(b []byte, s promql.Series) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, '[')
-			b = appendTimestamp(b, p.T)
+			b = codec.AppendTimestamp(b, p.T)
 			b = append(b, ',')
 			b = appendHistogram(b, p.H)
 			b = append(b, ']')
@@ -146,82 +147,19 @@ func appendLabels(b []byte, ls labels.Labels) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendString(b, l.Name)
+		b = codec.AppendString(b, l.Name)
 		b = append(b, ':')
-		b = appendString(b, l.Value)
+		b = codec.AppendString(b, l.Value)
 	})
 	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as jsoniter's Stream.WriteString does: only quotes,
-// backslashes and control characters are escaped; other bytes, including
-// non-ASCII and '<', '>', '&', are written as they are.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// appendTimestamp writes milliseconds as seconds, as jsonutil.MarshalTimestamp.
-func appendTimestamp(b []byte, t int64) []byte {
-	if t < 0 {
-		b = append(b, '-')
-		t = -t
-	}
-	b = strconv.AppendInt(b, t/1000, 10)
-	if fraction := t % 1000; fraction != 0 {
-		b = append(b, '.')
-		if fraction < 100 {
-			b = append(b, '0')
-		}
-		if fraction < 10 {
-			b = append(b, '0')
-		}
-		b = strconv.AppendInt(b, fraction, 10)
-	}
-	return b
-}
-
-// appendFloat writes a quoted value, as jsonutil.MarshalFloat.
-func appendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = append(b, '"')
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	return append(b, '"')
 }
 
 // appendHistogram writes a histogram as jsonutil.MarshalHistogram.
 func appendHistogram(b []byte, h *histogram.FloatHistogram) []byte {
 	b = append(b, `{"count":`...)
-	b = appendFloat(b, h.Count)
+	b = codec.AppendFloat(b, h.Count)
 	b = append(b, `,"sum":`...)
-	b = appendFloat(b, h.Sum)
+	b = codec.AppendFloat(b, h.Sum)
 	found := false
 	it := h.AllBucketIterator()
 	for it.Next() {
@@ -247,11 +185,11 @@ func appendHistogram(b []byte, h *histogram.FloatHistogram) []byte {
 		b = append(b, '[')
 		b = strconv.AppendInt(b, int64(boundaries), 10)
 		b = append(b, ',')
-		b = appendFloat(b, bucket.Lower)
+		b = codec.AppendFloat(b, bucket.Lower)
 		b = append(b, ',')
-		b = appendFloat(b, bucket.Upper)
+		b = codec.AppendFloat(b, bucket.Upper)
 		b = append(b, ',')
-		b = appendFloat(b, bucket.Count)
+		b = codec.AppendFloat(b, bucket.Count)
 		b = append(b, ']')
 	}
 	if found {

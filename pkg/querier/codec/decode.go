@@ -167,7 +167,7 @@ func appendDataJSON(b []byte, d data) ([]byte, error) {
 		return append(b, d.rawBytes...), nil
 	}
 	b = append(b, `{"resultType":`...)
-	b = appendString(b, d.resultType)
+	b = AppendString(b, d.resultType)
 	b = append(b, `,"result":[`...)
 	var err error
 	switch d.resultType {
@@ -268,9 +268,9 @@ func appendMetricJSON(b []byte, msg []byte) ([]byte, error) {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendString(b, string(name))
+		b = AppendString(b, string(name))
 		b = append(b, ':')
-		b = appendString(b, string(value))
+		b = AppendString(b, string(value))
 		return nil
 	})
 	return append(b, '}'), err
@@ -329,9 +329,9 @@ func appendStreamJSON(b []byte, msg []byte) ([]byte, error) {
 				return nil, err
 			}
 			b = append(b, '[')
-			b = appendTimestamp(b, t)
+			b = AppendTimestamp(b, t)
 			b = append(b, ',')
-			b = appendFloat(b, f)
+			b = AppendFloat(b, f)
 			b = append(b, ']')
 		case num == 3:
 			switch state {
@@ -387,9 +387,9 @@ func appendLabelPairJSON(b []byte, msg []byte) ([]byte, error) {
 			value = v
 		}
 	}
-	b = appendString(b, string(name))
+	b = AppendString(b, string(name))
 	b = append(b, ':')
-	return appendString(b, string(value)), nil
+	return AppendString(b, string(value)), nil
 }
 
 // parseSample reads a cortexpb.Sample.
@@ -472,9 +472,9 @@ func appendSampleJSON(b []byte, msg []byte) ([]byte, error) {
 		return nil
 	})
 	b = append(b, '[')
-	b = appendTimestamp(b, t)
+	b = AppendTimestamp(b, t)
 	b = append(b, ',')
-	b = appendFloat(b, v)
+	b = AppendFloat(b, v)
 	return append(b, ']'), err
 }
 
@@ -506,11 +506,11 @@ func appendHistogramPairJSON(b []byte, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	b = append(b, '[')
-	b = appendTimestamp(b, t)
+	b = AppendTimestamp(b, t)
 	b = append(b, `,{"count":`...)
-	b = appendFloat(b, count)
+	b = AppendFloat(b, count)
 	b = append(b, `,"sum":`...)
-	b = appendFloat(b, sum)
+	b = AppendFloat(b, sum)
 	first := true
 	err := eachField(h, func(f field) error {
 		if f.num != 3 {
@@ -548,11 +548,11 @@ func appendHistogramPairJSON(b []byte, msg []byte) ([]byte, error) {
 // non-empty buckets, as Prometheus' JSON does.
 func appendFloatHistogramJSON(b []byte, t int64, h *histogram.FloatHistogram) []byte {
 	b = append(b, '[')
-	b = appendTimestamp(b, t)
+	b = AppendTimestamp(b, t)
 	b = append(b, `,{"count":`...)
-	b = appendFloat(b, h.Count)
+	b = AppendFloat(b, h.Count)
 	b = append(b, `,"sum":`...)
-	b = appendFloat(b, h.Sum)
+	b = AppendFloat(b, h.Sum)
 	first := true
 	it := h.AllBucketIterator()
 	for it.Next() {

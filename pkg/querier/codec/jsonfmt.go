@@ -5,15 +5,15 @@ import (
 	"strconv"
 )
 
-// The writers below format as Prometheus' web/api/v1 JSON codec does (and
-// the querier's JSON encoder), so that an answer turned from protobuf into
-// JSON is the same bytes as one encoded in JSON at the querier.
+// The writers below format as Prometheus' web/api/v1 JSON codec does, for
+// the querier's JSON encoder and for answers turned from protobuf into
+// JSON, so that both are the same bytes.
 
 const hexDigits = "0123456789abcdef"
 
-// appendString quotes s as jsoniter's Stream.WriteString does: only quotes,
+// AppendString quotes s as jsoniter's Stream.WriteString does: only quotes,
 // backslashes and control characters are escaped.
-func appendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
@@ -40,8 +40,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendTimestamp writes milliseconds as seconds, as jsonutil.MarshalTimestamp.
-func appendTimestamp(b []byte, t int64) []byte {
+// AppendTimestamp writes milliseconds as seconds, as jsonutil.MarshalTimestamp.
+func AppendTimestamp(b []byte, t int64) []byte {
 	if t < 0 {
 		b = append(b, '-')
 		t = -t
@@ -60,8 +60,8 @@ func appendTimestamp(b []byte, t int64) []byte {
 	return b
 }
 
-// appendFloat writes a quoted value, as jsonutil.MarshalFloat.
-func appendFloat(b []byte, f float64) []byte {
+// AppendFloat writes a quoted value, as jsonutil.MarshalFloat.
+func AppendFloat(b []byte, f float64) []byte {
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
@@ -76,10 +76,10 @@ func appendBucket(b []byte, boundaries int32, lower, upper, count float64) []byt
 	b = append(b, '[')
 	b = strconv.AppendInt(b, int64(boundaries), 10)
 	b = append(b, ',')
-	b = appendFloat(b, lower)
+	b = AppendFloat(b, lower)
 	b = append(b, ',')
-	b = appendFloat(b, upper)
+	b = AppendFloat(b, upper)
 	b = append(b, ',')
-	b = appendFloat(b, count)
+	b = AppendFloat(b, count)
 	return append(b, ']')
 }
