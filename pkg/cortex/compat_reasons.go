@@ -81,7 +81,7 @@ var compatNotBuilt = []compatFeature{
 		[]string{"flusher.*", "store.max-query-length", "ingester.disable-chunk-trimming"}},
 	{"Parquet blocks", "queries read Prometheus TSDB blocks only: no parquet converter or queryable",
 		[]string{"parquet-converter.*", "*parquet*"}},
-	{"Consul over TLS", "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS",
+	{"Consul over TLS", "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (neither Debian's archive nor the Go module proxy serves one; Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS",
 		[]string{"*consul.tls-*"}},
 	{"Ruler settings Cortex never reads", "Cortex declares -ruler.flush-period and -ruler.search-pending-for but never reads them",
 		[]string{"ruler.flush-period", "ruler.search-pending-for"}},
