@@ -238,7 +238,7 @@ func TestNotBuiltMatches(t *testing.T) {
 func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
 		configsSwitch = "the configs API's notification settings"
-		consulTLS     = "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS"
+		consulTLS     = "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (neither Debian's archive nor the Go module proxy serves one; Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS"
 	)
 	for _, tc := range []struct{ name, content, want string }{
 		{"a key of a block not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
