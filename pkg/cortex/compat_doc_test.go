@@ -123,7 +123,8 @@ func renderCompatDoc(r compatReport) string {
 	p("## HTTP API\n\n")
 	p("Cortex's paths (`<prometheus-http-prefix>` is `/prometheus`, Cortex's default, here too) and whether a\n")
 	p("`-target=all` process with every optional page on (HA tracker, ruler API and ring, store-gateway\n")
-	p("and compactor rings), or a `-target=overrides` process for the user overrides API, serves them with\n")
+	p("and compactor rings, alertmanager configuration API and ring), or a `-target=overrides` process for\n")
+	p("the user overrides API, serves them with\n")
 	p("each of the methods Cortex lists.\n\n")
 	here := 0
 	for _, path := range r.paths {

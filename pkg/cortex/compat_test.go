@@ -263,6 +263,7 @@ func allRoutes(t *testing.T) []api.Route {
 		"-distributor.ha-tracker.enable=true", "-distributor.ha-tracker.store=inmemory",
 		"-ruler.enable-sharding=true", "-ruler.enable-api=true",
 		"-store-gateway.sharding-enabled=true", "-compactor.sharding-enabled=true",
+		"-alertmanager.sharding-enabled=true", "-experimental.alertmanager.enable-api=true",
 	)
 	return append(routes, routesOf(t, "-target=overrides", "-runtime-config.file="+runtimeFile, "-runtime-config.filesystem.dir=/")...)
 }
