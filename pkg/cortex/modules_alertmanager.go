@@ -79,6 +79,7 @@ func (t *Cortex) initAlertmanager() (services.Service, error) {
 		t.API.RegisterAlertmanagerRing(member)
 	}
 	t.API.RegisterAlertmanager(am)
+	t.API.RegisterAlertmanagerAdmin(am)
 	if st.UsersScanner.Strategy != users.StrategyUserIndex {
 		return am, nil
 	}

@@ -117,8 +117,10 @@ func (t *Cortex) initRuler() (services.Service, error) {
 		svc = r.ShardedService(member)
 	}
 	t.API.RegisterRuler(r, t.prometheusPrefixes())
+	configAPI := ruler.NewConfigAPI(store, t.Overrides, t.Logger, ruler.WithAPIParserOptions(t.Cfg.Querier.ParserOptions()))
+	t.API.RegisterRulerAdmin(configAPI)
 	if t.Cfg.Ruler.EnableAPI {
-		t.API.RegisterRulerConfigAPI(ruler.NewConfigAPI(store, t.Overrides, t.Logger, ruler.WithAPIParserOptions(t.Cfg.Querier.ParserOptions())), t.prometheusPrefixes())
+		t.API.RegisterRulerConfigAPI(configAPI, t.prometheusPrefixes())
 	}
 
 	return services.NewIdleService(func(ctx context.Context) error {

@@ -311,12 +311,16 @@ func (a *ConfigAPI) serverError(w http.ResponseWriter, doing, userID string, err
 // respondReadOnlyStore answers a write to a store the API cannot write
 // (configdb, local): 405, naming the flag that chose it.
 func respondReadOnlyStore(w http.ResponseWriter, err error) {
+	w.Header().Set("Allow", http.MethodGet)
+	http.Error(w, readOnlyStoreMessage(err), http.StatusMethodNotAllowed)
+}
+
+func readOnlyStoreMessage(err error) string {
 	msg := err.Error()
 	if !strings.Contains(msg, "-ruler-storage.backend") {
 		msg += ": the ruler API writes rule groups only with -ruler-storage.backend set to an object storage backend (filesystem, s3, gcs, azure or swift)"
 	}
-	w.Header().Set("Allow", http.MethodGet)
-	http.Error(w, msg, http.StatusMethodNotAllowed)
+	return msg
 }
 
 func (a *ConfigAPI) sendYAML(w http.ResponseWriter, v any) {
