@@ -148,7 +148,7 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 	hook.Never(t, "/a", "Maintenance")
 
 	// Deactivating tenant-b at the configs service stops its Alertmanager.
-	if code, body := do(t, hc, "POST", "https://"+configs.HTTPAddr+"/api/prom/configs/deactivate", "tenant-b", nil); code/100 != 2 {
+	if code, body := do(t, hc, "DELETE", "https://"+configs.HTTPAddr+"/api/prom/configs/deactivate", "tenant-b", nil); code/100 != 2 {
 		t.Fatalf("deactivate: %d %s", code, body)
 	}
 	waitStatus(t, am, hc, base+"/status", "tenant-b", 404)

@@ -77,7 +77,7 @@ func TestConfigsServiceMutualTLS(t *testing.T) {
 		if code, out := do(t, hc, "GET", private+"?since=0", "", ""); code != 200 || json.Unmarshal([]byte(out), &all) != nil || all.Configs["tenant-a"].ID != view.ID {
 			t.Fatalf("private API: %d %s", code, out)
 		}
-		if code, out := do(t, hc, "POST", base+"/api/prom/configs/deactivate", "tenant-a", ""); code != 200 {
+		if code, out := do(t, hc, "DELETE", base+"/api/prom/configs/deactivate", "tenant-a", ""); code != 200 {
 			t.Fatalf("deactivate: %d %s", code, out)
 		}
 		var changed configs.ConfigsResponse[configs.AlertmanagerConfig]

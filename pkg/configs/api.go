@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
@@ -17,7 +18,9 @@ import (
 	"github.com/cortex-tls/cortex/pkg/tenant"
 )
 
-// maxBodySize bounds a posted configuration.
+// maxBodySize bounds a posted configuration, and a tenant's stored
+// Alertmanager configuration with its template files (the templates
+// endpoint adds files to a stored configuration).
 const maxBodySize = 10 << 20
 
 // AlertmanagerConfig is the body of POST /api/prom/configs/alertmanager and
@@ -25,6 +28,13 @@ const maxBodySize = 10 << 20
 type AlertmanagerConfig struct {
 	AlertmanagerConfig string            `json:"alertmanager_config"`
 	TemplateFiles      map[string]string `json:"template_files"`
+}
+
+// TemplatesConfig is the body of POST /api/prom/configs/templates and the
+// config of its view: the template files of the tenant's Alertmanager
+// configuration.
+type TemplatesConfig struct {
+	TemplateFiles map[string]string `json:"template_files"`
 }
 
 // RulesConfig is the body of POST /api/prom/configs/rules and the config of
@@ -82,9 +92,12 @@ func (a *API) TenantHandler() http.Handler {
 	mux.HandleFunc("GET /api/prom/configs/alertmanager", a.getAlertmanager)
 	mux.HandleFunc("POST /api/prom/configs/alertmanager", a.setAlertmanager)
 	mux.HandleFunc("POST /api/prom/configs/alertmanager/validate", a.validateAlertmanager)
+	mux.HandleFunc("GET /api/prom/configs/templates", a.getTemplates)
+	mux.HandleFunc("POST /api/prom/configs/templates", a.setTemplates)
 	mux.HandleFunc("GET /api/prom/configs/rules", a.getRules)
 	mux.HandleFunc("POST /api/prom/configs/rules", a.setRules)
-	mux.HandleFunc("POST /api/prom/configs/deactivate", a.deactivate)
+	// DELETE only, as Cortex registers it.
+	mux.HandleFunc("DELETE /api/prom/configs/deactivate", a.deactivate)
 	mux.HandleFunc("POST /api/prom/configs/restore", a.restore)
 	return mux
 }
@@ -129,6 +142,61 @@ func (a *API) setAlertmanager(w http.ResponseWriter, r *http.Request) {
 		cfg.TemplateFiles = map[string]string{}
 	}
 	a.store(w, r, db.KindAlertmanager, cfg)
+}
+
+// getTemplates answers the template files of the tenant's Alertmanager
+// configuration, with that configuration's version ID.
+func (a *API) getTemplates(w http.ResponseWriter, r *http.Request) {
+	getConfig[TemplatesConfig](a, w, r, db.KindAlertmanager)
+}
+
+// setTemplates replaces the template files of the tenant's Alertmanager
+// configuration and keeps its alertmanager_config: a new version the
+// alertmanagers load with the files. A tenant with no configuration (or a
+// deactivated one) gets one with only the templates, as in Cortex; its
+// alertmanagers then run the fallback configuration with them.
+func (a *API) setTemplates(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.ID(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	var cfg TemplatesConfig
+	if !decodeBodyStrict(w, r, &cfg, "POST /api/prom/configs/templates takes only template_files; post alertmanager_config to /api/prom/configs/alertmanager") {
+		return
+	}
+	if cfg.TemplateFiles == nil {
+		cfg.TemplateFiles = map[string]string{}
+	}
+	if err := validateTemplates(cfg.TemplateFiles); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	errTooLarge := fmt.Errorf("the tenant's Alertmanager configuration with these template files is over %d bytes", maxBodySize)
+	version, err := a.db.Update(r.Context(), id, db.KindAlertmanager, func(old db.View, found bool) ([]byte, error) {
+		var am AlertmanagerConfig
+		if found {
+			if err := json.Unmarshal(old.Config, &am); err != nil {
+				return nil, fmt.Errorf("stored alertmanager config %d of tenant %q: %w", old.ID, id, err)
+			}
+		}
+		am.TemplateFiles = cfg.TemplateFiles
+		b, err := json.Marshal(am)
+		if err == nil && len(b) > maxBodySize {
+			return nil, errTooLarge
+		}
+		return b, err
+	})
+	if errors.Is(err, errTooLarge) {
+		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	a.logger.Info("config stored", "kind", "templates", "tenant", id, "id", version)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *API) setRules(w http.ResponseWriter, r *http.Request) {
@@ -293,14 +361,37 @@ func (a *API) internalError(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
-// decodeBody reads a JSON body into v, or answers 400.
+// decodeBody reads a JSON body into v, or answers 400 (413 for a body
+// over maxBodySize).
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decode(w, r, v, false, "")
+}
+
+// decodeBodyStrict is decodeBody refusing fields v does not have, with hint.
+func decodeBodyStrict(w http.ResponseWriter, r *http.Request, v any, hint string) bool {
+	return decode(w, r, v, true, hint)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any, strict bool, hint string) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodySize))
-	if err := dec.Decode(v); err != nil {
-		http.Error(w, "invalid JSON body: "+err.Error(), http.StatusBadRequest)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err := dec.Decode(v)
+	if err == nil {
+		return true
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		http.Error(w, fmt.Sprintf("request body over %d bytes", tooLarge.Limit), http.StatusRequestEntityTooLarge)
 		return false
 	}
-	return true
+	msg := "invalid JSON body: " + err.Error()
+	if strict && strings.HasPrefix(err.Error(), "json: unknown field ") {
+		msg += ": " + hint
+	}
+	http.Error(w, msg, http.StatusBadRequest)
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -89,7 +89,8 @@ func TestAPI(t *testing.T) {
 		// No tenant: 401 on every tenant endpoint.
 		for _, ep := range []struct{ method, path string }{
 			{"GET", am}, {"POST", am}, {"POST", am + "/validate"}, {"GET", "/api/prom/configs/rules"},
-			{"POST", "/api/prom/configs/rules"}, {"POST", "/api/prom/configs/deactivate"}, {"POST", "/api/prom/configs/restore"},
+			{"POST", "/api/prom/configs/rules"}, {"DELETE", "/api/prom/configs/deactivate"}, {"POST", "/api/prom/configs/restore"},
+			{"GET", "/api/prom/configs/templates"}, {"POST", "/api/prom/configs/templates"},
 		} {
 			if code, body := c.do(ep.method, ep.path, "", "{}"); code != http.StatusUnauthorized {
 				t.Errorf("%s %s without a tenant: %d %s, want 401", ep.method, ep.path, code, body)
@@ -180,7 +181,7 @@ func TestAPI(t *testing.T) {
 			t.Fatalf("since=x: %d %s", code, body)
 		}
 
-		if code, body := c.do("POST", "/api/prom/configs/deactivate", "a", ""); code != http.StatusOK {
+		if code, body := c.do("DELETE", "/api/prom/configs/deactivate", "a", ""); code != http.StatusOK {
 			t.Fatalf("deactivate: %d %s", code, body)
 		}
 		if code, _ := c.do("GET", am, "a", ""); code != http.StatusNotFound {
@@ -197,7 +198,7 @@ func TestAPI(t *testing.T) {
 		if code, body := c.do("GET", am, "a", ""); code != 200 || !strings.Contains(body, `"t.tmpl"`) {
 			t.Fatalf("GET after restore: %d %s", code, body)
 		}
-		if code, _ := c.do("POST", "/api/prom/configs/deactivate", "nobody", ""); code != http.StatusNotFound {
+		if code, _ := c.do("DELETE", "/api/prom/configs/deactivate", "nobody", ""); code != http.StatusNotFound {
 			t.Fatalf("deactivate a tenant without configs: %d, want 404", code)
 		}
 
@@ -229,6 +230,149 @@ func TestAPI(t *testing.T) {
 		pr := private[RulesConfig](t, c, "/private/api/prom/configs/rules?since=0")
 		if len(pr.Configs) != 1 || pr.Configs["a"].ID != rv.ID {
 			t.Fatalf("private rules: %+v", pr)
+		}
+	})
+}
+
+// TestTemplates: the templates endpoint reads and replaces the template
+// files of the tenant's Alertmanager configuration, keeping its
+// alertmanager_config, for that tenant only.
+func TestTemplates(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, uri string) {
+		c, _ := newAPI(t, uri)
+		const am, tp = "/api/prom/configs/alertmanager", "/api/prom/configs/templates"
+		getTemplates := func(tenantID string) (int, View[TemplatesConfig], string) {
+			t.Helper()
+			code, body := c.do("GET", tp, tenantID, "")
+			var v View[TemplatesConfig]
+			if code == http.StatusOK {
+				if err := json.Unmarshal([]byte(body), &v); err != nil {
+					t.Fatalf("GET templates as %s: %v in %s", tenantID, err, body)
+				}
+			}
+			return code, v, body
+		}
+		getAM := func(tenantID string) View[AlertmanagerConfig] {
+			t.Helper()
+			code, body := c.do("GET", am, tenantID, "")
+			var v View[AlertmanagerConfig]
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &v) != nil {
+				t.Fatalf("GET alertmanager as %s: %d %s", tenantID, code, body)
+			}
+			return v
+		}
+
+		if code, _, body := getTemplates("a"); code != http.StatusNotFound {
+			t.Fatalf("GET templates before any config: %d %s, want 404", code, body)
+		}
+		first := map[string]string{"old.tmpl": `{{ define "old" }}old{{ end }}`}
+		if code, body := c.do("POST", am, "a", jsonBody(t, AlertmanagerConfig{AlertmanagerConfig: validAM, TemplateFiles: first})); code != http.StatusNoContent {
+			t.Fatalf("POST alertmanager: %d %s", code, body)
+		}
+		v0 := getAM("a")
+		code, got, body := getTemplates("a")
+		if code != http.StatusOK || got.ID != v0.ID || len(got.Config.TemplateFiles) != 1 || got.Config.TemplateFiles["old.tmpl"] != first["old.tmpl"] || strings.Contains(body, "alertmanager_config") {
+			t.Fatalf("GET templates: %d %s, want version %d with old.tmpl only", code, body, v0.ID)
+		}
+
+		// POST replaces the files and keeps alertmanager_config.
+		files := map[string]string{
+			"a.tmpl": `{{ define "slack.title" }}[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}{{ end }}`,
+			"b.tmpl": "{{ define \"b\" }}\n{{ range .Alerts }}{{ .Labels.instance }}\n{{ end }}{{ end }}",
+		}
+		if code, body := c.do("POST", tp, "a", jsonBody(t, TemplatesConfig{TemplateFiles: files})); code != http.StatusNoContent || body != "" {
+			t.Fatalf("POST templates: %d %q, want 204", code, body)
+		}
+		code, got, body = getTemplates("a")
+		if code != http.StatusOK || got.ID <= v0.ID || len(got.Config.TemplateFiles) != 2 || got.Config.TemplateFiles["a.tmpl"] != files["a.tmpl"] || got.Config.TemplateFiles["b.tmpl"] != files["b.tmpl"] {
+			t.Fatalf("GET templates after POST: %d %s, want a.tmpl and b.tmpl in a version above %d", code, body, v0.ID)
+		}
+		if v := getAM("a"); v.ID != got.ID || v.Config.AlertmanagerConfig != validAM || len(v.Config.TemplateFiles) != 2 {
+			t.Fatalf("alertmanager config after POST templates: %+v, want version %d, the same alertmanager_config and the new files", v, got.ID)
+		}
+		// The alertmanagers' poll sees the new version with the files.
+		all := private[AlertmanagerConfig](t, c, "/private/api/prom/configs/alertmanager?since="+itoa(v0.ID))
+		if pv := all.Configs["a"]; len(all.Configs) != 1 || pv.ID != got.ID || pv.Config.AlertmanagerConfig != validAM || pv.Config.TemplateFiles["a.tmpl"] != files["a.tmpl"] {
+			t.Fatalf("private API after POST templates: %+v", all)
+		}
+
+		// Another tenant reads none of a's templates, and its own POST
+		// leaves a's untouched.
+		if code, _, body := getTemplates("b"); code != http.StatusNotFound {
+			t.Fatalf("tenant b GET templates: %d %s, want 404", code, body)
+		}
+		own := map[string]string{"b-only.tmpl": `{{ define "b" }}b{{ end }}`}
+		if code, body := c.do("POST", tp, "b", jsonBody(t, TemplatesConfig{TemplateFiles: own})); code != http.StatusNoContent {
+			t.Fatalf("tenant b POST templates: %d %s", code, body)
+		}
+		if code, bv, body := getTemplates("b"); code != http.StatusOK || len(bv.Config.TemplateFiles) != 1 || bv.Config.TemplateFiles["b-only.tmpl"] != own["b-only.tmpl"] {
+			t.Fatalf("tenant b GET templates: %d %s, want only its own file", code, body)
+		}
+		// b had no Alertmanager configuration: it has one with only the
+		// templates (its alertmanagers run the fallback with them).
+		if bv := getAM("b"); bv.Config.AlertmanagerConfig != "" {
+			t.Fatalf("tenant b's alertmanager_config: %q, want empty", bv.Config.AlertmanagerConfig)
+		}
+		if code, av, body := getTemplates("a"); code != http.StatusOK || av.ID != got.ID || len(av.Config.TemplateFiles) != 2 {
+			t.Fatalf("tenant a after b's POST: %d %s, want version %d unchanged", code, body, got.ID)
+		}
+
+		// Refused posts store nothing.
+		for name, tc := range map[string]struct {
+			body string
+			code int
+			want string
+		}{
+			"parse error":   {jsonBody(t, TemplatesConfig{TemplateFiles: map[string]string{"bad.tmpl": "{{ define \"x\" }}\n{{ .Foo"}}), 400, `invalid template file "bad.tmpl"`},
+			"path name":     {jsonBody(t, TemplatesConfig{TemplateFiles: map[string]string{"../../etc/x": "hi"}}), 400, `invalid template file name "../../etc/x"`},
+			"unknown func":  {jsonBody(t, TemplatesConfig{TemplateFiles: map[string]string{"f.tmpl": `{{ readFile "/etc/passwd" }}`}}), 400, `function "readFile" not defined`},
+			"other field":   {jsonBody(t, AlertmanagerConfig{AlertmanagerConfig: validAM, TemplateFiles: files}), 400, `unknown field "alertmanager_config": POST /api/prom/configs/templates takes only template_files; post alertmanager_config to /api/prom/configs/alertmanager`},
+			"not JSON":      {"{{ define }}", 400, "invalid JSON body"},
+			"body too big":  {jsonBody(t, TemplatesConfig{TemplateFiles: map[string]string{"big.tmpl": strings.Repeat("x", maxBodySize)}}), 413, "request body over 10485760 bytes"},
+			"unknown field": {`{"template_file": {}}`, 400, `unknown field "template_file"`},
+		} {
+			if code, body := c.do("POST", tp, "a", tc.body); code != tc.code || !strings.Contains(body, tc.want) {
+				t.Errorf("POST templates, %s: %d %s, want %d with %q", name, code, body, tc.code, tc.want)
+			}
+		}
+		if code, av, body := getTemplates("a"); code != http.StatusOK || av.ID != got.ID {
+			t.Fatalf("after refused posts: %d %s, want version %d", code, body, got.ID)
+		}
+
+		// The stored configuration, alertmanager_config and templates
+		// together, is bounded like a posted one.
+		bigAM := validAM + "# " + strings.Repeat("x", 6<<20) + "\n"
+		if code, body := c.do("POST", am, "c", jsonBody(t, AlertmanagerConfig{AlertmanagerConfig: bigAM})); code != http.StatusNoContent {
+			t.Fatalf("POST a 6 MiB alertmanager config: %d %.200s", code, body)
+		}
+		tooMuch := jsonBody(t, TemplatesConfig{TemplateFiles: map[string]string{"big.tmpl": strings.Repeat("y", 5<<20)}})
+		if code, body := c.do("POST", tp, "c", tooMuch); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "the tenant's Alertmanager configuration with these template files is over 10485760 bytes") {
+			t.Fatalf("POST 5 MiB of templates onto 6 MiB: %d %s, want 413", code, body)
+		}
+		if code, cv, _ := getTemplates("c"); code != http.StatusOK || len(cv.Config.TemplateFiles) != 0 {
+			t.Fatalf("c's templates after a refused POST: %d %+v", code, cv)
+		}
+
+		// An empty object clears the files.
+		if code, body := c.do("POST", tp, "a", `{"template_files": {}}`); code != http.StatusNoContent {
+			t.Fatalf("POST no templates: %d %s", code, body)
+		}
+		if code, av, body := getTemplates("a"); code != http.StatusOK || av.Config.TemplateFiles == nil || len(av.Config.TemplateFiles) != 0 || !strings.Contains(body, `"template_files":{}`) {
+			t.Fatalf("GET after clearing: %d %s", code, body)
+		}
+		if v := getAM("a"); v.Config.AlertmanagerConfig != validAM {
+			t.Fatalf("clearing the templates changed alertmanager_config: %q", v.Config.AlertmanagerConfig)
+		}
+
+		// Deactivation hides the templates; DELETE is the method, as in Cortex.
+		if code, body := c.do("POST", "/api/prom/configs/deactivate", "a", ""); code != http.StatusMethodNotAllowed {
+			t.Fatalf("POST deactivate: %d %s, want 405 (Cortex serves DELETE)", code, body)
+		}
+		if code, body := c.do("DELETE", "/api/prom/configs/deactivate", "a", ""); code != http.StatusOK {
+			t.Fatalf("DELETE deactivate: %d %s", code, body)
+		}
+		if code, _, body := getTemplates("a"); code != http.StatusNotFound {
+			t.Fatalf("GET templates of a deactivated tenant: %d %s, want 404", code, body)
 		}
 	})
 }

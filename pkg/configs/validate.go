@@ -25,7 +25,14 @@ func ValidateAlertmanager(cfg AlertmanagerConfig) error {
 	if _, err := amconfig.Load(cfg.AlertmanagerConfig); err != nil {
 		return fmt.Errorf("invalid Alertmanager config: %w", err)
 	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.TemplateFiles)) {
+	return validateTemplates(cfg.TemplateFiles)
+}
+
+// validateTemplates checks that every template file has a plain file name
+// (the alertmanager writes it into the tenant's directory) and parses with
+// the Alertmanager's template functions.
+func validateTemplates(files map[string]string) error {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
 			return fmt.Errorf("invalid template file name %q: want a plain file name", name)
 		}
@@ -33,7 +40,7 @@ func ValidateAlertmanager(cfg AlertmanagerConfig) error {
 		if err != nil {
 			return err
 		}
-		if err := t.Parse(strings.NewReader(cfg.TemplateFiles[name])); err != nil {
+		if err := t.Parse(strings.NewReader(files[name])); err != nil {
 			return fmt.Errorf("invalid template file %q: %w", name, err)
 		}
 	}

@@ -276,6 +276,40 @@ func (db *DB) Set(ctx context.Context, tenant, kind string, config []byte) (int6
 	return id, nil
 }
 
+// Update stores a new version of a tenant's config computed by f from the
+// latest active one, and returns its ID. found is false, and old empty,
+// when the tenant has no config of that kind or has been deactivated. The read and the write are one transaction under the write
+// lock, so a concurrent Set or Update is never lost. An error of f is
+// returned as is and nothing is stored.
+func (db *DB) Update(ctx context.Context, tenant, kind string, f func(old View, found bool) ([]byte, error)) (int64, error) {
+	var id int64
+	var fErr error
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		old, err := latest(ctx, tx, db.dialect, tenant, kind)
+		found := err == nil && old.DeletedAt == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if !found {
+			old = View{}
+		}
+		config, err := f(old, found)
+		if err != nil {
+			fErr = err
+			return err
+		}
+		return tx.QueryRowContext(ctx, db.dialect.rebind(`INSERT INTO configs (owner_id, kind, config, created_at) VALUES (?, ?, ?, ?) RETURNING id`),
+			tenant, kind, string(config), db.now().UnixMilli()).Scan(&id)
+	})
+	if fErr != nil {
+		return 0, fErr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("updating the %s config of tenant %q: %w", kind, tenant, err)
+	}
+	return id, nil
+}
+
 // Deactivate marks every config of the tenant deleted; Restore undoes it.
 // Each is a new version (a new ID) so pollers see the change. They return
 // ErrNotFound if the tenant has no config at all, and change nothing for a

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +179,61 @@ func TestConcurrentWriters(t *testing.T) {
 				t.Fatalf("ID %d given twice", id)
 			}
 			seen[id] = true
+		}
+	})
+}
+
+// TestUpdate checks that Update sees the latest active config, that a
+// deactivated tenant reads as having none, that an error of f stores
+// nothing, and that concurrent updates of one tenant each see the previous
+// one's write (a counter incremented 20 times ends at 20).
+func TestUpdate(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, uri string) {
+		ctx := context.Background()
+		db := open(t, uri)
+		incr := func(old View, found bool) ([]byte, error) {
+			if !found {
+				return []byte("1"), nil
+			}
+			n, err := strconv.Atoi(string(old.Config))
+			return []byte(strconv.Itoa(n + 1)), err
+		}
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				if _, err := db.Update(ctx, "a", KindAlertmanager, incr); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		v, err := db.Get(ctx, "a", KindAlertmanager)
+		if err != nil || string(v.Config) != "20" {
+			t.Fatalf("after 20 concurrent increments: %q %v, want 20", v.Config, err)
+		}
+
+		refused := errors.New("refused")
+		if _, err := db.Update(ctx, "a", KindAlertmanager, func(View, bool) ([]byte, error) { return nil, refused }); !errors.Is(err, refused) {
+			t.Fatalf("Update with a failing f: %v, want f's error as is", err)
+		}
+		if after, _ := db.Get(ctx, "a", KindAlertmanager); after.ID != v.ID {
+			t.Fatalf("a refused Update stored version %d", after.ID)
+		}
+
+		if err := db.Deactivate(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		id, err := db.Update(ctx, "a", KindAlertmanager, func(old View, found bool) ([]byte, error) {
+			if found || old.Config != nil {
+				t.Errorf("Update on a deactivated tenant got %+v found=%v, want nothing", old, found)
+			}
+			return []byte("fresh"), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.Get(ctx, "a", KindAlertmanager); err != nil || got.ID != id || string(got.Config) != "fresh" {
+			t.Fatalf("Get after Update of a deactivated tenant: %+v %v, want version %d, active", got, err, id)
 		}
 	})
 }

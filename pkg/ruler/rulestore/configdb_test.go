@@ -160,7 +160,7 @@ func TestConfigDBStore(t *testing.T) {
 		t.Errorf("team-a after posting new rules: %s %v", names(groups), err)
 	}
 	c.post("team-a", map[string]string{})
-	c.do("POST", "/api/prom/configs/deactivate", "team-b", "", http.StatusOK)
+	c.do("DELETE", "/api/prom/configs/deactivate", "team-b", "", http.StatusOK)
 	if users, err = s.ListAllUsers(ctx); err != nil || len(users) != 0 {
 		t.Errorf("ListAllUsers after team-a emptied its rules and team-b was deactivated = %v %v", users, err)
 	}
