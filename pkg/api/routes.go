@@ -7,14 +7,12 @@ import (
 	"strings"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
-	"github.com/cortex-tls/cortex/pkg/alertmanager/ui"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/ingester"
 	"github.com/cortex-tls/cortex/pkg/overrides"
 	"github.com/cortex-tls/cortex/pkg/purger"
 	"github.com/cortex-tls/cortex/pkg/ruler"
-	"github.com/cortex-tls/cortex/pkg/util/fgprofhttp"
 )
 
 // Every HTTP path of every module, in one place. A new component adds a
@@ -46,7 +44,6 @@ func (a *API) RegisterServer(s Server) {
 	a.route(Route{Module: "server", Methods: get, Path: "/config", AllTenants: true, Desc: "The effective configuration, as YAML (?mode=diff: what differs from the defaults; ?mode=defaults)"}, s.Config)
 	a.route(Route{Module: "server", Methods: get, Path: "/runtime_config", AllTenants: true, Desc: "The runtime configuration in force: every tenant's overrides, multi_kv_config, ingester_limits (?mode=diff: what differs from the defaults)"}, s.RuntimeConfig)
 	a.route(Route{Module: "server", Methods: get, Path: "/services", Desc: "The state of each module"}, s.Services)
-	a.route(Route{Module: "server", Methods: get, Path: "/debug/fgprof", AllTenants: true, Desc: "Wall-clock profile of every goroutine, on and off CPU (?seconds=, ?format=folded)"}, fgprofhttp.Handler())
 	if !s.Instrumentation {
 		return
 	}
@@ -87,15 +84,8 @@ func (a *API) RegisterMemberlist(members http.Handler) {
 
 // RegisterIngester mounts the ingester's own pages.
 func (a *API) RegisterIngester(i *ingester.Ingester) {
-	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done", NotAllowed: "flushing needs POST"}, i.FlushHandler())
-	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true, NotAllowed: "flushing needs POST"}, i.FlushHandler()) // Cortex's legacy path
-	// A state-changing GET could be sent cross-site by a browser holding
-	// its user's client certificate: shutting down is POST only.
-	shutdown := Route{Module: "ingester", Methods: post, Path: "/ingester/shutdown", AllTenants: true, Desc: "Leave the ring, flush every tenant's head to long-term storage and stop the ingester (the process serves its other modules on), answering when done", NotAllowed: "shutting the ingester down needs POST"}
-	a.route(shutdown, i.ShutdownHandler())
-	shutdown.Path, shutdown.Desc = "/shutdown", "" // Cortex's legacy path
-	a.route(shutdown, i.ShutdownHandler())
-	a.route(Route{Module: "ingester", Methods: getPost, Path: "/ingester/mode", AllTenants: true, Desc: "The ingester's mode; POST ?mode=READONLY stops writes to it (queries still read it), ?mode=ACTIVE resumes them"}, i.ModeHandler())
+	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
+	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true}, i.FlushHandler()) // Cortex's legacy path
 	a.route(Route{Module: "ingester", Methods: get, Path: "/ingester/all_user_stats", AllTenants: true, Desc: "Series and ingestion rate of every tenant this ingester holds"}, i.AllUserStatsHandler())
 }
 
@@ -189,8 +179,7 @@ func (a *API) RegisterUserStats(h http.Handler, legacyPrefix string) {
 }
 
 // RegisterAlertmanager mounts each tenant's Alertmanager v2 API (what
-// amtool and Grafana's Alertmanager data source call), its web UI and its
-// probes.
+// amtool and Grafana's Alertmanager data source call) and its probes.
 func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {
 	h := am.Handler()
 	if a.cfg.AlertmanagerHTTPPrefix != alertmanagerBase {
@@ -203,11 +192,6 @@ func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {
 	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/alerts/groups", Tenant: true, Desc: "Alert groups"}, h)
 	a.route(Route{Module: "alertmanager", Methods: getPost, Path: p + "/silences", Tenant: true, Desc: "Silences: list, or create one"}, h)
 	a.route(Route{Module: "alertmanager", Methods: []string{http.MethodGet, http.MethodDelete}, Path: p + "/silence/{id}", Tenant: true, Desc: "One silence: get or expire"}, h)
-	a.route(Route{Module: "alertmanager", Methods: get, Path: a.cfg.AlertmanagerHTTPPrefix, Tenant: true, Desc: "Alertmanager UI: the tenant's alerts, silences and status (redirects to its page, under the trailing slash)"}, http.HandlerFunc(ui.RedirectToPage))
-	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/{$}"), Tenant: true}, h)
-	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/script.js"), Tenant: true}, h)
-	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/favicon.ico"), Tenant: true}, h)
-	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/lib/"), Tenant: true}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/-/healthy"), Tenant: true}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/-/ready"), Tenant: true}, h)
 	if am.ConfigAPIEnabled() {
