@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/alertmanager/alert"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cortex-tls/cortex/pkg/alertmanager/ui"
 	cortextenant "github.com/cortex-tls/cortex/pkg/tenant"
 )
 
@@ -157,10 +159,37 @@ func (am *MultitenantAlertmanager) localHandler() http.Handler {
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }
 	mux.HandleFunc("GET /alertmanager/-/healthy", ok)
 	mux.HandleFunc("GET /alertmanager/-/ready", ok)
+	// Alertmanager's web UI, for tenants with an Alertmanager, as Cortex
+	// serves it: static files, outside -alertmanager.api-concurrency.
+	page := ui.Handler("/alertmanager")
+	serveUI := am.withTenantOnly(func(_ *tenant, w http.ResponseWriter, r *http.Request) { page.ServeHTTP(w, r) })
+	for _, p := range []string{"/alertmanager/{$}", "/alertmanager/script.js", "/alertmanager/favicon.ico", uiLib} {
+		mux.HandleFunc("GET "+p, serveUI)
+	}
 	return mux
 }
 
+// uiLib holds the UI's style sheets and fonts.
+const uiLib = "/alertmanager/lib/"
+
+// isUIPath says whether p is a path of Alertmanager's web UI.
+func isUIPath(p string) bool {
+	switch p {
+	case "/alertmanager/", "/alertmanager/script.js", "/alertmanager/favicon.ico":
+		return true
+	}
+	return strings.HasPrefix(p, uiLib)
+}
+
 func (am *MultitenantAlertmanager) withTenant(f func(*tenant, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+	return am.withTenantOnly(func(t *tenant, w http.ResponseWriter, r *http.Request) {
+		t.api.serve(w, r, func() { f(t, w, r) })
+	})
+}
+
+// withTenantOnly calls f with the request's tenant's Alertmanager, or
+// answers 404 when the tenant has none.
+func (am *MultitenantAlertmanager) withTenantOnly(f func(*tenant, http.ResponseWriter, *http.Request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := cortextenant.ID(r.Context())
 		if err != nil {
@@ -180,7 +209,7 @@ func (am *MultitenantAlertmanager) withTenant(f func(*tenant, http.ResponseWrite
 			writeError(w, http.StatusNotFound, "the Alertmanager is not configured for this tenant: post a configuration to the configs service (or set -alertmanager.configs.fallback)")
 			return
 		}
-		t.api.serve(w, r, func() { f(t, w, r) })
+		f(t, w, r)
 	}
 }
 

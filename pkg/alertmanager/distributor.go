@@ -163,11 +163,18 @@ func (am *MultitenantAlertmanager) forward(ctx context.Context, addr, id string,
 }
 
 func responseHeaders(h http.Header) []*alertmanagerpb.Header {
-	if v := h.Values("Content-Type"); len(v) > 0 {
-		return []*alertmanagerpb.Header{{Key: "Content-Type", Values: v}}
+	var out []*alertmanagerpb.Header
+	for _, k := range answerHeaders {
+		if v := h.Values(k); len(v) > 0 {
+			out = append(out, &alertmanagerpb.Header{Key: k, Values: v})
+		}
 	}
-	return nil
+	return out
 }
+
+// answerHeaders are the only response headers a replica's answer keeps: the
+// API's content type, and the web UI's caching and security policy.
+var answerHeaders = []string{"Content-Type", "Cache-Control", "Pragma", "Expires", "Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"}
 
 func writeForwarded(w http.ResponseWriter, resp *alertmanagerpb.HTTPResponse) {
 	for _, h := range resp.GetHeaders() {
@@ -198,12 +205,14 @@ func (s grpcServer) HandleRequest(ctx context.Context, in *alertmanagerpb.HTTPRe
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "method %q is not forwarded", in.GetMethod())
 	}
-	if !strings.HasPrefix(in.GetUrl(), APIPrefix+"/") {
-		return nil, status.Errorf(codes.InvalidArgument, "only the tenant's %s API is forwarded, not %.80q", APIPrefix, in.GetUrl())
-	}
 	req, err := http.NewRequestWithContext(ctx, in.GetMethod(), in.GetUrl(), bytes.NewReader(in.GetBody()))
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "forwarded request: %v", err)
+	}
+	// The tenant's API, and the web UI (served, as in Cortex, by a replica
+	// of the tenant, which answers 404 for a tenant without an Alertmanager).
+	if !strings.HasPrefix(in.GetUrl(), APIPrefix+"/") && (in.GetMethod() != http.MethodGet || !isUIPath(req.URL.Path)) {
+		return nil, status.Errorf(codes.InvalidArgument, "only the tenant's %s API and web UI are forwarded, not %s %.80q", APIPrefix, in.GetMethod(), in.GetUrl())
 	}
 	for _, h := range in.GetHeaders() {
 		if slices.Contains(forwardedHeaders, http.CanonicalHeaderKey(h.GetKey())) {

@@ -159,7 +159,8 @@ func TestForwardedRequestsCarryNoCredentials(t *testing.T) {
 		code codes.Code
 		want string
 	}{
-		{&alertmanagerpb.HTTPRequest{Method: http.MethodGet, Url: "/api/v1/alerts"}, codes.InvalidArgument, "only the tenant's /alertmanager/api/v2 API is forwarded"},
+		{&alertmanagerpb.HTTPRequest{Method: http.MethodGet, Url: "/api/v1/alerts"}, codes.InvalidArgument, "only the tenant's /alertmanager/api/v2 API and web UI are forwarded, not GET \"/api/v1/alerts\""},
+		{&alertmanagerpb.HTTPRequest{Method: http.MethodPost, Url: "/alertmanager/"}, codes.InvalidArgument, "only the tenant's /alertmanager/api/v2 API and web UI are forwarded, not POST \"/alertmanager/\""},
 		{&alertmanagerpb.HTTPRequest{Method: http.MethodPut, Url: APIPrefix + "/alerts"}, codes.InvalidArgument, `method "PUT" is not forwarded`},
 		{&alertmanagerpb.HTTPRequest{Method: http.MethodPost, Url: APIPrefix + "/alerts", Body: make([]byte, 1<<20+1)}, codes.ResourceExhausted, "request body larger than 1048576 bytes (-alertmanager.max-recv-msg-size)"},
 	} {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager"
+	"github.com/cortex-tls/cortex/pkg/alertmanager/ui"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
 	"github.com/cortex-tls/cortex/pkg/ingester"
@@ -179,7 +180,8 @@ func (a *API) RegisterUserStats(h http.Handler, legacyPrefix string) {
 }
 
 // RegisterAlertmanager mounts each tenant's Alertmanager v2 API (what
-// amtool and Grafana's Alertmanager data source call) and its probes.
+// amtool and Grafana's Alertmanager data source call), its web UI and its
+// probes.
 func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {
 	h := am.Handler()
 	if a.cfg.AlertmanagerHTTPPrefix != alertmanagerBase {
@@ -192,6 +194,11 @@ func (a *API) RegisterAlertmanager(am *alertmanager.MultitenantAlertmanager) {
 	a.route(Route{Module: "alertmanager", Methods: get, Path: p + "/alerts/groups", Tenant: true, Desc: "Alert groups"}, h)
 	a.route(Route{Module: "alertmanager", Methods: getPost, Path: p + "/silences", Tenant: true, Desc: "Silences: list, or create one"}, h)
 	a.route(Route{Module: "alertmanager", Methods: []string{http.MethodGet, http.MethodDelete}, Path: p + "/silence/{id}", Tenant: true, Desc: "One silence: get or expire"}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: a.cfg.AlertmanagerHTTPPrefix, Tenant: true, Desc: "Alertmanager UI: the tenant's alerts, silences and status (redirects to its page, under the trailing slash)"}, http.HandlerFunc(ui.RedirectToPage))
+	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/{$}"), Tenant: true}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/script.js"), Tenant: true}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/favicon.ico"), Tenant: true}, h)
+	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/lib/"), Tenant: true}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/-/healthy"), Tenant: true}, h)
 	a.route(Route{Module: "alertmanager", Methods: get, Path: a.alertmanagerPath("/alertmanager/-/ready"), Tenant: true}, h)
 	if am.ConfigAPIEnabled() {
