@@ -242,8 +242,10 @@ func (am *MultitenantAlertmanager) stopping(error) error {
 
 // applyLocked starts or reloads tenant id with c. am.mtx must be held.
 func (am *MultitenantAlertmanager) applyLocked(id string, c tenantConfig) error {
-	// The operator's fallback may name files; tenants' configurations may not.
-	trusted := am.fallback != nil && c.Equal(*am.fallback)
+	// The operator's fallback may name files; tenants' configurations may
+	// not. The fallback stays trusted with a tenant's template files, which
+	// name no file.
+	trusted := am.fallback != nil && c.AlertmanagerConfig == am.fallback.AlertmanagerConfig
 	logger := am.logger.With("tenant", id)
 	t, ok := am.tenants[id]
 	if ok {

@@ -46,6 +46,12 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 			continue
 		}
 		logger := am.logger.With("tenant", id)
+		// The stored configuration is checked, template files included,
+		// before an empty one is replaced by the fallback.
+		if err := checkConfigLimits(am.limitsFor(id), c, storedConfigSize(c)); err != nil {
+			logger.Error("the tenant's stored Alertmanager configuration is over its limits and is not loaded; it keeps its previous one", "err", err)
+			continue
+		}
 		if strings.TrimSpace(c.AlertmanagerConfig) == "" {
 			if am.fallback == nil {
 				if t, ok := am.tenants[id]; ok {
@@ -55,10 +61,10 @@ func (am *MultitenantAlertmanager) Poll(ctx context.Context) error {
 				}
 				continue
 			}
-			c = *am.fallback
-		} else if err := checkConfigLimits(am.limitsFor(id), c, storedConfigSize(c)); err != nil {
-			logger.Error("the tenant's stored Alertmanager configuration is over its limits and is not loaded; it keeps its previous one", "err", err)
-			continue
+			// As in Cortex, the fallback runs with the tenant's own
+			// template files (posted alone to the configs API's
+			// /api/prom/configs/templates, say).
+			c = tenantConfig{AlertmanagerConfig: am.fallback.AlertmanagerConfig, TemplateFiles: c.TemplateFiles}
 		}
 		if err := am.applyLocked(id, c); err != nil {
 			logger.Error("cannot apply the tenant's Alertmanager configuration; it keeps its previous one", "err", err)

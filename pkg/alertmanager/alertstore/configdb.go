@@ -18,8 +18,8 @@ import (
 // ListAllUsers makes one request, asking only for the configurations changed
 // since the last answer; the other reads answer from what it has gathered.
 // A deactivated tenant is dropped; a tenant whose configuration is empty is
-// kept with an empty AlertmanagerConfig (the alertmanager then uses its
-// fallback).
+// kept with an empty AlertmanagerConfig and its template files (the
+// alertmanager then runs its fallback with them, as Cortex's does).
 type ConfigDBStore struct {
 	client  *configsclient.Client
 	urlFlag string // "-alertmanager.configs.url", for errors
@@ -88,7 +88,7 @@ func (s *ConfigDBStore) SetAlertConfig(context.Context, string, AlertConfig) err
 
 // DeleteAlertConfig refuses: the configs API deactivates configurations.
 func (s *ConfigDBStore) DeleteAlertConfig(context.Context, string) error {
-	return readOnly(ConfigDB, "deactivate the tenant through the configs service's /api/prom/configs/deactivate")
+	return readOnly(ConfigDB, "deactivate the tenant through the configs service's DELETE /api/prom/configs/deactivate")
 }
 
 // Close closes the kept-alive connections to the service.
