@@ -7,6 +7,7 @@ require (
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/caio/go-tdigest v3.1.0+incompatible
 	github.com/cristalhq/hedgedhttp v0.9.1
+	github.com/felixge/fgprof v0.9.5
 	github.com/go-kit/log v0.2.1
 	github.com/golang-migrate/migrate/v4 v4.20.1
 	github.com/grafana/dskit v0.0.0-20260703122047-de1ec7541c44
@@ -69,6 +70,7 @@ require (
 	github.com/go-openapi/validate v1.0.0 // indirect
 	github.com/gobwas/glob v0.2.3 // indirect
 	github.com/goccy/go-json v0.10.5 // indirect
+	github.com/google/pprof v0.0.0-20261016150608-1facf8f91b50 // indirect
 	github.com/hashicorp/go-version v1.9.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/kamstrup/intmap v0.5.2 // indirect
