@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/dskit/kv"
@@ -64,6 +65,12 @@ type Ingester struct {
 	// writing by stopping, which closes them: no call sees a closed TSDB.
 	closeMu sync.RWMutex
 	closed  bool
+
+	// shutdownFlush forces flushing on shutdown (POST /ingester/shutdown);
+	// flushErr is what that flush failed with.
+	shutdownFlush atomic.Bool
+	flushErrMu    sync.Mutex
+	flushErr      error
 
 	mu    sync.RWMutex
 	tsdbs map[string]*userTSDB
@@ -307,12 +314,15 @@ func (i *Ingester) stopping(_ error) error {
 	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil && !errors.Is(err, context.Canceled) {
 		errs = append(errs, fmt.Errorf("leaving the ingester ring: %w", err))
 	}
-	if i.cfg.TSDB.FlushBlocksOnShutdown {
+	if i.cfg.TSDB.FlushBlocksOnShutdown || i.shutdownFlush.Load() {
 		// Pushes are refused from here on. What fails to compact or ship
 		// stays in the WAL or in local blocks, and the next start ships
 		// it: logged, as in Cortex, rather than failing the shutdown.
 		if err := i.flush(context.Background(), nil); err != nil {
-			i.logger.Error("-blocks-storage.tsdb.flush-blocks-on-shutdown: flushing failed; the data stays on local disk for the next start", "err", err)
+			i.logger.Error("flushing on shutdown failed; the data stays on local disk for the next start", "err", err)
+			i.flushErrMu.Lock()
+			i.flushErr = fmt.Errorf("flushing failed; the data stays on local disk for the next start: %w", err)
+			i.flushErrMu.Unlock()
 		}
 	}
 	// A lifecycler that failed while running() was already returning is
