@@ -498,7 +498,7 @@ func (d *Distributor) push(ctx context.Context, userID string, req *prompb.Write
 
 	ingesters := d.tenantRing(userID, limits.IngestionTenantShardSize)
 	if ingesters.InstancesCount() == 0 {
-		return writeStats{}, &PushError{Code: http.StatusServiceUnavailable, Msg: "no ingesters in the ring: the write cannot be stored"}
+		return writeStats{}, &PushError{Code: http.StatusServiceUnavailable, Msg: "no writable ingesters in the ring (none, or every one read-only): the write cannot be stored"}
 	}
 
 	// From here the ingester calls own the request's memory: DoBatch's

@@ -13,18 +13,25 @@ const (
 	ShardingStrategyShuffle = "shuffle-sharding"
 )
 
-// tenantRing is the part of the ingester ring that holds the tenant's
-// series: with shuffle sharding and a shard size, the tenant's shuffle
-// shard (dskit's ShuffleShard, the same subring for the same ring, so
-// every distributor and querier picks the same ingesters; with zone
-// awareness, shardSize/zones ingesters of each zone, rounded up);
-// otherwise the whole ring.
+// tenantRing is the part of the ingester ring the tenant's series are
+// written to: with shuffle sharding and a shard size, the tenant's
+// shuffle shard (dskit's ShuffleShard, the same subring for the same
+// ring, so every distributor and querier picks the same ingesters; with
+// zone awareness, shardSize/zones ingesters of each zone, rounded up);
+// otherwise the whole ring. Either way without the read-only ingesters
+// (POST /ingester/mode?mode=READONLY), which take no new samples.
 func (d *Distributor) tenantRing(userID string, shardSize int) ring.ReadRing {
 	if d.cfg.ShardingStrategy != ShardingStrategyShuffle || shardSize <= 0 {
-		return d.ring
+		// dskit's ShuffleShard with no size is the ring without its
+		// read-only instances (the ring itself when there are none),
+		// cached until the ring changes: one key for every tenant.
+		return d.ring.ShuffleShard(writableRingKey, 0)
 	}
 	return d.ring.ShuffleShard(userID, shardSize)
 }
+
+// writableRingKey caches the writable ring; no tenant ID is empty.
+const writableRingKey = ""
 
 // seriesKey is the ring token of a series.
 func (d *Distributor) seriesKey(userHash uint32, ls []prompb.Label) uint32 {
