@@ -42,6 +42,9 @@ type Route struct {
 	// Desc is the index page's text for the route; routes without one are
 	// not listed there.
 	Desc string
+	// NotAllowed, when set, is the body of the 405 answer to the methods
+	// not in Methods: which method to use and why.
+	NotAllowed string
 }
 
 // Auth wraps routes with the client identities' rights (pkg/auth).
@@ -104,8 +107,26 @@ func (a *API) route(r Route, h http.Handler) {
 		for _, m := range r.Methods {
 			a.mux.Handle(m+" "+r.Path, h)
 		}
+		if r.NotAllowed != "" {
+			// The method-less pattern gets every other method, behind the
+			// same rights as an every-tenant route.
+			na := methodNotAllowed(r.Methods, r.NotAllowed)
+			if r.AllTenants && a.auth.AllTenants != nil {
+				na = a.auth.AllTenants(na)
+			}
+			a.mux.Handle(r.Path, na)
+		}
 	}
 	a.routes = append(a.routes, r)
+}
+
+// methodNotAllowed answers 405 with the allowed methods and msg.
+func methodNotAllowed(methods []string, msg string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", allow)
+		http.Error(w, msg, http.StatusMethodNotAllowed)
+	})
 }
 
 var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>

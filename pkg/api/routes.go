@@ -14,6 +14,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/overrides"
 	"github.com/cortex-tls/cortex/pkg/purger"
 	"github.com/cortex-tls/cortex/pkg/ruler"
+	"github.com/cortex-tls/cortex/pkg/util/fgprofhttp"
 )
 
 // Every HTTP path of every module, in one place. A new component adds a
@@ -45,6 +46,10 @@ func (a *API) RegisterServer(s Server) {
 	a.route(Route{Module: "server", Methods: get, Path: "/config", AllTenants: true, Desc: "The effective configuration, as YAML (?mode=diff: what differs from the defaults; ?mode=defaults)"}, s.Config)
 	a.route(Route{Module: "server", Methods: get, Path: "/runtime_config", AllTenants: true, Desc: "The runtime configuration in force: every tenant's overrides, multi_kv_config, ingester_limits (?mode=diff: what differs from the defaults)"}, s.RuntimeConfig)
 	a.route(Route{Module: "server", Methods: get, Path: "/services", Desc: "The state of each module"}, s.Services)
+	// fgprof's wall-clock profile, as Cortex serves it whatever
+	// -server.register-instrumentation; unlisted, as the CPU profile: it
+	// takes ?seconds= to answer.
+	a.route(Route{Module: "server", Methods: get, Path: "/debug/fgprof", AllTenants: true}, fgprofhttp.Handler())
 	if !s.Instrumentation {
 		return
 	}
@@ -85,8 +90,15 @@ func (a *API) RegisterMemberlist(members http.Handler) {
 
 // RegisterIngester mounts the ingester's own pages.
 func (a *API) RegisterIngester(i *ingester.Ingester) {
-	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done"}, i.FlushHandler())
-	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true}, i.FlushHandler()) // Cortex's legacy path
+	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done", NotAllowed: "flushing needs POST"}, i.FlushHandler())
+	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true, NotAllowed: "flushing needs POST"}, i.FlushHandler()) // Cortex's legacy path
+	// A state-changing GET could be sent cross-site by a browser holding
+	// its user's client certificate: shutting down is POST only.
+	shutdown := Route{Module: "ingester", Methods: post, Path: "/ingester/shutdown", AllTenants: true, Desc: "Leave the ring, flush every tenant's head to long-term storage and stop the ingester (the process serves its other modules on), answering when done", NotAllowed: "shutting the ingester down needs POST"}
+	a.route(shutdown, i.ShutdownHandler())
+	shutdown.Path, shutdown.Desc = "/shutdown", "" // Cortex's legacy path
+	a.route(shutdown, i.ShutdownHandler())
+	a.route(Route{Module: "ingester", Methods: getPost, Path: "/ingester/mode", AllTenants: true, Desc: "The ingester's mode; POST ?mode=READONLY stops writes to it (queries still read it), ?mode=ACTIVE resumes them"}, i.ModeHandler())
 	a.route(Route{Module: "ingester", Methods: get, Path: "/ingester/all_user_stats", AllTenants: true, Desc: "Series and ingestion rate of every tenant this ingester holds"}, i.AllUserStatsHandler())
 }
 
