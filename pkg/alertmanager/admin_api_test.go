@@ -10,10 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/cortex-tls/cortex/pkg/alertmanager/alertstore"
+	"github.com/cortex-tls/cortex/pkg/shardring"
 	cortextenant "github.com/cortex-tls/cortex/pkg/tenant"
 )
 
@@ -174,7 +178,9 @@ func TestDeleteUserConfig(t *testing.T) {
 }
 
 // TestStatusPage: without a gossip cluster or sharding, the page says so;
-// with a gossip cluster it shows this node and the members.
+// with sharding it shows the ring instance and links the ring page. (The
+// gossip cluster's node and members: TestAdminAPIMutualTLS, in the real
+// binary.)
 func TestStatusPage(t *testing.T) {
 	am := adminTestAM(t, adminBucketStore(t))
 	code, body, header := adminCall(am.StatusHandler(), http.MethodGet, "", nil)
@@ -189,6 +195,36 @@ func TestStatusPage(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q:\n%s", want, body)
+		}
+	}
+
+	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	sharding := shardingConfig(t, "-alertmanager.sharding-enabled", "-alertmanager.sharding-ring.instance-id=am-0", "-alertmanager.sharding-ring.replication-factor=2")
+	m, err := shardring.NewMember(sharding.ShardingRing, RingName, RingKey, kv, "127.0.0.1", 9095, ring.ACTIVE, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop() })
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("defaults", flag.PanicOnError))
+	cfg.DataDir = t.TempDir()
+	cfg.Sharding = sharding
+	sharded, err := New(cfg, adminBucketStore(t), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), WithSharding(m, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ = adminCall(sharded.StatusHandler(), http.MethodGet, "", nil)
+	for _, want := range []string{
+		"<p>Alertmanager gossip-based clustering is disabled. The tenants are sharded over the alertmanager ring: each tenant's replicas exchange its state over the alertmanager gRPC service.</p>",
+		"<dt>Instance ID</dt><dd>am-0</dd>\n<dt>Address</dt><dd>127.0.0.1:9095</dd>\n<dt>State</dt><dd>ACTIVE</dd>\n<dt>Replication factor</dt><dd>2</dd>",
+		`<a href="ring">alertmanager ring</a>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the sharded alertmanager's page lacks %q:\n%s", want, body)
 		}
 	}
 }
