@@ -101,7 +101,8 @@ func TestAlertmanagerUIBoundToTenants(t *testing.T) {
 // TestAlertmanagerUIRunsUnderItsContentSecurityPolicy loads the UI in a
 // headless Chromium, when one is installed: the Elm application renders
 // the tenant's alerts (its script ran and its API calls were answered)
-// and the browser reports no Content-Security-Policy violation.
+// and the browser reports no Content-Security-Policy violation, under
+// -server.path-prefix and -http.alertmanager-http-prefix.
 func TestAlertmanagerUIRunsUnderItsContentSecurityPolicy(t *testing.T) {
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
@@ -118,9 +119,12 @@ func TestAlertmanagerUIRunsUnderItsContentSecurityPolicy(t *testing.T) {
 	}
 	// The browser presents no client certificate: the server asks for
 	// none, and with -auth.enabled=false the requests are the default
-	// tenant's.
+	// tenant's. The UI is under both prefixes, which its relative links
+	// and API calls must follow.
 	am := testkit.StartCortex(t,
 		"-target=alertmanager",
+		"-server.path-prefix=/cortex",
+		"-http.alertmanager-http-prefix=/am",
 		"-server.http-tls-cert-path="+filepath.Join(certs, "server.crt"),
 		"-server.http-tls-key-path="+filepath.Join(certs, "server.key"),
 		"-auth.enabled=false",
@@ -129,16 +133,16 @@ func TestAlertmanagerUIRunsUnderItsContentSecurityPolicy(t *testing.T) {
 		"-alertmanager.storage.path="+filepath.Join(dir, "alertmanager"),
 	)
 	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
-	waitReady(am, hc)
-	base := "https://" + am.HTTPAddr + "/alertmanager/"
-	if code, body := do(t, hc, http.MethodPost, base+"api/v2/alerts", "", []map[string]any{{"labels": map[string]string{"alertname": "DiskFull", "severity": "page"}}}); code != http.StatusOK {
+	am.WaitReady(hc, "https://"+am.HTTPAddr+"/cortex/ready")
+	base := "https://" + am.HTTPAddr + "/cortex/am"
+	if code, body := do(t, hc, http.MethodPost, base+"/api/v2/alerts", "", []map[string]any{{"labels": map[string]string{"alertname": "DiskFull", "severity": "page"}}}); code != http.StatusOK {
 		t.Fatalf("posting an alert: %d %s", code, body)
 	}
 
 	for _, view := range []struct{ fragment, want string }{
-		{"#/alerts", `alertname="DiskFull"`},
-		{"#/silences/new", "New Silence"},
-		{"#/status", "Version Information"},
+		{"#/alerts", `alertname="DiskFull"`}, // through the redirect from the prefix
+		{"/#/silences/new", "New Silence"},
+		{"/#/status", "Version Information"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -82,6 +82,14 @@ func TestServerAndAPIOptions(t *testing.T) {
 	if code, _ := tryGet(hc, base+"/cortex/alertmanager/api/v2/status"); code != http.StatusNotFound {
 		t.Errorf("the alertmanager's default prefix still answers: %d", code)
 	}
+	// So does its web UI, the prefix itself redirecting to the page.
+	for _, path := range []string{"/cortex/am/", "/cortex/am"} {
+		resp := query(path)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusNotFound || resp.Request.URL.Path != "/cortex/am/" || !strings.Contains(string(body), "the Alertmanager is not configured for this tenant") {
+			t.Errorf("%s: %d from %s: %s", path, resp.StatusCode, resp.Request.URL.Path, body)
+		}
+	}
 
 	p.WaitLog("GET /cortex/prometheus/api/v1/query?query=vector(1) (200)")
 	line := grepLines(p.Output(), "GET /cortex/prometheus/api/v1/query?query=vector(1) (200)")
