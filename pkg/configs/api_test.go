@@ -374,6 +374,14 @@ func TestTemplates(t *testing.T) {
 		if code, _, body := getTemplates("a"); code != http.StatusNotFound {
 			t.Fatalf("GET templates of a deactivated tenant: %d %s, want 404", code, body)
 		}
+		// Templates posted for a deactivated tenant make a configuration of
+		// their own: the deactivated alertmanager_config stays deactivated.
+		if code, body := c.do("POST", tp, "a", jsonBody(t, TemplatesConfig{TemplateFiles: own})); code != http.StatusNoContent {
+			t.Fatalf("POST templates for a deactivated tenant: %d %s", code, body)
+		}
+		if v := getAM("a"); v.Config.AlertmanagerConfig != "" || v.Config.TemplateFiles["b-only.tmpl"] != own["b-only.tmpl"] {
+			t.Fatalf("after POST templates for a deactivated tenant: %+v, want only the templates", v)
+		}
 	})
 }
 
