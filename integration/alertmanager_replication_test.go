@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -333,6 +334,25 @@ func TestAlertmanagerForwardingBoundToTenants(t *testing.T) {
 	}
 	for _, p := range am {
 		waitStatus(t, p, c.client, c.api(p)+"/status", "tenant-a", http.StatusOK)
+	}
+	// The web UI too: the alertmanager not running tenant-a forwards the
+	// request, and its answer keeps the page's headers.
+	for _, p := range am {
+		req, err := http.NewRequest(http.MethodGet, "https://"+p.HTTPAddr+"/alertmanager/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Scope-OrgID", "tenant-a")
+		resp, err := c.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "<title>Alertmanager</title>") ||
+			!strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'none';") || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+			t.Fatalf("tenant-a's web UI from %s: %d %v\n%s", p.HTTPAddr, resp.StatusCode, resp.Header, page)
+		}
 	}
 	var refused *testkit.Cortex
 	am[0].EventuallyNil(30*time.Second, "tenant-b answered by its replica only", func() error {
