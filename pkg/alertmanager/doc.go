@@ -2,6 +2,8 @@
 // from the prometheus/alertmanager libraries, with each tenant's
 // configuration polled from the alertmanager storage (package alertstore:
 // the configs service over HTTP(S), a local directory or object storage).
+// Each tenant with an Alertmanager gets its v2 API and Alertmanager's web
+// UI (package ui) under /alertmanager/.
 //
 // With -alertmanager.sharding-enabled the tenants are spread over the
 // alertmanager ring: each runs on its replicas, which exchange its silences
