@@ -106,6 +106,9 @@ func TestIngesterShutdownOnRequest(t *testing.T) {
 	if code, body := get(t, c.client, base+"/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "terminated") {
 		t.Errorf("/ready after the shutdown: %d %q, want 503 naming the terminated module", code, body)
 	}
+	if code, body := get(t, c.client, base+"/services"); code != http.StatusOK || !strings.Contains(body, "\ningester: Terminated\n") || !strings.Contains(body, "\ndistributor: Running\n") {
+		t.Errorf("/services after the shutdown: %d\n%s\nwant the ingester Terminated, the distributor Running", code, body)
+	}
 	if code, body := get(t, c.client, base+"/config"); code != http.StatusOK {
 		t.Errorf("/config after the shutdown: %d %.200s", code, body)
 	}
