@@ -120,6 +120,13 @@ func (a *API) route(r Route, h http.Handler) {
 	a.routes = append(a.routes, r)
 }
 
+// sameOriginOnly refuses with 403 a request of a method other than GET,
+// HEAD or OPTIONS that a browser marks as coming from another site;
+// clients other than browsers send no such marks.
+func sameOriginOnly(h http.Handler) http.Handler {
+	return http.NewCrossOriginProtection().Handler(h)
+}
+
 // methodNotAllowed answers 405 with the allowed methods and msg.
 func methodNotAllowed(methods []string, msg string) http.Handler {
 	allow := strings.Join(methods, ", ")

@@ -39,3 +39,25 @@ func TestNotAllowedSaysWhichMethod(t *testing.T) {
 		t.Errorf("routes %+v: the 405 pattern is not a route of its own", got)
 	}
 }
+
+// TestSameOriginOnlyRefusesCrossSitePosts: a POST a browser marks as
+// cross-site is refused; same-origin ones and those of other clients pass.
+func TestSameOriginOnlyRefusesCrossSitePosts(t *testing.T) {
+	h := sameOriginOnly(echoTenant)
+	for _, tc := range []struct {
+		method string
+		header []string
+		want   int
+	}{
+		{http.MethodPost, []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{http.MethodPost, []string{"Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
+		{http.MethodPost, []string{"Origin", "https://elsewhere.example"}, http.StatusForbidden},
+		{http.MethodPost, []string{"Sec-Fetch-Site", "same-origin"}, http.StatusOK},
+		{http.MethodPost, nil, http.StatusOK}, // curl, Go clients
+		{http.MethodGet, []string{"Sec-Fetch-Site", "cross-site"}, http.StatusOK},
+	} {
+		if code, body := serve(t, h, tc.method, "/ingester/shutdown", tc.header...); code != tc.want {
+			t.Errorf("%s with %v: %d %q, want %d", tc.method, tc.header, code, body, tc.want)
+		}
+	}
+}

@@ -89,16 +89,20 @@ func (a *API) RegisterMemberlist(members http.Handler) {
 }
 
 // RegisterIngester mounts the ingester's own pages.
+//
+// A browser holding its user's client certificate could be made to send
+// a request that changes state by another site: flushing, shutting down
+// and changing the mode are POST only, and a POST a browser marks as
+// cross-origin (Sec-Fetch-Site, Origin) is refused.
 func (a *API) RegisterIngester(i *ingester.Ingester) {
-	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done", NotAllowed: "flushing needs POST"}, i.FlushHandler())
-	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true, NotAllowed: "flushing needs POST"}, i.FlushHandler()) // Cortex's legacy path
-	// A state-changing GET could be sent cross-site by a browser holding
-	// its user's client certificate: shutting down is POST only.
+	flush := sameOriginOnly(i.FlushHandler())
+	a.route(Route{Module: "ingester", Methods: post, Path: "/ingester/flush", AllTenants: true, Desc: "Cut every tenant's head into blocks and ship them (?tenant= for some), answering when done", NotAllowed: "flushing needs POST"}, flush)
+	a.route(Route{Module: "ingester", Methods: post, Path: "/flush", AllTenants: true, NotAllowed: "flushing needs POST"}, flush) // Cortex's legacy path
 	shutdown := Route{Module: "ingester", Methods: post, Path: "/ingester/shutdown", AllTenants: true, Desc: "Leave the ring, flush every tenant's head to long-term storage and stop the ingester (the process serves its other modules on), answering when done", NotAllowed: "shutting the ingester down needs POST"}
-	a.route(shutdown, i.ShutdownHandler())
+	a.route(shutdown, sameOriginOnly(i.ShutdownHandler()))
 	shutdown.Path, shutdown.Desc = "/shutdown", "" // Cortex's legacy path
-	a.route(shutdown, i.ShutdownHandler())
-	a.route(Route{Module: "ingester", Methods: getPost, Path: "/ingester/mode", AllTenants: true, Desc: "The ingester's mode; POST ?mode=READONLY stops writes to it (queries still read it), ?mode=ACTIVE resumes them"}, i.ModeHandler())
+	a.route(shutdown, sameOriginOnly(i.ShutdownHandler()))
+	a.route(Route{Module: "ingester", Methods: getPost, Path: "/ingester/mode", AllTenants: true, Desc: "The ingester's mode; POST ?mode=READONLY stops writes to it (queries still read it), ?mode=ACTIVE resumes them"}, sameOriginOnly(i.ModeHandler()))
 	a.route(Route{Module: "ingester", Methods: get, Path: "/ingester/all_user_stats", AllTenants: true, Desc: "Series and ingestion rate of every tenant this ingester holds"}, i.AllUserStatsHandler())
 }
 
