@@ -214,6 +214,9 @@ func (i *Ingester) starting(ctx context.Context) (err error) {
 	if err := services.StartAndAwaitRunning(ctx, i.lifecycler); err != nil {
 		return fmt.Errorf("registering in the ingester ring: %w", err)
 	}
+	if err := i.lifecycler.restoreReadOnly(ctx); err != nil {
+		return errors.Join(err, services.StopAndAwaitTerminated(context.Background(), i.lifecycler))
+	}
 	return nil
 }
 

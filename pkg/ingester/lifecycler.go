@@ -38,6 +38,21 @@ type ringMember struct {
 	// counts are the ring's healthy instances and zones at the last
 	// heartbeat, for the global limits.
 	counts *ringCounts
+	// readOnly keeps the read-only mode in the tokens file.
+	readOnly *readOnlyState
+}
+
+// restoreReadOnly makes the instance read-only again when it was when it
+// last stopped: called once registered, before it turns ACTIVE.
+func (m *ringMember) restoreReadOnly(ctx context.Context) error {
+	if !m.readOnly.wasReadOnly.Load() {
+		return nil
+	}
+	if err := m.ChangeReadOnlyState(ctx, true); err != nil {
+		return fmt.Errorf("restoring the read-only mode saved in -ingester.tokens-file-path: %w", err)
+	}
+	m.logger.Info("read-only again, as when the ingester stopped", "path", m.cfg.TokensFilePath)
+	return nil
 }
 
 func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logger, reg prometheus.Registerer) (*ringMember, error) {
@@ -60,7 +75,8 @@ func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logg
 	port := ring.GetInstancePort(cfg.Port, cfg.ListenPort)
 	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.JOINING, cfg.NumTokens)
 	delegate = ring.NewTokensPersistencyDelegate(cfg.TokensFilePath, ring.JOINING, delegate, kl)
-	delegate = ring.NewLeaveOnStoppingDelegate(delegate, kl)
+	readOnly := &readOnlyState{BasicLifecyclerDelegate: delegate, path: cfg.TokensFilePath, logger: logger}
+	delegate = ring.NewLeaveOnStoppingDelegate(readOnly, kl)
 	counts := &ringCounts{timeout: cfg.RingConfig.HeartbeatTimeout}
 	delegate = &heartbeatCounter{BasicLifecyclerDelegate: delegate, counts: counts, heartbeats: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 		// The name dskit's Lifecycler gives it, which Cortex's dashboards read.
@@ -82,7 +98,7 @@ func newRingMember(cfg ring.LifecyclerConfig, store kv.Client, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	return &ringMember{cfg: cfg, store: store, logger: logger, BasicLifecycler: lc, counts: counts}, nil
+	return &ringMember{cfg: cfg, store: store, logger: logger, BasicLifecycler: lc, counts: counts, readOnly: readOnly}, nil
 }
 
 // heartbeatCounter counts the heartbeats the lifecycler writes, and the

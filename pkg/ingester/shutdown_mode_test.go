@@ -1,9 +1,14 @@
 package ingester
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +127,49 @@ func TestModeHandler(t *testing.T) {
 	if code, body := call(t, http.MethodGet, srv.URL); code != http.StatusServiceUnavailable || !strings.Contains(body, "ingester is terminated") {
 		t.Errorf("GET on a stopped ingester: %d %q, want 503", code, body)
 	}
+}
+
+// TestReadOnlyModeSurvivesRestart: the mode is kept in the tokens file in
+// Cortex's format, so an ingester unregistered on shutdown comes back
+// read-only; made writable, it comes back ACTIVE.
+func TestReadOnlyModeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	tokensPath := filepath.Join(t.TempDir(), "tokens")
+	store := newKV(t)
+	cfg := testConfig(t, dir, store)
+	cfg.LifecyclerConfig.TokensFilePath = tokensPath
+	h := startHarness(t, cfg, newTestLimits(t, nil))
+	if err := h.ing.SetReadOnly(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	tokens := h.ing.lifecycler.GetTokens()
+	h.stop()
+	raw, err := os.ReadFile(tokensPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		PreviousState string   `json:"previousState"`
+		Tokens        []uint32 `json:"tokens"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil || f.PreviousState != "READONLY" || !slices.Equal(f.Tokens, tokens) {
+		t.Fatalf("tokens file %s (%v), want previousState READONLY and the tokens", raw, err)
+	}
+	if _, ok := ringDesc(t, store).Ingesters[cfg.LifecyclerConfig.ID]; ok {
+		t.Fatal("the instance is still in the ring: the flag would come from there")
+	}
+
+	h = startHarness(t, cfg, newTestLimits(t, nil))
+	if m := h.ing.Mode(); m != ModeReadOnly {
+		t.Fatalf("mode %s after the restart, want READONLY", m)
+	}
+	if inst := ringDesc(t, store).Ingesters[cfg.LifecyclerConfig.ID]; !inst.ReadOnly || !slices.Equal(inst.Tokens, tokens) {
+		t.Fatalf("ring entry after the restart: read-only %v, same tokens %v", inst.ReadOnly, slices.Equal(inst.Tokens, tokens))
+	}
+	if err := h.ing.SetReadOnly(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	h = startHarness(t, cfg, newTestLimits(t, nil))
+	testkit.Eventually(t, 10*time.Second, "ACTIVE after the restart", func() bool { return h.ing.Mode() == ModeActive })
 }
