@@ -132,7 +132,9 @@ func renderCompatDoc(r compatReport) string {
 			here++
 		}
 	}
-	p("%d of Cortex's %d paths are served here with Cortex's methods; \"POST only\" and the like name the methods\nanswered where they differ.\n\n", here, len(r.paths))
+	p("%d of Cortex's %d paths are served here with Cortex's methods; \"POST only\" and the like name the methods\nanswered where they differ.\n"+
+		"The ingester's flush and shutdown change state, so they answer POST only (GET gets 405 saying so): another\n"+
+		"site's page can make a browser send a GET with its user's client certificate, and its cross-origin POSTs are refused.\n\n", here, len(r.paths))
 	p("| API | service | Cortex path | here |\n|---|---|---|---|\n")
 	for _, path := range r.paths {
 		p("| %s | %s | `%s %s` | %s |\n", cell(path.api), cell(path.service), path.methods, path.path, r.pathHere[path])
