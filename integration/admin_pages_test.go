@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -113,23 +112,16 @@ func TestRuntimeConfigPageFollowsReloads(t *testing.T) {
 // only identities given every tenant.
 func TestAdminPagesNeedEveryTenant(t *testing.T) {
 	t.Parallel()
-	p := testkit.NewPKI(t, "root")
-	p.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "tenant-a", certgen.Options{DNSNames: []string{"localhost"}})
-	allow := filepath.Join(t.TempDir(), "client-tenants.yaml")
-	if err := os.WriteFile(allow, []byte("clients:\n  client: ['*']\n  tenant-a: [tenant-a]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	proc := testkit.StartCortex(t, append(append(mtlsFlags(p.Dir), ingesterClientFlags(p.Dir)...),
+	certs, allow := tenantACerts(t, "tenant-a")
+	proc := testkit.StartCortex(t, append(append(mtlsFlags(certs), ingesterClientFlags(certs)...),
 		"-auth.client-tenants-file="+allow,
 		"-ingester.min-ready-duration=0s",
 		"-ingester.lifecycler.addr=127.0.0.1",
 		"-blocks-storage.tsdb.dir="+t.TempDir(),
 	)...)
-	admin := httpClient(tlsClient(t, clientConfig(p.Dir, "client")))
+	admin := httpClient(tlsClient(t, clientConfig(certs, "client")))
 	waitReady(proc, admin)
-	tenantA := httpClient(tlsClient(t, clientConfig(p.Dir, "tenant-a")))
+	tenantA := httpClient(tlsClient(t, clientConfig(certs, "tenant-a")))
 	base := "https://" + proc.HTTPAddr
 	for _, path := range []string{"/config", "/config?mode=diff", "/runtime_config", "/ingester/all_user_stats"} {
 		if code, body := get(t, tenantA, base+path); code != http.StatusForbidden || !strings.Contains(body, `only identities given "*" in -auth.client-tenants-file`) {

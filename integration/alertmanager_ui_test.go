@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
@@ -22,15 +21,7 @@ import (
 // configuration and 403 for a certificate not allowed the tenant.
 func TestAlertmanagerUIBoundToTenants(t *testing.T) {
 	t.Parallel()
-	p := testkit.NewPKI(t, "root")
-	p.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "tenant-a", certgen.Options{DNSNames: []string{"localhost"}})
-	certs := p.Dir
-	allow := filepath.Join(t.TempDir(), "client-tenants.yaml")
-	if err := os.WriteFile(allow, []byte("clients:\n  client: ['*']\n  tenant-a: [tenant-a]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certs, allow := tenantACerts(t, "tenant-a")
 	hc := httpClient(tlsClient(t, clientConfig(certs, "client")))
 	configs := startConfigsService(t, certs, hc)
 	postAMConfig(t, hc, configs, "tenant-a", testkit.NewAlertWebhook(t).Config("/a"))

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
 	ingclient "github.com/cortex-tls/cortex/pkg/ingester/client"
 	sgclient "github.com/cortex-tls/cortex/pkg/storegateway/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
-	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // TestClientTenantsBindCertificatesToTenants: with -auth.client-tenants-file
@@ -29,12 +26,7 @@ import (
 // every tenant's data need "*"; a new file applies without a restart.
 func TestClientTenantsBindCertificatesToTenants(t *testing.T) {
 	t.Parallel()
-	p := testkit.NewPKI(t, "root")
-	p.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "tenant-a", certgen.Options{DNSNames: []string{"localhost"}})
-	certs := p.Dir
-	allow := filepath.Join(t.TempDir(), "client-tenants.yaml")
+	certs, allow := tenantACerts(t, "tenant-a")
 	write := func(content string) {
 		if err := os.WriteFile(allow, []byte(content), 0o600); err != nil {
 			t.Fatal(err)

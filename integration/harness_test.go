@@ -35,6 +35,22 @@ func certDir(t *testing.T) string {
 	return p.Dir
 }
 
+// tenantACerts issues certDir's server and client certificates and one
+// for the identity tenant-a, and writes an -auth.client-tenants-file giving
+// client every tenant and tenant-a the tenants listed (YAML flow items).
+func tenantACerts(t *testing.T, tenantATenants string) (certs, clientTenantsFile string) {
+	t.Helper()
+	p := testkit.NewPKI(t, "root")
+	p.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
+	p.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
+	p.Issue(t, "tenant-a", certgen.Options{DNSNames: []string{"localhost"}})
+	clientTenantsFile = filepath.Join(t.TempDir(), "client-tenants.yaml")
+	if err := os.WriteFile(clientTenantsFile, []byte("clients:\n  client: ['*']\n  tenant-a: ["+tenantATenants+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p.Dir, clientTenantsFile
+}
+
 func mtlsFlags(dir string) []string {
 	var flags []string
 	for _, srv := range []string{"http", "grpc"} {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/cortex-tls/cortex/pkg/certgen"
 	ingclient "github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
@@ -31,15 +29,8 @@ import (
 // refused message is answered and the stream goes on.
 func TestStreamPushMutualTLS(t *testing.T) {
 	t.Parallel()
-	p := testkit.NewPKI(t, "root")
-	p.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "tenant-a", certgen.Options{DNSNames: []string{"localhost"}})
-	allow := filepath.Join(t.TempDir(), "client-tenants.yaml")
-	if err := os.WriteFile(allow, []byte("clients:\n  client: ['*']\n  tenant-a: [tenant-a]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := &cluster{t: t, dir: t.TempDir(), certs: p.Dir, client: httpClient(tlsClient(t, clientConfig(p.Dir, "client")))}
+	certs, allow := tenantACerts(t, "tenant-a")
+	c := &cluster{t: t, dir: t.TempDir(), certs: certs, client: httpClient(tlsClient(t, clientConfig(certs, "client")))}
 	stream := []string{"-distributor.use-stream-push", "-distributor.sign-write-requests", "-distributor.replication-factor=1"}
 	ing := c.start(append(stream,
 		"-target=ingester",
@@ -71,7 +62,7 @@ func TestStreamPushMutualTLS(t *testing.T) {
 	dial := func(leaf string) *ingclient.Conn {
 		var cfg ingclient.Config
 		cfg.RegisterFlags(flag.NewFlagSet("client", flag.PanicOnError))
-		conn, err := ingclient.Dial(ing.GRPCAddr, cfg, tlsClient(t, clientConfig(p.Dir, leaf)))
+		conn, err := ingclient.Dial(ing.GRPCAddr, cfg, tlsClient(t, clientConfig(certs, leaf)))
 		if err != nil {
 			t.Fatal(err)
 		}

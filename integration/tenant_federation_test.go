@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,9 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
-
-	"github.com/cortex-tls/cortex/pkg/certgen"
-	"github.com/cortex-tls/cortex/pkg/util/testkit"
 )
 
 // TestTenantFederationQueriesSeveralTenants: with -tenant-federation.enabled
@@ -29,15 +24,7 @@ import (
 // without the flag a query of several tenants gets 400 naming it.
 func TestTenantFederationQueriesSeveralTenants(t *testing.T) {
 	t.Parallel()
-	p := testkit.NewPKI(t, "root")
-	p.Issue(t, "server", certgen.Options{CommonName: "localhost", DNSNames: []string{"server", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "client", certgen.Options{DNSNames: []string{"client", "localhost"}, IPs: testkit.LoopbackIPs()})
-	p.Issue(t, "tenant-a", certgen.Options{DNSNames: []string{"localhost"}})
-	certs := p.Dir
-	allow := filepath.Join(t.TempDir(), "client-tenants.yaml")
-	if err := os.WriteFile(allow, []byte("clients:\n  client: ['*']\n  tenant-a: [team-a]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certs, allow := tenantACerts(t, "team-a")
 	proc, c := startBlocksProcess(t, certs,
 		"-auth.client-tenants-file="+allow,
 		"-tenant-federation.enabled",
