@@ -26,6 +26,13 @@ import (
 // distributor encoded them, and come in decoded in place by PushRequest,
 // with no copy of the request field in between. The generated
 // StreamPushRequest documents the wire format and checks it in tests.
+//
+// Measured by BenchmarkStreamPushEncoding (a 1,000-series request, 2 cores,
+// 2026-12-07, medians of -count=6 with -benchmem in one run), the generated
+// StreamPushRequest against this encoding takes, to encode, 1.4x the time
+// (390 against 279 µs), 2.0x the bytes (459 against 229 KB) and 3
+// allocations against 1; to decode into a PushRequest, 1.5x the time (559
+// against 367 µs), 250 KB against 0.9 KB and 50 allocations against 3.
 
 // StreamPushConcurrency is how many pushes of one PushStream an ingester
 // runs at once, Cortex's 100 stream workers per ingester client. Further
