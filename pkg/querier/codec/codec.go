@@ -40,7 +40,21 @@
 //
 // The messages are written and read with protowire, straight from the
 // engine's result and straight into JSON bytes: generated message structs
-// would allocate one object per sample on both ends.
+// allocate one object per sample on both ends. Measured side by side
+// against protoc-gen-go's structs for Cortex's messages (internal/querypb,
+// the same bytes on the wire and the same JSON out) on a 1,000-series x
+// 240-point matrix answer (go test -run '^$' -bench
+// 'EncodeMatrix|DecodeMatrixToJSON' -benchmem; 2 cores, 2026-12-07):
+//
+//	                          time              B/op                 allocs/op
+//	encode, protowire         7.6 ms            4.4 MB               6
+//	encode, generated         27.3 ms (3.6x)    22.4 MB (5.1x)       255,022
+//	decode to JSON, protowire 33.9 ms           8.8 MB               3
+//	decode to JSON, generated 61.8 ms (1.8x)    29.3 MB (3.3x)       265,019
+//
+// The generated side's figures include building its structs from the
+// engine's matrix, and writing the JSON from them with this package's
+// writers (AppendString, AppendTimestamp, AppendFloat).
 package codec
 
 import (
