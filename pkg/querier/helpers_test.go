@@ -451,6 +451,7 @@ type testCluster struct {
 type clusterOpts struct {
 	limits    func(*validation.Limits)
 	cfg       func(*Config)
+	client    func(*client.Config)
 	ingesters int // 3 by default
 	rf        int // 3 by default
 }
@@ -490,6 +491,9 @@ func newCluster(t *testing.T, opts clusterOpts) *testCluster {
 	}
 	var clientCfg client.Config
 	clientCfg.RegisterFlags(fs)
+	if opts.client != nil {
+		opts.client(&clientCfg)
+	}
 	cfg := defaultConfig()
 	if opts.cfg != nil {
 		opts.cfg(&cfg)

@@ -10,6 +10,9 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cortex-tls/cortex/pkg/ingester/client"
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -163,5 +166,93 @@ func TestIngesterMetadataStreaming(t *testing.T) {
 	limited := build(true, func(l *validation.Limits) { l.MaxFetchedSeriesPerQuery = 200 })
 	if _, err := read(limited); err == nil || !strings.Contains(err.Error(), "the query hit the max number of series fetched limit (limit: 200 series") {
 		t.Fatalf("300 series streamed under a limit of 200: %v", err)
+	}
+}
+
+// One ingester's stream of label names, label values or series gathers at
+// most -ingester.client.grpc-max-recv-msg-size bytes, as the unary call's
+// answer holds: at exactly the unary answer's size both answer the same,
+// one byte less refuses both, the stream with an error naming the flag.
+func TestIngesterMetadataStreamBytes(t *testing.T) {
+	ctx := tenant.Inject(context.Background(), "t1")
+	build := func(streaming bool, maxRecv int) *testCluster {
+		c := newCluster(t, clusterOpts{
+			cfg: func(cfg *Config) {
+				cfg.IngesterMetadataStreaming = streaming
+				cfg.MinimizeIngesterRequests = false
+			},
+			client: func(cfg *client.Config) { cfg.MaxRecvMsgSize = maxRecv },
+		})
+		for i := range 300 {
+			c.add("t1", series(map[string]string{"__name__": "m", "pod": fmt.Sprintf("pod-%03d", i), fmt.Sprintf("l%03d", i%150): "x"}, sample(1000, 1)))
+		}
+		return c
+	}
+	m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "m")
+	reads := []struct {
+		what string
+		read func(storage.Querier) ([]string, error)
+		size func(*fakeIngester) (int, error)
+	}{{
+		what: "label names",
+		read: func(q storage.Querier) ([]string, error) {
+			names, _, err := q.LabelNames(ctx, nil)
+			return names, err
+		},
+		size: func(f *fakeIngester) (int, error) {
+			r, err := f.LabelNames(ctx, &client.LabelNamesRequest{StartMs: 0, EndMs: 1 << 40})
+			return proto.Size(r), err
+		},
+	}, {
+		what: "label values",
+		read: func(q storage.Querier) ([]string, error) {
+			values, _, err := q.LabelValues(ctx, "pod", nil)
+			return values, err
+		},
+		size: func(f *fakeIngester) (int, error) {
+			r, err := f.LabelValues(ctx, &client.LabelValuesRequest{Name: "pod", StartMs: 0, EndMs: 1 << 40})
+			return proto.Size(r), err
+		},
+	}, {
+		what: "series",
+		read: func(q storage.Querier) ([]string, error) {
+			var out []string
+			set := q.Select(ctx, true, &storage.SelectHints{Start: 0, End: 1 << 40, Func: "series"}, m)
+			for set.Next() {
+				out = append(out, set.At().Labels().String())
+			}
+			return out, set.Err()
+		},
+		size: func(f *fakeIngester) (int, error) {
+			r, err := f.Series(ctx, &client.SeriesRequest{StartMs: 0, EndMs: 1 << 40, MatcherSets: client.ToMatcherSets([]*labels.Matcher{m})})
+			return proto.Size(r), err
+		},
+	}}
+	unbounded := build(false, 100<<20)
+	for _, r := range reads {
+		size, err := r.size(unbounded.ingesters[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, _ := unbounded.querier.Queryable().Querier(0, 1<<40)
+		want, err := r.read(q)
+		if err != nil || len(want) < 150 {
+			t.Fatalf("%s, unary: %d answers, %v", r.what, len(want), err)
+		}
+		for _, streaming := range []bool{true, false} {
+			q, _ = build(streaming, size).querier.Queryable().Querier(0, 1<<40)
+			if got, err := r.read(q); err != nil || !slices.Equal(got, want) {
+				t.Fatalf("%s, streaming %v, at the limit of %d bytes: %d answers, %v; want the %d unbounded", r.what, streaming, size, len(got), err, len(want))
+			}
+			q, _ = build(streaming, size-1).querier.Queryable().Querier(0, 1<<40)
+			_, err := r.read(q)
+			wantErr := "larger than max"
+			if streaming {
+				wantErr = fmt.Sprintf("the %s streamed exceed %d bytes, the max size of one answer (-ingester.client.grpc-max-recv-msg-size): narrow the matchers or the time range", r.what, size-1)
+			}
+			if err == nil || !strings.Contains(err.Error(), wantErr) || !strings.Contains(err.Error(), "ResourceExhausted") {
+				t.Fatalf("%s, streaming %v, over the limit of %d bytes: %v, want ResourceExhausted with %q", r.what, streaming, size-1, err, wantErr)
+			}
+		}
 	}
 }

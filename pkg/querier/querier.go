@@ -265,7 +265,7 @@ func New(cfg Config, clientCfg client.Config, tls *tlsconfig.Client, limits *val
 		cfg:       cfg,
 		logger:    logger,
 		pool:      pool,
-		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts, labelNamesWithMatchers: cfg.IngesterLabelNamesWithMatchers, extraQueryDelay: cfg.ExtraQueryDelay, metadataStreaming: cfg.IngesterMetadataStreaming},
+		queryable: &ingesterQueryable{ring: ingesters, pool: pool, limits: limits, minimize: cfg.MinimizeIngesterRequests, hedgingDelay: cfg.MinimizeIngesterRequestsHedgingDelay, now: time.Now, shardLookback: shardLookback(cfg), maxAttempts: cfg.IngesterQueryMaxAttempts, labelNamesWithMatchers: cfg.IngesterLabelNamesWithMatchers, extraQueryDelay: cfg.ExtraQueryDelay, metadataStreaming: cfg.IngesterMetadataStreaming, maxRecvMsgSize: clientCfg.MaxRecvMsgSize},
 		parser:    parser.NewParser(cfg.ParserOptions()),
 		slots:     newQuerySlots(cfg.MaxConcurrent, cfg.Timeout),
 		metrics:   newMetrics(reg),

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cortex-tls/cortex/pkg/ingester/client"
 	"github.com/cortex-tls/cortex/pkg/querier/querysharding"
@@ -62,6 +63,10 @@ type ingesterQueryable struct {
 	// metadataStreaming is -querier.ingester-metadata-streaming: label
 	// names, label values and series come over the streaming calls.
 	metadataStreaming bool
+	// maxRecvMsgSize is -ingester.client.grpc-max-recv-msg-size, the bound
+	// of a unary answer, and so of what one ingester's stream of label
+	// names, label values or series gathers in all.
+	maxRecvMsgSize int
 }
 
 // tenantRing is the part of the ring that holds the tenant's series.
@@ -478,7 +483,7 @@ func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, limits *validati
 	}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.SeriesResponse, error) {
 		if q.queryable.metadataStreaming {
-			return seriesStream(ctx, c, req, checkLimits)
+			return seriesStream(ctx, c, req, q.queryable.maxRecvMsgSize, checkLimits)
 		}
 		resp, err := c.Series(ctx, req)
 		if err != nil {
@@ -530,7 +535,9 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 	req := &client.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
 		if q.queryable.metadataStreaming {
-			return receiveStrings(c.LabelValuesStream(ctx, req))
+			return receiveStrings(ctx, "label values", q.queryable.maxRecvMsgSize, func(ctx context.Context) (client.StringsStreamClient, error) {
+				return c.LabelValuesStream(ctx, req)
+			})
 		}
 		return c.LabelValues(ctx, req)
 	})
@@ -551,7 +558,9 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	req := &client.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, MatcherSets: client.ToMatcherSets(matchers), Limit: int64(hintLimit(hints))}
 	replicas, err := fanOut(ctx, q.queryable, func(ctx context.Context, c *client.Conn) (*client.StringsResponse, error) {
 		if q.queryable.metadataStreaming {
-			return receiveStrings(c.LabelNamesStream(ctx, req))
+			return receiveStrings(ctx, "label names", q.queryable.maxRecvMsgSize, func(ctx context.Context) (client.StringsStreamClient, error) {
+				return c.LabelNamesStream(ctx, req)
+			})
 		}
 		return c.LabelNames(ctx, req)
 	})
@@ -563,12 +572,36 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 
 func (q *ingesterQuerier) Close() error { return nil }
 
-// receiveStrings gathers the label names or values of one ingester's
-// stream.
-func receiveStrings(stream client.StringsStreamClient, err error) (*client.StringsResponse, error) {
+// streamBytes counts the bytes one ingester's stream gathers against
+// -ingester.client.grpc-max-recv-msg-size: the unary call's answer, all
+// those messages in one, would be refused past it (the size of the
+// concatenation of messages of one repeated field is the sum of their
+// sizes).
+type streamBytes struct {
+	what  string // what the stream carries, for the error
+	limit int    // 0 is no bound
+	total int
+}
+
+func (b *streamBytes) add(m proto.Message) error {
+	b.total += proto.Size(m)
+	if b.limit > 0 && b.total > b.limit {
+		return status.Errorf(codes.ResourceExhausted, "the %s streamed exceed %d bytes, the max size of one answer (-%s.grpc-max-recv-msg-size): narrow the matchers or the time range", b.what, b.limit, client.TLSPrefix)
+	}
+	return nil
+}
+
+// receiveStrings gathers the label names or values (what) of the stream
+// open opens, at most limit bytes of them.
+func receiveStrings(ctx context.Context, what string, limit int, open func(context.Context) (client.StringsStreamClient, error)) (*client.StringsResponse, error) {
+	// Cancelling ends a stream left before its end.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := open(ctx)
 	if err != nil {
 		return nil, err
 	}
+	size := streamBytes{what: what, limit: limit}
 	out := &client.StringsResponse{}
 	for {
 		r, err := stream.Recv()
@@ -578,18 +611,26 @@ func receiveStrings(stream client.StringsStreamClient, err error) (*client.Strin
 		if err != nil {
 			return nil, err
 		}
+		if err := size.add(r); err != nil {
+			return nil, err
+		}
 		out.Values = append(out.Values, r.Values...)
 	}
 }
 
-// seriesStream gathers the label sets of one ingester's SeriesStream,
-// checking the query's series limits (check, given how many so far) as
-// they arrive: the merged answer holds at least as many.
-func seriesStream(ctx context.Context, c *client.Conn, req *client.SeriesRequest, check func(int) error) (*client.SeriesResponse, error) {
+// seriesStream gathers the label sets of one ingester's SeriesStream, at
+// most limit bytes of them, checking the query's series limits (check,
+// given how many so far) as they arrive: the merged answer holds at least
+// as many.
+func seriesStream(ctx context.Context, c *client.Conn, req *client.SeriesRequest, limit int, check func(int) error) (*client.SeriesResponse, error) {
+	// Cancelling ends a stream left before its end.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := c.SeriesStream(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	size := streamBytes{what: "series", limit: limit}
 	out := &client.SeriesResponse{}
 	for {
 		r, err := stream.Recv()
@@ -597,6 +638,9 @@ func seriesStream(ctx context.Context, c *client.Conn, req *client.SeriesRequest
 			return out, nil
 		}
 		if err != nil {
+			return nil, err
+		}
+		if err := size.add(r); err != nil {
 			return nil, err
 		}
 		out.Series = append(out.Series, r.Series...)
