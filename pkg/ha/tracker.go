@@ -213,7 +213,14 @@ func (t *Tracker) observe(k string, v any) {
 		clusters = map[string]ReplicaDesc{}
 		t.elected[userID] = clusters
 	}
-	if prev, ok := clusters[cluster]; ok && prev.Replica != desc.Replica {
+	prev, ok := clusters[cluster]
+	if ok && desc.ReceivedAt < prev.ReceivedAt {
+		// A watch event older than what this distributor already holds
+		// (its own write, observed at once, overtakes the store's events
+		// of the writes before it): the store has moved on.
+		return
+	}
+	if ok && prev.Replica != desc.Replica {
 		t.electedChanges.WithLabelValues(userID, cluster).Inc()
 	}
 	clusters[cluster] = *desc

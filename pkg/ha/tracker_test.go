@@ -117,6 +117,29 @@ func TestElectionAndFailover(t *testing.T) {
 	}
 }
 
+// TestStaleWatchEventKeepsNewerElection: a watch event of an election
+// older than the one a distributor holds (its own write, observed at once,
+// overtaking the store's events of the writes before it) neither brings
+// the old replica back nor counts as a change.
+func TestStaleWatchEventKeepsNewerElection(t *testing.T) {
+	c := &clock{now: time.Unix(1_700_000_000, 0)}
+	trs, _ := newTrackers(t, 1, 0, c)
+	tr := trs[0]
+	k := key("user-1", "prom")
+	tr.observe(k, &ReplicaDesc{Replica: "replica-0", ReceivedAt: c.Now().UnixMilli()})
+	tr.observe(k, &ReplicaDesc{Replica: "replica-1", ReceivedAt: c.Now().Add(31 * time.Second).UnixMilli()})
+	tr.observe(k, &ReplicaDesc{Replica: "replica-0", ReceivedAt: c.Now().Add(16 * time.Second).UnixMilli()})
+	tr.mu.Lock()
+	got := tr.elected["user-1"]["prom"].Replica
+	tr.mu.Unlock()
+	if got != "replica-1" {
+		t.Fatalf("elected after a stale event: %q, want replica-1", got)
+	}
+	if n := testutil.ToFloat64(tr.electedChanges.WithLabelValues("user-1", "prom")); n != 1 {
+		t.Fatalf("elected replica changes: %v, want 1", n)
+	}
+}
+
 func TestMaxClusters(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{now: time.Unix(1_700_000_000, 0)}
