@@ -59,6 +59,15 @@ func inKV(t *testing.T, kv *consul.Client, id string) bool {
 
 var tokenField = regexp.MustCompile(`<input type="hidden" name="csrf_token" value="([^"]*)">`)
 
+// otherFirstByte is token with its first byte changed: a token that
+// differs from the page's in one character.
+func otherFirstByte(token string) string {
+	if token[0] == 'x' {
+		return "y" + token[1:]
+	}
+	return "x" + token[1:]
+}
+
 func TestRingPageForgetNeedsCSRFToken(t *testing.T) {
 	r, kv := ringWithTwo(t)
 	mux := http.NewServeMux()
@@ -95,7 +104,7 @@ func TestRingPageForgetNeedsCSRFToken(t *testing.T) {
 	}
 	for name, form := range map[string]url.Values{
 		"without a token":         {"forget": {"ing-2"}},
-		"with a bad token":        {"forget": {"ing-2"}, "csrf_token": {"x" + token[1:]}},
+		"with a bad token":        {"forget": {"ing-2"}, "csrf_token": {otherFirstByte(token)}},
 		"with the placeholder":    {"forget": {"ing-2"}, "csrf_token": {csrfPlaceholder}},
 		"with another page's one": {"forget": {"ing-2"}, "csrf_token": {tokenField.FindStringSubmatch(func() string { _, p := serve(t, mux, http.MethodGet, "/ingester/ring"); return p }())[1]}},
 	} {
