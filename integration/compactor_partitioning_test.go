@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
@@ -132,38 +130,11 @@ func TestCompactorsPartitionTenant(t *testing.T) {
 // five hours old, to the tenant's directory as an ingester would ship it.
 func uploadSeriesBlock(t *testing.T, bkt objstore.Bucket, tenant string, series int) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	rangeMs := (2 * time.Hour).Milliseconds()
-	minT := time.Now().Add(-5*time.Hour).UnixMilli() / rangeMs * rangeMs
-	w, err := tsdb.NewBlockWriter(discard(), dir, rangeMs)
-	if err != nil {
-		t.Fatal(err)
+	all := make([]labels.Labels, series)
+	for s := range all {
+		all[s] = seriesLabels(s)
 	}
-	app := w.Appender(ctx)
-	for s := range series {
-		ls := seriesLabels(s)
-		for ts := minT; ts < minT+rangeMs; ts += 60_000 {
-			if _, err := app.Append(0, ls, ts, float64(ts)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	thanos := block.ThanosMeta{Labels: map[string]string{block.TenantIDExternalLabel: tenant}, Source: block.SourceReceive}
-	if err := block.Upload(ctx, objstore.NewPrefixedBucket(bkt, tenant), filepath.Join(dir, id.String()), thanos); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.RemoveAll(dir)
+	uploadBlockOf(t, bkt, tenant, all...)
 }
 
 func seriesLabels(s int) labels.Labels {

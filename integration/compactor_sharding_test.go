@@ -99,6 +99,14 @@ func TestCompactorsShardTenants(t *testing.T) {
 // the tenant's directory as an ingester would ship it.
 func uploadBlock(t *testing.T, bkt objstore.Bucket, tenant string) {
 	t.Helper()
+	uploadBlockOf(t, bkt, tenant, labels.FromStrings("__name__", "sharded", "tenant", tenant))
+}
+
+// uploadBlockOf writes a two-hour block of the series, a sample a minute,
+// three to five hours old, to the tenant's directory as an ingester would
+// ship it.
+func uploadBlockOf(t *testing.T, bkt objstore.Bucket, tenant string, series ...labels.Labels) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	rangeMs := (2 * time.Hour).Milliseconds()
@@ -108,10 +116,11 @@ func uploadBlock(t *testing.T, bkt objstore.Bucket, tenant string) {
 		t.Fatal(err)
 	}
 	app := w.Appender(ctx)
-	ls := labels.FromStrings("__name__", "sharded", "tenant", tenant)
-	for ts := minT; ts < minT+rangeMs; ts += 60_000 {
-		if _, err := app.Append(0, ls, ts, float64(ts)); err != nil {
-			t.Fatal(err)
+	for _, ls := range series {
+		for ts := minT; ts < minT+rangeMs; ts += 60_000 {
+			if _, err := app.Append(0, ls, ts, float64(ts)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := app.Commit(); err != nil {
