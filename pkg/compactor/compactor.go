@@ -337,16 +337,10 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
 		return fmt.Errorf("tenant %q: %w", tenant, err)
 	}
 	for ctx.Err() == nil {
-		idx, _, err := updater.UpdateIndex(ctx, c.index(tenant))
+		candidates, err := c.candidates(ctx, tenant, updater, noCompact)
 		if err != nil {
 			return err
 		}
-		c.setIndex(tenant, idx)
-		fresh := ulid.Timestamp(time.Now().Add(-c.cfg.ConsistencyDelay))
-		candidates := slices.DeleteFunc(idx.ActiveBlocks(), func(b *bucketindex.Block) bool {
-			_, skip := noCompact[b.ID]
-			return skip || (c.cfg.ConsistencyDelay > 0 && b.ID.Time() > fresh)
-		})
 		job := plan(c.cfg.BlockRanges.ToMilliseconds(), candidates)
 		if job == nil {
 			return nil
@@ -366,6 +360,22 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// candidates updates the tenant's bucket index and returns the blocks the
+// compactor may merge: its active blocks not marked no-compact, and none
+// newer than -compactor.consistency-delay.
+func (c *Compactor) candidates(ctx context.Context, tenant string, updater *bucketindex.Updater, noCompact map[ulid.ULID]struct{}) ([]*bucketindex.Block, error) {
+	idx, _, err := updater.UpdateIndex(ctx, c.index(tenant))
+	if err != nil {
+		return nil, err
+	}
+	c.setIndex(tenant, idx)
+	fresh := ulid.Timestamp(time.Now().Add(-c.cfg.ConsistencyDelay))
+	return slices.DeleteFunc(idx.ActiveBlocks(), func(b *bucketindex.Block) bool {
+		_, skip := noCompact[b.ID]
+		return skip || (c.cfg.ConsistencyDelay > 0 && b.ID.Time() > fresh)
+	}), nil
 }
 
 // noCompactMarked returns the tenant's blocks with a no-compact mark

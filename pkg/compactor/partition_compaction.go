@@ -62,16 +62,10 @@ func (c *Compactor) compactTenantPartitioned(ctx context.Context, tenant string)
 		return fmt.Errorf("tenant %q: %w", tenant, err)
 	}
 	for ctx.Err() == nil {
-		idx, _, err := updater.UpdateIndex(ctx, c.index(tenant))
+		candidates, err := c.candidates(ctx, tenant, updater, noCompact)
 		if err != nil {
 			return err
 		}
-		c.setIndex(tenant, idx)
-		fresh := ulid.Timestamp(time.Now().Add(-c.cfg.ConsistencyDelay))
-		candidates := slices.DeleteFunc(idx.ActiveBlocks(), func(b *bucketindex.Block) bool {
-			_, skip := noCompact[b.ID]
-			return skip || (c.cfg.ConsistencyDelay > 0 && b.ID.Time() > fresh)
-		})
 		metas, err := c.blockMetas(ctx, tenant, tbkt, candidates)
 		if err != nil {
 			return fmt.Errorf("tenant %q: %w", tenant, err)
