@@ -53,25 +53,7 @@ func tenantHash(tenant string) uint32 {
 // ownedTenants keeps the tenants this compactor owns: all of them without
 // a ring. A tenant whose owner cannot be found is left to the next run.
 func (c *Compactor) ownedTenants(tenants []string) []string {
-	if c.ring == nil {
-		return tenants
-	}
-	shards := shardring.TenantShards{Strategy: c.cfg.ShardingStrategy}
-	if c.shardSize != nil {
-		shards.ShardSize = c.tenantShardSize
-	}
-	owned := make([]string, 0, len(tenants))
-	for _, t := range tenants {
-		ok, err := c.owns(shards.Ring(c.ring.Ring(), t), t)
-		if err != nil {
-			c.logger.Warn("finding the tenant's compactor in the ring; skipping the tenant", "user", t, "err", err)
-			continue
-		}
-		if ok {
-			owned = append(owned, t)
-		}
-	}
-	return owned
+	return c.keepTenants(tenants, "finding the tenant's compactor in the ring; skipping the tenant", c.owns)
 }
 
 // shardTenants keeps the tenants whose shard of the ring this compactor
@@ -80,6 +62,20 @@ func (c *Compactor) ownedTenants(tenants []string) []string {
 // keeping them off one another's partitions. A tenant whose shard cannot
 // be read is left to the next run.
 func (c *Compactor) shardTenants(tenants []string) []string {
+	return c.keepTenants(tenants, "finding the tenant's compactors in the ring; skipping the tenant", func(r ring.ReadRing, _ string) (bool, error) {
+		rs, err := r.GetAllHealthy(ringOp)
+		if err != nil {
+			return false, err
+		}
+		return rs.Includes(c.ring.Addr()), nil
+	})
+}
+
+// keepTenants keeps the tenants keep accepts, given each tenant's ring
+// (the whole ring or the tenant's shuffle shard of it); all of them
+// without a ring. A tenant keep fails on is logged with failed and left
+// to the next run.
+func (c *Compactor) keepTenants(tenants []string, failed string, keep func(r ring.ReadRing, tenant string) (bool, error)) []string {
 	if c.ring == nil {
 		return tenants
 	}
@@ -87,18 +83,18 @@ func (c *Compactor) shardTenants(tenants []string) []string {
 	if c.shardSize != nil {
 		shards.ShardSize = c.tenantShardSize
 	}
-	owned := make([]string, 0, len(tenants))
+	kept := make([]string, 0, len(tenants))
 	for _, t := range tenants {
-		rs, err := shards.Ring(c.ring.Ring(), t).GetAllHealthy(ringOp)
+		ok, err := keep(shards.Ring(c.ring.Ring(), t), t)
 		if err != nil {
-			c.logger.Warn("finding the tenant's compactors in the ring; skipping the tenant", "user", t, "err", err)
+			c.logger.Warn(failed, "user", t, "err", err)
 			continue
 		}
-		if rs.Includes(c.ring.Addr()) {
-			owned = append(owned, t)
+		if ok {
+			kept = append(kept, t)
 		}
 	}
-	return owned
+	return kept
 }
 
 // owns reports whether this compactor is the tenant's in r, the whole
