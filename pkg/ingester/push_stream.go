@@ -67,7 +67,7 @@ func (i *Ingester) LabelNamesStream(req *client.LabelNamesRequest, stream client
 	if err != nil {
 		return err
 	}
-	return sendBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
+	return client.SendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
 }
 
 // LabelValuesStream answers as LabelValues, MetadataStreamBatchSize values a message.
@@ -76,7 +76,7 @@ func (i *Ingester) LabelValuesStream(req *client.LabelValuesRequest, stream clie
 	if err != nil {
 		return err
 	}
-	return sendBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
+	return client.SendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
 }
 
 // SeriesStream answers as Series, MetadataStreamBatchSize label sets a message.
@@ -85,18 +85,5 @@ func (i *Ingester) SeriesStream(req *client.SeriesRequest, stream client.SeriesS
 	if err != nil {
 		return err
 	}
-	return sendBatches(resp.Series, func(b []*client.LabelSet) error { return stream.Send(&client.SeriesResponse{Series: b}) })
-}
-
-// sendBatches sends all in messages of at most MetadataStreamBatchSize
-// items; an empty answer is no message.
-func sendBatches[T any](all []T, send func([]T) error) error {
-	for len(all) > 0 {
-		n := min(len(all), client.MetadataStreamBatchSize)
-		if err := send(all[:n]); err != nil {
-			return err
-		}
-		all = all[n:]
-	}
-	return nil
+	return client.SendInBatches(resp.Series, func(b []*client.LabelSet) error { return stream.Send(&client.SeriesResponse{Series: b}) })
 }

@@ -93,7 +93,7 @@ func (f *fakeIngester) LabelNamesStream(req *client.LabelNamesRequest, stream cl
 	if err != nil {
 		return err
 	}
-	return sendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
+	return client.SendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
 }
 
 func (f *fakeIngester) LabelValuesStream(req *client.LabelValuesRequest, stream client.StringsStreamServer) error {
@@ -101,7 +101,7 @@ func (f *fakeIngester) LabelValuesStream(req *client.LabelValuesRequest, stream 
 	if err != nil {
 		return err
 	}
-	return sendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
+	return client.SendInBatches(resp.Values, func(b []string) error { return stream.Send(&client.StringsResponse{Values: b}) })
 }
 
 func (f *fakeIngester) SeriesStream(req *client.SeriesRequest, stream client.SeriesStreamServer) error {
@@ -110,18 +110,7 @@ func (f *fakeIngester) SeriesStream(req *client.SeriesRequest, stream client.Ser
 	if err != nil {
 		return err
 	}
-	return sendInBatches(resp.Series, func(b []*client.LabelSet) error { return stream.Send(&client.SeriesResponse{Series: b}) })
-}
-
-func sendInBatches[T any](all []T, send func([]T) error) error {
-	for len(all) > 0 {
-		n := min(len(all), client.MetadataStreamBatchSize)
-		if err := send(all[:n]); err != nil {
-			return err
-		}
-		all = all[n:]
-	}
-	return nil
+	return client.SendInBatches(resp.Series, func(b []*client.LabelSet) error { return stream.Send(&client.SeriesResponse{Series: b}) })
 }
 
 func protoMatchers(ms []*prompb.LabelMatcher) []*labels.Matcher {

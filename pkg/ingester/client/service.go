@@ -46,6 +46,19 @@ type IngesterServer interface {
 // metadata streams holds at most, Cortex's.
 const MetadataStreamBatchSize = 128
 
+// SendInBatches sends all in messages of at most MetadataStreamBatchSize
+// items; an empty answer is no message.
+func SendInBatches[T any](all []T, send func([]T) error) error {
+	for len(all) > 0 {
+		n := min(len(all), MetadataStreamBatchSize)
+		if err := send(all[:n]); err != nil {
+			return err
+		}
+		all = all[n:]
+	}
+	return nil
+}
+
 // StringsStreamServer sends label names or values in batches.
 type StringsStreamServer interface {
 	Send(*StringsResponse) error
