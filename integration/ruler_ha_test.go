@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,52 +21,12 @@ func TestRulerHAEvaluationTakesOver(t *testing.T) {
 		t.Skip("starts three processes")
 	}
 	t.Parallel()
-	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
-	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
-	rulesDir := filepath.Join(c.dir, "rules")
-	ingester := c.start("-target=ingester",
-		"-distributor.replication-factor=1",
-		"-ingester.lifecycler.ID=ingester-0", "-ingester.lifecycler.addr=127.0.0.1",
-		"-blocks-storage.tsdb.dir="+t.TempDir(),
-		"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
+	c, rulers := startShardedRulers(t,
+		"-ruler.enable-ha-evaluation=true",
+		"-ruler.liveness-check-timeout=500ms",
+		"-ruler.ring.replication-factor=2",
+		"-ruler.ring.heartbeat-timeout=10m",
 	)
-	var rulers []*testkit.Cortex
-	for i := range 2 {
-		rulers = append(rulers, c.start("-target=ruler",
-			"-distributor.replication-factor=1",
-			"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
-			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
-			"-ruler-storage.filesystem.dir="+rulesDir,
-			"-ruler.enable-api=true",
-			"-ruler.evaluation-interval=1s",
-			"-ruler.poll-interval=1s",
-			"-ruler.enable-sharding=true",
-			"-ruler.enable-ha-evaluation=true",
-			"-ruler.liveness-check-timeout=500ms",
-			"-ruler.ring.replication-factor=2",
-			"-ruler.ring.store=memberlist",
-			"-ruler.ring.heartbeat-period=1s",
-			"-ruler.ring.heartbeat-timeout=10m",
-			"-ruler.ring.instance-id=ruler-"+itoa(i),
-			"-ruler.ring.instance-addr=127.0.0.1",
-			"-ruler.client.tls-cert-path="+filepath.Join(c.certs, "client.crt"),
-			"-ruler.client.tls-key-path="+filepath.Join(c.certs, "client.key"),
-			"-ruler.client.tls-ca-path="+filepath.Join(c.certs, "root.crt"),
-			"-ruler.client.tls-server-name=localhost",
-		))
-	}
-	for _, p := range append([]*testkit.Cortex{ingester}, rulers...) {
-		waitReady(p, c.client)
-	}
-	rulers[0].EventuallyNil(30*time.Second, "both rulers on /ruler/ring", func() error {
-		for _, p := range rulers {
-			code, page := get(t, c.client, "https://"+p.HTTPAddr+"/ruler/ring")
-			if code != http.StatusOK || !strings.Contains(page, "ruler-0") || !strings.Contains(page, "ruler-1") {
-				return fmt.Errorf("GET /ruler/ring on %s: %d", p.HTTPAddr, code)
-			}
-		}
-		return nil
-	})
 
 	const groups = 6
 	for i := range groups {

@@ -101,46 +101,7 @@ func TestRulersShareGroupsOverMemberlist(t *testing.T) {
 		t.Skip("starts three processes")
 	}
 	t.Parallel()
-	c := &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
-	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
-	rulesDir := filepath.Join(c.dir, "rules")
-	ingester := c.start("-target=ingester",
-		"-distributor.replication-factor=1",
-		"-ingester.lifecycler.ID=ingester-0", "-ingester.lifecycler.addr=127.0.0.1",
-		"-blocks-storage.tsdb.dir="+t.TempDir(),
-		"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
-	)
-	var rulers []*testkit.Cortex
-	for i := range 2 {
-		rulers = append(rulers, c.start("-target=ruler",
-			"-distributor.replication-factor=1",
-			"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
-			"-blocks-storage.bucket-store.sync-dir="+t.TempDir(),
-			"-ruler-storage.filesystem.dir="+rulesDir,
-			"-ruler.enable-api=true",
-			"-ruler.evaluation-interval=1s",
-			"-ruler.poll-interval=1s",
-			"-ruler.enable-sharding=true",
-			"-ruler.ring.store=memberlist",
-			"-ruler.ring.heartbeat-period=1s",
-			"-ruler.ring.instance-id=ruler-"+itoa(i),
-			"-ruler.ring.instance-addr=127.0.0.1",
-			"-ruler.client.tls-cert-path="+filepath.Join(c.certs, "client.crt"),
-			"-ruler.client.tls-key-path="+filepath.Join(c.certs, "client.key"),
-			"-ruler.client.tls-ca-path="+filepath.Join(c.certs, "root.crt"),
-			"-ruler.client.tls-server-name=localhost",
-		))
-	}
-	for _, p := range append([]*testkit.Cortex{ingester}, rulers...) {
-		waitReady(p, c.client)
-	}
-	rulers[0].EventuallyNil(30*time.Second, "both rulers on /ruler/ring", func() error {
-		code, page := get(t, c.client, "https://"+rulers[1].HTTPAddr+"/ruler/ring")
-		if code != http.StatusOK || !strings.Contains(page, "ruler-0") || !strings.Contains(page, "ruler-1") {
-			return fmt.Errorf("GET /ruler/ring: %d", code)
-		}
-		return nil
-	})
+	c, rulers := startShardedRulers(t)
 
 	var want []string
 	for i := range 10 {
@@ -292,4 +253,53 @@ func TestRulerQueriesThroughFrontend(t *testing.T) {
 	if code, body := do(t, c.client, http.MethodGet, "https://"+all.HTTPAddr+"/prometheus/api/v1/query?query=team_f:frontend_up:sum", "team-other", nil); code != http.StatusOK || strings.Contains(body, `"5"`) {
 		t.Fatalf("another tenant's query: %d %s", code, body)
 	}
+}
+
+// startShardedRulers starts an ingester and two -target=ruler processes
+// (ruler-0, ruler-1) sharing a rules directory, on a gossiped ruler ring
+// with mutual TLS on the rulers' own client link, extra added to each
+// ruler's flags, and waits until each is ready and both are on the ring.
+func startShardedRulers(t *testing.T, extra ...string) (c *cluster, rulers []*testkit.Cortex) {
+	t.Helper()
+	c = &cluster{t: t, dir: t.TempDir(), certs: certDir(t)}
+	c.client = httpClient(tlsClient(t, clientConfig(c.certs, "client")))
+	ingester := c.start("-target=ingester",
+		"-distributor.replication-factor=1",
+		"-ingester.lifecycler.ID=ingester-0", "-ingester.lifecycler.addr=127.0.0.1",
+		"-blocks-storage.tsdb.dir="+t.TempDir(),
+		"-blocks-storage.filesystem.dir="+filepath.Join(c.dir, "blocks"),
+	)
+	for i := range 2 {
+		rulers = append(rulers, c.start(append([]string{"-target=ruler",
+			"-distributor.replication-factor=1",
+			"-blocks-storage.filesystem.dir=" + filepath.Join(c.dir, "blocks"),
+			"-blocks-storage.bucket-store.sync-dir=" + t.TempDir(),
+			"-ruler-storage.filesystem.dir=" + filepath.Join(c.dir, "rules"),
+			"-ruler.enable-api=true",
+			"-ruler.evaluation-interval=1s",
+			"-ruler.poll-interval=1s",
+			"-ruler.enable-sharding=true",
+			"-ruler.ring.store=memberlist",
+			"-ruler.ring.heartbeat-period=1s",
+			"-ruler.ring.instance-id=ruler-" + itoa(i),
+			"-ruler.ring.instance-addr=127.0.0.1",
+			"-ruler.client.tls-cert-path=" + filepath.Join(c.certs, "client.crt"),
+			"-ruler.client.tls-key-path=" + filepath.Join(c.certs, "client.key"),
+			"-ruler.client.tls-ca-path=" + filepath.Join(c.certs, "root.crt"),
+			"-ruler.client.tls-server-name=localhost",
+		}, extra...)...))
+	}
+	for _, p := range append([]*testkit.Cortex{ingester}, rulers...) {
+		waitReady(p, c.client)
+	}
+	rulers[0].EventuallyNil(30*time.Second, "both rulers on /ruler/ring", func() error {
+		for _, p := range rulers {
+			code, page := get(t, c.client, "https://"+p.HTTPAddr+"/ruler/ring")
+			if code != http.StatusOK || !strings.Contains(page, "ruler-0") || !strings.Contains(page, "ruler-1") {
+				return fmt.Errorf("GET /ruler/ring on %s: %d", p.HTTPAddr, code)
+			}
+		}
+		return nil
+	})
+	return c, rulers
 }
