@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -98,8 +99,11 @@ func (s *pushStream) send(ctx context.Context, cs grpc.ClientStream) {
 			return
 		case m := <-s.sends:
 			if err := cs.SendMsg(m); err != nil {
-				// io.EOF: the stream ended, and receive learns why.
-				s.fail(err)
+				// io.EOF: the ingester ended the stream, and receive
+				// fails it with the ingester's status, which names why.
+				if !errors.Is(err, io.EOF) {
+					s.fail(err)
+				}
 				return
 			}
 		}

@@ -1,9 +1,15 @@
 package client
 
 import (
+	"context"
+	"io"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -88,5 +94,49 @@ func TestStreamSignature(t *testing.T) {
 	// (Python: hmac.new(b"k1", b"team-a", hashlib.sha256).hexdigest()).
 	if got, want := StreamSignature("k1", "team-a"), "1fa5682322511a11d96f47dbf2dd24409b3317cb3000e601bbeb3e1dc864bf61"; got != want {
 		t.Fatalf("signature %q, want %q", got, want)
+	}
+}
+
+// endedStream is a PushStream the ingester ended with a status: sends see
+// io.EOF at once, and the status reaches the receiver only after a send
+// has seen it, the order that hides the status if a send's EOF is taken as
+// the reason.
+type endedStream struct {
+	grpc.ClientStream
+	sent   chan struct{}
+	once   sync.Once
+	status error
+}
+
+func (s *endedStream) SendMsg(any) error {
+	s.once.Do(func() { close(s.sent) })
+	return io.EOF
+}
+
+func (s *endedStream) RecvMsg(any) error {
+	<-s.sent
+	return s.status
+}
+
+type endedConn struct {
+	grpc.ClientConnInterface
+	stream *endedStream
+}
+
+func (c endedConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.stream, nil
+}
+
+// A push on a stream the ingester ended fails with the ingester's status,
+// not with the io.EOF its send saw.
+func TestStreamPushReportsTheIngestersStatus(t *testing.T) {
+	refused := status.Error(codes.Unauthenticated, "signature mismatch: signed with none of the ingester's -distributor.sign-write-requests-keys")
+	conn := endedConn{stream: &endedStream{sent: make(chan struct{}), status: refused}}
+	p := newStreamPusher(conn, "127.0.0.1:9095", "stale")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := p.push(ctx, "team-a", "", streamTestRequest())
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "signed with none of the ingester's -distributor.sign-write-requests-keys") {
+		t.Fatalf("push on an ended stream: %v, want Unauthenticated naming the keys", err)
 	}
 }
