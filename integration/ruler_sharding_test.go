@@ -3,6 +3,8 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -29,9 +31,16 @@ func ruleGroupsOf(t *testing.T, c *cluster, p *testkit.Cortex, tenantID string) 
 	return n
 }
 
-// rulerRingView summarises p's view of the ruler ring, each member's
-// state and token count, for failure messages.
-func rulerRingView(t *testing.T, c *cluster, p *testkit.Cortex) string {
+// ringMember is one member of a ring page's JSON answer.
+type ringMember struct {
+	ID     string
+	State  string
+	Tokens []uint32
+}
+
+// rulerRing reads p's view of the ruler ring from /ruler/ring; nil when
+// the page cannot be read.
+func rulerRing(t *testing.T, c *cluster, p *testkit.Cortex) []ringMember {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "https://"+p.HTTPAddr+"/ruler/ring", nil)
 	if err != nil {
@@ -40,24 +49,64 @@ func rulerRingView(t *testing.T, c *cluster, p *testkit.Cortex) string {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return err.Error()
+		return nil
 	}
 	defer resp.Body.Close()
-	var ring struct {
-		Shards []struct {
-			ID     string
-			State  string
-			Tokens []uint32
-		}
-	}
+	var ring struct{ Shards []ringMember }
 	if err := json.NewDecoder(resp.Body).Decode(&ring); err != nil {
-		return fmt.Sprintf("%d: %v", resp.StatusCode, err)
+		return nil
 	}
+	return ring.Shards
+}
+
+// rulerRingView summarises p's view of the ruler ring, each member's
+// state and token count, for failure messages.
+func rulerRingView(t *testing.T, c *cluster, p *testkit.Cortex) string {
+	t.Helper()
 	var members []string
-	for _, m := range ring.Shards {
+	for _, m := range rulerRing(t, c, p) {
 		members = append(members, fmt.Sprintf("%s %s with %d tokens", m.ID, m.State, len(m.Tokens)))
 	}
 	return strings.Join(members, ", ")
+}
+
+// activeRulerTokens waits until p's view of the ruler ring has n ACTIVE
+// rulers, and returns their tokens, each with its ruler's ID.
+func activeRulerTokens(t *testing.T, c *cluster, p *testkit.Cortex, n int) map[uint32]string {
+	t.Helper()
+	var owners map[uint32]string
+	p.EventuallyNil(30*time.Second, itoa(n)+" ACTIVE rulers with their tokens", func() error {
+		members := rulerRing(t, c, p)
+		owners = map[uint32]string{}
+		active := 0
+		for _, m := range members {
+			if m.State == "ACTIVE" && len(m.Tokens) > 0 {
+				active++
+			}
+			for _, tok := range m.Tokens {
+				owners[tok] = m.ID
+			}
+		}
+		if active != n {
+			return fmt.Errorf("ring: %s", rulerRingView(t, c, p))
+		}
+		return nil
+	})
+	return owners
+}
+
+// ringOwner is the ruler owning key's FNV-1a token: the one holding the
+// first token at or after it, wrapping around (replication factor 1).
+func ringOwner(owners map[uint32]string, key string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	token := h.Sum32()
+	tokens := slices.Sorted(maps.Keys(owners))
+	i, _ := slices.BinarySearch(tokens, token)
+	if i == len(tokens) {
+		i = 0
+	}
+	return owners[tokens[i]]
 }
 
 // listedGroups reads GET /prometheus/api/v1/rules on p: the groups'
@@ -103,10 +152,20 @@ func TestRulersShareGroupsOverMemberlist(t *testing.T) {
 	t.Parallel()
 	c, rulers := startShardedRulers(t)
 
+	// A group's ring token is Cortex's FNV-1a of tenant, namespace and
+	// name, so names differing in one character land close together and
+	// may all fall to one ruler. The groups are named so that each ruler
+	// owns five of them on the ring both rulers see.
+	owners := activeRulerTokens(t, c, rulers[0], 2)
 	var want []string
-	for i := range 10 {
-		ns := "ns-" + itoa(i%2)
-		name := fmt.Sprintf("group-%d", i)
+	owned := map[string]int{}
+	for i := 0; len(want) < 10; i++ {
+		ns, name := "ns-"+itoa(i%2), fmt.Sprintf("group-%d", i)
+		owner := ringOwner(owners, "team-r"+ns+name)
+		if owned[owner] == 5 {
+			continue
+		}
+		owned[owner]++
 		body := fmt.Sprintf("name: %s\ninterval: 1s\nrules:\n- record: team_r:g%d\n  expr: vector(%d)\n", name, i, i)
 		if code, resp := do(t, c.client, http.MethodPost, "https://"+rulers[i%2].HTTPAddr+"/api/v1/rules/"+ns, "team-r", body); code != http.StatusAccepted {
 			t.Fatalf("POST %s/%s: %d %s", ns, name, code, resp)
@@ -115,9 +174,9 @@ func TestRulersShareGroupsOverMemberlist(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	rulers[0].EventuallyNil(60*time.Second, "both rulers evaluating a share of the ten groups", func() error {
+	rulers[0].EventuallyNil(60*time.Second, "each ruler evaluating the five groups it owns", func() error {
 		a, b := ruleGroupsOf(t, c, rulers[0], "team-r"), ruleGroupsOf(t, c, rulers[1], "team-r")
-		if a+b != 10 || a == 0 || b == 0 {
+		if a != 5 || b != 5 {
 			return fmt.Errorf("groups evaluated: %d and %d; ruler-0's ring: %s; ruler-1's ring: %s", a, b, rulerRingView(t, c, rulers[0]), rulerRingView(t, c, rulers[1]))
 		}
 		return nil
