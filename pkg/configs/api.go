@@ -64,6 +64,8 @@ type API struct {
 	logger *slog.Logger
 	// parser checks the rules' expressions (WithParserOptions).
 	parser parser.Parser
+	// notifications are the receiver kinds refused (WithNotifications).
+	notifications NotificationsConfig
 }
 
 // NewAPI returns the API over d.
@@ -83,6 +85,12 @@ type APIOption func(*API)
 // accepted exactly when the rulers would load them.
 func WithParserOptions(o parser.Options) APIOption {
 	return func(a *API) { a.parser = parser.NewParser(o) }
+}
+
+// WithNotifications refuses Alertmanager configurations with the receiver
+// kinds n disables (-configs.notifications.*).
+func WithNotifications(n NotificationsConfig) APIOption {
+	return func(a *API) { a.notifications = n }
 }
 
 // TenantHandler serves the tenant API; the request context must carry the
@@ -134,7 +142,7 @@ func (a *API) setAlertmanager(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &cfg) {
 		return
 	}
-	if err := ValidateAlertmanager(cfg); err != nil {
+	if err := ValidateAlertmanager(cfg, a.notifications); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -236,7 +244,7 @@ func (a *API) validateAlertmanager(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if err := ValidateAlertmanager(cfg); err != nil {
+	if err := ValidateAlertmanager(cfg, a.notifications); err != nil {
 		writeJSON(w, http.StatusBadRequest, validateResponse{Status: "error", Error: err.Error()})
 		return
 	}

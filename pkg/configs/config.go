@@ -19,6 +19,21 @@ const DefaultDatabaseURI = "file:./configs/configs.db"
 // Config is the configs block.
 type Config struct {
 	Database DatabaseConfig `yaml:"database"`
+	API      APIConfig      `yaml:"api"`
+}
+
+// APIConfig is the configs.api block: what the API accepts.
+type APIConfig struct {
+	Notifications NotificationsConfig `yaml:"notifications"`
+}
+
+// NotificationsConfig is the configs.api.notifications block: the
+// Alertmanager receiver kinds the API refuses in a tenant's configuration,
+// for operators who do not let their alertmanagers send mail or call
+// arbitrary URLs.
+type NotificationsConfig struct {
+	DisableEmail   bool `yaml:"disable_email"`
+	DisableWebhook bool `yaml:"disable_webhook"`
 }
 
 // DatabaseConfig is the configs.database block.
@@ -50,6 +65,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Database.URI = DefaultDatabaseURI
 	f.Var(&c.Database.URI, "configs.database.uri", "Database of the configs service: file:<path> for an embedded SQLite file (its directory is created, mode 0700), or postgres://user@host:port/database?sslmode=verify-full for PostgreSQL. The schema is migrated at startup.")
 	f.StringVar(&c.Database.PasswordFile, "configs.database.password-file", "", "File holding the PostgreSQL password, used instead of a password in -configs.database.uri.")
+	f.BoolVar(&c.API.Notifications.DisableEmail, "configs.notifications.disable-email", false, "Refuse Alertmanager configurations with an email receiver (email_configs).")
+	f.BoolVar(&c.API.Notifications.DisableWebhook, "configs.notifications.disable-webhook", false, "Refuse Alertmanager configurations with a webhook receiver (webhook_configs).")
 }
 
 // uri returns the database URI with the password file applied.

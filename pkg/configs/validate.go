@@ -15,15 +15,31 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
+// Cortex's errors for a receiver kind the notifications settings disable.
+var (
+	ErrEmailNotificationsAreDisabled   = errors.New("email notifications are disabled")
+	ErrWebhookNotificationsAreDisabled = errors.New("webhook notifications are disabled")
+)
+
 // ValidateAlertmanager checks an Alertmanager configuration as the
-// Alertmanager would load it, and its templates. The error is the parser's,
-// with the line and field at fault.
-func ValidateAlertmanager(cfg AlertmanagerConfig) error {
+// Alertmanager would load it, its receivers against the notifications
+// settings, and its templates. The error is the parser's, with the line and
+// field at fault, or names the receiver a setting refuses.
+func ValidateAlertmanager(cfg AlertmanagerConfig, n NotificationsConfig) error {
 	if strings.TrimSpace(cfg.AlertmanagerConfig) == "" {
 		return errors.New("invalid Alertmanager config: alertmanager_config is empty")
 	}
-	if _, err := amconfig.Load(cfg.AlertmanagerConfig); err != nil {
+	am, err := amconfig.Load(cfg.AlertmanagerConfig)
+	if err != nil {
 		return fmt.Errorf("invalid Alertmanager config: %w", err)
+	}
+	for _, r := range am.Receivers {
+		if n.DisableEmail && len(r.EmailConfigs) > 0 {
+			return fmt.Errorf("invalid Alertmanager config: %w: receiver %q has email_configs (-configs.notifications.disable-email)", ErrEmailNotificationsAreDisabled, r.Name)
+		}
+		if n.DisableWebhook && len(r.WebhookConfigs) > 0 {
+			return fmt.Errorf("invalid Alertmanager config: %w: receiver %q has webhook_configs (-configs.notifications.disable-webhook)", ErrWebhookNotificationsAreDisabled, r.Name)
+		}
 	}
 	return validateTemplates(cfg.TemplateFiles)
 }

@@ -13,7 +13,7 @@ func (t *Cortex) initConfigs() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.API.RegisterConfigs(configs.NewAPI(d, t.Logger, configs.WithParserOptions(t.Cfg.Querier.ParserOptions())))
+	t.API.RegisterConfigs(configs.NewAPI(d, t.Logger, configs.WithParserOptions(t.Cfg.Querier.ParserOptions()), configs.WithNotifications(t.Cfg.Configs.API.Notifications)))
 	t.readyChecks = append(t.readyChecks, d.Ping)
 	return services.NewIdleService(nil, func(error) error { return d.Close() }), nil
 }

@@ -49,7 +49,6 @@ var NotBuilt = []NotBuiltKey{
 	{Key: "**.kvstore.store", Values: []string{"dynamodb"}, Feature: "the DynamoDB KV store (use memberlist, consul or etcd)"},
 	{Key: "**.backend", Values: []string{"oci", "cos", "bos", "obs"}, Feature: "object storage backends other than s3, gcs, azure, swift and filesystem"},
 	{Key: "configs.database.migrations_dir", Feature: "migrations read from a directory (the configs database's migrations are built into the binary)"},
-	{Key: "configs.api", Feature: "the configs API's notification settings"},
 }
 
 // StorageConfig is Cortex's storage block: the storage engine, of which

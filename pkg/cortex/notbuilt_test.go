@@ -237,12 +237,12 @@ func TestNotBuiltMatches(t *testing.T) {
 // reason docs/cortex-compatibility.md gives, not as a typo.
 func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
-		configsSwitch = "the configs API's notification settings"
+		thanosEngine  = "the Thanos PromQL engine (queries run on Prometheus' engine)"
 		consulTLS     = "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (neither Debian's archive nor the Go module proxy serves one; Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS"
 	)
 	for _, tc := range []struct{ name, content, want string }{
-		{"a key of a block not built", "configs:\n  api:\n    notifications:\n      disable_email: true\n",
-			"key configs.api (line 2): not built here: " + configsSwitch},
+		{"a key of a block not built", "querier:\n  thanos_engine:\n    enabled: true\n",
+			"key querier.thanos_engine (line 2): not built here: " + thanosEngine},
 		{"a key in a block not built", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: consul\n        consul:\n          tls_ca_path: ca.crt\n",
 			"ingester.lifecycler.ring.kvstore.consul.tls_ca_path (line 7): Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
 		{"a key under a moved key's block", "query_range:\n  results_cache:\n    compression: snappy\n    cache:\n      redis:\n        endpoint: redis:6379\n",
@@ -259,7 +259,7 @@ func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ flag, want string }{
-		{"-configs.notifications.disable-email=true", "Cortex's -configs.notifications.disable-email is not built here: " + configsSwitch},
+		{"-querier.thanos-engine=true", "Cortex's -querier.thanos-engine is not built here: " + thanosEngine},
 		{"--consul.tls-ca-path=ca.crt", "Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
 		{"-tracing.otel.exporter-type=grpc", "Cortex's -tracing.otel.exporter-type is not built here: the tracing exporters (OTLP, Jaeger)"},
 		{"-querier.no-such-flag", "flag provided but not defined: -querier.no-such-flag"},
