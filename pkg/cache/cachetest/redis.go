@@ -1,0 +1,222 @@
+package cachetest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cortex-tls/cortex/pkg/certgen"
+	"github.com/cortex-tls/cortex/pkg/util/testkit"
+)
+
+// RedisOptions configure a test Redis.
+type RedisOptions struct {
+	// PKI issues the server's certificate and is the only CA whose client
+	// certificates Redis accepts (tls-auth-clients yes). Nil: a new one.
+	PKI *testkit.PKI
+	// Username and Password, when set, are the only ACL user (the default
+	// user is off); Password alone is the default user's (requirepass).
+	Username, Password string
+}
+
+// Redis is a redis-server on 127.0.0.1 serving mutual TLS only, with a
+// certificate valid for "localhost".
+type Redis struct {
+	// Addr is localhost:port: dialled by name, so the name is what the
+	// server certificate is checked against.
+	Addr string
+	// CAPath is the CA of the server's certificate; ClientCertPath and
+	// ClientKeyPath a client certificate Redis accepts.
+	CAPath                        string
+	ClientCertPath, ClientKeyPath string
+	PKI                           *testkit.PKI
+
+	opts   RedisOptions
+	cmd    *exec.Cmd
+	exited chan struct{}
+	output *bytes.Buffer
+	once   sync.Once
+}
+
+// StartRedisTLS starts redis-server (Debian's is built with TLS) in a
+// temporary directory of its own, and stops it when the test ends. Where
+// redis-server is not installed the test is skipped, or fails under CI
+// (CI=true), whose .ci/run installs it.
+func StartRedisTLS(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server not installed: .ci/run must install it (apt-get install redis-server)")
+		}
+		t.Skip("redis-server not installed (apt-get install redis-server)")
+	}
+	if opts.PKI == nil {
+		opts.PKI = testkit.NewPKI(t, "redis-test-ca")
+	}
+	server := opts.PKI.Issue(t, "redis-server", certgen.Options{CommonName: "redis", DNSNames: []string{"localhost"}, IPs: testkit.LoopbackIPs()})
+	client := opts.PKI.Client(t, "redis-client")
+	dir := t.TempDir()
+	// redis-server can neither take a listener nor tell a port it chose:
+	// the port is one that was free a moment ago, and another is tried if
+	// something took it meanwhile.
+	for range 5 {
+		lis := testkit.Listen(t)
+		port := lis.Addr().(*net.TCPAddr).Port
+		_ = lis.Close()
+		conf := []string{
+			"bind 127.0.0.1",
+			"port 0",
+			"tls-port " + strconv.Itoa(port),
+			"tls-cert-file " + server.CertPath,
+			"tls-key-file " + server.KeyPath,
+			"tls-ca-cert-file " + opts.PKI.CAPath,
+			"tls-auth-clients yes",
+			"dir " + dir,
+			`save ""`,
+			"appendonly no",
+			"daemonize no",
+			`logfile ""`,
+		}
+		switch {
+		case opts.Username != "":
+			conf = append(conf, "user default off", fmt.Sprintf("user %s on >%s ~* &* +@all", opts.Username, opts.Password))
+		case opts.Password != "":
+			conf = append(conf, "requirepass "+opts.Password)
+		}
+		confPath := filepath.Join(dir, "redis.conf")
+		testkit.WriteFile(t, confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o600)
+		r := &Redis{
+			Addr:           net.JoinHostPort("localhost", strconv.Itoa(port)),
+			CAPath:         opts.PKI.CAPath,
+			ClientCertPath: client.CertPath,
+			ClientKeyPath:  client.KeyPath,
+			PKI:            opts.PKI,
+			opts:           opts,
+			exited:         make(chan struct{}),
+			output:         &bytes.Buffer{},
+		}
+		r.cmd = exec.Command(bin, confPath)
+		r.cmd.Dir = dir
+		r.cmd.Stdout = &syncWriter{w: r.output}
+		r.cmd.Stderr = r.cmd.Stdout
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_ = r.cmd.Wait()
+			close(r.exited)
+		}()
+		t.Cleanup(func() {
+			r.Stop()
+			if t.Failed() {
+				t.Logf("redis-server's output:\n%s", r.Output())
+			}
+		})
+		err := r.waitPing(10 * time.Second)
+		if err == nil {
+			return r
+		}
+		t.Logf("redis-server on port %d: %v; trying another port", port, err)
+		r.Stop()
+	}
+	t.Fatal("redis-server did not start")
+	return nil
+}
+
+// syncWriter lets the process write while a test reads the output.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// Output is what redis-server logged so far.
+func (r *Redis) Output() string {
+	sw := r.cmd.Stdout.(*syncWriter)
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.w.String()
+}
+
+var errRedisExited = errors.New("redis-server exited")
+
+// waitPing polls until Redis answers PING over TLS with the client
+// certificate (NOAUTH counts as an answer: the server is up).
+func (r *Redis) waitPing(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-r.exited:
+			return errRedisExited
+		default:
+		}
+		err := r.ping()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-r.exited:
+			return errRedisExited
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (r *Redis) ping() error {
+	cert, err := tls.LoadX509KeyPair(r.ClientCertPath, r.ClientKeyPath)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(r.PKI.CA.Cert)
+	_, port, _ := net.SplitHostPort(r.Addr)
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: &tls.Config{
+		ServerName: "localhost", RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+	}}
+	conn, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
+		return nil
+	}
+	return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+}
+
+// Stop kills redis-server and waits for it to exit; later calls do nothing.
+func (r *Redis) Stop() {
+	r.once.Do(func() {
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	})
+}
