@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
-	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
@@ -112,7 +111,7 @@ func newFilesystemClient(cfg *Config, logger *slog.Logger) (objstore.Bucket, err
 	if _, err := os.ReadDir(dir); err != nil {
 		return nil, fmt.Errorf("%s=%q: directory is not readable: %w", flag, dir, err)
 	}
-	b, err := filesystem.NewBucket(dir)
+	b, err := newAtomicFilesystem(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s=%q: %w", flag, dir, err)
 	}
