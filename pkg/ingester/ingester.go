@@ -119,6 +119,26 @@ func WithBucket(bkt objstore.Bucket) Option {
 // New returns an ingester whose ring entry lives in ringStore. It binds no
 // port and touches no file: the TSDBs are opened when the service starts.
 func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Ingester, error) {
+	i, err := newIngester(cfg, limits, logger, reg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	// No transfer on shutdown: the WAL and blocks stay on local disk and
+	// are replayed on the next start (after being compacted and shipped
+	// with -blocks-storage.tsdb.flush-blocks-on-shutdown).
+	i.lifecycler, err = newRingMember(cfg.LifecyclerConfig, ringStore, i.logger, prometheus.WrapRegistererWithPrefix("cortex_", reg))
+	if err != nil {
+		return nil, fmt.Errorf("ingester ring lifecycler: %w", err)
+	}
+	rc := cfg.LifecyclerConfig.RingConfig
+	i.limiter = newLimiter(cfg.Limiter, i.lifecycler.counts, rc.ReplicationFactor, rc.ZoneAwarenessEnabled)
+	i.Service = services.NewBasicService(i.starting, i.running, i.stopping).WithName("ingester")
+	return i, nil
+}
+
+// newIngester builds what every ingester has, without a ring entry or a
+// service: New and NewForFlusher add theirs.
+func newIngester(cfg Config, limits *validation.Overrides, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -163,16 +183,6 @@ func New(cfg Config, ringStore kv.Client, limits *validation.Overrides, logger *
 	if i.heapGuard, err = queryprotection.NewGuardWithMonitor(cfg.QueryProtection, "ingester.", "ingester", i.resourceMonitor, reg); err != nil {
 		return nil, err
 	}
-	// No transfer on shutdown: the WAL and blocks stay on local disk and
-	// are replayed on the next start (after being compacted and shipped
-	// with -blocks-storage.tsdb.flush-blocks-on-shutdown).
-	i.lifecycler, err = newRingMember(cfg.LifecyclerConfig, ringStore, logger, prometheus.WrapRegistererWithPrefix("cortex_", reg))
-	if err != nil {
-		return nil, fmt.Errorf("ingester ring lifecycler: %w", err)
-	}
-	rc := cfg.LifecyclerConfig.RingConfig
-	i.limiter = newLimiter(cfg.Limiter, i.lifecycler.counts, rc.ReplicationFactor, rc.ZoneAwarenessEnabled)
-	i.Service = services.NewBasicService(i.starting, i.running, i.stopping).WithName("ingester")
 	return i, nil
 }
 
