@@ -37,6 +37,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/compactor"
 	"github.com/cortex-tls/cortex/pkg/configs"
 	"github.com/cortex-tls/cortex/pkg/distributor"
+	"github.com/cortex-tls/cortex/pkg/flusher"
 	"github.com/cortex-tls/cortex/pkg/frontend"
 	"github.com/cortex-tls/cortex/pkg/ha"
 	"github.com/cortex-tls/cortex/pkg/ingester"
@@ -86,6 +87,7 @@ type Config struct {
 	QueryScheduler    scheduler.Config           `yaml:"query_scheduler"`
 	IngesterClient    client.Config              `yaml:"ingester_client"`
 	Ingester          ingester.Config            `yaml:"ingester"`
+	Flusher           flusher.Config             `yaml:"flusher"`
 	BlocksStorage     BlocksStorageConfig        `yaml:"blocks_storage"`
 	Limits            validation.Limits          `yaml:"limits"`
 	RuntimeConfig     RuntimeConfigConfig        `yaml:"runtime_config"`
@@ -125,6 +127,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	// A single process needs no KV service: default to the in-memory ring.
 	c.Ingester.LifecyclerConfig.RingConfig.KVStore.Store = "inmemory"
 	c.Ingester.RegisterFlags(f, slog.Default())
+	c.Flusher.RegisterFlags(f)
 	c.BlocksStorage.Bucket.RegisterFlagsWithPrefix("blocks-storage.", f)
 	c.BlocksStorage.BucketStore.RegisterFlags(f)
 	c.BlocksStorage.TSDB.RegisterFlags(f)
@@ -380,7 +383,13 @@ func (t *Cortex) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		t.Logger.Info("shutting down")
 	case runErr = <-failed:
-		t.Logger.Error("a module failed, shutting down", "err", runErr)
+		if errors.Is(runErr, modules.ErrStopProcess) {
+			// A job's module (the flusher) is done: a clean stop.
+			t.Logger.Info("a module finished its work, shutting down")
+			runErr = nil
+		} else {
+			t.Logger.Error("a module failed, shutting down", "err", runErr)
+		}
 	}
 	sm.StopAsync()
 	stopCtx, cancel := context.WithTimeout(context.Background(), t.Cfg.Server.GracefulShutdownTimeout+10*time.Second)

@@ -102,7 +102,7 @@ func TestTargetValidatedAgainstModuleTable(t *testing.T) {
 	cfg := loadConfig(t, "-target=distributor,store-nothing")
 	_, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), `unknown component "store-nothing"`) ||
-		!strings.Contains(err.Error(), "alertmanager, all, compactor, configs, distributor, ingester, overrides, purger, querier, query-frontend, query-scheduler, ruler, store-gateway") {
+		!strings.Contains(err.Error(), "alertmanager, all, compactor, configs, distributor, flusher, ingester, overrides, purger, querier, query-frontend, query-scheduler, ruler, store-gateway") {
 		t.Fatalf("got %v, want the unknown component and the valid values from the module table", err)
 	}
 	var help strings.Builder
@@ -111,7 +111,7 @@ func TestTargetValidatedAgainstModuleTable(t *testing.T) {
 	c.RegisterFlags(fs)
 	fs.SetOutput(&help)
 	fs.PrintDefaults()
-	if !strings.Contains(help.String(), "alertmanager, all, compactor, configs, distributor, ingester, overrides, purger, querier, query-frontend, query-scheduler, ruler, store-gateway") {
+	if !strings.Contains(help.String(), "alertmanager, all, compactor, configs, distributor, flusher, ingester, overrides, purger, querier, query-frontend, query-scheduler, ruler, store-gateway") {
 		t.Fatalf("-target help does not list the table's targets:\n%s", help.String())
 	}
 }

@@ -75,6 +75,7 @@ func moduleTable() []module {
 		{name: HATracker, deps: []string{API, Overrides, MemberlistKV}, init: (*Cortex).initHATracker},
 		{name: Distributor, deps: []string{API, Overrides, Ring, IngesterTLS, HATracker}, init: (*Cortex).initDistributor, target: true, inAll: true},
 		{name: Ingester, deps: []string{API, Overrides, MemberlistKV, BlocksBucket}, init: (*Cortex).initIngester, target: true, inAll: true},
+		{name: Flusher, deps: []string{API, Overrides, BlocksBucket}, init: (*Cortex).initFlusher, target: true},
 		{name: Querier, deps: []string{API, Overrides, Ring, IngesterTLS, BlocksBucket, StoreGatewayRing}, init: (*Cortex).initQuerier, target: true, inAll: true},
 		{name: QueryFrontend, deps: []string{API, Overrides}, init: (*Cortex).initQueryFrontend, target: true, inAll: true},
 		{name: Alertmanager, deps: []string{API, MemberlistKV, Overrides}, init: (*Cortex).initAlertmanager, target: true, inAll: true},

@@ -237,8 +237,8 @@ func TestNotBuiltMatches(t *testing.T) {
 // reason docs/cortex-compatibility.md gives, not as a typo.
 func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	const (
-		thanosEngine  = "the Thanos PromQL engine (queries run on Prometheus' engine)"
-		consulTLS     = "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (neither Debian's archive nor the Go module proxy serves one; Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS"
+		thanosEngine = "the Thanos PromQL engine (queries run on Prometheus' engine)"
+		consulTLS    = "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (neither Debian's archive nor the Go module proxy serves one; Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS"
 	)
 	for _, tc := range []struct{ name, content, want string }{
 		{"a key of a block not built", "querier:\n  thanos_engine:\n    enabled: true\n",
