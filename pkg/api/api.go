@@ -20,6 +20,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/querier/tenantfederation"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/tracing"
 )
 
 // Route is one row of the route table.
@@ -86,6 +87,8 @@ func (a *API) Routes() []Route { return slices.Clone(a.routes) }
 // route mounts h on every method of r, wrapped in the tenant middleware
 // when the route carries a tenant.
 func (a *API) route(r Route, h http.Handler) {
+	// Inside the tenant middleware, which it reads.
+	h = tracing.Route(r.Path, h)
 	if r.Tenant {
 		if tenantfederation.FederatedPath(r.Path) {
 			// Queries may name several tenants (tenant federation).

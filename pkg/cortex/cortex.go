@@ -56,6 +56,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/storegateway"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/tracing"
 	"github.com/cortex-tls/cortex/pkg/util/kitlog"
 	"github.com/cortex-tls/cortex/pkg/util/resource"
 	"github.com/cortex-tls/cortex/pkg/util/validation"
@@ -105,6 +106,8 @@ type Config struct {
 	TenantFederation tenantfederation.Config `yaml:"tenant_federation"`
 
 	ResourceMonitor resource.Config `yaml:"resource_monitor"`
+
+	Tracing tracing.Config `yaml:"tracing"`
 }
 
 // RegisterFlags registers every flag of the process.
@@ -145,6 +148,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.AlertmanagerStorage.RegisterFlags(f)
 	c.TenantFederation.RegisterFlags(f)
 	c.ResourceMonitor.RegisterFlags(f)
+	c.Tracing.RegisterFlags(f)
 	c.clearInstanceIDDefaults(f)
 	setCortexDefaults(f)
 	registerDeprecatedFlags(f)
@@ -188,6 +192,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.ResourceMonitor.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		return err
 	}
 	if err := c.RuntimeConfig.Validate(); err != nil {
@@ -309,6 +316,9 @@ type Cortex struct {
 	resourceMonitor     *resource.Monitor
 	resourceMonitorErr  error
 	resourceMonitorOnce sync.Once
+	// stopTracing flushes the spans still queued, after every module
+	// stopped (setupTracing).
+	stopTracing func(context.Context) error
 }
 
 // New validates cfg, loads every certificate and binds the listeners: any
@@ -331,13 +341,19 @@ func New(cfg Config, logger *slog.Logger) (*Cortex, error) {
 		kitLogger: kitlog.New(logger),
 	}
 	t.Cfg.setMultiKVConfigProvider(t.multiKVConfig)
+	// Before the modules: their servers and clients are built traced.
+	if err := t.setupTracing(); err != nil {
+		return nil, err
+	}
 	m, err := t.newModuleManager()
 	if err != nil {
+		t.shutdownTracing()
 		return nil, err
 	}
 	t.modules = m
 	svcs, err := t.modules.InitModuleServices(cfg.Target...)
 	if err != nil {
+		t.shutdownTracing()
 		return nil, err
 	}
 	t.services = svcs
@@ -400,6 +416,7 @@ func (t *Cortex) Run(ctx context.Context) error {
 	for _, c := range t.closers {
 		_ = c.Close()
 	}
+	t.shutdownTracing()
 	if runErr == nil {
 		for name, s := range t.services {
 			if err := s.FailureCase(); err != nil && !errors.Is(err, modules.ErrStopProcess) {

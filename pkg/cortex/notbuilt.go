@@ -26,7 +26,6 @@ type NotBuiltKey struct {
 var NotBuilt = []NotBuiltKey{
 	{Key: "storage.engine", Values: []string{"chunks"}, Feature: "the chunks storage; this system stores blocks only (blocks_storage)"},
 	{Key: "schema", Feature: "the chunks storage schema; this system stores blocks only (blocks_storage)"},
-	{Key: "tracing", Feature: "the tracing exporters (OTLP, Jaeger)"},
 	{Key: "parquet_converter", Feature: "the Parquet converter"},
 	{Key: "querier.enable_parquet_queryable", Feature: "Parquet blocks"},
 	{Key: "querier.parquet_queryable_shard_cache_size", Feature: "Parquet blocks"},

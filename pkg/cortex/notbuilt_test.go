@@ -126,7 +126,6 @@ func TestConfigFileRefusals(t *testing.T) {
 		{"DynamoDB KV", "compactor:\n  sharding_ring:\n    kvstore:\n      store: dynamodb\n", `key compactor.sharding_ring.kvstore.store (line 4): "dynamodb" is not built here: the DynamoDB KV store (use memberlist, consul or etcd)`},
 		{"DynamoDB KV block", "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        dynamodb:\n          region: x\n", "key ingester.lifecycler.ring.kvstore.dynamodb (line 5): not built here: the DynamoDB KV store (use memberlist, consul or etcd)"},
 		{"OCI bucket", "blocks_storage:\n  backend: oci\n", `key blocks_storage.backend (line 2): "oci" is not built here: object storage backends other than s3, gcs, azure, swift and filesystem`},
-		{"tracing", "tracing:\n  type: otel\n", "key tracing (line 1): not built here: the tracing exporters (OTLP, Jaeger)"},
 		{"Parquet", "querier:\n  enable_parquet_queryable: true\n", "key querier.enable_parquet_queryable (line 2): not built here: Parquet blocks"},
 	} {
 		_, err := loadFile(t, tc.content)
@@ -261,7 +260,6 @@ func TestCortexKeysNotBuiltAreExplained(t *testing.T) {
 	for _, tc := range []struct{ flag, want string }{
 		{"-querier.thanos-engine=true", "Cortex's -querier.thanos-engine is not built here: " + thanosEngine},
 		{"--consul.tls-ca-path=ca.crt", "Cortex's -consul.tls-ca-path is not built here: " + consulTLS},
-		{"-tracing.otel.exporter-type=grpc", "Cortex's -tracing.otel.exporter-type is not built here: the tracing exporters (OTLP, Jaeger)"},
 		{"-querier.no-such-flag", "flag provided but not defined: -querier.no-such-flag"},
 	} {
 		fs := flag.NewFlagSet("cortex", flag.ContinueOnError)

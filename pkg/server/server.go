@@ -28,6 +28,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/tracing"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
 
@@ -228,6 +229,7 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 		opts = append(opts, grpc.NumStreamWorkers(uint32(cfg.GRPCNumStreamWorkers)))
 	}
 	opts = append(opts, tenant.ServerInterceptors()...)
+	opts = append(opts, tracing.GRPCServerOptions()...)
 	opts = append(opts, grpcOpts...)
 	if grpcTLS != nil {
 		opts = append(opts, grpc.Creds(grpcTLS.GRPCCredentials()))
@@ -267,7 +269,7 @@ func New(cfg Config, loader *tlsconfig.Loader, logger *slog.Logger, grpcOpts ...
 	requestsCtx, cancelRequests := context.WithCancel(context.Background())
 	s.cancelRequests = cancelRequests
 	s.httpServer = &http.Server{
-		Handler:           requestLog.wrap(withPathPrefix(cfg.PathPrefix, s.HTTP)),
+		Handler:           tracing.HTTPServer(requestLog.wrap(withPathPrefix(cfg.PathPrefix, s.HTTP))),
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
 		// The query routes move their own write deadline to

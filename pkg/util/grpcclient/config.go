@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/tracing"
 	"github.com/cortex-tls/cortex/pkg/util/grpcencoding"
 )
 
@@ -129,7 +130,8 @@ func (c *Config) CallOptions() []grpc.CallOption {
 
 // DialOptions returns the options of one connection of the link: tls's
 // credentials (nil dials plaintext), the call options, the connect
-// timeout, keepalives finding a dead peer within half a minute, and, as
+// timeout, keepalives finding a dead peer within half a minute, the
+// tracing of every call while the process traces, and, as
 // the outermost unary interceptors, the rate limiter then the retries of
 // rate-limited calls. Each call returns a rate limiter of its own: the
 // limit is per connection, as in Cortex.
@@ -139,6 +141,7 @@ func (c *Config) DialOptions(tls *tlsconfig.Client) []grpc.DialOption {
 		grpc.WithDefaultCallOptions(c.CallOptions()...),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}
+	opts = append(opts, tracing.GRPCDialOptions()...)
 	if c.ConnectTimeout > 0 {
 		opts = append(opts, grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcbackoff.DefaultConfig, MinConnectTimeout: c.ConnectTimeout}))
 	}
