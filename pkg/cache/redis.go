@@ -86,7 +86,7 @@ func (c *RedisConfig) AddressList() []string {
 
 // Validate checks the block registered under prefix.
 func (c *RedisConfig) Validate(prefix string) error {
-	if err := validateRedisAddresses("-"+prefix+".addresses", c.AddressList()); err != nil {
+	if err := ValidateRedisAddresses("-"+prefix+".addresses", c.AddressList()); err != nil {
 		return err
 	}
 	p := "-" + prefix + "."
@@ -121,8 +121,8 @@ func (c *RedisConfig) Validate(prefix string) error {
 	return c.SetAsyncCircuitBreaker.Validate(p + "set-async.")
 }
 
-// validateRedisAddresses checks a list of host:port.
-func validateRedisAddresses(flagName string, addrs []string) error {
+// ValidateRedisAddresses checks a list of host:port given by flagName.
+func ValidateRedisAddresses(flagName string, addrs []string) error {
 	if len(addrs) == 0 {
 		return fmt.Errorf("%s must name at least one redis server", flagName)
 	}

@@ -115,6 +115,9 @@ func (c *RedisClient) options() rueidis.ClientOption {
 		Dialer:           net.Dialer{Timeout: l.DialTimeout},
 		ConnWriteTimeout: l.WriteTimeout,
 		DialCtxFn:        c.dial,
+		// A cache fails fast: rueidis would retry a read on a broken
+		// connection until its deadline, holding the query that long.
+		DisableRetry: true,
 		// Cortex's caches read from replicas where there are some.
 		SendToReplicas: func(cmd rueidis.Completed) bool { return cmd.IsReadOnly() },
 	}
@@ -194,9 +197,13 @@ func (c *RedisClient) configError(err error) error {
 		return nil
 	}
 	msg := re.Error()
+	creds := p + ".password"
+	if c.link.Username != "" {
+		creds = p + ".username and " + creds
+	}
 	switch {
 	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"), strings.Contains(msg, "AUTH"):
-		return fmt.Errorf("%s.username and %s.password: redis at %s refused the credentials: %s", p, p, strings.Join(c.link.Addresses, ","), msg)
+		return fmt.Errorf("%s: redis at %s refused the credentials: %s", creds, strings.Join(c.link.Addresses, ","), msg)
 	case strings.Contains(msg, "DB index"), strings.Contains(msg, "SELECT"):
 		return fmt.Errorf("%s.db=%d: redis at %s refused the database: %s", p, c.link.DB, strings.Join(c.link.Addresses, ","), msg)
 	case strings.HasPrefix(msg, "NOPERM"):
@@ -254,7 +261,7 @@ func (c *RedisClient) MGet(ctx context.Context, keys []string) (map[string][]byt
 		resps map[string]rueidis.RedisMessage
 		err   error
 	)
-	for range 2 {
+	for range c.attempts() {
 		if c.link.CacheSize > 0 {
 			// Entries of the client-side cache live as long as Redis keeps
 			// the key, at most this long (Thanos' choice).
@@ -283,7 +290,7 @@ func (c *RedisClient) Set(ctx context.Context, items map[string][]byte, ttl time
 		return errNotConnected
 	}
 	var err error
-	for range 2 {
+	for range c.attempts() {
 		err = nil
 		// DoMulti recycles the commands it ran: a retry builds them anew.
 		for _, r := range rc.DoMulti(ctx, setCommands(rc, items, ttl)...) {
@@ -309,6 +316,16 @@ func setCommands(rc rueidis.Client, items map[string][]byte, ttl time.Duration) 
 		}
 	}
 	return cmds
+}
+
+// attempts is how often a request is tried: once, and with
+// MaxConnAge once more per pooled connection that may have aged, each
+// failure dropping one of them.
+func (c *RedisClient) attempts() int {
+	if c.link.MaxConnAge > 0 && c.link.PoolSize > 0 {
+		return c.link.PoolSize + 1
+	}
+	return 1
 }
 
 // LogFailure logs a failed operation, once per minute at most: a dead

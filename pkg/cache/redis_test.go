@@ -263,7 +263,7 @@ func TestRedisACL(t *testing.T) {
 	t.Logf("refused: %v", err)
 	cfg.Username = ""
 	_, err = newRedis(t, cfg, nil)
-	if err == nil || !strings.Contains(err.Error(), "-test.redis.username and -test.redis.password") {
+	if err == nil || !strings.Contains(err.Error(), "-test.redis.password: ") {
 		t.Fatalf("default user (off): %v", err)
 	}
 }

@@ -23,6 +23,10 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	redisTLS, err := tlsconfig.NewClient(frontend.RedisTLSPrefix, t.Cfg.Frontend.Redis.TLS, t.TLS)
+	if err != nil {
+		return nil, err
+	}
 	schedulerOpts, err := t.frontendSchedulerOptions()
 	if err != nil {
 		return nil, err
@@ -36,6 +40,7 @@ func (t *Cortex) initQueryFrontend() (services.Service, error) {
 		}
 		schedulerOpts = append(schedulerOpts, frontend.WithDownstream(downstreamTLS))
 	}
+	schedulerOpts = append(schedulerOpts, frontend.WithRedisTLS(redisTLS))
 	schedulerOpts = append(schedulerOpts, frontend.WithQuerierCodec(t.Cfg.API.QuerierDefaultCodec, t.Cfg.Querier.ResponseCompression, t.Cfg.Server.GRPCMaxRecvMsgSize))
 	f, err := frontend.New(t.Cfg.Frontend, memcachedTLS, t.Logger, t.Registry,
 		append([]frontend.Option{frontend.WithLimits(t.Overrides), frontend.WithQueryTimeout(t.Cfg.Querier.Timeout), frontend.WithLookbackDelta(t.Cfg.Querier.LookbackDelta), frontend.WithParserOptions(t.Cfg.Querier.ParserOptions()), frontend.WithPerStepStats(t.Cfg.Querier.EnablePerStepStats), frontend.WithTenantFederation(t.Cfg.TenantFederation)}, schedulerOpts...)...)

@@ -84,6 +84,7 @@ type Config struct {
 	DownstreamURL string          `yaml:"downstream_url"`
 	MaxBodySize   int64           `yaml:"max_body_size"`
 	Memcached     MemcachedConfig `yaml:"memcached"`
+	Redis         RedisConfig     `yaml:"redis"`
 	Scheduler     SchedulerConfig `yaml:",inline"`
 }
 
@@ -116,6 +117,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MaxBodySize, "frontend.max-body-size", 10<<20, "Maximum size of a request body the frontend accepts.")
 	f.Var(&c.ForwardHeaders, "frontend.forward-headers-list", "List of headers forwarded by the query Frontend to downstream querier: a query or range query (and each of its split and shard queries) carries these client headers and the tenant's X-Scope-OrgID, no other. Authorization, Proxy-Authorization and Cookie are refused: no credentials reach a querier. Other APIs pass the client's headers on without those three.")
 	c.Memcached.RegisterFlags(f)
+	c.Redis.RegisterFlags(f)
 	c.Scheduler.RegisterFlags(f)
 }
 
@@ -166,6 +168,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Memcached.Validate(); err != nil {
 		return err
+	}
+	if err := c.Redis.Validate(); err != nil {
+		return err
+	}
+	if c.Memcached.enabled() && c.Redis.enabled() {
+		return errors.New("-frontend.memcached.addresses (or -frontend.memcached.hostname) and -frontend.redis.endpoint both set: use of multiple cache storage systems is not supported")
 	}
 	return c.Scheduler.Validate()
 }
@@ -225,6 +233,10 @@ type Frontend struct {
 	// instead of the queriers; downstreamTLS is its link's TLS.
 	downstream    *downstream
 	downstreamTLS *tlsconfig.Client
+	// redisTLS is the -frontend.redis link's TLS (WithRedisTLS); redis
+	// the results cache's connection, with -frontend.redis.endpoint.
+	redisTLS *tlsconfig.Client
+	redis    *redisCache
 	// rejected counts the queries limits.query_rejection refused.
 	rejected *prometheus.CounterVec
 	// federation says which queries may read several tenants.
@@ -287,6 +299,9 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 	if cfg.Memcached.enabled() {
 		cacheName = "frontend.memcached"
 	}
+	if cfg.Redis.enabled() {
+		cacheName = "frontend.redis"
+	}
 	length := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cortex_query_frontend_queue_length", Help: "Number of queries in the queue."}, []string{"user", "priority", "type"})
 	duration := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cortex_query_frontend_queue_duration_seconds", Help: "Time spent by requests queued.", Buckets: prometheus.DefBuckets})
 	f.metrics = &metrics{
@@ -328,6 +343,16 @@ func New(cfg Config, memcachedTLS *tlsconfig.Client, logger *slog.Logger, reg pr
 		f.queue.maxQueriers = func(tenant string) float64 { return f.limits.For(tenant).MaxQueriersPerTenant }
 	}
 	if cfg.CacheResults {
+		if cfg.Redis.enabled() {
+			expiration := cfg.Redis.Expiration
+			if expiration == 0 {
+				expiration = cfg.DefaultValidity
+			}
+			var err error
+			if f.redis, err = newRedisCache(cfg.Redis, expiration, f.redisTLS, f.logger, reg); err != nil {
+				return nil, err
+			}
+		}
 		f.cache = f.newCache(memcachedTLS, reg)
 	}
 	if f.schedulers != nil && reg != nil {
@@ -363,7 +388,8 @@ func (f *Frontend) maxOutstanding(tenant string) int {
 // newCache builds the results cache of -querier.cache-results, as
 // Cortex's: the embedded cache, or memcached written in the background,
 // the embedded cache in front of it with -frontend.cache.enable-fifocache,
-// the whole compressed with -frontend.compression=snappy.
+// the whole compressed with -frontend.compression=snappy. Redis (f.redis)
+// in place of memcached works the same way.
 func (f *Frontend) newCache(memcachedTLS *tlsconfig.Client, reg prometheus.Registerer) cache {
 	cfg := f.cfg
 	inMemory := func() cache {
@@ -378,7 +404,8 @@ func (f *Frontend) newCache(memcachedTLS *tlsconfig.Client, reg prometheus.Regis
 		return newResultsCache(cfg.CacheMaxSizeBytes, maxItems, ttl, f.metrics)
 	}
 	var c cache
-	if cfg.Memcached.enabled() {
+	switch {
+	case cfg.Memcached.enabled():
 		expiration := cfg.Memcached.Expiration
 		if expiration == 0 {
 			expiration = cfg.DefaultValidity
@@ -394,7 +421,18 @@ func (f *Frontend) newCache(memcachedTLS *tlsconfig.Client, reg prometheus.Regis
 		if cfg.EnableFifoCache {
 			c = tieredCache{inMemory(), c}
 		}
-	} else {
+	case f.redis != nil:
+		name := prometheus.Labels{"name": "frontend.redis"}
+		dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "cortex_cache_dropped_background_writes_total", Help: "Total count of dropped write backs to cache.", ConstLabels: name})
+		queued := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cortex_cache_background_queue_length", Help: "Length of the cache background write queue.", ConstLabels: name})
+		if reg != nil {
+			reg.MustRegister(dropped, queued)
+		}
+		c = newBackgroundCache(f.redis, cfg.WriteBackGoroutines, cfg.WriteBackBuffer, dropped, queued)
+		if cfg.EnableFifoCache {
+			c = tieredCache{inMemory(), c}
+		}
+	default:
 		c = inMemory()
 	}
 	if cfg.Compression == "snappy" {

@@ -15,6 +15,7 @@ import (
 const (
 	CacheBackendInMemory  = "inmemory"
 	CacheBackendMemcached = "memcached"
+	CacheBackendRedis     = "redis"
 )
 
 const (
@@ -38,6 +39,7 @@ type IndexCacheConfig struct {
 	Backend    string                    `yaml:"backend"`
 	InMemory   InMemoryIndexCacheConfig  `yaml:"inmemory"`
 	Memcached  MemcachedIndexCacheConfig `yaml:"memcached"`
+	Redis      RedisIndexCacheConfig     `yaml:"redis"`
 	MultiLevel cache.MultiLevelConfig    `yaml:"multilevel"`
 }
 
@@ -53,6 +55,12 @@ type MemcachedIndexCacheConfig struct {
 	EnabledItems          []string `yaml:"enabled_items"`
 }
 
+// RedisIndexCacheConfig is the index-cache.redis.* block.
+type RedisIndexCacheConfig struct {
+	cache.RedisConfig `yaml:",inline"`
+	EnabledItems      []string `yaml:"enabled_items"`
+}
+
 // stringSlice is a repeatable (or comma-separated) string flag.
 type stringSlice []string
 
@@ -66,11 +74,13 @@ func (s *stringSlice) Set(v string) error {
 
 // RegisterFlags registers the -blocks-storage.bucket-store.index-cache.* flags.
 func (c *IndexCacheConfig) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.Backend, indexCachePrefix+".backend", CacheBackendInMemory, "The index cache backend type. Multiple cache backend can be provided as a comma-separated ordered list to enable the implementation of a cache hierarchy. Supported values: inmemory, memcached. Empty: no index cache.")
+	f.StringVar(&c.Backend, indexCachePrefix+".backend", CacheBackendInMemory, "The index cache backend type. Multiple cache backend can be provided as a comma-separated ordered list to enable the implementation of a cache hierarchy. Supported values: inmemory, memcached, redis. Empty: no index cache.")
 	f.Uint64Var(&c.InMemory.MaxSizeBytes, indexCachePrefix+".inmemory.max-size-bytes", 1<<30, "Maximum size in bytes of in-memory index cache used to speed up blocks index lookups (shared between all tenants).")
 	f.Var((*stringSlice)(&c.InMemory.EnabledItems), indexCachePrefix+".inmemory.enabled-items", "Selectively cache index item types. Supported values are Postings, ExpandedPostings and Series. Empty: all of them. Postings has no effect here: a block's index is local, and one label's postings are read from its mapped file.")
 	c.Memcached.RegisterFlagsWithPrefix(indexCachePrefix+".memcached", f)
 	f.Var((*stringSlice)(&c.Memcached.EnabledItems), indexCachePrefix+".memcached.enabled-items", "Selectively cache index item types. Supported values are Postings, ExpandedPostings and Series. Empty: all of them. Postings has no effect here.")
+	c.Redis.RegisterFlagsWithPrefix(indexCachePrefix+".redis", f)
+	f.Var((*stringSlice)(&c.Redis.EnabledItems), indexCachePrefix+".redis.enabled-items", "Selectively cache index item types. Supported values are Postings, ExpandedPostings and Series. Empty: all of them. Postings has no effect here.")
 	c.MultiLevel.RegisterFlagsWithPrefix(indexCachePrefix+".multilevel.", f)
 }
 
@@ -83,8 +93,8 @@ func backends(flagName, list string) ([]string, error) {
 	}
 	var out []string
 	for b := range strings.SplitSeq(list, ",") {
-		if b != CacheBackendInMemory && b != CacheBackendMemcached {
-			return nil, fmt.Errorf("-%s: unsupported cache backend %q (supported: inmemory, memcached, or a comma-separated list of them)", flagName, b)
+		if b != CacheBackendInMemory && b != CacheBackendMemcached && b != CacheBackendRedis {
+			return nil, fmt.Errorf("-%s: unsupported cache backend %q (supported: inmemory, memcached, redis, or a comma-separated list of them)", flagName, b)
 		}
 		if slices.Contains(out, b) {
 			return nil, fmt.Errorf("-%s: duplicated cache backend %q", flagName, b)
@@ -121,6 +131,13 @@ func (c *IndexCacheConfig) Validate() error {
 			if err := validateItems(indexCachePrefix+".memcached.enabled-items", c.Memcached.EnabledItems); err != nil {
 				return err
 			}
+		case CacheBackendRedis:
+			if err := c.Redis.Validate(indexCachePrefix + ".redis"); err != nil {
+				return err
+			}
+			if err := validateItems(indexCachePrefix+".redis.enabled-items", c.Redis.EnabledItems); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -141,6 +158,7 @@ type BucketCacheBackend struct {
 	Backend    string                    `yaml:"backend"`
 	InMemory   InMemoryBucketCacheConfig `yaml:"inmemory"`
 	Memcached  cache.MemcachedConfig     `yaml:"memcached"`
+	Redis      cache.RedisConfig         `yaml:"redis"`
 	MultiLevel cache.MultiLevelConfig    `yaml:"multilevel"`
 }
 
@@ -150,9 +168,10 @@ type InMemoryBucketCacheConfig struct {
 }
 
 func (c *BucketCacheBackend) registerFlags(prefix, what string, f *flag.FlagSet) {
-	f.StringVar(&c.Backend, prefix+".backend", "", "The "+what+" cache backend type. Supported values: inmemory, memcached, and '' (disable). Supported values in multi level cache: a comma-separated ordered list of them.")
+	f.StringVar(&c.Backend, prefix+".backend", "", "The "+what+" cache backend type. Supported values: inmemory, memcached, redis, and '' (disable). Supported values in multi level cache: a comma-separated ordered list of them.")
 	f.Uint64Var(&c.InMemory.MaxSizeBytes, prefix+".inmemory.max-size-bytes", 1<<30, "Maximum size in bytes of in-memory "+what+" cache used (shared between all tenants).")
 	c.Memcached.RegisterFlagsWithPrefix(prefix+".memcached", f)
+	c.Redis.RegisterFlagsWithPrefix(prefix+".redis", f)
 	c.MultiLevel.RegisterFlagsWithPrefix(prefix+".multilevel.", f)
 }
 
@@ -174,6 +193,10 @@ func (c *BucketCacheBackend) validate(prefix string) error {
 			}
 		case CacheBackendMemcached:
 			if err := c.Memcached.Validate(prefix + ".memcached"); err != nil {
+				return err
+			}
+		case CacheBackendRedis:
+			if err := c.Redis.Validate(prefix + ".redis"); err != nil {
 				return err
 			}
 		}

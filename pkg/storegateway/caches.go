@@ -36,9 +36,9 @@ func WithUsersScanner(s users.Scanner) Option { return func(o *options) { o.user
 func WithAllowedTenants(a *tenantfilter.Allowed) Option { return func(o *options) { o.tenants = a } }
 
 // WithTLS gives the loader of the memcached links' certificates
-// (-blocks-storage.bucket-store.*-cache.memcached.tls-*), so that they
-// reload with every other link's. Without it, a memcached TLS link reads
-// its files once.
+// (-blocks-storage.bucket-store.*-cache.memcached.tls-*) and redis links
+// (*-cache.redis.tls-*), so that they reload with every other link's.
+// Without it, a memcached or redis TLS link reads its files once.
 func WithTLS(l *tlsconfig.Loader) Option { return func(o *options) { o.tls = l } }
 
 // WithMetadataCache makes the store (or NewMetadataCachingBucket) read
@@ -161,6 +161,12 @@ func newBucketCache(name, prefix string, b BucketCacheBackend, backfillTTL time.
 				return nil, err
 			}
 			levels = append(levels, c)
+		case CacheBackendRedis:
+			c, err := newRedis(name, prefix+".redis", b.Redis, tls, logger, reg)
+			if err != nil {
+				return nil, err
+			}
+			levels = append(levels, c)
 		}
 	}
 	return cache.NewMultiLevel(name, strings.ReplaceAll(name, "-", "_"), b.MultiLevel, backfillTTL, reg, levels...), nil
@@ -181,6 +187,20 @@ func newMemcached(name, prefix string, cfg cache.MemcachedConfig, l *tlsconfig.L
 		return nil, err
 	}
 	return cache.NewMemcached(name, cfg, tls, logger, reg), nil
+}
+
+func newRedis(name, prefix string, cfg cache.RedisConfig, l *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*cache.Redis, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if l == nil && cfg.TLS.TLSOn() {
+		l = tlsconfig.NewLoader(logger, nil)
+	}
+	tls, err := tlsconfig.NewClient(prefix, cfg.TLS, l)
+	if err != nil {
+		return nil, err
+	}
+	return cache.NewRedis(name, prefix, cfg, tls, logger, reg)
 }
 
 // withComponent labels the cache metrics with the component reading

@@ -43,7 +43,7 @@ func TestCacheConfigDefaultsAndValidation(t *testing.T) {
 		args []string
 		flag string
 	}{
-		{[]string{"-blocks-storage.bucket-store.index-cache.backend=redis"}, "-blocks-storage.bucket-store.index-cache.backend"},
+		{[]string{"-blocks-storage.bucket-store.index-cache.backend=redis"}, "-blocks-storage.bucket-store.index-cache.redis.addresses"},
 		{[]string{"-blocks-storage.bucket-store.index-cache.backend=memcached"}, "-blocks-storage.bucket-store.index-cache.memcached.addresses"},
 		{[]string{"-blocks-storage.bucket-store.index-cache.inmemory.enabled-items=Chunks"}, "-blocks-storage.bucket-store.index-cache.inmemory.enabled-items"},
 		{[]string{"-blocks-storage.bucket-store.chunks-cache.backend=memcached"}, "-blocks-storage.bucket-store.chunks-cache.memcached.addresses"},

@@ -43,7 +43,8 @@ type indexCache struct {
 	m   *indexCacheMetrics
 }
 
-// remoteIndexCacheTTL is Cortex's expiry of index cache items in memcached.
+// remoteIndexCacheTTL is Cortex's expiry of index cache items in memcached
+// and redis.
 const remoteIndexCacheTTL = 24 * time.Hour
 
 type indexCacheMetrics struct {
@@ -116,6 +117,17 @@ func newIndexCache(cfg IndexCacheConfig, tls *tlsconfig.Loader, logger *slog.Log
 			}
 			levels = append(levels, c)
 			// Items in memcached expire as Cortex's do.
+			ic.ttl = remoteIndexCacheTTL
+		case CacheBackendRedis:
+			if !cachesItem(cfg.Redis.EnabledItems) {
+				continue
+			}
+			c, err := newRedis("index-cache", indexCachePrefix+".redis", cfg.Redis.RedisConfig, tls, logger, reg)
+			if err != nil {
+				return nil, err
+			}
+			levels = append(levels, c)
+			// Items in redis expire as Cortex's do.
 			ic.ttl = remoteIndexCacheTTL
 		}
 	}

@@ -83,7 +83,7 @@ func TestCacheBackendListValidated(t *testing.T) {
 	for _, tc := range []struct {
 		backend, want string
 	}{
-		{"inmemory,redis", `unsupported cache backend "redis"`},
+		{"inmemory,disk", `unsupported cache backend "disk"`},
 		{"inmemory,inmemory", `duplicated cache backend "inmemory"`},
 	} {
 		cfg := inMemoryCaches(testConfig(t))
