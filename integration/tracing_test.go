@@ -138,15 +138,16 @@ func tenantIDs(sp ptrace.Span) []string {
 	return out
 }
 
-// TestTracingOTLPMutualTLS: a distributor, an ingester and a querier with
-// -tracing.type=otel export their spans to a collector over mutual TLS. A
-// push's distributor span and the ingester's span of the same push share a
-// trace; both name the tenant; no span carries the client's Authorization
-// header or cookie. A process whose collector's certificate is not signed
+// TestTracingOTLPMutualTLS: a distributor, an ingester, a query-frontend and
+// a querier pulling from it, with -tracing.type=otel, export their spans to
+// a collector over mutual TLS. A push's distributor span and the ingester's
+// span of the same push share a trace, and so do a query's frontend,
+// querier and ingester spans; they name the tenant; no span carries the
+// client's Authorization header or cookie. A process whose collector's certificate is not signed
 // by -tracing.otel.tls.tls-ca-path exports nothing to it.
 func TestTracingOTLPMutualTLS(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts four processes")
+		t.Skip("starts five processes")
 	}
 	t.Parallel()
 	certs := certDir(t)
@@ -178,9 +179,19 @@ func TestTracingOTLPMutualTLS(t *testing.T) {
 		"-distributor.replication-factor=1",
 	)...)
 	c.distributor = c.start(append(tracingFlags(recv.addr), "-target=distributor", "-distributor.replication-factor=1")...)
-	c.querier = c.start(append(tracingFlags(recv.addr), "-target=querier", "-distributor.replication-factor=1")...)
+	frontend := testkit.StartCortex(t, append(append(mtlsFlags(certs), tracingFlags(recv.addr)...),
+		"-target=query-frontend",
+		"-ring.store=memberlist", // the frontend uses no ring; any store but the in-memory one passes validation
+		"-memberlist.bind-port=0",
+	)...)
+	c.querier = c.start(append(tracingFlags(recv.addr), "-target=querier", "-distributor.replication-factor=1",
+		"-querier.frontend-address="+frontend.GRPCAddr,
+		"-querier.frontend-client.tls-cert-path="+filepath.Join(certs, "client.crt"),
+		"-querier.frontend-client.tls-key-path="+filepath.Join(certs, "client.key"),
+		"-querier.frontend-client.tls-ca-path="+filepath.Join(certs, "root.crt"),
+	)...)
 	untrusting := c.start(append(tracingFlags(rogue.addr), "-target=distributor", "-distributor.replication-factor=1")...)
-	for _, p := range []*testkit.Cortex{ing, c.distributor, c.querier, untrusting} {
+	for _, p := range []*testkit.Cortex{ing, c.distributor, c.querier, untrusting, frontend} {
 		waitReady(p, c.client)
 	}
 	c.waitActiveIngesters(c.distributor, 1)
@@ -262,19 +273,66 @@ func TestTracingOTLPMutualTLS(t *testing.T) {
 		t.Errorf("the ingester's Push span's parent %s is not the distributor's client span", ingSpan.span.ParentSpanID())
 	}
 	// The query: the querier's span and the ingester's, one trace.
+	inTrace := func(service string, trace pcommon.TraceID) []receivedSpan {
+		spans, _ := recv.received()
+		var out []receivedSpan
+		for _, s := range spans {
+			if s.service == service && s.span.TraceID() == trace {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
 	c.querier.EventuallyNil(30*time.Second, "the query's querier and ingester spans at the collector", func() error {
 		for _, q := range recv.find("cortex-querier", "HTTP GET - prometheus_api_v1_query") {
 			if got := tenantIDs(q.span); len(got) != 1 || got[0] != "tenant-a" {
 				return fmt.Errorf("query span's tenant_ids %v", got)
 			}
-			spans, _ := recv.received()
-			for _, s := range spans {
-				if s.service == "cortex-ingester" && s.span.TraceID() == q.span.TraceID() {
-					return nil
-				}
+			if len(inTrace("cortex-ingester", q.span.TraceID())) > 0 {
+				return nil
 			}
 		}
 		return fmt.Errorf("no query span with an ingester span in its trace")
+	})
+
+	// A query through the query-frontend: the frontend's span, the
+	// querier's span of the query it pulled, and the ingester's, one trace.
+	req, _ := http.NewRequest("GET", "https://"+frontend.HTTPAddr+"/prometheus/api/v1/query?"+url.Values{"query": {"count(traced_metric)"}}.Encode(), nil)
+	req.Header.Set("X-Scope-OrgID", "tenant-a")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("query through the frontend: %d", resp.StatusCode)
+	}
+	frontend.EventuallyNil(30*time.Second, "the frontend's, querier's and ingester's spans of one query", func() error {
+		fq := recv.find("cortex-query-frontend", "HTTP GET - prometheus_api_v1_query")
+		if len(fq) != 1 {
+			return fmt.Errorf("%d frontend query spans", len(fq))
+		}
+		if got := tenantIDs(fq[0].span); len(got) != 1 || got[0] != "tenant-a" {
+			return fmt.Errorf("frontend span's tenant_ids %v", got)
+		}
+		querier := inTrace("cortex-querier", fq[0].span.TraceID())
+		carried := false
+		for _, s := range querier {
+			if s.span.Name() == "HTTP GET - prometheus_api_v1_query" && s.span.Kind() == ptrace.SpanKindServer {
+				if got := tenantIDs(s.span); len(got) != 1 || got[0] != "tenant-a" {
+					return fmt.Errorf("the querier's span of the frontend's query: tenant_ids %v", got)
+				}
+				carried = true
+			}
+		}
+		if !carried || len(inTrace("cortex-ingester", fq[0].span.TraceID())) == 0 {
+			var names []string
+			for _, s := range querier {
+				names = append(names, s.span.Name())
+			}
+			return fmt.Errorf("trace %s: querier spans %v, %d ingester spans", fq[0].span.TraceID(), names, len(inTrace("cortex-ingester", fq[0].span.TraceID())))
+		}
+		return nil
 	})
 
 	// No credential anywhere in the spans.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cortex-tls/cortex/pkg/frontend/frontendpb"
 	"github.com/cortex-tls/cortex/pkg/tenant"
+	"github.com/cortex-tls/cortex/pkg/tracing"
 )
 
 // maxPointsPerSeries is Prometheus's limit on the steps of a range query;
@@ -89,6 +90,8 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	header := f.forwardedHeaders(r)
 	header.Set(tenant.HeaderName, tenantID)
+	// The querier's span of the query continues this request's trace.
+	tracing.InjectHeaders(ctx, header)
 	ctx = f.withResponseSizeLimit(ctx, tenantID, r.URL.Path)
 	var stats *queryStats
 	if f.statsMetrics != nil {

@@ -74,6 +74,21 @@ func Route(path string, h http.Handler) http.Handler {
 	})
 }
 
+// CarriedRequests wraps the handler of the HTTP requests carried inside
+// other calls (the queries a querier pulls from its query-frontends): each
+// gets a server span as HTTPServer gives the requests it serves, a child
+// of the trace context the request's headers carry (InjectHeaders), tagged
+// with the request's tenants, which the caller put in its context.
+func CarriedRequests(h http.Handler) http.Handler {
+	if _, ok := active(); !ok {
+		return h
+	}
+	return HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tagTenants(r.Context(), trace.SpanFromContext(r.Context()))
+		h.ServeHTTP(w, r)
+	}))
+}
+
 // GRPCServerOptions are the gRPC server's: a server span per call, a child
 // of the trace context in the call's metadata, tagged with the call's
 // tenants. They go after the tenant interceptors, which they read.

@@ -34,6 +34,7 @@ import (
 	"github.com/cortex-tls/cortex/pkg/scheduler/dnsaddr"
 	"github.com/cortex-tls/cortex/pkg/tenant"
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
+	"github.com/cortex-tls/cortex/pkg/tracing"
 	"github.com/cortex-tls/cortex/pkg/util/grpcclient"
 	"github.com/cortex-tls/cortex/pkg/util/grpccodec"
 )
@@ -124,6 +125,9 @@ func New(cfg Config, tls *tlsconfig.Client, handler http.Handler, logger *slog.L
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Each query is a request of its own to trace, continuing the trace
+	// of the frontend's request, whose context its headers carry.
+	handler = tracing.CarriedRequests(handler)
 	id := cfg.QuerierID
 	if id == "" {
 		id, _ = os.Hostname()
