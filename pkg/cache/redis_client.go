@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -275,9 +276,15 @@ func (c *RedisClient) MGet(ctx context.Context, keys []string) (map[string][]byt
 	}
 	found := make(map[string][]byte, len(resps))
 	for k, r := range resps {
-		if s, rerr := r.ToString(); rerr == nil {
-			found[k] = []byte(s)
+		v, rerr := r.AsBytes() // the reply's own memory, not copied
+		if rerr != nil {
+			continue // absent
 		}
+		if c.link.CacheSize > 0 {
+			// The client-side cache hands every reader the same memory.
+			v = bytes.Clone(v)
+		}
+		found[k] = v
 	}
 	return found, err
 }
