@@ -25,6 +25,21 @@ func TestRunRefusesPositionalArguments(t *testing.T) {
 	}
 }
 
+// Bad -tracing.* values stop the process at startup, naming the flag.
+func TestRunRefusesBadTracingFlags(t *testing.T) {
+	for args, want := range map[string]string{
+		"-tracing.otel.sample-ratio=2":     "cortex: startup failed: -tracing.otel.sample-ratio=2: must be between 0 and 1\n",
+		"-tracing.type=zipkin":             "cortex: startup failed: -tracing.type=\"zipkin\": must be jaeger or otel\n",
+		"-tracing.otel.exporter-type=grpc": "cortex: startup failed: -tracing.otel.exporter-type=\"grpc\": must be empty or awsxray\n",
+		"-tracing.type=otel":               "cortex: startup failed: -tracing.otel.otlp-endpoint must be set when -tracing.type=otel\n",
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{args}, &stdout, &stderr); code != 1 || stderr.String() != want {
+			t.Errorf("run(%s) = %d, stderr %q; want 1, %q", args, code, stderr.String(), want)
+		}
+	}
+}
+
 func TestRunVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"-version"}, &stdout, &stderr); code != 0 {
@@ -40,8 +55,8 @@ func TestRunVersion(t *testing.T) {
 // an undefined flag is refused: the same exit code, the usage printed.
 func TestRunExplainsCortexFlagsNotBuilt(t *testing.T) {
 	for args, want := range map[string]string{
-		"-tracing.otel.exporter-type=grpc": "error: Cortex's -tracing.otel.exporter-type is not built here: the tracing exporters (OTLP, Jaeger)",
-		"-no-such-flag":                    "error: flag provided but not defined: -no-such-flag\n",
+		"-querier.thanos-engine=true": "error: Cortex's -querier.thanos-engine is not built here: the Thanos PromQL engine (queries run on Prometheus' engine)",
+		"-no-such-flag":               "error: flag provided but not defined: -no-such-flag\n",
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{args}, &stdout, &stderr); code != 1 {
