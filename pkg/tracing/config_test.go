@@ -5,9 +5,13 @@ import (
 	"flag"
 	"log/slog"
 	"math"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
@@ -85,6 +89,32 @@ func TestSetupRefusesUnreadableTLSFiles(t *testing.T) {
 		if Enabled() {
 			t.Fatal("tracing installed after a failed setup")
 		}
+	}
+}
+
+func TestPropagationFollowsTheExporterType(t *testing.T) {
+	for exporterType, header := range map[string]string{"": "Traceparent", ExporterTypeAWSXRay: "X-Amzn-Trace-Id"} {
+		c := defaults(t)
+		c.Type, c.Otel.OtlpEndpoint, c.Otel.ExporterType, c.Otel.SampleRatio = OtelType, "127.0.0.1:4317", exporterType, 1
+		stop, err := setup(t, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, sp := Start(context.Background(), "test")
+		h := http.Header{}
+		InjectHeaders(ctx, h)
+		sp.End()
+		if len(h) != 1 || h.Get(header) == "" {
+			t.Errorf("exporter type %q: injected %v, want only %s", exporterType, h, header)
+		}
+		back := trace.SpanContextFromContext(ExtractHeaders(context.Background(), h))
+		if back.TraceID() != sp.SpanContext().TraceID() || !back.IsSampled() || !back.IsRemote() {
+			t.Errorf("exporter type %q: extracted %+v, want the span's trace, sampled, remote", exporterType, back)
+		}
+		// No collector listens: the span is dropped, not waited for.
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_ = stop(ctx)
+		cancel()
 	}
 }
 
