@@ -147,7 +147,9 @@ func benchProcess(b *testing.B, args ...string) (*Cortex, bool) {
 	go func() { done <- c.Run(ctx) }()
 	b.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			b.Errorf("stopping: %v", err)
+		}
 	})
 	testkit.Eventually(b, 30*time.Second, "every module running", func() bool {
 		for _, s := range c.services {
