@@ -119,8 +119,6 @@ func (c *RedisClient) options() rueidis.ClientOption {
 		// A cache fails fast: rueidis would retry a read on a broken
 		// connection until its deadline, holding the query that long.
 		DisableRetry: true,
-		// Cortex's caches read from replicas where there are some.
-		SendToReplicas: func(cmd rueidis.Completed) bool { return cmd.IsReadOnly() },
 	}
 	if l.CacheSize > 0 {
 		opt.CacheSizeEachConn = l.CacheSize
@@ -128,7 +126,12 @@ func (c *RedisClient) options() rueidis.ClientOption {
 		opt.DisableCache = true
 	}
 	if l.MasterName != "" {
+		// Reads go to the master: rueidis' Sentinel client sending reads
+		// to replicas does not connect while none is ready.
 		opt.Sentinel = rueidis.SentinelOption{MasterSet: l.MasterName, Dialer: net.Dialer{Timeout: l.DialTimeout}}
+	} else {
+		// A Redis Cluster's replicas serve reads, as Cortex's client has them.
+		opt.SendToReplicas = func(cmd rueidis.Completed) bool { return cmd.IsReadOnly() }
 	}
 	if l.PoolSize > 0 {
 		opt.DisableAutoPipelining = true

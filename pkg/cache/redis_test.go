@@ -291,3 +291,30 @@ func TestRedisUnreachable(t *testing.T) {
 		t.Errorf("failures counted: %v, want at least 3", n)
 	}
 }
+
+// TestRedisSentinel finds the master through a Sentinel
+// (-master-name), both over mutual TLS.
+func TestRedisSentinel(t *testing.T) {
+	r := cachetest.StartRedisTLS(t, cachetest.RedisOptions{})
+	s := cachetest.StartRedisSentinelTLS(t, r)
+	cfg := redisTLSConfig(t, r)
+	cfg.Addresses = s.Addr
+	cfg.MasterName = "mymaster"
+	c, err := newRedis(t, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c.Store(map[string][]byte{"k": []byte("through the sentinel")}, time.Hour)
+	testkit.Eventually(t, 10*time.Second, "the value written to the master", func() bool {
+		return string(c.Fetch(ctx, []string{"k"})["k"]) == "through the sentinel"
+	})
+	// The master itself holds it.
+	direct, err := newRedis(t, redisTLSConfig(t, r), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(direct.Fetch(ctx, []string{"k"})["k"]); got != "through the sentinel" {
+		t.Fatalf("the master holds %q", got)
+	}
+}

@@ -67,6 +67,40 @@ func StartRedisTLS(t testing.TB, opts RedisOptions) *Redis {
 		opts.PKI = testkit.NewPKI(t, "redis-test-ca")
 	}
 	server := opts.PKI.Issue(t, "redis-server", certgen.Options{CommonName: "redis", DNSNames: []string{"localhost"}, IPs: testkit.LoopbackIPs()})
+	var auth []string
+	switch {
+	case opts.Username != "":
+		auth = []string{"user default off", fmt.Sprintf("user %s on >%s ~* &* +@all", opts.Username, opts.Password)}
+	case opts.Password != "":
+		auth = []string{"requirepass " + opts.Password}
+	}
+	return startRedis(t, bin, opts, server, auth)
+}
+
+// StartRedisSentinelTLS starts a Sentinel (redis-server --sentinel)
+// serving mutual TLS with master's certificates, monitoring master as
+// "mymaster" over TLS, and stops it when the test ends. Its Addr is the
+// Sentinel's.
+func StartRedisSentinelTLS(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal(err) // master started, so it is installed
+	}
+	_, port, _ := net.SplitHostPort(master.Addr)
+	server := master.PKI.Issue(t, "redis-sentinel", certgen.Options{CommonName: "sentinel", DNSNames: []string{"localhost"}, IPs: testkit.LoopbackIPs()})
+	conf := []string{
+		// The Sentinel dials the master over TLS with its own certificate.
+		"tls-replication yes",
+		"sentinel monitor mymaster 127.0.0.1 " + port + " 1",
+	}
+	return startRedis(t, bin, master.opts, server, conf, "--sentinel")
+}
+
+// startRedis runs redis-server on a free port with mutual TLS, conf's
+// further lines and args.
+func startRedis(t testing.TB, bin string, opts RedisOptions, server *testkit.Leaf, extra []string, args ...string) *Redis {
+	t.Helper()
 	client := opts.PKI.Client(t, "redis-client")
 	dir := t.TempDir()
 	// redis-server can neither take a listener nor tell a port it chose:
@@ -90,12 +124,7 @@ func StartRedisTLS(t testing.TB, opts RedisOptions) *Redis {
 			"daemonize no",
 			`logfile ""`,
 		}
-		switch {
-		case opts.Username != "":
-			conf = append(conf, "user default off", fmt.Sprintf("user %s on >%s ~* &* +@all", opts.Username, opts.Password))
-		case opts.Password != "":
-			conf = append(conf, "requirepass "+opts.Password)
-		}
+		conf = append(conf, extra...)
 		confPath := filepath.Join(dir, "redis.conf")
 		testkit.WriteFile(t, confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o600)
 		r := &Redis{
@@ -108,7 +137,7 @@ func StartRedisTLS(t testing.TB, opts RedisOptions) *Redis {
 			exited:         make(chan struct{}),
 			output:         &bytes.Buffer{},
 		}
-		r.cmd = exec.Command(bin, confPath)
+		r.cmd = exec.Command(bin, append([]string{confPath}, args...)...)
 		r.cmd.Dir = dir
 		r.cmd.Stdout = &syncWriter{w: r.output}
 		r.cmd.Stderr = r.cmd.Stdout
@@ -122,7 +151,7 @@ func StartRedisTLS(t testing.TB, opts RedisOptions) *Redis {
 		t.Cleanup(func() {
 			r.Stop()
 			if t.Failed() {
-				t.Logf("redis-server's output:\n%s", r.Output())
+				t.Logf("redis-server %v output:\n%s", args, r.Output())
 			}
 		})
 		err := r.waitPing(10 * time.Second)
