@@ -139,12 +139,10 @@ func setupOTLP(ctx context.Context, cfg Otel, p Process, loader *tlsconfig.Loade
 		_ = conn.Close()
 		return nil, fmt.Errorf("creating the tracing resource: %w", err)
 	}
-	// Cortex's sampler: a trace starting here is sampled at the ratio; a
-	// request that carries a trace context keeps its caller's decision.
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithBatcher(exporter),
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		sdktrace.WithSampler(sampler(cfg.SampleRatio)),
 	}
 	var propagator propagation.TextMapPropagator = propagation.TraceContext{}
 	if strings.EqualFold(cfg.ExporterType, ExporterTypeAWSXRay) {
@@ -159,6 +157,12 @@ func setupOTLP(ctx context.Context, cfg Otel, p Process, loader *tlsconfig.Loade
 		err := tp.Shutdown(ctx)
 		return errors.Join(err, conn.Close())
 	}, nil
+}
+
+// sampler is Cortex's: a trace starting here is sampled at ratio; a
+// request that carries a trace context keeps its caller's decision.
+func sampler(ratio float64) sdktrace.Sampler {
+	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
 }
 
 // install makes tp the process's provider, with propagator, and logs the
