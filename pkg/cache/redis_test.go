@@ -318,3 +318,44 @@ func TestRedisSentinel(t *testing.T) {
 		t.Fatalf("the master holds %q", got)
 	}
 }
+
+// TestRedisSlowServerBounded pauses Redis (CLIENT PAUSE): a read waits no
+// longer than -read-timeout and misses, and writes beyond
+// -max-async-buffer-size are dropped and counted rather than queued.
+func TestRedisSlowServerBounded(t *testing.T) {
+	r := cachetest.StartRedisTLS(t, cachetest.RedisOptions{})
+	cfg := redisTLSConfig(t, r)
+	cfg.ReadTimeout = 200 * time.Millisecond
+	cfg.WriteTimeout = 5 * time.Second
+	cfg.MaxAsyncConcurrency = 1
+	cfg.MaxAsyncBufferSize = 2
+	reg := prometheus.NewPedanticRegistry()
+	c, err := newRedis(t, cfg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c.Store(map[string][]byte{"k": []byte("v")}, time.Hour)
+	testkit.Eventually(t, 10*time.Second, "the value written", func() bool { return len(c.Fetch(ctx, []string{"k"})) == 1 })
+
+	if got := r.Command(t, "CLIENT PAUSE 1500 ALL"); got != "OK" {
+		t.Fatalf("CLIENT PAUSE: %q", got)
+	}
+	start := time.Now()
+	if got := c.Fetch(ctx, []string{"k"}); len(got) != 0 {
+		t.Fatalf("a paused redis answered: %v", got)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("a read of a paused redis took %s, -read-timeout is %s", took, cfg.ReadTimeout)
+	}
+	for i := range 10 {
+		c.Store(map[string][]byte{fmt.Sprint("w", i): []byte("v")}, time.Hour)
+	}
+	skipped := testkit.MetricSum(t, reg, "thanos_redis_operation_skipped_total", "reason", "async-buffer-full")
+	if skipped != 8 {
+		t.Fatalf("writes dropped with 2 waiting at most: %v, want 8", skipped)
+	}
+	if got := testkit.MetricSum(t, reg, "thanos_redis_operation_failures_total", "operation", "getmulti", "reason", "timeout"); got != 1 {
+		t.Errorf("read timeouts counted: %v, want 1", got)
+	}
+}

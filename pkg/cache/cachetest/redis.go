@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -213,9 +214,36 @@ func (r *Redis) waitPing(timeout time.Duration) error {
 }
 
 func (r *Redis) ping() error {
-	cert, err := tls.LoadX509KeyPair(r.ClientCertPath, r.ClientKeyPath)
+	line, err := r.command("PING")
 	if err != nil {
 		return err
+	}
+	if line == "PONG" || strings.HasPrefix(line, "NOAUTH") {
+		return nil
+	}
+	return fmt.Errorf("PING answered %q", line)
+}
+
+// Command runs an inline command (words separated by spaces) on a
+// connection of its own, authenticated as the options say, and returns the
+// answer: a simple or bulk string, or an error's text.
+func (r *Redis) Command(t testing.TB, cmd string) string {
+	t.Helper()
+	if r.opts.Password != "" {
+		cmd = "AUTH " + strings.TrimSpace(r.opts.Username+" "+r.opts.Password) + "\r\n" + cmd
+	}
+	out, err := r.command(cmd)
+	if err != nil {
+		t.Fatalf("redis %q: %v", cmd, err)
+	}
+	return out
+}
+
+// command sends cmd's lines and returns the answer to the last.
+func (r *Redis) command(cmd string) (string, error) {
+	cert, err := tls.LoadX509KeyPair(r.ClientCertPath, r.ClientKeyPath)
+	if err != nil {
+		return "", err
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(r.PKI.CA.Cert)
@@ -225,21 +253,65 @@ func (r *Redis) ping() error {
 	}}
 	conn, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	lines := strings.Split(cmd, "\r\n")
+	if _, err := conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n")); err != nil {
+		return "", err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	br := bufio.NewReader(conn)
+	var out string
+	for range lines {
+		if out, err = readReply(br); err != nil {
+			return "", err
+		}
+	}
+	return out, nil
+}
+
+// readReply reads one RESP2 simple string, error, integer or bulk string.
+func readReply(br *bufio.Reader) (string, error) {
+	line, err := br.ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
-	if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
-		return nil
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
 	}
-	return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	switch line[0] {
+	case '+', '-', ':':
+		return line[1:], nil
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", line)
+}
+
+// Info returns field of INFO, as an integer.
+func (r *Redis) Info(t testing.TB, field string) int {
+	t.Helper()
+	for line := range strings.SplitSeq(r.Command(t, "INFO"), "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("INFO %s: %q", field, v)
+			}
+			return n
+		}
+	}
+	t.Fatalf("INFO has no %s", field)
+	return 0
 }
 
 // Stop kills redis-server and waits for it to exit; later calls do nothing.
