@@ -7,8 +7,8 @@
 // trace context carried over every link.
 //
 // The provider is the process-wide OpenTelemetry one, as Cortex's is, so
-// that the libraries' own spans (dskit, objstore, Prometheus) join the
-// same traces. With tracing off the instrumentation functions return their
+// that the libraries' own spans (Prometheus' PromQL engine) join the same
+// traces. With tracing off the instrumentation functions return their
 // input unchanged or nothing: no handler, interceptor or context lookup is
 // added to the request path.
 //
@@ -65,6 +65,10 @@ type Provider struct {
 }
 
 // active returns the process's provider, or false when tracing is off.
+// The instrumentation looks it up where it is built rather than being
+// handed it, so that the servers and the clients of every link, built in
+// many packages, are traced from one place each (pkg/server,
+// pkg/util/grpcclient) and none is left out.
 func active() (*Provider, bool) {
 	p, ok := otel.GetTracerProvider().(*Provider)
 	return p, ok
