@@ -5,13 +5,17 @@ import (
 	"flag"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"github.com/cortex-tls/cortex/pkg/tlsconfig"
 )
@@ -156,5 +160,46 @@ func TestJaegerTracesNothingAndRefusesItsVariables(t *testing.T) {
 				t.Fatalf("%s set: %v, want a refusal naming it and the OTLP way", v, err)
 			}
 		})
+	}
+}
+
+type countingCollector struct {
+	ptraceotlp.UnimplementedGRPCServer
+	spans atomic.Int64
+}
+
+func (c *countingCollector) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	c.spans.Add(int64(req.Traces().SpanCount()))
+	return ptraceotlp.NewExportResponse(), nil
+}
+
+// Plaintext export with -tracing.otel.round-robin: the spans still queued
+// are sent when the process stops.
+func TestShutdownFlushesToTheCollector(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	collector := &countingCollector{}
+	srv := grpc.NewServer()
+	ptraceotlp.RegisterGRPCServer(srv, collector)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	c := defaults(t)
+	c.Type, c.Otel.OtlpEndpoint, c.Otel.SampleRatio, c.Otel.RoundRobin = OtelType, lis.Addr().String(), 1, true
+	stop, err := setup(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, sp := Start(context.Background(), "work")
+		sp.End()
+	}
+	if err := stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := collector.spans.Load(); n != 3 {
+		t.Fatalf("the collector received %d spans, want 3", n)
 	}
 }
