@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -358,4 +359,50 @@ func TestRedisSlowServerBounded(t *testing.T) {
 	if got := testkit.MetricSum(t, reg, "thanos_redis_operation_failures_total", "operation", "getmulti", "reason", "timeout"); got != 1 {
 		t.Errorf("read timeouts counted: %v, want 1", got)
 	}
+}
+
+// TestRedisCertificateReload: the CA bundle is read again when its file
+// changes, and applies to the next connection: with a bundle that does not
+// hold redis' CA the cache misses, with the right one it hits again, with
+// no restart. (The CA bundle shows it best: the server's certificate is
+// checked on every connection, a resumed TLS session included.)
+func TestRedisCertificateReload(t *testing.T) {
+	r := cachetest.StartRedisTLS(t, cachetest.RedisOptions{})
+	caPath := t.TempDir() + "/ca.crt"
+	copyCA := func(from string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.WriteFile(t, caPath, b, 0o600)
+	}
+	copyCA(r.CAPath)
+	cfg := redisTLSConfig(t, r)
+	cfg.TLS.CAPath = caPath
+	loader := tlsconfig.NewLoader(slog.New(slog.DiscardHandler), nil)
+	tlsClient, err := tlsconfig.NewClient(redisPrefix, cfg.TLS, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.NewRedis("test-cache", redisPrefix, cfg, tlsClient, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	ctx := context.Background()
+	c.Store(map[string][]byte{"k": []byte("v")}, time.Hour)
+	testkit.Eventually(t, 10*time.Second, "the value written", func() bool { return len(c.Fetch(ctx, []string{"k"})) == 1 })
+
+	copyCA(testkit.NewPKI(t, "foreign").CAPath)
+	loader.Reload()
+	r.Command(t, "CLIENT KILL TYPE normal")
+	testkit.Eventually(t, 10*time.Second, "misses with a CA bundle that does not hold redis' CA", func() bool {
+		return len(c.Fetch(ctx, []string{"k"})) == 0 && len(c.Fetch(ctx, []string{"k"})) == 0
+	})
+	copyCA(r.CAPath)
+	loader.Reload()
+	testkit.Eventually(t, 10*time.Second, "hits again with redis' CA", func() bool {
+		return len(c.Fetch(ctx, []string{"k"})) == 1
+	})
 }
