@@ -140,29 +140,6 @@ func TestSetupInstallsAndUninstalls(t *testing.T) {
 	}
 }
 
-func TestJaegerTracesNothingAndRefusesItsVariables(t *testing.T) {
-	for _, v := range jaegerEnv {
-		t.Setenv(v, "")
-	}
-	stop, err := setup(t, defaults(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if Enabled() {
-		t.Fatal("-tracing.type=jaeger without JAEGER_* variables traces")
-	}
-	_ = stop(context.Background())
-	for _, v := range jaegerEnv {
-		t.Run(v, func(t *testing.T) {
-			t.Setenv(v, "127.0.0.1")
-			_, err := setup(t, defaults(t))
-			if err == nil || !strings.Contains(err.Error(), "the environment variable "+v+" is set for -tracing.type=jaeger") || !strings.Contains(err.Error(), "-tracing.type=otel") {
-				t.Fatalf("%s set: %v, want a refusal naming it and the OTLP way", v, err)
-			}
-		})
-	}
-}
-
 type countingCollector struct {
 	ptraceotlp.UnimplementedGRPCServer
 	spans atomic.Int64

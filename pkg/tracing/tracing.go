@@ -1,7 +1,6 @@
 // Package tracing sets up the process's OpenTelemetry tracer provider from
-// -tracing.* (Cortex's tracing block: OTLP gRPC export over pkg/tlsconfig;
-// Cortex's default type, jaeger, traces nothing without the JAEGER_*
-// environment variables and refuses them, see setupJaeger), and
+// -tracing.* (Cortex's tracing block: OTLP gRPC export over pkg/tlsconfig,
+// or Jaeger configured by the JAEGER_* environment variables), and
 // gives the servers and clients of the process their instrumentation: one
 // span per HTTP request and per gRPC call, server and client side, with the
 // trace context carried over every link.
@@ -21,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -80,37 +78,18 @@ func Enabled() bool {
 	return ok
 }
 
-// jaegerEnv are the variables that turn Cortex's Jaeger tracing on
-// (jaeger-client-go's: an agent, a collector or a sampling server).
-var jaegerEnv = []string{"JAEGER_AGENT_HOST", "JAEGER_AGENT_PORT", "JAEGER_ENDPOINT", "JAEGER_SAMPLING_ENDPOINT", "JAEGER_SAMPLER_MANAGER_HOST_PORT"}
-
 // Setup installs the tracer provider cfg asks for as the process's, and
 // returns the function that flushes the spans still queued and uninstalls
-// it. cfg must have passed Validate. With -tracing.type=jaeger nothing is
-// installed (setupJaeger).
+// it. cfg must have passed Validate. With -tracing.type=jaeger and no
+// JAEGER_* variable set, nothing is installed, as in Cortex.
 func Setup(ctx context.Context, cfg Config, p Process, loader *tlsconfig.Loader, logger *slog.Logger) (func(context.Context) error, error) {
 	switch strings.ToLower(cfg.Type) {
 	case OtelType:
 		return setupOTLP(ctx, cfg.Otel, p, loader, logger)
 	case JaegerType:
-		return setupJaeger()
+		return setupJaeger(ctx, p, logger)
 	}
 	return nil, fmt.Errorf("-tracing.type=%q: must be %s or %s", cfg.Type, JaegerType, OtelType)
-}
-
-// setupJaeger is -tracing.type=jaeger: without JAEGER_* variables it
-// traces nothing, as in Cortex. With one set it refuses to start rather
-// than run untraced: the Jaeger exporter cannot be set up with this
-// build's OpenTelemetry modules (dskit's Jaeger setup, the one that reads
-// these variables, fails on a conflict between its semantic-conventions
-// schema, 1.41.0, and the SDK's, 1.43.0), and Jaeger receives OTLP.
-func setupJaeger() (func(context.Context) error, error) {
-	for _, v := range jaegerEnv {
-		if os.Getenv(v) != "" {
-			return nil, fmt.Errorf("the environment variable %s is set for -tracing.type=jaeger, whose Jaeger exporter is not built here: send the spans to Jaeger over OTLP instead, with -tracing.type=otel -tracing.otel.otlp-endpoint=<jaeger host>:4317, and unset %s", v, v)
-		}
-	}
-	return func(context.Context) error { return nil }, nil
 }
 
 func setupOTLP(ctx context.Context, cfg Otel, p Process, loader *tlsconfig.Loader, logger *slog.Logger) (func(context.Context) error, error) {
