@@ -2,7 +2,7 @@
 GO ?= go
 CERTS ?= dev-certs
 
-.PHONY: run test build bench lint proto check-proto test-count3 bench-blocks testssl fuzz cluster
+.PHONY: run test build bench bench-cortex lint proto check-proto test-count3 bench-blocks testssl fuzz cluster
 
 # The version, branch, build user and date go into Prometheus' version
 # package, as Cortex stamps them; the revision and commit time (the
@@ -54,6 +54,13 @@ check-proto:
 # Measures ingest and query on loopback and rewrites docs/benchmarks.md.
 bench: build
 	$(GO) run ./cmd/benchreport -binary ./cortex -out docs/benchmarks.md
+
+# Measures this system against the original Cortex 1.21.1 side by side and
+# rewrites the "Against Cortex 1.21.1" section of docs/benchmarks.md; the
+# original is built once into ~/.cache/cortex-tools (scripts/cortex-original.sh).
+bench-cortex: build
+	original=$$(GO=$(GO) scripts/cortex-original.sh) && \
+		$(GO) run ./cmd/benchreport -binary $(BINARY) -baseline "$$original" -out docs/benchmarks.md
 
 # The figures of docs/blocks-storage.md: a 24h range query answered by the
 # store-gateway and by an ingester, side by side, then the store-gateway's

@@ -4,6 +4,11 @@
 // mutual TLS against plaintext side by side, ingester memory per series, and
 // query latency. `make bench` runs it.
 //
+// With -baseline naming the original Cortex's binary, it measures that
+// binary and this system's side by side instead, both as one process with
+// mutual TLS, and rewrites only the report's "Against Cortex 1.21.1"
+// section. `make bench-cortex` runs it so.
+//
 // It is a development tool, never part of the cortex binary: it must not be
 // imported by any package, and it writes nothing outside its temporary
 // directory but the -out file.
@@ -38,9 +43,16 @@ func main() {
 	warmup := flag.Duration("warmup", 5*time.Second, "Load before measuring, so every series exists.")
 	series := flag.Int("series", 20000, "Active series.")
 	rounds := flag.Int("rounds", 3, "Rounds; each measures every layout with plaintext then mutual TLS, back to back, and the report takes medians.")
+	baseline := flag.String("baseline", "", "The original Cortex's binary (scripts/cortex-original.sh builds it): measure it and -binary in interleaved rounds, each with mutual TLS as one process, and rewrite only the report's comparison section.")
 	flag.Parse()
 
-	if err := benchmark(*binary, *out, *duration, *warmup, *series, *rounds); err != nil {
+	run := benchmark
+	if *baseline != "" {
+		run = func(binary, out string, duration, warmup time.Duration, series, rounds int) error {
+			return againstBaseline(*baseline, binary, out, duration, warmup, series, rounds, strings.Join(os.Args[1:], " "))
+		}
+	}
+	if err := run(*binary, *out, *duration, *warmup, *series, *rounds); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)
@@ -86,7 +98,58 @@ func benchmark(binary, out string, duration, warmup time.Duration, series, round
 			}
 		}
 	}
-	return os.WriteFile(out, []byte(report(b, runs)), 0o644)
+	page := report(b, runs)
+	// The comparison with the original is measured apart (-baseline): keep it.
+	if old, err := os.ReadFile(out); err == nil {
+		if section := sectionOf(string(old)); section != "" {
+			page = withSection(page, section)
+		}
+	}
+	return os.WriteFile(out, []byte(page), 0o644)
+}
+
+// againstBaseline measures the original Cortex and this system side by side
+// and rewrites the comparison section of out, leaving the rest of it as is.
+func againstBaseline(baseline, binary, out string, duration, warmup time.Duration, series, rounds int, args string) error {
+	// A name without a directory is a file here, not one to look up in $PATH.
+	var err error
+	if baseline, err = filepath.Abs(baseline); err != nil {
+		return err
+	}
+	if binary, err = filepath.Abs(binary); err != nil {
+		return err
+	}
+	if err := checkOriginal(baseline); err != nil {
+		return err
+	}
+	page, err := os.ReadFile(out)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	work, err := os.MkdirTemp("", "cortex-bench")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			log.Printf("removing %s: %v", work, err)
+		}
+	}()
+	certs := filepath.Join(work, "certs")
+	if err := writeCerts(certs); err != nil {
+		return err
+	}
+	b := &bench{binary: binary, work: work, certs: certs, duration: duration, warmup: warmup, series: series, rounds: rounds}
+	original, ours := system{name: "Cortex 1.21.1", binary: baseline}, system{name: "this system", binary: binary}
+	runs, err := b.compare(original, ours)
+	if err != nil {
+		return err
+	}
+	section, err := compareReport(b, runs, original, ours, "go run ./cmd/benchreport "+args)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, []byte(withSection(string(page), section)), 0o644)
 }
 
 type layout struct {

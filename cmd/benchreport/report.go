@@ -24,21 +24,11 @@ func median(rs []result) result {
 
 func report(b *bench, runs [][2][]result) string {
 	var sb strings.Builder
-	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	cpu := "unknown"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name"); ok {
-				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	fmt.Fprintf(&sb, "# Benchmarks\n\nMeasured by `make bench` (cmd/benchreport) in one run on %s: %d cores (%s), %s, commit %s. "+
+	fmt.Fprintf(&sb, "# Benchmarks\n\nMeasured by `make bench` (cmd/benchreport) in one run on %s: %s, commit %s. "+
 		"Load: `cortex loadgen`'s closed loop, %d series of 8 labels, 1,000 series per request, 4 writers, %s measured after %s of warm-up, "+
 		"client and servers on the same machine, over loopback. %d rounds; each round measures every layout with plaintext and then mutual TLS back to back, "+
 		"and each row shows the round with the median samples per server CPU-second. Server CPU is user+system time of every server process during the measured window, from /proc.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpu, runtime.Version(), strings.TrimSpace(string(commit)), b.series, b.duration, b.warmup, b.rounds)
+		today(), machine(), commit(), b.series, b.duration, b.warmup, b.rounds)
 
 	sb.WriteString("## Ingest\n\n| layout | TLS | samples/s (wall) | server CPU cores | samples per server CPU-second | push p50 / p99 | errors | TLS handshakes between components |\n|---|---|---|---|---|---|---|---|\n")
 	for _, pair := range runs {
@@ -94,4 +84,25 @@ func errs(m map[string]int) string {
 		parts = append(parts, k+"="+strconv.Itoa(v))
 	}
 	return strings.Join(parts, " ")
+}
+
+func today() string { return time.Now().UTC().Format("2006-01-02") }
+
+// machine names the cores, the CPU model and the Go release of the tool.
+func machine() string {
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s", runtime.NumCPU(), cpu, runtime.Version())
+}
+
+func commit() string {
+	out, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	return strings.TrimSpace(string(out))
 }
