@@ -99,6 +99,15 @@ func NewMultiLevel(name, item string, cfg MultiLevelConfig, backfillTTL time.Dur
 // Name implements Cache.
 func (m *MultiLevel) Name() string { return m.name }
 
+// Stop stops the levels that work in the background (Redis).
+func (m *MultiLevel) Stop() {
+	for _, c := range m.levels {
+		if s, ok := c.(interface{ Stop() }); ok {
+			s.Stop()
+		}
+	}
+}
+
 // async runs op in the background, or reports that the buffer is full.
 func (m *MultiLevel) async(op func()) bool {
 	if m.pending.Add(1) > int64(m.cfg.MaxAsyncBufferSize) {

@@ -679,8 +679,11 @@ func (s *BucketStore) removeStaleLocalBlocks() {
 }
 
 // Close closes every loaded block, keeping the local copies for the next
-// start.
+// start, and stops the caches built for the store.
 func (s *BucketStore) Close() error {
+	if sb, ok := s.bkt.(*storeBucket); ok {
+		sb.stopCaches()
+	}
 	if s.stopIdle != nil {
 		s.stopIdle()
 		s.stopIdle = nil

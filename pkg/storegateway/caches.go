@@ -68,6 +68,17 @@ type storeBucket struct {
 	objstore.BucketReader
 	indexCache *indexCache // nil: none
 	opts       options
+	// owned are the caches built for this store, stopped with it.
+	owned []cache.Cache
+}
+
+// stopCaches stops the caches that work in the background (Redis).
+func (sb *storeBucket) stopCaches() {
+	for _, c := range sb.owned {
+		if s, ok := c.(interface{ Stop() }); ok {
+			s.Stop()
+		}
+	}
 }
 
 // newStoreBucket builds the caches cfg configures around bkt.
@@ -86,8 +97,15 @@ func newStoreBucket(cfg Config, bkt objstore.BucketReader, opts []Option, logger
 		return nil, err
 	}
 	sb := &storeBucket{BucketReader: bkt, indexCache: ic, opts: o}
+	if ic != nil {
+		sb.owned = append(sb.owned, ic.c)
+	}
 	if cb != nil {
 		sb.BucketReader = cb
+		sb.owned = append(sb.owned, cb.chunks)
+		if o.metaCache == nil { // not one shared with the querier
+			sb.owned = append(sb.owned, cb.meta)
+		}
 	}
 	return sb, nil
 }
