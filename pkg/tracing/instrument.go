@@ -144,17 +144,6 @@ func ExtractHeaders(ctx context.Context, h http.Header) context.Context {
 	return ctx
 }
 
-// Start starts a span of the process's tracer, for work that is not an
-// HTTP request or a gRPC call of its own. With tracing off it returns ctx
-// and a span that records nothing.
-func Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	p, ok := active()
-	if !ok {
-		return ctx, trace.SpanFromContext(context.Background())
-	}
-	return p.Tracer("github.com/cortex-tls/cortex").Start(ctx, name, opts...)
-}
-
 func tagTenants(ctx context.Context, sp trace.Span) {
 	if !sp.IsRecording() {
 		return

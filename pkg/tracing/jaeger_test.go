@@ -88,7 +88,7 @@ func TestJaegerExportsToTheCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, sp := Start(context.Background(), "jaeger-exported-span")
+	ctx, sp := startSpan(context.Background(), "jaeger-exported-span")
 	h := http.Header{}
 	InjectHeaders(ctx, h)
 	sp.End()
@@ -128,7 +128,7 @@ func TestJaegerExportsToTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sp := Start(context.Background(), "agent-exported-span")
+	_, sp := startSpan(context.Background(), "agent-exported-span")
 	sp.End()
 	if err := stop(context.Background()); err != nil {
 		t.Fatal(err)
