@@ -412,3 +412,32 @@ func TestRedisCertificateReload(t *testing.T) {
 		return len(c.Fetch(ctx, []string{"k"})) == 1
 	})
 }
+
+// TestRedisCluster runs against a Redis Cluster over mutual TLS: keys of
+// many slots are written in pipelines and read in MGETs split by slot.
+func TestRedisCluster(t *testing.T) {
+	r := cachetest.StartRedisTLS(t, cachetest.RedisOptions{Cluster: true})
+	cfg := redisTLSConfig(t, r)
+	c, err := newRedis(t, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	items := map[string][]byte{}
+	keys := make([]string, 0, 50)
+	for i := range 50 {
+		k := fmt.Sprint("key-", i)
+		items[k] = []byte(fmt.Sprint("value-", i))
+		keys = append(keys, k)
+	}
+	c.Store(items, time.Hour)
+	testkit.Eventually(t, 10*time.Second, "50 keys of many slots read back", func() bool {
+		got := c.Fetch(ctx, keys)
+		for k, v := range items {
+			if string(got[k]) != string(v) {
+				return false
+			}
+		}
+		return true
+	})
+}

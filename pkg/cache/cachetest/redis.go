@@ -30,6 +30,9 @@ type RedisOptions struct {
 	// Username and Password, when set, are the only ACL user (the default
 	// user is off); Password alone is the default user's (requirepass).
 	Username, Password string
+	// Cluster makes it a Redis Cluster of this one node, holding every
+	// slot, its cluster bus over TLS too.
+	Cluster bool
 }
 
 // Redis is a redis-server on 127.0.0.1 serving mutual TLS only, with a
@@ -75,7 +78,17 @@ func StartRedisTLS(t testing.TB, opts RedisOptions) *Redis {
 	case opts.Password != "":
 		auth = []string{"requirepass " + opts.Password}
 	}
-	return startRedis(t, bin, opts, server, auth)
+	if !opts.Cluster {
+		return startRedis(t, bin, opts, server, auth)
+	}
+	r := startRedis(t, bin, opts, server, append(auth, "cluster-enabled yes", "tls-cluster yes", "cluster-config-file nodes.conf"))
+	if got := r.Command(t, "CLUSTER ADDSLOTSRANGE 0 16383"); got != "OK" {
+		t.Fatalf("CLUSTER ADDSLOTSRANGE: %q", got)
+	}
+	testkit.Eventually(t, 10*time.Second, "the one-node cluster's cluster_state:ok", func() bool {
+		return strings.Contains(r.Command(t, "CLUSTER INFO"), "cluster_state:ok")
+	})
+	return r
 }
 
 // StartRedisSentinelTLS starts a Sentinel (redis-server --sentinel)
