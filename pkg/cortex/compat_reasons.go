@@ -77,9 +77,9 @@ type compatFeature struct {
 // compatNotBuilt lists Cortex's features whose flags do not exist here, in
 // match order: a flag counts towards the first feature it matches.
 var compatNotBuilt = []compatFeature{
-	{"Chunks storage", "Cortex's chunks storage engine and its flusher: this system stores blocks only",
-		[]string{"flusher.*", "store.max-query-length", "ingester.disable-chunk-trimming"}},
-	{"Parquet blocks", "queries read Prometheus TSDB blocks only: no parquet converter or queryable",
+	{"Chunks storage", "Cortex's chunks storage engine: this system stores blocks only",
+		[]string{"store.max-query-length", "ingester.disable-chunk-trimming"}},
+	{"Parquet blocks", parquetWhy,
 		[]string{"parquet-converter.*", "*parquet*"}},
 	{"Consul over TLS", "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (neither Debian's archive nor the Go module proxy serves one; Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS",
 		[]string{"*consul.tls-*"}},
@@ -95,12 +95,32 @@ var compatNotBuilt = []compatFeature{
 		[]string{"querier.honor-projection-hints"}},
 }
 
+const (
+	parquetWhy      = "Cortex builds Parquet on prometheus-community/parquet-common, whose newest version on the module proxy (the one Cortex 1.21.1 pins) does not build with the Prometheus v0.316 packages used here (chunk appenders take a start timestamp since); Parquet is experimental in Cortex"
+	thanosEngineWhy = "neither the thanos-io/promql-engine version Cortex 1.21.1 pins nor the newest on the module proxy (2026-05-13) builds with the Prometheus v0.316 packages used here (BucketQuantile and CopyToSchema changed); "
+	chunksWhy       = "Cortex itself stores blocks only since 1.14; the key is refused so that an old chunks configuration is not taken for a blocks one"
+)
+
+// notBuiltWhy says why each feature of NotBuilt (notbuilt.go) is not
+// built, for the compatibility page.
+var notBuiltWhy = map[string]string{
+	"the chunks storage; this system stores blocks only (blocks_storage)":        chunksWhy,
+	"the chunks storage schema; this system stores blocks only (blocks_storage)": chunksWhy,
+	"the Parquet converter": parquetWhy,
+	"Parquet blocks":        parquetWhy,
+	"the Thanos PromQL engine (queries run on Prometheus' engine)":                                   thanosEngineWhy + "queries run on Prometheus' engine, Cortex's default",
+	"the Thanos PromQL engine (rules run on Prometheus' engine)":                                     thanosEngineWhy + "rules run on Prometheus' engine, Cortex's default",
+	"the DynamoDB KV store (use memberlist, consul or etcd)":                                         "no DynamoDB-compatible server can be installed here to test it against (DynamoDB Local is a Java download outside Debian's archive and the Go module proxy); rings and the HA tracker run over etcd or memberlist, both with TLS",
+	"object storage backends other than s3, gcs, azure, swift and filesystem":                        "Cortex 1.21 offers these five backends only",
+	"migrations read from a directory (the configs database's migrations are built into the binary)": "the binary carries the migrations of the schema it reads and writes, so it never runs against files of another version",
+}
+
 // notBuiltFeature returns the feature not built a Cortex flag belongs to:
 // the feature whose YAML keys a configuration file is refused for
 // (NotBuilt, notbuilt.go), else the first of compatNotBuilt it matches.
 func notBuiltFeature(name, yamlPath string) (compatFeature, bool) {
 	if nb, ok := notBuilt(yamlPath, ""); ok {
-		return compatFeature{Name: nb.Feature, Reason: "its keys are refused in a configuration file (pkg/cortex/notbuilt.go)"}, true
+		return compatFeature{Name: nb.Feature, Reason: notBuiltWhy[nb.Feature]}, true
 	}
 	for _, f := range compatNotBuilt {
 		for _, p := range f.Patterns {

@@ -321,3 +321,18 @@ func firstDiffLine(a, b string) int {
 	}
 	return min(len(al), len(bl)) + 1
 }
+
+// The compatibility page says why each feature whose keys are refused is
+// not built, not only that its keys are refused.
+func TestNotBuiltFeaturesSayWhy(t *testing.T) {
+	for _, nb := range NotBuilt {
+		if notBuiltWhy[nb.Feature] == "" {
+			t.Errorf("NotBuilt feature %q (key %s) has no reason in notBuiltWhy", nb.Feature, nb.Key)
+		}
+	}
+	for feature := range notBuiltWhy {
+		if !slices.ContainsFunc(NotBuilt, func(nb NotBuiltKey) bool { return nb.Feature == feature }) {
+			t.Errorf("notBuiltWhy gives a reason for %q, which NotBuilt does not list", feature)
+		}
+	}
+}
