@@ -116,43 +116,54 @@ type Memcached struct {
 	setBreaker *circuitBreaker
 }
 
-// memcachedMetrics are Thanos' memcached client metrics, by cache name.
-type memcachedMetrics struct {
+// clientMetrics are Thanos' metrics of a cache client, by cache name:
+// thanos_<backend>_operations_total and its failures, skipped operations
+// and durations.
+type clientMetrics struct {
 	ops, failures, skipped *prometheus.CounterVec
 	duration               *prometheus.HistogramVec
 }
+
+// memcachedMetrics are Thanos' memcached client metrics.
+type memcachedMetrics = clientMetrics
 
 const (
 	opSet      = "set"
 	opGetMulti = "getmulti"
 )
 
-func newMemcachedMetrics(name string, reg prometheus.Registerer) *memcachedMetrics {
-	f := promauto.With(prometheus.WrapRegistererWith(prometheus.Labels{"name": name}, reg))
-	m := &memcachedMetrics{
+// newClientMetrics registers backend's client metrics with f, each
+// operation's series created at zero.
+func newClientMetrics(f promauto.Factory, backend string, operations ...string) clientMetrics {
+	m := clientMetrics{
 		ops: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "thanos_memcached_operations_total",
-			Help: "Total number of operations against memcached.",
+			Name: "thanos_" + backend + "_operations_total",
+			Help: "Total number of operations against " + backend + ".",
 		}, []string{"operation"}),
 		failures: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "thanos_memcached_operation_failures_total",
-			Help: "Total number of operations against memcached that failed.",
+			Name: "thanos_" + backend + "_operation_failures_total",
+			Help: "Total number of operations against " + backend + " that failed.",
 		}, []string{"operation", "reason"}),
 		skipped: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "thanos_memcached_operation_skipped_total",
-			Help: "Total number of operations against memcached that have been skipped.",
+			Name: "thanos_" + backend + "_operation_skipped_total",
+			Help: "Total number of operations against " + backend + " that have been skipped.",
 		}, []string{"operation", "reason"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "thanos_memcached_operation_duration_seconds",
-			Help:    "Duration of operations against memcached.",
+			Name:    "thanos_" + backend + "_operation_duration_seconds",
+			Help:    "Duration of operations against " + backend + ".",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 3, 6, 10},
 		}, []string{"operation"}),
 	}
-	for _, op := range []string{opSet, opGetMulti} {
+	for _, op := range operations {
 		m.ops.WithLabelValues(op)
 		m.duration.WithLabelValues(op)
 	}
 	return m
+}
+
+func newMemcachedMetrics(name string, reg prometheus.Registerer) *memcachedMetrics {
+	m := newClientMetrics(promauto.With(prometheus.WrapRegistererWith(prometheus.Labels{"name": name}, reg)), "memcached", opSet, opGetMulti)
+	return &m
 }
 
 // NewMemcached returns a memcached cache named name (a label of its

@@ -177,33 +177,16 @@ type redisWrite struct {
 // name. Thanos' client counts no operations, failures or skipped writes:
 // those follow its memcached client's names.
 type redisMetrics struct {
-	ops, failures, skipped *prometheus.CounterVec
-	duration               *prometheus.HistogramVec
-	requests, hits         prometheus.Counter
+	clientMetrics
+	requests, hits prometheus.Counter
 }
 
 const opSetMulti = "setmulti"
 
 func newRedisMetrics(name string, reg prometheus.Registerer) *redisMetrics {
 	f := promauto.With(prometheus.WrapRegistererWith(prometheus.Labels{"name": name}, reg))
-	m := &redisMetrics{
-		ops: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "thanos_redis_operations_total",
-			Help: "Total number of operations against redis.",
-		}, []string{"operation"}),
-		failures: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "thanos_redis_operation_failures_total",
-			Help: "Total number of operations against redis that failed.",
-		}, []string{"operation", "reason"}),
-		skipped: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "thanos_redis_operation_skipped_total",
-			Help: "Total number of operations against redis that have been skipped.",
-		}, []string{"operation", "reason"}),
-		duration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "thanos_redis_operation_duration_seconds",
-			Help:    "Duration of operations against redis.",
-			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 3, 6, 10},
-		}, []string{"operation"}),
+	return &redisMetrics{
+		clientMetrics: newClientMetrics(f, "redis", opSetMulti, opGetMulti),
 		requests: f.NewCounter(prometheus.CounterOpts{
 			Name: "thanos_cache_redis_requests_total",
 			Help: "Total number of items requests to redis.",
@@ -213,11 +196,6 @@ func newRedisMetrics(name string, reg prometheus.Registerer) *redisMetrics {
 			Help: "Total number of items requests to the cache that were a hit.",
 		}),
 	}
-	for _, op := range []string{opSetMulti, opGetMulti} {
-		m.ops.WithLabelValues(op)
-		m.duration.WithLabelValues(op)
-	}
-	return m
 }
 
 // NewRedis returns a Redis cache named name (a label of its metrics),
