@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thanos-io/objstore"
 
 	"github.com/cortex-tls/cortex/pkg/cache/cachetest"
 	"github.com/cortex-tls/cortex/pkg/util/testkit"
@@ -36,16 +37,7 @@ func TestMultiLevelCaches(t *testing.T) {
 	} {
 		*m.addr, *m.ca, *m.to = mc.Addr, mc.CAPath, 2*time.Second
 	}
-	start := func() (*BucketStore, *prometheus.Registry) {
-		reg := prometheus.NewPedanticRegistry()
-		s, err := NewBucketStore(cfg, bkt, slog.New(slog.DiscardHandler), reg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		syncStore(t, s)
-		return s, reg
-	}
+	start := func() (*BucketStore, *prometheus.Registry) { return startSyncedStore(t, cfg, bkt) }
 
 	first, firstReg := start()
 	if got := queryAll(t, first); !reflect.DeepEqual(got, want) {
@@ -99,4 +91,18 @@ func TestCacheBackendListValidated(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-blocks-storage.bucket-store.index-cache.multilevel.max-backfill-items") {
 		t.Errorf("no backfill items: %v", err)
 	}
+}
+
+// startSyncedStore starts a store of bkt with cfg and its own registry,
+// synced, and closed when the test ends.
+func startSyncedStore(t *testing.T, cfg Config, bkt objstore.BucketReader) (*BucketStore, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	s, err := NewBucketStore(cfg, bkt, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	syncStore(t, s)
+	return s, reg
 }

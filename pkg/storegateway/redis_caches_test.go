@@ -45,16 +45,7 @@ func TestRedisCachesTLS(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	start := func() (*BucketStore, *prometheus.Registry) {
-		reg := prometheus.NewPedanticRegistry()
-		s, err := NewBucketStore(cfg, bkt, slog.New(slog.DiscardHandler), reg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		syncStore(t, s)
-		return s, reg
-	}
+	start := func() (*BucketStore, *prometheus.Registry) { return startSyncedStore(t, cfg, bkt) }
 	first, firstReg := start()
 	if got := queryAll(t, first); !reflect.DeepEqual(got, want) {
 		t.Fatalf("answers with redis caches differ:\n got %v\nwant %v", got, want)
