@@ -55,9 +55,12 @@ func (c *MemcachedConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet
 }
 
 // AddressList is Addresses split, without blanks.
-func (c *MemcachedConfig) AddressList() []string {
+func (c *MemcachedConfig) AddressList() []string { return SplitAddresses(c.Addresses) }
+
+// SplitAddresses splits a comma-separated address flag, without blanks.
+func SplitAddresses(s string) []string {
 	var out []string
-	for a := range strings.SplitSeq(c.Addresses, ",") {
+	for a := range strings.SplitSeq(s, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			out = append(out, a)
 		}

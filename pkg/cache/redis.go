@@ -74,15 +74,7 @@ func (c *RedisConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
 }
 
 // AddressList is Addresses split, without blanks.
-func (c *RedisConfig) AddressList() []string {
-	var out []string
-	for a := range strings.SplitSeq(c.Addresses, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			out = append(out, a)
-		}
-	}
-	return out
-}
+func (c *RedisConfig) AddressList() []string { return SplitAddresses(c.Addresses) }
 
 // Validate checks the block registered under prefix.
 func (c *RedisConfig) Validate(prefix string) error {

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/grafana/dskit/flagext"
@@ -58,15 +57,7 @@ func (c *RedisConfig) RegisterFlags(f *flag.FlagSet) {
 func (c *RedisConfig) enabled() bool { return c.Endpoint != "" }
 
 // addresses is Endpoint split, without blanks.
-func (c *RedisConfig) addresses() []string {
-	var out []string
-	for a := range strings.SplitSeq(c.Endpoint, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			out = append(out, a)
-		}
-	}
-	return out
-}
+func (c *RedisConfig) addresses() []string { return sharedcache.SplitAddresses(c.Endpoint) }
 
 // Validate checks the flags.
 func (c *RedisConfig) Validate() error {

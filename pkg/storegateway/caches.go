@@ -194,13 +194,7 @@ func newBucketCache(name, prefix string, b BucketCacheBackend, backfillTTL time.
 const defaultMaxItemSize = 128 << 20
 
 func newMemcached(name, prefix string, cfg cache.MemcachedConfig, l *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*cache.Memcached, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if l == nil && cfg.TLS.TLSOn() {
-		l = tlsconfig.NewLoader(logger, nil)
-	}
-	tls, err := tlsconfig.NewClient(prefix, cfg.TLS, l)
+	logger, tls, err := cacheTLSClient(prefix, cfg.TLS, l, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -208,17 +202,24 @@ func newMemcached(name, prefix string, cfg cache.MemcachedConfig, l *tlsconfig.L
 }
 
 func newRedis(name, prefix string, cfg cache.RedisConfig, l *tlsconfig.Loader, logger *slog.Logger, reg prometheus.Registerer) (*cache.Redis, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if l == nil && cfg.TLS.TLSOn() {
-		l = tlsconfig.NewLoader(logger, nil)
-	}
-	tls, err := tlsconfig.NewClient(prefix, cfg.TLS, l)
+	logger, tls, err := cacheTLSClient(prefix, cfg.TLS, l, logger)
 	if err != nil {
 		return nil, err
 	}
 	return cache.NewRedis(name, prefix, cfg, tls, logger, reg)
+}
+
+// cacheTLSClient is the TLS of a cache client's link (nil: plaintext),
+// reloaded by l, or by a loader of its own when the process gave none.
+func cacheTLSClient(prefix string, cfg tlsconfig.ClientConfig, l *tlsconfig.Loader, logger *slog.Logger) (*slog.Logger, *tlsconfig.Client, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if l == nil && cfg.TLSOn() {
+		l = tlsconfig.NewLoader(logger, nil)
+	}
+	tls, err := tlsconfig.NewClient(prefix, cfg, l)
+	return logger, tls, err
 }
 
 // withComponent labels the cache metrics with the component reading
