@@ -60,7 +60,7 @@ bench: build
 # original is built once into ~/.cache/cortex-tools (scripts/cortex-original.sh).
 bench-cortex: build
 	original=$$(GO=$(GO) scripts/cortex-original.sh) && \
-		$(GO) run ./cmd/benchreport -binary $(BINARY) -baseline "$$original" -out docs/benchmarks.md
+		$(GO) run ./cmd/benchreport -binary $(BINARY) -baseline "$$original" -rounds 5 -out docs/benchmarks.md
 
 # The figures of docs/blocks-storage.md: a 24h range query answered by the
 # store-gateway and by an ingester, side by side, then the store-gateway's

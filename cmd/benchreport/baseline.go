@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,10 @@ type measured struct {
 	loadRSS  int64   // bytes, after the write load
 	query    *loadgen.Summary
 	queryCPU float64 // server CPU seconds from the first query until the last answer
+	// One query at a time: the time the server takes to answer, without
+	// the queueing of the rate above.
+	alone    []time.Duration // sorted
+	aloneCPU float64         // server CPU seconds over them
 }
 
 func (m measured) perCPU() float64         { return float64(m.write.Samples) / m.writeCPU }
@@ -50,6 +55,11 @@ func (m measured) perSeries(n int) float64 { return float64(m.loadRSS) / float64
 func (m measured) cpuPerQuery() float64 {
 	return m.queryCPU / float64(m.query.SucceededRequests)
 }
+func (m measured) alonePercentile(q float64) float64 {
+	i := max(0, min(int(q*float64(len(m.alone))+0.5)-1, len(m.alone)-1))
+	return float64(m.alone[i]) / float64(time.Millisecond)
+}
+func (m measured) cpuPerQueryAlone() float64 { return m.aloneCPU / float64(len(m.alone)) }
 
 // compare measures the original and this system for the given rounds, one
 // after the other in each round, and returns runs[round][0: original, 1: ours].
@@ -155,7 +165,50 @@ func (b *bench) runSystem(s system) (measured, error) {
 		return m, err
 	}
 	m.queryCPU = totalCPU(procs) - cpuBefore
-	return m, noErrors("query", m.query)
+	if err := noErrors("query", m.query); err != nil {
+		return m, err
+	}
+	cpuBefore = totalCPU(procs)
+	if m.alone, err = queriesOneByOne(client, base+"/prometheus", "bench-query", 10*time.Second); err != nil {
+		return m, err
+	}
+	m.aloneCPU = totalCPU(procs) - cpuBefore
+	return m, nil
+}
+
+// queriesOneByOne sends the dashboard queries as RunQuery chooses them, the
+// next as soon as the last is answered, for at least d and at least once
+// each as an instant and as a range query, and returns their latencies,
+// sorted.
+func queriesOneByOne(c *http.Client, base, tenant string, d time.Duration) ([]time.Duration, error) {
+	var latencies []time.Duration
+	start := time.Now()
+	for n := 0; time.Since(start) < d || n < 2*len(loadgen.DefaultQueries); n++ {
+		q := loadgen.DefaultQueries[n%len(loadgen.DefaultQueries)]
+		now := time.Now()
+		form := url.Values{"query": {q}, "time": {unixSeconds(now)}}
+		path := "/api/v1/query"
+		if n%2 == 1 {
+			// As RunQuery's range queries: the last 10 minutes in 250 steps.
+			form = url.Values{"query": {q}, "start": {unixSeconds(now.Add(-10 * time.Minute))}, "end": {unixSeconds(now)}, "step": {"2.4"}}
+			path = "/api/v1/query_range"
+		}
+		began := time.Now()
+		body, err := postQuery(c, base+path, tenant, form)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+		if !strings.Contains(string(body), `"status":"success"`) {
+			return nil, fmt.Errorf("%s: %.300s", q, body)
+		}
+		latencies = append(latencies, time.Since(began))
+	}
+	slices.Sort(latencies)
+	return latencies, nil
+}
+
+func unixSeconds(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
 }
 
 // writeExampleConfig writes Cortex's example into dir, rewritten as
@@ -230,27 +283,38 @@ func noErrors(what string, s *loadgen.Summary) error {
 
 // expectSeries asks for the tenant's series count at the present.
 func expectSeries(c *http.Client, base, tenant string, want int) error {
-	form := url.Values{"query": {"count(loadgen_metric)"}}
-	req, err := http.NewRequest(http.MethodPost, base+"/prometheus/api/v1/query", strings.NewReader(form.Encode()))
+	body, err := postQuery(c, base+"/prometheus/api/v1/query", tenant, url.Values{"query": {"count(loadgen_metric)"}})
 	if err != nil {
-		return err
+		return fmt.Errorf("count(loadgen_metric) of tenant %s: %w", tenant, err)
+	}
+	if !strings.Contains(string(body), `"`+strconv.Itoa(want)+`"]`) {
+		return fmt.Errorf("count(loadgen_metric) of tenant %s: want %d series, got %.300s", tenant, want, body)
+	}
+	return nil
+}
+
+// postQuery sends a query form as Grafana does and returns the answer,
+// which must have status 200.
+func postQuery(c *http.Client, target, tenant string, form url.Values) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Scope-OrgID", tenant)
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	wantValue := `"` + strconv.Itoa(want) + `"]`
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), wantValue) {
-		return fmt.Errorf("count(loadgen_metric) of tenant %s: want %d series, got status %d: %.300s", tenant, want, resp.StatusCode, body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %.300s", resp.StatusCode, body)
 	}
-	return nil
+	return body, nil
 }
 
 // version names a binary: its -version line in quotes, and the Go release
@@ -309,6 +373,9 @@ func (b *bench) measures() []measure {
 		{"query p50", func(m measured) float64 { return m.query.LatencyP50Ms }, false},
 		{"query p99", func(m measured) float64 { return m.query.LatencyP99Ms }, false},
 		{"server CPU per query", measured.cpuPerQuery, false},
+		{"query p50, one at a time", func(m measured) float64 { return m.alonePercentile(0.5) }, false},
+		{"slowest query, one at a time", func(m measured) float64 { return m.alonePercentile(1) }, false},
+		{"server CPU per query, one at a time", measured.cpuPerQueryAlone, false},
 		{"RSS after the load per active series", func(m measured) float64 { return m.perSeries(b.series) }, false},
 		{"RSS added by the load per active series", func(m measured) float64 { return float64(m.loadRSS-m.idleRSS) / float64(b.series) }, false},
 	}
@@ -328,7 +395,7 @@ func compareReport(b *bench, runs [][2]measured, original, ours system, command 
 	fmt.Fprintf(&sb, "%s\n\n", compareHeading)
 	fmt.Fprintf(&sb, "Measured by `make bench-cortex` (`%s`) in one run on %s: %s. "+
 		"The original, %s, is built by scripts/cortex-original.sh from its module source as Cortex's release Makefile builds it "+
-		"(%s). This system, %s, is at commit %s (%s).\n\n", command, today(), machine(), original.name, origVersion, ours.name, commit(), oursVersion)
+		"(%s). This system is at commit %s (%s).\n\n", command, today(), machine(), original.name, origVersion, commit(), oursVersion)
 	fmt.Fprintf(&sb, "Each runs as one process (`-target=all`) from the same configuration, Cortex's own `single-process-config-blocks-tls.yaml` "+
 		"(its directories, certificates and blocks on the filesystem filled in as the example tests do; it sends pushes to the ingester with gzip), "+
 		"plus the same flags: the guide's TLS flags on the HTTP server and the store-gateway client, `-<prefix>.tls-enabled=true` on every gRPC client, "+
@@ -339,9 +406,21 @@ func compareReport(b *bench, runs [][2]measured, original, ours system, command 
 		"server CPU is the process's user+system time over the measured window, from /proc. "+
 		"Memory: the process's RSS after that load, divided by the %d active series. "+
 		"Queries: `loadgen.DefaultQueries`, instant and 10-minute range alternately, 4 per second for 10 s, over a second tenant holding the same series "+
-		"scraped every 15 s for the last 10 minutes; server CPU per query is the process's CPU time from the first query to the last answer, divided by the queries answered. "+
+		"scraped every 15 s for the last 10 minutes, as `make bench` sends them; server CPU per query is the process's CPU time from the first query to the last answer, divided by the queries answered. "+
+		"Then the same queries one at a time for 10 s, each sent when the last is answered: the time to answer without waiting in line "+
+		"(a run answers 10 to 30 of them, too few for a 99th percentile: the slowest is given instead). "+
 		"Client and server share the machine and its 2 cores, over loopback.\n\n",
 		b.rounds, b.series, b.series, b.duration, b.warmup, b.series)
+	var cpuPerQuery []float64
+	for _, pair := range runs {
+		cpuPerQuery = append(cpuPerQuery, pair[0].cpuPerQuery(), pair[1].cpuPerQuery())
+	}
+	if cores := 4 * medianOf(cpuPerQuery); cores > 0.5*float64(runtime.NumCPU()) {
+		fmt.Fprintf(&sb, "At the CPU per query measured, 4 queries per second ask for %.1f of the machine's %d cores: "+
+			"at that rate the latencies are mostly time spent waiting in line, and they swing widely from round to round "+
+			"with the machine's other load; the one-at-a-time latencies and the CPU per query are the steadier figures.\n\n",
+			cores, runtime.NumCPU())
+	}
 
 	sb.WriteString("Ratios are this system's figure divided by the original's, per round and their median.\n\n")
 	sb.WriteString("| measure | better | per round | median | this system is |\n|---|---|---|---|---|\n")
@@ -371,14 +450,15 @@ func compareReport(b *bench, runs [][2]measured, original, ours system, command 
 		fmt.Fprintf(&sb, "\nWorse than the original, by the median: %s.\n", strings.Join(worse, "; "))
 	}
 
-	sb.WriteString("\nEach run's figures:\n\n| round | binary | samples/s (wall) | server CPU cores | samples per server CPU-second | push p50 / p99 | RSS ready / after load | per active series | query p50 / p99 | server CPU per query | queries answered / skipped |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("\nEach run's figures:\n\n| round | binary | samples/s (wall) | server CPU cores | samples per server CPU-second | push p50 / p99 | RSS ready / after load | per active series | query p50 / p99 | server CPU per query | queries answered / skipped | one at a time: p50 / slowest, CPU per query, queries |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for round, pair := range runs {
 		for i, m := range pair {
 			name := []string{original.name, ours.name}[i]
-			fmt.Fprintf(&sb, "| %d | %s | %.0f | %.2f | %.0f | %.1f / %.1f ms | %.0f / %.0f MB | %.1f KB | %.0f / %.0f ms | %.0f ms | %d / %d |\n",
+			fmt.Fprintf(&sb, "| %d | %s | %.0f | %.2f | %.0f | %.1f / %.1f ms | %.0f / %.0f MB | %.1f KB | %.0f / %.0f ms | %.0f ms | %d / %d | %.0f / %.0f ms, %.0f ms, %d |\n",
 				round+1, name, m.write.SamplesPerSecond, m.writeCPU/m.write.DurationSeconds, m.perCPU(),
 				m.write.LatencyP50Ms, m.write.LatencyP99Ms, float64(m.idleRSS)/1e6, float64(m.loadRSS)/1e6, m.perSeries(b.series)/1e3,
-				m.query.LatencyP50Ms, m.query.LatencyP99Ms, m.cpuPerQuery()*1e3, m.query.SucceededRequests, m.query.Errors["skipped"])
+				m.query.LatencyP50Ms, m.query.LatencyP99Ms, m.cpuPerQuery()*1e3, m.query.SucceededRequests, m.query.Errors["skipped"],
+				m.alonePercentile(0.5), m.alonePercentile(1), m.cpuPerQueryAlone()*1e3, len(m.alone))
 		}
 	}
 	sb.WriteString("\n\"skipped\" counts queries the load generator could not start on time because 16 were already running; they are in no latency figure.\n")
