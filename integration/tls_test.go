@@ -272,7 +272,7 @@ func TestStartupErrors(t *testing.T) {
 		{"missing memberlist certificate, without -memberlist.tls-enabled", []string{"-target=ingester", "-ring.store=memberlist", "-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=0",
 			"-memberlist.tls-cert-path=" + dir + "/nope.crt", "-memberlist.tls-key-path=" + dir + "/client.key"},
 			[]string{"-memberlist.tls-cert-path=" + dir + "/nope.crt: file does not exist"}},
-		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: `, "all, compactor, configs, distributor, ingester, overrides, purger, querier, query-frontend, query-scheduler, ruler, store-gateway"}},
+		{"unknown target", []string{"-target=nonsense"}, []string{`unknown component "nonsense"; valid values: `, "all, compactor, configs, distributor, flusher, ingester, overrides, purger, querier, query-frontend, query-scheduler, ruler, store-gateway"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
