@@ -348,6 +348,11 @@ func TestHistoryServedFromBucketAfterIngesterDataLoss(t *testing.T) {
 		"-blocks-storage.bucket-store.index-cache.backend=inmemory",
 		"-blocks-storage.bucket-store.chunks-cache.backend=inmemory",
 		"-blocks-storage.bucket-store.metadata-cache.backend=inmemory",
+		// The first process's compactor may have indexed the blocks it
+		// had shipped before its last ones: the index this process first
+		// reads is then stale, and its cached copy is read again once
+		// this process's compactor has rewritten it (5m in Cortex).
+		"-blocks-storage.bucket-store.metadata-cache.bucket-index-content-ttl=1s",
 		"-querier.store-gateway-series-batch-size=100",
 		"-compactor.caching-bucket-enabled",
 		"-compactor.cleaner-caching-bucket-enabled",
