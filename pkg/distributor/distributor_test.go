@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -115,6 +116,27 @@ func TestPushQuorum(t *testing.T) {
 		}
 	}
 	c.waitMetric(2, "cortex_distributor_ingester_append_failures_total", "ingester", c.ingesters[0].addr, "status", "5xx")
+}
+
+// A push whose client closes the request before a quorum answered names
+// the client, not -distributor.remote-timeout, which did not expire.
+func TestPushClosedByClient(t *testing.T) {
+	c := newCluster(t, clusterOpts{cfg: func(cfg *Config) { cfg.RemoteTimeout = time.Minute }})
+	for _, f := range c.ingesters[:2] {
+		f.delay.Store(int64(time.Minute))
+	}
+	// The HTTP server cancels a request's context when its client goes.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(encodeV1(t, manySeries(3)))).WithContext(ctx)
+	req.Header.Set(tenant.HeaderName, testTenant)
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	rec := httptest.NewRecorder()
+	c.handler.ServeHTTP(rec, req)
+	if b := rec.Body.String(); rec.Code != StatusClientClosedRequest || !strings.Contains(b, "before the client closed the request") || strings.Contains(b, "remote-timeout") {
+		t.Fatalf("push closed by its client: %d %q, want 499 saying the client closed it", rec.Code, b)
+	}
 }
 
 func TestPushTimeout(t *testing.T) {

@@ -312,6 +312,11 @@ func (f *failures) add(inst ring.InstanceDesc, err error) {
 	f.mu.Unlock()
 }
 
+// StatusClientClosedRequest is the status logged for a push whose client
+// closed the request before the ingesters answered: nginx's 499, which
+// Cortex also uses for canceled requests.
+const StatusClientClosedRequest = 499
+
 // batchError turns DoBatch's error into one answer: the ingesters' own
 // message for refused data (4xx), or which ingesters failed (5xx).
 func (d *Distributor) batchError(ctx context.Context, err error, f *failures) error {
@@ -340,7 +345,13 @@ func (d *Distributor) batchError(ctx context.Context, err error, f *failures) er
 		code = http.StatusServiceUnavailable
 	}
 	msg := fmt.Sprintf("write not acknowledged by a quorum of ingesters (replication factor %d, quorum %d)", rf, rf/2+1)
-	if ctx.Err() != nil || f.timedOut.Load() {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The client went away (its own timeout, or it stopped): no
+		// timeout of this system expired, and nobody reads the answer.
+		code = StatusClientClosedRequest
+		msg += " before the client closed the request"
+	case ctx.Err() != nil || f.timedOut.Load():
 		msg += fmt.Sprintf(" within -distributor.remote-timeout (%s)", d.cfg.RemoteTimeout)
 	}
 	if n > 0 {
