@@ -177,7 +177,7 @@ type Limits struct {
 
 // RegisterFlags registers the defaults that apply to every tenant.
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
-	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 25000, "Per-tenant ingestion rate limit in samples per second.")
+	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 25000, "Per-tenant ingestion rate limit in samples per second. 0 means no limit (Cortex lets only the first -distributor.ingestion-burst-size samples through at 0).")
 	f.BoolVar(&l.AcceptHASamples, "distributor.ha-tracker.enable-for-all-users", false, "Deduplicate the samples of HA Prometheus pairs for every tenant (needs -distributor.ha-tracker.enable); the per-tenant accept_ha_samples overrides it.")
 	f.StringVar(&l.HAClusterLabel, "distributor.ha-tracker.cluster", "cluster", "Label naming a tenant's HA cluster of Prometheus replicas.")
 	f.StringVar(&l.HAReplicaLabel, "distributor.ha-tracker.replica", "__replica__", "Label naming the Prometheus replica within an HA cluster; removed from the stored samples of the elected replica.")
