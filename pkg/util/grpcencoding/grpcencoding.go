@@ -30,6 +30,9 @@ const MaxDecodedSize = 128 << 20
 var Names = []string{gzip.Name, snappy.Name, SnappyBlockName, ZstdName}
 
 func init() {
+	// Replaces gRPC's own "gzip", which this package's import of it has
+	// registered before this runs.
+	encoding.RegisterCompressor(newGzip())
 	encoding.RegisterCompressor(newSnappyBlock())
 	encoding.RegisterCompressor(newZstd())
 }

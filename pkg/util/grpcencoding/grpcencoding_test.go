@@ -2,6 +2,7 @@ package grpcencoding
 
 import (
 	"bytes"
+	stdgzip "compress/gzip"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -100,5 +101,49 @@ func TestValidate(t *testing.T) {
 		if err := Validate("x", ok); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// "gzip" is klauspost's, and writes what the standard library's gzip (a
+// peer on gRPC's own compressor, such as Cortex) reads, and reads what it
+// writes.
+func TestGzipReadsAndWritesStandardGzip(t *testing.T) {
+	c := encoding.GetCompressor("gzip")
+	if _, ok := c.(*gzipCompressor); !ok {
+		t.Fatalf("the registered gzip compressor is %T, want this package's", c)
+	}
+	body := bytes.Repeat([]byte("http_requests_total{job=\"api\"} "), 4096)
+	for range 3 { // through the pools
+		var buf bytes.Buffer
+		w, err := c.Compress(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write(body)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		zr, err := stdgzip.NewReader(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("the standard library read %d bytes (%v), want the %d written", len(got), err, len(body))
+		}
+
+		buf.Reset()
+		zw := stdgzip.NewWriter(&buf)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		r, err := c.Decompress(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("read %d bytes (%v) of the standard library's gzip, want %d", len(got), err, len(body))
+		}
+	}
+	if _, err := c.Decompress(bytes.NewReader([]byte("not gzip"))); err == nil {
+		t.Fatal("a body that is not gzip decompressed without error")
 	}
 }
