@@ -41,6 +41,11 @@ func TestCompactorsPartitionTenant(t *testing.T) {
 			"-compactor.compaction-interval=1s",
 			"-compactor.cleanup-interval=1s",
 			"-compactor.deletion-delay=0s",
+			// One level: with Cortex's 12h and 24h levels too, the
+			// partitions compact again whenever the 12h range of the
+			// blocks (five to seven hours old) has ended, as it has in
+			// the first hours of each half day, UTC.
+			"-compactor.block-ranges=2h",
 			"-compactor.sharding-enabled",
 			"-compactor.sharding-strategy=shuffle-sharding",
 			"-compactor.tenant-shard-size=2",
