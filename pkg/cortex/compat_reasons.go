@@ -38,6 +38,7 @@ var compatDefaultReasons = map[string]string{
 	"ingester.lifecycler.interface":                  "the ring library's (dskit's) default; -ingester.lifecycler.addr names the address on hosts without eth0",
 	"ingester.final-sleep":                           "the ring library's (dskit's) default: a stopping ingester exits once it has left the ring",
 	"ingester.max-exemplars":                         "exemplars kept by default (100,000 per tenant), as remote write 2.0 sends them",
+	"ingester.disable-chunk-trimming": "true: chunks go to the querier whole, which drops the samples outside the range itself; trimming in the ingester re-encodes the head's open chunk of every series on every query",
 	"blocks-storage.tsdb.max-exemplars":              "exemplars kept by default (100,000 per tenant), as remote write 2.0 sends them",
 	"querier.frontend-client.grpc-max-send-msg-size": "100 MiB, so a large query answer is not refused by the client itself",
 	"querier.split-queries-by-interval":              "24h: long range queries are split by day and run in parallel by default",
@@ -77,8 +78,6 @@ type compatFeature struct {
 // compatNotBuilt lists Cortex's features whose flags do not exist here, in
 // match order: a flag counts towards the first feature it matches.
 var compatNotBuilt = []compatFeature{
-	{"Chunks storage", "Cortex's chunks storage engine: this system stores blocks only",
-		[]string{"store.max-query-length", "ingester.disable-chunk-trimming"}},
 	{"Parquet blocks", parquetWhy,
 		[]string{"parquet-converter.*", "*parquet*"}},
 	{"Consul over TLS", "dskit's consul client speaks plain HTTP, and no Consul server could be installed here to test a TLS one (neither Debian's archive nor the Go module proxy serves one; Consul has been under the BSL since 1.17); run the rings and the HA tracker over etcd or memberlist, both with TLS",

@@ -37,6 +37,9 @@ type Config struct {
 	// EnableMatcherOptimization checks low-selectivity matchers on the
 	// series the others select instead of looking up their postings.
 	EnableMatcherOptimization bool          `yaml:"enable_matcher_optimization"`
+	// DisableChunkTrimming sends QueryStreamChunks' chunks whole; when
+	// false, chunks reaching outside the queried range are cut to it.
+	DisableChunkTrimming bool `yaml:"disable_chunk_trimming"`
 	MetadataRetainPeriod      time.Duration `yaml:"metadata_retain_period"`
 	TSDBConfigUpdatePeriod    time.Duration `yaml:"user_tsdb_configs_update_period"`
 
@@ -109,6 +112,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger *slog.Logger) {
 	c.LifecyclerConfig.RegisterFlags(f, kitlog.New(logger))
 	f.BoolVar(&c.RingDetailedMetricsEnabled, "ring.detailed-metrics-enabled", true, "Export each ingester's token count (cortex_ring_tokens_owned) and share of the ring (cortex_ring_member_ownership_percent) from the ingester ring's clients. Disabling them removes two series per ingester.")
 	f.DurationVar(&c.RateUpdatePeriod, "ingester.rate-update-period", 15*time.Second, "Period at which each tenant's ingestion rate (reported by the UserStats call) is updated.")
+	f.BoolVar(&c.DisableChunkTrimming, "ingester.disable-chunk-trimming", true, "Send the chunks of a query's series whole, as the TSDB holds them, rather than re-encoding those reaching outside the queried range; the querier drops the samples outside it. When false, as in Cortex, the ingester trims, re-encoding at least the head's open chunk of every series on every query.")
 	f.BoolVar(&c.EnableMatcherOptimization, "ingester.enable-matcher-optimization", false, "Enable optimization of label matchers when query chunks. When enabled, matchers with low selectivity such as =~.+ are applied lazily during series scanning instead of being used for postings matching.")
 	f.BoolVar(&c.EnableRegexMatcherLimits, "ingester.enable-regex-matcher-limits", false, "Enable regex matcher limits and metrics collection for unoptimized regex queries. When enabled, the ingester will track pattern length, label cardinality, and total value length for unoptimized regex matchers, and refuse queries over the tenant's -validation.max-regex-pattern-length, -validation.max-label-cardinality-for-unoptimized-regex and -validation.max-total-label-value-length-for-unoptimized-regex.")
 	f.BoolVar(&c.ActiveSeriesMetricsEnabled, "ingester.active-series-metrics-enabled", true, "Track the series each tenant pushed samples to within -ingester.active-series-metrics-idle-timeout, exported as cortex_ingester_active_series and cortex_ingester_active_native_histogram_series.")

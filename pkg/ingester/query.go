@@ -139,7 +139,8 @@ func (i *Ingester) QueryStream(req *prompb.Query, stream client.QueryStreamServe
 // QueryStreamChunks sends the encoded chunks of every series matching the
 // query's matchers that overlap [start, end], sorted by labels, in batches
 // of up to 128 series. Chunks are sent whole, as the TSDB holds them, so
-// they may hold samples outside the range. The samples metric counts the
+// they may hold samples outside the range, unless
+// -ingester.disable-chunk-trimming is false. The samples metric counts the
 // samples of the chunks sent.
 func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStreamChunksServer) error {
 	ctx := stream.Context()
@@ -165,10 +166,10 @@ func (i *Ingester) QueryStreamChunks(req *prompb.Query, stream client.QueryStrea
 		it                    chunks.Iterator
 		numSeries, numSamples int
 	)
-	// Trimming would re-encode every chunk reaching outside the range,
-	// which the head's open chunk always does (its end is not known yet):
-	// the querier trims instead.
-	hints := &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}
+	// Trimming re-encodes every chunk reaching outside the range, which
+	// the head's open chunk always does (its end is not known yet): by
+	// default (-ingester.disable-chunk-trimming) the querier trims instead.
+	hints := &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: i.cfg.DisableChunkTrimming}
 	ms, lazy := i.splitMatchers(ms)
 	queried := i.queried.recorder(u.queried)
 	ss := querysharding.SelectChunks(ctx, q, true, hints, ms...)

@@ -327,3 +327,35 @@ func TestQueryStreamChunksWhileAppending(t *testing.T) {
 		t.Fatal("no chunks read")
 	}
 }
+
+// With -ingester.disable-chunk-trimming (the default here) a chunk is sent
+// whole, samples outside the range included; with it false, as Cortex's
+// default, the ingester cuts it to the range.
+func TestQueryStreamChunksTrimming(t *testing.T) {
+	ls := []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "api"}}
+	var tv []float64
+	for ts := 100; ts <= 1000; ts += 100 {
+		tv = append(tv, float64(ts), float64(ts))
+	}
+	for _, disable := range []bool{true, false} {
+		cfg := testConfig(t, t.TempDir(), newKV(t))
+		cfg.DisableChunkTrimming = disable
+		h := startHarness(t, cfg, newTestLimits(t, nil))
+		h.mustPush("team-a", floats(ls, tv...))
+		var got []int64
+		for _, s := range h.queryChunks("team-a", 300, 600, &prompb.LabelMatcher{Type: prompb.LabelMatcher_EQ, Name: "job", Value: "api"}) {
+			for _, c := range s.Chunks {
+				for _, smp := range decodeChunk(t, c).floats {
+					got = append(got, smp.Timestamp)
+				}
+			}
+		}
+		want := []int64{100, 200, 300, 400, 500, 600, 700, 800, 900, 1000}
+		if !disable {
+			want = []int64{300, 400, 500, 600}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("-ingester.disable-chunk-trimming=%v: chunks hold samples at %v, want %v", disable, got, want)
+		}
+	}
+}
