@@ -38,7 +38,7 @@ var compatDefaultReasons = map[string]string{
 	"ingester.lifecycler.interface":                  "the ring library's (dskit's) default; -ingester.lifecycler.addr names the address on hosts without eth0",
 	"ingester.final-sleep":                           "the ring library's (dskit's) default: a stopping ingester exits once it has left the ring",
 	"ingester.max-exemplars":                         "exemplars kept by default (100,000 per tenant), as remote write 2.0 sends them",
-	"ingester.disable-chunk-trimming": "true: chunks go to the querier whole, which drops the samples outside the range itself; trimming in the ingester re-encodes the head's open chunk of every series on every query",
+	"ingester.disable-chunk-trimming":                "true: chunks go to the querier whole, which drops the samples outside the range itself; trimming in the ingester re-encodes the head's open chunk of every series on every query",
 	"blocks-storage.tsdb.max-exemplars":              "exemplars kept by default (100,000 per tenant), as remote write 2.0 sends them",
 	"querier.frontend-client.grpc-max-send-msg-size": "100 MiB, so a large query answer is not refused by the client itself",
 	"querier.split-queries-by-interval":              "24h: long range queries are split by day and run in parallel by default",

@@ -36,12 +36,12 @@ type Config struct {
 	EnableRegexMatcherLimits bool `yaml:"enable_regex_matcher_limits"`
 	// EnableMatcherOptimization checks low-selectivity matchers on the
 	// series the others select instead of looking up their postings.
-	EnableMatcherOptimization bool          `yaml:"enable_matcher_optimization"`
+	EnableMatcherOptimization bool `yaml:"enable_matcher_optimization"`
 	// DisableChunkTrimming sends QueryStreamChunks' chunks whole; when
 	// false, chunks reaching outside the queried range are cut to it.
-	DisableChunkTrimming bool `yaml:"disable_chunk_trimming"`
-	MetadataRetainPeriod      time.Duration `yaml:"metadata_retain_period"`
-	TSDBConfigUpdatePeriod    time.Duration `yaml:"user_tsdb_configs_update_period"`
+	DisableChunkTrimming   bool          `yaml:"disable_chunk_trimming"`
+	MetadataRetainPeriod   time.Duration `yaml:"metadata_retain_period"`
+	TSDBConfigUpdatePeriod time.Duration `yaml:"user_tsdb_configs_update_period"`
 
 	ActiveSeriesMetricsEnabled      bool          `yaml:"active_series_metrics_enabled"`
 	ActiveSeriesMetricsUpdatePeriod time.Duration `yaml:"active_series_metrics_update_period"`
