@@ -68,21 +68,34 @@ func SplitAddresses(s string) []string {
 	return out
 }
 
-// Validate checks the block registered under prefix.
-func (c *MemcachedConfig) Validate(prefix string) error {
-	addrs := c.AddressList()
+// validateAddresses checks the host:port list flagName gives for a cache
+// of server (memcached, redis); with needHost, an empty host or port is
+// refused too.
+func validateAddresses(flagName, server string, addrs []string, needHost bool) error {
 	if len(addrs) == 0 {
-		return fmt.Errorf("-%s.addresses must name at least one memcached server", prefix)
+		return fmt.Errorf("%s must name at least one %s server", flagName, server)
 	}
 	for _, a := range addrs {
 		// Cortex's dns+ and dnssrv+ service discovery is not implemented:
 		// better refused than dialled as a host name.
 		if strings.Contains(a, "+") {
-			return fmt.Errorf("-%s.addresses: %q: service discovery prefixes (dns+, dnssrv+) are not supported; give host:port", prefix, a)
+			return fmt.Errorf("%s: %q: service discovery prefixes (dns+, dnssrv+) are not supported; give host:port", flagName, a)
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("-%s.addresses: %q: %w", prefix, a, err)
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("%s: %q: %w", flagName, a, err)
 		}
+		if needHost && (host == "" || port == "") {
+			return fmt.Errorf("%s: %q: want host:port", flagName, a)
+		}
+	}
+	return nil
+}
+
+// Validate checks the block registered under prefix.
+func (c *MemcachedConfig) Validate(prefix string) error {
+	if err := validateAddresses("-"+prefix+".addresses", "memcached", c.AddressList(), false); err != nil {
+		return err
 	}
 	switch {
 	case c.Timeout <= 0:

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,24 +114,7 @@ func (c *RedisConfig) Validate(prefix string) error {
 
 // ValidateRedisAddresses checks a list of host:port given by flagName.
 func ValidateRedisAddresses(flagName string, addrs []string) error {
-	if len(addrs) == 0 {
-		return fmt.Errorf("%s must name at least one redis server", flagName)
-	}
-	for _, a := range addrs {
-		// DNS service discovery prefixes are not resolved by the redis
-		// client (nor by Cortex's): better refused than dialled as a host.
-		if strings.Contains(a, "+") {
-			return fmt.Errorf("%s: %q: service discovery prefixes (dns+, dnssrv+) are not supported; give host:port", flagName, a)
-		}
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			return fmt.Errorf("%s: %q: %w", flagName, a, err)
-		}
-		if host == "" || port == "" {
-			return fmt.Errorf("%s: %q: want host:port", flagName, a)
-		}
-	}
-	return nil
+	return validateAddresses(flagName, "redis", addrs, true)
 }
 
 // Redis is a Cache in Redis, as Cortex's blocks storage caches use it
